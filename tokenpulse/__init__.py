@@ -1,0 +1,1 @@
+"""Catches the silent failures of LLM features."""

@@ -1,0 +1,1 @@
+"""Alert notifiers (see the alerts issue)."""

@@ -1,0 +1,80 @@
+"""The HTTP API (port 8000): health, Prometheus metrics and the usage summary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from tokenpulse import metrics
+from tokenpulse.collector.wal import WriteAheadLog
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.summary import DIMENSIONS, SummaryQuery, summarize
+from tokenpulse.storage.writer import LogWriter
+
+
+def _parse_time(value: str | None, default: datetime) -> datetime:
+    if value is None:
+        return default
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(400, f"invalid ISO 8601 time {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter) -> FastAPI:
+    app = FastAPI(
+        title="tokenpulse",
+        summary="LLM usage, cost and silent-failure detection over OpenTelemetry spans.",
+        version="0.1.0",
+    )
+
+    @app.get("/healthz", summary="Liveness: the process serves requests")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: storage answers and the writer is keeping up")
+    def readyz() -> JSONResponse:
+        problems = []
+        try:
+            store.rows("SELECT 1")
+        except Exception as error:
+            problems.append(f"storage unreachable: {error}")
+        if not writer.healthy:
+            problems.append("inserts into storage are failing; data is kept in the write-ahead log")
+        body = {"status": "ready" if not problems else "not ready", "problems": problems}
+        return JSONResponse(body, status_code=200 if not problems else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    def prometheus_metrics() -> Response:
+        metrics.WAL_PENDING_BYTES.set(wal.pending_bytes)
+        metrics.WAL_SEGMENTS.set(len(wal.segments()))
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/v1/summary", summary="Calls, tokens by kind, cost and latency, grouped by dimensions")
+    async def summary(
+        request: Request,
+        start: str | None = Query(None, description="ISO 8601; default one hour before end"),
+        end: str | None = Query(None, description="ISO 8601; default the end of the current minute"),
+        group_by: str = Query("", description=f"comma-separated dimensions: {', '.join(DIMENSIONS)}"),
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        end_time = _parse_time(end, now)
+        start_time = _parse_time(start, end_time - timedelta(hours=1))
+        # Any other query parameter named after a dimension filters on it (e.g. ?service=checkout).
+        filters = {k: v for k, v in request.query_params.items() if k in DIMENSIONS}
+        try:
+            query = SummaryQuery(
+                start_time, end_time, tuple(d for d in group_by.split(",") if d), filters
+            )
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
+        groups = await run_in_threadpool(summarize, store, query)
+        return {"start": start_time.isoformat(), "end": end_time.isoformat(), "groups": groups}
+
+    return app

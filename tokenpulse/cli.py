@@ -1,0 +1,157 @@
+"""The `tokenpulse` command: serve, ingest, summary."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from tokenpulse.collector import otlp
+from tokenpulse.config import load_settings
+from tokenpulse.storage.store import DataDirInUse
+
+log = logging.getLogger("tokenpulse")
+
+
+def _storage_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--data", type=Path, help="embedded store directory (env TOKENPULSE_DATA)")
+    where.add_argument("--clickhouse", help="ClickHouse server URL (env TOKENPULSE_CLICKHOUSE_URL)")
+    parser.add_argument("--config", type=Path, help="TOML config file (env TOKENPULSE_CONFIG)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tokenpulse", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the collector and the API")
+    _storage_arguments(serve)
+    serve.add_argument("--host", help="bind address (env TOKENPULSE_HOST, default 127.0.0.1)")
+    serve.add_argument("--otlp-http-port", type=int, help="env TOKENPULSE_OTLP_HTTP_PORT, default 4318")
+    serve.add_argument("--otlp-grpc-port", type=int, help="env TOKENPULSE_OTLP_GRPC_PORT, default 4317")
+    serve.add_argument("--api-port", type=int, help="env TOKENPULSE_API_PORT, default 8000")
+
+    ingest = commands.add_parser("ingest", help="load OTLP JSON lines files (the Collector's file exporter)")
+    _storage_arguments(ingest)
+    ingest.add_argument("files", nargs="+", type=Path, help="files with one ExportTraceServiceRequest per line")
+
+    summary = commands.add_parser("summary", help="print calls, tokens and cost from a running daemon")
+    summary.add_argument("--api", default="http://127.0.0.1:8000", help="the daemon's API base URL")
+    summary.add_argument("--start", help="ISO 8601 (default: one hour ago)")
+    summary.add_argument("--end", help="ISO 8601 (default: now)")
+    summary.add_argument("--group-by", default="service,model", help="comma-separated dimensions")
+    summary.add_argument("--json", action="store_true", help="print the API's JSON")
+    return parser
+
+
+def _read_lines(path: Path) -> Iterator[bytes]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield line
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from tokenpulse.runtime import Runtime
+
+    settings = load_settings(args.config, data_dir=args.data, clickhouse_url=args.clickhouse)
+    runtime = Runtime.open(settings)
+    calls = tool_spans = rejected = bad_lines = 0
+    last_offset = 0
+    try:
+        for path in args.files:
+            for number, line in enumerate(tqdm(_read_lines(path), desc=path.name, unit=" requests"), start=1):
+                try:
+                    result = runtime.pipeline.ingest(otlp.decode_request(line, otlp.JSON), "file")
+                except otlp.RequestError as error:
+                    bad_lines += 1
+                    log.warning("%s:%d: %s", path, number, error.message)
+                    continue
+                calls, tool_spans, rejected = (
+                    calls + result.calls, tool_spans + result.tool_spans, rejected + result.rejected
+                )
+                if result.message:
+                    log.warning("%s:%d: %s", path, number, result.message)
+                last_offset = max(last_offset, result.wal_end)
+        if not runtime.writer.wait_stored(last_offset, timeout=600):
+            log.error("timed out writing to storage; the data is kept in the write-ahead log")
+            return 1
+    finally:
+        runtime.close()
+    print(f"ingested {calls} calls and {tool_spans} tool/agent spans; rejected {rejected} spans, {bad_lines} lines")
+    return 0 if not bad_lines else 1
+
+
+def _summary(args: argparse.Namespace) -> int:
+    params = {k: v for k, v in (("start", args.start), ("end", args.end), ("group_by", args.group_by)) if v}
+    url = f"{args.api.rstrip('/')}/api/v1/summary?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            document: dict[str, Any] = json.load(response)
+    except urllib.error.HTTPError as error:
+        print(f"tokenpulse summary: {error.code} {error.read().decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as error:
+        print(f"tokenpulse summary: cannot reach the daemon at {args.api}: {error.reason}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return 0
+    print(format_summary(document, [d for d in args.group_by.split(",") if d]))
+    return 0
+
+
+def format_summary(document: dict[str, Any], group_by: list[str]) -> str:
+    """The summary as an aligned text table."""
+    header = [*group_by, "calls", "errors", "input", "cache_read", "cache_write", "output", "reasoning",
+              "cost_usd", "hit_ratio", "p99_ms", "ttft_p99_ms"]  # fmt: skip
+    table = [header]
+    for group in document["groups"]:
+        ratio = group["cache_hit_ratio"]
+        table.append(
+            [*(str(group["key"].get(d, "")) for d in group_by)]
+            + [str(group[k]) for k in ("calls", "errors", "input_tokens", "cache_read_tokens",
+                                       "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_usd")]
+            + ["-" if ratio is None else f"{ratio:.3f}"]
+            + [str(group[k]["p99"]) if group[k]["p99"] is not None else "-" for k in ("latency_ms", "ttft_ms")]
+        )  # fmt: skip
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = [f"{document['start']} .. {document['end']}"]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in table]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            from tokenpulse.daemon import serve
+
+            settings = load_settings(
+                args.config, data_dir=args.data, clickhouse_url=args.clickhouse, host=args.host,
+                otlp_http_port=args.otlp_http_port, otlp_grpc_port=args.otlp_grpc_port, api_port=args.api_port,
+            )  # fmt: skip
+            serve(settings)
+            return 0
+        if args.command == "ingest":
+            return _ingest(args)
+        return _summary(args)
+    except DataDirInUse as error:
+        print(f"tokenpulse: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

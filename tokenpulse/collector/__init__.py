@@ -1,0 +1,1 @@
+"""OTLP receivers, normalization, pricing and the write-ahead log."""

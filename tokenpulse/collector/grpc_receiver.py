@@ -1,0 +1,69 @@
+"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``."""
+
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+from google.protobuf.any_pb2 import Any as AnyMessage
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from tokenpulse import metrics
+from tokenpulse.collector import otlp
+from tokenpulse.collector.pipeline import Pipeline
+from tokenpulse.collector.wal import WalClosed, WalFull
+
+RETRY_DELAY_SECONDS = 5
+
+
+def _abort_retryable(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+    # OTLP clients retry RESOURCE_EXHAUSTED only when the status carries RetryInfo.
+    detail = AnyMessage()
+    detail.Pack(RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_SECONDS)))
+    status = Status(code=code.value[0], message=message, details=[detail])
+    context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+    context.abort(code, message)
+
+
+def start_grpc_server(pipeline: Pipeline, address: str, max_message_bytes: int) -> grpc.Server:
+    """Start the OTLP/gRPC server on ``address`` (host:port) and return it."""
+
+    def export(body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+        # The request arrives undecoded so that a malformed body is INVALID_ARGUMENT, not INTERNAL.
+        try:
+            result = pipeline.ingest(otlp.decode_request(body, otlp.PROTOBUF), "grpc")
+        except otlp.RequestError as error:
+            metrics.REQUESTS_REJECTED.labels("grpc", type(error).__name__).inc()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+        except WalFull as error:
+            metrics.REQUESTS_REJECTED.labels("grpc", "buffer_full").inc()
+            _abort_retryable(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"buffer full, retry later: {error}")
+        except WalClosed:
+            metrics.REQUESTS_REJECTED.labels("grpc", "unavailable").inc()
+            _abort_retryable(context, grpc.StatusCode.UNAVAILABLE, "tokenpulse is shutting down")
+        response = ExportTraceServiceResponse()
+        if result.rejected:
+            response.partial_success.rejected_spans = result.rejected
+            response.partial_success.error_message = result.message
+        return response
+
+    handler = grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.trace.v1.TraceService",
+        {
+            "Export": grpc.unary_unary_rpc_method_handler(
+                export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString
+            )
+        },
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="otlp-grpc"),
+        handlers=(handler,),
+        options=(("grpc.max_receive_message_length", max_message_bytes),),
+    )
+    if server.add_insecure_port(address) == 0:
+        raise OSError(f"cannot bind OTLP/gRPC receiver to {address}")
+    server.start()
+    return server

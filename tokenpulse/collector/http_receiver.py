@@ -1,0 +1,75 @@
+"""OTLP/HTTP receiver: ``POST /v1/traces`` with protobuf or JSON bodies, optionally gzip-compressed."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.concurrency import run_in_threadpool
+
+from tokenpulse import metrics
+from tokenpulse.collector import otlp
+from tokenpulse.collector.pipeline import IngestResult, Pipeline
+from tokenpulse.collector.wal import WalClosed, WalFull
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+
+
+def _encode(message: Message, kind: str) -> bytes:
+    if kind == otlp.JSON:
+        return json.dumps(json_format.MessageToDict(message)).encode()
+    return message.SerializeToString()
+
+
+def _status_response(status: int, message: str, kind: str, retry_after: int | None = None) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return Response(_encode(Status(message=message), kind), status_code=status, media_type=kind, headers=headers)
+
+
+def create_otlp_http_app(pipeline: Pipeline, max_request_bytes: int, max_decompressed_bytes: int) -> FastAPI:
+    """The OTLP/HTTP app (port 4318). Every failure answers with a google.rpc.Status body."""
+    app = FastAPI(title="tokenpulse OTLP/HTTP receiver", openapi_url=None, docs_url=None, redoc_url=None)
+
+    def ingest(body: bytes, kind: str, encoding: str | None) -> IngestResult:
+        data = otlp.decompress(body, encoding, max_decompressed_bytes)
+        return pipeline.ingest(otlp.decode_request(data, kind), "http")
+
+    @app.post("/v1/traces")
+    async def export_traces(request: Request) -> Response:
+        kind = otlp.JSON
+        try:
+            kind = otlp.media_type(request.headers.get("content-type"))
+            declared = request.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_request_bytes:
+                raise otlp.PayloadTooLarge(f"request body exceeds {max_request_bytes} bytes")
+            body = bytearray()
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > max_request_bytes:
+                    raise otlp.PayloadTooLarge(f"request body exceeds {max_request_bytes} bytes")
+            result = await run_in_threadpool(ingest, bytes(body), kind, request.headers.get("content-encoding"))
+        except otlp.RequestError as error:
+            reason = type(error).__name__
+            metrics.REQUESTS_REJECTED.labels("http", reason).inc()
+            return _status_response(error.status, error.message, kind)
+        except WalFull as error:
+            metrics.REQUESTS_REJECTED.labels("http", "buffer_full").inc()
+            return _status_response(429, f"buffer full, retry later: {error}", kind, RETRY_AFTER_SECONDS)
+        except WalClosed:
+            metrics.REQUESTS_REJECTED.labels("http", "unavailable").inc()
+            return _status_response(503, "tokenpulse is shutting down", kind, RETRY_AFTER_SECONDS)
+        response = ExportTraceServiceResponse()
+        if result.rejected:
+            response.partial_success.rejected_spans = result.rejected
+            response.partial_success.error_message = result.message
+        return Response(_encode(response, kind), status_code=200, media_type=kind)
+
+    return app

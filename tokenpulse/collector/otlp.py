@@ -1,0 +1,109 @@
+"""Decoding of OTLP trace export requests (protobuf and OTLP/JSON, optionally gzip) with size limits."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+class RequestError(Exception):
+    """A request that cannot be accepted at all; ``status`` is the OTLP/HTTP status code."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(RequestError):
+    status = 400
+
+
+class PayloadTooLarge(RequestError):
+    status = 413
+
+
+class UnsupportedMediaType(RequestError):
+    status = 415
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a Content-Type header, or raise 415 for one OTLP/HTTP does not define."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    if kind in (PROTOBUF, JSON):
+        return kind
+    raise UnsupportedMediaType(
+        f"unsupported content type {content_type!r}: use {PROTOBUF} or {JSON}"
+    )
+
+
+def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+    """Undo ``Content-Encoding``; a body that inflates past ``max_bytes`` (a gzip bomb) raises 413."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise UnsupportedMediaType(f"unsupported content encoding {content_encoding!r}: use gzip or none")
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as error:
+        raise BadRequest(f"invalid gzip body: {error}") from None
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"decompressed body exceeds {max_bytes} bytes")
+    if not inflater.eof:
+        raise BadRequest("truncated gzip body")
+    return data
+
+
+def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
+    """Parse an (uncompressed) OTLP trace export body of media type ``kind``."""
+    request = ExportTraceServiceRequest()
+    if kind == PROTOBUF:
+        try:
+            request.ParseFromString(body)
+        except DecodeError as error:
+            raise BadRequest(f"undecodable protobuf body: {error}") from None
+        return request
+    try:
+        document = json.loads(body)
+        _hex_ids_to_base64(document)
+        json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except (ValueError, TypeError, json_format.ParseError, AttributeError) as error:
+        raise BadRequest(f"undecodable OTLP/JSON body: {error}") from None
+    return request
+
+
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def _hex_ids_to_base64(document: Any) -> None:
+    """OTLP/JSON carries trace and span ids as hex, protobuf's JSON mapping expects base64 bytes."""
+    if not isinstance(document, dict):
+        raise BadRequest("OTLP/JSON body must be an object")
+    for resource_spans in document.get("resourceSpans") or document.get("resource_spans") or []:
+        for scope_spans in resource_spans.get("scopeSpans") or resource_spans.get("scope_spans") or []:
+            for span in scope_spans.get("spans") or []:
+                _convert_ids(span)
+                for link in span.get("links") or []:
+                    _convert_ids(link)
+
+
+def _convert_ids(item: dict[str, Any]) -> None:
+    for field in _ID_FIELDS:
+        value = item.get(field)
+        if isinstance(value, str) and value:
+            try:
+                item[field] = base64.b64encode(bytes.fromhex(value)).decode()
+            except ValueError:
+                raise BadRequest(f"{field} {value!r} is not hex") from None

@@ -1,0 +1,86 @@
+"""receive -> normalize -> durable buffer: the one path every span takes (OTLP/HTTP, OTLP/gRPC, file ingest)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tokenpulse import metrics
+from tokenpulse.collector.normalize import InvalidSpan, NormalizeConfig, normalize_span
+from tokenpulse.collector.pricing import Pricer
+from tokenpulse.collector.records import CallRecord, ToolSpanRecord
+from tokenpulse.collector.spans import iter_spans
+from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tokenpulse.storage.rows import encode_rows
+
+# partial_success messages list a few rejections, not thousands.
+_MAX_MESSAGES = 5
+
+
+@dataclass
+class IngestResult:
+    """What became of the spans of one request."""
+
+    calls: int = 0
+    tool_spans: int = 0
+    ignored: int = 0  # spans that are neither LLM calls nor tool/agent spans: not tokenpulse's business
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+    wal_end: int = 0  # log offset just past this request's frame (0 if nothing was written)
+
+    @property
+    def message(self) -> str:
+        if not self.rejected:
+            return ""
+        more = self.rejected - len(self.reasons)
+        suffix = f"; and {more} more" if more > 0 else ""
+        return f"{self.rejected} span(s) rejected: " + "; ".join(self.reasons) + suffix
+
+
+class Pipeline:
+    """Normalizes every span of a request and appends the accepted ones to the log as one frame."""
+
+    def __init__(self, wal: WriteAheadLog, config: NormalizeConfig, pricer: Pricer) -> None:
+        self.wal = wal
+        self.config = config
+        self.pricer = pricer
+
+    def ingest(self, request: ExportTraceServiceRequest, transport: str) -> IngestResult:
+        """Normalize and durably buffer ``request``; returns once the accepted spans are on disk.
+
+        Raises WalFull / WalClosed when nothing could be buffered (the client should retry).
+        """
+        result = IngestResult()
+        calls: list[CallRecord] = []
+        tool_spans: list[ToolSpanRecord] = []
+        received = 0
+        for span in iter_spans(request):
+            received += 1
+            try:
+                record = normalize_span(span, self.config, self.pricer)
+            except InvalidSpan as error:
+                result.rejected += 1
+                if len(result.reasons) < _MAX_MESSAGES:
+                    result.reasons.append(f"span {span.span_id or '?'}: {error}")
+                continue
+            if record is None:
+                result.ignored += 1
+            elif "kind" in record:
+                tool_spans.append(record)  # type: ignore[arg-type]
+            else:
+                calls.append(record)  # type: ignore[arg-type]
+        metrics.SPANS_RECEIVED.labels(transport).inc(received)
+        if result.rejected:
+            metrics.SPANS_REJECTED.labels("invalid_span").inc(result.rejected)
+        if calls or tool_spans:
+            frame = encode_frame(encode_rows(calls), encode_rows(tool_spans), len(calls), len(tool_spans))
+            result.wal_end = self.wal.append(frame)
+        result.calls, result.tool_spans = len(calls), len(tool_spans)
+        metrics.SPANS_ACCEPTED.labels("call").inc(result.calls)
+        metrics.SPANS_ACCEPTED.labels("tool_span").inc(result.tool_spans)
+        metrics.SPANS_ACCEPTED.labels("ignored").inc(result.ignored)
+        for call in calls:
+            if not call["price_known"]:
+                metrics.UNPRICED_CALLS.labels(call["provider"]).inc()
+        return result

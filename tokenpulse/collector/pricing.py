@@ -1,0 +1,265 @@
+"""Price normalized LLM calls in USD, from pricing overrides or the `genai-prices` data.
+
+Token arguments follow ``records.py``: ``input_tokens`` includes cache reads and writes, ``output_tokens``
+includes reasoning. genai-prices uses the same inclusive model (its ``cache_*_tokens`` and
+``output_reasoning_tokens`` are descendants of ``input_tokens``/``output_tokens`` and are subtracted from
+them when they have their own price), so counts pass through unchanged.
+
+genai-prices' own ``calc_price`` costs ~65 µs a call, far too slow at 30k+ spans/s. So each model's
+prices are compiled once into flat rate cards and a call costs a dict lookup plus a few Decimal operations.
+``tests/test_pricing.py`` checks the compiled cards against genai-prices' ``calc_price`` for every
+model in the bundled data.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_left
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
+from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, calc_unit_price
+
+__all__ = ["Pricer", "TokenPrice"]
+
+logger = logging.getLogger(__name__)
+
+_MILLION = 1_000_000
+_QUANTUM = Decimal("1e-12")
+_ZERO = Decimal(0)
+# Model names come from untrusted spans; bound the cache so a flood of distinct names can't grow it forever.
+_MAX_CACHE = 10_000
+
+# OTel GenAI provider names (`gen_ai.provider.name`, older `gen_ai.system`) -> genai-prices provider ids.
+# A name not listed goes through genai-prices' own provider matching; if that finds no provider either
+# (or the name is empty), the model is matched by name alone. A known provider never falls back.
+_PROVIDER_IDS: dict[str, str] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "aws.bedrock": "aws",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "az.ai.openai": "azure",
+    "az.ai.inference": "azure",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "vertex_ai": "google",
+    "gemini": "google",
+    "mistral_ai": "mistral",
+    "x_ai": "x-ai",
+    "xai": "x-ai",
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "cohere": "cohere",
+    "perplexity": "perplexity",
+    "together_ai": "together",
+    "fireworks_ai": "fireworks",
+}
+
+# Price keys whose usage this module reports; any other priced unit (audio, images, searches, ...) gets a
+# zero count, exactly as genai-prices bills it when that usage isn't reported.
+_TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrice:
+    """A pricing override, in USD per 1 million tokens of each kind."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None  # None -> billed as input
+    cache_write: Decimal | None = None  # None -> billed as input
+    reasoning: Decimal | None = None  # None -> billed as output
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """Flat USD-per-million rates; a kind without its own price already carries its parent's rate."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    reasoning: Decimal
+    per_request: Decimal  # USD per call (genai-prices `requests_kcount` / 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class _Card:
+    """Rates per tier band: ``bands[i]`` applies when exactly ``i`` of ``thresholds`` are < input tokens."""
+
+    thresholds: tuple[int, ...]
+    bands: tuple[_Rates, ...]
+
+
+class _Timed:
+    """A model whose genai-prices price depends on the request time (price changes, off-peak windows)."""
+
+    __slots__ = ("_cards", "_model")
+
+    def __init__(self, model: ModelInfo, cards: dict[int, _Card]) -> None:
+        self._model = model
+        self._cards = cards  # keyed by id() of the ModelPrice objects the model holds for its lifetime
+
+    def card(self) -> _Card:
+        # genai-prices picks the active price itself, so its constraint rules are not duplicated here.
+        return self._cards[id(self._model.get_prices(datetime.now(UTC)))]
+
+
+# (source, prices): a _Timed when the price depends on the request time.
+_Entry = tuple[str, _Card | _Timed]
+
+
+class Pricer:
+    """Prices LLM calls; resolved prices are cached per (provider, model), unknown models included."""
+
+    def __init__(self, overrides: Mapping[str, TokenPrice] | None = None) -> None:
+        """Create a pricer.
+
+        ``overrides`` are keyed by model name or by ``"provider/model"`` (provider as it arrives on the
+        span); the provider-qualified key wins. Overrides take precedence over genai-prices.
+        """
+        self._overrides = {key: _override_card(key, price) for key, price in (overrides or {}).items()}
+        self._cache: dict[tuple[str, str], _Entry | None] = {}
+
+    def price(
+        self,
+        provider: str,
+        model: str,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int,
+        cache_write_tokens: int,
+        reasoning_tokens: int,
+    ) -> tuple[Decimal, str] | None:
+        """Return ``(cost_usd, source)`` for one call, or None when the model's price is unknown.
+
+        ``source`` is ``"override"`` or ``"genai-prices"``. Token counts are inclusive: cache reads and
+        writes are part of ``input_tokens``, reasoning is part of ``output_tokens``. The cost is
+        quantized to 12 decimal places (ROUND_HALF_EVEN).
+        """
+        key = (provider, model)
+        try:
+            entry = self._cache[key]
+        except KeyError:
+            if len(self._cache) >= _MAX_CACHE:
+                self._cache.clear()
+            entry = self._cache[key] = self._resolve(provider, model)
+        if entry is None:
+            return None
+        source, card = entry
+        if isinstance(card, _Timed):
+            card = card.card()
+
+        cached = cache_read_tokens + cache_write_tokens
+        # Exporters occasionally report subsets larger than the total; widen the total rather than bill a
+        # negative remainder (genai-prices would raise).
+        if input_tokens < cached:
+            input_tokens = cached
+        if output_tokens < reasoning_tokens:
+            output_tokens = reasoning_tokens
+        rates = card.bands[bisect_left(card.thresholds, input_tokens)]
+        # int * Decimal is exact, and at 28 digits of precision so is the sum for any realistic count.
+        usd = (
+            (input_tokens - cached) * rates.input
+            + cache_read_tokens * rates.cache_read
+            + cache_write_tokens * rates.cache_write
+            + (output_tokens - reasoning_tokens) * rates.output
+            + reasoning_tokens * rates.reasoning
+        ) / _MILLION + rates.per_request
+        return usd.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN), source
+
+    def _resolve(self, provider: str, model: str) -> _Entry | None:
+        card = self._overrides.get(f"{provider}/{model}") or self._overrides.get(model)
+        if card is not None:
+            return "override", card
+        entry = _genai_prices_entry(provider, model)
+        if entry is None:
+            logger.warning(
+                "no price for provider=%r model=%r; its calls are stored with an unknown cost "
+                "(add a pricing override to price it)",
+                provider,
+                model,
+            )
+        return entry
+
+
+def _genai_prices_entry(provider: str, model: str) -> _Entry | None:
+    """Match the model in genai-prices (the slow part, done once per key) and compile its prices."""
+    snapshot = get_snapshot()
+    provider_id = _PROVIDER_IDS.get(provider)
+    if provider_id is None and provider:
+        found = find_provider_by_id(snapshot.providers, provider)
+        provider_id = found.id if found is not None else None
+    try:
+        _, info = snapshot.find_provider_model(model, None, provider_id, None)
+    except LookupError:
+        return None
+    if isinstance(info.prices, ModelPrice):
+        card = _compile(info.prices)
+        return None if card is None else ("genai-prices", card)
+    cards: dict[int, _Card] = {}
+    for conditional in info.prices:
+        card = _compile(conditional.prices)
+        if card is None:
+            return None
+        cards[id(conditional.prices)] = card
+    return "genai-prices", _Timed(info, cards)
+
+
+def _compile(model_price: ModelPrice) -> _Card | None:
+    """Flatten a genai-prices ModelPrice into per-tier-band rates; None if tokens can't price it."""
+    prices = {key: getattr(model_price, key) for key in (*_TOKEN_KEYS, "requests_kcount")}
+    # A model priced only per audio hour, page, character... gets no cost from token counts: unknown, not
+    # $0. A ModelPrice with no prices at all is how genai-prices marks a free model, so $0 is right there.
+    no_token_price = prices["input_mtok"] is None and prices["output_mtok"] is None
+    if no_token_price and any(value is not None for value in vars(model_price).values()):
+        return None
+    thresholds = sorted(
+        {tier.start for p in prices.values() if isinstance(p, TieredPrices) for tier in p.tiers}
+    )
+    bands = []
+    # Band 0 is priced at 0 input tokens (base rates), band i just above the i-th threshold. Tiers are
+    # selected by total input tokens for every unit, as genai-prices does ("cliff" pricing); its own
+    # calc_unit_price picks the tier so the rule isn't re-implemented here.
+    for total_input in (0, *(start + 1 for start in thresholds)):
+        rate = {k: None if p is None else calc_unit_price(p, 1, total_input, 1) for k, p in prices.items()}
+        input_rate = _or(rate["input_mtok"], _ZERO)
+        output_rate = _or(rate["output_mtok"], _ZERO)
+        bands.append(
+            _Rates(
+                input=input_rate,
+                output=output_rate,
+                cache_read=_or(rate["cache_read_mtok"], input_rate),
+                cache_write=_or(rate["cache_write_mtok"], input_rate),
+                reasoning=_or(rate["output_reasoning_mtok"], output_rate),
+                per_request=_or(rate["requests_kcount"], _ZERO) / 1000,
+            )
+        )
+    return _Card(tuple(thresholds), tuple(bands))
+
+
+def _override_card(key: str, price: TokenPrice) -> _Card:
+    """Compile an override; reject floats and negatives up front so pricing never silently drifts."""
+    for value in (price.input, price.output, price.cache_read, price.cache_write, price.reasoning):
+        if value is not None and (not isinstance(value, Decimal) or not value.is_finite() or value < 0):
+            raise ValueError(f"pricing override {key!r}: prices must be finite, non-negative Decimals")
+    rates = _Rates(
+        input=price.input,
+        output=price.output,
+        cache_read=_or(price.cache_read, price.input),
+        cache_write=_or(price.cache_write, price.input),
+        reasoning=_or(price.reasoning, price.output),
+        per_request=_ZERO,
+    )
+    return _Card((), (rates,))
+
+
+def _or(value: Decimal | None, default: Decimal) -> Decimal:
+    # Not `value or default`: an explicit Decimal(0) price (free cache reads) must stay 0.
+    return default if value is None else value

@@ -1,0 +1,67 @@
+"""The canonical records tokenpulse stores: one per LLM call, one per tool/agent span.
+
+Token semantics (one meaning, whatever the dialect):
+- ``input_tokens``: every prompt token, *including* cache reads and cache writes.
+- ``output_tokens``: every generated token, *including* reasoning.
+- ``cache_read_tokens`` / ``cache_write_tokens`` are subsets of ``input_tokens``;
+  ``reasoning_tokens`` is a subset of ``output_tokens``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TypedDict
+
+
+class CallRecord(TypedDict):
+    """One normalized, priced LLM call (a row of the ``calls`` table)."""
+
+    time_unix_nano: int  # span start
+    duration_ms: float
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    service: str
+    service_version: str
+    environment: str
+    provider: str
+    request_model: str
+    response_model: str
+    operation: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    ttft_ms: float | None
+    status: str  # "ok" | "error" | "unset"
+    error_type: str
+    is_timeout: bool
+    route: str
+    user: str
+    session: str
+    prompt_version: str
+    router: str
+    escalated: bool
+    cost_usd: Decimal  # 0 when price_known is False
+    price_known: bool
+    cost_source: str  # "genai-prices" | "override" | "reported" | "unknown"
+    dialect: str
+    extra: dict[str, str]
+
+
+class ToolSpanRecord(TypedDict):
+    """One tool execution or agent invocation span, kept for attribution (``tool_spans`` table)."""
+
+    time_unix_nano: int
+    duration_ms: float
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    service: str
+    environment: str
+    kind: str  # "tool" | "agent"
+    name: str
+    status: str
+    error_type: str
+    is_timeout: bool

@@ -1,0 +1,91 @@
+"""A plain view of one OTLP span, decoupled from protobuf so normalization is testable without I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+STATUS_UNSET = 0
+STATUS_OK = 1
+STATUS_ERROR = 2
+
+
+@dataclass(slots=True)
+class SpanEvent:
+    name: str
+    time_unix_nano: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SpanView:
+    """The fields of an OTLP span that tokenpulse reads; ids are lowercase hex ('' when absent)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    attributes: dict[str, Any]
+    resource: Mapping[str, Any]
+    scope_name: str = ""
+    kind: int = 0
+    status_code: int = STATUS_UNSET
+    status_message: str = ""
+    events: list[SpanEvent] = field(default_factory=list)
+
+
+def any_value(value: AnyValue) -> Any:
+    """Convert an OTLP AnyValue into the equivalent Python value (bytes become hex)."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return attributes_dict(value.kvlist_value.values)
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return None
+
+
+def attributes_dict(attributes: Iterator[KeyValue] | Any) -> dict[str, Any]:
+    """Flatten repeated KeyValue into a dict; a repeated key keeps its last value."""
+    return {kv.key: any_value(kv.value) for kv in attributes}
+
+
+def iter_spans(request: ExportTraceServiceRequest) -> Iterator[SpanView]:
+    """Yield every span of an export request with its resource and scope attached."""
+    for resource_spans in request.resource_spans:
+        resource = attributes_dict(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            scope_name = scope_spans.scope.name
+            for span in scope_spans.spans:
+                yield SpanView(
+                    trace_id=span.trace_id.hex(),
+                    span_id=span.span_id.hex(),
+                    parent_span_id=span.parent_span_id.hex(),
+                    name=span.name,
+                    start_time_unix_nano=span.start_time_unix_nano,
+                    end_time_unix_nano=span.end_time_unix_nano,
+                    attributes=attributes_dict(span.attributes),
+                    resource=resource,
+                    scope_name=scope_name,
+                    kind=span.kind,
+                    status_code=span.status.code,
+                    status_message=span.status.message,
+                    events=[
+                        SpanEvent(e.name, e.time_unix_nano, attributes_dict(e.attributes)) for e in span.events
+                    ],
+                )

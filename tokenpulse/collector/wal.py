@@ -1,0 +1,235 @@
+"""The durable buffer: an on-disk write-ahead log between the receivers and ClickHouse.
+
+A request is acknowledged only after its frame is on disk (fsync). Appenders share fsyncs (group commit):
+whoever finds no fsync running does one for everything written so far while the others wait for it.
+
+Positions are global byte offsets that only grow; a segment file is named by the offset it starts at,
+so a position never needs a (segment, offset) pair. Frame layout::
+
+    magic u32 | payload length u32 | crc32(payload) u32 | payload
+    payload = calls count u32 | tool spans count u32 | calls bytes length u32 | calls JSONL | tools JSONL
+
+A torn tail (power cut mid-write) fails its length or CRC check and is truncated on open; the frames
+before it are intact because a request is acknowledged only after its whole frame was synced.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MAGIC = 0x54505731  # "TPW1"
+_HEADER = struct.Struct("<III")
+_COUNTS = struct.Struct("<III")
+_SUFFIX = ".wal"
+
+
+class WalFull(RuntimeError):
+    """The log holds more unwritten bytes than its cap: the caller should shed load (429)."""
+
+
+class WalClosed(RuntimeError):
+    """The log was closed (daemon shutting down)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    start: int  # global offset of the frame header
+    end: int  # global offset just past the frame
+    calls: bytes  # JSONEachRow lines of the calls table
+    tool_spans: bytes  # JSONEachRow lines of the tool_spans table
+    call_count: int
+    tool_span_count: int
+
+
+def encode_frame(calls: bytes, tool_spans: bytes, call_count: int, tool_span_count: int) -> bytes:
+    payload = _COUNTS.pack(call_count, tool_span_count, len(calls)) + calls + tool_spans
+    return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _segment_path(directory: Path, start: int) -> Path:
+    return directory / f"{start:020d}{_SUFFIX}"
+
+
+def _valid_prefix_length(path: Path) -> int:
+    """Length of the longest prefix of ``path`` made of whole, checksummed frames."""
+    valid = 0
+    with path.open("rb") as f:
+        while True:
+            header = f.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                return valid
+            magic, length, crc = _HEADER.unpack(header)
+            if magic != MAGIC:
+                return valid
+            payload = f.read(length)
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                return valid
+            valid += _HEADER.size + length
+
+
+class WriteAheadLog:
+    """Append-only segmented log with group-commit fsync and a byte cap for backpressure."""
+
+    def __init__(self, directory: Path, *, segment_bytes: int = 64 << 20, max_bytes: int = 1 << 30) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        self.max_bytes = max_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+        self.committed = 0  # everything before this offset is safely in ClickHouse (set by the writer)
+        self._lock = threading.Lock()
+        self._synced_cond = threading.Condition(self._lock)
+        self._closed = False
+        self._syncing = False
+        segments = self.segments()
+        if segments:
+            last = segments[-1]
+            path = _segment_path(directory, last)
+            valid = _valid_prefix_length(path)
+            size = path.stat().st_size
+            if valid < size:
+                log.warning(
+                    "write-ahead log %s has a torn tail: truncating %d bytes after offset %d "
+                    "(an unacknowledged write cut short by a crash)",
+                    path.name, size - valid, last + valid,
+                )
+                with path.open("r+b") as f:
+                    f.truncate(valid)
+                    os.fsync(f.fileno())
+            self._segment_start = last
+            self._written = last + valid
+        else:
+            self._segment_start = 0
+            self._written = 0
+        self._synced = self._written
+        self._fd = os.open(_segment_path(directory, self._segment_start), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fsync_directory()
+
+    # -- appending -------------------------------------------------------------------------------------
+
+    def append(self, frame: bytes) -> int:
+        """Write ``frame`` and return once it is durable; returns the offset just past it."""
+        with self._lock:
+            if self._closed:
+                raise WalClosed("write-ahead log is closed")
+            if self._written - self.committed + len(frame) > self.max_bytes:
+                raise WalFull(f"write-ahead log holds {self._written - self.committed} unwritten bytes")
+            if self._written > self._segment_start and self._written - self._segment_start + len(frame) > self.segment_bytes:
+                self._rotate()
+            os.write(self._fd, frame)
+            self._written += len(frame)
+            end = self._written
+            while self._synced < end:
+                if self._syncing:
+                    self._synced_cond.wait()
+                    continue
+                self._syncing = True
+                target, fd = self._written, self._fd
+                self._lock.release()
+                try:
+                    os.fdatasync(fd)
+                finally:
+                    self._lock.acquire()
+                    self._syncing = False
+                self._synced = max(self._synced, target)
+                self._synced_cond.notify_all()
+            return end
+
+    def _rotate(self) -> None:
+        # Never close the fd under an fsync running outside the lock: its number could be reused.
+        while self._syncing:
+            self._synced_cond.wait()
+        # The old segment is synced whole before any byte of the next one can be acknowledged.
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._synced = self._written
+        self._segment_start = self._written
+        self._fd = os.open(
+            _segment_path(self.directory, self._segment_start), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+        )
+        self._fsync_directory()
+
+    def _fsync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    @property
+    def durable_end(self) -> int:
+        """Offset up to which every frame is on disk (and acknowledged or about to be)."""
+        with self._lock:
+            return self._synced
+
+    @property
+    def pending_bytes(self) -> int:
+        with self._lock:
+            return self._written - self.committed
+
+    def segments(self) -> list[int]:
+        return sorted(int(p.name[: -len(_SUFFIX)]) for p in self.directory.glob(f"*{_SUFFIX}"))
+
+    def read(self, start: int, end: int) -> Iterator[Frame]:
+        """Yield the frames in [start, end); ``start`` must be a frame boundary."""
+        position = start
+        while position < end:
+            segment = max((s for s in self.segments() if s <= position), default=None)
+            if segment is None:
+                raise ValueError(f"offset {position} precedes the oldest write-ahead log segment")
+            entered_at = position
+            with _segment_path(self.directory, segment).open("rb") as f:
+                f.seek(position - segment)
+                while position < end:
+                    header = f.read(_HEADER.size)
+                    if len(header) < _HEADER.size:
+                        break  # end of this segment: go on in the next
+                    magic, length, crc = _HEADER.unpack(header)
+                    payload = f.read(length)
+                    if magic != MAGIC or len(payload) < length or zlib.crc32(payload) != crc:
+                        raise ValueError(f"corrupt write-ahead log frame at offset {position}")
+                    call_count, tool_span_count, calls_length = _COUNTS.unpack_from(payload)
+                    body = payload[_COUNTS.size :]
+                    frame_end = position + _HEADER.size + length
+                    yield Frame(
+                        position, frame_end, body[:calls_length], body[calls_length:], call_count, tool_span_count
+                    )
+                    position = frame_end
+            if position == entered_at:
+                raise ValueError(f"write-ahead log ends at offset {position}, expected data up to {end}")
+
+    def wait_for_data(self, position: int, timeout: float) -> int:
+        """Block until durable data exists past ``position`` (or timeout); returns the durable end."""
+        with self._lock:
+            if self._synced <= position and not self._closed:
+                self._synced_cond.wait(timeout)
+            return self._synced
+
+    def release_before(self, offset: int) -> None:
+        """Mark everything before ``offset`` as stored and delete the segments that lie wholly before it."""
+        with self._lock:
+            self.committed = max(self.committed, offset)
+            current = self._segment_start
+        segments = self.segments()
+        for start, following in zip(segments, segments[1:], strict=False):
+            if following <= offset and start < current:
+                _segment_path(self.directory, start).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._synced_cond.notify_all()

@@ -1,0 +1,88 @@
+"""Settings: defaults, overridden by the TOML config file, then environment, then command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tokenpulse.collector.normalize import NormalizeConfig
+from tokenpulse.collector.pricing import TokenPrice
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("tokenpulse-data")
+    clickhouse_url: str | None = None
+    host: str = "127.0.0.1"
+    otlp_http_port: int = 4318
+    otlp_grpc_port: int = 4317
+    api_port: int = 8000
+    retention_days: int = 90
+    max_request_bytes: int = 16 << 20  # as received (possibly gzip)
+    max_decompressed_bytes: int = 64 << 20
+    wal_max_bytes: int = 1 << 30
+    wal_segment_bytes: int = 64 << 20
+    batch_rows: int = 10_000
+    batch_seconds: float = 1.0
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    prices: dict[str, TokenPrice] = field(default_factory=dict)
+
+
+# Flat settings that the environment may set, as TOKENPULSE_<NAME upper-cased>.
+_ENV_SETTINGS = (
+    "data_dir", "clickhouse_url", "host", "otlp_http_port", "otlp_grpc_port", "api_port", "retention_days",
+    "max_request_bytes", "max_decompressed_bytes", "wal_max_bytes", "batch_rows", "batch_seconds",
+)
+_ENV_ALIASES = {"data_dir": "TOKENPULSE_DATA", "clickhouse_url": "TOKENPULSE_CLICKHOUSE_URL"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    if kind == "Path":
+        return Path(value)
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    return str(value) if value is not None else None
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    """Read the TOML file: top-level keys are flat settings, [normalize] and [prices.<model>] are tables."""
+    with path.open("rb") as f:
+        document = tomllib.load(f)
+    values: dict[str, Any] = {}
+    for key, value in document.items():
+        if key == "normalize":
+            normalize = dict(value)
+            extra = {name: tuple(keys) for name, keys in normalize.pop("extra_dimensions", {}).items()}
+            tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in normalize.items()}
+            values["normalize"] = replace(NormalizeConfig(), **tuples, extra_dimensions=extra)
+        elif key == "prices":
+            values["prices"] = {
+                model: TokenPrice(**{kind: Decimal(str(v)) for kind, v in kinds.items()})
+                for model, kinds in value.items()
+            }
+        elif key in {f.name for f in fields(Settings)}:
+            values[key] = _coerce(key, value)
+        else:
+            raise ValueError(f"{path}: unknown setting {key!r}")
+    return values
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; ``overrides`` are command-line flags (None means not given)."""
+    values: dict[str, Any] = {}
+    config_file = config_file or (Path(os.environ["TOKENPULSE_CONFIG"]) if "TOKENPULSE_CONFIG" in os.environ else None)
+    if config_file is not None:
+        values.update(_from_file(config_file))
+    for name in _ENV_SETTINGS:
+        env = _ENV_ALIASES.get(name, f"TOKENPULSE_{name.upper()}")
+        if os.environ.get(env):
+            values[name] = _coerce(name, os.environ[env])
+    values.update({name: _coerce(name, v) for name, v in overrides.items() if v is not None})
+    return Settings(**values)

@@ -1,0 +1,66 @@
+"""`tokenpulse serve`: the receivers and the API in one process, stopped cleanly by SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+
+import uvicorn
+
+from tokenpulse.api import create_api_app
+from tokenpulse.collector.grpc_receiver import start_grpc_server
+from tokenpulse.collector.http_receiver import create_otlp_http_app
+from tokenpulse.config import Settings
+from tokenpulse.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    # Two servers share one loop: the daemon, not each server, owns the signal handlers.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(runtime: Runtime) -> None:
+    settings = runtime.settings
+    grpc_server = start_grpc_server(
+        runtime.pipeline, f"{settings.host}:{settings.otlp_grpc_port}", settings.max_decompressed_bytes
+    )
+    otlp_app = create_otlp_http_app(runtime.pipeline, settings.max_request_bytes, settings.max_decompressed_bytes)
+    api_app = create_api_app(runtime.store, runtime.wal, runtime.writer)
+    servers = [
+        _Server(uvicorn.Config(app, host=settings.host, port=port, log_level="warning", access_log=False))
+        for app, port in ((otlp_app, settings.otlp_http_port), (api_app, settings.api_port))
+    ]
+    loop = asyncio.get_running_loop()
+
+    def shutdown() -> None:
+        log.info("shutting down: refusing new data, writing what was acknowledged")
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, shutdown)
+    log.info(
+        "tokenpulse serving: OTLP/gRPC %s:%d, OTLP/HTTP %s:%d, API http://%s:%d, storage %s",
+        settings.host, settings.otlp_grpc_port, settings.host, settings.otlp_http_port,
+        settings.host, settings.api_port, settings.clickhouse_url or f"chdb in {settings.data_dir}/chdb",
+    )  # fmt: skip
+    try:
+        await asyncio.gather(*(server.serve() for server in servers))
+    finally:
+        grpc_server.stop(grace=5).wait()
+
+
+def serve(settings: Settings) -> None:
+    """Run the daemon until SIGINT/SIGTERM."""
+    runtime = Runtime.open(settings)
+    try:
+        asyncio.run(_serve(runtime))
+    finally:
+        runtime.close()

@@ -1,0 +1,1 @@
+"""Detectors of silent failures (see the detectors issue)."""

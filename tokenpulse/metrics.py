@@ -1,0 +1,30 @@
+"""Prometheus metrics of the daemon itself, exposed at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+SPANS_RECEIVED = Counter(
+    "tokenpulse_spans_received", "Spans received over OTLP or ingested from files.", ["transport"]
+)
+SPANS_ACCEPTED = Counter(
+    "tokenpulse_spans_accepted", "Spans accepted into the write-ahead log, by what they became.", ["kind"]
+)
+SPANS_REJECTED = Counter("tokenpulse_spans_rejected", "Spans rejected, by reason.", ["reason"])
+REQUESTS_REJECTED = Counter(
+    "tokenpulse_requests_rejected", "Whole OTLP requests rejected, by reason.", ["transport", "reason"]
+)
+UNPRICED_CALLS = Counter(
+    "tokenpulse_unpriced_calls", "LLM calls stored with an unknown price, by provider.", ["provider"]
+)
+WAL_PENDING_BYTES = Gauge(
+    "tokenpulse_wal_pending_bytes", "Bytes in the write-ahead log not yet written to ClickHouse."
+)
+WAL_SEGMENTS = Gauge("tokenpulse_wal_segments", "Segment files of the write-ahead log on disk.")
+INSERT_SECONDS = Histogram(
+    "tokenpulse_insert_batch_seconds",
+    "Latency of one batch insert into ClickHouse.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+INSERT_FAILURES = Counter("tokenpulse_insert_failures", "Batch inserts into ClickHouse that failed.")
+ROWS_WRITTEN = Counter("tokenpulse_rows_written", "Rows written to ClickHouse, by table.", ["table"])

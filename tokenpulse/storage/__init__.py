@@ -1,0 +1,1 @@
+"""ClickHouse storage: schema, writer and queries."""

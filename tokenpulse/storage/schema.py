@@ -1,0 +1,155 @@
+"""Versioned ClickHouse migrations. Each is applied once, in order, and is itself idempotent.
+
+The same SQL runs on embedded chDB and on a ClickHouse server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Insert deduplication keeps this many recent insert tokens per table; the write-ahead log replays
+# at most one pending batch after a crash, so a small window is plenty.
+DEDUPLICATION_WINDOW = 1000
+
+# Dimensions of the per-minute rollup: what detectors and dashboards slice by. The user is left out
+# on purpose: its cardinality is unbounded, per-user questions read the raw table.
+ROLLUP_DIMENSIONS = (
+    "service",
+    "environment",
+    "route",
+    "model",
+    "provider",
+    "operation",
+    "prompt_version",
+    "service_version",
+    "router",
+)
+
+LATENCY_QUANTILES = "0.5, 0.9, 0.95, 0.99"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "calls, tool_spans and the per-minute rollup",
+        (
+            f"""
+            CREATE TABLE IF NOT EXISTS calls (
+                time DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
+                duration_ms Float64,
+                trace_id String CODEC(ZSTD(1)),
+                span_id String CODEC(ZSTD(1)),
+                parent_span_id String CODEC(ZSTD(1)),
+                service LowCardinality(String),
+                service_version LowCardinality(String),
+                environment LowCardinality(String),
+                provider LowCardinality(String),
+                request_model LowCardinality(String),
+                response_model LowCardinality(String),
+                operation LowCardinality(String),
+                input_tokens UInt64,
+                output_tokens UInt64,
+                cache_read_tokens UInt64,
+                cache_write_tokens UInt64,
+                reasoning_tokens UInt64,
+                ttft_ms Nullable(Float64),
+                status LowCardinality(String),
+                error_type LowCardinality(String),
+                is_timeout Bool,
+                route LowCardinality(String),
+                user String CODEC(ZSTD(1)),
+                session String CODEC(ZSTD(1)),
+                prompt_version LowCardinality(String),
+                router LowCardinality(String),
+                escalated Bool,
+                cost_usd Decimal(18, 12),
+                price_known Bool,
+                cost_source LowCardinality(String),
+                dialect LowCardinality(String),
+                extra Map(LowCardinality(String), String),
+                model LowCardinality(String) MATERIALIZED if(response_model != '', response_model, request_model)
+            )
+            ENGINE = ReplacingMergeTree
+            PARTITION BY toDate(time)
+            ORDER BY (service, route, toStartOfHour(time), trace_id, span_id)
+            TTL toDateTime(time) + INTERVAL 90 DAY
+            SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS tool_spans (
+                time DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
+                duration_ms Float64,
+                trace_id String CODEC(ZSTD(1)),
+                span_id String CODEC(ZSTD(1)),
+                parent_span_id String CODEC(ZSTD(1)),
+                service LowCardinality(String),
+                environment LowCardinality(String),
+                kind LowCardinality(String),
+                name LowCardinality(String),
+                status LowCardinality(String),
+                error_type LowCardinality(String),
+                is_timeout Bool
+            )
+            ENGINE = ReplacingMergeTree
+            PARTITION BY toDate(time)
+            ORDER BY (service, kind, name, toStartOfHour(time), trace_id, span_id)
+            TTL toDateTime(time) + INTERVAL 90 DAY
+            SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS calls_1m (
+                minute DateTime('UTC'),
+                {", ".join(f"{d} LowCardinality(String)" for d in ROLLUP_DIMENSIONS)},
+                calls SimpleAggregateFunction(sum, UInt64),
+                errors SimpleAggregateFunction(sum, UInt64),
+                timeouts SimpleAggregateFunction(sum, UInt64),
+                escalated_calls SimpleAggregateFunction(sum, UInt64),
+                uncached_calls SimpleAggregateFunction(sum, UInt64),
+                unpriced_calls SimpleAggregateFunction(sum, UInt64),
+                input_tokens SimpleAggregateFunction(sum, UInt64),
+                output_tokens SimpleAggregateFunction(sum, UInt64),
+                cache_read_tokens SimpleAggregateFunction(sum, UInt64),
+                cache_write_tokens SimpleAggregateFunction(sum, UInt64),
+                reasoning_tokens SimpleAggregateFunction(sum, UInt64),
+                cost_usd SimpleAggregateFunction(sum, Decimal(38, 12)),
+                latency_ms AggregateFunction(quantilesTDigest({LATENCY_QUANTILES}), Float64),
+                ttft_ms AggregateFunction(quantilesTDigest({LATENCY_QUANTILES}), Nullable(Float64))
+            )
+            ENGINE = AggregatingMergeTree
+            PARTITION BY toYYYYMM(minute)
+            ORDER BY ({", ".join(ROLLUP_DIMENSIONS)}, minute)
+            TTL minute + INTERVAL 400 DAY
+            SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}
+            """,
+            f"""
+            CREATE MATERIALIZED VIEW IF NOT EXISTS calls_1m_mv TO calls_1m AS
+            SELECT
+                toStartOfMinute(c.time) AS minute,
+                {", ".join(f"c.{d} AS {d}" for d in ROLLUP_DIMENSIONS)},
+                count() AS calls,
+                countIf(c.status = 'error') AS errors,
+                countIf(c.is_timeout) AS timeouts,
+                countIf(c.escalated) AS escalated_calls,
+                countIf(c.cache_read_tokens = 0 AND c.cache_write_tokens = 0) AS uncached_calls,
+                countIf(NOT c.price_known) AS unpriced_calls,
+                sum(c.input_tokens) AS input_tokens,
+                sum(c.output_tokens) AS output_tokens,
+                sum(c.cache_read_tokens) AS cache_read_tokens,
+                sum(c.cache_write_tokens) AS cache_write_tokens,
+                sum(c.reasoning_tokens) AS reasoning_tokens,
+                sum(toDecimal128(c.cost_usd, 12)) AS cost_usd,
+                quantilesTDigestState({LATENCY_QUANTILES})(c.duration_ms) AS latency_ms,
+                quantilesTDigestState({LATENCY_QUANTILES})(c.ttft_ms) AS ttft_ms
+            FROM calls AS c
+            GROUP BY minute, {", ".join(ROLLUP_DIMENSIONS)}
+            """,
+        ),
+    ),
+)

@@ -1,0 +1,129 @@
+"""The only module that talks to ClickHouse (embedded chDB or a server), through clickhouse-connect."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.query import QueryResult
+
+from tokenpulse.storage.schema import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+RETENTION_TABLES = ("calls", "tool_spans")
+
+
+class DataDirInUse(RuntimeError):
+    """Another process holds the embedded store's data directory (chDB allows one process per directory)."""
+
+
+class DataDirLock:
+    """An exclusive advisory lock on a data directory that names its holder's pid."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "tokenpulse.lock"
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self._fd)
+            raise DataDirInUse(
+                f"data directory {directory} is in use by another tokenpulse process (pid {holder}); "
+                "stop it or pass a different --data directory"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = -1
+
+
+class Store:
+    """ClickHouse access: migrations, idempotent batch inserts and parameterized queries."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @classmethod
+    def open(cls, data_dir: Path, clickhouse_url: str | None = None) -> Store:
+        """Open a ClickHouse server when a URL is given, else the embedded chDB store in ``data_dir``.
+
+        The caller holds the DataDirLock of ``data_dir``: chDB allows one process per directory.
+        """
+        if clickhouse_url:
+            return cls(clickhouse_connect.get_client(dsn=clickhouse_url, autogenerate_session_id=False))
+        return cls(clickhouse_connect.get_client(dsn=f"chdb://{(data_dir / 'chdb').resolve()}"))
+
+    def close(self) -> None:
+        self.client.close()
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations not applied yet; returns the versions applied now."""
+        self.client.command(
+            "CREATE TABLE IF NOT EXISTS tokenpulse_migrations "
+            "(version UInt32, name String, applied_at DateTime('UTC') DEFAULT now()) "
+            "ENGINE = MergeTree ORDER BY version"
+        )
+        done = {row[0] for row in self.client.query("SELECT version FROM tokenpulse_migrations").result_rows}
+        applied = []
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                self.client.command(statement)
+            self.client.insert(
+                "tokenpulse_migrations", [[migration.version, migration.name]], column_names=["version", "name"]
+            )
+            log.info("applied migration %d: %s", migration.version, migration.name)
+            applied.append(migration.version)
+        return applied
+
+    def set_retention(self, days: int) -> None:
+        """Make the raw tables' TTL ``days``; a no-op when it already is (no mutation is started)."""
+        wanted = f"toDateTime(time) + toIntervalDay({days})"
+        for table in RETENTION_TABLES:
+            current = self.client.query(
+                "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
+                parameters={"t": table},
+            ).result_rows[0][0]
+            if f"TTL {wanted}" in current:
+                continue
+            self.client.command(
+                f"ALTER TABLE {table} MODIFY TTL toDateTime(time) + INTERVAL {int(days)} DAY",
+                settings={"materialize_ttl_after_modify": 0},
+            )
+
+    def insert_jsonl(self, table: str, rows: bytes, dedup_token: str) -> None:
+        """Insert JSONEachRow ``rows``; a retry with the same token is a no-op (in the table and its views)."""
+        started = time.perf_counter()
+        self.client.raw_insert(
+            table,
+            None,
+            rows,
+            fmt="JSONEachRow",
+            settings={
+                "insert_deduplication_token": dedup_token,
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+                "async_insert": 0,
+            },
+        )
+        log.debug("inserted into %s in %.3fs", table, time.perf_counter() - started)
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        """Run a read query; values always travel as server-side parameters, never spliced into SQL."""
+        return self.client.query(sql, parameters=dict(parameters or {}))
+
+    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]:
+        return self.query(sql, parameters).result_rows

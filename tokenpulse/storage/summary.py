@@ -1,0 +1,135 @@
+"""The usage summary: calls, tokens by kind, cost and latency percentiles, grouped by any dimensions.
+
+Reads the per-minute rollup when the range is whole minutes and every dimension asked for is in it,
+otherwise the raw table (FINAL, so a span stored twice counts once). Values are always bound as
+query parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tokenpulse.storage.schema import LATENCY_QUANTILES, ROLLUP_DIMENSIONS
+from tokenpulse.storage.store import Store
+
+DIMENSIONS = (
+    "service", "service_version", "environment", "provider", "model", "request_model", "response_model",
+    "operation", "route", "user", "session", "prompt_version", "router", "status", "error_type",
+)  # fmt: skip
+
+# Positions of p50, p95 and p99 in LATENCY_QUANTILES (1-based, as ClickHouse arrays index).
+_P50, _P95, _P99 = (LATENCY_QUANTILES.split(", ").index(q) + 1 for q in ("0.5", "0.95", "0.99"))
+
+# metric -> (expression over the raw calls table, expression over the calls_1m rollup)
+_METRICS: dict[str, tuple[str, str]] = {
+    "calls": ("count()", "sum(calls)"),
+    "errors": ("countIf(status = 'error')", "sum(errors)"),
+    "input_tokens": ("sum(input_tokens)", "sum(input_tokens)"),
+    "output_tokens": ("sum(output_tokens)", "sum(output_tokens)"),
+    "cache_read_tokens": ("sum(cache_read_tokens)", "sum(cache_read_tokens)"),
+    "cache_write_tokens": ("sum(cache_write_tokens)", "sum(cache_write_tokens)"),
+    "reasoning_tokens": ("sum(reasoning_tokens)", "sum(reasoning_tokens)"),
+    "cost_usd": ("sum(toDecimal128(cost_usd, 12))", "sum(cost_usd)"),
+    "latency_ms": (
+        f"quantilesTDigest({LATENCY_QUANTILES})(duration_ms)",
+        f"quantilesTDigestMerge({LATENCY_QUANTILES})(latency_ms)",
+    ),
+    "ttft_ms": (
+        f"quantilesTDigest({LATENCY_QUANTILES})(ttft_ms)",
+        f"quantilesTDigestMerge({LATENCY_QUANTILES})(ttft_ms)",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SummaryQuery:
+    start: datetime
+    end: datetime
+    group_by: tuple[str, ...] = ()
+    filters: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [d for d in (*self.group_by, *self.filters) if d not in DIMENSIONS]
+        if unknown:
+            raise ValueError(f"unknown dimension(s) {', '.join(unknown)}; known: {', '.join(DIMENSIONS)}")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+
+
+def cache_hit_ratio(cache_read_tokens: int, cache_write_tokens: int, input_tokens: int) -> float | None:
+    """Share of cacheable prompt tokens served from cache.
+
+    Providers that report cache writes (Anthropic): read / (read + write). Providers that report none
+    (OpenAI, Gemini cache implicitly): read / input. None when there is nothing to divide.
+    """
+    if cache_write_tokens:
+        return cache_read_tokens / (cache_read_tokens + cache_write_tokens)
+    if input_tokens:
+        return cache_read_tokens / input_tokens
+    return None
+
+
+def _whole_minutes(moment: datetime) -> bool:
+    return moment.second == 0 and moment.microsecond == 0
+
+
+def build_summary_sql(query: SummaryQuery) -> tuple[str, dict[str, Any]]:
+    """The SQL and its parameters for ``query`` (pure: no I/O)."""
+    use_rollup = (
+        _whole_minutes(query.start)
+        and _whole_minutes(query.end)
+        and all(d in ROLLUP_DIMENSIONS for d in (*query.group_by, *query.filters))
+    )
+    column = 1 if use_rollup else 0
+    source, time_column = ("calls_1m", "minute") if use_rollup else ("calls FINAL", "time")
+    selects = [*query.group_by, *(f"{exprs[column]} AS {name}" for name, exprs in _METRICS.items())]
+    where = [f"{time_column} >= {{start:DateTime64(9, 'UTC')}}", f"{time_column} < {{end:DateTime64(9, 'UTC')}}"]
+    parameters: dict[str, Any] = {"start": query.start, "end": query.end}
+    for index, (dimension, value) in enumerate(sorted(query.filters.items())):
+        where.append(f"{dimension} = {{f{index}:String}}")
+        parameters[f"f{index}"] = value
+    sql = f"SELECT {', '.join(selects)} FROM {source} WHERE {' AND '.join(where)}"
+    if query.group_by:
+        sql += f" GROUP BY {', '.join(query.group_by)} ORDER BY cost_usd DESC, calls DESC"
+    return sql, parameters
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    def clean(value: float) -> float | None:
+        return None if value is None or math.isnan(value) else round(value, 3)
+
+    return {"p50": clean(values[_P50 - 1]), "p95": clean(values[_P95 - 1]), "p99": clean(values[_P99 - 1])}
+
+
+def summarize(store: Store, query: SummaryQuery) -> list[dict[str, Any]]:
+    """Run the summary; one group per distinct key (one group with an empty key without group_by)."""
+    sql, parameters = build_summary_sql(query)
+    result = store.query(sql, parameters)
+    groups = []
+    for row in result.named_results():
+        if not query.group_by and not row["calls"]:
+            row = {**row, "latency_ms": [math.nan] * 4, "ttft_ms": [math.nan] * 4}
+        cost: Decimal = row["cost_usd"]
+        groups.append(
+            {
+                "key": {d: row[d] for d in query.group_by},
+                "calls": row["calls"],
+                "errors": row["errors"],
+                "input_tokens": row["input_tokens"],
+                "output_tokens": row["output_tokens"],
+                "cache_read_tokens": row["cache_read_tokens"],
+                "cache_write_tokens": row["cache_write_tokens"],
+                "reasoning_tokens": row["reasoning_tokens"],
+                "cost_usd": format(cost.normalize(), "f") if cost else "0",
+                "cache_hit_ratio": cache_hit_ratio(
+                    row["cache_read_tokens"], row["cache_write_tokens"], row["input_tokens"]
+                ),
+                "latency_ms": _percentiles(row["latency_ms"]),
+                "ttft_ms": _percentiles(row["ttft_ms"]),
+            }
+        )
+    return groups
