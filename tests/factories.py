@@ -1,0 +1,54 @@
+"""Builders of canonical records for storage tests."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from decimal import Decimal
+from typing import Any
+
+from tokenpulse.collector.records import CallRecord
+
+_ids = itertools.count(1)
+# A whole minute one hour ago: recent enough for the raw tables' retention TTL.
+BASE_TIME_NS = (int(time.time()) // 60 * 60 - 3600) * 1_000_000_000
+
+
+def call_record(**overrides: Any) -> CallRecord:
+    n = next(_ids)
+    record: CallRecord = {
+        "time_unix_nano": BASE_TIME_NS,
+        "duration_ms": 1200.0,
+        "trace_id": f"{n:032x}",
+        "span_id": f"{n:016x}",
+        "parent_span_id": "",
+        "service": "checkout",
+        "service_version": "1.0.0",
+        "environment": "prod",
+        "provider": "openai",
+        "request_model": "gpt-4o",
+        "response_model": "gpt-4o-2024-08-06",
+        "operation": "chat",
+        "input_tokens": 1000,
+        "output_tokens": 200,
+        "cache_read_tokens": 600,
+        "cache_write_tokens": 0,
+        "reasoning_tokens": 0,
+        "ttft_ms": 300.0,
+        "status": "ok",
+        "error_type": "",
+        "is_timeout": False,
+        "route": "/chat",
+        "user": "u1",
+        "session": "s1",
+        "prompt_version": "v1",
+        "router": "",
+        "escalated": False,
+        "cost_usd": Decimal("0.004250000000"),
+        "price_known": True,
+        "cost_source": "genai-prices",
+        "dialect": "otel",
+        "extra": {},
+    }
+    record.update(overrides)  # type: ignore[typeddict-item]
+    return record
