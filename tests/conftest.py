@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.daemon import Daemon
 from tokenpulse.storage.store import Store
 
 
@@ -15,3 +16,21 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened.migrate()
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A running `tokenpulse serve` on the embedded store; stopped (and its store released) after the test."""
+    running = Daemon(tmp_path / "data").start()
+    yield running
+    if running.process and running.process.poll() is None:
+        running.kill()
+
+
+@pytest.fixture(scope="module")
+def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One daemon for a module of tests that only talk to it over the network."""
+    running = Daemon(tmp_path_factory.mktemp("shared") / "data").start()
+    yield running
+    if running.process and running.process.poll() is None:
+        running.kill()

@@ -1,0 +1,151 @@
+"""Ingest benchmark: sustained OTLP/HTTP protobuf load against `tokenpulse serve` on the embedded store.
+
+    python bench/ingest.py [--duration 30] [--senders 4] [--spans 512]
+
+Reports acknowledged spans/s, the time until every acknowledged span is queryable, end-to-end stored
+spans/s, request latency p50/p99 and the daemon's peak RSS (VmHWM). Exits non-zero on any loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.daemon import Daemon  # noqa: E402
+from tests.otlp_builders import export_request, llm_span  # noqa: E402
+
+SENTINEL = b"\xa5TPBENCH"  # the first 8 bytes of every trace id in the template, replaced per request
+
+
+def template_body(spans: int) -> bytes:
+    """One realistic request: ``spans`` OTel GenAI chat spans with route, user and prompt version."""
+    built = []
+    for i in range(spans):
+        span = llm_span(
+            **{
+                "gen_ai.provider.name": "anthropic" if i % 3 == 0 else "openai",
+                "gen_ai.request.model": "claude-sonnet-4-5" if i % 3 == 0 else "gpt-4o",
+                "gen_ai.response.model": "claude-sonnet-4-5-20250929" if i % 3 == 0 else "gpt-4o-2024-08-06",
+                "gen_ai.usage.input_tokens": 2_000 + i,
+                "gen_ai.usage.output_tokens": 300 + i % 50,
+                "gen_ai.usage.cache_read.input_tokens": 1_500,
+                "gen_ai.usage.cache_creation.input_tokens": 100 if i % 3 == 0 else 0,
+                "gen_ai.response.time_to_first_chunk": 0.4,
+                "gen_ai.response.finish_reasons": "stop",
+                "server.address": "api.example.com",
+                "tokenpulse.route": f"/route/{i % 8}",
+                "tokenpulse.user": f"user-{i % 97}",
+                "tokenpulse.prompt.version": "v7",
+                "gen_ai.conversation.id": f"conv-{i % 31}",
+            }
+        )
+        span.trace_id = SENTINEL + i.to_bytes(8, "big")
+        built.append(span)
+    body = export_request(*built, service="bench").SerializeToString()
+    assert body.count(SENTINEL) == spans
+    return body
+
+
+def rss_peak_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def stored_calls(daemon: Daemon) -> int:
+    response = httpx.get(
+        f"{daemon.api}/api/v1/summary",
+        params={"start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"},
+        timeout=120,
+    )
+    response.raise_for_status()
+    return response.json()["groups"][0]["calls"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--spans", type=int, default=512)
+    parser.add_argument("--data", type=Path, help="data directory (default: a fresh temporary one)")
+    args = parser.parse_args()
+
+    data_dir = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-bench-")) / "data"
+    body = template_body(args.spans)
+    daemon = Daemon(data_dir).start()
+    assert daemon.process is not None
+    latencies: list[float] = []
+    acknowledged = rejected = 0
+    counter = iter(range(1, 1 << 62))
+    lock = threading.Lock()
+    stop_at = time.monotonic() + args.duration
+
+    def sender() -> None:
+        nonlocal acknowledged, rejected
+        with httpx.Client(timeout=60) as client:
+            while time.monotonic() < stop_at:
+                with lock:
+                    prefix = next(counter).to_bytes(8, "big")
+                started = time.perf_counter()
+                response = client.post(
+                    f"{daemon.otlp_http}/v1/traces",
+                    content=body.replace(SENTINEL, prefix),
+                    headers={"Content-Type": "application/x-protobuf"},
+                )
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    if response.status_code == 200:
+                        acknowledged += args.spans
+                    else:
+                        rejected += 1
+
+    load_started = time.monotonic()
+    threads = [threading.Thread(target=sender) for _ in range(args.senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    load_ended = time.monotonic()
+
+    while (stored := stored_calls(daemon)) < acknowledged:
+        time.sleep(0.2)
+    all_stored = time.monotonic()
+    peak_rss = rss_peak_kib(daemon.process.pid)
+    daemon.stop()
+
+    latencies.sort()
+    result = {
+        "duration_s": round(load_ended - load_started, 2),
+        "senders": args.senders,
+        "spans_per_request": args.spans,
+        "requests": len(latencies),
+        "requests_rejected": rejected,
+        "acknowledged_spans": acknowledged,
+        "stored_spans": stored,
+        "acknowledged_spans_per_s": round(acknowledged / (load_ended - load_started)),
+        "seconds_until_all_queryable": round(all_stored - load_ended, 2),
+        "end_to_end_stored_spans_per_s": round(stored / (all_stored - load_started)),
+        "request_latency_p50_ms": round(statistics.median(latencies) * 1000, 1),
+        "request_latency_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+        "daemon_peak_rss_mib": round(peak_rss / 1024, 1),
+        "cpu_count": os.cpu_count(),
+    }
+    print(json.dumps(result, indent=2))
+    return 0 if stored == acknowledged else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Run `tokenpulse serve` as a real subprocess on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.data_dir = data_dir
+        self.extra_args = extra_args
+        self.http_port, self.grpc_port, self.api_port = free_port(), free_port(), free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"daemon-{self.api_port}.log"
+
+    @property
+    def otlp_http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self, timeout: float = 60) -> Daemon:
+        args = [
+            sys.executable, "-m", "tokenpulse.cli", "serve", "--data", str(self.data_dir),
+            "--otlp-http-port", str(self.http_port), "--otlp-grpc-port", str(self.grpc_port),
+            "--api-port", str(self.api_port), *self.extra_args,
+        ]  # fmt: skip
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.api}/healthz", timeout=1).status_code == 200 and self._grpc_listening():
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"daemon did not start:\n{self.log()}")
+
+    def _grpc_listening(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.grpc_port)) == 0
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and wait: a graceful stop writes everything acknowledged."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)

@@ -1,0 +1,54 @@
+"""Hand-built OTLP export requests, for tests that need exact control of the bytes on the wire."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+_counter = itertools.count(1)
+
+
+def any_value(value: Any) -> AnyValue:
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    return AnyValue(string_value=str(value))
+
+
+def llm_span(**attributes: Any) -> Span:
+    """A leaf OTel GenAI chat span with unique ids; ``attributes`` override the defaults."""
+    n = next(_counter)
+    now = time.time_ns()
+    values: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 100,
+        "gen_ai.usage.output_tokens": 10,
+    }
+    values.update(attributes)
+    return Span(
+        trace_id=os.urandom(8) + n.to_bytes(8, "big"),
+        span_id=os.urandom(4) + n.to_bytes(4, "big"),
+        name="chat gpt-4o",
+        start_time_unix_nano=now - 500_000_000,
+        end_time_unix_nano=now,
+        attributes=[KeyValue(key=k, value=any_value(v)) for k, v in values.items()],
+    )
+
+
+def export_request(*spans: Span, service: str = "svc") -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
+    resource_spans.scope_spans.add().spans.extend(spans)
+    return request

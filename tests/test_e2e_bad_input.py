@@ -1,0 +1,110 @@
+"""Bad input gets the OTLP-correct status, loses nothing else, and the daemon keeps serving."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import httpx
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from tests.daemon import Daemon
+from tests.otlp_builders import export_request, llm_span
+
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+def post(daemon: Daemon, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{daemon.otlp_http}/v1/traces", content=body, headers=headers, timeout=30)
+
+
+def assert_still_serving(daemon: Daemon) -> None:
+    response = post(daemon, export_request(llm_span()).SerializeToString(), PROTOBUF)
+    assert response.status_code == 200
+    assert httpx.get(f"{daemon.api}/healthz", timeout=5).status_code == 200
+
+
+def test_garbage_bytes_are_400_with_a_status_body(shared_daemon: Daemon) -> None:
+    response = post(shared_daemon, b"\xff\xfe not a protobuf \x00\x01", PROTOBUF)
+    assert response.status_code == 400
+    assert Status.FromString(response.content).message.startswith("undecodable protobuf body")
+    assert_still_serving(shared_daemon)
+
+
+def test_truncated_protobuf_is_400(shared_daemon: Daemon) -> None:
+    body = export_request(llm_span(), llm_span()).SerializeToString()
+    assert post(shared_daemon, body[: len(body) - 7], PROTOBUF).status_code == 400
+    assert_still_serving(shared_daemon)
+
+
+def test_unknown_content_type_is_415(shared_daemon: Daemon) -> None:
+    response = post(shared_daemon, b"<spans/>", {"Content-Type": "text/xml"})
+    assert response.status_code == 415
+    assert "unsupported content type" in response.json()["message"]
+    assert_still_serving(shared_daemon)
+
+
+def test_invalid_json_is_400_and_ids_must_be_hex(shared_daemon: Daemon) -> None:
+    assert post(shared_daemon, b"{not json", {"Content-Type": "application/json"}).status_code == 400
+    document = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "01"}]}]}]}
+    response = post(shared_daemon, json.dumps(document).encode(), {"Content-Type": "application/json"})
+    assert response.status_code == 400 and "not hex" in response.json()["message"]
+    assert_still_serving(shared_daemon)
+
+
+def test_gzip_bomb_is_413(shared_daemon: Daemon) -> None:
+    bomb = gzip.compress(b"\x00" * (80 << 20))  # 80 MiB of zeros, about 80 KiB compressed
+    response = post(shared_daemon, bomb, {**PROTOBUF, "Content-Encoding": "gzip"})
+    assert response.status_code == 413
+    assert_still_serving(shared_daemon)
+
+
+def test_oversized_body_is_413(shared_daemon: Daemon) -> None:
+    assert post(shared_daemon, b"\x0a" * (17 << 20), PROTOBUF).status_code == 413
+    assert_still_serving(shared_daemon)
+
+
+def test_gzip_body_is_accepted(shared_daemon: Daemon) -> None:
+    body = gzip.compress(export_request(llm_span()).SerializeToString())
+    response = post(shared_daemon, body, {**PROTOBUF, "Content-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert not ExportTraceServiceResponse.FromString(response.content).HasField("partial_success")
+
+
+def test_invalid_span_is_rejected_alone_with_partial_success(shared_daemon: Daemon) -> None:
+    good, bad, absurd = llm_span(), llm_span(**{"gen_ai.usage.input_tokens": -5}), llm_span(
+        **{"gen_ai.usage.output_tokens": float("nan")}
+    )
+    response = post(shared_daemon, export_request(good, bad, absurd).SerializeToString(), PROTOBUF)
+    assert response.status_code == 200
+    partial = ExportTraceServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_spans == 2
+    assert bad.span_id.hex() in partial.error_message and "input_tokens" in partial.error_message
+    assert_still_serving(shared_daemon)
+
+
+def test_otlp_json_with_hex_ids_and_string_int64(shared_daemon: Daemon) -> None:
+    document = {
+        "resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
+            "scopeSpans": [{"spans": [{
+                "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                "name": "chat", "startTimeUnixNano": "1763700000000000000", "endTimeUnixNano": "1763700001000000000",
+                "attributes": [
+                    {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                    {"key": "gen_ai.provider.name", "value": {"stringValue": "openai"}},
+                    {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+                    {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "1000"}},
+                    {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "100"}},
+                    {"key": "gen_ai.usage.input_tokens_bad", "value": {"intValue": "oops"}},
+                ],
+            }]}],
+        }]
+    }  # fmt: skip
+    response = post(shared_daemon, json.dumps(document).encode(), {"Content-Type": "application/json"})
+    assert response.status_code == 400  # "oops" is no int64
+    document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"].pop()
+    response = post(shared_daemon, json.dumps(document).encode(), {"Content-Type": "application/json"})
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert response.json() == {}
