@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,17 +40,14 @@ class SpanView:
     events: list[SpanEvent] = field(default_factory=list)
 
 
+_SCALARS = frozenset(("string_value", "int_value", "double_value", "bool_value"))
+
+
 def any_value(value: AnyValue) -> Any:
     """Convert an OTLP AnyValue into the equivalent Python value (bytes become hex)."""
     kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "int_value":
-        return value.int_value
-    if kind == "double_value":
-        return value.double_value
-    if kind == "bool_value":
-        return value.bool_value
+    if kind in _SCALARS:
+        return getattr(value, kind)
     if kind == "array_value":
         return [any_value(v) for v in value.array_value.values]
     if kind == "kvlist_value":
@@ -60,7 +57,7 @@ def any_value(value: AnyValue) -> Any:
     return None
 
 
-def attributes_dict(attributes: Iterator[KeyValue] | Any) -> dict[str, Any]:
+def attributes_dict(attributes: Iterable[KeyValue]) -> dict[str, Any]:
     """Flatten repeated KeyValue into a dict; a repeated key keeps its last value."""
     return {kv.key: any_value(kv.value) for kv in attributes}
 
