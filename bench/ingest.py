@@ -22,8 +22,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.daemon import Daemon  # noqa: E402
-from tests.otlp_builders import export_request, llm_span  # noqa: E402
+from tests.daemon import Daemon
+from tests.otlp_builders import export_request, llm_span
 
 SENTINEL = b"\xa5TPBENCH"  # the first 8 bytes of every trace id in the template, replaced per request
 
@@ -75,7 +75,9 @@ def stored_calls(daemon: Daemon) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--spans", type=int, default=512)

@@ -49,6 +49,8 @@ def llm_span(**attributes: Any) -> Span:
 def export_request(*spans: Span, service: str = "svc") -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
-    resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
+    resource_spans.resource.attributes.append(
+        KeyValue(key="service.name", value=AnyValue(string_value=service))
+    )
     resource_spans.scope_spans.add().spans.extend(spans)
     return request

@@ -66,7 +66,9 @@ class Load:
 
 
 @pytest.mark.parametrize("acknowledged_before_kill", [15, 60])
-def test_kill_9_loses_no_acknowledged_span_and_duplicates_none(tmp_path: Path, acknowledged_before_kill: int) -> None:
+def test_kill_9_loses_no_acknowledged_span_and_duplicates_none(
+    tmp_path: Path, acknowledged_before_kill: int
+) -> None:
     daemon = Daemon(tmp_path / "data").start()
     load = Load(daemon)
     load.start()

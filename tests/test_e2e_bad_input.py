@@ -73,8 +73,10 @@ def test_gzip_body_is_accepted(shared_daemon: Daemon) -> None:
 
 
 def test_invalid_span_is_rejected_alone_with_partial_success(shared_daemon: Daemon) -> None:
-    good, bad, absurd = llm_span(), llm_span(**{"gen_ai.usage.input_tokens": -5}), llm_span(
-        **{"gen_ai.usage.output_tokens": float("nan")}
+    good, bad, absurd = (
+        llm_span(),
+        llm_span(**{"gen_ai.usage.input_tokens": -5}),
+        llm_span(**{"gen_ai.usage.output_tokens": float("nan")}),
     )
     response = post(shared_daemon, export_request(good, bad, absurd).SerializeToString(), PROTOBUF)
     assert response.status_code == 200
@@ -90,7 +92,8 @@ def test_otlp_json_with_hex_ids_and_string_int64(shared_daemon: Daemon) -> None:
             "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
             "scopeSpans": [{"spans": [{
                 "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
-                "name": "chat", "startTimeUnixNano": "1763700000000000000", "endTimeUnixNano": "1763700001000000000",
+                "name": "chat",
+                "startTimeUnixNano": "1763700000000000000", "endTimeUnixNano": "1763700001000000000",
                 "attributes": [
                     {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
                     {"key": "gen_ai.provider.name", "value": {"stringValue": "openai"}},

@@ -92,7 +92,9 @@ def wait_for_calls(daemon: Daemon, calls: int, timeout: float = 30) -> dict:
 
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
-def test_stock_sdk_calls_are_stored_normalized_and_priced(daemon: Daemon, tmp_path: Path, transport: str) -> None:
+def test_stock_sdk_calls_are_stored_normalized_and_priced(
+    daemon: Daemon, tmp_path: Path, transport: str
+) -> None:
     if transport == "http":
         exporter = HttpExporter(endpoint=f"{daemon.otlp_http}/v1/traces", timeout=10)
     else:
@@ -103,7 +105,11 @@ def test_stock_sdk_calls_are_stored_normalized_and_priced(daemon: Daemon, tmp_pa
     # gpt-4o: 6,000 uncached input at $2.50/M + 4,000 cached at $1.25/M + 1,500 output at $10/M.
     assert total["calls"] == 2 and total["errors"] == 1
     assert Decimal(total["cost_usd"]) == Decimal("0.035")
-    assert (total["input_tokens"], total["cache_read_tokens"], total["output_tokens"]) == (10_000, 4_000, 1_500)
+    assert (total["input_tokens"], total["cache_read_tokens"], total["output_tokens"]) == (
+        10_000,
+        4_000,
+        1_500,
+    )
 
     cli = subprocess.run(
         [sys.executable, "-m", "tokenpulse.cli", "summary", "--api", daemon.api, "--group-by", "route,model"],
@@ -127,13 +133,23 @@ def test_stock_sdk_calls_are_stored_normalized_and_priced(daemon: Daemon, tmp_pa
         "request_model": "gpt-4o", "response_model": "gpt-4o-2024-08-06", "model": "gpt-4o-2024-08-06",
         "operation": "chat", "input_tokens": 10_000, "output_tokens": 1_500, "cache_read_tokens": 4_000,
         "cache_write_tokens": 0, "reasoning_tokens": 0, "ttft_ms": 250.0, "status": "unset", "error_type": "",
-        "is_timeout": False, "route": "/assist", "user": "alice", "session": "conv-7", "prompt_version": "p-42",
+        "is_timeout": False, "route": "/assist", "user": "alice", "session": "conv-7",
+        "prompt_version": "p-42",
         "cost_usd": Decimal("0.035"), "price_known": True, "cost_source": "genai-prices",
     }  # fmt: skip
     assert {k: call[k] for k in expected} == expected
     assert call["duration_ms"] > 0
     assert "4111" not in json.dumps(call, default=str)  # prompt content is never stored
-    assert (failed["status"], failed["error_type"], failed["is_timeout"]) == ("error", "APITimeoutError", True)
+    assert (failed["status"], failed["error_type"], failed["is_timeout"]) == (
+        "error",
+        "APITimeoutError",
+        True,
+    )
     assert failed["provider"] == "anthropic"
     tool = tools[0]
-    assert (tool["kind"], tool["name"], tool["span_id"], tool["service"]) == ("tool", "lookup_order", ids["tool"], "checkout")
+    assert (tool["kind"], tool["name"], tool["span_id"], tool["service"]) == (
+        "tool",
+        "lookup_order",
+        ids["tool"],
+        "checkout",
+    )

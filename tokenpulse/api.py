@@ -69,9 +69,7 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter) -> FastA
         # Any other query parameter named after a dimension filters on it (e.g. ?service=checkout).
         filters = {k: v for k, v in request.query_params.items() if k in DIMENSIONS}
         try:
-            query = SummaryQuery(
-                start_time, end_time, tuple(d for d in group_by.split(",") if d), filters
-            )
+            query = SummaryQuery(start_time, end_time, tuple(d for d in group_by.split(",") if d), filters)
         except ValueError as error:
             raise HTTPException(400, str(error)) from None
         groups = await run_in_threadpool(summarize, store, query)

@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="load OTLP JSON lines files (the Collector's file exporter)")
     _storage_arguments(ingest)
-    ingest.add_argument("files", nargs="+", type=Path, help="files with one ExportTraceServiceRequest per line")
+    ingest.add_argument(
+        "files", nargs="+", type=Path, help="files with one ExportTraceServiceRequest per line"
+    )
 
     summary = commands.add_parser("summary", help="print calls, tokens and cost from a running daemon")
     summary.add_argument("--api", default="http://127.0.0.1:8000", help="the daemon's API base URL")
@@ -79,7 +81,9 @@ def _ingest(args: argparse.Namespace) -> int:
                     log.warning("%s:%d: %s", path, number, error.message)
                     continue
                 calls, tool_spans, rejected = (
-                    calls + result.calls, tool_spans + result.tool_spans, rejected + result.rejected
+                    calls + result.calls,
+                    tool_spans + result.tool_spans,
+                    rejected + result.rejected,
                 )
                 if result.message:
                     log.warning("%s:%d: %s", path, number, result.message)
@@ -89,7 +93,10 @@ def _ingest(args: argparse.Namespace) -> int:
             return 1
     finally:
         runtime.close()
-    print(f"ingested {calls} calls and {tool_spans} tool/agent spans; rejected {rejected} spans, {bad_lines} lines")
+    print(
+        f"ingested {calls} calls and {tool_spans} tool/agent spans; "
+        f"rejected {rejected} spans, {bad_lines} lines"
+    )
     return 0 if not bad_lines else 1
 
 
@@ -112,6 +119,10 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _or_dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
 def format_summary(document: dict[str, Any], group_by: list[str]) -> str:
     """The summary as an aligned text table."""
     header = [*group_by, "calls", "errors", "input", "cache_read", "cache_write", "output", "reasoning",
@@ -124,7 +135,7 @@ def format_summary(document: dict[str, Any], group_by: list[str]) -> str:
             + [str(group[k]) for k in ("calls", "errors", "input_tokens", "cache_read_tokens",
                                        "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_usd")]
             + ["-" if ratio is None else f"{ratio:.3f}"]
-            + [str(group[k]["p99"]) if group[k]["p99"] is not None else "-" for k in ("latency_ms", "ttft_ms")]
+            + [_or_dash(group[k]["p99"]) for k in ("latency_ms", "ttft_ms")]
         )  # fmt: skip
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = [f"{document['start']} .. {document['end']}"]
@@ -141,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
             settings = load_settings(
                 args.config, data_dir=args.data, clickhouse_url=args.clickhouse, host=args.host,
-                otlp_http_port=args.otlp_http_port, otlp_grpc_port=args.otlp_grpc_port, api_port=args.api_port,
+                otlp_http_port=args.otlp_http_port, otlp_grpc_port=args.otlp_grpc_port,
+                api_port=args.api_port,
             )  # fmt: skip
             serve(settings)
             return 0

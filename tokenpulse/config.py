@@ -34,8 +34,18 @@ class Settings:
 
 # Flat settings that the environment may set, as TOKENPULSE_<NAME upper-cased>.
 _ENV_SETTINGS = (
-    "data_dir", "clickhouse_url", "host", "otlp_http_port", "otlp_grpc_port", "api_port", "retention_days",
-    "max_request_bytes", "max_decompressed_bytes", "wal_max_bytes", "batch_rows", "batch_seconds",
+    "data_dir",
+    "clickhouse_url",
+    "host",
+    "otlp_http_port",
+    "otlp_grpc_port",
+    "api_port",
+    "retention_days",
+    "max_request_bytes",
+    "max_decompressed_bytes",
+    "wal_max_bytes",
+    "batch_rows",
+    "batch_seconds",
 )
 _ENV_ALIASES = {"data_dir": "TOKENPULSE_DATA", "clickhouse_url": "TOKENPULSE_CLICKHOUSE_URL"}
 
@@ -77,7 +87,9 @@ def _from_file(path: Path) -> dict[str, Any]:
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings; ``overrides`` are command-line flags (None means not given)."""
     values: dict[str, Any] = {}
-    config_file = config_file or (Path(os.environ["TOKENPULSE_CONFIG"]) if "TOKENPULSE_CONFIG" in os.environ else None)
+    config_file = config_file or (
+        Path(os.environ["TOKENPULSE_CONFIG"]) if "TOKENPULSE_CONFIG" in os.environ else None
+    )
     if config_file is not None:
         values.update(_from_file(config_file))
     for name in _ENV_SETTINGS:

@@ -31,7 +31,9 @@ async def _serve(runtime: Runtime) -> None:
     grpc_server = start_grpc_server(
         runtime.pipeline, f"{settings.host}:{settings.otlp_grpc_port}", settings.max_decompressed_bytes
     )
-    otlp_app = create_otlp_http_app(runtime.pipeline, settings.max_request_bytes, settings.max_decompressed_bytes)
+    otlp_app = create_otlp_http_app(
+        runtime.pipeline, settings.max_request_bytes, settings.max_decompressed_bytes
+    )
     api_app = create_api_app(runtime.store, runtime.wal, runtime.writer)
     servers = [
         _Server(uvicorn.Config(app, host=settings.host, port=port, log_level="warning", access_log=False))

@@ -33,7 +33,9 @@ class Runtime:
             store.migrate()
             store.set_retention(settings.retention_days)
             wal = WriteAheadLog(
-                settings.data_dir / "wal", segment_bytes=settings.wal_segment_bytes, max_bytes=settings.wal_max_bytes
+                settings.data_dir / "wal",
+                segment_bytes=settings.wal_segment_bytes,
+                max_bytes=settings.wal_max_bytes,
             )
         except Exception:
             lock.release()

@@ -40,7 +40,9 @@ def start_grpc_server(pipeline: Pipeline, address: str, max_message_bytes: int) 
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
         except WalFull as error:
             metrics.REQUESTS_REJECTED.labels("grpc", "buffer_full").inc()
-            _abort_retryable(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"buffer full, retry later: {error}")
+            _abort_retryable(
+                context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"buffer full, retry later: {error}"
+            )
         except WalClosed:
             metrics.REQUESTS_REJECTED.labels("grpc", "unavailable").inc()
             _abort_retryable(context, grpc.StatusCode.UNAVAILABLE, "tokenpulse is shutting down")
@@ -54,7 +56,9 @@ def start_grpc_server(pipeline: Pipeline, address: str, max_message_bytes: int) 
         "opentelemetry.proto.collector.trace.v1.TraceService",
         {
             "Export": grpc.unary_unary_rpc_method_handler(
-                export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString
+                export,
+                request_deserializer=None,
+                response_serializer=ExportTraceServiceResponse.SerializeToString,
             )
         },
     )

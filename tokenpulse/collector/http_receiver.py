@@ -31,7 +31,9 @@ def _encode(message: Message, kind: str) -> bytes:
 
 def _status_response(status: int, message: str, kind: str, retry_after: int | None = None) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after else None
-    return Response(_encode(Status(message=message), kind), status_code=status, media_type=kind, headers=headers)
+    return Response(
+        _encode(Status(message=message), kind), status_code=status, media_type=kind, headers=headers
+    )
 
 
 def create_otlp_http_app(pipeline: Pipeline, max_request_bytes: int, max_decompressed_bytes: int) -> FastAPI:
@@ -55,7 +57,9 @@ def create_otlp_http_app(pipeline: Pipeline, max_request_bytes: int, max_decompr
                 body += chunk
                 if len(body) > max_request_bytes:
                     raise otlp.PayloadTooLarge(f"request body exceeds {max_request_bytes} bytes")
-            result = await run_in_threadpool(ingest, bytes(body), kind, request.headers.get("content-encoding"))
+            result = await run_in_threadpool(
+                ingest, bytes(body), kind, request.headers.get("content-encoding")
+            )
         except otlp.RequestError as error:
             reason = type(error).__name__
             metrics.REQUESTS_REJECTED.labels("http", reason).inc()

@@ -42,9 +42,7 @@ def media_type(content_type: str | None) -> str:
     kind = (content_type or "").split(";", 1)[0].strip().lower()
     if kind in (PROTOBUF, JSON):
         return kind
-    raise UnsupportedMediaType(
-        f"unsupported content type {content_type!r}: use {PROTOBUF} or {JSON}"
-    )
+    raise UnsupportedMediaType(f"unsupported content type {content_type!r}: use {PROTOBUF} or {JSON}")
 
 
 def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:

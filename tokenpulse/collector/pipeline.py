@@ -1,4 +1,4 @@
-"""receive -> normalize -> durable buffer: the one path every span takes (OTLP/HTTP, OTLP/gRPC, file ingest)."""
+"""receive -> normalize -> durable buffer: the one path of every span (OTLP/HTTP, OTLP/gRPC, file ingest)."""
 
 from __future__ import annotations
 

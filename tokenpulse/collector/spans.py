@@ -83,6 +83,7 @@ def iter_spans(request: ExportTraceServiceRequest) -> Iterator[SpanView]:
                     status_code=span.status.code,
                     status_message=span.status.message,
                     events=[
-                        SpanEvent(e.name, e.time_unix_nano, attributes_dict(e.attributes)) for e in span.events
+                        SpanEvent(e.name, e.time_unix_nano, attributes_dict(e.attributes))
+                        for e in span.events
                     ],
                 )

@@ -15,6 +15,7 @@ before it are intact because a request is acknowledged only after its whole fram
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import struct
@@ -99,7 +100,9 @@ class WriteAheadLog:
                 log.warning(
                     "write-ahead log %s has a torn tail: truncating %d bytes after offset %d "
                     "(an unacknowledged write cut short by a crash)",
-                    path.name, size - valid, last + valid,
+                    path.name,
+                    size - valid,
+                    last + valid,
                 )
                 with path.open("r+b") as f:
                     f.truncate(valid)
@@ -110,7 +113,9 @@ class WriteAheadLog:
             self._segment_start = 0
             self._written = 0
         self._synced = self._written
-        self._fd = os.open(_segment_path(directory, self._segment_start), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = os.open(
+            _segment_path(directory, self._segment_start), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+        )
         self._fsync_directory()
 
     # -- appending -------------------------------------------------------------------------------------
@@ -122,7 +127,10 @@ class WriteAheadLog:
                 raise WalClosed("write-ahead log is closed")
             if self._written - self.committed + len(frame) > self.max_bytes:
                 raise WalFull(f"write-ahead log holds {self._written - self.committed} unwritten bytes")
-            if self._written > self._segment_start and self._written - self._segment_start + len(frame) > self.segment_bytes:
+            if (
+                self._written > self._segment_start
+                and self._written - self._segment_start + len(frame) > self.segment_bytes
+            ):
                 self._rotate()
             os.write(self._fd, frame)
             self._written += len(frame)
@@ -202,7 +210,12 @@ class WriteAheadLog:
                     body = payload[_COUNTS.size :]
                     frame_end = position + _HEADER.size + length
                     yield Frame(
-                        position, frame_end, body[:calls_length], body[calls_length:], call_count, tool_span_count
+                        position,
+                        frame_end,
+                        body[:calls_length],
+                        body[calls_length:],
+                        call_count,
+                        tool_span_count,
                     )
                     position = frame_end
             if position == entered_at:
@@ -221,7 +234,7 @@ class WriteAheadLog:
             self.committed = max(self.committed, offset)
             current = self._segment_start
         segments = self.segments()
-        for start, following in zip(segments, segments[1:], strict=False):
+        for start, following in itertools.pairwise(segments):
             if following <= offset and start < current:
                 _segment_path(self.directory, start).unlink(missing_ok=True)
 

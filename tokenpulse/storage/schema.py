@@ -74,7 +74,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 cost_source LowCardinality(String),
                 dialect LowCardinality(String),
                 extra Map(LowCardinality(String), String),
-                model LowCardinality(String) MATERIALIZED if(response_model != '', response_model, request_model)
+                model LowCardinality(String)
+                    MATERIALIZED if(response_model != '', response_model, request_model)
             )
             ENGINE = ReplacingMergeTree
             PARTITION BY toDate(time)

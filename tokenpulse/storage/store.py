@@ -84,7 +84,9 @@ class Store:
             for statement in migration.statements:
                 self.client.command(statement)
             self.client.insert(
-                "tokenpulse_migrations", [[migration.version, migration.name]], column_names=["version", "name"]
+                "tokenpulse_migrations",
+                [[migration.version, migration.name]],
+                column_names=["version", "name"],
             )
             log.info("applied migration %d: %s", migration.version, migration.name)
             applied.append(migration.version)
@@ -95,7 +97,8 @@ class Store:
         wanted = f"toDateTime(time) + toIntervalDay({days})"
         for table in RETENTION_TABLES:
             current = self.client.query(
-                "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
+                "SELECT create_table_query FROM system.tables"
+                " WHERE database = currentDatabase() AND name = {t:String}",
                 parameters={"t": table},
             ).result_rows[0][0]
             if f"TTL {wanted}" in current:
@@ -106,7 +109,7 @@ class Store:
             )
 
     def insert_jsonl(self, table: str, rows: bytes, dedup_token: str) -> None:
-        """Insert JSONEachRow ``rows``; a retry with the same token is a no-op (in the table and its views)."""
+        """Insert JSONEachRow ``rows``; a retry with the same token is a no-op, in the table and its views."""
         started = time.perf_counter()
         self.client.raw_insert(
             table,

@@ -87,7 +87,10 @@ def build_summary_sql(query: SummaryQuery) -> tuple[str, dict[str, Any]]:
     column = 1 if use_rollup else 0
     source, time_column = ("calls_1m", "minute") if use_rollup else ("calls FINAL", "time")
     selects = [*query.group_by, *(f"{exprs[column]} AS {name}" for name, exprs in _METRICS.items())]
-    where = [f"{time_column} >= {{start:DateTime64(9, 'UTC')}}", f"{time_column} < {{end:DateTime64(9, 'UTC')}}"]
+    where = [
+        f"{time_column} >= {{start:DateTime64(9, 'UTC')}}",
+        f"{time_column} < {{end:DateTime64(9, 'UTC')}}",
+    ]
     parameters: dict[str, Any] = {"start": query.start, "end": query.end}
     for index, (dimension, value) in enumerate(sorted(query.filters.items())):
         where.append(f"{dimension} = {{f{index}:String}}")

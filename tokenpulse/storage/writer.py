@@ -180,7 +180,9 @@ class LogWriter:
             except Exception as error:  # any storage fault: keep the batch in the log, retry forever
                 self.healthy = False
                 metrics.INSERT_FAILURES.inc()
-                log.error("insert of log batch [%d, %d) failed, retrying in %.1fs: %s", start, end, delay, error)
+                log.error(
+                    "insert of log batch [%d, %d) failed, retrying in %.1fs: %s", start, end, delay, error
+                )
                 if self._stop.wait(delay):
                     return False
                 delay = min(delay * 2, self.max_retry_seconds)

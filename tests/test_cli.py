@@ -1,0 +1,80 @@
+import gzip
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from tests.daemon import Daemon
+from tests.otlp_builders import export_request, llm_span
+from tokenpulse.config import load_settings
+from tokenpulse.storage.store import Store
+
+
+def otlp_json_line(*spans) -> str:
+    """One line as the Collector's file exporter writes it: OTLP/JSON with hex ids."""
+    document = json_format.MessageToDict(export_request(*spans, service="batch"))
+    for resource_spans in document["resourceSpans"]:
+        for span in resource_spans["scopeSpans"][0]["spans"]:
+            for field in ("traceId", "spanId"):
+                span[field] = bytes(__import__("base64").b64decode(span[field])).hex()
+    return json_format.json.dumps(document)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tokenpulse.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_ingest_loads_plain_and_gzip_files_through_the_normalizer(tmp_path: Path) -> None:
+    plain = tmp_path / "traces.jsonl"
+    plain.write_text(otlp_json_line(llm_span(), llm_span()) + "\n\n" + otlp_json_line(llm_span()) + "\n")
+    packed = tmp_path / "more.jsonl.gz"
+    packed.write_bytes(
+        gzip.compress((otlp_json_line(llm_span(**{"gen_ai.usage.input_tokens": -1})) + "\n").encode())
+    )
+    result = run_cli("ingest", "--data", str(tmp_path / "data"), str(plain), str(packed))
+    assert result.returncode == 0, result.stderr
+    assert "ingested 3 calls and 0 tool/agent spans; rejected 1 spans, 0 lines" in result.stdout
+    store = Store.open(tmp_path / "data")
+    try:
+        rows = store.rows("SELECT service, input_tokens, cost_usd, price_known FROM calls")
+    finally:
+        store.close()
+    assert len(rows) == 3
+    assert {r[0] for r in rows} == {"batch"} and all(r[3] for r in rows)
+    # gpt-4o: 100 input at $2.50/M + 10 output at $10/M
+    assert {r[2] for r in rows} == {Decimal("0.00035")}
+
+
+def test_ingest_reports_undecodable_lines(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n" + otlp_json_line(llm_span()) + "\n")
+    result = run_cli("ingest", "--data", str(tmp_path / "data"), str(bad))
+    assert result.returncode == 1
+    assert "ingested 1 calls" in result.stdout and "bad.jsonl:1" in result.stderr
+
+
+def test_second_process_on_the_same_data_directory_gets_a_clear_error(daemon: Daemon) -> None:
+    result = run_cli("ingest", "--data", str(daemon.data_dir), "/dev/null")
+    assert result.returncode == 2
+    assert f"in use by another tokenpulse process (pid {daemon.process.pid})" in result.stderr
+
+
+def test_settings_precedence_flag_over_environment_over_file(tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "tokenpulse.toml"
+    config.write_text(
+        "api_port = 9000\notlp_http_port = 9318\nretention_days = 30\n"
+        '[normalize]\nroute_keys = ["http.route"]\n[normalize.extra_dimensions]\nteam = ["app.team"]\n'
+        '[prices."my-model"]\ninput = 0.5\noutput = 1.5\n'
+    )
+    monkeypatch.setenv("TOKENPULSE_API_PORT", "9100")
+    monkeypatch.setenv("TOKENPULSE_OTLP_HTTP_PORT", "9400")
+    settings = load_settings(config, otlp_http_port=9500, host=None)
+    assert (settings.api_port, settings.otlp_http_port, settings.retention_days) == (9100, 9500, 30)
+    assert settings.host == "127.0.0.1"
+    assert settings.normalize.route_keys == ("http.route",)
+    assert settings.normalize.extra_dimensions == {"team": ("app.team",)}
+    assert settings.prices["my-model"].input == Decimal("0.5")

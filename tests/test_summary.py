@@ -1,0 +1,77 @@
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.factories import BASE_TIME_NS, call_record
+from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tokenpulse.storage.rows import encode_rows
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.summary import SummaryQuery, build_summary_sql, cache_hit_ratio, summarize
+from tokenpulse.storage.writer import LogWriter
+
+BASE = datetime.fromtimestamp(BASE_TIME_NS / 1e9, UTC)
+
+
+def fill(store: Store, tmp_path: Path) -> None:
+    records = [
+        *(call_record(duration_ms=100.0 * (i + 1), cost_usd=Decimal("0.001")) for i in range(10)),
+        call_record(route="/search", response_model="claude-sonnet-4-5", provider="anthropic",
+                    input_tokens=5000, cache_read_tokens=3000, cache_write_tokens=1000, output_tokens=50,
+                    cost_usd=Decimal("0.0123456789"), status="error", ttft_ms=None,
+                    time_unix_nano=BASE_TIME_NS + 90 * 10**9),
+        call_record(user="mallory", time_unix_nano=BASE_TIME_NS + 30 * 10**9, cost_usd=Decimal("2")),
+    ]  # fmt: skip
+    wal = WriteAheadLog(tmp_path / "wal")
+    end = wal.append(encode_frame(encode_rows(records), b"", len(records), 0))
+    writer = LogWriter(wal, store, batch_seconds=0.01)
+    writer.start()
+    assert writer.wait_stored(end, 30)
+    writer.stop()
+
+
+def test_rollup_and_raw_paths_agree(store: Store, tmp_path: Path) -> None:
+    fill(store, tmp_path)
+    minute_aligned = SummaryQuery(BASE, BASE + timedelta(minutes=5), ("route", "model"))
+    assert "FROM calls_1m" in build_summary_sql(minute_aligned)[0]
+    unaligned = SummaryQuery(BASE, BASE + timedelta(minutes=5, seconds=1), ("route", "model"))
+    assert "FROM calls FINAL" in build_summary_sql(unaligned)[0]
+    rolled, raw = summarize(store, minute_aligned), summarize(store, unaligned)
+    strip = [{k: v for k, v in g.items() if k not in ("latency_ms", "ttft_ms")} for g in rolled]
+    assert strip == [{k: v for k, v in g.items() if k not in ("latency_ms", "ttft_ms")} for g in raw]
+    chat, search = rolled
+    assert chat["key"] == {"route": "/chat", "model": "gpt-4o-2024-08-06"}
+    assert (chat["calls"], chat["cost_usd"], chat["errors"]) == (11, "2.01", 0)
+    assert search["cost_usd"] == "0.0123456789" and search["errors"] == 1
+    assert search["cache_hit_ratio"] == 0.75  # 3000 read / (3000 read + 1000 written)
+    assert search["ttft_ms"] == {"p50": None, "p95": None, "p99": None}
+    assert chat["latency_ms"]["p50"] == pytest.approx(raw[0]["latency_ms"]["p50"], rel=0.25)
+
+
+def test_user_filter_reads_the_raw_table(store: Store, tmp_path: Path) -> None:
+    fill(store, tmp_path)
+    query = SummaryQuery(BASE, BASE + timedelta(minutes=5), (), {"user": "mallory"})
+    sql, parameters = build_summary_sql(query)
+    assert "FROM calls FINAL" in sql and "mallory" not in sql and parameters["f0"] == "mallory"
+    (group,) = summarize(store, query)
+    assert group["key"] == {} and group["calls"] == 1 and group["cost_usd"] == "2"
+
+
+def test_empty_range_gives_one_empty_group(store: Store) -> None:
+    (group,) = summarize(store, SummaryQuery(BASE, BASE + timedelta(minutes=1)))
+    assert group["calls"] == 0 and group["cost_usd"] == "0" and group["cache_hit_ratio"] is None
+    assert group["latency_ms"]["p99"] is None
+
+
+def test_unknown_dimension_and_reversed_range_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown dimension"):
+        SummaryQuery(BASE, BASE + timedelta(minutes=1), ("service; DROP TABLE calls",))
+    with pytest.raises(ValueError, match="end must be after start"):
+        SummaryQuery(BASE, BASE)
+
+
+def test_cache_hit_ratio_per_provider_convention() -> None:
+    assert cache_hit_ratio(300, 100, 1000) == 0.75  # writes reported (Anthropic)
+    assert cache_hit_ratio(600, 0, 1000) == 0.6  # no writes reported (OpenAI)
+    assert cache_hit_ratio(0, 0, 0) is None
