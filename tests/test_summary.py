@@ -6,7 +6,7 @@ import pytest
 
 from tests.factories import BASE_TIME_NS, call_record
 from tokenpulse.collector.wal import WriteAheadLog, encode_frame
-from tokenpulse.storage.rows import encode_rows
+from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.summary import SummaryQuery, build_summary_sql, cache_hit_ratio, summarize
 from tokenpulse.storage.writer import LogWriter
@@ -24,7 +24,7 @@ def fill(store: Store, tmp_path: Path) -> None:
         call_record(user="mallory", time_unix_nano=BASE_TIME_NS + 30 * 10**9, cost_usd=Decimal("2")),
     ]  # fmt: skip
     wal = WriteAheadLog(tmp_path / "wal")
-    end = wal.append(encode_frame(encode_rows(records), b"", len(records), 0))
+    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
     writer = LogWriter(wal, store, batch_seconds=0.01)
     writer.start()
     assert writer.wait_stored(end, 30)

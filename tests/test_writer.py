@@ -4,14 +4,14 @@ from pathlib import Path
 from tests.factories import call_record
 from tokenpulse import metrics
 from tokenpulse.collector.wal import WriteAheadLog, encode_frame
-from tokenpulse.storage.rows import encode_rows
+from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter
 
 
 def append_calls(wal: WriteAheadLog, count: int, **overrides) -> int:
     records = [call_record(**overrides) for _ in range(count)]
-    return wal.append(encode_frame(encode_rows(records), b"", len(records), 0))
+    return wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
 
 
 def counts(store: Store) -> tuple[int, int]:
@@ -61,11 +61,11 @@ class FlakyStore:
         self.store = store
         self.failures = failures
 
-    def insert_jsonl(self, table: str, rows: bytes, dedup_token: str) -> None:
+    def insert_rows(self, table: str, rows: bytes, dedup_token: str) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("connection refused")
-        self.store.insert_jsonl(table, rows, dedup_token)
+        self.store.insert_rows(table, rows, dedup_token)
 
 
 def test_storage_outage_keeps_data_in_the_log_until_recovery(tmp_path: Path, store: Store) -> None:

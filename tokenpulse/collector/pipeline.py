@@ -12,7 +12,7 @@ from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import iter_spans
 from tokenpulse.collector.wal import WriteAheadLog, encode_frame
-from tokenpulse.storage.rows import encode_rows
+from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 
 # partial_success messages list a few rejections, not thousands.
 _MAX_MESSAGES = 5
@@ -74,7 +74,12 @@ class Pipeline:
         if result.rejected:
             metrics.SPANS_REJECTED.labels("invalid_span").inc(result.rejected)
         if calls or tool_spans:
-            frame = encode_frame(encode_rows(calls), encode_rows(tool_spans), len(calls), len(tool_spans))
+            frame = encode_frame(
+                encode_rows(calls, CALL_FIELDS),
+                encode_rows(tool_spans, TOOL_SPAN_FIELDS),
+                len(calls),
+                len(tool_spans),
+            )
             result.wal_end = self.wal.append(frame)
         result.calls, result.tool_spans = len(calls), len(tool_spans)
         metrics.SPANS_ACCEPTED.labels("call").inc(result.calls)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.query import QueryResult
 
+from tokenpulse.storage.rows import TABLE_COLUMNS
 from tokenpulse.storage.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -108,21 +108,20 @@ class Store:
                 settings={"materialize_ttl_after_modify": 0},
             )
 
-    def insert_jsonl(self, table: str, rows: bytes, dedup_token: str) -> None:
-        """Insert JSONEachRow ``rows``; a retry with the same token is a no-op, in the table and its views."""
-        started = time.perf_counter()
+    def insert_rows(self, table: str, rows: bytes, dedup_token: str) -> None:
+        """Insert encoded ``rows`` (see storage.rows); a retry with the same token is a no-op, in the
+        table and its views."""
         self.client.raw_insert(
             table,
-            None,
+            TABLE_COLUMNS[table],
             rows,
-            fmt="JSONEachRow",
+            fmt="JSONCompactEachRow",
             settings={
                 "insert_deduplication_token": dedup_token,
                 "deduplicate_blocks_in_dependent_materialized_views": 1,
                 "async_insert": 0,
             },
         )
-        log.debug("inserted into %s in %.3fs", table, time.perf_counter() - started)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         """Run a read query; values always travel as server-side parameters, never spliced into SQL."""

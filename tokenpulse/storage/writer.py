@@ -172,9 +172,9 @@ class LogWriter:
             try:
                 started = time.perf_counter()
                 if call_count:
-                    self.store.insert_jsonl("calls", b"".join(calls), f"{token}-calls")
+                    self.store.insert_rows("calls", b"".join(calls), f"{token}-calls")
                 if tool_span_count:
-                    self.store.insert_jsonl("tool_spans", b"".join(tool_spans), f"{token}-tool_spans")
+                    self.store.insert_rows("tool_spans", b"".join(tool_spans), f"{token}-tool_spans")
                 metrics.INSERT_SECONDS.observe(time.perf_counter() - started)
                 break
             except Exception as error:  # any storage fault: keep the batch in the log, retry forever
