@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokenpulse import metrics
-from tokenpulse.collector.wal import WriteAheadLog
+from tokenpulse.collector.wal import Frame, WriteAheadLog
 from tokenpulse.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -132,49 +132,53 @@ class LogWriter:
                 if stopping:
                     return
                 continue
-            end, rows = self._batch_end(position, durable)
-            if rows < self.batch_rows and not stopping:
-                # Let a small batch grow for up to batch_seconds: one insert per second beats many tiny parts.
-                deadline = time.monotonic() + self.batch_seconds
-                while rows < self.batch_rows and not self._stop.is_set():
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    durable = self.wal.wait_for_data(end, timeout=min(remaining, 0.05))
-                    if durable > end:
-                        end, rows = self._batch_end(position, durable)
-            if not self._write_batch(position, end):
+            frames = self._take(position, durable, self.batch_rows)
+            rows = _rows(frames)
+            # Let a small batch grow for up to batch_seconds: one insert per second beats many tiny parts.
+            deadline = time.monotonic() + self.batch_seconds
+            while rows < self.batch_rows and not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                end = frames[-1].end
+                durable = self.wal.wait_for_data(end, timeout=min(remaining, 0.05))
+                if durable > end:
+                    frames += self._take(end, durable, self.batch_rows - rows)
+                    rows = _rows(frames)
+            if not self._write_batch(position, frames[-1].end, frames):
                 return
-            position = end
+            position = frames[-1].end
 
-    def _batch_end(self, start: int, durable: int) -> tuple[int, int]:
-        """The end offset and row count of the batch starting at ``start`` (whole frames, ~batch_rows)."""
-        end, rows = start, 0
+    def _take(self, start: int, durable: int, rows: int) -> list[Frame]:
+        """Whole frames from ``start`` holding about ``rows`` rows (at least one frame)."""
+        frames: list[Frame] = []
         for frame in self.wal.read(start, durable):
-            end = frame.end
-            rows += frame.call_count + frame.tool_span_count
-            if rows >= self.batch_rows:
+            frames.append(frame)
+            rows -= frame.call_count + frame.tool_span_count
+            if rows <= 0:
                 break
-        return end, rows
+        return frames
 
-    def _write_batch(self, start: int, end: int) -> bool:
-        """Insert [start, end) until it succeeds; False if stopped first (the batch stays pending)."""
+    def _write_batch(self, start: int, end: int, frames: list[Frame] | None = None) -> bool:
+        """Insert [start, end) until it succeeds; False if stopped first (the batch stays pending).
+
+        ``frames`` are the batch's frames when the caller has them already (else they are read)."""
         self.checkpoints.save(Checkpoint(start, end))
-        calls, tool_spans, call_count, tool_span_count = [], [], 0, 0
-        for frame in self.wal.read(start, end):
-            calls.append(frame.calls)
-            tool_spans.append(frame.tool_spans)
-            call_count += frame.call_count
-            tool_span_count += frame.tool_span_count
+        if frames is None:
+            frames = list(self.wal.read(start, end))
+        calls = b"".join(frame.calls for frame in frames)
+        tool_spans = b"".join(frame.tool_spans for frame in frames)
+        call_count = sum(frame.call_count for frame in frames)
+        tool_span_count = sum(frame.tool_span_count for frame in frames)
         token = f"{self.checkpoints.log_id}-{start}-{end}"
         delay = 0.5
         while True:
             try:
                 started = time.perf_counter()
                 if call_count:
-                    self.store.insert_rows("calls", b"".join(calls), f"{token}-calls")
+                    self.store.insert_rows("calls", calls, f"{token}-calls")
                 if tool_span_count:
-                    self.store.insert_rows("tool_spans", b"".join(tool_spans), f"{token}-tool_spans")
+                    self.store.insert_rows("tool_spans", tool_spans, f"{token}-tool_spans")
                 metrics.INSERT_SECONDS.observe(time.perf_counter() - started)
                 break
             except Exception as error:  # any storage fault: keep the batch in the log, retry forever
@@ -198,3 +202,7 @@ class LogWriter:
         with self._stored_cond:
             self.stored_end = offset
             self._stored_cond.notify_all()
+
+
+def _rows(frames: list[Frame]) -> int:
+    return sum(frame.call_count + frame.tool_span_count for frame in frames)
