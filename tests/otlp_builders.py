@@ -26,8 +26,6 @@ def any_value(value: Any) -> AnyValue:
 
 def llm_span(**attributes: Any) -> Span:
     """A leaf OTel GenAI chat span with unique ids; ``attributes`` override the defaults."""
-    n = next(_counter)
-    now = time.time_ns()
     values: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "openai",
@@ -35,14 +33,20 @@ def llm_span(**attributes: Any) -> Span:
         "gen_ai.usage.input_tokens": 100,
         "gen_ai.usage.output_tokens": 10,
     }
-    values.update(attributes)
+    return span_with(values | attributes)
+
+
+def span_with(attributes: dict[str, Any]) -> Span:
+    """A span with unique ids that ended just now and carries exactly ``attributes``."""
+    n = next(_counter)
+    now = time.time_ns()
     return Span(
         trace_id=os.urandom(8) + n.to_bytes(8, "big"),
         span_id=os.urandom(4) + n.to_bytes(4, "big"),
         name="chat gpt-4o",
         start_time_unix_nano=now - 500_000_000,
         end_time_unix_nano=now,
-        attributes=[KeyValue(key=k, value=any_value(v)) for k, v in values.items()],
+        attributes=[KeyValue(key=k, value=any_value(v)) for k, v in attributes.items()],
     )
 
 
