@@ -20,9 +20,9 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
-        self.extra_args = extra_args
+        self.env = env or {}
         self.http_port, self.grpc_port, self.api_port = free_port(), free_port(), free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"daemon-{self.api_port}.log"
@@ -39,10 +39,11 @@ class Daemon:
         args = [
             sys.executable, "-m", "tokenpulse.cli", "serve", "--data", str(self.data_dir),
             "--otlp-http-port", str(self.http_port), "--otlp-grpc-port", str(self.grpc_port),
-            "--api-port", str(self.api_port), *self.extra_args,
+            "--api-port", str(self.api_port),
         ]  # fmt: skip
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+        environment = {**os.environ, **self.env}
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=environment)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
