@@ -17,6 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from tokenpulse.collector import otlp
+from tokenpulse.collector.pipeline import request_digest
 from tokenpulse.config import load_settings
 from tokenpulse.storage.store import DataDirInUse
 
@@ -75,7 +76,8 @@ def _ingest(args: argparse.Namespace) -> int:
         for path in args.files:
             for number, line in enumerate(tqdm(_read_lines(path), desc=path.name, unit=" requests"), start=1):
                 try:
-                    result = runtime.pipeline.ingest(otlp.decode_request(line, otlp.JSON), "file")
+                    request = otlp.decode_request(line, otlp.JSON)
+                    result = runtime.pipeline.ingest(request, "file", request_digest(line))
                 except otlp.RequestError as error:
                     bad_lines += 1
                     log.warning("%s:%d: %s", path, number, error.message)

@@ -14,6 +14,11 @@ SPANS_REJECTED = Counter("tokenpulse_spans_rejected", "Spans rejected, by reason
 REQUESTS_REJECTED = Counter(
     "tokenpulse_requests_rejected", "Whole OTLP requests rejected, by reason.", ["transport", "reason"]
 )
+DUPLICATE_REQUESTS = Counter(
+    "tokenpulse_duplicate_requests",
+    "Export requests identical to one accepted before (exporter retries), acknowledged and dropped.",
+    ["transport"],
+)
 UNPRICED_CALLS = Counter(
     "tokenpulse_unpriced_calls", "LLM calls stored with an unknown price, by provider.", ["provider"]
 )

@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tokenpulse import metrics
 from tokenpulse.collector import otlp
-from tokenpulse.collector.pipeline import Pipeline
+from tokenpulse.collector.pipeline import Pipeline, request_digest
 from tokenpulse.collector.wal import WalClosed, WalFull
 
 RETRY_DELAY_SECONDS = 5
@@ -34,7 +34,7 @@ def start_grpc_server(pipeline: Pipeline, address: str, max_message_bytes: int) 
     def export(body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         # The request arrives undecoded so that a malformed body is INVALID_ARGUMENT, not INTERNAL.
         try:
-            result = pipeline.ingest(otlp.decode_request(body, otlp.PROTOBUF), "grpc")
+            result = pipeline.ingest(otlp.decode_request(body, otlp.PROTOBUF), "grpc", request_digest(body))
         except otlp.RequestError as error:
             metrics.REQUESTS_REJECTED.labels("grpc", type(error).__name__).inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)

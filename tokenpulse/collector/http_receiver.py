@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tokenpulse import metrics
 from tokenpulse.collector import otlp
-from tokenpulse.collector.pipeline import IngestResult, Pipeline
+from tokenpulse.collector.pipeline import IngestResult, Pipeline, request_digest
 from tokenpulse.collector.wal import WalClosed, WalFull
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def create_otlp_http_app(pipeline: Pipeline, max_request_bytes: int, max_decompr
 
     def ingest(body: bytes, kind: str, encoding: str | None) -> IngestResult:
         data = otlp.decompress(body, encoding, max_decompressed_bytes)
-        return pipeline.ingest(otlp.decode_request(data, kind), "http")
+        return pipeline.ingest(otlp.decode_request(data, kind), "http", request_digest(data))
 
     @app.post("/v1/traces")
     async def export_traces(request: Request) -> Response:

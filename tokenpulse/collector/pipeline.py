@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -16,6 +19,29 @@ from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 
 # partial_success messages list a few rejections, not thousands.
 _MAX_MESSAGES = 5
+# Digests of recent requests remembered to drop exporter retries: ~100 bytes each.
+_RECENT_REQUESTS = 100_000
+
+
+def request_digest(body: bytes) -> bytes:
+    """Identity of an (uncompressed) export request body: a retry sends the very same bytes."""
+    return hashlib.blake2b(body, digest_size=16).digest()
+
+
+class RecentRequests:
+    """A bounded set of request digests, oldest forgotten first."""
+
+    def __init__(self, capacity: int = _RECENT_REQUESTS) -> None:
+        self.capacity = capacity
+        self._digests: OrderedDict[bytes, None] = OrderedDict()
+
+    def __contains__(self, digest: bytes) -> bool:
+        return digest in self._digests
+
+    def add(self, digest: bytes) -> None:
+        self._digests[digest] = None
+        if len(self._digests) > self.capacity:
+            self._digests.popitem(last=False)
 
 
 @dataclass
@@ -28,6 +54,7 @@ class IngestResult:
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
     wal_end: int = 0  # log offset just past this request's frame (0 if nothing was written)
+    duplicate: bool = False  # the same request was accepted before: an exporter retry, dropped
 
     @property
     def message(self) -> str:
@@ -39,19 +66,37 @@ class IngestResult:
 
 
 class Pipeline:
-    """Normalizes every span of a request and appends the accepted ones to the log as one frame."""
+    """Normalizes every span of a request and appends the accepted ones to the log as one frame.
+
+    An exporter whose request timed out, or whose daemon was killed before it answered, sends the
+    same request again. Requests are remembered by digest — including those still in the log after a
+    restart — and a repeat is acknowledged without being stored again, so the rollup never counts a
+    retried span twice.
+    """
 
     def __init__(self, wal: WriteAheadLog, config: NormalizeConfig, pricer: Pricer) -> None:
         self.wal = wal
         self.config = config
         self.pricer = pricer
+        self.recent = RecentRequests()
+        self._lock = threading.Lock()
+        for frame in wal.read(wal.oldest, wal.durable_end):
+            if any(frame.request_digest):
+                self.recent.add(frame.request_digest)
 
-    def ingest(self, request: ExportTraceServiceRequest, transport: str) -> IngestResult:
+    def ingest(self, request: ExportTraceServiceRequest, transport: str, digest: bytes = b"") -> IngestResult:
         """Normalize and durably buffer ``request``; returns once the accepted spans are on disk.
 
+        ``digest`` (request_digest of the body) lets a retried request be recognized.
         Raises WalFull / WalClosed when nothing could be buffered (the client should retry).
         """
         result = IngestResult()
+        if digest:
+            with self._lock:
+                if digest in self.recent:
+                    metrics.DUPLICATE_REQUESTS.labels(transport).inc()
+                    result.duplicate = True
+                    return result
         calls: list[CallRecord] = []
         tool_spans: list[ToolSpanRecord] = []
         received = 0
@@ -79,8 +124,12 @@ class Pipeline:
                 encode_rows(tool_spans, TOOL_SPAN_FIELDS),
                 len(calls),
                 len(tool_spans),
+                digest,
             )
             result.wal_end = self.wal.append(frame)
+            if digest:
+                with self._lock:
+                    self.recent.add(digest)
         result.calls, result.tool_spans = len(calls), len(tool_spans)
         metrics.SPANS_ACCEPTED.labels("call").inc(result.calls)
         metrics.SPANS_ACCEPTED.labels("tool_span").inc(result.tool_spans)

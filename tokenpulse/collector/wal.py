@@ -7,7 +7,8 @@ Positions are global byte offsets that only grow; a segment file is named by the
 so a position never needs a (segment, offset) pair. Frame layout::
 
     magic u32 | payload length u32 | crc32(payload) u32 | payload
-    payload = calls count u32 | tool spans count u32 | calls bytes length u32 | calls JSONL | tools JSONL
+    payload = calls count u32 | tool spans count u32 | calls bytes length u32 | request digest 16 bytes
+              | calls rows | tool span rows
 
 A torn tail (power cut mid-write) fails its length or CRC check and is truncated on open; the frames
 before it are intact because a request is acknowledged only after its whole frame was synced.
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 MAGIC = 0x54505731  # "TPW1"
 _HEADER = struct.Struct("<III")
-_COUNTS = struct.Struct("<III")
+_COUNTS = struct.Struct("<III16s")
 _SUFFIX = ".wal"
 
 
@@ -45,14 +46,17 @@ class WalClosed(RuntimeError):
 class Frame:
     start: int  # global offset of the frame header
     end: int  # global offset just past the frame
-    calls: bytes  # JSONEachRow lines of the calls table
-    tool_spans: bytes  # JSONEachRow lines of the tool_spans table
+    calls: bytes  # encoded rows of the calls table (storage.rows)
+    tool_spans: bytes  # encoded rows of the tool_spans table
     call_count: int
     tool_span_count: int
+    request_digest: bytes  # identifies the OTLP request the rows came from (for retry deduplication)
 
 
-def encode_frame(calls: bytes, tool_spans: bytes, call_count: int, tool_span_count: int) -> bytes:
-    payload = _COUNTS.pack(call_count, tool_span_count, len(calls)) + calls + tool_spans
+def encode_frame(
+    calls: bytes, tool_spans: bytes, call_count: int, tool_span_count: int, request_digest: bytes = b""
+) -> bytes:
+    payload = _COUNTS.pack(call_count, tool_span_count, len(calls), request_digest) + calls + tool_spans
     return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
@@ -185,6 +189,12 @@ class WriteAheadLog:
         with self._lock:
             return self._written - self.committed
 
+    @property
+    def oldest(self) -> int:
+        """Offset of the oldest frame still on disk."""
+        segments = self.segments()
+        return segments[0] if segments else 0
+
     def segments(self) -> list[int]:
         return sorted(int(p.name[: -len(_SUFFIX)]) for p in self.directory.glob(f"*{_SUFFIX}"))
 
@@ -206,7 +216,7 @@ class WriteAheadLog:
                     payload = f.read(length)
                     if magic != MAGIC or len(payload) < length or zlib.crc32(payload) != crc:
                         raise ValueError(f"corrupt write-ahead log frame at offset {position}")
-                    call_count, tool_span_count, calls_length = _COUNTS.unpack_from(payload)
+                    call_count, tool_span_count, calls_length, digest = _COUNTS.unpack_from(payload)
                     body = payload[_COUNTS.size :]
                     frame_end = position + _HEADER.size + length
                     yield Frame(
@@ -216,6 +226,7 @@ class WriteAheadLog:
                         body[calls_length:],
                         call_count,
                         tool_span_count,
+                        digest,
                     )
                     position = frame_end
             if position == entered_at:
