@@ -111,3 +111,13 @@ def test_otlp_json_with_hex_ids_and_string_int64(shared_daemon: Daemon) -> None:
     response = post(shared_daemon, json.dumps(document).encode(), {"Content-Type": "application/json"})
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
     assert response.json() == {}
+
+
+def test_summary_refuses_unknown_dimensions_and_bad_times(shared_daemon: Daemon) -> None:
+    api = f"{shared_daemon.api}/api/v1/summary"
+    response = httpx.get(api, params={"servce": "checkout"}, timeout=10)
+    assert response.status_code == 400 and "unknown dimension(s) servce" in response.json()["detail"]
+    assert httpx.get(api, params={"group_by": "route,nope"}, timeout=10).status_code == 400
+    assert httpx.get(api, params={"start": "yesterday"}, timeout=10).status_code == 400
+    response = httpx.get(api, params={"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, timeout=10)
+    assert response.status_code == 400

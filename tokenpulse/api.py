@@ -66,8 +66,8 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter) -> FastA
         now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
         end_time = _parse_time(end, now)
         start_time = _parse_time(start, end_time - timedelta(hours=1))
-        # Any other query parameter named after a dimension filters on it (e.g. ?service=checkout).
-        filters = {k: v for k, v in request.query_params.items() if k in DIMENSIONS}
+        # Any other query parameter names a dimension to filter on (e.g. ?service=checkout).
+        filters = {k: v for k, v in request.query_params.items() if k not in ("start", "end", "group_by")}
         try:
             query = SummaryQuery(start_time, end_time, tuple(d for d in group_by.split(",") if d), filters)
         except ValueError as error:
