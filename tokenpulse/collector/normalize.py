@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any
 
+from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanView
 
@@ -31,7 +32,6 @@ __all__ = [
     "CONTENT_KEY_PREFIXES",
     "InvalidSpan",
     "NormalizeConfig",
-    "PricerProtocol",
     "is_content_key",
     "normalize_provider",
     "normalize_span",
@@ -40,22 +40,6 @@ __all__ = [
 
 class InvalidSpan(ValueError):
     """The span is an LLM call whose data cannot be trusted; ``str(error)`` names the offending attribute."""
-
-
-class PricerProtocol(Protocol):
-    """What normalization needs from ``tokenpulse.collector.pricing.Pricer``."""
-
-    def price(
-        self,
-        provider: str,
-        model: str,
-        *,
-        input_tokens: int,
-        output_tokens: int,
-        cache_read_tokens: int,
-        cache_write_tokens: int,
-        reasoning_tokens: int,
-    ) -> tuple[Decimal, str] | None: ...
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1023,7 +1007,7 @@ def _classify(
 
 
 def normalize_span(
-    span: SpanView, config: NormalizeConfig, pricer: PricerProtocol
+    span: SpanView, config: NormalizeConfig, pricer: Pricer
 ) -> CallRecord | ToolSpanRecord | None:
     """Normalize one span; see the module docstring. Raises InvalidSpan for an untrustworthy call."""
     attrs = span.attributes
