@@ -1,0 +1,90 @@
+"""promtool-style detector tests: per-minute input series in, expected alert transitions out.
+
+Series are built in memory as the rollup query would return them, so detectors are tested as the
+pure functions they are; no storage is involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from tokenpulse.detectors.base import Detector
+from tokenpulse.detectors.data import History, Query
+from tokenpulse.detectors.engine import Engine
+
+T0 = datetime(2026, 11, 10, 0, 0, tzinfo=UTC)  # day 0, midnight
+
+
+def minute(offset: float) -> datetime:
+    """T0 + ``offset`` minutes."""
+    return T0 + timedelta(minutes=offset)
+
+
+@dataclass
+class Series:
+    """Rows of one query for one scope: each column is a constant or a function of the minute offset."""
+
+    scope: dict[str, str]
+    values: dict[str, float | Callable[[int], float]]
+    start: int = 0  # minute offsets [start, end)
+    end: int = 0
+
+    def rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for m in range(self.start, self.end):
+            row: dict[str, Any] = {"minute": pd.Timestamp(minute(m)), **self.scope}
+            for name, value in self.values.items():
+                row[name] = value(m) if callable(value) else value
+            rows.append(row)
+        return rows
+
+
+@dataclass
+class Scenario:
+    """Input series per query and the range of minutes to evaluate."""
+
+    series: dict[Query, list[Series]] = field(default_factory=dict)
+
+    def add(self, query: Query, *series: Series) -> Scenario:
+        self.series.setdefault(query, []).extend(series)
+        return self
+
+    def history(self, start: int, end: int, defaults: dict[str, float]) -> History:
+        history = History(minute(start), minute(end))
+        for query, series in self.series.items():
+            rows = [row for s in series for row in s.rows()]
+            frame = pd.DataFrame(rows)
+            for name, value in defaults.items():
+                if name not in frame:
+                    frame[name] = value
+            frame["minute"] = pd.to_datetime(frame["minute"], utc=True)
+            history.frames[query.name] = frame
+        return history
+
+
+def run(
+    detector: Detector,
+    scenario: Scenario,
+    evaluate_from: int,
+    evaluate_to: int,
+    *,
+    history_from: int = 0,
+    defaults: dict[str, float] | None = None,
+) -> list[tuple[int, str, str, dict[str, str]]]:
+    """Evaluate minute by minute; returns (minute offset, status, severity, scope) per transition."""
+    times = [minute(m) for m in range(evaluate_from, evaluate_to)]
+    history = scenario.history(history_from, evaluate_to, defaults or {})
+    engine = Engine([detector])
+    return [
+        (int((t.at - T0).total_seconds() // 60), t.status, t.severity, dict(t.scope))
+        for t in engine.evaluate(history, times)
+    ]
+
+
+def transitions_only(result: Sequence[tuple[int, str, str, dict[str, str]]]) -> list[tuple[int, str, str]]:
+    return [(m, status, severity) for m, status, severity, _ in result]

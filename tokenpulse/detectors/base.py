@@ -1,0 +1,135 @@
+"""What every detector shares: scopes, observations, settings and the detector interface."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from tokenpulse.detectors.data import History
+
+# Canonical scope dimensions (a public contract: alerts, config, runbooks and dashboards use them).
+SCOPE_DIMENSIONS = (
+    "service", "environment", "provider", "model", "route", "user", "tool", "router", "prompt_version",
+    "deploy_version", "session",
+)  # fmt: skip
+
+Scope = tuple[tuple[str, str], ...]  # (dimension, value) pairs in a fixed order: hashable and stable
+
+
+def make_scope(**values: str) -> Scope:
+    return tuple((k, str(v)) for k, v in values.items())
+
+
+def scope_dict(scope: Scope) -> dict[str, str]:
+    return dict(scope)
+
+
+def format_scope(scope: Scope) -> str:
+    return ", ".join(f"{k}={v}" for k, v in scope) or "all"
+
+
+WARNING = "warning"
+CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a detector saw for one scope at one evaluation time.
+
+    ``severity`` is None when the scope is healthy: an observation of health is what resolves alerts.
+    Scopes without enough samples produce no observation at all.
+    """
+
+    detector: str
+    scope: Scope
+    at: datetime
+    severity: str | None
+    value: float
+    threshold: float
+    baseline: float | None
+    samples: int
+    summary: str
+
+    @property
+    def active(self) -> bool:
+        return self.severity is not None
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Settings every detector has; each detector adds its thresholds in a subclass."""
+
+    enabled: bool = True
+    window: timedelta = timedelta(minutes=5)
+    for_: timedelta = timedelta(minutes=5)  # the condition must hold this long before firing
+    keep_firing_for: timedelta = timedelta(minutes=5)  # one good window does not resolve
+    min_calls: int = 30  # fewer calls in the window: no observation (low traffic never alerts)
+
+
+class Detector(Protocol):
+    """A detector: ``evaluate`` is a pure function of the history and the evaluation times."""
+
+    name: ClassVar[str]
+    settings: DetectorSettings
+
+    def lookback(self) -> timedelta:
+        """How much history before the first evaluation time ``evaluate`` needs."""
+        ...
+
+    def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
+        """Observations for every scope at each of ``times`` (whole minutes, ascending)."""
+        ...
+
+
+def settings_from_mapping(cls: type[DetectorSettings], values: Mapping[str, Any]) -> DetectorSettings:
+    """Build detector settings from a config table; durations are minutes (``window_minutes = 10``)."""
+    fields = {f for f in cls.__dataclass_fields__}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        name = key.removesuffix("_minutes")
+        name = "for_" if name == "for" else name
+        if name not in fields:
+            raise ValueError(f"unknown detector setting {key!r}; known: {', '.join(sorted(fields))}")
+        kwargs[name] = timedelta(minutes=value) if key.endswith("_minutes") else value
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """An alert changing state: the object backtests print and notifiers send."""
+
+    at: datetime
+    status: str  # "firing" | "resolved"
+    detector: str
+    severity: str
+    scope: Scope
+    value: float
+    threshold: float
+    baseline: float | None
+    summary: str
+    started_at: datetime
+    suspects: list[dict[str, Any]] = field(default_factory=list)
+    runbook_url: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "status": self.status,
+            "detector": self.detector,
+            "severity": self.severity,
+            "scope": scope_dict(self.scope),
+            "value": _round(self.value),
+            "threshold": _round(self.threshold),
+            "baseline": None if self.baseline is None else _round(self.baseline),
+            "summary": self.summary,
+            "suspects": self.suspects,
+            "runbook_url": self.runbook_url,
+            "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.6g}")

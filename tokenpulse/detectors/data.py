@@ -1,0 +1,216 @@
+"""What detectors read: named query results over a time range, and pure helpers that turn them into
+per-minute grids, trailing windows and baselines.
+
+The engine runs each named query once per cycle (or once per backtest) however many detectors use
+it; detectors then work on the frames in memory, vectorized over every scope and evaluation time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from tokenpulse.detectors.base import CRITICAL, WARNING, Observation, Scope
+from tokenpulse.storage.schema import LATENCY_QUANTILES
+from tokenpulse.storage.store import Store
+
+MINUTES_PER_DAY = 1440
+
+# Rollup column -> canonical scope dimension.
+SCOPE_NAMES = {"service_version": "deploy_version"}
+
+ROLLUP_SUMS = (
+    "calls", "errors", "timeouts", "escalated_calls", "uncached_calls", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Query:
+    """A named read over [start, end): ``sql`` binds {start:DateTime('UTC')} and {end:DateTime('UTC')}."""
+
+    name: str
+    sql: str
+
+
+def rollup_query(dims: Sequence[str]) -> Query:
+    """Per-minute sums of the rollup (cost as float dollars) by ``dims``."""
+    sums = ", ".join(f"sum({m}) AS {m}" for m in ROLLUP_SUMS)
+    dim_list = ", ".join(dims)
+    return Query(
+        f"rollup:{dim_list}",
+        f"SELECT minute, {dim_list}, {sums}, toFloat64(sum(cost_usd)) AS cost_usd FROM calls_1m "
+        "WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
+        f"GROUP BY minute, {dim_list}",
+    )
+
+
+def quantile_query(column: str, dims: Sequence[str], window_minutes: int, quantile: float) -> Query:
+    """The ``quantile`` of ``column`` (latency_ms or ttft_ms) over the trailing window ending at each
+    minute, by ``dims``, merged from the rollup's t-digest states (never an average of percentiles).
+
+    The value at minute t covers [t - window, t), like every other windowed signal here.
+    """
+    position = LATENCY_QUANTILES.split(", ").index(str(quantile)) + 1
+    dim_list = ", ".join(dims)
+    merged = f"quantilesTDigestMerge({LATENCY_QUANTILES})(state) OVER w"
+    state = f"quantilesTDigestMergeState({LATENCY_QUANTILES})({column})"
+    return Query(
+        f"{column}:q{quantile}:w{window_minutes}:{dim_list}",
+        f"SELECT minute + INTERVAL 1 MINUTE AS minute, {dim_list}, ({merged})[{position}] AS value "
+        f"FROM (SELECT minute, {dim_list}, {state} AS state "
+        "      FROM calls_1m WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
+        f"      GROUP BY minute, {dim_list}) "
+        f"WINDOW w AS (PARTITION BY {dim_list} ORDER BY minute "
+        f"RANGE BETWEEN {(window_minutes - 1) * 60} PRECEDING AND CURRENT ROW)",
+    )
+
+
+@dataclass
+class History:
+    """Query results over [start, end), keyed by query name."""
+
+    start: datetime
+    end: datetime
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __getitem__(self, query: Query) -> pd.DataFrame:
+        return self.frames[query.name]
+
+
+def load_history(store: Store, queries: Sequence[Query], start: datetime, end: datetime) -> History:
+    """Run each distinct query once over [start, end)."""
+    history = History(start, end)
+    for query in queries:
+        if query.name not in history.frames:
+            frame = store.client.query_df(query.sql, parameters={"start": start, "end": end})
+            if "minute" in frame:
+                frame["minute"] = pd.to_datetime(frame["minute"], utc=True)
+            history.frames[query.name] = frame
+    return history
+
+
+def minute_index(start: datetime, end: datetime) -> pd.DatetimeIndex:
+    return pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="1min", inclusive="left")
+
+
+def grids(
+    frame: pd.DataFrame, dims: Sequence[str], columns: Sequence[str], start: datetime, end: datetime
+) -> dict[str, pd.DataFrame]:
+    """Each of ``columns`` as a minute x scope grid over [start, end) (missing minutes are 0).
+
+    Scopes are tuples of (canonical dimension, value), in ``dims`` order.
+    """
+    index = minute_index(start, end)
+    if frame.empty:
+        return {c: pd.DataFrame(index=index, dtype=float) for c in columns}
+    grouped = frame.groupby(["minute", *dims], observed=True, sort=False)[list(columns)].sum()
+    wide = grouped.unstack(list(dims)).reindex(index).fillna(0.0)
+    result = {}
+    for column in columns:
+        grid = wide[column] if len(dims) else wide[[column]]
+        grid.columns = [_scope(dims, key) for key in grid.columns]
+        result[column] = grid.astype(float)
+    return result
+
+
+def value_grid(frame: pd.DataFrame, dims: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
+    """The ``value`` column of a per-minute query as a minute x scope grid (missing: NaN)."""
+    index = minute_index(start, end)
+    if frame.empty:
+        return pd.DataFrame(index=index, dtype=float)
+    wide = frame.pivot_table(
+        index="minute", columns=list(dims), values="value", aggfunc="first", observed=True
+    )
+    wide = wide.reindex(index)
+    wide.columns = [_scope(dims, key if isinstance(key, tuple) else (key,)) for key in wide.columns]
+    return wide.astype(float)
+
+
+def _scope(dims: Sequence[str], key: tuple) -> Scope:
+    return tuple((SCOPE_NAMES.get(d, d), str(v)) for d, v in zip(dims, key, strict=True))
+
+
+def trailing_sum(grid: pd.DataFrame, minutes: int) -> pd.DataFrame:
+    """Value at minute t: the sum over [t - minutes, t), the last complete minutes before t."""
+    return grid.rolling(minutes, min_periods=1).sum().shift(1)
+
+
+def baseline(signal: pd.DataFrame, window_minutes: int, days: int = 7) -> pd.DataFrame:
+    """A robust baseline of ``signal`` at each minute.
+
+    The same hour of previous days when that history exists (median over the days of the median of
+    the hour around the same time of day), else the median of the trailing 24 hours before the
+    current window. Medians only: one outlier never moves a baseline.
+    """
+    hourly = signal.rolling(60, min_periods=10, center=True).median()
+    previous_days = [hourly.shift(k * MINUTES_PER_DAY).to_numpy() for k in range(1, days + 1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: the normal "no history" case
+        same_hour = np.nanmedian(np.stack(previous_days), axis=0) if previous_days else None
+    trailing = signal.rolling(MINUTES_PER_DAY, min_periods=60).median().shift(window_minutes)
+    if same_hour is None:
+        return trailing
+    return pd.DataFrame(same_hour, index=signal.index, columns=signal.columns).fillna(trailing)
+
+
+def at_times(grid: pd.DataFrame, times: Sequence[datetime]) -> pd.DataFrame:
+    """Rows of ``grid`` at the evaluation ``times``."""
+    return grid.reindex(pd.DatetimeIndex([pd.Timestamp(t) for t in times]))
+
+
+def to_observations(
+    detector: str,
+    times: Sequence[datetime],
+    value: pd.DataFrame,
+    samples: pd.DataFrame,
+    *,
+    warning: pd.DataFrame,
+    critical: pd.DataFrame,
+    warning_threshold: pd.DataFrame | float,
+    critical_threshold: pd.DataFrame | float,
+    baseline: pd.DataFrame | None,
+    describe: Callable[[Scope, float, float, float | None], str],
+) -> list[Observation]:
+    """The active observations: one per (time, scope) where ``value`` is known and a condition holds.
+
+    Healthy and unknown cells produce nothing; to the state machine both mean "not holding".
+    ``describe(scope, value, threshold, baseline)`` writes the summary line.
+    """
+    index = pd.DatetimeIndex([pd.Timestamp(t) for t in times])
+    columns = value.columns
+
+    def rows(grid: pd.DataFrame | float) -> np.ndarray:
+        if isinstance(grid, pd.DataFrame):
+            return grid.reindex(index=index, columns=columns).to_numpy(dtype=float)
+        return np.full((len(index), len(columns)), float(grid))
+
+    values, counts = rows(value), rows(samples)
+    warn, crit = rows(warning.astype(float)) > 0, rows(critical.astype(float)) > 0
+    warn_at, crit_at = rows(warning_threshold), rows(critical_threshold)
+    base = rows(baseline) if baseline is not None else None
+    observations = []
+    for i, j in zip(*np.nonzero(~np.isnan(values) & (warn | crit)), strict=True):
+        severity = CRITICAL if crit[i, j] else WARNING
+        threshold = crit_at[i, j] if severity == CRITICAL else warn_at[i, j]
+        base_value = None if base is None or np.isnan(base[i, j]) else float(base[i, j])
+        scope = columns[j]
+        observations.append(
+            Observation(
+                detector=detector,
+                scope=scope,
+                at=times[i],
+                severity=severity,
+                value=float(values[i, j]),
+                threshold=float(threshold),
+                baseline=base_value,
+                samples=int(counts[i, j]) if not np.isnan(counts[i, j]) else 0,
+                summary=describe(scope, float(values[i, j]), float(threshold), base_value),
+            )
+        )
+    return observations

@@ -1,0 +1,61 @@
+"""Runs detectors over evaluation times and drives the alert state machine.
+
+Live cycles and backtests are the same code: ``Engine.run`` over one time (now) or over every step of
+a range. History is read once per run; every detector evaluates all times on it in memory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from tokenpulse.detectors.base import Detector, Observation, Transition
+from tokenpulse.detectors.data import History, load_history
+from tokenpulse.detectors.state import AlertStates
+from tokenpulse.storage.store import Store
+
+
+def evaluation_times(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
+    """Whole-minute evaluation times in [start, end]."""
+    first = floor_minute(start)
+    times = []
+    moment = first if first >= start else first + timedelta(minutes=1)
+    while moment <= end:
+        times.append(moment)
+        moment += step
+    return times
+
+
+def floor_minute(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+class Engine:
+    def __init__(self, detectors: Sequence[Detector], states: AlertStates | None = None) -> None:
+        self.detectors = [d for d in detectors if d.settings.enabled]
+        self.states = states or AlertStates()
+
+    def load(self, store: Store, times: Sequence[datetime]) -> History:
+        """Read what every detector needs to evaluate ``times``."""
+        lookback = max((d.lookback() for d in self.detectors), default=timedelta(0))
+        queries = [q for d in self.detectors for q in d.queries()]
+        return load_history(store, queries, times[0] - lookback, times[-1])
+
+    def evaluate(self, history: History, times: Sequence[datetime]) -> list[Transition]:
+        """Evaluate every detector at ``times`` and step the alerts through them in order."""
+        by_detector: dict[str, dict[datetime, list[Observation]]] = {}
+        for detector in self.detectors:
+            per_time: dict[datetime, list[Observation]] = defaultdict(list)
+            for observation in detector.evaluate(history, times):
+                per_time[observation.at].append(observation)
+            by_detector[detector.name] = per_time
+        transitions = []
+        for moment in times:
+            for detector in self.detectors:
+                observations = by_detector[detector.name].get(moment, [])
+                transitions += self.states.step(detector.name, detector.settings, observations, moment)
+        return transitions
+
+    def run(self, store: Store, times: Sequence[datetime]) -> list[Transition]:
+        return self.evaluate(self.load(store, times), times)

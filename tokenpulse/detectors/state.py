@@ -1,0 +1,156 @@
+"""The alert state machine: one alert per (detector, scope), inactive -> pending -> firing -> resolved.
+
+Semantics follow Prometheus alerting rules:
+- a condition that starts holding makes the alert *pending*; it *fires* once it has held for ``for_``;
+- a pending alert whose condition stops holding is dropped without a word (nothing to notify);
+- a firing alert resolves only after its condition has not held for ``keep_firing_for`` (one good
+  window does not end an incident, so alerts do not flap);
+- a scope that produces no observation (its traffic fell below the minimum sample count) counts as
+  not holding;
+- a firing alert that escalates (warning -> critical) fires again; it never de-escalates while
+  firing, so a recovering incident does not page twice.
+
+The machine is pure: it is driven by observations and evaluation times only, never by the clock, so
+live runs and backtests behave the same. Its state serializes to JSON to survive restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tokenpulse.detectors.base import CRITICAL, WARNING, DetectorSettings, Observation, Scope, Transition
+
+PENDING = "pending"
+FIRING = "firing"
+RESOLVED = "resolved"
+
+# Resolved alerts stay visible this long (the API lists them as recent), then are forgotten here.
+RESOLVED_RETENTION = timedelta(minutes=15)
+
+
+def fingerprint(detector: str, scope: Scope) -> str:
+    """A stable id per (detector, scope): the deduplication key of notifications."""
+    text = detector + "\0" + "\0".join(f"{k}={v}" for k, v in scope)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Alert:
+    detector: str
+    scope: Scope
+    state: str
+    severity: str
+    active_at: datetime  # when the condition started holding
+    last_active_at: datetime  # the last evaluation at which it held
+    value: float
+    threshold: float
+    baseline: float | None
+    summary: str
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.detector, self.scope)
+
+    def transition(self, status: str, at: datetime) -> Transition:
+        return Transition(
+            at=at,
+            status=status,
+            detector=self.detector,
+            severity=self.severity,
+            scope=self.scope,
+            value=self.value,
+            threshold=self.threshold,
+            baseline=self.baseline,
+            summary=self.summary,
+            started_at=self.active_at,
+        )
+
+    def observe(self, observation: Observation) -> None:
+        self.value = observation.value
+        self.threshold = observation.threshold
+        self.baseline = observation.baseline
+        self.summary = observation.summary
+        self.last_active_at = observation.at
+
+
+class AlertStates:
+    """All alerts of all detectors."""
+
+    def __init__(self, alerts: Iterable[Alert] = ()) -> None:
+        self.alerts: dict[tuple[str, Scope], Alert] = {(a.detector, a.scope): a for a in alerts}
+
+    def step(
+        self, detector: str, settings: DetectorSettings, observations: Iterable[Observation], now: datetime
+    ) -> list[Transition]:
+        """Advance ``detector``'s alerts to ``now`` given its observations at ``now``."""
+        transitions: list[Transition] = []
+        seen: set[Scope] = set()
+        for observation in observations:
+            if not observation.active:
+                continue
+            seen.add(observation.scope)
+            key = (detector, observation.scope)
+            alert = self.alerts.get(key)
+            assert observation.severity is not None
+            if alert is None or alert.state == RESOLVED:
+                alert = Alert(
+                    detector, observation.scope, PENDING, observation.severity, now, now,
+                    observation.value, observation.threshold, observation.baseline, observation.summary,
+                )  # fmt: skip
+                self.alerts[key] = alert
+            alert.observe(observation)
+            if alert.state == PENDING and now - alert.active_at >= settings.for_:
+                alert.state, alert.fired_at, alert.severity = FIRING, now, observation.severity
+                transitions.append(alert.transition(FIRING, now))
+            elif alert.state == PENDING:
+                alert.severity = observation.severity
+            elif alert.state == FIRING and alert.severity == WARNING and observation.severity == CRITICAL:
+                alert.severity = CRITICAL
+                transitions.append(alert.transition(FIRING, now))
+        for key, alert in list(self.alerts.items()):
+            if key[0] != detector or alert.scope in seen:
+                continue
+            if alert.state == PENDING:
+                del self.alerts[key]
+            elif alert.state == FIRING and now - alert.last_active_at >= settings.keep_firing_for:
+                alert.state, alert.resolved_at = RESOLVED, now
+                transitions.append(alert.transition(RESOLVED, now))
+            elif (
+                alert.state == RESOLVED
+                and alert.resolved_at
+                and now - alert.resolved_at >= RESOLVED_RETENTION
+            ):
+                del self.alerts[key]
+        return transitions
+
+    def firing(self) -> list[Alert]:
+        return [a for a in self.alerts.values() if a.state == FIRING]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [_alert_json(a) for a in self.alerts.values()]
+
+    @classmethod
+    def from_json(cls, document: list[dict[str, Any]]) -> AlertStates:
+        return cls(_alert_from_json(item) for item in document)
+
+
+def _alert_json(alert: Alert) -> dict[str, Any]:
+    data = asdict(alert)
+    data["scope"] = [list(pair) for pair in alert.scope]
+    for name in ("active_at", "last_active_at", "fired_at", "resolved_at"):
+        data[name] = data[name].isoformat() if data[name] else None
+    return data
+
+
+def _alert_from_json(data: dict[str, Any]) -> Alert:
+    data = dict(data)
+    data["scope"] = tuple((k, v) for k, v in data["scope"])
+    for name in ("active_at", "last_active_at", "fired_at", "resolved_at"):
+        data[name] = datetime.fromisoformat(data[name]) if data[name] else None
+    return Alert(**data)
