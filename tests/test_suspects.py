@@ -1,0 +1,51 @@
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.factories import call_record
+from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tokenpulse.detectors.base import make_scope
+from tokenpulse.detectors.suspects import ShareCount, find_suspects, rank_suspects
+from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.writer import LogWriter
+
+
+def test_a_value_new_at_the_onset_ranks_first() -> None:
+    counts = [
+        ShareCount("prompt_version", "v7", 100, 0, 100, 100),
+        ShareCount("prompt_version", "v8", 0, 100, 100, 100),
+        ShareCount("user", "alice", 50, 75, 100, 100),
+        ShareCount("user", "bob", 50, 25, 100, 100),
+        ShareCount("model", "gpt-4o", 100, 100, 100, 100),
+    ]
+    assert rank_suspects(counts) == [
+        {"dimension": "prompt_version", "value": "v8", "share_before": 0.0, "share_after": 1.0, "new": True},
+        {"dimension": "user", "value": "alice", "share_before": 0.5, "share_after": 0.75, "new": False},
+    ]
+
+
+def test_no_change_no_suspects() -> None:
+    assert rank_suspects([ShareCount("model", "m", 10, 10, 10, 10), ShareCount("user", "u", 0, 0, 0, 0)]) == []
+
+
+def test_find_suspects_reads_the_calls_of_the_scope(store: Store, tmp_path: Path) -> None:
+    onset = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
+    ns = int(onset.timestamp() * 1e9)
+    records = [
+        *(call_record(time_unix_nano=ns - (i + 1) * 10**10, prompt_version="v7") for i in range(30)),
+        *(call_record(time_unix_nano=ns + (i + 1) * 10**10, prompt_version="v8") for i in range(30)),
+        *(call_record(time_unix_nano=ns + i * 10**10, route="/other", prompt_version="v9") for i in range(30)),
+        call_record(time_unix_nano=ns + 10**10, user="mallory", prompt_version="v8"),
+    ]
+    wal = WriteAheadLog(tmp_path / "wal")
+    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
+    writer = LogWriter(wal, store, batch_seconds=0.01)
+    writer.start()
+    assert writer.wait_stored(end, 30)
+    writer.stop()
+    scope = make_scope(service="checkout", route="/chat", model="gpt-4o-2024-08-06")
+    suspects = find_suspects(store, scope, onset, onset + timedelta(minutes=20))
+    assert suspects[0] == {
+        "dimension": "prompt_version", "value": "v8", "share_before": 0.0, "share_after": 1.0, "new": True
+    }  # fmt: skip
+    assert all(s["value"] != "v9" for s in suspects)  # another route's change is not this alert's
