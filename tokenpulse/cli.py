@@ -11,6 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "files", nargs="+", type=Path, help="files with one ExportTraceServiceRequest per line"
     )
+
+    backtest = commands.add_parser("backtest", help="replay the detectors over stored history")
+    _storage_arguments(backtest)
+    backtest.add_argument("--start", required=True, help="ISO 8601; history before it is the baseline")
+    backtest.add_argument("--end", required=True, help="ISO 8601")
+    backtest.add_argument("--step", default="1m", help="evaluation step: Nm or Nh (default 1m)")
 
     summary = commands.add_parser("summary", help="print calls, tokens and cost from a running daemon")
     summary.add_argument("--api", default="http://127.0.0.1:8000", help="the daemon's API base URL")
@@ -100,6 +107,41 @@ def _ingest(args: argparse.Namespace) -> int:
         f"rejected {rejected} spans, {bad_lines} lines"
     )
     return 0 if not bad_lines else 1
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from tokenpulse.detectors.catalog import build_detectors
+    from tokenpulse.detectors.engine import Engine, evaluation_times
+    from tokenpulse.storage.store import DataDirLock, Store
+
+    settings = load_settings(args.config, data_dir=args.data, clickhouse_url=args.clickhouse)
+    step = _duration(args.step)
+    times = evaluation_times(_utc(args.start), _utc(args.end), step)
+    if not times:
+        print("tokenpulse backtest: no evaluation time in [start, end]", file=sys.stderr)
+        return 2
+    lock = DataDirLock(settings.data_dir)
+    store = Store.open(settings.data_dir, settings.clickhouse_url)
+    try:
+        engine = Engine(build_detectors(settings.detectors))
+        for transition in engine.run(store, times, settings.runbooks):
+            print(json.dumps(transition.to_json()), flush=True)
+    finally:
+        store.close()
+        lock.release()
+    return 0
+
+
+def _utc(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _duration(text: str) -> timedelta:
+    units = {"m": "minutes", "h": "hours"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) == 0:
+        raise SystemExit(f"tokenpulse: invalid step {text!r}: use Nm or Nh, e.g. 1m")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -161,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "ingest":
             return _ingest(args)
+        if args.command == "backtest":
+            return _backtest(args)
         return _summary(args)
     except DataDirInUse as error:
         print(f"tokenpulse: {error}", file=sys.stderr)

@@ -30,6 +30,13 @@ class Settings:
     batch_seconds: float = 1.0
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     prices: dict[str, TokenPrice] = field(default_factory=dict)
+    detector_interval_seconds: int = 60
+    runbook_base_url: str | None = None  # default: the daemon's own /runbooks
+    detectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # [detectors.<name>] tables
+
+    @property
+    def runbooks(self) -> str:
+        return self.runbook_base_url or f"http://{self.host}:{self.api_port}/runbooks"
 
 
 # Flat settings that the environment may set, as TOKENPULSE_<NAME upper-cased>.
@@ -46,6 +53,8 @@ _ENV_SETTINGS = (
     "wal_max_bytes",
     "batch_rows",
     "batch_seconds",
+    "detector_interval_seconds",
+    "runbook_base_url",
 )
 _ENV_ALIASES = {"data_dir": "TOKENPULSE_DATA", "clickhouse_url": "TOKENPULSE_CLICKHOUSE_URL"}
 
@@ -72,6 +81,8 @@ def _from_file(path: Path) -> dict[str, Any]:
             extra = {name: tuple(keys) for name, keys in normalize.pop("extra_dimensions", {}).items()}
             tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in normalize.items()}
             values["normalize"] = replace(NormalizeConfig(), **tuples, extra_dimensions=extra)
+        elif key == "detectors":
+            values["detectors"] = {name: dict(table) for name, table in value.items()}
         elif key == "prices":
             values["prices"] = {
                 model: TokenPrice(**{kind: Decimal(str(v)) for kind, v in kinds.items()})

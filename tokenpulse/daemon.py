@@ -7,13 +7,18 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from tokenpulse.api import create_api_app
 from tokenpulse.collector.grpc_receiver import start_grpc_server
 from tokenpulse.collector.http_receiver import create_otlp_http_app
 from tokenpulse.config import Settings
+from tokenpulse.detectors.catalog import build_detectors
+from tokenpulse.detectors.service import DetectorService
 from tokenpulse.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -59,10 +64,36 @@ async def _serve(runtime: Runtime) -> None:
         grpc_server.stop(grace=5).wait()
 
 
+def start_detectors(runtime: Runtime) -> BackgroundScheduler:
+    """Run every enabled detector on an interval; a failed cycle is logged and retried next interval."""
+    settings = runtime.settings
+    service = DetectorService(
+        runtime.store,
+        build_detectors(settings.detectors),
+        settings.data_dir / "alerts.json",
+        settings.runbooks,
+    )
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        service.cycle,
+        IntervalTrigger(seconds=settings.detector_interval_seconds),
+        id="detectors",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.start()
+    return scheduler
+
+
 def serve(settings: Settings) -> None:
     """Run the daemon until SIGINT/SIGTERM."""
     runtime = Runtime.open(settings)
+    scheduler = None
     try:
+        scheduler = start_detectors(runtime)
         asyncio.run(_serve(runtime))
     finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
         runtime.close()

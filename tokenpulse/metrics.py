@@ -33,3 +33,12 @@ INSERT_SECONDS = Histogram(
 )
 INSERT_FAILURES = Counter("tokenpulse_insert_failures", "Batch inserts into ClickHouse that failed.")
 ROWS_WRITTEN = Counter("tokenpulse_rows_written", "Rows written to ClickHouse, by table.", ["table"])
+ALERTS_FIRING = Gauge(
+    "tokenpulse_alerts_firing", "Alerts firing now, by detector and severity.", ["detector", "severity"]
+)
+DETECTOR_CYCLE_SECONDS = Histogram(
+    "tokenpulse_detector_cycle_seconds",
+    "Duration of one detector cycle (all detectors).",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+DETECTOR_ERRORS = Counter("tokenpulse_detector_errors", "Detector cycles that failed (storage errors).")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tokenpulse.detectors.base import Detector, Observation, Transition
 from tokenpulse.detectors.data import History, load_history
-from tokenpulse.detectors.state import AlertStates
+from tokenpulse.detectors.state import FIRING, AlertStates
+from tokenpulse.detectors.suspects import find_suspects
 from tokenpulse.storage.store import Store
 
 
@@ -40,7 +42,8 @@ class Engine:
         """Read what every detector needs to evaluate ``times``."""
         lookback = max((d.lookback() for d in self.detectors), default=timedelta(0))
         queries = [q for d in self.detectors for q in d.queries()]
-        return load_history(store, queries, times[0] - lookback, times[-1])
+        # The grid must hold the last evaluation minute itself; its windows end before it.
+        return load_history(store, queries, times[0] - lookback, times[-1] + timedelta(minutes=1))
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Transition]:
         """Evaluate every detector at ``times`` and step the alerts through them in order."""
@@ -57,5 +60,20 @@ class Engine:
                 transitions += self.states.step(detector.name, detector.settings, observations, moment)
         return transitions
 
-    def run(self, store: Store, times: Sequence[datetime]) -> list[Transition]:
-        return self.evaluate(self.load(store, times), times)
+    def run(self, store: Store, times: Sequence[datetime], runbook_base_url: str = "") -> list[Transition]:
+        """Load, evaluate, and name the suspects and the runbook of every transition."""
+        transitions = self.evaluate(self.load(store, times), times)
+        windows = {d.name: d.settings.window for d in self.detectors}
+        enriched = []
+        for transition in transitions:
+            alert = self.states.alerts.get((transition.detector, transition.scope))
+            suspects = transition.suspects
+            if transition.status == FIRING:
+                # The change happened before the first window that showed it.
+                onset = transition.started_at - windows[transition.detector]
+                suspects = find_suspects(store, transition.scope, onset, transition.at)
+                if alert is not None:
+                    alert.suspects = suspects
+            runbook_url = f"{runbook_base_url.rstrip('/')}/{transition.detector}" if runbook_base_url else ""
+            enriched.append(replace(transition, suspects=suspects, runbook_url=runbook_url))
+        return enriched

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +52,7 @@ class Alert:
     summary: str
     fired_at: datetime | None = None
     resolved_at: datetime | None = None
+    suspects: list[dict[str, Any]] = field(default_factory=list)  # found when it fired
 
     @property
     def fingerprint(self) -> str:
@@ -69,6 +70,7 @@ class Alert:
             baseline=self.baseline,
             summary=self.summary,
             started_at=self.active_at,
+            suspects=self.suspects,
         )
 
     def observe(self, observation: Observation) -> None:

@@ -153,4 +153,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "alert_events: every alert transition, for history, dashboards and the API",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS alert_events (
+                at DateTime('UTC'),
+                fingerprint String,
+                status LowCardinality(String),
+                detector LowCardinality(String),
+                severity LowCardinality(String),
+                scope Map(LowCardinality(String), String),
+                value Float64,
+                threshold Float64,
+                baseline Nullable(Float64),
+                summary String,
+                suspects String,
+                runbook_url String,
+                started_at DateTime('UTC')
+            )
+            ENGINE = MergeTree
+            PARTITION BY toYYYYMM(at)
+            ORDER BY (detector, at, fingerprint)
+            TTL at + INTERVAL 400 DAY
+            """,
+        ),
+    ),
 )

@@ -1,0 +1,75 @@
+"""The live detector cycle on a real store: pending -> firing with suspects, state kept across restarts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.factories import call_record
+from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tokenpulse.detectors.catalog.cache_hit_collapse import CacheHitCollapse
+from tokenpulse.detectors.service import DetectorService
+from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.writer import LogWriter
+
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+ONSET = NOW - timedelta(minutes=20)
+
+
+def calls_for(minute: datetime, collapsed: bool) -> list:
+    base_ns = int(minute.timestamp()) * 10**9
+    return [
+        call_record(
+            time_unix_nano=base_ns + i * 6 * 10**9,
+            provider="anthropic",
+            response_model="claude-sonnet-4-5",
+            route="/support",
+            input_tokens=5000,
+            cache_read_tokens=300 if collapsed else 4000,
+            cache_write_tokens=4000 if collapsed else 500,
+            prompt_version="v8" if collapsed else "v7",
+        )
+        for i in range(10)
+    ]
+
+
+@pytest.fixture
+def history(store: Store, tmp_path: Path) -> Store:
+    records = []
+    minute = ONSET - timedelta(hours=2)
+    while minute < NOW:
+        records += calls_for(minute, collapsed=minute >= ONSET)
+        minute += timedelta(minutes=1)
+    wal = WriteAheadLog(tmp_path / "wal")
+    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
+    writer = LogWriter(wal, store, batch_seconds=0.01)
+    writer.start()
+    assert writer.wait_stored(end, 60)
+    writer.stop()
+    return store
+
+
+def test_cycles_fire_with_suspects_record_events_and_survive_a_restart(history: Store, tmp_path: Path) -> None:
+    state = tmp_path / "alerts.json"
+    service = DetectorService(history, [CacheHitCollapse()], state, "http://tp:8000/runbooks")
+    fired = []
+    for offset in range(0, 12):
+        fired += service.cycle(ONSET + timedelta(minutes=offset, seconds=30))
+    (transition,) = fired
+    assert transition.status == "firing" and transition.severity == "critical"
+    assert transition.at == ONSET + timedelta(minutes=8)
+    assert dict(transition.scope) == {"service": "checkout", "route": "/support", "model": "claude-sonnet-4-5"}
+    assert transition.suspects[0]["dimension"] == "prompt_version"
+    assert transition.suspects[0]["value"] == "v8" and transition.suspects[0]["new"]
+    assert transition.runbook_url == "http://tp:8000/runbooks/cache_hit_collapse"
+    events = history.rows("SELECT status, detector, scope['route'], suspects FROM alert_events")
+    assert [(e[0], e[1], e[2]) for e in events] == [("firing", "cache_hit_collapse", "/support")]
+    assert json.loads(events[0][3])[0]["value"] == "v8"
+
+    restarted = DetectorService(history, [CacheHitCollapse()], state, "http://tp:8000/runbooks")
+    assert [a.state for a in restarted.engine.states.alerts.values()] == ["firing"]
+    assert restarted.cycle(ONSET + timedelta(minutes=13)) == []  # still firing: nothing new to say

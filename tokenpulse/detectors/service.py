@@ -1,0 +1,84 @@
+"""The live detector cycle of `tokenpulse serve`: evaluate now, persist alert state, record transitions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tokenpulse import metrics
+from tokenpulse.detectors.base import Detector, Transition
+from tokenpulse.detectors.engine import Engine, floor_minute
+from tokenpulse.detectors.state import AlertStates, fingerprint
+from tokenpulse.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class DetectorService:
+    """One evaluation per call of ``cycle``; APScheduler calls it every interval."""
+
+    def __init__(
+        self,
+        store: Store,
+        detectors: Sequence[Detector],
+        state_path: Path,
+        runbook_base_url: str,
+        on_transitions: Callable[[list[Transition]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.state_path = state_path
+        self.runbook_base_url = runbook_base_url
+        self.on_transitions = on_transitions
+        states = AlertStates.from_json(json.loads(state_path.read_text())) if state_path.exists() else None
+        self.engine = Engine(detectors, states)
+
+    def cycle(self, now: datetime | None = None) -> list[Transition]:
+        """Evaluate every detector at the last whole minute before ``now``."""
+        started = time.perf_counter()
+        moment = floor_minute(now or datetime.now(UTC))
+        try:
+            transitions = self.engine.run(self.store, [moment], self.runbook_base_url)
+        except Exception:
+            metrics.DETECTOR_ERRORS.inc()
+            log.exception("detector cycle at %s failed", moment.isoformat())
+            raise
+        self._save_state()
+        if transitions:
+            self._record(transitions)
+            for transition in transitions:
+                log.warning("alert %s: %s", transition.status, transition.summary)
+            if self.on_transitions:
+                self.on_transitions(transitions)
+        firing = self.engine.states.firing()
+        metrics.ALERTS_FIRING.clear()
+        for alert in firing:
+            metrics.ALERTS_FIRING.labels(alert.detector, alert.severity).inc()
+        metrics.DETECTOR_CYCLE_SECONDS.observe(time.perf_counter() - started)
+        return transitions
+
+    def _save_state(self) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.engine.states.to_json()))
+        os.replace(tmp, self.state_path)
+
+    def _record(self, transitions: list[Transition]) -> None:
+        rows = [
+            [
+                t.at, fingerprint(t.detector, t.scope), t.status, t.detector, t.severity, dict(t.scope),
+                t.value, t.threshold, t.baseline, t.summary, json.dumps(t.suspects), t.runbook_url,
+                t.started_at,
+            ]
+            for t in transitions
+        ]  # fmt: skip
+        self.store.client.insert("alert_events", rows, column_names=ALERT_EVENT_COLUMNS)
+
+
+ALERT_EVENT_COLUMNS = (
+    "at", "fingerprint", "status", "detector", "severity", "scope", "value", "threshold", "baseline",
+    "summary", "suspects", "runbook_url", "started_at",
+)  # fmt: skip
