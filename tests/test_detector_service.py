@@ -53,7 +53,9 @@ def history(store: Store, tmp_path: Path) -> Store:
     return store
 
 
-def test_cycles_fire_with_suspects_record_events_and_survive_a_restart(history: Store, tmp_path: Path) -> None:
+def test_cycles_fire_with_suspects_record_events_and_survive_a_restart(
+    history: Store, tmp_path: Path
+) -> None:
     state = tmp_path / "alerts.json"
     service = DetectorService(history, [CacheHitCollapse()], state, "http://tp:8000/runbooks")
     fired = []
@@ -62,7 +64,11 @@ def test_cycles_fire_with_suspects_record_events_and_survive_a_restart(history: 
     (transition,) = fired
     assert transition.status == "firing" and transition.severity == "critical"
     assert transition.at == ONSET + timedelta(minutes=8)
-    assert dict(transition.scope) == {"service": "checkout", "route": "/support", "model": "claude-sonnet-4-5"}
+    assert dict(transition.scope) == {
+        "service": "checkout",
+        "route": "/support",
+        "model": "claude-sonnet-4-5",
+    }
     assert transition.suspects[0]["dimension"] == "prompt_version"
     assert transition.suspects[0]["value"] == "v8" and transition.suspects[0]["new"]
     assert transition.runbook_url == "http://tp:8000/runbooks/cache_hit_collapse"
