@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from tokenpulse.storage.schema import LATENCY_QUANTILES
 from tokenpulse.storage.store import Store
 
 MINUTES_PER_DAY = 1440
+BASELINE_DAYS = 7  # same hour of up to this many previous days
 
 # Rollup column -> canonical scope dimension.
 SCOPE_NAMES = {"service_version": "deploy_version"}
@@ -83,15 +84,46 @@ class History:
         return self.frames[query.name]
 
 
-def load_history(store: Store, queries: Sequence[Query], start: datetime, end: datetime) -> History:
-    """Run each distinct query once over [start, end)."""
+def history_ranges(
+    times: Sequence[datetime], trailing: timedelta, days: int = BASELINE_DAYS
+) -> list[tuple[datetime, datetime]]:
+    """The time ranges evaluating ``times`` reads: the trailing history before the first time, and the
+    same hours of the ``days`` previous days (for baselines), merged where they overlap."""
+    margin = timedelta(minutes=90)  # the hour around the same time of day, plus a window before it
+    last = times[-1] + timedelta(minutes=1)  # the grid holds the last evaluation minute itself
+    ranges = [(times[0] - trailing, last)]
+    ranges += [
+        (times[0] - timedelta(days=k) - margin, last - timedelta(days=k) + margin) for k in range(1, days + 1)
+    ]
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def load_history(
+    store: Store,
+    queries: Sequence[Query],
+    start: datetime,
+    end: datetime,
+    ranges: Sequence[tuple[datetime, datetime]] | None = None,
+) -> History:
+    """Run each distinct query once per range of ``ranges`` (default: [start, end))."""
     history = History(start, end)
     for query in queries:
-        if query.name not in history.frames:
-            frame = store.client.query_df(query.sql, parameters={"start": start, "end": end})
-            if "minute" in frame:
-                frame["minute"] = pd.to_datetime(frame["minute"], utc=True)
-            history.frames[query.name] = frame
+        if query.name in history.frames:
+            continue
+        parts = [
+            store.client.query_df(query.sql, parameters={"start": range_start, "end": range_end})
+            for range_start, range_end in ranges or [(start, end)]
+        ]
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        if "minute" in frame:
+            frame["minute"] = pd.to_datetime(frame["minute"], utc=True)
+        history.frames[query.name] = frame
     return history
 
 
@@ -141,22 +173,26 @@ def trailing_sum(grid: pd.DataFrame, minutes: int) -> pd.DataFrame:
     return grid.rolling(minutes, min_periods=1).sum().shift(1)
 
 
-def baseline(signal: pd.DataFrame, window_minutes: int, days: int = 7) -> pd.DataFrame:
-    """A robust baseline of ``signal`` at each minute.
+def baseline(
+    signal: pd.DataFrame,
+    window_minutes: int,
+    days: int = BASELINE_DAYS,
+    times: Sequence[datetime] | None = None,
+) -> pd.DataFrame:
+    """A robust baseline of ``signal``, at ``times`` (default: every minute of the grid).
 
     The same hour of previous days when that history exists (median over the days of the median of
     the hour around the same time of day), else the median of the trailing 24 hours before the
     current window. Medians only: one outlier never moves a baseline.
     """
+    index = signal.index if times is None else pd.DatetimeIndex([pd.Timestamp(t) for t in times])
     hourly = signal.rolling(60, min_periods=10, center=True).median()
-    previous_days = [hourly.shift(k * MINUTES_PER_DAY).to_numpy() for k in range(1, days + 1)]
+    previous_days = [hourly.reindex(index - pd.Timedelta(days=k)).to_numpy() for k in range(1, days + 1)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: the normal "no history" case
-        same_hour = np.nanmedian(np.stack(previous_days), axis=0) if previous_days else None
-    trailing = signal.rolling(MINUTES_PER_DAY, min_periods=60).median().shift(window_minutes)
-    if same_hour is None:
-        return trailing
-    return pd.DataFrame(same_hour, index=signal.index, columns=signal.columns).fillna(trailing)
+        same_hour = np.nanmedian(np.stack(previous_days), axis=0)
+    trailing = signal.rolling(MINUTES_PER_DAY, min_periods=60).median().shift(window_minutes).reindex(index)
+    return pd.DataFrame(same_hour, index=index, columns=signal.columns).fillna(trailing)
 
 
 def at_times(grid: pd.DataFrame, times: Sequence[datetime]) -> pd.DataFrame:

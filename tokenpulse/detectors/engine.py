@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tokenpulse.detectors.base import Detector, Observation, Transition
-from tokenpulse.detectors.data import History, load_history
+from tokenpulse.detectors.data import History, history_ranges, load_history
 from tokenpulse.detectors.state import FIRING, AlertStates
 from tokenpulse.detectors.suspects import find_suspects
 from tokenpulse.storage.store import Store
@@ -40,10 +40,10 @@ class Engine:
 
     def load(self, store: Store, times: Sequence[datetime]) -> History:
         """Read what every detector needs to evaluate ``times``."""
-        lookback = max((d.lookback() for d in self.detectors), default=timedelta(0))
+        trailing = max((d.lookback() for d in self.detectors), default=timedelta(0))
         queries = [q for d in self.detectors for q in d.queries()]
-        # The grid must hold the last evaluation minute itself; its windows end before it.
-        return load_history(store, queries, times[0] - lookback, times[-1] + timedelta(minutes=1))
+        ranges = history_ranges(times, trailing)
+        return load_history(store, queries, ranges[0][0], ranges[-1][1], ranges)
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Transition]:
         """Evaluate every detector at ``times`` and step the alerts through them in order."""

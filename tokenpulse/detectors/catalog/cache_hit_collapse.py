@@ -16,6 +16,7 @@ from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, form
 from tokenpulse.detectors.data import (
     History,
     Query,
+    at_times,
     baseline,
     grids,
     rollup_query,
@@ -45,7 +46,7 @@ class CacheHitCollapse:
         return [ROLLUP]
 
     def lookback(self) -> timedelta:
-        return timedelta(days=8)
+        return timedelta(hours=25)  # the trailing-24h baseline before the first window
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
@@ -58,12 +59,14 @@ class CacheHitCollapse:
         reads, writes = g["cache_read_tokens"], g["cache_write_tokens"]
         ratio = (reads / (reads + writes)).where(writes > 0, reads / g["input_tokens"])
         ratio = ratio.where((g["calls"] >= s.min_calls) & (reads + writes > 0))
-        usual = baseline(ratio, window)
+        usual = baseline(ratio, window, times=times)
+        # Compare at the evaluation times only: grids are long, the times few (one, live).
+        now, calls = at_times(ratio, times), at_times(g["calls"], times)
         watched = usual >= s.healthy_baseline
         return to_observations(
-            self.name, times, ratio, g["calls"],
-            warning=watched & (ratio < s.warning_below),
-            critical=watched & (ratio < s.critical_below),
+            self.name, times, now, calls,
+            warning=watched & (now < s.warning_below),
+            critical=watched & (now < s.critical_below),
             warning_threshold=s.warning_below,
             critical_threshold=s.critical_below,
             baseline=usual,

@@ -1,0 +1,113 @@
+"""Detector cycle benchmark: one full live cycle (every detector) over N stored calls spread over 30 days.
+
+    python bench/detectors.py [--calls 10000000] [--days 30] [--cycles 3]
+
+The calls are generated inside ClickHouse (INSERT ... SELECT FROM numbers()) so the benchmark measures
+the detectors, not ingest. Reports the time to fill, and the duration of each cycle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tokenpulse.detectors.catalog import build_detectors  # noqa: E402
+from tokenpulse.detectors.service import DetectorService  # noqa: E402
+from tokenpulse.storage.store import Store  # noqa: E402
+
+# Realistic cardinalities: 5 services x 4 routes x 6 models, 2,000 users, sessions, prompt and deploy
+# versions, one router; heavy-tailed latency; cache reads and writes; reasoning on one model.
+FILL_CALLS = """
+INSERT INTO calls
+SELECT
+    toDateTime64({end:DateTime('UTC')}, 9) - toIntervalMillisecond(intDiv(number * {span_ms:UInt64}, {calls:UInt64})),
+    200 + 3000 * exp(randNormal(0, 0.6)) AS duration_ms,
+    hex(sipHash128(number)), hex(sipHash64(number)), if(number % 7 = 0, hex(sipHash64(number + 1)), ''),
+    concat('service-', toString(number % 5)),
+    concat('1.', toString(intDiv(number, {calls:UInt64} / 10))),
+    'prod',
+    ['openai', 'anthropic', 'openai', 'anthropic', 'gcp.gemini', 'openai'][number % 6 + 1],
+    ['gpt-4o', 'claude-sonnet-4-5', 'gpt-4o-mini', 'claude-haiku-4-5', 'gemini-2.5-flash', 'o3'][number % 6 + 1],
+    ['gpt-4o', 'claude-sonnet-4-5', 'gpt-4o-mini', 'claude-haiku-4-5', 'gemini-2.5-flash', 'o3'][number % 6 + 1],
+    'chat',
+    4000 + number % 3000 AS input_tokens,
+    300 + number % 500 AS output_tokens,
+    if(number % 10 = 0, 0, 3000) AS cache_read_tokens,
+    if(number % 10 = 0, 500, 0) AS cache_write_tokens,
+    if(number % 6 = 5, 200, 0),
+    duration_ms / 5,
+    if(number % 97 = 0, 'error', 'ok'), if(number % 97 = 0, 'TimeoutError', ''), number % 97 = 0,
+    concat('/route-', toString(intDiv(number, 5) % 4)),
+    concat('user-', toString(sipHash64(number, 1) % 2000)),
+    concat('session-', toString(intDiv(number, 8))),
+    concat('v', toString(intDiv(number, {calls:UInt64} / 5))),
+    if(number % 5 = 0, 'tier-router', ''), number % 25 = 0,
+    toDecimal64(0.002 + (number % 100) / 100000, 12), true, 'genai-prices', 'semconv', map()
+FROM numbers({calls:UInt64})
+"""
+
+FILL_TOOLS = """
+INSERT INTO tool_spans
+SELECT
+    toDateTime64({end:DateTime('UTC')}, 9) - toIntervalMillisecond(intDiv(number * 7 * {span_ms:UInt64}, {calls:UInt64})),
+    500 + rand() % 5000, hex(sipHash128(number * 7)), hex(sipHash64(number * 7 + 1)), '',
+    concat('service-', toString(number % 5)), 'prod', 'tool',
+    ['search', 'lookup_order', 'run_code'][number % 3 + 1], 'ok', '', false
+FROM numbers(intDiv({calls:UInt64}, 7))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--data", type=Path, help="data directory (default: a fresh temporary one)")
+    args = parser.parse_args()
+
+    data_dir = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-detector-bench-"))
+    store = Store.open(data_dir)
+    store.migrate()
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    parameters = {"end": end, "span_ms": args.days * 86_400_000, "calls": args.calls}
+    started = time.perf_counter()
+    if not store.rows("SELECT count() FROM calls")[0][0]:
+        store.client.command(FILL_CALLS, parameters=parameters)
+        store.client.command(FILL_TOOLS, parameters=parameters)
+    fill_seconds = time.perf_counter() - started
+    stored = store.rows("SELECT count() FROM calls")[0][0]
+    rollup_rows = store.rows("SELECT count() FROM calls_1m")[0][0]
+
+    service = DetectorService(store, build_detectors(), data_dir / "alerts.json", "")
+    durations = []
+    for cycle in range(args.cycles):
+        started = time.perf_counter()
+        service.cycle(end + timedelta(minutes=cycle))
+        durations.append(time.perf_counter() - started)
+    store.close()
+    print(
+        json.dumps(
+            {
+                "stored_calls": stored,
+                "days": args.days,
+                "rollup_rows": rollup_rows,
+                "fill_seconds": round(fill_seconds, 1),
+                "cycle_seconds": [round(d, 2) for d in durations],
+                "cycle_seconds_median": round(statistics.median(durations), 2),
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
