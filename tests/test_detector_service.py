@@ -11,7 +11,7 @@ import pytest
 from tests.factories import call_record
 from tokenpulse.collector.wal import WriteAheadLog, encode_frame
 from tokenpulse.detectors.catalog.cache_hit_collapse import CacheHitCollapse
-from tokenpulse.detectors.service import DetectorService
+from tokenpulse.detectors.service import INGEST_DELAY, DetectorService
 from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter
@@ -60,7 +60,7 @@ def test_cycles_fire_with_suspects_record_events_and_survive_a_restart(
     service = DetectorService(history, [CacheHitCollapse()], state, "http://tp:8000/runbooks")
     fired = []
     for offset in range(0, 12):
-        fired += service.cycle(ONSET + timedelta(minutes=offset, seconds=30))
+        fired += service.cycle(ONSET + timedelta(minutes=offset) + INGEST_DELAY)
     (transition,) = fired
     assert transition.status == "firing" and transition.severity == "critical"
     assert transition.at == ONSET + timedelta(minutes=8)
@@ -78,4 +78,4 @@ def test_cycles_fire_with_suspects_record_events_and_survive_a_restart(
 
     restarted = DetectorService(history, [CacheHitCollapse()], state, "http://tp:8000/runbooks")
     assert [a.state for a in restarted.engine.states.alerts.values()] == ["firing"]
-    assert restarted.cycle(ONSET + timedelta(minutes=13)) == []  # still firing: nothing new to say
+    assert restarted.cycle(ONSET + timedelta(minutes=13) + INGEST_DELAY) == []  # still firing: nothing new to say

@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tokenpulse import metrics
@@ -17,6 +17,10 @@ from tokenpulse.detectors.state import AlertStates, fingerprint
 from tokenpulse.storage.store import Store
 
 log = logging.getLogger(__name__)
+
+# Spans reach storage seconds after their call ended (exporter batching, the log's group commit):
+# a minute is evaluated once it is this far in the past, so its windows are complete.
+INGEST_DELAY = timedelta(seconds=30)
 
 
 class DetectorService:
@@ -38,9 +42,9 @@ class DetectorService:
         self.engine = Engine(detectors, states)
 
     def cycle(self, now: datetime | None = None) -> list[Transition]:
-        """Evaluate every detector at the last whole minute before ``now``."""
+        """Evaluate every detector at the last whole minute at least INGEST_DELAY before ``now``."""
         started = time.perf_counter()
-        moment = floor_minute(now or datetime.now(UTC))
+        moment = floor_minute((now or datetime.now(UTC)) - INGEST_DELAY)
         try:
             transitions = self.engine.run(self.store, [moment], self.runbook_base_url)
         except Exception:
