@@ -19,24 +19,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tokenpulse.detectors.catalog import build_detectors  # noqa: E402
-from tokenpulse.detectors.service import DetectorService  # noqa: E402
-from tokenpulse.storage.store import Store  # noqa: E402
+from tokenpulse.detectors.catalog import build_detectors
+from tokenpulse.detectors.service import DetectorService
+from tokenpulse.storage.store import Store
 
 # Realistic cardinalities: 5 services x 4 routes x 6 models, 2,000 users, sessions, prompt and deploy
 # versions, one router; heavy-tailed latency; cache reads and writes; reasoning on one model.
 FILL_CALLS = """
 INSERT INTO calls
 SELECT
-    toDateTime64({end:DateTime('UTC')}, 9) - toIntervalMillisecond(intDiv(number * {span_ms:UInt64}, {calls:UInt64})),
+    toDateTime64({end:DateTime('UTC')}, 9)
+        - toIntervalMillisecond(intDiv(number * {span_ms:UInt64}, {calls:UInt64})),
     200 + 3000 * exp(randNormal(0, 0.6)) AS duration_ms,
     hex(sipHash128(number)), hex(sipHash64(number)), if(number % 7 = 0, hex(sipHash64(number + 1)), ''),
     concat('service-', toString(number % 5)),
     concat('1.', toString(intDiv(number, {calls:UInt64} / 10))),
     'prod',
     ['openai', 'anthropic', 'openai', 'anthropic', 'gcp.gemini', 'openai'][number % 6 + 1],
-    ['gpt-4o', 'claude-sonnet-4-5', 'gpt-4o-mini', 'claude-haiku-4-5', 'gemini-2.5-flash', 'o3'][number % 6 + 1],
-    ['gpt-4o', 'claude-sonnet-4-5', 'gpt-4o-mini', 'claude-haiku-4-5', 'gemini-2.5-flash', 'o3'][number % 6 + 1],
+    ['gpt-4o', 'claude-sonnet-4-5', 'gpt-4o-mini', 'claude-haiku-4-5', 'gemini-2.5-flash', 'o3']
+        [number % 6 + 1] AS model,
+    model,
     'chat',
     4000 + number % 3000 AS input_tokens,
     300 + number % 500 AS output_tokens,
@@ -57,7 +59,8 @@ FROM numbers({calls:UInt64})
 FILL_TOOLS = """
 INSERT INTO tool_spans
 SELECT
-    toDateTime64({end:DateTime('UTC')}, 9) - toIntervalMillisecond(intDiv(number * 7 * {span_ms:UInt64}, {calls:UInt64})),
+    toDateTime64({end:DateTime('UTC')}, 9)
+        - toIntervalMillisecond(intDiv(number * 7 * {span_ms:UInt64}, {calls:UInt64})),
     500 + rand() % 5000, hex(sipHash128(number * 7)), hex(sipHash64(number * 7 + 1)), '',
     concat('service-', toString(number % 5)), 'prod', 'tool',
     ['search', 'lookup_order', 'run_code'][number % 3 + 1], 'ok', '', false
@@ -66,7 +69,8 @@ FROM numbers(intDiv({calls:UInt64}, 7))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--calls", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--cycles", type=int, default=3)

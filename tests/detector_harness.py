@@ -79,6 +79,8 @@ def run(
     """Evaluate minute by minute; returns (minute offset, status, severity, scope) per transition."""
     times = [minute(m) for m in range(evaluate_from, evaluate_to)]
     history = scenario.history(history_from, evaluate_to, defaults or {})
+    for query in detector.queries():  # a query without series returns no rows
+        history.frames.setdefault(query.name, pd.DataFrame({"minute": pd.to_datetime([], utc=True)}))
     engine = Engine([detector])
     return [
         (int((t.at - T0).total_seconds() // 60), t.status, t.severity, dict(t.scope))

@@ -78,4 +78,5 @@ def test_cycles_fire_with_suspects_record_events_and_survive_a_restart(
 
     restarted = DetectorService(history, [CacheHitCollapse()], state, "http://tp:8000/runbooks")
     assert [a.state for a in restarted.engine.states.alerts.values()] == ["firing"]
-    assert restarted.cycle(ONSET + timedelta(minutes=13) + INGEST_DELAY) == []  # still firing: nothing new to say
+    # Still firing: nothing new to say.
+    assert restarted.cycle(ONSET + timedelta(minutes=13) + INGEST_DELAY) == []

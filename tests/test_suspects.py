@@ -25,7 +25,8 @@ def test_a_value_new_at_the_onset_ranks_first() -> None:
 
 
 def test_no_change_no_suspects() -> None:
-    assert rank_suspects([ShareCount("model", "m", 10, 10, 10, 10), ShareCount("user", "u", 0, 0, 0, 0)]) == []
+    counts = [ShareCount("model", "m", 10, 10, 10, 10), ShareCount("user", "u", 0, 0, 0, 0)]
+    assert rank_suspects(counts) == []
 
 
 def test_find_suspects_reads_the_calls_of_the_scope(store: Store, tmp_path: Path) -> None:
@@ -34,7 +35,7 @@ def test_find_suspects_reads_the_calls_of_the_scope(store: Store, tmp_path: Path
     records = [
         *(call_record(time_unix_nano=ns - (i + 1) * 10**10, prompt_version="v7") for i in range(30)),
         *(call_record(time_unix_nano=ns + (i + 1) * 10**10, prompt_version="v8") for i in range(30)),
-        *(call_record(time_unix_nano=ns + i * 10**10, route="/other", prompt_version="v9") for i in range(30)),
+        *(call_record(time_unix_nano=ns + i * 10**10, route="/x", prompt_version="v9") for i in range(30)),
         call_record(time_unix_nano=ns + 10**10, user="mallory", prompt_version="v8"),
     ]
     wal = WriteAheadLog(tmp_path / "wal")

@@ -25,6 +25,10 @@ BASELINE_DAYS = 7  # same hour of up to this many previous days
 # Rollup column -> canonical scope dimension.
 SCOPE_NAMES = {"service_version": "deploy_version"}
 
+# The minute a call is counted in: when it ended, i.e. when tokenpulse can know about it. A detector
+# evaluating minute t has then seen every call counted before t (see schema: the rollup does the same).
+ENDED_MINUTE = "toStartOfMinute(addMilliseconds(time, toInt64(duration_ms)))"
+
 ROLLUP_SUMS = (
     "calls", "errors", "timeouts", "escalated_calls", "uncached_calls", "input_tokens", "output_tokens",
     "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
@@ -55,20 +59,24 @@ def quantile_query(column: str, dims: Sequence[str], window_minutes: int, quanti
     """The ``quantile`` of ``column`` (latency_ms or ttft_ms) over the trailing window ending at each
     minute, by ``dims``, merged from the rollup's t-digest states (never an average of percentiles).
 
-    The value at minute t covers [t - window, t), like every other windowed signal here.
+    The value at minute t covers [t - window, t), like every other windowed signal here. Each minute's
+    state is merged into the window of every label it belongs to, so a window whose newest minutes
+    are empty still has its value.
     """
     position = LATENCY_QUANTILES.split(", ").index(str(quantile)) + 1
     dim_list = ", ".join(dims)
-    merged = f"quantilesTDigestMerge({LATENCY_QUANTILES})(state) OVER w"
     state = f"quantilesTDigestMergeState({LATENCY_QUANTILES})({column})"
     return Query(
         f"{column}:q{quantile}:w{window_minutes}:{dim_list}",
-        f"SELECT minute + INTERVAL 1 MINUTE AS minute, {dim_list}, ({merged})[{position}] AS value "
-        f"FROM (SELECT minute, {dim_list}, {state} AS state "
-        "      FROM calls_1m WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
-        f"      GROUP BY minute, {dim_list}) "
-        f"WINDOW w AS (PARTITION BY {dim_list} ORDER BY minute "
-        f"RANGE BETWEEN {(window_minutes - 1) * 60} PRECEDING AND CURRENT ROW)",
+        f"SELECT label AS minute, {dim_list}, "
+        f"quantilesTDigestMerge({LATENCY_QUANTILES})(state)[{position}] AS value "
+        f"FROM (SELECT addMinutes(minute, 1 + offset) AS label, {dim_list}, state "
+        f"      FROM (SELECT minute, {dim_list}, {state} AS state FROM calls_1m "
+        "            WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
+        f"            GROUP BY minute, {dim_list}) "
+        f"      ARRAY JOIN range({window_minutes}) AS offset) "
+        "WHERE label < {end:DateTime('UTC')} "
+        f"GROUP BY label, {dim_list}",
     )
 
 
@@ -146,7 +154,7 @@ def grids(
     result = {}
     for column in columns:
         grid = wide[column] if len(dims) else wide[[column]]
-        grid.columns = [_scope(dims, key) for key in grid.columns]
+        grid.columns = _scope_index(dims, grid.columns)
         result[column] = grid.astype(float)
     return result
 
@@ -160,12 +168,20 @@ def value_grid(frame: pd.DataFrame, dims: Sequence[str], start: datetime, end: d
         index="minute", columns=list(dims), values="value", aggfunc="first", observed=True
     )
     wide = wide.reindex(index)
-    wide.columns = [_scope(dims, key if isinstance(key, tuple) else (key,)) for key in wide.columns]
+    wide.columns = _scope_index(dims, wide.columns)
     return wide.astype(float)
 
 
-def _scope(dims: Sequence[str], key: tuple) -> Scope:
-    return tuple((SCOPE_NAMES.get(d, d), str(v)) for d, v in zip(dims, key, strict=True))
+def _scope_index(dims: Sequence[str], keys: pd.Index) -> pd.Index:
+    """Grid columns: one Scope per column (a plain index of tuples, never a MultiIndex)."""
+    scopes = [
+        tuple(
+            (SCOPE_NAMES.get(d, d), str(v))
+            for d, v in zip(dims, key if isinstance(key, tuple) else (key,), strict=True)
+        )
+        for key in keys
+    ]
+    return pd.Index(scopes, dtype=object, tupleize_cols=False)
 
 
 def trailing_sum(grid: pd.DataFrame, minutes: int) -> pd.DataFrame:

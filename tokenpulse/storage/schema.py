@@ -11,6 +11,8 @@ from dataclasses import dataclass
 # at most one pending batch after a crash, so a small window is plenty.
 DEDUPLICATION_WINDOW = 1000
 
+# The rollup counts a call in the minute it *ended*: that is when its span can arrive, so a detector
+# evaluating a minute has all of its calls (a 60 s timeout counted at its start would arrive too late).
 # Dimensions of the per-minute rollup: what detectors and dashboards slice by. The user is left out
 # on purpose: its cardinality is unbounded, per-user questions read the raw table.
 ROLLUP_DIMENSIONS = (
@@ -132,7 +134,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"""
             CREATE MATERIALIZED VIEW IF NOT EXISTS calls_1m_mv TO calls_1m AS
             SELECT
-                toStartOfMinute(c.time) AS minute,
+                toStartOfMinute(addMilliseconds(c.time, toInt64(c.duration_ms))) AS minute,
                 {", ".join(f"c.{d} AS {d}" for d in ROLLUP_DIMENSIONS)},
                 count() AS calls,
                 countIf(c.status = 'error') AS errors,

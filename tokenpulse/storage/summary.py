@@ -85,7 +85,9 @@ def build_summary_sql(query: SummaryQuery) -> tuple[str, dict[str, Any]]:
         and all(d in ROLLUP_DIMENSIONS for d in (*query.group_by, *query.filters))
     )
     column = 1 if use_rollup else 0
-    source, time_column = ("calls_1m", "minute") if use_rollup else ("calls FINAL", "time")
+    # A call belongs to the range it ended in, in both sources (the rollup counts calls when they end).
+    ended = "addMilliseconds(time, toInt64(duration_ms))"
+    source, time_column = ("calls_1m", "minute") if use_rollup else ("calls FINAL", ended)
     selects = [*query.group_by, *(f"{exprs[column]} AS {name}" for name, exprs in _METRICS.items())]
     where = [
         f"{time_column} >= {{start:DateTime64(9, 'UTC')}}",

@@ -1,0 +1,196 @@
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.detector_harness import Scenario, Series, minute, run
+from tests.factories import BASE_TIME_NS, call_record
+from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tokenpulse.detectors.base import make_scope, settings_from_mapping
+from tokenpulse.detectors.catalog.cost_spike import ROLLUP, Budget, CostSpike, Settings
+from tokenpulse.detectors.data import load_history
+from tokenpulse.detectors.engine import Engine
+from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.writer import LogWriter
+
+DAY = 1440
+ONSET, END = DAY + 30, DAY + 60  # alice's agent loops: 20x her usual spend, in calls of the usual price
+BLIP = DAY + 80  # dave: 20x for 3 minutes
+DEPLOY = DAY + 40  # support: a rolling deploy that also moves to a new dated model snapshot
+LAST = DAY + 240
+OLD_MODEL, NEW_MODEL = "claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20251215"
+
+
+def between(start: int, end: int, inside: float, outside: float):
+    return lambda m: inside if start <= m < end else outside
+
+
+def rollup(service: str, route: str, model: str, start: int = 0, end: int = LAST, **values) -> Series:
+    return Series({"service": service, "route": route, "model": model}, values, start, end)
+
+
+def user(service: str, name: str, start: int = 0, end: int = LAST, **values) -> Series:
+    return Series({"service": service, "user": name}, values, start, end)
+
+
+def shop(surge_end: int = END) -> Scenario:
+    """checkout: alice's runaway loop (her extra calls are in the rollup too), dave's 3-minute blip, a new
+    heavy user and a new user with a handful of expensive calls; catalog: a 3x surge of ordinary traffic
+    (every route and user alike); support: a rolling deploy that renames the model snapshot."""
+    surge = between(ONSET, surge_end, 3.0, 1.0)
+    loop = between(ONSET, END, 1.0, 0.0)  # alice's extra calls: 38 a minute at $0.01
+    blip = between(BLIP, BLIP + 3, 20.0, 1.0)
+    rollups = [
+        rollup("checkout", "/chat", "gpt-4o", calls=lambda m: 100 + 38 * loop(m),
+               cost_usd=lambda m: 1.0 + 0.38 * loop(m)),
+        rollup("checkout", "/search", "gpt-4o-mini", calls=100, cost_usd=0.1),
+        rollup("catalog", "/browse", "gpt-4o-mini", calls=lambda m: 50 * surge(m),
+               cost_usd=lambda m: 0.5 * surge(m)),
+        rollup("support", "/ticket", OLD_MODEL, end=DEPLOY, calls=60, cost_usd=0.3),
+        Series({"service": "support", "route": "/ticket", "model": OLD_MODEL, "service_version": "v1"},
+               {"calls": 30, "cost_usd": 0.15}, DEPLOY, DEPLOY + 10),
+        Series({"service": "support", "route": "/ticket", "model": NEW_MODEL, "service_version": "v2"},
+               {"calls": 30, "cost_usd": 0.15}, DEPLOY, DEPLOY + 10),
+        rollup("support", "/ticket", NEW_MODEL, start=DEPLOY + 10, calls=60, cost_usd=0.3),
+    ]  # fmt: skip
+    users = [
+        user("checkout", "alice", calls=lambda m: 2 + 38 * loop(m), cost_usd=lambda m: 0.02 + 0.38 * loop(m)),
+        user("checkout", "bob", calls=10, cost_usd=0.1),
+        user("checkout", "dave", calls=lambda m: 2 * blip(m), cost_usd=lambda m: 0.02 * blip(m)),
+        user("checkout", "erin", start=DAY + 30, calls=40, cost_usd=0.4),  # new, heavy, no baseline
+        user("checkout", "frank", start=DAY + 30, calls=1, cost_usd=0.5),  # new: $30/h in 1 call a minute
+        user("catalog", "carol", calls=lambda m: 5 * surge(m), cost_usd=lambda m: 0.05 * surge(m)),
+        user("support", "grace", calls=3, cost_usd=0.015),
+    ]  # fmt: skip
+    return Scenario().add(ROLLUP, *rollups).add(CostSpike().users, *users)
+
+
+ALICE = {"service": "checkout", "user": "alice"}
+
+
+def offset(at: datetime) -> int:
+    return int((at - minute(0)).total_seconds() // 60)
+
+
+def test_runaway_user_fires_critical_and_resolves_while_confounders_stay_quiet() -> None:
+    result = run(CostSpike(), shop(), DAY, DAY + 120)
+    assert result == [
+        # warning from +1 (1 of 5 minutes at 20x: $5.76/h >= 3 x $1.20/h), critical from +3 ($14.88/h >=
+        # $12/h); her share of checkout's spend 1.8% -> 8%+ (the traffic guard); pending +1, held 10 min.
+        (ONSET + 11, "firing", "critical", ALICE),
+        # the last loop minute leaves the window at END + 5; kept firing 5 minutes
+        (END + 9, "resolved", "critical", ALICE),
+    ]
+
+
+def test_a_surge_of_ordinary_traffic_is_quiet_alone_but_burns_a_budget() -> None:
+    """catalog triples its traffic for 90 minutes: the relative rule stays quiet (per-call cost and
+    shares are flat), its daily budget fires. bob's usage grows 2.5x (under the 3x rule): his hourly
+    budget fires. alice's runaway also burns her budget: still one alert, the most severe observation."""
+    settings = Settings(
+        budgets=(
+            {"scope": {"service": "catalog"}, "daily_usd": 1010},  # usually $720/day: 71%
+            {"scope": {"user": "bob", "service": "checkout"}, "hourly_usd": 10},  # usually $6/h: 60%
+            {"scope": {"service": "checkout", "user": "alice"}, "hourly_usd": 10},
+        )
+    )
+    grow, grow_end = DAY + 40, DAY + 70
+    scenario = shop(surge_end=DAY + 120)
+    scenario.series[CostSpike(settings).users] = [
+        user("checkout", "bob", calls=between(grow, grow_end, 25, 10),
+             cost_usd=between(grow, grow_end, 0.25, 0.1))
+        if s.scope["user"] == "bob" else s
+        for s in scenario.series.pop(CostSpike().users)
+    ]  # fmt: skip
+    bob, catalog = {"service": "checkout", "user": "bob"}, {"service": "catalog"}
+    history = scenario.history(0, DAY + 200, {})
+    transitions = Engine([CostSpike(settings)]).evaluate(history, [minute(m) for m in range(DAY, DAY + 200)])
+    assert [(offset(t.at), t.status, t.severity, dict(t.scope)) for t in transitions] == [
+        (ONSET + 11, "firing", "critical", ALICE),
+        # 15-min projection 6 + 0.6k >= 8 from k = 4 (5-min: from 2), >= 10 from 7; pending +4, held 10
+        (grow + 14, "firing", "critical", bob),
+        # 6 h projection 720 + 4k >= 808 from k = 22 (1 h: 720 + 24k, from 4); held 10 minutes
+        (ONSET + 32, "firing", "warning", catalog),
+        (END + 9, "resolved", "critical", ALICE),
+        # the 5-min projection 15 - 1.8j stays >= 8 until grow_end + 3; kept 5 minutes
+        (grow_end + 8, "resolved", "critical", bob),
+        # 6 h projection >= 1010 from k = 73 (1 h from 13): escalates while firing
+        (ONSET + 73, "firing", "critical", catalog),
+        # after the surge (k = 90) the 1 h projection 24 (90 - j) stays >= 808 until j = 56
+        (DAY + 120 + 61, "resolved", "critical", catalog),
+    ]
+    # alice: the spike and her budget are both critical when she fires: one alert, the budget's summary
+    assert "hourly budget $10.00" in transitions[0].summary
+
+
+def test_overnight_trough_and_morning_ramp_do_not_alert() -> None:
+    """Traffic is 5x lower from 22:00 to 07:00, per-call cost flat; a night owl keeps her usual pace,
+    so at night her share of the spend is 5x her daytime share — but her spend is flat."""
+    night = lambda m: 0.2 if (m % DAY) < 7 * 60 or (m % DAY) >= 22 * 60 else 1.0  # noqa: E731
+    scenario = (
+        Scenario()
+        .add(ROLLUP, rollup("app", "/ask", "gpt-4o", end=DAY + 600, calls=lambda m: 100 * night(m) + 3,
+                            cost_usd=lambda m: night(m) + 0.03))
+        .add(CostSpike().users,
+             user("app", "owl", end=DAY + 600, calls=3, cost_usd=0.03),
+             *[user("app", f"u{i}", end=DAY + 600, calls=lambda m: 10 * night(m),
+                    cost_usd=lambda m: 0.1 * night(m))
+               for i in range(4)])
+    )  # fmt: skip
+    assert run(CostSpike(), scenario, DAY - 180, DAY + 600) == []  # yesterday's same hour: the baseline
+    # Without yesterday, the morning is 4.5x the trailing 24 h median: the traffic guard keeps it quiet.
+    assert run(CostSpike(), scenario, DAY - 180, DAY + 600, history_from=DAY - 600) == []
+
+
+def test_budgets_are_parsed_from_config_tables_with_canonical_scopes() -> None:
+    settings = settings_from_mapping(
+        Settings,
+        {"window_minutes": 5, "budgets": [{"scope": {"user": "u1", "service": "a"}, "daily_usd": 50}]},
+    )
+    assert settings.budgets == (Budget(make_scope(service="a", user="u1"), None, 50.0),)
+    with pytest.raises(ValueError, match="at most one of"):
+        Settings(budgets=({"scope": {"service": "a", "route": "/x", "user": "u"}, "daily_usd": 1},))
+    with pytest.raises(ValueError, match="hourly_usd and/or daily_usd"):
+        Settings(budgets=({"scope": {"service": "a"}},))
+
+
+def test_queries_run_on_the_real_store(tmp_path: Path, store: Store) -> None:
+    """alice spends $0.50/min: above the floor, in the users frame; bob spends $0.001/min: below it, left
+    out; o'neil spends as little but has a budget (and a quote in his name): kept."""
+    at = lambda m: BASE_TIME_NS + m * 60_000_000_000  # noqa: E731
+    records = [call_record(user="alice", cost_usd=Decimal("0.5"), time_unix_nano=at(m)) for m in range(3)]
+    records += [call_record(user="bob", cost_usd=Decimal("0.001"), time_unix_nano=at(m)) for m in range(3)]
+    # started 30 s before minute 1, ended 15 s into it: counted in minute 1, like the rollup counts it
+    records += [call_record(user="o'neil", cost_usd=Decimal("0.001"), time_unix_nano=at(1) - 30 * 10**9,
+                            duration_ms=45_000.0)]  # fmt: skip
+    wal = WriteAheadLog(tmp_path / "wal")
+    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
+    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
+    writer.start()
+    assert writer.wait_stored(end, timeout=30)
+    writer.stop()
+
+    budgets = (
+        {"scope": {"service": "checkout", "user": "o'neil"}, "daily_usd": 100},
+        {"scope": {"service": "checkout", "user": "alice"}, "hourly_usd": 5},
+    )
+    detector = CostSpike(Settings(budgets=budgets))
+    base = datetime.fromtimestamp(BASE_TIME_NS // 1_000_000_000, UTC)
+    history = load_history(
+        store, detector.queries(), base - timedelta(minutes=10), base + timedelta(minutes=10)
+    )
+    users = history[detector.users].sort_values(["user", "minute"]).reset_index(drop=True)
+    assert list(users.columns) == ["minute", "service", "user", "calls", "cost_usd"]
+    assert list(users["user"]) == ["alice", "alice", "alice", "o'neil"]
+    assert list(users["calls"]) == [1, 1, 1, 1]
+    assert list(users["cost_usd"]) == pytest.approx([0.5, 0.5, 0.5, 0.001])
+    assert list(users["minute"]) == [base, base + timedelta(minutes=1), base + timedelta(minutes=2),
+                                     base + timedelta(minutes=1)]  # fmt: skip
+    rolled = history[ROLLUP]
+    assert rolled["calls"].sum() == 7 and rolled["cost_usd"].sum() == pytest.approx(1.504)
+    # $1.50 in the last 5 and 15 minutes: $18 and $6 an hour projected, both over alice's $5 hourly budget
+    [observation] = detector.evaluate(history, [base + timedelta(minutes=3)])
+    assert dict(observation.scope) == {"service": "checkout", "user": "alice"}
+    assert (observation.severity, observation.value) == ("critical", pytest.approx(6.0))

@@ -1,0 +1,113 @@
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.detector_harness import Scenario, Series, run
+from tests.factories import BASE_TIME_NS, call_record
+from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tokenpulse.detectors.catalog.routing_escalation import ROLLUP, RoutingEscalation, Settings
+from tokenpulse.detectors.data import load_history
+from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.writer import LogWriter
+
+DAY = 1440
+ONSET, END = DAY + 30, DAY + 60  # the router's classifier starts failing open: everything escalates
+BLIP = DAY + 80
+DEPLOY = DAY + 40
+LAST = DAY + 240
+
+
+def between(start: int, end: int, inside: float, outside: float):
+    return lambda m: inside if start <= m < end else outside
+
+
+def scope(router: str, service: str = "support") -> dict[str, str]:
+    return {"service": service, "router": router}
+
+
+def router(name: str, calls, escalated, start: int = 0, end: int = LAST, **extra: str) -> Series:
+    return Series({**scope(name), **extra}, {"calls": calls, "escalated_calls": escalated}, start, end)
+
+
+def test_escalation_storm_fires_critical_and_resolves_while_confounders_stay_quiet() -> None:
+    surge = between(ONSET, END, 3.0, 1.0)
+    restart = lambda m: {DEPLOY: 0.0, DEPLOY + 1: 2.0}.get(m, 1.0)  # noqa: E731  one minute down, catch-up
+    scenario = Scenario().add(
+        ROLLUP,
+        router("storm", 60, between(ONSET, END, 60, 6)),  # 10% -> 100%
+        router("surge", lambda m: 60 * surge(m), lambda m: 6 * surge(m)),  # 3x traffic, 10% throughout
+        router("blip", 60, between(BLIP, BLIP + 3, 60, 6)),  # 100% for 3 minutes
+        router("new-thin", 2, 2, start=DAY + 30),  # 100% of 2 calls a minute: below min_calls
+        router("new-busy", 60, 24, start=DAY + 30),  # 40%, no baseline: not a doubling of anything
+        # a rolling deploy: rows split by service version for 10 minutes, a restart and its catch-up
+        router("deploy", lambda m: 60 * restart(m), lambda m: 6 * restart(m), end=DEPLOY),
+        router("deploy", lambda m: 30 * restart(m), lambda m: 3 * restart(m), DEPLOY, DEPLOY + 10,
+               service_version="v1"),
+        router("deploy", lambda m: 30 * restart(m), lambda m: 3 * restart(m), DEPLOY, DEPLOY + 10,
+               service_version="v2"),
+        router("deploy", 60, 6, start=DEPLOY + 10),
+        Series(scope(""), {"calls": 500, "escalated_calls": 0}, 0, LAST),  # unrouted calls: no router
+    )  # fmt: skip
+    assert run(RoutingEscalation(), scenario, DAY, DAY + 120) == [
+        # window of 5: 1 bad minute -> 28% >= 2 x 10% (warning, pending), 4 -> 82% >= 70% (critical at +4);
+        # held 10 minutes from +1
+        (ONSET + 11, "firing", "critical", scope("storm")),
+        # 1 bad minute left in the window until END + 4 (28%: warning); kept firing 5 more minutes
+        (END + 9, "resolved", "critical", scope("storm")),
+    ]
+
+
+def test_doubling_of_the_usual_share_is_a_warning() -> None:
+    scenario = Scenario().add(ROLLUP, router("drift", 100, between(ONSET, END, 45, 15)))  # 15% -> 45%
+    assert run(RoutingEscalation(), scenario, DAY, DAY + 120) == [
+        # 15% + 6% per bad minute in the window: >= 30% (2 x 15%) from 3 bad minutes; never 70%
+        (ONSET + 13, "firing", "warning", scope("drift")),
+        (END + 7, "resolved", "warning", scope("drift")),  # >= 30% until END + 2
+    ]
+
+
+def test_the_absolute_rule_needs_no_baseline() -> None:
+    """A new router that escalates 80% of its traffic saves nothing: critical from its first minute."""
+    scenario = Scenario().add(ROLLUP, router("eager", 60, 48, start=DAY + 30))
+    assert run(RoutingEscalation(), scenario, DAY, DAY + 60) == [
+        (DAY + 41, "firing", "critical", scope("eager"))
+    ]
+
+
+def test_overnight_trough_does_not_alert() -> None:
+    """From 22:00 to 07:00 traffic is 5x lower; one router's night traffic is too thin to judge (3 calls a
+    minute) and escalates more (harder questions at night): no observation, no alert."""
+    night = lambda m: (m % DAY) < 7 * 60 or (m % DAY) >= 22 * 60  # noqa: E731
+    scenario = Scenario().add(
+        ROLLUP,
+        router("daily", lambda m: 12 if night(m) else 60, lambda m: 1.2 if night(m) else 6, end=DAY + 600),
+        router("sparse", lambda m: 3 if night(m) else 60, lambda m: 2 if night(m) else 6, end=DAY + 600),
+    )
+    assert run(RoutingEscalation(), scenario, DAY - 180, DAY + 600) == []
+    assert run(RoutingEscalation(), scenario, DAY - 180, DAY + 600, history_from=DAY - 600) == []
+
+
+def test_queries_run_on_the_real_store(tmp_path: Path, store: Store) -> None:
+    """4 router decisions of which 3 escalated, and unrouted calls (escalated, which no router did): only the
+    router is a scope."""
+    records = [call_record(router="tier", escalated=i < 3) for i in range(4)]
+    records += [call_record(router="", escalated=True) for _ in range(2)]
+    wal = WriteAheadLog(tmp_path / "wal")
+    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
+    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
+    writer.start()
+    assert writer.wait_stored(end, timeout=30)
+    writer.stop()
+
+    detector = RoutingEscalation(Settings(min_calls=1))
+    base = datetime.fromtimestamp(BASE_TIME_NS // 1_000_000_000, UTC)
+    history = load_history(
+        store, detector.queries(), base - timedelta(minutes=10), base + timedelta(minutes=10)
+    )
+    frame = history[ROLLUP].sort_values("router").reset_index(drop=True)
+    assert {"minute", "service", "router", "calls", "escalated_calls"} <= set(frame.columns)
+    assert frame[["router", "calls", "escalated_calls"]].values.tolist() == [["", 2, 2], ["tier", 4, 3]]
+    assert set(frame["minute"]) == {base}
+    [observation] = detector.evaluate(history, [base + timedelta(minutes=1)])
+    assert dict(observation.scope) == {"service": "checkout", "router": "tier"}
+    assert (observation.severity, observation.value, observation.samples) == ("critical", 0.75, 4)

@@ -1,0 +1,170 @@
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.detector_harness import Scenario, Series, run
+from tests.factories import BASE_TIME_NS, call_record
+from tokenpulse.collector.records import ToolSpanRecord
+from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tokenpulse.detectors.catalog.timeout_surge import ROLLUP, TOOL_SPANS, Settings, TimeoutSurge
+from tokenpulse.detectors.data import load_history
+from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.writer import LogWriter
+
+DAY = 1440
+ONSET, END = DAY + 30, DAY + 60  # the surge and its recovery
+Rate = Callable[[int], float] | float
+
+
+def route(name: str) -> dict[str, str]:
+    return {"service": "agent", "route": name}
+
+
+def tool(name: str) -> dict[str, str]:
+    return {"service": "agent", "tool": name}
+
+
+def between(start: int, end: int, inside: float, outside: float) -> Callable[[int], float]:
+    return lambda m: inside if start <= m < end else outside
+
+
+def share_of(calls: Rate, share: Rate) -> Callable[[int], float]:
+    """Timeouts per minute: ``share`` of ``calls`` (each a constant or a function of the minute)."""
+    return lambda m: (calls(m) if callable(calls) else calls) * (share(m) if callable(share) else share)
+
+
+def llm(name: str, share: Rate = 0.01, calls: Rate = 40, start: int = 0) -> Series:
+    return Series(route(name), {"calls": calls, "timeouts": share_of(calls, share)}, start, DAY + 120)
+
+
+def tools(name: str, share: Rate = 0.01, calls: Rate = 20, start: int = 0) -> Series:
+    return Series(tool(name), {"calls": calls, "timeouts": share_of(calls, share)}, start, DAY + 120)
+
+
+def test_surges_fire_for_llm_routes_and_tools() -> None:
+    scenario = Scenario()
+    scenario.add(ROLLUP, llm("/answer", between(ONSET, END, 0.10, 0.01)))  # 1% -> 10%: warning
+    scenario.add(TOOL_SPANS, tools("web_search", between(ONSET, END, 0.40, 0.01)))  # 1% -> 40%: critical
+    result = run(TimeoutSurge(), scenario, DAY, DAY + 120)
+    # /answer, 200 calls a window: ONSET + 2 holds 2 bad minutes, (2 x 4 + 3 x 0.4) / 200 = 4.6% < 5%;
+    # ONSET + 3 holds 3, 6.4%. It holds until END + 2 (3 bad minutes left), fires 10 min after ONSET + 3.
+    # web_search, 100 a window: one bad minute makes 8.8% (warning), three 24.4% (critical, from
+    # ONSET + 3); it holds ONSET + 1 ... END + 4, fires critical at ONSET + 11, resolves 5 min after.
+    assert result == [
+        (ONSET + 11, "firing", "critical", tool("web_search")),
+        (ONSET + 13, "firing", "warning", route("/answer")),
+        (END + 7, "resolved", "warning", route("/answer")),
+        (END + 9, "resolved", "critical", tool("web_search")),
+    ]
+
+
+def test_benign_confounders_never_fire() -> None:
+    rollout = {DAY + 70: 16, DAY + 71: 16, DAY + 72: 64, DAY + 73: 64}
+    scenario = Scenario().add(
+        ROLLUP,
+        llm("/steady"),
+        llm("/surge", calls=between(ONSET, END, 120, 40)),  # 3x traffic, the same 1% timing out
+        llm("/blip", between(DAY + 80, DAY + 83, 1.0, 0.01)),  # every call times out for 3 minutes
+        llm("/deploy", calls=lambda m: rollout.get(m, 40)),  # a deploy that changes nothing
+        llm("/trough", 0.02, calls=lambda m: 10 if 30 <= m % DAY < 90 else 50),  # 80% fewer at night
+        llm("/new", 0.5, calls=4, start=DAY + 20),  # a brand-new route or model with little traffic
+    )
+    scenario.add(
+        TOOL_SPANS,
+        tools("calendar", 0.0, calls=12),
+        Series(
+            tool("calendar-one"), {"calls": 12, "timeouts": between(DAY + 40, DAY + 41, 1, 0)}, 0, DAY + 120
+        ),
+        tools("crm_lookup", between(ONSET, END, 0.15, 0.08)),  # always flaky: 8% -> 15% is under 3x
+    )
+    assert run(TimeoutSurge(), scenario, DAY, DAY + 120) == []
+
+
+def test_a_blip_must_outlast_for_minus_window_plus_one_minutes() -> None:
+    # A b-minute outage is in window + b - 1 windows: 6 minutes in 10 (9 min after the first), short of
+    # for = 10; 7 minutes in 11, firing at the 11th.
+    scenario = Scenario().add(
+        ROLLUP,
+        llm("/six", between(DAY + 20, DAY + 26, 1.0, 0.01)),
+        llm("/seven", between(DAY + 20, DAY + 27, 1.0, 0.01)),
+    )
+    scenario.add(TOOL_SPANS, tools("steady"))
+    assert run(TimeoutSurge(), scenario, DAY, DAY + 120) == [
+        (DAY + 31, "firing", "critical", route("/seven")),  # holds DAY + 21 ... DAY + 31
+        (DAY + 36, "resolved", "critical", route("/seven")),
+    ]
+
+
+def test_a_new_scope_is_held_to_the_absolute_floor_until_it_has_a_baseline() -> None:
+    # 30% of a new route's calls time out from its first minute. 60 calls from DAY + 23: critical, firing
+    # 10 min later. After an hour of windows (from DAY + 87: 60 shares by DAY + 82, shifted by the
+    # window) its baseline is its own 30%, the threshold 90%, and the alert resolves 5 min later.
+    scenario = Scenario().add(ROLLUP, llm("/launch", 0.30, calls=20, start=DAY + 20))
+    scenario.add(TOOL_SPANS, tools("steady"))
+    assert run(TimeoutSurge(), scenario, DAY, DAY + 120) == [
+        (DAY + 33, "firing", "critical", route("/launch")),
+        (DAY + 91, "resolved", "critical", route("/launch")),
+    ]
+
+
+_span_ids = itertools.count(1)
+
+
+def tool_span(**overrides) -> ToolSpanRecord:
+    n = next(_span_ids)
+    span: ToolSpanRecord = {
+        "time_unix_nano": BASE_TIME_NS,
+        "duration_ms": 800.0,
+        "trace_id": f"{n:032x}",
+        "span_id": f"{n:016x}",
+        "parent_span_id": "",
+        "service": "checkout",
+        "environment": "prod",
+        "kind": "tool",
+        "name": "search",
+        "status": "ok",
+        "error_type": "",
+        "is_timeout": False,
+    }
+    span.update(overrides)  # type: ignore[typeddict-item]
+    return span
+
+
+def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
+    # One minute: 10 LLM calls (3 timed out), 10 tool executions (4 timed out), 5 agent spans timed out.
+    first = BASE_TIME_NS - 10 * 60 * 1_000_000_000
+    calls = [call_record(time_unix_nano=first + i, is_timeout=i < 3, status="error") for i in range(10)]
+    spans = [tool_span(time_unix_nano=first + i, is_timeout=i < 4) for i in range(10)]
+    spans += [
+        tool_span(time_unix_nano=first, kind="agent", name="planner", is_timeout=True) for _ in range(5)
+    ]
+    wal = WriteAheadLog(tmp_path / "wal")
+    frame = encode_frame(
+        encode_rows(calls, CALL_FIELDS), encode_rows(spans, TOOL_SPAN_FIELDS), len(calls), len(spans)
+    )
+    end = wal.append(frame)
+    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
+    writer.start()
+    assert writer.wait_stored(end, timeout=30)
+    writer.stop()
+    wal.close()
+
+    detector = TimeoutSurge(Settings(window=timedelta(minutes=2), min_calls=10))
+    start = datetime.fromtimestamp(first // 1_000_000_000, UTC)
+    history = load_history(store, detector.queries(), start, start + timedelta(minutes=3))
+    executions = history[TOOL_SPANS]
+    assert list(executions.columns) == ["minute", "service", "tool", "calls", "timeouts"]
+    assert executions[["tool", "calls", "timeouts"]].values.tolist() == [["search", 10, 4]]  # no agents
+    assert history[ROLLUP][["route", "calls", "timeouts"]].values.tolist() == [["/chat", 10, 3]]
+
+    observations = detector.evaluate(history, [start + timedelta(minutes=1)])
+    assert [(dict(o.scope), o.severity, o.value, o.baseline, o.samples) for o in observations] == [
+        ({"service": "checkout", "route": "/chat"}, "critical", 0.3, None, 10),
+        ({"service": "checkout", "tool": "search"}, "critical", 0.4, None, 10),
+    ]
+    assert observations[1].summary == (
+        "40.0% of tool executions timed out (threshold 20.0%, no baseline yet) "
+        "for service=checkout, tool=search"
+    )

@@ -1,0 +1,142 @@
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.detector_harness import Scenario, Series, run
+from tests.factories import BASE_TIME_NS, call_record
+from tokenpulse.collector.records import ToolSpanRecord
+from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tokenpulse.detectors.catalog.tool_hidden_cost import TOOL_COSTS, ToolHiddenCost
+from tokenpulse.detectors.data import load_history
+from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.writer import LogWriter
+
+DAY = 1440
+ONSET, END = DAY + 30, DAY + 90  # web_search starts summarizing every result with a model
+LOOKUP, LOOKUP_END = DAY + 40, DAY + 100  # lookup, which never called a model, starts to
+BLIP = DAY + 120
+DEPLOY = DAY + 50
+LAST = DAY + 240
+
+
+def between(start: int, end: int, inside: float, outside: float):
+    return lambda m: inside if start <= m < end else outside
+
+
+def scope(tool: str) -> dict[str, str]:
+    return {"service": "agent", "tool": tool}
+
+
+def tool(name: str, tool_calls, cost_usd, start: int = 0, end: int = LAST) -> Series:
+    return Series(scope(name), {"tool_calls": tool_calls, "cost_usd": cost_usd}, start, end)
+
+
+def test_hidden_cost_fires_and_resolves_while_confounders_stay_quiet() -> None:
+    surge = between(ONSET, END, 3.0, 1.0)
+    blip = between(BLIP, BLIP + 3, 500.0, 1.0)
+    restart = lambda m: {DEPLOY: 0.0, DEPLOY + 1: 2.0}.get(m, 1.0)  # noqa: E731  one minute down, catch-up
+    scenario = Scenario().add(
+        TOOL_COSTS,
+        tool("web_search", 20, between(ONSET, END, 0.4, 0.01)),  # $0.0005 -> $0.02 per tool call
+        tool("lookup", 2, between(LOOKUP, LOOKUP_END, 0.08, 0.0)),  # $0 -> $0.04 per tool call: $4.80/h
+        tool("fetch", lambda m: 20 * surge(m), lambda m: 0.02 * surge(m)),  # 3x calls, $0.001 each
+        tool("summarize", 20, lambda m: 0.02 * blip(m)),  # $0.50 per tool call for 3 minutes
+        tool("new-thin", 0.5, 0.05, start=DAY + 30),  # $0.10 per call, 7.5 calls in the window
+        tool("new-busy", 20, 1.0, start=DAY + 30),  # $0.05 per call from its first minute: no baseline
+        tool("deploy", lambda m: 20 * restart(m), lambda m: 0.02 * restart(m)),
+    )  # fmt: skip
+    assert run(ToolHiddenCost(), scenario, DAY, DAY + 150) == [
+        # window of 15: $0.0005 + $0.0013 per bad minute >= the $0.01 floor (> 10 x $0.0005) from 8 bad
+        # minutes, and $0.60/h + $1.56/h per bad minute >= $10/h from 7: critical from +8, held 20 minutes
+        (ONSET + 28, "firing", "critical", scope("web_search")),
+        # $0.04 x k / 15 per tool call >= the $0.01 floor (baseline $0) from 4 bad minutes; $4.80/h at most
+        (LOOKUP + 24, "firing", "warning", scope("lookup")),
+        # >= 8 bad minutes in the window until END + 7; kept firing 5 more minutes
+        (END + 12, "resolved", "critical", scope("web_search")),
+        (LOOKUP_END + 16, "resolved", "warning", scope("lookup")),  # >= 4 bad minutes until + 11
+    ]
+
+
+def test_overnight_trough_does_not_alert() -> None:
+    """At night a tool runs once every 2 minutes and those few calls are the expensive kind: 7.5 tool calls
+    in the window, below min_calls, no observation."""
+    night = lambda m: (m % DAY) < 7 * 60 or (m % DAY) >= 22 * 60  # noqa: E731
+    scenario = Scenario().add(
+        TOOL_COSTS,
+        tool("web_search", lambda m: 0.5 if night(m) else 20, lambda m: 0.05 if night(m) else 0.01,
+             end=DAY + 600),
+    )  # fmt: skip
+    assert run(ToolHiddenCost(), scenario, DAY - 180, DAY + 600) == []
+
+
+def span(trace: str, span_id: str, name: str, at_ns: int, kind: str = "tool", **overrides) -> ToolSpanRecord:
+    record: ToolSpanRecord = {
+        "time_unix_nano": at_ns,
+        "duration_ms": 900.0,
+        "trace_id": trace * 32,
+        "span_id": span_id * 16,
+        "parent_span_id": "",
+        "service": "checkout",
+        "environment": "prod",
+        "kind": kind,
+        "name": name,
+        "status": "ok",
+        "error_type": "",
+        "is_timeout": False,
+    }
+    record.update(overrides)  # type: ignore[typeddict-item]
+    return record
+
+
+def test_queries_run_on_the_real_store(tmp_path: Path, store: Store) -> None:
+    """Direct LLM children of tool spans only, counted in the minute their tool call ended."""
+    second = 1_000_000_000
+    base_ns = BASE_TIME_NS
+
+    def child(trace: str, parent: str, usd: str, at_ns: int, **overrides):
+        return call_record(trace_id=trace * 32, parent_span_id=parent * 16, cost_usd=Decimal(usd),
+                           time_unix_nano=at_ns, **overrides)  # fmt: skip
+
+    spans = [
+        span("a", "1", "search", base_ns),
+        span("a", "2", "sub-agent", base_ns + second, kind="agent", parent_span_id="1" * 16),
+        # starts in minute 0, ends in minute 1: it and its LLM call count in minute 1
+        span("b", "3", "search", base_ns + 50 * second, duration_ms=20_000.0),
+        span("c", "4", "search", base_ns + 10 * second),  # no LLM call inside: counts, at $0
+        span("e", "5", "planner", base_ns, kind="agent"),
+        span("f", "6", "lookup", base_ns, service="crm"),
+    ]
+    calls = [
+        child("a", "1", "0.25", base_ns + 2 * second),
+        child("a", "1", "0.5", base_ns + 3 * second),
+        child("a", "2", "1.0", base_ns + 4 * second),  # under the agent under the tool: not direct
+        child("b", "3", "0.125", base_ns + 55 * second),
+        child("d", "1", "4.0", base_ns + 2 * second),  # the tool span's id, another trace
+        child("e", "5", "2.0", base_ns + 2 * second),  # under an agent span, not a tool
+        child("f", "6", "0.01", base_ns + 2 * second, service="crm-worker"),  # the tool's service counts
+    ]
+    wal = WriteAheadLog(tmp_path / "wal")
+    frame = encode_frame(
+        encode_rows(calls, CALL_FIELDS), encode_rows(spans, TOOL_SPAN_FIELDS), len(calls), len(spans)
+    )
+    end = wal.append(frame)
+    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
+    writer.start()
+    assert writer.wait_stored(end, timeout=30)
+    writer.stop()
+
+    detector = ToolHiddenCost()
+    base = datetime.fromtimestamp(base_ns // second, UTC)
+    history = load_history(
+        store, detector.queries(), base - timedelta(minutes=10), base + timedelta(minutes=10)
+    )
+    loaded = history[TOOL_COSTS].sort_values(["service", "tool", "minute"]).reset_index(drop=True)
+    assert list(loaded.columns) == ["minute", "service", "tool", "tool_calls", "llm_calls", "cost_usd"]
+    rows = loaded[["service", "tool", "tool_calls", "llm_calls"]].values.tolist()
+    assert rows == [["checkout", "search", 2, 2], ["checkout", "search", 1, 1], ["crm", "lookup", 1, 1]]
+    assert list(loaded["minute"]) == [base, base + timedelta(minutes=1), base]
+    assert list(loaded["cost_usd"]) == pytest.approx([0.75, 0.125, 0.01])
+    assert detector.evaluate(history, [base + timedelta(minutes=2)]) == []  # no baseline yet

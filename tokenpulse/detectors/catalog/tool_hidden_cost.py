@@ -1,0 +1,130 @@
+"""tool_hidden_cost: tool executions that start costing much more in LLM calls made inside them.
+
+Inner cost = the cost of LLM calls whose parent span is a tool span (``calls.parent_span_id =
+tool_spans.span_id`` on the same ``trace_id``, ``kind = 'tool'``). Direct children only: an LLM call
+under an agent span under the tool is not counted. Instrumentations put the model call right under the
+tool span in the common case (a search tool summarizing results, a code tool asking a model), and one
+join level keeps the query cheap on raw tables; a deeper walk needs a recursive join per level.
+
+Cost per tool call = inner cost / tool calls over the window, per service (the tool span's) and tool;
+tool calls without any LLM call inside count (at $0), so a tool that starts calling a model in half of
+its executions shows. A tool call and the cost inside it count in the minute the tool call *ended*
+(when all of it is stored), so they fall in the same minutes.
+
+- warning: cost per tool call at least ``ratio`` (10x) its baseline and at least
+  ``min_usd_per_tool_call`` — a tool whose baseline is $0 (it never called a model) and that starts
+  spending a cent per call fires: that is the hidden cost appearing;
+- critical: the same, and the inner spend rate is at least ``critical_usd_per_hour``.
+
+A surge of tool calls with flat cost per call moves nothing; a tool below ``min_calls`` tool calls in
+the window (a trough, a new tool) gives no observation; a tool without history has no baseline and never
+fires. ``for_`` (20) is longer than the window (15) plus a blip: inner-cost bursts of up to 6 minutes
+never fire, however tall — a runaway that is expensive *now* is cost_spike's to page on; this detector
+attributes slow-burning cost to the tool that makes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
+from tokenpulse.detectors.data import (
+    ENDED_MINUTE,
+    History,
+    Query,
+    at_times,
+    baseline,
+    grids,
+    to_observations,
+    trailing_sum,
+)
+
+DIMENSIONS = ("service", "tool")
+# Tool executions counted in the minute they ended (``data.ENDED_MINUTE``, like the rollup counts calls):
+# by then the tool span and the LLM calls inside it (which end before it) are all stored.
+_TOOLS = (
+    f"SELECT toDateTime({ENDED_MINUTE}) AS tool_minute, trace_id AS tool_trace_id, span_id AS tool_span_id,"
+    " service AS tool_service, name AS tool FROM tool_spans"
+    " WHERE kind = 'tool'"
+    " AND time >= {start:DateTime('UTC')} - INTERVAL 1 HOUR AND time < {end:DateTime('UTC')}"
+    " AND tool_minute >= {start:DateTime('UTC')} AND tool_minute < {end:DateTime('UTC')}"
+)
+TOOL_COSTS = Query(
+    "tool_costs:service, tool",
+    "SELECT minute, service, tool, sum(tool_calls) AS tool_calls, sum(llm_calls) AS llm_calls,"
+    " sum(cost_usd) AS cost_usd FROM ("
+    "  SELECT tool_minute AS minute, tool_service AS service, tool, count() AS tool_calls,"
+    "   toUInt64(0) AS llm_calls, toFloat64(0) AS cost_usd"
+    f"  FROM ({_TOOLS}) GROUP BY minute, service, tool"
+    "  UNION ALL"
+    "  SELECT t.tool_minute AS minute, t.tool_service AS service, t.tool AS tool, toUInt64(0) AS tool_calls,"
+    "   count() AS llm_calls, toFloat64(sum(c.cost_usd)) AS cost_usd"
+    f"  FROM calls AS c INNER JOIN ({_TOOLS}) AS t"
+    "   ON c.trace_id = t.tool_trace_id AND c.parent_span_id = t.tool_span_id"
+    "  WHERE c.parent_span_id != ''"
+    "   AND c.time >= {start:DateTime('UTC')} - INTERVAL 1 HOUR AND c.time < {end:DateTime('UTC')}"
+    "  GROUP BY minute, service, tool)"
+    " GROUP BY minute, service, tool",
+)
+
+
+@dataclass(frozen=True)
+class Settings(DetectorSettings):
+    window: timedelta = timedelta(minutes=15)
+    for_: timedelta = timedelta(minutes=20)
+    min_calls: int = 10  # tool calls in the window
+    ratio: float = 10.0
+    min_usd_per_tool_call: float = 0.01
+    critical_usd_per_hour: float = 10.0
+
+
+class ToolHiddenCost:
+    name: ClassVar[str] = "tool_hidden_cost"
+    settings_type: ClassVar[type[Settings]] = Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+
+    def queries(self) -> list[Query]:
+        return [TOOL_COSTS]
+
+    def lookback(self) -> timedelta:
+        return timedelta(hours=25)  # the trailing-24h baseline before the first window
+
+    def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
+        s = self.settings
+        window = int(s.window.total_seconds() // 60)
+        columns = ("tool_calls", "cost_usd")
+        g = {
+            k: trailing_sum(v, window)
+            for k, v in grids(history[TOOL_COSTS], DIMENSIONS, columns, history.start, history.end).items()
+        }
+        tool_calls, usd = g["tool_calls"], g["cost_usd"]
+        per_call = (usd / tool_calls).where(tool_calls >= s.min_calls)
+        usual = baseline(per_call, window, times=times)
+        # Compare at the evaluation times only: grids are long, the times few (one, live).
+        per_call, tool_calls, usd = (at_times(grid, times) for grid in (per_call, tool_calls, usd))
+        threshold = (usual * s.ratio).clip(lower=s.min_usd_per_tool_call)
+        warning = (per_call >= threshold) & (usd > 0)  # > 0: a zero floor and baseline never fire on $0
+        return to_observations(
+            self.name, times, per_call, tool_calls,
+            warning=warning,
+            critical=warning & (usd * (60 / window) >= s.critical_usd_per_hour),
+            warning_threshold=threshold,
+            critical_threshold=threshold,
+            baseline=usual,
+            describe=_describe,
+        )  # fmt: skip
+
+
+def _describe(scope: Scope, value: float, threshold: float, usual: float | None) -> str:
+    return (
+        f"LLM cost inside the tool ${value:.4f} per tool call (threshold ${threshold:.4f}, "
+        f"usually ${usual or 0:.4f}) for {format_scope(scope)}"
+    )
+
+
+DETECTOR = ToolHiddenCost

@@ -1,0 +1,118 @@
+"""ttft_slo: the time to first token of a service+route breaks its SLO (p99 over the window).
+
+TTFT is what a streaming user waits before anything moves on the screen; its SLO is absolute, so
+there is no baseline: a route that has always been slow breaks its SLO all the time, and the fix is
+a per-route SLO (``route_slo_ms``, e.g. a reasoning route that thinks before it streams), not a
+quieter detector. The p99 is merged from the rollup's t-digest states (data.quantile_query); calls
+without a TTFT (not streamed, failed before the first token) are not in it, so the minimum sample
+count counts calls *with* a TTFT, read from the raw calls table (the rollup has no such count).
+
+Why the defaults (1 s, window 5 min, for 10 min, 100 calls with a TTFT):
+
+- 1 s is the usual interactive budget for the first token (past it users notice the wait); 2x the
+  SLO is critical.
+- A p99 of fewer than 100 calls is the slowest call: ``min_calls`` = 100. TTFT is watched per
+  service+route, not per model, so traffic is thick enough for a 5-minute window (20 streamed
+  calls a minute).
+- A burst of slow first tokens confined to b minutes lifts the p99 of the window + b - 1 windows
+  containing it, which fire only when window + b - 2 >= for_: with a 5-minute window and for 10
+  minutes, one very slow call and any blip of up to 6 minutes never fire; a 7-minute breach does.
+  ``for_`` < ``window`` would let one call fire, so the settings refuse it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope, scope_dict
+from tokenpulse.detectors.data import (
+    History,
+    Query,
+    grids,
+    quantile_query,
+    to_observations,
+    trailing_sum,
+    value_grid,
+)
+
+DIMENSIONS = ("service", "route")
+QUANTILE = 0.99
+
+# Calls with a TTFT per minute (the rollup's ttft_ms digest skips NULLs but keeps no count of them).
+TTFT_CALLS = Query(
+    "ttft_calls:service, route",
+    "SELECT toStartOfMinute(time) AS minute, service, route, countIf(ttft_ms IS NOT NULL) AS ttft_calls "
+    "FROM calls WHERE time >= {start:DateTime('UTC')} AND time < {end:DateTime('UTC')} "
+    "GROUP BY minute, service, route",
+)
+
+
+@dataclass(frozen=True)
+class Settings(DetectorSettings):
+    window: timedelta = timedelta(minutes=5)
+    for_: timedelta = timedelta(minutes=10)  # > window: see the module docstring
+    min_calls: int = 100  # calls with a TTFT in the window
+    slo_ms: float = 1000.0  # TTFT p99 above this breaks the SLO ...
+    route_slo_ms: Mapping[str, float] = field(default_factory=dict)  # ... unless the route has its own
+    critical_factor: float = 2.0  # critical above this many times the SLO
+
+    def __post_init__(self) -> None:
+        if self.for_ < self.window:
+            raise ValueError(
+                f"ttft_slo: for ({self.for_}) must be at least the window ({self.window}), "
+                "else one slow call, which lifts the p99 of every window containing it, fires"
+            )
+
+
+class TtftSlo:
+    name: ClassVar[str] = "ttft_slo"
+    settings_type: ClassVar[type[Settings]] = Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.p99_query = quantile_query("ttft_ms", DIMENSIONS, _minutes(self.settings.window), QUANTILE)
+
+    def queries(self) -> list[Query]:
+        return [TTFT_CALLS, self.p99_query]
+
+    def lookback(self) -> timedelta:
+        return self.settings.window  # no baseline: the SLO is absolute
+
+    def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
+        s = self.settings
+        window = _minutes(s.window)
+        p99 = value_grid(history[self.p99_query], DIMENSIONS, history.start, history.end)
+        counts = grids(history[TTFT_CALLS], DIMENSIONS, ("ttft_calls",), history.start, history.end)
+        samples = trailing_sum(counts["ttft_calls"], window).reindex(columns=p99.columns, fill_value=0.0)
+        p99 = p99.where(samples >= s.min_calls)
+        slo = [s.route_slo_ms.get(scope_dict(scope)["route"], s.slo_ms) for scope in p99.columns]
+        warning_at = pd.DataFrame(
+            np.tile(np.asarray(slo, dtype=float), (len(p99.index), 1)), index=p99.index, columns=p99.columns
+        )
+        critical_at = warning_at * s.critical_factor
+        return to_observations(
+            self.name, times, p99, samples,
+            warning=p99 > warning_at,
+            critical=p99 > critical_at,
+            warning_threshold=warning_at,
+            critical_threshold=critical_at,
+            baseline=None,
+            describe=_describe,
+        )  # fmt: skip
+
+
+def _minutes(duration: timedelta) -> int:
+    return int(duration.total_seconds() // 60)
+
+
+def _describe(scope: Scope, value: float, threshold: float, _usual: float | None) -> str:
+    return f"TTFT p99 {value:,.0f} ms above {threshold:,.0f} ms for {format_scope(scope)}"
+
+
+DETECTOR = TtftSlo
