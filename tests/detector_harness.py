@@ -34,10 +34,13 @@ class Series:
     start: int = 0  # minute offsets [start, end)
     end: int = 0
 
+    time_column: str = "minute"  # "hour" for hourly queries: then the rows are hours, offsets still minutes
+    step: int = 1
+
     def rows(self) -> list[dict[str, Any]]:
         rows = []
-        for m in range(self.start, self.end):
-            row: dict[str, Any] = {"minute": pd.Timestamp(minute(m)), **self.scope}
+        for m in range(self.start, self.end, self.step):
+            row: dict[str, Any] = {self.time_column: pd.Timestamp(minute(m)), **self.scope}
             for name, value in self.values.items():
                 row[name] = value(m) if callable(value) else value
             rows.append(row)
@@ -62,7 +65,9 @@ class Scenario:
             for name, value in defaults.items():
                 if name not in frame:
                     frame[name] = value
-            frame["minute"] = pd.to_datetime(frame["minute"], utc=True)
+            for column in ("minute", "hour"):
+                if column in frame:
+                    frame[column] = pd.to_datetime(frame[column], utc=True)
             history.frames[query.name] = frame
         return history
 

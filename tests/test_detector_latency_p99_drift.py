@@ -44,10 +44,19 @@ def add(
     start: int = 0,
     end: int = DAY + 120,
 ) -> Scenario:
-    """A scope's rollup calls and the p99 frame the quantile query would return (rows from start + 1)."""
+    """A scope's rollup calls, and the frames its quantile queries would return: the windowed p99 (rows
+    from start + 1) and the hourly p99 with the hour's calls."""
     per_minute = level if callable(level) else (lambda _m: level)
-    return scenario.add(ROLLUP, Series(scope(route, model), {"calls": calls}, start, end)).add(
-        DETECTOR.p99_query, Series(scope(route, model), {"value": windowed(per_minute)}, start + 1, end)
+    per_call = calls if callable(calls) else (lambda _m: calls)
+    hourly = {
+        "value": lambda h: max(per_minute(m) for m in range(h, h + 60)),
+        "calls": lambda h: sum(per_call(m) for m in range(max(h, start), min(h + 60, end))),
+    }
+    first_hour = start - start % 60
+    return (
+        scenario.add(ROLLUP, Series(scope(route, model), {"calls": calls}, start, end))
+        .add(DETECTOR.p99_query, Series(scope(route, model), {"value": windowed(per_minute)}, start + 1, end))
+        .add(DETECTOR.hourly_query, Series(scope(route, model), hourly, first_hour, end, "hour", 60))
     )
 
 
@@ -106,11 +115,12 @@ def test_for_shorter_than_the_window_is_refused() -> None:
 
 
 def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
-    # 75 minutes of 2 calls a minute at 1 s, then 5 minutes at 5 s: enough for the trailing baseline.
-    first = BASE_TIME_NS - 90 * 60 * 1_000_000_000
+    # 4 hours of 2 calls a minute at 1 s (3 complete hours make the trailing baseline), then 5 s.
+    first = BASE_TIME_NS - 300 * 60 * 1_000_000_000
+    first -= first % (3600 * 1_000_000_000)  # start on a whole hour
     records = [
-        call_record(time_unix_nano=first + m * 60_000_000_000 + i, duration_ms=1000.0 if m < 75 else 5000.0)
-        for m in range(80)
+        call_record(time_unix_nano=first + m * 60_000_000_000 + i, duration_ms=1000.0 if m < 240 else 5000.0)
+        for m in range(245)
         for i in range(2)
     ]
     wal = WriteAheadLog(tmp_path / "wal")
@@ -125,14 +135,17 @@ def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
         Settings(window=timedelta(minutes=2), for_=timedelta(minutes=2), min_calls=4, floor_ms=0)
     )
     start = datetime.fromtimestamp(first // 1_000_000_000, UTC)
-    history = load_history(store, detector.queries(), start, start + timedelta(minutes=80))
+    history = load_history(store, detector.queries(), start, start + timedelta(minutes=245))
     p99 = history[detector.p99_query].sort_values("minute").reset_index(drop=True)
     assert list(p99.columns) == ["minute", "service", "route", "model", "value"]
     assert p99["minute"].iloc[0] == start + timedelta(minutes=1)  # the window ending there
-    assert p99["value"].iloc[[0, 74, 75, 76]].round().tolist() == [1000, 1000, 5000, 5000]
-    assert history[ROLLUP]["calls"].sum() == 160
+    assert p99["value"].iloc[[0, 239, 240, 241]].round().tolist() == [1000, 1000, 5000, 5000]
+    assert history[ROLLUP]["calls"].sum() == 490
+    hourly = history[detector.hourly_query].sort_values("hour")
+    assert hourly["calls"].tolist() == [120, 120, 120, 120, 10]
+    assert hourly["value"].round().tolist() == [1000, 1000, 1000, 1000, 5000]
 
-    times = [start + timedelta(minutes=m) for m in (75, 76, 77)]
+    times = [start + timedelta(minutes=m) for m in (240, 241, 242)]
     observations = detector.evaluate(history, times)
     assert [(o.at, o.severity, round(o.value), o.baseline, o.samples) for o in observations] == [
         (times[1], "critical", 5000, 1000.0, 4),

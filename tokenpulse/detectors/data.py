@@ -29,6 +29,36 @@ SCOPE_NAMES = {"service_version": "deploy_version"}
 # evaluating minute t has then seen every call counted before t (see schema: the rollup does the same).
 ENDED_MINUTE = "toStartOfMinute(addMilliseconds(time, toInt64(duration_ms)))"
 
+# Calls are read from this long before a range so that those ending in it are all there.
+LONGEST_CALL = "INTERVAL 1 HOUR"
+
+
+def raw_minutes_query(
+    name: str,
+    table: str,
+    dims: Sequence[str],
+    aggregates: str,
+    where: str = "",
+    recent: timedelta | None = None,
+) -> Query:
+    """Per-minute ``aggregates`` of a raw table (calls or tool_spans) by ``dims`` (column expressions,
+    aliases allowed), each row counted in the minute it ended, as the rollup counts calls."""
+    dim_list = ", ".join(dims)
+    conditions = [
+        f"time >= {{start:DateTime('UTC')}} - {LONGEST_CALL}",
+        "time < {end:DateTime('UTC')}",
+        f"{ENDED_MINUTE} >= {{start:DateTime('UTC')}}",
+        f"{ENDED_MINUTE} < {{end:DateTime('UTC')}}",
+        *([where] if where else []),
+    ]
+    return Query(
+        name,
+        f"SELECT {ENDED_MINUTE} AS minute, {dim_list}, {aggregates} FROM {table} "
+        f"WHERE {' AND '.join(conditions)} GROUP BY ALL",
+        recent,
+    )
+
+
 ROLLUP_SUMS = (
     "calls", "errors", "timeouts", "escalated_calls", "uncached_calls", "input_tokens", "output_tokens",
     "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
@@ -37,10 +67,15 @@ ROLLUP_SUMS = (
 
 @dataclass(frozen=True)
 class Query:
-    """A named read over [start, end): ``sql`` binds {start:DateTime('UTC')} and {end:DateTime('UTC')}."""
+    """A named read over [start, end): ``sql`` binds {start:DateTime('UTC')} and {end:DateTime('UTC')}.
+
+    ``recent`` marks a query only the evaluation times need (no baseline history): it reads from
+    ``recent`` before the first evaluation time, not the days of history baselines need.
+    """
 
     name: str
     sql: str
+    recent: timedelta | None = None
 
 
 def rollup_query(dims: Sequence[str]) -> Query:
@@ -77,7 +112,55 @@ def quantile_query(column: str, dims: Sequence[str], window_minutes: int, quanti
         f"      ARRAY JOIN range({window_minutes}) AS offset) "
         "WHERE label < {end:DateTime('UTC')} "
         f"GROUP BY label, {dim_list}",
+        recent=timedelta(minutes=window_minutes),
     )
+
+
+def hourly_quantile_query(column: str, dims: Sequence[str], quantile: float) -> Query:
+    """The ``quantile`` of ``column`` per hour by ``dims``, with the hour's call count: what the
+    baselines of quantile signals are made of (cheap: one merge per hour, not per minute)."""
+    position = LATENCY_QUANTILES.split(", ").index(str(quantile)) + 1
+    dim_list = ", ".join(dims)
+    return Query(
+        f"{column}:hourly:q{quantile}:{dim_list}",
+        f"SELECT toStartOfHour(minute) AS hour, {dim_list}, sum(calls) AS calls, "
+        f"quantilesTDigestMerge({LATENCY_QUANTILES})({column})[{position}] AS value FROM calls_1m "
+        "WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
+        f"GROUP BY hour, {dim_list}",
+    )
+
+
+def hourly_baseline(
+    frame: pd.DataFrame,
+    dims: Sequence[str],
+    times: Sequence[datetime],
+    window_minutes: int,
+    min_calls: int,
+    days: int = BASELINE_DAYS,
+) -> pd.DataFrame:
+    """The baseline of an hourly signal (hourly_quantile_query) at ``times``: the median of the same
+    hour of previous days, else the median of the complete hours of the trailing day before the
+    current window. Hours with fewer than ``min_calls`` calls do not count."""
+    index = pd.DatetimeIndex([pd.Timestamp(t) for t in times])
+    if frame.empty:
+        return pd.DataFrame(index=index, dtype=float)
+    value = frame.pivot_table(
+        index="hour", columns=list(dims), values="value", aggfunc="first", observed=True
+    )
+    calls = frame.pivot_table(index="hour", columns=list(dims), values="calls", aggfunc="sum", observed=True)
+    hours = pd.date_range(value.index.min(), index.max().floor("h"), freq="1h")
+    value = value.where(calls >= min_calls).reindex(hours)
+    value.columns = _scope_index(dims, value.columns)
+    previous = [
+        value.reindex((index - pd.Timedelta(days=k)).floor("h")).to_numpy() for k in range(1, days + 1)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: the normal "no history" case
+        same_hour = np.nanmedian(np.stack(previous), axis=0)
+    last_complete = (index - pd.Timedelta(minutes=window_minutes)).floor("h") - pd.Timedelta(hours=1)
+    trailing = value.rolling(24, min_periods=3).median().reindex(last_complete)
+    trailing.index = index
+    return pd.DataFrame(same_hour, index=index, columns=value.columns).fillna(trailing)
 
 
 @dataclass
@@ -118,19 +201,25 @@ def load_history(
     start: datetime,
     end: datetime,
     ranges: Sequence[tuple[datetime, datetime]] | None = None,
+    first_time: datetime | None = None,
 ) -> History:
-    """Run each distinct query once per range of ``ranges`` (default: [start, end))."""
+    """Run each distinct query once per range of ``ranges`` (default: [start, end)); a ``recent``
+    query once, from ``recent`` before ``first_time`` (the first evaluation time) to ``end``."""
     history = History(start, end)
     for query in queries:
         if query.name in history.frames:
             continue
+        query_ranges = list(ranges or [(start, end)])
+        if query.recent is not None and first_time is not None:
+            query_ranges = [(max(start, first_time - query.recent), end)]
         parts = [
             store.client.query_df(query.sql, parameters={"start": range_start, "end": range_end})
-            for range_start, range_end in ranges or [(start, end)]
+            for range_start, range_end in query_ranges
         ]
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        if "minute" in frame:
-            frame["minute"] = pd.to_datetime(frame["minute"], utc=True)
+        for column in ("minute", "hour"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], utc=True)
         history.frames[query.name] = frame
     return history
 

@@ -43,7 +43,7 @@ class Engine:
         trailing = max((d.lookback() for d in self.detectors), default=timedelta(0))
         queries = [q for d in self.detectors for q in d.queries()]
         ranges = history_ranges(times, trailing)
-        return load_history(store, queries, ranges[0][0], ranges[-1][1], ranges)
+        return load_history(store, queries, ranges[0][0], ranges[-1][1], ranges, first_time=times[0])
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Transition]:
         """Evaluate every detector at ``times`` and step the alerts through them in order."""

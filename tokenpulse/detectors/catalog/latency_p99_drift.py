@@ -1,8 +1,9 @@
 """latency_p99_drift: the p99 latency of a service+route+model drifts well above its usual p99.
 
 The p99 of each trailing window is merged from the rollup's t-digest states (data.quantile_query),
-never averaged from per-minute percentiles; its baseline is data.baseline of that same windowed signal
-(the same hour of previous days, else the trailing day). A window fires only when its p99 is both
+never averaged from per-minute percentiles; its baseline is the p99 of whole hours
+(data.hourly_baseline: the same hour of previous days, else the trailing day's hours), which costs one
+merge per hour instead of one per minute of history. A window fires only when its p99 is both
 ``warning_ratio`` x the baseline and above an absolute floor: doubling a 300 ms p99 is nobody's
 incident.
 
@@ -40,8 +41,10 @@ from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, form
 from tokenpulse.detectors.data import (
     History,
     Query,
-    baseline,
+    at_times,
     grids,
+    hourly_baseline,
+    hourly_quantile_query,
     quantile_query,
     rollup_query,
     to_observations,
@@ -78,21 +81,23 @@ class LatencyP99Drift:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.p99_query = quantile_query("latency_ms", DIMENSIONS, _minutes(self.settings.window), QUANTILE)
+        self.hourly_query = hourly_quantile_query("latency_ms", DIMENSIONS, QUANTILE)
 
     def queries(self) -> list[Query]:
-        return [ROLLUP, self.p99_query]
+        return [ROLLUP, self.p99_query, self.hourly_query]
 
     def lookback(self) -> timedelta:
-        return timedelta(days=8)
+        return timedelta(hours=25)  # the trailing day of hours before the first window
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
         window = _minutes(s.window)
-        p99 = value_grid(history[self.p99_query], DIMENSIONS, history.start, history.end)
+        p99 = at_times(value_grid(history[self.p99_query], DIMENSIONS, history.start, history.end), times)
         calls = grids(history[ROLLUP], DIMENSIONS, ("calls",), history.start, history.end)["calls"]
-        calls = trailing_sum(calls, window).reindex(columns=p99.columns, fill_value=0.0)
+        calls = at_times(trailing_sum(calls, window), times).reindex(columns=p99.columns, fill_value=0.0)
         p99 = p99.where(calls >= s.min_calls)
-        usual = baseline(p99, window)
+        usual = hourly_baseline(history[self.hourly_query], DIMENSIONS, times, window, s.min_calls)
+        usual = usual.reindex(columns=p99.columns)
         warning_at = _threshold(usual, s.warning_ratio, s.floor_ms)
         critical_at = _threshold(usual, s.critical_ratio, s.floor_ms)
         return to_observations(

@@ -37,6 +37,7 @@ from tokenpulse.detectors.data import (
     Query,
     baseline,
     grids,
+    raw_minutes_query,
     rollup_query,
     to_observations,
     trailing_sum,
@@ -45,12 +46,12 @@ from tokenpulse.detectors.data import (
 LLM_DIMENSIONS = ("service", "route")
 TOOL_DIMENSIONS = ("service", "tool")
 ROLLUP = rollup_query(LLM_DIMENSIONS)
-TOOL_SPANS = Query(
+TOOL_SPANS = raw_minutes_query(
     "tool_spans:service, tool",
-    "SELECT toStartOfMinute(time) AS minute, service, name AS tool, count() AS calls, "
-    "countIf(is_timeout) AS timeouts FROM tool_spans "
-    "WHERE kind = 'tool' AND time >= {start:DateTime('UTC')} AND time < {end:DateTime('UTC')} "
-    "GROUP BY minute, service, tool",
+    "tool_spans",
+    ("service", "name AS tool"),
+    "count() AS calls, countIf(is_timeout) AS timeouts",
+    where="kind = 'tool'",
 )
 
 

@@ -36,6 +36,7 @@ from tokenpulse.detectors.data import (
     Query,
     grids,
     quantile_query,
+    raw_minutes_query,
     to_observations,
     trailing_sum,
     value_grid,
@@ -45,11 +46,12 @@ DIMENSIONS = ("service", "route")
 QUANTILE = 0.99
 
 # Calls with a TTFT per minute (the rollup's ttft_ms digest skips NULLs but keeps no count of them).
-TTFT_CALLS = Query(
+TTFT_CALLS = raw_minutes_query(
     "ttft_calls:service, route",
-    "SELECT toStartOfMinute(time) AS minute, service, route, countIf(ttft_ms IS NOT NULL) AS ttft_calls "
-    "FROM calls WHERE time >= {start:DateTime('UTC')} AND time < {end:DateTime('UTC')} "
-    "GROUP BY minute, service, route",
+    "calls",
+    DIMENSIONS,
+    "countIf(ttft_ms IS NOT NULL) AS ttft_calls",
+    recent=timedelta(hours=1),  # no baseline: only the windows being evaluated
 )
 
 
