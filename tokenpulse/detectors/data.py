@@ -355,3 +355,23 @@ def to_observations(
             )
         )
     return observations
+
+
+def kth_largest(grid: pd.DataFrame, window: int, k: int) -> pd.DataFrame:
+    """Value at minute t: the ``k``-th largest per-minute value of ``grid`` over [t - window, t), minutes
+    without a value counting as -1 (below any threshold of a non-negative signal).
+
+    "At least k minutes of the window were past x" is ``kth_largest(grid, window, k) > x``, also when x
+    differs at every t (a baseline): a rolling order statistic, computed once over the whole grid.
+    Used by the detectors whose condition must be sustained over most of their window.
+    """
+    filled = grid.fillna(-1.0)
+    if window == 1:
+        return filled.shift(1)
+    position = (window - k) / (window - 1)  # exactly the (window - k)-th smallest of the window
+    return filled.rolling(window).quantile(position, interpolation="nearest").shift(1)
+
+
+def check_sustained(sustained: timedelta, window: timedelta) -> None:
+    if not timedelta(minutes=1) <= sustained <= window:
+        raise ValueError(f"sustained ({sustained}) must be between 1 minute and the window ({window})")

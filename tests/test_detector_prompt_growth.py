@@ -1,0 +1,195 @@
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.detector_harness import Scenario, Series, minute, run, transitions_only
+from tests.factories import BASE_TIME_NS, call_record
+from tokenpulse.collector.records import CallRecord
+from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tokenpulse.detectors.base import WARNING, settings_from_mapping
+from tokenpulse.detectors.catalog.prompt_growth import ROLLUP, PromptGrowth, Settings
+from tokenpulse.detectors.data import load_history
+from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.writer import LogWriter
+
+DAY = 1440
+ONSET, END = DAY + 30, DAY + 60
+PROMPT_GROWTH = PromptGrowth()
+RUNAWAY = PROMPT_GROWTH.runaway
+
+Value = float | Callable[[int], float]
+
+
+def scope(route: str) -> dict[str, str]:
+    return {"service": "assistant", "route": route}
+
+
+def at(m: int, value: Value) -> float:
+    return value(m) if callable(value) else value
+
+
+def rollup(route: str, calls: Value = 50.0, per_call: Value = 4000.0, start: int = 0) -> Series:
+    """A route's rollup rows: ``calls`` a minute sending ``per_call`` input tokens each (usually 4k)."""
+    values = {"calls": calls, "input_tokens": lambda m: at(m, calls) * at(m, per_call)}
+    return Series(scope(route), values, start, DAY + 120)
+
+
+def runaway(route: str, session: str, start: int, end: int, first: float, per_call: Value) -> Series:
+    """The runaway query's rows for one session in minutes [start, end): one call a minute."""
+    values = {"calls": 1.0, "input_tokens": per_call, "first_input_per_call": first}
+    return Series({**scope(route), "session": session}, values, start, end)
+
+
+def between(start: int, end: int, inside: float, outside: float) -> Callable[[int], float]:
+    return lambda m: inside if start <= m < end else outside
+
+
+def yesterday() -> Series:
+    """A runaway session on another route yesterday: long gone, it alerts nothing today."""
+    return runaway("/yesterday", "s-old", 100, 101, 8000.0, 60_000.0)
+
+
+def test_history_accumulating_doubles_prompts_within_the_hour_while_confounders_stay_quiet() -> None:
+    fixed = ONSET + 70  # the truncation fix ships
+    history = lambda m: 4000.0 * (1 + (m - ONSET) / 30) if ONSET <= m < fixed else 4000.0  # noqa: E731
+    night = lambda m: 10.0 if 60 <= m % DAY < 600 else 50.0  # noqa: E731  traffic falls 80% at 01:00
+    deploy = lambda m: {DAY + 40: 10.0, DAY + 41: 10.0, DAY + 42: 10.0, DAY + 43: 90.0}.get(m, 50.0)  # noqa: E731
+    scenario = (
+        Scenario()
+        .add(
+            ROLLUP,
+            rollup("/history", per_call=history),  # +4k tokens per call every 30 minutes from ONSET
+            rollup("/surge", calls=between(ONSET, END, 150.0, 50.0)),
+            rollup("/single-extreme", calls=between(DAY + 50, DAY + 51, 51.0, 50.0),
+                   per_call=between(DAY + 50, DAY + 51, (50 * 4000 + 400_000) / 51, 4000.0)),  # one 400k call
+            rollup("/blip", per_call=between(DAY + 80, DAY + 83, 40_000.0, 4000.0)),  # 3 minutes at 10x
+            rollup("/deploy", calls=deploy),
+            rollup("/overnight", calls=night),
+            rollup("/new", calls=3.0, per_call=30_000.0, start=ONSET),  # no baseline: long prompts, always
+            rollup("/short", per_call=between(ONSET, DAY + 120, 900.0, 300.0)),  # 3x, but 900 tokens
+        )
+        .add(RUNAWAY, yesterday())
+    )  # fmt: skip
+    assert run(PROMPT_GROWTH, scenario, DAY, DAY + 120) == [
+        # Per call 4k (1 + (m - ONSET) / 30): 8k from ONSET+30. The 15-minute window averages the minutes
+        # [t-15, t), i.e. the value at t-8: 8k at ONSET+38, where [ONSET+23, ONSET+38) also holds 8 minutes
+        # at 8k or more (ONSET+30..37). Held 10 minutes: fires at ONSET+48, 48 minutes after the onset.
+        (ONSET + 48, "firing", "warning", scope("/history")),
+        # After the fix at ONSET+70, at ONSET+70+j the window keeps 15-j grown minutes: >= 8 until j = 7
+        # (and the average, 4k (8 (1 + 65.5/30) + 7) / 15 = 8.7k, is still >= 8k): resolved 5 min later.
+        (ONSET + 82, "resolved", "warning", scope("/history")),
+    ]
+
+
+def test_a_5x_step_fires_critical() -> None:
+    # k minutes at 20k in the window: average 4k + 16k k / 15 >= 8k for k >= 4, >= 16k for k >= 12;
+    # 8 sustained minutes at ONSET+8 (pending), critical from ONSET+12, fires 10 minutes after ONSET+8.
+    scenario = (
+        Scenario()
+        .add(ROLLUP, rollup("/rag", per_call=between(ONSET, END, 20_000.0, 4000.0)))
+        .add(RUNAWAY, yesterday())
+    )
+    assert transitions_only(run(PROMPT_GROWTH, scenario, DAY, DAY + 120)) == [
+        (ONSET + 18, "firing", "critical"),
+        # At END+j: 15-j sustained minutes, >= 8 until j = 7; the alert never de-escalates.
+        (END + 12, "resolved", "critical"),
+    ]
+
+
+def test_runaway_sessions_fire_per_route_and_name_the_worst_sessions() -> None:
+    scenario = (
+        Scenario()
+        .add(ROLLUP, rollup("/agent"), rollup("/yesterday"))
+        .add(
+            RUNAWAY,
+            # An agent loop: first minute 8k per call, runaway (>= 5 x 8k and >= 50k) from ONSET to ONSET+19.
+            runaway("/agent", "s-loop", ONSET, ONSET + 20, 8000.0, lambda m: 40_000.0 + 3000 * (m - ONSET)),
+            runaway("/agent", "s-retry", ONSET + 5, ONSET + 8, 12_000.0, 60_000.0),
+            yesterday(),
+        )
+    )
+    assert run(PROMPT_GROWTH, scenario, DAY, DAY + 120) == [
+        # Runaway minutes ONSET..ONSET+19 are in the window [t-15, t) from ONSET+1 to ONSET+34. Held 10 min.
+        (ONSET + 11, "firing", "warning", scope("/agent")),
+        (ONSET + 39, "resolved", "warning", scope("/agent")),
+    ]
+    observations = PROMPT_GROWTH.evaluate(scenario.history(0, DAY + 120, {}), [minute(ONSET + 11)])
+    assert [(o.severity, o.value, o.summary) for o in observations] == [
+        (
+            WARNING,
+            2.0,
+            "2 session(s) whose prompts keep growing for service=assistant, route=/agent; runaway sessions: "
+            "s-loop (8.8x: 8,000 -> 70k), s-retry (5.0x: 12k -> 60k)",
+        )
+    ]
+
+
+def test_settings_read_from_config_and_name_the_session_query() -> None:
+    config = {
+        "window_minutes": 20,
+        "sustained_minutes": 10,
+        "session_growth": 4,
+        "session_floor_tokens": 80_000,
+    }
+    settings = settings_from_mapping(Settings, config)
+    assert (settings.window, settings.sustained) == (timedelta(minutes=20), timedelta(minutes=10))
+    assert PromptGrowth(settings).runaway.name == "runaway_sessions:calls>=10:x4:floor80000"
+    assert "greatest(4.0 * first_input_per_call, 80000)" in PromptGrowth(settings).runaway.sql
+
+
+def store_calls(tmp_path: Path, store: Store, records: list[CallRecord]) -> None:
+    """Put ``records`` into the store the way the collector does: write-ahead log, then the LogWriter."""
+    wal = WriteAheadLog(tmp_path / "wal")
+    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
+    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
+    writer.start()
+    assert writer.wait_stored(end, timeout=30)
+    writer.stop()
+    wal.close()
+
+
+def session(name: str, inputs: list[int], route: str = "/agent") -> list[CallRecord]:
+    """One call a minute from the factories' base minute with these input tokens."""
+    return [
+        call_record(
+            session=name, route=route, input_tokens=tokens, time_unix_nano=BASE_TIME_NS + i * 60 * 10**9
+        )
+        for i, tokens in enumerate(inputs)
+    ]
+
+
+def test_the_queries_find_runaway_sessions_on_the_real_engine(tmp_path: Path, store: Store) -> None:
+    start = datetime.fromtimestamp(BASE_TIME_NS // 1_000_000_000, UTC)
+    loop = [8000, 10_000, 14_000, 18_000, 24_000, 30_000, 36_000, 42_000, 48_000, 52_000, 56_000, 60_000]
+    records = session("s-loop", loop)  # runaway from its 10th call: 52k >= 5 x 8k and >= 50k
+    records += session("s-flat", [60_000] * 12)  # long prompts, but they do not grow
+    records += session("s-small", [1000 * (i + 1) for i in range(12)])  # 12x, but 12k tokens
+    records += session("s-short", [8000, 30_000, 60_000])  # grows, but 3 calls
+    records += session("", [200_000] * 12)  # calls outside any session
+    records += session("s-loop", [8000] + [60_000] * 11, route="/other")  # the same id on another route
+    store_calls(tmp_path, store, records)
+    detector = PromptGrowth()
+    history = load_history(
+        store, detector.queries(), start - timedelta(hours=1), start + timedelta(minutes=15)
+    )
+    rows = history[detector.runaway].sort_values(["route", "minute"])
+    assert list(rows.columns) == [
+        "minute", "service", "route", "session", "calls", "input_tokens", "first_input_per_call"
+    ]  # fmt: skip
+    assert rows.drop(columns="service").values.tolist() == [
+        [start + timedelta(minutes=9), "/agent", "s-loop", 1, 52_000, 8000.0],
+        [start + timedelta(minutes=10), "/agent", "s-loop", 1, 56_000, 8000.0],
+        [start + timedelta(minutes=11), "/agent", "s-loop", 1, 60_000, 8000.0],
+        *([start + timedelta(minutes=m), "/other", "s-loop", 1, 60_000, 8000.0] for m in range(9, 12)),
+    ]
+    per_route = history[ROLLUP].groupby("route")[["calls", "input_tokens"]].sum()
+    agent_input = sum(loop) + 12 * 60_000 + 78_000 + 98_000 + 12 * 200_000
+    assert per_route.loc["/agent"].tolist() == [51, agent_input]
+    [observation] = [
+        o for o in detector.evaluate(history, [start + timedelta(minutes=12)]) if o.scope[1][1] == "/agent"
+    ]
+    assert observation.summary == (
+        "1 session(s) whose prompts keep growing for service=checkout, route=/agent; "
+        "runaway sessions: s-loop (7.5x: 8,000 -> 60k)"
+    )

@@ -1,0 +1,99 @@
+"""cache_not_applied: a scope that normally caches its prompts starts sending calls the provider does not
+cache at all: neither cache reads nor cache writes (the rollup's ``uncached_calls``).
+
+Caching silently stops when a prompt edit drops the cacheable prefix under the provider's minimum
+(1,024 tokens for most Anthropic and OpenAI models), when a refactor loses ``cache_control``, or when a
+dynamic value (a timestamp, a request id) moves into the prefix on providers that only report reads.
+Distinct from cache_hit_collapse: a collapse still writes the cache and is measured on the calls that
+touch it; here the calls do not touch it at all.
+
+Signal: the share of uncached calls over the trailing window, on scopes whose usual share is at most
+``healthy_baseline``. The window share alone would let a 2-minute total outage hold the condition for
+``window + 1`` evaluations (one bad minute is enough to lift a 5-minute share above 10%), so the share
+must also have exceeded the threshold in ``sustained`` worth of the window's minutes: blips shorter
+than that never hold, whatever their intensity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
+from tokenpulse.detectors.data import (
+    History,
+    Query,
+    at_times,
+    baseline,
+    check_sustained,
+    grids,
+    kth_largest,
+    rollup_query,
+    to_observations,
+    trailing_sum,
+)
+
+DIMENSIONS = ("service", "route", "model")
+ROLLUP = rollup_query(DIMENSIONS)
+
+
+@dataclass(frozen=True)
+class Settings(DetectorSettings):
+    warning_above: float = 0.10  # share of calls with neither cache reads nor writes
+    critical_above: float = 0.50  # most calls uncached: caching is off for the scope
+    healthy_baseline: float = 0.03  # only scopes whose usual uncached share is at most this are watched
+    sustained: timedelta = timedelta(minutes=3)  # of the window's minutes, each past warning_above on its own
+
+    def __post_init__(self) -> None:
+        check_sustained(self.sustained, self.window)
+
+
+class CacheNotApplied:
+    name: ClassVar[str] = "cache_not_applied"
+    settings_type: ClassVar[type[Settings]] = Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+
+    def queries(self) -> list[Query]:
+        return [ROLLUP]
+
+    def lookback(self) -> timedelta:
+        return timedelta(hours=25)  # the trailing-24h baseline before the first window
+
+    def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
+        s = self.settings
+        window = int(s.window.total_seconds() // 60)
+        per_minute = grids(
+            history[ROLLUP], DIMENSIONS, ("calls", "uncached_calls"), history.start, history.end
+        )
+        g = {k: trailing_sum(v, window) for k, v in per_minute.items()}
+        share = (g["uncached_calls"] / g["calls"]).where(g["calls"] >= s.min_calls)
+        usual = baseline(share, window, times=times)
+        minute_share = per_minute["uncached_calls"] / per_minute["calls"]  # NaN in minutes without calls
+        # Compare at the evaluation times only: grids are long, the times few (one, live).
+        now, calls = at_times(share, times), at_times(g["calls"], times)
+        sustained_minutes = int(s.sustained.total_seconds() // 60)
+        sustained = at_times(kth_largest(minute_share, window, sustained_minutes), times) > s.warning_above
+        watched = usual <= s.healthy_baseline  # NaN (no history yet) is not watched
+        return to_observations(
+            self.name, times, now, calls,
+            warning=watched & sustained & (now > s.warning_above),
+            critical=watched & sustained & (now > s.critical_above),
+            warning_threshold=s.warning_above,
+            critical_threshold=s.critical_above,
+            baseline=usual,
+            describe=_describe,
+        )  # fmt: skip
+
+
+def _describe(scope: Scope, value: float, threshold: float, usual: float | None) -> str:
+    return (
+        f"{value:.0%} of calls used no prompt cache (threshold {threshold:.0%}, usually {usual or 0:.1%}) "
+        f"for {format_scope(scope)}: prompt under the provider's cache minimum or cache_control missing?"
+    )
+
+
+DETECTOR = CacheNotApplied

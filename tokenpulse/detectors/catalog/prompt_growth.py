@@ -1,0 +1,252 @@
+"""prompt_growth: prompts keep getting longer, per service and route, in two ways.
+
+(a) Route-wide: input tokens per call over the window at ``warning_ratio`` (2x) times the route's
+    baseline or more: conversation history accumulating without truncation, a retrieval step that
+    returns ever more chunks, a tool result pasted in whole. The window (15 min) is longer than the
+    usual 5 because one huge prompt moves a short window, and like cache_not_applied the per-minute
+    ratio must have been past the threshold in ``sustained`` worth of the window's minutes, so a 2-3
+    minute blip of any size never holds. With ``for_`` 10 min, a growth that doubles in 30 minutes
+    fires 48 minutes after its onset (the window average crosses 2x 8 minutes after the prompts do,
+    then it is held 10 minutes); a step of 5x fires after 18.
+    Input tokens include cache reads and writes (see docs/normalization.md): a cached prefix that grows
+    still costs latency and context window, so this watches what is sent, not what is billed.
+
+(b) Per session: sessions whose prompts keep climbing far past their first calls: a session with at
+    least ``session_min_calls`` calls whose input tokens per call in a minute are ``session_growth``
+    times those of its first minute or more, and at least ``session_floor_tokens``. An agent loop that
+    appends every tool result to its history until it hits the context window shows up here long
+    before it moves the route's average.
+
+    Sessions are unbounded in number, so they are never a grid column per session. The SQL does the
+    per-session work on the raw ``calls``: per minute (the minute a call ended, like the rollup) and
+    session the calls and input tokens, then over each session's minutes in order (a window function)
+    its cumulative calls and the input per call of its first minute, keeping only the runaway
+    (session, minute) rows. Usually there are none, so the result stays small however many sessions
+    there are; and since a minute can only average past the floor if one of its calls is, only the
+    sessions with such a call are grouped at all. In memory, the runaway rows become a 0/1 minute x
+    (service, route, session) grid of those few sessions; a trailing sum says whether each was
+    runaway within the window, and summing the sessions of a route gives a minute x (service, route)
+    grid of runaway sessions, vectorized like every other signal. The worst session ids are looked up
+    in the rows of the active observations only, for their summary.
+
+    The thresholds are baked into the SQL (numbers formatted by Python, never text from outside), so
+    the query name carries them: two settings, two queries. It reads ``calls`` without FINAL: FINAL
+    would merge the whole range of the raw table at every cycle, while a duplicate span (an exporter
+    retry outside the insert deduplication window) only adds one call to a session's count and pulls
+    its minute's average towards a call that did happen; the rollup counts duplicates the same way.
+    "First minute" is the first in the history read (the trailing 25 hours): a session older than
+    that is judged against a later, longer prompt, so its growth is underestimated, never overstated.
+    Calls that all fall in one minute cannot grow past their own first minute: a session is caught
+    once it spans minutes, which any session long enough to run away does.
+
+Both hold on the same alert per (service, route); the route-wide observation wins when both hold, and
+every summary names the worst runaway sessions in the window when there are any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
+from tokenpulse.detectors.data import (
+    ENDED_MINUTE,
+    History,
+    Query,
+    at_times,
+    baseline,
+    check_sustained,
+    grids,
+    kth_largest,
+    minute_index,
+    rollup_query,
+    to_observations,
+    trailing_sum,
+)
+
+DIMENSIONS = ("service", "route")
+SESSION_DIMENSIONS = ("service", "route", "session")
+ROLLUP = rollup_query(DIMENSIONS)
+
+
+@dataclass(frozen=True)
+class Settings(DetectorSettings):
+    window: timedelta = timedelta(minutes=15)
+    for_: timedelta = timedelta(minutes=10)
+    warning_ratio: float = 2.0  # input tokens per call against the route's baseline
+    critical_ratio: float = 4.0
+    floor_tokens: float = 1_000.0  # ... and at least this many per call: short prompts cost little
+    sustained: timedelta = timedelta(minutes=8)  # of the window's minutes, each past the threshold on its own
+    session_min_calls: int = 10  # a runaway session has made at least this many calls
+    session_growth: float = 5.0  # ... its input per call is this many times that of its first minute
+    session_floor_tokens: int = 50_000  # ... and at least this many tokens
+    min_runaway_sessions: int = 1  # runaway sessions of a route within the window that alert
+    summary_sessions: int = 3  # worst sessions named in the summary
+
+    def __post_init__(self) -> None:
+        check_sustained(self.sustained, self.window)
+
+
+def runaway_sessions_query(min_calls: int, growth: float, floor_tokens: int) -> Query:
+    """Per minute, the (service, route, session) rows whose input per call ran away from the first minute's.
+
+    Columns: minute, service, route, session, calls, input_tokens (that minute's), first_input_per_call.
+    """
+    min_calls, growth, floor_tokens = int(min_calls), float(growth), int(floor_tokens)  # numbers only
+    in_range = "time >= {start:DateTime('UTC')} AND time < {end:DateTime('UTC')} AND session != ''"
+    # Only sessions with a call past the floor can have a minute whose average is past it: finding them
+    # first reads two columns, and the per-session work is then done on their calls only.
+    candidates = (
+        f"SELECT service, route, session FROM calls WHERE {in_range} AND input_tokens >= {floor_tokens}"
+    )
+    per_minute = (
+        f"SELECT {ENDED_MINUTE} AS minute, service, route, session, "
+        "count() AS calls, sum(input_tokens) AS input_tokens FROM calls "
+        f"WHERE {in_range} AND (service, route, session) IN ({candidates}) "
+        "GROUP BY minute, service, route, session"
+    )
+    return Query(
+        f"runaway_sessions:calls>={min_calls}:x{growth:g}:floor{floor_tokens}",
+        "SELECT minute, service, route, session, calls, input_tokens, first_input_per_call FROM ("
+        "SELECT minute, service, route, session, calls, input_tokens, "
+        "first_value(input_tokens / calls) OVER w AS first_input_per_call, "
+        "sum(calls) OVER w AS session_calls "
+        f"FROM ({per_minute}) "
+        "WINDOW w AS (PARTITION BY service, route, session ORDER BY minute "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) "
+        f"WHERE session_calls >= {min_calls} "
+        f"AND input_tokens / calls >= greatest({growth!r} * first_input_per_call, {floor_tokens})",
+        recent=timedelta(hours=25),  # the trailing day only: sessions are not compared with other days
+    )
+
+
+class PromptGrowth:
+    name: ClassVar[str] = "prompt_growth"
+    settings_type: ClassVar[type[Settings]] = Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = s = settings or Settings()
+        self.runaway = runaway_sessions_query(s.session_min_calls, s.session_growth, s.session_floor_tokens)
+
+    def queries(self) -> list[Query]:
+        return [ROLLUP, self.runaway]
+
+    def lookback(self) -> timedelta:
+        return timedelta(hours=25)  # the trailing-24h baseline before the first window
+
+    def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
+        s = self.settings
+        window = int(s.window.total_seconds() // 60)
+
+        # (a) Input tokens per call of the route against its baseline, compared at the evaluation times
+        # only (grids are long, the times few: one, live).
+        per_minute = grids(history[ROLLUP], DIMENSIONS, ("calls", "input_tokens"), history.start, history.end)
+        g = {k: trailing_sum(v, window) for k, v in per_minute.items()}
+        per_call = (g["input_tokens"] / g["calls"]).where(g["calls"] >= s.min_calls)
+        usual = baseline(per_call, window, times=times)
+        warn_at = (usual * s.warning_ratio).clip(lower=s.floor_tokens)  # NaN without a baseline
+        crit_at = (usual * s.critical_ratio).clip(lower=s.floor_tokens)
+        minute_per_call = per_minute["input_tokens"] / per_minute["calls"]
+        sustained_minutes = int(s.sustained.total_seconds() // 60)
+        sustained = at_times(kth_largest(minute_per_call, window, sustained_minutes), times) >= warn_at
+        now, calls = at_times(per_call, times), at_times(g["calls"], times)
+        growing = sustained & (now >= warn_at)
+
+        # (b) Runaway sessions of the route within the window.
+        runaway = history[self.runaway]
+        sessions = at_times(route_sessions(runaway, window, history.start, history.end), times)
+        scopes = now.columns.union(sessions.columns, sort=False)
+        sessions = sessions.reindex(columns=scopes, fill_value=0.0)
+        now, calls, usual, warn_at, crit_at = (
+            grid.reindex(columns=scopes) for grid in (now, calls, usual, warn_at, crit_at)
+        )
+        growing = growing.reindex(columns=scopes, fill_value=False)
+        running_away = (sessions >= s.min_runaway_sessions) & ~growing
+
+        observations = to_observations(
+            self.name, times, now, calls,
+            warning=growing,
+            critical=growing & (now >= crit_at),
+            warning_threshold=warn_at,
+            critical_threshold=crit_at,
+            baseline=usual,
+            describe=_describe_growth,
+        ) + to_observations(
+            self.name, times, sessions, calls,
+            warning=running_away, critical=running_away & False,
+            warning_threshold=float(s.min_runaway_sessions), critical_threshold=float(s.min_runaway_sessions),
+            baseline=None,
+            describe=_describe_sessions,
+        )  # fmt: skip
+        return [self._name_sessions(o, runaway, sessions, window) for o in observations]
+
+    def _name_sessions(
+        self, observation: Observation, runaway: pd.DataFrame, sessions: pd.DataFrame, window: int
+    ) -> Observation:
+        """The observation with the worst runaway sessions of its route in the window in its summary."""
+        if sessions.at[pd.Timestamp(observation.at), observation.scope] == 0:
+            return observation
+        worst = worst_sessions(
+            runaway, observation.scope, observation.at, window, self.settings.summary_sessions
+        )
+        return replace(observation, summary=f"{observation.summary}; runaway sessions: {worst}")
+
+
+def route_sessions(runaway: pd.DataFrame, window: int, start: datetime, end: datetime) -> pd.DataFrame:
+    """Minute x (service, route) grid: sessions with a runaway minute in [t - window, t)."""
+    if runaway.empty:
+        return pd.DataFrame(index=minute_index(start, end), dtype=float)
+    flags = grids(runaway.assign(runaway=1.0), SESSION_DIMENSIONS, ("runaway",), start, end)["runaway"]
+    seen = (trailing_sum(flags, window) > 0).to_numpy(dtype=float)  # minute x session
+    routes = pd.Index([scope[:2] for scope in flags.columns], tupleize_cols=False)
+    unique = routes.unique()
+    membership = np.zeros((len(routes), len(unique)))  # session -> its route
+    membership[np.arange(len(routes)), unique.get_indexer(routes)] = 1.0
+    return pd.DataFrame(seen @ membership, index=flags.index, columns=unique)
+
+
+def worst_sessions(runaway: pd.DataFrame, scope: Scope, at: datetime, window: int, count: int) -> str:
+    """The ``count`` runaway sessions of ``scope`` in [at - window, at) that grew the most."""
+    route = dict(scope)
+    moment = pd.Timestamp(at)
+    rows = runaway[
+        (runaway["service"] == route["service"])
+        & (runaway["route"] == route["route"])
+        & (runaway["minute"] >= moment - pd.Timedelta(minutes=window))
+        & (runaway["minute"] < moment)
+    ]
+    per_call = rows["input_tokens"] / rows["calls"]
+    worst = (
+        rows.assign(per_call=per_call, growth=per_call / rows["first_input_per_call"])
+        .groupby("session", observed=True)[["growth", "per_call", "first_input_per_call"]]
+        .max()
+        .sort_values(["growth", "per_call"], ascending=False)
+        .head(count)
+    )
+    return ", ".join(
+        f"{session} ({row.growth:.1f}x: {_tokens(row.first_input_per_call)} -> {_tokens(row.per_call)})"
+        for session, row in worst.iterrows()
+    )
+
+
+def _tokens(value: float) -> str:
+    return f"{value / 1000:.0f}k" if value >= 10_000 else f"{value:,.0f}"
+
+
+def _describe_growth(scope: Scope, value: float, threshold: float, usual: float | None) -> str:
+    return (
+        f"{_tokens(value)} input tokens per call (threshold {_tokens(threshold)}, "
+        f"usually {_tokens(usual or 0)}) for {format_scope(scope)}: prompts keep growing"
+    )
+
+
+def _describe_sessions(scope: Scope, value: float, threshold: float, usual: float | None) -> str:
+    return f"{value:.0f} session(s) whose prompts keep growing for {format_scope(scope)}"
+
+
+DETECTOR = PromptGrowth
