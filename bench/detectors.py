@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tokenpulse.detectors.catalog import build_detectors
-from tokenpulse.detectors.service import DetectorService
+from tokenpulse.detectors.service import INGEST_DELAY, DetectorService
 from tokenpulse.storage.store import Store
 
 # Realistic cardinalities: 5 services x 4 routes x 6 models, 2,000 users, sessions, prompt and deploy
@@ -90,11 +90,13 @@ def main() -> int:
     stored = store.rows("SELECT count() FROM calls")[0][0]
     rollup_rows = store.rows("SELECT count() FROM calls_1m")[0][0]
 
+    # Evaluate as live right after the newest stored call, so every recent window has data.
+    newest = store.rows("SELECT max(time) FROM calls")[0][0].replace(tzinfo=UTC)
     service = DetectorService(store, build_detectors(), data_dir / "alerts.json", "")
     durations = []
     for cycle in range(args.cycles):
         started = time.perf_counter()
-        service.cycle(end + timedelta(minutes=cycle))
+        service.cycle(newest + INGEST_DELAY + timedelta(minutes=cycle))
         durations.append(time.perf_counter() - started)
     store.close()
     print(

@@ -78,16 +78,17 @@ class Query:
     recent: timedelta | None = None
 
 
-def rollup_query(dims: Sequence[str]) -> Query:
-    """Per-minute sums of the rollup (cost as float dollars) by ``dims``."""
-    sums = ", ".join(f"sum({m}) AS {m}" for m in ROLLUP_SUMS)
-    dim_list = ", ".join(dims)
-    return Query(
-        f"rollup:{dim_list}",
-        f"SELECT minute, {dim_list}, {sums}, toFloat64(sum(cost_usd)) AS cost_usd FROM calls_1m "
-        "WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
-        f"GROUP BY minute, {dim_list}",
-    )
+# The rollup dimensions detectors slice by. One query at this grain serves every detector: grids()
+# sums it up to each detector's own scope (e.g. service+route), so the rollup is read once a cycle.
+DETECTOR_DIMENSIONS = ("service", "route", "model", "router")
+ROLLUP = Query(
+    "rollup",
+    f"SELECT minute, {', '.join(DETECTOR_DIMENSIONS)}, "
+    + ", ".join(f"sum({m}) AS {m}" for m in ROLLUP_SUMS)
+    + ", toFloat64(sum(cost_usd)) AS cost_usd FROM calls_1m "
+    "WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
+    f"GROUP BY minute, {', '.join(DETECTOR_DIMENSIONS)}",
+)
 
 
 def quantile_query(column: str, dims: Sequence[str], window_minutes: int, quantile: float) -> Query:
@@ -231,20 +232,40 @@ def minute_index(start: datetime, end: datetime) -> pd.DatetimeIndex:
 def grids(
     frame: pd.DataFrame, dims: Sequence[str], columns: Sequence[str], start: datetime, end: datetime
 ) -> dict[str, pd.DataFrame]:
-    """Each of ``columns`` as a minute x scope grid over [start, end) (missing minutes are 0).
+    """Each of ``columns`` as a minute x scope grid over [start, end) (missing minutes are 0), summing
+    rows of the same minute and scope.
 
-    Scopes are tuples of (canonical dimension, value), in ``dims`` order.
+    Scopes are tuples of (canonical dimension, value), in ``dims`` order, sorted. Built with numpy
+    (bincount over minute x scope cells): detectors build many grids from the same large frames.
     """
     index = minute_index(start, end)
     if frame.empty:
         return {c: pd.DataFrame(index=index, dtype=float) for c in columns}
-    grouped = frame.groupby(["minute", *dims], observed=True, sort=False)[list(columns)].sum()
-    wide = grouped.unstack(list(dims)).reindex(index).fillna(0.0)
+    offsets = (frame["minute"].to_numpy(dtype="datetime64[ns]") - index[0].to_datetime64()) // np.timedelta64(
+        1, "m"
+    )
+    inside = (offsets >= 0) & (offsets < len(index))
+    scope_codes = np.zeros(len(frame), dtype=np.int64)
+    levels = []
+    for dim in dims:
+        codes, uniques = pd.factorize(frame[dim], sort=True)
+        scope_codes = scope_codes * len(uniques) + codes
+        levels.append(uniques)
+    used, scope_ids = np.unique(scope_codes[inside], return_inverse=True)
+    cells = offsets[inside].astype(np.int64) * len(used) + scope_ids
+    keys = []
+    for code in used:
+        key = []
+        for uniques in reversed(levels):
+            code, position = divmod(int(code), len(uniques))
+            key.append(uniques[position])
+        keys.append(tuple(reversed(key)))
+    scope_index = _scope_index(dims, pd.Index(keys, dtype=object, tupleize_cols=False))
     result = {}
     for column in columns:
-        grid = wide[column] if len(dims) else wide[[column]]
-        grid.columns = _scope_index(dims, grid.columns)
-        result[column] = grid.astype(float)
+        values = frame[column].to_numpy(dtype=float)[inside]
+        summed = np.bincount(cells, weights=values, minlength=len(index) * len(used))
+        result[column] = pd.DataFrame(summed.reshape(len(index), len(used)), index=index, columns=scope_index)
     return result
 
 
@@ -278,6 +299,14 @@ def trailing_sum(grid: pd.DataFrame, minutes: int) -> pd.DataFrame:
     return grid.rolling(minutes, min_periods=1).sum().shift(1)
 
 
+# Baseline windows, in minutes: the hour around the same time of day, and the trailing day.
+_HOUR, _HOUR_MIN_VALUES = 60, 10
+_DAY_MIN_VALUES = 60
+# Up to this many evaluation times (a live cycle has one) baselines are computed at those times only;
+# beyond, rolling medians over the whole grid are cheaper (backtests).
+_DIRECT_TIMES = 30
+
+
 def baseline(
     signal: pd.DataFrame,
     window_minutes: int,
@@ -291,13 +320,46 @@ def baseline(
     current window. Medians only: one outlier never moves a baseline.
     """
     index = signal.index if times is None else pd.DatetimeIndex([pd.Timestamp(t) for t in times])
-    hourly = signal.rolling(60, min_periods=10, center=True).median()
+    if times is not None and len(index) <= _DIRECT_TIMES:
+        return _baseline_at(signal, window_minutes, days, index)
+    hourly = signal.rolling(_HOUR, min_periods=_HOUR_MIN_VALUES, center=True).median()
     previous_days = [hourly.reindex(index - pd.Timedelta(days=k)).to_numpy() for k in range(1, days + 1)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: the normal "no history" case
         same_hour = np.nanmedian(np.stack(previous_days), axis=0)
-    trailing = signal.rolling(MINUTES_PER_DAY, min_periods=60).median().shift(window_minutes).reindex(index)
-    return pd.DataFrame(same_hour, index=index, columns=signal.columns).fillna(trailing)
+    trailing = signal.rolling(MINUTES_PER_DAY, min_periods=_DAY_MIN_VALUES).median().shift(window_minutes)
+    return pd.DataFrame(same_hour, index=index, columns=signal.columns).fillna(trailing.reindex(index))
+
+
+def _baseline_at(
+    signal: pd.DataFrame, window_minutes: int, days: int, index: pd.DatetimeIndex
+) -> pd.DataFrame:
+    """``baseline`` computed only at ``index``: the same medians over the same slices of the grid."""
+    values = signal.to_numpy(dtype=float)
+    positions = signal.index.get_indexer(index)
+    result = np.full((len(index), values.shape[1]), np.nan)
+
+    def median(start: int, stop: int, min_values: int) -> np.ndarray:
+        block = values[max(start, 0) : max(stop, 0)]
+        out = np.full(values.shape[1], np.nan)
+        if len(block):
+            enough = (~np.isnan(block)).sum(axis=0) >= min_values
+            if enough.any():
+                out[enough] = np.nanmedian(block[:, enough], axis=0)
+        return out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for row, position in enumerate(positions):
+            if position < 0:
+                continue
+            centres = [position - k * MINUTES_PER_DAY for k in range(1, days + 1)]
+            same_hours = [median(c - _HOUR // 2, c + _HOUR // 2, _HOUR_MIN_VALUES) for c in centres]
+            same_hour = np.nanmedian(np.stack(same_hours), axis=0)
+            end = position - window_minutes + 1
+            trailing = median(end - MINUTES_PER_DAY, end, _DAY_MIN_VALUES)
+            result[row] = np.where(np.isnan(same_hour), trailing, same_hour)
+    return pd.DataFrame(result, index=index, columns=signal.columns)
 
 
 def at_times(grid: pd.DataFrame, times: Sequence[datetime]) -> pd.DataFrame:

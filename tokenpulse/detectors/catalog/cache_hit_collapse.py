@@ -14,18 +14,17 @@ from typing import ClassVar
 
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
+    ROLLUP,
     History,
     Query,
     at_times,
     baseline,
     grids,
-    rollup_query,
     to_observations,
     trailing_sum,
 )
 
 DIMENSIONS = ("service", "route", "model")
-ROLLUP = rollup_query(DIMENSIONS)
 
 
 @dataclass(frozen=True)

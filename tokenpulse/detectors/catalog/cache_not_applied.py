@@ -23,6 +23,7 @@ from typing import ClassVar
 
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
+    ROLLUP,
     History,
     Query,
     at_times,
@@ -30,13 +31,11 @@ from tokenpulse.detectors.data import (
     check_sustained,
     grids,
     kth_largest,
-    rollup_query,
     to_observations,
     trailing_sum,
 )
 
 DIMENSIONS = ("service", "route", "model")
-ROLLUP = rollup_query(DIMENSIONS)
 
 
 @dataclass(frozen=True)

@@ -60,18 +60,17 @@ from tokenpulse.detectors.base import (
 )
 from tokenpulse.detectors.data import (
     ENDED_MINUTE,
+    ROLLUP,
     History,
     Query,
     at_times,
     baseline,
     grids,
-    rollup_query,
     to_observations,
     trailing_sum,
 )
 
 DIMENSIONS = ("service", "route", "model")
-ROLLUP = rollup_query(DIMENSIONS)  # the same query as cache_hit_collapse: the engine runs it once
 ROLLUP_LEVELS = (("service",), ("service", "route"), ("service", "model"))
 USER_DIMS = ("service", "user")
 LEVELS = (*ROLLUP_LEVELS, USER_DIMS)

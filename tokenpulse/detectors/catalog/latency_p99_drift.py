@@ -39,6 +39,7 @@ import pandas as pd
 
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
+    ROLLUP,
     History,
     Query,
     at_times,
@@ -46,14 +47,12 @@ from tokenpulse.detectors.data import (
     hourly_baseline,
     hourly_quantile_query,
     quantile_query,
-    rollup_query,
     to_observations,
     trailing_sum,
     value_grid,
 )
 
 DIMENSIONS = ("service", "route", "model")
-ROLLUP = rollup_query(DIMENSIONS)
 QUANTILE = 0.99
 
 

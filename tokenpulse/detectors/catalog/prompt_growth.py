@@ -56,6 +56,7 @@ import pandas as pd
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ENDED_MINUTE,
+    ROLLUP,
     History,
     Query,
     at_times,
@@ -64,14 +65,12 @@ from tokenpulse.detectors.data import (
     grids,
     kth_largest,
     minute_index,
-    rollup_query,
     to_observations,
     trailing_sum,
 )
 
 DIMENSIONS = ("service", "route")
 SESSION_DIMENSIONS = ("service", "route", "session")
-ROLLUP = rollup_query(DIMENSIONS)
 
 
 @dataclass(frozen=True)

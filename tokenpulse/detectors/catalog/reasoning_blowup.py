@@ -40,6 +40,7 @@ import pandas as pd
 
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
+    ROLLUP,
     History,
     Query,
     at_times,
@@ -48,13 +49,11 @@ from tokenpulse.detectors.data import (
     grids,
     kth_largest,
     raw_minutes_query,
-    rollup_query,
     to_observations,
     trailing_sum,
 )
 
 DIMENSIONS = ("service", "route", "model")
-ROLLUP = rollup_query(DIMENSIONS)
 
 EXTREME_BUCKETS = (25_000, 50_000, 100_000, 200_000, 500_000)  # reasoning tokens of one call
 EXTREMES = raw_minutes_query(

@@ -28,18 +28,17 @@ import numpy as np
 
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
+    ROLLUP,
     History,
     Query,
     at_times,
     baseline,
     grids,
-    rollup_query,
     to_observations,
     trailing_sum,
 )
 
 DIMENSIONS = ("service", "router")
-ROLLUP = rollup_query(DIMENSIONS)
 
 
 @dataclass(frozen=True)

@@ -33,19 +33,19 @@ import pandas as pd
 
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope, scope_dict
 from tokenpulse.detectors.data import (
+    ROLLUP,
     History,
     Query,
+    at_times,
     baseline,
     grids,
     raw_minutes_query,
-    rollup_query,
     to_observations,
     trailing_sum,
 )
 
 LLM_DIMENSIONS = ("service", "route")
 TOOL_DIMENSIONS = ("service", "tool")
-ROLLUP = rollup_query(LLM_DIMENSIONS)
 TOOL_SPANS = raw_minutes_query(
     "tool_spans:service, tool",
     "tool_spans",
@@ -76,7 +76,7 @@ class TimeoutSurge:
         return [ROLLUP, TOOL_SPANS]
 
     def lookback(self) -> timedelta:
-        return timedelta(days=8)
+        return timedelta(hours=25)  # the trailing-24h baseline before the first window
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         return self._evaluate(history, history[ROLLUP], LLM_DIMENSIONS, times) + self._evaluate(
@@ -94,7 +94,8 @@ class TimeoutSurge:
         }
         calls = g["calls"]
         share = (g["timeouts"] / calls).where(calls >= s.min_calls)
-        usual = baseline(share, window)
+        usual = baseline(share, window, times=times)
+        share, calls = at_times(share, times), at_times(calls, times)
         warning_at = (usual * s.baseline_ratio).clip(lower=s.min_share).fillna(s.min_share)
         critical_at = warning_at.clip(lower=s.critical_share)
         return to_observations(
