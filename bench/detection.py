@@ -1,0 +1,205 @@
+"""Detection benchmark: are the alerts right?
+
+    python bench/detection.py [--seeds 1 2 3] [--keep DIR]
+
+For each seed: simulate two days (day 1 clean, day 2 with every incident kind plus benign confounders),
+ingest them, backtest day 2 at 1-minute steps, and score the transitions against the simulator's
+manifest:
+
+- recall: an incident is caught by a firing alert of its detector whose scope points at the culprit
+  (the scopes agree on every dimension they share, or the alert's suspects name the culprit's value),
+  within 15 minutes of onset (60 for gradual incidents);
+- false positives: firing alerts that match no incident (anything firing on a confounder counts);
+- time to detect: from onset to the first matching firing;
+- resolution: the matching alert resolved within 30 minutes of the incident's end.
+
+Targets: recall 100%, 0 false positives, median time to detect <= 5 min. Exits 1 when missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+DETECT_WITHIN = timedelta(minutes=15)
+DETECT_GRADUAL_WITHIN = timedelta(minutes=60)
+RESOLVE_WITHIN = timedelta(minutes=30)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class Alert:
+    """One alert's life in the backtest: its first firing and its resolution."""
+
+    detector: str
+    scope: dict[str, str]
+    fired_at: datetime
+    suspects: list[dict[str, Any]]
+    resolved_at: datetime | None = None
+
+
+def alerts_from(transitions: list[dict[str, Any]]) -> list[Alert]:
+    alerts: dict[tuple[str, str, str], Alert] = {}
+    for t in transitions:
+        key = (t["detector"], json.dumps(t["scope"], sort_keys=True), t["started_at"])
+        if t["status"] == "firing" and key not in alerts:
+            alerts[key] = Alert(t["detector"], t["scope"], parse_time(t["at"]), t["suspects"])
+        elif t["status"] == "resolved" and key in alerts:
+            alerts[key].resolved_at = parse_time(t["at"])
+    return list(alerts.values())
+
+
+def points_at(alert: Alert, culprit: dict[str, str]) -> bool:
+    """The alert's scope agrees with the culprit's on every shared dimension, and they share one, or
+    its suspects name a culprit value."""
+    shared = set(alert.scope) & set(culprit)
+    if shared and all(alert.scope[k] == culprit[k] for k in shared):
+        return True
+    named = {(s["dimension"], s["value"]) for s in alert.suspects}
+    return any((k, v) in named for k, v in culprit.items())
+
+
+def score(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-detector recall, false positives, time to detect and resolution (pure)."""
+    alerts = alerts_from(transitions)
+    matched: set[int] = set()
+    rows: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"incidents": 0, "detected": 0, "resolved": 0, "false_positives": 0, "ttd_minutes": []}
+    )
+    for incident in manifest["incidents"]:
+        if not incident["detector"]:
+            continue
+        onset, end = parse_time(incident["onset"]), parse_time(incident["end"])
+        deadline = onset + (DETECT_GRADUAL_WITHIN if incident["gradual"] else DETECT_WITHIN)
+        row = rows[incident["detector"]]
+        row["incidents"] += 1
+        candidates = [
+            (i, a)
+            for i, a in enumerate(alerts)
+            if a.detector == incident["detector"] and onset <= a.fired_at <= end + RESOLVE_WITHIN
+            and points_at(a, incident["scope"])
+        ]  # fmt: skip
+        matched.update(i for i, _ in candidates)
+        in_time = [a for _, a in candidates if a.fired_at <= deadline]
+        if in_time:
+            first = min(in_time, key=lambda a: a.fired_at)
+            row["detected"] += 1
+            row["ttd_minutes"].append((first.fired_at - onset).total_seconds() / 60)
+            if first.resolved_at is not None and first.resolved_at <= end + RESOLVE_WITHIN:
+                row["resolved"] += 1
+    false_positives = [a for i, a in enumerate(alerts) if i not in matched]
+    for alert in false_positives:
+        rows[alert.detector]["false_positives"] += 1
+    return {
+        "per_detector": dict(rows),
+        "false_positive_alerts": [
+            {"detector": a.detector, "scope": a.scope, "at": a.fired_at.isoformat()} for a in false_positives
+        ],
+    }
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tokenpulse.cli", *command], capture_output=True, text=True, check=True
+    )
+
+
+def one_seed(seed: int, directory: Path) -> dict[str, Any]:
+    start = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    traces, manifest_path, data = (
+        directory / "traces.jsonl.gz",
+        directory / "manifest.json",
+        directory / "data",
+    )
+    started = time.perf_counter()
+    run(["simulate", "--scenario", "incidents", "--seed", str(seed), "--start", start.isoformat(),
+         "--duration", "2d", "--output", str(traces), "--manifest", str(manifest_path)])  # fmt: skip
+    simulated = time.perf_counter() - started
+    started = time.perf_counter()
+    ingest = run(["ingest", "--data", str(data), str(traces)])
+    ingested = time.perf_counter() - started
+    day2, end = start + timedelta(days=1), start + timedelta(days=2)
+    started = time.perf_counter()
+    backtest = run(["backtest", "--data", str(data), "--start", day2.isoformat(), "--end", end.isoformat()])
+    backtested = time.perf_counter() - started
+    transitions = [json.loads(line) for line in backtest.stdout.splitlines() if line.strip()]
+    manifest = json.loads(manifest_path.read_text())
+    return {
+        "seed": seed,
+        "ingest": ingest.stdout.strip().splitlines()[-1],
+        "seconds": {
+            "simulate": round(simulated, 1),
+            "ingest": round(ingested, 1),
+            "backtest_24h": round(backtested, 1),
+        },
+        "transitions": len(transitions),
+        **score(manifest, transitions),
+    }
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    totals: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"incidents": 0, "detected": 0, "resolved": 0, "false_positives": 0, "ttd_minutes": []}
+    )
+    for result in results:
+        for detector, row in result["per_detector"].items():
+            for key in ("incidents", "detected", "resolved", "false_positives"):
+                totals[detector][key] += row[key]
+            totals[detector]["ttd_minutes"] += row["ttd_minutes"]
+    lines = ["| detector | incidents | detected | median TTD (min) | resolved <= 30 min | false positives |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for detector in sorted(totals):
+        row = totals[detector]
+        ttd = f"{statistics.median(row['ttd_minutes']):.0f}" if row["ttd_minutes"] else "-"
+        lines.append(
+            f"| {detector} | {row['incidents']} | {row['detected']} | {ttd} | {row['resolved']} | "
+            f"{row['false_positives']} |"
+        )
+    all_ttd = [m for row in totals.values() for m in row["ttd_minutes"]]
+    incidents = sum(row["incidents"] for row in totals.values())
+    detected = sum(row["detected"] for row in totals.values())
+    false_positives = sum(row["false_positives"] for row in totals.values())
+    lines.append(
+        f"| **all** | {incidents} | {detected} ({detected / max(incidents, 1):.0%}) | "
+        f"{statistics.median(all_ttd) if all_ttd else 0:.0f} | "
+        f"{sum(row['resolved'] for row in totals.values())} | {false_positives} |"
+    )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--keep", type=Path, help="keep each seed's files under this directory")
+    args = parser.parse_args()
+    results = []
+    for seed in args.seeds:
+        directory = (args.keep / f"seed-{seed}") if args.keep else Path(tempfile.mkdtemp(prefix="tp-detect-"))
+        directory.mkdir(parents=True, exist_ok=True)
+        result = one_seed(seed, directory)
+        results.append(result)
+        print(json.dumps({k: v for k, v in result.items() if k != "per_detector"}, indent=1), flush=True)
+    print(table(results))
+    rows = [row for r in results for row in r["per_detector"].values()]
+    ttd = [m for row in rows for m in row["ttd_minutes"]]
+    perfect = all(row["detected"] == row["incidents"] and not row["false_positives"] for row in rows)
+    return 0 if perfect and ttd and statistics.median(ttd) <= 5 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
