@@ -1,4 +1,4 @@
-"""The `tokenpulse` command: serve, ingest, summary."""
+"""The `tokenpulse` command: serve, ingest, summary, simulate."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tqdm import tqdm
 from tokenpulse.collector import otlp
 from tokenpulse.collector.pipeline import request_digest
 from tokenpulse.config import load_settings
+from tokenpulse.simulate import command as simulate_command
 from tokenpulse.storage.store import DataDirInUse
 
 log = logging.getLogger("tokenpulse")
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--end", help="ISO 8601 (default: now)")
     summary.add_argument("--group-by", default="service,model", help="comma-separated dimensions")
     summary.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    simulate = commands.add_parser("simulate", help="generate realistic LLM traffic with injected incidents")
+    simulate_command.add_arguments(simulate)
     return parser
 
 
@@ -203,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "ingest":
             return _ingest(args)
+        if args.command == "simulate":
+            return simulate_command.run(args)
         if args.command == "backtest":
             return _backtest(args)
         return _summary(args)
