@@ -8,7 +8,7 @@ from tests.detector_harness import Scenario, Series, run
 from tests.factories import BASE_TIME_NS, call_record
 from tokenpulse.collector.records import ToolSpanRecord
 from tokenpulse.collector.wal import WriteAheadLog, encode_frame
-from tokenpulse.detectors.catalog.tool_hidden_cost import TOOL_COSTS, ToolHiddenCost
+from tokenpulse.detectors.catalog.tool_hidden_cost import TOOL_COSTS, Settings, ToolHiddenCost
 from tokenpulse.detectors.data import load_history
 from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
@@ -34,7 +34,7 @@ def tool(name: str, tool_calls, cost_usd, start: int = 0, end: int = LAST) -> Se
     return Series(scope(name), {"tool_calls": tool_calls, "cost_usd": cost_usd}, start, end)
 
 
-def test_hidden_cost_fires_and_resolves_while_confounders_stay_quiet() -> None:
+def scenario_with_confounders() -> Scenario:
     surge = between(ONSET, END, 3.0, 1.0)
     blip = between(BLIP, BLIP + 3, 500.0, 1.0)
     restart = lambda m: {DEPLOY: 0.0, DEPLOY + 1: 2.0}.get(m, 1.0)  # noqa: E731  one minute down, catch-up
@@ -48,7 +48,13 @@ def test_hidden_cost_fires_and_resolves_while_confounders_stay_quiet() -> None:
         tool("new-busy", 20, 1.0, start=DAY + 30),  # $0.05 per call from its first minute: no baseline
         tool("deploy", lambda m: 20 * restart(m), lambda m: 0.02 * restart(m)),
     )  # fmt: skip
-    assert run(ToolHiddenCost(), scenario, DAY, DAY + 150) == [
+    return scenario
+
+
+def test_hidden_cost_fires_and_resolves_while_confounders_stay_quiet() -> None:
+    # The arithmetic below is worked out for a 15-minute window held 20 minutes.
+    detector = ToolHiddenCost(Settings(window=timedelta(minutes=15), for_=timedelta(minutes=20)))
+    assert run(detector, scenario_with_confounders(), DAY, DAY + 150) == [
         # window of 15: $0.0005 + $0.0013 per bad minute >= the $0.01 floor (> 10 x $0.0005) from 8 bad
         # minutes, and $0.60/h + $1.56/h per bad minute >= $10/h from 7: critical from +8, held 20 minutes
         (ONSET + 28, "firing", "critical", scope("web_search")),
@@ -57,6 +63,19 @@ def test_hidden_cost_fires_and_resolves_while_confounders_stay_quiet() -> None:
         # >= 8 bad minutes in the window until END + 7; kept firing 5 more minutes
         (END + 12, "resolved", "critical", scope("web_search")),
         (LOOKUP_END + 16, "resolved", "warning", scope("lookup")),  # >= 4 bad minutes until + 11
+    ]
+
+
+def test_defaults_catch_both_and_stay_quiet_on_the_confounders() -> None:
+    fired = [
+        (status, s["tool"])
+        for _, status, _, s in run(ToolHiddenCost(), scenario_with_confounders(), DAY, DAY + 150)
+    ]
+    assert fired == [
+        ("firing", "web_search"),
+        ("firing", "lookup"),
+        ("resolved", "web_search"),
+        ("resolved", "lookup"),
     ]
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from tokenpulse.detectors.base import Detector, Observation, Transition
 from tokenpulse.detectors.data import History, history_ranges, load_history
+from tokenpulse.detectors.inhibit import inhibit
 from tokenpulse.detectors.state import FIRING, AlertStates
 from tokenpulse.detectors.suspects import find_suspects
 from tokenpulse.storage.store import Store
@@ -55,9 +56,11 @@ class Engine:
             by_detector[detector.name] = per_time
         transitions = []
         for moment in times:
+            now = []
             for detector in self.detectors:
                 observations = by_detector[detector.name].get(moment, [])
-                transitions += self.states.step(detector.name, detector.settings, observations, moment)
+                now += self.states.step(detector.name, detector.settings, observations, moment)
+            transitions += inhibit(self.states, now, moment)
         return transitions
 
     def run(self, store: Store, times: Sequence[datetime], runbook_base_url: str = "") -> list[Transition]:

@@ -53,6 +53,7 @@ class Alert:
     fired_at: datetime | None = None
     resolved_at: datetime | None = None
     suspects: list[dict[str, Any]] = field(default_factory=list)  # found when it fired
+    notified: bool = False  # its firing was emitted (not held back by an inhibition)
 
     @property
     def fingerprint(self) -> str:

@@ -96,6 +96,9 @@ class Settings(DetectorSettings):
     critical_ratio: float = 10.0
     unexplained_ratio: float = 2.0  # per-call cost or share of the service's spend vs its baseline
     min_usd_per_hour: float = 1.0
+    # Users are bursty: an ordinary heavy user's session is many times their usual rate for a few
+    # minutes. A runaway loop is the same rate kept up, so a user must also spend real money to page.
+    user_min_usd_per_hour: float = 5.0
     budgets: tuple[Budget, ...] = ()  # also accepts mappings, as read from the config file
     budget_warning_fraction: float = 0.8
     hourly_fast_window: timedelta = timedelta(minutes=5)
@@ -174,7 +177,7 @@ class CostSpike:
         budget_users = [(dict(b.scope)["service"], dict(b.scope)["user"]) for b in s.budgets
                         if "user" in dict(b.scope)]  # fmt: skip
         # 0.999: never drop a user the floor would catch by a rounding difference between SQL and pandas.
-        self.users = users_query(window, s.min_usd_per_hour * window / 60 * 0.999, budget_users)
+        self.users = users_query(window, s.user_min_usd_per_hour * window / 60 * 0.999, budget_users)
 
     def queries(self) -> list[Query]:
         return [ROLLUP, self.users]
@@ -213,7 +216,8 @@ class CostSpike:
         recent = frame[(frame["minute"] >= first) & (frame["minute"] < last)]
         span = grids(recent, dims, COLUMNS, first, last + pd.Timedelta(minutes=1))
         calls, usd = _sums_at(span["calls"], times, window), _sums_at(span["cost_usd"], times, window)
-        reaching = (calls >= s.min_calls) & (usd * (60 / window) >= s.min_usd_per_hour) & (usd > 0)
+        floor = s.user_min_usd_per_hour if dims == USER_DIMS else s.min_usd_per_hour
+        reaching = (calls >= s.min_calls) & (usd * (60 / window) >= floor) & (usd > 0)
         keep = {tuple(v for _, v in scope) for scope in span["calls"].columns[reaching.any(axis=0)]}
         rows = pd.MultiIndex.from_frame(frame[list(dims)].astype(str)).isin(list(keep | budgeted))
         return frame[rows]
@@ -249,9 +253,16 @@ class CostSpike:
         unexplained = (per_call >= s.unexplained_ratio * usual_per_call) | (
             share >= s.unexplained_ratio * usual_share
         )
-        spiking = (calls >= s.min_calls) & (rate >= s.min_usd_per_hour) & (rate > 0) & unexplained
-        warning_at = (usual * s.warning_ratio).clip(lower=s.min_usd_per_hour)
-        critical_at = (usual * s.critical_ratio).clip(lower=s.min_usd_per_hour)
+        floor = pd.Series(
+            [
+                s.user_min_usd_per_hour if "user" in dict(scope) else s.min_usd_per_hour
+                for scope in rate.columns
+            ],
+            index=rate.columns,
+        )
+        spiking = (calls >= s.min_calls) & rate.ge(floor, axis=1) & (rate > 0) & unexplained
+        warning_at = (usual * s.warning_ratio).clip(lower=floor, axis=1)
+        critical_at = (usual * s.critical_ratio).clip(lower=floor, axis=1)
         return to_observations(
             self.name, times, rate, calls,
             warning=spiking & (rate >= warning_at),

@@ -73,8 +73,10 @@ TOOL_COSTS = Query(
 
 @dataclass(frozen=True)
 class Settings(DetectorSettings):
-    window: timedelta = timedelta(minutes=15)
-    for_: timedelta = timedelta(minutes=20)
+    # A burst confined to b minutes holds window + b - 1 evaluations and fires when window + b - 2 >=
+    # for: bursts of up to 6 minutes never fire; a sustained change fires ~11 minutes after it starts.
+    window: timedelta = timedelta(minutes=5)
+    for_: timedelta = timedelta(minutes=10)
     min_calls: int = 10  # tool calls in the window
     ratio: float = 10.0
     min_usd_per_tool_call: float = 0.01

@@ -1,0 +1,67 @@
+"""A symptom (cost_spike) is held back while its cause's alert covers the scope, released after."""
+
+from datetime import timedelta
+
+from tests.detector_harness import minute
+from tokenpulse.detectors.base import CRITICAL, WARNING, DetectorSettings, Observation, make_scope
+from tokenpulse.detectors.inhibit import inhibit, overlaps
+from tokenpulse.detectors.state import AlertStates
+
+RULE = DetectorSettings(for_=timedelta(minutes=2), keep_firing_for=timedelta(minutes=2))
+CAUSE = make_scope(service="support", route="/chat", model="claude")
+SYMPTOM = make_scope(service="support", user="alice")
+ELSEWHERE = make_scope(service="search", user="bob")
+
+
+def observe(detector: str, scope, m: int) -> Observation:
+    return Observation(detector, scope, minute(m), CRITICAL if detector == "cache_hit_collapse" else WARNING,
+                       1.0, 0.5, 0.1, 100, detector)  # fmt: skip
+
+
+def drive(active: dict[str, dict[tuple, range]], minutes: range) -> list[tuple[int, str, str, str]]:
+    states, out = AlertStates(), []
+    for m in minutes:
+        now = []
+        for detector, scopes in active.items():
+            observations = [observe(detector, scope, m) for scope, span in scopes.items() if m in span]
+            now += states.step(detector, RULE, observations, minute(m))
+        out += [
+            (m, t.status, t.detector, dict(t.scope).get("user", "")) for t in inhibit(states, now, minute(m))
+        ]
+    return out
+
+
+def test_scopes_overlap_on_shared_dimensions_only() -> None:
+    assert overlaps(CAUSE, SYMPTOM) and not overlaps(CAUSE, ELSEWHERE)
+    assert not overlaps(make_scope(route="/chat"), make_scope(user="alice"))  # nothing shared
+
+
+def test_symptom_during_its_cause_is_never_emitted() -> None:
+    active = {
+        "cache_hit_collapse": {CAUSE: range(10, 40)},
+        "cost_spike": {SYMPTOM: range(12, 35), ELSEWHERE: range(12, 20)},
+    }
+    result = drive(active, range(0, 60))
+    assert result == [
+        (12, "firing", "cache_hit_collapse", ""),
+        (14, "firing", "cost_spike", "bob"),  # another service: not explained
+        (21, "resolved", "cost_spike", "bob"),
+        (41, "resolved", "cache_hit_collapse", ""),
+    ]
+
+
+def test_symptom_outlasting_its_cause_fires_once_the_cause_is_long_gone() -> None:
+    result = drive({"cache_hit_collapse": {CAUSE: range(10, 20)}, "cost_spike": {SYMPTOM: range(11, 40)}},
+                   range(0, 60))  # fmt: skip
+    assert result == [
+        (12, "firing", "cache_hit_collapse", ""),
+        (21, "resolved", "cache_hit_collapse", ""),
+        (36, "firing", "cost_spike", "alice"),  # 15 minutes after the cause resolved, still spending
+        (41, "resolved", "cost_spike", "alice"),
+    ]
+
+
+def test_symptom_draining_after_its_cause_stays_quiet() -> None:
+    result = drive({"cache_hit_collapse": {CAUSE: range(10, 20)}, "cost_spike": {SYMPTOM: range(11, 30)}},
+                   range(0, 60))  # fmt: skip
+    assert result == [(12, "firing", "cache_hit_collapse", ""), (21, "resolved", "cache_hit_collapse", "")]
