@@ -118,28 +118,36 @@ def run(command: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def one_seed(seed: int, directory: Path) -> dict[str, Any]:
-    start = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    """Simulate and ingest into ``directory``, backtest and score; a directory holding a finished
+    earlier run of the seed (its ``ingested`` marker) is only backtested and scored again."""
     traces, manifest_path, data = (
         directory / "traces.jsonl.gz",
         directory / "manifest.json",
         directory / "data",
     )
-    started = time.perf_counter()
-    run(["simulate", "--scenario", "incidents", "--seed", str(seed), "--start", start.isoformat(),
-         "--duration", "2d", "--output", str(traces), "--manifest", str(manifest_path)])  # fmt: skip
-    simulated = time.perf_counter() - started
-    started = time.perf_counter()
-    ingest = run(["ingest", "--data", str(data), str(traces)])
-    ingested = time.perf_counter() - started
+    done = directory / "ingested"
+    simulated = ingested = 0.0
+    if not done.exists():
+        if data.exists():
+            raise SystemExit(f"{data} holds an unfinished run: remove {directory} first")
+        start = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+        started = time.perf_counter()
+        run(["simulate", "--scenario", "incidents", "--seed", str(seed), "--start", start.isoformat(),
+             "--duration", "2d", "--output", str(traces), "--manifest", str(manifest_path)])  # fmt: skip
+        simulated = time.perf_counter() - started
+        started = time.perf_counter()
+        done.write_text(run(["ingest", "--data", str(data), str(traces)]).stdout.strip().splitlines()[-1])
+        ingested = time.perf_counter() - started
+    manifest = json.loads(manifest_path.read_text())
+    start = parse_time(manifest["start"])
     day2, end = start + timedelta(days=1), start + timedelta(days=2)
     started = time.perf_counter()
     backtest = run(["backtest", "--data", str(data), "--start", day2.isoformat(), "--end", end.isoformat()])
     backtested = time.perf_counter() - started
     transitions = [json.loads(line) for line in backtest.stdout.splitlines() if line.strip()]
-    manifest = json.loads(manifest_path.read_text())
     return {
         "seed": seed,
-        "ingest": ingest.stdout.strip().splitlines()[-1],
+        "ingest": done.read_text(),
         "seconds": {
             "simulate": round(simulated, 1),
             "ingest": round(ingested, 1),

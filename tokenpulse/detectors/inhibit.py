@@ -1,7 +1,8 @@
 """Inhibition: a symptom's alert is held back while an alert on its cause covers the same scope.
 
-A prompt-cache collapse makes the calls of its route cost several times more; a reasoning blowup or a
-tool calling an expensive model does too. The page that helps is the cause's, with its suspects and
+A prompt-cache collapse makes the calls of its route cost several times more, and slower to their first
+token (the whole prompt is processed again); a reasoning blowup or a tool calling an expensive model
+costs more too. The page that helps is the cause's, with its suspects and
 runbook; a cost_spike alert beside it would only repeat it. So, as with Alertmanager's inhibit rules,
 a symptom alert fires (is emitted) only while no cause alert — pending, firing, or resolved less than
 RELEASE_AFTER ago — overlaps its scope. The grace after the cause resolves lets the symptom's trailing
@@ -19,18 +20,14 @@ from tokenpulse.detectors.state import FIRING, PENDING, RESOLVED, AlertStates
 
 RELEASE_AFTER = timedelta(minutes=15)
 
+# What makes prompts slower to process: longer prompts, or prompts no longer served from the cache.
+_SLOWER_PROMPTS = frozenset({"cache_hit_collapse", "cache_not_applied", "prompt_growth", "reasoning_blowup"})
+
 # symptom detector -> the detectors whose alerts explain it
 CAUSES: dict[str, frozenset[str]] = {
-    "cost_spike": frozenset(
-        {
-            "cache_hit_collapse",
-            "cache_not_applied",
-            "prompt_growth",
-            "reasoning_blowup",
-            "routing_escalation",
-            "tool_hidden_cost",
-        }
-    ),
+    "cost_spike": _SLOWER_PROMPTS | {"routing_escalation", "tool_hidden_cost"},
+    "ttft_slo": _SLOWER_PROMPTS,
+    "latency_p99_drift": _SLOWER_PROMPTS,
 }
 
 
