@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from tokenpulse.collector.records import CallRecord
+from tokenpulse.collector.records import CallRecord, ToolSpanRecord
+from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.writer import LogWriter
 
 _ids = itertools.count(1)
 # A whole minute one hour ago: recent enough for the raw tables' retention TTL.
@@ -52,3 +58,22 @@ def call_record(**overrides: Any) -> CallRecord:
     }
     record.update(overrides)  # type: ignore[typeddict-item]
     return record
+
+
+def store_records(
+    store: Store, directory: Path, calls: Sequence[CallRecord], tool_spans: Sequence[ToolSpanRecord] = ()
+) -> None:
+    """Put records into ``store`` the way the daemon does: a write-ahead log frame drained by the writer."""
+    wal = WriteAheadLog(directory / "wal")
+    frame = encode_frame(
+        encode_rows(calls, CALL_FIELDS),
+        encode_rows(tool_spans, TOOL_SPAN_FIELDS),
+        len(calls),
+        len(tool_spans),
+    )
+    end = wal.append(frame)
+    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.01)
+    writer.start()
+    assert writer.wait_stored(end, timeout=30)
+    writer.stop()
+    wal.close()

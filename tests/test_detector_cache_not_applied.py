@@ -5,15 +5,12 @@ from pathlib import Path
 import pytest
 
 from tests.detector_harness import Scenario, Series, run, transitions_only
-from tests.factories import BASE_TIME_NS, call_record
+from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.collector.records import CallRecord
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
 from tokenpulse.detectors.base import settings_from_mapping
 from tokenpulse.detectors.catalog.cache_not_applied import ROLLUP, CacheNotApplied, Settings
 from tokenpulse.detectors.data import load_history
-from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.writer import LogWriter
 
 DAY = 1440
 # The prompt edit that dropped the cacheable prefix under the provider's minimum, and its rollback.
@@ -103,13 +100,7 @@ def test_settings_read_from_config_and_are_validated() -> None:
 
 def store_calls(tmp_path: Path, store: Store, records: list[CallRecord]) -> None:
     """Put ``records`` into the store the way the collector does: write-ahead log, then the LogWriter."""
-    wal = WriteAheadLog(tmp_path / "wal")
-    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
-    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
-    writer.start()
-    assert writer.wait_stored(end, timeout=30)
-    writer.stop()
-    wal.close()
+    store_records(store, tmp_path, records)
 
 
 def test_the_query_reads_uncached_calls_from_the_rollup(tmp_path: Path, store: Store) -> None:

@@ -5,15 +5,12 @@ from pathlib import Path
 import pytest
 
 from tests.detector_harness import Scenario, Series, minute, run
-from tests.factories import BASE_TIME_NS, call_record
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.base import make_scope, settings_from_mapping
 from tokenpulse.detectors.catalog.cost_spike import ROLLUP, Budget, CostSpike, Settings
 from tokenpulse.detectors.data import load_history
 from tokenpulse.detectors.engine import Engine
-from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.writer import LogWriter
 
 DAY = 1440
 ONSET, END = DAY + 30, DAY + 60  # alice's agent loops: 20x her usual spend, in calls of the usual price
@@ -165,12 +162,7 @@ def test_queries_run_on_the_real_store(tmp_path: Path, store: Store) -> None:
     # started 30 s before minute 1, ended 15 s into it: counted in minute 1, like the rollup counts it
     records += [call_record(user="o'neil", cost_usd=Decimal("0.001"), time_unix_nano=at(1) - 30 * 10**9,
                             duration_ms=45_000.0)]  # fmt: skip
-    wal = WriteAheadLog(tmp_path / "wal")
-    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
-    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
-    writer.start()
-    assert writer.wait_stored(end, timeout=30)
-    writer.stop()
+    store_records(store, tmp_path, records)
 
     budgets = (
         {"scope": {"service": "checkout", "user": "o'neil"}, "daily_usd": 100},

@@ -3,15 +3,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.detector_harness import Scenario, Series, minute, run, transitions_only
-from tests.factories import BASE_TIME_NS, call_record
+from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.collector.records import CallRecord
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
 from tokenpulse.detectors.base import WARNING, settings_from_mapping
 from tokenpulse.detectors.catalog.prompt_growth import ROLLUP, PromptGrowth, Settings
 from tokenpulse.detectors.data import load_history
-from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.writer import LogWriter
 
 DAY = 1440
 ONSET, END = DAY + 30, DAY + 60
@@ -140,13 +137,7 @@ def test_settings_read_from_config_and_name_the_session_query() -> None:
 
 def store_calls(tmp_path: Path, store: Store, records: list[CallRecord]) -> None:
     """Put ``records`` into the store the way the collector does: write-ahead log, then the LogWriter."""
-    wal = WriteAheadLog(tmp_path / "wal")
-    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
-    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
-    writer.start()
-    assert writer.wait_stored(end, timeout=30)
-    writer.stop()
-    wal.close()
+    store_records(store, tmp_path, records)
 
 
 def session(name: str, inputs: list[int], route: str = "/agent") -> list[CallRecord]:

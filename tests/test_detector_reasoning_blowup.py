@@ -5,9 +5,8 @@ from pathlib import Path
 import pytest
 
 from tests.detector_harness import Scenario, Series, run, transitions_only
-from tests.factories import BASE_TIME_NS, call_record
+from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.collector.records import CallRecord
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
 from tokenpulse.detectors.base import CRITICAL, settings_from_mapping
 from tokenpulse.detectors.catalog.reasoning_blowup import (
     EXTREME_BUCKETS,
@@ -17,9 +16,7 @@ from tokenpulse.detectors.catalog.reasoning_blowup import (
     Settings,
 )
 from tokenpulse.detectors.data import load_history
-from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.writer import LogWriter
 
 DAY = 1440
 ONSET, END = DAY + 30, DAY + 60
@@ -123,13 +120,7 @@ def test_settings_read_from_config_and_are_validated() -> None:
 
 def store_calls(tmp_path: Path, store: Store, records: list[CallRecord]) -> None:
     """Put ``records`` into the store the way the collector does: write-ahead log, then the LogWriter."""
-    wal = WriteAheadLog(tmp_path / "wal")
-    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
-    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
-    writer.start()
-    assert writer.wait_stored(end, timeout=30)
-    writer.stop()
-    wal.close()
+    store_records(store, tmp_path, records)
 
 
 def test_the_queries_read_the_rollup_and_the_extreme_calls_by_the_minute_they_ended(

@@ -2,13 +2,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.detector_harness import Scenario, Series, run
-from tests.factories import BASE_TIME_NS, call_record
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.catalog.routing_escalation import ROLLUP, RoutingEscalation, Settings
 from tokenpulse.detectors.data import load_history
-from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.writer import LogWriter
 
 DAY = 1440
 ONSET, END = DAY + 30, DAY + 60  # the router's classifier starts failing open: everything escalates
@@ -92,12 +89,7 @@ def test_queries_run_on_the_real_store(tmp_path: Path, store: Store) -> None:
     router is a scope."""
     records = [call_record(router="tier", escalated=i < 3) for i in range(4)]
     records += [call_record(router="", escalated=True) for _ in range(2)]
-    wal = WriteAheadLog(tmp_path / "wal")
-    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
-    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
-    writer.start()
-    assert writer.wait_stored(end, timeout=30)
-    writer.stop()
+    store_records(store, tmp_path, records)
 
     detector = RoutingEscalation(Settings(min_calls=1))
     base = datetime.fromtimestamp(BASE_TIME_NS // 1_000_000_000, UTC)

@@ -8,13 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import call_record
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tests.factories import call_record, store_records
 from tokenpulse.detectors.catalog.cache_hit_collapse import CacheHitCollapse
 from tokenpulse.detectors.service import INGEST_DELAY, DetectorService
-from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.writer import LogWriter
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 ONSET = NOW - timedelta(minutes=20)
@@ -44,12 +41,7 @@ def history(store: Store, tmp_path: Path) -> Store:
     while minute < NOW:
         records += calls_for(minute, collapsed=minute >= ONSET)
         minute += timedelta(minutes=1)
-    wal = WriteAheadLog(tmp_path / "wal")
-    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
-    writer = LogWriter(wal, store, batch_seconds=0.01)
-    writer.start()
-    assert writer.wait_stored(end, 60)
-    writer.stop()
+    store_records(store, tmp_path, records)
     return store
 
 

@@ -4,14 +4,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.detector_harness import Scenario, Series, run
-from tests.factories import BASE_TIME_NS, call_record
+from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.collector.records import ToolSpanRecord
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
 from tokenpulse.detectors.catalog.timeout_surge import ROLLUP, TOOL_SPANS, Settings, TimeoutSurge
 from tokenpulse.detectors.data import load_history
-from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.writer import LogWriter
 
 DAY = 1440
 ONSET, END = DAY + 30, DAY + 60  # the surge and its recovery
@@ -140,16 +137,7 @@ def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
     spans += [
         tool_span(time_unix_nano=first, kind="agent", name="planner", is_timeout=True) for _ in range(5)
     ]
-    wal = WriteAheadLog(tmp_path / "wal")
-    frame = encode_frame(
-        encode_rows(calls, CALL_FIELDS), encode_rows(spans, TOOL_SPAN_FIELDS), len(calls), len(spans)
-    )
-    end = wal.append(frame)
-    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
-    writer.start()
-    assert writer.wait_stored(end, timeout=30)
-    writer.stop()
-    wal.close()
+    store_records(store, tmp_path, calls, spans)
 
     detector = TimeoutSurge(Settings(window=timedelta(minutes=2), min_calls=10))
     start = datetime.fromtimestamp(first // 1_000_000_000, UTC)

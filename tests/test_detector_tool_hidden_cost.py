@@ -5,14 +5,11 @@ from pathlib import Path
 import pytest
 
 from tests.detector_harness import Scenario, Series, run
-from tests.factories import BASE_TIME_NS, call_record
+from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.collector.records import ToolSpanRecord
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
 from tokenpulse.detectors.catalog.tool_hidden_cost import TOOL_COSTS, Settings, ToolHiddenCost
 from tokenpulse.detectors.data import load_history
-from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.writer import LogWriter
 
 DAY = 1440
 ONSET, END = DAY + 30, DAY + 90  # web_search starts summarizing every result with a model
@@ -137,15 +134,7 @@ def test_queries_run_on_the_real_store(tmp_path: Path, store: Store) -> None:
         child("e", "5", "2.0", base_ns + 2 * second),  # under an agent span, not a tool
         child("f", "6", "0.01", base_ns + 2 * second, service="crm-worker"),  # the tool's service counts
     ]
-    wal = WriteAheadLog(tmp_path / "wal")
-    frame = encode_frame(
-        encode_rows(calls, CALL_FIELDS), encode_rows(spans, TOOL_SPAN_FIELDS), len(calls), len(spans)
-    )
-    end = wal.append(frame)
-    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
-    writer.start()
-    assert writer.wait_stored(end, timeout=30)
-    writer.stop()
+    store_records(store, tmp_path, calls, spans)
 
     detector = ToolHiddenCost()
     base = datetime.fromtimestamp(base_ns // second, UTC)

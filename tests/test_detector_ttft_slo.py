@@ -5,13 +5,10 @@ from pathlib import Path
 import pytest
 
 from tests.detector_harness import Scenario, Series, run
-from tests.factories import BASE_TIME_NS, call_record
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.catalog.ttft_slo import TTFT_CALLS, Settings, TtftSlo
 from tokenpulse.detectors.data import load_history
-from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.writer import LogWriter
 
 ONSET, END = 30, 60  # the breach and its recovery
 USUAL = 600.0  # ms: every scope's TTFT p99 outside its incident
@@ -107,13 +104,7 @@ def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
         for m, ttft in ((0, 200.0), (1, 3000.0))
         for i, ttft in enumerate([ttft] * 4 + [None] * 2)
     ]
-    wal = WriteAheadLog(tmp_path / "wal")
-    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
-    writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.05)
-    writer.start()
-    assert writer.wait_stored(end, timeout=30)
-    writer.stop()
-    wal.close()
+    store_records(store, tmp_path, records)
 
     detector = TtftSlo(Settings(window=timedelta(minutes=2), for_=timedelta(minutes=2), min_calls=8))
     start = datetime.fromtimestamp(first // 1_000_000_000, UTC)

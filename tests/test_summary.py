@@ -4,12 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import BASE_TIME_NS, call_record
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
-from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
+from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.summary import SummaryQuery, build_summary_sql, cache_hit_ratio, summarize
-from tokenpulse.storage.writer import LogWriter
 
 BASE = datetime.fromtimestamp(BASE_TIME_NS / 1e9, UTC)
 
@@ -23,12 +20,7 @@ def fill(store: Store, tmp_path: Path) -> None:
                     time_unix_nano=BASE_TIME_NS + 90 * 10**9),
         call_record(user="mallory", time_unix_nano=BASE_TIME_NS + 30 * 10**9, cost_usd=Decimal("2")),
     ]  # fmt: skip
-    wal = WriteAheadLog(tmp_path / "wal")
-    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
-    writer = LogWriter(wal, store, batch_seconds=0.01)
-    writer.start()
-    assert writer.wait_stored(end, 30)
-    writer.stop()
+    store_records(store, tmp_path, records)
 
 
 def test_rollup_and_raw_paths_agree(store: Store, tmp_path: Path) -> None:

@@ -1,13 +1,10 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.factories import call_record
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
+from tests.factories import call_record, store_records
 from tokenpulse.detectors.base import make_scope
 from tokenpulse.detectors.suspects import ShareCount, find_suspects, rank_suspects
-from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.writer import LogWriter
 
 
 def test_a_value_new_at_the_onset_ranks_first() -> None:
@@ -38,12 +35,7 @@ def test_find_suspects_reads_the_calls_of_the_scope(store: Store, tmp_path: Path
         *(call_record(time_unix_nano=ns + i * 10**10, route="/x", prompt_version="v9") for i in range(30)),
         call_record(time_unix_nano=ns + 10**10, user="mallory", prompt_version="v8"),
     ]
-    wal = WriteAheadLog(tmp_path / "wal")
-    end = wal.append(encode_frame(encode_rows(records, CALL_FIELDS), b"", len(records), 0))
-    writer = LogWriter(wal, store, batch_seconds=0.01)
-    writer.start()
-    assert writer.wait_stored(end, 30)
-    writer.stop()
+    store_records(store, tmp_path, records)
     scope = make_scope(service="checkout", route="/chat", model="gpt-4o-2024-08-06")
     suspects = find_suspects(store, scope, onset, onset + timedelta(minutes=20))
     assert suspects[0] == {
