@@ -117,7 +117,7 @@ def run(command: list[str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def one_seed(seed: int, directory: Path) -> dict[str, Any]:
+def one_seed(seed: int, directory: Path, config: Path | None = None) -> dict[str, Any]:
     """Simulate and ingest into ``directory``, backtest and score; a directory holding a finished
     earlier run of the seed (its ``ingested`` marker) is only backtested and scored again."""
     traces, manifest_path, data = (
@@ -142,7 +142,10 @@ def one_seed(seed: int, directory: Path) -> dict[str, Any]:
     start = parse_time(manifest["start"])
     day2, end = start + timedelta(days=1), start + timedelta(days=2)
     started = time.perf_counter()
-    backtest = run(["backtest", "--data", str(data), "--start", day2.isoformat(), "--end", end.isoformat()])
+    settings = ["--config", str(config)] if config else []
+    backtest = run(
+        ["backtest", "--data", str(data), "--start", day2.isoformat(), "--end", end.isoformat(), *settings]
+    )
     backtested = time.perf_counter() - started
     transitions = [json.loads(line) for line in backtest.stdout.splitlines() if line.strip()]
     return {
@@ -194,12 +197,15 @@ def main() -> int:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--keep", type=Path, help="keep each seed's files under this directory")
+    parser.add_argument(
+        "--config", type=Path, help="tokenpulse config file for the backtests (detector settings)"
+    )
     args = parser.parse_args()
     results = []
     for seed in args.seeds:
         directory = (args.keep / f"seed-{seed}") if args.keep else Path(tempfile.mkdtemp(prefix="tp-detect-"))
         directory.mkdir(parents=True, exist_ok=True)
-        result = one_seed(seed, directory)
+        result = one_seed(seed, directory, args.config)
         results.append(result)
         print(json.dumps({k: v for k, v in result.items() if k != "per_detector"}, indent=1), flush=True)
     print(table(results))

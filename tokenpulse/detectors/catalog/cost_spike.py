@@ -98,7 +98,7 @@ class Settings(DetectorSettings):
     min_usd_per_hour: float = 1.0
     # Users are bursty: an ordinary heavy user's session is many times their usual rate for a few
     # minutes. A runaway loop is the same rate kept up, so a user must also spend real money to page.
-    user_min_usd_per_hour: float = 5.0
+    user_min_usd_per_hour: float = 3.0
     budgets: tuple[Budget, ...] = ()  # also accepts mappings, as read from the config file
     budget_warning_fraction: float = 0.8
     hourly_fast_window: timedelta = timedelta(minutes=5)
