@@ -11,11 +11,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from tokenpulse.detectors.base import CRITICAL, WARNING, Observation, Scope
+from tokenpulse.detectors.base import CRITICAL, WARNING, DetectorSettings, Observation, Scope
 from tokenpulse.storage.schema import LATENCY_QUANTILES
 from tokenpulse.storage.store import Store
 
@@ -162,6 +163,27 @@ def hourly_baseline(
     trailing = value.rolling(24, min_periods=3).median().reindex(last_complete)
     trailing.index = index
     return pd.DataFrame(same_hour, index=index, columns=value.columns).fillna(trailing)
+
+
+TRAILING_DAY = timedelta(hours=25)  # the trailing-24h baseline, before the first window
+
+
+class CatalogDetector:
+    """What the catalog's detectors share: settings of their ``settings_type`` (defaults when none are
+    given), the per-minute rollup as their data and a trailing day of history. Detectors override what
+    they need otherwise; ``evaluate`` is theirs."""
+
+    name: ClassVar[str]
+    settings_type: ClassVar[type[DetectorSettings]]
+
+    def __init__(self, settings: DetectorSettings | None = None) -> None:
+        self.settings = settings or self.settings_type()
+
+    def queries(self) -> list[Query]:
+        return [ROLLUP]
+
+    def lookback(self) -> timedelta:
+        return TRAILING_DAY
 
 
 @dataclass

@@ -14,22 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tokenpulse.detectors.catalog import NAMES as DETECTOR_NAMES
 from tokenpulse.simulate.catalog import make_users
 from tokenpulse.simulate.diurnal import diurnal, low_load_windows, to_ns
 
-# The detector names are a public contract: an incident of kind K is meant to be caught by detector K.
-INCIDENT_KINDS: tuple[str, ...] = (
-    "cache_hit_collapse",
-    "cache_not_applied",
-    "prompt_growth",
-    "reasoning_blowup",
-    "latency_p99_drift",
-    "ttft_slo",
-    "cost_spike",
-    "routing_escalation",
-    "tool_hidden_cost",
-    "timeout_surge",
-)
+# An incident of kind K is meant to be caught by detector K (the detector names are a public contract).
+INCIDENT_KINDS: tuple[str, ...] = DETECTOR_NAMES
 # Changes that look alarming but must not alert.
 CONFOUNDER_KINDS: tuple[str, ...] = (
     "traffic_surge",

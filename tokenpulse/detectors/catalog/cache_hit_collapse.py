@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import ClassVar
 
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ROLLUP,
+    CatalogDetector,
     History,
-    Query,
     at_times,
     baseline,
     grids,
@@ -34,18 +34,10 @@ class Settings(DetectorSettings):
     healthy_baseline: float = 0.60  # only scopes that cached at least this well are watched
 
 
-class CacheHitCollapse:
+class CacheHitCollapse(CatalogDetector):
     name: ClassVar[str] = "cache_hit_collapse"
     settings_type: ClassVar[type[Settings]] = Settings
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
-
-    def queries(self) -> list[Query]:
-        return [ROLLUP]
-
-    def lookback(self) -> timedelta:
-        return timedelta(hours=25)  # the trailing-24h baseline before the first window
+    settings: Settings
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings

@@ -24,8 +24,8 @@ from typing import ClassVar
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ROLLUP,
+    CatalogDetector,
     History,
-    Query,
     at_times,
     baseline,
     check_sustained,
@@ -49,18 +49,10 @@ class Settings(DetectorSettings):
         check_sustained(self.sustained, self.window)
 
 
-class CacheNotApplied:
+class CacheNotApplied(CatalogDetector):
     name: ClassVar[str] = "cache_not_applied"
     settings_type: ClassVar[type[Settings]] = Settings
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
-
-    def queries(self) -> list[Query]:
-        return [ROLLUP]
-
-    def lookback(self) -> timedelta:
-        return timedelta(hours=25)  # the trailing-24h baseline before the first window
+    settings: Settings
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings

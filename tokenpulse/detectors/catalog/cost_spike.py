@@ -61,6 +61,7 @@ from tokenpulse.detectors.base import (
 from tokenpulse.detectors.data import (
     ENDED_MINUTE,
     ROLLUP,
+    CatalogDetector,
     History,
     Query,
     at_times,
@@ -166,12 +167,13 @@ def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class CostSpike:
+class CostSpike(CatalogDetector):
     name: ClassVar[str] = "cost_spike"
     settings_type: ClassVar[type[Settings]] = Settings
+    settings: Settings
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+        super().__init__(settings)
         s = self.settings
         window = _minutes(s.window)
         budget_users = [(dict(b.scope)["service"], dict(b.scope)["user"]) for b in s.budgets

@@ -40,6 +40,7 @@ import pandas as pd
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ROLLUP,
+    CatalogDetector,
     History,
     Query,
     at_times,
@@ -73,20 +74,18 @@ class Settings(DetectorSettings):
             )
 
 
-class LatencyP99Drift:
+class LatencyP99Drift(CatalogDetector):
     name: ClassVar[str] = "latency_p99_drift"
     settings_type: ClassVar[type[Settings]] = Settings
+    settings: Settings
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+        super().__init__(settings)
         self.p99_query = quantile_query("latency_ms", DIMENSIONS, _minutes(self.settings.window), QUANTILE)
         self.hourly_query = hourly_quantile_query("latency_ms", DIMENSIONS, QUANTILE)
 
     def queries(self) -> list[Query]:
         return [ROLLUP, self.p99_query, self.hourly_query]
-
-    def lookback(self) -> timedelta:
-        return timedelta(hours=25)  # the trailing day of hours before the first window
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings

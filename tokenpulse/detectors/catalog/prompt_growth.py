@@ -57,6 +57,7 @@ from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, form
 from tokenpulse.detectors.data import (
     ENDED_MINUTE,
     ROLLUP,
+    CatalogDetector,
     History,
     Query,
     at_times,
@@ -124,19 +125,18 @@ def runaway_sessions_query(min_calls: int, growth: float, floor_tokens: int) -> 
     )
 
 
-class PromptGrowth:
+class PromptGrowth(CatalogDetector):
     name: ClassVar[str] = "prompt_growth"
     settings_type: ClassVar[type[Settings]] = Settings
+    settings: Settings
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = s = settings or Settings()
+        super().__init__(settings)
+        s = self.settings
         self.runaway = runaway_sessions_query(s.session_min_calls, s.session_growth, s.session_floor_tokens)
 
     def queries(self) -> list[Query]:
         return [ROLLUP, self.runaway]
-
-    def lookback(self) -> timedelta:
-        return timedelta(hours=25)  # the trailing-24h baseline before the first window
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings

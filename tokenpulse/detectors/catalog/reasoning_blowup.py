@@ -41,6 +41,7 @@ import pandas as pd
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ROLLUP,
+    CatalogDetector,
     History,
     Query,
     at_times,
@@ -86,18 +87,13 @@ class Settings(DetectorSettings):
             )
 
 
-class ReasoningBlowup:
+class ReasoningBlowup(CatalogDetector):
     name: ClassVar[str] = "reasoning_blowup"
     settings_type: ClassVar[type[Settings]] = Settings
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+    settings: Settings
 
     def queries(self) -> list[Query]:
         return [ROLLUP, EXTREMES]
-
-    def lookback(self) -> timedelta:
-        return timedelta(hours=25)  # the trailing-24h baseline before the first window
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings

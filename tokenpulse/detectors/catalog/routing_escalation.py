@@ -29,8 +29,8 @@ import numpy as np
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ROLLUP,
+    CatalogDetector,
     History,
-    Query,
     at_times,
     baseline,
     grids,
@@ -51,18 +51,10 @@ class Settings(DetectorSettings):
     warning_min_share: float = 0.20
 
 
-class RoutingEscalation:
+class RoutingEscalation(CatalogDetector):
     name: ClassVar[str] = "routing_escalation"
     settings_type: ClassVar[type[Settings]] = Settings
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
-
-    def queries(self) -> list[Query]:
-        return [ROLLUP]
-
-    def lookback(self) -> timedelta:
-        return timedelta(hours=25)  # the trailing-24h baseline before the first window
+    settings: Settings
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings

@@ -34,6 +34,7 @@ import pandas as pd
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope, scope_dict
 from tokenpulse.detectors.data import (
     ROLLUP,
+    CatalogDetector,
     History,
     Query,
     at_times,
@@ -65,18 +66,13 @@ class Settings(DetectorSettings):
     critical_share: float = 0.20
 
 
-class TimeoutSurge:
+class TimeoutSurge(CatalogDetector):
     name: ClassVar[str] = "timeout_surge"
     settings_type: ClassVar[type[Settings]] = Settings
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+    settings: Settings
 
     def queries(self) -> list[Query]:
         return [ROLLUP, TOOL_SPANS]
-
-    def lookback(self) -> timedelta:
-        return timedelta(hours=25)  # the trailing-24h baseline before the first window
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         return self._evaluate(history, history[ROLLUP], LLM_DIMENSIONS, times) + self._evaluate(

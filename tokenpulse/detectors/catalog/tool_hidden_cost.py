@@ -33,6 +33,7 @@ from typing import ClassVar
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ENDED_MINUTE,
+    CatalogDetector,
     History,
     Query,
     at_times,
@@ -83,18 +84,13 @@ class Settings(DetectorSettings):
     critical_usd_per_hour: float = 10.0
 
 
-class ToolHiddenCost:
+class ToolHiddenCost(CatalogDetector):
     name: ClassVar[str] = "tool_hidden_cost"
     settings_type: ClassVar[type[Settings]] = Settings
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+    settings: Settings
 
     def queries(self) -> list[Query]:
         return [TOOL_COSTS]
-
-    def lookback(self) -> timedelta:
-        return timedelta(hours=25)  # the trailing-24h baseline before the first window
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings

@@ -32,6 +32,7 @@ import pandas as pd
 
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope, scope_dict
 from tokenpulse.detectors.data import (
+    CatalogDetector,
     History,
     Query,
     grids,
@@ -72,12 +73,13 @@ class Settings(DetectorSettings):
             )
 
 
-class TtftSlo:
+class TtftSlo(CatalogDetector):
     name: ClassVar[str] = "ttft_slo"
     settings_type: ClassVar[type[Settings]] = Settings
+    settings: Settings
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+        super().__init__(settings)
         self.p99_query = quantile_query("ttft_ms", DIMENSIONS, _minutes(self.settings.window), QUANTILE)
 
     def queries(self) -> list[Query]:
