@@ -194,6 +194,7 @@ def format_summary(document: dict[str, Any], group_by: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per detector cycle
     try:
         if args.command == "serve":
             from tokenpulse.daemon import serve

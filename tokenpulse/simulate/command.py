@@ -50,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``tokenpulse simulate``."""
     parser.add_argument(
         "--scenario", default="demo", choices=SCENARIOS, metavar="NAME",
-        help="clean | demo (clean, then cache collapse, cost spike and p99 drift after ~2 min) | incidents "
-             "(day 1 clean, day 2 every incident and confounder) | one incident or confounder kind "
+        help="clean | demo (clean history, then cache collapse, cost spike and p99 drift in the last 40 min) "
+             "| incidents (day 1 clean, day 2 every incident and confounder) | one incident or confounder kind "
              "(clean with it at mid-range). Default: demo",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--duration", type=parse_duration,
-        help="e.g. 2d, 6h, 90m (default: 2d for clean and incidents, 1h for demo, 6h for one kind)",
+        help="e.g. 2d, 6h, 90m (default: 2d for clean and incidents, 3h for demo, 6h for one kind)",
     )  # fmt: skip
     parser.add_argument(
         "--rate", type=_positive, default=DEFAULT_RATE,

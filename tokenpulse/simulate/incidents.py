@@ -300,6 +300,7 @@ _LAYOUT: tuple[str, ...] = (
     "new_model",
 )
 _DEMO = ("cache_hit_collapse", "cost_spike", "latency_p99_drift")
+DEMO_LEAD = timedelta(minutes=40)
 SCENARIOS: tuple[str, ...] = (
     "clean",
     "demo",
@@ -313,7 +314,7 @@ def default_duration(scenario: str) -> timedelta:
     if scenario in ("clean", "incidents"):
         return timedelta(days=2)
     if scenario == "demo":
-        return timedelta(hours=1)
+        return timedelta(hours=3)  # two hours and more of clean history, then the incidents
     return timedelta(hours=6)
 
 
@@ -330,8 +331,11 @@ def build_scenario(name: str, start: datetime, duration: timedelta, seed: int) -
         for a, b in low_load_windows(start, end)
     ]  # fmt: skip
     if name == "demo":
-        for minute, kind in enumerate(_DEMO, start=2):
-            onset = _minute(start + timedelta(minutes=minute))
+        # The incidents come in the last DEMO_LEAD minutes: what comes before is the clean history the
+        # relative detectors take their baselines from.
+        first = max(start + timedelta(minutes=2), end - DEMO_LEAD)
+        for minute, kind in enumerate(_DEMO):
+            onset = _minute(first + timedelta(minutes=minute))
             if onset + timedelta(minutes=5) > end:
                 raise ValueError("the demo scenario needs at least 10 minutes")
             # Demo incidents are abrupt and last to the end, so they are obvious on a dashboard.
