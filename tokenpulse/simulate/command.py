@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario", default="demo", choices=SCENARIOS, metavar="NAME",
         help="clean | demo (clean history, then cache collapse, cost spike and p99 drift in the last 40 min) "
-             "| incidents (day 1 clean, day 2 every incident and confounder) | one incident or confounder kind "
+             "| incidents (day 1 clean, day 2 every incident and confounder) "
+             "| one incident or confounder kind "
              "(clean with it at mid-range). Default: demo",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
