@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -72,3 +74,28 @@ def test_cycles_fire_with_suspects_record_events_and_survive_a_restart(
     assert [a.state for a in restarted.engine.states.alerts.values()] == ["firing"]
     # Still firing: nothing new to say.
     assert restarted.cycle(ONSET + timedelta(minutes=13) + INGEST_DELAY) == []
+
+
+def test_backtest_command_prints_the_same_transitions_as_json_lines(history: Store, tmp_path: Path) -> None:
+    history.close()  # the command opens the store itself
+    data_dir = tmp_path / "data"
+    config = tmp_path / "tokenpulse.toml"
+    config.write_text(
+        'runbook_base_url = "https://runbooks.example/tp"\n[detectors.ttft_slo]\nenabled = false\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenpulse.cli", "backtest", "--data", str(data_dir), "--config", str(config),
+         "--start", (ONSET - timedelta(minutes=30)).isoformat(), "--end", NOW.isoformat()],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    transitions = [json.loads(line) for line in result.stdout.splitlines()]
+    collapse = [t for t in transitions if t["detector"] == "cache_hit_collapse"]
+    assert [(t["status"], t["severity"], t["at"]) for t in collapse] == [
+        ("firing", "critical", (ONSET + timedelta(minutes=8)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    ]
+    (firing,) = collapse
+    assert firing["scope"] == {"service": "checkout", "route": "/support", "model": "claude-sonnet-4-5"}
+    assert firing["suspects"][0]["value"] == "v8"
+    assert firing["runbook_url"] == "https://runbooks.example/tp/cache_hit_collapse"
+    assert set(firing) >= {"at", "status", "detector", "severity", "scope", "value", "threshold", "baseline",
+                           "summary", "suspects", "runbook_url"}  # fmt: skip
