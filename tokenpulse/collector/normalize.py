@@ -573,7 +573,6 @@ _ENVIRONMENT_KEYS: tuple[str, ...] = ("deployment.environment.name", "deployment
 _ZERO = Decimal(0)
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
-_INF = math.inf
 _MAX_DIM_LEN = 256
 _TIMEOUT_HTTP = frozenset({408, 504, "408", "504"})
 _TRUE_STRINGS = frozenset({"true", "1", "yes", "y", "on"})

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from tokenpulse.detectors.data import History
+    from tokenpulse.detectors.data import History, Query
 
 # Canonical scope dimensions (a public contract: alerts, config, runbooks and dashboards use them).
 SCOPE_DIMENSIONS = (
@@ -74,6 +74,10 @@ class Detector(Protocol):
 
     name: ClassVar[str]
     settings: DetectorSettings
+
+    def queries(self) -> list[Query]:
+        """The reads ``evaluate`` needs (the engine runs each distinct query once per cycle)."""
+        ...
 
     def lookback(self) -> timedelta:
         """How much history before the first evaluation time ``evaluate`` needs."""
