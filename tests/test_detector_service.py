@@ -99,3 +99,10 @@ def test_backtest_command_prints_the_same_transitions_as_json_lines(history: Sto
     assert firing["runbook_url"] == "https://runbooks.example/tp/cache_hit_collapse"
     assert set(firing) >= {"at", "status", "detector", "severity", "scope", "value", "threshold", "baseline",
                            "summary", "suspects", "runbook_url"}  # fmt: skip
+
+
+def test_an_unreadable_state_file_starts_from_inactive(store: Store, tmp_path: Path, caplog) -> None:
+    state = tmp_path / "alerts.json"
+    state.write_text('[{"detector": "x", "truncated')
+    service = DetectorService(store, [CacheHitCollapse()], state, "")
+    assert not service.engine.states.alerts and "ignoring unreadable alert state" in caplog.text

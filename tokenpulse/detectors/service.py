@@ -38,8 +38,7 @@ class DetectorService:
         self.state_path = state_path
         self.runbook_base_url = runbook_base_url
         self.on_transitions = on_transitions
-        states = AlertStates.from_json(json.loads(state_path.read_text())) if state_path.exists() else None
-        self.engine = Engine(detectors, states)
+        self.engine = Engine(detectors, _load_states(state_path))
 
     def cycle(self, now: datetime | None = None) -> list[Transition]:
         """Evaluate every detector at the last whole minute at least INGEST_DELAY before ``now``."""
@@ -80,6 +79,17 @@ class DetectorService:
             for t in transitions
         ]  # fmt: skip
         self.store.client.insert("alert_events", rows, column_names=ALERT_EVENT_COLUMNS)
+
+
+def _load_states(path: Path) -> AlertStates | None:
+    """The alert state saved by the last run; an unreadable file must not keep the daemon down."""
+    if not path.exists():
+        return None
+    try:
+        return AlertStates.from_json(json.loads(path.read_text()))
+    except (ValueError, TypeError, KeyError) as error:
+        log.warning("ignoring unreadable alert state %s (%s): alerts start from inactive", path, error)
+        return None
 
 
 ALERT_EVENT_COLUMNS = (
