@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tokenpulse import metrics
 from tokenpulse.collector.wal import WriteAheadLog
+from tokenpulse.detectors.state import Alert, AlertStates
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.summary import DIMENSIONS, SummaryQuery, summarize
 from tokenpulse.storage.writer import LogWriter
@@ -27,7 +28,25 @@ def _parse_time(value: str | None, default: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter) -> FastAPI:
+def _alert_json(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.fingerprint,
+        "detector": alert.detector,
+        "state": alert.state,
+        "severity": alert.severity,
+        "scope": dict(alert.scope),
+        "value": alert.value,
+        "threshold": alert.threshold,
+        "baseline": alert.baseline,
+        "summary": alert.summary,
+        "suspects": alert.suspects,
+        "active_at": alert.active_at.isoformat(),
+        "fired_at": alert.fired_at.isoformat() if alert.fired_at else None,
+        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+    }
+
+
+def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: AlertStates) -> FastAPI:
     app = FastAPI(
         title="tokenpulse",
         summary="LLM usage, cost and silent-failure detection over OpenTelemetry spans.",
@@ -74,5 +93,26 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter) -> FastA
             raise HTTPException(400, str(error)) from None
         groups = await run_in_threadpool(summarize, store, query)
         return {"start": start_time.isoformat(), "end": end_time.isoformat(), "groups": groups}
+
+    @app.get("/api/v1/alerts", summary="Alerts pending, firing and recently resolved")
+    def list_alerts(
+        detector: str | None = None, state: str | None = None, severity: str | None = None
+    ) -> dict[str, Any]:
+        chosen = [
+            a
+            for a in list(alerts.alerts.values())  # a copy: the detector thread updates the states
+            if (detector is None or a.detector == detector)
+            and (state is None or a.state == state)
+            and (severity is None or a.severity == severity)
+        ]
+        chosen.sort(key=lambda a: (a.state != "firing", a.severity != "critical", a.active_at))
+        return {"alerts": [_alert_json(a) for a in chosen]}
+
+    @app.get("/api/v1/alerts/{alert_id}", summary="One alert by id")
+    def get_alert(alert_id: str) -> dict[str, Any]:
+        for alert in list(alerts.alerts.values()):
+            if alert.fingerprint == alert_id:
+                return _alert_json(alert)
+        raise HTTPException(404, f"no current alert {alert_id}")
 
     return app

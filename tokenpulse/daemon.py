@@ -31,7 +31,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _serve(runtime: Runtime) -> None:
+async def _serve(runtime: Runtime, detectors: DetectorService) -> None:
     settings = runtime.settings
     grpc_server = start_grpc_server(
         runtime.pipeline, f"{settings.host}:{settings.otlp_grpc_port}", settings.max_decompressed_bytes
@@ -39,7 +39,7 @@ async def _serve(runtime: Runtime) -> None:
     otlp_app = create_otlp_http_app(
         runtime.pipeline, settings.max_request_bytes, settings.max_decompressed_bytes
     )
-    api_app = create_api_app(runtime.store, runtime.wal, runtime.writer)
+    api_app = create_api_app(runtime.store, runtime.wal, runtime.writer, detectors.engine.states)
     servers = [
         _Server(uvicorn.Config(app, host=settings.host, port=port, log_level="warning", access_log=False))
         for app, port in ((otlp_app, settings.otlp_http_port), (api_app, settings.api_port))
@@ -64,15 +64,9 @@ async def _serve(runtime: Runtime) -> None:
         grpc_server.stop(grace=5).wait()
 
 
-def start_detectors(runtime: Runtime) -> BackgroundScheduler:
+def start_detectors(runtime: Runtime, service: DetectorService) -> BackgroundScheduler:
     """Run every enabled detector on an interval; a failed cycle is logged and retried next interval."""
     settings = runtime.settings
-    service = DetectorService(
-        runtime.store,
-        build_detectors(settings.detectors),
-        settings.data_dir / "alerts.json",
-        settings.runbooks,
-    )
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
         service.cycle,
@@ -91,8 +85,14 @@ def serve(settings: Settings) -> None:
     runtime = Runtime.open(settings)
     scheduler = None
     try:
-        scheduler = start_detectors(runtime)
-        asyncio.run(_serve(runtime))
+        detectors = DetectorService(
+            runtime.store,
+            build_detectors(settings.detectors),
+            settings.data_dir / "alerts.json",
+            settings.runbooks,
+        )
+        scheduler = start_detectors(runtime, detectors)
+        asyncio.run(_serve(runtime, detectors))
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=True)
