@@ -20,6 +20,18 @@ from tokenpulse.detectors.engine import Engine
 T0 = datetime(2026, 11, 10, 0, 0, tzinfo=UTC)  # day 0, midnight
 
 
+def between(start: int, end: int, inside: float, outside: float) -> Callable[[int], float]:
+    """A series' value at minute m: ``inside`` in [start, end), ``outside`` elsewhere."""
+    return lambda m: inside if start <= m < end else outside
+
+
+def windowed(level: Callable[[int], float], window: int) -> Callable[[int], float]:
+    """What a windowed quantile query returns at minute t for per-minute ``level``s: it covers [t - window,
+    t), and when every minute holds at least 1% of a window's calls the slowest minute's level is the
+    window's p99."""
+    return lambda t: max(level(m) for m in range(t - window, t))
+
+
 def minute(offset: float) -> datetime:
     """T0 + ``offset`` minutes."""
     return T0 + timedelta(minutes=offset)

@@ -1,4 +1,4 @@
-from tests.detector_harness import Scenario, Series, run
+from tests.detector_harness import Scenario, Series, between, run
 from tokenpulse.detectors.catalog.cache_hit_collapse import ROLLUP, CacheHitCollapse
 
 DAY = 1440
@@ -17,10 +17,6 @@ def healthy(route: str, calls: float = 50, **overrides) -> Series:
         "cache_write_tokens": 500.0,
     }
     return Series(scope(route), {**values, **overrides}, 0, DAY + 120)
-
-
-def between(start: int, end: int, inside: float, outside: float):
-    return lambda m: inside if start <= m < end else outside
 
 
 def test_collapse_fires_critical_and_resolves_while_confounders_stay_quiet() -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.detector_harness import Scenario, Series, run, transitions_only
+from tests.detector_harness import Scenario, Series, between, run, transitions_only
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.collector.records import CallRecord
 from tokenpulse.detectors.base import settings_from_mapping
@@ -31,10 +31,6 @@ def series(route: str, calls: Value = 50.0, share: Value = 0.02, start: int = 0)
     """A scope whose ``share`` of calls (normally 2%) neither read nor write the prompt cache."""
     values = {"calls": calls, "uncached_calls": lambda m: at(m, calls) * at(m, share)}
     return Series(scope(route), values, start, DAY + 120)
-
-
-def between(start: int, end: int, inside: float, outside: float) -> Callable[[int], float]:
-    return lambda m: inside if start <= m < end else outside
 
 
 def test_caching_stops_fires_critical_and_resolves_while_confounders_stay_quiet() -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.detector_harness import Scenario, Series, minute, run
+from tests.detector_harness import Scenario, Series, between, minute, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.base import make_scope, settings_from_mapping
 from tokenpulse.detectors.catalog.cost_spike import ROLLUP, Budget, CostSpike, Settings
@@ -18,10 +18,6 @@ BLIP = DAY + 80  # dave: 20x for 3 minutes
 DEPLOY = DAY + 40  # support: a rolling deploy that also moves to a new dated model snapshot
 LAST = DAY + 240
 OLD_MODEL, NEW_MODEL = "claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20251215"
-
-
-def between(start: int, end: int, inside: float, outside: float):
-    return lambda m: inside if start <= m < end else outside
 
 
 def rollup(service: str, route: str, model: str, start: int = 0, end: int = LAST, **values) -> Series:

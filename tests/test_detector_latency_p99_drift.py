@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.detector_harness import Scenario, Series, run
+from tests.detector_harness import Scenario, Series, between, run, windowed
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.catalog.latency_p99_drift import ROLLUP, LatencyP99Drift, Settings
 from tokenpulse.detectors.data import load_history
@@ -19,16 +19,6 @@ WINDOW = 10  # the default window, in minutes
 
 def scope(route: str, model: str = "claude-sonnet-4-5") -> dict[str, str]:
     return {"service": "support", "route": route, "model": model}
-
-
-def between(start: int, end: int, inside: float, outside: float) -> Callable[[int], float]:
-    return lambda m: inside if start <= m < end else outside
-
-
-def windowed(level: Callable[[int], float]) -> Callable[[int], float]:
-    """What the p99 query returns at minute t: it covers [t - window, t), and in these series every minute
-    holds at least 1% of a window's calls, so the slowest minute's level is the window's p99."""
-    return lambda t: max(level(m) for m in range(t - WINDOW, t))
 
 
 def add(
@@ -52,7 +42,10 @@ def add(
     first_hour = start - start % 60
     return (
         scenario.add(ROLLUP, Series(scope(route, model), {"calls": calls}, start, end))
-        .add(DETECTOR.p99_query, Series(scope(route, model), {"value": windowed(per_minute)}, start + 1, end))
+        .add(
+            DETECTOR.p99_query,
+            Series(scope(route, model), {"value": windowed(per_minute, WINDOW)}, start + 1, end),
+        )
         .add(DETECTOR.hourly_query, Series(scope(route, model), hourly, first_hour, end, "hour", 60))
     )
 

@@ -2,7 +2,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.detector_harness import Scenario, Series, minute, run, transitions_only
+from tests.detector_harness import Scenario, Series, between, minute, run, transitions_only
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.collector.records import CallRecord
 from tokenpulse.detectors.base import WARNING, settings_from_mapping
@@ -36,10 +36,6 @@ def runaway(route: str, session: str, start: int, end: int, first: float, per_ca
     """The runaway query's rows for one session in minutes [start, end): one call a minute."""
     values = {"calls": 1.0, "input_tokens": per_call, "first_input_per_call": first}
     return Series({**scope(route), "session": session}, values, start, end)
-
-
-def between(start: int, end: int, inside: float, outside: float) -> Callable[[int], float]:
-    return lambda m: inside if start <= m < end else outside
 
 
 def yesterday() -> Series:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.detector_harness import Scenario, Series, run, transitions_only
+from tests.detector_harness import Scenario, Series, between, run, transitions_only
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.collector.records import CallRecord
 from tokenpulse.detectors.base import CRITICAL, settings_from_mapping
@@ -42,10 +42,6 @@ def extreme(route: str, ended: int, tokens: float, calls: int = 1) -> Series:
     """The raw query's row for ``calls`` calls of ``tokens`` reasoning tokens that ended at ``ended``."""
     buckets = {f"calls_ge_{edge}": float(calls if tokens >= edge else 0) for edge in EXTREME_BUCKETS}
     return Series(scope(route), {"max_reasoning_tokens": tokens, **buckets}, ended, ended + 1)
-
-
-def between(start: int, end: int, inside: float, outside: float) -> Callable[[int], float]:
-    return lambda m: inside if start <= m < end else outside
 
 
 def test_one_call_past_100k_reasoning_tokens_pages_at_once_while_confounders_stay_quiet() -> None:

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.detector_harness import Scenario, Series, run
+from tests.detector_harness import Scenario, Series, between, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.catalog.routing_escalation import ROLLUP, RoutingEscalation, Settings
 from tokenpulse.detectors.data import load_history
@@ -12,10 +12,6 @@ ONSET, END = DAY + 30, DAY + 60  # the router's classifier starts failing open: 
 BLIP = DAY + 80
 DEPLOY = DAY + 40
 LAST = DAY + 240
-
-
-def between(start: int, end: int, inside: float, outside: float):
-    return lambda m: inside if start <= m < end else outside
 
 
 def scope(router: str, service: str = "support") -> dict[str, str]:

@@ -3,7 +3,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.detector_harness import Scenario, Series, run
+from tests.detector_harness import Scenario, Series, between, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.collector.records import ToolSpanRecord
 from tokenpulse.detectors.catalog.timeout_surge import ROLLUP, TOOL_SPANS, Settings, TimeoutSurge
@@ -21,10 +21,6 @@ def route(name: str) -> dict[str, str]:
 
 def tool(name: str) -> dict[str, str]:
     return {"service": "agent", "tool": name}
-
-
-def between(start: int, end: int, inside: float, outside: float) -> Callable[[int], float]:
-    return lambda m: inside if start <= m < end else outside
 
 
 def share_of(calls: Rate, share: Rate) -> Callable[[int], float]:

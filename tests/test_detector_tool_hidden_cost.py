@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.detector_harness import Scenario, Series, run
+from tests.detector_harness import Scenario, Series, between, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.collector.records import ToolSpanRecord
 from tokenpulse.detectors.catalog.tool_hidden_cost import TOOL_COSTS, Settings, ToolHiddenCost
@@ -17,10 +17,6 @@ LOOKUP, LOOKUP_END = DAY + 40, DAY + 100  # lookup, which never called a model, 
 BLIP = DAY + 120
 DEPLOY = DAY + 50
 LAST = DAY + 240
-
-
-def between(start: int, end: int, inside: float, outside: float):
-    return lambda m: inside if start <= m < end else outside
 
 
 def scope(tool: str) -> dict[str, str]:

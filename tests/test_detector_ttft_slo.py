@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.detector_harness import Scenario, Series, run
+from tests.detector_harness import Scenario, Series, between, run, windowed
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.catalog.ttft_slo import TTFT_CALLS, Settings, TtftSlo
 from tokenpulse.detectors.data import load_history
@@ -20,16 +20,6 @@ def scope(route: str) -> dict[str, str]:
     return {"service": "assistant", "route": route}
 
 
-def between(start: int, end: int, inside: float, outside: float) -> Callable[[int], float]:
-    return lambda m: inside if start <= m < end else outside
-
-
-def windowed(level: Callable[[int], float]) -> Callable[[int], float]:
-    """What the p99 query returns at minute t: it covers [t - window, t), and in these series every minute
-    holds at least 1% of a window's calls, so the slowest minute's level is the window's p99."""
-    return lambda t: max(level(m) for m in range(t - WINDOW, t))
-
-
 def add(
     scenario: Scenario,
     route: str,
@@ -42,7 +32,7 @@ def add(
     """A route's calls with a TTFT and the p99 frame the quantile query would return (rows from start + 1)."""
     per_minute = level if callable(level) else (lambda _m: level)
     return scenario.add(TTFT_CALLS, Series(scope(route), {"ttft_calls": ttft_calls}, start, end)).add(
-        DETECTOR.p99_query, Series(scope(route), {"value": windowed(per_minute)}, start + 1, end)
+        DETECTOR.p99_query, Series(scope(route), {"value": windowed(per_minute, WINDOW)}, start + 1, end)
     )
 
 
