@@ -456,6 +456,21 @@ def kth_largest(grid: pd.DataFrame, window: int, k: int) -> pd.DataFrame:
     return filled.rolling(window).quantile(position, interpolation="nearest").shift(1)
 
 
+def minutes(duration: timedelta) -> int:
+    """A settings duration in whole minutes, the unit of every grid."""
+    return int(duration.total_seconds() // 60)
+
+
+def check_for_covers_window(detector: str, settings: DetectorSettings) -> None:
+    """For quantile signals: one slow call lifts the p99 of every window containing it, so ``for`` shorter
+    than the window would let a single call fire."""
+    if settings.for_ < settings.window:
+        raise ValueError(
+            f"{detector}: for ({settings.for_}) must be at least the window ({settings.window}), "
+            "else one slow call, which lifts the p99 of every window containing it, fires"
+        )
+
+
 def check_sustained(sustained: timedelta, window: timedelta) -> None:
     if not timedelta(minutes=1) <= sustained <= window:
         raise ValueError(f"sustained ({sustained}) must be between 1 minute and the window ({window})")

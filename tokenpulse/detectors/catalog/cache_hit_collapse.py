@@ -20,6 +20,7 @@ from tokenpulse.detectors.data import (
     at_times,
     baseline,
     grids,
+    minutes,
     to_observations,
     trailing_sum,
 )
@@ -41,7 +42,7 @@ class CacheHitCollapse(CatalogDetector):
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
-        window = int(s.window.total_seconds() // 60)
+        window = minutes(s.window)
         columns = ("calls", "input_tokens", "cache_read_tokens", "cache_write_tokens")
         g = {
             k: trailing_sum(v, window)

@@ -31,6 +31,7 @@ from tokenpulse.detectors.data import (
     check_sustained,
     grids,
     kth_largest,
+    minutes,
     to_observations,
     trailing_sum,
 )
@@ -56,7 +57,7 @@ class CacheNotApplied(CatalogDetector):
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
-        window = int(s.window.total_seconds() // 60)
+        window = minutes(s.window)
         per_minute = grids(
             history[ROLLUP], DIMENSIONS, ("calls", "uncached_calls"), history.start, history.end
         )
@@ -66,7 +67,7 @@ class CacheNotApplied(CatalogDetector):
         minute_share = per_minute["uncached_calls"] / per_minute["calls"]  # NaN in minutes without calls
         # Compare at the evaluation times only: grids are long, the times few (one, live).
         now, calls = at_times(share, times), at_times(g["calls"], times)
-        sustained_minutes = int(s.sustained.total_seconds() // 60)
+        sustained_minutes = minutes(s.sustained)
         sustained = at_times(kth_largest(minute_share, window, sustained_minutes), times) > s.warning_above
         watched = usual <= s.healthy_baseline  # NaN (no history yet) is not watched
         return to_observations(

@@ -67,6 +67,7 @@ from tokenpulse.detectors.data import (
     at_times,
     baseline,
     grids,
+    minutes,
     to_observations,
     trailing_sum,
 )
@@ -175,7 +176,7 @@ class CostSpike(CatalogDetector):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(settings)
         s = self.settings
-        window = _minutes(s.window)
+        window = minutes(s.window)
         budget_users = [(dict(b.scope)["service"], dict(b.scope)["user"]) for b in s.budgets
                         if "user" in dict(b.scope)]  # fmt: skip
         # 0.999: never drop a user the floor would catch by a rounding difference between SQL and pandas.
@@ -210,7 +211,7 @@ class CostSpike(CatalogDetector):
         and baselines after it cost per scope, and users are many.
         """
         s = self.settings
-        window = _minutes(s.window)
+        window = minutes(s.window)
         budgeted = {tuple(v for _, v in b.scope) for b in s.budgets if tuple(d for d, _ in b.scope) == dims}
         if frame.empty:
             return frame
@@ -228,7 +229,7 @@ class CostSpike(CatalogDetector):
         self, per_minute: dict[tuple[str, ...], dict[str, pd.DataFrame]], services_usd: pd.DataFrame, times
     ) -> list[Observation]:
         s = self.settings
-        window = _minutes(s.window)
+        window = minutes(s.window)
         service_usd = trailing_sum(services_usd, window)
         calls, usd, share = [], [], []
         for dims in LEVELS:
@@ -293,7 +294,7 @@ class CostSpike(CatalogDetector):
             for label, period, amount, fast, slow in periods:
                 if amount is None:
                     continue
-                fast_m, slow_m = _minutes(fast), _minutes(slow)
+                fast_m, slow_m = minutes(fast), minutes(slow)
                 projected = np.minimum(
                     at_times(trailing_sum(usd, fast_m), times) * (period / fast_m),
                     at_times(trailing_sum(usd, slow_m), times) * (period / slow_m),
@@ -309,10 +310,6 @@ class CostSpike(CatalogDetector):
                     describe=partial(_describe_budget, label, amount),
                 )  # fmt: skip
         return observations
-
-
-def _minutes(duration: timedelta) -> int:
-    return int(duration.total_seconds() // 60)
 
 
 def _sums_at(grid: pd.DataFrame, times: Sequence[datetime], window: int) -> np.ndarray:

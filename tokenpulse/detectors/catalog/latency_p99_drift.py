@@ -44,9 +44,11 @@ from tokenpulse.detectors.data import (
     History,
     Query,
     at_times,
+    check_for_covers_window,
     grids,
     hourly_baseline,
     hourly_quantile_query,
+    minutes,
     quantile_query,
     to_observations,
     trailing_sum,
@@ -67,11 +69,7 @@ class Settings(DetectorSettings):
     floor_ms: float = 2000.0  # ... and above this, whatever the ratio
 
     def __post_init__(self) -> None:
-        if self.for_ < self.window:
-            raise ValueError(
-                f"latency_p99_drift: for ({self.for_}) must be at least the window ({self.window}), "
-                "else one slow call, which lifts the p99 of every window containing it, fires"
-            )
+        check_for_covers_window("latency_p99_drift", self)
 
 
 class LatencyP99Drift(CatalogDetector):
@@ -81,7 +79,7 @@ class LatencyP99Drift(CatalogDetector):
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(settings)
-        self.p99_query = quantile_query("latency_ms", DIMENSIONS, _minutes(self.settings.window), QUANTILE)
+        self.p99_query = quantile_query("latency_ms", DIMENSIONS, minutes(self.settings.window), QUANTILE)
         self.hourly_query = hourly_quantile_query("latency_ms", DIMENSIONS, QUANTILE)
 
     def queries(self) -> list[Query]:
@@ -89,7 +87,7 @@ class LatencyP99Drift(CatalogDetector):
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
-        window = _minutes(s.window)
+        window = minutes(s.window)
         p99 = at_times(value_grid(history[self.p99_query], DIMENSIONS, history.start, history.end), times)
         calls = grids(history[ROLLUP], DIMENSIONS, ("calls",), history.start, history.end)["calls"]
         calls = at_times(trailing_sum(calls, window), times).reindex(columns=p99.columns, fill_value=0.0)
@@ -107,10 +105,6 @@ class LatencyP99Drift(CatalogDetector):
             baseline=usual,
             describe=_describe,
         )  # fmt: skip
-
-
-def _minutes(duration: timedelta) -> int:
-    return int(duration.total_seconds() // 60)
 
 
 def _threshold(usual: pd.DataFrame, ratio: float, floor: float) -> pd.DataFrame:

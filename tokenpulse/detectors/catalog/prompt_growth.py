@@ -66,6 +66,7 @@ from tokenpulse.detectors.data import (
     grids,
     kth_largest,
     minute_index,
+    minutes,
     to_observations,
     trailing_sum,
 )
@@ -140,7 +141,7 @@ class PromptGrowth(CatalogDetector):
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
-        window = int(s.window.total_seconds() // 60)
+        window = minutes(s.window)
 
         # (a) Input tokens per call of the route against its baseline, compared at the evaluation times
         # only (grids are long, the times few: one, live).
@@ -151,7 +152,7 @@ class PromptGrowth(CatalogDetector):
         warn_at = (usual * s.warning_ratio).clip(lower=s.floor_tokens)  # NaN without a baseline
         crit_at = (usual * s.critical_ratio).clip(lower=s.floor_tokens)
         minute_per_call = per_minute["input_tokens"] / per_minute["calls"]
-        sustained_minutes = int(s.sustained.total_seconds() // 60)
+        sustained_minutes = minutes(s.sustained)
         sustained = at_times(kth_largest(minute_per_call, window, sustained_minutes), times) >= warn_at
         now, calls = at_times(per_call, times), at_times(g["calls"], times)
         growing = sustained & (now >= warn_at)

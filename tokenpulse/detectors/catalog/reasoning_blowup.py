@@ -49,6 +49,7 @@ from tokenpulse.detectors.data import (
     check_sustained,
     grids,
     kth_largest,
+    minutes,
     raw_minutes_query,
     to_observations,
     trailing_sum,
@@ -97,8 +98,8 @@ class ReasoningBlowup(CatalogDetector):
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
-        window = int(s.window.total_seconds() // 60)
-        extreme_window = int(s.extreme_window.total_seconds() // 60)
+        window = minutes(s.window)
+        extreme_window = minutes(s.extreme_window)
         count_edge = max(e for e in EXTREME_BUCKETS if e <= s.extreme_tokens)  # counted: calls >= count_edge
         count_column = f"calls_ge_{count_edge}"
         rollup = grids(history[ROLLUP], DIMENSIONS, ("calls", "reasoning_tokens"), history.start, history.end)
@@ -122,7 +123,7 @@ class ReasoningBlowup(CatalogDetector):
         usual = baseline(per_call, window, times=times)
         warn_at = (usual * s.warning_ratio).clip(lower=s.floor_tokens)  # NaN without a baseline
         minute_per_call = rollup["reasoning_tokens"] / rollup["calls"]
-        sustained_minutes = int(s.sustained.total_seconds() // 60)
+        sustained_minutes = minutes(s.sustained)
         sustained = at_times(kth_largest(minute_per_call, window, sustained_minutes), times) >= warn_at
         now, calls = at_times(per_call, times), at_times(g["calls"], times)
         warning = (now >= warn_at) & sustained & ~critical

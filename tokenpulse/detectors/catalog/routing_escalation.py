@@ -34,6 +34,7 @@ from tokenpulse.detectors.data import (
     at_times,
     baseline,
     grids,
+    minutes,
     to_observations,
     trailing_sum,
 )
@@ -58,7 +59,7 @@ class RoutingEscalation(CatalogDetector):
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
-        window = int(s.window.total_seconds() // 60)
+        window = minutes(s.window)
         columns = ("calls", "escalated_calls")
         g = {
             k: trailing_sum(v, window)

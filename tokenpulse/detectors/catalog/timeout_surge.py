@@ -40,6 +40,7 @@ from tokenpulse.detectors.data import (
     at_times,
     baseline,
     grids,
+    minutes,
     raw_minutes_query,
     to_observations,
     trailing_sum,
@@ -83,7 +84,7 @@ class TimeoutSurge(CatalogDetector):
         self, history: History, frame: pd.DataFrame, dims: Sequence[str], times: Sequence[datetime]
     ) -> list[Observation]:
         s = self.settings
-        window = int(s.window.total_seconds() // 60)
+        window = minutes(s.window)
         g = {
             k: trailing_sum(v, window)
             for k, v in grids(frame, dims, ("calls", "timeouts"), history.start, history.end).items()

@@ -39,6 +39,7 @@ from tokenpulse.detectors.data import (
     at_times,
     baseline,
     grids,
+    minutes,
     to_observations,
     trailing_sum,
 )
@@ -94,7 +95,7 @@ class ToolHiddenCost(CatalogDetector):
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
-        window = int(s.window.total_seconds() // 60)
+        window = minutes(s.window)
         columns = ("tool_calls", "cost_usd")
         g = {
             k: trailing_sum(v, window)

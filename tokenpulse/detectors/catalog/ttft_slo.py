@@ -35,7 +35,9 @@ from tokenpulse.detectors.data import (
     CatalogDetector,
     History,
     Query,
+    check_for_covers_window,
     grids,
+    minutes,
     quantile_query,
     raw_minutes_query,
     to_observations,
@@ -66,11 +68,7 @@ class Settings(DetectorSettings):
     critical_factor: float = 2.0  # critical above this many times the SLO
 
     def __post_init__(self) -> None:
-        if self.for_ < self.window:
-            raise ValueError(
-                f"ttft_slo: for ({self.for_}) must be at least the window ({self.window}), "
-                "else one slow call, which lifts the p99 of every window containing it, fires"
-            )
+        check_for_covers_window("ttft_slo", self)
 
 
 class TtftSlo(CatalogDetector):
@@ -80,7 +78,7 @@ class TtftSlo(CatalogDetector):
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(settings)
-        self.p99_query = quantile_query("ttft_ms", DIMENSIONS, _minutes(self.settings.window), QUANTILE)
+        self.p99_query = quantile_query("ttft_ms", DIMENSIONS, minutes(self.settings.window), QUANTILE)
 
     def queries(self) -> list[Query]:
         return [TTFT_CALLS, self.p99_query]
@@ -90,7 +88,7 @@ class TtftSlo(CatalogDetector):
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
-        window = _minutes(s.window)
+        window = minutes(s.window)
         p99 = value_grid(history[self.p99_query], DIMENSIONS, history.start, history.end)
         counts = grids(history[TTFT_CALLS], DIMENSIONS, ("ttft_calls",), history.start, history.end)
         samples = trailing_sum(counts["ttft_calls"], window).reindex(columns=p99.columns, fill_value=0.0)
@@ -109,10 +107,6 @@ class TtftSlo(CatalogDetector):
             baseline=None,
             describe=_describe,
         )  # fmt: skip
-
-
-def _minutes(duration: timedelta) -> int:
-    return int(duration.total_seconds() // 60)
 
 
 def _describe(scope: Scope, value: float, threshold: float, _usual: float | None) -> str:
