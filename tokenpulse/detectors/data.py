@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tokenpulse.detectors.base import CRITICAL, WARNING, DetectorSettings, Observation, Scope
-from tokenpulse.storage.schema import LATENCY_QUANTILES
+from tokenpulse.storage.schema import ENDED_AT, LATENCY_QUANTILES
 from tokenpulse.storage.store import Store
 
 MINUTES_PER_DAY = 1440
@@ -28,7 +28,7 @@ SCOPE_NAMES = {"service_version": "deploy_version"}
 
 # The minute a call is counted in: when it ended, i.e. when tokenpulse can know about it. A detector
 # evaluating minute t has then seen every call counted before t (see schema: the rollup does the same).
-ENDED_MINUTE = "toStartOfMinute(addMilliseconds(time, toInt64(duration_ms)))"
+ENDED_MINUTE = f"toStartOfMinute({ENDED_AT})"
 
 # Calls are read from this long before a range so that those ending in it are all there.
 LONGEST_CALL = "INTERVAL 1 HOUR"

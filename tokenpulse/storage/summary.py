@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tokenpulse.storage.schema import LATENCY_QUANTILES, ROLLUP_DIMENSIONS
+from tokenpulse.storage.schema import ENDED_AT, LATENCY_QUANTILES, ROLLUP_DIMENSIONS
 from tokenpulse.storage.store import Store
 
 DIMENSIONS = (
@@ -86,8 +86,7 @@ def build_summary_sql(query: SummaryQuery) -> tuple[str, dict[str, Any]]:
     )
     column = 1 if use_rollup else 0
     # A call belongs to the range it ended in, in both sources (the rollup counts calls when they end).
-    ended = "addMilliseconds(time, toInt64(duration_ms))"
-    source, time_column = ("calls_1m", "minute") if use_rollup else ("calls FINAL", ended)
+    source, time_column = ("calls_1m", "minute") if use_rollup else ("calls FINAL", ENDED_AT)
     selects = [*query.group_by, *(f"{exprs[column]} AS {name}" for name, exprs in _METRICS.items())]
     where = [
         f"{time_column} >= {{start:DateTime64(9, 'UTC')}}",
