@@ -32,8 +32,8 @@ def test_collapse_fires_critical_and_resolves_while_confounders_stay_quiet() -> 
     )  # fmt: skip
     result = run(CacheHitCollapse(), scenario, DAY, DAY + 120)
     assert result == [
-        (ONSET + 8, "firing", "critical", scope("/collapse")),  # warning from +3, held 5 min
-        (END + 7, "resolved", "critical", scope("/collapse")),  # healthy from +3, kept 5 min
+        (ONSET + 4, "firing", "critical", scope("/collapse")),  # under 0.5 in 4 of the window's 5 minutes
+        (END + 6, "resolved", "critical", scope("/collapse")),  # last held at +1, kept 5 min
     ]
 
 
@@ -57,6 +57,6 @@ def test_openai_style_ratio_uses_input_tokens_when_no_writes_are_reported() -> N
     )
     result = run(CacheHitCollapse(), scenario, DAY, DAY + 120)
     assert [(m, status, severity) for m, status, severity, _ in result] == [
-        (ONSET + 8, "firing", "critical"),
-        (END + 7, "resolved", "critical"),
+        (ONSET + 4, "firing", "critical"),
+        (END + 6, "resolved", "critical"),
     ]

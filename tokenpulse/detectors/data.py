@@ -441,19 +441,42 @@ def to_observations(
     return observations
 
 
+# Fills minutes without a value (rolling quantiles turn infinities into NaN): below any threshold.
+_NO_VALUE = -1e300
+
+
 def kth_largest(grid: pd.DataFrame, window: int, k: int) -> pd.DataFrame:
     """Value at minute t: the ``k``-th largest per-minute value of ``grid`` over [t - window, t), minutes
-    without a value counting as -1 (below any threshold of a non-negative signal).
+    without a value counting as below any threshold.
 
     "At least k minutes of the window were past x" is ``kth_largest(grid, window, k) > x``, also when x
     differs at every t (a baseline): a rolling order statistic, computed once over the whole grid.
     Used by the detectors whose condition must be sustained over most of their window.
     """
-    filled = grid.fillna(-1.0)
+    filled = grid.fillna(_NO_VALUE)
     if window == 1:
         return filled.shift(1)
     position = (window - k) / (window - 1)  # exactly the (window - k)-th smallest of the window
     return filled.rolling(window).quantile(position, interpolation="nearest").shift(1)
+
+
+def kth_smallest(grid: pd.DataFrame, window: int, k: int) -> pd.DataFrame:
+    """``kth_largest`` mirrored: "at least k minutes of the window were under x" is
+    ``kth_smallest(grid, window, k) < x``; minutes without a value count as above any threshold."""
+    return -kth_largest(-grid, window, k)
+
+
+def wilson_lower_bound(successes: pd.DataFrame, trials: pd.DataFrame, z: float = 1.96) -> pd.DataFrame:
+    """The lower end of the Wilson score interval (95% by default) of the share successes / trials.
+
+    A share "above x" is only news when this bound is: 6 timeouts in 34 calls is 18%, but a route that
+    times out 6% of the time does that by chance; the bound (8%) says so. Thin scopes need a larger
+    departure before they alert, busy ones alert as soon as the share is clearly past the threshold.
+    """
+    share = successes / trials
+    centre = share + z * z / (2 * trials)
+    spread = z * np.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
+    return (centre - spread) / (1 + z * z / trials)
 
 
 def minutes(duration: timedelta) -> int:

@@ -3,14 +3,20 @@
 Hit ratio = cache reads / (cache reads + cache writes) where the provider reports writes (Anthropic),
 else cache reads / input tokens (OpenAI, Gemini). A window with neither reads nor writes is not a
 collapse but caching not applied at all (cache_not_applied): it is not observed here.
+
+"Held 5 minutes": the ratio over the window (5 min) is under the threshold *and* the per-minute ratio
+was under it in ``sustained`` (4) of the window's minutes, so the alert fires about 4 minutes after a
+collapse starts, without a ``for`` delay on top, while a 2-3 minute provider-side eviction never holds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar
+
+import pandas as pd
 
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
@@ -19,7 +25,9 @@ from tokenpulse.detectors.data import (
     History,
     at_times,
     baseline,
+    check_sustained,
     grids,
+    kth_smallest,
     minutes,
     to_observations,
     trailing_sum,
@@ -30,9 +38,14 @@ DIMENSIONS = ("service", "route", "model")
 
 @dataclass(frozen=True)
 class Settings(DetectorSettings):
+    for_: timedelta = timedelta(0)  # the condition is held by ``sustained``
+    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each under warning_below
     warning_below: float = 0.50
     critical_below: float = 0.30
     healthy_baseline: float = 0.60  # only scopes that cached at least this well are watched
+
+    def __post_init__(self) -> None:
+        check_sustained(self.sustained, self.window)
 
 
 class CacheHitCollapse(CatalogDetector):
@@ -44,26 +57,31 @@ class CacheHitCollapse(CatalogDetector):
         s = self.settings
         window = minutes(s.window)
         columns = ("calls", "input_tokens", "cache_read_tokens", "cache_write_tokens")
-        g = {
-            k: trailing_sum(v, window)
-            for k, v in grids(history[ROLLUP], DIMENSIONS, columns, history.start, history.end).items()
-        }
-        reads, writes = g["cache_read_tokens"], g["cache_write_tokens"]
-        ratio = (reads / (reads + writes)).where(writes > 0, reads / g["input_tokens"])
-        ratio = ratio.where((g["calls"] >= s.min_calls) & (reads + writes > 0))
+        per_minute = grids(history[ROLLUP], DIMENSIONS, columns, history.start, history.end)
+        g = {k: trailing_sum(v, window) for k, v in per_minute.items()}
+        ratio = hit_ratio(g).where(g["calls"] >= s.min_calls)
+        held = kth_smallest(hit_ratio(per_minute), window, minutes(s.sustained))
         usual = baseline(ratio, window, times=times)
         # Compare at the evaluation times only: grids are long, the times few (one, live).
-        now, calls = at_times(ratio, times), at_times(g["calls"], times)
-        watched = usual >= s.healthy_baseline
+        now, calls, held = (at_times(grid, times) for grid in (ratio, g["calls"], held))
+        collapsed = (usual >= s.healthy_baseline) & (held < s.warning_below)
         return to_observations(
             self.name, times, now, calls,
-            warning=watched & (now < s.warning_below),
-            critical=watched & (now < s.critical_below),
+            warning=collapsed & (now < s.warning_below),
+            critical=collapsed & (now < s.critical_below),
             warning_threshold=s.warning_below,
             critical_threshold=s.critical_below,
             baseline=usual,
             describe=_describe,
         )  # fmt: skip
+
+
+def hit_ratio(tokens: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Cache reads over what could have been read: reads + writes, or the input where no writes are
+    reported; NaN where the cache was not touched at all (that is cache_not_applied's signal)."""
+    reads, writes = tokens["cache_read_tokens"], tokens["cache_write_tokens"]
+    ratio = (reads / (reads + writes)).where(writes > 0, reads / tokens["input_tokens"])
+    return ratio.where(reads + writes > 0)
 
 
 def _describe(scope: Scope, value: float, threshold: float, usual: float | None) -> str:
