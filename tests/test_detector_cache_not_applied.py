@@ -47,41 +47,42 @@ def test_caching_stops_fires_critical_and_resolves_while_confounders_stay_quiet(
         series("/overnight", calls=night),
         series("/new", calls=8.0, share=1.0, start=ONSET),  # a new route that never cached: no baseline
         series("/never-cached-well", share=between(ONSET, END, 1.0, 0.40)),  # not a scope that caches
+        # A thin route, one uncached call a minute: 14% in every minute and the window, by chance alone
+        # for a route uncached 6% of the time (the Wilson bound of 5 in 35 is 6%).
+        series("/thin-noisy", calls=7.0, share=between(ONSET, END, 1 / 7, 0.02)),
     )  # fmt: skip
     result = run(CacheNotApplied(), scenario, DAY, DAY + 120)
     assert result == [
-        # The window share passes 10% at ONSET+1 (one bad minute: (1 + 4 x 0.02) / 5 = 22%), but the
-        # per-minute share exceeded 10% in 3 of the window's 5 minutes only from ONSET+3, where the share is
-        # (3 + 2 x 0.02) / 5 = 61% > 50%: critical from ONSET+3, held for 5 minutes.
-        (ONSET + 8, "firing", "critical", scope("/broken")),
-        # Minutes ONSET..END-1 are bad: at END+2 the window [END-3, END+2) still holds 3 bad minutes, at END+3
-        # only 2: last active at END+2, kept firing 5 minutes.
-        (END + 7, "resolved", "critical", scope("/broken")),
+        # The per-minute share exceeded 10% in 4 of the window's 5 minutes from ONSET+4, where the window's
+        # share is (4 + 0.02) / 5 = 80% (Wilson bound 75%) > 50%: critical, fired at once.
+        (ONSET + 4, "firing", "critical", scope("/broken")),
+        # Minutes ONSET..END-1 are bad: at END+1 the window [END-4, END+1) still holds 4 bad minutes, at END+2
+        # only 3: last active at END+1, kept firing 5 minutes.
+        (END + 6, "resolved", "critical", scope("/broken")),
     ]
 
 
 def test_a_third_of_calls_losing_the_cache_is_a_warning() -> None:
     # One prompt variant in three fell under the cache minimum: the per-minute share is 30% from ONSET.
-    # Window share at ONSET+2: (2 x 0.3 + 3 x 0.02) / 5 = 13% > 10%, but only 2 sustained minutes;
-    # at ONSET+3: 19% with 3 sustained minutes -> pending, fires at ONSET+8 (19%..30% < 50%: warning).
+    # At ONSET+4, 4 sustained minutes and a window share of (4 x 0.3 + 0.02) / 5 = 24% of 250 calls (Wilson
+    # bound 19%): a warning, fired at once.
     scenario = Scenario().add(ROLLUP, series("/variant", share=between(ONSET, END, 0.3, 0.02)))
     assert transitions_only(run(CacheNotApplied(), scenario, DAY, DAY + 120)) == [
-        (ONSET + 8, "firing", "warning"),
-        (END + 7, "resolved", "warning"),  # last window with 3 bad minutes ends at END+2
+        (ONSET + 4, "firing", "warning"),
+        (END + 6, "resolved", "warning"),  # last window with 4 bad minutes ends at END+1
     ]
 
 
-def test_an_outage_of_five_minutes_does_not_fire_and_one_of_six_does() -> None:
-    # k bad minutes from B hold the condition (3 of the window's 5 minutes bad) from B+3 to B+k+2: k
-    # evaluations. for_ = 5 needs it held from B+3 to B+8, 6 evaluations, so k >= 6.
+def test_an_outage_of_three_minutes_does_not_fire_and_one_of_four_does() -> None:
+    # k bad minutes from B hold the condition (4 of the window's 5 minutes bad) from B+4 to B+k+1.
     scenario = Scenario().add(
         ROLLUP,
-        series("/five", share=between(ONSET, ONSET + 5, 1.0, 0.02)),
-        series("/six", share=between(ONSET, ONSET + 6, 1.0, 0.02)),
+        series("/three", share=between(ONSET, ONSET + 3, 1.0, 0.02)),
+        series("/four", share=between(ONSET, ONSET + 4, 1.0, 0.02)),
     )
     assert run(CacheNotApplied(), scenario, DAY, DAY + 120) == [
-        (ONSET + 8, "firing", "critical", scope("/six")),
-        (ONSET + 13, "resolved", "critical", scope("/six")),
+        (ONSET + 4, "firing", "critical", scope("/four")),
+        (ONSET + 10, "resolved", "critical", scope("/four")),
     ]
 
 

@@ -8,10 +8,15 @@ Distinct from cache_hit_collapse: a collapse still writes the cache and is measu
 touch it; here the calls do not touch it at all.
 
 Signal: the share of uncached calls over the trailing window, on scopes whose usual share is at most
-``healthy_baseline``. The window share alone would let a 2-minute total outage hold the condition for
-``window + 1`` evaluations (one bad minute is enough to lift a 5-minute share above 10%), so the share
-must also have exceeded the threshold in ``sustained`` worth of the window's minutes: blips shorter
-than that never hold, whatever their intensity.
+``healthy_baseline``. The condition holds when
+
+- the window's share is past the threshold with confidence: the lower end of its 95% Wilson interval
+  is (6 uncached calls in 34 is 18%, but a thin night-time route whose calls are uncached 6% of the
+  time does that by chance);
+- and the per-minute share was past the threshold in ``sustained`` (4) of the window's (5) minutes: a
+  2-3 minute outage, whatever its intensity, never holds.
+
+It holds about 4 minutes after caching stops, and fires then (no ``for`` on top).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from tokenpulse.detectors.data import (
     minutes,
     to_observations,
     trailing_sum,
+    wilson_lower_bound,
 )
 
 DIMENSIONS = ("service", "route", "model")
@@ -41,10 +47,11 @@ DIMENSIONS = ("service", "route", "model")
 
 @dataclass(frozen=True)
 class Settings(DetectorSettings):
+    for_: timedelta = timedelta(0)  # the condition is held by ``sustained``
     warning_above: float = 0.10  # share of calls with neither cache reads nor writes
     critical_above: float = 0.50  # most calls uncached: caching is off for the scope
     healthy_baseline: float = 0.03  # only scopes whose usual uncached share is at most this are watched
-    sustained: timedelta = timedelta(minutes=3)  # of the window's minutes, each past warning_above on its own
+    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past warning_above on its own
 
     def __post_init__(self) -> None:
         check_sustained(self.sustained, self.window)
@@ -69,11 +76,12 @@ class CacheNotApplied(CatalogDetector):
         now, calls = at_times(share, times), at_times(g["calls"], times)
         sustained_minutes = minutes(s.sustained)
         sustained = at_times(kth_largest(minute_share, window, sustained_minutes), times) > s.warning_above
+        confident = at_times(wilson_lower_bound(g["uncached_calls"], g["calls"]), times)
         watched = usual <= s.healthy_baseline  # NaN (no history yet) is not watched
         return to_observations(
             self.name, times, now, calls,
-            warning=watched & sustained & (now > s.warning_above),
-            critical=watched & sustained & (now > s.critical_above),
+            warning=watched & sustained & (confident > s.warning_above),
+            critical=watched & sustained & (confident > s.critical_above),
             warning_threshold=s.warning_above,
             critical_threshold=s.critical_above,
             baseline=usual,
