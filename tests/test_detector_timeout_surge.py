@@ -41,15 +41,15 @@ def test_surges_fire_for_llm_routes_and_tools() -> None:
     scenario.add(ROLLUP, llm("/answer", between(ONSET, END, 0.10, 0.01)))  # 1% -> 10%: warning
     scenario.add(TOOL_SPANS, tools("web_search", between(ONSET, END, 0.40, 0.01)))  # 1% -> 40%: critical
     result = run(TimeoutSurge(), scenario, DAY, DAY + 120)
-    # /answer, 200 calls a window: ONSET + 2 holds 2 bad minutes, (2 x 4 + 3 x 0.4) / 200 = 4.6% < 5%;
-    # ONSET + 3 holds 3, 6.4%. It holds until END + 2 (3 bad minutes left), fires 10 min after ONSET + 3.
-    # web_search, 100 a window: one bad minute makes 8.8% (warning), three 24.4% (critical, from
-    # ONSET + 3); it holds ONSET + 1 ... END + 4, fires critical at ONSET + 11, resolves 5 min after.
+    # /answer, 200 calls a window: at ONSET + 4 four of the window's minutes are at 10% and the window's
+    # share is (4 x 4 + 0.4) / 200 = 8.2%, Wilson bound 5.1% >= 5%: a warning, fired at once. It holds
+    # until END + 1 (four bad minutes left) and resolves 5 minutes later.
+    # web_search, 100 a window: at ONSET + 4, 32.2% (Wilson bound 24%) >= 20%: critical.
     assert result == [
-        (ONSET + 11, "firing", "critical", tool("web_search")),
-        (ONSET + 13, "firing", "warning", route("/answer")),
-        (END + 7, "resolved", "warning", route("/answer")),
-        (END + 9, "resolved", "critical", tool("web_search")),
+        (ONSET + 4, "firing", "warning", route("/answer")),
+        (ONSET + 4, "firing", "critical", tool("web_search")),
+        (END + 6, "resolved", "warning", route("/answer")),
+        (END + 6, "resolved", "critical", tool("web_search")),
     ]
 
 
@@ -75,29 +75,30 @@ def test_benign_confounders_never_fire() -> None:
     assert run(TimeoutSurge(), scenario, DAY, DAY + 120) == []
 
 
-def test_a_blip_must_outlast_for_minus_window_plus_one_minutes() -> None:
-    # A b-minute outage is in window + b - 1 windows: 6 minutes in 10 (9 min after the first), short of
-    # for = 10; 7 minutes in 11, firing at the 11th.
+def test_a_blip_must_last_the_sustained_minutes() -> None:
+    # Every call timing out for 3 minutes never holds (4 of the window's minutes must be bad); for 4
+    # minutes it holds at DAY + 24 and DAY + 25, and resolves 5 minutes after.
     scenario = Scenario().add(
         ROLLUP,
-        llm("/six", between(DAY + 20, DAY + 26, 1.0, 0.01)),
-        llm("/seven", between(DAY + 20, DAY + 27, 1.0, 0.01)),
+        llm("/three", between(DAY + 20, DAY + 23, 1.0, 0.01)),
+        llm("/four", between(DAY + 20, DAY + 24, 1.0, 0.01)),
     )
     scenario.add(TOOL_SPANS, tools("steady"))
     assert run(TimeoutSurge(), scenario, DAY, DAY + 120) == [
-        (DAY + 31, "firing", "critical", route("/seven")),  # holds DAY + 21 ... DAY + 31
-        (DAY + 36, "resolved", "critical", route("/seven")),
+        (DAY + 24, "firing", "critical", route("/four")),
+        (DAY + 30, "resolved", "critical", route("/four")),
     ]
 
 
 def test_a_new_scope_is_held_to_the_absolute_floor_until_it_has_a_baseline() -> None:
-    # 30% of a new route's calls time out from its first minute. 60 calls from DAY + 23: critical, firing
-    # 10 min later. After an hour of windows (from DAY + 87: 60 shares by DAY + 82, shifted by the
-    # window) its baseline is its own 30%, the threshold 90%, and the alert resolves 5 min later.
+    # 30% of a new route's calls time out from its first minute (DAY + 20). At DAY + 24, four minutes of
+    # it, 80 calls >= 50, Wilson bound 21% >= 20%: critical. After an hour of windows (from DAY + 87: 60
+    # shares by DAY + 82, shifted by the window) its baseline is its own 30%, the threshold 90%, and
+    # the alert resolves 5 min later.
     scenario = Scenario().add(ROLLUP, llm("/launch", 0.30, calls=20, start=DAY + 20))
     scenario.add(TOOL_SPANS, tools("steady"))
     assert run(TimeoutSurge(), scenario, DAY, DAY + 120) == [
-        (DAY + 33, "firing", "critical", route("/launch")),
+        (DAY + 24, "firing", "critical", route("/launch")),
         (DAY + 91, "resolved", "critical", route("/launch")),
     ]
 
@@ -135,20 +136,25 @@ def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
     ]
     store_records(store, tmp_path, calls, spans)
 
-    detector = TimeoutSurge(Settings(window=timedelta(minutes=2), min_calls=10))
+    detector = TimeoutSurge(
+        Settings(window=timedelta(minutes=2), sustained=timedelta(minutes=1), min_calls=10)
+    )
     start = datetime.fromtimestamp(first // 1_000_000_000, UTC)
-    history = load_history(store, detector.queries(), start, start + timedelta(minutes=3))
+    history = load_history(
+        store, detector.queries(), start - timedelta(minutes=2), start + timedelta(minutes=3)
+    )
     executions = history[TOOL_SPANS]
     assert list(executions.columns) == ["minute", "service", "tool", "calls", "timeouts"]
     assert executions[["tool", "calls", "timeouts"]].values.tolist() == [["search", 10, 4]]  # no agents
     assert history[ROLLUP][["route", "calls", "timeouts"]].values.tolist() == [["/chat", 10, 3]]
 
+    # 3 in 10 and 4 in 10 are past 20%, but not with confidence (Wilson bounds 11% and 17%): warnings.
     observations = detector.evaluate(history, [start + timedelta(minutes=1)])
     assert [(dict(o.scope), o.severity, o.value, o.baseline, o.samples) for o in observations] == [
-        ({"service": "checkout", "route": "/chat"}, "critical", 0.3, None, 10),
-        ({"service": "checkout", "tool": "search"}, "critical", 0.4, None, 10),
+        ({"service": "checkout", "route": "/chat"}, "warning", 0.3, None, 10),
+        ({"service": "checkout", "tool": "search"}, "warning", 0.4, None, 10),
     ]
     assert observations[1].summary == (
-        "40.0% of tool executions timed out (threshold 20.0%, no baseline yet) "
+        "40.0% of tool executions timed out (threshold 5.0%, no baseline yet) "
         "for service=checkout, tool=search"
     )

@@ -479,6 +479,17 @@ def wilson_lower_bound(successes: pd.DataFrame, trials: pd.DataFrame, z: float =
     return (centre - spread) / (1 + z * z / trials)
 
 
+def held_share(part: pd.DataFrame, total: pd.DataFrame, window: int, sustained: int) -> pd.DataFrame:
+    """Value at minute t: a share part / total of calls (timeouts, escalations, uncached calls) that has
+    *held* over [t - window, t): the lower of the window share's Wilson bound and the share of the
+    ``sustained``-th worst minute. "held_share >= x" says the share is past x with confidence over the
+    window and was past x in ``sustained`` of its minutes: blips shorter than that never hold, however
+    intense, and thin scopes need a clear departure. Inputs are per-minute counts.
+    """
+    confident = wilson_lower_bound(trailing_sum(part, window), trailing_sum(total, window))
+    return np.minimum(confident, kth_largest(part / total, window, sustained))
+
+
 def minutes(duration: timedelta) -> int:
     """A settings duration in whole minutes, the unit of every grid."""
     return int(duration.total_seconds() // 60)

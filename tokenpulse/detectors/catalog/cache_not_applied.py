@@ -35,11 +35,10 @@ from tokenpulse.detectors.data import (
     baseline,
     check_sustained,
     grids,
-    kth_largest,
+    held_share,
     minutes,
     to_observations,
     trailing_sum,
-    wilson_lower_bound,
 )
 
 DIMENSIONS = ("service", "route", "model")
@@ -71,17 +70,16 @@ class CacheNotApplied(CatalogDetector):
         g = {k: trailing_sum(v, window) for k, v in per_minute.items()}
         share = (g["uncached_calls"] / g["calls"]).where(g["calls"] >= s.min_calls)
         usual = baseline(share, window, times=times)
-        minute_share = per_minute["uncached_calls"] / per_minute["calls"]  # NaN in minutes without calls
         # Compare at the evaluation times only: grids are long, the times few (one, live).
         now, calls = at_times(share, times), at_times(g["calls"], times)
-        sustained_minutes = minutes(s.sustained)
-        sustained = at_times(kth_largest(minute_share, window, sustained_minutes), times) > s.warning_above
-        confident = at_times(wilson_lower_bound(g["uncached_calls"], g["calls"]), times)
+        held = at_times(
+            held_share(per_minute["uncached_calls"], per_minute["calls"], window, minutes(s.sustained)), times
+        )
         watched = usual <= s.healthy_baseline  # NaN (no history yet) is not watched
         return to_observations(
             self.name, times, now, calls,
-            warning=watched & sustained & (confident > s.warning_above),
-            critical=watched & sustained & (confident > s.critical_above),
+            warning=watched & (held > s.warning_above),
+            critical=watched & (held > s.critical_above),
             warning_threshold=s.warning_above,
             critical_threshold=s.critical_above,
             baseline=usual,

@@ -11,15 +11,16 @@ partner API) is not news at 10%, it is at 24%. A scope without a baseline yet (i
 to ``min_share`` alone: timeouts are failures users see, so a new route timing out a third of its
 calls is news even without history; once it has an hour of its own windows, that becomes its baseline.
 
-Why the defaults (5%, 3x, critical 20%, window 5 min, for 10 min, 50 calls):
+Why the defaults (5%, 3x, critical 20%, window 5 min, 4 of its minutes, 50 calls):
 
 - Healthy LLM and tool calls time out well under 1% of the time; 5% is where retries stop hiding it
   from users, 3x is a clear departure from a noisy baseline, and 20% (one call in five) is critical.
 - 50 calls in a window: below, 3 timeouts already make 5%; at 50 a lone timeout is 2% and it takes
   3 in 5 minutes to count. One timed-out call never fires.
-- A burst of timeouts confined to b minutes is in window + b - 1 windows, which fire only when
-  window + b - 2 >= for_: with a 5-minute window and for 10 minutes, a provider blip of up to 6
-  minutes (even with every call timing out) never fires; 7 minutes do. Detection takes 10-13 minutes.
+- The share must have *held* (data.held_share): past the threshold with confidence over the window
+  (the Wilson bound: 3 timeouts in 50 calls is 6%, and a route timing out 1% of the time does that by
+  chance) and in ``sustained`` (4) of the window's 5 minutes, so a provider blip of up to 3 minutes,
+  even with every call timing out, never fires. A surge fires about 4 minutes after it starts.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from tokenpulse.detectors.data import (
     Query,
     at_times,
     baseline,
+    check_sustained,
     grids,
+    held_share,
     minutes,
     raw_minutes_query,
     to_observations,
@@ -60,11 +63,15 @@ TOOL_SPANS = raw_minutes_query(
 @dataclass(frozen=True)
 class Settings(DetectorSettings):
     window: timedelta = timedelta(minutes=5)
-    for_: timedelta = timedelta(minutes=10)  # blips of up to for - window + 1 minutes never fire
+    for_: timedelta = timedelta(0)  # the condition is held by ``sustained``
+    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past the threshold
     min_calls: int = 50  # calls (or tool executions) in the window
     min_share: float = 0.05  # the timeout share must reach this ...
     baseline_ratio: float = 3.0  # ... and this many times the usual share
     critical_share: float = 0.20
+
+    def __post_init__(self) -> None:
+        check_sustained(self.sustained, self.window)
 
 
 class TimeoutSurge(CatalogDetector):
@@ -85,20 +92,18 @@ class TimeoutSurge(CatalogDetector):
     ) -> list[Observation]:
         s = self.settings
         window = minutes(s.window)
-        g = {
-            k: trailing_sum(v, window)
-            for k, v in grids(frame, dims, ("calls", "timeouts"), history.start, history.end).items()
-        }
-        calls = g["calls"]
-        share = (g["timeouts"] / calls).where(calls >= s.min_calls)
+        per_minute = grids(frame, dims, ("calls", "timeouts"), history.start, history.end)
+        calls = trailing_sum(per_minute["calls"], window)
+        share = (trailing_sum(per_minute["timeouts"], window) / calls).where(calls >= s.min_calls)
         usual = baseline(share, window, times=times)
-        share, calls = at_times(share, times), at_times(calls, times)
+        held = held_share(per_minute["timeouts"], per_minute["calls"], window, minutes(s.sustained))
+        share, calls, held = (at_times(grid, times) for grid in (share, calls, held))
         warning_at = (usual * s.baseline_ratio).clip(lower=s.min_share).fillna(s.min_share)
         critical_at = warning_at.clip(lower=s.critical_share)
         return to_observations(
             self.name, times, share, calls,
-            warning=share >= warning_at,
-            critical=share >= critical_at,
+            warning=held >= warning_at,
+            critical=held >= critical_at,
             warning_threshold=warning_at,
             critical_threshold=critical_at,
             baseline=usual,
