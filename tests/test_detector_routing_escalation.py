@@ -42,20 +42,19 @@ def test_escalation_storm_fires_critical_and_resolves_while_confounders_stay_qui
         Series(scope(""), {"calls": 500, "escalated_calls": 0}, 0, LAST),  # unrouted calls: no router
     )  # fmt: skip
     assert run(RoutingEscalation(), scenario, DAY, DAY + 120) == [
-        # window of 5: 1 bad minute -> 28% >= 2 x 10% (warning, pending), 4 -> 82% >= 70% (critical at +4);
-        # held 10 minutes from +1
-        (ONSET + 11, "firing", "critical", scope("storm")),
-        # 1 bad minute left in the window until END + 4 (28%: warning); kept firing 5 more minutes
-        (END + 9, "resolved", "critical", scope("storm")),
+        # window of 5: 4 bad minutes at +4, the window's share 82% (Wilson bound 77%) >= 70%: critical
+        (ONSET + 4, "firing", "critical", scope("storm")),
+        # 4 bad minutes left in the window until END + 1; kept firing 5 more minutes
+        (END + 6, "resolved", "critical", scope("storm")),
     ]
 
 
 def test_doubling_of_the_usual_share_is_a_warning() -> None:
     scenario = Scenario().add(ROLLUP, router("drift", 100, between(ONSET, END, 45, 15)))  # 15% -> 45%
     assert run(RoutingEscalation(), scenario, DAY, DAY + 120) == [
-        # 15% + 6% per bad minute in the window: >= 30% (2 x 15%) from 3 bad minutes; never 70%
-        (ONSET + 13, "firing", "warning", scope("drift")),
-        (END + 7, "resolved", "warning", scope("drift")),  # >= 30% until END + 2
+        # 4 bad minutes at +4: 39% of 500 (Wilson bound 35%) >= 30% (2 x 15%); never 70%
+        (ONSET + 4, "firing", "warning", scope("drift")),
+        (END + 6, "resolved", "warning", scope("drift")),  # held until END + 1
     ]
 
 
@@ -63,7 +62,7 @@ def test_the_absolute_rule_needs_no_baseline() -> None:
     """A new router that escalates 80% of its traffic saves nothing: critical from its first minute."""
     scenario = Scenario().add(ROLLUP, router("eager", 60, 48, start=DAY + 30))
     assert run(RoutingEscalation(), scenario, DAY, DAY + 60) == [
-        (DAY + 41, "firing", "critical", scope("eager"))
+        (DAY + 34, "firing", "critical", scope("eager"))  # 4 minutes: 80% of 240, Wilson bound 75%
     ]
 
 
@@ -87,7 +86,8 @@ def test_queries_run_on_the_real_store(tmp_path: Path, store: Store) -> None:
     records += [call_record(router="", escalated=True) for _ in range(2)]
     store_records(store, tmp_path, records)
 
-    detector = RoutingEscalation(Settings(min_calls=1))
+    # 3 in 4 is 75%, Wilson bound 30%: past a critical share of 25%, one minute sustained.
+    detector = RoutingEscalation(Settings(min_calls=1, sustained=timedelta(minutes=1), critical_share=0.25))
     base = datetime.fromtimestamp(BASE_TIME_NS // 1_000_000_000, UTC)
     history = load_history(
         store, detector.queries(), base - timedelta(minutes=10), base + timedelta(minutes=10)

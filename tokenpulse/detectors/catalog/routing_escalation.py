@@ -12,9 +12,9 @@ a router (``router != ''``; an unrouted call is no router decision). Two rules:
 
 A traffic surge moves calls and escalations together, the share stays flat: nothing fires. Below
 ``min_calls`` router decisions in the window (an overnight trough, a new router) there is no
-observation. A burst confined to b minutes is in window + b - 1 windows and fires only when
-window + b - 2 >= ``for_``: with a window of 5 and ``for_`` 10, a burst of escalations of up to 6
-minutes never fires, however complete.
+observation. The share must have *held* (data.held_share): past the threshold with confidence over
+the window and in ``sustained`` (4) of its 5 minutes, so a burst of escalations of up to 3 minutes
+never fires, however complete, and a regression fires about 4 minutes after it starts.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from tokenpulse.detectors.data import (
     History,
     at_times,
     baseline,
+    check_sustained,
     grids,
+    held_share,
     minutes,
     to_observations,
     trailing_sum,
@@ -45,11 +47,15 @@ DIMENSIONS = ("service", "router")
 @dataclass(frozen=True)
 class Settings(DetectorSettings):
     window: timedelta = timedelta(minutes=5)
-    for_: timedelta = timedelta(minutes=10)
+    for_: timedelta = timedelta(0)  # the condition is held by ``sustained``
+    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past the threshold
     min_calls: int = 30
     critical_share: float = 0.70
     warning_ratio: float = 2.0
     warning_min_share: float = 0.20
+
+    def __post_init__(self) -> None:
+        check_sustained(self.sustained, self.window)
 
 
 class RoutingEscalation(CatalogDetector):
@@ -60,23 +66,23 @@ class RoutingEscalation(CatalogDetector):
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
         window = minutes(s.window)
-        columns = ("calls", "escalated_calls")
-        g = {
-            k: trailing_sum(v, window)
-            for k, v in grids(history[ROLLUP], DIMENSIONS, columns, history.start, history.end).items()
-        }
-        routed = np.array([dict(scope)["router"] != "" for scope in g["calls"].columns], dtype=bool)
-        calls, escalated = g["calls"].loc[:, routed], g["escalated_calls"].loc[:, routed]
+        per_minute = grids(
+            history[ROLLUP], DIMENSIONS, ("calls", "escalated_calls"), history.start, history.end
+        )
+        routed = np.array([dict(scope)["router"] != "" for scope in per_minute["calls"].columns], dtype=bool)
+        decisions, escalations = (per_minute[k].loc[:, routed] for k in ("calls", "escalated_calls"))
+        calls, escalated = trailing_sum(decisions, window), trailing_sum(escalations, window)
         share = (escalated / calls).where(calls >= s.min_calls)
         usual = baseline(share, window, times=times)
+        held = held_share(escalations, decisions, window, minutes(s.sustained))
         # Compare at the evaluation times only: grids are long, the times few (one, live).
-        share, calls, escalated = (at_times(grid, times) for grid in (share, calls, escalated))
+        share, calls, escalated, held = (at_times(grid, times) for grid in (share, calls, escalated, held))
         warning_at = (usual * s.warning_ratio).clip(lower=s.warning_min_share)
         escalating = escalated > 0  # a zero threshold and baseline never fire on no escalation at all
         return to_observations(
             self.name, times, share, calls,
-            warning=escalating & (share >= warning_at),
-            critical=share >= s.critical_share,
+            warning=escalating & (held >= warning_at),
+            critical=held >= s.critical_share,
             warning_threshold=warning_at,
             critical_threshold=s.critical_share,
             baseline=usual,

@@ -18,9 +18,10 @@ its executions shows. A tool call and the cost inside it count in the minute the
 
 A surge of tool calls with flat cost per call moves nothing; a tool below ``min_calls`` tool calls in
 the window (a trough, a new tool) gives no observation; a tool without history has no baseline and never
-fires. ``for_`` (20) is longer than the window (15) plus a blip: inner-cost bursts of up to 6 minutes
-never fire, however tall — a runaway that is expensive *now* is cost_spike's to page on; this detector
-attributes slow-burning cost to the tool that makes it.
+fires. The cost per call must also have been past the threshold in ``sustained`` (4) of the window's
+(5) minutes: inner-cost bursts of up to 3 minutes never fire, however tall (a runaway that is
+expensive *now* is cost_spike's to page on; this detector attributes cost to the tool that makes it),
+and a lasting change fires about 4 minutes after it starts.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from tokenpulse.detectors.data import (
     Query,
     at_times,
     baseline,
+    check_sustained,
     grids,
+    kth_largest,
     minutes,
     to_observations,
     trailing_sum,
@@ -75,14 +78,16 @@ TOOL_COSTS = Query(
 
 @dataclass(frozen=True)
 class Settings(DetectorSettings):
-    # A burst confined to b minutes holds window + b - 1 evaluations and fires when window + b - 2 >=
-    # for: bursts of up to 6 minutes never fire; a sustained change fires ~11 minutes after it starts.
     window: timedelta = timedelta(minutes=5)
-    for_: timedelta = timedelta(minutes=10)
+    for_: timedelta = timedelta(0)  # the condition is held by ``sustained``
+    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past the threshold
     min_calls: int = 10  # tool calls in the window
     ratio: float = 10.0
     min_usd_per_tool_call: float = 0.01
     critical_usd_per_hour: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_sustained(self.sustained, self.window)
 
 
 class ToolHiddenCost(CatalogDetector):
@@ -97,17 +102,19 @@ class ToolHiddenCost(CatalogDetector):
         s = self.settings
         window = minutes(s.window)
         columns = ("tool_calls", "cost_usd")
-        g = {
-            k: trailing_sum(v, window)
-            for k, v in grids(history[TOOL_COSTS], DIMENSIONS, columns, history.start, history.end).items()
-        }
-        tool_calls, usd = g["tool_calls"], g["cost_usd"]
+        per_minute = grids(history[TOOL_COSTS], DIMENSIONS, columns, history.start, history.end)
+        tool_calls, usd = (trailing_sum(per_minute[k], window) for k in columns)
         per_call = (usd / tool_calls).where(tool_calls >= s.min_calls)
         usual = baseline(per_call, window, times=times)
+        minute_per_call = per_minute["cost_usd"] / per_minute["tool_calls"]
+        held = kth_largest(minute_per_call, window, minutes(s.sustained))
         # Compare at the evaluation times only: grids are long, the times few (one, live).
-        per_call, tool_calls, usd = (at_times(grid, times) for grid in (per_call, tool_calls, usd))
+        per_call, tool_calls, usd, held = (
+            at_times(grid, times) for grid in (per_call, tool_calls, usd, held)
+        )
         threshold = (usual * s.ratio).clip(lower=s.min_usd_per_tool_call)
-        warning = (per_call >= threshold) & (usd > 0)  # > 0: a zero floor and baseline never fire on $0
+        # usd > 0: a zero floor and baseline never fire on $0
+        warning = (per_call >= threshold) & (held >= threshold) & (usd > 0)
         return to_observations(
             self.name, times, per_call, tool_calls,
             warning=warning,
