@@ -15,6 +15,7 @@ from tokenpulse.storage.store import Store
 DAY = 1440
 ONSET, END = DAY + 30, DAY + 60  # alice's agent loops: 20x her usual spend, in calls of the usual price
 BLIP = DAY + 80  # dave: 20x for 3 minutes
+SESSION = DAY + 90  # henry: a heavy session, 5x his usual spend for 8 minutes
 DEPLOY = DAY + 40  # support: a rolling deploy that also moves to a new dated model snapshot
 LAST = DAY + 240
 OLD_MODEL, NEW_MODEL = "claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20251215"
@@ -29,12 +30,14 @@ def user(service: str, name: str, start: int = 0, end: int = LAST, **values) -> 
 
 
 def shop(surge_end: int = END) -> Scenario:
-    """checkout: alice's runaway loop (her extra calls are in the rollup too), dave's 3-minute blip, a new
-    heavy user and a new user with a handful of expensive calls; catalog: a 3x surge of ordinary traffic
+    """checkout: alice's runaway loop (her extra calls are in the rollup too), dave's 3-minute blip, henry's
+    8-minute heavy session (a warning-level spike that stops before it has held), a new heavy user and a
+    new user with a handful of expensive calls; catalog: a 3x surge of ordinary traffic
     (every route and user alike); support: a rolling deploy that renames the model snapshot."""
     surge = between(ONSET, surge_end, 3.0, 1.0)
     loop = between(ONSET, END, 1.0, 0.0)  # alice's extra calls: 38 a minute at $0.01
     blip = between(BLIP, BLIP + 3, 20.0, 1.0)
+    session = between(SESSION, SESSION + 8, 5.0, 1.0)
     rollups = [
         rollup("checkout", "/chat", "gpt-4o", calls=lambda m: 100 + 38 * loop(m),
                cost_usd=lambda m: 1.0 + 0.38 * loop(m)),
@@ -52,6 +55,7 @@ def shop(surge_end: int = END) -> Scenario:
         user("checkout", "alice", calls=lambda m: 2 + 38 * loop(m), cost_usd=lambda m: 0.02 + 0.38 * loop(m)),
         user("checkout", "bob", calls=10, cost_usd=0.1),
         user("checkout", "dave", calls=lambda m: 2 * blip(m), cost_usd=lambda m: 0.02 * blip(m)),
+        user("checkout", "henry", calls=lambda m: 2 * session(m), cost_usd=lambda m: 0.02 * session(m)),
         user("checkout", "erin", start=DAY + 30, calls=40, cost_usd=0.4),  # new, heavy, no baseline
         user("checkout", "frank", start=DAY + 30, calls=1, cost_usd=0.5),  # new: $30/h in 1 call a minute
         user("catalog", "carol", calls=lambda m: 5 * surge(m), cost_usd=lambda m: 0.05 * surge(m)),
@@ -70,10 +74,11 @@ def offset(at: datetime) -> int:
 def test_runaway_user_fires_critical_and_resolves_while_confounders_stay_quiet() -> None:
     result = run(CostSpike(), shop(), DAY, DAY + 120)
     assert result == [
-        # warning from +1 (1 of 5 minutes at 20x: $5.76/h >= 3 x $1.20/h), critical from +3 ($14.88/h >=
-        # $12/h); her share of checkout's spend 1.8% -> 8%+ (the traffic guard); pending +1, held 10 min.
-        (ONSET + 11, "firing", "critical", ALICE),
-        # the last loop minute leaves the window at END + 5; kept firing 5 minutes
+        # 4 of the window's minutes at $24/h >= 10 x $1.20/h at +4, the window $19.44/h: critical at once;
+        # her share of checkout's spend 1.8% -> 8%+ (the traffic guard).
+        (ONSET + 4, "firing", "critical", ALICE),
+        # critical until END + 1 (4 loop minutes in the window); the warning (every window of the last 10
+        # minutes >= $3.60/h) until END + 4, the last with a loop minute; kept firing 5 minutes
         (END + 9, "resolved", "critical", ALICE),
     ]
 
@@ -101,11 +106,12 @@ def test_a_surge_of_ordinary_traffic_is_quiet_alone_but_burns_a_budget() -> None
     history = scenario.history(0, DAY + 200, {})
     transitions = Engine([CostSpike(settings)]).evaluate(history, [minute(m) for m in range(DAY, DAY + 200)])
     assert [(offset(t.at), t.status, t.severity, dict(t.scope)) for t in transitions] == [
-        (ONSET + 11, "firing", "critical", ALICE),
-        # 15-min projection 6 + 0.6k >= 8 from k = 4 (5-min: from 2), >= 10 from 7; pending +4, held 10
-        (grow + 14, "firing", "critical", bob),
-        # 6 h projection 720 + 4k >= 808 from k = 22 (1 h: 720 + 24k, from 4); held 10 minutes
-        (ONSET + 32, "firing", "warning", catalog),
+        (ONSET + 4, "firing", "critical", ALICE),
+        # 15-min projection 6 + 0.6k >= 8 from k = 4 (5-min: from 2), >= 10 from 7: burn rates fire at once
+        (grow + 4, "firing", "warning", bob),
+        (grow + 7, "firing", "critical", bob),
+        # 6 h projection 720 + 4k >= 808 from k = 22 (1 h: 720 + 24k, from 4)
+        (ONSET + 22, "firing", "warning", catalog),
         (END + 9, "resolved", "critical", ALICE),
         # the 5-min projection 15 - 1.8j stays >= 8 until grow_end + 3; kept 5 minutes
         (grow_end + 8, "resolved", "critical", bob),
@@ -114,8 +120,8 @@ def test_a_surge_of_ordinary_traffic_is_quiet_alone_but_burns_a_budget() -> None
         # after the surge (k = 90) the 1 h projection 24 (90 - j) stays >= 808 until j = 56
         (DAY + 120 + 61, "resolved", "critical", catalog),
     ]
-    # alice: the spike and her budget are both critical when she fires: one alert, the budget's summary
-    assert "hourly budget $10.00" in transitions[0].summary
+    # alice: her spike pages before her budget's burn rate (critical from ONSET + 6) and stays one alert
+    assert transitions[0].summary.startswith("spend $19.44/h")
 
 
 def test_overnight_trough_and_morning_ramp_do_not_alert() -> None:

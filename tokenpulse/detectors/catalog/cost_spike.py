@@ -66,7 +66,9 @@ from tokenpulse.detectors.data import (
     Query,
     at_times,
     baseline,
+    check_sustained,
     grids,
+    kth_largest,
     minutes,
     to_observations,
     trailing_sum,
@@ -90,9 +92,14 @@ class Budget:
 @dataclass(frozen=True)
 class Settings(DetectorSettings):
     window: timedelta = timedelta(minutes=5)
-    # A spike confined to b minutes is in window + b - 1 windows and fires only when window + b - 2 >=
-    # for: a spike of up to 6 minutes, however tall, never fires. A 20x spike fires after 11 minutes.
-    for_: timedelta = timedelta(minutes=10)
+    # Each severity holds its own way (``for_`` is 0): a critical spike (>= critical_ratio) must have been
+    # past its threshold in ``sustained`` of the window's minutes, so a runaway pages about 4 minutes
+    # after it starts while a 3-minute spike, however tall, never does. A warning (>= warning_ratio) must
+    # have held over every window of the last ``warning_for``: a heavy user's ordinary session runs at
+    # 3-6x their usual rate for several minutes, a runaway loop does not stop.
+    for_: timedelta = timedelta(0)
+    sustained: timedelta = timedelta(minutes=4)
+    warning_for: timedelta = timedelta(minutes=10)
     min_calls: int = 10  # the floor in dollars is the main guard; a runaway makes calls quickly
     warning_ratio: float = 3.0
     critical_ratio: float = 10.0
@@ -109,6 +116,7 @@ class Settings(DetectorSettings):
     daily_slow_window: timedelta = timedelta(hours=6)
 
     def __post_init__(self) -> None:
+        check_sustained(self.sustained, self.window)
         object.__setattr__(self, "budgets", tuple(parse_budget(b) for b in self.budgets))
 
 
@@ -231,7 +239,7 @@ class CostSpike(CatalogDetector):
         s = self.settings
         window = minutes(s.window)
         service_usd = trailing_sum(services_usd, window)
-        calls, usd, share = [], [], []
+        calls, usd, share, minute_usd = [], [], [], []
         for dims in LEVELS:
             level_calls = trailing_sum(per_minute[dims]["calls"], window)
             level_usd = trailing_sum(per_minute[dims]["cost_usd"], window)
@@ -243,7 +251,10 @@ class CostSpike(CatalogDetector):
             calls.append(level_calls)
             usd.append(level_usd)
             share.append(level_share)
-        calls, usd, share = (pd.concat(parts, axis=1) for parts in (calls, usd, share))
+            minute_usd.append(per_minute[dims]["cost_usd"])
+        calls, usd, share, minute_usd = (
+            pd.concat(parts, axis=1) for parts in (calls, usd, share, minute_usd)
+        )
         active = calls > 0
         rate = usd * (60 / window)  # $/h
         per_call = (usd / calls).where(active)
@@ -251,8 +262,12 @@ class CostSpike(CatalogDetector):
         usual = baseline(rate.where(active), window, times=times)
         usual_per_call = baseline(per_call, window, times=times)
         usual_share = baseline(share, window, times=times)
+        held = kth_largest(minute_usd * 60, window, minutes(s.sustained))  # $/h of the k-th worst minute
+        lowest_rate = rate.rolling(minutes(s.warning_for), min_periods=1).min()  # of the last warning_for
         # Compare at the evaluation times only: grids are long, the times few (one, live).
-        rate, per_call, share, calls = (at_times(grid, times) for grid in (rate, per_call, share, calls))
+        rate, per_call, share, calls, held, lowest_rate = (
+            at_times(grid, times) for grid in (rate, per_call, share, calls, held, lowest_rate)
+        )
         unexplained = (per_call >= s.unexplained_ratio * usual_per_call) | (
             share >= s.unexplained_ratio * usual_share
         )
@@ -268,8 +283,8 @@ class CostSpike(CatalogDetector):
         critical_at = (usual * s.critical_ratio).clip(lower=floor, axis=1)
         return to_observations(
             self.name, times, rate, calls,
-            warning=spiking & (rate >= warning_at),
-            critical=spiking & (rate >= critical_at),
+            warning=spiking & (lowest_rate >= warning_at),
+            critical=spiking & (rate >= critical_at) & (held >= critical_at),
             warning_threshold=warning_at,
             critical_threshold=critical_at,
             baseline=usual,
