@@ -1,5 +1,9 @@
+import pytest
+
 from tests.detector_harness import Scenario, Series, between, run
-from tokenpulse.detectors.catalog.cache_hit_collapse import ROLLUP, CacheHitCollapse
+from tokenpulse.detectors.base import settings_from_mapping
+from tokenpulse.detectors.catalog.cache_hit_collapse import ROLLUP, CacheHitCollapse, Settings
+from tokenpulse.detectors.catalog.routing_escalation import Settings as RoutingSettings
 
 DAY = 1440
 ONSET, END = DAY + 30, DAY + 60  # the prompt edit and its rollback
@@ -60,3 +64,18 @@ def test_openai_style_ratio_uses_input_tokens_when_no_writes_are_reported() -> N
         (ONSET + 4, "firing", "critical"),
         (END + 6, "resolved", "critical"),
     ]
+
+
+def test_the_scope_is_a_setting() -> None:
+    reads = between(ONSET, END, 300.0, 4000.0)
+    writes = between(ONSET, END, 4000.0, 500.0)
+    scenario = Scenario().add(ROLLUP, healthy("/a", cache_read_tokens=reads, cache_write_tokens=writes))
+    per_service = CacheHitCollapse(settings_from_mapping(Settings, {"scope": ["service"]}))
+    fired = run(per_service, scenario, DAY, DAY + 120)[0]
+    assert fired == (ONSET + 4, "firing", "critical", {"service": "support"})
+    # canonical order whatever the order given; only dimensions of the rollup detectors read
+    assert settings_from_mapping(Settings, {"scope": ["model", "service"]}).scope == ("service", "model")
+    with pytest.raises(ValueError, match="must be some of service, route, model, router"):
+        settings_from_mapping(Settings, {"scope": ["user"]})
+    with pytest.raises(ValueError, match="include router"):
+        RoutingSettings(scope=("service",))

@@ -6,7 +6,7 @@ import pytest
 
 from tests.detector_harness import Scenario, Series, between, run, windowed
 from tests.factories import BASE_TIME_NS, call_record, store_records
-from tokenpulse.detectors.catalog.ttft_slo import TTFT_CALLS, Settings, TtftSlo
+from tokenpulse.detectors.catalog.ttft_slo import Settings, TtftSlo
 from tokenpulse.detectors.data import load_history
 from tokenpulse.storage.store import Store
 
@@ -31,7 +31,8 @@ def add(
 ) -> Scenario:
     """A route's calls with a TTFT and the p99 frame the quantile query would return (rows from start + 1)."""
     per_minute = level if callable(level) else (lambda _m: level)
-    return scenario.add(TTFT_CALLS, Series(scope(route), {"ttft_calls": ttft_calls}, start, end)).add(
+    scenario.add(DETECTOR.ttft_calls_query, Series(scope(route), {"ttft_calls": ttft_calls}, start, end))
+    return scenario.add(
         DETECTOR.p99_query, Series(scope(route), {"value": windowed(per_minute, WINDOW)}, start + 1, end)
     )
 
@@ -99,7 +100,7 @@ def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
     detector = TtftSlo(Settings(window=timedelta(minutes=2), for_=timedelta(minutes=2), min_calls=8))
     start = datetime.fromtimestamp(first // 1_000_000_000, UTC)
     history = load_history(store, detector.queries(), start, start + timedelta(minutes=5))
-    counts = history[TTFT_CALLS].sort_values("minute")
+    counts = history[DETECTOR.ttft_calls_query].sort_values("minute")
     assert list(counts.columns) == ["minute", "service", "route", "ttft_calls"]
     assert counts["ttft_calls"].tolist() == [4, 4]
     p99 = history[detector.p99_query].sort_values("minute")

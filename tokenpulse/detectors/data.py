@@ -490,6 +490,16 @@ def held_share(part: pd.DataFrame, total: pd.DataFrame, window: int, sustained: 
     return np.minimum(confident, kth_largest(part / total, window, sustained))
 
 
+def check_scope(detector: str, scope: Sequence[str], required: Sequence[str] = ()) -> tuple[str, ...]:
+    """A configured ``scope`` setting: dimensions of the rollup detectors read, in their canonical order."""
+    if not scope or not set(scope) <= set(DETECTOR_DIMENSIONS) or not set(required) <= set(scope):
+        raise ValueError(
+            f"{detector}: scope {list(scope)!r} must be some of {', '.join(DETECTOR_DIMENSIONS)}"
+            + (f" and include {', '.join(required)}" if required else "")
+        )
+    return tuple(d for d in DETECTOR_DIMENSIONS if d in scope)
+
+
 def minutes(duration: timedelta) -> int:
     """A settings duration in whole minutes, the unit of every grid."""
     return int(duration.total_seconds() // 60)

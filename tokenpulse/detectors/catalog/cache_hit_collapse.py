@@ -25,6 +25,7 @@ from tokenpulse.detectors.data import (
     History,
     at_times,
     baseline,
+    check_scope,
     check_sustained,
     grids,
     kth_smallest,
@@ -32,8 +33,6 @@ from tokenpulse.detectors.data import (
     to_observations,
     trailing_sum,
 )
-
-DIMENSIONS = ("service", "route", "model")
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,11 @@ class Settings(DetectorSettings):
     warning_below: float = 0.50
     critical_below: float = 0.30
     healthy_baseline: float = 0.60  # only scopes that cached at least this well are watched
+    scope: tuple[str, ...] = ("service", "route", "model")
 
     def __post_init__(self) -> None:
         check_sustained(self.sustained, self.window)
+        object.__setattr__(self, "scope", check_scope("cache_hit_collapse", self.scope))
 
 
 class CacheHitCollapse(CatalogDetector):
@@ -57,7 +58,7 @@ class CacheHitCollapse(CatalogDetector):
         s = self.settings
         window = minutes(s.window)
         columns = ("calls", "input_tokens", "cache_read_tokens", "cache_write_tokens")
-        per_minute = grids(history[ROLLUP], DIMENSIONS, columns, history.start, history.end)
+        per_minute = grids(history[ROLLUP], s.scope, columns, history.start, history.end)
         g = {k: trailing_sum(v, window) for k, v in per_minute.items()}
         ratio = hit_ratio(g).where(g["calls"] >= s.min_calls)
         held = kth_smallest(hit_ratio(per_minute), window, minutes(s.sustained))

@@ -33,6 +33,7 @@ from tokenpulse.detectors.data import (
     History,
     at_times,
     baseline,
+    check_scope,
     check_sustained,
     grids,
     held_share,
@@ -40,8 +41,6 @@ from tokenpulse.detectors.data import (
     to_observations,
     trailing_sum,
 )
-
-DIMENSIONS = ("service", "route", "model")
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,11 @@ class Settings(DetectorSettings):
     healthy_baseline: float = 0.03  # only scopes whose usual uncached share is at most this are watched
     sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past warning_above on its own
 
+    scope: tuple[str, ...] = ("service", "route", "model")
+
     def __post_init__(self) -> None:
         check_sustained(self.sustained, self.window)
+        object.__setattr__(self, "scope", check_scope("cache_not_applied", self.scope))
 
 
 class CacheNotApplied(CatalogDetector):
@@ -65,7 +67,7 @@ class CacheNotApplied(CatalogDetector):
         s = self.settings
         window = minutes(s.window)
         per_minute = grids(
-            history[ROLLUP], DIMENSIONS, ("calls", "uncached_calls"), history.start, history.end
+            history[ROLLUP], s.scope, ("calls", "uncached_calls"), history.start, history.end
         )
         g = {k: trailing_sum(v, window) for k, v in per_minute.items()}
         share = (g["uncached_calls"] / g["calls"]).where(g["calls"] >= s.min_calls)

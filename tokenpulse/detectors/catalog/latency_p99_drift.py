@@ -45,6 +45,7 @@ from tokenpulse.detectors.data import (
     Query,
     at_times,
     check_for_covers_window,
+    check_scope,
     grids,
     hourly_baseline,
     hourly_quantile_query,
@@ -55,7 +56,6 @@ from tokenpulse.detectors.data import (
     value_grid,
 )
 
-DIMENSIONS = ("service", "route", "model")
 QUANTILE = 0.99
 
 
@@ -67,9 +67,11 @@ class Settings(DetectorSettings):
     warning_ratio: float = 2.0  # p99 >= 2x its baseline ...
     critical_ratio: float = 3.0
     floor_ms: float = 2000.0  # ... and above this, whatever the ratio
+    scope: tuple[str, ...] = ("service", "route", "model")
 
     def __post_init__(self) -> None:
         check_for_covers_window("latency_p99_drift", self)
+        object.__setattr__(self, "scope", check_scope("latency_p99_drift", self.scope))
 
 
 class LatencyP99Drift(CatalogDetector):
@@ -79,8 +81,9 @@ class LatencyP99Drift(CatalogDetector):
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(settings)
-        self.p99_query = quantile_query("latency_ms", DIMENSIONS, minutes(self.settings.window), QUANTILE)
-        self.hourly_query = hourly_quantile_query("latency_ms", DIMENSIONS, QUANTILE)
+        scope = self.settings.scope
+        self.p99_query = quantile_query("latency_ms", scope, minutes(self.settings.window), QUANTILE)
+        self.hourly_query = hourly_quantile_query("latency_ms", scope, QUANTILE)
 
     def queries(self) -> list[Query]:
         return [ROLLUP, self.p99_query, self.hourly_query]
@@ -88,11 +91,11 @@ class LatencyP99Drift(CatalogDetector):
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
         window = minutes(s.window)
-        p99 = at_times(value_grid(history[self.p99_query], DIMENSIONS, history.start, history.end), times)
-        calls = grids(history[ROLLUP], DIMENSIONS, ("calls",), history.start, history.end)["calls"]
+        p99 = at_times(value_grid(history[self.p99_query], s.scope, history.start, history.end), times)
+        calls = grids(history[ROLLUP], s.scope, ("calls",), history.start, history.end)["calls"]
         calls = at_times(trailing_sum(calls, window), times).reindex(columns=p99.columns, fill_value=0.0)
         p99 = p99.where(calls >= s.min_calls)
-        usual = hourly_baseline(history[self.hourly_query], DIMENSIONS, times, window, s.min_calls)
+        usual = hourly_baseline(history[self.hourly_query], s.scope, times, window, s.min_calls)
         usual = usual.reindex(columns=p99.columns)
         warning_at = _threshold(usual, s.warning_ratio, s.floor_ms)
         critical_at = _threshold(usual, s.critical_ratio, s.floor_ms)

@@ -33,6 +33,7 @@ from tokenpulse.detectors.data import (
     History,
     at_times,
     baseline,
+    check_scope,
     check_sustained,
     grids,
     held_share,
@@ -40,8 +41,6 @@ from tokenpulse.detectors.data import (
     to_observations,
     trailing_sum,
 )
-
-DIMENSIONS = ("service", "router")
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,11 @@ class Settings(DetectorSettings):
     warning_ratio: float = 2.0
     warning_min_share: float = 0.20
 
+    scope: tuple[str, ...] = ("service", "router")
+
     def __post_init__(self) -> None:
         check_sustained(self.sustained, self.window)
+        object.__setattr__(self, "scope", check_scope("routing_escalation", self.scope, ("router",)))
 
 
 class RoutingEscalation(CatalogDetector):
@@ -67,7 +69,7 @@ class RoutingEscalation(CatalogDetector):
         s = self.settings
         window = minutes(s.window)
         per_minute = grids(
-            history[ROLLUP], DIMENSIONS, ("calls", "escalated_calls"), history.start, history.end
+            history[ROLLUP], s.scope, ("calls", "escalated_calls"), history.start, history.end
         )
         routed = np.array([dict(scope)["router"] != "" for scope in per_minute["calls"].columns], dtype=bool)
         decisions, escalations = (per_minute[k].loc[:, routed] for k in ("calls", "escalated_calls"))

@@ -36,6 +36,7 @@ from tokenpulse.detectors.data import (
     History,
     Query,
     check_for_covers_window,
+    check_scope,
     grids,
     minutes,
     quantile_query,
@@ -45,17 +46,18 @@ from tokenpulse.detectors.data import (
     value_grid,
 )
 
-DIMENSIONS = ("service", "route")
 QUANTILE = 0.99
 
-# Calls with a TTFT per minute (the rollup's ttft_ms digest skips NULLs but keeps no count of them).
-TTFT_CALLS = raw_minutes_query(
-    "ttft_calls:service, route",
-    "calls",
-    DIMENSIONS,
-    "countIf(ttft_ms IS NOT NULL) AS ttft_calls",
-    recent=timedelta(hours=1),  # no baseline: only the windows being evaluated
-)
+
+def ttft_calls_query(scope: Sequence[str]) -> Query:
+    """Calls with a TTFT per minute (the rollup's ttft_ms digest skips NULLs but keeps no count of them)."""
+    return raw_minutes_query(
+        f"ttft_calls:{', '.join(scope)}",
+        "calls",
+        scope,
+        "countIf(ttft_ms IS NOT NULL) AS ttft_calls",
+        recent=timedelta(hours=1),  # no baseline: only the windows being evaluated
+    )
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,11 @@ class Settings(DetectorSettings):
     slo_ms: float = 1000.0  # TTFT p99 above this breaks the SLO ...
     route_slo_ms: Mapping[str, float] = field(default_factory=dict)  # ... unless the route has its own
     critical_factor: float = 2.0  # critical above this many times the SLO
+    scope: tuple[str, ...] = ("service", "route")
 
     def __post_init__(self) -> None:
         check_for_covers_window("ttft_slo", self)
+        object.__setattr__(self, "scope", check_scope("ttft_slo", self.scope))
 
 
 class TtftSlo(CatalogDetector):
@@ -78,10 +82,12 @@ class TtftSlo(CatalogDetector):
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(settings)
-        self.p99_query = quantile_query("ttft_ms", DIMENSIONS, minutes(self.settings.window), QUANTILE)
+        scope = self.settings.scope
+        self.p99_query = quantile_query("ttft_ms", scope, minutes(self.settings.window), QUANTILE)
+        self.ttft_calls_query = ttft_calls_query(scope)
 
     def queries(self) -> list[Query]:
-        return [TTFT_CALLS, self.p99_query]
+        return [self.ttft_calls_query, self.p99_query]
 
     def lookback(self) -> timedelta:
         return self.settings.window  # no baseline: the SLO is absolute
@@ -89,11 +95,11 @@ class TtftSlo(CatalogDetector):
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
         window = minutes(s.window)
-        p99 = value_grid(history[self.p99_query], DIMENSIONS, history.start, history.end)
-        counts = grids(history[TTFT_CALLS], DIMENSIONS, ("ttft_calls",), history.start, history.end)
+        p99 = value_grid(history[self.p99_query], s.scope, history.start, history.end)
+        counts = grids(history[self.ttft_calls_query], s.scope, ("ttft_calls",), history.start, history.end)
         samples = trailing_sum(counts["ttft_calls"], window).reindex(columns=p99.columns, fill_value=0.0)
         p99 = p99.where(samples >= s.min_calls)
-        slo = [s.route_slo_ms.get(scope_dict(scope)["route"], s.slo_ms) for scope in p99.columns]
+        slo = [s.route_slo_ms.get(scope_dict(scope).get("route", ""), s.slo_ms) for scope in p99.columns]
         warning_at = pd.DataFrame(
             np.tile(np.asarray(slo, dtype=float), (len(p99.index), 1)), index=p99.index, columns=p99.columns
         )
