@@ -78,7 +78,7 @@ class Settings(DetectorSettings):
     extreme_window: timedelta = timedelta(minutes=5)  # such a call counts this long after it ended
     warning_ratio: float = 5.0  # reasoning tokens per call against the baseline
     floor_tokens: float = 5_000.0  # ... and at least this many per call
-    sustained: timedelta = timedelta(minutes=6)  # of the window's minutes, each past the threshold on its own
+    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past the threshold on its own
 
     def __post_init__(self) -> None:
         check_sustained(self.sustained, self.window)
