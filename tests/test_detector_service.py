@@ -106,3 +106,56 @@ def test_an_unreadable_state_file_starts_from_inactive(store: Store, tmp_path: P
     state.write_text('[{"detector": "x", "truncated')
     service = DetectorService(store, [CacheHitCollapse()], state, "")
     assert not service.engine.states.alerts and "ignoring unreadable alert state" in caplog.text
+
+
+class _DownStore:
+    """A store whose ClickHouse has gone away: every query fails."""
+
+    class client:
+        @staticmethod
+        def query_df(*_args, **_kwargs):
+            raise ConnectionError("Connection refused")
+
+        @staticmethod
+        def insert(*_args, **_kwargs):
+            raise ConnectionError("Connection refused")
+
+
+def test_storage_errors_raise_tokenpulse_unhealthy_and_keep_the_other_alerts(
+    history: Store, tmp_path: Path
+) -> None:
+    state = tmp_path / "alerts.json"
+    service = DetectorService(history, [CacheHitCollapse()], state, "http://tp:8000/runbooks")
+    def cycles(offsets: range) -> list:
+        return [t for m in offsets for t in service.cycle(ONSET + timedelta(minutes=m) + INGEST_DELAY)]
+
+    fired = cycles(range(6))
+    assert [t.detector for t in fired] == ["cache_hit_collapse"]
+
+    service.store = _DownStore()  # type: ignore[assignment]
+    down = cycles(range(6, 10))
+    # one failed cycle does not page (for 2 minutes): the third in a row does; the collapse is not resolved
+    assert [(t.at, t.detector, t.status, t.severity, dict(t.scope)) for t in down] == [
+        (ONSET + timedelta(minutes=8), "tokenpulse_unhealthy", "firing", "critical", {"component": "storage"})
+    ]
+    assert "detector queries failed (ConnectionError: Connection refused)" in down[0].summary
+    assert down[0].runbook_url == "http://tp:8000/runbooks/tokenpulse_unhealthy"
+    assert [a.state for a in service.engine.states.alerts.values()] == ["firing", "firing"]
+
+    service.store = history
+    back = cycles(range(10, 13))
+    assert [(t.at, t.detector, t.status) for t in back] == [
+        (ONSET + timedelta(minutes=11), "tokenpulse_unhealthy", "resolved")  # healthy from +10, kept 2 min
+    ]
+
+
+def test_a_failing_writer_is_unhealthy_even_when_queries_answer(history: Store, tmp_path: Path) -> None:
+    problem: list[str] = []
+    service = DetectorService(
+        history, [CacheHitCollapse()], tmp_path / "alerts.json", "",
+        storage_problem=lambda: problem[0] if problem else None,
+    )  # fmt: skip
+    problem.append("inserts into storage are failing")
+    transitions = [t for offset in range(3) for t in service.cycle(NOW + timedelta(minutes=offset))]
+    unhealthy = [t for t in transitions if t.detector == "tokenpulse_unhealthy"]
+    assert len(unhealthy) == 1 and unhealthy[0].summary.endswith("inserts into storage are failing")

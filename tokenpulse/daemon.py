@@ -90,6 +90,9 @@ def serve(settings: Settings) -> None:
             build_detectors(settings.detectors),
             settings.data_dir / "alerts.json",
             settings.runbooks,
+            storage_problem=lambda: None if runtime.writer.healthy else (
+                "inserts into storage are failing; acknowledged data waits in the write-ahead log"
+            ),
         )
         scheduler = start_detectors(runtime, detectors)
         asyncio.run(_serve(runtime, detectors))

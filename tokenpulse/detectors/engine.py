@@ -77,6 +77,11 @@ class Engine:
                 suspects = find_suspects(store, transition.scope, onset, transition.at)
                 if alert is not None:
                     alert.suspects = suspects
-            runbook_url = f"{runbook_base_url.rstrip('/')}/{transition.detector}" if runbook_base_url else ""
-            enriched.append(replace(transition, suspects=suspects, runbook_url=runbook_url))
+            url = runbook_url(runbook_base_url, transition.detector)
+            enriched.append(replace(transition, suspects=suspects, runbook_url=url))
         return enriched
+
+
+def runbook_url(base_url: str, detector: str) -> str:
+    """The runbook page of ``detector`` under ``base_url`` (none without a base)."""
+    return f"{base_url.rstrip('/')}/{detector}" if base_url else ""

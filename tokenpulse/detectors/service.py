@@ -7,12 +7,15 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tokenpulse import metrics
+from tokenpulse.detectors import health
 from tokenpulse.detectors.base import Detector, Transition
-from tokenpulse.detectors.engine import Engine, floor_minute
+from tokenpulse.detectors.engine import Engine, floor_minute, runbook_url
+from tokenpulse.detectors.inhibit import inhibit
 from tokenpulse.detectors.state import AlertStates, fingerprint
 from tokenpulse.storage.store import Store
 
@@ -33,8 +36,12 @@ class DetectorService:
         state_path: Path,
         runbook_base_url: str,
         on_transitions: Callable[[list[Transition]], None] | None = None,
+        storage_problem: Callable[[], str | None] = lambda: None,
     ) -> None:
+        """``storage_problem`` says what keeps acknowledged data from storage (the writer's inserts
+        failing), or None; with the detector queries' own failures it drives ``tokenpulse_unhealthy``."""
         self.store = store
+        self.storage_problem = storage_problem
         self.state_path = state_path
         self.runbook_base_url = runbook_base_url
         self.on_transitions = on_transitions
@@ -44,12 +51,23 @@ class DetectorService:
         """Evaluate every detector at the last whole minute at least INGEST_DELAY before ``now``."""
         started = time.perf_counter()
         moment = floor_minute((now or datetime.now(UTC)) - INGEST_DELAY)
+        problems = []
         try:
             transitions = self.engine.run(self.store, [moment], self.runbook_base_url)
-        except Exception:
+        except Exception as error:
             metrics.DETECTOR_ERRORS.inc()
             log.exception("detector cycle at %s failed", moment.isoformat())
-            raise
+            transitions = []
+            problems.append(f"detector queries failed ({type(error).__name__}: {error})")
+        if (problem := self.storage_problem()) is not None:
+            problems.append(problem)
+        states = self.engine.states
+        observed = health.observations(problems, moment)
+        health_transitions = states.step(health.NAME, health.SETTINGS, observed, moment)
+        transitions += [
+            replace(t, runbook_url=runbook_url(self.runbook_base_url, t.detector))
+            for t in inhibit(states, health_transitions, moment)  # marks it notified, inhibits nothing
+        ]
         self._save_state()
         if transitions:
             self._record(transitions)
@@ -70,6 +88,7 @@ class DetectorService:
         os.replace(tmp, self.state_path)
 
     def _record(self, transitions: list[Transition]) -> None:
+        """Store the transitions in ``alert_events``; with storage down they are still notified."""
         rows = [
             [
                 t.at, fingerprint(t.detector, t.scope), t.status, t.detector, t.severity, dict(t.scope),
@@ -78,7 +97,10 @@ class DetectorService:
             ]
             for t in transitions
         ]  # fmt: skip
-        self.store.client.insert("alert_events", rows, column_names=ALERT_EVENT_COLUMNS)
+        try:
+            self.store.client.insert("alert_events", rows, column_names=ALERT_EVENT_COLUMNS)
+        except Exception:
+            log.exception("could not record %d alert transition(s) in alert_events", len(rows))
 
 
 def _load_states(path: Path) -> AlertStates | None:
