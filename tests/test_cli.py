@@ -35,16 +35,17 @@ def test_ingest_loads_plain_and_gzip_files_through_the_normalizer(tmp_path: Path
     packed.write_bytes(
         gzip.compress((otlp_json_line(llm_span(**{"gen_ai.usage.input_tokens": -1})) + "\n").encode())
     )
-    result = run_cli("ingest", "--data", str(tmp_path / "data"), str(plain), str(packed))
+    result = run_cli("ingest", "--data", str(tmp_path / "data"), "--tenant", "acme", str(plain), str(packed))
     assert result.returncode == 0, result.stderr
     assert "ingested 3 calls and 0 tool/agent spans; rejected 1 spans, 0 lines" in result.stdout
     store = Store.open(tmp_path / "data")
     try:
-        rows = store.rows("SELECT service, input_tokens, cost_usd, price_known FROM calls")
+        rows = store.rows("SELECT service, input_tokens, cost_usd, price_known, tenant FROM calls")
     finally:
         store.close()
     assert len(rows) == 3
     assert {r[0] for r in rows} == {"batch"} and all(r[3] for r in rows)
+    assert {r[4] for r in rows} == {"acme"}
     # gpt-4o: 100 input at $2.50/M + 10 output at $10/M
     assert {r[2] for r in rows} == {Decimal("0.00035")}
 

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from tokenpulse import metrics
+from tokenpulse.auth import request_tenant
 from tokenpulse.collector.wal import WriteAheadLog
 from tokenpulse.detectors.state import Alert, AlertStates
 from tokenpulse.storage.store import Store
@@ -87,6 +88,8 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         start_time = _parse_time(start, end_time - timedelta(hours=1))
         # Any other query parameter names a dimension to filter on (e.g. ?service=checkout).
         filters = {k: v for k, v in request.query_params.items() if k not in ("start", "end", "group_by")}
+        if (tenant := request_tenant(request)) is not None:
+            filters["tenant"] = tenant  # a key reads its own tenant's data only
         try:
             query = SummaryQuery(start_time, end_time, tuple(d for d in group_by.split(",") if d), filters)
         except ValueError as error:

@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "files", nargs="+", type=Path, help="files with one ExportTraceServiceRequest per line"
     )
+    ingest.add_argument("--tenant", default="", help="the tenant the rows belong to (with API keys)")
 
     backtest = commands.add_parser("backtest", help="replay the detectors over stored history")
     _storage_arguments(backtest)
@@ -88,7 +89,7 @@ def _ingest(args: argparse.Namespace) -> int:
             for number, line in enumerate(tqdm(_read_lines(path), desc=path.name, unit=" requests"), start=1):
                 try:
                     request = otlp.decode_request(line, otlp.JSON)
-                    result = runtime.pipeline.ingest(request, "file", request_digest(line))
+                    result = runtime.pipeline.ingest(request, "file", request_digest(line), args.tenant)
                 except otlp.RequestError as error:
                     bad_lines += 1
                     log.warning("%s:%d: %s", path, number, error.message)

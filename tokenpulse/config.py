@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tokenpulse.auth import parse_key_list
 from tokenpulse.collector.normalize import NormalizeConfig
 from tokenpulse.collector.pricing import TokenPrice
 
@@ -33,6 +34,10 @@ class Settings:
     detector_interval_seconds: int = 60
     runbook_base_url: str | None = None  # default: the daemon's own /runbooks
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # [detectors.<name>] tables
+    # {key: tenant} ([auth] keys, TOKENPULSE_API_KEYS); never in a repr, a log line or an API answer
+    api_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    protect_metrics: bool = False  # /metrics needs a key too
+    allow_unauthenticated: bool = False  # serve a non-loopback address without keys (a proxy authenticates)
 
     @property
     def runbooks(self) -> str:
@@ -55,6 +60,8 @@ _ENV_SETTINGS = (
     "batch_seconds",
     "detector_interval_seconds",
     "runbook_base_url",
+    "protect_metrics",
+    "allow_unauthenticated",
 )
 _ENV_ALIASES = {"data_dir": "TOKENPULSE_DATA", "clickhouse_url": "TOKENPULSE_CLICKHOUSE_URL"}
 
@@ -67,6 +74,8 @@ def _coerce(name: str, value: Any) -> Any:
         return int(value)
     if kind == "float":
         return float(value)
+    if kind == "bool":
+        return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
     return str(value) if value is not None else None
 
 
@@ -81,6 +90,16 @@ def _from_file(path: Path) -> dict[str, Any]:
             extra = {name: tuple(keys) for name, keys in normalize.pop("extra_dimensions", {}).items()}
             tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in normalize.items()}
             values["normalize"] = replace(NormalizeConfig(), **tuples, extra_dimensions=extra)
+        elif key == "auth":
+            auth = dict(value)
+            unknown = set(auth) - {"keys", "protect_metrics", "allow_unauthenticated"}
+            if unknown or not all({"key", "tenant"} <= set(entry) for entry in auth.get("keys", [])):
+                raise ValueError(
+                    f"{path}: [auth] takes keys = [{{key = ..., tenant = ...}}], protect_metrics and "
+                    "allow_unauthenticated"
+                )
+            values["api_keys"] = {entry["key"]: entry["tenant"] for entry in auth.pop("keys", [])}
+            values.update({name: _coerce(name, flag) for name, flag in auth.items()})
         elif key == "detectors":
             values["detectors"] = {name: dict(table) for name, table in value.items()}
         elif key == "prices":
@@ -107,5 +126,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         env = _ENV_ALIASES.get(name, f"TOKENPULSE_{name.upper()}")
         if os.environ.get(env):
             values[name] = _coerce(name, os.environ[env])
+    if os.environ.get("TOKENPULSE_API_KEYS"):
+        values["api_keys"] = parse_key_list(os.environ["TOKENPULSE_API_KEYS"])
     values.update({name: _coerce(name, v) for name, v in overrides.items() if v is not None})
     return Settings(**values)

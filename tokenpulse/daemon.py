@@ -14,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from tokenpulse.api import create_api_app
+from tokenpulse.auth import ApiKeys, RequireApiKey, check_bind, is_loopback
 from tokenpulse.collector.grpc_receiver import start_grpc_server
 from tokenpulse.collector.http_receiver import create_otlp_http_app
 from tokenpulse.config import Settings
@@ -31,15 +32,16 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _serve(runtime: Runtime, detectors: DetectorService) -> None:
+async def _serve(runtime: Runtime, detectors: DetectorService, keys: ApiKeys) -> None:
     settings = runtime.settings
     grpc_server = start_grpc_server(
-        runtime.pipeline, f"{settings.host}:{settings.otlp_grpc_port}", settings.max_decompressed_bytes
+        runtime.pipeline, f"{settings.host}:{settings.otlp_grpc_port}", settings.max_decompressed_bytes, keys
     )
     otlp_app = create_otlp_http_app(
-        runtime.pipeline, settings.max_request_bytes, settings.max_decompressed_bytes
+        runtime.pipeline, settings.max_request_bytes, settings.max_decompressed_bytes, keys
     )
     api_app = create_api_app(runtime.store, runtime.wal, runtime.writer, detectors.engine.states)
+    api_app.add_middleware(RequireApiKey, keys=keys, protect_metrics=settings.protect_metrics)
     servers = [
         _Server(uvicorn.Config(app, host=settings.host, port=port, log_level="warning", access_log=False))
         for app, port in ((otlp_app, settings.otlp_http_port), (api_app, settings.api_port))
@@ -54,9 +56,11 @@ async def _serve(runtime: Runtime, detectors: DetectorService) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, shutdown)
     log.info(
-        "tokenpulse serving: OTLP/gRPC %s:%d, OTLP/HTTP %s:%d, API http://%s:%d, storage %s",
+        "tokenpulse serving: OTLP/gRPC %s:%d, OTLP/HTTP %s:%d, API http://%s:%d, storage %s, %s",
         settings.host, settings.otlp_grpc_port, settings.host, settings.otlp_http_port,
         settings.host, settings.api_port, settings.clickhouse_url or f"chdb in {settings.data_dir}/chdb",
+        f"API keys of {len({t for t in settings.api_keys.values()})} tenant(s)" if keys.enabled
+        else "no authentication (loopback)" if is_loopback(settings.host) else "no authentication (allowed)",
     )  # fmt: skip
     try:
         await asyncio.gather(*(server.serve() for server in servers))
@@ -82,6 +86,8 @@ def start_detectors(runtime: Runtime, service: DetectorService) -> BackgroundSch
 
 def serve(settings: Settings) -> None:
     """Run the daemon until SIGINT/SIGTERM."""
+    keys = ApiKeys.of(settings.api_keys)
+    check_bind(settings.host, keys, settings.allow_unauthenticated)
     runtime = Runtime.open(settings)
     scheduler = None
     try:
@@ -95,7 +101,7 @@ def serve(settings: Settings) -> None:
             ),
         )
         scheduler = start_detectors(runtime, detectors)
-        asyncio.run(_serve(runtime, detectors))
+        asyncio.run(_serve(runtime, detectors, keys))
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=True)

@@ -12,6 +12,7 @@ from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tokenpulse import metrics
+from tokenpulse.auth import UNAUTHENTICATED, ApiKeys
 from tokenpulse.collector import otlp
 from tokenpulse.collector.pipeline import Pipeline, request_digest
 from tokenpulse.collector.wal import WalClosed, WalFull
@@ -28,13 +29,26 @@ def _abort_retryable(context: grpc.ServicerContext, code: grpc.StatusCode, messa
     context.abort(code, message)
 
 
-def start_grpc_server(pipeline: Pipeline, address: str, max_message_bytes: int) -> grpc.Server:
+def start_grpc_server(
+    pipeline: Pipeline, address: str, max_message_bytes: int, keys: ApiKeys | None = None
+) -> grpc.Server:
     """Start the OTLP/gRPC server on ``address`` (host:port) and return it."""
+    keys = keys or ApiKeys()
 
     def export(body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+        tenant = ""
+        if keys.enabled:
+            metadata = dict(context.invocation_metadata())
+            found = keys.tenant_for(metadata.get("authorization"))
+            if found is None:
+                metrics.REQUESTS_REJECTED.labels("grpc", "unauthenticated").inc()
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED)
+            tenant = found
         # The request arrives undecoded so that a malformed body is INVALID_ARGUMENT, not INTERNAL.
         try:
-            result = pipeline.ingest(otlp.decode_request(body, otlp.PROTOBUF), "grpc", request_digest(body))
+            result = pipeline.ingest(
+                otlp.decode_request(body, otlp.PROTOBUF), "grpc", request_digest(body), tenant
+            )
         except otlp.RequestError as error:
             metrics.REQUESTS_REJECTED.labels("grpc", type(error).__name__).inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)

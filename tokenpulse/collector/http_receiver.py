@@ -14,11 +14,16 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from starlette.concurrency import run_in_threadpool
 
 from tokenpulse import metrics
+from tokenpulse.auth import UNAUTHENTICATED, ApiKeys
 from tokenpulse.collector import otlp
 from tokenpulse.collector.pipeline import IngestResult, Pipeline, request_digest
 from tokenpulse.collector.wal import WalClosed, WalFull
 
 log = logging.getLogger(__name__)
+
+
+class Unauthenticated(otlp.RequestError):
+    status = 401
 
 RETRY_AFTER_SECONDS = 5
 
@@ -36,19 +41,26 @@ def _status_response(status: int, message: str, kind: str, retry_after: int | No
     )
 
 
-def create_otlp_http_app(pipeline: Pipeline, max_request_bytes: int, max_decompressed_bytes: int) -> FastAPI:
+def create_otlp_http_app(
+    pipeline: Pipeline, max_request_bytes: int, max_decompressed_bytes: int, keys: ApiKeys | None = None
+) -> FastAPI:
     """The OTLP/HTTP app (port 4318). Every failure answers with a google.rpc.Status body."""
     app = FastAPI(title="tokenpulse OTLP/HTTP receiver", openapi_url=None, docs_url=None, redoc_url=None)
+    keys = keys or ApiKeys()
 
-    def ingest(body: bytes, kind: str, encoding: str | None) -> IngestResult:
+    def ingest(body: bytes, kind: str, encoding: str | None, tenant: str) -> IngestResult:
         data = otlp.decompress(body, encoding, max_decompressed_bytes)
-        return pipeline.ingest(otlp.decode_request(data, kind), "http", request_digest(data))
+        return pipeline.ingest(otlp.decode_request(data, kind), "http", request_digest(data), tenant)
 
     @app.post("/v1/traces")
     async def export_traces(request: Request) -> Response:
         kind = otlp.JSON
         try:
             kind = otlp.media_type(request.headers.get("content-type"))
+            # Before the body is read: an unknown sender costs no decompression or decoding.
+            tenant = keys.tenant_for(request.headers.get("authorization")) if keys.enabled else ""
+            if tenant is None:
+                raise Unauthenticated(UNAUTHENTICATED)
             declared = request.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > max_request_bytes:
                 raise otlp.PayloadTooLarge(f"request body exceeds {max_request_bytes} bytes")
@@ -58,7 +70,7 @@ def create_otlp_http_app(pipeline: Pipeline, max_request_bytes: int, max_decompr
                 if len(body) > max_request_bytes:
                     raise otlp.PayloadTooLarge(f"request body exceeds {max_request_bytes} bytes")
             result = await run_in_threadpool(
-                ingest, bytes(body), kind, request.headers.get("content-encoding")
+                ingest, bytes(body), kind, request.headers.get("content-encoding"), tenant
             )
         except otlp.RequestError as error:
             reason = type(error).__name__

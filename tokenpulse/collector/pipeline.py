@@ -84,10 +84,13 @@ class Pipeline:
             if any(frame.request_digest):
                 self.recent.add(frame.request_digest)
 
-    def ingest(self, request: ExportTraceServiceRequest, transport: str, digest: bytes = b"") -> IngestResult:
+    def ingest(
+        self, request: ExportTraceServiceRequest, transport: str, digest: bytes = b"", tenant: str = ""
+    ) -> IngestResult:
         """Normalize and durably buffer ``request``; returns once the accepted spans are on disk.
 
-        ``digest`` (request_digest of the body) lets a retried request be recognized.
+        ``digest`` (request_digest of the body) lets a retried request be recognized; ``tenant`` (of the
+        sender's API key) is stored on every row.
         Raises WalFull / WalClosed when nothing could be buffered (the client should retry).
         """
         result = IngestResult()
@@ -120,8 +123,8 @@ class Pipeline:
             metrics.SPANS_REJECTED.labels("invalid_span").inc(result.rejected)
         if calls or tool_spans:
             frame = encode_frame(
-                encode_rows(calls, CALL_FIELDS),
-                encode_rows(tool_spans, TOOL_SPAN_FIELDS),
+                encode_rows(calls, CALL_FIELDS, tenant),
+                encode_rows(tool_spans, TOOL_SPAN_FIELDS, tenant),
                 len(calls),
                 len(tool_spans),
                 digest,

@@ -17,20 +17,21 @@ CALL_FIELDS: tuple[str, ...] = tuple(CallRecord.__annotations__)
 TOOL_SPAN_FIELDS: tuple[str, ...] = tuple(ToolSpanRecord.__annotations__)
 assert CALL_FIELDS[0] == TOOL_SPAN_FIELDS[0] == "time_unix_nano"
 
+# Each row ends with the tenant: the project of the API key that sent it ("" without authentication).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "calls": ("time", *CALL_FIELDS[1:]),
-    "tool_spans": ("time", *TOOL_SPAN_FIELDS[1:]),
+    "calls": ("time", *CALL_FIELDS[1:], "tenant"),
+    "tool_spans": ("time", *TOOL_SPAN_FIELDS[1:], "tenant"),
 }
 
 # Decimal (cost) is written as its exact text through ``default=str``; ClickHouse parses it into Decimal.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
-def encode_rows(records: Sequence[Mapping[str, Any]], fields: tuple[str, ...]) -> bytes:
-    """JSONCompactEachRow bytes of ``records``, one array of ``fields`` values per line."""
+def encode_rows(records: Sequence[Mapping[str, Any]], fields: tuple[str, ...], tenant: str = "") -> bytes:
+    """JSONCompactEachRow bytes of ``records``, one array of ``fields`` values and the tenant per line."""
     lines = []
     for record in records:
-        values = [record[name] for name in fields]
+        values = [*(record[name] for name in fields), tenant]
         unix_nano = values[0]
         # DateTime64(9) parses "seconds.nanoseconds" exactly; a float would lose the nanoseconds.
         values[0] = f"{unix_nano // 1_000_000_000}.{unix_nano % 1_000_000_000:09d}"

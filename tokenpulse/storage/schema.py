@@ -14,8 +14,9 @@ DEDUPLICATION_WINDOW = 1000
 # The rollup counts a call in the minute it *ended*: that is when its span can arrive, so a detector
 # evaluating a minute has all of its calls (a 60 s timeout counted at its start would arrive too late).
 # Dimensions of the per-minute rollup: what detectors and dashboards slice by. The user is left out
-# on purpose: its cardinality is unbounded, per-user questions read the raw table.
-ROLLUP_DIMENSIONS = (
+# on purpose: its cardinality is unbounded, per-user questions read the raw table. Migration 1 created
+# the first nine; migration 3 added the tenant (the project of the API key that sent the call).
+_FIRST_ROLLUP_DIMENSIONS = (
     "service",
     "environment",
     "route",
@@ -26,11 +27,38 @@ ROLLUP_DIMENSIONS = (
     "service_version",
     "router",
 )
+ROLLUP_DIMENSIONS = (*_FIRST_ROLLUP_DIMENSIONS, "tenant")
 
 LATENCY_QUANTILES = "0.5, 0.9, 0.95, 0.99"
 
 # When a call ended: the time every table's readers count it at (see the rollup above).
 ENDED_AT = "addMilliseconds(time, toInt64(duration_ms))"
+
+
+def _rollup_view(dimensions: tuple[str, ...]) -> str:
+    """The materialized view that feeds ``calls_1m`` from every insert into ``calls``."""
+    return f"""
+            CREATE MATERIALIZED VIEW IF NOT EXISTS calls_1m_mv TO calls_1m AS
+            SELECT
+                toStartOfMinute({ENDED_AT}) AS minute,
+                {", ".join(f"c.{d} AS {d}" for d in dimensions)},
+                count() AS calls,
+                countIf(c.status = 'error') AS errors,
+                countIf(c.is_timeout) AS timeouts,
+                countIf(c.escalated) AS escalated_calls,
+                countIf(c.cache_read_tokens = 0 AND c.cache_write_tokens = 0) AS uncached_calls,
+                countIf(NOT c.price_known) AS unpriced_calls,
+                sum(c.input_tokens) AS input_tokens,
+                sum(c.output_tokens) AS output_tokens,
+                sum(c.cache_read_tokens) AS cache_read_tokens,
+                sum(c.cache_write_tokens) AS cache_write_tokens,
+                sum(c.reasoning_tokens) AS reasoning_tokens,
+                sum(toDecimal128(c.cost_usd, 12)) AS cost_usd,
+                quantilesTDigestState({LATENCY_QUANTILES})(c.duration_ms) AS latency_ms,
+                quantilesTDigestState({LATENCY_QUANTILES})(c.ttft_ms) AS ttft_ms
+            FROM calls AS c
+            GROUP BY minute, {", ".join(dimensions)}
+            """
 
 
 @dataclass(frozen=True)
@@ -112,7 +140,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"""
             CREATE TABLE IF NOT EXISTS calls_1m (
                 minute DateTime('UTC'),
-                {", ".join(f"{d} LowCardinality(String)" for d in ROLLUP_DIMENSIONS)},
+                {", ".join(f"{d} LowCardinality(String)" for d in _FIRST_ROLLUP_DIMENSIONS)},
                 calls SimpleAggregateFunction(sum, UInt64),
                 errors SimpleAggregateFunction(sum, UInt64),
                 timeouts SimpleAggregateFunction(sum, UInt64),
@@ -130,32 +158,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             )
             ENGINE = AggregatingMergeTree
             PARTITION BY toYYYYMM(minute)
-            ORDER BY ({", ".join(ROLLUP_DIMENSIONS)}, minute)
+            ORDER BY ({", ".join(_FIRST_ROLLUP_DIMENSIONS)}, minute)
             TTL minute + INTERVAL 400 DAY
             SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}
             """,
-            f"""
-            CREATE MATERIALIZED VIEW IF NOT EXISTS calls_1m_mv TO calls_1m AS
-            SELECT
-                toStartOfMinute({ENDED_AT}) AS minute,
-                {", ".join(f"c.{d} AS {d}" for d in ROLLUP_DIMENSIONS)},
-                count() AS calls,
-                countIf(c.status = 'error') AS errors,
-                countIf(c.is_timeout) AS timeouts,
-                countIf(c.escalated) AS escalated_calls,
-                countIf(c.cache_read_tokens = 0 AND c.cache_write_tokens = 0) AS uncached_calls,
-                countIf(NOT c.price_known) AS unpriced_calls,
-                sum(c.input_tokens) AS input_tokens,
-                sum(c.output_tokens) AS output_tokens,
-                sum(c.cache_read_tokens) AS cache_read_tokens,
-                sum(c.cache_write_tokens) AS cache_write_tokens,
-                sum(c.reasoning_tokens) AS reasoning_tokens,
-                sum(toDecimal128(c.cost_usd, 12)) AS cost_usd,
-                quantilesTDigestState({LATENCY_QUANTILES})(c.duration_ms) AS latency_ms,
-                quantilesTDigestState({LATENCY_QUANTILES})(c.ttft_ms) AS ttft_ms
-            FROM calls AS c
-            GROUP BY minute, {", ".join(ROLLUP_DIMENSIONS)}
-            """,
+            _rollup_view(_FIRST_ROLLUP_DIMENSIONS),
         ),
     ),
     Migration(
@@ -183,6 +190,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             ORDER BY (detector, at, fingerprint)
             TTL at + INTERVAL 400 DAY
             """,
+        ),
+    ),
+    Migration(
+        3,
+        "tenant: the project of the API key that sent each call, on every table and in the rollup key",
+        (
+            "ALTER TABLE calls ADD COLUMN IF NOT EXISTS tenant LowCardinality(String)",
+            "ALTER TABLE tool_spans ADD COLUMN IF NOT EXISTS tenant LowCardinality(String)",
+            "ALTER TABLE calls_1m ADD COLUMN IF NOT EXISTS tenant LowCardinality(String), "
+            f"MODIFY ORDER BY ({', '.join(_FIRST_ROLLUP_DIMENSIONS)}, minute, tenant)",
+            "DROP VIEW IF EXISTS calls_1m_mv",
+            _rollup_view(ROLLUP_DIMENSIONS),
         ),
     ),
 )

@@ -18,7 +18,7 @@ from tokenpulse.storage.store import Store
 
 DIMENSIONS = (
     "service", "service_version", "environment", "provider", "model", "request_model", "response_model",
-    "operation", "route", "user", "session", "prompt_version", "router", "status", "error_type",
+    "operation", "route", "user", "session", "prompt_version", "router", "status", "error_type", "tenant",
 )  # fmt: skip
 
 # Positions of p50, p95 and p99 in LATENCY_QUANTILES (1-based, as ClickHouse arrays index).
