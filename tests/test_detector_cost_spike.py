@@ -74,10 +74,10 @@ def offset(at: datetime) -> int:
 def test_runaway_user_fires_critical_and_resolves_while_confounders_stay_quiet() -> None:
     result = run(CostSpike(), shop(), DAY, DAY + 120)
     assert result == [
-        # 4 of the window's minutes at $24/h >= 10 x $1.20/h at +4, the window $19.44/h: critical at once;
-        # her share of checkout's spend 1.8% -> 8%+ (the traffic guard).
-        (ONSET + 4, "firing", "critical", ALICE),
-        # critical until END + 1 (4 loop minutes in the window); the warning (every window of the last 10
+        # all 5 of the window's minutes at $24/h >= 10 x $1.20/h at +5: critical at once; her share of
+        # checkout's spend 1.8% -> 8%+ (the traffic guard).
+        (ONSET + 5, "firing", "critical", ALICE),
+        # critical until END (5 loop minutes in the window); the warning (every window of the last 10
         # minutes >= $3.60/h) until END + 4, the last with a loop minute; kept firing 5 minutes
         (END + 9, "resolved", "critical", ALICE),
     ]
@@ -106,7 +106,7 @@ def test_a_surge_of_ordinary_traffic_is_quiet_alone_but_burns_a_budget() -> None
     history = scenario.history(0, DAY + 200, {})
     transitions = Engine([CostSpike(settings)]).evaluate(history, [minute(m) for m in range(DAY, DAY + 200)])
     assert [(offset(t.at), t.status, t.severity, dict(t.scope)) for t in transitions] == [
-        (ONSET + 4, "firing", "critical", ALICE),
+        (ONSET + 5, "firing", "critical", ALICE),
         # 15-min projection 6 + 0.6k >= 8 from k = 4 (5-min: from 2), >= 10 from 7: burn rates fire at once
         (grow + 4, "firing", "warning", bob),
         (grow + 7, "firing", "critical", bob),
@@ -121,7 +121,7 @@ def test_a_surge_of_ordinary_traffic_is_quiet_alone_but_burns_a_budget() -> None
         (DAY + 120 + 61, "resolved", "critical", catalog),
     ]
     # alice: her spike pages before her budget's burn rate (critical from ONSET + 6) and stays one alert
-    assert transitions[0].summary.startswith("spend $19.44/h")
+    assert transitions[0].summary.startswith("spend $24.00/h")
 
 
 def test_overnight_trough_and_morning_ramp_do_not_alert() -> None:

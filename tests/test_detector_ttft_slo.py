@@ -26,12 +26,24 @@ def add(
     level: Callable[[int], float] | float = USUAL,
     ttft_calls: Callable[[int], float] | float = 30,
     *,
+    late: Callable[[int], float] | None = None,
     start: int = 0,
     end: int = 130,
 ) -> Scenario:
-    """A route's calls with a TTFT and the p99 frame the quantile query would return (rows from start + 1)."""
+    """A route's calls with a TTFT and the p99 frame the quantile query would return (rows from start + 1).
+
+    A minute whose p99 ``level`` is past the route's SLO (its critical bound) has a fifth of its calls
+    past it, as in a real breach, unless ``late`` gives the calls past the SLO (and the bound) per minute.
+    """
     per_minute = level if callable(level) else (lambda _m: level)
-    scenario.add(DETECTOR.ttft_calls_query, Series(scope(route), {"ttft_calls": ttft_calls}, start, end))
+    calls = ttft_calls if callable(ttft_calls) else (lambda _m: ttft_calls)
+    slo = DETECTOR.settings.route_slo_ms.get(route, DETECTOR.settings.slo_ms)
+
+    def over(bound: float) -> Callable[[int], float]:
+        return late or (lambda m: 0.2 * calls(m) if per_minute(m) > bound else 0.0)
+
+    counts = {"ttft_calls": calls, "over_slo": over(slo), "over_critical": over(2 * slo)}
+    scenario.add(DETECTOR.ttft_calls_query, Series(scope(route), counts, start, end))
     return scenario.add(
         DETECTOR.p99_query, Series(scope(route), {"value": windowed(per_minute, WINDOW)}, start + 1, end)
     )
@@ -60,7 +72,10 @@ def test_benign_confounders_never_fire() -> None:
     scenario = Scenario()
     add(scenario, "/steady")
     add(scenario, "/surge", ttft_calls=between(ONSET, END, 90, 30))  # 3x traffic, same TTFT
-    add(scenario, "/slow-call", between(40, 41, 30_000, USUAL))  # one 30 s first token: 5 windows
+    add(scenario, "/slow-call", between(40, 41, 30_000, USUAL), late=between(40, 41, 1, 0))  # 5 windows
+    # The p99 over the SLO for half an hour, from 2 slow first tokens in a window of 150: 1.3% late, by
+    # chance alone for a route whose calls are late 0.5% of the time (Wilson bound 0.4% < 1%).
+    add(scenario, "/noisy", between(ONSET, END, 1200, USUAL), late=between(ONSET, END, 0.4, 0))
     add(scenario, "/blip", between(80, 83, 4000, USUAL))  # 3 slow minutes: 7 windows
     rollout = {70: 12, 71: 12, 72: 48, 73: 48}  # a deploy that changes nothing: traffic dips, catches up
     add(scenario, "/deploy", ttft_calls=lambda m: rollout.get(m, 30))
@@ -100,9 +115,9 @@ def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
     detector = TtftSlo(Settings(window=timedelta(minutes=2), for_=timedelta(minutes=2), min_calls=8))
     start = datetime.fromtimestamp(first // 1_000_000_000, UTC)
     history = load_history(store, detector.queries(), start, start + timedelta(minutes=5))
-    counts = history[DETECTOR.ttft_calls_query].sort_values("minute")
-    assert list(counts.columns) == ["minute", "service", "route", "ttft_calls"]
-    assert counts["ttft_calls"].tolist() == [4, 4]
+    counts = history[detector.ttft_calls_query].sort_values("minute")
+    assert list(counts.columns) == ["minute", "service", "route", "ttft_calls", "over_slo", "over_critical"]
+    assert counts[["ttft_calls", "over_slo", "over_critical"]].values.tolist() == [[4, 0, 0], [4, 4, 4]]
     p99 = history[detector.p99_query].sort_values("minute")
     assert list(p99.columns) == ["minute", "service", "route", "value"]
     assert p99["minute"].iloc[0] == start + timedelta(minutes=1)

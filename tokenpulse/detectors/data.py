@@ -500,6 +500,11 @@ def check_scope(detector: str, scope: Sequence[str], required: Sequence[str] = (
     return tuple(d for d in DETECTOR_DIMENSIONS if d in scope)
 
 
+def sql_string(text: str) -> str:
+    """``text`` as a ClickHouse string literal, for the few values queries take from config or data."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def minutes(duration: timedelta) -> int:
     """A settings duration in whole minutes, the unit of every grid."""
     return int(duration.total_seconds() // 60)

@@ -70,6 +70,7 @@ from tokenpulse.detectors.data import (
     grids,
     kth_largest,
     minutes,
+    sql_string,
     to_observations,
     trailing_sum,
 )
@@ -93,12 +94,12 @@ class Budget:
 class Settings(DetectorSettings):
     window: timedelta = timedelta(minutes=5)
     # Each severity holds its own way (``for_`` is 0): a critical spike (>= critical_ratio) must have been
-    # past its threshold in ``sustained`` of the window's minutes, so a runaway pages about 4 minutes
-    # after it starts while a 3-minute spike, however tall, never does. A warning (>= warning_ratio) must
-    # have held over every window of the last ``warning_for``: a heavy user's ordinary session runs at
-    # 3-6x their usual rate for several minutes, a runaway loop does not stop.
+    # past its threshold in ``sustained`` of the window's minutes — all five: a heavy user's busiest
+    # session can reach 10x for four — so a runaway pages 5 minutes after it starts while a 4-minute
+    # spike, however tall, never does. A warning (>= warning_ratio) must have held over every window of
+    # the last ``warning_for``: ordinary sessions run at 3-6x for several minutes, a runaway does not stop.
     for_: timedelta = timedelta(0)
-    sustained: timedelta = timedelta(minutes=4)
+    sustained: timedelta = timedelta(minutes=5)
     warning_for: timedelta = timedelta(minutes=10)
     min_calls: int = 10  # the floor in dollars is the main guard; a runaway makes calls quickly
     warning_ratio: float = 3.0
@@ -150,7 +151,7 @@ def users_query(window_minutes: int, min_window_usd: float, budget_users: Sequen
     their service's line up minute for minute. Calls that started up to an hour before the range and
     ended in it are in.
     """
-    named = "".join(f" OR (service = {_quote(s)} AND user = {_quote(u)})" for s, u in budget_users)
+    named = "".join(f" OR (service = {sql_string(s)} AND user = {sql_string(u)})" for s, u in budget_users)
     sql = (
         "SELECT minute, service, user, calls, cost_usd FROM ("
         " SELECT minute, service, user, calls, cost_usd,"
@@ -170,10 +171,6 @@ def users_query(window_minutes: int, min_window_usd: float, budget_users: Sequen
         f" WHERE peak >= {min_window_usd!r}{named}"
     )
     return Query(f"calls:service, user:{hashlib.sha256(sql.encode()).hexdigest()[:12]}", sql)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class CostSpike(CatalogDetector):
