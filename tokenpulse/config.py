@@ -33,6 +33,7 @@ class Settings:
     detector_interval_seconds: int = 60
     runbook_base_url: str | None = None  # default: the daemon's own /runbooks
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # [detectors.<name>] tables
+    alerts: dict[str, Any] = field(default_factory=dict)  # the [alerts] table (tokenpulse.alerts.settings)
 
     @property
     def runbooks(self) -> str:
@@ -83,6 +84,8 @@ def _from_file(path: Path) -> dict[str, Any]:
             values["normalize"] = replace(NormalizeConfig(), **tuples, extra_dimensions=extra)
         elif key == "detectors":
             values["detectors"] = {name: dict(table) for name, table in value.items()}
+        elif key == "alerts":
+            values["alerts"] = dict(value)
         elif key == "prices":
             values["prices"] = {
                 model: TokenPrice(**{kind: Decimal(str(v)) for kind, v in kinds.items()})
