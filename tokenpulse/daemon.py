@@ -13,6 +13,8 @@ import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from tokenpulse.alerts.api import alerts_router
+from tokenpulse.alerts.service import AlertService
 from tokenpulse.api import create_api_app
 from tokenpulse.collector.grpc_receiver import start_grpc_server
 from tokenpulse.collector.http_receiver import create_otlp_http_app
@@ -31,7 +33,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _serve(runtime: Runtime, detectors: DetectorService) -> None:
+async def _serve(runtime: Runtime, detectors: DetectorService, alerts: AlertService) -> None:
     settings = runtime.settings
     grpc_server = start_grpc_server(
         runtime.pipeline, f"{settings.host}:{settings.otlp_grpc_port}", settings.max_decompressed_bytes
@@ -40,6 +42,7 @@ async def _serve(runtime: Runtime, detectors: DetectorService) -> None:
         runtime.pipeline, settings.max_request_bytes, settings.max_decompressed_bytes
     )
     api_app = create_api_app(runtime.store, runtime.wal, runtime.writer, detectors.engine.states)
+    api_app.include_router(alerts_router(runtime.store, detectors.engine.states, alerts.store))
     servers = [
         _Server(uvicorn.Config(app, host=settings.host, port=port, log_level="warning", access_log=False))
         for app, port in ((otlp_app, settings.otlp_http_port), (api_app, settings.api_port))
@@ -84,16 +87,23 @@ def serve(settings: Settings) -> None:
     """Run the daemon until SIGINT/SIGTERM."""
     runtime = Runtime.open(settings)
     scheduler = None
+    alerts = None
     try:
+        catalog = build_detectors(settings.detectors)
+        alerts = AlertService.from_settings(settings, {d.name: d.settings.window for d in catalog})
         detectors = DetectorService(
             runtime.store,
-            build_detectors(settings.detectors),
+            catalog,
             settings.data_dir / "alerts.json",
             settings.runbooks,
+            on_transitions=alerts.on_transitions,
         )
+        alerts.start()
         scheduler = start_detectors(runtime, detectors)
-        asyncio.run(_serve(runtime, detectors))
+        asyncio.run(_serve(runtime, detectors, alerts))
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=True)
+        if alerts is not None:
+            alerts.stop()
         runtime.close()

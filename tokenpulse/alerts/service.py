@@ -76,8 +76,15 @@ class AlertService:
         return cls(AlertStore(settings.data_dir / "alerts.sqlite"), config, links, windows)
 
     def on_transitions(self, transitions: Sequence[Transition]) -> None:
-        """DetectorService's hook: record the transitions for notification and return."""
-        self.dispatcher.submit([event_from_transition(t, self.links, self.windows) for t in transitions])
+        """DetectorService's hook: record the transitions for notification and return.
+
+        Never raises into the detector cycle: the transitions are in ``alert_events`` whatever happens here.
+        """
+        try:
+            self.dispatcher.submit([event_from_transition(t, self.links, self.windows) for t in transitions])
+        except Exception:
+            metrics.NOTIFICATIONS_FAILED.labels("all", "dropped").inc()
+            log.exception("could not record %d alert transition(s) for notification", len(transitions))
 
     def start(self) -> None:
         log.info("alert receivers: %s", ", ".join(self.notifiers) or "none configured")
