@@ -1,0 +1,156 @@
+"""Done when, in process: a simulated incident drives the real DetectorService into the alert service,
+with every receiver a fake server on loopback and time injected.
+
+Slack gets one message that turns resolved in place, PagerDuty exactly one trigger and one resolve with
+the same dedup_key, the webhook and Alertmanager valid payloads, the runbook link opens the runbook with
+the alert's scope and suspects — and a PagerDuty outage across a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.alert_helpers import FakeClock
+from tests.alert_incident import SCOPE, store_incident
+from tests.alert_schemas import (
+    ALERTMANAGER_POSTABLE_ALERTS,
+    ALERTMANAGER_WEBHOOK_V4,
+    PAGERDUTY_EVENT,
+    SLACK_MESSAGE,
+    check,
+)
+from tests.fake_receivers import FakeServer, accepted, serve, slack_answer
+from tokenpulse.alerts.api import alerts_router
+from tokenpulse.alerts.model import Links
+from tokenpulse.alerts.service import AlertService
+from tokenpulse.alerts.settings import alert_settings
+from tokenpulse.alerts.store import AlertStore
+from tokenpulse.api import create_api_app
+from tokenpulse.collector.wal import WriteAheadLog
+from tokenpulse.detectors.catalog.cache_hit_collapse import CacheHitCollapse
+from tokenpulse.detectors.service import INGEST_DELAY, DetectorService
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.writer import LogWriter
+
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+ONSET = NOW - timedelta(minutes=45)
+REVERTED = ONSET + timedelta(minutes=15)
+API = "http://tokenpulse.test:8000"
+
+
+@pytest.fixture
+def receivers() -> Iterator[dict[str, FakeServer]]:
+    with serve(slack_answer()) as slack, serve(accepted) as pagerduty, serve(accepted) as hook, \
+            serve(accepted) as alertmanager:  # fmt: skip
+        yield {"slack": slack, "pagerduty": pagerduty, "webhook": hook, "alertmanager": alertmanager}
+
+
+def alert_service(tmp_path: Path, receivers: dict[str, FakeServer], clock: FakeClock) -> AlertService:
+    env = {
+        "TOKENPULSE_SLACK_BOT_TOKEN": "xoxb-test",
+        "TOKENPULSE_SLACK_CHANNEL": "#oncall",
+        "TOKENPULSE_SLACK_API_URL": receivers["slack"].url + "/api/",
+        "TOKENPULSE_PAGERDUTY_ROUTING_KEY": "R" * 32,
+        "TOKENPULSE_PAGERDUTY_EVENTS_URL": receivers["pagerduty"].url + "/v2/enqueue",
+        "TOKENPULSE_WEBHOOK_URL": receivers["webhook"].url + "/hook",
+        "TOKENPULSE_ALERTMANAGER_URL": receivers["alertmanager"].url,
+    }
+    config = alert_settings({"group_wait_seconds": 30, "group_interval_seconds": 300}, env)
+    links = Links(f"{API}/runbooks", API)
+    window = CacheHitCollapse().settings.window
+    return AlertService(AlertStore(tmp_path / "alerts.sqlite"), config, links, {"cache_hit_collapse": window},
+                        clock)  # fmt: skip
+
+
+def run_minute(detectors: DetectorService, alerts: AlertService, clock: FakeClock) -> None:
+    """One detector cycle at the clock's time, then a minute of dispatching and delivering."""
+    detectors.cycle(clock.now() + INGEST_DELAY)
+    for _ in range(6):
+        alerts.dispatcher.flush_due()
+        for receiver in alerts.notifiers:
+            while alerts.delivery.attempt(receiver):
+                pass
+        clock.advance(seconds=10)
+
+
+def test_a_simulated_incident_reaches_every_receiver_once_and_survives_a_pagerduty_outage_and_restart(
+    store: Store, tmp_path: Path, receivers: dict[str, FakeServer]
+) -> None:
+    store_incident(store, tmp_path, ONSET, REVERTED, NOW)
+    clock = FakeClock(ONSET)
+    alerts = alert_service(tmp_path, receivers, clock)
+    state = tmp_path / "alerts.json"
+    detectors = DetectorService(store, [CacheHitCollapse()], state, f"{API}/runbooks", alerts.on_transitions)
+    pagerduty = receivers["pagerduty"]
+    for _ in range(8):  # PagerDuty is down from before the alert fires
+        pagerduty.fail_next(503)
+
+    while clock.now() < ONSET + timedelta(minutes=12):
+        run_minute(detectors, alerts, clock)
+    (firing,) = [n for n in alerts.store.notifications("pagerduty")]
+    assert firing.state == "pending" and firing.attempts >= 3 and "503" in firing.last_error
+    assert pagerduty.requests == []
+
+    # The daemon restarts while PagerDuty is still down: the outbox and the log are on disk.
+    alerts.stop()
+    alerts = alert_service(tmp_path, receivers, clock)
+    detectors = DetectorService(store, [CacheHitCollapse()], state, f"{API}/runbooks", alerts.on_transitions)
+    while clock.now() < NOW - timedelta(minutes=1):
+        run_minute(detectors, alerts, clock)
+    alerts.stop()
+
+    # PagerDuty: exactly one trigger and one resolve, with the same dedup_key, in order.
+    events = pagerduty.bodies("/v2/enqueue")
+    assert [e["event_action"] for e in events] == ["trigger", "resolve"]
+    assert events[0]["dedup_key"] == events[1]["dedup_key"]
+    for event in events:
+        check(PAGERDUTY_EVENT, event)
+    assert events[0]["payload"]["custom_details"]["suspects"][0]["value"] == "v8"
+
+    # Slack: one message, updated in place to resolved, with a reply in its thread.
+    slack = receivers["slack"]
+    assert [r.path for r in slack.requests] == [
+        "/api/chat.postMessage",
+        "/api/chat.update",
+        "/api/chat.postMessage",
+    ]
+    post, update, reply = slack.bodies()
+    for body in (post, update, reply):
+        check(SLACK_MESSAGE, body)
+    assert update["ts"] == reply["thread_ts"] == "1700000000.000001"
+    assert (
+        "CRITICAL" in post["blocks"][0]["text"]["text"] and "RESOLVED" in update["blocks"][0]["text"]["text"]
+    )
+
+    # The webhook: Alertmanager v4 payloads, firing then resolved.
+    hooks = receivers["webhook"].bodies("/hook")
+    assert [h["status"] for h in hooks] == ["firing", "resolved"]
+    for hook in hooks:
+        check(ALERTMANAGER_WEBHOOK_V4, hook)
+    # Alertmanager: refreshed every minute while firing, then ended.
+    pushes = receivers["alertmanager"].bodies("/api/v2/alerts")
+    for push in pushes:
+        check(ALERTMANAGER_POSTABLE_ALERTS, push)
+    assert len(pushes) >= 5
+    ends = [datetime.fromisoformat(p[0]["endsAt"].replace("Z", "+00:00")) for p in pushes]
+    assert all(end > ONSET + timedelta(minutes=8) for end in ends[:-1])
+    assert ends[-1] == datetime.fromisoformat(hooks[1]["alerts"][0]["endsAt"].replace("Z", "+00:00"))
+
+    # The runbook link of every receiver opens the runbook with the alert's scope and suspects.
+    runbook_url = events[0]["links"][0]["href"]
+    assert runbook_url == hooks[0]["alerts"][0]["annotations"]["runbook_url"]
+    assert runbook_url == post["blocks"][4]["elements"][0]["url"]
+    assert runbook_url.startswith(f"{API}/runbooks/cache_hit_collapse?alert=")
+    wal = WriteAheadLog(tmp_path / "api-wal")
+    app = create_api_app(store, wal, LogWriter(wal, store), detectors.engine.states)
+    app.include_router(alerts_router(store, detectors.engine.states, AlertStore(tmp_path / "alerts.sqlite")))
+    page = TestClient(app).get(urllib.parse.urlsplit(runbook_url)._replace(scheme="", netloc="").geturl())
+    assert page.status_code == 200
+    assert ", ".join(f"{k}={v}" for k, v in SCOPE.items()) in page.text
+    assert "prompt_version=v8" in page.text and "resolved" in page.text
