@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per detector cycle
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per notification sent
     try:
         if args.command == "serve":
             from tokenpulse.daemon import serve
