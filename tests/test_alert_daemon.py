@@ -4,6 +4,8 @@ has been restarted, and still gets exactly one trigger; the runbook link opens w
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -42,6 +44,14 @@ def wait_for(condition: Callable[[], bool], what: str, daemon: Daemon, timeout: 
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}:\n{daemon.log()[-4000:]}")
+
+
+def silence(daemon: Daemon, *arguments: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenpulse.cli", "silence", "--api", daemon.api, *arguments],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return result.stdout.strip()
 
 
 def metric(daemon: Daemon, name: str, **labels: str) -> float:
@@ -118,6 +128,15 @@ def test_serve_notifies_every_receiver_once_across_a_restart_during_a_pagerduty_
         assert "prompt_version=v8" in page.text
         alert_id = urllib.parse.parse_qs(link.query)["alert"][0]
         assert httpx.get(f"{second.api}/api/v1/alerts/{alert_id}").json()["state"] == "firing"
+
+        # Silences from the command line, against the running daemon.
+        added = silence(second, "add", "-m", "detector=cache_hit_collapse", "-m", "service=~check.*",
+                        "--duration", "90m", "--comment", "prompt v8 rolling back")  # fmt: skip
+        silence_id, state = added.split()[:2]
+        assert state == "active" and "detector=cache_hit_collapse service=~check.*" in added
+        assert silence(second, "list").split()[0] == silence_id
+        assert silence(second, "expire", silence_id).split()[1] == "expired"
+        assert silence(second, "list") == "" and silence(second, "list", "--all").split()[0] == silence_id
         assert second.stop() == 0
     finally:
         if second.process and second.process.poll() is None:

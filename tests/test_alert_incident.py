@@ -8,6 +8,10 @@ the alert's scope and suspects — and a PagerDuty outage across a restart loses
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -154,3 +158,37 @@ def test_a_simulated_incident_reaches_every_receiver_once_and_survives_a_pagerdu
     assert page.status_code == 200
     assert ", ".join(f"{k}={v}" for k, v in SCOPE.items()) in page.text
     assert "prompt_version=v8" in page.text and "resolved" in page.text
+
+
+def test_backtest_notify_sends_the_backtests_transitions_through_the_receivers(
+    store: Store, tmp_path: Path, receivers: dict[str, FakeServer]
+) -> None:
+    store_incident(store, tmp_path, ONSET, REVERTED, NOW)
+    store.close()  # the command opens it
+    env = {
+        **os.environ,
+        "TOKENPULSE_SLACK_WEBHOOK_URL": receivers["slack"].url + "/services/T0/B0/test-channel",
+        "TOKENPULSE_WEBHOOK_URL": receivers["webhook"].url + "/hook",
+        "TOKENPULSE_RUNBOOK_BASE_URL": "https://runbooks.example/tp",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenpulse.cli", "backtest", "--data", str(tmp_path / "data"),
+         "--start", (ONSET - timedelta(minutes=5)).isoformat(), "--end", NOW.isoformat(), "--notify"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    collapse = [(t["status"], t["detector"]) for t in printed if t["detector"] == "cache_hit_collapse"]
+    assert collapse == [("firing", "cache_hit_collapse"), ("resolved", "cache_hit_collapse")]
+    hooks = receivers["webhook"].bodies("/hook")
+    assert [(h["status"], h["alerts"][0]["labels"]["detector"]) for h in hooks] == [
+        (t["status"], t["detector"]) for t in printed
+    ]
+    for hook in hooks:
+        check(ALERTMANAGER_WEBHOOK_V4, hook)
+    messages = receivers["slack"].bodies()
+    assert len(messages) == len(printed) and all(check(SLACK_MESSAGE, m) is None for m in messages)
+    assert messages[0]["blocks"][4]["elements"][0]["url"].startswith(
+        "https://runbooks.example/tp/cache_hit_collapse?alert="
+    )
+    assert "notify webhook: resolved cache_hit_collapse -> sent" in result.stderr

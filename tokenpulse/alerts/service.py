@@ -48,6 +48,12 @@ def build_notifiers(
     return notifiers
 
 
+def links(settings: Settings, config: AlertSettings) -> Links:
+    """Alert links point at the daemon's API (or ``external_url``) unless a runbook base URL is set."""
+    api = config.external_url or f"http://{settings.host}:{settings.api_port}"
+    return Links(settings.runbook_base_url or f"{api}/runbooks", api, config.dashboard_url)
+
+
 class AlertService:
     def __init__(
         self,
@@ -71,9 +77,7 @@ class AlertService:
     @classmethod
     def from_settings(cls, settings: Settings, windows: Mapping[str, timedelta]) -> AlertService:
         config = alert_settings(settings.alerts)
-        api = config.external_url or f"http://{settings.host}:{settings.api_port}"
-        links = Links(settings.runbook_base_url or f"{api}/runbooks", api, config.dashboard_url)
-        return cls(AlertStore(settings.data_dir / "alerts.sqlite"), config, links, windows)
+        return cls(AlertStore(settings.data_dir / "alerts.sqlite"), config, links(settings, config), windows)
 
     def on_transitions(self, transitions: Sequence[Transition]) -> None:
         """DetectorService's hook: record the transitions for notification and return.
