@@ -6,28 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tests.factories import call_record, store_records
-from tokenpulse.collector.records import CallRecord
+from tests.factories import store_records
+from tests.test_detector_service import calls_for  # the cache collapse of the detector service's test
 from tokenpulse.storage.store import Store
 
 SCOPE = {"service": "checkout", "route": "/support", "model": "claude-sonnet-4-5"}
-
-
-def calls_for(minute: datetime, collapsed: bool) -> list[CallRecord]:
-    base_ns = int(minute.timestamp()) * 10**9
-    return [
-        call_record(
-            time_unix_nano=base_ns + i * 6 * 10**9,
-            provider="anthropic",
-            response_model="claude-sonnet-4-5",
-            route="/support",
-            input_tokens=5000,
-            cache_read_tokens=300 if collapsed else 4000,
-            cache_write_tokens=4000 if collapsed else 500,
-            prompt_version="v8" if collapsed else "v7",
-        )
-        for i in range(10)
-    ]
 
 
 def store_incident(store: Store, directory: Path, onset: datetime, reverted: datetime, end: datetime) -> None:

@@ -92,6 +92,27 @@ def slack_answer() -> Callable[[Request], Answer]:
     return answer
 
 
+@contextmanager
+def all_receivers() -> Iterator[dict[str, FakeServer]]:
+    """A fake Slack Web API, PagerDuty, webhook and Alertmanager."""
+    with serve(slack_answer()) as slack, serve(accepted) as pagerduty, serve(accepted) as hook, \
+            serve(accepted) as alertmanager:  # fmt: skip
+        yield {"slack": slack, "pagerduty": pagerduty, "webhook": hook, "alertmanager": alertmanager}
+
+
+def receiver_environment(receivers: dict[str, FakeServer]) -> dict[str, str]:
+    """The daemon's environment variables that point every receiver at ``receivers``."""
+    return {
+        "TOKENPULSE_SLACK_BOT_TOKEN": "xoxb-test",
+        "TOKENPULSE_SLACK_CHANNEL": "#oncall",
+        "TOKENPULSE_SLACK_API_URL": receivers["slack"].url + "/api/",
+        "TOKENPULSE_PAGERDUTY_ROUTING_KEY": "R" * 32,
+        "TOKENPULSE_PAGERDUTY_EVENTS_URL": receivers["pagerduty"].url + "/v2/enqueue",
+        "TOKENPULSE_WEBHOOK_URL": receivers["webhook"].url + "/hook",
+        "TOKENPULSE_ALERTMANAGER_URL": receivers["alertmanager"].url,
+    }
+
+
 def accepted(request: Request) -> Answer:
     if request.path == "/v2/enqueue":  # PagerDuty
         return (

@@ -24,7 +24,7 @@ from tests.alert_schemas import (
     check,
 )
 from tests.daemon import Daemon
-from tests.fake_receivers import FakeServer, accepted, serve, slack_answer
+from tests.fake_receivers import FakeServer, all_receivers, receiver_environment
 from tokenpulse.storage.store import Store
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -32,9 +32,8 @@ NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 
 @pytest.fixture
 def receivers() -> Iterator[dict[str, FakeServer]]:
-    with serve(slack_answer()) as slack, serve(accepted) as pagerduty, serve(accepted) as hook, \
-            serve(accepted) as alertmanager:  # fmt: skip
-        yield {"slack": slack, "pagerduty": pagerduty, "webhook": hook, "alertmanager": alertmanager}
+    with all_receivers() as fakes:
+        yield fakes
 
 
 def wait_for(condition: Callable[[], bool], what: str, daemon: Daemon, timeout: float = 60) -> None:
@@ -76,13 +75,7 @@ def test_serve_notifies_every_receiver_once_across_a_restart_during_a_pagerduty_
         "TOKENPULSE_CONFIG": str(config),
         "TOKENPULSE_DETECTOR_INTERVAL_SECONDS": "2",
         "TOKENPULSE_ALERTS_GROUP_WAIT_SECONDS": "0",
-        "TOKENPULSE_SLACK_BOT_TOKEN": "xoxb-test",
-        "TOKENPULSE_SLACK_CHANNEL": "#oncall",
-        "TOKENPULSE_SLACK_API_URL": receivers["slack"].url + "/api/",
-        "TOKENPULSE_PAGERDUTY_ROUTING_KEY": "R" * 32,
-        "TOKENPULSE_PAGERDUTY_EVENTS_URL": receivers["pagerduty"].url + "/v2/enqueue",
-        "TOKENPULSE_WEBHOOK_URL": receivers["webhook"].url + "/hook",
-        "TOKENPULSE_ALERTMANAGER_URL": receivers["alertmanager"].url,
+        **receiver_environment(receivers),
     }
     pagerduty, slack = receivers["pagerduty"], receivers["slack"]
     for _ in range(1000):

@@ -29,7 +29,7 @@ from tests.alert_schemas import (
     SLACK_MESSAGE,
     check,
 )
-from tests.fake_receivers import FakeServer, accepted, serve, slack_answer
+from tests.fake_receivers import FakeServer, all_receivers, receiver_environment
 from tokenpulse.alerts.api import alerts_router
 from tokenpulse.alerts.model import Links
 from tokenpulse.alerts.service import AlertService
@@ -50,22 +50,14 @@ API = "http://tokenpulse.test:8000"
 
 @pytest.fixture
 def receivers() -> Iterator[dict[str, FakeServer]]:
-    with serve(slack_answer()) as slack, serve(accepted) as pagerduty, serve(accepted) as hook, \
-            serve(accepted) as alertmanager:  # fmt: skip
-        yield {"slack": slack, "pagerduty": pagerduty, "webhook": hook, "alertmanager": alertmanager}
+    with all_receivers() as fakes:
+        yield fakes
 
 
 def alert_service(tmp_path: Path, receivers: dict[str, FakeServer], clock: FakeClock) -> AlertService:
-    env = {
-        "TOKENPULSE_SLACK_BOT_TOKEN": "xoxb-test",
-        "TOKENPULSE_SLACK_CHANNEL": "#oncall",
-        "TOKENPULSE_SLACK_API_URL": receivers["slack"].url + "/api/",
-        "TOKENPULSE_PAGERDUTY_ROUTING_KEY": "R" * 32,
-        "TOKENPULSE_PAGERDUTY_EVENTS_URL": receivers["pagerduty"].url + "/v2/enqueue",
-        "TOKENPULSE_WEBHOOK_URL": receivers["webhook"].url + "/hook",
-        "TOKENPULSE_ALERTMANAGER_URL": receivers["alertmanager"].url,
-    }
-    config = alert_settings({"group_wait_seconds": 30, "group_interval_seconds": 300}, env)
+    config = alert_settings(
+        {"group_wait_seconds": 30, "group_interval_seconds": 300}, receiver_environment(receivers)
+    )
     links = Links(f"{API}/runbooks", API)
     window = CacheHitCollapse().settings.window
     return AlertService(AlertStore(tmp_path / "alerts.sqlite"), config, links, {"cache_hit_collapse": window},

@@ -20,6 +20,7 @@ from tests.alert_schemas import (
 )
 from tests.fake_receivers import FakeServer, accepted, serve, slack_answer
 from tokenpulse.alerts.delivery import Backoff, Delivery, Notifier
+from tokenpulse.alerts.model import AlertEvent
 from tokenpulse.alerts.notifiers.alertmanager import AlertmanagerNotifier
 from tokenpulse.alerts.notifiers.pagerduty import PagerDutyNotifier
 from tokenpulse.alerts.notifiers.slack import SlackNotifier
@@ -58,6 +59,20 @@ def deliver_all(delivery: Delivery, receiver: str) -> None:
         pass
 
 
+def fire_and_resolve(
+    store: AlertStore,
+    receiver: str,
+    notifier: Notifier,
+    clock: FakeClock,
+    firing: AlertEvent,
+    after: timedelta,
+) -> None:
+    """Record an alert's firing and its resolve ``after`` later, and deliver both."""
+    record(store, receiver, firing)
+    record(store, receiver, resolved(firing, T0 + after))
+    deliver_all(Delivery(store, {receiver: notifier}, clock), receiver)
+
+
 def test_slack_bot_posts_once_then_updates_the_message_in_place_and_replies_in_thread(
     store: AlertStore, slack: FakeServer
 ) -> None:
@@ -65,11 +80,8 @@ def test_slack_bot_posts_once_then_updates_the_message_in_place_and_replies_in_t
     notifier = SlackNotifier(
         "slack", store, clock, bot_token="xoxb-test", channel="#alerts", api_url=slack.url + "/api/"
     )
-    delivery = Delivery(store, {"slack": notifier}, clock)
     firing = event()
-    record(store, "slack", firing)
-    record(store, "slack", resolved(firing, T0 + timedelta(minutes=30)))
-    deliver_all(delivery, "slack")
+    fire_and_resolve(store, "slack", notifier, clock, firing, timedelta(minutes=30))
 
     paths = [r.path for r in slack.requests]
     assert paths == ["/api/chat.postMessage", "/api/chat.update", "/api/chat.postMessage"]
@@ -146,11 +158,8 @@ def test_slack_bot_rate_limit_and_refusal(store: AlertStore, slack: FakeServer) 
 def test_pagerduty_trigger_and_resolve_share_the_dedup_key(store: AlertStore, receiver: FakeServer) -> None:
     clock = FakeClock()
     notifier = PagerDutyNotifier(ROUTING_KEY, receiver.url + "/v2/enqueue")
-    delivery = Delivery(store, {"pagerduty": notifier}, clock)
     firing = replace(event(), summary="x" * 5000)
-    record(store, "pagerduty", firing)
-    record(store, "pagerduty", resolved(firing, T0 + timedelta(minutes=20)))
-    deliver_all(delivery, "pagerduty")
+    fire_and_resolve(store, "pagerduty", notifier, clock, firing, timedelta(minutes=20))
     trigger, resolve = receiver.bodies("/v2/enqueue")
     check(PAGERDUTY_EVENT, trigger)
     check(PAGERDUTY_EVENT, resolve)
@@ -235,11 +244,8 @@ def test_alertmanager_gets_postable_alerts_that_end_on_resolve(
 ) -> None:
     clock = FakeClock()
     notifier = AlertmanagerNotifier(receiver.url, clock, timedelta(minutes=1))
-    delivery = Delivery(store, {"alertmanager": notifier}, clock)
     firing = event()
-    record(store, "alertmanager", firing)
-    record(store, "alertmanager", resolved(firing, T0 + timedelta(minutes=3)))
-    deliver_all(delivery, "alertmanager")
+    fire_and_resolve(store, "alertmanager", notifier, clock, firing, timedelta(minutes=3))
     posted, ended = receiver.bodies("/api/v2/alerts")
     check(ALERTMANAGER_POSTABLE_ALERTS, posted)
     check(ALERTMANAGER_POSTABLE_ALERTS, ended)
