@@ -93,11 +93,8 @@ class Dispatcher:
                 for receiver in route.receivers:
                     entry = self.store.log_entry(receiver, group.key)
                     decision = decide(audible, entry, route, now)
-                    if (
-                        decision.send
-                        or (entry is not None and decision.log != entry)
-                        or (entry is None and decision.log.firing)
-                    ):
+                    # The log is written whenever what the receiver knows changes, sent or not.
+                    if decision.send or (entry is not None and decision.log != entry):
                         self.store.enqueue(
                             receiver, group.key, group.labels, decision.alerts, decision.log, decision.send
                         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -36,7 +36,6 @@ class AlertEvent:
     runbook_url: str
     dashboard_url: str
     generator_url: str = ""  # the daemon's API page of this alert
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def labels(self) -> dict[str, str]:

@@ -115,9 +115,9 @@ def alert_settings(table: Mapping[str, Any], environ: Mapping[str, str] | None =
         )
         for r in table.pop("inhibit_rules", [])
     ] or [DEFAULT_INHIBIT]
-    dashboard_url = str(env.get("TOKENPULSE_DASHBOARD_URL") or table.pop("dashboard_url", ""))
-    external_url = str(env.get("TOKENPULSE_EXTERNAL_URL") or table.pop("external_url", ""))
-    table.pop("dashboard_url", None)
+    dashboard_url = env.get("TOKENPULSE_DASHBOARD_URL") or str(table.pop("dashboard_url", ""))
+    external_url = env.get("TOKENPULSE_EXTERNAL_URL") or str(table.pop("external_url", ""))
+    table.pop("dashboard_url", None)  # when the environment won
     table.pop("external_url", None)
     for name in TIMINGS:
         table.pop(f"{name}_seconds", None)
