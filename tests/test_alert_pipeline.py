@@ -15,6 +15,7 @@ from tokenpulse.alerts.matchers import Matcher, parse_matchers
 from tokenpulse.alerts.settings import DEFAULT_INHIBIT, alert_settings
 from tokenpulse.alerts.stages import InhibitRule, Route
 from tokenpulse.alerts.store import AlertStore
+from tokenpulse.config import load_settings
 
 ROUTE = Route(
     receivers=("chat",),
@@ -251,3 +252,50 @@ def test_settings_from_environment_and_file_route_everything_by_default() -> Non
         alert_settings({"routes": [{"receivers": ["webhook"]}]}, env)
     with pytest.raises(ValueError, match="unknown setting"):
         alert_settings({"group_wiat_seconds": 1}, env)
+
+
+def test_prune_forgets_old_deliveries_and_log_entries_but_never_pending_ones(store: AlertStore) -> None:
+    clock = FakeClock()
+    dispatcher = Dispatcher(store, [ROUTE], [], clock)
+    dispatcher.submit([event(), event(service="billing")])
+    clock.advance(seconds=30)
+    dispatcher.flush_due()
+    delivered, waiting = store.notifications()
+    store.mark_sent(delivered.seq, 1, clock.now())
+    store.add_silence(parse_matchers(["a=b"]), clock.now(), clock.now() + timedelta(hours=1), "t", "")
+    clock.advance(days=6)
+    assert store.prune(clock.now() - timedelta(days=5)) == 4  # the delivery, two log entries, the silence
+    assert [n.seq for n in store.notifications()] == [waiting.seq] and store.silences() == []
+
+
+def test_alerts_table_of_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "tokenpulse.toml"
+    config.write_text(
+        """
+[alerts]
+group_wait_seconds = 10
+[alerts.slack]
+bot_token = "xoxb-1"
+channel = "#llm"
+[alerts.pagerduty]
+routing_key = "key"
+[[alerts.routes]]
+matchers = ["severity=critical"]
+receivers = ["pagerduty"]
+continue = true
+[[alerts.routes]]
+receivers = ["slack"]
+group_by = ["detector"]
+repeat_interval_seconds = 3600
+[[alerts.inhibit_rules]]
+source_matchers = ["detector=cache_hit_collapse"]
+target_matchers = ["detector=cost_spike"]
+equal = ["service"]
+"""
+    )
+    config_settings = alert_settings(load_settings(config).alerts, {})
+    pager, chat = config_settings.routes
+    assert pager.receivers == ("pagerduty",) and pager.continue_ and pager.group_wait == timedelta(seconds=10)
+    assert chat.group_by == ("detector",) and chat.repeat_interval == timedelta(hours=1)
+    assert config_settings.receivers["slack"] == {"bot_token": "xoxb-1", "channel": "#llm"}
+    assert config_settings.inhibit_rules[0].equal == ("service",)

@@ -28,6 +28,10 @@ from tokenpulse.detectors.base import Transition
 
 log = logging.getLogger(__name__)
 
+# Delivered notifications and the log of groups silent this long are forgotten (Alertmanager keeps 120 h).
+RETENTION = timedelta(hours=120)
+PRUNE_EVERY = timedelta(hours=1)
+
 
 def build_notifiers(
     config: AlertSettings, store: AlertStore, clock: Clock, external_url: str
@@ -103,9 +107,13 @@ class AlertService:
             thread.start()
 
     def _dispatch(self) -> None:
+        pruned_at = self.clock.now() - PRUNE_EVERY
         while not self._stop.is_set():
             try:
                 self.dispatcher.flush_due()
+                if self.clock.now() - pruned_at >= PRUNE_EVERY:
+                    pruned_at = self.clock.now()
+                    self.store.prune(pruned_at - RETENTION)
                 pending = self.store.pending_count()
                 for name in self.notifiers:
                     metrics.NOTIFICATIONS_PENDING.labels(name).set(pending.get(name, 0))

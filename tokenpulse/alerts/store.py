@@ -237,6 +237,20 @@ class AlertStore:
                 (FAILED, attempts, _ts(now), error, seq),
             )
 
+    def prune(self, before: datetime) -> int:
+        """Forget delivered and failed notifications, log entries and expired silences older than ``before``.
+
+        A log entry is refreshed by every repeat, so only groups silent since ``before`` lose theirs.
+        """
+        cutoff = _ts(before)
+        with self._transaction() as db:
+            removed = db.execute(
+                "DELETE FROM outbox WHERE state != ? AND done_at < ?", (PENDING, cutoff)
+            ).rowcount
+            removed += db.execute("DELETE FROM nflog WHERE sent_at < ?", (cutoff,)).rowcount
+            removed += db.execute("DELETE FROM silences WHERE ends_at < ?", (cutoff,)).rowcount
+        return removed
+
     # silences
     def add_silence(
         self,
