@@ -12,15 +12,17 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.alert_helpers import FakeClock
+from tests.alert_helpers import FakeClock, transition
 from tests.alert_incident import SCOPE, store_incident
 from tests.alert_schemas import (
     ALERTMANAGER_POSTABLE_ALERTS,
@@ -29,7 +31,15 @@ from tests.alert_schemas import (
     SLACK_MESSAGE,
     check,
 )
-from tests.fake_receivers import FakeServer, all_receivers, receiver_environment
+from tests.fake_receivers import (
+    Answer,
+    FakeServer,
+    Request,
+    accepted,
+    all_receivers,
+    receiver_environment,
+    serve,
+)
 from tokenpulse.alerts.api import alerts_router
 from tokenpulse.alerts.model import Links
 from tokenpulse.alerts.service import AlertService
@@ -184,3 +194,39 @@ def test_backtest_notify_sends_the_backtests_transitions_through_the_receivers(
         "https://runbooks.example/tp/cache_hit_collapse?alert="
     )
     assert "notify webhook: resolved cache_hit_collapse -> sent" in result.stderr
+
+
+def test_a_hanging_receiver_never_holds_up_the_detector_hook(tmp_path: Path) -> None:
+    released = threading.Event()
+
+    def hang(request: Request) -> Answer:
+        released.wait(30)
+        return accepted(request)
+
+    with serve(hang) as webhook:
+        config = alert_settings({"group_wait_seconds": 0}, {"TOKENPULSE_WEBHOOK_URL": webhook.url + "/hook"})
+        alerts = AlertService(
+            AlertStore(tmp_path / "alerts.sqlite"), config, Links(f"{API}/runbooks", API), {}
+        )
+        alerts.start()
+        try:
+            took = []
+            for minute in range(3):
+                started = time.perf_counter()
+                alerts.on_transitions([transition(at=NOW + timedelta(minutes=minute), service=f"s{minute}")])
+                took.append(time.perf_counter() - started)
+            wait_until(lambda: any(n.attempts == 0 for n in alerts.store.notifications()))
+            assert max(took) < 0.5 and webhook.requests == []  # the receiver holds the first one
+            released.set()
+            wait_until(lambda: len(webhook.requests) == 3)
+            assert all(n.state == "sent" for n in alerts.store.notifications())
+        finally:
+            released.set()
+            alerts.stop()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
