@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.alert_helpers import FakeClock
 from tokenpulse.alerts.api import alerts_router
-from tokenpulse.alerts.runbooks import runbook_source
+from tokenpulse.alerts.runbooks import RUNBOOKS, runbook_source
 from tokenpulse.alerts.store import AlertStore
 from tokenpulse.api import create_api_app
 from tokenpulse.collector.wal import WriteAheadLog
@@ -26,7 +26,7 @@ SECTIONS = ("## What it means", "## Confirm it", "## Likely causes", "## Roll ba
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("detector", NAMES)
+@pytest.mark.parametrize("detector", RUNBOOKS)
 def test_every_detector_has_a_runbook_with_rollback_steps(detector: str) -> None:
     source = runbook_source(detector)
     assert source == (ROOT / "runbooks" / f"{detector}.md").read_text()  # one source of truth
@@ -36,11 +36,14 @@ def test_every_detector_has_a_runbook_with_rollback_steps(detector: str) -> None
     rollback = source.split("## Roll back", 1)[1]
     for step in ("**Identify the change**", "**Revert it**", "**Redeploy**", "**Recovery check**"):
         assert step in rollback, f"{detector}: rollback lacks {step}"
-    assert "{{suspects}}" in source and "within" in rollback.split("**Recovery check**")[1]
+    assert "within" in rollback.split("**Recovery check**")[1]  # the recovery check has a time bound
+    if detector in NAMES:  # the catalog's alerts name suspects (the health alert has none)
+        assert "{{suspects}}" in source
 
 
 def test_no_runbook_without_a_detector() -> None:
-    assert {p.stem for p in (ROOT / "runbooks").glob("*.md")} == set(NAMES)
+    assert set(RUNBOOKS) >= set(NAMES)
+    assert {p.stem for p in (ROOT / "runbooks").glob("*.md")} == set(RUNBOOKS)
 
 
 @pytest.fixture
@@ -95,7 +98,7 @@ def test_runbook_without_alert_shows_placeholders_and_unknowns_are_404(client: T
     assert "No alert nope is known" in client.get("/runbooks/timeout_surge?alert=nope").text
     assert client.get("/runbooks/not_a_detector").status_code == 404
     index = client.get("/runbooks").text
-    assert all(f'href="runbooks/{name}"' in index for name in NAMES)
+    assert all(f'href="runbooks/{name}"' in index for name in RUNBOOKS)
 
 
 def test_silences_api_add_list_get_expire(client: TestClient) -> None:

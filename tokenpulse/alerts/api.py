@@ -13,9 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from tokenpulse.alerts.history import find_alert
 from tokenpulse.alerts.matchers import parse_matchers
 from tokenpulse.alerts.model import Clock, SystemClock
-from tokenpulse.alerts.runbooks import render
+from tokenpulse.alerts.runbooks import RUNBOOKS, render
 from tokenpulse.alerts.store import AlertStore
-from tokenpulse.detectors.catalog import NAMES
 from tokenpulse.detectors.state import AlertStates
 from tokenpulse.storage.store import Store
 
@@ -37,13 +36,13 @@ def alerts_router(
 
     @router.get("/runbooks", response_class=HTMLResponse, summary="Index of the runbooks")
     def runbook_index() -> HTMLResponse:
-        items = "".join(f'<li><a href="runbooks/{name}">{name}</a></li>' for name in NAMES)
+        items = "".join(f'<li><a href="runbooks/{name}">{name}</a></li>' for name in RUNBOOKS)
         return HTMLResponse(f"<!doctype html><title>Runbooks</title><h1>Runbooks</h1><ul>{items}</ul>")
 
     @router.get("/runbooks/{detector}", response_class=HTMLResponse, summary="A detector's runbook")
     async def runbook(detector: str, alert: str | None = None) -> HTMLResponse:
-        if detector not in NAMES:
-            raise HTTPException(404, f"no detector {detector!r}; known: {', '.join(NAMES)}")
+        if detector not in RUNBOOKS:
+            raise HTTPException(404, f"no runbook {detector!r}; known: {', '.join(RUNBOOKS)}")
         found = await run_in_threadpool(find_alert, states, store, alert) if alert else None
         return HTMLResponse(render(detector, found, alert))
 

@@ -55,10 +55,8 @@ class AlertEvent:
     @property
     def figures_text(self) -> str:
         baseline = "none" if self.baseline is None else f"{self.baseline:.6g}"
-        return (
-            f"value {self.value:.6g} vs threshold {self.threshold:.6g} (baseline {baseline}) "
-            f"over {self.window_minutes:g} min"
-        )
+        window = f" over {self.window_minutes:g} min" if self.window_minutes else ""
+        return f"value {self.value:.6g} vs threshold {self.threshold:.6g} (baseline {baseline}){window}"
 
     def annotations(self) -> dict[str, str]:
         return {

@@ -18,13 +18,16 @@ from markdown_it import MarkdownIt
 from tokenpulse.alerts.model import describe_suspects
 from tokenpulse.detectors.catalog import NAMES
 
+# The detectors' own health alert (tokenpulse/detectors/health.py) has a runbook beside the catalog's.
+HEALTH_ALERT = "tokenpulse_unhealthy"
+RUNBOOKS = (*NAMES, HEALTH_ALERT)
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 _MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 def runbook_source(detector: str) -> str:
-    """The Markdown of a detector's runbook; KeyError for a name that is not a detector."""
-    if detector not in NAMES:
+    """The Markdown of a detector's runbook; KeyError for a name that has none."""
+    if detector not in RUNBOOKS:
         raise KeyError(detector)
     return (resources.files("tokenpulse") / "runbooks" / f"{detector}.md").read_text(encoding="utf-8")
 

@@ -61,7 +61,7 @@ def blocks(alert: AlertEvent) -> list[dict[str, Any]]:
         ("Scope", scope),
         ("Value", f"{alert.value:.6g} (threshold {alert.threshold:.6g})"),
         ("Baseline", baseline),
-        ("Window", f"{alert.window_minutes:g} min, {when}"),
+        ("Window", f"{alert.window_minutes:g} min, {when}" if alert.window_minutes else when),
     ]
     return [
         {
