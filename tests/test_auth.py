@@ -142,6 +142,12 @@ def test_each_tenant_sends_with_its_key_and_reads_only_its_own_data(secured: Dae
     assert summary(secured, "not-a-key-0123456789").status_code == 401
     assert httpx.get(f"{secured.api}/api/v1/alerts", timeout=10).status_code == 401
     assert httpx.get(f"{secured.api}/healthz", timeout=10).status_code == 200  # probes stay open
+    # A runbook link clicked from Slack opens without a key, but the alert's context (data) needs one.
+    runbook = f"{secured.api}/runbooks/cache_hit_collapse?alert=0123456789abcdef"
+    anonymous = httpx.get(runbook, timeout=10)
+    signed = httpx.get(runbook, headers=bearer(ACME_KEY), timeout=10)
+    assert anonymous.status_code == signed.status_code == 200
+    assert "No alert 0123456789abcdef" in signed.text and "0123456789abcdef" not in anonymous.text
     assert httpx.get(f"{secured.api}/metrics", timeout=10).status_code == 200  # unless protect_metrics
 
     assert secured.stop() == 0

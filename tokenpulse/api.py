@@ -11,9 +11,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from tokenpulse import metrics
+from tokenpulse.alerts.history import alert_json, find_alert
 from tokenpulse.auth import request_tenant
 from tokenpulse.collector.wal import WriteAheadLog
-from tokenpulse.detectors.state import Alert, AlertStates
+from tokenpulse.detectors.state import AlertStates
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.summary import DIMENSIONS, SummaryQuery, summarize
 from tokenpulse.storage.writer import LogWriter
@@ -27,24 +28,6 @@ def _parse_time(value: str | None, default: datetime) -> datetime:
     except ValueError:
         raise HTTPException(400, f"invalid ISO 8601 time {value!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _alert_json(alert: Alert) -> dict[str, Any]:
-    return {
-        "id": alert.fingerprint,
-        "detector": alert.detector,
-        "state": alert.state,
-        "severity": alert.severity,
-        "scope": dict(alert.scope),
-        "value": alert.value,
-        "threshold": alert.threshold,
-        "baseline": alert.baseline,
-        "summary": alert.summary,
-        "suspects": alert.suspects,
-        "active_at": alert.active_at.isoformat(),
-        "fired_at": alert.fired_at.isoformat() if alert.fired_at else None,
-        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
-    }
 
 
 def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: AlertStates) -> FastAPI:
@@ -109,13 +92,13 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
             and (severity is None or a.severity == severity)
         ]
         chosen.sort(key=lambda a: (a.state != "firing", a.severity != "critical", a.active_at))
-        return {"alerts": [_alert_json(a) for a in chosen]}
+        return {"alerts": [alert_json(a) for a in chosen]}
 
-    @app.get("/api/v1/alerts/{alert_id}", summary="One alert by id")
-    def get_alert(alert_id: str) -> dict[str, Any]:
-        for alert in list(alerts.alerts.values()):
-            if alert.fingerprint == alert_id:
-                return _alert_json(alert)
-        raise HTTPException(404, f"no current alert {alert_id}")
+    @app.get("/api/v1/alerts/{alert_id}", summary="One alert by id (current, else its last recorded event)")
+    async def get_alert(alert_id: str) -> dict[str, Any]:
+        found = await run_in_threadpool(find_alert, alerts, store, alert_id)
+        if found is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        return found
 
     return app

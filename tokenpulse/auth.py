@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 UNAUTHENTICATED = "missing or unknown API key (Authorization: Bearer <key>)"
 # API paths open without a key: probes must work before anyone has one.
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+RUNBOOKS = "/runbooks/"
 
 
 def _digest(key: str) -> bytes:
@@ -109,6 +110,11 @@ class RequireApiKey:
             await self.app(scope, receive, send)
             return
         tenant = self.keys.tenant_for(Request(scope).headers.get("authorization"))
+        if tenant is None and scope["path"].startswith(RUNBOOKS):
+            # Runbook links are clicked from Slack and PagerDuty, where no key travels: the runbook
+            # opens, without the alert's context (scope and suspects are data; they need a key).
+            await self.app({**scope, "query_string": b""}, receive, send)
+            return
         if tenant is None:
             response = JSONResponse(
                 {"detail": UNAUTHENTICATED},

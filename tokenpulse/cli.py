@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from tokenpulse.alerts import cli as silence_command
 from tokenpulse.collector import otlp
 from tokenpulse.collector.pipeline import request_digest
 from tokenpulse.config import load_settings
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument("--start", required=True, help="ISO 8601; history before it is the baseline")
     backtest.add_argument("--end", required=True, help="ISO 8601")
     backtest.add_argument("--step", default="1m", help="evaluation step: Nm or Nh (default 1m)")
+    backtest.add_argument(
+        "--notify", action="store_true", help="also send the transitions through the configured receivers"
+    )
 
     summary = commands.add_parser("summary", help="print calls, tokens and cost from a running daemon")
     summary.add_argument("--api", default="http://127.0.0.1:8000", help="the daemon's API base URL")
@@ -66,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="generate realistic LLM traffic with injected incidents")
     simulate_command.add_arguments(simulate)
+
+    silence = commands.add_parser("silence", help="add, list or expire silences on a running daemon")
+    silence_command.add_arguments(silence)
     return parser
 
 
@@ -129,11 +136,16 @@ def _backtest(args: argparse.Namespace) -> int:
     store = Store.open(settings.data_dir, settings.clickhouse_url)
     try:
         engine = Engine(build_detectors(settings.detectors))
-        for transition in engine.run(store, times, settings.runbooks):
+        transitions = engine.run(store, times, settings.runbooks)
+        for transition in transitions:
             print(json.dumps(transition.to_json()), flush=True)
     finally:
         store.close()
         lock.release()
+    if args.notify:
+        from tokenpulse.alerts.preview import notify_command
+
+        return notify_command(settings, transitions, {d.name: d.settings.window for d in engine.detectors})
     return 0
 
 
@@ -196,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per detector cycle
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per notification sent
     try:
         if args.command == "serve":
             from tokenpulse.daemon import serve
@@ -213,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             return simulate_command.run(args)
         if args.command == "backtest":
             return _backtest(args)
+        if args.command == "silence":
+            return silence_command.run(args)
         return _summary(args)
     except DataDirInUse as error:
         print(f"tokenpulse: {error}", file=sys.stderr)

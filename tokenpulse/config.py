@@ -38,6 +38,7 @@ class Settings:
     api_keys: dict[str, str] = field(default_factory=dict, repr=False)
     protect_metrics: bool = False  # /metrics needs a key too
     allow_unauthenticated: bool = False  # serve a non-loopback address without keys (a proxy authenticates)
+    alerts: dict[str, Any] = field(default_factory=dict)  # the [alerts] table (tokenpulse.alerts.settings)
 
     @property
     def runbooks(self) -> str:
@@ -102,6 +103,8 @@ def _from_file(path: Path) -> dict[str, Any]:
             values.update({name: _coerce(name, flag) for name, flag in auth.items()})
         elif key == "detectors":
             values["detectors"] = {name: dict(table) for name, table in value.items()}
+        elif key == "alerts":
+            values["alerts"] = dict(value)
         elif key == "prices":
             values["prices"] = {
                 model: TokenPrice(**{kind: Decimal(str(v)) for kind, v in kinds.items()})

@@ -13,6 +13,8 @@ import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from tokenpulse.alerts.api import alerts_router
+from tokenpulse.alerts.service import AlertService
 from tokenpulse.api import create_api_app
 from tokenpulse.auth import ApiKeys, RequireApiKey, check_bind, is_loopback
 from tokenpulse.collector.grpc_receiver import start_grpc_server
@@ -32,7 +34,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _serve(runtime: Runtime, detectors: DetectorService, keys: ApiKeys) -> None:
+async def _serve(runtime: Runtime, detectors: DetectorService, alerts: AlertService, keys: ApiKeys) -> None:
     settings = runtime.settings
     grpc_server = start_grpc_server(
         runtime.pipeline, f"{settings.host}:{settings.otlp_grpc_port}", settings.max_decompressed_bytes, keys
@@ -41,6 +43,7 @@ async def _serve(runtime: Runtime, detectors: DetectorService, keys: ApiKeys) ->
         runtime.pipeline, settings.max_request_bytes, settings.max_decompressed_bytes, keys
     )
     api_app = create_api_app(runtime.store, runtime.wal, runtime.writer, detectors.engine.states)
+    api_app.include_router(alerts_router(runtime.store, detectors.engine.states, alerts.store))
     api_app.add_middleware(RequireApiKey, keys=keys, protect_metrics=settings.protect_metrics)
     servers = [
         _Server(uvicorn.Config(app, host=settings.host, port=port, log_level="warning", access_log=False))
@@ -90,19 +93,26 @@ def serve(settings: Settings) -> None:
     check_bind(settings.host, keys, settings.allow_unauthenticated)
     runtime = Runtime.open(settings)
     scheduler = None
+    alerts = None
     try:
+        catalog = build_detectors(settings.detectors)
+        alerts = AlertService.from_settings(settings, {d.name: d.settings.window for d in catalog})
         detectors = DetectorService(
             runtime.store,
-            build_detectors(settings.detectors),
+            catalog,
             settings.data_dir / "alerts.json",
             settings.runbooks,
+            on_transitions=alerts.on_transitions,
             storage_problem=lambda: None if runtime.writer.healthy else (
                 "inserts into storage are failing; acknowledged data waits in the write-ahead log"
             ),
         )
+        alerts.start()
         scheduler = start_detectors(runtime, detectors)
-        asyncio.run(_serve(runtime, detectors, keys))
+        asyncio.run(_serve(runtime, detectors, alerts, keys))
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=True)
+        if alerts is not None:
+            alerts.stop()
         runtime.close()

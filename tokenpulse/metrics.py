@@ -42,3 +42,16 @@ DETECTOR_CYCLE_SECONDS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
 DETECTOR_ERRORS = Counter("tokenpulse_detector_errors", "Detector cycles that failed (storage errors).")
+NOTIFICATIONS_SENT = Counter(
+    "tokenpulse_notifications_sent", "Notifications delivered, by receiver.", ["receiver"]
+)
+NOTIFICATIONS_FAILED = Counter(
+    "tokenpulse_notifications_failed",
+    "Failed notification attempts, by receiver and outcome (retrying, or dropped: rejected or given up).",
+    ["receiver", "outcome"],
+)
+NOTIFICATIONS_PENDING = Gauge(
+    "tokenpulse_notifications_pending",
+    "Notifications in the outbox not yet delivered, by receiver.",
+    ["receiver"],
+)

@@ -1,0 +1,91 @@
+"""The alerting part of the HTTP API: runbook pages and silences."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from tokenpulse.alerts.history import find_alert
+from tokenpulse.alerts.matchers import parse_matchers
+from tokenpulse.alerts.model import Clock, SystemClock
+from tokenpulse.alerts.runbooks import RUNBOOKS, render
+from tokenpulse.alerts.store import AlertStore
+from tokenpulse.detectors.state import AlertStates
+from tokenpulse.storage.store import Store
+
+
+class NewSilence(BaseModel):
+    matchers: list[str] = Field(min_length=1, examples=[["detector=cost_spike", "service=checkout"]])
+    duration_minutes: float | None = Field(None, gt=0, description="from starts_at; or give ends_at")
+    starts_at: datetime | None = Field(None, description="default now")
+    ends_at: datetime | None = None
+    created_by: str = "api"
+    comment: str = ""
+
+
+def alerts_router(
+    store: Store, states: AlertStates, alert_store: AlertStore, clock: Clock | None = None
+) -> APIRouter:
+    router = APIRouter()
+    clock = clock or SystemClock()
+
+    @router.get("/runbooks", response_class=HTMLResponse, summary="Index of the runbooks")
+    def runbook_index() -> HTMLResponse:
+        items = "".join(f'<li><a href="runbooks/{name}">{name}</a></li>' for name in RUNBOOKS)
+        return HTMLResponse(f"<!doctype html><title>Runbooks</title><h1>Runbooks</h1><ul>{items}</ul>")
+
+    @router.get("/runbooks/{detector}", response_class=HTMLResponse, summary="A detector's runbook")
+    async def runbook(detector: str, alert: str | None = None) -> HTMLResponse:
+        if detector not in RUNBOOKS:
+            raise HTTPException(404, f"no runbook {detector!r}; known: {', '.join(RUNBOOKS)}")
+        found = await run_in_threadpool(find_alert, states, store, alert) if alert else None
+        return HTMLResponse(render(detector, found, alert))
+
+    @router.get("/api/v1/silences", summary="Silences, active and expired")
+    def list_silences(state: str | None = None) -> dict[str, Any]:
+        now = clock.now()
+        chosen = [s.to_json(now) for s in alert_store.silences()]
+        return {"silences": [s for s in chosen if state is None or s["state"] == state]}
+
+    @router.post(
+        "/api/v1/silences", status_code=201, summary="Mute alerts matching all matchers until ends_at"
+    )
+    def add_silence(body: NewSilence) -> dict[str, Any]:
+        starts_at = _utc(body.starts_at) if body.starts_at else clock.now()
+        if body.ends_at is not None:
+            ends_at = _utc(body.ends_at)
+        elif body.duration_minutes is not None:
+            ends_at = starts_at + timedelta(minutes=body.duration_minutes)
+        else:
+            raise HTTPException(422, "give duration_minutes or ends_at")
+        try:
+            silence = alert_store.add_silence(
+                parse_matchers(body.matchers), starts_at, ends_at, body.created_by, body.comment
+            )
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+        return silence.to_json(clock.now())
+
+    @router.get("/api/v1/silences/{silence_id}", summary="One silence")
+    def get_silence(silence_id: str) -> dict[str, Any]:
+        for silence in alert_store.silences():
+            if silence.id == silence_id:
+                return silence.to_json(clock.now())
+        raise HTTPException(404, f"no silence {silence_id}")
+
+    @router.delete("/api/v1/silences/{silence_id}", summary="Expire a silence now")
+    def expire_silence(silence_id: str) -> dict[str, Any]:
+        if not alert_store.expire_silence(silence_id, clock.now()):
+            raise HTTPException(404, f"no silence {silence_id}")
+        return get_silence(silence_id)
+
+    return router
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,116 @@
+"""Groups alerts per route and flushes each group on its timers (Alertmanager's dispatcher).
+
+``submit`` is what the detector thread calls: it records the events (a local SQLite write) and returns;
+nothing here talks to a receiver. ``flush_due`` runs on the dispatcher's own thread (or a test's fake
+clock): each group due is passed through inhibit -> silence -> dedup per receiver, and what is to be
+sent is recorded in the outbox for the delivery workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tokenpulse.alerts.model import FIRING, RESOLVED, AlertEvent, Clock
+from tokenpulse.alerts.stages import (
+    InhibitRule,
+    Route,
+    decide,
+    group_key,
+    inhibited,
+    matching_routes,
+    silenced,
+)
+from tokenpulse.alerts.store import AlertStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Group:
+    route: int
+    key: str
+    labels: dict[str, str]
+    next_flush: datetime
+    alerts: dict[str, AlertEvent] = field(default_factory=dict)
+
+
+class Dispatcher:
+    def __init__(
+        self, store: AlertStore, routes: Sequence[Route], inhibit_rules: Sequence[InhibitRule], clock: Clock
+    ) -> None:
+        self.store = store
+        self.routes = list(routes)
+        self.inhibit_rules = list(inhibit_rules)
+        self.clock = clock
+        self.groups: dict[str, Group] = {}
+        self._lock = threading.Lock()
+        # After a restart the held alerts are grouped again; the log keeps what was already sent.
+        now = clock.now()
+        with self._lock:
+            for event in store.load_alerts():
+                self._insert(event, now)
+
+    def submit(self, events: Sequence[AlertEvent]) -> None:
+        """Take new alert events (recorded before this returns)."""
+        if not events:
+            return
+        self.store.save_alerts(events)
+        now = self.clock.now()
+        with self._lock:
+            for event in events:
+                self._insert(event, now)
+
+    def _insert(self, event: AlertEvent, now: datetime) -> None:
+        labels = event.labels
+        for index in matching_routes(self.routes, labels):
+            route = self.routes[index]
+            group_labels = route.group_labels(labels)
+            key = group_key(index, group_labels)
+            group = self.groups.get(key)
+            if group is None:
+                group = self.groups[key] = Group(index, key, group_labels, now + route.group_wait)
+            group.alerts[event.id] = event
+
+    def flush_due(self) -> int:
+        """Flush every group whose timer is due; returns how many notifications were recorded."""
+        now = self.clock.now()
+        recorded = 0
+        with self._lock:
+            held = {a.id: a for g in self.groups.values() for a in g.alerts.values()}
+            firing = [a for a in held.values() if a.status == FIRING]
+            silences = self.store.silences()
+            for group in [g for g in self.groups.values() if g.next_flush <= now]:
+                route = self.routes[group.route]
+                audible = [
+                    a
+                    for a in group.alerts.values()
+                    if not inhibited(a, firing, self.inhibit_rules) and not silenced(a, silences, now)
+                ]
+                for receiver in route.receivers:
+                    entry = self.store.log_entry(receiver, group.key)
+                    decision = decide(audible, entry, route, now)
+                    # The log is written whenever what the receiver knows changes, sent or not.
+                    if decision.send or (entry is not None and decision.log != entry):
+                        self.store.enqueue(
+                            receiver, group.key, group.labels, decision.alerts, decision.log, decision.send
+                        )
+                        recorded += decision.send
+                group.next_flush = now + route.group_interval
+                # A resolved alert has had its say in this group.
+                for alert_id in [i for i, a in group.alerts.items() if a.status == RESOLVED]:
+                    del group.alerts[alert_id]
+                if not group.alerts:
+                    del self.groups[group.key]
+            still_held = {i for g in self.groups.values() for i in g.alerts}
+            gone = [i for i in held if i not in still_held]
+        if gone:
+            self.store.forget_alerts(gone)
+        return recorded
+
+    def held(self) -> list[AlertEvent]:
+        with self._lock:
+            return list({a.id: a for g in self.groups.values() for a in g.alerts.values()}.values())

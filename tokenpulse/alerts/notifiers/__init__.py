@@ -1,0 +1,1 @@
+"""One notifier per receiver kind, each behind ``delivery.Notifier``."""

@@ -1,0 +1,129 @@
+"""Wiring: detector transitions in, notifications out, on threads of their own.
+
+``AlertService.on_transitions`` is DetectorService's hook: it turns transitions into alert events and
+hands them to the dispatcher (a local SQLite write), so neither a slow nor a failing receiver can hold
+up a detector cycle. A dispatcher thread flushes due groups every second; one delivery thread per
+receiver drains the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from tokenpulse import metrics
+from tokenpulse.alerts.delivery import Backoff, Delivery, Notifier
+from tokenpulse.alerts.dispatcher import Dispatcher
+from tokenpulse.alerts.model import Clock, Links, SystemClock, event_from_transition
+from tokenpulse.alerts.notifiers.alertmanager import AlertmanagerNotifier
+from tokenpulse.alerts.notifiers.pagerduty import EVENTS_URL, PagerDutyNotifier
+from tokenpulse.alerts.notifiers.slack import SlackNotifier
+from tokenpulse.alerts.notifiers.webhook import WebhookNotifier
+from tokenpulse.alerts.settings import ALERTMANAGER_REFRESH, AlertSettings, alert_settings
+from tokenpulse.alerts.store import AlertStore
+from tokenpulse.config import Settings
+from tokenpulse.detectors.base import Transition
+
+log = logging.getLogger(__name__)
+
+# Delivered notifications and the log of groups silent this long are forgotten (Alertmanager keeps 120 h).
+RETENTION = timedelta(hours=120)
+PRUNE_EVERY = timedelta(hours=1)
+
+
+def build_notifiers(
+    config: AlertSettings, store: AlertStore, clock: Clock, external_url: str
+) -> dict[str, Notifier]:
+    notifiers: dict[str, Notifier] = {}
+    for name, values in config.receivers.items():
+        if name == "slack":
+            notifiers[name] = SlackNotifier(
+                name, store, clock, webhook_url=values.get("webhook_url"), bot_token=values.get("bot_token"),
+                channel=values.get("channel"), api_url=values.get("api_url"),
+            )  # fmt: skip
+        elif name == "pagerduty":
+            notifiers[name] = PagerDutyNotifier(values["routing_key"], values.get("events_url") or EVENTS_URL)
+        elif name == "webhook":
+            notifiers[name] = WebhookNotifier(values["url"], external_url)
+        elif name == "alertmanager":
+            notifiers[name] = AlertmanagerNotifier(values["url"], clock, ALERTMANAGER_REFRESH)
+    return notifiers
+
+
+def links(settings: Settings, config: AlertSettings) -> Links:
+    """Alert links point at the daemon's API (or ``external_url``) unless a runbook base URL is set."""
+    api = config.external_url or f"http://{settings.host}:{settings.api_port}"
+    return Links(settings.runbook_base_url or f"{api}/runbooks", api, config.dashboard_url)
+
+
+class AlertService:
+    def __init__(
+        self,
+        store: AlertStore,
+        config: AlertSettings,
+        links: Links,
+        windows: Mapping[str, timedelta],
+        clock: Clock | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.clock = clock or SystemClock()
+        self.store = store
+        self.links = links
+        self.windows = dict(windows)
+        self.notifiers = build_notifiers(config, store, self.clock, links.api_base_url)
+        self.dispatcher = Dispatcher(store, config.routes, config.inhibit_rules, self.clock)
+        self.delivery = Delivery(store, self.notifiers, self.clock, backoff or Backoff())
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings, windows: Mapping[str, timedelta]) -> AlertService:
+        config = alert_settings(settings.alerts)
+        return cls(AlertStore(settings.data_dir / "alerts.sqlite"), config, links(settings, config), windows)
+
+    def on_transitions(self, transitions: Sequence[Transition]) -> None:
+        """DetectorService's hook: record the transitions for notification and return.
+
+        Never raises into the detector cycle: the transitions are in ``alert_events`` whatever happens here.
+        """
+        try:
+            self.dispatcher.submit([event_from_transition(t, self.links, self.windows) for t in transitions])
+        except Exception:
+            metrics.NOTIFICATIONS_FAILED.labels("all", "dropped").inc()
+            log.exception("could not record %d alert transition(s) for notification", len(transitions))
+
+    def start(self) -> None:
+        log.info("alert receivers: %s", ", ".join(self.notifiers) or "none configured")
+        self._threads = [threading.Thread(target=self._dispatch, name="alerts-dispatch", daemon=True)]
+        self._threads += [
+            threading.Thread(
+                target=self.delivery.run, args=(name, self._stop), name=f"alerts-{name}", daemon=True
+            )
+            for name in self.notifiers
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _dispatch(self) -> None:
+        pruned_at = self.clock.now() - PRUNE_EVERY
+        while not self._stop.is_set():
+            try:
+                self.dispatcher.flush_due()
+                if self.clock.now() - pruned_at >= PRUNE_EVERY:
+                    pruned_at = self.clock.now()
+                    self.store.prune(pruned_at - RETENTION)
+                pending = self.store.pending_count()
+                for name in self.notifiers:
+                    metrics.NOTIFICATIONS_PENDING.labels(name).set(pending.get(name, 0))
+            except Exception:
+                log.exception("alert dispatch failed; retrying")
+            self._stop.wait(1.0)
+
+    def stop(self) -> None:
+        """Stop the threads; what is not yet delivered stays in the outbox for the next start."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+        self.store.close()
