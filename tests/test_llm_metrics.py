@@ -37,9 +37,7 @@ def test_calls_count_cost_tokens_by_kind_and_latency_and_a_runaway_dimension_sta
         reasoning_tokens=100, duration_ms=1500.0,
     )  # fmt: skip
     # A model name per request (a bug upstream) must not make a series per request.
-    runaway = [
-        call_record(service="metrics-svc", response_model=f"req-{i}", status="ok") for i in range(50)
-    ]
+    runaway = [call_record(service="metrics-svc", response_model=f"req-{i}", status="ok") for i in range(50)]
     recorder.observe([first, *runaway])
     labels = {"service": "metrics-svc", "model": "metrics-model"}
     assert sample("tokenpulse_llm_calls_total", **labels, status="ok") == 1
