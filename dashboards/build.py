@@ -383,7 +383,8 @@ def latency() -> dash.Dashboard:
             f"SELECT $__timeInterval(time) AS time, {buckets} FROM calls WHERE {where('time')} GROUP BY "
             "time ORDER BY time"
         ))
-        .calculate(False)
+        .calculate(False)  # the buckets come from the query, named by their upper bounds
+        .rows_frame(heatmap.RowsHeatmapOptions().layout(common.HeatmapCellLayout.LE).value("calls"))
     )  # fmt: skip
     return board.with_panel(heat).with_panel(chart(
         "Errors and timeouts", "Failed and timed-out LLM calls per minute.", "short",

@@ -17,6 +17,7 @@ from tokenpulse.storage.store import Store
 from tokenpulse.storage.summary import _percentiles, cache_hit_ratio
 
 MAX_POINTS = 1500  # a chart's width in pixels, more or less
+_EMPTY = {"p50": None, "p95": None, "p99": None}
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,3 @@ def series(store: Store, query: SeriesQuery) -> list[dict[str, Any]]:
             }
         )
     return points
-
-
-_EMPTY = {"p50": None, "p95": None, "p99": None}
-
