@@ -14,7 +14,7 @@ from grafana_foundation_sdk.models import dashboard as model
 
 from dashboards.clickhouse import DIMENSIONS, PLUGIN
 from dashboards.generate import OUTPUT, render, stale
-from tests.grafana_sql import ALL, apply_conditional_all, expand, interpolate
+from dashboards.plugin import ALL, apply_conditional_all, expand, interpolate
 from tokenpulse.storage.store import Store
 
 BOARDS = {path.stem: json.loads(path.read_text()) for path in sorted(OUTPUT.glob("*.json"))}

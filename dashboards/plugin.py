@@ -1,5 +1,5 @@
 """What Grafana and the ClickHouse plugin (grafana-clickhouse-datasource v4) do to a panel's SQL before
-ClickHouse sees it, for tests that run the dashboards' queries.
+ClickHouse sees it, for the tests and the benchmark that run the dashboards' queries.
 
 In order, as the plugin does:
 1. frontend, ``Datasource.applyConditionalAll``: ``$__conditionalAll(condition, $var)`` becomes ``1=1``
