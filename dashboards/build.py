@@ -514,7 +514,8 @@ def silent_failures() -> dash.Dashboard:
         chart(
             "ttft_slo: TTFT p99",
             f"Merged t-digest TTFT p99 per service and route over {w(s6.window)}-minute windows of at least "
-            f"{s6.min_calls} calls, against the SLO (per-route SLOs are in the config).",
+            f"{s6.min_calls} calls (the detector counts streamed calls only), against the SLO "
+            "(per-route SLOs are in the config).",
             "ms",
             _windowed(
                 f"{MERGED}(ttft_ms)[{quantile_at('0.99')}]", "service, route", w(s6.window), s6.min_calls
