@@ -54,7 +54,7 @@ def test_secrets_come_from_the_environment() -> None:
     env_example = (ROOT / ".env.example").read_text()
     for name, service in SERVICES.items():
         for key, value in service.get("environment", {}).items():
-            if "PASSWORD" in key:
+            if "PASSWORD" in key or key.endswith("_KEYS"):
                 assert SECRET.match(str(value)), f"{name}: {key} is not taken from the environment"
                 assert f"{value[2:].split(':')[0]}=" in env_example
     url = SERVICES["tokenpulse"]["environment"]["TOKENPULSE_CLICKHOUSE_URL"]

@@ -10,11 +10,24 @@ function isoMinute(date) {
   return copy.toISOString().replace(".000Z", "Z");
 }
 
+// With API keys configured the daemon answers 401 without one: the page asks for a key and keeps it
+// for this browser tab only (sessionStorage), sent as the Bearer token of every API call.
+const KEY_STORAGE = "tokenpulse-api-key";
+class Unauthorized extends Error {}
+
 async function getJson(path, params) {
   const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v != null));
-  const response = await fetch(`${path}?${query}`);
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  const response = await fetch(`${path}?${query}`, { headers: key ? { Authorization: `Bearer ${key}` } : {} });
+  if (response.status === 401) throw new Unauthorized("an API key is required");
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status} ${await response.text()}`);
   return response.json();
+}
+
+function askForKey() {
+  sessionStorage.removeItem(KEY_STORAGE);
+  document.getElementById("key-form").hidden = false;
+  document.body.dataset.state = "auth";
 }
 
 function selection() {
@@ -116,11 +129,22 @@ async function refresh() {
     document.body.dataset.state = "ready";
   } catch (error) {
     status.textContent = `error: ${error.message}`;
-    document.body.dataset.state = "error";
+    if (error instanceof Unauthorized) askForKey();
+    else document.body.dataset.state = "error";
   }
 }
 
+function start() {
+  loadServices().catch((error) => { document.getElementById("status").textContent = `error: ${error.message}`; });
+  refresh();
+}
+
 document.getElementById("controls").addEventListener("change", refresh);
-loadServices().catch((error) => { document.getElementById("status").textContent = `error: ${error.message}`; });
-refresh();
+document.getElementById("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(KEY_STORAGE, document.getElementById("api-key").value);
+  document.getElementById("key-form").hidden = true;
+  start();
+});
+start();
 setInterval(refresh, 60_000);
