@@ -41,8 +41,9 @@ function selection() {
   };
 }
 
-// Draws (or redraws) one chart; series: [{label, stroke, values}], lines: constant reference lines.
-function draw(id, times, series, lines = []) {
+// Draws (or redraws) one chart; series: [{label, stroke, values}], lines: constant reference lines;
+// log: a logarithmic y axis (latencies: one 20-minute call must not flatten every other minute).
+function draw(id, times, series, lines = [], log = false) {
   const figure = document.getElementById(id);
   const plotted = series.reduce((n, s) => n + s.values.filter((v) => v != null).length, 0);
   figure.dataset.points = String(plotted);
@@ -56,7 +57,8 @@ function draw(id, times, series, lines = []) {
   const options = {
     width: Math.max(400, figure.clientWidth - 16), height: 220,
     series: [{}, ...all.map((s) => ({ label: s.label, stroke: s.stroke, width: 1.5, dash: s.dash, spanGaps: false }))],
-    axes: [{}, { size: 80 }],
+    axes: [{}, { size: 90 }],
+    scales: log ? { y: { distr: 3 } } : {},
     legend: { show: true },
   };
   charts[id] = new uPlot(options, [times, ...all.map((s) => s.values)], figure);
@@ -123,7 +125,7 @@ async function refresh() {
       draw(id, times, [
         { label: "p50", stroke: "#3274d9", values: points.map((p) => p[field].p50) },
         { label: "p99", stroke: "#c4162a", values: points.map((p) => p[field].p99) },
-      ]);
+      ], [], true);
     }
     status.textContent = `updated ${new Date().toLocaleTimeString()}`;
     document.body.dataset.state = "ready";
