@@ -166,7 +166,11 @@ def test_panel_sql_honours_a_variable_selection(
     selection: dict[str, list[str]],
 ) -> None:
     start, end = time_range
-    run(store, expand(target["rawSql"], start, end, 300, {**selection, "daily_budget_usd": "250"}))
+    names, _, rows = run(
+        store, expand(target["rawSql"], start, end, 300, {**selection, "daily_budget_usd": "250"})
+    )
+    for dimension in set(DIMENSIONS) & set(names):  # a selected dimension shown is the selected value
+        assert {row[names.index(dimension)] for row in rows} <= set(selection[dimension]), dimension
 
 
 @pytest.mark.parametrize("sql", VARIABLE_QUERIES)
