@@ -24,12 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from detectors import FILL_CALLS, FILL_TOOLS  # noqa: E402  (bench/detectors.py)
+from detectors import filled_store, store_arguments  # noqa: E402  (bench/detectors.py)
 
 from dashboards.clickhouse import DIMENSIONS  # noqa: E402
 from dashboards.generate import OUTPUT  # noqa: E402
 from dashboards.plugin import ALL, expand  # noqa: E402
-from tokenpulse.storage.store import Store  # noqa: E402
 
 INTERVAL_SECONDS = 3600
 
@@ -37,22 +36,13 @@ INTERVAL_SECONDS = 3600
 def main() -> int:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--calls", type=int, default=10_000_000)
-    parser.add_argument("--days", type=int, default=30)
+    store_arguments(parser)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--data", type=Path, help="data directory (default: a fresh temporary one)")
     args = parser.parse_args()
 
     data_dir = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-dashboard-bench-"))
-    store = Store.open(data_dir)
-    store.migrate()
     end = datetime.now(UTC).replace(second=0, microsecond=0)
-    parameters = {"end": end, "span_ms": args.days * 86_400_000, "calls": args.calls}
-    started = time.perf_counter()
-    if not store.rows("SELECT count() FROM calls")[0][0]:
-        store.client.command(FILL_CALLS, parameters=parameters)
-        store.client.command(FILL_TOOLS, parameters=parameters)
-    fill_seconds = time.perf_counter() - started
+    store, fill_seconds = filled_store(data_dir, args.calls, args.days, end)
 
     start = end - timedelta(days=args.days)
     variables = {d: ALL for d in DIMENSIONS} | {"daily_budget_usd": "100"}
