@@ -68,25 +68,36 @@ FROM numbers(intDiv({calls:UInt64}, 7))
 """
 
 
-def main() -> int:
-    formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+def store_arguments(parser: argparse.ArgumentParser) -> None:
+    """--calls, --days and --data: what filled_store takes."""
     parser.add_argument("--calls", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--data", type=Path, help="data directory (default: a fresh temporary one)")
-    args = parser.parse_args()
 
-    data_dir = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-detector-bench-"))
+
+def filled_store(data_dir: Path, calls: int, days: int, end: datetime) -> tuple[Store, float]:
+    """The store in ``data_dir``, migrated and filled with ``calls`` generated calls (and tool spans) over
+    the ``days`` before ``end`` unless it already holds calls; and the seconds the filling took."""
     store = Store.open(data_dir)
     store.migrate()
-    end = datetime.now(UTC).replace(second=0, microsecond=0)
-    parameters = {"end": end, "span_ms": args.days * 86_400_000, "calls": args.calls}
+    parameters = {"end": end, "span_ms": days * 86_400_000, "calls": calls}
     started = time.perf_counter()
     if not store.rows("SELECT count() FROM calls")[0][0]:
         store.client.command(FILL_CALLS, parameters=parameters)
         store.client.command(FILL_TOOLS, parameters=parameters)
-    fill_seconds = time.perf_counter() - started
+    return store, time.perf_counter() - started
+
+
+def main() -> int:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    store_arguments(parser)
+    parser.add_argument("--cycles", type=int, default=3)
+    args = parser.parse_args()
+
+    data_dir = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-detector-bench-"))
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    store, fill_seconds = filled_store(data_dir, args.calls, args.days, end)
     stored = store.rows("SELECT count() FROM calls")[0][0]
     rollup_rows = store.rows("SELECT count() FROM calls_1m")[0][0]
 

@@ -34,3 +34,12 @@ def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     yield running
     if running.process and running.process.poll() is None:
         running.kill()
+
+
+@pytest.fixture(scope="session")
+def simulated_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory filled by the simulator, with alert history (tests/simulated.py); built once per
+    session. Tests open it read-only (a daemon on it gets a copy)."""
+    from tests.simulated import build
+
+    return build(tmp_path_factory.mktemp("simulated"))

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
@@ -15,9 +16,12 @@ from tokenpulse.alerts.history import alert_json, find_alert
 from tokenpulse.auth import request_tenant
 from tokenpulse.collector.wal import WriteAheadLog
 from tokenpulse.detectors.state import AlertStates
+from tokenpulse.storage.alert_history import alert_history
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.summary import DIMENSIONS, SummaryQuery, summarize
+from tokenpulse.storage.timeseries import SeriesQuery, series
 from tokenpulse.storage.writer import LogWriter
+from tokenpulse.web import WEB_DIR
 
 
 def _parse_time(value: str | None, default: datetime) -> datetime:
@@ -100,5 +104,42 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         if found is None:
             raise HTTPException(404, f"no alert {alert_id}")
         return found
+
+    @app.get("/api/v1/timeseries", summary="Key LLM figures per step: spend, caching, prompts, latency")
+    async def timeseries(
+        request: Request,
+        start: str | None = Query(None, description="ISO 8601; default six hours before end"),
+        end: str | None = Query(None, description="ISO 8601; default the end of the current minute"),
+        step: int = Query(60, description="seconds per point, whole minutes"),
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        end_time = _parse_time(end, now)
+        start_time = _parse_time(start, end_time - timedelta(hours=6))
+        # Any other query parameter names a rollup dimension to filter on (e.g. ?service=checkout).
+        filters = {k: v for k, v in request.query_params.items() if k not in ("start", "end", "step") and v}
+        if (tenant := request_tenant(request)) is not None:
+            filters["tenant"] = tenant  # a key reads its own tenant's data only
+        try:
+            query = SeriesQuery(start_time, end_time, timedelta(seconds=step), filters)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
+        points = await run_in_threadpool(series, store, query)
+        return {"start": start_time.isoformat(), "end": end_time.isoformat(), "step": step, "points": points}
+
+    @app.get("/api/v1/alert-events", summary="Alert transitions (the history), newest first")
+    async def alert_events(
+        start: str | None = Query(None, description="ISO 8601; default one day before end"),
+        end: str | None = Query(None, description="ISO 8601; default now"),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        end_time = _parse_time(end, datetime.now(UTC) + timedelta(seconds=1))
+        start_time = _parse_time(start, end_time - timedelta(days=1))
+        return {"events": await run_in_threadpool(alert_history, store, start_time, end_time, limit)}
+
+    @app.get("/", include_in_schema=False)
+    def overview() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     return app

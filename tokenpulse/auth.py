@@ -106,7 +106,13 @@ class RequireApiKey:
         self.open_paths = OPEN_PATHS if protect_metrics else OPEN_PATHS | {"/metrics"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys.enabled or scope["path"] in self.open_paths:
+        if (
+            scope["type"] != "http"
+            or not self.keys.enabled
+            or scope["path"] in self.open_paths
+            or scope["path"] == "/"
+            or scope["path"].startswith("/static/")  # the overview page's files: no data in them
+        ):
             await self.app(scope, receive, send)
             return
         tenant = self.keys.tenant_for(Request(scope).headers.get("authorization"))

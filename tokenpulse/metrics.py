@@ -55,3 +55,28 @@ NOTIFICATIONS_PENDING = Gauge(
     "Notifications in the outbox not yet delivered, by receiver.",
     ["receiver"],
 )
+
+# LLM figures, for Prometheus users without ClickHouse. Labels are service and model only, and the
+# (service, model) pairs are capped (collector/llm_metrics.py): a runaway dimension cannot explode them.
+LLM_CALLS = Counter(
+    "tokenpulse_llm_calls",
+    "LLM calls accepted, by service, model and status.",
+    ["service", "model", "status"],
+)
+LLM_COST_USD = Counter(
+    "tokenpulse_llm_cost_usd",
+    "Cost of accepted LLM calls in US dollars (calls without a known price count 0).",
+    ["service", "model"],
+)
+LLM_TOKENS = Counter(
+    "tokenpulse_llm_tokens",
+    "Tokens of accepted LLM calls by kind: input (includes cache_read and cache_write), cache_read, "
+    "cache_write, output (includes reasoning), reasoning.",
+    ["service", "model", "kind"],
+)
+LLM_CALL_SECONDS = Histogram(
+    "tokenpulse_llm_call_duration_seconds",
+    "Duration of accepted LLM calls.",
+    ["service", "model"],
+    buckets=(0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300),
+)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tokenpulse import metrics
+from tokenpulse.collector.llm_metrics import LlmMetrics
 from tokenpulse.collector.normalize import InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.records import CallRecord, ToolSpanRecord
@@ -79,6 +80,7 @@ class Pipeline:
         self.config = config
         self.pricer = pricer
         self.recent = RecentRequests()
+        self.llm_metrics = LlmMetrics()
         self._lock = threading.Lock()
         for frame in wal.read(wal.oldest, wal.durable_end):
             if any(frame.request_digest):
@@ -140,4 +142,5 @@ class Pipeline:
         for call in calls:
             if not call["price_known"]:
                 metrics.UNPRICED_CALLS.labels(call["provider"]).inc()
+        self.llm_metrics.observe(calls)
         return result

@@ -1,0 +1,77 @@
+"""The LLM figures at /metrics: counted per accepted call, label pairs capped, and promtool-clean."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from decimal import Decimal
+
+import httpx
+from prometheus_client import REGISTRY
+
+from tests.daemon import Daemon
+from tests.factories import call_record
+from tests.otlp_builders import export_request, llm_span
+from tokenpulse.collector.llm_metrics import OTHER, LlmMetrics, PairCap
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_the_first_pairs_keep_their_labels_later_ones_become_other() -> None:
+    cap = PairCap(max_pairs=2)
+    assert cap("a", "m1") == ("a", "m1")
+    assert cap("a", "m2") == ("a", "m2")
+    assert cap("b", "m1") == (OTHER, OTHER)
+    assert cap("a", "m1") == ("a", "m1")  # admitted before: keeps its labels
+    assert cap("", "") == (OTHER, OTHER)
+
+
+def test_calls_count_cost_tokens_by_kind_and_latency_and_a_runaway_dimension_stays_bounded() -> None:
+    recorder = LlmMetrics(PairCap(max_pairs=1))
+    before_other = sample("tokenpulse_llm_calls_total", service=OTHER, model=OTHER, status="ok")
+    first = call_record(
+        service="metrics-svc", response_model="metrics-model", status="ok", cost_usd=Decimal("0.25"),
+        input_tokens=1000, cache_read_tokens=600, cache_write_tokens=0, output_tokens=300,
+        reasoning_tokens=100, duration_ms=1500.0,
+    )  # fmt: skip
+    # A model name per request (a bug upstream) must not make a series per request.
+    runaway = [call_record(service="metrics-svc", response_model=f"req-{i}", status="ok") for i in range(50)]
+    recorder.observe([first, *runaway])
+    labels = {"service": "metrics-svc", "model": "metrics-model"}
+    assert sample("tokenpulse_llm_calls_total", **labels, status="ok") == 1
+    assert sample("tokenpulse_llm_cost_usd_total", **labels) == 0.25
+    kinds = {k: sample("tokenpulse_llm_tokens_total", **labels, kind=k) for k in
+             ("input", "cache_read", "cache_write", "output", "reasoning")}  # fmt: skip
+    assert kinds == {"input": 1000, "cache_read": 600, "cache_write": 0, "output": 300, "reasoning": 100}
+    assert sample("tokenpulse_llm_call_duration_seconds_bucket", **labels, le="1.0") == 0
+    assert sample("tokenpulse_llm_call_duration_seconds_bucket", **labels, le="2.0") == 1
+    assert sample("tokenpulse_llm_calls_total", service=OTHER, model=OTHER, status="ok") == before_other + 50
+    assert all(sample("tokenpulse_llm_calls_total", service="metrics-svc", model=f"req-{i}", status="ok") == 0
+               for i in range(50))  # fmt: skip
+
+
+def test_live_metrics_carry_the_llm_figures_and_pass_promtool(daemon: Daemon) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian package prometheus) is required; .ci/run installs it"
+    request = export_request(
+        *(llm_span(**{"gen_ai.usage.cache_read.input_tokens": 40}) for _ in range(3)), service="shop"
+    )
+    response = httpx.post(
+        f"{daemon.otlp_http}/v1/traces",
+        content=request.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200
+    exposition = httpx.get(f"{daemon.api}/metrics").text
+    assert 'tokenpulse_llm_calls_total{model="gpt-4o",service="shop",status="unset"} 3.0' in exposition
+    assert 'tokenpulse_llm_tokens_total{kind="input",model="gpt-4o",service="shop"} 300.0' in exposition
+    assert 'tokenpulse_llm_cost_usd_total{model="gpt-4o",service="shop"}' in exposition
+    assert 'tokenpulse_llm_call_duration_seconds_count{model="gpt-4o",service="shop"} 3.0' in exposition
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode == 0 and not checked.stdout.strip() and not checked.stderr.strip(), (
+        checked.stdout + checked.stderr
+    )
