@@ -52,9 +52,24 @@ def test_escalation_storm_fires_critical_and_resolves_while_confounders_stay_qui
 def test_doubling_of_the_usual_share_is_a_warning() -> None:
     scenario = Scenario().add(ROLLUP, router("drift", 100, between(ONSET, END, 45, 15)))  # 15% -> 45%
     assert run(RoutingEscalation(), scenario, DAY, DAY + 120) == [
-        # 4 bad minutes at +4: 39% of 500 (Wilson bound 35%) >= 30% (2 x 15%); never 70%
-        (ONSET + 4, "firing", "warning", scope("drift")),
+        # 4 bad minutes at +4: 39% of 500 (Wilson bound 35%) >= 30% (2 x 15%), held 10 minutes (+4 ... +13);
+        # never 70%
+        (ONSET + 13, "firing", "warning", scope("drift")),
         (END + 6, "resolved", "warning", scope("drift")),  # held until END + 1
+    ]
+
+
+def test_a_doubling_must_hold_ten_minutes_to_warn() -> None:
+    """A router's share doubles for 12 minutes: held from +4, warned at +13. For 11 minutes: held +4 ...
+    +12, never ten evaluations: quiet (at night, harder questions escalate more for a few minutes)."""
+    scenario = Scenario().add(
+        ROLLUP,
+        router("twelve", 100, between(ONSET, ONSET + 12, 45, 15)),
+        router("eleven", 100, between(ONSET, ONSET + 11, 45, 15)),
+    )
+    assert run(RoutingEscalation(), scenario, DAY, DAY + 120) == [
+        (ONSET + 13, "firing", "warning", scope("twelve")),
+        (ONSET + 18, "resolved", "warning", scope("twelve")),
     ]
 
 

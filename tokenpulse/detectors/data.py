@@ -500,6 +500,15 @@ def check_scope(detector: str, scope: Sequence[str], required: Sequence[str] = (
     return tuple(d for d in DETECTOR_DIMENSIONS if d in scope)
 
 
+def lowest_over(grid: pd.DataFrame, minutes: int) -> pd.DataFrame:
+    """Value at minute t: the lowest of a windowed signal over the evaluations t - minutes + 1 ... t.
+
+    "lowest_over(signal, m) >= x" says the signal has held past x for m minutes: how the moderate
+    (warning) rules of the fast-paging detectors hold, while their severe rules page at once.
+    """
+    return grid.rolling(minutes, min_periods=1).min()
+
+
 def sql_string(text: str) -> str:
     """``text`` as a ClickHouse string literal, for the few values queries take from config or data."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

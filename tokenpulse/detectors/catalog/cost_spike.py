@@ -69,6 +69,7 @@ from tokenpulse.detectors.data import (
     check_sustained,
     grids,
     kth_largest,
+    lowest_over,
     minutes,
     sql_string,
     to_observations,
@@ -260,7 +261,7 @@ class CostSpike(CatalogDetector):
         usual_per_call = baseline(per_call, window, times=times)
         usual_share = baseline(share, window, times=times)
         held = kth_largest(minute_usd * 60, window, minutes(s.sustained))  # $/h of the k-th worst minute
-        lowest_rate = rate.rolling(minutes(s.warning_for), min_periods=1).min()  # of the last warning_for
+        lowest_rate = lowest_over(rate, minutes(s.warning_for))
         # Compare at the evaluation times only: grids are long, the times few (one, live).
         rate, per_call, share, calls, held, lowest_rate = (
             at_times(grid, times) for grid in (rate, per_call, share, calls, held, lowest_rate)

@@ -14,7 +14,10 @@ A traffic surge moves calls and escalations together, the share stays flat: noth
 ``min_calls`` router decisions in the window (an overnight trough, a new router) there is no
 observation. The share must have *held* (data.held_share): past the threshold with confidence over
 the window and in ``sustained`` (4) of its 5 minutes, so a burst of escalations of up to 3 minutes
-never fires, however complete, and a regression fires about 4 minutes after it starts.
+never fires, however complete. The critical rule then pages at once: a regression that escalates
+most calls fires about 4 minutes after it starts. The relative warning must hold ``warning_for`` (10
+minutes) on top: at night a router's thin traffic is harder and escalates more than its (daytime)
+baseline for a few minutes at a time, and a doubling that lasts is the one worth a message.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from tokenpulse.detectors.data import (
     check_sustained,
     grids,
     held_share,
+    lowest_over,
     minutes,
     to_observations,
     trailing_sum,
@@ -48,6 +52,7 @@ class Settings(DetectorSettings):
     window: timedelta = timedelta(minutes=5)
     for_: timedelta = timedelta(0)  # the condition is held by ``sustained``
     sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past the threshold
+    warning_for: timedelta = timedelta(minutes=10)  # the relative (warning) rule holds this long
     min_calls: int = 30
     critical_share: float = 0.70
     warning_ratio: float = 2.0
@@ -77,13 +82,16 @@ class RoutingEscalation(CatalogDetector):
         share = (escalated / calls).where(calls >= s.min_calls)
         usual = baseline(share, window, times=times)
         held = held_share(escalations, decisions, window, minutes(s.sustained))
+        lowest_held = lowest_over(held, minutes(s.warning_for))
         # Compare at the evaluation times only: grids are long, the times few (one, live).
-        share, calls, escalated, held = (at_times(grid, times) for grid in (share, calls, escalated, held))
+        share, calls, escalated, held, lowest_held = (
+            at_times(grid, times) for grid in (share, calls, escalated, held, lowest_held)
+        )
         warning_at = (usual * s.warning_ratio).clip(lower=s.warning_min_share)
         escalating = escalated > 0  # a zero threshold and baseline never fire on no escalation at all
         return to_observations(
             self.name, times, share, calls,
-            warning=escalating & (held >= warning_at),
+            warning=escalating & (lowest_held >= warning_at),
             critical=held >= s.critical_share,
             warning_threshold=warning_at,
             critical_threshold=s.critical_share,
