@@ -12,11 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from tokenpulse import metrics
-from tokenpulse.alerts.history import alert_json, find_alert
+from tokenpulse.alerts.history import alert_history, alert_json, find_alert
 from tokenpulse.auth import request_tenant
 from tokenpulse.collector.wal import WriteAheadLog
 from tokenpulse.detectors.state import AlertStates
-from tokenpulse.storage.alert_history import alert_history
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.summary import DIMENSIONS, SummaryQuery, summarize
 from tokenpulse.storage.timeseries import SeriesQuery, series

@@ -1,8 +1,10 @@
-"""Alerts as the API and the runbook pages show them: the live state first, else the ``alert_events`` log."""
+"""Alerts as the API, the runbook pages and the overview page show them: the live state first, else the
+``alert_events`` log of every transition."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from tokenpulse.detectors.state import Alert, AlertStates
@@ -51,9 +53,9 @@ def latest_event(store: Store, alert_id: str) -> dict[str, Any] | None:
         "baseline": baseline,
         "summary": summary,
         "suspects": json.loads(suspects),
-        "active_at": started.isoformat(),
-        "fired_at": at.isoformat() if status == "firing" else None,
-        "resolved_at": at.isoformat() if status == "resolved" else None,
+        "active_at": _utc(started).isoformat(),
+        "fired_at": _utc(at).isoformat() if status == "firing" else None,
+        "resolved_at": _utc(at).isoformat() if status == "resolved" else None,
     }
 
 
@@ -62,3 +64,36 @@ def find_alert(states: AlertStates, store: Store, alert_id: str) -> dict[str, An
         if alert.fingerprint == alert_id:
             return alert_json(alert)
     return latest_event(store, alert_id)
+
+
+def alert_history(store: Store, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
+    """Transitions in [start, end), newest first, with their runbook links."""
+    result = store.query(
+        "SELECT at, fingerprint, status, detector, severity, scope, value, threshold, baseline, summary, "
+        "runbook_url, started_at FROM alert_events "
+        "WHERE at >= {start:DateTime('UTC')} AND at < {end:DateTime('UTC')} "
+        "ORDER BY at DESC, detector LIMIT {limit:UInt32}",
+        {"start": start, "end": end, "limit": limit},
+    )
+    return [
+        {
+            "id": row["fingerprint"],
+            "at": _utc(row["at"]).isoformat(),
+            "status": row["status"],
+            "detector": row["detector"],
+            "severity": row["severity"],
+            "scope": dict(row["scope"]),
+            "value": row["value"],
+            "threshold": row["threshold"],
+            "baseline": row["baseline"],
+            "summary": row["summary"],
+            "runbook_url": row["runbook_url"],
+            "started_at": _utc(row["started_at"]).isoformat(),
+        }
+        for row in result.named_results()
+    ]
+
+
+def _utc(moment: datetime) -> datetime:
+    # The columns are DateTime('UTC'); the embedded client returns them without a zone.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
