@@ -10,18 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import BASE_TIME_NS, call_record, store_records
-from tokenpulse.api import create_api_app
-from tokenpulse.collector.wal import WriteAheadLog
-from tokenpulse.detectors.state import AlertStates
+from tests.api_app import api_over
+from tests.factories import BASE_TIME_NS, call_record
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.writer import LogWriter
 
 PAYLOADS = [
     "' OR 1=1 --",
@@ -55,19 +51,11 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    directory: Path = tmp_path_factory.mktemp("injection")
-    store = Store.open(directory / "data")
-    store.migrate()
     calls = [call_record() for _ in range(BASELINE_CALLS)]
     calls += [call_record(route=p, user=p, service=p, prompt_version=p) for p in PAYLOADS]
-    store_records(store, directory, calls)
-    wal = WriteAheadLog(directory / "api-wal")
-    writer = LogWriter(wal, store)
     start = datetime.fromtimestamp(BASE_TIME_NS / 1e9, UTC) - timedelta(hours=1)
-    with TestClient(create_api_app(store, wal, writer, AlertStates())) as client:
+    with api_over(tmp_path_factory.mktemp("injection"), calls) as (app, store), TestClient(app) as client:
         yield Api(client, store, start.isoformat(), (start + timedelta(hours=3)).isoformat())
-    wal.close()
-    store.close()
 
 
 def summary(api: Api, **params: str) -> list[dict]:

@@ -57,7 +57,11 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: storage answers and the writer is keeping up")
+    @app.get(
+        "/readyz",
+        summary="Readiness: storage answers and the writer is keeping up",
+        responses={503: {"description": "Not ready: the body lists the problems"}},
+    )
     def readyz() -> JSONResponse:
         problems = []
         try:
@@ -75,7 +79,11 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         metrics.WAL_SEGMENTS.set(len(wal.segments()))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/v1/summary", summary="Calls, tokens by kind, cost and latency, grouped by dimensions")
+    @app.get(
+        "/api/v1/summary",
+        summary="Calls, tokens by kind, cost and latency, grouped by dimensions",
+        responses={400: {"description": "Unknown dimension, invalid time or range"}},
+    )
     async def summary(
         request: Request,
         start: str | None = Query(None, description="ISO 8601; default one hour before end"),
@@ -108,7 +116,11 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         chosen.sort(key=lambda a: (a.state != "firing", a.severity != "critical", a.active_at))
         return {"alerts": [_alert_json(a) for a in chosen]}
 
-    @app.get("/api/v1/alerts/{alert_id}", summary="One alert by id")
+    @app.get(
+        "/api/v1/alerts/{alert_id}",
+        summary="One alert by id",
+        responses={404: {"description": "No such alert"}},
+    )
     def get_alert(alert_id: str) -> dict[str, Any]:
         for alert in list(alerts.alerts.values()):
             if alert.fingerprint == alert_id:
