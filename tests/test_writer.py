@@ -154,3 +154,20 @@ def test_after_a_power_cut_the_torn_tail_is_dropped_and_the_rest_replayed_once(
     replaying.stop()
     assert counts(store) == (60, 60)
     assert store.rows("SELECT uniqExact(span_id) FROM calls")[0][0] == 60
+
+
+def test_a_log_corrupt_before_its_tail_stops_the_writer_visibly(tmp_path: Path, store: Store, caplog) -> None:
+    wal_dir = tmp_path / "wal"
+    wal = WriteAheadLog(wal_dir, segment_bytes=4096)
+    ends = [append_calls(wal, 10) for _ in range(6)]
+    wal.close()
+    first = wal_dir / f"{wal.segments()[0]:020d}.wal"
+    data = bytearray(first.read_bytes())
+    data[100] ^= 0xFF  # a disk fault inside an older segment: not a torn tail, nothing to truncate
+    first.write_bytes(bytes(data))
+    reopened = WriteAheadLog(wal_dir, segment_bytes=4096)
+    writer = LogWriter(reopened, store, batch_rows=10, batch_seconds=0.01)
+    writer.start()
+    assert not writer.wait_stored(ends[-1], timeout=2)
+    assert not writer.healthy
+    assert "the writer stopped" in caplog.text and "corrupt write-ahead log frame" in caplog.text
