@@ -23,8 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.daemon import Daemon
-from tests.load import Load
-from tokenpulse.storage.store import Store
+from tests.load import Load, stored_calls
 
 
 def trial(number: int, data_dir: Path, args: argparse.Namespace, rng: random.Random) -> dict[str, object]:
@@ -45,12 +44,7 @@ def trial(number: int, data_dir: Path, args: argparse.Namespace, rng: random.Ran
     load.retry_unacknowledged(restarted)
     restarted.stop()
 
-    store = Store.open(data_dir)
-    try:
-        stored = [row[0] for row in store.rows("SELECT span_id FROM calls")]
-        rolled_up = store.rows("SELECT sum(calls) FROM calls_1m")[0][0]
-    finally:
-        store.close()
+    stored, rolled_up = stored_calls(data_dir)
     unique = set(stored)
     result = {
         "trial": number,

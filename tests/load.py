@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import httpx
@@ -12,6 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.daemon import Daemon
 from tests.otlp_builders import export_request, llm_span
+from tokenpulse.storage.store import Store
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -96,3 +98,13 @@ class Load:
             assert response.status_code == 200
             self.acknowledged |= ids
         self.unacknowledged = []
+
+
+def stored_calls(data_dir: Path) -> tuple[list[str], int]:
+    """The span ids in ``calls`` and the rollup's count of calls, read from a stopped daemon's store."""
+    store = Store.open(data_dir)
+    try:
+        span_ids = [row[0] for row in store.rows("SELECT span_id FROM calls")]
+        return span_ids, store.rows("SELECT sum(calls) FROM calls_1m")[0][0]
+    finally:
+        store.close()

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.daemon import Daemon
-from tests.load import Load
+from tests.load import Load, stored_calls
 from tests.otlp_builders import export_request, llm_span
 from tokenpulse.storage.store import Store
 
@@ -33,12 +33,7 @@ def test_kill_9_loses_no_acknowledged_span_and_duplicates_none(
     load.retry_unacknowledged(restarted)
     assert restarted.stop() == 0
 
-    store = Store.open(tmp_path / "data")
-    try:
-        stored_ids = [row[0] for row in store.rows("SELECT span_id FROM calls")]
-        rolled_up = store.rows("SELECT sum(calls) FROM calls_1m")[0][0]
-    finally:
-        store.close()
+    stored_ids, rolled_up = stored_calls(tmp_path / "data")
     assert len(stored_ids) == len(set(stored_ids)), "a span was stored twice"
     assert set(stored_ids) == load.acknowledged == load.sent
     assert rolled_up == len(stored_ids)

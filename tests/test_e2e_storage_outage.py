@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 
 from tests.daemon import Daemon
+from tests.load import stored_calls
 from tests.otlp_builders import export_request, llm_span
 from tests.test_e2e_backpressure import grpc_export
-from tokenpulse.storage.store import Store
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -65,12 +65,7 @@ def test_outage_then_kill_then_recovery_loses_and_duplicates_nothing(tmp_path: P
     wait_until(lambda: httpx.get(f"{restarted.api}/readyz", timeout=10).status_code == 200)
     assert restarted.stop() == 0
 
-    store = Store.open(tmp_path / "data")
-    try:
-        stored = [row[0] for row in store.rows("SELECT span_id FROM calls")]
-        rolled_up = store.rows("SELECT sum(calls) FROM calls_1m")[0][0]
-    finally:
-        store.close()
+    stored, rolled_up = stored_calls(tmp_path / "data")
     assert len(stored) == len(set(stored)) == len(acknowledged) == 320
     assert set(stored) == acknowledged
     assert rolled_up == 320
