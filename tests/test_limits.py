@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         "TOKENPULSE_MAX_SPANS_PER_REQUEST": "10",
         "TOKENPULSE_MAX_ATTRIBUTES_PER_SPAN": "30",
         "TOKENPULSE_MAX_DIMENSION_VALUES": "3",
+        "TOKENPULSE_MAX_DECOMPRESSED_BYTES": "20000",
     }
     running = Daemon(tmp_path_factory.mktemp("limited") / "data", env=env).start()
     yield running
@@ -128,3 +130,17 @@ def test_crowded_spans_are_rejected_and_counted(limited: Daemon) -> None:
     assert ExportTraceServiceResponse.FromString(response.content).partial_success.rejected_spans == 1
     metrics = httpx.get(f"{limited.api}/metrics", timeout=10).text
     assert 'tokenpulse_spans_rejected_total{reason="too_many_attributes"} 1.0' in metrics
+
+
+def test_a_body_over_the_decompressed_limit_is_413_and_resource_exhausted_over_grpc(limited: Daemon) -> None:
+    big = export_request(llm_span(**{"app.note": "x" * 30_000})).SerializeToString()
+    headers = {**PROTOBUF, "Content-Encoding": "gzip"}
+    response = httpx.post(
+        f"{limited.otlp_http}/v1/traces", content=gzip.compress(big), headers=headers, timeout=30
+    )
+    assert response.status_code == 413
+    with pytest.raises(grpc.RpcError) as raised:
+        grpc_export(limited, big)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # Without RetryInfo an OTLP exporter does not retry a request that can never fit.
+    assert "grpc-status-details-bin" not in dict(raised.value.trailing_metadata() or ())
