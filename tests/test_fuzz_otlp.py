@@ -190,6 +190,23 @@ def test_wrong_types_and_huge_numbers_in_span_fields(pipeline: Pipeline, field: 
     ingest_if_decoded(pipeline, json.dumps(document).encode(), otlp.JSON)
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("kind", float("inf")),
+        ("kind", -float("inf")),
+        ("kind", float("nan")),
+        ("kind", 2**70),
+        ("kind", 1e300),
+    ],
+)
+def test_found_by_fuzzing_enum_values_that_are_no_integers_are_400(field: str, value: Any) -> None:
+    document = json.loads(VALID_JSON)
+    document["resourceSpans"][0]["scopeSpans"][0]["spans"][0][field] = value
+    with pytest.raises(otlp.BadRequest):
+        otlp.decode_request(json.dumps(document).encode(), otlp.JSON)
+
+
 def _field(number: int, payload: bytes) -> bytes:
     """A length-delimited protobuf field (wire type 2)."""
     length, varint = len(payload), bytearray()
