@@ -190,19 +190,10 @@ def test_wrong_types_and_huge_numbers_in_span_fields(pipeline: Pipeline, field: 
     ingest_if_decoded(pipeline, json.dumps(document).encode(), otlp.JSON)
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [
-        ("kind", float("inf")),
-        ("kind", -float("inf")),
-        ("kind", float("nan")),
-        ("kind", 2**70),
-        ("kind", 1e300),
-    ],
-)
-def test_found_by_fuzzing_enum_values_that_are_no_integers_are_400(field: str, value: Any) -> None:
+@pytest.mark.parametrize("kind", [float("inf"), -float("inf"), 2**70, 1e300])
+def test_found_by_fuzzing_an_enum_that_is_no_integer_is_400(kind: float) -> None:
     document = json.loads(VALID_JSON)
-    document["resourceSpans"][0]["scopeSpans"][0]["spans"][0][field] = value
+    document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["kind"] = kind
     with pytest.raises(otlp.BadRequest):
         otlp.decode_request(json.dumps(document).encode(), otlp.JSON)
 
