@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.daemon import Daemon
 from tokenpulse.storage.store import Store
+
+# Property tests: "ci" (the default) is bounded and reproducible, so the suite stays fast and a failure
+# replays identically; HYPOTHESIS_PROFILE=fuzz runs many more examples by hand.
+settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("fuzz", max_examples=20_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -20,9 +20,15 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        launcher: tuple[str, ...] = ("tokenpulse.cli",),
+    ) -> None:
         self.data_dir = data_dir
         self.env = env or {}
+        self.launcher = launcher  # the module run with -m, and its arguments before `serve`
         self.http_port, self.grpc_port, self.api_port = free_port(), free_port(), free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"daemon-{self.api_port}.log"
@@ -37,7 +43,7 @@ class Daemon:
 
     def start(self, timeout: float = 60) -> Daemon:
         args = [
-            sys.executable, "-m", "tokenpulse.cli", "serve", "--data", str(self.data_dir),
+            sys.executable, "-m", *self.launcher, "serve", "--data", str(self.data_dir),
             "--otlp-http-port", str(self.http_port), "--otlp-grpc-port", str(self.grpc_port),
             "--api-port", str(self.api_port),
         ]  # fmt: skip

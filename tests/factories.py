@@ -60,6 +60,26 @@ def call_record(**overrides: Any) -> CallRecord:
     return record
 
 
+def tool_span_record(**overrides: Any) -> ToolSpanRecord:
+    n = next(_ids)
+    record: ToolSpanRecord = {
+        "time_unix_nano": BASE_TIME_NS,
+        "duration_ms": 800.0,
+        "trace_id": f"{n:032x}",
+        "span_id": f"{n:016x}",
+        "parent_span_id": "",
+        "service": "checkout",
+        "environment": "prod",
+        "kind": "tool",
+        "name": "search",
+        "status": "ok",
+        "error_type": "",
+        "is_timeout": False,
+    }
+    record.update(overrides)  # type: ignore[typeddict-item]
+    return record
+
+
 def store_records(
     store: Store, directory: Path, calls: Sequence[CallRecord], tool_spans: Sequence[ToolSpanRecord] = ()
 ) -> None:

@@ -2,73 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.daemon import Daemon
+from tests.load import Load, stored_calls
 from tests.otlp_builders import export_request, llm_span
 from tokenpulse.storage.store import Store
 
 SENDERS = 3
-SPANS_PER_REQUEST = 50
-
-
-class Load:
-    """Senders that post until the daemon dies, remembering what was acknowledged and what was sent."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.acknowledged: set[str] = set()
-        self.sent: set[str] = set()
-        self.unacknowledged: list[tuple[bytes, set[str]]] = []  # what an exporter would retry
-        self.requests_acknowledged = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._send) for _ in range(SENDERS)]
-
-    def _send(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self._stop.is_set():
-                spans = [llm_span() for _ in range(SPANS_PER_REQUEST)]
-                ids = {span.span_id.hex() for span in spans}
-                body = export_request(*spans).SerializeToString()
-                with self._lock:
-                    self.sent |= ids
-                try:
-                    response = client.post(
-                        f"{self.daemon.otlp_http}/v1/traces",
-                        content=body,
-                        headers={"Content-Type": "application/x-protobuf"},
-                    )
-                except httpx.HTTPError:
-                    with self._lock:
-                        self.unacknowledged.append((body, ids))
-                    return  # the daemon is gone
-                with self._lock:
-                    if response.status_code == 200:
-                        self.acknowledged |= ids
-                        self.requests_acknowledged += 1
-                    else:
-                        self.unacknowledged.append((body, ids))
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def wait_acknowledged(self, requests: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.requests_acknowledged < requests and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert self.requests_acknowledged >= requests
-
-    def join(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(30)
 
 
 @pytest.mark.parametrize("acknowledged_before_kill", [15, 60])
@@ -76,7 +20,7 @@ def test_kill_9_loses_no_acknowledged_span_and_duplicates_none(
     tmp_path: Path, acknowledged_before_kill: int
 ) -> None:
     daemon = Daemon(tmp_path / "data").start()
-    load = Load(daemon)
+    load = Load(daemon, senders=SENDERS, transports=("http", "grpc"))
     load.start()
     load.wait_acknowledged(acknowledged_before_kill)
     daemon.kill()  # SIGKILL: no shutdown path runs
@@ -86,23 +30,10 @@ def test_kill_9_loses_no_acknowledged_span_and_duplicates_none(
     # What the exporters do next: retry the requests that were never answered. Some of them were
     # durable before the kill; the daemon must not store those twice.
     assert len(load.unacknowledged) <= SENDERS
-    for body, ids in load.unacknowledged:
-        response = httpx.post(
-            f"{restarted.otlp_http}/v1/traces",
-            content=body,
-            headers={"Content-Type": "application/x-protobuf"},
-            timeout=30,
-        )
-        assert response.status_code == 200
-        load.acknowledged |= ids
+    load.retry_unacknowledged(restarted)
     assert restarted.stop() == 0
 
-    store = Store.open(tmp_path / "data")
-    try:
-        stored_ids = [row[0] for row in store.rows("SELECT span_id FROM calls")]
-        rolled_up = store.rows("SELECT sum(calls) FROM calls_1m")[0][0]
-    finally:
-        store.close()
+    stored_ids, rolled_up = stored_calls(tmp_path / "data")
     assert len(stored_ids) == len(set(stored_ids)), "a span was stored twice"
     assert set(stored_ids) == load.acknowledged == load.sent
     assert rolled_up == len(stored_ids)

@@ -1,11 +1,9 @@
-import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.detector_harness import Scenario, Series, between, run
-from tests.factories import BASE_TIME_NS, call_record, store_records
-from tokenpulse.collector.records import ToolSpanRecord
+from tests.factories import BASE_TIME_NS, call_record, store_records, tool_span_record
 from tokenpulse.detectors.catalog.timeout_surge import ROLLUP, TOOL_SPANS, Settings, TimeoutSurge
 from tokenpulse.detectors.data import load_history
 from tokenpulse.storage.store import Store
@@ -103,36 +101,14 @@ def test_a_new_scope_is_held_to_the_absolute_floor_until_it_has_a_baseline() -> 
     ]
 
 
-_span_ids = itertools.count(1)
-
-
-def tool_span(**overrides) -> ToolSpanRecord:
-    n = next(_span_ids)
-    span: ToolSpanRecord = {
-        "time_unix_nano": BASE_TIME_NS,
-        "duration_ms": 800.0,
-        "trace_id": f"{n:032x}",
-        "span_id": f"{n:016x}",
-        "parent_span_id": "",
-        "service": "checkout",
-        "environment": "prod",
-        "kind": "tool",
-        "name": "search",
-        "status": "ok",
-        "error_type": "",
-        "is_timeout": False,
-    }
-    span.update(overrides)  # type: ignore[typeddict-item]
-    return span
-
-
 def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
     # One minute: 10 LLM calls (3 timed out), 10 tool executions (4 timed out), 5 agent spans timed out.
     first = BASE_TIME_NS - 10 * 60 * 1_000_000_000
     calls = [call_record(time_unix_nano=first + i, is_timeout=i < 3, status="error") for i in range(10)]
-    spans = [tool_span(time_unix_nano=first + i, is_timeout=i < 4) for i in range(10)]
+    spans = [tool_span_record(time_unix_nano=first + i, is_timeout=i < 4) for i in range(10)]
     spans += [
-        tool_span(time_unix_nano=first, kind="agent", name="planner", is_timeout=True) for _ in range(5)
+        tool_span_record(time_unix_nano=first, kind="agent", name="planner", is_timeout=True)
+        for _ in range(5)
     ]
     store_records(store, tmp_path, calls, spans)
 

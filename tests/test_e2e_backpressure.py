@@ -13,9 +13,8 @@ from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tests.daemon import Daemon
+from tests.load import EXPORT
 from tests.otlp_builders import export_request, llm_span
-
-EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def grpc_export(daemon: Daemon, body: bytes) -> ExportTraceServiceResponse:

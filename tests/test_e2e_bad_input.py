@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 
+import grpc
 import httpx
 from google.rpc.status_pb2 import Status
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tests.daemon import Daemon
 from tests.otlp_builders import export_request, llm_span
+from tests.test_e2e_backpressure import grpc_export
+from tests.test_fuzz_otlp import VALID, VALID_JSON, json_values, mutated, otlp_shaped
+from tokenpulse.collector import otlp
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -122,3 +129,95 @@ def test_summary_refuses_unknown_dimensions_and_bad_times(shared_daemon: Daemon)
     reversed_range = {"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}
     response = httpx.get(api, params=reversed_range, timeout=10)
     assert response.status_code == 400
+
+
+def stored_calls(daemon: Daemon, service: str) -> int:
+    """Calls of ``service`` the daemon has stored (all time)."""
+    params = {"start": "2001-01-01T00:00:00Z", "end": "2200-01-01T00:00:00Z", "service": service}
+    groups = httpx.get(f"{daemon.api}/api/v1/summary", params=params, timeout=30).json()["groups"]
+    return groups[0]["calls"]
+
+
+def wait_stored(daemon: Daemon, service: str, calls: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while (stored := stored_calls(daemon, service)) < calls and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stored == calls
+
+
+def expected_status(body: bytes, kind: str) -> int:
+    """What OTLP says the daemon must answer: the decoder's rejection status, else 200."""
+    try:
+        otlp.decode_request(body, kind)
+    except otlp.RequestError as error:
+        return error.status
+    return 200
+
+
+# Bodies that exercise the receivers: garbage, a valid request with bytes flipped, cut or inserted,
+# and (for JSON) documents of any shape.
+protobuf_bodies = st.binary(max_size=512) | mutated(VALID)
+json_bodies = (
+    st.binary(max_size=256)
+    | mutated(VALID_JSON.encode())
+    | (json_values | otlp_shaped).map(lambda document: json.dumps(document).encode())
+)
+live = settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@live
+@given(body=protobuf_bodies, gzipped=st.booleans())
+def test_fuzzed_protobuf_bodies_get_the_otlp_status(
+    shared_daemon: Daemon, body: bytes, gzipped: bool
+) -> None:
+    headers = {**PROTOBUF, "Content-Encoding": "gzip"} if gzipped else PROTOBUF
+    response = post(shared_daemon, gzip.compress(body) if gzipped else body, headers)
+    assert response.status_code == expected_status(body, otlp.PROTOBUF)
+    if response.status_code != 200:
+        assert Status.FromString(response.content).message
+
+
+@live
+@given(body=json_bodies)
+def test_fuzzed_json_bodies_get_the_otlp_status(shared_daemon: Daemon, body: bytes) -> None:
+    response = post(shared_daemon, body, {"Content-Type": "application/json"})
+    assert response.status_code == expected_status(body, otlp.JSON)
+    assert isinstance(response.json(), dict)
+
+
+@live
+@given(body=protobuf_bodies)
+def test_fuzzed_grpc_exports_are_ok_or_invalid_argument(shared_daemon: Daemon, body: bytes) -> None:
+    try:
+        grpc_export(shared_daemon, body)
+        code = grpc.StatusCode.OK
+    except grpc.RpcError as error:
+        code = error.code()
+    expected = (
+        grpc.StatusCode.OK
+        if expected_status(body, otlp.PROTOBUF) == 200
+        else grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert code == expected
+
+
+def test_deeply_nested_json_is_400(shared_daemon: Daemon) -> None:
+    response = post(
+        shared_daemon, b'{"resourceSpans":' + b"[" * 100_000, {"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and "nested too deeply" in response.json()["message"]
+
+
+def test_fuzzing_leaves_the_daemon_accepting_and_storing(shared_daemon: Daemon) -> None:
+    """After every fuzzed request above, and a span storage could not hold (a poison pill that would
+    stall the writer), valid spans over both transports are still acknowledged and stored."""
+    broken_clock = llm_span()
+    broken_clock.start_time_unix_nano, broken_clock.end_time_unix_nano = 1_000, 2_000
+    request = export_request(llm_span(), broken_clock, service="after-fuzz")
+    response = post(shared_daemon, request.SerializeToString(), PROTOBUF)
+    assert ExportTraceServiceResponse.FromString(response.content).partial_success.rejected_spans == 1
+    grpc_export(
+        shared_daemon, export_request(llm_span(), llm_span(), service="after-fuzz").SerializeToString()
+    )
+    wait_stored(shared_daemon, "after-fuzz", 3)
+    assert httpx.get(f"{shared_daemon.api}/readyz", timeout=10).status_code == 200

@@ -1,10 +1,10 @@
 import json
 from pathlib import Path
 
-from tests.factories import call_record
+from tests.factories import call_record, tool_span_record
 from tokenpulse import metrics
 from tokenpulse.collector.wal import WriteAheadLog, encode_frame
-from tokenpulse.storage.rows import CALL_FIELDS, encode_rows
+from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter
 
@@ -55,14 +55,18 @@ def test_replaying_a_batch_after_a_crash_stores_it_once(tmp_path: Path, store: S
 
 
 class FlakyStore:
-    """A store whose first inserts fail, like a ClickHouse server that is down for a while."""
+    """A store whose first inserts (into ``table``, or any) fail, like a ClickHouse server that is down
+    for a while."""
 
-    def __init__(self, store: Store, failures: int) -> None:
+    def __init__(self, store: Store, failures: int, table: str | None = None) -> None:
         self.store = store
         self.failures = failures
+        self.table = table
+        self.attempts = 0
 
     def insert_rows(self, table: str, rows: bytes, dedup_token: str) -> None:
-        if self.failures:
+        self.attempts += 1
+        if self.failures and self.table in (None, table):
             self.failures -= 1
             raise ConnectionError("connection refused")
         self.store.insert_rows(table, rows, dedup_token)
@@ -80,3 +84,90 @@ def test_storage_outage_keeps_data_in_the_log_until_recovery(tmp_path: Path, sto
     assert metrics.INSERT_FAILURES._value.get() - failures_before == 2
     assert writer.healthy
     assert counts(store) == (10, 10)
+
+
+def append_calls_and_tools(wal: WriteAheadLog, calls: int, tools: int) -> int:
+    call_rows = encode_rows([call_record() for _ in range(calls)], CALL_FIELDS)
+    tool_rows = encode_rows([tool_span_record() for _ in range(tools)], TOOL_SPAN_FIELDS)
+    return wal.append(encode_frame(call_rows, tool_rows, calls, tools))
+
+
+def test_a_batch_half_inserted_when_storage_failed_is_retried_without_duplicates(
+    tmp_path: Path, store: Store
+) -> None:
+    """The calls of a batch went in, then its tool spans failed: the retry inserts the calls again with
+    the same token, and ClickHouse drops them, in the table and in the rollup."""
+    wal = WriteAheadLog(tmp_path / "wal")
+    end = append_calls_and_tools(wal, 25, 5)
+    flaky = FlakyStore(store, failures=3, table="tool_spans")
+    writer = LogWriter(wal, flaky, batch_rows=100, batch_seconds=0.05, max_retry_seconds=0.1)  # type: ignore[arg-type]
+    writer.start()
+    assert writer.wait_stored(end, timeout=30)
+    writer.stop()
+    assert flaky.attempts == 2 * 4  # calls then tool spans, four times
+    assert counts(store) == (25, 25)
+    assert store.rows("SELECT count(), uniqExact(span_id) FROM tool_spans")[0] == (5, 5)
+
+
+def test_data_arriving_during_an_outage_waits_in_the_log_and_drains_once(
+    tmp_path: Path, store: Store
+) -> None:
+    wal = WriteAheadLog(tmp_path / "wal")
+    flaky = FlakyStore(store, failures=1_000_000)
+    writer = LogWriter(wal, flaky, batch_rows=30, batch_seconds=0.05, max_retry_seconds=0.05)  # type: ignore[arg-type]
+    writer.start()
+    ends = [append_calls(wal, 10) for _ in range(12)]
+    assert not writer.wait_stored(ends[0], timeout=1) and not writer.healthy
+    assert wal.pending_bytes == ends[-1] and counts(store) == (0, 0)
+    flaky.failures = 0  # storage is back
+    assert writer.wait_stored(ends[-1], timeout=30)
+    writer.stop()
+    assert writer.healthy and wal.pending_bytes == 0
+    assert counts(store) == (120, 120)
+    assert store.rows("SELECT uniqExact(span_id) FROM calls")[0][0] == 120
+
+
+def test_after_a_power_cut_the_torn_tail_is_dropped_and_the_rest_replayed_once(
+    tmp_path: Path, store: Store, caplog
+) -> None:
+    wal_dir = tmp_path / "wal"
+    wal = WriteAheadLog(wal_dir, segment_bytes=4096)
+    stored = append_calls(wal, 10)
+    writer = LogWriter(wal, store, batch_rows=10, batch_seconds=0.01)
+    writer.start()
+    assert writer.wait_stored(stored, timeout=30)
+    writer.stop()
+    # More acknowledged while the writer was busy with a batch it never checkpointed as done...
+    ends = [append_calls(wal, 10) for _ in range(5)]
+    (wal_dir / "checkpoint.json").write_text(json.dumps({"committed": stored, "pending_end": ends[1]}))
+    wal.close()
+    # ...then the power went out in the middle of the next write.
+    last = wal_dir / f"{wal.segments()[-1]:020d}.wal"
+    torn = encode_frame(encode_rows([call_record()], CALL_FIELDS), b"", 1, 0)
+    with last.open("ab") as f:
+        f.write(torn[: len(torn) // 2])
+    reopened = WriteAheadLog(wal_dir, segment_bytes=4096)
+    assert "torn tail" in caplog.text and reopened.durable_end == ends[-1]
+    replaying = LogWriter(reopened, store, batch_rows=20, batch_seconds=0.01)
+    replaying.start()
+    assert replaying.wait_stored(ends[-1], timeout=30)
+    replaying.stop()
+    assert counts(store) == (60, 60)
+    assert store.rows("SELECT uniqExact(span_id) FROM calls")[0][0] == 60
+
+
+def test_a_log_corrupt_before_its_tail_stops_the_writer_visibly(tmp_path: Path, store: Store, caplog) -> None:
+    wal_dir = tmp_path / "wal"
+    wal = WriteAheadLog(wal_dir, segment_bytes=4096)
+    ends = [append_calls(wal, 10) for _ in range(6)]
+    wal.close()
+    first = wal_dir / f"{wal.segments()[0]:020d}.wal"
+    data = bytearray(first.read_bytes())
+    data[100] ^= 0xFF  # a disk fault inside an older segment: not a torn tail, nothing to truncate
+    first.write_bytes(bytes(data))
+    reopened = WriteAheadLog(wal_dir, segment_bytes=4096)
+    writer = LogWriter(reopened, store, batch_rows=10, batch_seconds=0.01)
+    writer.start()
+    assert not writer.wait_stored(ends[-1], timeout=2)
+    assert not writer.healthy
+    assert "the writer stopped" in caplog.text and "corrupt write-ahead log frame" in caplog.text

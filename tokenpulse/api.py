@@ -44,7 +44,11 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: storage answers and the writer is keeping up")
+    @app.get(
+        "/readyz",
+        summary="Readiness: storage answers and the writer is keeping up",
+        responses={503: {"description": "Not ready: the body lists the problems"}},
+    )
     def readyz() -> JSONResponse:
         problems = []
         try:
@@ -62,7 +66,11 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         metrics.WAL_SEGMENTS.set(len(wal.segments()))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/v1/summary", summary="Calls, tokens by kind, cost and latency, grouped by dimensions")
+    @app.get(
+        "/api/v1/summary",
+        summary="Calls, tokens by kind, cost and latency, grouped by dimensions",
+        responses={400: {"description": "Unknown dimension, invalid time or range"}},
+    )
     async def summary(
         request: Request,
         start: str | None = Query(None, description="ISO 8601; default one hour before end"),
@@ -97,14 +105,22 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         chosen.sort(key=lambda a: (a.state != "firing", a.severity != "critical", a.active_at))
         return {"alerts": [alert_json(a) for a in chosen]}
 
-    @app.get("/api/v1/alerts/{alert_id}", summary="One alert by id (current, else its last recorded event)")
+    @app.get(
+        "/api/v1/alerts/{alert_id}",
+        summary="One alert by id (current, else its last recorded event)",
+        responses={404: {"description": "No such alert"}},
+    )
     async def get_alert(alert_id: str) -> dict[str, Any]:
         found = await run_in_threadpool(find_alert, alerts, store, alert_id)
         if found is None:
             raise HTTPException(404, f"no alert {alert_id}")
         return found
 
-    @app.get("/api/v1/timeseries", summary="Key LLM figures per step: spend, caching, prompts, latency")
+    @app.get(
+        "/api/v1/timeseries",
+        summary="Key LLM figures per step: spend, caching, prompts, latency",
+        responses={400: {"description": "Unknown dimension, invalid time, range or step"}},
+    )
     async def timeseries(
         request: Request,
         start: str | None = Query(None, description="ISO 8601; default six hours before end"),
@@ -125,7 +141,11 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         points = await run_in_threadpool(series, store, query)
         return {"start": start_time.isoformat(), "end": end_time.isoformat(), "step": step, "points": points}
 
-    @app.get("/api/v1/alert-events", summary="Alert transitions (the history), newest first")
+    @app.get(
+        "/api/v1/alert-events",
+        summary="Alert transitions (the history), newest first",
+        responses={400: {"description": "Invalid time"}},
+    )
     async def alert_events(
         start: str | None = Query(None, description="ISO 8601; default one day before end"),
         end: str | None = Query(None, description="ISO 8601; default now"),

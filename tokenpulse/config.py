@@ -26,6 +26,9 @@ class Settings:
     max_request_bytes: int = 16 << 20  # as received (possibly gzip)
     max_decompressed_bytes: int = 64 << 20
     wal_max_bytes: int = 1 << 30
+    max_spans_per_request: int = 50_000
+    max_attributes_per_span: int = 4_096
+    max_dimension_values: int = 2_000  # distinct values per dimension per hour; more become "__other__"
     wal_segment_bytes: int = 64 << 20
     batch_rows: int = 10_000
     batch_seconds: float = 1.0
@@ -57,6 +60,9 @@ _ENV_SETTINGS = (
     "max_request_bytes",
     "max_decompressed_bytes",
     "wal_max_bytes",
+    "max_spans_per_request",
+    "max_attributes_per_span",
+    "max_dimension_values",
     "batch_rows",
     "batch_seconds",
     "detector_interval_seconds",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from tokenpulse.collector.limits import Limits
 from tokenpulse.collector.pipeline import Pipeline
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.wal import WriteAheadLog
@@ -42,7 +43,10 @@ class Runtime:
             raise
         writer = LogWriter(wal, store, batch_rows=settings.batch_rows, batch_seconds=settings.batch_seconds)
         writer.start()
-        pipeline = Pipeline(wal, settings.normalize, Pricer(settings.prices))
+        limits = Limits(
+            settings.max_spans_per_request, settings.max_attributes_per_span, settings.max_dimension_values
+        )
+        pipeline = Pipeline(wal, settings.normalize, Pricer(settings.prices), limits)
         return cls(settings, lock, store, wal, writer, pipeline)
 
     def close(self) -> None:

@@ -574,6 +574,11 @@ _ZERO = Decimal(0)
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _MAX_DIM_LEN = 256
+# The range storage holds exactly (calls.time is DateTime64(9), read from "seconds.nanos" text with
+# 10-digit seconds; cost_usd is Decimal(18, 12)).
+_MIN_TIME_NS = 1_000_000_000 * 10**9  # 2001-09-09
+_MAX_TIME_NS = 7_258_118_400 * 10**9  # 2200-01-01
+_MAX_COST_USD = Decimal(1_000_000)
 _TIMEOUT_HTTP = frozenset({408, 504, "408", "504"})
 _TRUE_STRINGS = frozenset({"true", "1", "yes", "y", "on"})
 
@@ -1031,6 +1036,9 @@ def normalize_span(
         raise InvalidSpan("start_time_unix_nano is missing")
     if end < start:
         raise InvalidSpan(f"end_time_unix_nano ({end}) is before start_time_unix_nano ({start})")
+    if start < _MIN_TIME_NS or end > _MAX_TIME_NS:
+        # Storage cannot hold such a time; one unstorable row would stall every insert behind it.
+        raise InvalidSpan(f"span times ({start}, {end}) are outside 2001-2200: a broken clock")
     duration_ms = (end - start) / 1e6
 
     # status
@@ -1165,6 +1173,9 @@ def normalize_span(
             cost_usd, cost_source, price_known = reported, "reported", True
         else:
             cost_usd, cost_source, price_known = _ZERO, "unknown", False
+
+    if cost_usd >= _MAX_COST_USD:
+        raise InvalidSpan(f"cost {cost_usd} USD exceeds the sanity limit of {_MAX_COST_USD} for one call")
 
     extra: dict[str, str] = {}
     for dimension, keys in config._extra_items:  # type: ignore[attr-defined]

@@ -77,8 +77,10 @@ def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
         document = json.loads(body)
         _hex_ids_to_base64(document)
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
-    except (ValueError, TypeError, json_format.ParseError, AttributeError) as error:
+    except (ValueError, TypeError, OverflowError, json_format.ParseError, AttributeError) as error:
         raise BadRequest(f"undecodable OTLP/JSON body: {error}") from None
+    except RecursionError:  # json.loads and ParseDict recurse once per nesting level
+        raise BadRequest("undecodable OTLP/JSON body: nested too deeply") from None
     return request
 
 

@@ -10,6 +10,14 @@ from dataclasses import dataclass, field
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tokenpulse import metrics
+from tokenpulse.collector.limits import (
+    CALL_DIMENSIONS,
+    DEFAULT_LIMITS,
+    TOOL_SPAN_DIMENSIONS,
+    CardinalityCap,
+    Limits,
+    check_span_count,
+)
 from tokenpulse.collector.llm_metrics import LlmMetrics
 from tokenpulse.collector.normalize import InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.pricing import Pricer
@@ -75,10 +83,14 @@ class Pipeline:
     retried span twice.
     """
 
-    def __init__(self, wal: WriteAheadLog, config: NormalizeConfig, pricer: Pricer) -> None:
+    def __init__(
+        self, wal: WriteAheadLog, config: NormalizeConfig, pricer: Pricer, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self.wal = wal
         self.config = config
         self.pricer = pricer
+        self.limits = limits
+        self.cardinality = CardinalityCap(limits.max_dimension_values)
         self.recent = RecentRequests()
         self.llm_metrics = LlmMetrics()
         self._lock = threading.Lock()
@@ -93,7 +105,8 @@ class Pipeline:
 
         ``digest`` (request_digest of the body) lets a retried request be recognized; ``tenant`` (of the
         sender's API key) is stored on every row.
-        Raises WalFull / WalClosed when nothing could be buffered (the client should retry).
+        Raises WalFull / WalClosed when nothing could be buffered (the client should retry), TooManySpans
+        for a request over the limit.
         """
         result = IngestResult()
         if digest:
@@ -102,12 +115,19 @@ class Pipeline:
                     metrics.DUPLICATE_REQUESTS.labels(transport).inc()
                     result.duplicate = True
                     return result
+        check_span_count(request, self.limits.max_spans_per_request)
+        max_attributes = self.limits.max_attributes_per_span
         calls: list[CallRecord] = []
         tool_spans: list[ToolSpanRecord] = []
-        received = 0
+        received = too_many_attributes = 0
         for span in iter_spans(request):
             received += 1
             try:
+                if len(span.attributes) > max_attributes:
+                    too_many_attributes += 1
+                    raise InvalidSpan(
+                        f"{len(span.attributes)} attributes, over the limit of {max_attributes}"
+                    )
                 record = normalize_span(span, self.config, self.pricer)
             except InvalidSpan as error:
                 result.rejected += 1
@@ -121,8 +141,12 @@ class Pipeline:
             else:
                 calls.append(record)  # type: ignore[arg-type]
         metrics.SPANS_RECEIVED.labels(transport).inc(received)
-        if result.rejected:
-            metrics.SPANS_REJECTED.labels("invalid_span").inc(result.rejected)
+        if result.rejected > too_many_attributes:
+            metrics.SPANS_REJECTED.labels("invalid_span").inc(result.rejected - too_many_attributes)
+        if too_many_attributes:
+            metrics.SPANS_REJECTED.labels("too_many_attributes").inc(too_many_attributes)
+        self.cardinality.apply(calls, CALL_DIMENSIONS)  # type: ignore[arg-type]
+        self.cardinality.apply(tool_spans, TOOL_SPAN_DIMENSIONS)  # type: ignore[arg-type]
         if calls or tool_spans:
             frame = encode_frame(
                 encode_rows(calls, CALL_FIELDS, tenant),

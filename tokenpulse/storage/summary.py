@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,10 @@ DIMENSIONS = (
     "service", "service_version", "environment", "provider", "model", "request_model", "response_model",
     "operation", "route", "user", "session", "prompt_version", "router", "status", "error_type", "tenant",
 )  # fmt: skip
+
+# The range of the time columns (DateTime64(9)); a bound outside it is a client error, not a 500.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2262, 4, 11, tzinfo=UTC)
 
 # Positions of p50, p95 and p99 in LATENCY_QUANTILES (1-based, as ClickHouse arrays index).
 _P50, _P95, _P99 = (LATENCY_QUANTILES.split(", ").index(q) + 1 for q in ("0.5", "0.95", "0.99"))
@@ -58,6 +62,8 @@ class SummaryQuery:
             raise ValueError(f"unknown dimension(s) {', '.join(unknown)}; known: {', '.join(DIMENSIONS)}")
         if self.end <= self.start:
             raise ValueError("end must be after start")
+        if self.start < EARLIEST or self.end > LATEST:
+            raise ValueError(f"start and end must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
 
 
 def cache_hit_ratio(cache_read_tokens: int, cache_write_tokens: int, input_tokens: int) -> float | None:

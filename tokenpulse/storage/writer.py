@@ -115,6 +115,15 @@ class LogWriter:
         return True
 
     def _run(self) -> None:
+        try:
+            self._drain()
+        except Exception:
+            # The log cannot be read back (corruption before its tail is a disk fault, not a power cut):
+            # nothing more reaches storage, and readiness must say so rather than stay green.
+            self.healthy = False
+            log.exception("the writer stopped; unwritten data stays in %s", self.wal.directory)
+
+    def _drain(self) -> None:
         checkpoint = self.checkpoints.load()
         self.wal.release_before(checkpoint.committed)
         position = checkpoint.committed

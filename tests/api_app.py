@@ -1,0 +1,33 @@
+"""The API app over an embedded store holding given calls, served in-process (ASGI) for API tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from tests.factories import store_records
+from tokenpulse.api import create_api_app
+from tokenpulse.collector.records import CallRecord
+from tokenpulse.collector.wal import WriteAheadLog
+from tokenpulse.detectors.state import AlertStates
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.writer import LogWriter
+
+
+@contextmanager
+def api_over(directory: Path, calls: Sequence[CallRecord]) -> Iterator[tuple[FastAPI, Store]]:
+    """The app and its store, with ``calls`` stored the way the daemon stores them; closed after."""
+    store = Store.open(directory / "data")
+    try:
+        store.migrate()
+        store_records(store, directory, calls)
+        wal = WriteAheadLog(directory / "api-wal")
+        try:
+            yield create_api_app(store, wal, LogWriter(wal, store), AlertStates()), store
+        finally:
+            wal.close()
+    finally:
+        store.close()
