@@ -48,13 +48,13 @@ def test_caching_stops_fires_critical_and_resolves_while_confounders_stay_quiet(
         series("/new", calls=8.0, share=1.0, start=ONSET),  # a new route that never cached: no baseline
         series("/never-cached-well", share=between(ONSET, END, 1.0, 0.40)),  # not a scope that caches
         # A thin route, one uncached call a minute: 14% in every minute and the window, by chance alone
-        # for a route uncached 6% of the time (the Wilson bound of 5 in 35 is 6%).
+        # for a route uncached 6% of the time (the Wilson bound of 5 in 35 is 4%).
         series("/thin-noisy", calls=7.0, share=between(ONSET, END, 1 / 7, 0.02)),
     )  # fmt: skip
     result = run(CacheNotApplied(), scenario, DAY, DAY + 120)
     assert result == [
         # The per-minute share exceeded 10% in 4 of the window's 5 minutes from ONSET+4, where the window's
-        # share is (4 + 0.02) / 5 = 80% (Wilson bound 75%) > 50%: critical, fired at once.
+        # share is (4 + 0.02) / 5 = 80% (Wilson bound 72%) > 50%: critical, fired at once.
         (ONSET + 4, "firing", "critical", scope("/broken")),
         # Minutes ONSET..END-1 are bad: at END+1 the window [END-4, END+1) still holds 4 bad minutes, at END+2
         # only 3: last active at END+1, kept firing 5 minutes.
@@ -65,7 +65,7 @@ def test_caching_stops_fires_critical_and_resolves_while_confounders_stay_quiet(
 def test_a_third_of_calls_losing_the_cache_is_a_warning() -> None:
     # One prompt variant in three fell under the cache minimum: the per-minute share is 30% from ONSET.
     # At ONSET+4, 4 sustained minutes and a window share of (4 x 0.3 + 0.02) / 5 = 24% of 250 calls (Wilson
-    # bound 19%): a warning, fired at once.
+    # bound 17%): a warning, fired at once.
     scenario = Scenario().add(ROLLUP, series("/variant", share=between(ONSET, END, 0.3, 0.02)))
     assert transitions_only(run(CacheNotApplied(), scenario, DAY, DAY + 120)) == [
         (ONSET + 4, "firing", "warning"),

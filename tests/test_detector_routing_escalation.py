@@ -42,7 +42,7 @@ def test_escalation_storm_fires_critical_and_resolves_while_confounders_stay_qui
         Series(scope(""), {"calls": 500, "escalated_calls": 0}, 0, LAST),  # unrouted calls: no router
     )  # fmt: skip
     assert run(RoutingEscalation(), scenario, DAY, DAY + 120) == [
-        # window of 5: 4 bad minutes at +4, the window's share 82% (Wilson bound 77%) >= 70%: critical
+        # window of 5: 4 bad minutes at +4, the window's share 82% (Wilson bound 74%) >= 70%: critical
         (ONSET + 4, "firing", "critical", scope("storm")),
         # 4 bad minutes left in the window until END + 1; kept firing 5 more minutes
         (END + 6, "resolved", "critical", scope("storm")),
@@ -52,7 +52,7 @@ def test_escalation_storm_fires_critical_and_resolves_while_confounders_stay_qui
 def test_doubling_of_the_usual_share_is_a_warning() -> None:
     scenario = Scenario().add(ROLLUP, router("drift", 100, between(ONSET, END, 45, 15)))  # 15% -> 45%
     assert run(RoutingEscalation(), scenario, DAY, DAY + 120) == [
-        # 4 bad minutes at +4: 39% of 500 (Wilson bound 35%) >= 30% (2 x 15%), held 10 minutes (+4 ... +13);
+        # 4 bad minutes at +4: 39% of 500 (Wilson bound 33%) >= 30% (2 x 15%), held 10 minutes (+4 ... +13);
         # never 70%
         (ONSET + 13, "firing", "warning", scope("drift")),
         (END + 6, "resolved", "warning", scope("drift")),  # held until END + 1
@@ -77,7 +77,7 @@ def test_the_absolute_rule_needs_no_baseline() -> None:
     """A new router that escalates 80% of its traffic saves nothing: critical from its first minute."""
     scenario = Scenario().add(ROLLUP, router("eager", 60, 48, start=DAY + 30))
     assert run(RoutingEscalation(), scenario, DAY, DAY + 60) == [
-        (DAY + 34, "firing", "critical", scope("eager"))  # 4 minutes: 80% of 240, Wilson bound 75%
+        (DAY + 34, "firing", "critical", scope("eager"))  # 4 minutes: 80% of 240, Wilson bound 71%
     ]
 
 
@@ -101,8 +101,8 @@ def test_queries_run_on_the_real_store(tmp_path: Path, store: Store) -> None:
     records += [call_record(router="", escalated=True) for _ in range(2)]
     store_records(store, tmp_path, records)
 
-    # 3 in 4 is 75%, Wilson bound 30%: past a critical share of 25%, one minute sustained.
-    detector = RoutingEscalation(Settings(min_calls=1, sustained=timedelta(minutes=1), critical_share=0.25))
+    # 3 in 4 is 75%, Wilson bound 18%: past a critical share of 15%, one minute sustained.
+    detector = RoutingEscalation(Settings(min_calls=1, sustained=timedelta(minutes=1), critical_share=0.15))
     base = datetime.fromtimestamp(BASE_TIME_NS // 1_000_000_000, UTC)
     history = load_history(
         store, detector.queries(), base - timedelta(minutes=10), base + timedelta(minutes=10)

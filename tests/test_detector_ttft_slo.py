@@ -74,7 +74,7 @@ def test_benign_confounders_never_fire() -> None:
     add(scenario, "/surge", ttft_calls=between(ONSET, END, 90, 30))  # 3x traffic, same TTFT
     add(scenario, "/slow-call", between(40, 41, 30_000, USUAL), late=between(40, 41, 1, 0))  # 5 windows
     # The p99 over the SLO for half an hour, from 2 slow first tokens in a window of 150: 1.3% late, by
-    # chance alone for a route whose calls are late 0.5% of the time (Wilson bound 0.4% < 1%).
+    # chance alone for a route whose calls are late 0.5% of the time (Wilson bound 0.2% < 1%).
     add(scenario, "/noisy", between(ONSET, END, 1200, USUAL), late=between(ONSET, END, 0.4, 0))
     add(scenario, "/blip", between(80, 83, 4000, USUAL))  # 3 slow minutes: 7 windows
     rollout = {70: 12, 71: 12, 72: 48, 73: 48}  # a deploy that changes nothing: traffic dips, catches up

@@ -466,11 +466,13 @@ def kth_smallest(grid: pd.DataFrame, window: int, k: int) -> pd.DataFrame:
     return -kth_largest(-grid, window, k)
 
 
-def wilson_lower_bound(successes: pd.DataFrame, trials: pd.DataFrame, z: float = 1.96) -> pd.DataFrame:
-    """The lower end of the Wilson score interval (95% by default) of the share successes / trials.
+def wilson_lower_bound(successes: pd.DataFrame, trials: pd.DataFrame, z: float = 3.0) -> pd.DataFrame:
+    """The lower end of the Wilson score interval of the share successes / trials, at ``z`` standard
+    deviations (3: wrong about 1 time in 700 per scope and minute, where a detector tests dozens of
+    scopes every minute; 1.96, the usual 95%, would be wrong somewhere every day).
 
     A share "above x" is only news when this bound is: 6 timeouts in 34 calls is 18%, but a route that
-    times out 6% of the time does that by chance; the bound (8%) says so. Thin scopes need a larger
+    times out 6% of the time does that by chance; the bound (5%) says so. Thin scopes need a larger
     departure before they alert, busy ones alert as soon as the share is clearly past the threshold.
     """
     share = successes / trials

@@ -10,7 +10,7 @@ touch it; here the calls do not touch it at all.
 Signal: the share of uncached calls over the trailing window, on scopes whose usual share is at most
 ``healthy_baseline``. The condition holds when
 
-- the window's share is past the threshold with confidence: the lower end of its 95% Wilson interval
+- the window's share is past the threshold with confidence: the lower end of its three-sigma Wilson interval
   is (6 uncached calls in 34 is 18%, but a thin night-time route whose calls are uncached 6% of the
   time does that by chance);
 - and the per-minute share was past the threshold in ``sustained`` (4) of the window's (5) minutes: a

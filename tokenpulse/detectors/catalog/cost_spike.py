@@ -101,7 +101,7 @@ class Settings(DetectorSettings):
     # the last ``warning_for``: ordinary sessions run at 3-6x for several minutes, a runaway does not stop.
     for_: timedelta = timedelta(0)
     sustained: timedelta = timedelta(minutes=5)
-    warning_for: timedelta = timedelta(minutes=10)
+    warning_for: timedelta = timedelta(minutes=15)
     min_calls: int = 10  # the floor in dollars is the main guard; a runaway makes calls quickly
     warning_ratio: float = 3.0
     critical_ratio: float = 10.0

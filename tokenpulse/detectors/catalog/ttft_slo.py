@@ -9,7 +9,7 @@ count counts calls *with* a TTFT, read from the raw calls table (the rollup has 
 
 A p99 above the SLO says more than 1% of first tokens came late, so the condition also asks the raw
 table how many did (calls over their route's SLO, and over the critical bound) and requires that share
-to be past 1% *with confidence* — the lower end of its 95% Wilson interval. On a thin route, two slow
+to be past 1% *with confidence* — the lower end of its three-sigma Wilson interval. On a thin route, two slow
 first tokens among a hundred lift the p99 over the SLO by chance alone; a real breach (12% of calls
 waiting 1-3 s) clears the bound at once.
 
