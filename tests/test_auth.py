@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -137,6 +139,15 @@ def test_each_tenant_sends_with_its_key_and_reads_only_its_own_data(secured: Dae
     # A key cannot read another tenant's data, whatever it asks for.
     stolen = summary(secured, ACME_KEY, tenant="globex", group_by="tenant").json()["groups"]
     assert [(g["key"]["tenant"], g["calls"]) for g in stolen] == [("acme", 3)]
+
+    # The commands that call the API send the key from TOKENPULSE_API_KEY.
+    command = [sys.executable, "-m", "tokenpulse.cli", "summary", "--api", secured.api, "--json"]
+    environment = {k: v for k, v in os.environ.items() if k != "TOKENPULSE_API_KEY"}
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60, env=environment)
+    assert refused.returncode == 1 and "tokenpulse summary: 401" in refused.stderr
+    signed = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True,
+                            env={**environment, "TOKENPULSE_API_KEY": GLOBEX_KEY})  # fmt: skip
+    assert sum(group["calls"] for group in json.loads(signed.stdout)["groups"]) == 4
 
     assert summary(secured, None).status_code == 401
     assert summary(secured, "not-a-key-0123456789").status_code == 401

@@ -7,9 +7,7 @@ import gzip
 import json
 import logging
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 from tokenpulse.alerts import cli as silence_command
+from tokenpulse.client import ApiError, call_api
 from tokenpulse.collector import otlp
 from tokenpulse.collector.pipeline import request_digest
 from tokenpulse.config import load_settings
@@ -163,15 +162,11 @@ def _duration(text: str) -> timedelta:
 
 def _summary(args: argparse.Namespace) -> int:
     params = {k: v for k, v in (("start", args.start), ("end", args.end), ("group_by", args.group_by)) if v}
-    url = f"{args.api.rstrip('/')}/api/v1/summary?{urllib.parse.urlencode(params)}"
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            document: dict[str, Any] = json.load(response)
-    except urllib.error.HTTPError as error:
-        print(f"tokenpulse summary: {error.code} {error.read().decode(errors='replace')}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as error:
-        print(f"tokenpulse summary: cannot reach the daemon at {args.api}: {error.reason}", file=sys.stderr)
+        path = f"/api/v1/summary?{urllib.parse.urlencode(params)}"
+        document: dict[str, Any] = call_api(args.api, "GET", path)
+    except ApiError as error:
+        print(f"tokenpulse summary: {error}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(document, indent=2))

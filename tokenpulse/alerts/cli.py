@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
+
+from tokenpulse.client import ApiError, call_api
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
 _MINUTES = {"m": 1, "h": 60, "d": 1440}
@@ -38,14 +37,6 @@ def duration_minutes(text: str) -> float:
     return float(found.group(1)) * _MINUTES[found.group(2)]
 
 
-def _call(api: str, method: str, path: str, body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{api.rstrip('/')}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
-
-
 def _line(silence: dict[str, Any]) -> str:
     return (f"{silence['id']}  {silence['state']:<8} until {silence['ends_at']}  "
             f"{' '.join(silence['matchers'])}  ({silence['created_by']}: {silence['comment']})")  # fmt: skip
@@ -56,17 +47,14 @@ def run(args: argparse.Namespace) -> int:
         if args.silence_action == "add":
             body = {"matchers": args.matcher, "duration_minutes": duration_minutes(args.duration),
                     "comment": args.comment, "created_by": args.author}  # fmt: skip
-            print(_line(_call(args.api, "POST", "/api/v1/silences", body)))
+            print(_line(call_api(args.api, "POST", "/api/v1/silences", body)))
         elif args.silence_action == "list":
-            for silence in _call(args.api, "GET", "/api/v1/silences")["silences"]:
+            for silence in call_api(args.api, "GET", "/api/v1/silences")["silences"]:
                 if args.all or silence["state"] != "expired":
                     print(_line(silence))
         else:
-            print(_line(_call(args.api, "DELETE", f"/api/v1/silences/{args.id}")))
-    except urllib.error.HTTPError as error:
-        print(f"tokenpulse silence: {error.code} {error.read().decode(errors='replace')}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as error:
-        print(f"tokenpulse silence: cannot reach the daemon at {args.api}: {error.reason}", file=sys.stderr)
+            print(_line(call_api(args.api, "DELETE", f"/api/v1/silences/{args.id}")))
+    except ApiError as error:
+        print(f"tokenpulse silence: {error}", file=sys.stderr)
         return 1
     return 0
