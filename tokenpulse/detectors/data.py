@@ -445,25 +445,39 @@ def to_observations(
 _NO_VALUE = -1e300
 
 
-def kth_largest(grid: pd.DataFrame, window: int, k: int) -> pd.DataFrame:
+def kth_largest(
+    grid: pd.DataFrame, window: int, k: int, times: Sequence[datetime] | None = None
+) -> pd.DataFrame:
     """Value at minute t: the ``k``-th largest per-minute value of ``grid`` over [t - window, t), minutes
-    without a value counting as below any threshold.
+    without a value counting as below any threshold; at ``times`` only when given (default: every
+    minute of the grid).
 
     "At least k minutes of the window were past x" is ``kth_largest(grid, window, k) > x``, also when x
-    differs at every t (a baseline): a rolling order statistic, computed once over the whole grid.
-    Used by the detectors whose condition must be sustained over most of their window.
+    differs at every t (a baseline). Over the whole grid it is a rolling order statistic, computed once
+    (backtests); at a few times (a live cycle has one) only those windows are sorted.
     """
     filled = grid.fillna(_NO_VALUE)
+    if times is not None and len(times) <= _DIRECT_TIMES:
+        index = pd.DatetimeIndex([pd.Timestamp(t) for t in times])
+        values = filled.to_numpy(dtype=float)
+        result = np.full((len(index), values.shape[1]), np.nan)
+        for row, position in enumerate(grid.index.get_indexer(index)):
+            if position >= window:  # as the rolling form: a whole window of minutes before t
+                result[row] = np.sort(values[position - window : position], axis=0)[window - k]
+        return pd.DataFrame(result, index=index, columns=grid.columns)
     if window == 1:
         return filled.shift(1)
     position = (window - k) / (window - 1)  # exactly the (window - k)-th smallest of the window
-    return filled.rolling(window).quantile(position, interpolation="nearest").shift(1)
+    result = filled.rolling(window).quantile(position, interpolation="nearest").shift(1)
+    return result if times is None else at_times(result, times)
 
 
-def kth_smallest(grid: pd.DataFrame, window: int, k: int) -> pd.DataFrame:
+def kth_smallest(
+    grid: pd.DataFrame, window: int, k: int, times: Sequence[datetime] | None = None
+) -> pd.DataFrame:
     """``kth_largest`` mirrored: "at least k minutes of the window were under x" is
     ``kth_smallest(grid, window, k) < x``; minutes without a value count as above any threshold."""
-    return -kth_largest(-grid, window, k)
+    return -kth_largest(-grid, window, k, times)
 
 
 def wilson_lower_bound(successes: pd.DataFrame, trials: pd.DataFrame, z: float = 3.0) -> pd.DataFrame:
@@ -481,15 +495,25 @@ def wilson_lower_bound(successes: pd.DataFrame, trials: pd.DataFrame, z: float =
     return (centre - spread) / (1 + z * z / trials)
 
 
-def held_share(part: pd.DataFrame, total: pd.DataFrame, window: int, sustained: int) -> pd.DataFrame:
-    """Value at minute t: a share part / total of calls (timeouts, escalations, uncached calls) that has
-    *held* over [t - window, t): the lower of the window share's Wilson bound and the share of the
-    ``sustained``-th worst minute. "held_share >= x" says the share is past x with confidence over the
-    window and was past x in ``sustained`` of its minutes: blips shorter than that never hold, however
-    intense, and thin scopes need a clear departure. Inputs are per-minute counts.
+def held_share(
+    part: pd.DataFrame,
+    total: pd.DataFrame,
+    window: int,
+    sustained: int,
+    times: Sequence[datetime] | None = None,
+) -> pd.DataFrame:
+    """Value at minute t (at ``times`` only, when given): a share part / total of calls (timeouts,
+    escalations, uncached calls) that has *held* over [t - window, t): the lower of the window share's
+    Wilson bound and the share of the ``sustained``-th worst minute. "held_share >= x" says the share is
+    past x with confidence over the window and was past x in ``sustained`` of its minutes: blips shorter
+    than that never hold, however intense, and thin scopes need a clear departure. Inputs are per-minute
+    counts.
     """
-    confident = wilson_lower_bound(trailing_sum(part, window), trailing_sum(total, window))
-    return np.minimum(confident, kth_largest(part / total, window, sustained))
+    parts, totals = trailing_sum(part, window), trailing_sum(total, window)
+    if times is not None:
+        parts, totals = at_times(parts, times), at_times(totals, times)
+    confident = wilson_lower_bound(parts, totals)
+    return np.minimum(confident, kth_largest(part / total, window, sustained, times))
 
 
 def check_scope(detector: str, scope: Sequence[str], required: Sequence[str] = ()) -> tuple[str, ...]:

@@ -61,7 +61,7 @@ class CacheHitCollapse(CatalogDetector):
         per_minute = grids(history[ROLLUP], s.scope, columns, history.start, history.end)
         g = {k: trailing_sum(v, window) for k, v in per_minute.items()}
         ratio = hit_ratio(g).where(g["calls"] >= s.min_calls)
-        held = kth_smallest(hit_ratio(per_minute), window, minutes(s.sustained))
+        held = kth_smallest(hit_ratio(per_minute), window, minutes(s.sustained), times)
         usual = baseline(ratio, window, times=times)
         # Compare at the evaluation times only: grids are long, the times few (one, live).
         now, calls, held = (at_times(grid, times) for grid in (ratio, g["calls"], held))

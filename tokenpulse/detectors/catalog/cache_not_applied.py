@@ -74,8 +74,8 @@ class CacheNotApplied(CatalogDetector):
         usual = baseline(share, window, times=times)
         # Compare at the evaluation times only: grids are long, the times few (one, live).
         now, calls = at_times(share, times), at_times(g["calls"], times)
-        held = at_times(
-            held_share(per_minute["uncached_calls"], per_minute["calls"], window, minutes(s.sustained)), times
+        held = held_share(
+            per_minute["uncached_calls"], per_minute["calls"], window, minutes(s.sustained), times
         )
         watched = usual <= s.healthy_baseline  # NaN (no history yet) is not watched
         return to_observations(

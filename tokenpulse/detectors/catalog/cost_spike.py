@@ -260,7 +260,7 @@ class CostSpike(CatalogDetector):
         usual = baseline(rate.where(active), window, times=times)
         usual_per_call = baseline(per_call, window, times=times)
         usual_share = baseline(share, window, times=times)
-        held = kth_largest(minute_usd * 60, window, minutes(s.sustained))  # $/h of the k-th worst minute
+        held = kth_largest(minute_usd * 60, window, minutes(s.sustained), times)  # $/h, k-th worst minute
         lowest_rate = lowest_over(rate, minutes(s.warning_for))
         # Compare at the evaluation times only: grids are long, the times few (one, live).
         rate, per_call, share, calls, held, lowest_rate = (

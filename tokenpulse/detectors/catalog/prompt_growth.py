@@ -153,7 +153,7 @@ class PromptGrowth(CatalogDetector):
         crit_at = (usual * s.critical_ratio).clip(lower=s.floor_tokens)
         minute_per_call = per_minute["input_tokens"] / per_minute["calls"]
         sustained_minutes = minutes(s.sustained)
-        sustained = at_times(kth_largest(minute_per_call, window, sustained_minutes), times) >= warn_at
+        sustained = kth_largest(minute_per_call, window, sustained_minutes, times) >= warn_at
         now, calls = at_times(per_call, times), at_times(g["calls"], times)
         growing = sustained & (now >= warn_at)
 

@@ -124,7 +124,7 @@ class ReasoningBlowup(CatalogDetector):
         warn_at = (usual * s.warning_ratio).clip(lower=s.floor_tokens)  # NaN without a baseline
         minute_per_call = rollup["reasoning_tokens"] / rollup["calls"]
         sustained_minutes = minutes(s.sustained)
-        sustained = at_times(kth_largest(minute_per_call, window, sustained_minutes), times) >= warn_at
+        sustained = kth_largest(minute_per_call, window, sustained_minutes, times) >= warn_at
         now, calls = at_times(per_call, times), at_times(g["calls"], times)
         warning = (now >= warn_at) & sustained & ~critical
 

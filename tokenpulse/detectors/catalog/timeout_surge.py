@@ -96,7 +96,7 @@ class TimeoutSurge(CatalogDetector):
         calls = trailing_sum(per_minute["calls"], window)
         share = (trailing_sum(per_minute["timeouts"], window) / calls).where(calls >= s.min_calls)
         usual = baseline(share, window, times=times)
-        held = held_share(per_minute["timeouts"], per_minute["calls"], window, minutes(s.sustained))
+        held = held_share(per_minute["timeouts"], per_minute["calls"], window, minutes(s.sustained), times)
         share, calls, held = (at_times(grid, times) for grid in (share, calls, held))
         warning_at = (usual * s.baseline_ratio).clip(lower=s.min_share).fillna(s.min_share)
         critical_at = warning_at.clip(lower=s.critical_share)

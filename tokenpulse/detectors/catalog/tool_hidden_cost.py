@@ -107,7 +107,7 @@ class ToolHiddenCost(CatalogDetector):
         per_call = (usd / tool_calls).where(tool_calls >= s.min_calls)
         usual = baseline(per_call, window, times=times)
         minute_per_call = per_minute["cost_usd"] / per_minute["tool_calls"]
-        held = kth_largest(minute_per_call, window, minutes(s.sustained))
+        held = kth_largest(minute_per_call, window, minutes(s.sustained), times)
         # Compare at the evaluation times only: grids are long, the times few (one, live).
         per_call, tool_calls, usd, held = (
             at_times(grid, times) for grid in (per_call, tool_calls, usd, held)
