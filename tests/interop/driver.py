@@ -1,0 +1,199 @@
+"""An app instrumented by ONE instrumentation library calls the fake LLM servers through the real SDKs.
+
+Run in its own process per (library, transport), because the instrumentors patch the same SDK classes:
+
+    python -m tests.interop.driver LIBRARY TRANSPORT ENDPOINT [--capture FILE]
+
+It exports over OTLP (``http``: ENDPOINT is the OTLP/HTTP base URL; ``grpc``: host:port) the way a user
+sets the library up, optionally also writes every span as OTLP JSON lines to FILE (the fixtures), and
+prints one JSON object: ``{"scenarios": {name: {"parent_span_id": hex, "raised": exception class}}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = ("openllmetry", "openai-v2", "openinference", "openlit")
+TRANSPORTS = ("http", "grpc")
+PROMPT = "Where is my order? My card number is 4111 1111 1111 1111."  # must never be stored
+SERVICE_PREFIX = "interop-"
+
+# Which providers each library instruments (openai-v2 is OpenAI only).
+PROVIDERS: dict[str, tuple[str, ...]] = {
+    "openllmetry": ("openai", "anthropic"),
+    "openai-v2": ("openai",),
+    "openinference": ("openai", "anthropic"),
+    "openlit": ("openai", "anthropic"),
+}
+
+
+def service_name(library: str, transport: str) -> str:
+    return f"{SERVICE_PREFIX}{library}-{transport}"
+
+
+def _exporter(transport: str, endpoint: str) -> Any:
+    if transport == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=10)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=10)
+
+
+def setup(library: str, transport: str, endpoint: str) -> Any:
+    """Instrument the SDKs with ``library`` exporting to ``endpoint``; return the TracerProvider."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    service = service_name(library, transport)
+    if library == "openlit":
+        # OpenLIT builds its own provider and exporter; the protocol comes from the standard variable.
+        os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc" if transport == "grpc" else "http/protobuf"
+        import openlit
+
+        url = f"http://{endpoint}" if transport == "grpc" else endpoint
+        openlit.init(
+            application_name=service,
+            environment="test",
+            otlp_endpoint=url,
+            disable_metrics=True,
+            disable_events=True,
+        )
+        return trace.get_tracer_provider()
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(BatchSpanProcessor(_exporter(transport, endpoint)))
+    trace.set_tracer_provider(provider)
+    if library == "openllmetry":
+        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument()
+        AnthropicInstrumentor().instrument()
+    elif library == "openai-v2":
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument()
+    elif library == "openinference":
+        from openinference.instrumentation.anthropic import AnthropicInstrumentor
+        from openinference.instrumentation.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument()
+        AnthropicInstrumentor().instrument()
+    else:
+        raise ValueError(f"unknown library {library!r}")
+    return provider
+
+
+def _calls(base_url: str) -> dict[str, Callable[[], Any]]:
+    """One SDK call per scenario, as an app makes it."""
+    import anthropic
+    import openai
+
+    from tests.interop.scenarios import CLIENT_TIMEOUT_S, SCENARIO_HEADER, SCENARIOS
+
+    oa = openai.OpenAI(base_url=f"{base_url}/v1", api_key="sk-fake", max_retries=0)
+    an = anthropic.Anthropic(base_url=base_url, api_key="sk-ant-fake", max_retries=0)
+    messages = [{"role": "user", "content": PROMPT}]
+
+    def header(name: str) -> dict[str, str]:
+        return {SCENARIO_HEADER: name}
+
+    def openai_chat(name: str) -> Callable[[], Any]:
+        s = SCENARIOS[name]
+        client = oa.with_options(timeout=CLIENT_TIMEOUT_S) if s.stall else oa
+        if s.stream:
+            return lambda: list(
+                client.chat.completions.create(
+                    model=s.request_model, messages=messages, stream=True,
+                    stream_options={"include_usage": True}, extra_headers=header(name),
+                )
+            )  # fmt: skip
+        return lambda: client.chat.completions.create(
+            model=s.request_model, messages=messages, extra_headers=header(name)
+        )
+
+    def anthropic_message(name: str) -> Callable[[], Any]:
+        s = SCENARIOS[name]
+        client = an.with_options(timeout=CLIENT_TIMEOUT_S) if s.stall else an
+        if s.stream:
+            return lambda: list(
+                client.messages.create(
+                    model=s.request_model, max_tokens=1024, messages=messages, stream=True,
+                    extra_headers=header(name),
+                )
+            )  # fmt: skip
+        return lambda: client.messages.create(
+            model=s.request_model, max_tokens=1024, messages=messages, extra_headers=header(name)
+        )
+
+    calls: dict[str, Callable[[], Any]] = {}
+    for name, s in SCENARIOS.items():
+        if s.provider == "anthropic":
+            calls[name] = anthropic_message(name)
+        elif s.operation == "embeddings":
+            calls[name] = lambda s=s, name=name: oa.embeddings.create(
+                model=s.request_model, input="where is my order", extra_headers=header(name)
+            )
+        else:
+            calls[name] = openai_chat(name)
+    return calls
+
+
+def run(library: str, transport: str, endpoint: str, capture: Path | None) -> dict[str, Any]:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from tests.interop.fake_llm import FakeLLMServer
+    from tests.interop.scenarios import SCENARIO_SPAN_PREFIX, SCENARIOS
+    from tokenpulse.simulate.emit import JsonLinesExporter
+
+    provider = setup(library, transport, endpoint)
+    if capture is not None:
+        provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(capture)))
+    tracer = trace.get_tracer("tests.interop.driver")
+    results: dict[str, Any] = {}
+    with FakeLLMServer() as fake:
+        calls = _calls(fake.base_url)
+        for name, scenario in SCENARIOS.items():
+            if scenario.provider not in PROVIDERS[library]:
+                continue
+            with tracer.start_as_current_span(SCENARIO_SPAN_PREFIX + name) as parent:
+                raised = None
+                try:
+                    calls[name]()
+                except Exception as error:  # the error scenarios: the app sees the SDK's exception
+                    raised = type(error).__name__
+                results[name] = {
+                    "parent_span_id": format(parent.get_span_context().span_id, "016x"),
+                    "raised": raised,
+                }
+        served = sorted({s for s, _ in fake.requests})
+    if not provider.force_flush(30_000):
+        raise SystemExit("the exporter did not flush in 30 s")
+    provider.shutdown()
+    return {"scenarios": results, "served": served}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("library", choices=LIBRARIES)
+    parser.add_argument("transport", choices=TRANSPORTS)
+    parser.add_argument("endpoint")
+    parser.add_argument("--capture", type=Path)
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.library, args.transport, args.endpoint, args.capture)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
