@@ -21,7 +21,8 @@ from typing import Any
 
 LIBRARIES = ("openllmetry", "openai-v2", "openinference", "openlit")
 TRANSPORTS = ("http", "grpc")
-PROMPT = "Where is my order? My card number is 4111 1111 1111 1111."  # must never be stored
+SECRET = "4111 1111 1111 1111"
+PROMPT = f"Where is my order? My card number is {SECRET}."  # prompt content: must never be stored
 SERVICE_PREFIX = "interop-"
 
 # Which providers each library instruments (openai-v2 is OpenAI only).
@@ -67,6 +68,8 @@ def setup(library: str, transport: str, endpoint: str) -> Any:
             otlp_endpoint=url,
             disable_metrics=True,
             disable_events=True,
+            # a local price list: by default OpenLIT downloads one from GitHub at init
+            pricing_json=str(Path(__file__).with_name("openlit_pricing.json")),
         )
         return trace.get_tracer_provider()
 

@@ -3,8 +3,9 @@
 Responses follow the providers' documented wire formats (OpenAI Chat Completions and Embeddings, Anthropic
 Messages), streaming included: OpenAI ``chat.completion.chunk`` events with the usage chunk requested by
 ``stream_options.include_usage``, Anthropic ``message_start`` ... ``message_stop`` events with the
-cumulative usage of ``message_delta``. The first streamed event is held back ``FIRST_TOKEN_DELAY_S``, so a
-time to first token is measurable. The scenario is picked by the ``x-scenario`` request header.
+cumulative usage of ``message_delta``. A stream's headers come ``HEADERS_DELAY_S`` and its first event
+``FIRST_TOKEN_DELAY_S`` after the request, so a time to first token is measurable. The scenario is
+picked by the ``x-scenario`` request header.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from tests.interop.scenarios import (
     CHUNK_DELAY_S,
     FIRST_TOKEN_DELAY_S,
+    HEADERS_DELAY_S,
     SCENARIO_HEADER,
     SCENARIOS,
     SERVER_STALL_S,
@@ -179,7 +181,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.server.requests.append((scenario.name, self.path))  # type: ignore[attr-defined]
         if scenario.stall:
-            time.sleep(SERVER_STALL_S)  # the client gave up long ago; answering is moot
+            time.sleep(SERVER_STALL_S)
+            return  # the client has given up by now: close without an answer
         anthropic = self.path.endswith("/v1/messages")
         if scenario.http_status != 200:
             error = anthropic_error(scenario) if anthropic else openai_error(scenario)
@@ -204,12 +207,13 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # a client that timed out has closed the connection
 
     def _stream(self, events: Iterator[bytes]) -> None:
+        time.sleep(HEADERS_DELAY_S)
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
         self.wfile.flush()
-        time.sleep(FIRST_TOKEN_DELAY_S)
+        time.sleep(FIRST_TOKEN_DELAY_S - HEADERS_DELAY_S)
         for data in events:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-FIRST_TOKEN_DELAY_S = 0.35  # the fake server holds the first streamed token back this long
+HEADERS_DELAY_S = 0.1  # the fake server answers a stream's headers this long after the request
+FIRST_TOKEN_DELAY_S = 0.35  # and its first event this long after the request
 CHUNK_DELAY_S = 0.01  # and spaces the following chunks
 CLIENT_TIMEOUT_S = 0.4  # the SDK clients' timeout in the timeout scenarios
 SERVER_STALL_S = 1.5  # how long the fake server stalls in the timeout scenarios (> CLIENT_TIMEOUT_S)
@@ -37,6 +38,11 @@ class Scenario:
     tokens: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
     http_status: int = 200  # an error status makes the call fail
     stall: bool = False  # the server stalls past the client's timeout
+    raises: str | None = None  # the exception class the SDK raises to the app
+
+    @property
+    def failed(self) -> bool:
+        return self.raises is not None
 
 
 OPENAI_SCENARIOS = (
@@ -89,6 +95,7 @@ OPENAI_SCENARIOS = (
         request_model="gpt-4o-mini",
         response_model="gpt-4o-mini",
         http_status=429,
+        raises="RateLimitError",
     ),
     Scenario(
         name="openai_timeout",
@@ -97,6 +104,7 @@ OPENAI_SCENARIOS = (
         request_model="gpt-4o-mini",
         response_model="gpt-4o-mini",
         stall=True,
+        raises="APITimeoutError",
     ),
 )
 
@@ -137,6 +145,7 @@ ANTHROPIC_SCENARIOS = (
         request_model="claude-sonnet-4-5",
         response_model="claude-sonnet-4-5",
         http_status=529,
+        raises="OverloadedError",
     ),
     Scenario(
         name="anthropic_timeout",
@@ -145,6 +154,7 @@ ANTHROPIC_SCENARIOS = (
         request_model="claude-sonnet-4-5",
         response_model="claude-sonnet-4-5",
         stall=True,
+        raises="APITimeoutError",
     ),
 )
 
