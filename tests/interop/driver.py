@@ -5,8 +5,9 @@ Run in its own process per (library, transport), because the instrumentors patch
     python -m tests.interop.driver LIBRARY TRANSPORT ENDPOINT [--capture FILE]
 
 It exports over OTLP (``http``: ENDPOINT is the OTLP/HTTP base URL; ``grpc``: host:port) the way a user
-sets the library up, optionally also writes every span as OTLP JSON lines to FILE (the fixtures), and
-prints one JSON object: ``{"scenarios": {name: {"parent_span_id": hex, "raised": exception class}}}``.
+sets the library up, attributes each call with ``tokenpulse.sdk.attribution``, optionally also writes
+every span as OTLP JSON lines to FILE (the fixtures), and prints one JSON object:
+``{"scenarios": {name: {"parent_span_id": hex, "raised": exception class}}, "served": [name, ...]}``.
 """
 
 from __future__ import annotations
@@ -38,22 +39,15 @@ def service_name(library: str, transport: str) -> str:
     return f"{SERVICE_PREFIX}{library}-{transport}"
 
 
-def _exporter(transport: str, endpoint: str) -> Any:
-    if transport == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=10)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=10)
-
-
 def setup(library: str, transport: str, endpoint: str) -> Any:
-    """Instrument the SDKs with ``library`` exporting to ``endpoint``; return the TracerProvider."""
+    """Instrument the SDKs with ``library`` exporting to ``endpoint``; return the TracerProvider.
+
+    Every library but OpenLIT gets its provider from ``tokenpulse.sdk.configure``; OpenLIT builds its own,
+    to which the attribution processor is added.
+    """
     from opentelemetry import trace
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from tokenpulse import sdk
 
     service = service_name(library, transport)
     if library == "openlit":
@@ -71,11 +65,11 @@ def setup(library: str, transport: str, endpoint: str) -> Any:
             # a local price list: by default OpenLIT downloads one from GitHub at init
             pricing_json=str(Path(__file__).with_name("openlit_pricing.json")),
         )
-        return trace.get_tracer_provider()
+        provider = trace.get_tracer_provider()
+        provider.add_span_processor(sdk.AttributionSpanProcessor())  # type: ignore[attr-defined]
+        return provider
 
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(BatchSpanProcessor(_exporter(transport, endpoint)))
-    trace.set_tracer_provider(provider)
+    provider = sdk.configure(service, endpoint=endpoint, protocol=transport)
     if library == "openllmetry":
         from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
@@ -158,6 +152,7 @@ def run(library: str, transport: str, endpoint: str, capture: Path | None) -> di
 
     from tests.interop.fake_llm import FakeLLMServer
     from tests.interop.scenarios import SCENARIO_SPAN_PREFIX, SCENARIOS
+    from tokenpulse import sdk
     from tokenpulse.simulate.emit import JsonLinesExporter
 
     provider = setup(library, transport, endpoint)
@@ -170,7 +165,10 @@ def run(library: str, transport: str, endpoint: str, capture: Path | None) -> di
         for name, scenario in SCENARIOS.items():
             if scenario.provider not in PROVIDERS[library]:
                 continue
-            with tracer.start_as_current_span(SCENARIO_SPAN_PREFIX + name) as parent:
+            with (
+                tracer.start_as_current_span(SCENARIO_SPAN_PREFIX + name) as parent,
+                sdk.attribution(**scenario.attribution),  # type: ignore[arg-type]
+            ):
                 raised = None
                 try:
                     calls[name]()

@@ -60,6 +60,7 @@ def expected_fields(library: str, s: Scenario) -> dict[str, Any]:
         "reasoning_tokens": reasoning,
         "is_timeout": s.stall,
         "dialect": DIALECTS[library],
+        **s.attribution,
     }
 
 

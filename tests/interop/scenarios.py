@@ -44,6 +44,18 @@ class Scenario:
     def failed(self) -> bool:
         return self.raises is not None
 
+    @property
+    def attribution(self) -> dict[str, str | bool]:
+        """What the app attributes the call to (``tokenpulse.sdk.attribution`` keyword arguments)."""
+        return {
+            "route": "/" + self.name.replace("_", "-"),
+            "user": "user-7",
+            "session": f"session-{self.provider}",
+            "prompt_version": "v3",
+            "router": "triage",
+            "escalated": self.name == "openai_chat_reasoning",  # the router sent this one to o4-mini
+        }
+
 
 OPENAI_SCENARIOS = (
     Scenario(
