@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.daemon import Daemon
-from tests.interop.driver import LIBRARIES, PROVIDERS, SECRET, TRANSPORTS, service_name
-from tests.interop.expected import mismatches
+from tests.interop.driver import LIBRARIES, SECRET, TRANSPORTS, scenarios_of, service_name
+from tests.interop.expected import mismatches, raised
 from tests.interop.scenarios import SCENARIOS
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.storage.store import Store
@@ -40,7 +40,7 @@ class DriverRun:
 class InteropRun:
     drivers: dict[tuple[str, str], DriverRun]
     calls: dict[str, list[dict[str, Any]]]  # service -> stored calls
-    tool_spans: int
+    parents: dict[str, str]  # agent/tool span id -> its parent's (an agent's calls hang below it)
     daemon_log: str
 
 
@@ -68,10 +68,10 @@ def interop(tmp_path_factory: pytest.TempPathFactory) -> InteropRun:
         calls: dict[str, list[dict[str, Any]]] = {}
         for row in store.query("SELECT * FROM calls").named_results():
             calls.setdefault(row["service"], []).append(row)
-        tool_spans = store.rows("SELECT count() FROM tool_spans")[0][0]
+        parents = dict(store.rows("SELECT span_id, parent_span_id FROM tool_spans"))
     finally:
         store.close()
-    return InteropRun(runs, calls, tool_spans, daemon.log())
+    return InteropRun(runs, calls, parents, daemon.log())
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
@@ -80,13 +80,17 @@ def test_every_call_is_stored_exactly(interop: InteropRun, library: str, transpo
     run = interop.drivers[(library, transport)]
     assert run.returncode == 0, run.stderr[-3000:]
     scenarios = run.output["scenarios"]
-    expected_names = {n for n, s in SCENARIOS.items() if s.provider in PROVIDERS[library]}
+    expected_names = set(scenarios_of(library))
     assert set(scenarios) == expected_names and set(run.output["served"]) == expected_names
 
     stored = interop.calls.get(service_name(library, transport), [])
+    scenario_spans = {outcome["parent_span_id"] for outcome in scenarios.values()}
     by_parent: dict[str, list[dict[str, Any]]] = {}
     for call in stored:
-        by_parent.setdefault(call["parent_span_id"], []).append(call)
+        parent = call["parent_span_id"]
+        while parent not in scenario_spans and parent in interop.parents:
+            parent = interop.parents[parent]
+        by_parent.setdefault(parent, []).append(call)
     pricer = Pricer()
     problems = {}
     for name, outcome in scenarios.items():
@@ -95,8 +99,8 @@ def test_every_call_is_stored_exactly(interop: InteropRun, library: str, transpo
             problems[name] = [f"{len(calls)} stored calls, expected exactly one"]
             continue
         found = mismatches(calls[0], library, SCENARIOS[name], pricer)
-        if outcome["raised"] != SCENARIOS[name].raises:
-            found.append(f"the app saw {outcome['raised']}, expected {SCENARIOS[name].raises}")
+        if outcome["raised"] != raised(library, SCENARIOS[name]):
+            found.append(f"the app saw {outcome['raised']}, expected {raised(library, SCENARIOS[name])}")
         if found:
             problems[name] = found
     assert not problems, json.dumps(problems, indent=1)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.interop.driver import LIBRARIES, PROVIDERS, SECRET
+from tests.interop.driver import LIBRARIES, SECRET, scenarios_of
 from tests.interop.expected import mismatches
 from tests.interop.scenarios import SCENARIO_SPAN_PREFIX, SCENARIOS
 from tokenpulse.collector.normalize import NormalizeConfig, normalize_span
@@ -31,7 +31,9 @@ def fixture_spans(library: str) -> list[SpanView]:
 
 
 def calls_by_scenario(spans: list[SpanView], pricer: Pricer) -> dict[str, list[dict[str, Any]]]:
-    """Normalized calls keyed by the scenario of the app span they were made in."""
+    """Normalized calls keyed by the scenario of the app span they were made in (their closest ancestor
+    of that kind: a Pydantic AI call hangs below its agent's span)."""
+    parent_of = {s.span_id: s.parent_span_id for s in spans}
     scenario_of = {
         s.span_id: s.name.removeprefix(SCENARIO_SPAN_PREFIX)
         for s in spans
@@ -41,10 +43,14 @@ def calls_by_scenario(spans: list[SpanView], pricer: Pricer) -> dict[str, list[d
     config = NormalizeConfig()
     for s in spans:
         record = normalize_span(s, config, pricer)
-        if record is not None:
-            calls.setdefault(scenario_of.get(s.parent_span_id, f"outside any scenario: {s.name}"), []).append(
-                dict(record)
-            )
+        if record is None or record.get("kind") in ("tool", "agent"):
+            continue
+        ancestor = s.parent_span_id
+        while ancestor not in scenario_of and ancestor in parent_of:
+            ancestor = parent_of[ancestor]
+        calls.setdefault(scenario_of.get(ancestor, f"outside any scenario: {s.name}"), []).append(
+            dict(record)
+        )
     return calls
 
 
@@ -52,7 +58,7 @@ def calls_by_scenario(spans: list[SpanView], pricer: Pricer) -> dict[str, list[d
 def test_fixture_normalizes_to_the_exact_calls(library: str) -> None:
     pricer = Pricer()
     calls = calls_by_scenario(fixture_spans(library), pricer)
-    expected = {n for n, s in SCENARIOS.items() if s.provider in PROVIDERS[library]}
+    expected = set(scenarios_of(library))
     assert set(calls) == expected  # one call per scenario, nothing else (HTTP spans, app spans) is a call
     problems = {}
     for name, records in calls.items():

@@ -32,6 +32,7 @@ PACKAGES = (
     "openinference-instrumentation-openai",
     "openinference-instrumentation-anthropic",
     "openlit",
+    "pydantic-ai-slim",
 )
 
 

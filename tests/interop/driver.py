@@ -13,6 +13,7 @@ every span as OTLP JSON lines to FILE (the fixtures), and prints one JSON object
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -20,7 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-LIBRARIES = ("openllmetry", "openai-v2", "openinference", "openlit")
+from tests.interop.scenarios import CLIENT_TIMEOUT_S, SCENARIO_HEADER, SCENARIO_SPAN_PREFIX, SCENARIOS
+
+LIBRARIES = ("openllmetry", "openai-v2", "openinference", "openlit", "pydantic-ai")
 TRANSPORTS = ("http", "grpc")
 SECRET = "4111 1111 1111 1111"
 PROMPT = f"Where is my order? My card number is {SECRET}."  # prompt content: must never be stored
@@ -32,7 +35,17 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
     "openai-v2": ("openai",),
     "openinference": ("openai", "anthropic"),
     "openlit": ("openai", "anthropic"),
+    "pydantic-ai": ("openai", "anthropic"),
 }
+
+
+def scenarios_of(library: str) -> list[str]:
+    """The scenarios a library's app runs (a Pydantic AI agent makes chat calls, not embeddings)."""
+    return [
+        name
+        for name, s in SCENARIOS.items()
+        if s.provider in PROVIDERS[library] and not (library == "pydantic-ai" and s.operation == "embeddings")
+    ]
 
 
 def service_name(library: str, transport: str) -> str:
@@ -86,6 +99,10 @@ def setup(library: str, transport: str, endpoint: str) -> Any:
 
         OpenAIInstrumentor().instrument()
         AnthropicInstrumentor().instrument()
+    elif library == "pydantic-ai":
+        from pydantic_ai import Agent
+
+        Agent.instrument_all()
     else:
         raise ValueError(f"unknown library {library!r}")
     return provider
@@ -95,8 +112,6 @@ def _calls(base_url: str) -> dict[str, Callable[[], Any]]:
     """One SDK call per scenario, as an app makes it."""
     import anthropic
     import openai
-
-    from tests.interop.scenarios import CLIENT_TIMEOUT_S, SCENARIO_HEADER, SCENARIOS
 
     oa = openai.OpenAI(base_url=f"{base_url}/v1", api_key="sk-fake", max_retries=0)
     an = anthropic.Anthropic(base_url=base_url, api_key="sk-ant-fake", max_retries=0)
@@ -146,12 +161,49 @@ def _calls(base_url: str) -> dict[str, Callable[[], Any]]:
     return calls
 
 
+def _agent_calls(base_url: str, loop: asyncio.AbstractEventLoop) -> dict[str, Callable[[], Any]]:
+    """One Pydantic AI agent run per scenario, on the SDKs' async clients (how Pydantic AI uses them)."""
+    import anthropic
+    import openai
+    from pydantic_ai import Agent
+    from pydantic_ai.models.anthropic import AnthropicModel
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.anthropic import AnthropicProvider
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    def agent_for(name: str) -> Agent:
+        s = SCENARIOS[name]
+        options: dict[str, Any] = {
+            "api_key": "sk-fake",
+            "max_retries": 0,
+            "default_headers": {SCENARIO_HEADER: name},
+            "timeout": CLIENT_TIMEOUT_S if s.stall else 30,
+        }
+        if s.provider == "anthropic":
+            client = anthropic.AsyncAnthropic(base_url=base_url, **options)
+            return Agent(AnthropicModel(s.request_model, provider=AnthropicProvider(anthropic_client=client)))
+        oa = openai.AsyncOpenAI(base_url=f"{base_url}/v1", **options)
+        return Agent(OpenAIChatModel(s.request_model, provider=OpenAIProvider(openai_client=oa)))
+
+    async def stream(agent: Agent) -> None:
+        async with agent.run_stream(PROMPT) as result:
+            async for _ in result.stream_text():
+                pass
+
+    def call(name: str) -> Callable[[], Any]:
+        agent = agent_for(name)
+        if SCENARIOS[name].stream:
+            return lambda: loop.run_until_complete(stream(agent))
+        return lambda: loop.run_until_complete(agent.run(PROMPT))
+
+    return {name: call(name) for name in scenarios_of("pydantic-ai")}
+
+
 def run(library: str, transport: str, endpoint: str, capture: Path | None) -> dict[str, Any]:
     from opentelemetry import trace
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     from tests.interop.fake_llm import FakeLLMServer
-    from tests.interop.scenarios import SCENARIO_SPAN_PREFIX, SCENARIOS
     from tokenpulse import sdk
     from tokenpulse.simulate.emit import JsonLinesExporter
 
@@ -160,11 +212,11 @@ def run(library: str, transport: str, endpoint: str, capture: Path | None) -> di
         provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(capture)))
     tracer = trace.get_tracer("tests.interop.driver")
     results: dict[str, Any] = {}
+    loop = asyncio.new_event_loop()  # one loop for all of Pydantic AI's async calls
     with FakeLLMServer() as fake:
-        calls = _calls(fake.base_url)
-        for name, scenario in SCENARIOS.items():
-            if scenario.provider not in PROVIDERS[library]:
-                continue
+        calls = _agent_calls(fake.base_url, loop) if library == "pydantic-ai" else _calls(fake.base_url)
+        for name in scenarios_of(library):
+            scenario = SCENARIOS[name]
             with (
                 tracer.start_as_current_span(SCENARIO_SPAN_PREFIX + name) as parent,
                 sdk.attribution(**scenario.attribution),  # type: ignore[arg-type]
@@ -179,6 +231,7 @@ def run(library: str, transport: str, endpoint: str, capture: Path | None) -> di
                     "raised": raised,
                 }
         served = sorted({s for s, _ in fake.requests})
+    loop.close()
     if not provider.force_flush(30_000):
         raise SystemExit("the exporter did not flush in 30 s")
     provider.shutdown()

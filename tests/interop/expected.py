@@ -24,11 +24,19 @@ DIALECTS = {
     "openai-v2": "semconv",
     "openinference": "openinference",
     "openlit": "openlit",
+    "pydantic-ai": "pydantic-ai",
 }
 
 
 class PricerLike(Protocol):
     def price(self, provider: str, model: str, **tokens: int) -> tuple[Decimal, str] | None: ...
+
+
+def raised(library: str, s: Scenario) -> str | None:
+    """The exception class the app sees, which the failed call's error type names."""
+    if library == "pydantic-ai" and s.failed:  # it wraps the SDK's exceptions in its own
+        return "ModelAPIError" if s.stall else "ModelHTTPError"
+    return s.raises
 
 
 def expected_fields(library: str, s: Scenario) -> dict[str, Any]:
@@ -82,8 +90,10 @@ def mismatches(record: dict[str, Any], library: str, s: Scenario, pricer: Pricer
     # status and error type: the app saw the SDK's exception, the record names its class
     if s.failed:
         error_type = record.get("error_type") or ""
-        if record.get("status") != "error" or error_type.rsplit(".", 1)[-1] != s.raises:
-            problems.append(f"status/error_type: {record.get('status')!r}/{error_type!r}, raised {s.raises}")
+        if record.get("status") != "error" or error_type.rsplit(".", 1)[-1] != raised(library, s):
+            problems.append(
+                f"status/error_type: {record.get('status')!r}/{error_type!r}, raised {raised(library, s)}"
+            )
     elif record.get("status") == "error" or record.get("error_type"):
         problems.append(f"a successful call stored as {record.get('status')!r}/{record.get('error_type')!r}")
     # TTFT: at least the fake server's first-token delay, never longer than the call

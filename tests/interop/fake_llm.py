@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.interop.scenarios import (
     CHUNK_DELAY_S,
@@ -179,15 +180,16 @@ class _Handler(BaseHTTPRequestHandler):
         if scenario is None:
             self._json(404, {"error": {"message": f"no scenario {self.headers.get(SCENARIO_HEADER)!r}"}})
             return
-        self.server.requests.append((scenario.name, self.path))  # type: ignore[attr-defined]
+        path = urlsplit(self.path).path  # the Anthropic SDK's beta client adds ?beta=true
+        self.server.requests.append((scenario.name, path))  # type: ignore[attr-defined]
         if scenario.stall:
             time.sleep(SERVER_STALL_S)
             return  # the client has given up by now: close without an answer
-        anthropic = self.path.endswith("/v1/messages")
+        anthropic = path.endswith("/v1/messages")
         if scenario.http_status != 200:
             error = anthropic_error(scenario) if anthropic else openai_error(scenario)
             self._json(scenario.http_status, error)
-        elif self.path.endswith("/v1/embeddings"):
+        elif path.endswith("/v1/embeddings"):
             self._json(200, openai_embeddings(scenario, request))
         elif request.get("stream"):
             self._stream(anthropic_events(scenario) if anthropic else openai_chunks(scenario))
