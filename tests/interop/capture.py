@@ -33,6 +33,7 @@ PACKAGES = (
     "openinference-instrumentation-anthropic",
     "openlit",
     "pydantic-ai-slim",
+    "langfuse",
 )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from tests.interop.scenarios import CLIENT_TIMEOUT_S, SCENARIO_HEADER, SCENARIO_SPAN_PREFIX, SCENARIOS
 
-LIBRARIES = ("openllmetry", "openai-v2", "openinference", "openlit", "pydantic-ai")
+LIBRARIES = ("openllmetry", "openai-v2", "openinference", "openlit", "pydantic-ai", "langfuse")
 TRANSPORTS = ("http", "grpc")
 SECRET = "4111 1111 1111 1111"
 PROMPT = f"Where is my order? My card number is {SECRET}."  # prompt content: must never be stored
@@ -36,6 +36,7 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
     "openinference": ("openai", "anthropic"),
     "openlit": ("openai", "anthropic"),
     "pydantic-ai": ("openai", "anthropic"),
+    "langfuse": ("openai",),  # its drop-in OpenAI client
 }
 
 
@@ -52,7 +53,7 @@ def service_name(library: str, transport: str) -> str:
     return f"{SERVICE_PREFIX}{library}-{transport}"
 
 
-def setup(library: str, transport: str, endpoint: str) -> Any:
+def setup(library: str, transport: str, endpoint: str, fake_url: str) -> Any:
     """Instrument the SDKs with ``library`` exporting to ``endpoint``; return the TracerProvider.
 
     Every library but OpenLIT gets its provider from ``tokenpulse.sdk.configure``; OpenLIT builds its own,
@@ -103,15 +104,27 @@ def setup(library: str, transport: str, endpoint: str) -> Any:
         from pydantic_ai import Agent
 
         Agent.instrument_all()
+    elif library == "langfuse":
+        from langfuse import Langfuse
+
+        # Langfuse adds its own exporter (to its server, here the fake one, which refuses it) to the
+        # provider; the app's exporter sends the same spans to tokenpulse.
+        Langfuse(
+            public_key="pk-lf-fake", secret_key="sk-lf-fake", base_url=fake_url, tracer_provider=provider
+        )
     else:
         raise ValueError(f"unknown library {library!r}")
     return provider
 
 
-def _calls(base_url: str) -> dict[str, Callable[[], Any]]:
+def _calls(base_url: str, library: str) -> dict[str, Callable[[], Any]]:
     """One SDK call per scenario, as an app makes it."""
     import anthropic
-    import openai
+
+    if library == "langfuse":
+        from langfuse import openai
+    else:
+        import openai
 
     oa = openai.OpenAI(base_url=f"{base_url}/v1", api_key="sk-fake", max_retries=0)
     an = anthropic.Anthropic(base_url=base_url, api_key="sk-ant-fake", max_retries=0)
@@ -207,14 +220,16 @@ def run(library: str, transport: str, endpoint: str, capture: Path | None) -> di
     from tokenpulse import sdk
     from tokenpulse.simulate.emit import JsonLinesExporter
 
-    provider = setup(library, transport, endpoint)
-    if capture is not None:
-        provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(capture)))
-    tracer = trace.get_tracer("tests.interop.driver")
     results: dict[str, Any] = {}
     loop = asyncio.new_event_loop()  # one loop for all of Pydantic AI's async calls
     with FakeLLMServer() as fake:
-        calls = _agent_calls(fake.base_url, loop) if library == "pydantic-ai" else _calls(fake.base_url)
+        provider = setup(library, transport, endpoint, fake.base_url)
+        if capture is not None:
+            provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(capture)))
+        tracer = trace.get_tracer("tests.interop.driver")
+        calls = (
+            _agent_calls(fake.base_url, loop) if library == "pydantic-ai" else _calls(fake.base_url, library)
+        )
         for name in scenarios_of(library):
             scenario = SCENARIOS[name]
             with (
@@ -231,10 +246,10 @@ def run(library: str, transport: str, endpoint: str, capture: Path | None) -> di
                     "raised": raised,
                 }
         served = sorted({s for s, _ in fake.requests})
+        if not provider.force_flush(30_000):  # while the fake server still answers Langfuse's exporter
+            raise SystemExit("the exporter did not flush in 30 s")
+        provider.shutdown()
     loop.close()
-    if not provider.force_flush(30_000):
-        raise SystemExit("the exporter did not flush in 30 s")
-    provider.shutdown()
     return {"scenarios": results, "served": served}
 
 

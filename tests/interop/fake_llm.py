@@ -30,6 +30,7 @@ from tests.interop.scenarios import (
     Scenario,
 )
 
+_API_PATHS = ("/v1/chat/completions", "/v1/embeddings", "/v1/messages")
 _WORDS = ("The", " order", " ships", " on", " Tuesday", ".")
 _CREATED = 1_763_700_000
 
@@ -175,12 +176,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        request = json.loads(body or b"{}")
-        scenario = SCENARIOS.get(self.headers.get(SCENARIO_HEADER, ""))
-        if scenario is None:
-            self._json(404, {"error": {"message": f"no scenario {self.headers.get(SCENARIO_HEADER)!r}"}})
-            return
         path = urlsplit(self.path).path  # the Anthropic SDK's beta client adds ?beta=true
+        scenario = SCENARIOS.get(self.headers.get(SCENARIO_HEADER, ""))
+        if scenario is None or not path.endswith(_API_PATHS):
+            self._json(
+                404, {"error": {"message": f"no scenario {self.headers.get(SCENARIO_HEADER)!r} at {path}"}}
+            )
+            return
+        request = json.loads(body or b"{}")
         self.server.requests.append((scenario.name, path))  # type: ignore[attr-defined]
         if scenario.stall:
             time.sleep(SERVER_STALL_S)
