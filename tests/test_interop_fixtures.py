@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.interop.driver import LIBRARIES, SECRET, scenarios_of
+from tests.interop.driver import FIXTURE_LIBRARIES, SECRET, scenarios_of
 from tests.interop.expected import mismatches
 from tests.interop.scenarios import SCENARIO_SPAN_PREFIX, SCENARIOS
 from tokenpulse.collector.normalize import NormalizeConfig, normalize_span
@@ -54,7 +54,7 @@ def calls_by_scenario(spans: list[SpanView], pricer: Pricer) -> dict[str, list[d
     return calls
 
 
-@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize("library", FIXTURE_LIBRARIES)
 def test_fixture_normalizes_to_the_exact_calls(library: str) -> None:
     pricer = Pricer()
     calls = calls_by_scenario(fixture_spans(library), pricer)
@@ -71,6 +71,6 @@ def test_fixture_normalizes_to_the_exact_calls(library: str) -> None:
 
 def test_fixtures_carry_prompt_content() -> None:
     """The privacy assertion above is not vacuous: the libraries did export the prompt."""
-    for library in LIBRARIES:
+    for library in FIXTURE_LIBRARIES:
         captured = SECRET in (FIXTURES / f"{library}.jsonl").read_text()
         assert captured or library == "openai-v2"  # 2.4b0 captures no content by default

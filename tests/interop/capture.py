@@ -2,15 +2,19 @@
 
     python -m tests.interop.capture [--out tests/fixtures/interop]
 
-Runs every library's driver over OTLP/HTTP against a temporary `tokenpulse serve` and keeps a copy of
-every span the library exported (`<library>.jsonl`), plus the package versions they came from
-(`versions.json`). tests/test_interop_fixtures.py replays them through normalization without the libraries.
+Runs every Python library's driver over OTLP/HTTP against a temporary `tokenpulse serve` and keeps a copy
+of every span the library exported (`<library>.jsonl`); runs the Vercel AI SDK (Node.js 18+ and npm,
+`tests/interop/vercel`, locked versions) against the same fake servers; and records the package
+versions (`versions.json`). tests/test_interop_fixtures.py replays the files through normalization
+without the libraries.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,8 +23,12 @@ from pathlib import Path
 
 from tests.daemon import Daemon
 from tests.interop.driver import LIBRARIES
+from tests.interop.fake_llm import FakeLLMServer
+from tests.interop.scenarios import CLIENT_TIMEOUT_S, SCENARIOS
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "interop"
+VERCEL = Path(__file__).resolve().parent / "vercel"
+NPM_PACKAGES = ("ai", "@ai-sdk/openai", "@ai-sdk/anthropic", "@opentelemetry/sdk-trace-base")
 PACKAGES = (
     "openai",
     "anthropic",
@@ -54,7 +62,33 @@ def capture(out: Path) -> None:
         finally:
             daemon.stop()
     versions = {package: version(package) for package in PACKAGES}
+    versions.update(capture_vercel(out / "vercel-ai.jsonl"))
     (out / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")
+
+
+def capture_vercel(target: Path) -> dict[str, str]:
+    """Run the AI SDK driver against the fake servers; return the npm package versions it used."""
+    target.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        for name in ("driver.mjs", "package.json", "package-lock.json"):
+            shutil.copy(VERCEL / name, work)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=work, check=True, timeout=300)
+        scenarios = [
+            {
+                **dataclasses.asdict(s),
+                "attribution": s.attribution,
+                "client_timeout_ms": CLIENT_TIMEOUT_S * 1000,
+            }
+            for s in SCENARIOS.values()
+        ]
+        with FakeLLMServer() as fake:
+            subprocess.run(
+                ["node", "driver.mjs", fake.base_url, str(target.resolve()), json.dumps(scenarios)],
+                cwd=work, check=True, timeout=120,
+            )  # fmt: skip
+        lock = json.loads((Path(work) / "package-lock.json").read_text())["packages"]
+    print(f"{target}: {sum(1 for _ in target.open())} spans")
+    return {name: lock[f"node_modules/{name}"]["version"] for name in NPM_PACKAGES}
 
 
 def main() -> int:

@@ -37,7 +37,10 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
     "openlit": ("openai", "anthropic"),
     "pydantic-ai": ("openai", "anthropic"),
     "langfuse": ("openai",),  # its drop-in OpenAI client
+    "vercel-ai": ("openai", "anthropic"),  # JavaScript: tests/interop/vercel, fixtures only
 }
+# Every library with fixtures: the Python ones above and the Vercel AI SDK (captured with Node.js).
+FIXTURE_LIBRARIES = (*LIBRARIES, "vercel-ai")
 
 
 def scenarios_of(library: str) -> list[str]:

@@ -26,6 +26,7 @@ DIALECTS = {
     "openlit": "openlit",
     "pydantic-ai": "pydantic-ai",
     "langfuse": "langfuse",
+    "vercel-ai": "vercel-ai",
 }
 
 
@@ -37,6 +38,8 @@ def raised(library: str, s: Scenario) -> str | None:
     """The exception class the app sees, which the failed call's error type names."""
     if library == "pydantic-ai" and s.failed:  # it wraps the SDK's exceptions in its own
         return "ModelAPIError" if s.stall else "ModelHTTPError"
+    if library == "vercel-ai" and s.failed:  # JavaScript errors: the AI SDK's, and the abort signal's
+        return "TimeoutError" if s.stall else "AI_APICallError"
     return s.raises
 
 
