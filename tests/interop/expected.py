@@ -17,7 +17,7 @@ TTFT_SLACK_MS = 1500.0  # scheduling noise on a loaded 2-core machine; the lower
 # OpenLIT starts its clock when its stream wrapper is built, a moment after the headers arrived
 OPENLIT_CLIENT_GAP_MS = 50.0
 
-# The dialect tokenpulse detects for each library's spans. OpenLLMetry 0.4x+ writes the OTel GenAI keys
+# The dialect tokenpulse detects for each library's spans. OpenLLMetry 0.62 writes the OTel GenAI keys
 # and none of its old `llm.request.type` markers, so its spans are read as semconv.
 DIALECTS = {
     "openllmetry": "semconv",

@@ -520,7 +520,7 @@ _FIRST_TOKEN_EVENTS = frozenset(
         "First Token Stream Event",
         "ai.stream.firstChunk",
         "llm.content.completion.chunk",
-        "gen_ai.content.completion.chunk",  # OpenLLMetry 0.4x+
+        "gen_ai.content.completion.chunk",  # OpenLLMetry (0.62 checked)
     }
 )
 # A request flagged as not streamed has no time to first token (OpenLIT reports the whole latency as one).
