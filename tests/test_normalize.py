@@ -1719,3 +1719,60 @@ def test_more_ttft_forms() -> None:
 def test_single_string_key_is_accepted_in_config() -> None:
     config = NormalizeConfig(route_keys="x.route")  # type: ignore[arg-type]
     assert config.route_keys == ("x.route",)
+
+
+# ------------------------------------------------------------------------------------------------
+# What the real instrumentation libraries emit (see tests/test_interop.py and tests/fixtures/interop)
+
+
+def test_openllmetry_chunk_events_give_ttft() -> None:
+    chunks = [SpanEvent("gen_ai.content.completion.chunk", START + ms * 1_000_000) for ms in (364, 378)]
+    assert norm(span({**CHAT, "gen_ai.is_streaming": True}, events=chunks))["ttft_ms"] == 364.0
+
+
+@pytest.mark.parametrize("flag", ["gen_ai.request.stream", "gen_ai.is_streaming"])
+def test_a_request_that_is_not_streamed_has_no_ttft(flag: str) -> None:
+    # OpenLIT reports the whole latency of a non-streamed call as gen_ai.server.time_to_first_token
+    attrs = {**CHAT, "gen_ai.server.time_to_first_token": 0.095}
+    assert norm(span({**attrs, flag: False}))["ttft_ms"] is None
+    assert norm(span({**attrs, flag: True}))["ttft_ms"] == 95.0
+
+
+def test_error_type_written_as_a_python_class_is_its_qualified_name() -> None:
+    # opentelemetry-util-genai sets the exception class itself; the SDK stores its str()
+    record = norm(span({**CHAT, "error.type": "<class 'openai.APITimeoutError'>"}, status=STATUS_ERROR))
+    assert (record["status"], record["error_type"], record["is_timeout"]) == (
+        "error",
+        "openai.APITimeoutError",
+        True,
+    )
+
+
+def test_openlit_failed_call_without_attributes_is_read_from_name_and_scope() -> None:
+    timeout = SpanEvent("exception", END, {"exception.type": "anthropic.APITimeoutError"})
+    bare = span(
+        {},
+        name="chat claude-sonnet-4-5",
+        resource={"service.name": "checkout", "telemetry.sdk.name": "openlit"},
+        scope="openlit.instrumentation.anthropic",
+        status=STATUS_ERROR,
+        events=[timeout],
+    )
+    record = norm(bare)
+    assert (record["provider"], record["request_model"], record["operation"], record["dialect"]) == (
+        "anthropic",
+        "claude-sonnet-4-5",
+        "chat",
+        "openlit",
+    )
+    assert (record["status"], record["error_type"], record["is_timeout"]) == (
+        "error",
+        "anthropic.APITimeoutError",
+        True,
+    )
+    assert record["input_tokens"] == record["output_tokens"] == 0
+    # only a failed span of an OpenLIT instrumentation scope named "<operation> <model>" is read this way
+    assert norm(dataclasses.replace(bare, status_code=STATUS_OK)) is None
+    assert norm(dataclasses.replace(bare, scope_name="opentelemetry.instrumentation.httpx")) is None
+    assert norm(dataclasses.replace(bare, name="POST")) is None
+    assert norm(dataclasses.replace(bare, name="workflow run it")) is None

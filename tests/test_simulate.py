@@ -23,11 +23,12 @@ from tokenpulse import cli
 from tokenpulse.collector import otlp
 from tokenpulse.collector.normalize import is_content_key
 from tokenpulse.collector.pricing import Pricer
+from tokenpulse.sdk import otlp_exporter
 from tokenpulse.simulate import incidents as inc
 from tokenpulse.simulate.catalog import MODELS, SERVICES_BY_NAME, calls_per_session
 from tokenpulse.simulate.command import parse_duration
 from tokenpulse.simulate.diurnal import diurnal, to_ns
-from tokenpulse.simulate.emit import JsonLinesExporter, emit, otlp_exporter
+from tokenpulse.simulate.emit import JsonLinesExporter, emit
 from tokenpulse.simulate.incidents import Incident, Scenario, build_scenario
 from tokenpulse.simulate.spec import LlmCall, Turn
 from tokenpulse.simulate.traffic import generate

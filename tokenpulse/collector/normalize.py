@@ -516,8 +516,15 @@ _TTFT_KEYS = (
     ("ai.stream.msToFirstChunk", 1.0),
 )
 _FIRST_TOKEN_EVENTS = frozenset(
-    {"First Token Stream Event", "ai.stream.firstChunk", "llm.content.completion.chunk"}
+    {
+        "First Token Stream Event",
+        "ai.stream.firstChunk",
+        "llm.content.completion.chunk",
+        "gen_ai.content.completion.chunk",  # OpenLLMetry (0.62 checked)
+    }
 )
+# A request flagged as not streamed has no time to first token (OpenLIT reports the whole latency as one).
+_STREAM_FLAG_KEYS = ("gen_ai.request.stream", "gen_ai.is_streaming")
 
 _REPORTED_COST_KEYS = ("gen_ai.usage.cost", "llm.cost.total", "operation.cost")
 
@@ -567,6 +574,7 @@ _AGENT_NAME_KEYS = (
 )
 
 _KIND_SKIP, _KIND_LLM, _KIND_TOOL, _KIND_AGENT = 0, 1, 2, 3
+_OPENLIT_SCOPE_PREFIX = "openlit.instrumentation."
 
 _ENVIRONMENT_KEYS: tuple[str, ...] = ("deployment.environment.name", "deployment.environment")
 
@@ -768,6 +776,8 @@ def _iso_to_ns(value: Any) -> int | None:
 
 
 def _ttft_ms(attrs: Mapping[str, Any], span: SpanView) -> float | None:
+    if _flag(attrs, _STREAM_FLAG_KEYS) is False:
+        return None
     for key, scale in _TTFT_KEYS:
         value = attrs.get(key)
         if value is not None:
@@ -1006,6 +1016,38 @@ def _classify(
     return _KIND_SKIP, ""
 
 
+def _openlit_failed_call(attrs: Mapping[str, Any], span: SpanView) -> dict[str, str] | None:
+    """The attributes an attribute-less failed OpenLIT call span implies, or None for any other span.
+
+    OpenLIT's Anthropic wrapper sets no attribute when the SDK call raises (a timeout, a 529): only the
+    span name ``"{operation} {model}"`` and the scope ``openlit.instrumentation.<provider>`` say what
+    the call was.
+    """
+    scope = span.scope_name
+    if span.status_code != STATUS_ERROR or "gen_ai.operation.name" in attrs:
+        return None
+    if not scope.startswith(_OPENLIT_SCOPE_PREFIX):
+        return None
+    raw_op, _, model = span.name.partition(" ")
+    operation = _OP_ALIASES.get(raw_op, raw_op)
+    if operation not in _LLM_OPS or not model or " " in model:
+        return None
+    return {
+        "gen_ai.operation.name": operation,
+        "gen_ai.provider.name": scope[len(_OPENLIT_SCOPE_PREFIX) :],
+        "gen_ai.request.model": model,
+    }
+
+
+def _error_type(value: Any) -> str:
+    """``error.type`` as a dimension. opentelemetry-util-genai writes the exception class itself, which the
+    SDK turns into ``"<class 'openai.RateLimitError'>"``: that becomes ``openai.RateLimitError``."""
+    text = _as_dim(value)
+    if text.startswith("<class '") and text.endswith("'>"):
+        return text[8:-2]
+    return text
+
+
 # --------------------------------------------------------------------------------------------------
 # The entry point
 
@@ -1021,7 +1063,11 @@ def normalize_span(
     profile = _PROFILES[dialect]
     kind, operation = _classify(attrs, dialect, ai_op, name, profile)
     if kind == _KIND_SKIP:
-        return None
+        implied = _openlit_failed_call(attrs, span) if dialect == OPENLIT else None
+        if implied is None:
+            return None
+        attrs = {**attrs, **implied}
+        kind, operation = _KIND_LLM, implied["gen_ai.operation.name"]
 
     # identity and timing
     trace_id = span.trace_id
@@ -1043,7 +1089,7 @@ def normalize_span(
 
     # status
     error_attr = attrs.get("error.type")
-    error_type = _as_dim(error_attr) if error_attr is not None else ""
+    error_type = _error_type(error_attr) if error_attr is not None else ""
     status_code = span.status_code
     if status_code == STATUS_ERROR or error_type:
         status = "error"

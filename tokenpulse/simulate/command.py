@@ -89,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
     """Generate the scenario and emit it; 0 on success, 1 when export fails, 2 on a bad scenario."""
     from tqdm import tqdm
 
+    from tokenpulse.sdk import otlp_exporter
     from tokenpulse.simulate.diurnal import to_ns
-    from tokenpulse.simulate.emit import ExportFailed, JsonLinesExporter, emit, otlp_exporter
+    from tokenpulse.simulate.emit import ExportFailed, JsonLinesExporter, emit
     from tokenpulse.simulate.spec import Turn
     from tokenpulse.simulate.traffic import generate
 

@@ -13,14 +13,12 @@ import base64
 import gzip
 import heapq
 import json
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlparse
 
 from google.protobuf import json_format
 from opentelemetry.context import Context
@@ -36,8 +34,6 @@ from opentelemetry.trace.propagation import set_span_in_context
 from tokenpulse.simulate.catalog import ENVIRONMENT, MODELS
 from tokenpulse.simulate.spec import LlmCall, ToolExec, Turn
 
-DEFAULT_GRPC_ENDPOINT = "http://127.0.0.1:4317"
-DEFAULT_HTTP_ENDPOINT = "http://127.0.0.1:4318/v1/traces"
 BATCH_SPANS = 512  # spans per export request, like the SDK's BatchSpanProcessor
 FLUSH_EVERY_S = 1.0  # live mode: longest time an ended span waits in the batch
 
@@ -150,33 +146,6 @@ class JsonLinesExporter(SpanExporter):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         self._file.flush()
         return True
-
-
-def otlp_exporter(endpoint: str | None, protocol: str) -> SpanExporter:
-    """The SDK's stock OTLP exporter. Without ``endpoint``: the SDK's environment variables when set,
-    else tokenpulse's default ports on 127.0.0.1."""
-    env_set = any(
-        k in os.environ for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-        if endpoint is None and env_set:
-            return GrpcExporter()
-        url = endpoint or DEFAULT_GRPC_ENDPOINT
-        return GrpcExporter(endpoint=url if "://" in url else f"http://{url}")
-    if protocol == "http":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-
-        if endpoint is None and env_set:
-            return HttpExporter()
-        url = endpoint or DEFAULT_HTTP_ENDPOINT
-        if "://" not in url:
-            url = f"http://{url}"
-        if urlparse(url).path in ("", "/"):
-            url = url.rstrip("/") + "/v1/traces"
-        return HttpExporter(endpoint=url)
-    raise ValueError(f"unknown protocol {protocol!r}: use grpc or http")
 
 
 class SpanWriter:
