@@ -24,8 +24,10 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 UNAUTHENTICATED = "missing or unknown API key (Authorization: Bearer <key>)"
-# API paths open without a key: probes must work before anyone has one.
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# API paths open without a key: probes must work before anyone has one, and the overview page and its
+# files hold no data (the page asks for a key when the API answers 401).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
+STATIC = "/static/"
 RUNBOOKS = "/runbooks/"
 
 
@@ -110,8 +112,7 @@ class RequireApiKey:
             scope["type"] != "http"
             or not self.keys.enabled
             or scope["path"] in self.open_paths
-            or scope["path"] == "/"
-            or scope["path"].startswith("/static/")  # the overview page's files: no data in them
+            or scope["path"].startswith(STATIC)
         ):
             await self.app(scope, receive, send)
             return
