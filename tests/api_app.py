@@ -1,4 +1,5 @@
-"""The API app over an embedded store holding given calls, served in-process (ASGI) for API tests."""
+"""The API app over an embedded store holding given calls, served in-process (ASGI) for API tests: the
+same routes as the daemon's (the core API and the alerts router: silences, runbooks)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from tests.factories import store_records
+from tokenpulse.alerts.api import alerts_router
+from tokenpulse.alerts.store import AlertStore
 from tokenpulse.api import create_api_app
 from tokenpulse.collector.records import CallRecord
 from tokenpulse.collector.wal import WriteAheadLog
@@ -25,9 +28,14 @@ def api_over(directory: Path, calls: Sequence[CallRecord]) -> Iterator[tuple[Fas
         store.migrate()
         store_records(store, directory, calls)
         wal = WriteAheadLog(directory / "api-wal")
+        alert_store = AlertStore(directory / "alerts.sqlite")
         try:
-            yield create_api_app(store, wal, LogWriter(wal, store), AlertStates()), store
+            states = AlertStates()
+            app = create_api_app(store, wal, LogWriter(wal, store), states)
+            app.include_router(alerts_router(store, states, alert_store))
+            yield app, store
         finally:
+            alert_store.close()
             wal.close()
     finally:
         store.close()

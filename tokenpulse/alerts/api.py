@@ -39,7 +39,12 @@ def alerts_router(
         items = "".join(f'<li><a href="runbooks/{name}">{name}</a></li>' for name in RUNBOOKS)
         return HTMLResponse(f"<!doctype html><title>Runbooks</title><h1>Runbooks</h1><ul>{items}</ul>")
 
-    @router.get("/runbooks/{detector}", response_class=HTMLResponse, summary="A detector's runbook")
+    @router.get(
+        "/runbooks/{detector}",
+        response_class=HTMLResponse,
+        summary="A detector's runbook",
+        responses={404: {"description": "No such detector"}},
+    )
     async def runbook(detector: str, alert: str | None = None) -> HTMLResponse:
         if detector not in RUNBOOKS:
             raise HTTPException(404, f"no runbook {detector!r}; known: {', '.join(RUNBOOKS)}")
@@ -53,14 +58,20 @@ def alerts_router(
         return {"silences": [s for s in chosen if state is None or s["state"] == state]}
 
     @router.post(
-        "/api/v1/silences", status_code=201, summary="Mute alerts matching all matchers until ends_at"
+        "/api/v1/silences",
+        status_code=201,
+        summary="Mute alerts matching all matchers until ends_at",
+        responses={422: {"description": "Invalid matchers or times"}},
     )
     def add_silence(body: NewSilence) -> dict[str, Any]:
         starts_at = _utc(body.starts_at) if body.starts_at else clock.now()
         if body.ends_at is not None:
             ends_at = _utc(body.ends_at)
         elif body.duration_minutes is not None:
-            ends_at = starts_at + timedelta(minutes=body.duration_minutes)
+            try:
+                ends_at = starts_at + timedelta(minutes=body.duration_minutes)
+            except OverflowError:
+                raise HTTPException(422, "the silence would end after the year 9999") from None
         else:
             raise HTTPException(422, "give duration_minutes or ends_at")
         try:
@@ -71,14 +82,22 @@ def alerts_router(
             raise HTTPException(422, str(error)) from None
         return silence.to_json(clock.now())
 
-    @router.get("/api/v1/silences/{silence_id}", summary="One silence")
+    @router.get(
+        "/api/v1/silences/{silence_id}",
+        summary="One silence",
+        responses={404: {"description": "No such silence"}},
+    )
     def get_silence(silence_id: str) -> dict[str, Any]:
         for silence in alert_store.silences():
             if silence.id == silence_id:
                 return silence.to_json(clock.now())
         raise HTTPException(404, f"no silence {silence_id}")
 
-    @router.delete("/api/v1/silences/{silence_id}", summary="Expire a silence now")
+    @router.delete(
+        "/api/v1/silences/{silence_id}",
+        summary="Expire a silence now",
+        responses={404: {"description": "No such silence"}},
+    )
     def expire_silence(silence_id: str) -> dict[str, Any]:
         if not alert_store.expire_silence(silence_id, clock.now()):
             raise HTTPException(404, f"no silence {silence_id}")
