@@ -558,3 +558,15 @@ def check_for_covers_window(detector: str, settings: DetectorSettings) -> None:
 def check_sustained(sustained: timedelta, window: timedelta) -> None:
     if not timedelta(minutes=1) <= sustained <= window:
         raise ValueError(f"sustained ({sustained}) must be between 1 minute and the window ({window})")
+
+
+@dataclass(frozen=True)
+class HeldSettings(DetectorSettings):
+    """Settings of a detector whose condition is *held* by ``sustained`` of the window's minutes (each past
+    the threshold on its own) rather than by a ``for`` delay: it fires as soon as it holds."""
+
+    for_: timedelta = timedelta(0)
+    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past the threshold
+
+    def __post_init__(self) -> None:
+        check_sustained(self.sustained, self.window)

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import ClassVar
 
 import pandas as pd
 
-from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
+from tokenpulse.detectors.base import Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ROLLUP,
     CatalogDetector,
+    HeldSettings,
     History,
     at_times,
     baseline,
     check_scope,
-    check_sustained,
     grids,
     kth_smallest,
     minutes,
@@ -36,16 +36,14 @@ from tokenpulse.detectors.data import (
 
 
 @dataclass(frozen=True)
-class Settings(DetectorSettings):
-    for_: timedelta = timedelta(0)  # the condition is held by ``sustained``
-    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each under warning_below
+class Settings(HeldSettings):
     warning_below: float = 0.50
     critical_below: float = 0.30
     healthy_baseline: float = 0.60  # only scopes that cached at least this well are watched
     scope: tuple[str, ...] = ("service", "route", "model")
 
     def __post_init__(self) -> None:
-        check_sustained(self.sustained, self.window)
+        super().__post_init__()
         object.__setattr__(self, "scope", check_scope("cache_hit_collapse", self.scope))
 
 

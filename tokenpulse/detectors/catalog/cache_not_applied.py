@@ -23,18 +23,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import ClassVar
 
-from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
+from tokenpulse.detectors.base import Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ROLLUP,
     CatalogDetector,
+    HeldSettings,
     History,
     at_times,
     baseline,
     check_scope,
-    check_sustained,
     grids,
     held_share,
     minutes,
@@ -44,17 +44,15 @@ from tokenpulse.detectors.data import (
 
 
 @dataclass(frozen=True)
-class Settings(DetectorSettings):
-    for_: timedelta = timedelta(0)  # the condition is held by ``sustained``
+class Settings(HeldSettings):
     warning_above: float = 0.10  # share of calls with neither cache reads nor writes
     critical_above: float = 0.50  # most calls uncached: caching is off for the scope
     healthy_baseline: float = 0.03  # only scopes whose usual uncached share is at most this are watched
-    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past warning_above on its own
 
     scope: tuple[str, ...] = ("service", "route", "model")
 
     def __post_init__(self) -> None:
-        check_sustained(self.sustained, self.window)
+        super().__post_init__()
         object.__setattr__(self, "scope", check_scope("cache_not_applied", self.scope))
 
 

@@ -53,7 +53,6 @@ from tokenpulse.detectors.base import (
     CRITICAL,
     SCOPE_DIMENSIONS,
     WARNING,
-    DetectorSettings,
     Observation,
     Scope,
     format_scope,
@@ -62,11 +61,11 @@ from tokenpulse.detectors.data import (
     ENDED_MINUTE,
     ROLLUP,
     CatalogDetector,
+    HeldSettings,
     History,
     Query,
     at_times,
     baseline,
-    check_sustained,
     grids,
     kth_largest,
     lowest_over,
@@ -92,14 +91,13 @@ class Budget:
 
 
 @dataclass(frozen=True)
-class Settings(DetectorSettings):
+class Settings(HeldSettings):
     window: timedelta = timedelta(minutes=5)
     # Each severity holds its own way (``for_`` is 0): a critical spike (>= critical_ratio) must have been
     # past its threshold in ``sustained`` of the window's minutes — all five: a heavy user's busiest
     # session can reach 10x for four — so a runaway pages 5 minutes after it starts while a 4-minute
     # spike, however tall, never does. A warning (>= warning_ratio) must have held over every window of
     # the last ``warning_for``: ordinary sessions run at 3-6x for several minutes, a runaway does not stop.
-    for_: timedelta = timedelta(0)
     sustained: timedelta = timedelta(minutes=5)
     warning_for: timedelta = timedelta(minutes=15)
     min_calls: int = 10  # the floor in dollars is the main guard; a runaway makes calls quickly
@@ -118,7 +116,7 @@ class Settings(DetectorSettings):
     daily_slow_window: timedelta = timedelta(hours=6)
 
     def __post_init__(self) -> None:
-        check_sustained(self.sustained, self.window)
+        super().__post_init__()
         object.__setattr__(self, "budgets", tuple(parse_budget(b) for b in self.budgets))
 
 

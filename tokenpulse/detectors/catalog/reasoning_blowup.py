@@ -38,15 +38,15 @@ from typing import ClassVar
 
 import pandas as pd
 
-from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
+from tokenpulse.detectors.base import Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ROLLUP,
     CatalogDetector,
+    HeldSettings,
     History,
     Query,
     at_times,
     baseline,
-    check_sustained,
     grids,
     kth_largest,
     minutes,
@@ -70,7 +70,7 @@ EXTREMES = raw_minutes_query(
 
 
 @dataclass(frozen=True)
-class Settings(DetectorSettings):
+class Settings(HeldSettings):
     window: timedelta = timedelta(minutes=10)  # reasoning routes are low-volume: a longer window,
     min_calls: int = 10  # ... and fewer calls, so a route of 1-2 calls a minute is watched
     for_: timedelta = timedelta(0)  # the critical pages at once; the warning holds by ``sustained``
@@ -78,10 +78,9 @@ class Settings(DetectorSettings):
     extreme_window: timedelta = timedelta(minutes=5)  # such a call counts this long after it ended
     warning_ratio: float = 5.0  # reasoning tokens per call against the baseline
     floor_tokens: float = 5_000.0  # ... and at least this many per call
-    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past the threshold on its own
 
     def __post_init__(self) -> None:
-        check_sustained(self.sustained, self.window)
+        super().__post_init__()
         if self.extreme_tokens < EXTREME_BUCKETS[0]:
             raise ValueError(
                 f"extreme_tokens must be at least {EXTREME_BUCKETS[0]} (the query reads no less)"

@@ -29,15 +29,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
+from tokenpulse.detectors.base import Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ROLLUP,
     CatalogDetector,
+    HeldSettings,
     History,
     at_times,
     baseline,
     check_scope,
-    check_sustained,
     grids,
     held_share,
     lowest_over,
@@ -48,10 +48,8 @@ from tokenpulse.detectors.data import (
 
 
 @dataclass(frozen=True)
-class Settings(DetectorSettings):
+class Settings(HeldSettings):
     window: timedelta = timedelta(minutes=5)
-    for_: timedelta = timedelta(0)  # the condition is held by ``sustained``
-    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past the threshold
     warning_for: timedelta = timedelta(minutes=10)  # the relative (warning) rule holds this long
     min_calls: int = 30
     critical_share: float = 0.70
@@ -61,7 +59,7 @@ class Settings(DetectorSettings):
     scope: tuple[str, ...] = ("service", "router")
 
     def __post_init__(self) -> None:
-        check_sustained(self.sustained, self.window)
+        super().__post_init__()
         object.__setattr__(self, "scope", check_scope("routing_escalation", self.scope, ("router",)))
 
 

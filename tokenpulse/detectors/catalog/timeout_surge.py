@@ -32,15 +32,15 @@ from typing import ClassVar
 
 import pandas as pd
 
-from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope, scope_dict
+from tokenpulse.detectors.base import Observation, Scope, format_scope, scope_dict
 from tokenpulse.detectors.data import (
     ROLLUP,
     CatalogDetector,
+    HeldSettings,
     History,
     Query,
     at_times,
     baseline,
-    check_sustained,
     grids,
     held_share,
     minutes,
@@ -61,17 +61,12 @@ TOOL_SPANS = raw_minutes_query(
 
 
 @dataclass(frozen=True)
-class Settings(DetectorSettings):
+class Settings(HeldSettings):
     window: timedelta = timedelta(minutes=5)
-    for_: timedelta = timedelta(0)  # the condition is held by ``sustained``
-    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past the threshold
     min_calls: int = 50  # calls (or tool executions) in the window
     min_share: float = 0.05  # the timeout share must reach this ...
     baseline_ratio: float = 3.0  # ... and this many times the usual share
     critical_share: float = 0.20
-
-    def __post_init__(self) -> None:
-        check_sustained(self.sustained, self.window)
 
 
 class TimeoutSurge(CatalogDetector):

@@ -31,15 +31,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
-from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
+from tokenpulse.detectors.base import Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ENDED_MINUTE,
     CatalogDetector,
+    HeldSettings,
     History,
     Query,
     at_times,
     baseline,
-    check_sustained,
     grids,
     kth_largest,
     minutes,
@@ -77,17 +77,12 @@ TOOL_COSTS = Query(
 
 
 @dataclass(frozen=True)
-class Settings(DetectorSettings):
+class Settings(HeldSettings):
     window: timedelta = timedelta(minutes=5)
-    for_: timedelta = timedelta(0)  # the condition is held by ``sustained``
-    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past the threshold
     min_calls: int = 10  # tool calls in the window
     ratio: float = 10.0
     min_usd_per_tool_call: float = 0.01
     critical_usd_per_hour: float = 10.0
-
-    def __post_init__(self) -> None:
-        check_sustained(self.sustained, self.window)
 
 
 class ToolHiddenCost(CatalogDetector):
