@@ -81,13 +81,17 @@ def tool_span_record(**overrides: Any) -> ToolSpanRecord:
 
 
 def store_records(
-    store: Store, directory: Path, calls: Sequence[CallRecord], tool_spans: Sequence[ToolSpanRecord] = ()
+    store: Store,
+    directory: Path,
+    calls: Sequence[CallRecord],
+    tool_spans: Sequence[ToolSpanRecord] = (),
+    tenant: str = "",
 ) -> None:
     """Put records into ``store`` the way the daemon does: a write-ahead log frame drained by the writer."""
     wal = WriteAheadLog(directory / "wal")
     frame = encode_frame(
-        encode_rows(calls, CALL_FIELDS),
-        encode_rows(tool_spans, TOOL_SPAN_FIELDS),
+        encode_rows(calls, CALL_FIELDS, tenant),
+        encode_rows(tool_spans, TOOL_SPAN_FIELDS, tenant),
         len(calls),
         len(tool_spans),
     )

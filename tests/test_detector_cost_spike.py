@@ -176,7 +176,7 @@ def test_queries_run_on_the_real_store(tmp_path: Path, store: Store) -> None:
         store, detector.queries(), base - timedelta(minutes=10), base + timedelta(minutes=10)
     )
     users = history[detector.users].sort_values(["user", "minute"]).reset_index(drop=True)
-    assert list(users.columns) == ["minute", "service", "user", "calls", "cost_usd"]
+    assert list(users.columns) == ["minute", "tenant", "service", "user", "calls", "cost_usd"]
     assert list(users["user"]) == ["alice", "alice", "alice", "o'neil"]
     assert list(users["calls"]) == [1, 1, 1, 1]
     assert list(users["cost_usd"]) == pytest.approx([0.5, 0.5, 0.5, 0.001])

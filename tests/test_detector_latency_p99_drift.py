@@ -121,7 +121,7 @@ def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
     start = datetime.fromtimestamp(first // 1_000_000_000, UTC)
     history = load_history(store, detector.queries(), start, start + timedelta(minutes=245))
     p99 = history[detector.p99_query].sort_values("minute").reset_index(drop=True)
-    assert list(p99.columns) == ["minute", "service", "route", "model", "value"]
+    assert list(p99.columns) == ["minute", "tenant", "service", "route", "model", "value"]
     assert p99["minute"].iloc[0] == start + timedelta(minutes=1)  # the window ending there
     assert p99["value"].iloc[[0, 239, 240, 241]].round().tolist() == [1000, 1000, 5000, 5000]
     assert history[ROLLUP]["calls"].sum() == 490

@@ -162,9 +162,9 @@ def test_the_queries_find_runaway_sessions_on_the_real_engine(tmp_path: Path, st
     )
     rows = history[detector.runaway].sort_values(["route", "minute"])
     assert list(rows.columns) == [
-        "minute", "service", "route", "session", "calls", "input_tokens", "first_input_per_call"
+        "minute", "tenant", "service", "route", "session", "calls", "input_tokens", "first_input_per_call"
     ]  # fmt: skip
-    assert rows.drop(columns="service").values.tolist() == [
+    assert rows.drop(columns=["tenant", "service"]).values.tolist() == [
         [start + timedelta(minutes=9), "/agent", "s-loop", 1, 52_000, 8000.0],
         [start + timedelta(minutes=10), "/agent", "s-loop", 1, 56_000, 8000.0],
         [start + timedelta(minutes=11), "/agent", "s-loop", 1, 60_000, 8000.0],

@@ -140,10 +140,10 @@ def test_the_queries_read_the_rollup_and_the_extreme_calls_by_the_minute_they_en
     ]
     extremes = history[EXTREMES].sort_values("minute")
     assert list(extremes.columns) == [
-        "minute", "service", "route", "model", "max_reasoning_tokens",
+        "minute", "tenant", "service", "route", "model", "max_reasoning_tokens",
         *(f"calls_ge_{edge}" for edge in EXTREME_BUCKETS),
     ]  # fmt: skip
-    assert extremes.drop(columns=["service", "route", "model"]).values.tolist() == [
+    assert extremes.drop(columns=["tenant", "service", "route", "model"]).values.tolist() == [
         [minute, 30_000, 1, 0, 0, 0, 0],
         [minute + timedelta(minutes=15), 120_000, 1, 1, 1, 0, 0],  # started at `minute`, ended 15 min later
     ]

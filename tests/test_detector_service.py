@@ -76,6 +76,31 @@ def test_cycles_fire_with_suspects_record_events_and_survive_a_restart(
     assert restarted.cycle(ONSET + timedelta(minutes=13) + INGEST_DELAY) == []
 
 
+def test_each_tenant_is_evaluated_on_its_own_traffic(store: Store, tmp_path: Path) -> None:
+    # Two tenants with the same service and route; only acme's prompt edit collapses its cache.
+    for tenant in ("acme", "globex"):
+        records = []
+        minute = ONSET - timedelta(hours=2)
+        while minute < NOW:
+            records += calls_for(minute, collapsed=tenant == "acme" and minute >= ONSET)
+            minute += timedelta(minutes=1)
+        store_records(store, tmp_path / tenant, records, tenant=tenant)
+    service = DetectorService(store, [CacheHitCollapse()], tmp_path / "alerts.json", "")
+    fired = []
+    for offset in range(0, 12):
+        fired += service.cycle(ONSET + timedelta(minutes=offset) + INGEST_DELAY)
+    (transition,) = fired
+    # Pooled, the two tenants would read as one scope at half the collapse; apart, acme alone fires,
+    # at the same minute as a single tenant does, and its suspects are its own calls'.
+    assert transition.at == ONSET + timedelta(minutes=4)
+    assert transition.scope == (
+        ("tenant", "acme"), ("service", "checkout"), ("route", "/support"), ("model", "claude-sonnet-4-5")
+    )  # fmt: skip
+    assert transition.suspects[0]["value"] == "v8"
+    events = store.rows("SELECT scope['tenant'], scope['route'] FROM alert_events")
+    assert events == [("acme", "/support")]
+
+
 def test_backtest_command_prints_the_same_transitions_as_json_lines(history: Store, tmp_path: Path) -> None:
     history.close()  # the command opens the store itself
     data_dir = tmp_path / "data"

@@ -123,7 +123,7 @@ def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
         store, detector.queries(), start - timedelta(minutes=2), start + timedelta(minutes=3)
     )
     executions = history[TOOL_SPANS]
-    assert list(executions.columns) == ["minute", "service", "tool", "calls", "timeouts"]
+    assert list(executions.columns) == ["minute", "tenant", "service", "tool", "calls", "timeouts"]
     assert executions[["tool", "calls", "timeouts"]].values.tolist() == [["search", 10, 4]]  # no agents
     assert history[ROLLUP][["route", "calls", "timeouts"]].values.tolist() == [["/chat", 10, 3]]
 

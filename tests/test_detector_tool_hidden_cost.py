@@ -123,7 +123,9 @@ def test_queries_run_on_the_real_store(tmp_path: Path, store: Store) -> None:
         store, detector.queries(), base - timedelta(minutes=10), base + timedelta(minutes=10)
     )
     loaded = history[TOOL_COSTS].sort_values(["service", "tool", "minute"]).reset_index(drop=True)
-    assert list(loaded.columns) == ["minute", "service", "tool", "tool_calls", "llm_calls", "cost_usd"]
+    assert list(loaded.columns) == [
+        "minute", "tenant", "service", "tool", "tool_calls", "llm_calls", "cost_usd"
+    ]  # fmt: skip
     rows = loaded[["service", "tool", "tool_calls", "llm_calls"]].values.tolist()
     assert rows == [["checkout", "search", 2, 2], ["checkout", "search", 1, 1], ["crm", "lookup", 1, 1]]
     assert list(loaded["minute"]) == [base, base + timedelta(minutes=1), base]

@@ -116,10 +116,12 @@ def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
     start = datetime.fromtimestamp(first // 1_000_000_000, UTC)
     history = load_history(store, detector.queries(), start, start + timedelta(minutes=5))
     counts = history[detector.ttft_calls_query].sort_values("minute")
-    assert list(counts.columns) == ["minute", "service", "route", "ttft_calls", "over_slo", "over_critical"]
+    assert list(counts.columns) == [
+        "minute", "tenant", "service", "route", "ttft_calls", "over_slo", "over_critical"
+    ]  # fmt: skip
     assert counts[["ttft_calls", "over_slo", "over_critical"]].values.tolist() == [[4, 0, 0], [4, 4, 4]]
     p99 = history[detector.p99_query].sort_values("minute")
-    assert list(p99.columns) == ["minute", "service", "route", "value"]
+    assert list(p99.columns) == ["minute", "tenant", "service", "route", "value"]
     assert p99["minute"].iloc[0] == start + timedelta(minutes=1)
     # Calls without a TTFT are not zeros. Minute 3's window [1, 3) still holds minute 1's calls.
     assert p99["value"].round().tolist() == [200, 3000, 3000]

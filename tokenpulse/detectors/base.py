@@ -11,9 +11,10 @@ if TYPE_CHECKING:
     from tokenpulse.detectors.data import History, Query
 
 # Canonical scope dimensions (a public contract: alerts, config, runbooks and dashboards use them).
+# The tenant comes first, and only where API keys give one (see ``engine.Engine.evaluate``).
 SCOPE_DIMENSIONS = (
-    "service", "environment", "provider", "model", "route", "user", "tool", "router", "prompt_version",
-    "deploy_version", "session",
+    "tenant", "service", "environment", "provider", "model", "route", "user", "tool", "router",
+    "prompt_version", "deploy_version", "session",
 )  # fmt: skip
 
 Scope = tuple[tuple[str, str], ...]  # (dimension, value) pairs in a fixed order: hashable and stable

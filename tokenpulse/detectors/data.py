@@ -34,6 +34,11 @@ ENDED_MINUTE = f"toStartOfMinute({ENDED_AT})"
 LONGEST_CALL = "INTERVAL 1 HOUR"
 
 
+# Every detector query selects and groups by the tenant: the engine evaluates each tenant's history on
+# its own (``tenant_histories``), so tenants never share a baseline, a window or an alert.
+TENANT = "tenant"
+
+
 def raw_minutes_query(
     name: str,
     table: str,
@@ -44,7 +49,7 @@ def raw_minutes_query(
 ) -> Query:
     """Per-minute ``aggregates`` of a raw table (calls or tool_spans) by ``dims`` (column expressions,
     aliases allowed), each row counted in the minute it ended, as the rollup counts calls."""
-    dim_list = ", ".join(dims)
+    dim_list = ", ".join((TENANT, *dims))
     conditions = [
         f"time >= {{start:DateTime('UTC')}} - {LONGEST_CALL}",
         "time < {end:DateTime('UTC')}",
@@ -84,11 +89,11 @@ class Query:
 DETECTOR_DIMENSIONS = ("service", "route", "model", "router")
 ROLLUP = Query(
     "rollup",
-    f"SELECT minute, {', '.join(DETECTOR_DIMENSIONS)}, "
+    f"SELECT minute, {TENANT}, {', '.join(DETECTOR_DIMENSIONS)}, "
     + ", ".join(f"sum({m}) AS {m}" for m in ROLLUP_SUMS)
     + ", toFloat64(sum(cost_usd)) AS cost_usd FROM calls_1m "
     "WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
-    f"GROUP BY minute, {', '.join(DETECTOR_DIMENSIONS)}",
+    f"GROUP BY minute, {TENANT}, {', '.join(DETECTOR_DIMENSIONS)}",
 )
 
 
@@ -101,7 +106,7 @@ def quantile_query(column: str, dims: Sequence[str], window_minutes: int, quanti
     are empty still has its value.
     """
     position = LATENCY_QUANTILES.split(", ").index(str(quantile)) + 1
-    dim_list = ", ".join(dims)
+    dim_list = ", ".join((TENANT, *dims))
     state = f"quantilesTDigestMergeState({LATENCY_QUANTILES})({column})"
     return Query(
         f"{column}:q{quantile}:w{window_minutes}:{dim_list}",
@@ -122,7 +127,7 @@ def hourly_quantile_query(column: str, dims: Sequence[str], quantile: float) -> 
     """The ``quantile`` of ``column`` per hour by ``dims``, with the hour's call count: what the
     baselines of quantile signals are made of (cheap: one merge per hour, not per minute)."""
     position = LATENCY_QUANTILES.split(", ").index(str(quantile)) + 1
-    dim_list = ", ".join(dims)
+    dim_list = ", ".join((TENANT, *dims))
     return Query(
         f"{column}:hourly:q{quantile}:{dim_list}",
         f"SELECT toStartOfHour(minute) AS hour, {dim_list}, sum(calls) AS calls, "
@@ -196,6 +201,23 @@ class History:
 
     def __getitem__(self, query: Query) -> pd.DataFrame:
         return self.frames[query.name]
+
+
+def tenant_histories(history: History) -> dict[str, History]:
+    """Each tenant's part of ``history`` (every query selects the tenant; an empty result may come
+    without columns and is everyone's).
+
+    With one tenant — always so without API keys, where the tenant is "" — the history itself.
+    """
+    tenants = sorted({t for f in history.frames.values() if TENANT in f for t in f[TENANT].unique()})
+    if len(tenants) <= 1:
+        return {tenants[0] if tenants else "": history}
+    frames: dict[str, dict[str, pd.DataFrame]] = {t: {} for t in tenants}
+    for name, frame in history.frames.items():
+        parts = dict(tuple(frame.groupby(TENANT, sort=False, observed=True))) if TENANT in frame else {}
+        for tenant in tenants:
+            frames[tenant][name] = parts.get(tenant, frame.iloc[0:0])
+    return {t: History(history.start, history.end, f) for t, f in frames.items()}
 
 
 def history_ranges(

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tokenpulse.detectors.base import Detector, Observation, Transition
-from tokenpulse.detectors.data import History, history_ranges, load_history
+from tokenpulse.detectors.data import TENANT, History, history_ranges, load_history, tenant_histories
 from tokenpulse.detectors.inhibit import inhibit
 from tokenpulse.detectors.state import FIRING, AlertStates
 from tokenpulse.detectors.suspects import find_suspects
@@ -47,12 +47,17 @@ class Engine:
         return load_history(store, queries, ranges[0][0], ranges[-1][1], ranges, first_time=times[0])
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Transition]:
-        """Evaluate every detector at ``times`` and step the alerts through them in order."""
+        """Evaluate every detector at ``times``, each tenant on its own history, and step the alerts
+        through them in order. A tenant's alerts carry it first in their scope (none without keys)."""
         by_detector: dict[str, dict[datetime, list[Observation]]] = {}
+        histories = tenant_histories(history)
         for detector in self.detectors:
             per_time: dict[datetime, list[Observation]] = defaultdict(list)
-            for observation in detector.evaluate(history, times):
-                per_time[observation.at].append(observation)
+            for tenant, tenant_history in histories.items():
+                for observation in detector.evaluate(tenant_history, times):
+                    if tenant:
+                        observation = replace(observation, scope=((TENANT, tenant), *observation.scope))
+                    per_time[observation.at].append(observation)
             by_detector[detector.name] = per_time
         transitions = []
         for moment in times:

@@ -24,6 +24,7 @@ SUSPECT_COLUMNS = {
 }
 # Scope dimension -> column of the calls table (scopes on tools cannot filter calls and are skipped).
 SCOPE_COLUMNS = {
+    "tenant": "tenant",
     "service": "service",
     "environment": "environment",
     "provider": "provider",

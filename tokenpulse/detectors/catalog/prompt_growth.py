@@ -96,29 +96,32 @@ class Settings(DetectorSettings):
 def runaway_sessions_query(min_calls: int, growth: float, floor_tokens: int) -> Query:
     """Per minute, the (service, route, session) rows whose input per call ran away from the first minute's.
 
-    Columns: minute, service, route, session, calls, input_tokens (that minute's), first_input_per_call.
+    Columns: minute, tenant, service, route, session, calls, input_tokens (that minute's),
+    first_input_per_call.
     """
     min_calls, growth, floor_tokens = int(min_calls), float(growth), int(floor_tokens)  # numbers only
     in_range = "time >= {start:DateTime('UTC')} AND time < {end:DateTime('UTC')} AND session != ''"
     # Only sessions with a call past the floor can have a minute whose average is past it: finding them
     # first reads two columns, and the per-session work is then done on their calls only.
     candidates = (
-        f"SELECT service, route, session FROM calls WHERE {in_range} AND input_tokens >= {floor_tokens}"
+        f"SELECT tenant, service, route, session FROM calls "
+        f"WHERE {in_range} AND input_tokens >= {floor_tokens}"
     )
     per_minute = (
-        f"SELECT {ENDED_MINUTE} AS minute, service, route, session, "
+        f"SELECT {ENDED_MINUTE} AS minute, tenant, service, route, session, "
         "count() AS calls, sum(input_tokens) AS input_tokens FROM calls "
-        f"WHERE {in_range} AND (service, route, session) IN ({candidates}) "
-        "GROUP BY minute, service, route, session"
+        f"WHERE {in_range} AND (tenant, service, route, session) IN ({candidates}) "
+        "GROUP BY minute, tenant, service, route, session"
     )
     return Query(
         f"runaway_sessions:calls>={min_calls}:x{growth:g}:floor{floor_tokens}",
-        "SELECT minute, service, route, session, calls, input_tokens, first_input_per_call FROM ("
-        "SELECT minute, service, route, session, calls, input_tokens, "
+        "SELECT minute, tenant, service, route, session, calls, input_tokens, first_input_per_call "
+        "FROM ("
+        "SELECT minute, tenant, service, route, session, calls, input_tokens, "
         "first_value(input_tokens / calls) OVER w AS first_input_per_call, "
         "sum(calls) OVER w AS session_calls "
         f"FROM ({per_minute}) "
-        "WINDOW w AS (PARTITION BY service, route, session ORDER BY minute "
+        "WINDOW w AS (PARTITION BY tenant, service, route, session ORDER BY minute "
         "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) "
         f"WHERE session_calls >= {min_calls} "
         f"AND input_tokens / calls >= greatest({growth!r} * first_input_per_call, {floor_tokens})",

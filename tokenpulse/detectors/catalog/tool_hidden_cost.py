@@ -52,27 +52,29 @@ DIMENSIONS = ("service", "tool")
 # by then the tool span and the LLM calls inside it (which end before it) are all stored.
 _TOOLS = (
     f"SELECT toDateTime({ENDED_MINUTE}) AS tool_minute, trace_id AS tool_trace_id, span_id AS tool_span_id,"
-    " service AS tool_service, name AS tool FROM tool_spans"
+    " tenant AS tool_tenant, service AS tool_service, name AS tool FROM tool_spans"
     " WHERE kind = 'tool'"
     " AND time >= {start:DateTime('UTC')} - INTERVAL 1 HOUR AND time < {end:DateTime('UTC')}"
     " AND tool_minute >= {start:DateTime('UTC')} AND tool_minute < {end:DateTime('UTC')}"
 )
 TOOL_COSTS = Query(
     "tool_costs:service, tool",
-    "SELECT minute, service, tool, sum(tool_calls) AS tool_calls, sum(llm_calls) AS llm_calls,"
+    "SELECT minute, tenant, service, tool, sum(tool_calls) AS tool_calls, sum(llm_calls) AS llm_calls,"
     " sum(cost_usd) AS cost_usd FROM ("
-    "  SELECT tool_minute AS minute, tool_service AS service, tool, count() AS tool_calls,"
+    "  SELECT tool_minute AS minute, tool_tenant AS tenant, tool_service AS service, tool,"
+    "   count() AS tool_calls,"
     "   toUInt64(0) AS llm_calls, toFloat64(0) AS cost_usd"
-    f"  FROM ({_TOOLS}) GROUP BY minute, service, tool"
+    f"  FROM ({_TOOLS}) GROUP BY minute, tenant, service, tool"
     "  UNION ALL"
-    "  SELECT t.tool_minute AS minute, t.tool_service AS service, t.tool AS tool, toUInt64(0) AS tool_calls,"
+    "  SELECT t.tool_minute AS minute, t.tool_tenant AS tenant, t.tool_service AS service, t.tool AS tool,"
+    "   toUInt64(0) AS tool_calls,"
     "   count() AS llm_calls, toFloat64(sum(c.cost_usd)) AS cost_usd"
     f"  FROM calls AS c INNER JOIN ({_TOOLS}) AS t"
-    "   ON c.trace_id = t.tool_trace_id AND c.parent_span_id = t.tool_span_id"
+    "   ON c.tenant = t.tool_tenant AND c.trace_id = t.tool_trace_id AND c.parent_span_id = t.tool_span_id"
     "  WHERE c.parent_span_id != ''"
     "   AND c.time >= {start:DateTime('UTC')} - INTERVAL 1 HOUR AND c.time < {end:DateTime('UTC')}"
-    "  GROUP BY minute, service, tool)"
-    " GROUP BY minute, service, tool",
+    "  GROUP BY minute, tenant, service, tool)"
+    " GROUP BY minute, tenant, service, tool",
 )
 
 
