@@ -151,6 +151,7 @@ def test_storage_errors_raise_tokenpulse_unhealthy_and_keep_the_other_alerts(
 ) -> None:
     state = tmp_path / "alerts.json"
     service = DetectorService(history, [CacheHitCollapse()], state, "http://tp:8000/runbooks")
+
     def cycles(offsets: range) -> list:
         return [t for m in offsets for t in service.cycle(ONSET + timedelta(minutes=m) + INGEST_DELAY)]
 

@@ -103,8 +103,10 @@ def serve(settings: Settings) -> None:
             settings.data_dir / "alerts.json",
             settings.runbooks,
             on_transitions=alerts.on_transitions,
-            storage_problem=lambda: None if runtime.writer.healthy else (
-                "inserts into storage are failing; acknowledged data waits in the write-ahead log"
+            storage_problem=lambda: (
+                None
+                if runtime.writer.healthy
+                else ("inserts into storage are failing; acknowledged data waits in the write-ahead log")
             ),
         )
         alerts.start()

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 class Unauthenticated(otlp.RequestError):
     status = 401
 
+
 RETRY_AFTER_SECONDS = 5
 
 

@@ -64,9 +64,7 @@ class CacheNotApplied(CatalogDetector):
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
         window = minutes(s.window)
-        per_minute = grids(
-            history[ROLLUP], s.scope, ("calls", "uncached_calls"), history.start, history.end
-        )
+        per_minute = grids(history[ROLLUP], s.scope, ("calls", "uncached_calls"), history.start, history.end)
         g = {k: trailing_sum(v, window) for k, v in per_minute.items()}
         share = (g["uncached_calls"] / g["calls"]).where(g["calls"] >= s.min_calls)
         usual = baseline(share, window, times=times)

@@ -71,9 +71,7 @@ class RoutingEscalation(CatalogDetector):
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         s = self.settings
         window = minutes(s.window)
-        per_minute = grids(
-            history[ROLLUP], s.scope, ("calls", "escalated_calls"), history.start, history.end
-        )
+        per_minute = grids(history[ROLLUP], s.scope, ("calls", "escalated_calls"), history.start, history.end)
         routed = np.array([dict(scope)["router"] != "" for scope in per_minute["calls"].columns], dtype=bool)
         decisions, escalations = (per_minute[k].loc[:, routed] for k in ("calls", "escalated_calls"))
         calls, escalated = trailing_sum(decisions, window), trailing_sum(escalations, window)
