@@ -21,8 +21,11 @@ from tokenpulse.storage.writer import LogWriter
 
 
 @contextmanager
-def api_over(directory: Path, calls: Sequence[CallRecord]) -> Iterator[tuple[FastAPI, Store]]:
-    """The app and its store, with ``calls`` stored the way the daemon stores them; closed after."""
+def api_over(
+    directory: Path, calls: Sequence[CallRecord], states: AlertStates | None = None
+) -> Iterator[tuple[FastAPI, Store]]:
+    """The app and its store, with ``calls`` stored the way the daemon stores them, and the live alerts
+    ``states``; closed after."""
     store = Store.open(directory / "data")
     try:
         store.migrate()
@@ -30,7 +33,7 @@ def api_over(directory: Path, calls: Sequence[CallRecord]) -> Iterator[tuple[Fas
         wal = WriteAheadLog(directory / "api-wal")
         alert_store = AlertStore(directory / "alerts.sqlite")
         try:
-            states = AlertStates()
+            states = states or AlertStates()
             app = create_api_app(store, wal, LogWriter(wal, store), states)
             app.include_router(alerts_router(store, states, alert_store))
             yield app, store

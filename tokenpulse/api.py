@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from tokenpulse import metrics
-from tokenpulse.alerts.history import alert_history, alert_json, find_alert
+from tokenpulse.alerts.history import alert_history, alert_json, find_alert, visible_to
 from tokenpulse.auth import request_tenant
 from tokenpulse.collector.wal import WriteAheadLog
 from tokenpulse.detectors.state import AlertStates
@@ -93,12 +93,14 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
 
     @app.get("/api/v1/alerts", summary="Alerts pending, firing and recently resolved")
     def list_alerts(
-        detector: str | None = None, state: str | None = None, severity: str | None = None
+        request: Request, detector: str | None = None, state: str | None = None, severity: str | None = None
     ) -> dict[str, Any]:
+        tenant = request_tenant(request)
         chosen = [
             a
             for a in list(alerts.alerts.values())  # a copy: the detector thread updates the states
-            if (detector is None or a.detector == detector)
+            if visible_to(tenant, a.detector, dict(a.scope))
+            and (detector is None or a.detector == detector)
             and (state is None or a.state == state)
             and (severity is None or a.severity == severity)
         ]
@@ -110,8 +112,8 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         summary="One alert by id (current, else its last recorded event)",
         responses={404: {"description": "No such alert"}},
     )
-    async def get_alert(alert_id: str) -> dict[str, Any]:
-        found = await run_in_threadpool(find_alert, alerts, store, alert_id)
+    async def get_alert(request: Request, alert_id: str) -> dict[str, Any]:
+        found = await run_in_threadpool(find_alert, alerts, store, alert_id, request_tenant(request))
         if found is None:
             raise HTTPException(404, f"no alert {alert_id}")
         return found
@@ -147,13 +149,17 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         responses={400: {"description": "Invalid time"}},
     )
     async def alert_events(
+        request: Request,
         start: str | None = Query(None, description="ISO 8601; default one day before end"),
         end: str | None = Query(None, description="ISO 8601; default now"),
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
         end_time = _parse_time(end, datetime.now(UTC) + timedelta(seconds=1))
         start_time = _parse_time(start, end_time - timedelta(days=1))
-        return {"events": await run_in_threadpool(alert_history, store, start_time, end_time, limit)}
+        events = await run_in_threadpool(
+            alert_history, store, start_time, end_time, limit, request_tenant(request)
+        )
+        return {"events": events}
 
     @app.get("/", include_in_schema=False)
     def overview() -> FileResponse:

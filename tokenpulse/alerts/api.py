@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from tokenpulse.alerts.history import find_alert
-from tokenpulse.alerts.matchers import parse_matchers
+from tokenpulse.alerts.matchers import Matcher, parse_matchers
 from tokenpulse.alerts.model import Clock, SystemClock
 from tokenpulse.alerts.runbooks import RUNBOOKS, render
-from tokenpulse.alerts.store import AlertStore
+from tokenpulse.alerts.store import AlertStore, Silence
+from tokenpulse.auth import request_tenant
+from tokenpulse.detectors.data import TENANT
 from tokenpulse.detectors.state import AlertStates
 from tokenpulse.storage.store import Store
 
@@ -45,16 +47,17 @@ def alerts_router(
         summary="A detector's runbook",
         responses={404: {"description": "No such detector"}},
     )
-    async def runbook(detector: str, alert: str | None = None) -> HTMLResponse:
+    async def runbook(request: Request, detector: str, alert: str | None = None) -> HTMLResponse:
         if detector not in RUNBOOKS:
             raise HTTPException(404, f"no runbook {detector!r}; known: {', '.join(RUNBOOKS)}")
-        found = await run_in_threadpool(find_alert, states, store, alert) if alert else None
+        tenant = request_tenant(request)
+        found = await run_in_threadpool(find_alert, states, store, alert, tenant) if alert else None
         return HTMLResponse(render(detector, found, alert))
 
     @router.get("/api/v1/silences", summary="Silences, active and expired")
-    def list_silences(state: str | None = None) -> dict[str, Any]:
+    def list_silences(request: Request, state: str | None = None) -> dict[str, Any]:
         now = clock.now()
-        chosen = [s.to_json(now) for s in alert_store.silences()]
+        chosen = [s.to_json(now) for s in _own_silences(request)]
         return {"silences": [s for s in chosen if state is None or s["state"] == state]}
 
     @router.post(
@@ -63,7 +66,7 @@ def alerts_router(
         summary="Mute alerts matching all matchers until ends_at",
         responses={422: {"description": "Invalid matchers or times"}},
     )
-    def add_silence(body: NewSilence) -> dict[str, Any]:
+    def add_silence(request: Request, body: NewSilence) -> dict[str, Any]:
         starts_at = _utc(body.starts_at) if body.starts_at else clock.now()
         if body.ends_at is not None:
             ends_at = _utc(body.ends_at)
@@ -75,9 +78,8 @@ def alerts_router(
         else:
             raise HTTPException(422, "give duration_minutes or ends_at")
         try:
-            silence = alert_store.add_silence(
-                parse_matchers(body.matchers), starts_at, ends_at, body.created_by, body.comment
-            )
+            matchers = _for_tenant(parse_matchers(body.matchers), request_tenant(request))
+            silence = alert_store.add_silence(matchers, starts_at, ends_at, body.created_by, body.comment)
         except ValueError as error:
             raise HTTPException(422, str(error)) from None
         return silence.to_json(clock.now())
@@ -87,8 +89,8 @@ def alerts_router(
         summary="One silence",
         responses={404: {"description": "No such silence"}},
     )
-    def get_silence(silence_id: str) -> dict[str, Any]:
-        for silence in alert_store.silences():
+    def get_silence(request: Request, silence_id: str) -> dict[str, Any]:
+        for silence in _own_silences(request):
             if silence.id == silence_id:
                 return silence.to_json(clock.now())
         raise HTTPException(404, f"no silence {silence_id}")
@@ -98,12 +100,31 @@ def alerts_router(
         summary="Expire a silence now",
         responses={404: {"description": "No such silence"}},
     )
-    def expire_silence(silence_id: str) -> dict[str, Any]:
-        if not alert_store.expire_silence(silence_id, clock.now()):
-            raise HTTPException(404, f"no silence {silence_id}")
-        return get_silence(silence_id)
+    def expire_silence(request: Request, silence_id: str) -> dict[str, Any]:
+        get_silence(request, silence_id)  # 404 unless it is the key's tenant's
+        alert_store.expire_silence(silence_id, clock.now())
+        return get_silence(request, silence_id)
+
+    def _own_silences(request: Request) -> list[Silence]:
+        tenant = request_tenant(request)
+        return [s for s in alert_store.silences() if tenant is None or _tenant_matcher(tenant) in s.matchers]
 
     return router
+
+
+def _tenant_matcher(tenant: str) -> Matcher:
+    return Matcher(TENANT, "=", tenant)
+
+
+def _for_tenant(matchers: tuple[Matcher, ...], tenant: str | None) -> tuple[Matcher, ...]:
+    """A key's silence mutes its own tenant's alerts only: ``tenant=<its tenant>`` is added to the
+    matchers, and a matcher on another tenant is refused."""
+    if tenant is None:
+        return matchers
+    own = _tenant_matcher(tenant)
+    if any(m.name == TENANT and m != own for m in matchers):
+        raise ValueError(f"a silence made with this key can only match {own}")
+    return matchers if own in matchers else (*matchers, own)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -4,11 +4,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from tokenpulse.detectors import health
+from tokenpulse.detectors.data import TENANT
 from tokenpulse.detectors.state import Alert, AlertStates
 from tokenpulse.storage.store import Store
+
+
+def visible_to(tenant: str | None, detector: str, scope: Mapping[str, str]) -> bool:
+    """Whether an API key of ``tenant`` may read an alert: its own tenant's, and tokenpulse's own health,
+    which holds no tenant's data and concerns them all. Without keys (``tenant`` None), every alert."""
+    return tenant is None or scope.get(TENANT) == tenant or detector == health.NAME
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
@@ -59,21 +68,29 @@ def latest_event(store: Store, alert_id: str) -> dict[str, Any] | None:
     }
 
 
-def find_alert(states: AlertStates, store: Store, alert_id: str) -> dict[str, Any] | None:
-    for alert in list(states.alerts.values()):  # a copy: the detector thread updates the states
-        if alert.fingerprint == alert_id:
-            return alert_json(alert)
-    return latest_event(store, alert_id)
+def find_alert(
+    states: AlertStates, store: Store, alert_id: str, tenant: str | None = None
+) -> dict[str, Any] | None:
+    """An alert by id, live or else as last recorded; None if there is none ``tenant`` may read."""
+    live = list(states.alerts.values())  # a copy: the detector thread updates the states
+    found = next((alert_json(a) for a in live if a.fingerprint == alert_id), None)
+    found = found or latest_event(store, alert_id)
+    return found if found and visible_to(tenant, found["detector"], found["scope"]) else None
 
 
-def alert_history(store: Store, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
-    """Transitions in [start, end), newest first, with their runbook links."""
+def alert_history(
+    store: Store, start: datetime, end: datetime, limit: int, tenant: str | None = None
+) -> list[dict[str, Any]]:
+    """Transitions in [start, end) that ``tenant`` may read, newest first, with their runbook links."""
+    visible = (
+        "" if tenant is None else " AND (scope['tenant'] = {tenant:String} OR detector = {health:String})"
+    )
     result = store.query(
         "SELECT at, fingerprint, status, detector, severity, scope, value, threshold, baseline, summary, "
         "runbook_url, started_at FROM alert_events "
-        "WHERE at >= {start:DateTime('UTC')} AND at < {end:DateTime('UTC')} "
+        f"WHERE at >= {{start:DateTime('UTC')}} AND at < {{end:DateTime('UTC')}}{visible} "
         "ORDER BY at DESC, detector LIMIT {limit:UInt32}",
-        {"start": start, "end": end, "limit": limit},
+        {"start": start, "end": end, "limit": limit, "tenant": tenant or "", "health": health.NAME},
     )
     return [
         {
