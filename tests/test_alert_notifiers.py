@@ -270,3 +270,24 @@ def test_a_notifier_that_raises_is_retried_and_delivery_continues(store: AlertSt
     record(store, "x", event())
     assert delivery.attempt("x")
     assert store.notifications()[0].last_error == "RuntimeError: bug"
+
+
+def test_receiver_secrets_stay_out_of_logs_and_recorded_errors(
+    store: AlertStore, receiver: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "T0K3N-in-the-webhook-path-0123456789"
+    notifiers: dict[str, Notifier] = {
+        "refused": WebhookNotifier(f"http://127.0.0.1:9/hooks/{secret}", ""),  # connection refused
+        "failing": WebhookNotifier(f"{receiver.url}/hooks/{secret}", ""),
+        "pagerduty": PagerDutyNotifier(ROUTING_KEY, receiver.url + "/v2/enqueue"),
+    }
+    delivery = Delivery(store, notifiers, FakeClock())
+    for name in notifiers:
+        record(store, name, event())
+        receiver.fail_next(500)
+        assert delivery.attempt(name)
+    errors = [n.last_error for n in store.notifications()]
+    assert len(errors) == 3 and all(errors)  # each failed, and says why
+    assert caplog.text.count("retrying at") == 3  # ... in the log too
+    for text in (caplog.text, *errors):
+        assert secret not in text and ROUTING_KEY not in text

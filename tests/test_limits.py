@@ -23,6 +23,7 @@ from tokenpulse.collector.limits import (
     Limits,
     TooManySpans,
     check_span_count,
+    truncate_long_values,
 )
 from tokenpulse.collector.normalize import NormalizeConfig
 from tokenpulse.collector.pipeline import Pipeline
@@ -56,6 +57,27 @@ def test_values_over_the_cap_become_other_until_the_window_turns() -> None:
     assert later[0]["route"] == "/r9"
 
 
+def test_each_tenant_has_its_own_allowance_of_values() -> None:
+    cap = CardinalityCap(limit=2, clock=Clock())
+    flood = [call_record(route=f"/acme/{i}") for i in range(5)]
+    cap.apply(flood, ("route",), tenant="acme")
+    calm = [call_record(route="/checkout"), call_record(route="/search")]
+    cap.apply(calm, ("route",), tenant="globex")
+    assert [r["route"] for r in flood].count(OTHER) == 3
+    assert [r["route"] for r in calm] == ["/checkout", "/search"]  # acme's flood took none of globex's
+
+
+def test_long_values_are_cut_to_the_limit_and_counted() -> None:
+    records = [
+        call_record(route="r" * 300, user="u" * 256, extra={"team": "t" * 1000, "tier": "gold"}),
+        call_record(route="/short"),
+    ]
+    assert truncate_long_values(records, ("route", "user"), 256) == 2
+    assert records[0]["route"] == "r" * 256 and records[0]["user"] == "u" * 256  # at the limit: kept
+    assert records[0]["extra"] == {"team": "t" * 256, "tier": "gold"}
+    assert records[1]["route"] == "/short"
+
+
 def test_span_count_is_checked_before_decoding_any_span() -> None:
     request = export_request(*(llm_span() for _ in range(5)))
     assert check_span_count(request, 5) == 5
@@ -65,7 +87,8 @@ def test_span_count_is_checked_before_decoding_any_span() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", ["max_spans_per_request", "max_attributes_per_span", "max_dimension_values"]
+    "field",
+    ["max_spans_per_request", "max_attributes_per_span", "max_attribute_length", "max_dimension_values"],
 )
 def test_limits_must_be_positive(field: str) -> None:
     with pytest.raises(ValueError, match=field):
@@ -87,6 +110,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     env = {
         "TOKENPULSE_MAX_SPANS_PER_REQUEST": "10",
         "TOKENPULSE_MAX_ATTRIBUTES_PER_SPAN": "30",
+        "TOKENPULSE_MAX_ATTRIBUTE_LENGTH": "40",
         "TOKENPULSE_MAX_DIMENSION_VALUES": "3",
         "TOKENPULSE_MAX_DECOMPRESSED_BYTES": "20000",
     }
@@ -121,6 +145,24 @@ def test_runaway_route_cardinality_is_folded_into_other(limited: Daemon) -> None
     assert routes == {"/item/0": 1, "/item/1": 1, "/item/2": 1, OTHER: 27}
     metrics = httpx.get(f"{limited.api}/metrics", timeout=10).text
     assert 'tokenpulse_dimension_values_capped_total{dimension="route"}' in metrics
+
+
+def test_long_values_are_stored_cut_and_the_client_is_warned(limited: Daemon) -> None:
+    long_user = "user-" + "x" * 100
+    prompt = "a prompt tokenpulse never reads, " * 2000  # not stored, so not limited: the call is kept
+    span = llm_span(**{"user.id": long_user, "gen_ai.prompt.0.content": prompt})
+    body = export_request(span, service="verbose").SerializeToString()
+    response = httpx.post(f"{limited.otlp_http}/v1/traces", content=body, headers=PROTOBUF, timeout=30)
+    assert response.status_code == 200
+    partial = ExportTraceServiceResponse.FromString(response.content).partial_success
+    # OTLP's warning form: nothing rejected, a message saying what was done.
+    assert partial.rejected_spans == 0 and "1 attribute value(s) truncated" in partial.error_message
+    wait_stored(limited, "verbose", 1)
+    params = {"service": "verbose", "group_by": "user", "start": "2001-01-01T00:00:00Z"}
+    groups = httpx.get(f"{limited.api}/api/v1/summary", params=params, timeout=30).json()["groups"]
+    assert [group["key"]["user"] for group in groups] == [long_user[:40]]
+    metrics = httpx.get(f"{limited.api}/metrics", timeout=10).text
+    assert 'tokenpulse_attribute_values_truncated_total{field="user"} 1.0' in metrics
 
 
 def test_crowded_spans_are_rejected_and_counted(limited: Daemon) -> None:

@@ -28,7 +28,8 @@ class Settings:
     wal_max_bytes: int = 1 << 30
     max_spans_per_request: int = 50_000
     max_attributes_per_span: int = 4_096
-    max_dimension_values: int = 2_000  # distinct values per dimension per hour; more become "__other__"
+    max_attribute_length: int = 256  # characters of a stored attribute value; longer ones are cut
+    max_dimension_values: int = 2_000  # distinct values per dimension per tenant per hour; more: "__other__"
     wal_segment_bytes: int = 64 << 20
     batch_rows: int = 10_000
     batch_seconds: float = 1.0
@@ -62,6 +63,7 @@ _ENV_SETTINGS = (
     "wal_max_bytes",
     "max_spans_per_request",
     "max_attributes_per_span",
+    "max_attribute_length",
     "max_dimension_values",
     "batch_rows",
     "batch_seconds",

@@ -44,7 +44,10 @@ class Runtime:
         writer = LogWriter(wal, store, batch_rows=settings.batch_rows, batch_seconds=settings.batch_seconds)
         writer.start()
         limits = Limits(
-            settings.max_spans_per_request, settings.max_attributes_per_span, settings.max_dimension_values
+            max_spans_per_request=settings.max_spans_per_request,
+            max_attributes_per_span=settings.max_attributes_per_span,
+            max_attribute_length=settings.max_attribute_length,
+            max_dimension_values=settings.max_dimension_values,
         )
         pipeline = Pipeline(wal, settings.normalize, Pricer(settings.prices), limits)
         return cls(settings, lock, store, wal, writer, pipeline)

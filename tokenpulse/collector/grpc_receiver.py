@@ -61,7 +61,7 @@ def start_grpc_server(
             metrics.REQUESTS_REJECTED.labels("grpc", "unavailable").inc()
             _abort_retryable(context, grpc.StatusCode.UNAVAILABLE, "tokenpulse is shutting down")
         response = ExportTraceServiceResponse()
-        if result.rejected:
+        if result.message:  # rejected spans, or a warning (then rejected_spans is 0)
             response.partial_success.rejected_spans = result.rejected
             response.partial_success.error_message = result.message
         return response

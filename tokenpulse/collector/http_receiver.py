@@ -84,7 +84,7 @@ def create_otlp_http_app(
             metrics.REQUESTS_REJECTED.labels("http", "unavailable").inc()
             return _status_response(503, "tokenpulse is shutting down", kind, RETRY_AFTER_SECONDS)
         response = ExportTraceServiceResponse()
-        if result.rejected:
+        if result.message:  # rejected spans, or a warning (then rejected_spans is 0)
             response.partial_success.rejected_spans = result.rejected
             response.partial_success.error_message = result.message
         return Response(_encode(response, kind), status_code=200, media_type=kind)

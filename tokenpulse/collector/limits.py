@@ -1,6 +1,7 @@
-"""Limits on what one client can make tokenpulse hold: spans per request, attributes per span, and the
-number of distinct values of each low-cardinality dimension (a runaway route or model name must not
-explode the per-minute rollup, whose rows are one per combination of dimension values per minute).
+"""Limits on what one client can make tokenpulse hold: spans per request, attributes per span, the length
+of the attribute values it stores, and the number of distinct values of each low-cardinality dimension
+per tenant (a runaway route or model name must not explode the per-minute rollup, whose rows are one per
+combination of dimension values per minute).
 
 Body sizes (compressed and decompressed) are limited where the body is read (``otlp``); these limits
 apply to a decoded request.
@@ -29,12 +30,21 @@ CALL_DIMENSIONS = (
     "operation", "route", "prompt_version", "router", "error_type",
 )  # fmt: skip
 TOOL_SPAN_DIMENSIONS = ("service", "environment", "name", "error_type")
+# Every text a record takes from attributes; ``extra`` (configured extra dimensions) too.
+CALL_TEXTS = (*CALL_DIMENSIONS, "user", "session")
+TOOL_SPAN_TEXTS = TOOL_SPAN_DIMENSIONS
 
 DIMENSION_VALUES_CAPPED = Counter(
     "tokenpulse_dimension_values_capped",
     f"Records whose dimension value was replaced by {OTHER!r}: the dimension had reached its cap of "
     "distinct values in the current hour.",
     ["dimension"],
+)
+ATTRIBUTE_VALUES_TRUNCATED = Counter(
+    "tokenpulse_attribute_values_truncated",
+    "Attribute values stored cut to max_attribute_length characters (the client is told in the OTLP "
+    "response's partial_success warning).",
+    ["field"],
 )
 
 
@@ -46,10 +56,13 @@ class TooManySpans(PayloadTooLarge):
 class Limits:
     max_spans_per_request: int = 50_000
     max_attributes_per_span: int = 4_096  # a span's own attributes; OTel SDKs default to 128
-    max_dimension_values: int = 2_000  # distinct values per dimension per hour
+    max_attribute_length: int = 256  # characters of a stored value (a route, a user id, a model name)
+    max_dimension_values: int = 2_000  # distinct values per dimension per tenant per hour
 
     def __post_init__(self) -> None:
-        for name in ("max_spans_per_request", "max_attributes_per_span", "max_dimension_values"):
+        for name in (
+            "max_spans_per_request", "max_attributes_per_span", "max_attribute_length", "max_dimension_values"
+        ):  # fmt: skip
             value = getattr(self, name)
             if type(value) is not int or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -66,12 +79,40 @@ def check_span_count(request: ExportTraceServiceRequest, limit: int) -> int:
     return spans
 
 
+def truncate_long_values(
+    records: Iterable[MutableMapping[str, Any]], fields: tuple[str, ...], limit: int
+) -> int:
+    """Cut, in place, each value of ``fields`` and of a record's ``extra`` longer than ``limit``
+    characters; returns how many were cut.
+
+    Values tokenpulse does not store (prompt and completion text, any other attribute) are never read,
+    whatever their length; the request body limits bound them.
+    """
+    cut: dict[str, int] = {}
+    for record in records:
+        for name in fields:
+            value = record[name]
+            if len(value) > limit:
+                record[name] = value[:limit]
+                cut[name] = cut.get(name, 0) + 1
+        extra = record.get("extra")
+        for name, value in (extra or {}).items():
+            if len(value) > limit:
+                extra[name] = value[:limit]
+                cut["extra"] = cut.get("extra", 0) + 1
+    for name, count in cut.items():
+        ATTRIBUTE_VALUES_TRUNCATED.labels(name).inc(count)
+    return sum(cut.values())
+
+
 class CardinalityCap:
-    """At most ``limit`` distinct values per dimension per window; later new values become OTHER.
+    """At most ``limit`` distinct values per dimension per tenant per window; later new values become
+    OTHER.
 
     Values already admitted in the window pass unchanged, so the routes and models a service uses every
     hour keep their names while a flood of new ones (ids in a route, a model name with a timestamp) is
-    folded into one bucket and counted.
+    folded into one bucket and counted. Each tenant has its own allowance: one tenant's flood does not
+    fold another's new routes.
     """
 
     def __init__(
@@ -81,11 +122,13 @@ class CardinalityCap:
         self.window_seconds = window_seconds
         self.clock = clock
         self._window = -1
-        self._seen: dict[str, set[str]] = {}
+        self._seen: dict[tuple[str, str], set[str]] = {}
         self._lock = threading.Lock()
 
-    def apply(self, records: Iterable[MutableMapping[str, Any]], dimensions: tuple[str, ...]) -> None:
-        """Replace, in place, each value of ``dimensions`` that is over the cap."""
+    def apply(
+        self, records: Iterable[MutableMapping[str, Any]], dimensions: tuple[str, ...], tenant: str = ""
+    ) -> None:
+        """Replace, in place, each value of ``dimensions`` that is over ``tenant``'s cap."""
         capped: dict[str, int] = {}
         with self._lock:
             window = int(self.clock() // self.window_seconds)
@@ -94,7 +137,7 @@ class CardinalityCap:
             for record in records:
                 for dimension in dimensions:
                     value = record[dimension]
-                    seen = self._seen.setdefault(dimension, set())
+                    seen = self._seen.setdefault((tenant, dimension), set())
                     if not value or value in seen:  # an absent dimension takes no slot
                         continue
                     if len(seen) < self.limit:

@@ -581,7 +581,6 @@ _ENVIRONMENT_KEYS: tuple[str, ...] = ("deployment.environment.name", "deployment
 _ZERO = Decimal(0)
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
-_MAX_DIM_LEN = 256
 # The range storage holds exactly (calls.time is DateTime64(9), read from "seconds.nanos" text with
 # 10-digit seconds; cost_usd is Decimal(18, 12)).
 _MIN_TIME_NS = 1_000_000_000 * 10**9  # 2001-09-09
@@ -647,7 +646,7 @@ def _read_count(attrs: Mapping[str, Any], keys: tuple[str, ...], limit: int) -> 
 def _as_dim(value: Any) -> str:
     kind = type(value)
     if kind is str:
-        return value[:_MAX_DIM_LEN]
+        return value  # its length is a limit of the pipeline's (limits.truncate_long_values)
     if kind is bool:
         return "true" if value else "false"
     if kind is int or kind is float:
@@ -1076,6 +1075,8 @@ def normalize_span(
         raise InvalidSpan("trace_id is missing or zero")
     if not span_id or span_id == _ZERO_SPAN:
         raise InvalidSpan("span_id is missing or zero")
+    if len(trace_id) != 32 or len(span_id) != 16 or len(span.parent_span_id) not in (0, 16):
+        raise InvalidSpan("trace_id must be 16 bytes, span_id and parent_span_id 8 bytes")
     start = span.start_time_unix_nano
     end = span.end_time_unix_nano
     if start <= 0:
@@ -1129,7 +1130,7 @@ def normalize_span(
             "service": service,
             "environment": environment,
             "kind": "tool" if kind == _KIND_TOOL else "agent",
-            "name": _str_attr(attrs, name_keys) or name[:_MAX_DIM_LEN],
+            "name": _str_attr(attrs, name_keys) or name,
             "status": status,
             "error_type": error_type,
             "is_timeout": is_timeout,

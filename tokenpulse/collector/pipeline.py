@@ -12,11 +12,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tokenpulse import metrics
 from tokenpulse.collector.limits import (
     CALL_DIMENSIONS,
+    CALL_TEXTS,
     DEFAULT_LIMITS,
     TOOL_SPAN_DIMENSIONS,
+    TOOL_SPAN_TEXTS,
     CardinalityCap,
     Limits,
     check_span_count,
+    truncate_long_values,
 )
 from tokenpulse.collector.llm_metrics import LlmMetrics
 from tokenpulse.collector.normalize import InvalidSpan, NormalizeConfig, normalize_span
@@ -62,16 +65,22 @@ class IngestResult:
     ignored: int = 0  # spans that are neither LLM calls nor tool/agent spans: not tokenpulse's business
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
+    truncated: int = 0  # attribute values stored cut to the length limit
     wal_end: int = 0  # log offset just past this request's frame (0 if nothing was written)
     duplicate: bool = False  # the same request was accepted before: an exporter retry, dropped
 
     @property
     def message(self) -> str:
-        if not self.rejected:
-            return ""
-        more = self.rejected - len(self.reasons)
-        suffix = f"; and {more} more" if more > 0 else ""
-        return f"{self.rejected} span(s) rejected: " + "; ".join(self.reasons) + suffix
+        """The OTLP partial_success error_message: why spans were rejected, or — with none rejected — a
+        warning that values were truncated."""
+        parts = []
+        if self.rejected:
+            more = self.rejected - len(self.reasons)
+            suffix = f"; and {more} more" if more > 0 else ""
+            parts.append(f"{self.rejected} span(s) rejected: " + "; ".join(self.reasons) + suffix)
+        if self.truncated:
+            parts.append(f"{self.truncated} attribute value(s) truncated to the limit (max_attribute_length)")
+        return ". ".join(parts)
 
 
 class Pipeline:
@@ -145,8 +154,11 @@ class Pipeline:
             metrics.SPANS_REJECTED.labels("invalid_span").inc(result.rejected - too_many_attributes)
         if too_many_attributes:
             metrics.SPANS_REJECTED.labels("too_many_attributes").inc(too_many_attributes)
-        self.cardinality.apply(calls, CALL_DIMENSIONS)  # type: ignore[arg-type]
-        self.cardinality.apply(tool_spans, TOOL_SPAN_DIMENSIONS)  # type: ignore[arg-type]
+        length = self.limits.max_attribute_length
+        result.truncated = truncate_long_values(calls, CALL_TEXTS, length)  # type: ignore[arg-type]
+        result.truncated += truncate_long_values(tool_spans, TOOL_SPAN_TEXTS, length)  # type: ignore[arg-type]
+        self.cardinality.apply(calls, CALL_DIMENSIONS, tenant)  # type: ignore[arg-type]
+        self.cardinality.apply(tool_spans, TOOL_SPAN_DIMENSIONS, tenant)  # type: ignore[arg-type]
         if calls or tool_spans:
             frame = encode_frame(
                 encode_rows(calls, CALL_FIELDS, tenant),
