@@ -22,11 +22,13 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
 from dashboards.clickhouse import (
+    ALERT_FILTERS,
     DATASOURCE,
     DIMENSIONS,
     HIT_RATIO,
     MERGED,
     PLUGIN,
+    TOOL_DIMENSIONS,
     Query,
     bucket,
     filters,
@@ -260,7 +262,7 @@ def spend() -> dash.Dashboard:
             "SELECT t.service AS service, t.name AS tool, uniqExact(t.span_id) AS tool_calls_with_llm, "
             "count() AS llm_calls, toFloat64(sum(c.cost_usd)) AS usd FROM calls AS c INNER JOIN "
             "(SELECT trace_id, span_id, service, name FROM tool_spans WHERE kind = 'tool' AND "
-            f"{where('time', dimensions=DIMENSIONS[:2])}) AS t "
+            f"{where('time', dimensions=TOOL_DIMENSIONS)}) AS t "
             "ON c.trace_id = t.trace_id AND c.parent_span_id = t.span_id "
             f"WHERE c.parent_span_id != '' AND {where('time', prefix='c.')} "
             "GROUP BY service, tool ORDER BY usd DESC LIMIT 20"
@@ -398,7 +400,7 @@ def latency() -> dash.Dashboard:
         series(
             f"SELECT $__timeInterval(time) AS time, name AS tool, {per_minute_rate('countIf(is_timeout)')} "
             "AS timeouts "
-            f"FROM tool_spans WHERE kind = 'tool' AND {where('time', dimensions=DIMENSIONS[:2])} "
+            f"FROM tool_spans WHERE kind = 'tool' AND {where('time', dimensions=TOOL_DIMENSIONS)} "
             "GROUP BY time, tool ORDER BY time"
         ),
     ))  # fmt: skip
@@ -409,7 +411,7 @@ def _fired_thresholds(detector: str) -> Query:
     return series(
         "SELECT at AS time, arrayStringConcat(mapValues(scope), ' ') AS alert_scope, threshold AS fired_at "
         f"FROM alert_events WHERE detector = '{detector}' AND status = 'firing' AND $__timeFilter(at) "
-        "AND $__conditionalAll(scope['service'] IN (${service:singlequote}), $service) ORDER BY time",
+        f"AND {ALERT_FILTERS} ORDER BY time",
         ref_id="B",
     )
 
@@ -447,7 +449,7 @@ def silent_failures() -> dash.Dashboard:
     s9 = tool_hidden_cost.Settings()
     s10 = timeout_surge.Settings()
     w = _minutes
-    tool_where = f"kind = 'tool' AND {where('time', dimensions=DIMENSIONS[:2])}"
+    tool_where = f"kind = 'tool' AND {where('time', dimensions=TOOL_DIMENSIONS)}"
     panels = [
         chart(
             "cache_hit_collapse: prompt-cache hit ratio",
@@ -618,7 +620,7 @@ def silent_failures() -> dash.Dashboard:
             "arrayStringConcat(arrayMap((k, v) -> concat(k, '=', v), mapKeys(scope), mapValues(scope)), ', "
             "') AS alert_scope, "
             "value, threshold, baseline, summary, runbook_url FROM alert_events WHERE $__timeFilter(at) "
-            "AND $__conditionalAll(scope['service'] IN (${service:singlequote}), $service) ORDER BY at DESC "
+            f"AND {ALERT_FILTERS} ORDER BY at DESC "
             "LIMIT 1000"
         ),
         width=18, links="runbook_url",

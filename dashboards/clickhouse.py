@@ -21,8 +21,9 @@ PLUGIN_VERSION = "4.11.1"
 # A data source variable: provisioning names the data source, an import picks one.
 DATASOURCE = DataSourceRef(type_val=PLUGIN, uid="${datasource}")
 
-# Template variables of every dashboard, each filtering the ones after it (environment -> service -> ...).
-DIMENSIONS = ("environment", "service", "route", "model")
+# Template variables of every dashboard, each filtering the ones after it (tenant -> environment -> ...).
+DIMENSIONS = ("tenant", "environment", "service", "route", "model")
+TOOL_DIMENSIONS = DIMENSIONS[:3]  # the ones tool spans have
 
 # The plugin's query formats (grafana-plugin-sdk-go sqlutil.FormatQueryOption).
 FORMATS = {"timeseries": 0, "table": 1}
@@ -67,6 +68,12 @@ def table(sql: str) -> Query:
 def filters(dimensions: tuple[str, ...] = DIMENSIONS, prefix: str = "") -> str:
     """The template variables' conditions on ``dimensions`` (columns of ``prefix``)."""
     return " AND ".join(f"$__conditionalAll({prefix}{d} IN (${{{d}:singlequote}}), ${d})" for d in dimensions)
+
+
+# The variables alerts can be filtered by: their scope's tenant and service.
+ALERT_FILTERS = " AND ".join(
+    f"$__conditionalAll(scope['{d}'] IN (${{{d}:singlequote}}), ${d})" for d in ("tenant", "service")
+)
 
 
 def where(time_column: str, prefix: str = "", dimensions: tuple[str, ...] = DIMENSIONS) -> str:
