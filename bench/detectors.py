@@ -52,7 +52,8 @@ SELECT
     concat('session-', toString(intDiv(number, 8))),
     concat('v', toString(intDiv(number, {calls:UInt64} / 5))),
     if(number % 5 = 0, 'tier-router', ''), number % 25 = 0,
-    toDecimal64(0.002 + (number % 100) / 100000, 12), true, 'genai-prices', 'semconv', map()
+    toDecimal64(0.002 + (number % 100) / 100000, 12), true, 'genai-prices', 'semconv', map(),
+    {tenant}
 FROM numbers({calls:UInt64})
 """
 
@@ -63,28 +64,33 @@ SELECT
         - toIntervalMillisecond(intDiv(number * 7 * {span_ms:UInt64}, {calls:UInt64})),
     500 + rand() % 5000, hex(sipHash128(number * 7)), hex(sipHash64(number * 7 + 1)), '',
     concat('service-', toString(number % 5)), 'prod', 'tool',
-    ['search', 'lookup_order', 'run_code'][number % 3 + 1], 'ok', '', false
+    ['search', 'lookup_order', 'run_code'][number % 3 + 1], 'ok', '', false, {tenant}
 FROM numbers(intDiv({calls:UInt64}, 7))
 """
 
 
 def store_arguments(parser: argparse.ArgumentParser) -> None:
-    """--calls, --days and --data: what filled_store takes."""
+    """--calls, --days, --tenants and --data: what filled_store takes."""
     parser.add_argument("--calls", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--tenants", type=int, default=1, help="spread the calls over N tenants (API keys)")
     parser.add_argument("--data", type=Path, help="data directory (default: a fresh temporary one)")
 
 
-def filled_store(data_dir: Path, calls: int, days: int, end: datetime) -> tuple[Store, float]:
+def filled_store(
+    data_dir: Path, calls: int, days: int, end: datetime, tenants: int = 1
+) -> tuple[Store, float]:
     """The store in ``data_dir``, migrated and filled with ``calls`` generated calls (and tool spans) over
-    the ``days`` before ``end`` unless it already holds calls; and the seconds the filling took."""
+    the ``days`` before ``end``, of ``tenants`` tenants (one: the empty tenant of a daemon without keys),
+    unless it already holds calls; and the seconds the filling took."""
     store = Store.open(data_dir)
     store.migrate()
     parameters = {"end": end, "span_ms": days * 86_400_000, "calls": calls}
     started = time.perf_counter()
     if not store.rows("SELECT count() FROM calls")[0][0]:
-        store.client.command(FILL_CALLS, parameters=parameters)
-        store.client.command(FILL_TOOLS, parameters=parameters)
+        tenant = f"concat('tenant-', toString(sipHash64(number, 2) % {tenants}))" if tenants > 1 else "''"
+        store.client.command(FILL_CALLS.replace("{tenant}", tenant), parameters=parameters)
+        store.client.command(FILL_TOOLS.replace("{tenant}", tenant), parameters=parameters)
     return store, time.perf_counter() - started
 
 
@@ -97,9 +103,10 @@ def main() -> int:
 
     data_dir = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-detector-bench-"))
     end = datetime.now(UTC).replace(second=0, microsecond=0)
-    store, fill_seconds = filled_store(data_dir, args.calls, args.days, end)
+    store, fill_seconds = filled_store(data_dir, args.calls, args.days, end, args.tenants)
     stored = store.rows("SELECT count() FROM calls")[0][0]
     rollup_rows = store.rows("SELECT count() FROM calls_1m")[0][0]
+    tenants = store.rows("SELECT uniqExact(tenant) FROM calls")[0][0]
 
     # Evaluate as live right after the newest stored call, so every recent window has data.
     newest = store.rows("SELECT max(time) FROM calls")[0][0].replace(tzinfo=UTC)
@@ -115,6 +122,7 @@ def main() -> int:
             {
                 "stored_calls": stored,
                 "days": args.days,
+                "tenants": tenants,
                 "rollup_rows": rollup_rows,
                 "fill_seconds": round(fill_seconds, 1),
                 "cycle_seconds": [round(d, 2) for d in durations],

@@ -134,6 +134,7 @@ def _backtest(args: argparse.Namespace) -> int:
     lock = DataDirLock(settings.data_dir)
     store = Store.open(settings.data_dir, settings.clickhouse_url)
     try:
+        store.migrate()  # a store last served by an older tokenpulse: the queries need today's schema
         engine = Engine(build_detectors(settings.detectors))
         transitions = engine.run(store, times, settings.runbooks)
         for transition in transitions:
