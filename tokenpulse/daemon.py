@@ -22,6 +22,7 @@ from tokenpulse.collector.http_receiver import create_otlp_http_app
 from tokenpulse.config import Settings
 from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.service import DetectorService
+from tokenpulse.memory import MemoryReclaimer, tune_allocator
 from tokenpulse.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,11 @@ def serve(settings: Settings) -> None:
     """Run the daemon until SIGINT/SIGTERM."""
     keys = ApiKeys.of(settings.api_keys)
     check_bind(settings.host, keys, settings.allow_unauthenticated)
+    tune_allocator()  # before chDB, gRPC and the writer start their threads (arenas are per thread)
     runtime = Runtime.open(settings)
     scheduler = None
     alerts = None
+    reclaimer = MemoryReclaimer(runtime.store).start()
     try:
         catalog = build_detectors(settings.detectors)
         alerts = AlertService.from_settings(settings, {d.name: d.settings.window for d in catalog})
@@ -111,6 +114,7 @@ def serve(settings: Settings) -> None:
         scheduler = start_detectors(runtime, detectors)
         asyncio.run(_serve(runtime, detectors, alerts, keys))
     finally:
+        reclaimer.stop()
         if scheduler is not None:
             scheduler.shutdown(wait=True)
         if alerts is not None:
