@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import REGISTRY
 
 from tokenpulse.alerts.api import alerts_router
 from tokenpulse.alerts.service import AlertService
@@ -22,7 +23,7 @@ from tokenpulse.collector.http_receiver import create_otlp_http_app
 from tokenpulse.config import Settings
 from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.service import DetectorService
-from tokenpulse.memory import MemoryReclaimer, tune_allocator
+from tokenpulse.memory import StoreMemoryCollector, tune_allocator
 from tokenpulse.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def serve(settings: Settings) -> None:
     runtime = Runtime.open(settings)
     scheduler = None
     alerts = None
-    reclaimer = MemoryReclaimer(runtime.store).start()
+    store_memory = StoreMemoryCollector(runtime.store)
+    REGISTRY.register(store_memory)
     try:
         catalog = build_detectors(settings.detectors)
         alerts = AlertService.from_settings(settings, {d.name: d.settings.window for d in catalog})
@@ -114,7 +116,7 @@ def serve(settings: Settings) -> None:
         scheduler = start_detectors(runtime, detectors)
         asyncio.run(_serve(runtime, detectors, alerts, keys))
     finally:
-        reclaimer.stop()
+        REGISTRY.unregister(store_memory)
         if scheduler is not None:
             scheduler.shutdown(wait=True)
         if alerts is not None:

@@ -33,12 +33,6 @@ INSERT_SECONDS = Histogram(
 )
 INSERT_FAILURES = Counter("tokenpulse_insert_failures", "Batch inserts into ClickHouse that failed.")
 ROWS_WRITTEN = Counter("tokenpulse_rows_written", "Rows written to ClickHouse, by table.", ["table"])
-EMBEDDED_STORE_MEMORY = Gauge(
-    "tokenpulse_embedded_store_memory_bytes",
-    "Memory of the embedded chDB store by kind: tracked (its own accounting), caches, and its allocator's "
-    "allocated and resident bytes (resident read before each periodic purge).",
-    ["kind"],
-)
 ALERTS_FIRING = Gauge(
     "tokenpulse_alerts_firing", "Alerts firing now, by detector and severity.", ["detector", "severity"]
 )

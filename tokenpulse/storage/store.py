@@ -63,7 +63,7 @@ class Store:
 
     def __init__(self, client: Client, embedded: bool = False) -> None:
         self.client = client
-        self.embedded = embedded  # chDB in this process (its allocator is ours to look after)
+        self.embedded = embedded  # chDB in this process: its memory is the daemon's
 
     @classmethod
     def open(cls, data_dir: Path, clickhouse_url: str | None = None) -> Store:
@@ -133,15 +133,6 @@ class Store:
                 "async_insert": 0,
             },
         )
-
-    def release_memory(self) -> None:
-        """Hand the embedded engine's free pages back to the system; a no-op on a ClickHouse server.
-
-        chDB's jemalloc keeps the pages that inserts and merges freed resident (measured: 145 to 315 MiB
-        resident for 70 to 80 MiB allocated under steady ingest); its purge brings resident back to about
-        what is allocated. Caches (marks, primary index) are allocated memory and stay."""
-        if self.embedded:
-            self.client.command("SYSTEM JEMALLOC PURGE")
 
     def memory_usage(self) -> dict[str, int]:
         """Bytes the embedded engine uses, by kind (empty on a ClickHouse server): ``tracked`` (its own
