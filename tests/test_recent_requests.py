@@ -3,7 +3,7 @@
 import tracemalloc
 from collections import OrderedDict
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tokenpulse.collector.pipeline import RecentRequests, request_digest
@@ -13,7 +13,6 @@ _POOL = [bytes([i % 4]) * 8 + bytes([i]) * 8 for i in range(24)]
 _POOL += [request_digest(b"x%d" % i) for i in range(8)] + [b"short"]
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     capacity=st.integers(1, 9),
     ops=st.lists(st.tuples(st.booleans(), st.sampled_from(_POOL)), max_size=200),
