@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import REGISTRY
 
 from tokenpulse.alerts.api import alerts_router
 from tokenpulse.alerts.service import AlertService
@@ -22,6 +23,7 @@ from tokenpulse.collector.http_receiver import create_otlp_http_app
 from tokenpulse.config import Settings
 from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.service import DetectorService
+from tokenpulse.memory import StoreMemoryCollector, tune_allocator
 from tokenpulse.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -91,9 +93,12 @@ def serve(settings: Settings) -> None:
     """Run the daemon until SIGINT/SIGTERM."""
     keys = ApiKeys.of(settings.api_keys)
     check_bind(settings.host, keys, settings.allow_unauthenticated)
+    tune_allocator()  # before chDB, gRPC and the writer start their threads (arenas are per thread)
     runtime = Runtime.open(settings)
     scheduler = None
     alerts = None
+    store_memory = StoreMemoryCollector(runtime.store)
+    REGISTRY.register(store_memory)
     try:
         catalog = build_detectors(settings.detectors)
         alerts = AlertService.from_settings(settings, {d.name: d.settings.window for d in catalog})
@@ -113,6 +118,7 @@ def serve(settings: Settings) -> None:
         scheduler = start_detectors(runtime, detectors)
         asyncio.run(_serve(runtime, detectors, alerts, keys))
     finally:
+        REGISTRY.unregister(store_memory)
         if scheduler is not None:
             scheduler.shutdown(wait=True)
         if alerts is not None:

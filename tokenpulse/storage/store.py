@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,13 @@ from tokenpulse.storage.schema import MIGRATIONS
 log = logging.getLogger(__name__)
 
 RETENTION_TABLES = ("calls", "tool_spans")
+# The embedded engine's caches, all bounded by its server settings (system.metrics names).
+_CACHE_METRICS = (
+    "MarkCacheBytes", "PrimaryIndexCacheBytes", "UncompressedCacheBytes", "IndexMarkCacheBytes",
+    "IndexUncompressedCacheBytes", "QueryCacheBytes", "QueryConditionCacheBytes", "PageCacheBytes",
+    "CompiledExpressionCacheBytes",
+)  # fmt: skip
+_JEMALLOC = re.compile(r"Allocated: (\d+), active: \d+, metadata: \d+ .*?, resident: (\d+),")
 
 
 class DataDirInUse(RuntimeError):
@@ -53,8 +61,9 @@ class DataDirLock:
 class Store:
     """ClickHouse access: migrations, idempotent batch inserts and parameterized queries."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, embedded: bool = False) -> None:
         self.client = client
+        self.embedded = embedded  # chDB in this process: its memory is the daemon's
 
     @classmethod
     def open(cls, data_dir: Path, clickhouse_url: str | None = None) -> Store:
@@ -64,7 +73,9 @@ class Store:
         """
         if clickhouse_url:
             return cls(clickhouse_connect.get_client(dsn=clickhouse_url, autogenerate_session_id=False))
-        return cls(clickhouse_connect.get_client(dsn=f"chdb://{(data_dir / 'chdb').resolve()}"))
+        return cls(
+            clickhouse_connect.get_client(dsn=f"chdb://{(data_dir / 'chdb').resolve()}"), embedded=True
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -122,6 +133,26 @@ class Store:
                 "async_insert": 0,
             },
         )
+
+    def memory_usage(self) -> dict[str, int]:
+        """Bytes the embedded engine uses, by kind (empty on a ClickHouse server): ``tracked`` (its own
+        accounting), ``caches``, and its allocator's ``allocated`` and ``resident``."""
+        if not self.embedded:
+            return {}
+        metrics = dict(
+            self.rows(
+                "SELECT metric, toInt64(value) FROM system.metrics WHERE metric IN {names:Array(String)}",
+                {"names": ["MemoryTracking", *_CACHE_METRICS]},
+            )
+        )
+        usage = {
+            "tracked": int(metrics.get("MemoryTracking", 0)),
+            "caches": sum(int(metrics.get(name, 0)) for name in _CACHE_METRICS),
+        }
+        stats = self.rows("SELECT stats FROM system.jemalloc_stats")
+        if stats and (match := _JEMALLOC.search(stats[0][0])):
+            usage["allocated"], usage["resident"] = int(match[1]), int(match[2])
+        return usage
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         """Run a read query; values always travel as server-side parameters, never spliced into SQL."""
