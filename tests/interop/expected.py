@@ -14,8 +14,9 @@ from typing import Any, Protocol
 from tests.interop.scenarios import FIRST_TOKEN_DELAY_S, HEADERS_DELAY_S, Scenario
 
 TTFT_SLACK_MS = 1500.0  # scheduling noise on a loaded 2-core machine; the lower bound is exact
-# OpenLIT starts its clock when its stream wrapper is built, a moment after the headers arrived
-OPENLIT_CLIENT_GAP_MS = 50.0
+# OpenLIT starts its clock when its stream wrapper is built, a moment after the headers arrived: how long
+# after depends on the client's scheduling (77 ms seen on the 2-core machine under a soak's load)
+OPENLIT_CLIENT_GAP_MS = 150.0
 
 # The dialect tokenpulse detects for each library's spans. OpenLLMetry 0.62 writes the OTel GenAI keys
 # and none of its old `llm.request.type` markers, so its spans are read as semconv.
