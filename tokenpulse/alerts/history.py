@@ -82,9 +82,9 @@ def alert_history(
     store: Store, start: datetime, end: datetime, limit: int, tenant: str | None = None
 ) -> list[dict[str, Any]]:
     """Transitions in [start, end) that ``tenant`` may read, newest first, with their runbook links."""
-    visible = (
-        "" if tenant is None else " AND (scope['tenant'] = {tenant:String} OR detector = {health:String})"
-    )
+    # visible_to, in SQL: the limit applies to what the key may read
+    visible = f" AND (scope['{TENANT}'] = {{tenant:String}} OR detector = {{health:String}})"
+    visible = "" if tenant is None else visible
     result = store.query(
         "SELECT at, fingerprint, status, detector, severity, scope, value, threshold, baseline, summary, "
         "runbook_url, started_at FROM alert_events "
