@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tokenpulse.detectors.base import CRITICAL, WARNING, DetectorSettings, Observation, Scope
+from tokenpulse.storage.cache_ratio import cacheable_tokens_sql
 from tokenpulse.storage.schema import ENDED_AT, LATENCY_QUANTILES
 from tokenpulse.storage.store import Store
 
@@ -91,6 +92,7 @@ ROLLUP = Query(
     "rollup",
     f"SELECT minute, {TENANT}, {', '.join(DETECTOR_DIMENSIONS)}, "
     + ", ".join(f"sum({m}) AS {m}" for m in ROLLUP_SUMS)
+    + f", sum({cacheable_tokens_sql()}) AS cacheable_tokens"
     + ", toFloat64(sum(cost_usd)) AS cost_usd FROM calls_1m "
     "WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
     f"GROUP BY minute, {TENANT}, {', '.join(DETECTOR_DIMENSIONS)}",
@@ -220,12 +222,19 @@ def tenant_histories(history: History) -> dict[str, History]:
     return {t: History(history.start, history.end, f) for t, f in frames.items()}
 
 
+# Read around the same times of previous days: the hour around the same time of day, plus a window.
+SAME_HOUR_MARGIN = timedelta(minutes=90)
+
+
 def history_ranges(
-    times: Sequence[datetime], trailing: timedelta, days: int = BASELINE_DAYS
+    times: Sequence[datetime],
+    trailing: timedelta,
+    days: int = BASELINE_DAYS,
+    margin: timedelta = SAME_HOUR_MARGIN,
 ) -> list[tuple[datetime, datetime]]:
-    """The time ranges evaluating ``times`` reads: the trailing history before the first time, and the
-    same hours of the ``days`` previous days (for baselines), merged where they overlap."""
-    margin = timedelta(minutes=90)  # the hour around the same time of day, plus a window before it
+    """The time ranges evaluating ``times`` reads: the trailing history before the first time, and
+    ``margin`` around the same times of the ``days`` previous days (for baselines), merged where they
+    overlap."""
     last = times[-1] + timedelta(minutes=1)  # the grid holds the last evaluation minute itself
     ranges = [(times[0] - trailing, last)]
     ranges += [

@@ -12,7 +12,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tokenpulse.detectors.base import Detector, Observation, Transition
-from tokenpulse.detectors.data import TENANT, History, history_ranges, load_history, tenant_histories
+from tokenpulse.detectors.data import (
+    SAME_HOUR_MARGIN,
+    TENANT,
+    History,
+    history_ranges,
+    load_history,
+    tenant_histories,
+)
 from tokenpulse.detectors.inhibit import inhibit
 from tokenpulse.detectors.state import FIRING, AlertStates
 from tokenpulse.detectors.suspects import find_suspects
@@ -42,17 +49,29 @@ class Engine:
     def load(self, store: Store, times: Sequence[datetime]) -> History:
         """Read what every detector needs to evaluate ``times``."""
         trailing = max((d.lookback() for d in self.detectors), default=timedelta(0))
+        margin = max(
+            (getattr(d, "same_hour_margin", lambda: SAME_HOUR_MARGIN)() for d in self.detectors),
+            default=SAME_HOUR_MARGIN,
+        )
         queries = [q for d in self.detectors for q in d.queries()]
-        ranges = history_ranges(times, trailing)
+        ranges = history_ranges(times, trailing, margin=margin)
         return load_history(store, queries, ranges[0][0], ranges[-1][1], ranges, first_time=times[0])
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Transition]:
         """Evaluate every detector at ``times``, each tenant on its own history, and step the alerts
-        through them in order. A tenant's alerts carry it first in their scope (none without keys)."""
+        through them in order. A tenant's alerts carry it first in their scope (none without keys).
+
+        Detectors that evaluate every tenant in one pass (``splits_tenants = False``: the tenant is a
+        scope key of theirs) get the whole history once."""
         by_detector: dict[str, dict[datetime, list[Observation]]] = {}
         histories = tenant_histories(history)
         for detector in self.detectors:
             per_time: dict[datetime, list[Observation]] = defaultdict(list)
+            if not getattr(detector, "splits_tenants", True):
+                for observation in detector.evaluate(history, times):
+                    per_time[observation.at].append(observation)
+                by_detector[detector.name] = per_time
+                continue
             for tenant, tenant_history in histories.items():
                 for observation in detector.evaluate(tenant_history, times):
                     if tenant:

@@ -1,61 +1,32 @@
-"""routing_escalation: a model router sends far more of its traffic to the expensive tier than it used to.
+"""routing_escalation: a model router sends clearly more of its traffic to the expensive tier than it
+usually does.
 
-Share = escalated calls / calls over the window, per service and router, for calls that went through
-a router (``router != ''``; an unrouted call is no router decision). Two rules:
-
-- critical: the share is at least ``critical_share`` (70%) — absolute, baseline or not: a router that
-  escalates most of its traffic saves nothing, whatever it did before (a new router included; a router
-  that *always* escalates that much fires once, and stays firing, until it is fixed or the threshold is
-  raised for it);
-- warning: the share is at least ``warning_ratio`` (2x) its baseline *and* at least
-  ``warning_min_share``: doubling from 3% to 6% is binomial noise over a few dozen calls, not an incident.
-
-A traffic surge moves calls and escalations together, the share stays flat: nothing fires. Below
-``min_calls`` router decisions in the window (an overnight trough, a new router) there is no
-observation. The share must have *held* (data.held_share): past the threshold with confidence over
-the window and in ``sustained`` (4) of its 5 minutes, so a burst of escalations of up to 3 minutes
-never fires, however complete. The critical rule then pages at once: a regression that escalates
-most calls fires about 4 minutes after it starts. The relative warning must hold ``warning_for`` (10
-minutes) on top: at night a router's thin traffic is harder and escalates more than its (daytime)
-baseline for a few minutes at a time, and a doubling that lasts is the one worth a message.
+Share = escalated calls / calls per service and router, for calls that went through a router
+(``router != ''``; an unrouted call is no router decision). The evidence model is
+``evidence.ShareDetector``'s: a router that usually escalates 20% is watched for its odds of escalating
+growing 2x, 4x or 16x, with the evidence its decisions give minute by minute. A traffic surge moves
+calls and escalations together: the share stays flat and nothing fires. A router without history is
+taken to escalate 30% of its decisions until its own say otherwise. Critical: the router escalates
+most of its traffic (the share since the evidence began is past 70% with confidence) — such a router
+saves nothing, whatever it did before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import ClassVar
 
-import numpy as np
+import pandas as pd
 
-from tokenpulse.detectors.base import Observation, Scope, format_scope
-from tokenpulse.detectors.data import (
-    ROLLUP,
-    CatalogDetector,
-    HeldSettings,
-    History,
-    at_times,
-    baseline,
-    check_scope,
-    grids,
-    held_share,
-    lowest_over,
-    minutes,
-    to_observations,
-    trailing_sum,
-)
+from tokenpulse.detectors.base import Scope, format_scope
+from tokenpulse.detectors.data import ROLLUP, check_scope
+from tokenpulse.detectors.evidence import ShareDetector, ShareSettings, Signal
 
 
 @dataclass(frozen=True)
-class Settings(HeldSettings):
-    window: timedelta = timedelta(minutes=5)
-    warning_for: timedelta = timedelta(minutes=10)  # the relative (warning) rule holds this long
-    min_calls: int = 30
+class Settings(ShareSettings):
+    prior_share: float = 0.30
     critical_share: float = 0.70
-    warning_ratio: float = 2.0
-    warning_min_share: float = 0.20
-
     scope: tuple[str, ...] = ("service", "router")
 
     def __post_init__(self) -> None:
@@ -63,45 +34,24 @@ class Settings(HeldSettings):
         object.__setattr__(self, "scope", check_scope("routing_escalation", self.scope, ("router",)))
 
 
-class RoutingEscalation(CatalogDetector):
+def _routed(frame: pd.DataFrame) -> pd.Series:
+    return frame["router"] != ""
+
+
+class RoutingEscalation(ShareDetector):
     name: ClassVar[str] = "routing_escalation"
     settings_type: ClassVar[type[Settings]] = Settings
-    settings: Settings
+    part: ClassVar[str] = "escalated_calls"
+    total: ClassVar[str] = "calls"
 
-    def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
-        s = self.settings
-        window = minutes(s.window)
-        per_minute = grids(history[ROLLUP], s.scope, ("calls", "escalated_calls"), history.start, history.end)
-        routed = np.array([dict(scope)["router"] != "" for scope in per_minute["calls"].columns], dtype=bool)
-        decisions, escalations = (per_minute[k].loc[:, routed] for k in ("calls", "escalated_calls"))
-        calls, escalated = trailing_sum(decisions, window), trailing_sum(escalations, window)
-        share = (escalated / calls).where(calls >= s.min_calls)
-        usual = baseline(share, window, times=times)
-        held = held_share(escalations, decisions, window, minutes(s.sustained))
-        lowest_held = lowest_over(held, minutes(s.warning_for))
-        # Compare at the evaluation times only: grids are long, the times few (one, live).
-        share, calls, escalated, held, lowest_held = (
-            at_times(grid, times) for grid in (share, calls, escalated, held, lowest_held)
+    def signals(self) -> list[Signal]:
+        return [Signal(ROLLUP, self.settings.scope, _routed)]  # type: ignore[attr-defined]
+
+    def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
+        return (
+            f"router escalated {value:.0%} of calls to the expensive tier since the change (usually "
+            f"{usual:.0%}) for {format_scope(scope)}"
         )
-        warning_at = (usual * s.warning_ratio).clip(lower=s.warning_min_share)
-        escalating = escalated > 0  # a zero threshold and baseline never fire on no escalation at all
-        return to_observations(
-            self.name, times, share, calls,
-            warning=escalating & (lowest_held >= warning_at),
-            critical=held >= s.critical_share,
-            warning_threshold=warning_at,
-            critical_threshold=s.critical_share,
-            baseline=usual,
-            describe=_describe,
-        )  # fmt: skip
-
-
-def _describe(scope: Scope, value: float, threshold: float, usual: float | None) -> str:
-    usually = "no baseline yet" if usual is None else f"usually {usual:.0%}"
-    return (
-        f"router escalated {value:.0%} of calls to the expensive tier (threshold {threshold:.0%}, "
-        f"{usually}) for {format_scope(scope)}"
-    )
 
 
 DETECTOR = RoutingEscalation

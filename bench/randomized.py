@@ -1,0 +1,378 @@
+"""Randomized detection benchmark: incidents in scopes drawn across the range real teams have.
+
+    python bench/randomized.py [--seeds 101 102] [--scopes 300] [--detectors timeout_surge ...]
+
+Per seed and detector, two days of per-minute traffic for ``--scopes`` incident scopes and as many clean
+scopes are generated in memory, in the shape the detector's query returns, and run through the real
+engine (``Engine.evaluate``: detector, alert state machine, inhibition) at 1-minute steps over day 2.
+
+Traffic of a scope: calls a minute log-uniform in 0.3-500 with a diurnal swing of 1-10x (Poisson,
+Gamma-mixed for burstiness); its usual level drawn across real ranges (timeout share 0-5%, uncached
+share 0-70%, escalation 10-50%, hit ratio 0.2-0.98; reads-and-writes and reads-only cache shapes, warm
+Anthropic minutes without writes) and moving ±20% over the day; per-minute overdispersion. Incidents
+start on day 2 and last 30-120 minutes, with effects from barely visible to obvious (odds of a share x1.5
+to x50; a hit ratio falling by 20-95%). Clean scopes carry the confounders: traffic surges of 3-5x, blips
+of 1-3 minutes at full intensity, night troughs, brand-new scopes with a few hours of history.
+
+The oracle knows each scope's true usual level (its diurnal course included) and the true changed
+level, and runs the optimal sequential test (a CUSUM of the exact log-likelihood ratio) at the
+detector's own evidence threshold, with the same 4-minute floor before paging. Its time to detect is the
+statistical limit the table compares with.
+
+Reported per detector: detection within 15 minutes by volume band x effect band; time to detect minus
+the oracle's (median, p90); recall among incidents the oracle detects within 15 minutes; false pages
+per 100 scope-days of clean traffic; flaps (resolved, then firing again, within one incident).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tokenpulse.detectors import stats
+from tokenpulse.detectors.catalog import build_detectors
+from tokenpulse.detectors.data import History
+from tokenpulse.detectors.engine import Engine
+from tokenpulse.detectors.state import FIRING, RESOLVED
+
+DAY = 1440
+MINUTES = 2 * DAY + 30
+START = datetime(2026, 11, 1, tzinfo=UTC)
+DETECT_WITHIN = 15
+FLOOR = 4  # minutes a change must be seen before it pages (the detectors' ``min_duration``)
+VOLUME_BANDS = ((0.3, 3.0, "0.3-3/min"), (3.0, 30.0, "3-30/min"), (30.0, 501.0, "30-500/min"))
+
+
+@dataclass
+class Truth:
+    """What the generator knows about one scope."""
+
+    name: str
+    volume: float
+    incident: bool
+    onset: int = -1
+    end: int = -1
+    effect: float = 0.0
+    usual: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per minute
+    changed: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    calls: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    part: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    kind: str = ""
+
+
+def _calls(rng: np.random.Generator, volume: float, start: int = 0) -> np.ndarray:
+    """Calls per minute: a diurnal course of up to 10x around ``volume``, Gamma-mixed Poisson."""
+    swing = np.exp(rng.uniform(0, np.log(10)))
+    phase = rng.uniform(0, 2 * np.pi)
+    minutes = np.arange(MINUTES)
+    course = np.exp(np.log(swing) / 2 * np.sin(2 * np.pi * minutes / DAY + phase))
+    rate = volume * course / np.mean(course)
+    burst = rng.uniform(2, 50)  # Gamma shape: small = bursty
+    rate = rng.gamma(burst, rate / burst)
+    calls = rng.poisson(rate).astype(float)
+    calls[:start] = 0
+    return calls
+
+
+def _drifting(rng: np.random.Generator, level: float) -> np.ndarray:
+    """A usual level that moves +-20% over the day."""
+    phase = rng.uniform(0, 2 * np.pi)
+    return level * (1 + 0.2 * np.sin(2 * np.pi * np.arange(MINUTES) / DAY + phase))
+
+
+def _odds(share: np.ndarray, ratio: float) -> np.ndarray:
+    return np.asarray(stats.odds_shift(np.clip(share, 1e-6, 1 - 1e-6), ratio))
+
+
+def _beta_binomial(rng: np.random.Generator, calls: np.ndarray, share: np.ndarray, rho: float) -> np.ndarray:
+    """Per-minute counts with overdispersion ``rho`` (intra-minute correlation)."""
+    if rho <= 0:
+        return rng.binomial(calls.astype(np.int64), np.clip(share, 0, 1)).astype(float)
+    a = np.clip(share, 1e-6, 1 - 1e-6) * (1 / rho - 1)
+    b = (1 - np.clip(share, 1e-6, 1 - 1e-6)) * (1 / rho - 1)
+    return rng.binomial(calls.astype(np.int64), rng.beta(a, b)).astype(float)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one detector's traffic is drawn."""
+
+    detector: str
+    usual: Callable[[np.random.Generator], float]
+    effects: tuple[float, float]  # odds ratio range (log-uniform), or drop range for ratios
+    columns: tuple[str, str]  # part, total
+    dims: tuple[str, ...]
+    query: str
+    ratio: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+KINDS = {
+    "timeout_surge": Kind("timeout_surge", lambda r: r.uniform(0.0, 0.05), (1.5, 50.0),
+                          ("timeouts", "calls"), ("service", "route"), "rollup"),
+    "timeout_surge/tool": Kind("timeout_surge", lambda r: r.uniform(0.0, 0.05), (1.5, 50.0),
+                               ("timeouts", "calls"), ("service", "tool"), "tool_spans:service, tool"),
+    "cache_not_applied": Kind("cache_not_applied", lambda r: r.uniform(0.0, 0.7), (1.5, 50.0),
+                              ("uncached_calls", "calls"), ("service", "route", "model"), "rollup"),
+    "routing_escalation": Kind("routing_escalation", lambda r: r.uniform(0.1, 0.5), (1.5, 50.0),
+                               ("escalated_calls", "calls"), ("service", "router"), "rollup"),
+    "cache_hit_collapse": Kind("cache_hit_collapse", lambda r: r.uniform(0.2, 0.98), (0.2, 0.95),
+                               ("cache_read_tokens", "cacheable_tokens"), ("service", "route", "model"),
+                               "rollup", ratio=True),
+}  # fmt: skip
+
+
+def draw(kind: Kind, rng: np.random.Generator, name: str, incident: bool) -> Truth:
+    """One scope of ``kind``: its traffic, and an incident or the confounders of clean traffic."""
+    volume = float(np.exp(rng.uniform(np.log(0.3), np.log(500))))
+    new = not incident and rng.random() < 0.15
+    calls = _calls(rng, volume, start=int(rng.uniform(DAY - 300, DAY + 600)) if new else 0)
+    usual = np.clip(_drifting(rng, kind.usual(rng)), 0.0, 0.995)
+    changed = usual.copy()
+    truth = Truth(name, volume, incident, usual=usual, calls=calls)
+    if incident:
+        truth.onset = int(rng.uniform(DAY + 60, 2 * DAY - 150))
+        truth.end = truth.onset + int(rng.uniform(30, 120))
+        low, high = kind.effects
+        if kind.ratio:
+            truth.effect = float(rng.uniform(low, high))
+            changed = usual * (1 - truth.effect)
+        else:
+            truth.effect = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+            changed = _odds(usual, truth.effect)
+        truth.changed = changed
+    else:
+        confounder = rng.choice(["surge", "blip", "none"])
+        at = int(rng.uniform(DAY + 30, 2 * DAY - 60))
+        if confounder == "surge":
+            calls[at : at + 30] = rng.poisson(calls[at : at + 30] * rng.uniform(3, 5))
+        elif confounder == "blip":
+            length = int(rng.integers(1, 4))
+            changed = usual.copy()
+            changed[at : at + length] = usual[at] * 0.05 if kind.ratio else 0.9
+        truth.changed = changed
+        truth.kind = str(confounder) + (" new" if new else "")
+    level = usual.copy()
+    if incident:
+        level[truth.onset : truth.end] = changed[truth.onset : truth.end]
+    elif truth.kind.startswith("blip"):
+        level = changed
+    # Per-minute counts (timeouts, ...; for ratios, the calls that hit their cached prefix).
+    truth.part = _beta_binomial(rng, calls, level, float(rng.uniform(0, 0.02)))
+    return truth
+
+
+def frame_for(kind: Kind, truths: list[Truth], rng: np.random.Generator) -> pd.DataFrame:
+    """The rows the detector's query would return for these scopes."""
+    parts = []
+    minute = pd.date_range(START, periods=MINUTES, freq="1min")
+    for index, truth in enumerate(truths):
+        has = truth.calls > 0
+        columns: dict[str, Any] = {"minute": minute[has], "tenant": ""}
+        for dim in kind.dims:
+            columns[dim] = truth.name if dim in ("route", "tool", "router") else "svc"
+        columns["model"] = columns.get("model", "m")
+        if kind.ratio:
+            calls = truth.calls[has]
+            writes_reported = index % 2 == 0  # Anthropic-shaped scopes: reads and writes
+            prefix = rng.uniform(2000, 20000)
+            hits = truth.part[has] / np.maximum(calls, 1)
+            reads = hits * calls * prefix
+            if writes_reported:
+                writes = (1 - hits) * calls * prefix
+                cacheable = reads + writes
+            else:
+                cacheable = calls * prefix * rng.uniform(1.0, 1.3)  # input: the prefix and a suffix
+            columns.update(calls=calls, cache_read_tokens=reads, cacheable_tokens=cacheable)
+        else:
+            columns.update({kind.columns[1]: truth.calls[has], kind.columns[0]: truth.part[has]})
+        if kind.detector == "routing_escalation":
+            columns["router"] = truth.name
+        parts.append(pd.DataFrame(columns))
+    return pd.concat(parts, ignore_index=True)
+
+
+def oracle(kind: Kind, truth: Truth, threshold: float) -> int | None:
+    """Minutes from onset to the optimal test's page (the CUSUM of the exact likelihood ratio, paging
+    once it has held ``FLOOR`` minutes); None when it would not page before the incident ends."""
+    window = slice(truth.onset - 240, truth.end)
+    calls, usual, changed = truth.calls[window], truth.usual[window], truth.changed[window]
+    # Per call a Bernoulli draw (a timeout, a hit, ...) at the usual or the changed share: the exact
+    # likelihood ratio of the minute's count.
+    llr = stats.binomial_evidence(truth.part[window], calls, usual, changed, np.ones_like(calls))
+    cusum = 0.0
+    for offset, value in enumerate(llr):
+        cusum = max(0.0, cusum + value)
+        minute = truth.onset - 240 + offset
+        if cusum >= threshold and minute >= truth.onset:
+            return minute - truth.onset + FLOOR
+    return None
+
+
+def band(volume: float) -> str:
+    return next(label for low, high, label in VOLUME_BANDS if low <= volume < high)
+
+
+def effect_band(kind: Kind, effect: float) -> str:
+    if kind.ratio:
+        return "drop <40%" if effect < 0.4 else ("drop 40-70%" if effect < 0.7 else "drop >=70%")
+    return "odds <3x" if effect < 3 else ("odds 3-10x" if effect < 10 else "odds >=10x")
+
+
+def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
+    kind = KINDS[name]
+    rng = np.random.default_rng([seed, sum(map(ord, name))])
+    truths = [draw(kind, rng, f"i{i}", True) for i in range(scopes)]
+    truths += [draw(kind, rng, f"c{i}", False) for i in range(scopes)]
+    frame = frame_for(kind, truths, rng)
+    (detector,) = [d for d in build_detectors() if d.name == kind.detector]
+    history = History(START, START + timedelta(minutes=MINUTES))
+    for query in detector.queries():
+        history.frames[query.name] = frame if query.name == kind.query else frame.iloc[0:0]
+    times = [START + timedelta(minutes=m) for m in range(DAY, MINUTES)]
+    started = time.perf_counter()
+    transitions = Engine([detector]).evaluate(history, times)
+    seconds = time.perf_counter() - started
+    by_scope: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    scope_key = (
+        "router" if kind.detector == "routing_escalation" else kind.dims[-1] if not kind.ratio else "route"
+    )
+    for t in transitions:
+        minute = int((t.at - START).total_seconds() // 60)
+        by_scope[dict(t.scope)[scope_key]].append((minute, t.status))
+    threshold = stats.evidence_threshold(
+        len(truths),
+        detector.settings.false_page_budget_days,
+        1,  # type: ignore[attr-defined]
+    )
+    rows = []
+    false_pages = flaps = 0
+    details = []
+    for truth in truths:
+        events = by_scope.get(truth.name, [])
+        wrong = [m for m, status in events if status == FIRING and (not truth.incident or m < truth.onset)]
+        false_pages += len(wrong)
+        details += [{"scope": truth.name, "kind": truth.kind, "volume": round(truth.volume, 1), "at": m,
+                     "usual": round(float(truth.usual[m]), 3)} for m in wrong]  # fmt: skip
+        if not truth.incident:
+            continue
+        fired = [m for m, status in events if status == FIRING and truth.onset <= m <= truth.end + 30]
+        ttd = fired[0] - truth.onset if fired else None
+        resolved_then_fired = [
+            m for m, status in events if status == RESOLVED and fired and fired[0] <= m < truth.end
+        ]
+        if resolved_then_fired and any(m > resolved_then_fired[0] for m in fired):
+            flaps += 1
+            details.append(
+                {
+                    "flap": truth.name,
+                    "volume": round(truth.volume, 1),
+                    "effect": truth.effect,
+                    "events": [(m - truth.onset, s) for m, s in events],
+                    "end": truth.end - truth.onset,
+                }
+            )
+        limit = oracle(kind, truth, threshold)
+        rows.append(
+            {
+                "scope": truth.name,
+                "calls_per_minute": round(truth.volume, 2),
+                "usual": round(float(truth.usual[truth.onset]), 4),
+                "effect_size": round(truth.effect, 2),
+                "volume": band(truth.volume),
+                "effect": effect_band(kind, truth.effect),
+                "ttd": ttd,
+                "oracle": limit,
+            }
+        )
+    clean_days = sum(
+        (MINUTES - DAY - max(0, int(np.argmax(t.calls > 0)) - DAY)) / DAY for t in truths if not t.incident
+    )
+    return {
+        "kind": name,
+        "seed": seed,
+        "rows": rows,
+        "false_pages": false_pages,
+        "clean_scope_days": clean_days,
+        "flaps": flaps,
+        "details": details,
+        "seconds": round(seconds, 1),
+    }
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    lines = []
+    by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for result in results:
+        by_kind[result["kind"]].append(result)
+    for name, runs in by_kind.items():
+        kind = KINDS[name]
+        rows = [row for r in runs for row in r["rows"]]
+        effects = sorted({row["effect"] for row in rows}, key=lambda e: (len(e), e))
+        lines.append(
+            f"\n### {name} ({len(rows)} incidents, seeds {', '.join(str(r['seed']) for r in runs)})\n"
+        )
+        lines.append("| volume \\ effect | " + " | ".join(effects) + " |")
+        lines.append("|---" * (len(effects) + 1) + "|")
+        for _, _, label in VOLUME_BANDS:
+            cells = []
+            for effect in effects:
+                cell = [r for r in rows if r["volume"] == label and r["effect"] == effect]
+                hit = sum(1 for r in cell if r["ttd"] is not None and r["ttd"] <= DETECT_WITHIN)
+                limit = sum(1 for r in cell if r["oracle"] is not None and r["oracle"] <= DETECT_WITHIN)
+                cells.append(f"{hit}/{len(cell)} (oracle {limit})")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        reachable = [r for r in rows if r["oracle"] is not None and r["oracle"] <= DETECT_WITHIN]
+        caught = [r for r in reachable if r["ttd"] is not None and r["ttd"] <= DETECT_WITHIN]
+        gaps = sorted(r["ttd"] - r["oracle"] for r in reachable if r["ttd"] is not None)
+        false_pages = sum(r["false_pages"] for r in runs)
+        scope_days = sum(r["clean_scope_days"] for r in runs)
+        del kind
+        lines.append(
+            f"\nrecall where the oracle detects within {DETECT_WITHIN} min: {len(caught)}/{len(reachable)} "
+            f"({len(caught) / max(len(reachable), 1):.1%}); TTD - oracle: median "
+            f"{statistics.median(gaps) if gaps else float('nan'):.1f} min, p90 "
+            f"{np.percentile(gaps, 90) if gaps else float('nan'):.1f} min; false pages: {false_pages} in "
+            f"{scope_days:.0f} clean scope-days ({100 * false_pages / max(scope_days, 1):.2f} per 100); "
+            f"flaps: {sum(r['flaps'] for r in runs)}; evaluation: "
+            f"{', '.join(str(r['seconds']) for r in runs)} s"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[101])
+    parser.add_argument("--scopes", type=int, default=200, help="incident scopes (and clean scopes) per run")
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS))
+    parser.add_argument("--json", type=Path, help="write the raw results here")
+    args = parser.parse_args()
+    results = []
+    for seed in args.seeds:
+        for name in args.kinds:
+            results.append(run_kind(name, seed, args.scopes))
+            print(f"seed {seed} {name}: {results[-1]['seconds']} s", file=sys.stderr, flush=True)
+    print(report(results))
+    if args.json:
+        args.json.write_text(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""Detector templates on the statistics kernel (``stats``): a detector that tests a share or a ratio of
+a scope against the scope's own baseline is a short declaration on one of these.
+
+- ``ShareDetector``: a share of calls (timeouts, uncached calls, escalations) rises. Binomial evidence
+  against the scope's usual share, for changes of the odds by each of ``odds_ratios``.
+- ``RatioDetector``: a ratio of sums (the prompt-cache hit ratio) falls. The per-minute ratio times
+  the minute's calls is a quasi-binomial count of hits, with the dispersion of the scope's history;
+  evidence for relative drops of each of ``drops``.
+
+Both evaluate every tenant in one pass (the tenant is one more scope key), page when the evidence
+reaches the threshold of the false-alarm budget (``stats.evidence_threshold``) and resolve on evidence
+that the scope is back to usual (``stats.sequential_alarm``): never because minutes were empty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from tokenpulse.detectors import stats
+from tokenpulse.detectors.base import CRITICAL, WARNING, DetectorSettings, Observation, Scope
+from tokenpulse.detectors.data import (
+    BASELINE_DAYS,
+    ROLLUP,
+    TENANT,
+    History,
+    Query,
+    grids,
+    minute_index,
+)
+
+# The alarm is re-derived each cycle from this much history before the evaluated minute: evidence older
+# than this is forgotten (an incident older than that has paged already; one that is still going
+# on rebuilds its evidence within minutes).
+SCAN = timedelta(hours=2)
+# The trailing-day baseline ends this long before the minute it serves: the first hour of a change is
+# never part of its own baseline.
+BASELINE_LAG = timedelta(hours=1)
+_LAG = int(BASELINE_LAG.total_seconds() // 60)
+# Where a baseline falls back to the trailing day (no same time of day in history yet), the usual level
+# may move this much over the day (observed: shares and hit ratios +-20% between peak and trough), so the
+# null hypothesis takes that much worse as still usual.
+DIURNAL_ODDS, DIURNAL_DROP = 1.5, 0.25
+# Evidence to resolve: the scope looked usual 10,000 times likelier than changed by the change that fired
+# the alarm. While the change goes on, that evidence reaches this level less than once in 10,000 minutes
+# (Wald), so an hour-long incident does not resolve in its middle and fire again.
+CLEAR_EVIDENCE = math.log(10_000)
+
+
+@dataclass(frozen=True)
+class EvidenceSettings(DetectorSettings):
+    """Settings of the evidence-based detectors. The detector itself holds the alarm with hysteresis, so
+    the state machine fires and resolves as soon as the alarm does (``for`` and ``keep_firing_for`` 0).
+    ``min_duration`` is a business floor, not a detection mechanism: the change must have been seen for
+    this long, and still be there, before it pages, so a provider blip that is over sooner, however
+    intense, wakes no one."""
+
+    for_: timedelta = timedelta(0)
+    min_duration: timedelta = timedelta(minutes=4)
+    keep_firing_for: timedelta = timedelta(0)
+    # At most one false page per this many days, per detector, across all of its scopes: the evidence
+    # threshold grows with the log of the number of scopes tested.
+    false_page_budget_days: float = 100.0
+    clear_evidence: float = CLEAR_EVIDENCE
+
+    def __post_init__(self) -> None:
+        if self.false_page_budget_days <= 0 or self.clear_evidence <= 0:
+            raise ValueError("false_page_budget_days and clear_evidence must be positive")
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One source of a detector's scopes: a query's frame, the dimensions that make its scopes, and a
+    filter on its rows (e.g. routed calls only)."""
+
+    query: Query
+    dims: tuple[str, ...]
+    rows: Callable[[pd.DataFrame], pd.Series] | None = None
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """The kernel's verdict for the scopes of one signal at the evaluation times."""
+
+    on: np.ndarray  # times x scopes
+    onset: np.ndarray  # index in the grid of the first minute of the evidence run
+    evidence: np.ndarray
+
+
+class EvidenceDetector:
+    """What the templates share: settings, one pass over all tenants, the scan and the observations."""
+
+    name: ClassVar[str]
+    settings_type: ClassVar[type[EvidenceSettings]]
+    splits_tenants: ClassVar[bool] = False  # the engine hands it every tenant's history at once
+
+    def __init__(self, settings: EvidenceSettings | None = None) -> None:
+        self.settings = settings or self.settings_type()
+
+    def signals(self) -> list[Signal]:
+        return [Signal(ROLLUP, self.settings.scope)]  # type: ignore[attr-defined]
+
+    def queries(self) -> list[Query]:
+        return [s.query for s in self.signals()]
+
+    def lookback(self) -> timedelta:
+        return SCAN + BASELINE_LAG + timedelta(days=1, minutes=5)
+
+    def same_hour_margin(self) -> timedelta:
+        """How far around the evaluation times the previous days are read (for same-hour baselines)."""
+        return SCAN + timedelta(minutes=45)
+
+    def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
+        observations: list[Observation] = []
+        for signal in self.signals():
+            frame = history[signal.query]
+            if signal.rows is not None and not frame.empty:
+                frame = frame[signal.rows(frame)]
+            observations += self._evaluate(frame, signal.dims, history, times)
+        return observations
+
+    def _evaluate(
+        self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
+    ) -> list[Observation]:
+        raise NotImplementedError
+
+    # -- shared machinery ------------------------------------------------------------------------------
+
+    def _grids(
+        self, frame: pd.DataFrame, dims: Sequence[str], columns: Sequence[str], history: History
+    ) -> tuple[dict[str, np.ndarray], list[Scope]]:
+        if frame.empty or not len(frame.columns):
+            return {c: np.zeros((0, 0)) for c in columns}, []
+        scoped = (TENANT, *dims) if TENANT in frame else tuple(dims)
+        by_minute = grids(frame, scoped, columns, history.start, history.end)
+        scopes = [
+            tuple((k, v) for k, v in scope if not (k == TENANT and v == ""))
+            for scope in by_minute[columns[0]].columns
+        ]
+        return {c: g.to_numpy(dtype=float) for c, g in by_minute.items()}, scopes
+
+    @staticmethod
+    def _positions(history: History, times: Sequence[datetime]) -> np.ndarray:
+        """Grid row of the last minute before each time: what a time's verdict has seen."""
+        index = minute_index(history.start, history.end)
+        return index.get_indexer(pd.DatetimeIndex([pd.Timestamp(t) for t in times])) - 1
+
+    def _threshold(self, scopes: int, alternatives: int) -> float:
+        return stats.evidence_threshold(scopes, self.settings.false_page_budget_days, alternatives)
+
+    def _alarm(self, evidence: np.ndarray, threshold: float, first: int, positions: np.ndarray) -> Alarm:
+        s = self.settings
+        on, accumulated, onset = stats.sequential_alarm(
+            evidence, threshold, s.clear_evidence, int(s.min_duration.total_seconds() // 60)
+        )
+        rows = positions - first
+        return Alarm(on[rows], onset[rows] + first, accumulated[rows])
+
+    def _observations(
+        self,
+        times: Sequence[datetime],
+        scopes: list[Scope],
+        alarm: Alarm,
+        value: np.ndarray,
+        samples: np.ndarray,
+        critical: np.ndarray,
+        threshold: np.ndarray,
+        usual: np.ndarray,
+        describe: Callable[[Scope, float, float, float], str],
+    ) -> list[Observation]:
+        observations = []
+        for i, j in zip(*np.nonzero(alarm.on & ~np.isnan(value)), strict=True):
+            observations.append(
+                Observation(
+                    detector=self.name,
+                    scope=scopes[j],
+                    at=times[i],
+                    severity=CRITICAL if critical[i, j] else WARNING,
+                    value=float(value[i, j]),
+                    threshold=float(threshold[i, j]),
+                    baseline=float(usual[i, j]),
+                    samples=int(samples[i, j]),
+                    summary=describe(
+                        scopes[j], float(value[i, j]), float(threshold[i, j]), float(usual[i, j])
+                    ),
+                )
+            )
+        return observations
+
+
+def _scan_rows(positions: np.ndarray) -> tuple[int, np.ndarray]:
+    """The first grid row of the scan and every row from it to the last position."""
+    first = max(int(positions.min()) - int(SCAN.total_seconds() // 60), 0)
+    return first, np.arange(first, int(positions.max()) + 1)
+
+
+def _dispersion(trailing: list[np.ndarray]) -> np.ndarray:
+    """The dispersion of a scope over its trailing day, from the sums of ``stats.pearson_terms`` and of
+    minutes with calls (the last two baseline sums)."""
+    return stats.dispersion(trailing[2], trailing[3])
+
+
+def _run_sums(cumulative: np.ndarray, onset: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Sums over each alarm's evidence run, [onset, position] inclusive, per (time, scope)."""
+    return stats.window_sums(cumulative, positions[:, None] + 1, onset)
+
+
+@dataclass(frozen=True)
+class ShareSettings(EvidenceSettings):
+    odds_ratios: tuple[float, ...] = (
+        1.5,
+        3.0,
+        8.0,
+        25.0,
+    )  # the changes tested: odds of the share times these
+    critical_share: float = 0.20  # critical when the share is past this with confidence
+    prior_share: float = 0.01  # what a scope without history is taken to do ...
+    prior_calls: float = 50.0  # ... weighing as much as this many calls of its own
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.odds_ratios or min(self.odds_ratios) <= 1:
+            raise ValueError("odds_ratios must be above 1")
+        if not 0 < self.prior_share < 1 or not 0 < self.critical_share <= 1 or self.prior_calls < 0:
+            raise ValueError("prior_share must be in (0, 1), critical_share in (0, 1], prior_calls >= 0")
+
+
+class ShareDetector(EvidenceDetector):
+    """A share ``part`` / ``total`` of a scope's calls rises clearly above the scope's own usual share.
+
+    Declarations set ``part``, ``total``, the settings type, ``describe`` and, for scopes that must have
+    history to be watched (a scope that never cached has no cache to lose), ``needs_history``.
+    """
+
+    part: ClassVar[str]
+    total: ClassVar[str]
+    needs_history: ClassVar[bool] = False
+    settings: ShareSettings
+
+    def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
+        raise NotImplementedError
+
+    def watched(self, baseline_part: np.ndarray, baseline_total: np.ndarray) -> np.ndarray:
+        """Scopes watched at each position: by default all; ``needs_history`` scopes once they have some."""
+        return baseline_total > 0 if self.needs_history else np.ones(baseline_total.shape, dtype=bool)
+
+    def _evaluate(
+        self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
+    ) -> list[Observation]:
+        s = self.settings
+        g, scopes = self._grids(frame, dims, (self.part, self.total), history)
+        if not scopes:
+            return []
+        part, total = np.minimum(g[self.part], g[self.total]), g[self.total]
+        positions = self._positions(history, times)
+        first, rows = _scan_rows(positions)
+        (base_total, base_part, _, _), trailing, same_hour = stats.baseline_sums(
+            (total, part, stats.pearson_terms(part, total), (total > 0).astype(float)),
+            rows,
+            lag=_LAG,
+            days=BASELINE_DAYS,
+            enough=s.prior_calls,
+        )
+        usual = (base_part + s.prior_share * s.prior_calls) / (base_total + s.prior_calls)
+        # A thin baseline is not trusted: the null is the upper end of what it says (one sigma: an error
+        # of the usual share smaller than the weakest change tested does not make evidence).
+        _, null = stats.wilson_bounds(usual * (base_total + s.prior_calls), base_total + s.prior_calls, 1.0)
+        # A trailing day knows nothing of the time of day: allow for a share that moves over the day.
+        null = np.where(same_hour, null, stats.odds_shift(null, DIURNAL_ODDS))
+        dispersion = _dispersion(trailing)
+        x, n = part[rows], total[rows]
+        changed = np.stack([stats.odds_shift(null, r) for r in s.odds_ratios], axis=-1)
+        evidence = stats.binomial_evidence(
+            x[..., None], n[..., None], null[..., None], changed, dispersion[..., None]
+        )
+        smallest = stats.odds_shift(null, min(s.odds_ratios))
+        watched = self.watched(base_part, base_total)
+        evidence = np.where(watched[..., None], evidence, 0.0)
+        threshold = self._threshold(len(scopes), len(s.odds_ratios))
+        alarm = self._alarm(evidence, threshold, first, positions)
+        at = positions - first
+        run_part = _run_sums(stats.cumulative(part), alarm.onset, positions)
+        run_total = _run_sums(stats.cumulative(total), alarm.onset, positions)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.where(run_total > 0, run_part / run_total, np.nan)
+        lower, _ = stats.wilson_bounds(run_part, run_total, 3.0)
+        critical = np.nan_to_num(lower, nan=0.0) >= s.critical_share
+        on = alarm.on & watched[at]
+        return self._observations(
+            times, scopes, Alarm(on, alarm.onset, alarm.evidence), value, run_total, critical,
+            smallest[at], usual[at], self.describe,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RatioSettings(EvidenceSettings):
+    drops: tuple[float, ...] = (0.2, 0.45, 0.7, 0.9)  # the changes tested: the ratio falls by these fractions
+    critical_fraction: float = 0.35  # critical under this fraction of the usual ratio (0.9 -> 0.32)
+    min_usual: float = 0.02  # a scope whose usual ratio is under this (it never caches) is not watched
+    learning_calls: float = 30.0  # a scope with fewer calls in its baseline is learning, not watched
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.drops or not all(0 < d < 1 for d in self.drops):
+            raise ValueError("drops must be fractions in (0, 1)")
+        if not 0 < self.critical_fraction < 1:
+            raise ValueError("critical_fraction must be in (0, 1)")
+
+
+class RatioDetector(EvidenceDetector):
+    """A ratio of sums ``numerator`` / ``denominator`` of a scope falls clearly below its own usual level.
+
+    Each minute's ratio counts with the weight of its ``weight`` column (calls): the calls are the
+    independent draws, their tokens are not. A minute of n calls at ratio r is taken as r x n "hits" in
+    n draws — exact for calls that hit or miss their whole prefix, a quasi-likelihood otherwise, with
+    the dispersion the scope's history shows (never less than binomial).
+    """
+
+    numerator: ClassVar[str]
+    denominator: ClassVar[str]
+    weight: ClassVar[str] = "calls"
+    settings: RatioSettings
+
+    def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
+        raise NotImplementedError
+
+    def _evaluate(
+        self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
+    ) -> list[Observation]:
+        s = self.settings
+        g, scopes = self._grids(frame, dims, (self.numerator, self.denominator, self.weight), history)
+        if not scopes:
+            return []
+        numerator, denominator = g[self.numerator], g[self.denominator]
+        weight = np.where(denominator > 0, g[self.weight], 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(denominator > 0, np.minimum(numerator / denominator, 1.0), 0.0)
+        positions = self._positions(history, times)
+        first, rows = _scan_rows(positions)
+        # Each call is a draw that hits its cacheable prefix for a share of it: ``hits`` = ratio x calls
+        # is a (quasi-)binomial count, its dispersion measured on the scope's history.
+        hits = weight * ratio
+        (base_weight, base_hits, _, _), trailing, same_hour = stats.baseline_sums(
+            (weight, hits, stats.pearson_terms(hits, weight), (weight > 0).astype(float)), rows, lag=_LAG,
+            days=BASELINE_DAYS,
+            enough=s.learning_calls,
+        )  # fmt: skip
+        with np.errstate(divide="ignore", invalid="ignore"):
+            usual = base_hits / base_weight
+        # A thin baseline is not trusted: the null is the lower end of what it says (one sigma).
+        null, _ = stats.wilson_bounds(base_hits, base_weight, 1.0)
+        # A trailing day knows nothing of the time of day: allow for a ratio that moves over the day.
+        null = np.nan_to_num(np.where(same_hour, null, null * (1 - DIURNAL_DROP)))
+        dispersion = _dispersion(trailing)
+        watched = (base_weight >= s.learning_calls) & (np.nan_to_num(usual) >= s.min_usual) & (null > 0)
+        x, n = hits[rows], weight[rows]
+        changed = np.stack([null * (1 - d) for d in s.drops], axis=-1)
+        evidence = stats.binomial_evidence(
+            x[..., None], n[..., None], null[..., None], changed, dispersion[..., None]
+        )
+        smallest = null * (1 - min(s.drops))
+        evidence = np.where(watched[..., None], evidence, 0.0)
+        alarm = self._alarm(evidence, self._threshold(len(scopes), len(s.drops)), first, positions)
+        at = positions - first
+        run_numerator = _run_sums(stats.cumulative(numerator), alarm.onset, positions)
+        run_denominator = _run_sums(stats.cumulative(denominator), alarm.onset, positions)
+        run_calls = _run_sums(stats.cumulative(weight), alarm.onset, positions)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.where(run_denominator > 0, run_numerator / run_denominator, np.nan)
+        critical = np.nan_to_num(value, nan=1.0) < usual[at] * s.critical_fraction
+        on = alarm.on & watched[at]
+        return self._observations(
+            times, scopes, Alarm(on, alarm.onset, alarm.evidence), value, run_calls, critical,
+            smallest[at], usual[at], self.describe,
+        )  # fmt: skip

@@ -1,0 +1,200 @@
+"""The statistics kernel under the detectors: how much evidence a scope's recent minutes give that it
+moved away from its own baseline. Pure numpy, no I/O, vectorized over (minutes x scopes).
+
+The model, in the words an on-call engineer checks against a chart:
+
+- Every minute of a scope adds *evidence*: the log-likelihood ratio of "the scope changed by a
+  meaningful amount" against "the scope is as usual", given the calls the minute holds. A minute with
+  many calls weighs a lot; a minute with two calls weighs little; a minute without calls adds nothing
+  (no traffic is no evidence, either way).
+- Evidence accumulates minute by minute (a CUSUM: it sums, and restarts from zero whenever the scope
+  looks usual again). An alert fires when it reaches the *evidence threshold*; so a strong signal on a
+  thin scope pages within minutes, a weak one on a busy scope pages when it is real, noise does not.
+- The threshold comes from a false-alarm budget that counts the tests: with S scopes each tested every
+  minute, ``h = ln(S x minutes in the budget)`` makes a false page rarer than one per budget, whatever
+  S (the CUSUM's average run to a false alarm is at least e^h minutes: Wald's bound).
+- A firing alert resolves on evidence the other way: the scope must look usual rather than changed
+  (by the change that fired it) for as much evidence as ``clear_evidence`` (ln 10,000 by default) —
+  a partial recovery does not resolve it, and empty minutes never do.
+
+Shares (timeouts, uncached calls, escalations) are binomial counts; overdispersion (bursty users,
+retries in a row) is measured on the scope's own history and divides the evidence. Ratios of sums (a
+hit ratio) are counted the same way, a minute of n calls at ratio r as r x n hits in n draws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+MINUTES_PER_DAY = 1440
+
+# A share is never taken as exactly 0 or 1 (the log-likelihood ratio would be infinite).
+_SHARE_FLOOR = 1e-4
+
+
+def evidence_threshold(scopes: int, budget_days: float, alternatives: int = 1) -> float:
+    """The evidence (in nats) a scope needs to page, for at most one false page per ``budget_days``
+    across ``scopes`` scopes each tested every minute against ``alternatives`` effect sizes."""
+    tests = max(scopes, 1) * budget_days * MINUTES_PER_DAY * max(alternatives, 1)
+    return math.log(max(tests, math.e))
+
+
+def odds_shift(share: np.ndarray, odds_ratio: float) -> np.ndarray:
+    """The share whose odds are ``odds_ratio`` times those of ``share`` (1% x4 -> 3.9%, 50% x4 -> 80%)."""
+    odds = share / (1 - share) * odds_ratio
+    return odds / (1 + odds)
+
+
+def binomial_evidence(
+    successes: np.ndarray, trials: np.ndarray, usual: np.ndarray, changed: np.ndarray, dispersion: np.ndarray
+) -> np.ndarray:
+    """Log-likelihood ratio of share ``changed`` against ``usual`` for ``successes`` in ``trials``, per
+    cell, divided by the scope's ``dispersion`` (a quasi-likelihood: 1 for a binomial scope, more where
+    its history varies more than a binomial would). Empty cells give 0."""
+    p0 = np.clip(usual, _SHARE_FLOOR, 1 - _SHARE_FLOOR)
+    p1 = np.clip(changed, _SHARE_FLOOR, 1 - _SHARE_FLOOR)
+    failures = trials - successes
+    llr = successes * np.log(p1 / p0) + failures * np.log((1 - p1) / (1 - p0))
+    return np.where(trials > 0, llr / dispersion, 0.0)
+
+
+def pearson_terms(successes: np.ndarray, trials: np.ndarray, half_window: int = 15) -> np.ndarray:
+    """Each minute's Pearson term (x - n p)^2 / (n p (1 - p)) around the scope's *local* share p, the
+    share over the minutes within ``half_window`` of it: a binomial minute contributes 1 on average, a
+    bursty one more, while a share that drifts slowly over the day (that is the baseline's business)
+    contributes nothing. 0 for minutes without calls."""
+    rows = successes.shape[0]
+    index = np.arange(rows)
+    high, low = np.clip(index + half_window + 1, 0, rows), np.clip(index - half_window, 0, rows)
+    local_successes = cumulative(successes)[high] - cumulative(successes)[low]
+    local_trials = cumulative(trials)[high] - cumulative(trials)[low]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.clip(local_successes / local_trials, _SHARE_FLOOR, 1 - _SHARE_FLOOR)
+        terms = (successes - trials * share) ** 2 / (trials * share * (1 - share))
+    return np.where(trials > 0, np.nan_to_num(terms), 0.0)
+
+
+def dispersion(
+    terms: np.ndarray, minutes: np.ndarray, shrink: float = 10.0, most: float = 20.0
+) -> np.ndarray:
+    """The dispersion of a scope's minutes from the sum of their ``pearson_terms`` over ``minutes``
+    minutes with calls: 1 for binomial counts, more for bursty ones; shrunk towards 1 by ``shrink``
+    pseudo-minutes (a thin history is not trusted to be calm), at most ``most``."""
+    return np.clip(np.nan_to_num((terms + shrink) / (minutes + shrink), nan=1.0), 1.0, most)
+
+
+def wilson_bounds(successes: np.ndarray, trials: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Wilson score interval of successes / trials at ``z`` standard deviations (NaN without trials)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = successes / trials
+        centre = share + z * z / (2 * trials)
+        spread = z * np.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
+        scale = 1 + z * z / trials
+        return (centre - spread) / scale, (centre + spread) / scale
+
+
+def sequential_alarm(
+    evidence: np.ndarray, threshold: float, clear: float, min_minutes: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the alarm of every scope over the minutes, with hysteresis.
+
+    ``evidence`` (minutes x scopes x alternatives, alternatives from the weakest change to the
+    strongest) is each minute's log-likelihood ratio of each alternative against the usual. Outside an
+    alarm, a CUSUM per alternative accumulates it and the alarm starts when one reaches ``threshold``.
+    It *pages* once it has been on for ``min_minutes`` and its last minute with calls still speaks for
+    the change: a blip that is over sooner, however intense, never pages. Inside the alarm, the
+    evidence against the next weaker alternative than the one that fired accumulates (a CUSUM of its
+    negation) and the alarm ends when that reaches ``clear``: the scope is back to usual, not merely a
+    little better. Then every CUSUM starts again from zero. Minutes without calls add nothing, so they
+    neither start nor end an alarm.
+
+    Returns, per minute and scope: whether the alarm pages after the minute, the accumulated evidence
+    (the largest CUSUM), and the first minute of the evidence run (the onset, as an index).
+    """
+    minutes, scopes, _ = evidence.shape
+    every = np.arange(scopes)
+    paging = np.zeros((minutes, scopes), dtype=bool)
+    accumulated = np.zeros((minutes, scopes))
+    onset = np.zeros((minutes, scopes), dtype=np.int64)
+    cusum = np.zeros(evidence.shape[1:])
+    started = np.zeros(evidence.shape[1:], dtype=np.int64)
+    back = np.zeros(scopes)
+    on = np.zeros(scopes, dtype=bool)
+    paged = np.zeros(scopes, dtype=bool)
+    still = np.zeros(scopes, dtype=bool)  # the last minute with calls spoke for the change
+    fired = np.zeros(scopes, dtype=np.int64)  # the alternative that started the alarm
+    run_start = np.zeros(scopes, dtype=np.int64)
+    fired_at = np.zeros(scopes, dtype=np.int64)
+    for t in range(minutes):
+        off = ~on[:, None]
+        summed = cusum + evidence[t]
+        cusum = np.where(off, np.maximum(summed, 0.0), cusum)
+        started = np.where(off & (summed <= 0), t + 1, started)
+        strongest = cusum.argmax(axis=1)
+        best = cusum[every, strongest]
+        fire = ~on & (best >= threshold)
+        fired = np.where(fire, strongest, fired)
+        run_start = np.where(fire, started[every, strongest], run_start)
+        fired_at = np.where(fire, t, fired_at)
+        against = evidence[t][every, np.maximum(fired - 1, 0)]
+        back = np.where(on, np.maximum(back - against, 0.0), 0.0)
+        clears = on & (back >= clear)
+        on = (on | fire) & ~clears
+        now = evidence[t][every, fired]
+        still = np.where(now != 0, now > 0, still)
+        paged = on & (paged | (still & (t + 1 - fired_at >= min_minutes)))
+        cusum = np.where(clears[:, None], 0.0, cusum)
+        started = np.where(clears[:, None], t + 1, started)
+        paging[t] = paged
+        accumulated[t] = np.where(on, np.maximum(best, threshold), best)
+        onset[t] = np.where(on, run_start, started[every, strongest])
+    return paging, accumulated, onset
+
+
+def window_sums(cumulative: np.ndarray, ends: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sums over [starts, ends) of the rows whose cumulative sums (with a leading zero row) are given;
+    ``starts``/``ends`` are row indices per cell (minutes x scopes), clipped to the grid."""
+    rows = cumulative.shape[0] - 1
+    ends = np.clip(ends, 0, rows)
+    starts = np.clip(starts, 0, rows)
+    columns = np.arange(cumulative.shape[1])[None, :]
+    return cumulative[ends, columns] - cumulative[np.minimum(starts, ends), columns]
+
+
+def cumulative(grid: np.ndarray) -> np.ndarray:
+    """Cumulative sums along the minutes with a leading zero row (for ``window_sums``)."""
+    return np.vstack([np.zeros((1, grid.shape[1])), np.cumsum(grid, axis=0)])
+
+
+# The same time of day on previous days: this many minutes either side.
+SAME_HOURS = 60
+
+
+def baseline_sums(
+    grids: Sequence[np.ndarray],
+    positions: np.ndarray,
+    lag: int,
+    days: int,
+    enough: np.ndarray | float,
+    weight_index: int = 0,
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """The sums of each of ``grids`` (minutes x scopes) that a baseline at ``positions`` rests on: the two
+    hours around the same time of ``days`` previous days when those hold at least ``enough`` of the grid
+    at ``weight_index`` (calls), else the trailing day ending ``lag`` minutes before the position (so
+    the change being tested is not its own baseline). One value per (position, scope). Also the
+    trailing day's sums (what a property of the scope that does not follow the time of day, such as its
+    dispersion, rests on), and where the same time of day was used."""
+    cumulatives = [cumulative(g) for g in grids]
+    here = positions[:, None] + np.zeros((1, grids[0].shape[1]), dtype=np.int64)
+    same_hour = [np.zeros(here.shape) for _ in grids]
+    for k in range(1, days + 1):
+        centre = here - k * MINUTES_PER_DAY
+        for total, c in zip(same_hour, cumulatives, strict=True):
+            total += window_sums(c, centre + SAME_HOURS, centre - SAME_HOURS)
+    trailing = [window_sums(c, here - lag, here - lag - MINUTES_PER_DAY) for c in cumulatives]
+    use_same_hour = same_hour[weight_index] >= enough
+    chosen = [np.where(use_same_hour, s, t) for s, t in zip(same_hour, trailing, strict=True)]
+    return chosen, trailing, use_same_hour
