@@ -248,9 +248,7 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
     transitions = Engine([detector]).evaluate(history, times)
     seconds = time.perf_counter() - started
     by_scope: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    scope_key = (
-        "router" if kind.detector == "routing_escalation" else kind.dims[-1] if not kind.ratio else "route"
-    )
+    scope_key = next(d for d in kind.dims if d in ("route", "tool", "router"))
     for t in transitions:
         minute = int((t.at - START).total_seconds() // 60)
         by_scope[dict(t.scope)[scope_key]].append((minute, t.status))

@@ -68,6 +68,8 @@ class EvidenceSettings(DetectorSettings):
     # threshold grows with the log of the number of scopes tested.
     false_page_budget_days: float = 100.0
     clear_evidence: float = CLEAR_EVIDENCE
+    # A scope whose baseline holds fewer calls is learning: its own history does not say yet what is usual.
+    learning_calls: float = 30.0
 
     def __post_init__(self) -> None:
         if self.false_page_budget_days <= 0 or self.clear_evidence <= 0:
@@ -220,35 +222,37 @@ class ShareSettings(EvidenceSettings):
         25.0,
     )  # the changes tested: odds of the share times these
     critical_share: float = 0.20  # critical when the share is past this with confidence
-    prior_share: float = 0.01  # what a scope without history is taken to do ...
-    prior_calls: float = 50.0  # ... weighing as much as this many calls of its own
+    # What a learning scope is taken to do (a documented default, e.g. 1% of calls time out); None: a
+    # learning scope is not watched.
+    prior_share: float | None = 0.01
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.odds_ratios or min(self.odds_ratios) <= 1:
             raise ValueError("odds_ratios must be above 1")
-        if not 0 < self.prior_share < 1 or not 0 < self.critical_share <= 1 or self.prior_calls < 0:
-            raise ValueError("prior_share must be in (0, 1), critical_share in (0, 1], prior_calls >= 0")
+        if self.prior_share is not None and not 0 < self.prior_share < 1:
+            raise ValueError("prior_share must be in (0, 1) or unset")
+        if not 0 < self.critical_share <= 1:
+            raise ValueError("critical_share must be in (0, 1]")
 
 
 class ShareDetector(EvidenceDetector):
     """A share ``part`` / ``total`` of a scope's calls rises clearly above the scope's own usual share.
 
-    Declarations set ``part``, ``total``, the settings type, ``describe`` and, for scopes that must have
-    history to be watched (a scope that never cached has no cache to lose), ``needs_history``.
+    Declarations set ``part``, ``total``, the settings type, ``describe`` and, where some scopes are not
+    applicable (a scope that never cached has no cache to lose), ``applicable``.
     """
 
     part: ClassVar[str]
     total: ClassVar[str]
-    needs_history: ClassVar[bool] = False
     settings: ShareSettings
 
     def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
         raise NotImplementedError
 
-    def watched(self, baseline_part: np.ndarray, baseline_total: np.ndarray) -> np.ndarray:
-        """Scopes watched at each position: by default all; ``needs_history`` scopes once they have some."""
-        return baseline_total > 0 if self.needs_history else np.ones(baseline_total.shape, dtype=bool)
+    def applicable(self, baseline_part: np.ndarray, baseline_total: np.ndarray) -> np.ndarray:
+        """Scopes the detector applies to, from their baseline sums: by default all."""
+        return np.ones(baseline_total.shape, dtype=bool)
 
     def _evaluate(
         self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
@@ -265,12 +269,16 @@ class ShareDetector(EvidenceDetector):
             rows,
             lag=_LAG,
             days=BASELINE_DAYS,
-            enough=s.prior_calls,
+            enough=s.learning_calls,
         )
-        usual = (base_part + s.prior_share * s.prior_calls) / (base_total + s.prior_calls)
-        # A thin baseline is not trusted: the null is the upper end of what it says (one sigma: an error
-        # of the usual share smaller than the weakest change tested does not make evidence).
-        _, null = stats.wilson_bounds(usual * (base_total + s.prior_calls), base_total + s.prior_calls, 1.0)
+        learning = base_total < s.learning_calls
+        prior = np.nan if s.prior_share is None else s.prior_share
+        with np.errstate(divide="ignore", invalid="ignore"):
+            usual = np.where(learning, prior, base_part / base_total)
+        # The baseline is not trusted further than it knows: the null is the upper end of what it says
+        # (one sigma: an error of the usual share smaller than the weakest change tested makes no evidence).
+        _, upper = stats.wilson_bounds(base_part, base_total, 1.0)
+        null = np.where(learning, prior, upper)
         # A trailing day knows nothing of the time of day: allow for a share that moves over the day.
         null = np.where(same_hour, null, stats.odds_shift(null, DIURNAL_ODDS))
         dispersion = _dispersion(trailing)
@@ -280,7 +288,8 @@ class ShareDetector(EvidenceDetector):
             x[..., None], n[..., None], null[..., None], changed, dispersion[..., None]
         )
         smallest = stats.odds_shift(null, min(s.odds_ratios))
-        watched = self.watched(base_part, base_total)
+        watched = ~np.isnan(null) & (learning | self.applicable(base_part, base_total))
+        null = np.nan_to_num(null, nan=0.5)
         evidence = np.where(watched[..., None], evidence, 0.0)
         threshold = self._threshold(len(scopes), len(s.odds_ratios))
         alarm = self._alarm(evidence, threshold, first, positions)
@@ -303,7 +312,6 @@ class RatioSettings(EvidenceSettings):
     drops: tuple[float, ...] = (0.2, 0.45, 0.7, 0.9)  # the changes tested: the ratio falls by these fractions
     critical_fraction: float = 0.35  # critical under this fraction of the usual ratio (0.9 -> 0.32)
     min_usual: float = 0.02  # a scope whose usual ratio is under this (it never caches) is not watched
-    learning_calls: float = 30.0  # a scope with fewer calls in its baseline is learning, not watched
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -104,8 +104,8 @@ def sequential_alarm(
     ``evidence`` (minutes x scopes x alternatives, alternatives from the weakest change to the
     strongest) is each minute's log-likelihood ratio of each alternative against the usual. Outside an
     alarm, a CUSUM per alternative accumulates it and the alarm starts when one reaches ``threshold``.
-    It *pages* once it has been on for ``min_minutes`` and its last minute with calls still speaks for
-    the change: a blip that is over sooner, however intense, never pages. Inside the alarm, the
+    It *pages* once it has been on for ``min_minutes`` with no net evidence of recovery since it began:
+    a blip that is over sooner, however intense, never pages. Inside the alarm, the
     evidence against the next weaker alternative than the one that fired accumulates (a CUSUM of its
     negation) and the alarm ends when that reaches ``clear``: the scope is back to usual, not merely a
     little better. Then every CUSUM starts again from zero. Minutes without calls add nothing, so they
@@ -124,7 +124,6 @@ def sequential_alarm(
     back = np.zeros(scopes)
     on = np.zeros(scopes, dtype=bool)
     paged = np.zeros(scopes, dtype=bool)
-    still = np.zeros(scopes, dtype=bool)  # the last minute with calls spoke for the change
     fired = np.zeros(scopes, dtype=np.int64)  # the alternative that started the alarm
     run_start = np.zeros(scopes, dtype=np.int64)
     fired_at = np.zeros(scopes, dtype=np.int64)
@@ -143,9 +142,7 @@ def sequential_alarm(
         back = np.where(on, np.maximum(back - against, 0.0), 0.0)
         clears = on & (back >= clear)
         on = (on | fire) & ~clears
-        now = evidence[t][every, fired]
-        still = np.where(now != 0, now > 0, still)
-        paged = on & (paged | (still & (t + 1 - fired_at >= min_minutes)))
+        paged = on & (paged | ((back <= 0) & (t + 1 - fired_at >= min_minutes)))
         cusum = np.where(clears[:, None], 0.0, cusum)
         started = np.where(clears[:, None], t + 1, started)
         paging[t] = paged

@@ -27,7 +27,7 @@ from tokenpulse.detectors.evidence import ShareDetector, ShareSettings
 
 @dataclass(frozen=True)
 class Settings(ShareSettings):
-    prior_share: float = 0.05
+    prior_share: float | None = None  # a scope without history has no usual share of cached calls
     critical_share: float = 0.50
     scope: tuple[str, ...] = ("service", "route", "model")
 
@@ -41,9 +41,8 @@ class CacheNotApplied(ShareDetector):
     settings_type: ClassVar[type[Settings]] = Settings
     part: ClassVar[str] = "uncached_calls"
     total: ClassVar[str] = "calls"
-    needs_history: ClassVar[bool] = True
 
-    def watched(self, baseline_part: np.ndarray, baseline_total: np.ndarray) -> np.ndarray:
+    def applicable(self, baseline_part: np.ndarray, baseline_total: np.ndarray) -> np.ndarray:
         """Scopes with cached calls in their baseline: a scope that never cached has nothing to lose."""
         return baseline_part < baseline_total
 

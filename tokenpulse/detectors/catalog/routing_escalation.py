@@ -2,13 +2,14 @@
 usually does.
 
 Share = escalated calls / calls per service and router, for calls that went through a router
-(``router != ''``; an unrouted call is no router decision). The evidence model is
-``evidence.ShareDetector``'s: a router that usually escalates 20% is watched for its odds of escalating
-growing 2x, 4x or 16x, with the evidence its decisions give minute by minute. A traffic surge moves
-calls and escalations together: the share stays flat and nothing fires. A router without history is
-taken to escalate 30% of its decisions until its own say otherwise. Critical: the router escalates
-most of its traffic (the share since the evidence began is past 70% with confidence) — such a router
-saves nothing, whatever it did before.
+(``router != ''``; an unrouted call is no router decision).
+
+The evidence model is ``evidence.ShareDetector``'s: a router that usually escalates 20% is watched
+for its odds of escalating growing 1.5x, 3x, 8x or 25x, with the evidence its decisions give minute by
+minute. A traffic surge moves calls and escalations together: the share stays flat and nothing fires.
+A router with fewer than 30 decisions of history is learning and held to the documented default
+(``prior_share``, 50%). Critical: the router escalates most of its traffic (the share since the
+evidence began is past 70% with confidence) — such a router saves nothing, whatever it did before.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tokenpulse.detectors.evidence import ShareDetector, ShareSettings, Signal
 
 @dataclass(frozen=True)
 class Settings(ShareSettings):
-    prior_share: float = 0.30
+    prior_share: float | None = 0.50
     critical_share: float = 0.70
     scope: tuple[str, ...] = ("service", "router")
 

@@ -6,13 +6,13 @@ LLM calls are counted from the rollup (``timeouts`` / ``calls``); tool execution
 scope kinds come from this one detector, told apart by their keys: service+route or service+tool.
 
 The evidence model is ``evidence.ShareDetector``'s: each minute's timeouts weigh for "the odds of a
-timeout grew 2x, 4x or 16x" against the scope's usual share, the evidence accumulates minute by minute
-and the alert fires when it reaches the false-alarm budget's threshold. A thin tool at night that goes
-from 1% to 40% timeouts fires after a dozen executions (5-10 minutes at 2 a minute); a busy route that
-goes from 1% to 2% fires once that is more than chance. A scope without history is taken to time out
-1% of the time (``prior_share``) until its own calls say otherwise, so a new route timing out a third
-of its calls is news at once. Critical: the share since the evidence began is at least 20% with
-confidence (three-sigma Wilson bound).
+timeout grew 1.5x, 3x, 8x or 25x" against the scope's usual share, the evidence accumulates minute by
+minute and the alert fires when it reaches the false-alarm budget's threshold. A thin tool at night
+that goes from 1% to 40% timeouts fires after a dozen executions; a busy route that goes from 1% to 2%
+fires once that is more than chance. A scope with fewer than 30 calls of history is learning and held
+to the documented default (``prior_share``, 5%: healthy LLM calls time out well under 1%, and at 5%
+retries stop hiding it from users), so a new route timing out a third of its calls is news at once.
+Critical: the share since the evidence began is at least 20% with confidence.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ TOOL_SPANS = raw_minutes_query(
 
 @dataclass(frozen=True)
 class Settings(ShareSettings):
-    prior_share: float = 0.01
+    prior_share: float | None = 0.05
     critical_share: float = 0.20
 
 
