@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tokenpulse.detectors.base import Detector
@@ -107,3 +108,33 @@ def run(
 
 def transitions_only(result: Sequence[tuple[int, str, str, dict[str, str]]]) -> list[tuple[int, str, str]]:
     return [(m, status, severity) for m, status, severity, _ in result]
+
+
+def drawn(
+    scope: dict[str, str],
+    calls: Callable[[int], float] | float,
+    share: Callable[[int], float] | float,
+    *,
+    part: str,
+    total: str = "calls",
+    seed: int = 0,
+    start: int = 0,
+    end: int = 2 * 1440,
+    extra: dict[str, Callable[[int, int, int], float]] | None = None,
+) -> Series:
+    """A scope whose calls a minute are Poisson around ``calls`` and whose ``part`` of them is binomial
+    with ``share`` (each a constant or a function of the minute), drawn with ``seed``: traffic with the
+    noise real traffic has, reproducible. ``extra`` columns are functions of (minute, calls, part)."""
+    rng = np.random.default_rng(seed)
+    counts: dict[int, tuple[int, int]] = {}
+    for m in range(start, end):
+        n = int(rng.poisson(calls(m) if callable(calls) else calls))
+        p = share(m) if callable(share) else share
+        counts[m] = (n, int(rng.binomial(n, p)))
+    values: dict[str, float | Callable[[int], float]] = {
+        total: lambda m: counts[m][0],
+        part: lambda m: counts[m][1],
+    }
+    for name, column in (extra or {}).items():
+        values[name] = lambda m, column=column: column(m, *counts[m])
+    return Series(scope, values, start, end)

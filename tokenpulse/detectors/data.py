@@ -88,12 +88,16 @@ class Query:
 # The rollup dimensions detectors slice by. One query at this grain serves every detector: grids()
 # sums it up to each detector's own scope (e.g. service+route), so the rollup is read once a cycle.
 DETECTOR_DIMENSIONS = ("service", "route", "model", "router")
+# Cacheable tokens (``storage.cache_ratio``) from the rollup's own columns: the sums above alias them.
+_CACHEABLE = cacheable_tokens_sql(
+    *(f"r.{c}" for c in ("provider", "model", "input_tokens", "cache_read_tokens", "cache_write_tokens"))
+)
 ROLLUP = Query(
     "rollup",
     f"SELECT minute, {TENANT}, {', '.join(DETECTOR_DIMENSIONS)}, "
     + ", ".join(f"sum({m}) AS {m}" for m in ROLLUP_SUMS)
-    + f", sum({cacheable_tokens_sql()}) AS cacheable_tokens"
-    + ", toFloat64(sum(cost_usd)) AS cost_usd FROM calls_1m "
+    + f", sum({_CACHEABLE}) AS cacheable_tokens"
+    + ", toFloat64(sum(cost_usd)) AS cost_usd FROM calls_1m AS r "
     "WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
     f"GROUP BY minute, {TENANT}, {', '.join(DETECTOR_DIMENSIONS)}",
 )

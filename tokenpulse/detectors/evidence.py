@@ -47,10 +47,11 @@ _LAG = int(BASELINE_LAG.total_seconds() // 60)
 # may move this much over the day (observed: shares and hit ratios +-20% between peak and trough), so the
 # null hypothesis takes that much worse as still usual.
 DIURNAL_ODDS, DIURNAL_DROP = 1.5, 0.25
-# Evidence to resolve: the scope looked usual 10,000 times likelier than changed by the change that fired
-# the alarm. While the change goes on, that evidence reaches this level less than once in 10,000 minutes
-# (Wald), so an hour-long incident does not resolve in its middle and fire again.
-CLEAR_EVIDENCE = math.log(10_000)
+# Evidence to resolve: the scope looked usual 1,000 times likelier than halfway to the change that fired
+# the alarm. While the change goes on, that evidence reaches this level less than once in 1,000 minutes
+# (Wald; far less, since the change is beyond the halfway level), so an incident does not resolve in its
+# middle and fire again.
+CLEAR_EVIDENCE = math.log(1_000)
 
 
 @dataclass(frozen=True)
@@ -156,10 +157,12 @@ class EvidenceDetector:
     def _threshold(self, scopes: int, alternatives: int) -> float:
         return stats.evidence_threshold(scopes, self.settings.false_page_budget_days, alternatives)
 
-    def _alarm(self, evidence: np.ndarray, threshold: float, first: int, positions: np.ndarray) -> Alarm:
+    def _alarm(
+        self, evidence: np.ndarray, recovery: np.ndarray, threshold: float, first: int, positions: np.ndarray
+    ) -> Alarm:
         s = self.settings
         on, accumulated, onset = stats.sequential_alarm(
-            evidence, threshold, s.clear_evidence, int(s.min_duration.total_seconds() // 60)
+            evidence, recovery, threshold, s.clear_evidence, int(s.min_duration.total_seconds() // 60)
         )
         rows = positions - first
         return Alarm(on[rows], onset[rows] + first, accumulated[rows])
@@ -200,6 +203,24 @@ def _scan_rows(positions: np.ndarray) -> tuple[int, np.ndarray]:
     """The first grid row of the scan and every row from it to the last position."""
     first = max(int(positions.min()) - int(SCAN.total_seconds() // 60), 0)
     return first, np.arange(first, int(positions.max()) + 1)
+
+
+def _evidence(
+    x: np.ndarray,
+    n: np.ndarray,
+    null: np.ndarray,
+    changed: np.ndarray,
+    dispersion: np.ndarray,
+    watched: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each minute's evidence for each changed level against the null, and its recovery evidence: for
+    the null against the level halfway to each changed one. Nothing where a scope is not watched."""
+    cells = (x[..., None], n[..., None])
+    usual, spread = null[..., None], dispersion[..., None]
+    evidence = stats.binomial_evidence(*cells, usual, changed, spread)
+    recovery = -stats.binomial_evidence(*cells, usual, stats.halfway(usual, changed), spread)
+    mask = watched[..., None]
+    return np.where(mask, evidence, 0.0), np.where(mask, recovery, 0.0)
 
 
 def _dispersion(trailing: list[np.ndarray]) -> np.ndarray:
@@ -280,19 +301,16 @@ class ShareDetector(EvidenceDetector):
         _, upper = stats.wilson_bounds(base_part, base_total, 1.0)
         null = np.where(learning, prior, upper)
         # A trailing day knows nothing of the time of day: allow for a share that moves over the day.
-        null = np.where(same_hour, null, stats.odds_shift(null, DIURNAL_ODDS))
+        null = np.where(same_hour | learning, null, stats.odds_shift(null, DIURNAL_ODDS))
         dispersion = _dispersion(trailing)
         x, n = part[rows], total[rows]
-        changed = np.stack([stats.odds_shift(null, r) for r in s.odds_ratios], axis=-1)
-        evidence = stats.binomial_evidence(
-            x[..., None], n[..., None], null[..., None], changed, dispersion[..., None]
-        )
-        smallest = stats.odds_shift(null, min(s.odds_ratios))
         watched = ~np.isnan(null) & (learning | self.applicable(base_part, base_total))
         null = np.nan_to_num(null, nan=0.5)
-        evidence = np.where(watched[..., None], evidence, 0.0)
+        changed = np.stack([stats.odds_shift(null, r) for r in sorted(s.odds_ratios)], axis=-1)
+        smallest = changed[..., 0]
+        evidence, recovery = _evidence(x, n, null, changed, dispersion, watched)
         threshold = self._threshold(len(scopes), len(s.odds_ratios))
-        alarm = self._alarm(evidence, threshold, first, positions)
+        alarm = self._alarm(evidence, recovery, threshold, first, positions)
         at = positions - first
         run_part = _run_sums(stats.cumulative(part), alarm.onset, positions)
         run_total = _run_sums(stats.cumulative(total), alarm.onset, positions)
@@ -368,13 +386,11 @@ class RatioDetector(EvidenceDetector):
         dispersion = _dispersion(trailing)
         watched = (base_weight >= s.learning_calls) & (np.nan_to_num(usual) >= s.min_usual) & (null > 0)
         x, n = hits[rows], weight[rows]
-        changed = np.stack([null * (1 - d) for d in s.drops], axis=-1)
-        evidence = stats.binomial_evidence(
-            x[..., None], n[..., None], null[..., None], changed, dispersion[..., None]
-        )
-        smallest = null * (1 - min(s.drops))
-        evidence = np.where(watched[..., None], evidence, 0.0)
-        alarm = self._alarm(evidence, self._threshold(len(scopes), len(s.drops)), first, positions)
+        changed = np.stack([null * (1 - d) for d in sorted(s.drops)], axis=-1)
+        smallest = changed[..., 0]
+        evidence, recovery = _evidence(x, n, null, changed, dispersion, watched)
+        threshold = self._threshold(len(scopes), len(s.drops))
+        alarm = self._alarm(evidence, recovery, threshold, first, positions)
         at = positions - first
         run_numerator = _run_sums(stats.cumulative(numerator), alarm.onset, positions)
         run_denominator = _run_sums(stats.cumulative(denominator), alarm.onset, positions)

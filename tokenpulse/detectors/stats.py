@@ -14,7 +14,7 @@ The model, in the words an on-call engineer checks against a chart:
   minute, ``h = ln(S x minutes in the budget)`` makes a false page rarer than one per budget, whatever
   S (the CUSUM's average run to a false alarm is at least e^h minutes: Wald's bound).
 - A firing alert resolves on evidence the other way: the scope must look usual rather than changed
-  (by the change that fired it) for as much evidence as ``clear_evidence`` (ln 10,000 by default) —
+  (by the change that fired it) for as much evidence as ``clear_evidence`` (ln 1,000 by default) —
   a partial recovery does not resolve it, and empty minutes never do.
 
 Shares (timeouts, uncached calls, escalations) are binomial counts; overdispersion (bursty users,
@@ -45,6 +45,14 @@ def evidence_threshold(scopes: int, budget_days: float, alternatives: int = 1) -
 def odds_shift(share: np.ndarray, odds_ratio: float) -> np.ndarray:
     """The share whose odds are ``odds_ratio`` times those of ``share`` (1% x4 -> 3.9%, 50% x4 -> 80%)."""
     odds = share / (1 - share) * odds_ratio
+    return odds / (1 + odds)
+
+
+def halfway(share: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """The share halfway between ``share`` and ``changed`` on the log-odds scale."""
+    p0 = np.clip(share, _SHARE_FLOOR, 1 - _SHARE_FLOOR)
+    p1 = np.clip(changed, _SHARE_FLOOR, 1 - _SHARE_FLOOR)
+    odds = np.sqrt(p0 / (1 - p0) * p1 / (1 - p1))
     return odds / (1 + odds)
 
 
@@ -97,18 +105,20 @@ def wilson_bounds(successes: np.ndarray, trials: np.ndarray, z: float) -> tuple[
 
 
 def sequential_alarm(
-    evidence: np.ndarray, threshold: float, clear: float, min_minutes: int = 1
+    evidence: np.ndarray, recovery: np.ndarray, threshold: float, clear: float, min_minutes: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
     ``evidence`` (minutes x scopes x alternatives, alternatives from the weakest change to the
     strongest) is each minute's log-likelihood ratio of each alternative against the usual. Outside an
     alarm, a CUSUM per alternative accumulates it and the alarm starts when one reaches ``threshold``.
+    ``recovery`` (same shape) is each minute's log-likelihood ratio of the usual against a level
+    between the usual and each alternative (halfway, on the log-odds scale).
     It *pages* once it has been on for ``min_minutes`` with no net evidence of recovery since it began:
     a blip that is over sooner, however intense, never pages. Inside the alarm, the
-    evidence against the next weaker alternative than the one that fired accumulates (a CUSUM of its
-    negation) and the alarm ends when that reaches ``clear``: the scope is back to usual, not merely a
-    little better. Then every CUSUM starts again from zero. Minutes without calls add nothing, so they
+    recovery evidence against the halfway level of the alternative that fired accumulates (a CUSUM)
+    and the alarm ends when that reaches ``clear``: the scope is back to usual, not merely a little
+    better. Then every CUSUM starts again from zero. Minutes without calls add nothing, so they
     neither start nor end an alarm.
 
     Returns, per minute and scope: whether the alarm pages after the minute, the accumulated evidence
@@ -138,8 +148,7 @@ def sequential_alarm(
         fired = np.where(fire, strongest, fired)
         run_start = np.where(fire, started[every, strongest], run_start)
         fired_at = np.where(fire, t, fired_at)
-        against = evidence[t][every, np.maximum(fired - 1, 0)]
-        back = np.where(on, np.maximum(back - against, 0.0), 0.0)
+        back = np.where(on, np.maximum(back + recovery[t][every, fired], 0.0), 0.0)
         clears = on & (back >= clear)
         on = (on | fire) & ~clears
         paged = on & (paged | ((back <= 0) & (t + 1 - fired_at >= min_minutes)))
