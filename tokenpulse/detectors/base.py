@@ -67,7 +67,6 @@ class DetectorSettings:
     window: timedelta = timedelta(minutes=5)
     for_: timedelta = timedelta(minutes=5)  # the condition must hold this long before firing
     keep_firing_for: timedelta = timedelta(minutes=5)  # one good window does not resolve
-    min_calls: int = 30  # fewer calls in the window: no observation (low traffic never alerts)
 
 
 class Detector(Protocol):

@@ -596,7 +596,15 @@ def check_sustained(sustained: timedelta, window: timedelta) -> None:
 
 
 @dataclass(frozen=True)
-class HeldSettings(DetectorSettings):
+class SampledSettings(DetectorSettings):
+    """Settings of the detectors not yet on the evidence kernel (``evidence``): a window with fewer than
+    ``min_calls`` calls gives no observation."""
+
+    min_calls: int = 30
+
+
+@dataclass(frozen=True)
+class HeldSettings(SampledSettings):
     """Settings of a detector whose condition is *held* by ``sustained`` of the window's minutes (each past
     the threshold on its own) rather than by a ``for`` delay: it fires as soon as it holds."""
 

@@ -151,8 +151,8 @@ class EvidenceDetector:
     @staticmethod
     def _positions(history: History, times: Sequence[datetime]) -> np.ndarray:
         """Grid row of the last minute before each time: what a time's verdict has seen."""
-        index = minute_index(history.start, history.end)
-        return index.get_indexer(pd.DatetimeIndex([pd.Timestamp(t) for t in times])) - 1
+        first = minute_index(history.start, history.end)[0]
+        return np.array([(pd.Timestamp(t) - first) // pd.Timedelta(minutes=1) - 1 for t in times])
 
     def _threshold(self, scopes: int, alternatives: int) -> float:
         return stats.evidence_threshold(scopes, self.settings.false_page_budget_days, alternatives)

@@ -16,7 +16,7 @@ from tokenpulse.detectors.base import CRITICAL, DetectorSettings, Observation, m
 
 NAME = "tokenpulse_unhealthy"
 # One failed cycle (a restart of ClickHouse, a network blip) does not page; three in a row do.
-SETTINGS = DetectorSettings(for_=timedelta(minutes=2), keep_firing_for=timedelta(minutes=2), min_calls=0)
+SETTINGS = DetectorSettings(for_=timedelta(minutes=2), keep_firing_for=timedelta(minutes=2))
 SCOPE = make_scope(component="storage")
 
 

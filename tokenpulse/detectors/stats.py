@@ -44,6 +44,7 @@ def evidence_threshold(scopes: int, budget_days: float, alternatives: int = 1) -
 
 def odds_shift(share: np.ndarray, odds_ratio: float) -> np.ndarray:
     """The share whose odds are ``odds_ratio`` times those of ``share`` (1% x4 -> 3.9%, 50% x4 -> 80%)."""
+    share = np.clip(share, _SHARE_FLOOR, 1 - _SHARE_FLOOR)
     odds = share / (1 - share) * odds_ratio
     return odds / (1 + odds)
 

@@ -1,81 +1,127 @@
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import pytest
 
-from tests.detector_harness import Scenario, Series, between, run
+from tests.detector_harness import Scenario, between, drawn, run
+from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.base import settings_from_mapping
-from tokenpulse.detectors.catalog.cache_hit_collapse import ROLLUP, CacheHitCollapse, Settings
-from tokenpulse.detectors.catalog.routing_escalation import Settings as RoutingSettings
+from tokenpulse.detectors.catalog.cache_hit_collapse import CacheHitCollapse, Settings
+from tokenpulse.detectors.data import ROLLUP, load_history
+from tokenpulse.storage.store import Store
 
 DAY = 1440
-ONSET, END = DAY + 30, DAY + 60  # the prompt edit and its rollback
+ONSET, END = DAY + 60, DAY + 120  # the prompt edit and its rollback
+SPAN = DAY + 240
+PREFIX, SUFFIX = 6000, 2000  # tokens of a call's cached prefix, and after it
 
 
 def scope(route: str) -> dict[str, str]:
     return {"service": "support", "route": route, "model": "claude-sonnet-4-5"}
 
 
-def healthy(route: str, calls: float = 50, **overrides) -> Series:
-    values = {
-        "calls": calls,
-        "input_tokens": 6000.0,
-        "cache_read_tokens": 4000.0,
-        "cache_write_tokens": 500.0,
-    }
-    return Series(scope(route), {**values, **overrides}, 0, DAY + 120)
-
-
-def test_collapse_fires_critical_and_resolves_while_confounders_stay_quiet() -> None:
-    scenario = Scenario().add(
-        ROLLUP,
-        healthy("/collapse", cache_read_tokens=between(ONSET, END, 300, 4000),
-                cache_write_tokens=between(ONSET, END, 4000, 500)),
-        healthy("/surge", calls=between(ONSET, END, 150, 50)),
-        healthy("/blip", cache_read_tokens=between(DAY + 80, DAY + 83, 300, 4000),
-                cache_write_tokens=between(DAY + 80, DAY + 83, 4000, 500)),
-        healthy("/thin", calls=1, cache_read_tokens=0.0, cache_write_tokens=4000.0),
-        healthy("/never-cached-well", cache_read_tokens=1000.0, cache_write_tokens=4000.0),
+def anthropic(
+    route: str, hit: Callable[[int], float] | float, calls: float = 30, seed: int = 1, suffix: int = SUFFIX
+):
+    """Anthropic-shaped traffic: a call reads its prefix (a hit) or writes it; the suffix is neither."""
+    return drawn(
+        scope(route), calls, hit, part="hits", seed=seed, end=SPAN,
+        extra={
+            "input_tokens": lambda m, n, hits: n * (PREFIX + suffix),
+            "cache_read_tokens": lambda m, n, hits: hits * PREFIX,
+            "cache_write_tokens": lambda m, n, hits: (n - hits) * PREFIX,
+            "cacheable_tokens": lambda m, n, hits: n * PREFIX,  # reads + writes
+        },
     )  # fmt: skip
-    result = run(CacheHitCollapse(), scenario, DAY, DAY + 120)
-    assert result == [
-        (ONSET + 4, "firing", "critical", scope("/collapse")),  # under 0.5 in 4 of the window's 5 minutes
-        (END + 6, "resolved", "critical", scope("/collapse")),  # last held at +1, kept 5 min
+
+
+def openai(route: str, hit: Callable[[int], float] | float, calls: float = 30, seed: int = 1):
+    """Reads only: a hit reads the prefix; no write is reported; cacheable tokens are the input."""
+    return drawn(
+        scope(route), calls, hit, part="hits", seed=seed, end=SPAN,
+        extra={
+            "input_tokens": lambda m, n, hits: n * (PREFIX + SUFFIX),
+            "cache_read_tokens": lambda m, n, hits: hits * PREFIX,
+            "cache_write_tokens": lambda m, n, hits: 0,
+            "cacheable_tokens": lambda m, n, hits: n * (PREFIX + SUFFIX),
+        },
+    )  # fmt: skip
+
+
+def evaluate(*series) -> list[tuple[int, str, str, dict[str, str]]]:
+    return run(CacheHitCollapse(), Scenario().add(ROLLUP, *series), DAY, SPAN)
+
+
+def test_a_collapse_fires_critical_and_resolves_while_confounders_stay_quiet() -> None:
+    result = evaluate(
+        anthropic("/collapse", between(ONSET, END, 0.05, 0.9)),
+        anthropic("/surge", 0.9, calls=between(ONSET, END, 120, 30), seed=2),
+        anthropic("/blip", between(DAY + 150, DAY + 153, 0.05, 0.9), seed=3),  # a 3-minute eviction
+        anthropic("/thin", 0.9, calls=0.5, seed=4),
+    )
+    assert [(status, severity, s["route"]) for _, status, severity, s in result] == [
+        ("firing", "critical", "/collapse"),
+        ("resolved", "critical", "/collapse"),
+    ]
+    assert ONSET + 4 <= result[0][0] <= ONSET + 6 and END <= result[1][0] <= END + 10
+
+
+def test_a_warm_cache_whose_windows_have_no_write_is_not_a_collapse() -> None:
+    # 97% of calls hit: most 5-minute windows have no write at all. Reads over input would read them
+    # as 6000 / 20000 = 0.3 (a critical collapse, twice in two days on a real route); reads over
+    # cacheable tokens (reads + writes, Anthropic's shape) reads them as the 1.0 they are.
+    assert evaluate(anthropic("/warm", 0.97, calls=10, suffix=14_000)) == []
+
+
+def test_a_route_that_usually_hits_a_third_is_watched_relative_to_itself() -> None:
+    # Real traffic: a cache that hits 30% of the time. 0.3 -> 0.05 is a collapse; 0.3 is not.
+    result = evaluate(openai("/chat", between(ONSET, END, 0.05, 0.3)), openai("/steady", 0.3, seed=5))
+    assert [(status, s["route"]) for _, status, _, s in result] == [
+        ("firing", "/chat"),
+        ("resolved", "/chat"),
     ]
 
 
-def test_a_scope_without_history_does_not_alert_on_its_first_bad_hour() -> None:
-    scenario = Scenario().add(
-        ROLLUP,
-        Series(
-            scope("/new"),
-            {"calls": 50, "input_tokens": 6000, "cache_read_tokens": 300.0, "cache_write_tokens": 4000.0},
-            DAY,
-            DAY + 120,
-        ),
-    )
-    assert run(CacheHitCollapse(), scenario, DAY, DAY + 120) == []
+def test_a_reads_only_route_that_stops_caching_entirely_is_a_collapse() -> None:
+    # The issue's miss: an OpenAI route that stops caching at all (no read, no write) for an hour.
+    result = evaluate(openai("/auto", between(ONSET, END, 0.0, 0.86)))
+    assert [status for _, status, _, _ in result] == ["firing", "resolved"]
 
 
-def test_openai_style_ratio_uses_input_tokens_when_no_writes_are_reported() -> None:
-    reads = between(ONSET, END, 500.0, 5000.0)
-    scenario = Scenario().add(
-        ROLLUP, healthy("/openai", input_tokens=6000.0, cache_read_tokens=reads, cache_write_tokens=0.0)
-    )
-    result = run(CacheHitCollapse(), scenario, DAY, DAY + 120)
-    assert [(m, status, severity) for m, status, severity, _ in result] == [
-        (ONSET + 4, "firing", "critical"),
-        (END + 6, "resolved", "critical"),
-    ]
+def test_a_scope_that_never_cached_or_has_no_history_is_not_watched() -> None:
+    never = openai("/never", 0.0)
+    new = drawn(
+        scope("/new"), 30, 0.05, part="hits", seed=6, start=DAY + 30, end=SPAN,
+        extra={"input_tokens": lambda m, n, h: n * 8000, "cache_read_tokens": lambda m, n, h: h * 6000,
+               "cache_write_tokens": lambda m, n, h: 0, "cacheable_tokens": lambda m, n, h: n * 8000},
+    )  # fmt: skip
+    assert evaluate(never, new) == []
 
 
 def test_the_scope_is_a_setting() -> None:
-    reads = between(ONSET, END, 300.0, 4000.0)
-    writes = between(ONSET, END, 4000.0, 500.0)
-    scenario = Scenario().add(ROLLUP, healthy("/a", cache_read_tokens=reads, cache_write_tokens=writes))
-    per_service = CacheHitCollapse(settings_from_mapping(Settings, {"scope": ["service"]}))
-    fired = run(per_service, scenario, DAY, DAY + 120)[0]
-    assert fired == (ONSET + 4, "firing", "critical", {"service": "support"})
-    # canonical order whatever the order given; only dimensions of the rollup detectors read
-    assert settings_from_mapping(Settings, {"scope": ["model", "service"]}).scope == ("service", "model")
-    with pytest.raises(ValueError, match="must be some of service, route, model, router"):
+    settings = settings_from_mapping(Settings, {"scope": ["service", "route"], "false_page_budget_days": 30})
+    assert settings.scope == ("service", "route") and settings.false_page_budget_days == 30
+    with pytest.raises(ValueError, match="scope"):
         settings_from_mapping(Settings, {"scope": ["user"]})
-    with pytest.raises(ValueError, match="include router"):
-        RoutingSettings(scope=("service",))
+    with pytest.raises(ValueError, match="drops"):
+        settings_from_mapping(Settings, {"drops": [1.5]})
+
+
+def test_the_query_counts_cacheable_tokens_by_who_served_the_call(tmp_path: Path, store: Store) -> None:
+    minute = datetime.fromtimestamp(BASE_TIME_NS // 1_000_000_000, UTC)
+    claude = {
+        "provider": "anthropic",
+        "request_model": "claude-sonnet-4-5",
+        "response_model": "claude-sonnet-4-5",
+    }
+    records = [call_record(input_tokens=8000, cache_read_tokens=6000, cache_write_tokens=0, **claude)]
+    records += [call_record(input_tokens=8000, cache_read_tokens=0, cache_write_tokens=6000, **claude)]
+    records += [call_record(input_tokens=1000, cache_read_tokens=600)]  # OpenAI: reads only
+    store_records(store, tmp_path, records)
+    history = load_history(store, [ROLLUP], minute - timedelta(hours=1), minute + timedelta(minutes=2))
+    frame = history[ROLLUP].sort_values("model")
+    assert frame[["model", "calls", "cache_read_tokens", "cacheable_tokens"]].values.tolist() == [
+        ["claude-sonnet-4-5", 2, 6000, 12000],
+        ["gpt-4o-2024-08-06", 1, 600, 1000],
+    ]

@@ -105,7 +105,9 @@ def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
 
     detector = TimeoutSurge()
     start = datetime.fromtimestamp(first // 1_000_000_000, UTC)
-    history = load_history(store, detector.queries(), start - timedelta(minutes=2), start + timedelta(minutes=6))
+    history = load_history(
+        store, detector.queries(), start - timedelta(minutes=2), start + timedelta(minutes=6)
+    )
     executions = history[TOOL_SPANS]
     assert list(executions.columns) == ["minute", "tenant", "service", "tool", "calls", "timeouts"]
     assert executions[["tool", "calls", "timeouts"]].values.tolist() == [["search", 30, 15]]  # no agents

@@ -37,12 +37,13 @@ from typing import ClassVar
 
 import pandas as pd
 
-from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
+from tokenpulse.detectors.base import Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ROLLUP,
     CatalogDetector,
     History,
     Query,
+    SampledSettings,
     at_times,
     check_for_covers_window,
     check_scope,
@@ -60,7 +61,7 @@ QUANTILE = 0.99
 
 
 @dataclass(frozen=True)
-class Settings(DetectorSettings):
+class Settings(SampledSettings):
     window: timedelta = timedelta(minutes=10)
     for_: timedelta = timedelta(minutes=15)  # > window: see the module docstring
     min_calls: int = 100  # a p99 of fewer calls is just the slowest call

@@ -53,13 +53,14 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope
+from tokenpulse.detectors.base import Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
     ENDED_MINUTE,
     ROLLUP,
     CatalogDetector,
     History,
     Query,
+    SampledSettings,
     at_times,
     baseline,
     check_sustained,
@@ -76,7 +77,7 @@ SESSION_DIMENSIONS = ("service", "route", "session")
 
 
 @dataclass(frozen=True)
-class Settings(DetectorSettings):
+class Settings(SampledSettings):
     window: timedelta = timedelta(minutes=15)
     for_: timedelta = timedelta(minutes=10)
     warning_ratio: float = 2.0  # input tokens per call against the route's baseline

@@ -37,11 +37,12 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from tokenpulse.detectors.base import DetectorSettings, Observation, Scope, format_scope, scope_dict
+from tokenpulse.detectors.base import Observation, Scope, format_scope, scope_dict
 from tokenpulse.detectors.data import (
     CatalogDetector,
     History,
     Query,
+    SampledSettings,
     check_for_covers_window,
     check_scope,
     grids,
@@ -84,7 +85,7 @@ def ttft_calls_query(
 
 
 @dataclass(frozen=True)
-class Settings(DetectorSettings):
+class Settings(SampledSettings):
     window: timedelta = timedelta(minutes=5)
     for_: timedelta = timedelta(minutes=10)  # > window: see the module docstring
     min_calls: int = 50  # calls with a TTFT in the window

@@ -1,0 +1,105 @@
+"""The evidence kernel, tested as the pure functions it is."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tokenpulse.detectors import stats
+
+
+def test_the_threshold_grows_with_the_log_of_the_tests() -> None:
+    one = stats.evidence_threshold(1, budget_days=100)
+    assert one == pytest.approx(math.log(100 * 1440))
+    # Ten times the scopes, or four alternatives each, cost ln 10 and ln 4 nats: pages do not multiply.
+    assert stats.evidence_threshold(10, 100) - one == pytest.approx(math.log(10))
+    assert stats.evidence_threshold(1, 100, alternatives=4) - one == pytest.approx(math.log(4))
+
+
+def test_binomial_evidence_is_the_log_likelihood_ratio_over_the_dispersion() -> None:
+    llr = stats.binomial_evidence(
+        np.array([3.0]), np.array([10.0]), np.array([0.01]), np.array([0.3]), np.ones(1)
+    )
+    assert llr[0] == pytest.approx(3 * math.log(0.3 / 0.01) + 7 * math.log(0.7 / 0.99))
+    halved = stats.binomial_evidence(
+        np.array([3.0]), np.array([10.0]), np.array([0.01]), np.array([0.3]), np.full(1, 2.0)
+    )
+    assert halved[0] == pytest.approx(llr[0] / 2)
+    # No calls, no evidence, either way.
+    assert (
+        stats.binomial_evidence(np.zeros(1), np.zeros(1), np.array([0.01]), np.array([0.3]), np.ones(1))[0]
+        == 0
+    )
+
+
+def test_odds_shift_and_halfway_work_on_the_log_odds_scale() -> None:
+    assert stats.odds_shift(np.array([0.5]), 4.0)[0] == pytest.approx(0.8)
+    assert stats.odds_shift(np.array([0.01]), 4.0)[0] == pytest.approx(0.0388, abs=1e-4)
+    assert stats.halfway(np.array([0.2]), stats.odds_shift(np.array([0.2]), 9.0))[0] == pytest.approx(
+        stats.odds_shift(np.array([0.2]), 3.0)[0]
+    )
+
+
+def alarm(evidence: list[float], threshold: float = 5.0, clear: float = 3.0, min_minutes: int = 1):
+    """One scope, one alternative, recovery evidence the mirror of the evidence."""
+    grid = np.array(evidence, dtype=float).reshape(-1, 1, 1)
+    paging, _, onset = stats.sequential_alarm(grid, -grid, threshold, clear, min_minutes)
+    return paging[:, 0].tolist(), onset[:, 0].tolist()
+
+
+def test_evidence_accumulates_to_the_threshold_and_restarts_from_zero() -> None:
+    paging, onset = alarm([1, 1, -5, 2, 2, 2, 0, 0])
+    assert paging == [False, False, False, False, False, True, True, True]
+    assert onset[5] == 3  # the run after the evidence went back to zero
+
+
+def test_minutes_without_calls_neither_fire_nor_resolve() -> None:
+    paging, _ = alarm([6, 0, 0, 0, 0, 0, -1, -1, -1, 0])
+    assert paging == [True] * 8 + [False] * 2  # resolves only once recovery evidence reaches 3
+
+
+def test_a_blip_shorter_than_the_floor_never_pages() -> None:
+    blip, _ = alarm([10, 10, -2, -2, -2, -2], min_minutes=4)
+    assert not any(blip)
+    incident, _ = alarm([10, 1, 1, 1, 1], min_minutes=4)
+    assert incident == [False, False, False, True, True]
+
+
+def test_the_alternative_that_fired_decides_the_recovery() -> None:
+    # Two alternatives; the strong one fires. Recovery is judged against the strong one's halfway level
+    # (third column of recovery): a minute that speaks against the weak change only does not resolve.
+    evidence = np.array([[[1.0, 8.0]], [[0.5, 0.5]], [[0.5, 0.5]]])
+    recovery = np.array([[[0.0, 0.0]], [[5.0, 0.0]], [[5.0, 0.0]]])
+    paging, _, _ = stats.sequential_alarm(evidence, recovery, threshold=5.0, clear=3.0)
+    assert paging[:, 0].tolist() == [True, True, True]
+
+
+def test_pearson_terms_see_bursts_not_a_slow_drift() -> None:
+    rng = np.random.default_rng(3)
+    minutes = np.arange(2000)
+    trials = np.full((2000, 1), 100.0)
+    drifting = 0.1 + 0.05 * np.sin(2 * np.pi * minutes / 1440)[:, None]  # a share that moves over the day
+    binomial = rng.binomial(100, drifting).astype(float)
+    dispersion = stats.dispersion(stats.pearson_terms(binomial, trials).sum(axis=0), np.array([2000.0]))
+    assert dispersion[0] < 1.15
+    bursty = rng.binomial(100, rng.beta(0.1 * 19, 0.9 * 19, size=(2000, 1))).astype(float)  # rho 0.05
+    dispersion = stats.dispersion(stats.pearson_terms(bursty, trials).sum(axis=0), np.array([2000.0]))
+    assert 4 < dispersion[0] < 8  # 1 + (n - 1) rho = 5.95
+
+
+def test_a_baseline_prefers_the_same_time_of_previous_days_when_they_have_enough_calls() -> None:
+    minutes = 3 * 1440
+    calls = np.ones((minutes, 2))
+    calls[:, 1] = 0.0
+    calls[1440 : 1440 + 120, 1] = 1.0  # the second scope: traffic only around the same time yesterday
+    part = calls * 0.5
+    (total, _), trailing, same_hour = stats.baseline_sums(
+        (calls, part), np.array([2 * 1440 + 60]), lag=60, days=7, enough=30
+    )
+    assert same_hour.tolist() == [[True, True]]
+    assert total.tolist() == [[240.0, 120.0]]  # two previous days for the first, one for the second
+    assert trailing[0].tolist() == [[1440.0, 120.0]]  # the day ending an hour before
+    (total, _), _, same_hour = stats.baseline_sums(
+        (calls, part), np.array([2 * 1440 + 60]), 60, 7, enough=500
+    )
+    assert same_hour.tolist() == [[False, False]] and total.tolist() == [[1440.0, 120.0]]
