@@ -278,8 +278,6 @@ def tokens() -> dash.Dashboard:
     board = base(
         "tokenpulse-tokens", "tokenpulse / Tokens & cache", "Tokens by kind and how well prompts cache."
     )
-    collapse = cache_hit_collapse.Settings()
-    not_applied = cache_not_applied.Settings()
     return board.with_panel(chart(
         "Tokens by kind",
         "Tokens per minute. Input is split into uncached, cache read and cache write; output into visible "
@@ -301,14 +299,13 @@ def tokens() -> dash.Dashboard:
     )).with_panel(chart(
         "Cache hit ratio by route",
         "Cache reads / (reads + writes), or reads / input where the provider reports no writes. "
-        f"cache_hit_collapse warns under {collapse.warning_below}, critical under {collapse.critical_below}.",
+        "cache_hit_collapse pages when a route's ratio falls clearly below its own usual level.",
         "percentunit",
         series(
             f"SELECT $__timeInterval(minute) AS time, service, route, {HIT_RATIO} AS hit_ratio FROM {ROLLUP} "
             f"WHERE {where('minute')} GROUP BY time, service, route "
             "HAVING sum(cache_read_tokens) + sum(cache_write_tokens) > 0 ORDER BY time"
         ),
-        lines=(Line(collapse.critical_below, "red"), Line(collapse.warning_below, "orange")),
         below_is_bad=True,
     )).with_panel(chart(
         "Calls with no prompt caching",
@@ -319,7 +316,7 @@ def tokens() -> dash.Dashboard:
             "share "
             f"FROM {ROLLUP} WHERE {where('minute')} GROUP BY time, service, route ORDER BY time"
         ),
-        lines=(Line(not_applied.warning_above, "orange"),),
+        lines=(Line(cache_not_applied.Settings().critical_share, "red"),),
     )).with_panel(chart(
         "Input tokens per call (prompt growth)", "Prompt tokens per call by route, cache reads and writes "
         "included.",
@@ -416,11 +413,16 @@ def _fired_thresholds(detector: str) -> Query:
     )
 
 
+# Windows the evidence-based detectors' signals are drawn over: a chart needs some window; the detectors
+# weigh every minute by its calls instead (README: The evidence model).
+DISPLAY_WINDOW = 5
+
+
 def _windowed(
-    signal: str, scope: str, minutes: int, min_calls: int, source: str = ROLLUP, extra: str = ""
+    signal: str, scope: str, minutes: int, min_calls: int = 1, source: str = ROLLUP, extra: str = ""
 ) -> Query:
     """``signal`` per ``scope`` over tumbling windows of ``minutes`` of the rollup, where the window has
-    at least ``min_calls`` calls (the detectors' sample floor)."""
+    at least ``min_calls`` calls (the sample floor of the detectors that have one)."""
     return series(
         f"SELECT {bucket('minute', minutes)} AS time, {scope}, {signal} AS signal FROM {source} "
         f"WHERE {where('minute')}{extra} GROUP BY time, {scope} HAVING sum(calls) >= {min_calls} ORDER BY "
@@ -453,26 +455,28 @@ def silent_failures() -> dash.Dashboard:
     panels = [
         chart(
             "cache_hit_collapse: prompt-cache hit ratio",
-            f"Per service, route and model over {w(s1.window)}-minute windows of at least {s1.min_calls} "
-            "calls.",
+            f"Per service, route and model over {DISPLAY_WINDOW}-minute windows. Pages when a scope's "
+            "ratio falls clearly below its own usual level (critical under "
+            f"{s1.critical_fraction:.0%} of it); the fired thresholds are each alert's.",
             "percentunit",
             series(
-                f"SELECT {bucket('minute', w(s1.window))} AS time, {scope3}, {HIT_RATIO} AS hit_ratio FROM "
+                f"SELECT {bucket('minute', DISPLAY_WINDOW)} AS time, {scope3}, {HIT_RATIO} AS hit_ratio FROM "
                 f"{ROLLUP} "
-                f"WHERE {where('minute')} GROUP BY time, {scope3} HAVING sum(calls) >= {s1.min_calls} "
-                "AND sum(cache_read_tokens) + sum(cache_write_tokens) > 0 ORDER BY time"
+                f"WHERE {where('minute')} GROUP BY time, {scope3} "
+                "HAVING sum(cache_read_tokens) + sum(cache_write_tokens) > 0 ORDER BY time"
             ),
-            lines=(Line(s1.critical_below, "red"), Line(s1.warning_below, "orange")),
+            _fired_thresholds("cache_hit_collapse"),
             below_is_bad=True,
         ),
         chart(
             "cache_not_applied: share of calls with no caching",
             "Calls with neither cache reads nor writes / calls, per service, route and model, "
-            f"{w(s2.window)}-minute "
-            "windows; watched on scopes that normally cache.",
+            f"{DISPLAY_WINDOW}-minute windows; pages when it rises clearly above the scope's own usual "
+            "share, on scopes that cache.",
             "percentunit",
-            _windowed("sum(uncached_calls) / sum(calls)", scope3, w(s2.window), s2.min_calls),
-            lines=(Line(s2.warning_above, "orange"), Line(s2.critical_above, "red")),
+            _windowed("sum(uncached_calls) / sum(calls)", scope3, DISPLAY_WINDOW),
+            _fired_thresholds("cache_not_applied"),
+            lines=(Line(s2.critical_share, "red"),),
         ),
         chart(
             "prompt_growth: input tokens per call",
@@ -542,20 +546,18 @@ def silent_failures() -> dash.Dashboard:
         ),
         chart(
             "routing_escalation: share of router decisions escalated",
-            f"Escalated calls / routed calls per service and router over {w(s8.window)}-minute windows; "
-            "warning at "
-            f"{s8.warning_ratio}x the baseline (at least {s8.warning_min_share}), critical at "
+            f"Escalated calls / routed calls per service and router over {DISPLAY_WINDOW}-minute windows; "
+            "pages when a router escalates clearly more than it usually does, critical at "
             f"{s8.critical_share}.",
             "percentunit",
             _windowed(
                 "sum(escalated_calls) / sum(calls)",
                 "service, router",
-                w(s8.window),
-                s8.min_calls,
+                DISPLAY_WINDOW,
                 extra=" AND router != ''",
             ),
             _fired_thresholds("routing_escalation"),
-            lines=(Line(s8.warning_min_share, "orange"), Line(s8.critical_share, "red")),
+            lines=(Line(s8.critical_share, "red"),),
         ),
         chart(
             "tool_hidden_cost: LLM cost per tool call",
@@ -586,19 +588,18 @@ def silent_failures() -> dash.Dashboard:
             "timeout_surge: share of calls and tool executions timed out",
             "Timed-out LLM calls per service and route (rollup) and tool executions per service and tool "
             "(raw "
-            f"tool_spans) over {w(s10.window)}-minute windows of at least {s10.min_calls}; fires at "
-            f"{s10.baseline_ratio}x the baseline and at least {s10.min_share}, critical at "
-            f"{s10.critical_share}.",
+            f"tool_spans) over {DISPLAY_WINDOW}-minute windows; pages when a scope's share rises clearly "
+            f"above its own usual share, critical at {s10.critical_share}.",
             "percentunit",
-            _windowed("sum(timeouts) / sum(calls)", "service, route", w(s10.window), s10.min_calls),
+            _windowed("sum(timeouts) / sum(calls)", "service, route", DISPLAY_WINDOW),
             _fired_thresholds("timeout_surge"),
             series(
-                f"SELECT {bucket(ENDED, w(s10.window))} AS time, service, name AS tool, "
+                f"SELECT {bucket(ENDED, DISPLAY_WINDOW)} AS time, service, name AS tool, "
                 f"countIf(is_timeout) / count() AS tool_timeout_share FROM tool_spans WHERE {tool_where} "
-                f"GROUP BY time, service, tool HAVING count() >= {s10.min_calls} ORDER BY time",
+                "GROUP BY time, service, tool ORDER BY time",
                 ref_id="C",
             ),
-            lines=(Line(s10.min_share, "orange"), Line(s10.critical_share, "red")),
+            lines=(Line(s10.critical_share, "red"),),
         ),
     ]
     for panel in panels:

@@ -42,3 +42,14 @@ def test_find_suspects_reads_the_calls_of_the_scope(store: Store, tmp_path: Path
         "dimension": "prompt_version", "value": "v8", "share_before": 0.0, "share_after": 1.0, "new": True
     }  # fmt: skip
     assert all(s["value"] != "v9" for s in suspects)  # another route's change is not this alert's
+
+
+def test_an_empty_value_is_never_a_suspect() -> None:
+    # Calls without a user or a prompt version took over the scope at the onset: that names nothing
+    # an on-call engineer could roll back; the deploy that came with them does.
+    counts = [
+        ShareCount("user", "", before=0, after=90, total_before=100, total_after=100),
+        ShareCount("prompt_version", " ", before=10, after=100, total_before=100, total_after=100),
+        ShareCount("deploy_version", "2.4.1", before=0, after=80, total_before=100, total_after=100),
+    ]
+    assert [(s["dimension"], s["value"]) for s in rank_suspects(counts)] == [("deploy_version", "2.4.1")]

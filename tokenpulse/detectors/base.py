@@ -74,6 +74,9 @@ class Detector(Protocol):
 
     name: ClassVar[str]
     settings: DetectorSettings
+    # False: ``evaluate`` takes every tenant's history at once (the tenant is one of its scope keys);
+    # True: the engine hands it each tenant's history on its own.
+    splits_tenants: ClassVar[bool]
 
     def queries(self) -> list[Query]:
         """The reads ``evaluate`` needs (the engine runs each distinct query once per cycle)."""
@@ -81,6 +84,10 @@ class Detector(Protocol):
 
     def lookback(self) -> timedelta:
         """How much history before the first evaluation time ``evaluate`` needs."""
+        ...
+
+    def same_hour_margin(self) -> timedelta:
+        """How much history around the same times of previous days ``evaluate`` needs."""
         ...
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:

@@ -186,6 +186,7 @@ class CatalogDetector:
 
     name: ClassVar[str]
     settings_type: ClassVar[type[DetectorSettings]]
+    splits_tenants: ClassVar[bool] = True
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
         self.settings = settings or self.settings_type()
@@ -195,6 +196,9 @@ class CatalogDetector:
 
     def lookback(self) -> timedelta:
         return TRAILING_DAY
+
+    def same_hour_margin(self) -> timedelta:
+        return SAME_HOUR_MARGIN
 
 
 @dataclass

@@ -49,10 +49,7 @@ class Engine:
     def load(self, store: Store, times: Sequence[datetime]) -> History:
         """Read what every detector needs to evaluate ``times``."""
         trailing = max((d.lookback() for d in self.detectors), default=timedelta(0))
-        margin = max(
-            (getattr(d, "same_hour_margin", lambda: SAME_HOUR_MARGIN)() for d in self.detectors),
-            default=SAME_HOUR_MARGIN,
-        )
+        margin = max((d.same_hour_margin() for d in self.detectors), default=SAME_HOUR_MARGIN)
         queries = [q for d in self.detectors for q in d.queries()]
         ranges = history_ranges(times, trailing, margin=margin)
         return load_history(store, queries, ranges[0][0], ranges[-1][1], ranges, first_time=times[0])
@@ -67,7 +64,7 @@ class Engine:
         histories = tenant_histories(history)
         for detector in self.detectors:
             per_time: dict[datetime, list[Observation]] = defaultdict(list)
-            if not getattr(detector, "splits_tenants", True):
+            if not detector.splits_tenants:
                 for observation in detector.evaluate(history, times):
                     per_time[observation.at].append(observation)
                 by_detector[detector.name] = per_time

@@ -403,3 +403,84 @@ class RatioDetector(EvidenceDetector):
             times, scopes, Alarm(on, alarm.onset, alarm.evidence), value, run_calls, critical,
             smallest[at], usual[at], self.describe,
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CountSettings(EvidenceSettings):
+    drops: tuple[float, ...] = (0.8, 0.95, 0.995)  # the changes tested: calls fall by these fractions
+    critical_fraction: float = 0.05  # critical under 5% of the usual rate: the scope stopped sending
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.drops or not all(0 < d < 1 for d in self.drops):
+            raise ValueError("drops must be fractions in (0, 1)")
+
+
+# The same time of day of these previous days; the lower of them is the usual rate, so neither a
+# weekend after a week (yesterday) nor a Monday after a weekend (a week ago) reads as a drop.
+_RATE_DAYS = (1, 7)
+
+
+class CountDetector(EvidenceDetector):
+    """The number of calls a scope makes falls clearly below what it usually makes at this time of day.
+
+    Calls a minute are Poisson around the usual rate (with the dispersion of the scope's history: traffic
+    is bursty). The usual rate is the lower of the same time (±1 h) yesterday and a week ago, so a scope
+    without a previous day's history is learning.
+    """
+
+    count: ClassVar[str] = "calls"
+    settings: CountSettings
+
+    def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
+        raise NotImplementedError
+
+    def same_hour_margin(self) -> timedelta:
+        return SCAN + timedelta(minutes=stats.SAME_HOURS + 5)
+
+    def _evaluate(
+        self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
+    ) -> list[Observation]:
+        s = self.settings
+        g, scopes = self._grids(frame, dims, (self.count,), history)
+        if not scopes:
+            return []
+        calls = g[self.count]
+        positions = self._positions(history, times)
+        first, rows = _scan_rows(positions)
+        totals = stats.cumulative(calls)
+        here = rows[:, None] + np.zeros((1, calls.shape[1]), dtype=np.int64)
+        window = 2 * stats.SAME_HOURS
+        rates = []
+        for days in _RATE_DAYS:
+            centre = here - days * stats.MINUTES_PER_DAY
+            total = stats.window_sums(totals, centre + stats.SAME_HOURS, centre - stats.SAME_HOURS)
+            known = centre - stats.SAME_HOURS >= 0  # that day is in the history read
+            rates.append(np.where(known & (total >= s.learning_calls), total / window, np.nan))
+        with np.errstate(invalid="ignore"):
+            usual = np.fmin(*rates)
+        watched = ~np.isnan(usual)
+        usual = np.nan_to_num(usual, nan=1.0)
+        trailing = [
+            stats.window_sums(stats.cumulative(grid), here - _LAG, here - _LAG - stats.MINUTES_PER_DAY)
+            for grid in stats.count_terms(calls)
+        ]
+        dispersion = stats.dispersion(*trailing)
+        x = calls[rows]
+        changed = np.stack([usual * (1 - d) for d in sorted(s.drops)], axis=-1)
+        evidence = stats.poisson_evidence(x[..., None], usual[..., None], changed, dispersion[..., None])
+        halfway = np.sqrt(usual[..., None] * changed)
+        recovery = -stats.poisson_evidence(x[..., None], usual[..., None], halfway, dispersion[..., None])
+        mask = watched[..., None]
+        evidence, recovery = np.where(mask, evidence, 0.0), np.where(mask, recovery, 0.0)
+        alarm = self._alarm(evidence, recovery, self._threshold(len(scopes), len(s.drops)), first, positions)
+        at = positions - first
+        run_calls = _run_sums(totals, alarm.onset, positions)
+        run_minutes = positions[:, None] + 1 - alarm.onset
+        value = run_calls / np.maximum(run_minutes, 1)
+        critical = value < usual[at] * s.critical_fraction
+        on = alarm.on & watched[at]
+        return self._observations(
+            times, scopes, Alarm(on, alarm.onset, alarm.evidence), value, run_calls, critical,
+            changed[..., 0][at], usual[at], self.describe,
+        )  # fmt: skip

@@ -70,6 +70,29 @@ def binomial_evidence(
     return np.where(trials > 0, llr / dispersion, 0.0)
 
 
+def poisson_evidence(
+    counts: np.ndarray, usual: np.ndarray, changed: np.ndarray, dispersion: np.ndarray
+) -> np.ndarray:
+    """Log-likelihood ratio of rate ``changed`` against ``usual`` (per minute) for ``counts`` in a minute,
+    divided by the scope's ``dispersion``. A minute without calls is evidence here: it is the count."""
+    rate0 = np.maximum(usual, 1e-6)
+    rate1 = np.maximum(changed, 1e-6)
+    return (counts * np.log(rate1 / rate0) - (rate1 - rate0)) / dispersion
+
+
+def count_terms(counts: np.ndarray, half_window: int = 15) -> tuple[np.ndarray, np.ndarray]:
+    """Each minute's Pearson term (x - m)^2 / m around the scope's *local* rate m (over the minutes
+    within ``half_window``): 1 for Poisson minutes on average, more for bursty ones; and whether the
+    minute counts (it has calls around it)."""
+    rows = counts.shape[0]
+    index = np.arange(rows)
+    high, low = np.clip(index + half_window + 1, 0, rows), np.clip(index - half_window, 0, rows)
+    local = (cumulative(counts)[high] - cumulative(counts)[low]) / (high - low)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = (counts - local) ** 2 / local
+    return np.where(local > 0, np.nan_to_num(terms), 0.0), (local > 0).astype(float)
+
+
 def pearson_terms(successes: np.ndarray, trials: np.ndarray, half_window: int = 15) -> np.ndarray:
     """Each minute's Pearson term (x - n p)^2 / (n p (1 - p)) around the scope's *local* share p, the
     share over the minutes within ``half_window`` of it: a binomial minute contributes 1 on average, a

@@ -57,12 +57,12 @@ class ShareCount:
 
 
 def rank_suspects(counts: Sequence[ShareCount], limit: int = 3) -> list[dict[str, Any]]:
-    """The values whose share of calls grew the most at the onset (pure)."""
+    """The values whose share of calls grew the most at the onset (pure); never an empty value."""
     ranked = []
     for c in counts:
         total_before, total_after = c.total_before, c.total_after
-        if not total_after:
-            continue
+        if not total_after or not c.value.strip():
+            continue  # no calls since, or calls that do not say (no user, no prompt version): no suspect
         share_before = c.before / total_before if total_before else 0.0
         share_after = c.after / total_after
         change = share_after - share_before

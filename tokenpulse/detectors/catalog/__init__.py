@@ -19,6 +19,7 @@ NAMES = (
     "routing_escalation",
     "tool_hidden_cost",
     "timeout_surge",
+    "traffic_drop",
 )
 
 

@@ -1,0 +1,85 @@
+import math
+
+from tests.detector_harness import Scenario, Series, between, run
+from tokenpulse.detectors.catalog.timeout_surge import TimeoutSurge
+from tokenpulse.detectors.catalog.traffic_drop import TrafficDrop
+from tokenpulse.detectors.data import ROLLUP
+
+DAY = 1440
+START = 7 * DAY  # a week of history, then the day under test
+ONSET, END = START + 600, START + 660
+SPAN = START + 780
+
+
+def route(name: str, calls, start: int = 0) -> Series:
+    """Poisson calls a minute around ``calls`` (a function of the minute), drawn reproducibly."""
+    import numpy as np
+
+    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    drawn = {m: float(rng.poisson(max(calls(m), 0.0))) for m in range(start, SPAN)}
+    return Series({"service": "support", "route": name}, {"calls": lambda m: drawn[m]}, start, SPAN)
+
+
+def diurnal(peak: float):
+    """A day with 10x between the afternoon peak and the night trough; weekends (days 5, 6) at half."""
+
+    def calls(m: int) -> float:
+        hour = (m % DAY) / 60
+        weekend = 0.5 if (m // DAY) % 7 in (5, 6) else 1.0
+        return weekend * peak * (0.1 + 0.9 * (0.5 - 0.5 * math.cos(2 * math.pi * (hour - 3) / 24)))
+
+    return calls
+
+
+def evaluate(*series: Series) -> list[tuple[int, str, str, dict[str, str]]]:
+    return run(TrafficDrop(), Scenario().add(ROLLUP, *series), START, SPAN, history_from=0)
+
+
+def test_a_route_that_stops_sending_pages_and_resolves_when_it_is_back() -> None:
+    stopped = diurnal(200)
+    result = evaluate(route("/chat", lambda m: 0 if ONSET <= m < END else stopped(m)))
+    assert [(status, severity) for _, status, severity, _ in result] == [
+        ("firing", "critical"),
+        ("resolved", "critical"),
+    ]
+    assert ONSET + 4 <= result[0][0] <= ONSET + 6 and END <= result[1][0] <= END + 10
+
+
+def test_a_thin_route_that_stops_pages_once_the_silence_is_evidence() -> None:
+    result = evaluate(route("/thin", between(ONSET - 120, END, 0, 2)))
+    firing = [m for m, status, _, _ in result if status == "firing"]
+    assert firing and ONSET - 120 + 4 <= firing[0] <= ONSET - 60
+
+
+def test_nights_weekends_and_surges_are_not_drops() -> None:
+    surge = diurnal(50)
+    assert (
+        evaluate(
+            route("/diurnal", diurnal(300)),  # day 7 is a weekday after a weekend: a week ago is the usual
+            route("/surge", lambda m: 4 * surge(m) if ONSET <= m < END else surge(m)),
+            route("/new", lambda m: 30, start=START - 300),  # no yesterday: learning
+        )
+        == []
+    )
+
+
+def test_other_alerts_of_a_scope_that_stopped_sending_do_not_resolve() -> None:
+    # Timeouts surge, then the route stops sending for two hours: no traffic is no evidence of recovery,
+    # so the alert resolves only once calls come back healthy.
+    def timeouts(m: int) -> float:
+        return 20 if ONSET - 60 <= m < ONSET else 0.2
+
+    calls = Series(
+        {"service": "support", "route": "/chat"},
+        {
+            "calls": lambda m: 0 if ONSET <= m < END + 60 else 20,
+            "timeouts": lambda m: timeouts(m) if m < ONSET else 0,
+        },
+        0,
+        SPAN,
+    )
+    scenario = Scenario().add(ROLLUP, calls)
+    scenario.series.setdefault(TimeoutSurge().queries()[1], [])
+    result = run(TimeoutSurge(), scenario, START, SPAN, history_from=0)
+    assert [status for _, status, _, _ in result] == ["firing", "resolved"]
+    assert result[0][0] < ONSET and result[1][0] > END + 60
