@@ -57,7 +57,9 @@ def test_cycles_fire_with_suspects_record_events_and_survive_a_restart(
         fired += service.cycle(ONSET + timedelta(minutes=offset) + INGEST_DELAY)
     (transition,) = fired
     assert transition.status == "firing" and transition.severity == "critical"
-    assert transition.at == ONSET + timedelta(minutes=4)  # 4 of the window's minutes collapsed
+    # 10 calls a minute: one collapsed minute is 7.7 nats of evidence, two pass the threshold (13.3) at
+    # ONSET + 2, and the change has been seen for the 4-minute floor at ONSET + 5.
+    assert transition.at == ONSET + timedelta(minutes=5)
     assert dict(transition.scope) == {
         "service": "checkout",
         "route": "/support",
@@ -92,7 +94,7 @@ def test_each_tenant_is_evaluated_on_its_own_traffic(store: Store, tmp_path: Pat
     (transition,) = fired
     # Pooled, the two tenants would read as one scope at half the collapse; apart, acme alone fires,
     # at the same minute as a single tenant does, and its suspects are its own calls'.
-    assert transition.at == ONSET + timedelta(minutes=4)
+    assert transition.at == ONSET + timedelta(minutes=5)
     assert transition.scope == (
         ("tenant", "acme"), ("service", "checkout"), ("route", "/support"), ("model", "claude-sonnet-4-5")
     )  # fmt: skip
@@ -116,7 +118,7 @@ def test_backtest_command_prints_the_same_transitions_as_json_lines(history: Sto
     transitions = [json.loads(line) for line in result.stdout.splitlines()]
     collapse = [t for t in transitions if t["detector"] == "cache_hit_collapse"]
     assert [(t["status"], t["severity"], t["at"]) for t in collapse] == [
-        ("firing", "critical", (ONSET + timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        ("firing", "critical", (ONSET + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"))
     ]
     (firing,) = collapse
     assert firing["scope"] == {"service": "checkout", "route": "/support", "model": "claude-sonnet-4-5"}
@@ -185,3 +187,20 @@ def test_a_failing_writer_is_unhealthy_even_when_queries_answer(history: Store, 
     transitions = [t for offset in range(3) for t in service.cycle(NOW + timedelta(minutes=offset))]
     unhealthy = [t for t in transitions if t.detector == "tokenpulse_unhealthy"]
     assert len(unhealthy) == 1 and unhealthy[0].summary.endswith("inserts into storage are failing")
+
+
+def test_backtest_says_what_each_detector_watches(history: Store, tmp_path: Path) -> None:
+    history.close()  # the command opens the store itself
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenpulse.cli", "backtest", "--data", str(tmp_path / "data"), "--coverage",
+         "--start", (NOW - timedelta(minutes=2)).isoformat(), "--end", NOW.isoformat()],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    coverage = {
+        (c["detector"], c["scope"]["route"]): c["status"]
+        for c in (x["coverage"] for x in lines if "coverage" in x)
+    }
+    assert coverage[("cache_hit_collapse", "/support")] == "watched"
+    assert coverage[("traffic_drop", "/support")] == "learning"  # no yesterday at this time yet
+    assert "cache_hit_collapse: 1 watched" in result.stderr

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import urllib.parse
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument("--step", default="1m", help="evaluation step: Nm or Nh (default 1m)")
     backtest.add_argument(
         "--notify", action="store_true", help="also send the transitions through the configured receivers"
+    )
+    backtest.add_argument(
+        "--coverage",
+        action="store_true",
+        help="also say what each detector makes of each scope at the end: watched, learning, not applicable",
     )
 
     summary = commands.add_parser("summary", help="print calls, tokens and cost from a running daemon")
@@ -136,9 +142,11 @@ def _backtest(args: argparse.Namespace) -> int:
     try:
         store.migrate()  # a store last served by an older tokenpulse: the queries need today's schema
         engine = Engine(build_detectors(settings.detectors))
-        transitions = engine.run(store, times, settings.runbooks)
+        transitions = engine.run(store, times, settings.runbooks, coverage=args.coverage)
         for transition in transitions:
             print(json.dumps(transition.to_json()), flush=True)
+        if args.coverage:
+            _print_coverage(engine.coverage, times[-1])
     finally:
         store.close()
         lock.release()
@@ -147,6 +155,22 @@ def _backtest(args: argparse.Namespace) -> int:
 
         return notify_command(settings, transitions, {d.name: d.settings.window for d in engine.detectors})
     return 0
+
+
+def _print_coverage(rows: list[Any], at: datetime) -> None:
+    """Per detector, how many scopes it watches, is learning and does not apply to at ``at`` (standard
+    error), then one JSON line per detector and scope, with why: "no alert" told from "not looking"."""
+    print(f"coverage at {at:%Y-%m-%dT%H:%M:%SZ}:", file=sys.stderr)
+    totals: dict[str, Counter[str]] = {}
+    for row in rows:
+        totals.setdefault(row.detector, Counter())[row.status] += 1
+    for detector, counts in sorted(totals.items()):
+        print(
+            f"  {detector}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
+            file=sys.stderr,
+        )
+    for row in rows:
+        print(json.dumps({"coverage": row.to_json()}), flush=True)
 
 
 def _utc(text: str) -> datetime:

@@ -21,6 +21,7 @@ from tokenpulse.auth import ApiKeys, RequireApiKey, check_bind, is_loopback
 from tokenpulse.collector.grpc_receiver import start_grpc_server
 from tokenpulse.collector.http_receiver import create_otlp_http_app
 from tokenpulse.config import Settings
+from tokenpulse.detectors.api import coverage_router
 from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.service import DetectorService
 from tokenpulse.memory import StoreMemoryCollector, tune_allocator
@@ -46,6 +47,7 @@ async def _serve(runtime: Runtime, detectors: DetectorService, alerts: AlertServ
     )
     api_app = create_api_app(runtime.store, runtime.wal, runtime.writer, detectors.engine.states)
     api_app.include_router(alerts_router(runtime.store, detectors.engine.states, alerts.store))
+    api_app.include_router(coverage_router(detectors.engine))
     api_app.add_middleware(RequireApiKey, keys=keys, protect_metrics=settings.protect_metrics)
     servers = [
         _Server(uvicorn.Config(app, host=settings.host, port=port, log_level="warning", access_log=False))

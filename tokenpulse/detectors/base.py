@@ -59,6 +59,30 @@ class Observation:
         return self.severity is not None
 
 
+# What a detector does with a scope (``Coverage.status``), so that "no alert" can be told from "not
+# looking": watched; learning (its history does not say yet what is usual: held to a documented default,
+# or not watched yet); not applicable (e.g. a scope that never cached, for the cache detectors).
+WATCHED, LEARNING, NOT_APPLICABLE = "watched", "learning", "not_applicable"
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """One detector's status for one scope at one time, with a line saying why."""
+
+    detector: str
+    scope: Scope
+    status: str
+    note: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "detector": self.detector,
+            "scope": scope_dict(self.scope),
+            "status": self.status,
+            "note": self.note,
+        }
+
+
 @dataclass(frozen=True)
 class DetectorSettings:
     """Settings every detector has; each detector adds its thresholds in a subclass."""
@@ -92,6 +116,10 @@ class Detector(Protocol):
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         """Observations for every scope at each of ``times`` (whole minutes, ascending)."""
+        ...
+
+    def coverage(self, history: History, at: datetime) -> list[Coverage]:
+        """Each scope's status at ``at`` (none from detectors that do not assess it per scope)."""
         ...
 
 

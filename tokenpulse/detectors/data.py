@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from tokenpulse.detectors.base import CRITICAL, WARNING, DetectorSettings, Observation, Scope
+from tokenpulse.detectors.base import CRITICAL, WARNING, Coverage, DetectorSettings, Observation, Scope
 from tokenpulse.storage.cache_ratio import cacheable_tokens_sql
 from tokenpulse.storage.schema import ENDED_AT, LATENCY_QUANTILES
 from tokenpulse.storage.store import Store
@@ -199,6 +199,10 @@ class CatalogDetector:
 
     def same_hour_margin(self) -> timedelta:
         return SAME_HOUR_MARGIN
+
+    def coverage(self, history: History, at: datetime) -> list[Coverage]:
+        """Not assessed per scope: these detectors watch a scope whenever a window has ``min_calls``."""
+        return []
 
 
 @dataclass

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from tokenpulse.detectors.base import Detector, Observation, Transition
+from tokenpulse.detectors.base import Coverage, Detector, Observation, Transition
 from tokenpulse.detectors.data import (
     SAME_HOUR_MARGIN,
     TENANT,
@@ -45,6 +45,7 @@ class Engine:
     def __init__(self, detectors: Sequence[Detector], states: AlertStates | None = None) -> None:
         self.detectors = [d for d in detectors if d.settings.enabled]
         self.states = states or AlertStates()
+        self.coverage: list[Coverage] = []  # at the last time of the last run, when asked for
 
     def load(self, store: Store, times: Sequence[datetime]) -> History:
         """Read what every detector needs to evaluate ``times``."""
@@ -84,9 +85,15 @@ class Engine:
             transitions += inhibit(self.states, now, moment)
         return transitions
 
-    def run(self, store: Store, times: Sequence[datetime], runbook_base_url: str = "") -> list[Transition]:
-        """Load, evaluate, and name the suspects and the runbook of every transition."""
-        transitions = self.evaluate(self.load(store, times), times)
+    def run(
+        self, store: Store, times: Sequence[datetime], runbook_base_url: str = "", coverage: bool = False
+    ) -> list[Transition]:
+        """Load, evaluate, and name the suspects and the runbook of every transition; with ``coverage``,
+        also say what each detector makes of each scope at the last time (``self.coverage``)."""
+        history = self.load(store, times)
+        transitions = self.evaluate(history, times)
+        if coverage:
+            self.coverage = [row for d in self.detectors for row in d.coverage(history, times[-1])]
         windows = {d.name: d.settings.window for d in self.detectors}
         enriched = []
         for transition in transitions:

@@ -24,7 +24,17 @@ import numpy as np
 import pandas as pd
 
 from tokenpulse.detectors import stats
-from tokenpulse.detectors.base import CRITICAL, WARNING, DetectorSettings, Observation, Scope
+from tokenpulse.detectors.base import (
+    CRITICAL,
+    LEARNING,
+    NOT_APPLICABLE,
+    WARNING,
+    WATCHED,
+    Coverage,
+    DetectorSettings,
+    Observation,
+    Scope,
+)
 from tokenpulse.detectors.data import (
     BASELINE_DAYS,
     ROLLUP,
@@ -88,6 +98,26 @@ class Signal:
 
 
 @dataclass(frozen=True)
+class Assessment:
+    """What a template made of one signal's scopes: the observations, and each scope's status at the
+    evaluation times (``STATUSES`` codes, times x scopes)."""
+
+    observations: list[Observation]
+    scopes: list[Scope]
+    status: np.ndarray
+
+
+# Status codes of ``Assessment.status``: watched, learning and held to a documented default, learning and
+# not watched, not applicable.
+_WATCHED, _HELD, _LEARNING, _NOT_APPLICABLE = 0, 1, 2, 3
+
+
+def status_codes(learning: np.ndarray, applicable: np.ndarray, held: bool) -> np.ndarray:
+    """Each scope's status code from whether it is learning, applicable, and learning scopes are held."""
+    return np.where(learning, _HELD if held else _LEARNING, np.where(applicable, _WATCHED, _NOT_APPLICABLE))
+
+
+@dataclass(frozen=True)
 class Alarm:
     """The kernel's verdict for the scopes of one signal at the evaluation times."""
 
@@ -117,20 +147,42 @@ class EvidenceDetector:
 
     def same_hour_margin(self) -> timedelta:
         """How far around the evaluation times the previous days are read (for same-hour baselines)."""
-        return SCAN + timedelta(minutes=45)
+        return SCAN + timedelta(minutes=stats.SAME_HOURS + 5)
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
-        observations: list[Observation] = []
+        return [o for a in self._assess(history, times) for o in a.observations]
+
+    def coverage(self, history: History, at: datetime) -> list[Coverage]:
+        """Each scope's status at ``at``: watched, learning or not applicable."""
+        rows = []
+        for assessment in self._assess(history, [at]):
+            for scope, code in zip(assessment.scopes, assessment.status[0], strict=True):
+                rows.append(Coverage(self.name, scope, *self._status(int(code))))
+        return rows
+
+    def _status(self, code: int) -> tuple[str, str]:
+        learning = f"its history holds fewer than {self.settings.learning_calls:.0f} calls"
+        return {
+            _WATCHED: (WATCHED, "compared with its own usual level"),
+            _HELD: (LEARNING, f"{learning}: held to the documented default"),
+            _LEARNING: (LEARNING, f"{learning}: not watched yet"),
+            _NOT_APPLICABLE: (NOT_APPLICABLE, self.not_applicable),
+        }[code]
+
+    not_applicable: ClassVar[str] = "not applicable"
+
+    def _assess(self, history: History, times: Sequence[datetime]) -> list[Assessment]:
+        assessments = []
         for signal in self.signals():
             frame = history[signal.query]
             if signal.rows is not None and not frame.empty:
                 frame = frame[signal.rows(frame)]
-            observations += self._evaluate(frame, signal.dims, history, times)
-        return observations
+            assessments.append(self._evaluate(frame, signal.dims, history, times))
+        return assessments
 
     def _evaluate(
         self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
-    ) -> list[Observation]:
+    ) -> Assessment:
         raise NotImplementedError
 
     # -- shared machinery ------------------------------------------------------------------------------
@@ -277,11 +329,11 @@ class ShareDetector(EvidenceDetector):
 
     def _evaluate(
         self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
-    ) -> list[Observation]:
+    ) -> Assessment:
         s = self.settings
         g, scopes = self._grids(frame, dims, (self.part, self.total), history)
         if not scopes:
-            return []
+            return Assessment([], [], np.zeros((len(times), 0)))
         part, total = np.minimum(g[self.part], g[self.total]), g[self.total]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
@@ -319,10 +371,14 @@ class ShareDetector(EvidenceDetector):
         lower, _ = stats.wilson_bounds(run_part, run_total, 3.0)
         critical = np.nan_to_num(lower, nan=0.0) >= s.critical_share
         on = alarm.on & watched[at]
-        return self._observations(
+        observations = self._observations(
             times, scopes, Alarm(on, alarm.onset, alarm.evidence), value, run_total, critical,
             smallest[at], usual[at], self.describe,
         )  # fmt: skip
+        applicable = self.applicable(base_part, base_total)[at]
+        return Assessment(
+            observations, scopes, status_codes(learning[at], applicable, s.prior_share is not None)
+        )
 
 
 @dataclass(frozen=True)
@@ -358,11 +414,11 @@ class RatioDetector(EvidenceDetector):
 
     def _evaluate(
         self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
-    ) -> list[Observation]:
+    ) -> Assessment:
         s = self.settings
         g, scopes = self._grids(frame, dims, (self.numerator, self.denominator, self.weight), history)
         if not scopes:
-            return []
+            return Assessment([], [], np.zeros((len(times), 0)))
         numerator, denominator = g[self.numerator], g[self.denominator]
         weight = np.where(denominator > 0, g[self.weight], 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -399,10 +455,12 @@ class RatioDetector(EvidenceDetector):
             value = np.where(run_denominator > 0, run_numerator / run_denominator, np.nan)
         critical = np.nan_to_num(value, nan=1.0) < usual[at] * s.critical_fraction
         on = alarm.on & watched[at]
-        return self._observations(
+        observations = self._observations(
             times, scopes, Alarm(on, alarm.onset, alarm.evidence), value, run_calls, critical,
             smallest[at], usual[at], self.describe,
         )  # fmt: skip
+        learning = base_weight[at] < s.learning_calls
+        return Assessment(observations, scopes, status_codes(learning, watched[at], held=False))
 
 
 @dataclass(frozen=True)
@@ -435,16 +493,13 @@ class CountDetector(EvidenceDetector):
     def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
         raise NotImplementedError
 
-    def same_hour_margin(self) -> timedelta:
-        return SCAN + timedelta(minutes=stats.SAME_HOURS + 5)
-
     def _evaluate(
         self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
-    ) -> list[Observation]:
+    ) -> Assessment:
         s = self.settings
         g, scopes = self._grids(frame, dims, (self.count,), history)
         if not scopes:
-            return []
+            return Assessment([], [], np.zeros((len(times), 0)))
         calls = g[self.count]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
@@ -480,7 +535,8 @@ class CountDetector(EvidenceDetector):
         value = run_calls / np.maximum(run_minutes, 1)
         critical = value < usual[at] * s.critical_fraction
         on = alarm.on & watched[at]
-        return self._observations(
+        observations = self._observations(
             times, scopes, Alarm(on, alarm.onset, alarm.evidence), value, run_calls, critical,
             changed[..., 0][at], usual[at], self.describe,
         )  # fmt: skip
+        return Assessment(observations, scopes, status_codes(~watched[at], watched[at], held=False))

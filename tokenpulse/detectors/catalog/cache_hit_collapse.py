@@ -37,6 +37,8 @@ class CacheHitCollapse(RatioDetector):
     numerator: ClassVar[str] = "cache_read_tokens"
     denominator: ClassVar[str] = "cacheable_tokens"
 
+    not_applicable: ClassVar[str] = "its usual hit ratio is under 2%: it never cached"
+
     def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
         return f"prompt-cache hit ratio {value:.0%} (usually {usual:.0%}) for {format_scope(scope)}"
 

@@ -46,6 +46,8 @@ class CacheNotApplied(ShareDetector):
         """Scopes with cached calls in their baseline: a scope that never cached has nothing to lose."""
         return baseline_part < baseline_total
 
+    not_applicable: ClassVar[str] = "it has no cached call in its history: it never cached"
+
     def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
         return (
             f"{value:.0%} of calls used no prompt cache (usually {usual:.1%}) for {format_scope(scope)}: "
