@@ -1,6 +1,6 @@
 """Detection benchmark: are the alerts right?
 
-    python bench/detection.py [--seeds 1 2 3] [--keep DIR]
+    python bench/detection.py [--seeds 1 2 3] [--keep DIR] [--rate 200]
 
 For each seed: simulate two days (day 1 clean, day 2 with every incident kind plus benign confounders),
 ingest them, backtest day 2 at 1-minute steps, and score the transitions against the simulator's
@@ -117,7 +117,7 @@ def run(command: list[str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def one_seed(seed: int, directory: Path, config: Path | None = None) -> dict[str, Any]:
+def one_seed(seed: int, directory: Path, config: Path | None = None, rate: int = 200) -> dict[str, Any]:
     """Simulate and ingest into ``directory``, backtest and score; a directory holding a finished
     earlier run of the seed (its ``ingested`` marker) is only backtested and scored again."""
     traces, manifest_path, data = (
@@ -133,7 +133,8 @@ def one_seed(seed: int, directory: Path, config: Path | None = None) -> dict[str
         start = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
         started = time.perf_counter()
         run(["simulate", "--scenario", "incidents", "--seed", str(seed), "--start", start.isoformat(),
-             "--duration", "2d", "--output", str(traces), "--manifest", str(manifest_path)])  # fmt: skip
+             "--duration", "2d", "--rate", str(rate), "--output", str(traces),
+             "--manifest", str(manifest_path)])  # fmt: skip
         simulated = time.perf_counter() - started
         started = time.perf_counter()
         done.write_text(run(["ingest", "--data", str(data), str(traces)]).stdout.strip().splitlines()[-1])
@@ -198,6 +199,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--keep", type=Path, help="keep each seed's files under this directory")
     parser.add_argument(
+        "--rate", type=int, default=200, help="LLM calls a minute at the daily peak (200: the scenario's 1x)"
+    )
+    parser.add_argument(
         "--config", type=Path, help="tokenpulse config file for the backtests (detector settings)"
     )
     args = parser.parse_args()
@@ -205,7 +209,7 @@ def main() -> int:
     for seed in args.seeds:
         directory = (args.keep / f"seed-{seed}") if args.keep else Path(tempfile.mkdtemp(prefix="tp-detect-"))
         directory.mkdir(parents=True, exist_ok=True)
-        result = one_seed(seed, directory, args.config)
+        result = one_seed(seed, directory, args.config, args.rate)
         results.append(result)
         print(json.dumps({k: v for k, v in result.items() if k != "per_detector"}, indent=1), flush=True)
     print(table(results))

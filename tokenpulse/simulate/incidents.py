@@ -138,6 +138,7 @@ class Conditions:
     route_timeouts: dict[tuple[str, str], float] = field(default_factory=dict)
     tool_timeouts: dict[tuple[str, str], float] = field(default_factory=dict)  # (service, tool)
     surge: dict[str, float] = field(default_factory=dict)  # session multiplier by service
+    uninstrumented: set[tuple[str, str]] = field(default_factory=set)  # calls made, no span exported
 
 
 def conditions_at(incidents: Sequence[Incident], t_ns: int) -> Conditions:
@@ -183,6 +184,8 @@ def _apply(incident: Incident, c: Conditions, minutes: float) -> None:
             c.route_timeouts[route] = TIMEOUT_SHARE
     elif kind == "traffic_surge":
         c.surge[route[0]] = SURGE_FACTOR
+    elif kind == "traffic_drop":
+        c.uninstrumented.add(route)
     # cost_spike, new_model and single_slow_call add sessions (see traffic.py); overnight_trough is the
     # diurnal curve itself.
 
@@ -253,6 +256,11 @@ def _plans(culprit_user: str) -> dict[str, _Plan]:
             f"provider degradation: {TIMEOUT_SHARE:.0%} of /suggest calls hit the 10 s client timeout",
             min_load=0.5,
         ),
+        "traffic_drop": _Plan(
+            40, {"service": "search", "route": "/answer"},
+            "a deploy swaps /answer's HTTP client for one the instrumentation does not patch: its calls "
+            "go on, their spans stop",
+        ),
         "traffic_surge": _Plan(
             45, {"service": "search"},
             f"a marketing email: {SURGE_FACTOR:.0f}x sessions on search, per-call metrics unchanged",
@@ -297,6 +305,7 @@ _LAYOUT: tuple[str, ...] = (
     "noop_deploy",
     "reasoning_blowup",
     "timeout_surge",
+    "traffic_drop",
     "new_model",
 )
 _DEMO = ("cache_hit_collapse", "cost_spike", "latency_p99_drift")

@@ -130,7 +130,8 @@ class TrafficModel:
             while self._heap and self._heap[0][0] < hi:
                 t_ns, _, session = heapq.heappop(self._heap)
                 turn = self._turn(session, t_ns, conditions)
-                yield turn
+                if (session.service.name, session.route.name) not in conditions.uninstrumented:
+                    yield turn
                 self._next_turn(session, turn)
 
     def _minutes(self) -> Iterator[tuple[int, int]]:
