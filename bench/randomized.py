@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tokenpulse.detectors import stats
 from tokenpulse.detectors.catalog import build_detectors
-from tokenpulse.detectors.data import History
 from tokenpulse.detectors.engine import Engine
+from tokenpulse.detectors.history import History
 from tokenpulse.detectors.state import FIRING, RESOLVED
 
 DAY = 1440

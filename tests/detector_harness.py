@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from tokenpulse.detectors.base import Detector
-from tokenpulse.detectors.data import History, Query
 from tokenpulse.detectors.engine import Engine
+from tokenpulse.detectors.history import History, Query
 
 T0 = datetime(2026, 11, 10, 0, 0, tzinfo=UTC)  # day 0, midnight
 

@@ -8,8 +8,8 @@ from tests.detector_harness import Scenario, Series, between, minute, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.base import make_scope, settings_from_mapping
 from tokenpulse.detectors.catalog.cost_spike import ROLLUP, Budget, CostSpike, Settings
-from tokenpulse.detectors.data import load_history
 from tokenpulse.detectors.engine import Engine
+from tokenpulse.detectors.history import load_history
 from tokenpulse.storage.store import Store
 
 DAY = 1440

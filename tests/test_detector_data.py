@@ -6,14 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tokenpulse.detectors.data import (
-    baseline,
-    held_share,
-    history_ranges,
-    kth_largest,
-    kth_smallest,
-    trailing_sum,
-)
+from tokenpulse.detectors.data import baseline, held_share, kth_largest, kth_smallest, trailing_sum
+from tokenpulse.detectors.history import history_ranges
 
 
 def random_signal(minutes: int, scopes: int, seed: int = 7) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.collector.records import CallRecord
 from tokenpulse.detectors.base import WARNING, settings_from_mapping
 from tokenpulse.detectors.catalog.prompt_growth import ROLLUP, PromptGrowth, Settings
-from tokenpulse.detectors.data import load_history
+from tokenpulse.detectors.history import load_history
 from tokenpulse.storage.store import Store
 
 DAY = 1440

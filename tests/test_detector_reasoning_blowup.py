@@ -15,7 +15,7 @@ from tokenpulse.detectors.catalog.reasoning_blowup import (
     ReasoningBlowup,
     Settings,
 )
-from tokenpulse.detectors.data import load_history
+from tokenpulse.detectors.history import load_history
 from tokenpulse.storage.store import Store
 
 DAY = 1440

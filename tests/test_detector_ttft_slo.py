@@ -7,7 +7,7 @@ import pytest
 from tests.detector_harness import Scenario, Series, between, run, windowed
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.catalog.ttft_slo import Settings, TtftSlo
-from tokenpulse.detectors.data import load_history
+from tokenpulse.detectors.history import load_history
 from tokenpulse.storage.store import Store
 
 ONSET, END = 30, 60  # the breach and its recovery

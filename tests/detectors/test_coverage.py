@@ -7,8 +7,8 @@ from tests.detector_harness import Scenario, Series, drawn, minute
 from tokenpulse.detectors.api import coverage_router
 from tokenpulse.detectors.base import LEARNING, NOT_APPLICABLE, WATCHED, Coverage
 from tokenpulse.detectors.catalog import build_detectors
-from tokenpulse.detectors.data import ROLLUP
 from tokenpulse.detectors.engine import Engine
+from tokenpulse.detectors.history import ROLLUP
 
 DAY = 1440
 NOW = DAY + 120

@@ -16,7 +16,7 @@ from tokenpulse.alerts.model import Clock, SystemClock
 from tokenpulse.alerts.runbooks import RUNBOOKS, render
 from tokenpulse.alerts.store import AlertStore, Silence
 from tokenpulse.auth import request_tenant
-from tokenpulse.detectors.data import TENANT
+from tokenpulse.detectors.history import TENANT
 from tokenpulse.detectors.state import AlertStates
 from tokenpulse.storage.store import Store
 

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from tokenpulse.auth import request_tenant
-from tokenpulse.detectors.data import TENANT
 from tokenpulse.detectors.engine import Engine
+from tokenpulse.detectors.history import TENANT
 
 
 def coverage_router(engine: Engine) -> APIRouter:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
-if TYPE_CHECKING:
-    from tokenpulse.detectors.data import History, Query
+from tokenpulse.detectors.history import History, Query
 
 # Canonical scope dimensions (a public contract: alerts, config, runbooks and dashboards use them).
 # The tenant comes first, and only where API keys give one (see ``engine.Engine.evaluate``).

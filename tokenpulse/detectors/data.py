@@ -1,15 +1,12 @@
-"""What detectors read: named query results over a time range, and pure helpers that turn them into
-per-minute grids, trailing windows and baselines.
-
-The engine runs each named query once per cycle (or once per backtest) however many detectors use
-it; detectors then work on the frames in memory, vectorized over every scope and evaluation time.
+"""Pure helpers of the window-based detectors: per-minute grids of the history's frames, trailing
+windows, baselines and held conditions; and what the catalog's detectors share (``CatalogDetector``).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -17,130 +14,19 @@ import numpy as np
 import pandas as pd
 
 from tokenpulse.detectors.base import CRITICAL, WARNING, Coverage, DetectorSettings, Observation, Scope
-from tokenpulse.storage.cache_ratio import cacheable_tokens_sql
-from tokenpulse.storage.schema import ENDED_AT, LATENCY_QUANTILES
-from tokenpulse.storage.store import Store
+from tokenpulse.detectors.history import (
+    BASELINE_DAYS,
+    DETECTOR_DIMENSIONS,
+    ROLLUP,
+    SAME_HOUR_MARGIN,
+    History,
+    Query,
+)
 
 MINUTES_PER_DAY = 1440
-BASELINE_DAYS = 7  # same hour of up to this many previous days
 
 # Rollup column -> canonical scope dimension.
 SCOPE_NAMES = {"service_version": "deploy_version"}
-
-# The minute a call is counted in: when it ended, i.e. when tokenpulse can know about it. A detector
-# evaluating minute t has then seen every call counted before t (see schema: the rollup does the same).
-ENDED_MINUTE = f"toStartOfMinute({ENDED_AT})"
-
-# Calls are read from this long before a range so that those ending in it are all there.
-LONGEST_CALL = "INTERVAL 1 HOUR"
-
-
-# Every detector query selects and groups by the tenant: the engine evaluates each tenant's history on
-# its own (``tenant_histories``), so tenants never share a baseline, a window or an alert.
-TENANT = "tenant"
-
-
-def raw_minutes_query(
-    name: str,
-    table: str,
-    dims: Sequence[str],
-    aggregates: str,
-    where: str = "",
-    recent: timedelta | None = None,
-) -> Query:
-    """Per-minute ``aggregates`` of a raw table (calls or tool_spans) by ``dims`` (column expressions,
-    aliases allowed), each row counted in the minute it ended, as the rollup counts calls."""
-    dim_list = ", ".join((TENANT, *dims))
-    conditions = [
-        f"time >= {{start:DateTime('UTC')}} - {LONGEST_CALL}",
-        "time < {end:DateTime('UTC')}",
-        f"{ENDED_MINUTE} >= {{start:DateTime('UTC')}}",
-        f"{ENDED_MINUTE} < {{end:DateTime('UTC')}}",
-        *([where] if where else []),
-    ]
-    return Query(
-        name,
-        f"SELECT {ENDED_MINUTE} AS minute, {dim_list}, {aggregates} FROM {table} "
-        f"WHERE {' AND '.join(conditions)} GROUP BY ALL",
-        recent,
-    )
-
-
-ROLLUP_SUMS = (
-    "calls", "errors", "timeouts", "escalated_calls", "uncached_calls", "input_tokens", "output_tokens",
-    "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Query:
-    """A named read over [start, end): ``sql`` binds {start:DateTime('UTC')} and {end:DateTime('UTC')}.
-
-    ``recent`` marks a query only the evaluation times need (no baseline history): it reads from
-    ``recent`` before the first evaluation time, not the days of history baselines need.
-    """
-
-    name: str
-    sql: str
-    recent: timedelta | None = None
-
-
-# The rollup dimensions detectors slice by. One query at this grain serves every detector: grids()
-# sums it up to each detector's own scope (e.g. service+route), so the rollup is read once a cycle.
-DETECTOR_DIMENSIONS = ("service", "route", "model", "router")
-# Cacheable tokens (``storage.cache_ratio``) from the rollup's own columns: the sums above alias them.
-_CACHEABLE = cacheable_tokens_sql(
-    *(f"r.{c}" for c in ("provider", "model", "input_tokens", "cache_read_tokens", "cache_write_tokens"))
-)
-ROLLUP = Query(
-    "rollup",
-    f"SELECT minute, {TENANT}, {', '.join(DETECTOR_DIMENSIONS)}, "
-    + ", ".join(f"sum({m}) AS {m}" for m in ROLLUP_SUMS)
-    + f", sum({_CACHEABLE}) AS cacheable_tokens"
-    + ", toFloat64(sum(cost_usd)) AS cost_usd FROM calls_1m AS r "
-    "WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
-    f"GROUP BY minute, {TENANT}, {', '.join(DETECTOR_DIMENSIONS)}",
-)
-
-
-def quantile_query(column: str, dims: Sequence[str], window_minutes: int, quantile: float) -> Query:
-    """The ``quantile`` of ``column`` (latency_ms or ttft_ms) over the trailing window ending at each
-    minute, by ``dims``, merged from the rollup's t-digest states (never an average of percentiles).
-
-    The value at minute t covers [t - window, t), like every other windowed signal here. Each minute's
-    state is merged into the window of every label it belongs to, so a window whose newest minutes
-    are empty still has its value.
-    """
-    position = LATENCY_QUANTILES.split(", ").index(str(quantile)) + 1
-    dim_list = ", ".join((TENANT, *dims))
-    state = f"quantilesTDigestMergeState({LATENCY_QUANTILES})({column})"
-    return Query(
-        f"{column}:q{quantile}:w{window_minutes}:{dim_list}",
-        f"SELECT label AS minute, {dim_list}, "
-        f"quantilesTDigestMerge({LATENCY_QUANTILES})(state)[{position}] AS value "
-        f"FROM (SELECT addMinutes(minute, 1 + offset) AS label, {dim_list}, state "
-        f"      FROM (SELECT minute, {dim_list}, {state} AS state FROM calls_1m "
-        "            WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
-        f"            GROUP BY minute, {dim_list}) "
-        f"      ARRAY JOIN range({window_minutes}) AS offset) "
-        "WHERE label < {end:DateTime('UTC')} "
-        f"GROUP BY label, {dim_list}",
-        recent=timedelta(minutes=window_minutes),
-    )
-
-
-def hourly_quantile_query(column: str, dims: Sequence[str], quantile: float) -> Query:
-    """The ``quantile`` of ``column`` per hour by ``dims``, with the hour's call count: what the
-    baselines of quantile signals are made of (cheap: one merge per hour, not per minute)."""
-    position = LATENCY_QUANTILES.split(", ").index(str(quantile)) + 1
-    dim_list = ", ".join((TENANT, *dims))
-    return Query(
-        f"{column}:hourly:q{quantile}:{dim_list}",
-        f"SELECT toStartOfHour(minute) AS hour, {dim_list}, sum(calls) AS calls, "
-        f"quantilesTDigestMerge({LATENCY_QUANTILES})({column})[{position}] AS value FROM calls_1m "
-        "WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
-        f"GROUP BY hour, {dim_list}",
-    )
 
 
 def hourly_baseline(
@@ -203,91 +89,6 @@ class CatalogDetector:
     def coverage(self, history: History, at: datetime) -> list[Coverage]:
         """Not assessed per scope: these detectors watch a scope whenever a window has ``min_calls``."""
         return []
-
-
-@dataclass
-class History:
-    """Query results over [start, end), keyed by query name."""
-
-    start: datetime
-    end: datetime
-    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-    def __getitem__(self, query: Query) -> pd.DataFrame:
-        return self.frames[query.name]
-
-
-def tenant_histories(history: History) -> dict[str, History]:
-    """Each tenant's part of ``history`` (every query selects the tenant; an empty result may come
-    without columns and is everyone's).
-
-    With one tenant — always so without API keys, where the tenant is "" — the history itself.
-    """
-    tenants = sorted({t for f in history.frames.values() if TENANT in f for t in f[TENANT].unique()})
-    if len(tenants) <= 1:
-        return {tenants[0] if tenants else "": history}
-    frames: dict[str, dict[str, pd.DataFrame]] = {t: {} for t in tenants}
-    for name, frame in history.frames.items():
-        parts = dict(tuple(frame.groupby(TENANT, sort=False, observed=True))) if TENANT in frame else {}
-        for tenant in tenants:
-            frames[tenant][name] = parts.get(tenant, frame.iloc[0:0])
-    return {t: History(history.start, history.end, f) for t, f in frames.items()}
-
-
-# Read around the same times of previous days: the hour around the same time of day, plus a window.
-SAME_HOUR_MARGIN = timedelta(minutes=90)
-
-
-def history_ranges(
-    times: Sequence[datetime],
-    trailing: timedelta,
-    days: int = BASELINE_DAYS,
-    margin: timedelta = SAME_HOUR_MARGIN,
-) -> list[tuple[datetime, datetime]]:
-    """The time ranges evaluating ``times`` reads: the trailing history before the first time, and
-    ``margin`` around the same times of the ``days`` previous days (for baselines), merged where they
-    overlap."""
-    last = times[-1] + timedelta(minutes=1)  # the grid holds the last evaluation minute itself
-    ranges = [(times[0] - trailing, last)]
-    ranges += [
-        (times[0] - timedelta(days=k) - margin, last - timedelta(days=k) + margin) for k in range(1, days + 1)
-    ]
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def load_history(
-    store: Store,
-    queries: Sequence[Query],
-    start: datetime,
-    end: datetime,
-    ranges: Sequence[tuple[datetime, datetime]] | None = None,
-    first_time: datetime | None = None,
-) -> History:
-    """Run each distinct query once per range of ``ranges`` (default: [start, end)); a ``recent``
-    query once, from ``recent`` before ``first_time`` (the first evaluation time) to ``end``."""
-    history = History(start, end)
-    for query in queries:
-        if query.name in history.frames:
-            continue
-        query_ranges = list(ranges or [(start, end)])
-        if query.recent is not None and first_time is not None:
-            query_ranges = [(max(start, first_time - query.recent), end)]
-        parts = [
-            store.client.query_df(query.sql, parameters={"start": range_start, "end": range_end})
-            for range_start, range_end in query_ranges
-        ]
-        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        for column in ("minute", "hour"):
-            if column in frame:
-                frame[column] = pd.to_datetime(frame[column], utc=True)
-        history.frames[query.name] = frame
-    return history
 
 
 def minute_index(start: datetime, end: datetime) -> pd.DatetimeIndex:
@@ -576,11 +377,6 @@ def lowest_over(grid: pd.DataFrame, minutes: int) -> pd.DataFrame:
     (warning) rules of the fast-paging detectors hold, while their severe rules page at once.
     """
     return grid.rolling(minutes, min_periods=1).min()
-
-
-def sql_string(text: str) -> str:
-    """``text`` as a ClickHouse string literal, for the few values queries take from config or data."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def minutes(duration: timedelta) -> int:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tokenpulse.detectors.base import Coverage, Detector, Observation, Transition
-from tokenpulse.detectors.data import (
+from tokenpulse.detectors.history import (
     SAME_HOUR_MARGIN,
     TENANT,
     History,

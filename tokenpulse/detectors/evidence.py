@@ -35,15 +35,8 @@ from tokenpulse.detectors.base import (
     Observation,
     Scope,
 )
-from tokenpulse.detectors.data import (
-    BASELINE_DAYS,
-    ROLLUP,
-    TENANT,
-    History,
-    Query,
-    grids,
-    minute_index,
-)
+from tokenpulse.detectors.data import grids, minute_index
+from tokenpulse.detectors.history import BASELINE_DAYS, ROLLUP, TENANT, History, Query
 
 # The alarm is re-derived each cycle from this much history before the evaluated minute: evidence older
 # than this is forgotten (an incident older than that has paged already; one that is still going

@@ -7,7 +7,7 @@ from tests.detector_harness import Scenario, between, drawn, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.base import settings_from_mapping
 from tokenpulse.detectors.catalog.cache_not_applied import CacheNotApplied, Settings
-from tokenpulse.detectors.data import ROLLUP, load_history
+from tokenpulse.detectors.history import ROLLUP, load_history
 from tokenpulse.storage.store import Store
 
 DAY = 1440

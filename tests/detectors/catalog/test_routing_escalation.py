@@ -4,7 +4,7 @@ from pathlib import Path
 from tests.detector_harness import Scenario, between, drawn, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.catalog.routing_escalation import RoutingEscalation
-from tokenpulse.detectors.data import ROLLUP, load_history
+from tokenpulse.detectors.history import ROLLUP, load_history
 from tokenpulse.storage.store import Store
 
 DAY = 1440

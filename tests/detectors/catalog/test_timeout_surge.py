@@ -4,7 +4,7 @@ from pathlib import Path
 from tests.detector_harness import Scenario, between, drawn, run
 from tests.factories import BASE_TIME_NS, call_record, store_records, tool_span_record
 from tokenpulse.detectors.catalog.timeout_surge import ROLLUP, TOOL_SPANS, TimeoutSurge
-from tokenpulse.detectors.data import load_history
+from tokenpulse.detectors.history import load_history
 from tokenpulse.storage.store import Store
 
 DAY = 1440

@@ -3,7 +3,7 @@ import math
 from tests.detector_harness import Scenario, Series, between, run
 from tokenpulse.detectors.catalog.timeout_surge import TimeoutSurge
 from tokenpulse.detectors.catalog.traffic_drop import TrafficDrop
-from tokenpulse.detectors.data import ROLLUP
+from tokenpulse.detectors.history import ROLLUP
 
 DAY = 1440
 START = 7 * DAY  # a week of history, then the day under test

@@ -58,22 +58,18 @@ from tokenpulse.detectors.base import (
     format_scope,
 )
 from tokenpulse.detectors.data import (
-    ENDED_MINUTE,
-    ROLLUP,
     CatalogDetector,
     HeldSettings,
-    History,
-    Query,
     at_times,
     baseline,
     grids,
     kth_largest,
     lowest_over,
     minutes,
-    sql_string,
     to_observations,
     trailing_sum,
 )
+from tokenpulse.detectors.history import ENDED_MINUTE, ROLLUP, History, Query, sql_string
 
 DIMENSIONS = ("service", "route", "model")
 ROLLUP_LEVELS = (("service",), ("service", "route"), ("service", "model"))

@@ -39,23 +39,19 @@ import pandas as pd
 
 from tokenpulse.detectors.base import Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
-    ROLLUP,
     CatalogDetector,
-    History,
-    Query,
     SampledSettings,
     at_times,
     check_for_covers_window,
     check_scope,
     grids,
     hourly_baseline,
-    hourly_quantile_query,
     minutes,
-    quantile_query,
     to_observations,
     trailing_sum,
     value_grid,
 )
+from tokenpulse.detectors.history import ROLLUP, History, Query, hourly_quantile_query, quantile_query
 
 QUANTILE = 0.99
 

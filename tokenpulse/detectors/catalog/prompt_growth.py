@@ -55,11 +55,7 @@ import pandas as pd
 
 from tokenpulse.detectors.base import Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
-    ENDED_MINUTE,
-    ROLLUP,
     CatalogDetector,
-    History,
-    Query,
     SampledSettings,
     at_times,
     baseline,
@@ -71,6 +67,7 @@ from tokenpulse.detectors.data import (
     to_observations,
     trailing_sum,
 )
+from tokenpulse.detectors.history import ENDED_MINUTE, ROLLUP, History, Query
 
 DIMENSIONS = ("service", "route")
 SESSION_DIMENSIONS = ("service", "route", "session")

@@ -40,20 +40,17 @@ import pandas as pd
 
 from tokenpulse.detectors.base import Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
-    ROLLUP,
     CatalogDetector,
     HeldSettings,
-    History,
-    Query,
     at_times,
     baseline,
     grids,
     kth_largest,
     minutes,
-    raw_minutes_query,
     to_observations,
     trailing_sum,
 )
+from tokenpulse.detectors.history import ROLLUP, History, Query, raw_minutes_query
 
 DIMENSIONS = ("service", "route", "model")
 

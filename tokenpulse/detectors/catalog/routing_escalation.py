@@ -20,8 +20,9 @@ from typing import ClassVar
 import pandas as pd
 
 from tokenpulse.detectors.base import Scope, format_scope
-from tokenpulse.detectors.data import ROLLUP, check_scope
+from tokenpulse.detectors.data import check_scope
 from tokenpulse.detectors.evidence import ShareDetector, ShareSettings, Signal
+from tokenpulse.detectors.history import ROLLUP
 
 
 @dataclass(frozen=True)

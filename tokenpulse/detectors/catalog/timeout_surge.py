@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from tokenpulse.detectors.base import Scope, format_scope, scope_dict
-from tokenpulse.detectors.data import ROLLUP, raw_minutes_query
 from tokenpulse.detectors.evidence import ShareDetector, ShareSettings, Signal
+from tokenpulse.detectors.history import ROLLUP, raw_minutes_query
 
 TOOL_SPANS = raw_minutes_query(
     "tool_spans:service, tool",

@@ -33,11 +33,8 @@ from typing import ClassVar
 
 from tokenpulse.detectors.base import Observation, Scope, format_scope
 from tokenpulse.detectors.data import (
-    ENDED_MINUTE,
     CatalogDetector,
     HeldSettings,
-    History,
-    Query,
     at_times,
     baseline,
     grids,
@@ -46,6 +43,7 @@ from tokenpulse.detectors.data import (
     to_observations,
     trailing_sum,
 )
+from tokenpulse.detectors.history import ENDED_MINUTE, History, Query
 
 DIMENSIONS = ("service", "tool")
 # Tool executions counted in the minute they ended (``data.ENDED_MINUTE``, like the rollup counts calls):

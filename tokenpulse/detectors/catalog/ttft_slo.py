@@ -40,21 +40,17 @@ import pandas as pd
 from tokenpulse.detectors.base import Observation, Scope, format_scope, scope_dict
 from tokenpulse.detectors.data import (
     CatalogDetector,
-    History,
-    Query,
     SampledSettings,
     check_for_covers_window,
     check_scope,
     grids,
     minutes,
-    quantile_query,
-    raw_minutes_query,
-    sql_string,
     to_observations,
     trailing_sum,
     value_grid,
     wilson_lower_bound,
 )
+from tokenpulse.detectors.history import History, Query, quantile_query, raw_minutes_query, sql_string
 
 QUANTILE = 0.99
 
