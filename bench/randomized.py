@@ -21,7 +21,8 @@ statistical limit the table compares with.
 
 Reported per detector: detection within 15 minutes by volume band x effect band; time to detect minus
 the oracle's (median, p90); recall among incidents the oracle detects within 15 minutes; false pages
-per 100 scope-days of clean traffic; flaps (resolved, then firing again, within one incident).
+per 100 scope-days of clean traffic; flaps (resolved, then firing again, within one incident); detected
+incidents resolved within 30 minutes of their end.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ DAY = 1440
 MINUTES = 2 * DAY + 30
 START = datetime(2026, 11, 1, tzinfo=UTC)
 DETECT_WITHIN = 15
+RESOLVE_WITHIN = 30  # minutes after the incident's end
 FLOOR = 4  # minutes a change must be seen before it pages (the detectors' ``min_duration``)
 VOLUME_BANDS = ((0.3, 3.0, "0.3-3/min"), (3.0, 30.0, "3-30/min"), (30.0, 501.0, "30-500/min"))
 
@@ -270,6 +272,8 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
             continue
         fired = [m for m, status in events if status == FIRING and truth.onset <= m <= truth.end + 30]
         ttd = fired[0] - truth.onset if fired else None
+        resolved = [m for m, status in events if status == RESOLVED and fired and m >= fired[0]]
+        resolved_in_time = bool(resolved) and resolved[0] <= truth.end + RESOLVE_WITHIN
         resolved_then_fired = [
             m for m, status in events if status == RESOLVED and fired and fired[0] <= m < truth.end
         ]
@@ -294,6 +298,7 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
                 "volume": band(truth.volume),
                 "effect": effect_band(kind, truth.effect),
                 "ttd": ttd,
+                "resolved_in_time": resolved_in_time,
                 "oracle": limit,
             }
         )
@@ -346,7 +351,9 @@ def report(results: list[dict[str, Any]]) -> str:
             f"{statistics.median(gaps) if gaps else float('nan'):.1f} min, p90 "
             f"{np.percentile(gaps, 90) if gaps else float('nan'):.1f} min; false pages: {false_pages} in "
             f"{scope_days:.0f} clean scope-days ({100 * false_pages / max(scope_days, 1):.2f} per 100); "
-            f"flaps: {sum(r['flaps'] for r in runs)}; evaluation: "
+            f"flaps: {sum(r['flaps'] for r in runs)}; resolved within {RESOLVE_WITHIN} min of the end: "
+            f"{sum(1 for r in rows if r['resolved_in_time'])}/{sum(1 for r in rows if r['ttd'] is not None)}"
+            "; evaluation: "
             f"{', '.join(str(r['seconds']) for r in runs)} s"
         )
     return "\n".join(lines)

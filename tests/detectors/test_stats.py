@@ -74,17 +74,20 @@ def test_the_alternative_that_fired_decides_the_recovery() -> None:
     assert paging[:, 0].tolist() == [True, True, True]
 
 
-def test_pearson_terms_see_bursts_not_a_slow_drift() -> None:
+def test_burstiness_is_the_intra_minute_correlation_not_a_slow_drift() -> None:
     rng = np.random.default_rng(3)
     minutes = np.arange(2000)
     trials = np.full((2000, 1), 100.0)
     drifting = 0.1 + 0.05 * np.sin(2 * np.pi * minutes / 1440)[:, None]  # a share that moves over the day
     binomial = rng.binomial(100, drifting).astype(float)
-    dispersion = stats.dispersion(stats.pearson_terms(binomial, trials).sum(axis=0), np.array([2000.0]))
-    assert dispersion[0] < 1.15
+    excess, pairs = stats.share_excess(binomial, trials)
+    assert stats.burstiness(excess.sum(axis=0), pairs.sum(axis=0))[0] < 0.005
     bursty = rng.binomial(100, rng.beta(0.1 * 19, 0.9 * 19, size=(2000, 1))).astype(float)  # rho 0.05
-    dispersion = stats.dispersion(stats.pearson_terms(bursty, trials).sum(axis=0), np.array([2000.0]))
-    assert 4 < dispersion[0] < 8  # 1 + (n - 1) rho = 5.95
+    excess, pairs = stats.share_excess(bursty, trials)
+    rho = stats.burstiness(excess.sum(axis=0), pairs.sum(axis=0))
+    assert 0.035 < rho[0] < 0.065
+    # A minute of 400 calls varies 1 + 399 rho times a binomial one: it counts for that much less.
+    assert stats.dispersion(np.array([399.0]), rho)[0] == pytest.approx(1 + 399 * rho[0])
 
 
 def test_a_baseline_prefers_the_same_time_of_previous_days_when_they_have_enough_calls() -> None:

@@ -203,11 +203,18 @@ class EvidenceDetector:
         return stats.evidence_threshold(scopes, self.settings.false_page_budget_days, alternatives)
 
     def _alarm(
-        self, evidence: np.ndarray, recovery: np.ndarray, threshold: float, first: int, positions: np.ndarray
+        self,
+        evidence: np.ndarray,
+        recovery: np.ndarray,
+        expected: np.ndarray,
+        threshold: float,
+        first: int,
+        positions: np.ndarray,
     ) -> Alarm:
         s = self.settings
+        minimum = int(s.min_duration.total_seconds() // 60)
         on, accumulated, onset = stats.sequential_alarm(
-            evidence, recovery, threshold, s.clear_evidence, int(s.min_duration.total_seconds() // 60)
+            evidence, recovery, threshold, s.clear_evidence, minimum, expected
         )
         rows = positions - first
         return Alarm(on[rows], onset[rows] + first, accumulated[rows])
@@ -257,21 +264,22 @@ def _evidence(
     changed: np.ndarray,
     dispersion: np.ndarray,
     watched: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each minute's evidence for each changed level against the null, and its recovery evidence: for
-    the null against the level halfway to each changed one. Nothing where a scope is not watched."""
-    cells = (x[..., None], n[..., None])
-    usual, spread = null[..., None], dispersion[..., None]
-    evidence = stats.binomial_evidence(*cells, usual, changed, spread)
-    recovery = -stats.binomial_evidence(*cells, usual, stats.halfway(usual, changed), spread)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each minute's evidence for each changed level against the null, its recovery evidence (for the
+    null against the level halfway to each changed one), and the evidence a changed minute of as many
+    calls is expected to give. Nothing where a scope is not watched."""
+    trials, usual, spread = n[..., None], null[..., None], dispersion[..., None]
+    evidence = stats.binomial_evidence(x[..., None], trials, usual, changed, spread)
+    recovery = -stats.binomial_evidence(x[..., None], trials, usual, stats.halfway(usual, changed), spread)
+    expected = stats.binomial_evidence(trials * changed, trials, usual, changed, spread)
     mask = watched[..., None]
-    return np.where(mask, evidence, 0.0), np.where(mask, recovery, 0.0)
+    return tuple(np.where(mask, grid, 0.0) for grid in (evidence, recovery, expected))  # type: ignore[return-value]
 
 
-def _dispersion(trailing: list[np.ndarray]) -> np.ndarray:
-    """The dispersion of a scope over its trailing day, from the sums of ``stats.pearson_terms`` and of
-    minutes with calls (the last two baseline sums)."""
-    return stats.dispersion(trailing[2], trailing[3])
+def _dispersion(trailing: list[np.ndarray], calls: np.ndarray) -> np.ndarray:
+    """Each minute's dispersion: 1 + (n - 1) rho, rho measured on the scope's trailing day (the sums of
+    ``stats.share_excess``, the last two baseline sums)."""
+    return stats.dispersion(calls - 1, stats.burstiness(trailing[2], trailing[3]))
 
 
 def _run_sums(cumulative: np.ndarray, onset: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -331,7 +339,7 @@ class ShareDetector(EvidenceDetector):
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
         (base_total, base_part, _, _), trailing, same_hour = stats.baseline_sums(
-            (total, part, stats.pearson_terms(part, total), (total > 0).astype(float)),
+            (total, part, *stats.share_excess(part, total)),
             rows,
             lag=_LAG,
             days=BASELINE_DAYS,
@@ -347,15 +355,15 @@ class ShareDetector(EvidenceDetector):
         null = np.where(learning, prior, upper)
         # A trailing day knows nothing of the time of day: allow for a share that moves over the day.
         null = np.where(same_hour | learning, null, stats.odds_shift(null, DIURNAL_ODDS))
-        dispersion = _dispersion(trailing)
         x, n = part[rows], total[rows]
+        dispersion = _dispersion(trailing, n)
         watched = ~np.isnan(null) & (learning | self.applicable(base_part, base_total))
         null = np.nan_to_num(null, nan=0.5)
         changed = np.stack([stats.odds_shift(null, r) for r in sorted(s.odds_ratios)], axis=-1)
         smallest = changed[..., 0]
-        evidence, recovery = _evidence(x, n, null, changed, dispersion, watched)
+        evidence, recovery, expected = _evidence(x, n, null, changed, dispersion, watched)
         threshold = self._threshold(len(scopes), len(s.odds_ratios))
-        alarm = self._alarm(evidence, recovery, threshold, first, positions)
+        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions)
         at = positions - first
         run_part = _run_sums(stats.cumulative(part), alarm.onset, positions)
         run_total = _run_sums(stats.cumulative(total), alarm.onset, positions)
@@ -422,7 +430,7 @@ class RatioDetector(EvidenceDetector):
         # is a (quasi-)binomial count, its dispersion measured on the scope's history.
         hits = weight * ratio
         (base_weight, base_hits, _, _), trailing, same_hour = stats.baseline_sums(
-            (weight, hits, stats.pearson_terms(hits, weight), (weight > 0).astype(float)), rows, lag=_LAG,
+            (weight, hits, *stats.share_excess(hits, weight)), rows, lag=_LAG,
             days=BASELINE_DAYS,
             enough=s.learning_calls,
         )  # fmt: skip
@@ -432,14 +440,14 @@ class RatioDetector(EvidenceDetector):
         null, _ = stats.wilson_bounds(base_hits, base_weight, 1.0)
         # A trailing day knows nothing of the time of day: allow for a ratio that moves over the day.
         null = np.nan_to_num(np.where(same_hour, null, null * (1 - DIURNAL_DROP)))
-        dispersion = _dispersion(trailing)
         watched = (base_weight >= s.learning_calls) & (np.nan_to_num(usual) >= s.min_usual) & (null > 0)
         x, n = hits[rows], weight[rows]
+        dispersion = _dispersion(trailing, n)
         changed = np.stack([null * (1 - d) for d in sorted(s.drops)], axis=-1)
         smallest = changed[..., 0]
-        evidence, recovery = _evidence(x, n, null, changed, dispersion, watched)
+        evidence, recovery, expected = _evidence(x, n, null, changed, dispersion, watched)
         threshold = self._threshold(len(scopes), len(s.drops))
-        alarm = self._alarm(evidence, recovery, threshold, first, positions)
+        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions)
         at = positions - first
         run_numerator = _run_sums(stats.cumulative(numerator), alarm.onset, positions)
         run_denominator = _run_sums(stats.cumulative(denominator), alarm.onset, positions)
@@ -475,9 +483,9 @@ _RATE_DAYS = (1, 7)
 class CountDetector(EvidenceDetector):
     """The number of calls a scope makes falls clearly below what it usually makes at this time of day.
 
-    Calls a minute are Poisson around the usual rate (with the dispersion of the scope's history: traffic
-    is bursty). The usual rate is the lower of the same time (±1 h) yesterday and a week ago, so a scope
-    without a previous day's history is learning.
+    Calls a minute are negative-binomial around the usual rate m (variance m (1 + m / k), k measured on
+    the scope's history: traffic is bursty). The usual rate is the lower of the same time (±1 h)
+    yesterday and a week ago, so a scope without a previous day's history is learning.
     """
 
     count: ClassVar[str] = "calls"
@@ -511,17 +519,20 @@ class CountDetector(EvidenceDetector):
         usual = np.nan_to_num(usual, nan=1.0)
         trailing = [
             stats.window_sums(stats.cumulative(grid), here - _LAG, here - _LAG - stats.MINUTES_PER_DAY)
-            for grid in stats.count_terms(calls)
+            for grid in stats.count_excess(calls)
         ]
-        dispersion = stats.dispersion(*trailing)
+        dispersion = stats.dispersion(usual, stats.burstiness(*trailing))
         x = calls[rows]
         changed = np.stack([usual * (1 - d) for d in sorted(s.drops)], axis=-1)
-        evidence = stats.poisson_evidence(x[..., None], usual[..., None], changed, dispersion[..., None])
-        halfway = np.sqrt(usual[..., None] * changed)
-        recovery = -stats.poisson_evidence(x[..., None], usual[..., None], halfway, dispersion[..., None])
-        mask = watched[..., None]
-        evidence, recovery = np.where(mask, evidence, 0.0), np.where(mask, recovery, 0.0)
-        alarm = self._alarm(evidence, recovery, self._threshold(len(scopes), len(s.drops)), first, positions)
+        rate, spread = usual[..., None], dispersion[..., None]
+        evidence = stats.poisson_evidence(x[..., None], rate, changed, spread)
+        recovery = -stats.poisson_evidence(x[..., None], rate, np.sqrt(rate * changed), spread)
+        expected = stats.poisson_evidence(changed, rate, changed, spread)
+        evidence, recovery, expected = (
+            np.where(watched[..., None], g, 0.0) for g in (evidence, recovery, expected)
+        )
+        threshold = self._threshold(len(scopes), len(s.drops))
+        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions)
         at = positions - first
         run_calls = _run_sums(totals, alarm.onset, positions)
         run_minutes = positions[:, None] + 1 - alarm.onset

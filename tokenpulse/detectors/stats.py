@@ -17,8 +17,10 @@ The model, in the words an on-call engineer checks against a chart:
   (by the change that fired it) for as much evidence as ``clear_evidence`` (ln 1,000 by default) —
   a partial recovery does not resolve it, and empty minutes never do.
 
-Shares (timeouts, uncached calls, escalations) are binomial counts; overdispersion (bursty users,
-retries in a row) is measured on the scope's own history and divides the evidence. Ratios of sums (a
+Shares (timeouts, uncached calls, escalations) are binomial counts; overdispersion (a hiccup upstream
+failing many calls of the same minute, users retrying in a row) is measured on the scope's own history
+as an intra-minute correlation and divides each minute's evidence by 1 + (n - 1) rho: a busy minute
+counts for less than its calls alone would say. Ratios of sums (a
 hit ratio) are counted the same way, a minute of n calls at ratio r as r x n hits in n draws.
 """
 
@@ -30,6 +32,12 @@ from collections.abc import Sequence
 import numpy as np
 
 MINUTES_PER_DAY = 1440
+
+# A minute "still speaks for the change" when it gives at least this much evidence (nats) for it, or
+# half what a changed minute is expected to give if that is less (a thin scope's minutes): one incident
+# minute of a thin scope does (a timeout in 2 calls where 1% is usual: 3 nats), a minute after a blip
+# with one stray timeout in 15 calls does not (0.02).
+_STILL_CHANGED = 1.0
 
 # A share is never taken as exactly 0 or 1 (the log-likelihood ratio would be infinite).
 _SHARE_FLOOR = 1e-4
@@ -80,42 +88,58 @@ def poisson_evidence(
     return (counts * np.log(rate1 / rate0) - (rate1 - rate0)) / dispersion
 
 
-def count_terms(counts: np.ndarray, half_window: int = 15) -> tuple[np.ndarray, np.ndarray]:
-    """Each minute's Pearson term (x - m)^2 / m around the scope's *local* rate m (over the minutes
-    within ``half_window``): 1 for Poisson minutes on average, more for bursty ones; and whether the
-    minute counts (it has calls around it)."""
-    rows = counts.shape[0]
+def _local(values: np.ndarray, half_window: int) -> np.ndarray:
+    """Sums of ``values`` over the minutes within ``half_window`` of each minute."""
+    rows = values.shape[0]
     index = np.arange(rows)
     high, low = np.clip(index + half_window + 1, 0, rows), np.clip(index - half_window, 0, rows)
-    local = (cumulative(counts)[high] - cumulative(counts)[low]) / (high - low)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = (counts - local) ** 2 / local
-    return np.where(local > 0, np.nan_to_num(terms), 0.0), (local > 0).astype(float)
+    totals = cumulative(values)
+    return totals[high] - totals[low]
 
 
-def pearson_terms(successes: np.ndarray, trials: np.ndarray, half_window: int = 15) -> np.ndarray:
-    """Each minute's Pearson term (x - n p)^2 / (n p (1 - p)) around the scope's *local* share p, the
-    share over the minutes within ``half_window`` of it: a binomial minute contributes 1 on average, a
-    bursty one more, while a share that drifts slowly over the day (that is the baseline's business)
-    contributes nothing. 0 for minutes without calls."""
-    rows = successes.shape[0]
-    index = np.arange(rows)
-    high, low = np.clip(index + half_window + 1, 0, rows), np.clip(index - half_window, 0, rows)
-    local_successes = cumulative(successes)[high] - cumulative(successes)[low]
-    local_trials = cumulative(trials)[high] - cumulative(trials)[low]
+def share_excess(
+    successes: np.ndarray, trials: np.ndarray, half_window: int = 15
+) -> tuple[np.ndarray, np.ndarray]:
+    """What each minute says of how much its calls move together: its Pearson term around the scope's
+    *local* share (over the minutes within ``half_window``) minus 1, and its pairs of calls (n - 1).
+
+    A beta-binomial minute of n calls with intra-minute correlation rho has an expected Pearson term of
+    1 + (n - 1) rho, so summed excess over summed pairs estimates rho: how much more than binomial a
+    minute varies, growing with its calls (a hiccup upstream times out many calls of the same minute).
+    A share that drifts slowly over the day (the baseline's business) adds nothing. Minutes with fewer
+    than two calls say nothing."""
+    local_successes, local_trials = _local(successes, half_window), _local(trials, half_window)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.clip(local_successes / local_trials, _SHARE_FLOOR, 1 - _SHARE_FLOOR)
         terms = (successes - trials * share) ** 2 / (trials * share * (1 - share))
-    return np.where(trials > 0, np.nan_to_num(terms), 0.0)
+    counted = trials >= 2
+    return np.where(counted, np.nan_to_num(terms) - 1, 0.0), np.where(counted, trials - 1, 0.0)
 
 
-def dispersion(
-    terms: np.ndarray, minutes: np.ndarray, shrink: float = 10.0, most: float = 20.0
-) -> np.ndarray:
-    """The dispersion of a scope's minutes from the sum of their ``pearson_terms`` over ``minutes``
-    minutes with calls: 1 for binomial counts, more for bursty ones; shrunk towards 1 by ``shrink``
-    pseudo-minutes (a thin history is not trusted to be calm), at most ``most``."""
-    return np.clip(np.nan_to_num((terms + shrink) / (minutes + shrink), nan=1.0), 1.0, most)
+def count_excess(counts: np.ndarray, half_window: int = 15) -> tuple[np.ndarray, np.ndarray]:
+    """What each minute says of how bursty a scope's calls are: its Pearson term around the *local*
+    rate m (over the minutes within ``half_window``) minus 1, and m. For negative-binomial minutes the
+    expected term is 1 + m / k, so summed excess over summed m estimates 1 / k."""
+    local = _local(counts, half_window) / (2 * half_window + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = (counts - local) ** 2 / local
+    return np.where(local > 0, np.nan_to_num(terms) - 1, 0.0), np.where(local > 0, local, 0.0)
+
+
+# Pseudo-pairs of calls (or calls) of perfect calm an estimate of burstiness is shrunk with: a thin
+# history is not trusted to be calm, nor to be bursty. And the most burstiness ever taken.
+_CALM, _MOST_CORRELATION = 200.0, 0.5
+
+
+def burstiness(excess: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """rho (shares) or 1 / k (counts) from summed ``share_excess`` / ``count_excess`` over a history."""
+    return np.clip(np.nan_to_num(excess / (weight + _CALM)), 0.0, _MOST_CORRELATION)
+
+
+def dispersion(size: np.ndarray, burst: np.ndarray) -> np.ndarray:
+    """The variance of a minute relative to binomial (or Poisson): 1 + (n - 1) rho for a share of n calls,
+    1 + m / k for a count of mean m (pass ``size`` = n - 1, or m)."""
+    return 1.0 + np.maximum(size, 0.0) * burst
 
 
 def wilson_bounds(successes: np.ndarray, trials: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +153,12 @@ def wilson_bounds(successes: np.ndarray, trials: np.ndarray, z: float) -> tuple[
 
 
 def sequential_alarm(
-    evidence: np.ndarray, recovery: np.ndarray, threshold: float, clear: float, min_minutes: int = 1
+    evidence: np.ndarray,
+    recovery: np.ndarray,
+    threshold: float,
+    clear: float,
+    min_minutes: int = 1,
+    expected: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
@@ -138,8 +167,11 @@ def sequential_alarm(
     alarm, a CUSUM per alternative accumulates it and the alarm starts when one reaches ``threshold``.
     ``recovery`` (same shape) is each minute's log-likelihood ratio of the usual against a level
     between the usual and each alternative (halfway, on the log-odds scale).
-    It *pages* once it has been on for ``min_minutes`` with no net evidence of recovery since it began:
-    a blip that is over sooner, however intense, never pages. Inside the alarm, the
+    It *pages* once it has been on for ``min_minutes`` and its last informative minute still speaks for
+    the change that fired it — gives at least half the evidence a changed minute is ``expected`` to give
+    (same shape as ``evidence``; default: the evidence itself), or ``_STILL_CHANGED`` nats: a blip that is
+    over sooner, however intense, never pages, and an alarm not confirmed within twice ``min_minutes``
+    is dropped as a blip (its evidence starts again from zero). Inside the alarm, the
     recovery evidence against the halfway level of the alternative that fired accumulates (a CUSUM)
     and the alarm ends when that reaches ``clear``: the scope is back to usual, not merely a little
     better. Then every CUSUM starts again from zero. Minutes without calls add nothing, so they
@@ -161,6 +193,7 @@ def sequential_alarm(
     fired = np.zeros(scopes, dtype=np.int64)  # the alternative that started the alarm
     run_start = np.zeros(scopes, dtype=np.int64)
     fired_at = np.zeros(scopes, dtype=np.int64)
+    still = np.zeros(scopes, dtype=bool)  # the last minute with calls spoke for the change that fired
     for t in range(minutes):
         off = ~on[:, None]
         summed = cusum + evidence[t]
@@ -175,7 +208,16 @@ def sequential_alarm(
         back = np.where(on, np.maximum(back + recovery[t][every, fired], 0.0), 0.0)
         clears = on & (back >= clear)
         on = (on | fire) & ~clears
-        paged = on & (paged | ((back <= 0) & (t + 1 - fired_at >= min_minutes)))
+        now = evidence[t][every, fired]
+        bar = np.abs(now) if expected is None else expected[t][every, fired]
+        still = np.where(fire, True, np.where(bar > 0, now >= np.minimum(_STILL_CHANGED, bar / 2), still))
+        held = t + 1 - fired_at
+        paged = on & (paged | (still & (held >= min_minutes)))
+        # An alarm that has not been confirmed within twice the floor was a blip: it is dropped, and a
+        # later change has to build its evidence again (and hold the floor again) to page.
+        blip = on & ~paged & ~still & (held >= 2 * min_minutes)
+        on &= ~blip
+        clears |= blip
         cusum = np.where(clears[:, None], 0.0, cusum)
         started = np.where(clears[:, None], t + 1, started)
         paging[t] = paged
