@@ -5,41 +5,74 @@ execution or an agent invocation, and None for every other span (HTTP, DB, workf
 that only carry *aggregated* usage). A span that is an LLM call but cannot be trusted raises
 :class:`InvalidSpan`: that span is rejected, not the request.
 
-Seven instrumentation dialects are read (OTel GenAI semconv, OpenLLMetry/traceloop, OpenInference,
-OpenLIT, Pydantic AI/Logfire, Vercel AI SDK, Langfuse). For each canonical field the dialect's attribute
-keys are tried in a fixed order and the first one present wins: two key families that mean the same thing
+The instrumentation dialects (OTel GenAI semconv, OpenLLMetry/traceloop, OpenInference, OpenLIT, Pydantic
+AI/Logfire, Vercel AI SDK, Langfuse) are declarations, one module each in ``tokenpulse.collector.dialects``.
+:class:`Engine` compiles them once: detection markers in dialect order, classification rules ranked by
+strength, and per dialect a key -> field dispatch table, so one pass over a span's attributes fills the
+record. For each canonical field the first key present wins: two key families that mean the same thing
 are never summed. Token semantics, the inclusive/exclusive rules and the full attribute table are in
-``docs/normalization.md``.
-
-Hot path: every key list is a tuple built at import time, a span costs dict lookups and one output dict.
+``docs/normalization.md`` (checked against the declarations by the tests).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
-from tokenpulse.collector.pricing import Pricer
+from tokenpulse.collector.dialects import (
+    CALL,
+    OWN_FIELDS,
+    SHARED_FIELDS,
+    SKIP,
+    TOOL,
+    ByKey,
+    ByValue,
+    Dialect,
+    InvalidSpan,
+    Rank,
+    Verdict,
+    check_dialects,
+    load_dialects,
+    token_count,
+)
 from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanView
 
 __all__ = [
     "CONTENT_KEY_PREFIXES",
+    "ENGINE",
+    "Engine",
     "InvalidSpan",
     "NormalizeConfig",
+    "Prefilter",
+    "PricerLike",
     "is_content_key",
     "normalize_provider",
     "normalize_span",
 ]
 
 
-class InvalidSpan(ValueError):
-    """The span is an LLM call whose data cannot be trusted; ``str(error)`` names the offending attribute."""
+class PricerLike(Protocol):
+    """What normalization needs of a pricer (``tokenpulse.collector.pricing.Pricer``; tests pass fakes)."""
+
+    def price(
+        self,
+        provider: str,
+        model: str,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int,
+        cache_write_tokens: int,
+        reasoning_tokens: int,
+    ) -> tuple[Decimal, str] | None:
+        """(cost in USD, source) for one call, or None when the model's price is unknown."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------------
@@ -375,207 +408,6 @@ def normalize_provider(raw: str, *, dotted_suffix: bool = False) -> str:
     return result
 
 
-_GEMINI_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
-
-# --------------------------------------------------------------------------------------------------
-# Dialects and their key precedence
-
-SEMCONV = "semconv"
-OPENLLMETRY = "openllmetry"
-OPENINFERENCE = "openinference"
-OPENLIT = "openlit"
-PYDANTIC_AI = "pydantic-ai"
-VERCEL_AI = "vercel-ai"
-LANGFUSE = "langfuse"
-
-_SEMCONV_INPUT = (
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.prompt_tokens",
-    "llm.usage.prompt_tokens",
-    "llm.usage.input_tokens",
-)
-_SEMCONV_OUTPUT = (
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.completion_tokens",
-    "llm.usage.completion_tokens",
-    "llm.usage.output_tokens",
-)
-_SEMCONV_CACHE_READ = (
-    "gen_ai.usage.cache_read.input_tokens",  # semconv
-    "gen_ai.usage.cache_read_input_tokens",  # OpenLLMetry, OpenLIT (pre-rename semconv)
-    "gen_ai.usage.input_tokens.cached",  # Sentry-style
-    "llm.usage.cache_read_input_tokens",  # OpenLLMetry llm.usage.*
-    "gen_ai.usage.details.cache_read_tokens",  # Pydantic AI
-    "gen_ai.usage.details.cache_read_input_tokens",  # Pydantic AI (raw Anthropic details, old versions)
-    "gen_ai.usage.details.cached_content_tokens",  # Pydantic AI (raw Gemini details)
-)
-_SEMCONV_CACHE_WRITE = (
-    "gen_ai.usage.cache_creation.input_tokens",
-    "gen_ai.usage.cache_creation_input_tokens",
-    "gen_ai.usage.input_tokens.cache_write",
-    "llm.usage.cache_creation_input_tokens",
-    "gen_ai.usage.details.cache_write_tokens",
-    "gen_ai.usage.details.cache_creation_input_tokens",
-)
-_SEMCONV_REASONING = (
-    "gen_ai.usage.reasoning.output_tokens",
-    "gen_ai.usage.reasoning_tokens",  # OpenLLMetry, OpenLIT
-    "gen_ai.usage.output_tokens.reasoning",
-    "llm.usage.reasoning_tokens",
-    "gen_ai.usage.details.reasoning_tokens",  # Pydantic AI (OpenAI)
-    "gen_ai.usage.details.thoughts_tokens",  # Pydantic AI (Gemini)
-)
-_SEMCONV_TOTAL = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens")
-_SEMCONV_PROVIDER = (
-    "gen_ai.provider.name",
-    "gen_ai.system",
-    "llm.provider",
-    "llm.system",
-    "ai.model.provider",
-)
-
-
-class _Profile:
-    """The ordered key tuples one dialect reads; built once at import."""
-
-    __slots__ = ("cache_read", "cache_write", "input", "output", "provider", "reasoning", "total", "usage")
-
-    def __init__(
-        self,
-        input: tuple[str, ...] = (),
-        output: tuple[str, ...] = (),
-        cache_read: tuple[str, ...] = (),
-        cache_write: tuple[str, ...] = (),
-        reasoning: tuple[str, ...] = (),
-        total: tuple[str, ...] = (),
-        provider: tuple[str, ...] = _SEMCONV_PROVIDER,
-    ) -> None:
-        self.input = input + _SEMCONV_INPUT
-        self.output = output + _SEMCONV_OUTPUT
-        self.cache_read = cache_read + _SEMCONV_CACHE_READ
-        self.cache_write = cache_write + _SEMCONV_CACHE_WRITE
-        self.reasoning = reasoning + _SEMCONV_REASONING
-        self.total = total + _SEMCONV_TOTAL
-        self.provider = provider
-        self.usage = self.input + self.output  # "does this span report usage at all"
-
-
-_DEFAULT_PROFILE = _Profile()
-_PROFILES: dict[str, _Profile] = {
-    SEMCONV: _DEFAULT_PROFILE,
-    OPENLLMETRY: _DEFAULT_PROFILE,
-    OPENLIT: _DEFAULT_PROFILE,
-    PYDANTIC_AI: _DEFAULT_PROFILE,
-    LANGFUSE: _DEFAULT_PROFILE,  # when langfuse.observation.usage_details is absent
-    OPENINFERENCE: _Profile(
-        input=("llm.token_count.prompt",),
-        output=("llm.token_count.completion",),
-        cache_read=(
-            "llm.token_count.prompt_details.cache_read",
-            "llm.token_count.prompt_details.cache_input",
-        ),
-        cache_write=("llm.token_count.prompt_details.cache_write",),
-        reasoning=("llm.token_count.completion_details.reasoning",),
-        total=("llm.token_count.total",),
-        provider=("llm.provider", "llm.system", "gen_ai.provider.name", "gen_ai.system"),
-    ),
-    VERCEL_AI: _Profile(
-        input=("ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens"),
-        output=("ai.usage.outputTokens", "ai.usage.completionTokens"),
-        cache_read=("ai.usage.inputTokenDetails.cacheReadTokens", "ai.usage.cachedInputTokens"),
-        cache_write=("ai.usage.inputTokenDetails.cacheWriteTokens",),
-        reasoning=("ai.usage.outputTokenDetails.reasoningTokens", "ai.usage.reasoningTokens"),
-        total=("ai.usage.totalTokens",),
-        provider=("ai.model.provider", "gen_ai.provider.name", "gen_ai.system"),
-    ),
-}
-
-_REQUEST_MODEL_KEYS = (
-    "gen_ai.request.model",
-    "llm.request.model_name",
-    "ai.model.id",
-    "llm.model_name",
-    "embedding.model_name",
-    "langfuse.observation.model.name",
-    "llm.request.model",
-)
-_RESPONSE_MODEL_KEYS = (
-    "gen_ai.response.model",
-    "llm.response.model_name",
-    "ai.response.model",
-    "llm.response.model",
-)
-_MODEL_KEYS = _REQUEST_MODEL_KEYS + _RESPONSE_MODEL_KEYS
-
-# (key, multiplier to milliseconds)
-_TTFT_KEYS = (
-    ("gen_ai.response.time_to_first_chunk", 1000.0),
-    ("gen_ai.client.operation.time_to_first_chunk", 1000.0),
-    ("gen_ai.server.time_to_first_token", 1000.0),
-    ("ai.response.msToFirstChunk", 1.0),
-    ("ai.stream.msToFirstChunk", 1.0),
-)
-_FIRST_TOKEN_EVENTS = frozenset(
-    {
-        "First Token Stream Event",
-        "ai.stream.firstChunk",
-        "llm.content.completion.chunk",
-        "gen_ai.content.completion.chunk",  # OpenLLMetry (0.62 checked)
-    }
-)
-# A request flagged as not streamed has no time to first token (OpenLIT reports the whole latency as one).
-_STREAM_FLAG_KEYS = ("gen_ai.request.stream", "gen_ai.is_streaming")
-
-_REPORTED_COST_KEYS = ("gen_ai.usage.cost", "llm.cost.total", "operation.cost")
-
-# Operations
-_OP_ALIASES = {
-    "completion": "text_completion",
-    "completions": "text_completion",
-    "text_completion": "text_completion",
-    "embedding": "embeddings",
-    "embeddings": "embeddings",
-    "chat": "chat",
-    "generate_content": "generate_content",
-}
-_LLM_OPS = frozenset({"chat", "text_completion", "generate_content", "embeddings", "responses", "rerank"})
-_AGENT_OPS = frozenset({"invoke_agent", "agent"})  # "agent": OpenLIT's agent invocation
-_NON_LEAF_OPS = frozenset({"create_agent", "invoke_workflow", "workflow", "framework", "execute_task"})
-_LLM_REQUEST_TYPES = {
-    "chat": "chat",
-    "completion": "text_completion",
-    "embedding": "embeddings",
-    "rerank": "rerank",
-}
-_VERCEL_LEAF = {
-    "ai.generateText.doGenerate": "chat",
-    "ai.streamText.doStream": "chat",
-    "ai.generateObject.doGenerate": "chat",
-    "ai.streamObject.doStream": "chat",
-    "ai.embed.doEmbed": "embeddings",
-    "ai.embedMany.doEmbed": "embeddings",
-}
-_LANGFUSE_LLM = {"generation": "chat", "embedding": "embeddings", "completion": "text_completion"}
-_LANGFUSE_SKIP = frozenset({"span", "chain", "event", "retriever", "evaluator", "guardrail"})
-
-_TOOL_NAME_KEYS = (
-    "gen_ai.tool.name",
-    "tool.name",
-    "ai.toolCall.name",
-    "traceloop.entity.name",
-    "langfuse.observation.name",
-)
-_AGENT_NAME_KEYS = (
-    "gen_ai.agent.name",
-    "agent.name",
-    "agent_name",
-    "traceloop.entity.name",
-    "langfuse.observation.name",
-)
-
-_KIND_SKIP, _KIND_LLM, _KIND_TOOL, _KIND_AGENT = 0, 1, 2, 3
-_OPENLIT_SCOPE_PREFIX = "openlit.instrumentation."
-
 _ENVIRONMENT_KEYS: tuple[str, ...] = ("deployment.environment.name", "deployment.environment")
 
 _ZERO = Decimal(0)
@@ -592,55 +424,6 @@ _TRUE_STRINGS = frozenset({"true", "1", "yes", "y", "on"})
 
 # --------------------------------------------------------------------------------------------------
 # Small readers
-
-
-def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None:
-            return key, value
-    return "", None
-
-
-def _count(value: Any, key: str, limit: int, prefix: str = "") -> int:
-    """A token count as an int, or InvalidSpan naming the attribute."""
-    kind = type(value)
-    if kind is int:
-        n = value
-    elif kind is float:
-        if not math.isfinite(value) or not value.is_integer():
-            raise InvalidSpan(f"{prefix}{key}: token count must be a finite integer, got {value!r}")
-        n = int(value)
-    elif kind is str:
-        text = value.strip()
-        try:
-            n = int(text)
-        except ValueError:
-            try:
-                number = float(text)
-            except ValueError:
-                raise InvalidSpan(f"{prefix}{key}: token count is not a number: {value[:40]!r}") from None
-            if not math.isfinite(number) or not number.is_integer():
-                raise InvalidSpan(
-                    f"{prefix}{key}: token count must be a finite integer, got {value[:40]!r}"
-                ) from None
-            n = int(number)
-    else:
-        raise InvalidSpan(f"{prefix}{key}: token count must be an integer, got {kind.__name__}")
-    if n < 0:
-        raise InvalidSpan(f"{prefix}{key}: token count is negative ({n})")
-    if n > limit:
-        raise InvalidSpan(f"{prefix}{key}: token count {n} exceeds the sanity limit of {limit}")
-    return n
-
-
-def _read_count(attrs: Mapping[str, Any], keys: tuple[str, ...], limit: int) -> int:
-    """The first present key's token count, 0 when none is present."""
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None:
-            return value if type(value) is int and 0 <= value <= limit else _count(value, key, limit)
-    return 0
 
 
 def _as_dim(value: Any) -> str:
@@ -774,25 +557,325 @@ def _iso_to_ns(value: Any) -> int | None:
     return int(moment.timestamp() * 1_000_000) * 1000
 
 
-def _ttft_ms(attrs: Mapping[str, Any], span: SpanView) -> float | None:
-    if _flag(attrs, _STREAM_FLAG_KEYS) is False:
+def _error_type(value: Any) -> str:
+    """``error.type`` as a dimension. opentelemetry-util-genai writes the exception class itself, which the
+    SDK turns into ``"<class 'openai.RateLimitError'>"``: that becomes ``openai.RateLimitError``."""
+    text = _as_dim(value)
+    if text.startswith("<class '") and text.endswith("'>"):
+        return text[8:-2]
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# The engine: the declarations compiled once into per-dialect rule lists and key -> field dispatch tables
+
+# Slots of the one pass over a span's attributes: the fields of dialects.OWN_FIELDS and SHARED_FIELDS,
+# then the configured dimensions.
+_FIELDS = OWN_FIELDS + SHARED_FIELDS
+(
+    _INPUT,
+    _OUTPUT,
+    _CACHE_READ,
+    _CACHE_WRITE,
+    _REASONING,
+    _TOTAL,
+    _PROVIDER,
+    _REQUEST_MODEL,
+    _RESPONSE_MODEL,
+    _TTFT_SECONDS,
+    _TTFT_MS,
+    _STREAM_FLAG,
+    _COMPLETION_START,
+    _REPORTED_COST,
+    _REPORTED_COST_DETAILS,
+    _TOOL_NAME,
+    _AGENT_NAME,
+) = range(len(_FIELDS))
+_CONFIG_FIELDS = ("route_keys", "user_keys", "session_keys", "prompt_version_keys", "router_name_keys")
+_ROUTE, _USER, _SESSION, _PROMPT_VERSION, _ROUTER = range(len(_FIELDS), len(_FIELDS) + len(_CONFIG_FIELDS))
+_ESCALATED = _ROUTER + 1
+_EXTRA = _ESCALATED + 1  # the first extra dimension
+_UNSET_RANK = 1 << 30
+
+
+def _dim_or_none(value: Any) -> str | None:
+    return _as_dim(value) or None
+
+
+def _flag_value(value: Any) -> bool | None:
+    kind = type(value)
+    if kind is bool:
+        return value
+    if kind is str:
+        return value.strip().lower() in _TRUE_STRINGS
+    if kind is int or kind is float:
+        return value != 0
+    return None  # a list or map: the next key is tried
+
+
+def _seconds(value: Any) -> float | None:
+    return _seconds_or_ms(value, 1000.0)
+
+
+def _milliseconds(value: Any) -> float | None:
+    return _seconds_or_ms(value, 1.0)
+
+
+# How a slot accepts a value: None takes the first present one as it is (token counts are validated
+# after the pass, naming the key); a reader's None means "not usable, try the next key".
+_READERS: dict[int, Callable[[Any], Any] | None] = {
+    _REQUEST_MODEL: _dim_or_none,
+    _RESPONSE_MODEL: _dim_or_none,
+    _TTFT_SECONDS: _seconds,
+    _TTFT_MS: _milliseconds,
+    _STREAM_FLAG: _flag_value,
+    _TOOL_NAME: _dim_or_none,
+    _AGENT_NAME: _dim_or_none,
+}
+
+_Entry = tuple[int, int, Callable[[Any], Any] | None]  # (slot, rank: lower wins, reader)
+
+
+def _unique(keys: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(keys))
+
+
+class _ValueRule:
+    """Non-decisive ByValue rules of one key, merged across dialects (they must spell values alike)."""
+
+    __slots__ = ("aliases", "canonical", "key", "names_operation", "normalize", "other", "values")
+
+    def __init__(self, first: ByValue) -> None:
+        self.key = first.key
+        self.canonical = first.canonical
+        self.normalize = first.normalize
+        self.aliases = dict(first.aliases)
+        self.values: dict[str, Verdict] = dict(first.values)
+        self.other = first.other
+        self.names_operation = first.names_operation
+
+    def merge(self, rule: ByValue, where: str) -> None:
+        if dict(rule.aliases) != self.aliases or rule.normalize != self.normalize:
+            raise ValueError(f"{where}: ByValue({rule.key!r}) spells values unlike another dialect's rule")
+        for value, verdict in rule.values.items():
+            if self.values.get(value, verdict) != verdict:
+                raise ValueError(f"{where}: {rule.key}={value!r} is already declared as {self.values[value]}")
+            self.values[value] = verdict
+        if rule.other is not None:
+            if self.other not in (None, rule.other):
+                raise ValueError(f"{where}: ByValue({rule.key!r}) has two verdicts for other values")
+            self.other = rule.other
+        self.names_operation = self.names_operation or rule.names_operation
+
+
+class _DialectTables:
+    """One dialect compiled: its rules (its own plus every dialect's shared ones) and key tables."""
+
+    __slots__ = (
+        "decisive",
+        "dialect",
+        "keys",
+        "model_keys",
+        "name",
+        "operation_rule",
+        "rules",
+        "usage_keys",
+    )
+
+    def __init__(self, dialect: Dialect, dialects: tuple[Dialect, ...], fallback: Dialect) -> None:
+        self.dialect = dialect
+        self.name = dialect.name
+        self.decisive: ByValue | None = None
+        merged: dict[str, _ValueRule] = {}
+        rules: list[tuple[str, Any]] = []  # ("value", _ValueRule) | ("keys", ByKey) | ("name", ByName)
+        for owner in dialects:
+            for rule in owner.rules:
+                if isinstance(rule, ByValue):
+                    if rule.decisive:
+                        if owner is dialect:
+                            if self.decisive is not None:
+                                raise ValueError(f"dialect {owner.name!r}: two decisive rules")
+                            self.decisive = rule
+                    elif rule.key in merged:
+                        merged[rule.key].merge(rule, f"dialect {owner.name!r}")
+                    else:
+                        merged[rule.key] = _ValueRule(rule)
+                        rules.append(("value", merged[rule.key]))
+                elif not rule.claimed_only or owner is dialect:
+                    rules.append(("keys" if isinstance(rule, ByKey) else "name", rule))
+        self.rules = tuple(rules)
+        naming = [r for r in merged.values() if r.names_operation]
+        if len(naming) > 1:
+            raise ValueError(f"two attributes name the operation: {[r.key for r in naming]}")
+        self.operation_rule = naming[0] if naming and dialect.reads_operation_name else None
+        # Key tables, in precedence order.
+        keys: dict[str, tuple[str, ...]] = {}
+        for name in OWN_FIELDS:
+            keys[name] = _unique((*getattr(dialect.keys, name), *getattr(fallback.keys, name)))
+        others = [d for d in dialects if d is not dialect and d is not fallback]
+        for name in SHARED_FIELDS:
+            keys[name] = _unique(key for d in (fallback, dialect, *others) for key in getattr(d.keys, name))
+        self.keys = keys
+        self.model_keys = keys["request_model"] + keys["response_model"]
+        self.usage_keys = keys["input"] + keys["output"]
+
+    def dispatch(self, config: NormalizeConfig) -> dict[str, tuple[_Entry, ...]]:
+        """key -> the slots it fills, with its rank in each, for this dialect under ``config``."""
+        tables: list[tuple[int, tuple[str, ...], Callable[[Any], Any] | None]] = [
+            (slot, self.keys[name], _READERS.get(slot)) for slot, name in enumerate(_FIELDS)
+        ]
+        for offset, name in enumerate(_CONFIG_FIELDS):
+            tables.append((_ROUTE + offset, getattr(config, name), _dim_or_none))
+        tables.append((_ESCALATED, config.router_escalated_keys, _flag_value))
+        for offset, (_, keys) in enumerate(config._extra_items):  # type: ignore[attr-defined]
+            tables.append((_EXTRA + offset, keys, _dim_or_none))
+        dispatch: dict[str, list[_Entry]] = {}
+        for slot, keys, reader in tables:
+            for rank, key in enumerate(keys):
+                dispatch.setdefault(key, []).append((slot, rank, reader))
+        return {key: tuple(entries) for key, entries in dispatch.items()}
+
+
+class Engine:
+    """Dialect declarations compiled for normalization: detection, classification and the key ->
+    field dispatch that fills a record in one pass over a span's attributes."""
+
+    def __init__(self, dialects: Iterable[Dialect]) -> None:
+        self.dialects = check_dialects(tuple(dialects))
+        fallback = self.dialects[-1]
+        self.fallback = fallback
+        self.tables = {d.name: _DialectTables(d, self.dialects, fallback) for d in self.dialects}
+        self._fallback_tables = self.tables[fallback.name]
+        self._detect = tuple((self.tables[d.name], d.markers) for d in self.dialects if not d.fallback)
+        self.first_token_events: dict[str, str | None] = {}
+        for d in self.dialects:
+            for event, attribute in d.first_token_events.items():
+                self.first_token_events.setdefault(event, attribute)
+        self._dispatch_memo: tuple[NormalizeConfig, dict[str, dict[str, tuple[_Entry, ...]]]] | None = None
+        self.prefilter = Prefilter(self)
+
+    # detection -----------------------------------------------------------------------------------
+
+    def detect(
+        self, attrs: Mapping[str, Any], resource: Mapping[str, Any], scope: str, name: str
+    ) -> _DialectTables:
+        """The tables of the first dialect whose markers claim the span (the fallback's when none)."""
+        for tables, m in self._detect:
+            if m.string_keys and any(type(attrs.get(k)) is str for k in m.string_keys):
+                return tables
+            if m.name_prefix_and_key and any(
+                name.startswith(prefix) and key in attrs for prefix, key in m.name_prefix_and_key
+            ):
+                return tables
+            if m.keys and any(k in attrs for k in m.keys):
+                return tables
+            if m.scope_prefixes and scope.startswith(m.scope_prefixes):
+                return tables
+            if m.scope_contains and any(part in scope for part in m.scope_contains):
+                return tables
+            if m.attribute_values and any(
+                attrs.get(k) == v or resource.get(k) == v for k, v in m.attribute_values
+            ):
+                return tables
+        return self._fallback_tables
+
+    # classification ------------------------------------------------------------------------------
+
+    def classify(self, attrs: Mapping[str, Any], name: str, tables: _DialectTables) -> tuple[str, str]:
+        """(kind, operation): the verdict of the strongest rule that matches (see dialects.Rank)."""
+        rule = tables.operation_rule
+        op = rule.canonical(attrs.get(rule.key)) if rule is not None else ""
+        decisive = tables.decisive
+        if decisive is not None:
+            raw = attrs.get(decisive.key)
+            if decisive.or_span_name and type(raw) is not str:
+                raw = name
+            verdict = decisive.verdict(decisive.canonical(raw))
+            if verdict is not None:
+                return verdict.kind, (op or verdict.operation) if verdict.kind == CALL else ""
+        best: Verdict | None = None
+        for form, r in tables.rules:
+            if form == "value":
+                raw = attrs.get(r.key)
+                if raw is None:
+                    continue
+                value = op if r is rule else r.canonical(raw)
+                found = r.values.get(value, r.other) if value else None
+            elif form == "keys":
+                found = r.verdict if any(k in attrs for k in r.keys) else None
+            else:
+                found = r.verdict if r.matches(name) else None
+            if found is not None and (best is None or found.rank < best.rank):
+                best = found
+        if best is None or best.rank > Rank.USAGE:
+            reader = tables.dialect.usage_reader
+            if _present(attrs, tables.model_keys) and (
+                _present(attrs, tables.usage_keys) or (reader is not None and reader.key in attrs)
+            ):
+                return CALL, op
+        if best is None:
+            return SKIP, ""
+        return best.kind, (op or best.operation) if best.kind == CALL else ""
+
+    # the one pass --------------------------------------------------------------------------------
+
+    def fill(
+        self, attrs: Mapping[str, Any], tables: _DialectTables, config: NormalizeConfig
+    ) -> tuple[list[Any], list[str]]:
+        """Every slot's value (None when absent) and the key it came from, in one pass over ``attrs``."""
+        memo = self._dispatch_memo
+        if memo is None or memo[0] is not config:
+            memo = (config, {name: t.dispatch(config) for name, t in self.tables.items()})
+            self._dispatch_memo = memo
+        dispatch = memo[1][tables.name]
+        size = _EXTRA + len(config._extra_items)  # type: ignore[attr-defined]
+        values: list[Any] = [None] * size
+        ranks = [_UNSET_RANK] * size
+        sources = [""] * size
+        for key, value in attrs.items():
+            entries = dispatch.get(key)
+            if entries is None or value is None:
+                continue
+            for slot, rank, reader in entries:
+                if rank < ranks[slot]:
+                    read = value if reader is None else reader(value)
+                    if read is not None:
+                        values[slot] = read
+                        ranks[slot] = rank
+                        sources[slot] = key
+        return values, sources
+
+
+def _present(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
+    return any(attrs.get(key) is not None for key in keys)
+
+
+def _token(values: list[Any], sources: list[str], slot: int, limit: int) -> int:
+    value = values[slot]
+    if value is None:
+        return 0
+    return value if type(value) is int and 0 <= value <= limit else token_count(value, sources[slot], limit)
+
+
+def _ttft_ms(values: list[Any], span: SpanView, events: Mapping[str, str | None]) -> float | None:
+    if values[_STREAM_FLAG] is False:
         return None
-    for key, scale in _TTFT_KEYS:
-        value = attrs.get(key)
-        if value is not None:
-            ms = _seconds_or_ms(value, scale)
-            if ms is not None:
-                return ms
+    ms = values[_TTFT_SECONDS]
+    if ms is None:
+        ms = values[_TTFT_MS]
+    if ms is not None:
+        return ms
     start = span.start_time_unix_nano
-    completion_start = attrs.get("langfuse.observation.completion_start_time")
+    completion_start = values[_COMPLETION_START]
     if completion_start is not None:
         ns = _iso_to_ns(completion_start)
         if ns is not None and ns >= start:
             return (ns - start) / 1e6
     for event in span.events:
-        if event.name in _FIRST_TOKEN_EVENTS:
-            if event.name == "ai.stream.firstChunk":
-                ms = _seconds_or_ms(event.attributes.get("ai.stream.msToFirstChunk"), 1.0)
+        if event.name in events:
+            attribute = events[event.name]
+            if attribute is not None:
+                ms = _seconds_or_ms(event.attributes.get(attribute), 1.0)
                 if ms is not None:
                     return ms
             if event.time_unix_nano >= start:
@@ -801,10 +884,10 @@ def _ttft_ms(attrs: Mapping[str, Any], span: SpanView) -> float | None:
     return None
 
 
-def _reported_cost(attrs: Mapping[str, Any]) -> Decimal | None:
-    value = _first(attrs, _REPORTED_COST_KEYS)[1]
+def _reported_cost(values: list[Any]) -> Decimal | None:
+    value = values[_REPORTED_COST]
     if value is None:
-        details = attrs.get("langfuse.observation.cost_details")
+        details = values[_REPORTED_COST_DETAILS]
         if details is not None:
             if type(details) is str:
                 try:
@@ -824,227 +907,73 @@ def _reported_cost(attrs: Mapping[str, Any]) -> Decimal | None:
     return None
 
 
-# --------------------------------------------------------------------------------------------------
-# Langfuse usage_details
+class Prefilter:
+    """Whether a span can be an LLM call, a tool or an agent span, from what is cheap to read.
 
-_LF_CACHE_READ = (
-    "input_cached_tokens",
-    "cache_read_input_tokens",
-    "input_cache_read",
-    "cached_tokens",
-    "input_cached",
-    "cache_read",
-)
-_LF_CACHE_WRITE = (
-    "cache_creation_input_tokens",
-    "input_cache_creation",
-    "input_cache_write",
-    "cache_write_input_tokens",
-    "cache_creation",
-    "cache_write",
-)
-_LF_REASONING = ("output_reasoning_tokens", "reasoning_tokens", "output_reasoning", "reasoning")
-_LF_KNOWN = frozenset(("input", "output", "total", *_LF_CACHE_READ, *_LF_CACHE_WRITE, *_LF_REASONING))
-_LF_PREFIX = "langfuse.observation.usage_details."
-
-
-def _lf_pick(usage: dict[str, Any], keys: tuple[str, ...], limit: int) -> int:
-    for key in keys:
-        value = usage.get(key)
-        if value is not None:
-            return _count(value, key, limit, _LF_PREFIX)
-    return 0
-
-
-def _langfuse_usage(raw: Any, limit: int) -> tuple[int, int, int, int, int, int | None, bool]:
-    """(input, output, cache_read, cache_write, reasoning, total, exclusive) from usage_details.
-
-    Langfuse-native buckets are additive (Langfuse sums them into the total), i.e. *exclusive*: ``input``
-    excludes the cache buckets and ``output`` excludes reasoning. The OpenAI usage schemas it also accepts
-    (``prompt_tokens``/``completion_tokens``, ``input_tokens``/``output_tokens`` with ``*_details``) are
-    inclusive.
+    Every rule that can make a span anything but ignored needs one of: a span-kind or marker key of a
+    rule, a model key (model + usage), a span name a rule matches, or the scope of an implied call on an
+    ERROR span. A span with none of them is ignored by ``normalize_span`` whatever its attributes hold,
+    so the collector drops it without decoding its attributes.
     """
-    if type(raw) is str:
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise InvalidSpan("langfuse.observation.usage_details: not valid JSON") from None
-    if not isinstance(raw, dict):
-        raise InvalidSpan("langfuse.observation.usage_details: expected a JSON object")
-    if (
-        "prompt_tokens" in raw
-        or "completion_tokens" in raw
-        or "input_tokens" in raw
-        or "output_tokens" in raw
-    ):
-        openai_chat = "prompt_tokens" in raw or "completion_tokens" in raw
-        in_key, out_key = (
-            ("prompt_tokens", "completion_tokens") if openai_chat else ("input_tokens", "output_tokens")
-        )
-        in_details = raw.get("prompt_tokens_details" if openai_chat else "input_tokens_details")
-        out_details = raw.get("completion_tokens_details" if openai_chat else "output_tokens_details")
-        inp = _lf_pick(raw, (in_key,), limit)
-        out = _lf_pick(raw, (out_key,), limit)
-        cr = _lf_pick(in_details, ("cached_tokens",), limit) if isinstance(in_details, dict) else 0
-        rsn = _lf_pick(out_details, ("reasoning_tokens",), limit) if isinstance(out_details, dict) else 0
-        total = (
-            _count(raw["total_tokens"], "total_tokens", limit, _LF_PREFIX) if "total_tokens" in raw else None
-        )
-        return inp, out, cr, 0, rsn, total, False
-    inp = _lf_pick(raw, ("input",), limit)
-    out = _lf_pick(raw, ("output",), limit)
-    cr = _lf_pick(raw, _LF_CACHE_READ, limit)
-    cw = _lf_pick(raw, _LF_CACHE_WRITE, limit)
-    rsn = _lf_pick(raw, _LF_REASONING, limit)
-    for key, value in raw.items():  # other buckets (audio, image...) are part of input/output too
-        if value is None or key in _LF_KNOWN or type(key) is not str:
-            continue
-        if "input" in key:
-            inp += _count(value, key, limit, _LF_PREFIX)
-        elif "output" in key:
-            out += _count(value, key, limit, _LF_PREFIX)
-    total = _lf_pick(raw, ("total",), limit) if "total" in raw else None
-    return inp, out, cr, cw, rsn, total, True
+
+    __slots__ = ("implied_scopes", "keys", "name_prefixes", "names")
+
+    def __init__(self, engine: Engine) -> None:
+        keys: set[str] = set()
+        prefixes: list[str] = []
+        names: set[str] = set()
+        scopes: list[str] = []
+        for d in engine.dialects:
+            for rule in d.rules:
+                if isinstance(rule, ByValue):
+                    keys.add(rule.key)
+                elif isinstance(rule, ByKey):
+                    keys.update(rule.keys)
+                else:
+                    prefixes.extend(rule.prefixes)
+                    names.update(rule.names)
+            if d.implied_call is not None:
+                scopes.append(d.implied_call.scope_prefix)
+        for tables in engine.tables.values():
+            keys.update(tables.model_keys)
+        self.keys = frozenset(keys)
+        self.name_prefixes = tuple(dict.fromkeys(prefixes))
+        self.names = frozenset(names)
+        self.implied_scopes = tuple(scopes)
+
+    def keep(self, span: Any, scope_name: str) -> bool:
+        """True unless ``span`` (an OTLP protobuf Span, or anything with ``name``, ``status.code`` and
+        ``attributes`` of ``key``/``value`` pairs) is certainly ignored."""
+        name = span.name
+        if name in self.names or (self.name_prefixes and name.startswith(self.name_prefixes)):
+            return True
+        if (
+            self.implied_scopes
+            and scope_name.startswith(self.implied_scopes)
+            and span.status.code == STATUS_ERROR
+        ):
+            return True
+        keys = self.keys
+        for attribute in span.attributes:  # noqa: SIM110 - a plain loop is the faster on this hot path
+            if attribute.key in keys:
+                return True
+        return False
+
+    def keeps_view(self, span: SpanView) -> bool:
+        """``keep`` for an already decoded span."""
+        name = span.name
+        if name in self.names or (self.name_prefixes and name.startswith(self.name_prefixes)):
+            return True
+        if (
+            self.implied_scopes
+            and span.scope_name.startswith(self.implied_scopes)
+            and span.status_code == STATUS_ERROR
+        ):
+            return True
+        return not self.keys.isdisjoint(span.attributes)
 
 
-# --------------------------------------------------------------------------------------------------
-# Dialect detection and classification
-
-
-def _detect(attrs: Mapping[str, Any], resource: Mapping[str, Any], scope: str, name: str) -> tuple[str, str]:
-    """(dialect, vercel operation id)."""
-    ai_op = attrs.get("ai.operationId")
-    if type(ai_op) is str:
-        return VERCEL_AI, ai_op
-    if name.startswith("ai.") and "ai.model.id" in attrs:
-        return VERCEL_AI, name
-    if "langfuse.observation.type" in attrs or "langfuse.observation.usage_details" in attrs:
-        return LANGFUSE, ""
-    if "openinference.span.kind" in attrs:
-        return OPENINFERENCE, ""
-    if (
-        "openlit" in scope
-        or attrs.get("telemetry.sdk.name") == "openlit"
-        or resource.get("telemetry.sdk.name") == "openlit"
-    ):
-        return OPENLIT, ""
-    if scope.startswith(("pydantic-ai", "pydantic_ai", "logfire")) or "logfire.span_type" in attrs:
-        return PYDANTIC_AI, ""
-    if (
-        "llm.request.type" in attrs
-        or "llm.usage.total_tokens" in attrs
-        or "traceloop.span.kind" in attrs
-        or "traceloop.entity.name" in attrs
-        or "traceloop.workflow.name" in attrs
-        or scope.startswith("traceloop")
-    ):
-        return OPENLLMETRY, ""
-    return SEMCONV, ""
-
-
-def _classify(
-    attrs: Mapping[str, Any], dialect: str, ai_op: str, name: str, profile: _Profile
-) -> tuple[int, str]:
-    """(kind, operation) — kind is one of the _KIND_* constants."""
-    if dialect == VERCEL_AI:
-        operation = _VERCEL_LEAF.get(ai_op)
-        if operation is not None:
-            return _KIND_LLM, operation
-        if ai_op == "ai.toolCall":
-            return _KIND_TOOL, ""
-        return _KIND_SKIP, ""  # ai.generateText & co carry usage aggregated over their steps
-    raw_op = attrs.get("gen_ai.operation.name")
-    op = ""
-    if type(raw_op) is str:
-        op = _OP_ALIASES.get(raw_op) or raw_op.strip().lower()
-    if dialect == LANGFUSE:
-        lf_type = attrs.get("langfuse.observation.type")
-        if type(lf_type) is str:
-            lf_type = lf_type.lower()
-            if lf_type in _LANGFUSE_LLM:
-                return _KIND_LLM, op or _LANGFUSE_LLM[lf_type]
-            if lf_type == "tool":
-                return _KIND_TOOL, ""
-            if lf_type == "agent":
-                return _KIND_AGENT, ""
-            if lf_type in _LANGFUSE_SKIP:
-                return _KIND_SKIP, ""
-    oi_kind = attrs.get("openinference.span.kind")
-    oi_kind = oi_kind.upper() if type(oi_kind) is str else ""
-    tl_kind = attrs.get("traceloop.span.kind")
-    tl_kind = tl_kind.lower() if type(tl_kind) is str else ""
-    # tool executions
-    if op == "execute_tool" or oi_kind == "TOOL" or tl_kind == "tool" or name.startswith("execute_tool"):
-        return _KIND_TOOL, ""
-    # agent invocations (their usage, if any, is an aggregate of the leaf calls)
-    if (
-        op in _AGENT_OPS
-        or oi_kind == "AGENT"
-        or tl_kind == "agent"
-        or name.startswith("invoke_agent")
-        or (dialect == PYDANTIC_AI and ("agent_name" in attrs or name == "agent run"))
-    ):
-        return _KIND_AGENT, ""
-    # other non-leaf spans: workflows, chains, aggregated usage
-    if (
-        op in _NON_LEAF_OPS
-        or tl_kind == "workflow"
-        or (oi_kind and oi_kind not in ("LLM", "EMBEDDING"))
-        or "gen_ai.aggregated_usage.input_tokens" in attrs
-        or "gen_ai.aggregated_usage.output_tokens" in attrs
-    ):
-        return _KIND_SKIP, ""
-    # leaf LLM calls
-    if op in _LLM_OPS:
-        return _KIND_LLM, op
-    if oi_kind == "LLM":
-        return _KIND_LLM, op or "chat"
-    if oi_kind == "EMBEDDING":
-        return _KIND_LLM, op or "embeddings"
-    request_type = attrs.get("llm.request.type")
-    if type(request_type) is str and request_type.lower() in _LLM_REQUEST_TYPES:
-        return _KIND_LLM, op or _LLM_REQUEST_TYPES[request_type.lower()]
-    if tl_kind == "task":
-        return _KIND_SKIP, ""
-    if _first(attrs, _MODEL_KEYS)[1] is not None and (
-        _first(attrs, profile.usage)[1] is not None or "langfuse.observation.usage_details" in attrs
-    ):
-        return _KIND_LLM, op
-    if "gen_ai.tool.name" in attrs or "tool.name" in attrs:
-        return _KIND_TOOL, ""
-    return _KIND_SKIP, ""
-
-
-def _openlit_failed_call(attrs: Mapping[str, Any], span: SpanView) -> dict[str, str] | None:
-    """The attributes an attribute-less failed OpenLIT call span implies, or None for any other span.
-
-    OpenLIT's Anthropic wrapper sets no attribute when the SDK call raises (a timeout, a 529): only the
-    span name ``"{operation} {model}"`` and the scope ``openlit.instrumentation.<provider>`` say what
-    the call was.
-    """
-    scope = span.scope_name
-    if span.status_code != STATUS_ERROR or "gen_ai.operation.name" in attrs:
-        return None
-    if not scope.startswith(_OPENLIT_SCOPE_PREFIX):
-        return None
-    raw_op, _, model = span.name.partition(" ")
-    operation = _OP_ALIASES.get(raw_op, raw_op)
-    if operation not in _LLM_OPS or not model or " " in model:
-        return None
-    return {
-        "gen_ai.operation.name": operation,
-        "gen_ai.provider.name": scope[len(_OPENLIT_SCOPE_PREFIX) :],
-        "gen_ai.request.model": model,
-    }
-
-
-def _error_type(value: Any) -> str:
-    """``error.type`` as a dimension. opentelemetry-util-genai writes the exception class itself, which the
-    SDK turns into ``"<class 'openai.RateLimitError'>"``: that becomes ``openai.RateLimitError``."""
-    text = _as_dim(value)
-    if text.startswith("<class '") and text.endswith("'>"):
-        return text[8:-2]
-    return text
+ENGINE = Engine(load_dialects())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1052,21 +981,34 @@ def _error_type(value: Any) -> str:
 
 
 def normalize_span(
-    span: SpanView, config: NormalizeConfig, pricer: Pricer
+    span: SpanView, config: NormalizeConfig, pricer: PricerLike, engine: Engine | None = None
 ) -> CallRecord | ToolSpanRecord | None:
-    """Normalize one span; see the module docstring. Raises InvalidSpan for an untrustworthy call."""
+    """Normalize one span; see the module docstring. Raises InvalidSpan for an untrustworthy call.
+
+    ``engine``: the compiled dialects to read it with (default: every dialect of the package).
+    """
+    if engine is None:
+        engine = ENGINE
     attrs = span.attributes
-    resource = span.resource
     name = span.name
-    dialect, ai_op = _detect(attrs, resource, span.scope_name, name)
-    profile = _PROFILES[dialect]
-    kind, operation = _classify(attrs, dialect, ai_op, name, profile)
-    if kind == _KIND_SKIP:
-        implied = _openlit_failed_call(attrs, span) if dialect == OPENLIT else None
-        if implied is None:
+    tables = engine.detect(attrs, span.resource, span.scope_name, name)
+    dialect = tables.dialect
+    kind, operation = engine.classify(attrs, name, tables)
+    if kind == SKIP:
+        implied = dialect.implied_call
+        if (
+            implied is None
+            or span.status_code != STATUS_ERROR
+            or not span.scope_name.startswith(implied.scope_prefix)
+        ):
             return None
-        attrs = {**attrs, **implied}
-        kind, operation = _KIND_LLM, implied["gen_ai.operation.name"]
+        attributes = implied.implies(attrs, name, span.scope_name)
+        if attributes is None:
+            return None
+        attrs = {**attrs, **attributes}
+        kind = CALL
+        rule = tables.operation_rule
+        operation = rule.canonical(attrs.get(rule.key)) if rule is not None else ""
 
     # identity and timing
     trace_id = span.trace_id
@@ -1114,13 +1056,13 @@ def normalize_span(
         or _timeout_status(attrs)
     )
 
-    res = _resource_view(resource, config)
+    res = _resource_view(span.resource, config)
     service = res.service
     environment = res.environment
     parent_span_id = span.parent_span_id
+    values, sources = engine.fill(attrs, tables, config)
 
-    if kind != _KIND_LLM:
-        name_keys = _TOOL_NAME_KEYS if kind == _KIND_TOOL else _AGENT_NAME_KEYS
+    if kind != CALL:
         return {
             "time_unix_nano": start,
             "duration_ms": duration_ms,
@@ -1129,8 +1071,8 @@ def normalize_span(
             "parent_span_id": parent_span_id,
             "service": service,
             "environment": environment,
-            "kind": "tool" if kind == _KIND_TOOL else "agent",
-            "name": _str_attr(attrs, name_keys) or name,
+            "kind": kind,
+            "name": values[_TOOL_NAME if kind == TOOL else _AGENT_NAME] or name,
             "status": status,
             "error_type": error_type,
             "is_timeout": is_timeout,
@@ -1138,37 +1080,36 @@ def normalize_span(
 
     limit = config.max_tokens
     # provider and models
-    provider_raw = _first(attrs, profile.provider)[1]
+    provider_raw = values[_PROVIDER]
     provider = (
-        normalize_provider(provider_raw, dotted_suffix=dialect == VERCEL_AI)
+        normalize_provider(provider_raw, dotted_suffix=dialect.provider_has_suffix)
         if type(provider_raw) is str
         else ""
     )
-    request_model = _str_attr(attrs, _REQUEST_MODEL_KEYS)
-    response_model = _str_attr(attrs, _RESPONSE_MODEL_KEYS)
+    request_model = values[_REQUEST_MODEL] or ""
+    response_model = values[_RESPONSE_MODEL] or ""
     if not response_model:
         response_model = request_model
     elif not request_model:
         request_model = response_model
 
     # tokens, as reported
-    in_forced = out_forced = False
-    lf_usage = attrs.get("langfuse.observation.usage_details") if dialect == LANGFUSE else None
-    if lf_usage is not None:
-        inp, out, cr, cw, rsn, total, exclusive = _langfuse_usage(lf_usage, limit)
+    reader = dialect.usage_reader
+    usage = attrs.get(reader.key) if reader is not None else None
+    if usage is not None:
+        inp, out, cr, cw, rsn, total, exclusive = reader.read(usage, limit)  # type: ignore[union-attr]
         in_forced = out_forced = exclusive
-        total_key = "langfuse.observation.usage_details.total"
+        total_key = f"{reader.key}.total"  # type: ignore[union-attr]
     else:
-        inp = _read_count(attrs, profile.input, limit)
-        out = _read_count(attrs, profile.output, limit)
-        cr = _read_count(attrs, profile.cache_read, limit)
-        cw = _read_count(attrs, profile.cache_write, limit)
-        rsn = _read_count(attrs, profile.reasoning, limit)
-        total_key, total = _first(attrs, profile.total)
-        if total is not None:
-            total = _count(total, total_key, limit)
-        # OpenLIT's Anthropic instrumentation reports Anthropic's raw input_tokens (cache excluded).
-        in_forced = dialect == OPENLIT and provider == "anthropic"
+        inp = _token(values, sources, _INPUT, limit)
+        out = _token(values, sources, _OUTPUT, limit)
+        cr = _token(values, sources, _CACHE_READ, limit)
+        cw = _token(values, sources, _CACHE_WRITE, limit)
+        rsn = _token(values, sources, _REASONING, limit)
+        total_key = sources[_TOTAL]
+        total = None if values[_TOTAL] is None else token_count(values[_TOTAL], total_key, limit)
+        in_forced = provider in dialect.input_excludes_cache_for
+        out_forced = False
     if total is not None and total < inp + out:
         raise InvalidSpan(f"{total_key}: total {total} is less than input + output ({inp} + {out})")
 
@@ -1185,8 +1126,8 @@ def normalize_span(
                     break
             if decided:
                 break
-    if not decided and rsn and provider in _GEMINI_PROVIDERS and dialect in (OPENLLMETRY, OPENLIT):
-        out_excl = True  # these pass Gemini's candidates_token_count, which excludes thoughts
+    if not decided and rsn and provider in dialect.output_excludes_reasoning_for:
+        out_excl = True
     if in_excl:
         inp += cache
     if out_excl:
@@ -1215,7 +1156,7 @@ def normalize_span(
         cost_usd, cost_source = priced
         price_known = True
     else:
-        reported = _reported_cost(attrs)
+        reported = _reported_cost(values)
         if reported is not None:
             cost_usd, cost_source, price_known = reported, "reported", True
         else:
@@ -1225,11 +1166,11 @@ def normalize_span(
         raise InvalidSpan(f"cost {cost_usd} USD exceeds the sanity limit of {_MAX_COST_USD} for one call")
 
     extra: dict[str, str] = {}
-    for dimension, keys in config._extra_items:  # type: ignore[attr-defined]
-        value = _str_attr(attrs, keys) or res.extra.get(dimension)
+    for offset, (dimension, _) in enumerate(config._extra_items):  # type: ignore[attr-defined]
+        value = values[_EXTRA + offset] or res.extra.get(dimension)
         if value:
             extra[dimension] = value
-    escalated = _flag(attrs, config.router_escalated_keys)
+    escalated = values[_ESCALATED]
 
     return {
         "time_unix_nano": start,
@@ -1249,19 +1190,19 @@ def normalize_span(
         "cache_read_tokens": cr,
         "cache_write_tokens": cw,
         "reasoning_tokens": rsn,
-        "ttft_ms": _ttft_ms(attrs, span),
+        "ttft_ms": _ttft_ms(values, span, engine.first_token_events),
         "status": status,
         "error_type": error_type,
         "is_timeout": is_timeout,
-        "route": _str_attr(attrs, config.route_keys) or res.route,
-        "user": _str_attr(attrs, config.user_keys) or res.user,
-        "session": _str_attr(attrs, config.session_keys) or res.session,
-        "prompt_version": _str_attr(attrs, config.prompt_version_keys) or res.prompt_version,
-        "router": _str_attr(attrs, config.router_name_keys) or res.router,
+        "route": values[_ROUTE] or res.route,
+        "user": values[_USER] or res.user,
+        "session": values[_SESSION] or res.session,
+        "prompt_version": values[_PROMPT_VERSION] or res.prompt_version,
+        "router": values[_ROUTER] or res.router,
         "escalated": res.escalated if escalated is None else escalated,
         "cost_usd": cost_usd,
         "price_known": price_known,
         "cost_source": cost_source,
-        "dialect": dialect,
+        "dialect": dialect.name,
         "extra": extra,
     }
