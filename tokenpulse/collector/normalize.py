@@ -31,6 +31,7 @@ from tokenpulse.collector.dialects import (
     SKIP,
     TOOL,
     ByKey,
+    ByName,
     ByValue,
     Dialect,
     InvalidSpan,
@@ -623,7 +624,7 @@ def _milliseconds(value: Any) -> float | None:
 
 # How a slot accepts a value: None takes the first present one as it is (token counts are validated
 # after the pass, naming the key); a reader's None means "not usable, try the next key".
-_READERS: dict[int, Callable[[Any], Any] | None] = {
+_READERS: dict[int, Callable[[Any], Any]] = {
     _REQUEST_MODEL: _dim_or_none,
     _RESPONSE_MODEL: _dim_or_none,
     _TTFT_SECONDS: _seconds,
@@ -633,7 +634,9 @@ _READERS: dict[int, Callable[[Any], Any] | None] = {
     _AGENT_NAME: _dim_or_none,
 }
 
-_Entry = tuple[int, int, Callable[[Any], Any] | None]  # (slot, rank: lower wins, reader)
+_Reader = Callable[[Any], Any]
+_MAX_SCOPE_MEMO = 4096
+_MAX_VALUE_MEMO = 1024
 
 
 def _unique(keys: Iterable[str]) -> tuple[str, ...]:
@@ -641,18 +644,26 @@ def _unique(keys: Iterable[str]) -> tuple[str, ...]:
 
 
 class _ValueRule:
-    """Non-decisive ByValue rules of one key, merged across dialects (they must spell values alike)."""
+    """ByValue rules of one key, merged across dialects (they must spell values alike), with their
+    raw value -> verdict lookups memoized: a span pays one dict lookup per kind attribute it carries."""
 
-    __slots__ = ("aliases", "canonical", "key", "names_operation", "normalize", "other", "values")
+    __slots__ = ("_canonical", "aliases", "key", "memo", "names_operation", "normalize", "other", "values")
 
     def __init__(self, first: ByValue) -> None:
         self.key = first.key
-        self.canonical = first.canonical
+        self._canonical = first.canonical
         self.normalize = first.normalize
         self.aliases = dict(first.aliases)
         self.values: dict[str, Verdict] = dict(first.values)
         self.other = first.other
         self.names_operation = first.names_operation
+        if first.decisive:
+            self.values = {
+                v: Verdict(found.kind, Rank.OWN, found.operation) for v, found in self.values.items()
+            }
+            if self.other is not None:
+                self.other = Verdict(self.other.kind, Rank.OWN, self.other.operation)
+        self.memo: dict[Any, tuple[str, Verdict | None]] = {}
 
     def merge(self, rule: ByValue, where: str) -> None:
         if dict(rule.aliases) != self.aliases or rule.normalize != self.normalize:
@@ -667,43 +678,81 @@ class _ValueRule:
             self.other = rule.other
         self.names_operation = self.names_operation or rule.names_operation
 
+    def read(self, raw: Any) -> tuple[str, Verdict | None]:
+        """(the canonical value, its verdict) of a raw attribute value (("", None) unless a string)."""
+        if type(raw) is not str:
+            return "", None
+        hit = self.memo.get(raw)
+        if hit is None:
+            value = self._canonical(raw)
+            hit = (value, self.values.get(value, self.other) if value else None)
+            if len(self.memo) < _MAX_VALUE_MEMO:
+                self.memo[raw] = hit
+        return hit
+
+
+class _Dispatch:
+    """One dialect's key tables under one config: key -> ((slot, rank), ...) for the pass, and per slot
+    its keys in precedence order (rank = index) and the reader that accepts or skips a value."""
+
+    __slots__ = ("keys", "multi", "readers", "single", "size")
+
+    def __init__(self, tables: list[tuple[tuple[str, ...], _Reader | None]]) -> None:
+        self.size = len(tables)
+        self.keys = tuple(keys for keys, _ in tables)
+        self.readers = tuple((slot, reader) for slot, (_, reader) in enumerate(tables) if reader is not None)
+        entries: dict[str, list[tuple[int, int]]] = {}
+        for slot, (keys, _) in enumerate(tables):
+            for rank, key in enumerate(keys):
+                entries.setdefault(key, []).append((slot, rank))
+        # Most keys fill one slot: their own table skips a loop per key on the hot path.
+        self.single = {key: found[0] for key, found in entries.items() if len(found) == 1}
+        self.multi = {key: tuple(found) for key, found in entries.items() if len(found) > 1}
+
 
 class _DialectTables:
     """One dialect compiled: its rules (its own plus every dialect's shared ones) and key tables."""
 
     __slots__ = (
         "decisive",
+        "decisive_or_name",
         "dialect",
+        "key_rules",
         "keys",
         "model_keys",
         "name",
+        "name_rules",
         "operation_rule",
-        "rules",
         "usage_keys",
+        "value_rules",
     )
 
     def __init__(self, dialect: Dialect, dialects: tuple[Dialect, ...], fallback: Dialect) -> None:
         self.dialect = dialect
         self.name = dialect.name
-        self.decisive: ByValue | None = None
+        self.decisive: _ValueRule | None = None
+        self.decisive_or_name = False
         merged: dict[str, _ValueRule] = {}
-        rules: list[tuple[str, Any]] = []  # ("value", _ValueRule) | ("keys", ByKey) | ("name", ByName)
-        for owner in dialects:
+        key_rules: list[ByKey] = []
+        name_rules: list[ByName] = []
+        for owner in dialects:  # detection order: of two CALL rules the first gives the operation
             for rule in owner.rules:
                 if isinstance(rule, ByValue):
                     if rule.decisive:
                         if owner is dialect:
                             if self.decisive is not None:
                                 raise ValueError(f"dialect {owner.name!r}: two decisive rules")
-                            self.decisive = rule
+                            self.decisive = _ValueRule(rule)
+                            self.decisive_or_name = rule.or_span_name
                     elif rule.key in merged:
                         merged[rule.key].merge(rule, f"dialect {owner.name!r}")
                     else:
                         merged[rule.key] = _ValueRule(rule)
-                        rules.append(("value", merged[rule.key]))
                 elif not rule.claimed_only or owner is dialect:
-                    rules.append(("keys" if isinstance(rule, ByKey) else "name", rule))
-        self.rules = tuple(rules)
+                    (key_rules if isinstance(rule, ByKey) else name_rules).append(rule)  # type: ignore[arg-type]
+        self.value_rules = tuple(merged.values())
+        self.key_rules = tuple(key_rules)
+        self.name_rules = tuple(name_rules)
         naming = [r for r in merged.values() if r.names_operation]
         if len(naming) > 1:
             raise ValueError(f"two attributes name the operation: {[r.key for r in naming]}")
@@ -719,21 +768,15 @@ class _DialectTables:
         self.model_keys = keys["request_model"] + keys["response_model"]
         self.usage_keys = keys["input"] + keys["output"]
 
-    def dispatch(self, config: NormalizeConfig) -> dict[str, tuple[_Entry, ...]]:
-        """key -> the slots it fills, with its rank in each, for this dialect under ``config``."""
-        tables: list[tuple[int, tuple[str, ...], Callable[[Any], Any] | None]] = [
-            (slot, self.keys[name], _READERS.get(slot)) for slot, name in enumerate(_FIELDS)
+    def dispatch(self, config: NormalizeConfig) -> _Dispatch:
+        """This dialect's key tables under ``config`` (whose dimension keys fill the last slots)."""
+        tables: list[tuple[tuple[str, ...], _Reader | None]] = [
+            (self.keys[name], _READERS.get(slot)) for slot, name in enumerate(_FIELDS)
         ]
-        for offset, name in enumerate(_CONFIG_FIELDS):
-            tables.append((_ROUTE + offset, getattr(config, name), _dim_or_none))
-        tables.append((_ESCALATED, config.router_escalated_keys, _flag_value))
-        for offset, (_, keys) in enumerate(config._extra_items):  # type: ignore[attr-defined]
-            tables.append((_EXTRA + offset, keys, _dim_or_none))
-        dispatch: dict[str, list[_Entry]] = {}
-        for slot, keys, reader in tables:
-            for rank, key in enumerate(keys):
-                dispatch.setdefault(key, []).append((slot, rank, reader))
-        return {key: tuple(entries) for key, entries in dispatch.items()}
+        tables += [(getattr(config, name), _dim_or_none) for name in _CONFIG_FIELDS]
+        tables.append((config.router_escalated_keys, _flag_value))
+        tables += [(keys, _dim_or_none) for _, keys in config._extra_items]  # type: ignore[attr-defined]
+        return _Dispatch(tables)
 
 
 class Engine:
@@ -745,13 +788,26 @@ class Engine:
         fallback = self.dialects[-1]
         self.fallback = fallback
         self.tables = {d.name: _DialectTables(d, self.dialects, fallback) for d in self.dialects}
-        self._fallback_tables = self.tables[fallback.name]
-        self._detect = tuple((self.tables[d.name], d.markers) for d in self.dialects if not d.fallback)
+        # Detection: every marker with the index of its dialect (the fallback's index claims the rest).
+        self._ordered = tuple(self.tables[d.name] for d in self.dialects)
+        self._none = len(self.dialects) - 1
+        claims = list(enumerate(d.markers for d in self.dialects if not d.fallback))
+        self._key_markers = tuple((i, key, False) for i, m in claims for key in m.keys) + tuple(
+            (i, key, True) for i, m in claims for key in m.string_keys
+        )
+        self._key_markers = tuple(sorted(self._key_markers, key=lambda marker: marker[0]))
+        self._name_markers = tuple(
+            (i, prefix, key) for i, m in claims for prefix, key in m.name_prefix_and_key
+        )
+        self._value_markers = tuple((i, key, value) for i, m in claims for key, value in m.attribute_values)
+        self._scope_markers = tuple((i, m.scope_prefixes, m.scope_contains) for i, m in claims)
+        self._scope_memo: dict[str, int] = {}
+        self._resource_memo: tuple[Mapping[str, Any] | None, int] = (None, self._none)
         self.first_token_events: dict[str, str | None] = {}
         for d in self.dialects:
             for event, attribute in d.first_token_events.items():
                 self.first_token_events.setdefault(event, attribute)
-        self._dispatch_memo: tuple[NormalizeConfig, dict[str, dict[str, tuple[_Entry, ...]]]] | None = None
+        self._dispatch_memo: tuple[NormalizeConfig, dict[str, _Dispatch]] | None = None
         self.prefilter = Prefilter(self)
 
     # detection -----------------------------------------------------------------------------------
@@ -760,53 +816,84 @@ class Engine:
         self, attrs: Mapping[str, Any], resource: Mapping[str, Any], scope: str, name: str
     ) -> _DialectTables:
         """The tables of the first dialect whose markers claim the span (the fallback's when none)."""
-        for tables, m in self._detect:
-            if m.string_keys and any(type(attrs.get(k)) is str for k in m.string_keys):
-                return tables
-            if m.name_prefix_and_key and any(
-                name.startswith(prefix) and key in attrs for prefix, key in m.name_prefix_and_key
-            ):
-                return tables
-            if m.keys and any(k in attrs for k in m.keys):
-                return tables
-            if m.scope_prefixes and scope.startswith(m.scope_prefixes):
-                return tables
-            if m.scope_contains and any(part in scope for part in m.scope_contains):
-                return tables
-            if m.attribute_values and any(
-                attrs.get(k) == v or resource.get(k) == v for k, v in m.attribute_values
-            ):
-                return tables
-        return self._fallback_tables
+        best = self._scope_memo.get(scope)
+        if best is None:
+            best = self._scope_claim(scope)
+        memo = self._resource_memo
+        if memo[0] is not resource:  # spans of one ResourceSpans share the resource dict
+            memo = (resource, self._resource_claim(resource))
+            self._resource_memo = memo
+        if memo[1] < best:
+            best = memo[1]
+        for index, key, string_only in self._key_markers:
+            if index >= best:
+                break
+            if key in attrs and (not string_only or type(attrs[key]) is str):
+                best = index
+                break
+        for index, prefix, key in self._name_markers:
+            if index >= best:
+                break
+            if key in attrs and name.startswith(prefix):
+                best = index
+                break
+        for index, key, value in self._value_markers:
+            if index >= best:
+                break
+            if attrs.get(key) == value:
+                best = index
+                break
+        return self._ordered[best]
+
+    def _scope_claim(self, scope: str) -> int:
+        best = self._none
+        for index, prefixes, parts in self._scope_markers:
+            if (prefixes and scope.startswith(prefixes)) or any(part in scope for part in parts):
+                best = index
+                break
+        if len(self._scope_memo) < _MAX_SCOPE_MEMO:
+            self._scope_memo[scope] = best
+        return best
+
+    def _resource_claim(self, resource: Mapping[str, Any]) -> int:
+        for index, key, value in self._value_markers:
+            if resource.get(key) == value:
+                return index
+        return self._none
 
     # classification ------------------------------------------------------------------------------
 
     def classify(self, attrs: Mapping[str, Any], name: str, tables: _DialectTables) -> tuple[str, str]:
         """(kind, operation): the verdict of the strongest rule that matches (see dialects.Rank)."""
         rule = tables.operation_rule
-        op = rule.canonical(attrs.get(rule.key)) if rule is not None else ""
+        op = rule.read(attrs.get(rule.key))[0] if rule is not None else ""
         decisive = tables.decisive
         if decisive is not None:
             raw = attrs.get(decisive.key)
-            if decisive.or_span_name and type(raw) is not str:
+            if tables.decisive_or_name and type(raw) is not str:
                 raw = name
-            verdict = decisive.verdict(decisive.canonical(raw))
+            verdict = decisive.read(raw)[1]
             if verdict is not None:
                 return verdict.kind, (op or verdict.operation) if verdict.kind == CALL else ""
         best: Verdict | None = None
-        for form, r in tables.rules:
-            if form == "value":
-                raw = attrs.get(r.key)
-                if raw is None:
-                    continue
-                value = op if r is rule else r.canonical(raw)
-                found = r.values.get(value, r.other) if value else None
-            elif form == "keys":
-                found = r.verdict if any(k in attrs for k in r.keys) else None
-            else:
-                found = r.verdict if r.matches(name) else None
-            if found is not None and (best is None or found.rank < best.rank):
-                best = found
+        for r in tables.value_rules:
+            raw = attrs.get(r.key)
+            if raw is not None:
+                found = r.read(raw)[1]
+                if found is not None and (best is None or found.rank < best.rank):
+                    best = found
+        for k in tables.key_rules:
+            if best is not None and best.rank <= k.verdict.rank:
+                continue
+            for key in k.keys:
+                if key in attrs:
+                    best = k.verdict
+                    break
+        for n in tables.name_rules:
+            if (best is None or n.verdict.rank < best.rank) and (
+                name in n.names or (n.prefixes and name.startswith(n.prefixes))
+            ):
+                best = n.verdict
         if best is None or best.rank > Rank.USAGE:
             reader = tables.dialect.usage_reader
             if _present(attrs, tables.model_keys) and (
@@ -819,42 +906,81 @@ class Engine:
 
     # the one pass --------------------------------------------------------------------------------
 
-    def fill(
-        self, attrs: Mapping[str, Any], tables: _DialectTables, config: NormalizeConfig
-    ) -> tuple[list[Any], list[str]]:
-        """Every slot's value (None when absent) and the key it came from, in one pass over ``attrs``."""
+    def fill(self, attrs: Mapping[str, Any], tables: _DialectTables, config: NormalizeConfig) -> _Filled:
+        """Every slot's value (None when absent) from one pass over ``attrs``: per slot the present key
+        of lowest rank wins; a value its reader refuses (an empty name, an unparsable TTFT) gives way to
+        the next present key."""
         memo = self._dispatch_memo
         if memo is None or memo[0] is not config:
             memo = (config, {name: t.dispatch(config) for name, t in self.tables.items()})
             self._dispatch_memo = memo
         dispatch = memo[1][tables.name]
-        size = _EXTRA + len(config._extra_items)  # type: ignore[attr-defined]
-        values: list[Any] = [None] * size
-        ranks = [_UNSET_RANK] * size
-        sources = [""] * size
-        for key, value in attrs.items():
-            entries = dispatch.get(key)
-            if entries is None or value is None:
-                continue
-            for slot, rank, reader in entries:
+        values: list[Any] = [None] * dispatch.size
+        ranks = [_UNSET_RANK] * dispatch.size
+        # The pass itself runs in C (key set intersections); Python only sees the keys that matter.
+        single = dispatch.single
+        for key in single.keys() & attrs.keys():
+            value = attrs[key]
+            if value is not None:
+                slot, rank = single[key]
                 if rank < ranks[slot]:
-                    read = value if reader is None else reader(value)
-                    if read is not None:
-                        values[slot] = read
+                    values[slot] = value
+                    ranks[slot] = rank
+        multi = dispatch.multi
+        for key in multi.keys() & attrs.keys():
+            value = attrs[key]
+            if value is not None:
+                for slot, rank in multi[key]:
+                    if rank < ranks[slot]:
+                        values[slot] = value
                         ranks[slot] = rank
-                        sources[slot] = key
-        return values, sources
+        for slot, reader in dispatch.readers:
+            value = values[slot]
+            if value is not None:
+                if reader is _dim_or_none and type(value) is str and value:
+                    continue  # the common case, inline
+                read = reader(value)
+                if read is None:  # rare: walk the keys of lower precedence
+                    for key in dispatch.keys[slot][ranks[slot] + 1 :]:
+                        value = attrs.get(key)
+                        if value is not None and (read := reader(value)) is not None:
+                            break
+                values[slot] = read
+        return _Filled(values, ranks, dispatch.keys)
+
+
+class _Filled:
+    """The slots of one pass, and which key filled each (for error messages)."""
+
+    __slots__ = ("keys", "ranks", "values")
+
+    def __init__(self, values: list[Any], ranks: list[int], keys: tuple[tuple[str, ...], ...]) -> None:
+        self.values = values
+        self.ranks = ranks
+        self.keys = keys
+
+    def source(self, slot: int) -> str:
+        """The key whose value is in ``slot`` (exact for slots without a reader: token counts)."""
+        rank = self.ranks[slot]
+        return self.keys[slot][rank] if rank < _UNSET_RANK else ""
 
 
 def _present(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
-    return any(attrs.get(key) is not None for key in keys)
+    for key in keys:  # noqa: SIM110 - a plain loop is the faster on this hot path
+        if attrs.get(key) is not None:
+            return True
+    return False
 
 
-def _token(values: list[Any], sources: list[str], slot: int, limit: int) -> int:
-    value = values[slot]
+def _token(filled: _Filled, slot: int, limit: int) -> int:
+    value = filled.values[slot]
     if value is None:
         return 0
-    return value if type(value) is int and 0 <= value <= limit else token_count(value, sources[slot], limit)
+    return (
+        value
+        if type(value) is int and 0 <= value <= limit
+        else token_count(value, filled.source(slot), limit)
+    )
 
 
 def _ttft_ms(values: list[Any], span: SpanView, events: Mapping[str, str | None]) -> float | None:
@@ -1008,7 +1134,7 @@ def normalize_span(
         attrs = {**attrs, **attributes}
         kind = CALL
         rule = tables.operation_rule
-        operation = rule.canonical(attrs.get(rule.key)) if rule is not None else ""
+        operation = rule.read(attrs.get(rule.key))[0] if rule is not None else ""
 
     # identity and timing
     trace_id = span.trace_id
@@ -1060,7 +1186,8 @@ def normalize_span(
     service = res.service
     environment = res.environment
     parent_span_id = span.parent_span_id
-    values, sources = engine.fill(attrs, tables, config)
+    filled = engine.fill(attrs, tables, config)
+    values = filled.values
 
     if kind != CALL:
         return {
@@ -1101,12 +1228,12 @@ def normalize_span(
         in_forced = out_forced = exclusive
         total_key = f"{reader.key}.total"  # type: ignore[union-attr]
     else:
-        inp = _token(values, sources, _INPUT, limit)
-        out = _token(values, sources, _OUTPUT, limit)
-        cr = _token(values, sources, _CACHE_READ, limit)
-        cw = _token(values, sources, _CACHE_WRITE, limit)
-        rsn = _token(values, sources, _REASONING, limit)
-        total_key = sources[_TOTAL]
+        inp = _token(filled, _INPUT, limit)
+        out = _token(filled, _OUTPUT, limit)
+        cr = _token(filled, _CACHE_READ, limit)
+        cw = _token(filled, _CACHE_WRITE, limit)
+        rsn = _token(filled, _REASONING, limit)
+        total_key = filled.source(_TOTAL)
         total = None if values[_TOTAL] is None else token_count(values[_TOTAL], total_key, limit)
         in_forced = provider in dialect.input_excludes_cache_for
         out_forced = False
