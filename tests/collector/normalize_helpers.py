@@ -76,68 +76,59 @@ def span(
     )
 
 
+# The fields every record has, with the defaults of the spans built above.
+_COMMON: dict[str, Any] = {
+    "time_unix_nano": START,
+    "duration_ms": 1500.0,
+    "trace_id": TRACE,
+    "span_id": SPAN,
+    "parent_span_id": PARENT,
+    "service": "checkout",
+    "environment": "prod",
+    "status": "unset",
+    "error_type": "",
+    "is_timeout": False,
+}
+_CALL: dict[str, Any] = {
+    "service_version": "2.1.0",
+    "provider": "",
+    "request_model": "",
+    "response_model": "",
+    "operation": "chat",
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cache_read_tokens": 0,
+    "cache_write_tokens": 0,
+    "reasoning_tokens": 0,
+    "ttft_ms": None,
+    "route": "",
+    "user": "",
+    "session": "",
+    "prompt_version": "",
+    "router": "",
+    "escalated": False,
+    "cost_usd": Decimal("0.0125"),
+    "price_known": True,
+    "cost_source": "genai-prices",
+    "dialect": "semconv",
+    "extra": {},
+}
+
+
+def _expected(defaults: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - set(defaults)
+    assert not unknown, unknown
+    return {**defaults, **fields}
+
+
 def call(**fields: Any) -> dict[str, Any]:
     """The expected CallRecord: every field, with the defaults of the spans built above."""
-    record: dict[str, Any] = {
-        "time_unix_nano": START,
-        "duration_ms": 1500.0,
-        "trace_id": TRACE,
-        "span_id": SPAN,
-        "parent_span_id": PARENT,
-        "service": "checkout",
-        "service_version": "2.1.0",
-        "environment": "prod",
-        "provider": "",
-        "request_model": "",
-        "response_model": "",
-        "operation": "chat",
-        "input_tokens": 0,
-        "output_tokens": 0,
-        "cache_read_tokens": 0,
-        "cache_write_tokens": 0,
-        "reasoning_tokens": 0,
-        "ttft_ms": None,
-        "status": "unset",
-        "error_type": "",
-        "is_timeout": False,
-        "route": "",
-        "user": "",
-        "session": "",
-        "prompt_version": "",
-        "router": "",
-        "escalated": False,
-        "cost_usd": Decimal("0.0125"),
-        "price_known": True,
-        "cost_source": "genai-prices",
-        "dialect": "semconv",
-        "extra": {},
-    }
-    unknown = set(fields) - set(record)
-    assert not unknown, unknown
-    record.update(fields)
-    return record
+    return _expected({**_COMMON, **_CALL}, fields)
 
 
 def tool(**fields: Any) -> dict[str, Any]:
     """The expected ToolSpanRecord."""
-    record: dict[str, Any] = {
-        "time_unix_nano": START,
-        "duration_ms": 1500.0,
-        "trace_id": TRACE,
-        "span_id": SPAN,
-        "parent_span_id": PARENT,
-        "service": "checkout",
-        "environment": "prod",
-        "kind": "tool",
-        "name": "",
-        "status": "unset",
-        "error_type": "",
-        "is_timeout": False,
-    }
-    unknown = set(fields) - set(record)
-    assert not unknown, unknown
-    record.update(fields)
-    return record
+    return _expected({**_COMMON, "kind": "tool", "name": ""}, fields)
 
 
 CONFIG = NormalizeConfig()

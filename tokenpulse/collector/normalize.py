@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any
 
 from tokenpulse.collector.dialects import (
     CALL,
@@ -41,6 +41,7 @@ from tokenpulse.collector.dialects import (
     load_dialects,
     token_count,
 )
+from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanView
 
@@ -51,29 +52,10 @@ __all__ = [
     "InvalidSpan",
     "NormalizeConfig",
     "Prefilter",
-    "PricerLike",
     "is_content_key",
     "normalize_provider",
     "normalize_span",
 ]
-
-
-class PricerLike(Protocol):
-    """What normalization needs of a pricer (``tokenpulse.collector.pricing.Pricer``; tests pass fakes)."""
-
-    def price(
-        self,
-        provider: str,
-        model: str,
-        *,
-        input_tokens: int,
-        output_tokens: int,
-        cache_read_tokens: int,
-        cache_write_tokens: int,
-        reasoning_tokens: int,
-    ) -> tuple[Decimal, str] | None:
-        """(cost in USD, source) for one call, or None when the model's price is unknown."""
-        ...
 
 
 # --------------------------------------------------------------------------------------------------
@@ -442,15 +424,10 @@ def _flag(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> bool | None:
     """The first present key as a boolean (None when no key is present)."""
     for key in keys:
         value = attrs.get(key)
-        if value is None:
-            continue
-        kind = type(value)
-        if kind is bool:
-            return value
-        if kind is str:
-            return value.strip().lower() in _TRUE_STRINGS
-        if kind is int or kind is float:
-            return value != 0
+        if value is not None:
+            flag = _flag_value(value)
+            if flag is not None:
+                return flag
     return None
 
 
@@ -1107,7 +1084,7 @@ ENGINE = Engine(load_dialects())
 
 
 def normalize_span(
-    span: SpanView, config: NormalizeConfig, pricer: PricerLike, engine: Engine | None = None
+    span: SpanView, config: NormalizeConfig, pricer: Pricer, engine: Engine | None = None
 ) -> CallRecord | ToolSpanRecord | None:
     """Normalize one span; see the module docstring. Raises InvalidSpan for an untrustworthy call.
 

@@ -5,19 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tokenpulse.collector.dialects import (
-    ByValue,
-    Dialect,
-    InvalidSpan,
-    Keys,
-    Markers,
-    UsageReader,
-    agent,
-    call,
-    non_leaf,
-    token_count,
-    tool,
-)
+from tokenpulse.collector import dialects as d
 
 USAGE_KEY = "langfuse.observation.usage_details"
 _PREFIX = USAGE_KEY + "."
@@ -45,7 +33,7 @@ def _pick(usage: dict[str, Any], keys: tuple[str, ...], limit: int) -> int:
     for key in keys:
         value = usage.get(key)
         if value is not None:
-            return token_count(value, key, limit, _PREFIX)
+            return d.token_count(value, key, limit, _PREFIX)
     return 0
 
 
@@ -61,9 +49,9 @@ def usage_details(raw: Any, limit: int) -> tuple[int, int, int, int, int, int | 
         try:
             raw = json.loads(raw)
         except ValueError:
-            raise InvalidSpan(f"{USAGE_KEY}: not valid JSON") from None
+            raise d.InvalidSpan(f"{USAGE_KEY}: not valid JSON") from None
     if not isinstance(raw, dict):
-        raise InvalidSpan(f"{USAGE_KEY}: expected a JSON object")
+        raise d.InvalidSpan(f"{USAGE_KEY}: expected a JSON object")
     if (
         "prompt_tokens" in raw
         or "completion_tokens" in raw
@@ -81,7 +69,7 @@ def usage_details(raw: Any, limit: int) -> tuple[int, int, int, int, int, int | 
         cr = _pick(in_details, ("cached_tokens",), limit) if isinstance(in_details, dict) else 0
         rsn = _pick(out_details, ("reasoning_tokens",), limit) if isinstance(out_details, dict) else 0
         total = (
-            token_count(raw["total_tokens"], "total_tokens", limit, _PREFIX)
+            d.token_count(raw["total_tokens"], "total_tokens", limit, _PREFIX)
             if "total_tokens" in raw
             else None
         )
@@ -95,18 +83,18 @@ def usage_details(raw: Any, limit: int) -> tuple[int, int, int, int, int, int | 
         if value is None or key in _KNOWN or type(key) is not str:
             continue
         if "input" in key:
-            inp += token_count(value, key, limit, _PREFIX)
+            inp += d.token_count(value, key, limit, _PREFIX)
         elif "output" in key:
-            out += token_count(value, key, limit, _PREFIX)
+            out += d.token_count(value, key, limit, _PREFIX)
     total = _pick(raw, ("total",), limit) if "total" in raw else None
     return inp, out, cr, cw, rsn, total, True
 
 
-DIALECT = Dialect(
+DIALECT = d.Dialect(
     name="langfuse",
     order=20,
-    markers=Markers(keys=("langfuse.observation.type", USAGE_KEY)),
-    keys=Keys(
+    markers=d.Markers(keys=("langfuse.observation.type", USAGE_KEY)),
+    keys=d.Keys(
         request_model=("langfuse.observation.model.name",),
         completion_start_time=("langfuse.observation.completion_start_time",),
         reported_cost_details=("langfuse.observation.cost_details",),
@@ -114,19 +102,21 @@ DIALECT = Dialect(
         agent_name=("langfuse.observation.name",),
     ),
     rules=(
-        ByValue(
+        d.ByValue(
             "langfuse.observation.type",
             {
-                "generation": call("chat"),
-                "completion": call("text_completion"),
-                "embedding": call("embeddings"),
-                "tool": tool(),
-                "agent": agent(),
-                **{t: non_leaf() for t in ("span", "chain", "event", "retriever", "evaluator", "guardrail")},
+                "generation": d.call("chat"),
+                "completion": d.call("text_completion"),
+                "embedding": d.call("embeddings"),
+                "tool": d.tool(),
+                "agent": d.agent(),
+                **{
+                    t: d.non_leaf() for t in ("span", "chain", "event", "retriever", "evaluator", "guardrail")
+                },
             },
             normalize="lower",
             decisive=True,  # any other type: the generic rules decide
         ),
     ),
-    usage_reader=UsageReader("usage_details object", USAGE_KEY, usage_details),
+    usage_reader=d.UsageReader("usage_details object", USAGE_KEY, usage_details),
 )

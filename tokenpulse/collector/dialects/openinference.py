@@ -1,23 +1,12 @@
 """OpenInference (Arize Phoenix): ``openinference.span.kind``, ``llm.token_count.*``."""
 
-from tokenpulse.collector.dialects import (
-    ByKey,
-    ByValue,
-    Dialect,
-    Keys,
-    Markers,
-    agent,
-    call,
-    non_leaf,
-    tool,
-    weak_tool,
-)
+from tokenpulse.collector import dialects as d
 
-DIALECT = Dialect(
+DIALECT = d.Dialect(
     name="openinference",
     order=30,
-    markers=Markers(keys=("openinference.span.kind",)),
-    keys=Keys(
+    markers=d.Markers(keys=("openinference.span.kind",)),
+    keys=d.Keys(
         input=("llm.token_count.prompt",),
         output=("llm.token_count.completion",),
         cache_read=(
@@ -35,13 +24,13 @@ DIALECT = Dialect(
         agent_name=("agent.name",),
     ),
     rules=(
-        ByValue(
+        d.ByValue(
             "openinference.span.kind",
-            {"TOOL": tool(), "AGENT": agent(), "LLM": call("chat"), "EMBEDDING": call("embeddings")},
+            {"TOOL": d.tool(), "AGENT": d.agent(), "LLM": d.call("chat"), "EMBEDDING": d.call("embeddings")},
             normalize="upper",
-            other=non_leaf(),  # CHAIN, RETRIEVER, RERANKER, ...
+            other=d.non_leaf(),  # CHAIN, RETRIEVER, RERANKER, ...
         ),
-        ByKey(("tool.name",), weak_tool()),
+        d.ByKey(("tool.name",), d.weak_tool()),
     ),
     first_token_events={"First Token Stream Event": None},
 )

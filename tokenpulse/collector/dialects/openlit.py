@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from tokenpulse.collector.dialects import ByValue, Dialect, ImpliedCall, Keys, Markers, agent
+from tokenpulse.collector import dialects as d
 from tokenpulse.collector.dialects.openllmetry import GEMINI_PROVIDERS
 from tokenpulse.collector.dialects.semconv import CALL_OPERATIONS, OPERATION_ALIASES
 
@@ -30,19 +30,19 @@ def failed_call_without_attributes(attrs: Mapping[str, Any], name: str, scope: s
     }
 
 
-DIALECT = Dialect(
+DIALECT = d.Dialect(
     name="openlit",
     order=40,
-    markers=Markers(scope_contains=("openlit",), attribute_values=(("telemetry.sdk.name", "openlit"),)),
-    keys=Keys(
+    markers=d.Markers(scope_contains=("openlit",), attribute_values=(("telemetry.sdk.name", "openlit"),)),
+    keys=d.Keys(
         ttft_seconds=("gen_ai.server.time_to_first_token",),
         # OpenLIT reports a non-streamed call's whole latency as its time to first token.
         stream_flag=("gen_ai.is_streaming",),
     ),
     rules=(
-        ByValue(
+        d.ByValue(
             "gen_ai.operation.name",
-            {"agent": agent()},  # OpenLIT's agent invocation
+            {"agent": d.agent()},  # OpenLIT's agent invocation
             normalize="strip-lower",
             aliases=OPERATION_ALIASES,
         ),
@@ -51,5 +51,7 @@ DIALECT = Dialect(
     # suite): cache reads and writes are left out and added back. Remove if a release adds them itself.
     input_excludes_cache_for=frozenset({"anthropic"}),
     output_excludes_reasoning_for=GEMINI_PROVIDERS,  # Gemini's candidates_token_count, as OpenLLMetry
-    implied_call=ImpliedCall("failed call without attributes", SCOPE_PREFIX, failed_call_without_attributes),
+    implied_call=d.ImpliedCall(
+        "failed call without attributes", SCOPE_PREFIX, failed_call_without_attributes
+    ),
 )

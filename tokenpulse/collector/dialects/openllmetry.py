@@ -1,24 +1,14 @@
 """OpenLLMetry / traceloop: ``llm.request.type``, ``llm.usage.*``, ``traceloop.*`` (older releases;
 0.62 writes the semconv keys and is claimed by them)."""
 
-from tokenpulse.collector.dialects import (
-    ByValue,
-    Dialect,
-    Keys,
-    Markers,
-    agent,
-    call,
-    non_leaf,
-    tool,
-    weak_non_leaf,
-)
+from tokenpulse.collector import dialects as d
 
 GEMINI_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
 
-DIALECT = Dialect(
+DIALECT = d.Dialect(
     name="openllmetry",
     order=60,
-    markers=Markers(
+    markers=d.Markers(
         keys=(
             "llm.request.type",
             "llm.usage.total_tokens",
@@ -28,25 +18,25 @@ DIALECT = Dialect(
         ),
         scope_prefixes=("traceloop",),
     ),
-    keys=Keys(
+    keys=d.Keys(
         request_model=("llm.request.model",),
         response_model=("llm.response.model",),
         tool_name=("traceloop.entity.name",),
         agent_name=("traceloop.entity.name",),
     ),
     rules=(
-        ByValue(
+        d.ByValue(
             "traceloop.span.kind",
-            {"tool": tool(), "agent": agent(), "workflow": non_leaf(), "task": weak_non_leaf()},
+            {"tool": d.tool(), "agent": d.agent(), "workflow": d.non_leaf(), "task": d.weak_non_leaf()},
             normalize="lower",
         ),
-        ByValue(
+        d.ByValue(
             "llm.request.type",
             {
-                "chat": call("chat"),
-                "completion": call("text_completion"),
-                "embedding": call("embeddings"),
-                "rerank": call("rerank"),
+                "chat": d.call("chat"),
+                "completion": d.call("text_completion"),
+                "embedding": d.call("embeddings"),
+                "rerank": d.call("rerank"),
             },
             normalize="lower",
         ),

@@ -4,18 +4,7 @@ It claims every span no other dialect claims, and its token and provider keys ba
 the dialect's own). Its ``gen_ai.operation.name`` vocabulary classifies the spans of all dialects.
 """
 
-from tokenpulse.collector.dialects import (
-    ByKey,
-    ByName,
-    ByValue,
-    Dialect,
-    Keys,
-    agent,
-    call,
-    non_leaf,
-    tool,
-    weak_tool,
-)
+from tokenpulse.collector import dialects as d
 
 # gen_ai.operation.name spellings -> the canonical operation (before lowercasing).
 OPERATION_ALIASES = {
@@ -28,15 +17,15 @@ OPERATION_ALIASES = {
     "generate_content": "generate_content",
 }
 CALL_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings", "responses", "rerank")
-OPERATION = ByValue(
+OPERATION = d.ByValue(
     "gen_ai.operation.name",
     {
-        **{op: call(op) for op in CALL_OPERATIONS},
-        "execute_tool": tool(),
-        "invoke_agent": agent(),
+        **{op: d.call(op) for op in CALL_OPERATIONS},
+        "execute_tool": d.tool(),
+        "invoke_agent": d.agent(),
         # not leaves: their usage, if any, is the sum of the calls below them
         **{
-            op: non_leaf()
+            op: d.non_leaf()
             for op in ("create_agent", "invoke_workflow", "workflow", "framework", "execute_task")
         },
     },
@@ -45,11 +34,11 @@ OPERATION = ByValue(
     names_operation=True,
 )
 
-DIALECT = Dialect(
+DIALECT = d.Dialect(
     name="semconv",
     order=1000,
     fallback=True,
-    keys=Keys(
+    keys=d.Keys(
         input=(
             "gen_ai.usage.input_tokens",
             "gen_ai.usage.prompt_tokens",
@@ -99,8 +88,8 @@ DIALECT = Dialect(
     ),
     rules=(
         OPERATION,
-        ByName(tool(), prefixes=("execute_tool",)),
-        ByName(agent(), prefixes=("invoke_agent",)),
-        ByKey(("gen_ai.tool.name",), weak_tool()),
+        d.ByName(d.tool(), prefixes=("execute_tool",)),
+        d.ByName(d.agent(), prefixes=("invoke_agent",)),
+        d.ByKey(("gen_ai.tool.name",), d.weak_tool()),
     ),
 )

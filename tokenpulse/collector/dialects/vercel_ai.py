@@ -4,13 +4,22 @@ Only the provider-call spans (``doGenerate``/``doStream``/``doEmbed``) are calls
 & co. roots repeat the usage of their steps.
 """
 
-from tokenpulse.collector.dialects import ByValue, Dialect, Keys, Markers, call, non_leaf, tool
+from tokenpulse.collector import dialects as d
 
-DIALECT = Dialect(
+# The provider-call spans, the leaves below the ai.generateText & co. roots.
+CHAT_CALLS = (
+    "ai.generateText.doGenerate",
+    "ai.streamText.doStream",
+    "ai.generateObject.doGenerate",
+    "ai.streamObject.doStream",
+)
+EMBEDDING_CALLS = ("ai.embed.doEmbed", "ai.embedMany.doEmbed")
+
+DIALECT = d.Dialect(
     name="vercel-ai",
     order=10,
-    markers=Markers(string_keys=("ai.operationId",), name_prefix_and_key=(("ai.", "ai.model.id"),)),
-    keys=Keys(
+    markers=d.Markers(string_keys=("ai.operationId",), name_prefix_and_key=(("ai.", "ai.model.id"),)),
+    keys=d.Keys(
         input=("ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens"),
         output=("ai.usage.outputTokens", "ai.usage.completionTokens"),
         cache_read=("ai.usage.inputTokenDetails.cacheReadTokens", "ai.usage.cachedInputTokens"),
@@ -24,18 +33,14 @@ DIALECT = Dialect(
         tool_name=("ai.toolCall.name",),
     ),
     rules=(
-        ByValue(
+        d.ByValue(
             "ai.operationId",
             {
-                "ai.generateText.doGenerate": call("chat"),
-                "ai.streamText.doStream": call("chat"),
-                "ai.generateObject.doGenerate": call("chat"),
-                "ai.streamObject.doStream": call("chat"),
-                "ai.embed.doEmbed": call("embeddings"),
-                "ai.embedMany.doEmbed": call("embeddings"),
-                "ai.toolCall": tool(),
+                **dict.fromkeys(CHAT_CALLS, d.call("chat")),
+                **dict.fromkeys(EMBEDDING_CALLS, d.call("embeddings")),
+                "ai.toolCall": d.tool(),
             },
-            other=non_leaf(),  # ai.generateText & co carry usage aggregated over their steps
+            other=d.non_leaf(),  # ai.generateText & co carry usage aggregated over their steps
             decisive=True,
             or_span_name=True,
         ),
