@@ -94,13 +94,6 @@ DIALECT = d.Dialect(
     name="langfuse",
     order=20,
     markers=d.Markers(keys=("langfuse.observation.type", USAGE_KEY)),
-    keys=d.Keys(
-        request_model=("langfuse.observation.model.name",),
-        completion_start_time=("langfuse.observation.completion_start_time",),
-        reported_cost_details=("langfuse.observation.cost_details",),
-        tool_name=("langfuse.observation.name",),
-        agent_name=("langfuse.observation.name",),
-    ),
     rules=(
         d.ByValue(
             "langfuse.observation.type",
@@ -117,6 +110,13 @@ DIALECT = d.Dialect(
             normalize="lower",
             decisive=True,  # any other type: the generic rules decide
         ),
+    ),
+    keys=d.Keys(
+        request_model=("langfuse.observation.model.name",),
+        completion_start_time=("langfuse.observation.completion_start_time",),
+        reported_cost_details=("langfuse.observation.cost_details",),
+        tool_name=("langfuse.observation.name",),
+        agent_name=("langfuse.observation.name",),
     ),
     usage_reader=d.UsageReader("usage_details object", USAGE_KEY, usage_details),
 )

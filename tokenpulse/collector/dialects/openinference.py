@@ -6,6 +6,15 @@ DIALECT = d.Dialect(
     name="openinference",
     order=30,
     markers=d.Markers(keys=("openinference.span.kind",)),
+    rules=(
+        d.ByValue(
+            "openinference.span.kind",
+            {"TOOL": d.tool(), "AGENT": d.agent(), "LLM": d.call("chat"), "EMBEDDING": d.call("embeddings")},
+            normalize="upper",
+            other=d.non_leaf(),  # CHAIN, RETRIEVER, RERANKER, ...
+        ),
+        d.ByKey(("tool.name",), d.weak_tool()),
+    ),
     keys=d.Keys(
         input=("llm.token_count.prompt",),
         output=("llm.token_count.completion",),
@@ -22,15 +31,6 @@ DIALECT = d.Dialect(
         reported_cost=("llm.cost.total",),
         tool_name=("tool.name",),
         agent_name=("agent.name",),
-    ),
-    rules=(
-        d.ByValue(
-            "openinference.span.kind",
-            {"TOOL": d.tool(), "AGENT": d.agent(), "LLM": d.call("chat"), "EMBEDDING": d.call("embeddings")},
-            normalize="upper",
-            other=d.non_leaf(),  # CHAIN, RETRIEVER, RERANKER, ...
-        ),
-        d.ByKey(("tool.name",), d.weak_tool()),
     ),
     first_token_events={"First Token Stream Event": None},
 )

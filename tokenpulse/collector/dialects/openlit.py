@@ -34,11 +34,6 @@ DIALECT = d.Dialect(
     name="openlit",
     order=40,
     markers=d.Markers(scope_contains=("openlit",), attribute_values=(("telemetry.sdk.name", "openlit"),)),
-    keys=d.Keys(
-        ttft_seconds=("gen_ai.server.time_to_first_token",),
-        # OpenLIT reports a non-streamed call's whole latency as its time to first token.
-        stream_flag=("gen_ai.is_streaming",),
-    ),
     rules=(
         d.ByValue(
             "gen_ai.operation.name",
@@ -46,6 +41,11 @@ DIALECT = d.Dialect(
             normalize="strip-lower",
             aliases=OPERATION_ALIASES,
         ),
+    ),
+    keys=d.Keys(
+        ttft_seconds=("gen_ai.server.time_to_first_token",),
+        # OpenLIT reports a non-streamed call's whole latency as its time to first token.
+        stream_flag=("gen_ai.is_streaming",),
     ),
     # Its Anthropic instrumentation writes Anthropic's raw input_tokens (1.45.0 checked by the interop
     # suite): cache reads and writes are left out and added back. Remove if a release adds them itself.

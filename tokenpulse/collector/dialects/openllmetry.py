@@ -18,12 +18,6 @@ DIALECT = d.Dialect(
         ),
         scope_prefixes=("traceloop",),
     ),
-    keys=d.Keys(
-        request_model=("llm.request.model",),
-        response_model=("llm.response.model",),
-        tool_name=("traceloop.entity.name",),
-        agent_name=("traceloop.entity.name",),
-    ),
     rules=(
         d.ByValue(
             "traceloop.span.kind",
@@ -40,6 +34,12 @@ DIALECT = d.Dialect(
             },
             normalize="lower",
         ),
+    ),
+    keys=d.Keys(
+        request_model=("llm.request.model",),
+        response_model=("llm.response.model",),
+        tool_name=("traceloop.entity.name",),
+        agent_name=("traceloop.entity.name",),
     ),
     # It passes Gemini's candidates_token_count as the output count, which excludes thoughts.
     output_excludes_reasoning_for=GEMINI_PROVIDERS,

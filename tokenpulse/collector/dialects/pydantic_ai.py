@@ -7,11 +7,6 @@ DIALECT = d.Dialect(
     name="pydantic-ai",
     order=50,
     markers=d.Markers(scope_prefixes=("pydantic-ai", "pydantic_ai", "logfire"), keys=("logfire.span_type",)),
-    keys=d.Keys(
-        ttft_seconds=("gen_ai.client.operation.time_to_first_chunk",),
-        reported_cost=("operation.cost",),
-        agent_name=("agent_name",),
-    ),
     rules=(
         d.ByKey(("agent_name",), d.agent(), claimed_only=True),
         d.ByName(d.agent(), names=("agent run",), claimed_only=True),
@@ -19,5 +14,10 @@ DIALECT = d.Dialect(
         d.ByKey(
             ("gen_ai.aggregated_usage.input_tokens", "gen_ai.aggregated_usage.output_tokens"), d.non_leaf()
         ),
+    ),
+    keys=d.Keys(
+        ttft_seconds=("gen_ai.client.operation.time_to_first_chunk",),
+        reported_cost=("operation.cost",),
+        agent_name=("agent_name",),
     ),
 )

@@ -38,6 +38,12 @@ DIALECT = d.Dialect(
     name="semconv",
     order=1000,
     fallback=True,
+    rules=(
+        OPERATION,
+        d.ByName(d.tool(), prefixes=("execute_tool",)),
+        d.ByName(d.agent(), prefixes=("invoke_agent",)),
+        d.ByKey(("gen_ai.tool.name",), d.weak_tool()),
+    ),
     keys=d.Keys(
         input=(
             "gen_ai.usage.input_tokens",
@@ -85,11 +91,5 @@ DIALECT = d.Dialect(
         reported_cost=("gen_ai.usage.cost",),  # OpenLIT writes it
         tool_name=("gen_ai.tool.name",),
         agent_name=("gen_ai.agent.name",),
-    ),
-    rules=(
-        OPERATION,
-        d.ByName(d.tool(), prefixes=("execute_tool",)),
-        d.ByName(d.agent(), prefixes=("invoke_agent",)),
-        d.ByKey(("gen_ai.tool.name",), d.weak_tool()),
     ),
 )

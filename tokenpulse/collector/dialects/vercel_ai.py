@@ -19,19 +19,6 @@ DIALECT = d.Dialect(
     name="vercel-ai",
     order=10,
     markers=d.Markers(string_keys=("ai.operationId",), name_prefix_and_key=(("ai.", "ai.model.id"),)),
-    keys=d.Keys(
-        input=("ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens"),
-        output=("ai.usage.outputTokens", "ai.usage.completionTokens"),
-        cache_read=("ai.usage.inputTokenDetails.cacheReadTokens", "ai.usage.cachedInputTokens"),
-        cache_write=("ai.usage.inputTokenDetails.cacheWriteTokens",),
-        reasoning=("ai.usage.outputTokenDetails.reasoningTokens", "ai.usage.reasoningTokens"),
-        total=("ai.usage.totalTokens",),
-        provider=("ai.model.provider", "gen_ai.provider.name", "gen_ai.system"),
-        request_model=("ai.model.id",),
-        response_model=("ai.response.model",),
-        ttft_ms=("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk"),
-        tool_name=("ai.toolCall.name",),
-    ),
     rules=(
         d.ByValue(
             "ai.operationId",
@@ -44,6 +31,19 @@ DIALECT = d.Dialect(
             decisive=True,
             or_span_name=True,
         ),
+    ),
+    keys=d.Keys(
+        input=("ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens"),
+        output=("ai.usage.outputTokens", "ai.usage.completionTokens"),
+        cache_read=("ai.usage.inputTokenDetails.cacheReadTokens", "ai.usage.cachedInputTokens"),
+        cache_write=("ai.usage.inputTokenDetails.cacheWriteTokens",),
+        reasoning=("ai.usage.outputTokenDetails.reasoningTokens", "ai.usage.reasoningTokens"),
+        total=("ai.usage.totalTokens",),
+        provider=("ai.model.provider", "gen_ai.provider.name", "gen_ai.system"),
+        request_model=("ai.model.id",),
+        response_model=("ai.response.model",),
+        ttft_ms=("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk"),
+        tool_name=("ai.toolCall.name",),
     ),
     reads_operation_name=False,  # the operation is named by ai.operationId
     provider_has_suffix=True,  # "openai.chat", "google.vertex.chat"
