@@ -883,7 +883,9 @@ class Engine:
 
     # the one pass --------------------------------------------------------------------------------
 
-    def fill(self, attrs: Mapping[str, Any], tables: _DialectTables, config: NormalizeConfig) -> _Filled:
+    def fill(
+        self, attrs: Mapping[str, Any], tables: _DialectTables, config: NormalizeConfig
+    ) -> tuple[list[Any], tuple[tuple[str, ...], ...]]:
         """Every slot's value (None when absent) from one pass over ``attrs``: per slot the present key
         of lowest rank wins; a value its reader refuses (an empty name, an unparsable TTFT) gives way to
         the next present key."""
@@ -923,23 +925,7 @@ class Engine:
                         if value is not None and (read := reader(value)) is not None:
                             break
                 values[slot] = read
-        return _Filled(values, ranks, dispatch.keys)
-
-
-class _Filled:
-    """The slots of one pass, and which key filled each (for error messages)."""
-
-    __slots__ = ("keys", "ranks", "values")
-
-    def __init__(self, values: list[Any], ranks: list[int], keys: tuple[tuple[str, ...], ...]) -> None:
-        self.values = values
-        self.ranks = ranks
-        self.keys = keys
-
-    def source(self, slot: int) -> str:
-        """The key whose value is in ``slot`` (exact for slots without a reader: token counts)."""
-        rank = self.ranks[slot]
-        return self.keys[slot][rank] if rank < _UNSET_RANK else ""
+        return values, dispatch.keys
 
 
 def _present(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
@@ -949,15 +935,18 @@ def _present(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
     return False
 
 
-def _token(filled: _Filled, slot: int, limit: int) -> int:
-    value = filled.values[slot]
+def _token(values: list[Any], slot: int, limit: int, attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int:
+    value = values[slot]
     if value is None:
         return 0
-    return (
-        value
-        if type(value) is int and 0 <= value <= limit
-        else token_count(value, filled.source(slot), limit)
-    )
+    if type(value) is int and 0 <= value <= limit:
+        return value
+    return token_count(value, _source(attrs, keys), limit)
+
+
+def _source(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+    """The key a slot without a reader was filled from: the first of its keys present (error messages)."""
+    return next((key for key in keys if attrs.get(key) is not None), "")
 
 
 def _ttft_ms(values: list[Any], span: SpanView, events: Mapping[str, str | None]) -> float | None:
@@ -1163,8 +1152,7 @@ def normalize_span(
     service = res.service
     environment = res.environment
     parent_span_id = span.parent_span_id
-    filled = engine.fill(attrs, tables, config)
-    values = filled.values
+    values, slot_keys = engine.fill(attrs, tables, config)
 
     if kind != CALL:
         return {
@@ -1205,13 +1193,15 @@ def normalize_span(
         in_forced = out_forced = exclusive
         total_key = f"{reader.key}.total"  # type: ignore[union-attr]
     else:
-        inp = _token(filled, _INPUT, limit)
-        out = _token(filled, _OUTPUT, limit)
-        cr = _token(filled, _CACHE_READ, limit)
-        cw = _token(filled, _CACHE_WRITE, limit)
-        rsn = _token(filled, _REASONING, limit)
-        total_key = filled.source(_TOTAL)
-        total = None if values[_TOTAL] is None else token_count(values[_TOTAL], total_key, limit)
+        inp = _token(values, _INPUT, limit, attrs, slot_keys[_INPUT])
+        out = _token(values, _OUTPUT, limit, attrs, slot_keys[_OUTPUT])
+        cr = _token(values, _CACHE_READ, limit, attrs, slot_keys[_CACHE_READ])
+        cw = _token(values, _CACHE_WRITE, limit, attrs, slot_keys[_CACHE_WRITE])
+        rsn = _token(values, _REASONING, limit, attrs, slot_keys[_REASONING])
+        total = values[_TOTAL]
+        if total is not None:
+            total_key = _source(attrs, slot_keys[_TOTAL])
+            total = token_count(total, total_key, limit)
         in_forced = provider in dialect.input_excludes_cache_for
         out_forced = False
     if total is not None and total < inp + out:
