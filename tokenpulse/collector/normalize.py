@@ -843,20 +843,23 @@ class Engine:
     def classify(self, attrs: Mapping[str, Any], name: str, tables: _DialectTables) -> tuple[str, str]:
         """(kind, operation): the verdict of the strongest rule that matches (see dialects.Rank)."""
         rule = tables.operation_rule
-        op = rule.read(attrs.get(rule.key))[0] if rule is not None else ""
         decisive = tables.decisive
         if decisive is not None:
+            op = rule.read(attrs.get(rule.key))[0] if rule is not None else ""
             raw = attrs.get(decisive.key)
             if tables.decisive_or_name and type(raw) is not str:
                 raw = name
             verdict = decisive.read(raw)[1]
             if verdict is not None:
                 return verdict.kind, (op or verdict.operation) if verdict.kind == CALL else ""
+        op = ""
         best: Verdict | None = None
         for r in tables.value_rules:
             raw = attrs.get(r.key)
             if raw is not None:
-                found = r.read(raw)[1]
+                value, found = r.read(raw)
+                if r is rule:
+                    op = value
                 if found is not None and (best is None or found.rank < best.rank):
                     best = found
         for k in tables.key_rules:
@@ -1036,20 +1039,18 @@ class Prefilter:
     def keep(self, span: Any, scope_name: str) -> bool:
         """True unless ``span`` (an OTLP protobuf Span, or anything with ``name``, ``status.code`` and
         ``attributes`` of ``key``/``value`` pairs) is certainly ignored."""
+        keys = self.keys
+        for attribute in span.attributes:  # first: an LLM span leaves at its first gen_ai.* key
+            if attribute.key in keys:
+                return True
         name = span.name
         if name in self.names or (self.name_prefixes and name.startswith(self.name_prefixes)):
             return True
-        if (
+        return bool(
             self.implied_scopes
             and scope_name.startswith(self.implied_scopes)
             and span.status.code == STATUS_ERROR
-        ):
-            return True
-        keys = self.keys
-        for attribute in span.attributes:  # noqa: SIM110 - a plain loop is the faster on this hot path
-            if attribute.key in keys:
-                return True
-        return False
+        )
 
     def keeps_view(self, span: SpanView) -> bool:
         """``keep`` for an already decoded span."""
