@@ -899,7 +899,7 @@ class Engine:
         dispatch = memo[1][tables.name]
         values: list[Any] = [None] * dispatch.size
         ranks = [_UNSET_RANK] * dispatch.size
-        # The pass itself runs in C (key set intersections); Python only sees the keys that matter.
+        # The pass itself runs in C (a key set intersection); Python only sees the keys that matter.
         single = dispatch.single
         for key in single.keys() & attrs.keys():
             value = attrs[key]
@@ -908,11 +908,10 @@ class Engine:
                 if rank < ranks[slot]:
                     values[slot] = value
                     ranks[slot] = rank
-        multi = dispatch.multi
-        for key in multi.keys() & attrs.keys():
-            value = attrs[key]
+        for key, entries in dispatch.multi.items():  # a handful of keys: a lookup each beats a set
+            value = attrs.get(key)
             if value is not None:
-                for slot, rank in multi[key]:
+                for slot, rank in entries:
                     if rank < ranks[slot]:
                         values[slot] = value
                         ranks[slot] = rank
