@@ -35,7 +35,7 @@ USAGE_KEYS = sorted(
     {key for tables in ENGINE.tables.values() for name in OWN_FIELDS for key in tables.keys[name]}
 )
 OTHER_KEYS = [
-    *sorted({key for tables in ENGINE.tables.values() for name in SHARED_FIELDS for key in tables.keys[name]}),
+    *sorted({key for t in ENGINE.tables.values() for name in SHARED_FIELDS for key in t.keys[name]}),
     *CONFIG.route_keys, *CONFIG.user_keys, *CONFIG.router_escalated_keys, "app.team", "error.type",
     "http.response.status_code", "rpc.grpc.status_code",
 ]  # fmt: skip
