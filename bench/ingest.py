@@ -1,9 +1,14 @@
 """Ingest benchmark: sustained OTLP/HTTP protobuf load against `tokenpulse serve` on the embedded store.
 
-    python bench/ingest.py [--duration 30] [--senders 4] [--spans 512]
+    python bench/ingest.py [--duration 30] [--senders 4] [--spans 512] [--mixed 9]
 
 Reports acknowledged spans/s, the time until every acknowledged span is queryable, end-to-end stored
 spans/s, request latency p50/p99 and the daemon's peak RSS (VmHWM). Exits non-zero on any loss.
+
+``--mixed N`` sends what an instrumented app exports: N non-LLM spans (HTTP server/client, database,
+queue) per LLM span, so ``spans_received_per_s`` counts every span and ``stored_spans`` the LLM ones.
+To compare with other code, run this script with the other checkout as the working directory: the
+daemon runs ``python -m tokenpulse`` from there.
 """
 
 from __future__ import annotations
@@ -22,14 +27,80 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
 from tests.daemon import Daemon
-from tests.otlp_builders import export_request, llm_span
+from tests.otlp_builders import export_request, llm_span, span_with
 
 SENTINEL = b"\xa5TPBENCH"  # the first 8 bytes of every trace id in the template, replaced per request
 
 
-def template_body(spans: int) -> bytes:
-    """One realistic request: ``spans`` OTel GenAI chat spans with route, user and prompt version."""
+# What the other instrumentations of an app export next to its LLM calls (attribute sets as the
+# OpenTelemetry HTTP, DB and messaging semantic conventions write them).
+NON_LLM_SPANS: tuple[tuple[str, dict[str, object]], ...] = (
+    (
+        "POST /api/chat",
+        {
+            "http.request.method": "POST",
+            "http.route": "/api/chat",
+            "url.path": "/api/chat",
+            "url.scheme": "https",
+            "http.response.status_code": 200,
+            "server.address": "app.example.com",
+            "server.port": 443,
+            "client.address": "10.0.3.17",
+            "user_agent.original": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+            "network.protocol.version": "1.1",
+        },
+    ),
+    (
+        "SELECT orders",
+        {
+            "db.system": "postgresql",
+            "db.namespace": "shop",
+            "db.operation.name": "SELECT",
+            "db.collection.name": "orders",
+            "db.query.text": "SELECT id, status, total FROM orders WHERE customer_id = $1 ORDER BY id DESC",
+            "server.address": "db.internal",
+            "server.port": 5432,
+        },
+    ),
+    (
+        "GET",
+        {
+            "http.request.method": "GET",
+            "url.full": "https://inventory.internal/v2/items?ids=12,13,14",
+            "http.response.status_code": 200,
+            "server.address": "inventory.internal",
+            "server.port": 443,
+            "network.peer.address": "10.0.4.2",
+        },
+    ),
+    (
+        "jobs publish",
+        {
+            "messaging.system": "rabbitmq",
+            "messaging.operation.type": "publish",
+            "messaging.destination.name": "jobs",
+            "messaging.message.id": "8f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b",
+            "server.address": "mq.internal",
+        },
+    ),
+    ("redis GET", {"db.system": "redis", "db.operation.name": "GET", "server.address": "cache.internal"}),
+)
+
+
+def non_llm_span(i: int) -> Span:
+    """The i-th HTTP/DB/queue span of the mix."""
+    name, attributes = NON_LLM_SPANS[i % len(NON_LLM_SPANS)]
+    span = span_with(attributes)
+    span.name = name
+    return span
+
+
+def template_body(spans: int, mixed: int = 0) -> bytes:
+    """One realistic request: ``spans`` OTel GenAI chat spans with route, user and prompt version, each
+    followed by ``mixed`` non-LLM spans."""
     built = []
     for i in range(spans):
         span = llm_span(
@@ -52,8 +123,12 @@ def template_body(spans: int) -> bytes:
         )
         span.trace_id = SENTINEL + i.to_bytes(8, "big")
         built.append(span)
+        for j in range(mixed):
+            other = non_llm_span(i * mixed + j)
+            other.trace_id = span.trace_id
+            built.append(other)
     body = export_request(*built, service="bench").SerializeToString()
-    assert body.count(SENTINEL) == spans
+    assert body.count(SENTINEL) == spans * (1 + mixed)
     return body
 
 
@@ -82,10 +157,12 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--spans", type=int, default=512)
     parser.add_argument("--data", type=Path, help="data directory (default: a fresh temporary one)")
+    parser.add_argument("--mixed", type=int, default=0, help="non-LLM spans sent per LLM span (default 0)")
     args = parser.parse_args()
 
     data_dir = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-bench-")) / "data"
-    body = template_body(args.spans)
+    body = template_body(args.spans, args.mixed)
+    per_request = args.spans * (1 + args.mixed)
     daemon = Daemon(data_dir).start()
     assert daemon.process is not None
     latencies: list[float] = []
@@ -110,7 +187,7 @@ def main() -> int:
                 with lock:
                     latencies.append(elapsed)
                     if response.status_code == 200:
-                        acknowledged += args.spans
+                        acknowledged += args.spans  # LLM spans: what must be stored
                     else:
                         rejected += 1
 
@@ -132,8 +209,10 @@ def main() -> int:
     result = {
         "duration_s": round(load_ended - load_started, 2),
         "senders": args.senders,
-        "spans_per_request": args.spans,
+        "spans_per_request": per_request,
+        "llm_spans_per_request": args.spans,
         "requests": len(latencies),
+        "spans_received_per_s": round(acknowledged // args.spans * per_request / (load_ended - load_started)),
         "requests_rejected": rejected,
         "acknowledged_spans": acknowledged,
         "stored_spans": stored,

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokenpulse.collector import normalize
-from tokenpulse.collector.normalize import InvalidSpan, NormalizeConfig, normalize_span
+from tokenpulse.collector.dialects import OWN_FIELDS, SHARED_FIELDS
+from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import SpanEvent, SpanView
@@ -30,19 +30,14 @@ CONFIG = NormalizeConfig(extra_dimensions={"team": ("app.team",)})
 PRICER = Pricer()
 START = 1_763_700_000_000_000_000
 
+# Every key a dialect declares, from the declarations themselves.
 USAGE_KEYS = sorted(
-    {
-        key
-        for profile in normalize._PROFILES.values()
-        for kind in ("input", "output", "cache_read", "cache_write", "reasoning", "total", "provider")
-        for key in getattr(profile, kind)
-    }
+    {key for tables in ENGINE.tables.values() for name in OWN_FIELDS for key in tables.keys[name]}
 )
 OTHER_KEYS = [
-    *normalize._REQUEST_MODEL_KEYS, *normalize._RESPONSE_MODEL_KEYS, *normalize._REPORTED_COST_KEYS,
-    *(key for key, _ in normalize._TTFT_KEYS), *CONFIG.route_keys, *CONFIG.user_keys,
-    *CONFIG.router_escalated_keys, "app.team", "error.type", "http.response.status_code",
-    "rpc.grpc.status_code", "langfuse.observation.completion_start_time", "langfuse.observation.cost_details",
+    *sorted({key for t in ENGINE.tables.values() for name in SHARED_FIELDS for key in t.keys[name]}),
+    *CONFIG.route_keys, *CONFIG.user_keys, *CONFIG.router_escalated_keys, "app.team", "error.type",
+    "http.response.status_code", "rpc.grpc.status_code",
 ]  # fmt: skip
 # What makes a span an LLM call in each dialect (and a few that make it a tool, agent or nothing).
 MARKERS = [

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.test_normalize import FakePricer
+from tests.collector.normalize_helpers import FakePricer
 from tokenpulse import sdk
 from tokenpulse.collector.normalize import NormalizeConfig, normalize_span
 from tokenpulse.collector.spans import iter_spans

@@ -5,41 +5,57 @@ execution or an agent invocation, and None for every other span (HTTP, DB, workf
 that only carry *aggregated* usage). A span that is an LLM call but cannot be trusted raises
 :class:`InvalidSpan`: that span is rejected, not the request.
 
-Seven instrumentation dialects are read (OTel GenAI semconv, OpenLLMetry/traceloop, OpenInference,
-OpenLIT, Pydantic AI/Logfire, Vercel AI SDK, Langfuse). For each canonical field the dialect's attribute
-keys are tried in a fixed order and the first one present wins: two key families that mean the same thing
+The instrumentation dialects (OTel GenAI semconv, OpenLLMetry/traceloop, OpenInference, OpenLIT, Pydantic
+AI/Logfire, Vercel AI SDK, Langfuse) are declarations, one module each in ``tokenpulse.collector.dialects``.
+:class:`Engine` compiles them once: detection markers in dialect order, classification rules ranked by
+strength, and per dialect a key -> field dispatch table, so one pass over a span's attributes fills the
+record. For each canonical field the first key present wins: two key families that mean the same thing
 are never summed. Token semantics, the inclusive/exclusive rules and the full attribute table are in
-``docs/normalization.md``.
-
-Hot path: every key list is a tuple built at import time, a span costs dict lookups and one output dict.
+``docs/normalization.md`` (checked against the declarations by the tests).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tokenpulse.collector.dialects import (
+    CALL,
+    OWN_FIELDS,
+    SHARED_FIELDS,
+    SKIP,
+    TOOL,
+    ByKey,
+    ByName,
+    ByValue,
+    Dialect,
+    InvalidSpan,
+    Rank,
+    Verdict,
+    check_dialects,
+    load_dialects,
+    token_count,
+)
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanView
 
 __all__ = [
     "CONTENT_KEY_PREFIXES",
+    "ENGINE",
+    "Engine",
     "InvalidSpan",
     "NormalizeConfig",
+    "Prefilter",
     "is_content_key",
     "normalize_provider",
     "normalize_span",
 ]
-
-
-class InvalidSpan(ValueError):
-    """The span is an LLM call whose data cannot be trusted; ``str(error)`` names the offending attribute."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -375,207 +391,6 @@ def normalize_provider(raw: str, *, dotted_suffix: bool = False) -> str:
     return result
 
 
-_GEMINI_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
-
-# --------------------------------------------------------------------------------------------------
-# Dialects and their key precedence
-
-SEMCONV = "semconv"
-OPENLLMETRY = "openllmetry"
-OPENINFERENCE = "openinference"
-OPENLIT = "openlit"
-PYDANTIC_AI = "pydantic-ai"
-VERCEL_AI = "vercel-ai"
-LANGFUSE = "langfuse"
-
-_SEMCONV_INPUT = (
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.prompt_tokens",
-    "llm.usage.prompt_tokens",
-    "llm.usage.input_tokens",
-)
-_SEMCONV_OUTPUT = (
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.completion_tokens",
-    "llm.usage.completion_tokens",
-    "llm.usage.output_tokens",
-)
-_SEMCONV_CACHE_READ = (
-    "gen_ai.usage.cache_read.input_tokens",  # semconv
-    "gen_ai.usage.cache_read_input_tokens",  # OpenLLMetry, OpenLIT (pre-rename semconv)
-    "gen_ai.usage.input_tokens.cached",  # Sentry-style
-    "llm.usage.cache_read_input_tokens",  # OpenLLMetry llm.usage.*
-    "gen_ai.usage.details.cache_read_tokens",  # Pydantic AI
-    "gen_ai.usage.details.cache_read_input_tokens",  # Pydantic AI (raw Anthropic details, old versions)
-    "gen_ai.usage.details.cached_content_tokens",  # Pydantic AI (raw Gemini details)
-)
-_SEMCONV_CACHE_WRITE = (
-    "gen_ai.usage.cache_creation.input_tokens",
-    "gen_ai.usage.cache_creation_input_tokens",
-    "gen_ai.usage.input_tokens.cache_write",
-    "llm.usage.cache_creation_input_tokens",
-    "gen_ai.usage.details.cache_write_tokens",
-    "gen_ai.usage.details.cache_creation_input_tokens",
-)
-_SEMCONV_REASONING = (
-    "gen_ai.usage.reasoning.output_tokens",
-    "gen_ai.usage.reasoning_tokens",  # OpenLLMetry, OpenLIT
-    "gen_ai.usage.output_tokens.reasoning",
-    "llm.usage.reasoning_tokens",
-    "gen_ai.usage.details.reasoning_tokens",  # Pydantic AI (OpenAI)
-    "gen_ai.usage.details.thoughts_tokens",  # Pydantic AI (Gemini)
-)
-_SEMCONV_TOTAL = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens")
-_SEMCONV_PROVIDER = (
-    "gen_ai.provider.name",
-    "gen_ai.system",
-    "llm.provider",
-    "llm.system",
-    "ai.model.provider",
-)
-
-
-class _Profile:
-    """The ordered key tuples one dialect reads; built once at import."""
-
-    __slots__ = ("cache_read", "cache_write", "input", "output", "provider", "reasoning", "total", "usage")
-
-    def __init__(
-        self,
-        input: tuple[str, ...] = (),
-        output: tuple[str, ...] = (),
-        cache_read: tuple[str, ...] = (),
-        cache_write: tuple[str, ...] = (),
-        reasoning: tuple[str, ...] = (),
-        total: tuple[str, ...] = (),
-        provider: tuple[str, ...] = _SEMCONV_PROVIDER,
-    ) -> None:
-        self.input = input + _SEMCONV_INPUT
-        self.output = output + _SEMCONV_OUTPUT
-        self.cache_read = cache_read + _SEMCONV_CACHE_READ
-        self.cache_write = cache_write + _SEMCONV_CACHE_WRITE
-        self.reasoning = reasoning + _SEMCONV_REASONING
-        self.total = total + _SEMCONV_TOTAL
-        self.provider = provider
-        self.usage = self.input + self.output  # "does this span report usage at all"
-
-
-_DEFAULT_PROFILE = _Profile()
-_PROFILES: dict[str, _Profile] = {
-    SEMCONV: _DEFAULT_PROFILE,
-    OPENLLMETRY: _DEFAULT_PROFILE,
-    OPENLIT: _DEFAULT_PROFILE,
-    PYDANTIC_AI: _DEFAULT_PROFILE,
-    LANGFUSE: _DEFAULT_PROFILE,  # when langfuse.observation.usage_details is absent
-    OPENINFERENCE: _Profile(
-        input=("llm.token_count.prompt",),
-        output=("llm.token_count.completion",),
-        cache_read=(
-            "llm.token_count.prompt_details.cache_read",
-            "llm.token_count.prompt_details.cache_input",
-        ),
-        cache_write=("llm.token_count.prompt_details.cache_write",),
-        reasoning=("llm.token_count.completion_details.reasoning",),
-        total=("llm.token_count.total",),
-        provider=("llm.provider", "llm.system", "gen_ai.provider.name", "gen_ai.system"),
-    ),
-    VERCEL_AI: _Profile(
-        input=("ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens"),
-        output=("ai.usage.outputTokens", "ai.usage.completionTokens"),
-        cache_read=("ai.usage.inputTokenDetails.cacheReadTokens", "ai.usage.cachedInputTokens"),
-        cache_write=("ai.usage.inputTokenDetails.cacheWriteTokens",),
-        reasoning=("ai.usage.outputTokenDetails.reasoningTokens", "ai.usage.reasoningTokens"),
-        total=("ai.usage.totalTokens",),
-        provider=("ai.model.provider", "gen_ai.provider.name", "gen_ai.system"),
-    ),
-}
-
-_REQUEST_MODEL_KEYS = (
-    "gen_ai.request.model",
-    "llm.request.model_name",
-    "ai.model.id",
-    "llm.model_name",
-    "embedding.model_name",
-    "langfuse.observation.model.name",
-    "llm.request.model",
-)
-_RESPONSE_MODEL_KEYS = (
-    "gen_ai.response.model",
-    "llm.response.model_name",
-    "ai.response.model",
-    "llm.response.model",
-)
-_MODEL_KEYS = _REQUEST_MODEL_KEYS + _RESPONSE_MODEL_KEYS
-
-# (key, multiplier to milliseconds)
-_TTFT_KEYS = (
-    ("gen_ai.response.time_to_first_chunk", 1000.0),
-    ("gen_ai.client.operation.time_to_first_chunk", 1000.0),
-    ("gen_ai.server.time_to_first_token", 1000.0),
-    ("ai.response.msToFirstChunk", 1.0),
-    ("ai.stream.msToFirstChunk", 1.0),
-)
-_FIRST_TOKEN_EVENTS = frozenset(
-    {
-        "First Token Stream Event",
-        "ai.stream.firstChunk",
-        "llm.content.completion.chunk",
-        "gen_ai.content.completion.chunk",  # OpenLLMetry (0.62 checked)
-    }
-)
-# A request flagged as not streamed has no time to first token (OpenLIT reports the whole latency as one).
-_STREAM_FLAG_KEYS = ("gen_ai.request.stream", "gen_ai.is_streaming")
-
-_REPORTED_COST_KEYS = ("gen_ai.usage.cost", "llm.cost.total", "operation.cost")
-
-# Operations
-_OP_ALIASES = {
-    "completion": "text_completion",
-    "completions": "text_completion",
-    "text_completion": "text_completion",
-    "embedding": "embeddings",
-    "embeddings": "embeddings",
-    "chat": "chat",
-    "generate_content": "generate_content",
-}
-_LLM_OPS = frozenset({"chat", "text_completion", "generate_content", "embeddings", "responses", "rerank"})
-_AGENT_OPS = frozenset({"invoke_agent", "agent"})  # "agent": OpenLIT's agent invocation
-_NON_LEAF_OPS = frozenset({"create_agent", "invoke_workflow", "workflow", "framework", "execute_task"})
-_LLM_REQUEST_TYPES = {
-    "chat": "chat",
-    "completion": "text_completion",
-    "embedding": "embeddings",
-    "rerank": "rerank",
-}
-_VERCEL_LEAF = {
-    "ai.generateText.doGenerate": "chat",
-    "ai.streamText.doStream": "chat",
-    "ai.generateObject.doGenerate": "chat",
-    "ai.streamObject.doStream": "chat",
-    "ai.embed.doEmbed": "embeddings",
-    "ai.embedMany.doEmbed": "embeddings",
-}
-_LANGFUSE_LLM = {"generation": "chat", "embedding": "embeddings", "completion": "text_completion"}
-_LANGFUSE_SKIP = frozenset({"span", "chain", "event", "retriever", "evaluator", "guardrail"})
-
-_TOOL_NAME_KEYS = (
-    "gen_ai.tool.name",
-    "tool.name",
-    "ai.toolCall.name",
-    "traceloop.entity.name",
-    "langfuse.observation.name",
-)
-_AGENT_NAME_KEYS = (
-    "gen_ai.agent.name",
-    "agent.name",
-    "agent_name",
-    "traceloop.entity.name",
-    "langfuse.observation.name",
-)
-
-_KIND_SKIP, _KIND_LLM, _KIND_TOOL, _KIND_AGENT = 0, 1, 2, 3
-_OPENLIT_SCOPE_PREFIX = "openlit.instrumentation."
-
 _ENVIRONMENT_KEYS: tuple[str, ...] = ("deployment.environment.name", "deployment.environment")
 
 _ZERO = Decimal(0)
@@ -594,55 +409,6 @@ _TRUE_STRINGS = frozenset({"true", "1", "yes", "y", "on"})
 # Small readers
 
 
-def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None:
-            return key, value
-    return "", None
-
-
-def _count(value: Any, key: str, limit: int, prefix: str = "") -> int:
-    """A token count as an int, or InvalidSpan naming the attribute."""
-    kind = type(value)
-    if kind is int:
-        n = value
-    elif kind is float:
-        if not math.isfinite(value) or not value.is_integer():
-            raise InvalidSpan(f"{prefix}{key}: token count must be a finite integer, got {value!r}")
-        n = int(value)
-    elif kind is str:
-        text = value.strip()
-        try:
-            n = int(text)
-        except ValueError:
-            try:
-                number = float(text)
-            except ValueError:
-                raise InvalidSpan(f"{prefix}{key}: token count is not a number: {value[:40]!r}") from None
-            if not math.isfinite(number) or not number.is_integer():
-                raise InvalidSpan(
-                    f"{prefix}{key}: token count must be a finite integer, got {value[:40]!r}"
-                ) from None
-            n = int(number)
-    else:
-        raise InvalidSpan(f"{prefix}{key}: token count must be an integer, got {kind.__name__}")
-    if n < 0:
-        raise InvalidSpan(f"{prefix}{key}: token count is negative ({n})")
-    if n > limit:
-        raise InvalidSpan(f"{prefix}{key}: token count {n} exceeds the sanity limit of {limit}")
-    return n
-
-
-def _read_count(attrs: Mapping[str, Any], keys: tuple[str, ...], limit: int) -> int:
-    """The first present key's token count, 0 when none is present."""
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None:
-            return value if type(value) is int and 0 <= value <= limit else _count(value, key, limit)
-    return 0
-
-
 def _as_dim(value: Any) -> str:
     kind = type(value)
     if kind is str:
@@ -658,15 +424,10 @@ def _flag(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> bool | None:
     """The first present key as a boolean (None when no key is present)."""
     for key in keys:
         value = attrs.get(key)
-        if value is None:
-            continue
-        kind = type(value)
-        if kind is bool:
-            return value
-        if kind is str:
-            return value.strip().lower() in _TRUE_STRINGS
-        if kind is int or kind is float:
-            return value != 0
+        if value is not None:
+            flag = _flag_value(value)
+            if flag is not None:
+                return flag
     return None
 
 
@@ -774,25 +535,441 @@ def _iso_to_ns(value: Any) -> int | None:
     return int(moment.timestamp() * 1_000_000) * 1000
 
 
-def _ttft_ms(attrs: Mapping[str, Any], span: SpanView) -> float | None:
-    if _flag(attrs, _STREAM_FLAG_KEYS) is False:
+def _error_type(value: Any) -> str:
+    """``error.type`` as a dimension. opentelemetry-util-genai writes the exception class itself, which the
+    SDK turns into ``"<class 'openai.RateLimitError'>"``: that becomes ``openai.RateLimitError``."""
+    text = _as_dim(value)
+    if text.startswith("<class '") and text.endswith("'>"):
+        return text[8:-2]
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# The engine: the declarations compiled once into per-dialect rule lists and key -> field dispatch tables
+
+# Slots of the one pass over a span's attributes: the fields of dialects.OWN_FIELDS and SHARED_FIELDS,
+# then the configured dimensions.
+_FIELDS = OWN_FIELDS + SHARED_FIELDS
+(
+    _INPUT,
+    _OUTPUT,
+    _CACHE_READ,
+    _CACHE_WRITE,
+    _REASONING,
+    _TOTAL,
+    _PROVIDER,
+    _REQUEST_MODEL,
+    _RESPONSE_MODEL,
+    _TTFT_SECONDS,
+    _TTFT_MS,
+    _STREAM_FLAG,
+    _COMPLETION_START,
+    _REPORTED_COST,
+    _REPORTED_COST_DETAILS,
+    _TOOL_NAME,
+    _AGENT_NAME,
+) = range(len(_FIELDS))
+_CONFIG_FIELDS = ("route_keys", "user_keys", "session_keys", "prompt_version_keys", "router_name_keys")
+_ROUTE, _USER, _SESSION, _PROMPT_VERSION, _ROUTER = range(len(_FIELDS), len(_FIELDS) + len(_CONFIG_FIELDS))
+_ESCALATED = _ROUTER + 1
+_EXTRA = _ESCALATED + 1  # the first extra dimension
+_UNSET_RANK = 1 << 30
+
+
+def _dim_or_none(value: Any) -> str | None:
+    return _as_dim(value) or None
+
+
+def _flag_value(value: Any) -> bool | None:
+    kind = type(value)
+    if kind is bool:
+        return value
+    if kind is str:
+        return value.strip().lower() in _TRUE_STRINGS
+    if kind is int or kind is float:
+        return value != 0
+    return None  # a list or map: the next key is tried
+
+
+def _seconds(value: Any) -> float | None:
+    return _seconds_or_ms(value, 1000.0)
+
+
+def _milliseconds(value: Any) -> float | None:
+    return _seconds_or_ms(value, 1.0)
+
+
+# How a slot accepts a value: None takes the first present one as it is (token counts are validated
+# after the pass, naming the key); a reader's None means "not usable, try the next key".
+_READERS: dict[int, Callable[[Any], Any]] = {
+    _REQUEST_MODEL: _dim_or_none,
+    _RESPONSE_MODEL: _dim_or_none,
+    _TTFT_SECONDS: _seconds,
+    _TTFT_MS: _milliseconds,
+    _STREAM_FLAG: _flag_value,
+    _TOOL_NAME: _dim_or_none,
+    _AGENT_NAME: _dim_or_none,
+}
+
+_Reader = Callable[[Any], Any]
+_MAX_SCOPE_MEMO = 4096
+_MAX_VALUE_MEMO = 1024
+
+
+def _unique(keys: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(keys))
+
+
+class _ValueRule:
+    """ByValue rules of one key, merged across dialects (they must spell values alike), with their
+    raw value -> verdict lookups memoized: a span pays one dict lookup per kind attribute it carries."""
+
+    __slots__ = ("_canonical", "aliases", "key", "memo", "names_operation", "normalize", "other", "values")
+
+    def __init__(self, first: ByValue) -> None:
+        self.key = first.key
+        self._canonical = first.canonical
+        self.normalize = first.normalize
+        self.aliases = dict(first.aliases)
+        self.values: dict[str, Verdict] = dict(first.values)
+        self.other = first.other
+        self.names_operation = first.names_operation
+        if first.decisive:
+            self.values = {
+                v: Verdict(found.kind, Rank.OWN, found.operation) for v, found in self.values.items()
+            }
+            if self.other is not None:
+                self.other = Verdict(self.other.kind, Rank.OWN, self.other.operation)
+        self.memo: dict[Any, tuple[str, Verdict | None]] = {}
+
+    def merge(self, rule: ByValue, where: str) -> None:
+        if dict(rule.aliases) != self.aliases or rule.normalize != self.normalize:
+            raise ValueError(f"{where}: ByValue({rule.key!r}) spells values unlike another dialect's rule")
+        for value, verdict in rule.values.items():
+            if self.values.get(value, verdict) != verdict:
+                raise ValueError(f"{where}: {rule.key}={value!r} is already declared as {self.values[value]}")
+            self.values[value] = verdict
+        if rule.other is not None:
+            if self.other not in (None, rule.other):
+                raise ValueError(f"{where}: ByValue({rule.key!r}) has two verdicts for other values")
+            self.other = rule.other
+        self.names_operation = self.names_operation or rule.names_operation
+
+    def read(self, raw: Any) -> tuple[str, Verdict | None]:
+        """(the canonical value, its verdict) of a raw attribute value (("", None) unless a string)."""
+        if type(raw) is not str:
+            return "", None
+        hit = self.memo.get(raw)
+        if hit is None:
+            value = self._canonical(raw)
+            hit = (value, self.values.get(value, self.other) if value else None)
+            if len(self.memo) < _MAX_VALUE_MEMO:
+                self.memo[raw] = hit
+        return hit
+
+
+class _Dispatch:
+    """One dialect's key tables under one config: key -> ((slot, rank), ...) for the pass, and per slot
+    its keys in precedence order (rank = index) and the reader that accepts or skips a value."""
+
+    __slots__ = ("keys", "multi", "readers", "single", "size")
+
+    def __init__(self, tables: list[tuple[tuple[str, ...], _Reader | None]]) -> None:
+        self.size = len(tables)
+        self.keys = tuple(keys for keys, _ in tables)
+        self.readers = tuple((slot, reader) for slot, (_, reader) in enumerate(tables) if reader is not None)
+        entries: dict[str, list[tuple[int, int]]] = {}
+        for slot, (keys, _) in enumerate(tables):
+            for rank, key in enumerate(keys):
+                entries.setdefault(key, []).append((slot, rank))
+        # Most keys fill one slot: their own table skips a loop per key on the hot path.
+        self.single = {key: found[0] for key, found in entries.items() if len(found) == 1}
+        self.multi = {key: tuple(found) for key, found in entries.items() if len(found) > 1}
+
+
+class _DialectTables:
+    """One dialect compiled: its rules (its own plus every dialect's shared ones) and key tables."""
+
+    __slots__ = (
+        "decisive",
+        "decisive_or_name",
+        "dialect",
+        "key_rules",
+        "keys",
+        "model_keys",
+        "name",
+        "name_rules",
+        "operation_rule",
+        "usage_keys",
+        "value_rules",
+    )
+
+    def __init__(self, dialect: Dialect, dialects: tuple[Dialect, ...], fallback: Dialect) -> None:
+        self.dialect = dialect
+        self.name = dialect.name
+        self.decisive: _ValueRule | None = None
+        self.decisive_or_name = False
+        merged: dict[str, _ValueRule] = {}
+        key_rules: list[ByKey] = []
+        name_rules: list[ByName] = []
+        for owner in dialects:  # detection order: of two CALL rules the first gives the operation
+            for rule in owner.rules:
+                if isinstance(rule, ByValue):
+                    if rule.decisive:
+                        if owner is dialect:
+                            if self.decisive is not None:
+                                raise ValueError(f"dialect {owner.name!r}: two decisive rules")
+                            self.decisive = _ValueRule(rule)
+                            self.decisive_or_name = rule.or_span_name
+                    elif rule.key in merged:
+                        merged[rule.key].merge(rule, f"dialect {owner.name!r}")
+                    else:
+                        merged[rule.key] = _ValueRule(rule)
+                elif not rule.claimed_only or owner is dialect:
+                    (key_rules if isinstance(rule, ByKey) else name_rules).append(rule)  # type: ignore[arg-type]
+        self.value_rules = tuple(merged.values())
+        self.key_rules = tuple(key_rules)
+        self.name_rules = tuple(name_rules)
+        naming = [r for r in merged.values() if r.names_operation]
+        if len(naming) > 1:
+            raise ValueError(f"two attributes name the operation: {[r.key for r in naming]}")
+        self.operation_rule = naming[0] if naming and dialect.reads_operation_name else None
+        # Key tables, in precedence order.
+        keys: dict[str, tuple[str, ...]] = {}
+        for name in OWN_FIELDS:
+            keys[name] = _unique((*getattr(dialect.keys, name), *getattr(fallback.keys, name)))
+        others = [d for d in dialects if d is not dialect and d is not fallback]
+        for name in SHARED_FIELDS:
+            keys[name] = _unique(key for d in (fallback, dialect, *others) for key in getattr(d.keys, name))
+        self.keys = keys
+        self.model_keys = keys["request_model"] + keys["response_model"]
+        self.usage_keys = keys["input"] + keys["output"]
+
+    def dispatch(self, config: NormalizeConfig) -> _Dispatch:
+        """This dialect's key tables under ``config`` (whose dimension keys fill the last slots)."""
+        tables: list[tuple[tuple[str, ...], _Reader | None]] = [
+            (self.keys[name], _READERS.get(slot)) for slot, name in enumerate(_FIELDS)
+        ]
+        tables += [(getattr(config, name), _dim_or_none) for name in _CONFIG_FIELDS]
+        tables.append((config.router_escalated_keys, _flag_value))
+        tables += [(keys, _dim_or_none) for _, keys in config._extra_items]  # type: ignore[attr-defined]
+        return _Dispatch(tables)
+
+
+class Engine:
+    """Dialect declarations compiled for normalization: detection, classification and the key ->
+    field dispatch that fills a record in one pass over a span's attributes."""
+
+    def __init__(self, dialects: Iterable[Dialect]) -> None:
+        self.dialects = check_dialects(tuple(dialects))
+        fallback = self.dialects[-1]
+        self.fallback = fallback
+        self.tables = {d.name: _DialectTables(d, self.dialects, fallback) for d in self.dialects}
+        # Detection: every marker with the index of its dialect (the fallback's index claims the rest).
+        self._ordered = tuple(self.tables[d.name] for d in self.dialects)
+        self._none = len(self.dialects) - 1
+        claims = list(enumerate(d.markers for d in self.dialects if not d.fallback))
+        self._key_markers = tuple((i, key, False) for i, m in claims for key in m.keys) + tuple(
+            (i, key, True) for i, m in claims for key in m.string_keys
+        )
+        self._key_markers = tuple(sorted(self._key_markers, key=lambda marker: marker[0]))
+        self._name_markers = tuple(
+            (i, prefix, key) for i, m in claims for prefix, key in m.name_prefix_and_key
+        )
+        self._value_markers = tuple((i, key, value) for i, m in claims for key, value in m.attribute_values)
+        self._scope_markers = tuple((i, m.scope_prefixes, m.scope_contains) for i, m in claims)
+        self._scope_memo: dict[str, int] = {}
+        self._resource_memo: tuple[Mapping[str, Any] | None, int] = (None, self._none)
+        self.first_token_events: dict[str, str | None] = {}
+        for d in self.dialects:
+            for event, attribute in d.first_token_events.items():
+                self.first_token_events.setdefault(event, attribute)
+        self._dispatch_memo: tuple[NormalizeConfig, dict[str, _Dispatch]] | None = None
+        self.prefilter = Prefilter(self)
+
+    # detection -----------------------------------------------------------------------------------
+
+    def detect(
+        self, attrs: Mapping[str, Any], resource: Mapping[str, Any], scope: str, name: str
+    ) -> _DialectTables:
+        """The tables of the first dialect whose markers claim the span (the fallback's when none)."""
+        best = self._scope_memo.get(scope)
+        if best is None:
+            best = self._scope_claim(scope)
+        memo = self._resource_memo
+        if memo[0] is not resource:  # spans of one ResourceSpans share the resource dict
+            memo = (resource, self._resource_claim(resource))
+            self._resource_memo = memo
+        if memo[1] < best:
+            best = memo[1]
+        for index, key, string_only in self._key_markers:
+            if index >= best:
+                break
+            if key in attrs and (not string_only or type(attrs[key]) is str):
+                best = index
+                break
+        for index, prefix, key in self._name_markers:
+            if index >= best:
+                break
+            if key in attrs and name.startswith(prefix):
+                best = index
+                break
+        for index, key, value in self._value_markers:
+            if index >= best:
+                break
+            if attrs.get(key) == value:
+                best = index
+                break
+        return self._ordered[best]
+
+    def _scope_claim(self, scope: str) -> int:
+        best = self._none
+        for index, prefixes, parts in self._scope_markers:
+            if (prefixes and scope.startswith(prefixes)) or any(part in scope for part in parts):
+                best = index
+                break
+        if len(self._scope_memo) < _MAX_SCOPE_MEMO:
+            self._scope_memo[scope] = best
+        return best
+
+    def _resource_claim(self, resource: Mapping[str, Any]) -> int:
+        for index, key, value in self._value_markers:
+            if resource.get(key) == value:
+                return index
+        return self._none
+
+    # classification ------------------------------------------------------------------------------
+
+    def classify(self, attrs: Mapping[str, Any], name: str, tables: _DialectTables) -> tuple[str, str]:
+        """(kind, operation): the verdict of the strongest rule that matches (see dialects.Rank)."""
+        rule = tables.operation_rule
+        decisive = tables.decisive
+        if decisive is not None:
+            op = rule.read(attrs.get(rule.key))[0] if rule is not None else ""
+            raw = attrs.get(decisive.key)
+            if tables.decisive_or_name and type(raw) is not str:
+                raw = name
+            verdict = decisive.read(raw)[1]
+            if verdict is not None:
+                return verdict.kind, (op or verdict.operation) if verdict.kind == CALL else ""
+        op = ""
+        best: Verdict | None = None
+        for r in tables.value_rules:
+            raw = attrs.get(r.key)
+            if raw is not None:
+                value, found = r.read(raw)
+                if r is rule:
+                    op = value
+                if found is not None and (best is None or found.rank < best.rank):
+                    best = found
+        for k in tables.key_rules:
+            if best is not None and best.rank <= k.verdict.rank:
+                continue
+            for key in k.keys:
+                if key in attrs:
+                    best = k.verdict
+                    break
+        for n in tables.name_rules:
+            if (best is None or n.verdict.rank < best.rank) and (
+                name in n.names or (n.prefixes and name.startswith(n.prefixes))
+            ):
+                best = n.verdict
+        if best is None or best.rank > Rank.USAGE:
+            reader = tables.dialect.usage_reader
+            if _present(attrs, tables.model_keys) and (
+                _present(attrs, tables.usage_keys) or (reader is not None and reader.key in attrs)
+            ):
+                return CALL, op
+        if best is None:
+            return SKIP, ""
+        return best.kind, (op or best.operation) if best.kind == CALL else ""
+
+    # the one pass --------------------------------------------------------------------------------
+
+    def fill(
+        self, attrs: Mapping[str, Any], tables: _DialectTables, config: NormalizeConfig
+    ) -> tuple[list[Any], tuple[tuple[str, ...], ...]]:
+        """Every slot's value (None when absent) from one pass over ``attrs``: per slot the present key
+        of lowest rank wins; a value its reader refuses (an empty name, an unparsable TTFT) gives way to
+        the next present key."""
+        memo = self._dispatch_memo
+        if memo is None or memo[0] is not config:
+            memo = (config, {name: t.dispatch(config) for name, t in self.tables.items()})
+            self._dispatch_memo = memo
+        dispatch = memo[1][tables.name]
+        values: list[Any] = [None] * dispatch.size
+        ranks = [_UNSET_RANK] * dispatch.size
+        # The pass itself runs in C (a key set intersection); Python only sees the keys that matter.
+        single = dispatch.single
+        for key in single.keys() & attrs.keys():
+            value = attrs[key]
+            if value is not None:
+                slot, rank = single[key]
+                if rank < ranks[slot]:
+                    values[slot] = value
+                    ranks[slot] = rank
+        for key, entries in dispatch.multi.items():  # a handful of keys: a lookup each beats a set
+            value = attrs.get(key)
+            if value is not None:
+                for slot, rank in entries:
+                    if rank < ranks[slot]:
+                        values[slot] = value
+                        ranks[slot] = rank
+        for slot, reader in dispatch.readers:
+            value = values[slot]
+            if value is not None:
+                if reader is _dim_or_none and type(value) is str and value:
+                    continue  # the common case, inline
+                read = reader(value)
+                if read is None:  # rare: walk the keys of lower precedence
+                    for key in dispatch.keys[slot][ranks[slot] + 1 :]:
+                        value = attrs.get(key)
+                        if value is not None and (read := reader(value)) is not None:
+                            break
+                values[slot] = read
+        return values, dispatch.keys
+
+
+def _present(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
+    for key in keys:  # noqa: SIM110 - a plain loop is the faster on this hot path
+        if attrs.get(key) is not None:
+            return True
+    return False
+
+
+def _token(values: list[Any], slot: int, limit: int, attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int:
+    value = values[slot]
+    if value is None:
+        return 0
+    if type(value) is int and 0 <= value <= limit:
+        return value
+    return token_count(value, _source(attrs, keys), limit)
+
+
+def _source(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+    """The key a slot without a reader was filled from: the first of its keys present (error messages)."""
+    return next((key for key in keys if attrs.get(key) is not None), "")
+
+
+def _ttft_ms(values: list[Any], span: SpanView, events: Mapping[str, str | None]) -> float | None:
+    if values[_STREAM_FLAG] is False:
         return None
-    for key, scale in _TTFT_KEYS:
-        value = attrs.get(key)
-        if value is not None:
-            ms = _seconds_or_ms(value, scale)
-            if ms is not None:
-                return ms
+    ms = values[_TTFT_SECONDS]
+    if ms is None:
+        ms = values[_TTFT_MS]
+    if ms is not None:
+        return ms
     start = span.start_time_unix_nano
-    completion_start = attrs.get("langfuse.observation.completion_start_time")
+    completion_start = values[_COMPLETION_START]
     if completion_start is not None:
         ns = _iso_to_ns(completion_start)
         if ns is not None and ns >= start:
             return (ns - start) / 1e6
     for event in span.events:
-        if event.name in _FIRST_TOKEN_EVENTS:
-            if event.name == "ai.stream.firstChunk":
-                ms = _seconds_or_ms(event.attributes.get("ai.stream.msToFirstChunk"), 1.0)
+        if event.name in events:
+            attribute = events[event.name]
+            if attribute is not None:
+                ms = _seconds_or_ms(event.attributes.get(attribute), 1.0)
                 if ms is not None:
                     return ms
             if event.time_unix_nano >= start:
@@ -801,10 +978,10 @@ def _ttft_ms(attrs: Mapping[str, Any], span: SpanView) -> float | None:
     return None
 
 
-def _reported_cost(attrs: Mapping[str, Any]) -> Decimal | None:
-    value = _first(attrs, _REPORTED_COST_KEYS)[1]
+def _reported_cost(values: list[Any]) -> Decimal | None:
+    value = values[_REPORTED_COST]
     if value is None:
-        details = attrs.get("langfuse.observation.cost_details")
+        details = values[_REPORTED_COST_DETAILS]
         if details is not None:
             if type(details) is str:
                 try:
@@ -824,227 +1001,71 @@ def _reported_cost(attrs: Mapping[str, Any]) -> Decimal | None:
     return None
 
 
-# --------------------------------------------------------------------------------------------------
-# Langfuse usage_details
+class Prefilter:
+    """Whether a span can be an LLM call, a tool or an agent span, from what is cheap to read.
 
-_LF_CACHE_READ = (
-    "input_cached_tokens",
-    "cache_read_input_tokens",
-    "input_cache_read",
-    "cached_tokens",
-    "input_cached",
-    "cache_read",
-)
-_LF_CACHE_WRITE = (
-    "cache_creation_input_tokens",
-    "input_cache_creation",
-    "input_cache_write",
-    "cache_write_input_tokens",
-    "cache_creation",
-    "cache_write",
-)
-_LF_REASONING = ("output_reasoning_tokens", "reasoning_tokens", "output_reasoning", "reasoning")
-_LF_KNOWN = frozenset(("input", "output", "total", *_LF_CACHE_READ, *_LF_CACHE_WRITE, *_LF_REASONING))
-_LF_PREFIX = "langfuse.observation.usage_details."
-
-
-def _lf_pick(usage: dict[str, Any], keys: tuple[str, ...], limit: int) -> int:
-    for key in keys:
-        value = usage.get(key)
-        if value is not None:
-            return _count(value, key, limit, _LF_PREFIX)
-    return 0
-
-
-def _langfuse_usage(raw: Any, limit: int) -> tuple[int, int, int, int, int, int | None, bool]:
-    """(input, output, cache_read, cache_write, reasoning, total, exclusive) from usage_details.
-
-    Langfuse-native buckets are additive (Langfuse sums them into the total), i.e. *exclusive*: ``input``
-    excludes the cache buckets and ``output`` excludes reasoning. The OpenAI usage schemas it also accepts
-    (``prompt_tokens``/``completion_tokens``, ``input_tokens``/``output_tokens`` with ``*_details``) are
-    inclusive.
+    Every rule that can make a span anything but ignored needs one of: a span-kind or marker key of a
+    rule, a model key (model + usage), a span name a rule matches, or the scope of an implied call on an
+    ERROR span. A span with none of them is ignored by ``normalize_span`` whatever its attributes hold,
+    so the collector drops it without decoding its attributes.
     """
-    if type(raw) is str:
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise InvalidSpan("langfuse.observation.usage_details: not valid JSON") from None
-    if not isinstance(raw, dict):
-        raise InvalidSpan("langfuse.observation.usage_details: expected a JSON object")
-    if (
-        "prompt_tokens" in raw
-        or "completion_tokens" in raw
-        or "input_tokens" in raw
-        or "output_tokens" in raw
-    ):
-        openai_chat = "prompt_tokens" in raw or "completion_tokens" in raw
-        in_key, out_key = (
-            ("prompt_tokens", "completion_tokens") if openai_chat else ("input_tokens", "output_tokens")
+
+    __slots__ = ("implied_scopes", "keys", "name_prefixes", "names")
+
+    def __init__(self, engine: Engine) -> None:
+        keys: set[str] = set()
+        prefixes: list[str] = []
+        names: set[str] = set()
+        scopes: list[str] = []
+        for d in engine.dialects:
+            for rule in d.rules:
+                if isinstance(rule, ByValue):
+                    keys.add(rule.key)
+                elif isinstance(rule, ByKey):
+                    keys.update(rule.keys)
+                else:
+                    prefixes.extend(rule.prefixes)
+                    names.update(rule.names)
+            if d.implied_call is not None:
+                scopes.append(d.implied_call.scope_prefix)
+        for tables in engine.tables.values():
+            keys.update(tables.model_keys)
+        self.keys = frozenset(keys)
+        self.name_prefixes = tuple(dict.fromkeys(prefixes))
+        self.names = frozenset(names)
+        self.implied_scopes = tuple(scopes)
+
+    def keep(self, span: Any, scope_name: str) -> bool:
+        """True unless ``span`` (an OTLP protobuf Span, or anything with ``name``, ``status.code`` and
+        ``attributes`` of ``key``/``value`` pairs) is certainly ignored."""
+        keys = self.keys
+        for attribute in span.attributes:  # first: an LLM span leaves at its first gen_ai.* key
+            if attribute.key in keys:
+                return True
+        name = span.name
+        if name in self.names or (self.name_prefixes and name.startswith(self.name_prefixes)):
+            return True
+        return bool(
+            self.implied_scopes
+            and scope_name.startswith(self.implied_scopes)
+            and span.status.code == STATUS_ERROR
         )
-        in_details = raw.get("prompt_tokens_details" if openai_chat else "input_tokens_details")
-        out_details = raw.get("completion_tokens_details" if openai_chat else "output_tokens_details")
-        inp = _lf_pick(raw, (in_key,), limit)
-        out = _lf_pick(raw, (out_key,), limit)
-        cr = _lf_pick(in_details, ("cached_tokens",), limit) if isinstance(in_details, dict) else 0
-        rsn = _lf_pick(out_details, ("reasoning_tokens",), limit) if isinstance(out_details, dict) else 0
-        total = (
-            _count(raw["total_tokens"], "total_tokens", limit, _LF_PREFIX) if "total_tokens" in raw else None
-        )
-        return inp, out, cr, 0, rsn, total, False
-    inp = _lf_pick(raw, ("input",), limit)
-    out = _lf_pick(raw, ("output",), limit)
-    cr = _lf_pick(raw, _LF_CACHE_READ, limit)
-    cw = _lf_pick(raw, _LF_CACHE_WRITE, limit)
-    rsn = _lf_pick(raw, _LF_REASONING, limit)
-    for key, value in raw.items():  # other buckets (audio, image...) are part of input/output too
-        if value is None or key in _LF_KNOWN or type(key) is not str:
-            continue
-        if "input" in key:
-            inp += _count(value, key, limit, _LF_PREFIX)
-        elif "output" in key:
-            out += _count(value, key, limit, _LF_PREFIX)
-    total = _lf_pick(raw, ("total",), limit) if "total" in raw else None
-    return inp, out, cr, cw, rsn, total, True
+
+    def keeps_view(self, span: SpanView) -> bool:
+        """``keep`` for an already decoded span."""
+        name = span.name
+        if name in self.names or (self.name_prefixes and name.startswith(self.name_prefixes)):
+            return True
+        if (
+            self.implied_scopes
+            and span.scope_name.startswith(self.implied_scopes)
+            and span.status_code == STATUS_ERROR
+        ):
+            return True
+        return not self.keys.isdisjoint(span.attributes)
 
 
-# --------------------------------------------------------------------------------------------------
-# Dialect detection and classification
-
-
-def _detect(attrs: Mapping[str, Any], resource: Mapping[str, Any], scope: str, name: str) -> tuple[str, str]:
-    """(dialect, vercel operation id)."""
-    ai_op = attrs.get("ai.operationId")
-    if type(ai_op) is str:
-        return VERCEL_AI, ai_op
-    if name.startswith("ai.") and "ai.model.id" in attrs:
-        return VERCEL_AI, name
-    if "langfuse.observation.type" in attrs or "langfuse.observation.usage_details" in attrs:
-        return LANGFUSE, ""
-    if "openinference.span.kind" in attrs:
-        return OPENINFERENCE, ""
-    if (
-        "openlit" in scope
-        or attrs.get("telemetry.sdk.name") == "openlit"
-        or resource.get("telemetry.sdk.name") == "openlit"
-    ):
-        return OPENLIT, ""
-    if scope.startswith(("pydantic-ai", "pydantic_ai", "logfire")) or "logfire.span_type" in attrs:
-        return PYDANTIC_AI, ""
-    if (
-        "llm.request.type" in attrs
-        or "llm.usage.total_tokens" in attrs
-        or "traceloop.span.kind" in attrs
-        or "traceloop.entity.name" in attrs
-        or "traceloop.workflow.name" in attrs
-        or scope.startswith("traceloop")
-    ):
-        return OPENLLMETRY, ""
-    return SEMCONV, ""
-
-
-def _classify(
-    attrs: Mapping[str, Any], dialect: str, ai_op: str, name: str, profile: _Profile
-) -> tuple[int, str]:
-    """(kind, operation) — kind is one of the _KIND_* constants."""
-    if dialect == VERCEL_AI:
-        operation = _VERCEL_LEAF.get(ai_op)
-        if operation is not None:
-            return _KIND_LLM, operation
-        if ai_op == "ai.toolCall":
-            return _KIND_TOOL, ""
-        return _KIND_SKIP, ""  # ai.generateText & co carry usage aggregated over their steps
-    raw_op = attrs.get("gen_ai.operation.name")
-    op = ""
-    if type(raw_op) is str:
-        op = _OP_ALIASES.get(raw_op) or raw_op.strip().lower()
-    if dialect == LANGFUSE:
-        lf_type = attrs.get("langfuse.observation.type")
-        if type(lf_type) is str:
-            lf_type = lf_type.lower()
-            if lf_type in _LANGFUSE_LLM:
-                return _KIND_LLM, op or _LANGFUSE_LLM[lf_type]
-            if lf_type == "tool":
-                return _KIND_TOOL, ""
-            if lf_type == "agent":
-                return _KIND_AGENT, ""
-            if lf_type in _LANGFUSE_SKIP:
-                return _KIND_SKIP, ""
-    oi_kind = attrs.get("openinference.span.kind")
-    oi_kind = oi_kind.upper() if type(oi_kind) is str else ""
-    tl_kind = attrs.get("traceloop.span.kind")
-    tl_kind = tl_kind.lower() if type(tl_kind) is str else ""
-    # tool executions
-    if op == "execute_tool" or oi_kind == "TOOL" or tl_kind == "tool" or name.startswith("execute_tool"):
-        return _KIND_TOOL, ""
-    # agent invocations (their usage, if any, is an aggregate of the leaf calls)
-    if (
-        op in _AGENT_OPS
-        or oi_kind == "AGENT"
-        or tl_kind == "agent"
-        or name.startswith("invoke_agent")
-        or (dialect == PYDANTIC_AI and ("agent_name" in attrs or name == "agent run"))
-    ):
-        return _KIND_AGENT, ""
-    # other non-leaf spans: workflows, chains, aggregated usage
-    if (
-        op in _NON_LEAF_OPS
-        or tl_kind == "workflow"
-        or (oi_kind and oi_kind not in ("LLM", "EMBEDDING"))
-        or "gen_ai.aggregated_usage.input_tokens" in attrs
-        or "gen_ai.aggregated_usage.output_tokens" in attrs
-    ):
-        return _KIND_SKIP, ""
-    # leaf LLM calls
-    if op in _LLM_OPS:
-        return _KIND_LLM, op
-    if oi_kind == "LLM":
-        return _KIND_LLM, op or "chat"
-    if oi_kind == "EMBEDDING":
-        return _KIND_LLM, op or "embeddings"
-    request_type = attrs.get("llm.request.type")
-    if type(request_type) is str and request_type.lower() in _LLM_REQUEST_TYPES:
-        return _KIND_LLM, op or _LLM_REQUEST_TYPES[request_type.lower()]
-    if tl_kind == "task":
-        return _KIND_SKIP, ""
-    if _first(attrs, _MODEL_KEYS)[1] is not None and (
-        _first(attrs, profile.usage)[1] is not None or "langfuse.observation.usage_details" in attrs
-    ):
-        return _KIND_LLM, op
-    if "gen_ai.tool.name" in attrs or "tool.name" in attrs:
-        return _KIND_TOOL, ""
-    return _KIND_SKIP, ""
-
-
-def _openlit_failed_call(attrs: Mapping[str, Any], span: SpanView) -> dict[str, str] | None:
-    """The attributes an attribute-less failed OpenLIT call span implies, or None for any other span.
-
-    OpenLIT's Anthropic wrapper sets no attribute when the SDK call raises (a timeout, a 529): only the
-    span name ``"{operation} {model}"`` and the scope ``openlit.instrumentation.<provider>`` say what
-    the call was.
-    """
-    scope = span.scope_name
-    if span.status_code != STATUS_ERROR or "gen_ai.operation.name" in attrs:
-        return None
-    if not scope.startswith(_OPENLIT_SCOPE_PREFIX):
-        return None
-    raw_op, _, model = span.name.partition(" ")
-    operation = _OP_ALIASES.get(raw_op, raw_op)
-    if operation not in _LLM_OPS or not model or " " in model:
-        return None
-    return {
-        "gen_ai.operation.name": operation,
-        "gen_ai.provider.name": scope[len(_OPENLIT_SCOPE_PREFIX) :],
-        "gen_ai.request.model": model,
-    }
-
-
-def _error_type(value: Any) -> str:
-    """``error.type`` as a dimension. opentelemetry-util-genai writes the exception class itself, which the
-    SDK turns into ``"<class 'openai.RateLimitError'>"``: that becomes ``openai.RateLimitError``."""
-    text = _as_dim(value)
-    if text.startswith("<class '") and text.endswith("'>"):
-        return text[8:-2]
-    return text
+ENGINE = Engine(load_dialects())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1052,21 +1073,34 @@ def _error_type(value: Any) -> str:
 
 
 def normalize_span(
-    span: SpanView, config: NormalizeConfig, pricer: Pricer
+    span: SpanView, config: NormalizeConfig, pricer: Pricer, engine: Engine | None = None
 ) -> CallRecord | ToolSpanRecord | None:
-    """Normalize one span; see the module docstring. Raises InvalidSpan for an untrustworthy call."""
+    """Normalize one span; see the module docstring. Raises InvalidSpan for an untrustworthy call.
+
+    ``engine``: the compiled dialects to read it with (default: every dialect of the package).
+    """
+    if engine is None:
+        engine = ENGINE
     attrs = span.attributes
-    resource = span.resource
     name = span.name
-    dialect, ai_op = _detect(attrs, resource, span.scope_name, name)
-    profile = _PROFILES[dialect]
-    kind, operation = _classify(attrs, dialect, ai_op, name, profile)
-    if kind == _KIND_SKIP:
-        implied = _openlit_failed_call(attrs, span) if dialect == OPENLIT else None
-        if implied is None:
+    tables = engine.detect(attrs, span.resource, span.scope_name, name)
+    dialect = tables.dialect
+    kind, operation = engine.classify(attrs, name, tables)
+    if kind == SKIP:
+        implied = dialect.implied_call
+        if (
+            implied is None
+            or span.status_code != STATUS_ERROR
+            or not span.scope_name.startswith(implied.scope_prefix)
+        ):
             return None
-        attrs = {**attrs, **implied}
-        kind, operation = _KIND_LLM, implied["gen_ai.operation.name"]
+        attributes = implied.implies(attrs, name, span.scope_name)
+        if attributes is None:
+            return None
+        attrs = {**attrs, **attributes}
+        kind = CALL
+        rule = tables.operation_rule
+        operation = rule.read(attrs.get(rule.key))[0] if rule is not None else ""
 
     # identity and timing
     trace_id = span.trace_id
@@ -1114,13 +1148,13 @@ def normalize_span(
         or _timeout_status(attrs)
     )
 
-    res = _resource_view(resource, config)
+    res = _resource_view(span.resource, config)
     service = res.service
     environment = res.environment
     parent_span_id = span.parent_span_id
+    values, slot_keys = engine.fill(attrs, tables, config)
 
-    if kind != _KIND_LLM:
-        name_keys = _TOOL_NAME_KEYS if kind == _KIND_TOOL else _AGENT_NAME_KEYS
+    if kind != CALL:
         return {
             "time_unix_nano": start,
             "duration_ms": duration_ms,
@@ -1129,8 +1163,8 @@ def normalize_span(
             "parent_span_id": parent_span_id,
             "service": service,
             "environment": environment,
-            "kind": "tool" if kind == _KIND_TOOL else "agent",
-            "name": _str_attr(attrs, name_keys) or name,
+            "kind": kind,
+            "name": values[_TOOL_NAME if kind == TOOL else _AGENT_NAME] or name,
             "status": status,
             "error_type": error_type,
             "is_timeout": is_timeout,
@@ -1138,37 +1172,38 @@ def normalize_span(
 
     limit = config.max_tokens
     # provider and models
-    provider_raw = _first(attrs, profile.provider)[1]
+    provider_raw = values[_PROVIDER]
     provider = (
-        normalize_provider(provider_raw, dotted_suffix=dialect == VERCEL_AI)
+        normalize_provider(provider_raw, dotted_suffix=dialect.provider_has_suffix)
         if type(provider_raw) is str
         else ""
     )
-    request_model = _str_attr(attrs, _REQUEST_MODEL_KEYS)
-    response_model = _str_attr(attrs, _RESPONSE_MODEL_KEYS)
+    request_model = values[_REQUEST_MODEL] or ""
+    response_model = values[_RESPONSE_MODEL] or ""
     if not response_model:
         response_model = request_model
     elif not request_model:
         request_model = response_model
 
     # tokens, as reported
-    in_forced = out_forced = False
-    lf_usage = attrs.get("langfuse.observation.usage_details") if dialect == LANGFUSE else None
-    if lf_usage is not None:
-        inp, out, cr, cw, rsn, total, exclusive = _langfuse_usage(lf_usage, limit)
+    reader = dialect.usage_reader
+    usage = attrs.get(reader.key) if reader is not None else None
+    if usage is not None:
+        inp, out, cr, cw, rsn, total, exclusive = reader.read(usage, limit)  # type: ignore[union-attr]
         in_forced = out_forced = exclusive
-        total_key = "langfuse.observation.usage_details.total"
+        total_key = f"{reader.key}.total"  # type: ignore[union-attr]
     else:
-        inp = _read_count(attrs, profile.input, limit)
-        out = _read_count(attrs, profile.output, limit)
-        cr = _read_count(attrs, profile.cache_read, limit)
-        cw = _read_count(attrs, profile.cache_write, limit)
-        rsn = _read_count(attrs, profile.reasoning, limit)
-        total_key, total = _first(attrs, profile.total)
+        inp = _token(values, _INPUT, limit, attrs, slot_keys[_INPUT])
+        out = _token(values, _OUTPUT, limit, attrs, slot_keys[_OUTPUT])
+        cr = _token(values, _CACHE_READ, limit, attrs, slot_keys[_CACHE_READ])
+        cw = _token(values, _CACHE_WRITE, limit, attrs, slot_keys[_CACHE_WRITE])
+        rsn = _token(values, _REASONING, limit, attrs, slot_keys[_REASONING])
+        total = values[_TOTAL]
         if total is not None:
-            total = _count(total, total_key, limit)
-        # OpenLIT's Anthropic instrumentation reports Anthropic's raw input_tokens (cache excluded).
-        in_forced = dialect == OPENLIT and provider == "anthropic"
+            total_key = _source(attrs, slot_keys[_TOTAL])
+            total = token_count(total, total_key, limit)
+        in_forced = provider in dialect.input_excludes_cache_for
+        out_forced = False
     if total is not None and total < inp + out:
         raise InvalidSpan(f"{total_key}: total {total} is less than input + output ({inp} + {out})")
 
@@ -1185,8 +1220,8 @@ def normalize_span(
                     break
             if decided:
                 break
-    if not decided and rsn and provider in _GEMINI_PROVIDERS and dialect in (OPENLLMETRY, OPENLIT):
-        out_excl = True  # these pass Gemini's candidates_token_count, which excludes thoughts
+    if not decided and rsn and provider in dialect.output_excludes_reasoning_for:
+        out_excl = True
     if in_excl:
         inp += cache
     if out_excl:
@@ -1215,7 +1250,7 @@ def normalize_span(
         cost_usd, cost_source = priced
         price_known = True
     else:
-        reported = _reported_cost(attrs)
+        reported = _reported_cost(values)
         if reported is not None:
             cost_usd, cost_source, price_known = reported, "reported", True
         else:
@@ -1225,11 +1260,11 @@ def normalize_span(
         raise InvalidSpan(f"cost {cost_usd} USD exceeds the sanity limit of {_MAX_COST_USD} for one call")
 
     extra: dict[str, str] = {}
-    for dimension, keys in config._extra_items:  # type: ignore[attr-defined]
-        value = _str_attr(attrs, keys) or res.extra.get(dimension)
+    for offset, (dimension, _) in enumerate(config._extra_items):  # type: ignore[attr-defined]
+        value = values[_EXTRA + offset] or res.extra.get(dimension)
         if value:
             extra[dimension] = value
-    escalated = _flag(attrs, config.router_escalated_keys)
+    escalated = values[_ESCALATED]
 
     return {
         "time_unix_nano": start,
@@ -1249,19 +1284,19 @@ def normalize_span(
         "cache_read_tokens": cr,
         "cache_write_tokens": cw,
         "reasoning_tokens": rsn,
-        "ttft_ms": _ttft_ms(attrs, span),
+        "ttft_ms": _ttft_ms(values, span, engine.first_token_events),
         "status": status,
         "error_type": error_type,
         "is_timeout": is_timeout,
-        "route": _str_attr(attrs, config.route_keys) or res.route,
-        "user": _str_attr(attrs, config.user_keys) or res.user,
-        "session": _str_attr(attrs, config.session_keys) or res.session,
-        "prompt_version": _str_attr(attrs, config.prompt_version_keys) or res.prompt_version,
-        "router": _str_attr(attrs, config.router_name_keys) or res.router,
+        "route": values[_ROUTE] or res.route,
+        "user": values[_USER] or res.user,
+        "session": values[_SESSION] or res.session,
+        "prompt_version": values[_PROMPT_VERSION] or res.prompt_version,
+        "router": values[_ROUTER] or res.router,
         "escalated": res.escalated if escalated is None else escalated,
         "cost_usd": cost_usd,
         "price_known": price_known,
         "cost_source": cost_source,
-        "dialect": dialect,
+        "dialect": dialect.name,
         "extra": extra,
     }

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tokenpulse import metrics
 from tokenpulse.collector.limits import (
@@ -21,7 +22,7 @@ from tokenpulse.collector.limits import (
     truncate_long_values,
 )
 from tokenpulse.collector.llm_metrics import LlmMetrics
-from tokenpulse.collector.normalize import InvalidSpan, NormalizeConfig, normalize_span
+from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import iter_spans
@@ -184,13 +185,20 @@ class Pipeline:
                     metrics.DUPLICATE_REQUESTS.labels(transport).inc()
                     result.duplicate = True
                     return result
-        check_span_count(request, self.limits.max_spans_per_request)
+        received = check_span_count(request, self.limits.max_spans_per_request)
         max_attributes = self.limits.max_attributes_per_span
         calls: list[CallRecord] = []
         tool_spans: list[ToolSpanRecord] = []
-        received = too_many_attributes = 0
-        for span in iter_spans(request):
-            received += 1
+        decoded = too_many_attributes = 0
+        prefilter = ENGINE.prefilter
+
+        def keep(span: Span, scope_name: str) -> bool:
+            # Spans that cannot be calls, tools or agents (HTTP, DB, queue...) are dropped undecoded;
+            # one over the attribute limit is kept so that it is rejected as before.
+            return len(span.attributes) > max_attributes or prefilter.keep(span, scope_name)
+
+        for span in iter_spans(request, keep):
+            decoded += 1
             try:
                 if len(span.attributes) > max_attributes:
                     too_many_attributes += 1
@@ -209,6 +217,7 @@ class Pipeline:
                 tool_spans.append(record)  # type: ignore[arg-type]
             else:
                 calls.append(record)  # type: ignore[arg-type]
+        result.ignored += received - decoded
         metrics.SPANS_RECEIVED.labels(transport).inc(received)
         if result.rejected > too_many_attributes:
             metrics.SPANS_REJECTED.labels("invalid_span").inc(result.rejected - too_many_attributes)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 STATUS_UNSET = 0
 STATUS_OK = 1
@@ -73,13 +74,21 @@ def attributes_dict(attributes: Iterable[KeyValue]) -> dict[str, Any]:
     return result
 
 
-def iter_spans(request: ExportTraceServiceRequest) -> Iterator[SpanView]:
-    """Yield every span of an export request with its resource and scope attached."""
+def iter_spans(
+    request: ExportTraceServiceRequest, keep: Callable[[Span, str], bool] | None = None
+) -> Iterator[SpanView]:
+    """Yield every span of an export request with its resource and scope attached.
+
+    ``keep(span, scope_name)``, when given, is asked first about each protobuf span: a span it refuses
+    is skipped before any of its attributes is decoded.
+    """
     for resource_spans in request.resource_spans:
         resource = attributes_dict(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name
             for span in scope_spans.spans:
+                if keep is not None and not keep(span, scope_name):
+                    continue
                 status = span.status
                 yield SpanView(
                     trace_id=span.trace_id.hex(),
