@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tokenpulse.detectors import health
-from tokenpulse.detectors.data import TENANT
+from tokenpulse.detectors.history import TENANT
 from tokenpulse.detectors.state import Alert, AlertStates
 from tokenpulse.storage.store import Store
 
