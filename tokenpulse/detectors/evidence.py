@@ -483,9 +483,10 @@ _RATE_DAYS = (1, 7)
 class CountDetector(EvidenceDetector):
     """The number of calls a scope makes falls clearly below what it usually makes at this time of day.
 
-    Calls a minute are negative-binomial around the usual rate m (variance m (1 + m / k), k measured on
-    the scope's history: traffic is bursty). The usual rate is the lower of the same time (±1 h)
-    yesterday and a week ago, so a scope without a previous day's history is learning.
+    Calls a minute are Poisson around the usual rate, with the variance over a quarter hour measured on
+    the scope's history (calls come in sessions: bursty, and correlated from minute to minute). The
+    usual rate is the lower of the same time (±1 h) yesterday and a week ago, so a scope without a
+    previous day's history is learning.
     """
 
     count: ClassVar[str] = "calls"
@@ -519,9 +520,9 @@ class CountDetector(EvidenceDetector):
         usual = np.nan_to_num(usual, nan=1.0)
         trailing = [
             stats.window_sums(stats.cumulative(grid), here - _LAG, here - _LAG - stats.MINUTES_PER_DAY)
-            for grid in stats.count_excess(calls)
+            for grid in stats.block_excess(calls)
         ]
-        dispersion = stats.dispersion(usual, stats.burstiness(*trailing))
+        dispersion = stats.count_dispersion(*trailing)
         x = calls[rows]
         changed = np.stack([usual * (1 - d) for d in sorted(s.drops)], axis=-1)
         rate, spread = usual[..., None], dispersion[..., None]

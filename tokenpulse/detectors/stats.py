@@ -116,14 +116,21 @@ def share_excess(
     return np.where(counted, np.nan_to_num(terms) - 1, 0.0), np.where(counted, trials - 1, 0.0)
 
 
-def count_excess(counts: np.ndarray, half_window: int = 15) -> tuple[np.ndarray, np.ndarray]:
-    """What each minute says of how bursty a scope's calls are: its Pearson term around the *local*
-    rate m (over the minutes within ``half_window``) minus 1, and m. For negative-binomial minutes the
-    expected term is 1 + m / k, so summed excess over summed m estimates 1 / k."""
-    local = _local(counts, half_window) / (2 * half_window + 1)
+def block_excess(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """What a scope's history says of how much more its calls vary than Poisson *over the span evidence
+    accumulates on*: for each block of ``block`` minutes (placed on its last minute), the Pearson term of
+    the block's calls around the mean of the ``half_window`` blocks either side, minus 1; and a 1 for
+    every block with calls around. Calls come in sessions, so minutes are not independent: the variance
+    of a quarter hour, not of a minute, is what a CUSUM summing minutes meets."""
+    rows = counts.shape[0] - counts.shape[0] % block
+    sums = counts[:rows].reshape(-1, block, counts.shape[1]).sum(axis=1)
+    local = _local(sums, half_window) / (2 * half_window + 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = (counts - local) ** 2 / local
-    return np.where(local > 0, np.nan_to_num(terms) - 1, 0.0), np.where(local > 0, local, 0.0)
+        terms = np.where(local > 0, np.nan_to_num((sums - local) ** 2 / local) - 1, 0.0)
+    excess, blocks = np.zeros(counts.shape), np.zeros(counts.shape)
+    excess[block - 1 : rows : block] = terms
+    blocks[block - 1 : rows : block] = local > 0
+    return excess, blocks
 
 
 # Pseudo-pairs of calls (or calls) of perfect calm an estimate of burstiness is shrunk with: a thin
@@ -132,13 +139,21 @@ _CALM, _MOST_CORRELATION = 200.0, 0.5
 
 
 def burstiness(excess: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """rho (shares) or 1 / k (counts) from summed ``share_excess`` / ``count_excess`` over a history."""
+    """rho from summed ``share_excess`` over a history."""
     return np.clip(np.nan_to_num(excess / (weight + _CALM)), 0.0, _MOST_CORRELATION)
 
 
+# Pseudo-blocks of Poisson calm a count's dispersion is shrunk with, and the most it is ever taken to be.
+_CALM_BLOCKS, _MOST_DISPERSION = 8.0, 50.0
+
+
+def count_dispersion(excess: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+    """A count's variance relative to Poisson from summed ``block_excess`` over a history."""
+    return np.clip(1.0 + np.nan_to_num(excess / (blocks + _CALM_BLOCKS)), 1.0, _MOST_DISPERSION)
+
+
 def dispersion(size: np.ndarray, burst: np.ndarray) -> np.ndarray:
-    """The variance of a minute relative to binomial (or Poisson): 1 + (n - 1) rho for a share of n calls,
-    1 + m / k for a count of mean m (pass ``size`` = n - 1, or m)."""
+    """The variance of a minute's share relative to binomial: 1 + (n - 1) rho (pass ``size`` = n - 1)."""
     return 1.0 + np.maximum(size, 0.0) * burst
 
 
