@@ -58,6 +58,36 @@ def test_ingest_reports_undecodable_lines(tmp_path: Path) -> None:
     assert "ingested 1 calls" in result.stdout and "bad.jsonl:1" in result.stderr
 
 
+def test_ingest_names_the_bad_field_and_keeps_the_other_lines(tmp_path: Path) -> None:
+    good = otlp_json_line(llm_span())
+    broken = good.replace('"spanId": "', '"spanId": "zz', 1)
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([good, broken, otlp_json_line(llm_span(), llm_span())]) + "\n")
+    result = run_cli("ingest", "--data", str(tmp_path / "data"), str(path))
+    assert result.returncode == 1
+    assert "ingested 3 calls" in result.stdout and "rejected 0 spans, 1 lines" in result.stdout
+    assert "mixed.jsonl:2: skipped: " in result.stderr
+    assert "resourceSpans[0].scopeSpans[0].spans[0].spanId: 'zz" in result.stderr
+
+
+def test_ingest_waits_for_storage_when_the_log_is_full(tmp_path: Path) -> None:
+    """A file read faster than storage takes its rows fills the write-ahead log; ingest waits for the
+    writer instead of failing, and stores every line once."""
+    config = tmp_path / "tokenpulse.toml"
+    # Room for a few lines only; the writer inserts every 0.3 s at most.
+    config.write_text("wal_max_bytes = 8000\nwal_segment_bytes = 4000\nbatch_seconds = 0.3\n")
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(otlp_json_line(llm_span(), llm_span()) + "\n" for _ in range(40)))
+    result = run_cli("ingest", "--config", str(config), "--data", str(tmp_path / "data"), str(path))
+    assert result.returncode == 0, result.stderr
+    assert "ingested 80 calls" in result.stdout
+    store = Store.open(tmp_path / "data")
+    try:
+        assert store.rows("SELECT count(), uniqExact(span_id) FROM calls") == [(80, 80)]
+    finally:
+        store.close()
+
+
 def test_second_process_on_the_same_data_directory_gets_a_clear_error(daemon: Daemon) -> None:
     result = run_cli("ingest", "--data", str(daemon.data_dir), "/dev/null")
     assert result.returncode == 2

@@ -11,17 +11,21 @@ import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from tokenpulse.alerts import cli as silence_command
 from tokenpulse.client import ApiError, call_api
 from tokenpulse.collector import otlp
-from tokenpulse.collector.pipeline import request_digest
+from tokenpulse.collector.pipeline import IngestResult, request_digest
+from tokenpulse.collector.wal import WalFull
 from tokenpulse.config import load_settings
 from tokenpulse.simulate import command as simulate_command
 from tokenpulse.storage.store import DataDirInUse
+
+if TYPE_CHECKING:
+    from tokenpulse.runtime import Runtime
 
 log = logging.getLogger("tokenpulse")
 
@@ -75,12 +79,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_lines(path: Path) -> Iterator[bytes]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        for line in f:
+def _read_lines(path: Path) -> Iterator[tuple[int, bytes, int]]:
+    """(line number, line, bytes of the file read so far) for each non-blank line of ``path``.
+
+    The position is in the file as stored (compressed for .gz), so it measures progress against its size.
+    """
+    with path.open("rb") as raw:
+        lines = gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw
+        for number, line in enumerate(lines, start=1):
             if line.strip():
-                yield line
+                yield number, line, raw.tell()
+
+
+# How long `ingest` waits for the writer to store what it has buffered: at the end of the run, and
+# whenever the write-ahead log is full (the file is read faster than ClickHouse takes the rows).
+_STORE_TIMEOUT_SECONDS = 600
+
+
+def _ingest_waiting(runtime: Runtime, request: otlp.Decoded, digest: bytes, tenant: str) -> IngestResult:
+    """``Pipeline.ingest``, waiting out a full write-ahead log: a file is read faster than storage takes
+    the rows. Raises WalFull when the log stays full (storage takes nothing)."""
+    while True:
+        try:
+            return runtime.pipeline.ingest(request, "file", digest, tenant)
+        except WalFull:
+            durable = runtime.wal.durable_end
+            if runtime.writer.stored_end >= durable or not runtime.writer.wait_stored(
+                durable, _STORE_TIMEOUT_SECONDS
+            ):
+                raise
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -92,23 +119,36 @@ def _ingest(args: argparse.Namespace) -> int:
     last_offset = 0
     try:
         for path in args.files:
-            for number, line in enumerate(tqdm(_read_lines(path), desc=path.name, unit=" requests"), start=1):
-                try:
-                    request = otlp.decode_request(line, otlp.JSON)
-                    result = runtime.pipeline.ingest(request, "file", request_digest(line), args.tenant)
-                except otlp.RequestError as error:
-                    bad_lines += 1
-                    log.warning("%s:%d: %s", path, number, error.message)
-                    continue
-                calls, tool_spans, rejected = (
-                    calls + result.calls,
-                    tool_spans + result.tool_spans,
-                    rejected + result.rejected,
-                )
-                if result.message:
-                    log.warning("%s:%d: %s", path, number, result.message)
-                last_offset = max(last_offset, result.wal_end)
-        if not runtime.writer.wait_stored(last_offset, timeout=600):
+            done = 0
+            with tqdm(total=path.stat().st_size, desc=path.name, unit="B", unit_scale=True) as progress:
+                for number, line, position in _read_lines(path):
+                    progress.update(position - done)
+                    done = position
+                    try:
+                        request = otlp.decode_request(line, otlp.JSON)
+                        result = _ingest_waiting(runtime, request, request_digest(line), args.tenant)
+                    except WalFull:
+                        log.error(
+                            "%s:%d: the write-ahead log stays full (is storage down?); the lines before "
+                            "it are kept in the log, ingest the rest later",
+                            path,
+                            number,
+                        )
+                        return 1
+                    except otlp.RequestError as error:
+                        bad_lines += 1
+                        progress.write(f"{path}:{number}: skipped: {error.message}", file=sys.stderr)
+                        continue
+                    calls, tool_spans, rejected = (
+                        calls + result.calls,
+                        tool_spans + result.tool_spans,
+                        rejected + result.rejected,
+                    )
+                    if result.message:
+                        progress.write(f"{path}:{number}: {result.message}", file=sys.stderr)
+                    last_offset = max(last_offset, result.wal_end)
+                    progress.set_postfix_str(f"{calls} calls", refresh=False)
+        if not runtime.writer.wait_stored(last_offset, timeout=_STORE_TIMEOUT_SECONDS):
             log.error("timed out writing to storage; the data is kept in the write-ahead log")
             return 1
     finally:

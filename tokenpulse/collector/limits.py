@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from prometheus_client import Counter
 
 from tokenpulse.collector.otlp import PayloadTooLarge
+from tokenpulse.collector.spans import SpanView
 
 # The value a dimension takes once its cap is reached, in storage and in every query.
 OTHER = "__other__"
@@ -71,9 +72,12 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def check_span_count(request: ExportTraceServiceRequest, limit: int) -> int:
-    """The number of spans in ``request``; raises TooManySpans past ``limit`` (before any is decoded)."""
-    spans = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+def check_span_count(request: ExportTraceServiceRequest | list[SpanView], limit: int) -> int:
+    """The number of spans in ``request``; raises TooManySpans past ``limit`` (before any is normalized)."""
+    if isinstance(request, list):  # OTLP/JSON, decoded to views
+        spans = len(request)
+    else:
+        spans = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
     if spans > limit:
         raise TooManySpans(f"request holds {spans} spans, more than the limit of {limit}")
     return spans

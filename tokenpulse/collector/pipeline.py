@@ -6,8 +6,6 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 from tokenpulse import metrics
 from tokenpulse.collector.limits import (
     CALL_DIMENSIONS,
@@ -22,6 +20,7 @@ from tokenpulse.collector.limits import (
 )
 from tokenpulse.collector.llm_metrics import LlmMetrics
 from tokenpulse.collector.normalize import InvalidSpan, NormalizeConfig, normalize_span
+from tokenpulse.collector.otlp import Decoded
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import iter_spans
@@ -167,9 +166,7 @@ class Pipeline:
             if any(frame.request_digest):
                 self.recent.add(frame.request_digest)
 
-    def ingest(
-        self, request: ExportTraceServiceRequest, transport: str, digest: bytes = b"", tenant: str = ""
-    ) -> IngestResult:
+    def ingest(self, request: Decoded, transport: str, digest: bytes = b"", tenant: str = "") -> IngestResult:
         """Normalize and durably buffer ``request``; returns once the accepted spans are on disk.
 
         ``digest`` (request_digest of the body) lets a retried request be recognized; ``tenant`` (of the

@@ -73,8 +73,14 @@ def attributes_dict(attributes: Iterable[KeyValue]) -> dict[str, Any]:
     return result
 
 
-def iter_spans(request: ExportTraceServiceRequest) -> Iterator[SpanView]:
-    """Yield every span of an export request with its resource and scope attached."""
+def iter_spans(request: ExportTraceServiceRequest | list[SpanView]) -> Iterator[SpanView]:
+    """Yield every span of an export request with its resource and scope attached.
+
+    An OTLP/JSON request arrives already decoded to views (``otlp.decode_request``).
+    """
+    if isinstance(request, list):
+        yield from request
+        return
     for resource_spans in request.resource_spans:
         resource = attributes_dict(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
