@@ -232,8 +232,11 @@ class Pipeline:
         metrics.SPANS_ACCEPTED.labels("call").inc(result.calls)
         metrics.SPANS_ACCEPTED.labels("tool_span").inc(result.tool_spans)
         metrics.SPANS_ACCEPTED.labels("ignored").inc(result.ignored)
+        unpriced: dict[str, int] = {}
         for call in calls:
             if not call["price_known"]:
-                metrics.UNPRICED_CALLS.labels(call["provider"]).inc()
+                unpriced[call["provider"]] = unpriced.get(call["provider"], 0) + 1
+        for provider, count in unpriced.items():
+            metrics.UNPRICED_CALLS.labels(provider).inc(count)
         self.llm_metrics.observe(calls)
         return result
