@@ -6,7 +6,7 @@ import pytest
 
 from tests.detector_harness import Scenario, Series, between, run, transitions_only
 from tests.factories import BASE_TIME_NS, call_record, store_records
-from tokenpulse.collector.records import CallRecord
+from tokenpulse.buffer.records import CallRecord
 from tokenpulse.detectors.base import settings_from_mapping
 from tokenpulse.detectors.catalog.cache_not_applied import ROLLUP, CacheNotApplied, Settings
 from tokenpulse.detectors.data import load_history

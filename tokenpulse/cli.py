@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from tokenpulse.alerts import cli as silence_command
+from tokenpulse.buffer.wal import WalFull
 from tokenpulse.client import ApiError, call_api
 from tokenpulse.collector import otlp
 from tokenpulse.collector.pipeline import IngestResult, request_digest
-from tokenpulse.collector.wal import WalFull
 from tokenpulse.config import load_settings
 from tokenpulse.simulate import command as simulate_command
 from tokenpulse.storage.store import DataDirInUse

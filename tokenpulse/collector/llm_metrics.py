@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from tokenpulse import metrics
-from tokenpulse.collector.records import CallRecord
+from tokenpulse.buffer.records import CallRecord
 
 OTHER = "other"
 MAX_PAIRS = 200  # (service, model) pairs with their own labels

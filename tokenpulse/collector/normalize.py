@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanView
 
 __all__ = [

@@ -7,6 +7,9 @@ import threading
 from dataclasses import dataclass, field
 
 from tokenpulse import metrics
+from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
+from tokenpulse.buffer.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
+from tokenpulse.buffer.wal import WriteAheadLog, encode_frame
 from tokenpulse.collector.limits import (
     CALL_DIMENSIONS,
     CALL_TEXTS,
@@ -22,10 +25,7 @@ from tokenpulse.collector.llm_metrics import LlmMetrics
 from tokenpulse.collector.normalize import InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.otlp import Decoded
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import iter_spans
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
-from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 
 # partial_success messages list a few rejections, not thousands.
 _MAX_MESSAGES = 5

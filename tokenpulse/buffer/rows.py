@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tokenpulse.collector.records import CallRecord, ToolSpanRecord
+from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
 
 # Record keys in column order; the first, time_unix_nano, is stored as the ``time`` column.
 CALL_FIELDS: tuple[str, ...] = tuple(CallRecord.__annotations__)
