@@ -19,7 +19,7 @@ from tokenpulse.alerts import cli as silence_command
 from tokenpulse.buffer.wal import WalFull
 from tokenpulse.client import ApiError, call_api
 from tokenpulse.collector import otlp
-from tokenpulse.collector.pipeline import IngestResult, request_digest
+from tokenpulse.collector.pipeline import IngestResult, Normalized, request_digest
 from tokenpulse.config import load_settings
 from tokenpulse.simulate import command as simulate_command
 from tokenpulse.storage.store import DataDirInUse
@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
         "files", nargs="+", type=Path, help="files with one ExportTraceServiceRequest per line"
     )
     ingest.add_argument("--tenant", default="", help="the tenant the rows belong to (with API keys)")
+    ingest.add_argument(
+        "--workers", type=int, default=1,
+        help="processes decoding and normalizing lines in parallel (default 1: this process alone)",
+    )  # fmt: skip
 
     backtest = commands.add_parser("backtest", help="replay the detectors over stored history")
     _storage_arguments(backtest)
@@ -96,12 +100,12 @@ def _read_lines(path: Path) -> Iterator[tuple[int, bytes, int]]:
 _STORE_TIMEOUT_SECONDS = 600
 
 
-def _ingest_waiting(runtime: Runtime, request: otlp.Decoded, digest: bytes, tenant: str) -> IngestResult:
-    """``Pipeline.ingest``, waiting out a full write-ahead log: a file is read faster than storage takes
+def _commit_waiting(runtime: Runtime, normalized: Normalized, digest: bytes, tenant: str) -> IngestResult:
+    """``Pipeline.commit``, waiting out a full write-ahead log: a file is read faster than storage takes
     the rows. Raises WalFull when the log stays full (storage takes nothing)."""
     while True:
         try:
-            return runtime.pipeline.ingest(request, "file", digest, tenant)
+            return runtime.pipeline.commit(normalized, "file", digest, tenant)
         except WalFull:
             durable = runtime.wal.durable_end
             if runtime.writer.stored_end >= durable or not runtime.writer.wait_stored(
@@ -111,22 +115,30 @@ def _ingest_waiting(runtime: Runtime, request: otlp.Decoded, digest: bytes, tena
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from tokenpulse.collector.file_ingest import normalized_lines
     from tokenpulse.runtime import Runtime
 
     settings = load_settings(args.config, data_dir=args.data, clickhouse_url=args.clickhouse)
     runtime = Runtime.open(settings)
+    pipeline = runtime.pipeline
     calls = tool_spans = rejected = bad_lines = 0
     last_offset = 0
     try:
         for path in args.files:
             done = 0
             with tqdm(total=path.stat().st_size, desc=path.name, unit="B", unit_scale=True) as progress:
-                for number, line, position in _read_lines(path):
+                lines = normalized_lines(
+                    _read_lines(path), pipeline.config, settings.prices, pipeline.limits, args.workers
+                )
+                for (number, line, position), outcome in lines:
                     progress.update(position - done)
                     done = position
+                    if isinstance(outcome, otlp.RequestError):
+                        bad_lines += 1
+                        progress.write(f"{path}:{number}: skipped: {outcome.message}", file=sys.stderr)
+                        continue
                     try:
-                        request = otlp.decode_request(line, otlp.JSON)
-                        result = _ingest_waiting(runtime, request, request_digest(line), args.tenant)
+                        result = _commit_waiting(runtime, outcome, request_digest(line), args.tenant)
                     except WalFull:
                         log.error(
                             "%s:%d: the write-ahead log stays full (is storage down?); the lines before "
@@ -135,10 +147,6 @@ def _ingest(args: argparse.Namespace) -> int:
                             number,
                         )
                         return 1
-                    except otlp.RequestError as error:
-                        bad_lines += 1
-                        progress.write(f"{path}:{number}: skipped: {error.message}", file=sys.stderr)
-                        continue
                     calls, tool_spans, rejected = (
                         calls + result.calls,
                         tool_spans + result.tool_spans,
