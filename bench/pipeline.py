@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, os.getcwd())  # the checkout under test, before bench/ingest.py adds this one's root
 
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector.normalize import NormalizeConfig
 from tokenpulse.collector.otlp import PROTOBUF, decode_request
 from tokenpulse.collector.pipeline import Pipeline
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.wal import WriteAheadLog
 
 
 def template_body(spans: int, mixed: int) -> bytes:

@@ -13,8 +13,8 @@ from tests.factories import store_records
 from tokenpulse.alerts.api import alerts_router
 from tokenpulse.alerts.store import AlertStore
 from tokenpulse.api import create_api_app
-from tokenpulse.collector.records import CallRecord
-from tokenpulse.collector.wal import WriteAheadLog
+from tokenpulse.buffer.records import CallRecord
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.detectors.state import AlertStates
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter

@@ -9,9 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenpulse.collector.records import CallRecord, ToolSpanRecord
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
-from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
+from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
+from tokenpulse.buffer.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
+from tokenpulse.buffer.wal import WriteAheadLog, encode_frame
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import os
 import time
 from typing import Any
 
+from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -58,3 +61,14 @@ def export_request(*spans: Span, service: str = "svc") -> ExportTraceServiceRequ
     )
     resource_spans.scope_spans.add().spans.extend(spans)
     return request
+
+
+def otlp_json_line(*spans: Span, service: str = "batch") -> str:
+    """One line as the Collector's file exporter writes it: OTLP/JSON with hex ids."""
+    document = json_format.MessageToDict(export_request(*spans, service=service))
+    for resource_spans in document["resourceSpans"]:
+        for span in resource_spans["scopeSpans"][0]["spans"]:
+            for field in ("traceId", "spanId", "parentSpanId"):
+                if field in span:
+                    span[field] = base64.b64decode(span[field]).hex()
+    return json.dumps(document)

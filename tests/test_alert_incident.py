@@ -46,7 +46,7 @@ from tokenpulse.alerts.service import AlertService
 from tokenpulse.alerts.settings import alert_settings
 from tokenpulse.alerts.store import AlertStore
 from tokenpulse.api import create_api_app
-from tokenpulse.collector.wal import WriteAheadLog
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.detectors.catalog.cache_hit_collapse import CacheHitCollapse
 from tokenpulse.detectors.service import INGEST_DELAY, DetectorService
 from tokenpulse.storage.store import Store

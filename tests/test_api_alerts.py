@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from tests.detector_harness import minute
 from tokenpulse.api import create_api_app
-from tokenpulse.collector.wal import WriteAheadLog
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.detectors.base import CRITICAL, WARNING, DetectorSettings, Observation, make_scope
 from tokenpulse.detectors.state import AlertStates
 from tokenpulse.storage.store import Store

@@ -4,22 +4,10 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from google.protobuf import json_format
-
 from tests.daemon import Daemon
-from tests.otlp_builders import export_request, llm_span
+from tests.otlp_builders import llm_span, otlp_json_line
 from tokenpulse.config import load_settings
 from tokenpulse.storage.store import Store
-
-
-def otlp_json_line(*spans) -> str:
-    """One line as the Collector's file exporter writes it: OTLP/JSON with hex ids."""
-    document = json_format.MessageToDict(export_request(*spans, service="batch"))
-    for resource_spans in document["resourceSpans"]:
-        for span in resource_spans["scopeSpans"][0]["spans"]:
-            for field in ("traceId", "spanId"):
-                span[field] = bytes(__import__("base64").b64decode(span[field])).hex()
-    return json_format.json.dumps(document)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -56,6 +44,56 @@ def test_ingest_reports_undecodable_lines(tmp_path: Path) -> None:
     result = run_cli("ingest", "--data", str(tmp_path / "data"), str(bad))
     assert result.returncode == 1
     assert "ingested 1 calls" in result.stdout and "bad.jsonl:1" in result.stderr
+
+
+def test_ingest_names_the_bad_field_and_keeps_the_other_lines(tmp_path: Path) -> None:
+    good = otlp_json_line(llm_span())
+    broken = good.replace('"spanId": "', '"spanId": "zz', 1)
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([good, broken, otlp_json_line(llm_span(), llm_span())]) + "\n")
+    result = run_cli("ingest", "--data", str(tmp_path / "data"), str(path))
+    assert result.returncode == 1
+    assert "ingested 3 calls" in result.stdout and "rejected 0 spans, 1 lines" in result.stdout
+    assert "mixed.jsonl:2: skipped: " in result.stderr
+    assert "resourceSpans[0].scopeSpans[0].spans[0].spanId: 'zz" in result.stderr
+
+
+def test_ingest_waits_for_storage_when_the_log_is_full(tmp_path: Path) -> None:
+    """A file read faster than storage takes its rows fills the write-ahead log; ingest waits for the
+    writer instead of failing, and stores every line once."""
+    config = tmp_path / "tokenpulse.toml"
+    # Room for a few lines only; the writer inserts every 0.3 s at most.
+    config.write_text("wal_max_bytes = 8000\nwal_segment_bytes = 4000\nbatch_seconds = 0.3\n")
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(otlp_json_line(llm_span(), llm_span()) + "\n" for _ in range(40)))
+    result = run_cli("ingest", "--config", str(config), "--data", str(tmp_path / "data"), str(path))
+    assert result.returncode == 0, result.stderr
+    assert "ingested 80 calls" in result.stdout
+    store = Store.open(tmp_path / "data")
+    try:
+        assert store.rows("SELECT count(), uniqExact(span_id) FROM calls") == [(80, 80)]
+    finally:
+        store.close()
+
+
+def test_ingest_with_workers_stores_what_one_process_stores(tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    spans = [[llm_span(**{"tokenpulse.route": f"/r{n}"}) for _ in range(3)] for n in range(9)]
+    lines = [otlp_json_line(*request) for request in spans]
+    lines[3] = "{not json"
+    path.write_text("\n".join(lines) + "\n")
+    stored = {}
+    for workers in ("1", "2"):
+        data = tmp_path / f"data-{workers}"
+        result = run_cli("ingest", "--workers", workers, "--data", str(data), str(path))
+        assert result.returncode == 1  # the bad line
+        assert "ingested 24 calls" in result.stdout and "traces.jsonl:4: skipped" in result.stderr
+        store = Store.open(data)
+        try:
+            stored[workers] = store.rows("SELECT span_id, route, input_tokens FROM calls ORDER BY span_id")
+        finally:
+            store.close()
+    assert len(stored["1"]) == 24 and stored["2"] == stored["1"]
 
 
 def test_second_process_on_the_same_data_directory_gets_a_clear_error(daemon: Daemon) -> None:

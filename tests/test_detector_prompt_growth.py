@@ -4,7 +4,7 @@ from pathlib import Path
 
 from tests.detector_harness import Scenario, Series, between, minute, run, transitions_only
 from tests.factories import BASE_TIME_NS, call_record, store_records
-from tokenpulse.collector.records import CallRecord
+from tokenpulse.buffer.records import CallRecord
 from tokenpulse.detectors.base import WARNING, settings_from_mapping
 from tokenpulse.detectors.catalog.prompt_growth import ROLLUP, PromptGrowth, Settings
 from tokenpulse.detectors.history import load_history

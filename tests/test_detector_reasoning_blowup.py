@@ -6,7 +6,7 @@ import pytest
 
 from tests.detector_harness import Scenario, Series, between, run, transitions_only
 from tests.factories import BASE_TIME_NS, call_record, store_records
-from tokenpulse.collector.records import CallRecord
+from tokenpulse.buffer.records import CallRecord
 from tokenpulse.detectors.base import CRITICAL, settings_from_mapping
 from tokenpulse.detectors.catalog.reasoning_blowup import (
     EXTREME_BUCKETS,

@@ -6,7 +6,7 @@ import pytest
 
 from tests.detector_harness import Scenario, Series, between, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
-from tokenpulse.collector.records import ToolSpanRecord
+from tokenpulse.buffer.records import ToolSpanRecord
 from tokenpulse.detectors.catalog.tool_hidden_cost import TOOL_COSTS, ToolHiddenCost
 from tokenpulse.detectors.history import load_history
 from tokenpulse.storage.store import Store

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
+from tokenpulse.buffer.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 from tokenpulse.collector.dialects import OWN_FIELDS, SHARED_FIELDS
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import SpanEvent, SpanView
-from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 from tokenpulse.storage.store import Store
 
 CONFIG = NormalizeConfig(extra_dimensions={"team": ("app.team",)})

@@ -20,11 +20,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tests.otlp_builders import export_request, llm_span
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector import otlp
 from tokenpulse.collector.normalize import NormalizeConfig
 from tokenpulse.collector.pipeline import Pipeline, request_digest
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.wal import WriteAheadLog
 
 LIMIT = 1 << 20
 

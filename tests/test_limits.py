@@ -17,6 +17,7 @@ from tests.factories import call_record
 from tests.otlp_builders import export_request, llm_span
 from tests.test_e2e_backpressure import grpc_export
 from tests.test_e2e_bad_input import wait_stored
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector.limits import (
     OTHER,
     CardinalityCap,
@@ -28,7 +29,6 @@ from tokenpulse.collector.limits import (
 from tokenpulse.collector.normalize import NormalizeConfig
 from tokenpulse.collector.pipeline import Pipeline
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.wal import WriteAheadLog
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 

@@ -1,10 +1,10 @@
 from pathlib import Path
 
 from tests.otlp_builders import export_request, llm_span, span_with
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector.normalize import NormalizeConfig
 from tokenpulse.collector.pipeline import Pipeline, RecentRequests, request_digest
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.wal import WriteAheadLog
 
 
 def test_recent_requests_forget_the_oldest_first() -> None:

@@ -14,7 +14,7 @@ from tokenpulse.alerts.api import alerts_router
 from tokenpulse.alerts.runbooks import RUNBOOKS, runbook_source
 from tokenpulse.alerts.store import AlertStore
 from tokenpulse.api import create_api_app
-from tokenpulse.collector.wal import WriteAheadLog
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.detectors.base import CRITICAL, DetectorSettings, Observation, make_scope
 from tokenpulse.detectors.catalog import NAMES
 from tokenpulse.detectors.service import ALERT_EVENT_COLUMNS

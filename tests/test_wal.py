@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenpulse.collector.wal import MAGIC, WalClosed, WalFull, WriteAheadLog, encode_frame
+from tokenpulse.buffer.wal import MAGIC, WalClosed, WalFull, WriteAheadLog, encode_frame
 
 
 def frame(i: int, size: int = 10) -> bytes:

@@ -3,8 +3,8 @@ from pathlib import Path
 
 from tests.factories import call_record, tool_span_record
 from tokenpulse import metrics
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
-from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
+from tokenpulse.buffer.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
+from tokenpulse.buffer.wal import WriteAheadLog, encode_frame
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter
 

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from tokenpulse import metrics
 from tokenpulse.alerts.history import alert_history, alert_json, find_alert, visible_to
 from tokenpulse.auth import request_tenant
-from tokenpulse.collector.wal import WriteAheadLog
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.detectors.state import AlertStates
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.summary import DIMENSIONS, SummaryQuery, summarize

@@ -12,17 +12,21 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from tokenpulse.alerts import cli as silence_command
+from tokenpulse.buffer.wal import WalFull
 from tokenpulse.client import ApiError, call_api
 from tokenpulse.collector import otlp
-from tokenpulse.collector.pipeline import request_digest
+from tokenpulse.collector.pipeline import IngestResult, Normalized, request_digest
 from tokenpulse.config import load_settings
 from tokenpulse.simulate import command as simulate_command
 from tokenpulse.storage.store import DataDirInUse
+
+if TYPE_CHECKING:
+    from tokenpulse.runtime import Runtime
 
 log = logging.getLogger("tokenpulse")
 
@@ -51,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
         "files", nargs="+", type=Path, help="files with one ExportTraceServiceRequest per line"
     )
     ingest.add_argument("--tenant", default="", help="the tenant the rows belong to (with API keys)")
+    ingest.add_argument(
+        "--workers", type=int, default=1,
+        help="processes decoding and normalizing lines in parallel (default 1: this process alone)",
+    )  # fmt: skip
 
     backtest = commands.add_parser("backtest", help="replay the detectors over stored history")
     _storage_arguments(backtest)
@@ -81,40 +89,80 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_lines(path: Path) -> Iterator[bytes]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        for line in f:
+def _read_lines(path: Path) -> Iterator[tuple[int, bytes, int]]:
+    """(line number, line, bytes of the file read so far) for each non-blank line of ``path``.
+
+    The position is in the file as stored (compressed for .gz), so it measures progress against its size.
+    """
+    with path.open("rb") as raw:
+        lines = gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw
+        for number, line in enumerate(lines, start=1):
             if line.strip():
-                yield line
+                yield number, line, raw.tell()
+
+
+# How long `ingest` waits for the writer to store what it has buffered: at the end of the run, and
+# whenever the write-ahead log is full (the file is read faster than ClickHouse takes the rows).
+_STORE_TIMEOUT_SECONDS = 600
+
+
+def _commit_waiting(runtime: Runtime, normalized: Normalized, digest: bytes, tenant: str) -> IngestResult:
+    """``Pipeline.commit``, waiting out a full write-ahead log: a file is read faster than storage takes
+    the rows. Raises WalFull when the log stays full (storage takes nothing)."""
+    while True:
+        try:
+            return runtime.pipeline.commit(normalized, "file", digest, tenant)
+        except WalFull:
+            durable = runtime.wal.durable_end
+            if runtime.writer.stored_end >= durable or not runtime.writer.wait_stored(
+                durable, _STORE_TIMEOUT_SECONDS
+            ):
+                raise
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from tokenpulse.collector.file_ingest import normalized_lines
     from tokenpulse.runtime import Runtime
 
     settings = load_settings(args.config, data_dir=args.data, clickhouse_url=args.clickhouse)
     runtime = Runtime.open(settings)
+    pipeline = runtime.pipeline
     calls = tool_spans = rejected = bad_lines = 0
     last_offset = 0
     try:
         for path in args.files:
-            for number, line in enumerate(tqdm(_read_lines(path), desc=path.name, unit=" requests"), start=1):
-                try:
-                    request = otlp.decode_request(line, otlp.JSON)
-                    result = runtime.pipeline.ingest(request, "file", request_digest(line), args.tenant)
-                except otlp.RequestError as error:
-                    bad_lines += 1
-                    log.warning("%s:%d: %s", path, number, error.message)
-                    continue
-                calls, tool_spans, rejected = (
-                    calls + result.calls,
-                    tool_spans + result.tool_spans,
-                    rejected + result.rejected,
+            done = 0
+            with tqdm(total=path.stat().st_size, desc=path.name, unit="B", unit_scale=True) as progress:
+                lines = normalized_lines(
+                    _read_lines(path), pipeline.config, settings.prices, pipeline.limits, args.workers
                 )
-                if result.message:
-                    log.warning("%s:%d: %s", path, number, result.message)
-                last_offset = max(last_offset, result.wal_end)
-        if not runtime.writer.wait_stored(last_offset, timeout=600):
+                for (number, line, position), outcome in lines:
+                    progress.update(position - done)
+                    done = position
+                    if isinstance(outcome, otlp.RequestError):
+                        bad_lines += 1
+                        progress.write(f"{path}:{number}: skipped: {outcome.message}", file=sys.stderr)
+                        continue
+                    try:
+                        result = _commit_waiting(runtime, outcome, request_digest(line), args.tenant)
+                    except WalFull:
+                        log.error(
+                            "%s:%d: the write-ahead log stays full (is storage down?); the lines before "
+                            "it are kept in the log, ingest the rest later",
+                            path,
+                            number,
+                        )
+                        return 1
+                    calls, tool_spans, rejected = (
+                        calls + result.calls,
+                        tool_spans + result.tool_spans,
+                        rejected + result.rejected,
+                    )
+                    if result.message:
+                        progress.write(f"{path}:{number}: {result.message}", file=sys.stderr)
+                    last_offset = max(last_offset, result.wal_end)
+                    progress.set_postfix_str(f"{calls} calls", refresh=False)
+        if not runtime.writer.wait_stored(last_offset, timeout=_STORE_TIMEOUT_SECONDS):
             log.error("timed out writing to storage; the data is kept in the write-ahead log")
             return 1
     finally:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector.limits import Limits
 from tokenpulse.collector.pipeline import Pipeline
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.wal import WriteAheadLog
 from tokenpulse.config import Settings
 from tokenpulse.storage.store import DataDirLock, Store
 from tokenpulse.storage.writer import LogWriter

@@ -7,20 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 from hypothesis import given
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.otlp_builders import export_request, llm_span, span_with
 from tests.test_fuzz_normalize import CONFIG, PRICER, normalized, spans
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector import spans as spans_module
 from tokenpulse.collector.limits import Limits
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
-from tokenpulse.collector.otlp import JSON, decode_request
 from tokenpulse.collector.pipeline import Pipeline
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import SpanView, iter_spans
-from tokenpulse.collector.wal import WriteAheadLog
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "interop"
 PREFILTER = ENGINE.prefilter
@@ -32,7 +33,8 @@ def fixture_spans(path: Path) -> list[tuple[Span, str, SpanView]]:
     for line in path.read_bytes().splitlines():
         if not line.strip():
             continue
-        request = decode_request(line, JSON)
+        # The captures are OTLP/JSON; the pre-filter sees protobuf spans (the JSON path decodes in full).
+        request = json_format.Parse(line, ExportTraceServiceRequest())
         views = iter(iter_spans(request))
         for resource_spans in request.resource_spans:
             for scope_spans in resource_spans.scope_spans:

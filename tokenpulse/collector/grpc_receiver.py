@@ -13,9 +13,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tokenpulse import metrics
 from tokenpulse.auth import UNAUTHENTICATED, ApiKeys
+from tokenpulse.buffer.wal import WalClosed, WalFull
 from tokenpulse.collector import otlp
 from tokenpulse.collector.pipeline import Pipeline, request_digest
-from tokenpulse.collector.wal import WalClosed, WalFull
 
 RETRY_DELAY_SECONDS = 5
 

@@ -15,9 +15,9 @@ from starlette.concurrency import run_in_threadpool
 
 from tokenpulse import metrics
 from tokenpulse.auth import UNAUTHENTICATED, ApiKeys
+from tokenpulse.buffer.wal import WalClosed, WalFull
 from tokenpulse.collector import otlp
 from tokenpulse.collector.pipeline import IngestResult, Pipeline, request_digest
-from tokenpulse.collector.wal import WalClosed, WalFull
 
 log = logging.getLogger(__name__)
 

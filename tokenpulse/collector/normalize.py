@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.dialects import (
     CALL,
     OWN_FIELDS,
@@ -42,7 +43,6 @@ from tokenpulse.collector.dialects import (
     token_count,
 )
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanView
 
 __all__ = [

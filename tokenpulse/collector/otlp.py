@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import zlib
-from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tokenpulse.collector.otlp_json import json_spans
+from tokenpulse.collector.spans import SpanView
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+
+# A decoded request: protobuf stays a message (its spans are read lazily by spans.iter_spans); OTLP/JSON
+# is decoded straight to the spans' views, since json.loads has built every object already.
+Decoded = ExportTraceServiceRequest | list[SpanView]
 
 
 class RequestError(Exception):
@@ -64,46 +68,21 @@ def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> byt
     return data
 
 
-def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
-    """Parse an (uncompressed) OTLP trace export body of media type ``kind``."""
-    request = ExportTraceServiceRequest()
+def decode_request(body: bytes, kind: str) -> Decoded:
+    """Parse an (uncompressed) OTLP trace export body of media type ``kind``.
+
+    Either form goes to ``Pipeline.ingest`` and ``spans.iter_spans`` alike.
+    """
     if kind == PROTOBUF:
+        request = ExportTraceServiceRequest()
         try:
             request.ParseFromString(body)
         except DecodeError as error:
             raise BadRequest(f"undecodable protobuf body: {error}") from None
         return request
     try:
-        document = json.loads(body)
-        _hex_ids_to_base64(document)
-        json_format.ParseDict(document, request, ignore_unknown_fields=True)
-    except (ValueError, TypeError, OverflowError, json_format.ParseError, AttributeError) as error:
+        return json_spans(json.loads(body), body)
+    except ValueError as error:  # invalid JSON or UTF-8 (UnicodeDecodeError), or otlp_json.Malformed
         raise BadRequest(f"undecodable OTLP/JSON body: {error}") from None
-    except RecursionError:  # json.loads and ParseDict recurse once per nesting level
+    except RecursionError:  # json.loads and the value decoder recurse once per nesting level
         raise BadRequest("undecodable OTLP/JSON body: nested too deeply") from None
-    return request
-
-
-_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
-
-
-def _hex_ids_to_base64(document: Any) -> None:
-    """OTLP/JSON carries trace and span ids as hex, protobuf's JSON mapping expects base64 bytes."""
-    if not isinstance(document, dict):
-        raise BadRequest("OTLP/JSON body must be an object")
-    for resource_spans in document.get("resourceSpans") or document.get("resource_spans") or []:
-        for scope_spans in resource_spans.get("scopeSpans") or resource_spans.get("scope_spans") or []:
-            for span in scope_spans.get("spans") or []:
-                _convert_ids(span)
-                for link in span.get("links") or []:
-                    _convert_ids(link)
-
-
-def _convert_ids(item: dict[str, Any]) -> None:
-    for field in _ID_FIELDS:
-        value = item.get(field)
-        if isinstance(value, str) and value:
-            try:
-                item[field] = base64.b64encode(bytes.fromhex(value)).decode()
-            except ValueError:
-                raise BadRequest(f"{field} {value!r} is not hex") from None

@@ -6,10 +6,12 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tokenpulse import metrics
+from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
+from tokenpulse.buffer.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
+from tokenpulse.buffer.wal import WriteAheadLog, encode_frame
 from tokenpulse.collector.limits import (
     CALL_DIMENSIONS,
     CALL_TEXTS,
@@ -23,11 +25,9 @@ from tokenpulse.collector.limits import (
 )
 from tokenpulse.collector.llm_metrics import LlmMetrics
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
+from tokenpulse.collector.otlp import Decoded
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.spans import iter_spans
-from tokenpulse.collector.wal import WriteAheadLog, encode_frame
-from tokenpulse.storage.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 
 # partial_success messages list a few rejections, not thousands.
 _MAX_MESSAGES = 5
@@ -168,9 +168,7 @@ class Pipeline:
             if any(frame.request_digest):
                 self.recent.add(frame.request_digest)
 
-    def ingest(
-        self, request: ExportTraceServiceRequest, transport: str, digest: bytes = b"", tenant: str = ""
-    ) -> IngestResult:
+    def ingest(self, request: Decoded, transport: str, digest: bytes = b"", tenant: str = "") -> IngestResult:
         """Normalize and durably buffer ``request``; returns once the accepted spans are on disk.
 
         ``digest`` (request_digest of the body) lets a retried request be recognized; ``tenant`` (of the
@@ -178,47 +176,24 @@ class Pipeline:
         Raises WalFull / WalClosed when nothing could be buffered (the client should retry), TooManySpans
         for a request over the limit.
         """
-        result = IngestResult()
-        if digest:
-            with self._lock:
-                if digest in self.recent:
-                    metrics.DUPLICATE_REQUESTS.labels(transport).inc()
-                    result.duplicate = True
-                    return result
-        received = check_span_count(request, self.limits.max_spans_per_request)
-        max_attributes = self.limits.max_attributes_per_span
-        calls: list[CallRecord] = []
-        tool_spans: list[ToolSpanRecord] = []
-        decoded = too_many_attributes = 0
-        prefilter = ENGINE.prefilter
+        if self._is_retry(digest, transport):  # before normalizing: a retry costs no work
+            return IngestResult(duplicate=True)
+        normalized = normalize_request(request, self.config, self.pricer, self.limits)
+        return self.commit(normalized, transport, digest, tenant)
 
-        def keep(span: Span, scope_name: str) -> bool:
-            # Spans that cannot be calls, tools or agents (HTTP, DB, queue...) are dropped undecoded;
-            # one over the attribute limit is kept so that it is rejected as before.
-            return len(span.attributes) > max_attributes or prefilter.keep(span, scope_name)
-
-        for span in iter_spans(request, keep):
-            decoded += 1
-            try:
-                if len(span.attributes) > max_attributes:
-                    too_many_attributes += 1
-                    raise InvalidSpan(
-                        f"{len(span.attributes)} attributes, over the limit of {max_attributes}"
-                    )
-                record = normalize_span(span, self.config, self.pricer)
-            except InvalidSpan as error:
-                result.rejected += 1
-                if len(result.reasons) < _MAX_MESSAGES:
-                    result.reasons.append(f"span {span.span_id or '?'}: {error}")
-                continue
-            if record is None:
-                result.ignored += 1
-            elif "kind" in record:
-                tool_spans.append(record)  # type: ignore[arg-type]
-            else:
-                calls.append(record)  # type: ignore[arg-type]
-        result.ignored += received - decoded
-        metrics.SPANS_RECEIVED.labels(transport).inc(received)
+    def commit(
+        self, normalized: Normalized, transport: str, digest: bytes = b"", tenant: str = ""
+    ) -> IngestResult:
+        """Buffer a request ``normalize_request`` made (here or in another process) as ``ingest`` does:
+        limits that hold across requests, the log append, the retry memory and the metrics."""
+        if self._is_retry(digest, transport):
+            return IngestResult(duplicate=True)
+        result = IngestResult(
+            ignored=normalized.ignored, rejected=normalized.rejected, reasons=list(normalized.reasons)
+        )
+        calls, tool_spans = normalized.calls, normalized.tool_spans
+        metrics.SPANS_RECEIVED.labels(transport).inc(normalized.received)
+        too_many_attributes = normalized.too_many_attributes
         if result.rejected > too_many_attributes:
             metrics.SPANS_REJECTED.labels("invalid_span").inc(result.rejected - too_many_attributes)
         if too_many_attributes:
@@ -244,8 +219,76 @@ class Pipeline:
         metrics.SPANS_ACCEPTED.labels("call").inc(result.calls)
         metrics.SPANS_ACCEPTED.labels("tool_span").inc(result.tool_spans)
         metrics.SPANS_ACCEPTED.labels("ignored").inc(result.ignored)
+        unpriced: dict[str, int] = {}
         for call in calls:
             if not call["price_known"]:
-                metrics.UNPRICED_CALLS.labels(call["provider"]).inc()
+                unpriced[call["provider"]] = unpriced.get(call["provider"], 0) + 1
+        for provider, count in unpriced.items():
+            metrics.UNPRICED_CALLS.labels(provider).inc(count)
         self.llm_metrics.observe(calls)
         return result
+
+    def _is_retry(self, digest: bytes, transport: str) -> bool:
+        """Whether a request with this digest was buffered before (counted as a duplicate if so)."""
+        if not digest:
+            return False
+        with self._lock:
+            seen = digest in self.recent
+        if seen:
+            metrics.DUPLICATE_REQUESTS.labels(transport).inc()
+        return seen
+
+
+@dataclass
+class Normalized:
+    """The spans of one request normalized, before anything is buffered; picklable, so that a worker
+    process can make it and the process owning the log commit it (``Pipeline.commit``)."""
+
+    calls: list[CallRecord] = field(default_factory=list)
+    tool_spans: list[ToolSpanRecord] = field(default_factory=list)
+    received: int = 0
+    ignored: int = 0  # neither LLM calls nor tool/agent spans
+    rejected: int = 0
+    too_many_attributes: int = 0  # of the rejected
+    reasons: list[str] = field(default_factory=list)  # the first few rejections
+
+
+def normalize_request(
+    request: Decoded, config: NormalizeConfig, pricer: Pricer, limits: Limits = DEFAULT_LIMITS
+) -> Normalized:
+    """Normalize every span of ``request``; what depends on one request only, so any process can do it.
+
+    Raises TooManySpans for a request over the limit.
+    """
+    received = check_span_count(request, limits.max_spans_per_request)
+    max_attributes = limits.max_attributes_per_span
+    result = Normalized(received=received)
+    calls, tool_spans = result.calls, result.tool_spans
+    prefilter = ENGINE.prefilter
+    decoded = 0
+
+    def keep(span: Span, scope_name: str) -> bool:
+        # Spans that cannot be calls, tools or agents (HTTP, DB, queue...) are dropped undecoded; one
+        # over the attribute limit is kept so that it is rejected as before.
+        return len(span.attributes) > max_attributes or prefilter.keep(span, scope_name)
+
+    for span in iter_spans(request, keep):
+        decoded += 1
+        try:
+            if len(span.attributes) > max_attributes:
+                result.too_many_attributes += 1
+                raise InvalidSpan(f"{len(span.attributes)} attributes, over the limit of {max_attributes}")
+            record = normalize_span(span, config, pricer)
+        except InvalidSpan as error:
+            result.rejected += 1
+            if len(result.reasons) < _MAX_MESSAGES:
+                result.reasons.append(f"span {span.span_id or '?'}: {error}")
+            continue
+        if record is None:
+            result.ignored += 1
+        elif "kind" in record:
+            tool_spans.append(record)  # type: ignore[arg-type]
+        else:
+            calls.append(record)  # type: ignore[arg-type]
+    result.ignored += received - decoded
+    return result

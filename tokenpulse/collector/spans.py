@@ -75,13 +75,17 @@ def attributes_dict(attributes: Iterable[KeyValue]) -> dict[str, Any]:
 
 
 def iter_spans(
-    request: ExportTraceServiceRequest, keep: Callable[[Span, str], bool] | None = None
+    request: ExportTraceServiceRequest | list[SpanView], keep: Callable[[Span, str], bool] | None = None
 ) -> Iterator[SpanView]:
     """Yield every span of an export request with its resource and scope attached.
 
     ``keep(span, scope_name)``, when given, is asked first about each protobuf span: a span it refuses
-    is skipped before any of its attributes is decoded.
+    is skipped before any of its attributes is decoded. An OTLP/JSON request arrives already decoded to
+    views (``otlp.decode_request``) and is yielded whole.
     """
+    if isinstance(request, list):
+        yield from request
+        return
     for resource_spans in request.resource_spans:
         resource = attributes_dict(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:

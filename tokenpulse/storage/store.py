@@ -14,7 +14,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.query import QueryResult
 
-from tokenpulse.storage.rows import TABLE_COLUMNS
+from tokenpulse.buffer.rows import TABLE_COLUMNS
 from tokenpulse.storage.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class Store:
             )
 
     def insert_rows(self, table: str, rows: bytes, dedup_token: str) -> None:
-        """Insert encoded ``rows`` (see storage.rows); a retry with the same token is a no-op, in the
+        """Insert encoded ``rows`` (see buffer.rows); a retry with the same token is a no-op, in the
         table and its views."""
         self.client.raw_insert(
             table,

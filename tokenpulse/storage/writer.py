@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokenpulse import metrics
-from tokenpulse.collector.wal import Frame, WriteAheadLog
+from tokenpulse.buffer.wal import Frame, WriteAheadLog
 from tokenpulse.storage.store import Store
 
 log = logging.getLogger(__name__)

@@ -46,7 +46,7 @@ class WalClosed(RuntimeError):
 class Frame:
     start: int  # global offset of the frame header
     end: int  # global offset just past the frame
-    calls: bytes  # encoded rows of the calls table (storage.rows)
+    calls: bytes  # encoded rows of the calls table (buffer.rows)
     tool_spans: bytes  # encoded rows of the tool_spans table
     call_count: int
     tool_span_count: int
