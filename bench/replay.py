@@ -8,9 +8,10 @@
 The trace (``../shared/traces/azure-llm-inference-2023/``, see its README) is Azure's LLM inference
 fleet over one hour (2023-11-16 ~18:15-19:15 UTC): per request only TIMESTAMP, ContextTokens and
 GeneratedTokens, for a code assistant (8,819 requests) and a conversation service (19,366). It carries
-no incident: it is the noise floor the detectors must stay quiet on. Each row becomes one trace (an
-HTTP server span with one ``chat`` LLM call span under it), built by the simulator's emitter
-(``tokenpulse.simulate.emit``: real OTel SDK spans, OTLP JSON lines as ``tokenpulse ingest`` reads).
+no incident: it is the noise floor the detectors must stay quiet on. Each row becomes one ``chat`` LLM
+call span, built by the simulator's emitter (``tokenpulse.simulate.emit``: real OTel SDK spans, OTLP JSON
+lines as ``tokenpulse ingest`` reads); the emitter's HTTP server root span is dropped from the file (the
+detectors read call spans only, and it halves the ingest).
 The file is ingested into a fresh embedded store, the detectors are backtested over the last part of
 the replay (``--coverage``), and the script reports what fired, the coverage per detector, and the
 raw trace around every alert (calls a minute, context and generated tokens) so each alert can be
@@ -25,7 +26,9 @@ Modes (real timestamps keep their inter-arrival times and bursts; only the mappi
 - ``tiled --days D``: each service's hour repeated back to back, bursts at real speed, to make D days of
   history. A service's tile period is its own span (first to last request) plus its mean inter-arrival
   time, so a seam looks like an ordinary gap; the two services' periods differ (57.3 and 58.4 min), so
-  "this time yesterday" is a different minute of the hour for each. Every tile gets fresh latency noise.
+  "this time yesterday" is a different minute of the hour for each. The first tile goes through the
+  emitter; the others are its spans shifted in time (same latencies: emitting 1.35M spans through the
+  SDK would take half an hour on the bench machine).
 
 Assumptions the trace does not carry (also printed with every report):
 
@@ -55,7 +58,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,6 +69,12 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan  # noqa: E402
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noqa: E402
+from opentelemetry.trace import SpanKind  # noqa: E402
 
 from tokenpulse.simulate.emit import JsonLinesExporter, emit  # noqa: E402
 from tokenpulse.simulate.spec import LlmCall, Turn  # noqa: E402
@@ -99,17 +108,20 @@ SERVICES = (
     Service("azure-conv", "/v1/chat", "AzureLLMInferenceTrace_conv.csv"),
 )
 
-ASSUMPTIONS = (
-    "services azure-code (route /v1/complete) and azure-conv (route /v1/chat), one route each, "
-    "one deploy version, no users, sessions or prompt versions",
-    f"model {MODEL} ({RESPONSE_MODEL}) on {PROVIDER} for both services, priced by genai-prices",
-    "input = ContextTokens, output = GeneratedTokens; no reasoning, no cache reads or writes; every call "
-    "streamed and successful (finish reason stop; no errors, no timeouts)",
-    f"TTFT = ({TTFT_BASE_S} s + context / {PREFILL_TOKENS_PER_S:,.0f} tokens/s) x lognormal(sigma "
-    f"{TTFT_SIGMA}); duration = TTFT + generated x {DECODE_S_PER_TOKEN * 1000:.0f} ms x lognormal(sigma "
-    f"{DECODE_SIGMA}); latency independent of load (bursts do not queue)",
-    "clock time of day kept (shifted by whole days); calls count in the minute they end",
-)
+
+def assumptions(prefill_tokens_per_s: float) -> tuple[str, ...]:
+    """What the replay adds to the trace, one line each."""
+    return (
+        "services azure-code (route /v1/complete) and azure-conv (route /v1/chat), one route each, "
+        "one deploy version, no users, sessions or prompt versions",
+        f"model {MODEL} ({RESPONSE_MODEL}) on {PROVIDER} for both services, priced by genai-prices",
+        "input = ContextTokens, output = GeneratedTokens; no reasoning, no cache reads or writes; every call "
+        "streamed and successful (finish reason stop; no errors, no timeouts)",
+        f"TTFT = ({TTFT_BASE_S} s + context / {prefill_tokens_per_s:,.0f} tokens/s) x lognormal(sigma "
+        f"{TTFT_SIGMA}); duration = TTFT + generated x {DECODE_S_PER_TOKEN * 1000:.0f} ms x lognormal(sigma "
+        f"{DECODE_SIGMA}); latency independent of load (bursts do not queue)",
+        "clock time of day kept (shifted by whole days); calls count in the minute they end",
+    )
 
 
 @dataclass
@@ -159,7 +171,13 @@ def load_traces(directory: Path = TRACE_DIR) -> list[Trace]:
 
 
 def lay_out(
-    traces: list[Trace], mode: str, factor: float, days: int, shift_ns: int, seed: int
+    traces: list[Trace],
+    mode: str,
+    factor: float,
+    days: int,
+    shift_ns: int,
+    seed: int,
+    prefill_tokens_per_s: float = PREFILL_TOKENS_PER_S,
 ) -> tuple[list[Replay], dict[str, int], int]:
     """Map every trace row to its replay start time(s) under ``mode`` and draw its latencies. Also
     returns each service's tile period and the number of tiles (1 unless tiled)."""
@@ -169,7 +187,7 @@ def lay_out(
     replays, periods, tiles = [], {}, 1
     for trace in traces:
         source = np.arange(len(trace.ns))
-        ttft = (TTFT_BASE_S + trace.context / PREFILL_TOKENS_PER_S) * rng.lognormal(
+        ttft = (TTFT_BASE_S + trace.context / prefill_tokens_per_s) * rng.lognormal(
             0.0, TTFT_SIGMA, len(source)
         )
         decode = trace.generated * DECODE_S_PER_TOKEN * rng.lognormal(0.0, DECODE_SIGMA, len(source))
@@ -265,6 +283,79 @@ def turns(replays: list[Replay]) -> Iterator[Turn]:
         )  # fmt: skip
 
 
+class _Requests(SpanExporter):
+    """Keeps the emitter's batches as OTLP requests, without the HTTP server spans."""
+
+    def __init__(self) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        calls = [span for span in spans if span.kind is not SpanKind.SERVER]
+        if calls:
+            self.requests.append(encode_spans(calls))
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def tiled_requests(
+    template: list[ExportTraceServiceRequest], periods: dict[str, int], tiles: int, end_ns: int
+) -> Iterator[ExportTraceServiceRequest]:
+    """``tile_file`` on protobuf requests: ``template`` repeated ``tiles`` times, each service's spans
+    shifted by its period per tile, a trace id per tile, spans starting at ``end_ns`` or later dropped."""
+    for tile in range(tiles):
+        for original in template:
+            request = ExportTraceServiceRequest()
+            request.CopyFrom(original)
+            for resource_spans in request.resource_spans:
+                service = next(
+                    a.value.string_value
+                    for a in resource_spans.resource.attributes
+                    if a.key == "service.name"
+                )
+                offset = periods[service] * tile
+                for scope_spans in resource_spans.scope_spans:
+                    late = []
+                    for position, span in enumerate(scope_spans.spans):
+                        span.start_time_unix_nano += offset
+                        span.end_time_unix_nano += offset
+                        span.trace_id = (tile + 1).to_bytes(8, "big") + span.trace_id[8:]
+                        if span.start_time_unix_nano >= end_ns:
+                            late.append(position)
+                    for position in reversed(late):
+                        del scope_spans.spans[position]
+            yield request
+
+
+def ingest_in_process(data: Path, requests: Iterable[ExportTraceServiceRequest]) -> str:
+    """What ``tokenpulse ingest`` does with each line once decoded (``Runtime.pipeline.ingest``, then wait
+    until stored), on protobuf requests: the CLI's OTLP/JSON decoding costs ~0.5 ms of CPU per span."""
+    from tokenpulse.collector.pipeline import request_digest
+    from tokenpulse.collector.wal import WalFull
+    from tokenpulse.config import load_settings
+    from tokenpulse.runtime import Runtime
+
+    runtime = Runtime.open(load_settings(None, data_dir=data, clickhouse_url=None))
+    calls = rejected = last_offset = 0
+    try:
+        for request in requests:
+            body = request.SerializeToString()
+            while True:
+                try:
+                    result = runtime.pipeline.ingest(request, "file", request_digest(body))
+                    break
+                except WalFull:  # the writer is behind: wait for it, as an exporter would retry
+                    time.sleep(1.0)
+            calls, rejected = calls + result.calls, rejected + result.rejected
+            last_offset = max(last_offset, result.wal_end)
+        if not runtime.writer.wait_stored(last_offset, timeout=1800):
+            raise SystemExit("timed out writing to storage")
+    finally:
+        runtime.close()
+    return f"ingested {calls} calls in process (rejected {rejected} spans)"
+
+
 def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
     """Run ``tokenpulse`` from this source tree."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -340,27 +431,41 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     )
     length = {"real": trace_span, "stretched": trace_span * args.factor, "tiled": args.days * DAY}[args.mode]
     shift = default_shift(traces, length, args.start_day)
-    replays, periods, tiles = lay_out(traces, args.mode, args.factor, args.days, shift, args.seed)
+    replays, periods, tiles = lay_out(
+        traces, args.mode, args.factor, args.days, shift, args.seed, args.prefill_tokens_per_s
+    )
     first = min(int(r.start_ns.min()) for r in replays)
     last_end = max(int(r.end_ns.max()) for r in replays)
 
-    template, path = work / "first-tile.jsonl.gz", work / f"replay-{args.mode}.jsonl.gz"
-    began = time.perf_counter()
-    emit(turns(replays), JsonLinesExporter(template))
-    cut = first + args.days * 86_400 * NS if args.mode == "tiled" else None
-    calls = tile_file(template, path, periods, tiles, cut)
-    template.unlink()
-    emitted = time.perf_counter() - began
-    expected = sum(len(r.start_ns) for r in replays)
-    if calls != expected:
-        raise SystemExit(f"wrote {calls} call spans, expected {expected}")
-    print(f"wrote {calls} call spans ({tiles} tiles) to {path} in {emitted:.0f} s", file=sys.stderr)
-
     data = work / f"data-{args.mode}"
+    expected = sum(len(r.start_ns) for r in replays)
+    cut = first + args.days * 86_400 * NS if args.mode == "tiled" else None
     began = time.perf_counter()
-    ingested = cli("ingest", "--data", str(data), str(path)).stdout.strip().splitlines()[-1]
+    if args.ingest == "pipeline":
+        exporter = _Requests()
+        emit(turns(replays), exporter)
+        emitted = time.perf_counter() - began
+        calls = expected
+        print(f"emitted the first tile in {emitted:.0f} s", file=sys.stderr)
+        began = time.perf_counter()
+        ingested = ingest_in_process(
+            data, tiled_requests(exporter.requests, periods, tiles, cut or np.iinfo(np.int64).max)
+        )
+    else:
+        template, path = work / "first-tile.jsonl.gz", work / f"replay-{args.mode}.jsonl.gz"
+        emit(turns(replays), JsonLinesExporter(template))
+        calls = tile_file(template, path, periods, tiles, cut)
+        template.unlink()
+        emitted = time.perf_counter() - began
+        if calls != expected:
+            raise SystemExit(f"wrote {calls} call spans, expected {expected}")
+        print(f"wrote {calls} call spans ({tiles} tiles) to {path} in {emitted:.0f} s", file=sys.stderr)
+        began = time.perf_counter()
+        ingested = cli("ingest", "--data", str(data), str(path)).stdout.strip().splitlines()[-1]
     ingest_s = time.perf_counter() - began
     print(f"{ingested} in {ingest_s:.0f} s", file=sys.stderr)
+    if f"ingested {expected} calls" not in ingested:
+        raise SystemExit(f"expected {expected} calls to be ingested: {ingested}")
 
     end = datetime.fromtimestamp(last_end / NS, UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
     if args.last is not None:
@@ -412,11 +517,11 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
     }[args.mode]
     print(f"# replay: {mode}, seed {args.seed}")
     print("assumptions (not in the trace):")
-    for line in ASSUMPTIONS:
+    for line in assumptions(args.prefill_tokens_per_s):
         print(f"  - {line}")
     print(
         f"replayed {iso(result['first'])} .. {iso(result['last_end'])}: {result['calls']} call spans "
-        f"({result['tiles']} tiles) written in {result['emit_s']:.0f} s; {result['ingested']} "
+        f"({result['tiles']} tiles) emitted in {result['emit_s']:.0f} s; {result['ingested']} "
         f"in {result['ingest_s']:.0f} s"
     )
     print(
@@ -463,11 +568,21 @@ def main() -> int:
     parser.add_argument("--mode", choices=("real", "stretched", "tiled"), default="real")
     parser.add_argument("--factor", type=float, default=24.0, help="stretched: time stretch (default 24)")
     parser.add_argument("--days", type=int, default=2, help="tiled: days of repeated hours (default 2)")
+    parser.add_argument(
+        "--prefill-tokens-per-s", type=float, default=PREFILL_TOKENS_PER_S,
+        help=f"assumed prefill speed in the TTFT model (default {PREFILL_TOKENS_PER_S:,.0f})",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="latency noise seed (default 1)")
     parser.add_argument(
         "--last", type=float,
         help="backtest the last H hours (default: real the whole hour, stretched the second half, "
              "tiled the last day)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ingest", choices=("cli", "pipeline"),
+        help="cli: write OTLP JSON lines and run `tokenpulse ingest` (default, except tiled); pipeline: "
+             "hand protobuf requests to the ingest command's pipeline in process (default for tiled: the "
+             "CLI's JSON decoding would take an hour for 1.4M spans on the bench machine)",
     )  # fmt: skip
     parser.add_argument("--start-day", help="YYYY-MM-DD the replay starts on (default: it ends before now)")
     parser.add_argument("--traces", type=Path, default=TRACE_DIR, help="the trace directory")
@@ -477,6 +592,8 @@ def main() -> int:
         parser.error("--factor must be above 1")
     if args.days < 1:
         parser.error("--days must be at least 1")
+    if args.ingest is None:
+        args.ingest = "pipeline" if args.mode == "tiled" else "cli"
     work = args.keep or Path(tempfile.mkdtemp(prefix=f"replay-{args.mode}-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
