@@ -334,8 +334,8 @@ def tiled_requests(
 def ingest_in_process(data: Path, requests: Iterable[ExportTraceServiceRequest]) -> str:
     """What ``tokenpulse ingest`` does with each line once decoded (``Runtime.pipeline.ingest``, then wait
     until stored), on protobuf requests: the CLI's OTLP/JSON decoding costs ~0.5 ms of CPU per span."""
+    from tokenpulse.buffer.wal import WalFull
     from tokenpulse.collector.pipeline import request_digest
-    from tokenpulse.collector.wal import WalFull
     from tokenpulse.config import load_settings
     from tokenpulse.runtime import Runtime
 

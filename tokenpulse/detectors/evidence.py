@@ -50,6 +50,8 @@ _LAG = int(BASELINE_LAG.total_seconds() // 60)
 # may move this much over the day (observed: shares and hit ratios +-20% between peak and trough), so the
 # null hypothesis takes that much worse as still usual.
 DIURNAL_ODDS, DIURNAL_DROP = 1.5, 0.25
+# How much lower than the same hour yesterday (or a week ago) a scope's calls may run on an ordinary day.
+USUAL_VARIATION = 0.3
 # Evidence to resolve: the scope looked usual 1,000 times likelier than halfway to the change that fired
 # the alarm. While the change goes on, that evidence reaches this level less than once in 1,000 minutes
 # (Wald; far less, since the change is beyond the halfway level), so an incident does not resolve in its
@@ -154,7 +156,10 @@ class EvidenceDetector:
         return rows
 
     def _status(self, code: int) -> tuple[str, str]:
-        learning = f"its history holds fewer than {self.settings.learning_calls:.0f} calls"
+        learning = (
+            f"its baseline (the same time of previous days, else the day before the last hour) holds fewer "
+            f"than {self.settings.learning_calls:.0f} calls"
+        )
         return {
             _WATCHED: (WATCHED, "compared with its own usual level"),
             _HELD: (LEARNING, f"{learning}: held to the documented default"),
@@ -517,15 +522,18 @@ class CountDetector(EvidenceDetector):
         with np.errstate(invalid="ignore"):
             usual = np.fmin(*rates)
         watched = ~np.isnan(usual)
+        # Traffic a third lower than the same hour yesterday is still usual (a quieter day, a slower
+        # hour): the drops are tested against that, not against yesterday's rate itself.
         usual = np.nan_to_num(usual, nan=1.0)
+        null = usual * (1 - USUAL_VARIATION)
         trailing = [
             stats.window_sums(stats.cumulative(grid), here - _LAG, here - _LAG - stats.MINUTES_PER_DAY)
             for grid in stats.block_excess(calls)
         ]
         dispersion = stats.count_dispersion(*trailing)
         x = calls[rows]
-        changed = np.stack([usual * (1 - d) for d in sorted(s.drops)], axis=-1)
-        rate, spread = usual[..., None], dispersion[..., None]
+        changed = np.stack([null * (1 - d) for d in sorted(s.drops)], axis=-1)
+        rate, spread = null[..., None], dispersion[..., None]
         evidence = stats.poisson_evidence(x[..., None], rate, changed, spread)
         recovery = -stats.poisson_evidence(x[..., None], rate, np.sqrt(rate * changed), spread)
         expected = stats.poisson_evidence(changed, rate, changed, spread)
