@@ -75,21 +75,22 @@ class Truth:
     calls: np.ndarray = field(default_factory=lambda: np.zeros(0))
     part: np.ndarray = field(default_factory=lambda: np.zeros(0))
     kind: str = ""
-    rho: float = 0.0  # intra-minute correlation of the per-minute counts (beta-binomial)
+    rho: float = 0.0  # intra-minute correlation of the per-minute counts (beta-binomial); 1/shape for calls
 
 
-def _calls(rng: np.random.Generator, volume: float, start: int = 0) -> np.ndarray:
-    """Calls per minute: a diurnal course of up to 10x around ``volume``, Gamma-mixed Poisson."""
+def _calls(rng: np.random.Generator, volume: float, start: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Calls per minute: a diurnal course of up to 10x around ``volume``, Gamma-mixed Poisson; with the
+    expected rate of each minute and the Gamma shape (small: bursty)."""
     swing = np.exp(rng.uniform(0, np.log(10)))
     phase = rng.uniform(0, 2 * np.pi)
     minutes = np.arange(MINUTES)
     course = np.exp(np.log(swing) / 2 * np.sin(2 * np.pi * minutes / DAY + phase))
-    rate = volume * course / np.mean(course)
-    burst = rng.uniform(2, 50)  # Gamma shape: small = bursty
-    rate = rng.gamma(burst, rate / burst)
-    calls = rng.poisson(rate).astype(float)
+    expected = volume * course / np.mean(course)
+    burst = float(rng.uniform(2, 50))  # Gamma shape: small = bursty
+    calls = rng.poisson(rng.gamma(burst, expected / burst)).astype(float)
     calls[:start] = 0
-    return calls
+    expected[:start] = 0
+    return calls, expected, burst
 
 
 def _drifting(rng: np.random.Generator, level: float) -> np.ndarray:
@@ -122,7 +123,7 @@ class Kind:
     dims: tuple[str, ...]
     query: str
     ratio: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
+    count: bool = False  # the signal is the calls themselves (traffic_drop)
 
 
 KINDS = {
@@ -137,6 +138,8 @@ KINDS = {
     "cache_hit_collapse": Kind("cache_hit_collapse", lambda r: r.uniform(0.2, 0.98), (0.2, 0.95),
                                ("cache_read_tokens", "cacheable_tokens"), ("service", "route", "model"),
                                "rollup", ratio=True),
+    "traffic_drop": Kind("traffic_drop", lambda r: 1.0, (0.5, 1.0), ("calls", "calls"), ("service", "route"),
+                         "rollup", count=True),
 }  # fmt: skip
 
 
@@ -144,7 +147,9 @@ def draw(kind: Kind, rng: np.random.Generator, name: str, incident: bool) -> Tru
     """One scope of ``kind``: its traffic, and an incident or the confounders of clean traffic."""
     volume = float(np.exp(rng.uniform(np.log(0.3), np.log(500))))
     new = not incident and rng.random() < 0.15
-    calls = _calls(rng, volume, start=int(rng.uniform(DAY - 300, DAY + 600)) if new else 0)
+    calls, rate, burst = _calls(rng, volume, start=int(rng.uniform(DAY - 300, DAY + 600)) if new else 0)
+    if kind.count:
+        return _draw_count(rng, Truth(name, volume, incident, usual=rate, calls=calls, rho=1 / burst), new)
     usual = np.clip(_drifting(rng, kind.usual(rng)), 0.0, 0.995)
     changed = usual.copy()
     truth = Truth(name, volume, incident, usual=usual, calls=calls)
@@ -181,6 +186,29 @@ def draw(kind: Kind, rng: np.random.Generator, name: str, incident: bool) -> Tru
     return truth
 
 
+def _draw_count(rng: np.random.Generator, truth: Truth, new: bool) -> Truth:
+    """traffic_drop's scope: its calls fall by ``effect`` (spans lost) during an incident; clean ones
+    have surges, blips of 1-3 minutes without any call, and new scopes."""
+    truth.changed = truth.usual.copy()
+    if truth.incident:
+        truth.onset = int(rng.uniform(DAY + 60, 2 * DAY - 150))
+        truth.end = truth.onset + int(rng.uniform(30, 120))
+        truth.effect = float(rng.uniform(*KINDS["traffic_drop"].effects))
+        span = slice(truth.onset, truth.end)
+        truth.changed[span] *= 1 - truth.effect
+        truth.calls[span] = rng.binomial(truth.calls[span].astype(np.int64), 1 - truth.effect)
+    else:
+        confounder = str(rng.choice(["surge", "blip", "none"]))
+        at = int(rng.uniform(DAY + 30, 2 * DAY - 60))
+        if confounder == "surge":
+            truth.calls[at : at + 30] = rng.poisson(truth.calls[at : at + 30] * rng.uniform(3, 5))
+        elif confounder == "blip":
+            truth.calls[at : at + int(rng.integers(1, 4))] = 0
+        truth.kind = confounder + (" new" if new else "")
+    truth.part = truth.calls
+    return truth
+
+
 def frame_for(kind: Kind, truths: list[Truth], rng: np.random.Generator) -> pd.DataFrame:
     """The rows the detector's query would return for these scopes."""
     parts = []
@@ -191,7 +219,9 @@ def frame_for(kind: Kind, truths: list[Truth], rng: np.random.Generator) -> pd.D
         for dim in kind.dims:
             columns[dim] = truth.name if dim in ("route", "tool", "router") else "svc"
         columns["model"] = columns.get("model", "m")
-        if kind.ratio:
+        if kind.count:
+            columns.update(calls=truth.calls[has])
+        elif kind.ratio:
             calls = truth.calls[has]
             writes_reported = index % 2 == 0  # Anthropic-shaped scopes: reads and writes
             prefix = rng.uniform(2000, 20000)
@@ -216,11 +246,18 @@ def oracle(kind: Kind, truth: Truth, threshold: float) -> int | None:
     once it has held ``FLOOR`` minutes); None when it would not page before the incident ends."""
     window = slice(truth.onset - 240, truth.end)
     calls, usual, changed = truth.calls[window], truth.usual[window], truth.changed[window]
+    if kind.count:  # Gamma-Poisson: variance m (1 + m / shape), ``rho`` holding 1 / shape
+        llr = stats.poisson_evidence(calls, usual, changed, 1 + usual * truth.rho)
+        return _first_page(llr, truth, threshold)
     # Per call a Bernoulli draw (a timeout, a hit, ...) at the usual or the changed share, calls of a
     # minute correlated by the true rho: the likelihood ratio of the minute's count, as quasi-likelihood
     # with the true dispersion 1 + (n - 1) rho.
     dispersion = 1 + np.maximum(calls - 1, 0) * truth.rho
     llr = stats.binomial_evidence(truth.part[window], calls, usual, changed, dispersion)
+    return _first_page(llr, truth, threshold)
+
+
+def _first_page(llr: np.ndarray, truth: Truth, threshold: float) -> int | None:
     cusum = 0.0
     for offset, value in enumerate(llr):
         cusum = max(0.0, cusum + value)
@@ -235,6 +272,8 @@ def band(volume: float) -> str:
 
 
 def effect_band(kind: Kind, effect: float) -> str:
+    if kind.count:
+        return "drop <70%" if effect < 0.7 else ("drop 70-90%" if effect < 0.9 else "drop >=90%")
     if kind.ratio:
         return "drop <40%" if effect < 0.4 else ("drop 40-70%" if effect < 0.7 else "drop >=70%")
     return "odds <3x" if effect < 3 else ("odds 3-10x" if effect < 10 else "odds >=10x")
