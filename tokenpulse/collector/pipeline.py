@@ -20,6 +20,7 @@ from tokenpulse.collector.limits import (
     check_span_count,
     truncate_long_values,
 )
+from tokenpulse.collector.links import LINK_KIND, link_record
 from tokenpulse.collector.llm_metrics import LlmMetrics
 from tokenpulse.collector.normalize import InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.pricing import Pricer
@@ -121,8 +122,9 @@ class IngestResult:
     """What became of the spans of one request."""
 
     calls: int = 0
-    tool_spans: int = 0
-    ignored: int = 0  # spans that are neither LLM calls nor tool/agent spans: not tokenpulse's business
+    tool_spans: int = 0  # rows of the tool_spans table: tool, agent and link spans
+    links: int = 0  # of which links (GenAI spans between a tool and its calls, see collector.links)
+    ignored: int = 0  # spans that are none of these: not tokenpulse's business
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
     truncated: int = 0  # attribute values stored cut to the length limit
@@ -197,7 +199,7 @@ class Pipeline:
                     raise InvalidSpan(
                         f"{len(span.attributes)} attributes, over the limit of {max_attributes}"
                     )
-                record = normalize_span(span, self.config, self.pricer)
+                record = normalize_span(span, self.config, self.pricer) or link_record(span)
             except InvalidSpan as error:
                 result.rejected += 1
                 if len(result.reasons) < _MAX_MESSAGES:
@@ -207,6 +209,7 @@ class Pipeline:
                 result.ignored += 1
             elif "kind" in record:
                 tool_spans.append(record)  # type: ignore[arg-type]
+                result.links += record["kind"] == LINK_KIND  # type: ignore[typeddict-item]
             else:
                 calls.append(record)  # type: ignore[arg-type]
         metrics.SPANS_RECEIVED.labels(transport).inc(received)
@@ -233,7 +236,8 @@ class Pipeline:
                     self.recent.add(digest)
         result.calls, result.tool_spans = len(calls), len(tool_spans)
         metrics.SPANS_ACCEPTED.labels("call").inc(result.calls)
-        metrics.SPANS_ACCEPTED.labels("tool_span").inc(result.tool_spans)
+        metrics.SPANS_ACCEPTED.labels("tool_span").inc(result.tool_spans - result.links)
+        metrics.SPANS_ACCEPTED.labels("link").inc(result.links)
         metrics.SPANS_ACCEPTED.labels("ignored").inc(result.ignored)
         for call in calls:
             if not call["price_known"]:
