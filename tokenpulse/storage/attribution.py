@@ -52,11 +52,11 @@ def tool_index_sql(parent: str = "c.parent_span_id", spans: str = "t") -> str:
 
 
 def attributed_calls_sql(
-    columns: str, calls_where: str, spans_where: str, *, only_in_tools: bool = True, calls: str = "calls"
+    columns: str, calls_where: str, spans_where: str, *, only_in_tools: bool = True, final: bool = False
 ) -> str:
-    """One row per call of ``calls`` (aliased ``c``) matching ``calls_where``: its ``columns`` and the
-    tool it was made in — ``tool`` (the name), ``tool_service``, ``tool_span_id`` and ``tool_ended``
-    (DateTime64), '' / 0 outside any tool.
+    """One row per call of ``calls`` (aliased ``c``; ``FINAL`` if ``final``) matching ``calls_where``:
+    its ``columns`` and the tool it was made in — ``tool`` (the name), ``tool_service``,
+    ``tool_span_id`` and ``tool_ended`` (DateTime64), '' / 0 outside any tool.
 
     ``only_in_tools`` keeps only calls made in a tool (an inner join), else every call (a left join).
     ``spans_where`` selects the ``tool_spans`` rows to walk: it must reach back to the tools' start
@@ -68,6 +68,6 @@ def attributed_calls_sql(
         " if(tool_index > 0, t.services[tool_index], '') AS tool_service,"
         " if(tool_index > 0, t.span_ids[tool_index], '') AS tool_span_id,"
         " t.ended[tool_index] AS tool_ended"
-        f" FROM {calls} AS c {join} JOIN ({trace_spans_sql(spans_where)}) AS t"
+        f" FROM calls AS c{' FINAL' if final else ''} {join} JOIN ({trace_spans_sql(spans_where)}) AS t"
         f" ON c.tenant = t.tenant AND c.trace_id = t.trace_id WHERE ({calls_where}){keep}"
     )
