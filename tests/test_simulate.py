@@ -503,7 +503,7 @@ def test_simulate_command_output_loads_with_tokenpulse_ingest(
     )  # fmt: skip
     assert ingest.returncode == 0, ingest.stderr
     assert (
-        f"ingested {len(pairs)} calls and {tools} tool/agent spans; rejected 0 spans, 0 lines"
+        f"ingested {len(pairs)} calls and {tools} tool/agent/link spans; rejected 0 spans, 0 lines"
         in ingest.stdout
     )
     store = Store.open(tmp_path / "data")
