@@ -9,9 +9,9 @@ trace arrived (children usually end, and are exported, before their parents): on
 stored — it ends after everything inside it — every call below it resolves.
 
 How: the spans of each trace that holds a tool are gathered into arrays (one scan of ``tool_spans``,
-one group per trace), calls join them on (tenant, trace), and the walk is ``MAX_DEPTH`` array lookups
-per call — no self-join per level. Traces without a tool are left out before the join, so calls outside
-tools cost a hash probe and nothing else.
+one group per trace, where each span's parent position is looked up once), calls join them on (tenant,
+trace), and the walk is ``MAX_DEPTH`` array lookups per call — no self-join per level. Traces without
+a tool are left out before the join, so calls outside tools cost a hash probe and nothing else.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ LONGEST_TOOL = "INTERVAL 1 HOUR"
 def trace_spans_sql(where: str) -> str:
     """One row per (tenant, trace_id) holding a tool span among the ``tool_spans`` rows that match
     ``where``: arrays ``span_ids``, ``parent_ids``, ``kinds``, ``names``, ``services``, ``ended`` (when
-    each span ended, as DateTime64) of all its tool, agent and link spans, in the same order."""
+    each span ended, as DateTime64) of all its tool, agent and link spans, in the same order, and
+    ``parent_at``: the position of each span's parent (0 when its parent is not among them)."""
     return (
         "SELECT tenant, trace_id, groupArray(span_id) AS span_ids, groupArray(parent_span_id) AS parent_ids,"
         " groupArray(kind) AS kinds, groupArray(name) AS names, groupArray(service) AS services,"
-        f" groupArray({ENDED_AT}) AS ended"
+        f" groupArray({ENDED_AT}) AS ended, arrayMap(p -> indexOf(span_ids, p), parent_ids) AS parent_at"
         f" FROM tool_spans WHERE {where} GROUP BY tenant, trace_id HAVING has(kinds, 'tool')"
     )
 
@@ -42,11 +43,11 @@ def trace_spans_sql(where: str) -> str:
 def tool_index_sql(parent: str = "c.parent_span_id", spans: str = "t") -> str:
     """SQL for the 1-based position, in the arrays of ``trace_spans_sql`` (aliased ``spans``), of the
     nearest tool ancestor of a span whose parent span id is ``parent``; 0 when there is none within
-    ``MAX_DEPTH``. Index 0 of a ClickHouse array is its default value (''), which matches no span, so a
-    walk that leaves the stored spans stays at 0."""
+    ``MAX_DEPTH``. Index 0 of a ClickHouse array is its default value ('' or 0), which is no tool and
+    whose parent is at 0, so a walk that leaves the stored spans stays at 0."""
     steps = [f"indexOf({spans}.span_ids, {parent})"]
     for _ in range(MAX_DEPTH - 1):
-        steps.append(f"indexOf({spans}.span_ids, {spans}.parent_ids[{steps[-1]}])")
+        steps.append(f"{spans}.parent_at[{steps[-1]}]")
     branches = ", ".join(f"{spans}.kinds[{step}] = 'tool', {step}" for step in steps)
     return f"multiIf({branches}, 0)"
 
