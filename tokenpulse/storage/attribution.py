@@ -28,7 +28,8 @@ LONGEST_TOOL = "INTERVAL 1 HOUR"
 
 
 def trace_spans_sql(where: str) -> str:
-    """One row per trace holding a tool span among the ``tool_spans`` rows that match ``where``:
+    """One row per trace holding a tool span among the ``tool_spans`` rows that match ``where`` (only
+    those traces are grouped: the Vercel AI SDK puts a link above every call, tool or not):
     ``trace_key`` (a 64-bit hash of tenant and trace id), and arrays of all its tool, agent and link
     spans in the same order — ``span_keys`` (hashes of their span ids), ``is_tool``, ``span_ids``,
     ``names``, ``services``, ``ended`` (when each span ended, DateTime64) — and ``parent_at``, the
@@ -42,7 +43,9 @@ def trace_spans_sql(where: str) -> str:
         " groupArray(kind = 'tool') AS is_tool, groupArray(span_id) AS span_ids, groupArray(name) AS names,"
         f" groupArray(service) AS services, groupArray({ENDED_AT}) AS ended,"
         " arrayMap(p -> indexOf(span_keys, p), groupArray(sipHash64(parent_span_id))) AS parent_at"
-        f" FROM tool_spans WHERE {where} GROUP BY trace_key HAVING has(is_tool, 1)"
+        f" FROM tool_spans WHERE ({where}) AND sipHash64(tenant, trace_id) IN ("
+        f"SELECT sipHash64(tenant, trace_id) FROM tool_spans WHERE kind = 'tool' AND ({where}))"
+        " GROUP BY trace_key"
     )
 
 
