@@ -91,7 +91,13 @@ function renderAlerts(alerts, runbooks) {
 }
 
 // Spend inside tools: the summary's tool dimension (each call's nearest tool ancestor), '' outside tools.
+// It reads the raw tables: over the range's last day at most (a day takes ~1 s at 10M calls, 30 days ~45 s).
 const TOP_TOOLS = 10;
+const TOOLS_MAX_MS = 86_400_000;
+function toolRange(range) {
+  const end = Date.parse(range.end);
+  return { start: isoMinute(new Date(Math.max(Date.parse(range.start), end - TOOLS_MAX_MS))), end: range.end };
+}
 function renderTools(groups) {
   const body = document.querySelector("#tools tbody");
   body.replaceChildren();
@@ -126,7 +132,7 @@ async function refresh() {
       getJson("/api/v1/timeseries", range),
       getJson("/api/v1/alerts", {}),
       getJson("/api/v1/alert-events", { start: isoMinute(new Date(Date.now() - 30 * 86_400_000)), end: range.end, limit: 1000 }),
-      getJson("/api/v1/summary", { start: range.start, end: range.end, service: range.service, group_by: "tool" }),
+      getJson("/api/v1/summary", { ...toolRange(range), service: range.service, group_by: "tool" }),
     ]);
     const runbooks = new Map();
     for (const event of events.events) if (!runbooks.has(event.id) && event.runbook_url) runbooks.set(event.id, event.runbook_url);
