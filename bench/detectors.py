@@ -31,7 +31,8 @@ SELECT
     toDateTime64({end:DateTime('UTC')}, 9)
         - toIntervalMillisecond(intDiv(number * {span_ms:UInt64}, {calls:UInt64})),
     200 + 3000 * exp(randNormal(0, 0.6)) AS duration_ms,
-    hex(sipHash128(number)), hex(sipHash64(number)), if(number % 7 = 0, hex(sipHash64(number + 1)), ''),
+    hex(sipHash128(number)), hex(sipHash64(number)),
+    if(number % 7 = 0, hex(sipHash64(number + 1 + intDiv(number, 7) % 3)), ''),
     concat('service-', toString(number % 5)),
     concat('1.', toString(intDiv(number, {calls:UInt64} / 10))),
     'prod',
@@ -68,6 +69,21 @@ SELECT
 FROM numbers(intDiv({calls:UInt64}, 7))
 """
 
+# Two link spans below every tool (tool -> link 1 -> link 2, as the Vercel AI SDK's ai.generateText or an
+# agent's chain sit between a tool and its calls): a third of the calls inside tools hang right below
+# the tool, a third below link 1 and a third below link 2 (depth 1, 2 and 3).
+FILL_LINKS = """
+INSERT INTO tool_spans
+SELECT
+    toDateTime64({end:DateTime('UTC')}, 9)
+        - toIntervalMillisecond(intDiv(intDiv(number, 2) * 7 * {span_ms:UInt64}, {calls:UInt64})),
+    400, hex(sipHash128(intDiv(number, 2) * 7)), hex(sipHash64(intDiv(number, 2) * 7 + 2 + number % 2)),
+    hex(sipHash64(intDiv(number, 2) * 7 + 1 + number % 2)),
+    concat('service-', toString(intDiv(number, 2) % 5)), 'prod', 'link',
+    ['ai.generateText', 'CHAIN'][number % 2 + 1], 'ok', '', false, {tenant}
+FROM numbers(intDiv({calls:UInt64}, 7) * 2)
+"""
+
 
 def store_arguments(parser: argparse.ArgumentParser) -> None:
     """--calls, --days, --tenants and --data: what filled_store takes."""
@@ -80,9 +96,9 @@ def store_arguments(parser: argparse.ArgumentParser) -> None:
 def filled_store(
     data_dir: Path, calls: int, days: int, end: datetime, tenants: int = 1
 ) -> tuple[Store, float]:
-    """The store in ``data_dir``, migrated and filled with ``calls`` generated calls (and tool spans) over
-    the ``days`` before ``end``, of ``tenants`` tenants (one: the empty tenant of a daemon without keys),
-    unless it already holds calls; and the seconds the filling took."""
+    """The store in ``data_dir``, migrated and filled with ``calls`` generated calls (and tool and link
+    spans) over the ``days`` before ``end``, of ``tenants`` tenants (one: the empty tenant of a daemon
+    without keys), unless it already holds calls; and the seconds the filling took."""
     store = Store.open(data_dir)
     store.migrate()
     parameters = {"end": end, "span_ms": days * 86_400_000, "calls": calls}
@@ -91,6 +107,7 @@ def filled_store(
         tenant = f"concat('tenant-', toString(sipHash64(number, 2) % {tenants}))" if tenants > 1 else "''"
         store.client.command(FILL_CALLS.replace("{tenant}", tenant), parameters=parameters)
         store.client.command(FILL_TOOLS.replace("{tenant}", tenant), parameters=parameters)
+        store.client.command(FILL_LINKS.replace("{tenant}", tenant), parameters=parameters)
     return store, time.perf_counter() - started
 
 

@@ -50,8 +50,22 @@ from tokenpulse.detectors.catalog import (
     tool_hidden_cost,
     ttft_slo,
 )
+from tokenpulse.storage.attribution import LONGEST_TOOL, attributed_calls_sql
 
 ROLLUP = "calls_1m"
+
+
+def calls_in_tools(columns: str) -> str:
+    """The dashboard's LLM calls made in a tool, with ``columns`` and the tool
+    (``tokenpulse.storage.attribution``: the nearest tool ancestor at any depth); the spans walked are
+    those of the tenant from ``LONGEST_TOOL`` before the range, when a tool may have started."""
+    return attributed_calls_sql(
+        columns,
+        f"c.parent_span_id != '' AND {where('time', prefix='c.')}",
+        f"time >= $__fromTime - {LONGEST_TOOL} AND time <= $__toTime AND {filters(('tenant',))}",
+    )
+
+
 TAG = "tokenpulse"
 
 
@@ -257,14 +271,12 @@ def spend() -> dash.Dashboard:
         width=8,
     )).with_panel(grid(
         "Top tools by spend",
-        "Cost of the LLM calls made directly inside each tool execution (raw tables, as tool_hidden_cost).",
+        "Cost of the LLM calls made inside each tool execution, at any depth below it (raw tables, as "
+        "tool_hidden_cost and the summary's tool dimension attribute them).",
         table_query(
-            "SELECT t.service AS service, t.name AS tool, uniqExact(t.span_id) AS tool_calls_with_llm, "
-            "count() AS llm_calls, toFloat64(sum(c.cost_usd)) AS usd FROM calls AS c INNER JOIN "
-            "(SELECT trace_id, span_id, service, name FROM tool_spans WHERE kind = 'tool' AND "
-            f"{where('time', dimensions=TOOL_DIMENSIONS)}) AS t "
-            "ON c.trace_id = t.trace_id AND c.parent_span_id = t.span_id "
-            f"WHERE c.parent_span_id != '' AND {where('time', prefix='c.')} "
+            "SELECT tool_service AS service, tool, uniqExact(tool_span_id) AS tool_calls_with_llm, "
+            "count() AS llm_calls, toFloat64(sum(cost_usd)) AS usd "
+            f"FROM ({calls_in_tools('c.cost_usd AS cost_usd')}) "
             "GROUP BY service, tool ORDER BY usd DESC LIMIT 20"
         ),
         width=8,
@@ -298,7 +310,8 @@ def tokens() -> dash.Dashboard:
         stacked=True, width=24,
     )).with_panel(chart(
         "Cache hit ratio by route",
-        "Cache reads / (reads + writes), or reads / input where the provider reports no writes. "
+        "Cache reads / cacheable tokens: reads + writes where the provider reports writes (Anthropic), "
+        "input where it reports reads only (OpenAI, Gemini), decided per call, never per window. "
         "cache_hit_collapse pages when a route's ratio falls clearly below its own usual level.",
         "percentunit",
         series(
@@ -561,8 +574,8 @@ def silent_failures() -> dash.Dashboard:
         ),
         chart(
             "tool_hidden_cost: LLM cost per tool call",
-            "Cost of the LLM calls directly inside a tool execution / tool executions, per service and "
-            "tool over "
+            "Cost of the LLM calls inside a tool execution (at any depth below it) / tool executions, per "
+            "service and tool over "
             f"{w(s9.window)}-minute windows of at least {s9.min_calls} executions; fires at {s9.ratio}x the "
             f"baseline and at least ${s9.min_usd_per_tool_call}.",
             "currencyUSD",
@@ -572,13 +585,9 @@ def silent_failures() -> dash.Dashboard:
                 "executions,"
                 f" toFloat64(0) AS usd FROM tool_spans WHERE {tool_where} GROUP BY time, service, tool"
                 " UNION ALL"
-                f" SELECT {bucket('t.ended', w(s9.window))} AS time, t.service AS service, t.name AS tool,"
-                " toUInt64(0) AS executions, toFloat64(sum(c.cost_usd)) AS usd FROM calls AS c INNER JOIN"
-                f" (SELECT trace_id, span_id, service, name, {ENDED} AS ended FROM tool_spans WHERE "
-                f"{tool_where}) AS t"
-                " ON c.trace_id = t.trace_id AND c.parent_span_id = t.span_id"
-                f" WHERE c.parent_span_id != '' AND {where('time', prefix='c.')} GROUP BY time, service, "
-                "tool)"
+                f" SELECT {bucket('tool_ended', w(s9.window))} AS time, tool_service AS service, tool,"
+                " toUInt64(0) AS executions, toFloat64(sum(cost_usd)) AS usd"
+                f" FROM ({calls_in_tools('c.cost_usd AS cost_usd')}) GROUP BY time, service, tool)"
                 f" GROUP BY time, service, tool HAVING sum(executions) >= {s9.min_calls} ORDER BY time"
             ),
             _fired_thresholds("tool_hidden_cost"),

@@ -14,6 +14,7 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
+from tokenpulse.storage.cache_ratio import hit_ratio_sql
 from tokenpulse.storage.schema import LATENCY_QUANTILES
 
 PLUGIN = "grafana-clickhouse-datasource"
@@ -99,10 +100,7 @@ def quantile_at(quantile: str) -> int:
 
 MERGED = f"quantilesTDigestMerge({LATENCY_QUANTILES})"
 
-# Prompt-cache hit ratio, as the detector and the summary compute it: reads / (reads + writes) where the
-# provider reports writes, else reads / input.
-HIT_RATIO = (
-    "if(sum(cache_write_tokens) > 0, sum(cache_read_tokens) / (sum(cache_read_tokens) + "
-    "sum(cache_write_tokens)),"
-    " sum(cache_read_tokens) / nullIf(sum(input_tokens), 0))"
-)
+# Prompt-cache hit ratio (tokenpulse.storage.cache_ratio, as the detectors, the API and the runbooks have
+# it): reads over cacheable tokens, each rollup row's cacheable tokens by its provider's shape — reads +
+# writes where the provider reports writes (Anthropic), input where it reports reads only (OpenAI, Gemini).
+HIT_RATIO = hit_ratio_sql()

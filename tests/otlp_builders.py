@@ -72,3 +72,16 @@ def otlp_json_line(*spans: Span, service: str = "batch") -> str:
                 if field in span:
                     span[field] = base64.b64decode(span[field]).hex()
     return json.dumps(document)
+
+
+def otlp_json_to_protobuf(line: bytes) -> ExportTraceServiceRequest:
+    """An OTLP/JSON export request (hex ids, as the spec writes them) as its protobuf message, for tests
+    that edit spans before the collector sees them (the collector decodes JSON straight to views)."""
+    document = json.loads(line)
+    for resource_spans in document.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if span.get(key):
+                        span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+    return json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)

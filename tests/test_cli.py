@@ -25,7 +25,7 @@ def test_ingest_loads_plain_and_gzip_files_through_the_normalizer(tmp_path: Path
     )
     result = run_cli("ingest", "--data", str(tmp_path / "data"), "--tenant", "acme", str(plain), str(packed))
     assert result.returncode == 0, result.stderr
-    assert "ingested 3 calls and 0 tool/agent spans; rejected 1 spans, 0 lines" in result.stdout
+    assert "ingested 3 calls and 0 tool/agent/link spans; rejected 1 spans, 0 lines" in result.stdout
     store = Store.open(tmp_path / "data")
     try:
         rows = store.rows("SELECT service, input_tokens, cost_usd, price_known, tenant FROM calls")

@@ -13,14 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from tests.interop.driver import FIXTURE_LIBRARIES, SECRET, scenarios_of
 from tests.interop.expected import mismatches
 from tests.interop.scenarios import SCENARIO_SPAN_PREFIX, SCENARIOS
+from tests.otlp_builders import any_value, otlp_json_to_protobuf
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector.normalize import NormalizeConfig, normalize_span
 from tokenpulse.collector.otlp import JSON, decode_request
+from tokenpulse.collector.pipeline import Pipeline
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import SpanView, iter_spans
+from tokenpulse.storage.attribution import attributed_calls_sql
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.writer import LogWriter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "interop"
 
@@ -74,3 +81,42 @@ def test_fixtures_carry_prompt_content() -> None:
     for library in FIXTURE_LIBRARIES:
         captured = SECRET in (FIXTURES / f"{library}.jsonl").read_text()
         assert captured or library == "openai-v2"  # 2.4b0 captures no content by default
+
+
+def test_every_call_below_a_tool_is_that_tools(tmp_path: Path, store: Store) -> None:
+    """What the libraries nest below an app span — the call itself, the Vercel AI SDK's ai.generateText
+    above its doGenerate, Pydantic AI's agent run above its chat — made a tool span (each scenario's
+    span becomes the execution of a tool named after the scenario): every call is that tool's once the
+    captures went through the collector into the store."""
+    wal = WriteAheadLog(tmp_path / "wal")
+    pipeline = Pipeline(wal, NormalizeConfig(), Pricer())
+    scenario_of: dict[tuple[str, str], str] = {}  # (trace, call span) -> the scenario it was made in
+    for library in FIXTURE_LIBRARIES:
+        for line in (FIXTURES / f"{library}.jsonl").read_bytes().splitlines():
+            # As protobuf: the collector's pre-filter and the made-up tool attributes work on it.
+            request = otlp_json_to_protobuf(line)
+            for resource_spans in request.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        if span.name.startswith(SCENARIO_SPAN_PREFIX):
+                            tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": span.name}
+                            span.attributes.extend(
+                                KeyValue(key=k, value=any_value(v)) for k, v in tool.items()
+                            )
+            result = pipeline.ingest(request, "test")
+            assert not result.rejected, result.message
+        spans = fixture_spans(library)
+        for name, records in calls_by_scenario(spans, Pricer()).items():
+            scenario_of.update({(r["trace_id"], r["span_id"]): SCENARIO_SPAN_PREFIX + name for r in records})
+    writer = LogWriter(wal, store, batch_rows=100_000, batch_seconds=0.01)
+    writer.start()
+    assert writer.wait_stored(wal.durable_end, timeout=60)
+    writer.stop()
+    wal.close()
+
+    sql = attributed_calls_sql("c.trace_id AS trace, c.span_id AS call", "1", "1", only_in_tools=False)
+    attributed = {
+        (trace, call): tool for trace, call, tool in store.rows(f"SELECT trace, call, tool FROM ({sql})")
+    }
+    assert len(attributed) == len(scenario_of) > 60
+    assert attributed == scenario_of

@@ -105,6 +105,7 @@ class _Page(HTMLParser):
         self.points: dict[str, int] = {}
         self.canvases: dict[str, int] = {}
         self.alert_rows: list[dict[str, str]] = []
+        self.tool_rows: list[str] = []
         self.links: list[str] = []
         self._figure = ""
 
@@ -119,6 +120,8 @@ class _Page(HTMLParser):
             self.canvases[self._figure] = self.canvases.get(self._figure, 0) + 1
         elif tag == "tr" and "data-detector" in values:
             self.alert_rows.append(values)
+        elif tag == "tr" and "data-tool" in values:
+            self.tool_rows.append(values["data-tool"])
         elif tag == "a" and "runbook" in values.get("href", ""):
             self.links.append(values["href"])
 
@@ -154,6 +157,8 @@ def test_the_page_draws_its_charts_and_shows_the_firing_alert(served: Daemon, tm
     firing = [row for row in page.alert_rows if row["class"] == "firing"]
     assert "cache_hit_collapse" in [row["data-detector"] for row in firing]
     assert "http://127.0.0.1:8000/runbooks/cache_hit_collapse" in page.links
+    # the simulated tools that call a model, by spend, from the summary's tool dimension
+    assert page.tool_rows and "" not in page.tool_rows, page.tool_rows
     screenshot = tmp_path / "overview.png"
     chromium(f"--screenshot={screenshot}", f"{served.api}/", profile=tmp_path / "profile-2")
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

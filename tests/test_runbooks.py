@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tokenpulse.detectors.base import CRITICAL, DetectorSettings, Observation, m
 from tokenpulse.detectors.catalog import NAMES
 from tokenpulse.detectors.service import ALERT_EVENT_COLUMNS
 from tokenpulse.detectors.state import AlertStates, fingerprint
+from tokenpulse.storage.cache_ratio import hit_ratio_sql
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter
 
@@ -116,3 +118,18 @@ def test_silences_api_add_list_get_expire(client: TestClient) -> None:
         client.post("/api/v1/silences", json={"matchers": ["bad"], "duration_minutes": 5}).status_code == 422
     )
     assert client.post("/api/v1/silences", json={"matchers": ["a=b"]}).status_code == 422
+
+
+def _sql_blocks(detector: str) -> list[str]:
+    return [block.split("```", 1)[0] for block in runbook_source(detector).split("```sql\n")[1:]]
+
+
+@pytest.mark.parametrize("detector", RUNBOOKS)
+def test_runbook_queries_run_and_use_the_one_hit_ratio(detector: str, store: Store) -> None:
+    """Every SQL block runs on the current schema (placeholders filled in), and a hit ratio is
+    storage.cache_ratio's — never reads / (reads + writes) or reads / input chosen by hand."""
+    for sql in _sql_blocks(detector):
+        store.rows(re.sub(r"\{\{\w+\}\}", "x", sql))
+        if "cache_read_tokens" in sql:
+            assert hit_ratio_sql() in sql, f"{detector}: a hit ratio by another formula:\n{sql}"
+    assert "nullIf(sum(cache_read_tokens) + sum(cache_write_tokens)" not in runbook_source(detector)

@@ -28,10 +28,11 @@ from tokenpulse.simulate import incidents as inc
 from tokenpulse.simulate.catalog import MODELS, SERVICES_BY_NAME, calls_per_session
 from tokenpulse.simulate.command import parse_duration
 from tokenpulse.simulate.diurnal import diurnal, to_ns
-from tokenpulse.simulate.emit import JsonLinesExporter, emit
+from tokenpulse.simulate.emit import JsonLinesExporter, emit, tool_call_wrappers
 from tokenpulse.simulate.incidents import Incident, Scenario, build_scenario
 from tokenpulse.simulate.spec import LlmCall, Turn
 from tokenpulse.simulate.traffic import generate
+from tokenpulse.storage.attribution import attributed_calls_sql
 from tokenpulse.storage.store import Store
 
 T0 = datetime(2026, 6, 2, 11, 0, tzinfo=UTC)  # daytime: enough traffic for every route
@@ -456,7 +457,7 @@ def test_json_lines_round_trip_through_decode_request(tmp_path: Path) -> None:
     assert isinstance(span["startTimeUnixNano"], str)  # int64 as a string, as OTLP/JSON wants
 
     expected = {c.span_id: (t, c) for t, c in calls_of(turns)}
-    seen = 0
+    seen = nested = 0
     for line in lines:
         for span in otlp.decode_request(line, otlp.JSON):
             attributes = span.attributes
@@ -466,7 +467,11 @@ def test_json_lines_round_trip_through_decode_request(tmp_path: Path) -> None:
             seen += 1
             turn, call = expected[int(span.span_id, 16)]
             assert int(span.trace_id, 16) == turn.trace_id
-            assert int(span.parent_span_id, 16) == call.parent_id
+            # a tool's inner call sits 1, 2 or 3 spans below it (the framework spans in between)
+            wrappers = tool_call_wrappers(call)
+            nested += bool(wrappers)
+            parent = wrappers[-1][0] if wrappers else call.parent_id
+            assert int(span.parent_span_id, 16) == parent
             assert (span.start_time_unix_nano, span.end_time_unix_nano) == (call.start_ns, call.end_ns)
             assert span.resource["service.name"] == turn.service
             assert span.resource["service.version"] == turn.service_version
@@ -477,7 +482,7 @@ def test_json_lines_round_trip_through_decode_request(tmp_path: Path) -> None:
                 assert attributes["gen_ai.usage.cache_read.input_tokens"] == call.cache_read_tokens
             else:
                 assert attributes["error.type"] == call.error_type and span.status_code == 2
-    assert seen == len(expected)
+    assert seen == len(expected) and nested > 0  # some inner calls sit deeper than right below the tool
 
 
 def test_simulate_command_output_loads_with_tokenpulse_ingest(
@@ -495,7 +500,8 @@ def test_simulate_command_output_loads_with_tokenpulse_ingest(
     start = datetime.fromisoformat(manifest["start"])
     turns = list(generate(build_scenario("demo", start, timedelta(minutes=12), 4), 40))
     pairs = calls_of(turns)
-    tools = sum(len(t.tools) for t in turns)
+    # tool executions, and the agent and link spans between a tool and its inner calls
+    tools = sum(len(t.tools) + sum(len(tool_call_wrappers(c)) for c in t.calls) for t in turns)
     assert f"simulated {len(pairs)} LLM calls in {len(turns)} traces" in printed
 
     ingest = subprocess.run(
@@ -504,7 +510,7 @@ def test_simulate_command_output_loads_with_tokenpulse_ingest(
     )  # fmt: skip
     assert ingest.returncode == 0, ingest.stderr
     assert (
-        f"ingested {len(pairs)} calls and {tools} tool/agent spans; rejected 0 spans, 0 lines"
+        f"ingested {len(pairs)} calls and {tools} tool/agent/link spans; rejected 0 spans, 0 lines"
         in ingest.stdout
     )
     store = Store.open(tmp_path / "data")
@@ -514,9 +520,14 @@ def test_simulate_command_output_loads_with_tokenpulse_ingest(
             " sum(reasoning_tokens), countIf(is_timeout), countIf(ttft_ms IS NOT NULL), countIf(escalated),"
             " min(price_known), uniqExact(prompt_version) FROM calls"
         )
+        sql = attributed_calls_sql("c.span_id AS span", "1", "1", only_in_tools=False)
+        tool_of = dict(store.rows(f"SELECT span, tool FROM ({sql})"))
     finally:
         store.close()
     calls = [c for _, c in pairs]
+    # every inner call, at whatever depth the emitter nested it, is its tool's; the others no tool's
+    assert tool_of == {f"{c.span_id:016x}": c.tool or "" for c in calls}
+    assert {len(tool_call_wrappers(c)) for c in calls if c.tool} == {0, 1, 2}  # 1 to 3 spans below it
     assert list(row[:7]) == [
         sum(c.input_tokens for c in calls),
         sum(c.cache_read_tokens for c in calls),
@@ -589,4 +600,5 @@ def test_live_send_to_an_otlp_http_receiver() -> None:
         request = ExportTraceServiceRequest()
         request.ParseFromString(body)
         spans += sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
-    assert spans == stats.spans == sum(1 + len(t.calls) + len(t.tools) for t in turns)
+    wrappers = sum(len(tool_call_wrappers(c)) for t in turns for c in t.calls)
+    assert spans == stats.spans == sum(1 + len(t.calls) + len(t.tools) for t in turns) + wrappers

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import BASE_TIME_NS, call_record, store_records
+from tests.factories import BASE_TIME_NS, call_record, store_records, tool_span_record
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.summary import SummaryQuery, build_summary_sql, cache_hit_ratio, summarize
+from tokenpulse.storage.summary import SummaryQuery, build_summary_sql, summarize
 
 BASE = datetime.fromtimestamp(BASE_TIME_NS / 1e9, UTC)
 
@@ -63,7 +63,47 @@ def test_unknown_dimension_and_reversed_range_are_refused() -> None:
         SummaryQuery(BASE, BASE)
 
 
-def test_cache_hit_ratio_per_provider_convention() -> None:
-    assert cache_hit_ratio(300, 100, 1000) == 0.75  # writes reported (Anthropic)
-    assert cache_hit_ratio(600, 0, 1000) == 0.6  # no writes reported (OpenAI)
-    assert cache_hit_ratio(0, 0, 0) is None
+def _cache_calls(provider: str, model: str, n: int, read: int, write: int, **overrides) -> list:
+    return [
+        call_record(provider=provider, request_model=model, response_model=model, input_tokens=30_000,
+                    cache_read_tokens=read, cache_write_tokens=write, **overrides)
+        for _ in range(n)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("seconds", [0, 1], ids=["rollup", "raw"])
+def test_hit_ratio_by_provider_shape_never_by_window(store: Store, tmp_path: Path, seconds: int) -> None:
+    """A warm Anthropic route whose window has no cache write reads ~1.0 (every cacheable token was read),
+    not reads / input; a reads-only provider is reads / input; a mixed group adds the two up."""
+    store_records(store, tmp_path, [
+        *_cache_calls("anthropic", "claude-sonnet-4-5", 4, 19_000, 0, route="/warm"),
+        *_cache_calls("openai", "gpt-4.1", 2, 6_000, 0, route="/openai"),
+        *_cache_calls("anthropic", "claude-sonnet-4-5", 1, 0, 19_000, route="/mixed"),
+        *_cache_calls("anthropic", "claude-sonnet-4-5", 1, 19_000, 0, route="/mixed"),
+        *_cache_calls("openai", "gpt-4.1", 2, 6_000, 0, route="/mixed"),
+    ])  # fmt: skip
+    query = SummaryQuery(BASE, BASE + timedelta(minutes=5, seconds=seconds), ("route",))
+    ratios = {g["key"]["route"]: g["cache_hit_ratio"] for g in summarize(store, query)}
+    assert ratios["/warm"] == 1.0  # was 19,000 / 30,000 = 0.63
+    assert ratios["/openai"] == 0.2  # 6,000 / 30,000
+    # (19,000 + 2 x 6,000) read of (19,000 + 19,000 + 2 x 30,000) cacheable; not 31,000 / 50,000
+    assert ratios["/mixed"] == pytest.approx(31_000 / 98_000)
+
+
+def test_tool_dimension_charges_each_call_to_its_nearest_tool(store: Store, tmp_path: Path) -> None:
+    """group_by=tool: a call under ai.generateText under the tool is the tool's; '' outside any tool."""
+    tool = tool_span_record(trace_id="a" * 32, span_id="1" * 16, name="web_search")
+    link = tool_span_record(trace_id="a" * 32, span_id="2" * 16, parent_span_id="1" * 16, kind="link")
+    inside = [
+        call_record(trace_id="a" * 32, parent_span_id=parent, cost_usd=Decimal("0.5"))
+        for parent in ("1" * 16, "2" * 16)
+    ]
+    store_records(store, tmp_path, [*inside, call_record(cost_usd=Decimal("0.25"))], [link, tool])
+    end = BASE + timedelta(minutes=5)
+    groups = summarize(store, SummaryQuery(BASE, end, ("tool", "model")))
+    assert [(g["key"]["tool"], g["calls"], g["cost_usd"]) for g in groups] == [
+        ("web_search", 2, "1"),
+        ("", 1, "0.25"),
+    ]
+    (only,) = summarize(store, SummaryQuery(BASE, end, (), {"tool": "web_search"}))
+    assert (only["calls"], only["cost_usd"], only["cache_hit_ratio"]) == (2, "1", 0.6)

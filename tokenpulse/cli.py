@@ -168,7 +168,7 @@ def _ingest(args: argparse.Namespace) -> int:
     finally:
         runtime.close()
     print(
-        f"ingested {calls} calls and {tool_spans} tool/agent spans; "
+        f"ingested {calls} calls and {tool_spans} tool/agent/link spans; "
         f"rejected {rejected} spans, {bad_lines} lines"
     )
     return 0 if not bad_lines else 1

@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf import json_format
 from hypothesis import given
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.otlp_builders import export_request, llm_span, span_with
+from tests.otlp_builders import export_request, llm_span, otlp_json_to_protobuf, span_with
 from tests.test_fuzz_normalize import CONFIG, PRICER, normalized, spans
 from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector import spans as spans_module
@@ -34,7 +32,7 @@ def fixture_spans(path: Path) -> list[tuple[Span, str, SpanView]]:
         if not line.strip():
             continue
         # The captures are OTLP/JSON; the pre-filter sees protobuf spans (the JSON path decodes in full).
-        request = json_format.Parse(line, ExportTraceServiceRequest())
+        request = otlp_json_to_protobuf(line)
         views = iter(iter_spans(request))
         for resource_spans in request.resource_spans:
             for scope_spans in resource_spans.scope_spans:

@@ -23,6 +23,7 @@ from tokenpulse.collector.limits import (
     check_span_count,
     truncate_long_values,
 )
+from tokenpulse.collector.links import LINK_KIND, link_record
 from tokenpulse.collector.llm_metrics import LlmMetrics
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.otlp import Decoded
@@ -122,8 +123,9 @@ class IngestResult:
     """What became of the spans of one request."""
 
     calls: int = 0
-    tool_spans: int = 0
-    ignored: int = 0  # spans that are neither LLM calls nor tool/agent spans: not tokenpulse's business
+    tool_spans: int = 0  # rows of the tool_spans table: tool, agent and link spans
+    links: int = 0  # of which links (GenAI spans between a tool and its calls, see collector.links)
+    ignored: int = 0  # spans that are none of these: not tokenpulse's business
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
     truncated: int = 0  # attribute values stored cut to the length limit
@@ -189,7 +191,10 @@ class Pipeline:
         if self._is_retry(digest, transport):
             return IngestResult(duplicate=True)
         result = IngestResult(
-            ignored=normalized.ignored, rejected=normalized.rejected, reasons=list(normalized.reasons)
+            ignored=normalized.ignored,
+            rejected=normalized.rejected,
+            reasons=list(normalized.reasons),
+            links=normalized.links,
         )
         calls, tool_spans = normalized.calls, normalized.tool_spans
         metrics.SPANS_RECEIVED.labels(transport).inc(normalized.received)
@@ -217,7 +222,8 @@ class Pipeline:
                     self.recent.add(digest)
         result.calls, result.tool_spans = len(calls), len(tool_spans)
         metrics.SPANS_ACCEPTED.labels("call").inc(result.calls)
-        metrics.SPANS_ACCEPTED.labels("tool_span").inc(result.tool_spans)
+        metrics.SPANS_ACCEPTED.labels("tool_span").inc(result.tool_spans - result.links)
+        metrics.SPANS_ACCEPTED.labels("link").inc(result.links)
         metrics.SPANS_ACCEPTED.labels("ignored").inc(result.ignored)
         unpriced: dict[str, int] = {}
         for call in calls:
@@ -251,6 +257,7 @@ class Normalized:
     rejected: int = 0
     too_many_attributes: int = 0  # of the rejected
     reasons: list[str] = field(default_factory=list)  # the first few rejections
+    links: int = 0  # of the tool spans, links (GenAI spans between a tool and its calls)
 
 
 def normalize_request(
@@ -278,7 +285,7 @@ def normalize_request(
             if len(span.attributes) > max_attributes:
                 result.too_many_attributes += 1
                 raise InvalidSpan(f"{len(span.attributes)} attributes, over the limit of {max_attributes}")
-            record = normalize_span(span, config, pricer)
+            record = normalize_span(span, config, pricer) or link_record(span)
         except InvalidSpan as error:
             result.rejected += 1
             if len(result.reasons) < _MAX_MESSAGES:
@@ -288,6 +295,7 @@ def normalize_request(
             result.ignored += 1
         elif "kind" in record:
             tool_spans.append(record)  # type: ignore[arg-type]
+            result.links += record["kind"] == LINK_KIND  # type: ignore[typeddict-item]
         else:
             calls.append(record)  # type: ignore[arg-type]
     result.ignored += received - decoded

@@ -42,6 +42,19 @@ _ERROR = Status(StatusCode.ERROR)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
+# Frameworks put spans of their own between a tool and the LLM calls made inside it. A tool's inner
+# calls are emitted 1, 2 or 3 spans below it, by the call's span id (a seed still gives the same spans):
+# right under the tool; under the Vercel AI SDK's ai.generateText; under an agent run and its chain.
+TOOL_CALL_WRAPPERS: tuple[tuple[tuple[str, dict[str, Any]], ...], ...] = (
+    (),
+    (("ai.generateText", {"ai.operationId": "ai.generateText"}),),
+    (
+        ("invoke_agent helper", {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "helper"}),
+        ("chain", {"openinference.span.kind": "CHAIN"}),
+    ),
+)
+_MASK64 = (1 << 64) - 1
+
 
 class ExportFailed(RuntimeError):
     """The exporter gave up on a batch (after the SDK's own retries)."""
@@ -199,8 +212,16 @@ class SpanWriter:
         for child in children:
             self._ids.span_id = child.span_id
             if isinstance(child, LlmCall):
+                context, wrappers = parents[child.parent_id], []
+                for span_id, name, attributes in tool_call_wrappers(child):
+                    self._ids.span_id = span_id
+                    wrapper = tracer.start_span(name, context=context, attributes=attributes,
+                                                start_time=child.start_ns)  # fmt: skip
+                    wrappers.append(wrapper)
+                    context = set_span_in_context(wrapper)
+                self._ids.span_id = child.span_id
                 span = tracer.start_span(
-                    f"chat {child.request_model}", context=parents[child.parent_id], kind=SpanKind.CLIENT,
+                    f"chat {child.request_model}", context=context, kind=SpanKind.CLIENT,
                     attributes=call_attributes(child), start_time=child.start_ns,
                 )  # fmt: skip
             else:
@@ -211,6 +232,10 @@ class SpanWriter:
             if child.error_type is not None:
                 span.set_status(_ERROR)
             span.end(end_time=child.end_ns)
+            if isinstance(child, LlmCall):
+                for wrapper in reversed(wrappers):  # inner first: children end before their parents
+                    wrapper.end(end_time=child.end_ns)
+                self.spans += len(wrappers)
         root.end(end_time=turn.end_ns)
         self.spans += 1 + len(children)
 
@@ -218,6 +243,16 @@ class SpanWriter:
         """Shut the providers down (the shared processor's exporter is the caller's)."""
         for provider in self._providers:
             provider.shutdown()
+
+
+def tool_call_wrappers(call: LlmCall) -> list[tuple[int, str, dict[str, Any]]]:
+    """(span id, name, attributes) of the framework spans emitted between a tool and ``call``, outermost
+    first; none for a route's own calls. Ids derive from the call's, so they are as unique as its."""
+    shape = TOOL_CALL_WRAPPERS[call.span_id % len(TOOL_CALL_WRAPPERS)] if call.tool else ()
+    return [
+        (((call.span_id ^ (0x9E3779B97F4A7C15 * level)) & _MASK64) or 1, name, attributes)
+        for level, (name, attributes) in enumerate(shape, start=1)
+    ]
 
 
 def _parent(trace_id: int, span_id: int) -> Context:

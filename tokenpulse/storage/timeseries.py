@@ -1,6 +1,7 @@
 """Per-interval series of the key LLM figures from the per-minute rollup, for the overview page.
 
-Each point covers [time, time + step): spend rate, calls, errors, timeouts, cache hit ratio, input
+Each point covers [time, time + step): spend rate, calls, errors, timeouts, cache hit ratio
+(``storage.cache_ratio``: reads over cacheable tokens, by provider shape per rollup row), input
 tokens per call, and latency / TTFT percentiles merged from the rollup's t-digest states over the
 interval (never an average of per-minute percentiles). Every bucket of the range has a point; a
 bucket without calls has zero counts and no ratios or percentiles.
@@ -12,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tokenpulse.storage.cache_ratio import cacheable_tokens_sql, hit_ratio
 from tokenpulse.storage.schema import LATENCY_QUANTILES, ROLLUP_DIMENSIONS
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.summary import _percentiles, cache_hit_ratio
+from tokenpulse.storage.summary import _CACHE_COLUMNS, _percentiles
 
 MAX_POINTS = 1500  # a chart's width in pixels, more or less
 _EMPTY = {"p50": None, "p95": None, "p99": None}
@@ -63,7 +65,8 @@ def build_series_sql(query: SeriesQuery) -> tuple[str, dict[str, Any]]:
         "SELECT intDiv(dateDiff('second', {start:DateTime('UTC')}, minute), {step:UInt32}) AS bucket, "
         "sum(calls) AS calls, sum(errors) AS errors, sum(timeouts) AS timeouts, "
         "toFloat64(sum(cost_usd)) AS cost_usd, sum(input_tokens) AS input_tokens, "
-        "sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, "
+        "sum(cache_read_tokens) AS cache_read_tokens, "
+        f"sum({cacheable_tokens_sql(**{c: f'calls_1m.{c}' for c in _CACHE_COLUMNS})}) AS cacheable_tokens, "
         f"quantilesTDigestMerge({LATENCY_QUANTILES})(latency_ms) AS latency, "
         f"quantilesTDigestMerge({LATENCY_QUANTILES})(ttft_ms) AS ttft "
         f"FROM calls_1m WHERE {' AND '.join(where)} GROUP BY bucket ORDER BY bucket"
@@ -87,9 +90,7 @@ def series(store: Store, query: SeriesQuery) -> list[dict[str, Any]]:
                 "errors": row["errors"] if row else 0,
                 "timeouts": row["timeouts"] if row else 0,
                 "usd_per_hour": row["cost_usd"] / hours if row else 0.0,
-                "cache_hit_ratio": cache_hit_ratio(
-                    row["cache_read_tokens"], row["cache_write_tokens"], row["input_tokens"]
-                )
+                "cache_hit_ratio": hit_ratio(row["cache_read_tokens"], row["cacheable_tokens"])
                 if row
                 else None,
                 "input_tokens_per_call": row["input_tokens"] / calls if calls else None,

@@ -1,10 +1,9 @@
 """tool_hidden_cost: tool executions that start costing much more in LLM calls made inside them.
 
-Inner cost = the cost of LLM calls whose parent span is a tool span (``calls.parent_span_id =
-tool_spans.span_id`` on the same ``trace_id``, ``kind = 'tool'``). Direct children only: an LLM call
-under an agent span under the tool is not counted. Instrumentations put the model call right under the
-tool span in the common case (a search tool summarizing results, a code tool asking a model), and one
-join level keeps the query cheap on raw tables; a deeper walk needs a recursive join per level.
+Inner cost = the cost of the LLM calls made inside a tool execution: every call whose nearest ancestor
+span of kind 'tool' is the tool span, whatever the depth (``tokenpulse.storage.attribution``): a call
+right under the tool, under ``ai.generateText`` under the tool (Vercel AI SDK), under an agent or a chain
+under the tool. A call inside a tool nested in another tool is the inner tool's.
 
 Cost per tool call = inner cost / tool calls over the window, per service (the tool span's) and tool;
 tool calls without any LLM call inside count (at $0), so a tool that starts calling a model in half of
@@ -44,6 +43,7 @@ from tokenpulse.detectors.data import (
     trailing_sum,
 )
 from tokenpulse.detectors.history import ENDED_MINUTE, History, Query
+from tokenpulse.storage.attribution import LONGEST_TOOL, attributed_calls_sql
 
 DIMENSIONS = ("service", "tool")
 # Tool executions counted in the minute they ended (``data.ENDED_MINUTE``, like the rollup counts calls):
@@ -52,8 +52,16 @@ _TOOLS = (
     f"SELECT toDateTime({ENDED_MINUTE}) AS tool_minute, trace_id AS tool_trace_id, span_id AS tool_span_id,"
     " tenant AS tool_tenant, service AS tool_service, name AS tool FROM tool_spans"
     " WHERE kind = 'tool'"
-    " AND time >= {start:DateTime('UTC')} - INTERVAL 1 HOUR AND time < {end:DateTime('UTC')}"
+    f" AND time >= {{start:DateTime('UTC')}} - {LONGEST_TOOL} AND time < {{end:DateTime('UTC')}}"
     " AND tool_minute >= {start:DateTime('UTC')} AND tool_minute < {end:DateTime('UTC')}"
+)
+# The LLM calls inside those tool executions, counted with them: in the tool's service, in the minute the
+# *tool* ended. Spans (tools, agents, links) from when a tool may have started.
+_INNER_CALLS = attributed_calls_sql(
+    "c.tenant AS tenant, c.cost_usd AS cost_usd",
+    f"c.parent_span_id != '' AND c.time >= {{start:DateTime('UTC')}} - {LONGEST_TOOL}"
+    " AND c.time < {end:DateTime('UTC')}",
+    f"time >= {{start:DateTime('UTC')}} - {LONGEST_TOOL} AND time < {{end:DateTime('UTC')}}",
 )
 TOOL_COSTS = Query(
     "tool_costs:service, tool",
@@ -64,13 +72,10 @@ TOOL_COSTS = Query(
     "   toUInt64(0) AS llm_calls, toFloat64(0) AS cost_usd"
     f"  FROM ({_TOOLS}) GROUP BY minute, tenant, service, tool"
     "  UNION ALL"
-    "  SELECT t.tool_minute AS minute, t.tool_tenant AS tenant, t.tool_service AS service, t.tool AS tool,"
-    "   toUInt64(0) AS tool_calls,"
-    "   count() AS llm_calls, toFloat64(sum(c.cost_usd)) AS cost_usd"
-    f"  FROM calls AS c INNER JOIN ({_TOOLS}) AS t"
-    "   ON c.tenant = t.tool_tenant AND c.trace_id = t.tool_trace_id AND c.parent_span_id = t.tool_span_id"
-    "  WHERE c.parent_span_id != ''"
-    "   AND c.time >= {start:DateTime('UTC')} - INTERVAL 1 HOUR AND c.time < {end:DateTime('UTC')}"
+    "  SELECT toDateTime(toStartOfMinute(tool_ended)) AS minute, tenant, tool_service AS service, tool,"
+    "   toUInt64(0) AS tool_calls, count() AS llm_calls, toFloat64(sum(cost_usd)) AS cost_usd"
+    f"  FROM ({_INNER_CALLS})"
+    "  WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')}"
     "  GROUP BY minute, tenant, service, tool)"
     " GROUP BY minute, tenant, service, tool",
 )
