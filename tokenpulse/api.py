@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -89,7 +90,11 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         except ValueError as error:
             raise HTTPException(400, str(error)) from None
         groups = await run_in_threadpool(summarize, store, query)
-        return {"start": start_time.isoformat(), "end": end_time.isoformat(), "groups": groups}
+        document = {"start": start_time.isoformat(), "end": end_time.isoformat(), "groups": groups}
+        if query.group_by:
+            # Over the same calls, not summed from the groups: percentiles do not add up.
+            document["totals"] = (await run_in_threadpool(summarize, store, replace(query, group_by=())))[0]
+        return document
 
     @app.get("/api/v1/alerts", summary="Alerts pending, firing and recently resolved")
     def list_alerts(

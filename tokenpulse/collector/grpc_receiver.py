@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from concurrent import futures
 
 import grpc
@@ -79,9 +80,18 @@ def start_grpc_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="otlp-grpc"),
         handlers=(handler,),
-        options=(("grpc.max_receive_message_length", max_message_bytes),),
+        options=(
+            ("grpc.max_receive_message_length", max_message_bytes),
+            # gRPC sets SO_REUSEPORT by default: a second daemon would bind the same port and silently
+            # take half of the exporters' connections (and their data) into another store.
+            ("grpc.so_reuseport", 0),
+        ),
     )
-    if server.add_insecure_port(address) == 0:
-        raise OSError(f"cannot bind OTLP/gRPC receiver to {address}")
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio >= 1.5x raises where older versions returned 0
+        bound = 0
+    if bound == 0:
+        raise OSError(errno.EADDRINUSE, f"cannot bind OTLP/gRPC receiver to {address}")
     server.start()
     return server

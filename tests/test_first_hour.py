@@ -1,0 +1,261 @@
+"""A new user's first hour (issue 17): nothing silent, nothing misleading, no traceback for a mistake."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import Daemon, free_port
+from tests.factories import BASE_TIME_NS, call_record, store_records
+from tokenpulse.cli import format_summary, parse_time, summary_csv
+from tokenpulse.client import default_api_url
+from tokenpulse.config import ConfigError, check_settings, load_settings, resolve_settings
+from tokenpulse.errors import UserError
+from tokenpulse.storage.store import Store
+from tokenpulse.storage.summary import SummaryQuery, summarize
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = datetime.fromtimestamp(BASE_TIME_NS / 1e9, UTC)
+
+
+def tokenpulse(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """The command as a user runs it, with no TOKENPULSE_* variable of this shell leaking in."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TOKENPULSE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "tokenpulse", *args],
+        capture_output=True, text=True, timeout=timeout, env={**clean, **(env or {})},
+    )  # fmt: skip
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("tokenpulse: ")]
+    assert error_lines, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
+
+
+# --- a second daemon beside the first -------------------------------------------------------------------
+
+
+def serve_args(data: Path, grpc: int, http: int, api: int) -> list[str]:
+    return ["serve", "--data", str(data), "--otlp-grpc-port", str(grpc), "--otlp-http-port", str(http),
+            "--api-port", str(api)]  # fmt: skip
+
+
+def test_a_second_daemon_cannot_take_the_first_ones_grpc_port(daemon: Daemon, tmp_path: Path) -> None:
+    # gRPC servers set SO_REUSEPORT by default: the second daemon used to bind 4317 too and take half
+    # of the exporters' connections into its own store, with no error anywhere.
+    result = tokenpulse(
+        *serve_args(tmp_path / "other", daemon.grpc_port, free_port(), free_port()), timeout=60
+    )
+    assert_one_line_error(result, f"127.0.0.1:{daemon.grpc_port}", "address already in use", "otlp_grpc_port")
+    assert "serving" not in result.stderr
+    assert daemon.process is not None and daemon.process.poll() is None  # the first one is untouched
+
+
+def test_a_taken_http_port_is_one_clear_error_before_serving_is_announced(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    result = tokenpulse(
+        *serve_args(tmp_path / "other", free_port(), free_port(), daemon.api_port), timeout=60
+    )
+    assert_one_line_error(result, f"127.0.0.1:{daemon.api_port}", "api_port", "TOKENPULSE_API_PORT")
+    assert "tokenpulse serving" not in result.stderr
+
+
+# --- commands that must not create what they were not asked to ------------------------------------------
+
+
+def test_backtest_on_a_mistyped_data_directory_fails_and_creates_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "tokenpulse-dta"
+    result = tokenpulse("backtest", "--data", str(typo), "--start", "-3h", "--end", "now")
+    assert_one_line_error(result, f"no store in {typo}", "--data")
+    assert not typo.exists() and result.stdout == ""
+
+
+def test_ingest_of_a_missing_file_fails_before_creating_a_store(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = tokenpulse("ingest", "--data", str(data), str(tmp_path / "nosuchfile.jsonl"))
+    assert_one_line_error(result, "nosuchfile.jsonl: no such file")
+    assert not data.exists()
+
+
+# --- setup mistakes: one line naming the setting and its source ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "args", "fragments"),
+    [
+        ("retention_days = 30\n[prices\n", {}, [], ["not valid TOML", "tokenpulse.toml"]),
+        (None, {}, ["--config", "/nonexistent/tokenpulse.toml"],
+         ["config file /nonexistent/tokenpulse.toml", "does not exist"]),
+        (None, {"TOKENPULSE_RETENTION_DAYS": "abc"}, [], ["TOKENPULSE_RETENTION_DAYS = 'abc'", "integer"]),
+        (None, {"TOKENPULSE_RETENTION_DAYS": "-5"}, [], ["TOKENPULSE_RETENTION_DAYS = '-5'", "greater than"]),
+        ('[prices."my-model"]\ninput = "cheap"\noutput = 1\n', {}, [],
+         ["[prices.'my-model'] input = 'cheap'", "must be a number"]),
+        (None, {"TOKENPULSE_WEBHOOK_URL": "hooks.example/x"}, [], ["TOKENPULSE_WEBHOOK_URL", "not an http"]),
+        ("max_spans_per_request = 0\n", {}, [], ["tokenpulse.toml: max_spans_per_request = 0"]),
+        (None, {"TOKENPULSE_OTLP_GRPC_PORT": "70000"}, [], ["TOKENPULSE_OTLP_GRPC_PORT = '70000'"]),
+        (None, {}, ["--clickhouse", "http://127.0.0.1:1/db"],
+         ["ClickHouse server at http://127.0.0.1:1/db", "Connection refused"]),
+    ],
+)  # fmt: skip
+def test_setup_mistakes_are_one_line_naming_the_setting(
+    tmp_path: Path, config: str | None, env: dict[str, str], args: list[str], fragments: list[str]
+) -> None:
+    flags = list(args)
+    if config is not None:
+        (tmp_path / "tokenpulse.toml").write_text(config)
+        flags += ["--config", str(tmp_path / "tokenpulse.toml")]
+    data = str(tmp_path / "data")
+    result = tokenpulse("backtest", "--data", data, *flags, "--start", "-1h", "--end", "now", env=env)
+    assert_one_line_error(result, *fragments)
+
+
+def test_every_problem_is_reported_at_once_with_its_source(tmp_path: Path) -> None:
+    config = tmp_path / "tokenpulse.toml"
+    config.write_text("retention_days = -1\napi_port = 'x'\nwhat = 1\n")
+    _, _, problems = resolve_settings(config, environ={"TOKENPULSE_BATCH_SECONDS": "0"}, host="")
+    assert len(problems) == 5, problems
+    assert any(p.startswith(f"{config}: retention_days = -1") for p in problems)
+    assert any(p.startswith(f"{config}: api_port = 'x'") for p in problems)
+    assert f"{config}: unknown setting 'what'" in problems
+    assert any(p.startswith("TOKENPULSE_BATCH_SECONDS = '0'") for p in problems)
+    assert any(p.startswith("--host = ''") for p in problems)
+
+
+def test_a_bool_that_is_not_one_is_refused_not_read_as_false() -> None:
+    _, _, problems = resolve_settings(environ={"TOKENPULSE_PROTECT_METRICS": "yes please"})
+    assert problems and problems[0].startswith("TOKENPULSE_PROTECT_METRICS")
+
+
+def test_backtest_start_tomorrow_is_a_message_and_relative_times_work() -> None:
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    assert parse_time("-3h", "--start", now) == now - timedelta(hours=3)
+    assert parse_time("-90m", "--start", now) == now - timedelta(minutes=90)
+    assert parse_time("now", "--end", now) == now
+    assert parse_time("2026-11-20T14:00", "--end", now) == datetime(2026, 11, 20, 14, tzinfo=UTC)
+    with pytest.raises(UserError, match=r"--start 'tomorrow': not a time"):
+        parse_time("tomorrow", "--start", now)
+
+
+def test_config_check_prints_the_effective_configuration_with_secrets_masked(tmp_path: Path) -> None:
+    config = tmp_path / "tokenpulse.toml"
+    config.write_text(
+        'retention_days = 30\n[auth]\nkeys = [{key = "tp-acme-4f9c2e8a61d7aa", tenant = "acme"}]\n'
+    )
+    env = {"TOKENPULSE_API_PORT": "9100", "TOKENPULSE_CLICKHOUSE_URL": "http://u:s3cret@ch.example:8123/db"}
+    result = tokenpulse("config", "check", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    assert re.search(rf"retention_days\s+30\s+\({re.escape(str(config))}: retention_days\)", result.stdout)
+    assert re.search(r"api_port\s+9100\s+\(TOKENPULSE_API_PORT\)", result.stdout)
+    assert re.search(r"otlp_grpc_port\s+4317\s+\(default\)", result.stdout)
+    assert (
+        "1 key(s) for tenant(s) acme" in result.stdout and "http://u:***@ch.example:8123/db" in result.stdout
+    )
+    assert "tp-acme-4f9c2e8a61d7aa" not in result.stdout + result.stderr and "s3cret" not in result.stdout
+    assert "configuration OK" in result.stderr
+
+    config.write_text("retention_days = 0\n[detectors.no_such_detector]\n")
+    result = tokenpulse("config", "check", "--config", str(config), env={"TOKENPULSE_SLACK_WEBHOOK_URL": "x"})
+    assert result.returncode == 1
+    problems = [line for line in result.stderr.splitlines() if line.startswith("problem: ")]
+    assert len(problems) == 3, result.stderr
+    assert "3 problem(s)" in result.stderr
+
+
+def test_the_readme_config_examples_load_as_written(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("TOKENPULSE_"):
+            monkeypatch.delenv(name)
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.DOTALL)
+    assert len(blocks) >= 3
+    for number, block in enumerate(blocks):
+        tomllib.loads(block)
+        path = tmp_path / f"readme-{number}.toml"
+        path.write_text(block)
+        assert check_settings(load_settings(path)) == [], block
+
+
+def test_data_and_clickhouse_together_are_accepted_as_the_readme_says() -> None:
+    from tokenpulse.cli import _parser
+
+    args = _parser().parse_args(["backtest", "--data", "d", "--clickhouse", "http://h:8123", "--start", "now",
+                                 "--end", "now"])  # fmt: skip
+    assert (str(args.data), args.clickhouse) == ("d", "http://h:8123")
+
+
+# --- unpriced calls are never a silent $0 ---------------------------------------------------------------
+
+
+def test_unpriced_calls_are_unknown_cost_not_zero(store: Store, tmp_path: Path) -> None:
+    private = {"request_model": "acme-private-7b", "response_model": "", "cost_usd": Decimal(0),
+               "price_known": False}  # fmt: skip
+    store_records(store, tmp_path, [
+        call_record(**private), call_record(**private),
+        call_record(cost_usd=Decimal("0.5")), call_record(cost_usd=Decimal(0), price_known=False),
+    ])  # fmt: skip
+    for end in (BASE + timedelta(minutes=5), BASE + timedelta(minutes=5, seconds=1)):  # rollup and raw
+        groups = {g["key"]["model"]: g for g in summarize(store, SummaryQuery(BASE, end, ("model",)))}
+        assert groups["acme-private-7b"]["cost_usd"] is None
+        assert groups["acme-private-7b"]["unpriced_calls"] == 2
+        assert (groups["gpt-4o-2024-08-06"]["cost_usd"], groups["gpt-4o-2024-08-06"]["unpriced_calls"]) == (
+            "0.5",
+            1,
+        )
+        (total,) = summarize(store, SummaryQuery(BASE, end))
+        assert (total["cost_usd"], total["unpriced_calls"]) == ("0.5", 3)
+    document = {
+        "start": "s", "end": "e", "groups": list(groups.values()),
+        "totals": summarize(store, SummaryQuery(BASE, end))[0],
+    }  # fmt: skip
+    table = format_summary(document, ["model"])
+    header, *rows = table.splitlines()[1:]
+    cost = header.split().index("cost_usd")
+    assert {row.split()[0]: row.split()[cost] for row in rows[:3]} == {
+        "acme-private-7b": "unknown", "gpt-4o-2024-08-06": ">=0.5", "total": ">=0.5",
+    }  # fmt: skip
+    assert "3 call(s) have no known price" in table
+    csv_rows = summary_csv(document, ["model"]).splitlines()
+    assert csv_rows[0].startswith("model,calls,errors") and "cost_usd,unpriced_calls" in csv_rows[0]
+    private_row = next(row for row in csv_rows if row.startswith("acme-private-7b,"))
+    assert private_row.startswith("acme-private-7b,2,") and ",,2," in private_row  # empty cost, 2 unpriced
+
+
+# --- summary finds the daemon where the daemon is -------------------------------------------------------
+
+
+def test_the_api_url_follows_the_daemons_own_variables() -> None:
+    assert default_api_url({}) == "http://127.0.0.1:8000"
+    assert default_api_url({"TOKENPULSE_API_PORT": "9100"}) == "http://127.0.0.1:9100"
+    assert (
+        default_api_url({"TOKENPULSE_API": "http://tp:8000", "TOKENPULSE_API_PORT": "1"}) == "http://tp:8000"
+    )
+
+
+def test_summary_finds_the_daemon_by_its_port_variable_and_says_no_data(shared_daemon: Daemon) -> None:
+    env = {"TOKENPULSE_API_PORT": str(shared_daemon.api_port)}
+    result = tokenpulse("summary", "--start", "-3h", "--group-by", "service,model", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "no data: no LLM call ended in this range" in result.stdout
+    result = tokenpulse("silence", "list", env={"TOKENPULSE_API": shared_daemon.api})
+    assert result.returncode == 0, result.stderr
+
+
+def test_config_error_lists_all_problems_in_its_message() -> None:
+    error = ConfigError(["a = 1: bad", "b = 2: worse"])
+    assert str(error) == "invalid configuration:\n  - a = 1: bad\n  - b = 2: worse"
+    assert isinstance(error, ValueError) and isinstance(error, UserError)
