@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
@@ -35,7 +36,11 @@ def _parse_time(value: str | None, default: datetime) -> datetime:
 
 
 def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: AlertStates) -> FastAPI:
-    app = FastAPI(
+    # /docs from Swagger UI files shipped in a package (fastapi-offline), not a CDN: the page must work
+    # on a host without internet access. Under /static/ so that it opens without a key, as the page does.
+    app = FastAPIOffline(
+        static_url="/static/docs",
+        redoc_url=None,
         title="tokenpulse",
         summary="LLM usage, cost and silent-failure detection over OpenTelemetry spans.",
         version="0.1.0",
