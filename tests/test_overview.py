@@ -92,7 +92,7 @@ def test_timeseries_agrees_with_the_summary(served: Daemon) -> None:
 def test_alert_events_list_the_history_with_runbooks(served: Daemon) -> None:
     events = httpx.get(f"{served.api}/api/v1/alert-events").json()["events"]
     fired = [e for e in events if e["status"] == "firing" and e["detector"] == "cache_hit_collapse"]
-    assert fired and fired[0]["runbook_url"].endswith("/runbooks/cache_hit_collapse")
+    assert fired and fired[0]["runbook_url"].endswith(f"/runbooks/cache_hit_collapse?alert={fired[0]['id']}")
     assert datetime.fromisoformat(fired[0]["at"]).tzinfo is not None
 
 

@@ -116,3 +116,24 @@ def test_silences_api_add_list_get_expire(client: TestClient) -> None:
         client.post("/api/v1/silences", json={"matchers": ["bad"], "duration_minutes": 5}).status_code == 422
     )
     assert client.post("/api/v1/silences", json={"matchers": ["a=b"]}).status_code == 422
+
+
+def test_a_runbook_opened_with_another_detectors_alert_goes_to_that_detectors_runbook(
+    client: TestClient,
+) -> None:
+    alert_id = fingerprint("cost_spike", make_scope(service="billing", user="alice"))
+    page = client.get(f"/runbooks/timeout_surge?alert={alert_id}", follow_redirects=False)
+    assert page.status_code == 307 and page.headers["location"] == f"/runbooks/cost_spike?alert={alert_id}"
+    assert "alice spends 9x" in client.get(f"/runbooks/timeout_surge?alert={alert_id}").text
+
+
+def test_runbook_api_calls_carry_the_key_a_keyed_daemon_needs() -> None:
+    calls = [
+        line
+        for path in sorted((ROOT / "runbooks").glob("*.md"))
+        for line in path.read_text().splitlines()
+        if "curl" in line and "$TOKENPULSE_API/" in line and "/readyz" not in line
+    ]
+    assert len(calls) >= 10
+    for line in calls:
+        assert '-H "Authorization: Bearer $TOKENPULSE_API_KEY"' in line, line
