@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import gzip
-import io
 import json
 import logging
 import os
@@ -32,6 +30,7 @@ from tokenpulse.config import (
     resolve_settings,
 )
 from tokenpulse.errors import UserError
+from tokenpulse.export import COUNTS, summary_csv
 from tokenpulse.simulate import command as simulate_command
 from tokenpulse.storage.store import DataDirInUse
 
@@ -259,8 +258,6 @@ def _or_dash(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-_COUNTS = ("calls", "errors", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
-           "reasoning_tokens")  # fmt: skip
 _COLUMNS = ("calls", "errors", "input", "cache_read", "cache_write", "output", "reasoning", "cost_usd",
             "unpriced", "hit_ratio", "p99_ms", "ttft_p99_ms")  # fmt: skip
 
@@ -276,7 +273,7 @@ def _cost(group: dict[str, Any]) -> str:
 def _row(group: dict[str, Any]) -> list[str]:
     ratio = group["cache_hit_ratio"]
     return (
-        [str(group[k]) for k in _COUNTS]
+        [str(group[k]) for k in COUNTS]
         + [_cost(group), str(group.get("unpriced_calls", 0))]
         + ["-" if ratio is None else f"{ratio:.3f}"]
         + [_or_dash(group[k]["p99"]) for k in ("latency_ms", "ttft_ms")]
@@ -310,25 +307,6 @@ def format_summary(document: dict[str, Any], group_by: list[str]) -> str:
             'price them with [prices."<model>"] in the config file'
         )
     return "\n".join(lines).rstrip()
-
-
-def summary_csv(document: dict[str, Any], group_by: list[str]) -> str:
-    """The summary's groups as CSV: raw values (cost empty when unknown), one row per group."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*group_by, *_COUNTS, "cost_usd", "unpriced_calls", "cache_hit_ratio",
-                     "latency_p50_ms", "latency_p99_ms", "ttft_p50_ms", "ttft_p99_ms"])  # fmt: skip
-    for g in document["groups"]:
-        writer.writerow(
-            [*(g["key"].get(d, "") for d in group_by), *(g[k] for k in _COUNTS)]
-            + [g["cost_usd"] or "", g.get("unpriced_calls", 0), _blank(g["cache_hit_ratio"])]
-            + [_blank(g[m][p]) for m in ("latency_ms", "ttft_ms") for p in ("p50", "p99")]
-        )
-    return out.getvalue()
-
-
-def _blank(value: object) -> object:
-    return "" if value is None else value
 
 
 def _config_check(args: argparse.Namespace) -> int:
