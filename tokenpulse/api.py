@@ -109,7 +109,10 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         "/api/v1/summary.csv",
         summary="The summary's groups as CSV (a spreadsheet's import)",
         response_class=PlainTextResponse,
-        responses={400: {"description": "Unknown dimension, invalid time or range"}},
+        responses={
+            200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "One row a group"},
+            400: {"description": "Unknown dimension, invalid time or range"},
+        },
     )
     async def summary_as_csv(
         request: Request,

@@ -45,7 +45,10 @@ def alerts_router(
         "/runbooks/{detector}",
         response_class=HTMLResponse,
         summary="A detector's runbook",
-        responses={404: {"description": "No such detector"}},
+        responses={
+            307: {"description": "The alert belongs to another detector: its runbook"},
+            404: {"description": "No such detector"},
+        },
     )
     async def runbook(request: Request, detector: str, alert: str | None = None) -> Response:
         if detector not in RUNBOOKS:
