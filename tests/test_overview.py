@@ -153,7 +153,10 @@ def test_the_page_draws_its_charts_and_shows_the_firing_alert(served: Daemon, tm
         assert page.canvases.get(chart) == 1, f"{chart} has no canvas"
     firing = [row for row in page.alert_rows if row["class"] == "firing"]
     assert "cache_hit_collapse" in [row["data-detector"] for row in firing]
-    assert "http://127.0.0.1:8000/runbooks/cache_hit_collapse" in page.links
+    # with the alert's id, so the runbook opens with its context (scope, suspects) filled in
+    collapse = "http://127.0.0.1:8000/runbooks/cache_hit_collapse?alert="
+    assert any(link.startswith(collapse) for link in page.links)
+    assert all("?alert=" in link for link in page.links)
     screenshot = tmp_path / "overview.png"
     chromium(f"--screenshot={screenshot}", f"{served.api}/", profile=tmp_path / "profile-2")
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
