@@ -259,3 +259,60 @@ def test_config_error_lists_all_problems_in_its_message() -> None:
     error = ConfigError(["a = 1: bad", "b = 2: worse"])
     assert str(error) == "invalid configuration:\n  - a = 1: bad\n  - b = 2: worse"
     assert isinstance(error, ValueError) and isinstance(error, UserError)
+
+
+# --- the walk: serve, send, read — the README's first steps as one test ----------------------------------
+
+
+def text_table(lines: list[str]) -> list[dict[str, str]]:
+    """The rows of an aligned text table, cut at its header's column starts."""
+    header = lines[0]
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    names = header.split()
+    return [
+        {name: line[a:b].strip() for name, a, b in zip(names, starts, [*starts[1:], None], strict=True)}
+        for line in lines[1:]
+    ]
+
+
+def test_the_first_hour_walk_has_no_silent_zero_and_views_agree(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.otlp_builders import export_request, llm_span
+
+    daemon = Daemon(tmp_path / "data").start()
+    try:
+        spans = [llm_span(), llm_span(), llm_span(**{"gen_ai.request.model": "acme-private-7b"})]
+        body = export_request(*spans, service="support-bot").SerializeToString()
+        sent = httpx.post(f"{daemon.otlp_http}/v1/traces", content=body,
+                          headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
+        assert sent.status_code == 200
+        env = {"TOKENPULSE_API_PORT": str(daemon.api_port)}
+        deadline = datetime.now(UTC) + timedelta(seconds=30)
+        while True:  # stored asynchronously (the write-ahead log drains within a second or so)
+            result = tokenpulse("summary", "--start", "-1h", "--group-by", "service,model", env=env)
+            assert result.returncode == 0, result.stderr
+            if "no data" not in result.stdout or datetime.now(UTC) > deadline:
+                break
+        rows = text_table(result.stdout.splitlines()[1:5])
+        by_model = {row["model"] or row["service"]: row for row in rows}
+        assert by_model["acme-private-7b"]["cost_usd"] == "unknown"
+        assert by_model["acme-private-7b"]["unpriced"] == "1"
+        assert by_model["gpt-4o"]["cost_usd"] == "0.0007"  # 2 x (100 input at $2.50/M + 10 output at $10/M)
+        assert (by_model["total"]["cost_usd"], by_model["total"]["unpriced"], by_model["total"]["calls"]) == (
+            ">=0.0007",
+            "1",
+            "3",
+        )
+        assert "1 call(s) have no known price" in result.stdout
+        # the calls API shows the same three calls, the unpriced one with an unknown cost
+        calls = httpx.get(f"{daemon.api}/api/v1/calls").json()["calls"]
+        assert sorted((c["model"], c["cost_usd"]) for c in calls) == [
+            ("acme-private-7b", None), ("gpt-4o", "0.00035"), ("gpt-4o", "0.00035"),
+        ]  # fmt: skip
+        csv_text = tokenpulse("summary", "--start", "-1h", "--group-by", "model", "--csv", env=env).stdout
+        assert csv_text.splitlines()[0].startswith("model,calls,")
+        assert tokenpulse("silence", "list", env=env).returncode == 0
+        assert "Traceback" not in daemon.log()
+    finally:
+        daemon.stop()
