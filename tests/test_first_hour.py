@@ -124,6 +124,12 @@ def test_setup_mistakes_are_one_line_naming_the_setting(
     assert_one_line_error(result, *fragments)
 
 
+def test_serve_refuses_a_bad_setting_before_anything_starts(tmp_path: Path) -> None:
+    result = tokenpulse("serve", "--data", str(tmp_path / "data"), env={"TOKENPULSE_RETENTION_DAYS": "abc"})
+    assert_one_line_error(result, "TOKENPULSE_RETENTION_DAYS = 'abc'")
+    assert not (tmp_path / "data").exists()
+
+
 def test_every_problem_is_reported_at_once_with_its_source(tmp_path: Path) -> None:
     config = tmp_path / "tokenpulse.toml"
     config.write_text("retention_days = -1\napi_port = 'x'\nwhat = 1\n")
@@ -316,3 +322,16 @@ def test_the_first_hour_walk_has_no_silent_zero_and_views_agree(tmp_path: Path) 
         assert "Traceback" not in daemon.log()
     finally:
         daemon.stop()
+
+
+def test_detector_settings_get_the_generic_checks(tmp_path: Path) -> None:
+    config = tmp_path / "tokenpulse.toml"
+    config.write_text(
+        "[detectors.cache_hit_collapse]\nwarning_below = 0.2\n"  # critical_below is 0.3 by default
+        "[detectors.latency_p99_drift]\nmin_calls = -1\nwindow_minutes = -5\n"
+    )
+    problems = check_settings(load_settings(config))
+    assert "[detectors.cache_hit_collapse] warning_below = 0.2 is below critical_below = 0.3" in problems[0]
+    assert "[detectors.latency_p99_drift] window_minutes = -5: must not be negative" in problems
+    assert "[detectors.latency_p99_drift] min_calls = -1: must not be negative" in problems
+    assert check_settings(load_settings()) == []  # the defaults pass

@@ -298,7 +298,10 @@ def format_summary(document: dict[str, Any], group_by: list[str]) -> str:
     if group_by and (totals := document.get("totals")):
         table.append(["total", *([""] * (len(group_by) - 1)), *_row(totals)])
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in table]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
     unpriced = (document.get("totals") or document["groups"][0]).get("unpriced_calls", 0)
     if unpriced:
         lines.append(

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import tomllib
 import urllib.parse
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, fields, is_dataclass, replace
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -283,13 +284,43 @@ def check_settings(settings: Settings) -> list[str]:
 
     problems = []
     try:
-        build_detectors(settings.detectors)
+        for detector in build_detectors(settings.detectors):
+            where = f"[detectors.{detector.name}]"
+            problems += [f"{where} {p}" for p in _generic_detector_problems(detector.settings)]
     except (ValueError, TypeError) as error:
         problems.append(f"[detectors]: {error}")
     try:
         alert_settings(settings.alerts)
     except (ValueError, TypeError, KeyError) as error:
         problems.append(f"[alerts] (or its TOKENPULSE_* variables): {error}")
+    return problems
+
+
+def _generic_detector_problems(settings: object) -> list[str]:
+    """What no detector's settings may hold, whatever the detector: negative counts, thresholds and
+    durations, and a warning threshold beyond its critical one (``warning_X`` against ``critical_X``;
+    for a ``..._below`` pair the warning must be the higher). The detectors own their other rules."""
+    if is_dataclass(settings):
+        values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    else:  # a pydantic model iterates as (name, value)
+        values = dict(settings) if hasattr(settings, "model_fields") else dict(vars(settings))
+    problems = []
+    for name, value in values.items():
+        shown = f"{name.removesuffix('_')}_minutes" if isinstance(value, timedelta) else name
+        if isinstance(value, timedelta) and value < timedelta(0):
+            problems.append(f"{shown} = {value.total_seconds() / 60:g}: must not be negative")
+        elif isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            problems.append(f"{shown} = {value}: must not be negative")
+    for name, warning in values.items():
+        critical = values.get(f"critical_{name.removeprefix('warning_')}")
+        if not name.startswith("warning_") or not isinstance(warning, int | float) or critical is None:
+            continue
+        below = name.endswith("_below")
+        if (warning < critical) if below else (warning > critical):
+            problems.append(
+                f"{name} = {warning} is {'below' if below else 'above'} critical_{name[8:]} = {critical}: "
+                f"a warning must come before the critical alert"
+            )
     return problems
 
 
