@@ -172,14 +172,14 @@ def test_config_check_prints_the_effective_configuration_with_secrets_masked(tmp
         "1 key(s) for tenant(s) acme" in result.stdout and "http://u:***@ch.example:8123/db" in result.stdout
     )
     assert "tp-acme-4f9c2e8a61d7aa" not in result.stdout + result.stderr and "s3cret" not in result.stdout
-    assert "configuration OK" in result.stderr
+    assert result.stdout.rstrip().endswith("configuration OK")
 
     config.write_text("retention_days = 0\n[detectors.no_such_detector]\n")
     result = tokenpulse("config", "check", "--config", str(config), env={"TOKENPULSE_SLACK_WEBHOOK_URL": "x"})
     assert result.returncode == 1
-    problems = [line for line in result.stderr.splitlines() if line.startswith("problem: ")]
-    assert len(problems) == 3, result.stderr
-    assert "3 problem(s)" in result.stderr
+    problems = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
+    assert len(problems) == 3, result.stdout
+    assert result.stdout.rstrip().endswith("3 problem(s)")
 
 
 def test_the_readme_config_examples_load_as_written(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -335,3 +335,11 @@ def test_detector_settings_get_the_generic_checks(tmp_path: Path) -> None:
     assert "[detectors.latency_p99_drift] window_minutes = -5: must not be negative" in problems
     assert "[detectors.latency_p99_drift] min_calls = -1: must not be negative" in problems
     assert check_settings(load_settings()) == []  # the defaults pass
+
+
+def test_keys_and_a_network_bind_are_checked_with_the_rest() -> None:
+    exposed, _, _ = resolve_settings(environ={"TOKENPULSE_HOST": "0.0.0.0"})
+    assert any("host = 0.0.0.0 without API keys" in p for p in check_settings(exposed))
+    assert check_settings(exposed, serving=False) == []  # backtest and ingest listen on nothing
+    short, _, _ = resolve_settings(environ={"TOKENPULSE_API_KEYS": "acme:short"})
+    assert any(p.startswith("[auth] keys (or TOKENPULSE_API_KEYS)") for p in check_settings(short))

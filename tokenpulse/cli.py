@@ -216,7 +216,7 @@ def _unreadable(path: Path) -> str | None:
 def _settings(args: argparse.Namespace, **flags: Any) -> Settings:
     """The settings from the config file, environment and ``flags``; every problem at once, or none."""
     settings = load_settings(args.config, **flags)
-    if problems := check_settings(settings):
+    if problems := check_settings(settings, serving=args.command == "serve"):
         raise ConfigError(problems)
     return settings
 
@@ -323,8 +323,8 @@ def _config_check(args: argparse.Namespace) -> int:
     for name, value, source in rows:
         print(f"{name.ljust(width)}  {value}  ({source})")
     for problem in problems:
-        print(f"problem: {problem}", file=sys.stderr)
-    print(f"{len(problems)} problem(s)" if problems else "configuration OK", file=sys.stderr)
+        print(f"problem: {problem}")
+    print(f"{len(problems)} problem(s)" if problems else "configuration OK")
     return 1 if problems else 0
 
 

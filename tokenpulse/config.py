@@ -277,12 +277,30 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     return settings
 
 
-def check_settings(settings: Settings) -> list[str]:
-    """Problems of the settings the flat model cannot see: detector and alert tables, auth on a bind."""
+def check_settings(settings: Settings, serving: bool = True) -> list[str]:
+    """Problems of the settings the flat model cannot see: API keys, detector and alert tables, and
+    (``serving``) a network address without keys."""
     from tokenpulse.alerts.settings import alert_settings
+    from tokenpulse.auth import ApiKeys, is_loopback
     from tokenpulse.detectors.catalog import build_detectors
 
     problems = []
+    try:
+        keys = ApiKeys.of(settings.api_keys)
+    except ValueError as error:
+        problems.append(f"[auth] keys (or TOKENPULSE_API_KEYS): {error}")
+    else:
+        if (
+            serving
+            and not keys.enabled
+            and not is_loopback(settings.host)
+            and not settings.allow_unauthenticated
+        ):
+            problems.append(
+                f"host = {settings.host} without API keys: anyone who reaches it could send and read data; "
+                "configure [auth] keys or TOKENPULSE_API_KEYS, or set allow_unauthenticated when a proxy "
+                "in front authenticates"
+            )
     try:
         for detector in build_detectors(settings.detectors):
             where = f"[detectors.{detector.name}]"
@@ -339,7 +357,9 @@ def effective_configuration(settings: Settings, sources: dict[str, str]) -> list
         elif name == "prices":
             shown = ", ".join(sorted(value)) or "none (genai-prices)"
         elif name == "alerts":
-            shown = _alert_receivers(value)
+            shown = _alert_receivers(value)  # receivers come from the environment too
+        elif value is None or value == {}:
+            shown = "(none)" if name != "detectors" else "(defaults)"
         else:
             shown = str(value)
         rows.append((name, shown, sources.get(name, "default")))
