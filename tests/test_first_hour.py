@@ -343,3 +343,13 @@ def test_keys_and_a_network_bind_are_checked_with_the_rest() -> None:
     assert check_settings(exposed, serving=False) == []  # backtest and ingest listen on nothing
     short, _, _ = resolve_settings(environ={"TOKENPULSE_API_KEYS": "acme:short"})
     assert any(p.startswith("[auth] keys (or TOKENPULSE_API_KEYS)") for p in check_settings(short))
+
+
+def test_an_unknown_detector_setting_is_named_with_the_keys_the_file_takes(tmp_path: Path) -> None:
+    config = tmp_path / "tokenpulse.toml"
+    config.write_text("[detectors.cache_hit_collapse]\nwindow = 5\nfor = 0\n")
+    (problem,) = check_settings(load_settings(config))
+    assert problem.startswith("[detectors.cache_hit_collapse] unknown setting(s) for, window; known: ")
+    known = problem.split("known: ")[1].split(", ")
+    assert {"window_minutes", "for_minutes", "keep_firing_for_minutes", "min_calls"} <= set(known)
+    assert "for_" not in known and "window" not in known

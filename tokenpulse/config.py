@@ -280,51 +280,84 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
 def check_settings(settings: Settings, serving: bool = True) -> list[str]:
     """Problems of the settings the flat model cannot see: API keys, detector and alert tables, and
     (``serving``) a network address without keys."""
-    from tokenpulse.alerts.settings import alert_settings
-    from tokenpulse.auth import ApiKeys, is_loopback
-    from tokenpulse.detectors.catalog import build_detectors
+    return [
+        *_auth_problems(settings, serving),
+        *_detector_problems(settings.detectors),
+        *_alert_problems(settings.alerts),
+    ]
 
-    problems = []
+
+def _auth_problems(settings: Settings, serving: bool) -> list[str]:
+    from tokenpulse.auth import ApiKeys, is_loopback
+
     try:
         keys = ApiKeys.of(settings.api_keys)
     except ValueError as error:
-        problems.append(f"[auth] keys (or TOKENPULSE_API_KEYS): {error}")
-    else:
-        if (
-            serving
-            and not keys.enabled
-            and not is_loopback(settings.host)
-            and not settings.allow_unauthenticated
-        ):
-            problems.append(
-                f"host = {settings.host} without API keys: anyone who reaches it could send and read data; "
-                "configure [auth] keys or TOKENPULSE_API_KEYS, or set allow_unauthenticated when a proxy "
-                "in front authenticates"
-            )
+        return [f"[auth] keys (or TOKENPULSE_API_KEYS): {error}"]
+    if serving and not keys.enabled and not is_loopback(settings.host) and not settings.allow_unauthenticated:
+        return [
+            f"host = {settings.host} without API keys: anyone who reaches it could send and read data; "
+            "configure [auth] keys or TOKENPULSE_API_KEYS, or set allow_unauthenticated when a proxy "
+            "in front authenticates"
+        ]
+    return []
+
+
+def _alert_problems(table: dict[str, Any]) -> list[str]:
+    from tokenpulse.alerts.settings import alert_settings
+
     try:
-        for detector in build_detectors(settings.detectors):
+        alert_settings(table)
+    except (ValueError, TypeError, KeyError) as error:
+        return [f"[alerts] (or its TOKENPULSE_* variables): {error}"]
+    return []
+
+
+def _detector_problems(tables: dict[str, dict[str, Any]]) -> list[str]:
+    from tokenpulse.detectors.catalog import build_detectors
+
+    # Unknown keys first, named as the config file spells them (window_minutes, for_minutes): the
+    # detectors' own check names their attributes (window, for_), which the file cannot set.
+    defaults = {detector.name: _setting_values(detector.settings) for detector in build_detectors()}
+    problems = []
+    for name, table in tables.items():
+        if name in defaults:
+            known = sorted(_file_key(key, value) for key, value in defaults[name].items())
+            if unknown := sorted(set(table) - set(known)):
+                problems.append(
+                    f"[detectors.{name}] unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}"
+                )
+    if problems:
+        return problems
+    try:
+        for detector in build_detectors(tables):
             where = f"[detectors.{detector.name}]"
             problems += [f"{where} {p}" for p in _generic_detector_problems(detector.settings)]
     except (ValueError, TypeError) as error:
         problems.append(f"[detectors]: {error}")
-    try:
-        alert_settings(settings.alerts)
-    except (ValueError, TypeError, KeyError) as error:
-        problems.append(f"[alerts] (or its TOKENPULSE_* variables): {error}")
     return problems
+
+
+def _setting_values(settings: object) -> dict[str, Any]:
+    """A detector's settings by attribute name (a dataclass, or a pydantic model)."""
+    if is_dataclass(settings):
+        return {f.name: getattr(settings, f.name) for f in fields(settings)}
+    return dict(settings) if hasattr(settings, "model_fields") else dict(vars(settings))
+
+
+def _file_key(name: str, value: Any) -> str:
+    """How the config file spells a detector setting: durations in minutes (``for_`` -> ``for_minutes``)."""
+    return f"{name.removesuffix('_')}_minutes" if isinstance(value, timedelta) else name
 
 
 def _generic_detector_problems(settings: object) -> list[str]:
     """What no detector's settings may hold, whatever the detector: negative counts, thresholds and
     durations, and a warning threshold beyond its critical one (``warning_X`` against ``critical_X``;
     for a ``..._below`` pair the warning must be the higher). The detectors own their other rules."""
-    if is_dataclass(settings):
-        values = {f.name: getattr(settings, f.name) for f in fields(settings)}
-    else:  # a pydantic model iterates as (name, value)
-        values = dict(settings) if hasattr(settings, "model_fields") else dict(vars(settings))
+    values = _setting_values(settings)
     problems = []
     for name, value in values.items():
-        shown = f"{name.removesuffix('_')}_minutes" if isinstance(value, timedelta) else name
+        shown = _file_key(name, value)
         if isinstance(value, timedelta) and value < timedelta(0):
             problems.append(f"{shown} = {value.total_seconds() / 60:g}: must not be negative")
         elif isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
