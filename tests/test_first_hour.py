@@ -353,3 +353,9 @@ def test_an_unknown_detector_setting_is_named_with_the_keys_the_file_takes(tmp_p
     known = problem.split("known: ")[1].split(", ")
     assert {"window_minutes", "for_minutes", "keep_firing_for_minutes", "min_calls"} <= set(known)
     assert "for_" not in known and "window" not in known
+
+
+def test_a_flag_is_named_as_it_is_typed() -> None:
+    _, sources, problems = resolve_settings(environ={}, data_dir=Path("d"), clickhouse_url="not a url")
+    assert sources["data_dir"] == "--data"
+    assert problems and problems[0].startswith("--clickhouse = 'not a url'")

@@ -93,6 +93,7 @@ class Settings(BaseModel):
 TABLES = ("normalize", "prices", "detectors", "api_keys", "alerts")
 FLAT = tuple(name for name in Settings.model_fields if name not in TABLES)
 _ENV_ALIASES = {"data_dir": "TOKENPULSE_DATA", "clickhouse_url": "TOKENPULSE_CLICKHOUSE_URL"}
+_FLAG_ALIASES = {"data_dir": "--data", "clickhouse_url": "--clickhouse"}
 
 
 def environment_variable(name: str) -> str:
@@ -265,7 +266,7 @@ def resolve_settings(
             layer.problems.append(str(error))
     for name, value in flags.items():
         if value is not None:
-            layer.set(name, value, f"--{name.replace('_', '-')}")
+            layer.set(name, value, _FLAG_ALIASES.get(name, f"--{name.replace('_', '-')}"))
     return Settings(**layer.values), layer.sources, layer.problems
 
 
