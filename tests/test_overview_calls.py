@@ -17,6 +17,7 @@ import pytest
 
 from tests.daemon import Daemon
 from tests.test_overview import chromium
+from tokenpulse.detectors.catalog import NAMES
 
 
 class _Dom(HTMLParser):
@@ -74,9 +75,14 @@ class _Dom(HTMLParser):
 
 @pytest.fixture(scope="module")
 def served(simulated_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    data = tmp_path_factory.mktemp("calls-view") / "data"
+    """A daemon on a copy of the simulated store, its alerts as the replay left them: the detectors are
+    off, so a live cycle minutes after the simulated traffic ended cannot resolve them mid-test."""
+    directory = tmp_path_factory.mktemp("calls-view")
+    data = directory / "data"
     shutil.copytree(simulated_data, data, symlinks=True)
-    running = Daemon(data).start()
+    config = directory / "tokenpulse.toml"
+    config.write_text("".join(f"[detectors.{name}]\nenabled = false\n" for name in NAMES))
+    running = Daemon(data, {"TOKENPULSE_CONFIG": str(config)}).start()
     yield running
     if running.process and running.process.poll() is None:
         running.stop()
