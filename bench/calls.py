@@ -49,6 +49,7 @@ def main() -> int:
                     seconds.append(time.perf_counter() - started)
                 key = f"{range_name} {filter_name} {order}"
                 results[key] = {"seconds": round(statistics.median(seconds), 3), "calls": len(page["calls"])}
+                print(key, results[key], file=sys.stderr, flush=True)  # progress: a run takes minutes
     stored = store.rows("SELECT count() FROM calls")[0][0]
     store.close()
     print(

@@ -37,6 +37,11 @@ def calls() -> list:
         for i in range(12)
     ]  # fmt: skip
     made.append(
+        call_record(
+            time_unix_nano=BASE_TIME_NS - 3 * 3600 * SECOND, duration_ms=3.5 * 3600 * 1000, route="/long"
+        )
+    )
+    made.append(
         call_record(time_unix_nano=BASE_TIME_NS + 20 * SECOND, request_model="acme-private",
                     response_model="", cost_usd=Decimal(0), price_known=False, route="/private")
     )  # fmt: skip
@@ -80,7 +85,7 @@ def page(client: TestClient, **params: object) -> dict:
 def test_each_order_sorts_the_calls_it_names(client: TestClient) -> None:
     latest = page(client, order="latest", limit=500)["calls"]
     ended = [c["ended_at"] for c in latest]
-    assert ended == sorted(ended, reverse=True) and len(latest) == 15
+    assert ended == sorted(ended, reverse=True) and len(latest) == 16
     slowest = page(client, order="slowest")["calls"]
     assert [c["duration_ms"] for c in slowest] == sorted((c["duration_ms"] for c in latest), reverse=True)
     costliest = page(client, order="costliest", route="/chat")["calls"]
@@ -94,7 +99,7 @@ def test_pages_cover_the_range_once(client: TestClient) -> None:
         body = page(client, order="slowest", limit=4, offset=offset)
         seen += [c["span_id"] for c in body["calls"]]
         offset = body["next_offset"]
-    assert len(seen) == len(set(seen)) == 15
+    assert len(seen) == len(set(seen)) == 16
 
 
 def test_filters_by_dimension_and_refuses_unknown_ones(client: TestClient) -> None:
@@ -130,7 +135,7 @@ def test_a_key_reads_only_its_tenants_calls(keyed: TestClient) -> None:
 
 def test_summary_has_totals_and_exports_csv(client: TestClient) -> None:
     body = client.get("/api/v1/summary", params={**WINDOW, "group_by": "route"}).json()
-    assert body["totals"]["calls"] == sum(g["calls"] for g in body["groups"]) == 15
+    assert body["totals"]["calls"] == sum(g["calls"] for g in body["groups"]) == 16
     assert body["totals"]["unpriced_calls"] == 1
     response = client.get("/api/v1/summary.csv", params={**WINDOW, "group_by": "route"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
@@ -139,3 +144,11 @@ def test_summary_has_totals_and_exports_csv(client: TestClient) -> None:
         g["key"]["route"]: g["calls"] for g in body["groups"]
     }
     assert next(r for r in rows if r["route"] == "/private")["cost_usd"] == ""
+
+
+def test_a_long_call_is_in_the_range_it_ended_in(client: TestClient) -> None:
+    # started 3 hours before the range, ended inside it: listed by when it ended, as the summary counts it
+    (long_call,) = page(client, route="/long")["calls"]
+    assert long_call["ended_at"] == (BASE + timedelta(minutes=30)).isoformat()
+    before = {"start": (BASE - timedelta(hours=4)).isoformat(), "end": BASE.isoformat(), "route": "/long"}
+    assert client.get("/api/v1/calls", params=before).json()["calls"] == []
