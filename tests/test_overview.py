@@ -92,7 +92,7 @@ def test_timeseries_agrees_with_the_summary(served: Daemon) -> None:
 def test_alert_events_list_the_history_with_runbooks(served: Daemon) -> None:
     events = httpx.get(f"{served.api}/api/v1/alert-events").json()["events"]
     fired = [e for e in events if e["status"] == "firing" and e["detector"] == "cache_hit_collapse"]
-    assert fired and fired[0]["runbook_url"].endswith("/runbooks/cache_hit_collapse")
+    assert fired and fired[0]["runbook_url"].endswith(f"/runbooks/cache_hit_collapse?alert={fired[0]['id']}")
     assert datetime.fromisoformat(fired[0]["at"]).tzinfo is not None
 
 
@@ -156,7 +156,10 @@ def test_the_page_draws_its_charts_and_shows_the_firing_alert(served: Daemon, tm
         assert page.canvases.get(chart) == 1, f"{chart} has no canvas"
     firing = [row for row in page.alert_rows if row["class"] == "firing"]
     assert "cache_hit_collapse" in [row["data-detector"] for row in firing]
-    assert "http://127.0.0.1:8000/runbooks/cache_hit_collapse" in page.links
+    # with the alert's id, so the runbook opens with its context (scope, suspects) filled in
+    collapse = "http://127.0.0.1:8000/runbooks/cache_hit_collapse?alert="
+    assert any(link.startswith(collapse) for link in page.links)
+    assert all("?alert=" in link for link in page.links)
     # the simulated tools that call a model, by spend, from the summary's tool dimension
     assert page.tool_rows and "" not in page.tool_rows, page.tool_rows
     screenshot = tmp_path / "overview.png"

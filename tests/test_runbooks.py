@@ -133,3 +133,24 @@ def test_runbook_queries_run_and_use_the_one_hit_ratio(detector: str, store: Sto
         if "cache_read_tokens" in sql:
             assert hit_ratio_sql() in sql, f"{detector}: a hit ratio by another formula:\n{sql}"
     assert "nullIf(sum(cache_read_tokens) + sum(cache_write_tokens)" not in runbook_source(detector)
+
+
+def test_a_runbook_opened_with_another_detectors_alert_goes_to_that_detectors_runbook(
+    client: TestClient,
+) -> None:
+    alert_id = fingerprint("cost_spike", make_scope(service="billing", user="alice"))
+    page = client.get(f"/runbooks/timeout_surge?alert={alert_id}", follow_redirects=False)
+    assert page.status_code == 307 and page.headers["location"] == f"/runbooks/cost_spike?alert={alert_id}"
+    assert "alice spends 9x" in client.get(f"/runbooks/timeout_surge?alert={alert_id}").text
+
+
+def test_runbook_api_calls_carry_the_key_a_keyed_daemon_needs() -> None:
+    calls = [
+        line
+        for path in sorted((ROOT / "runbooks").glob("*.md"))
+        for line in path.read_text().splitlines()
+        if "curl" in line and "$TOKENPULSE_API/" in line and "/readyz" not in line
+    ]
+    assert len(calls) >= 10
+    for line in calls:
+        assert '-H "Authorization: Bearer $TOKENPULSE_API_KEY"' in line, line

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
@@ -16,6 +18,10 @@ from tokenpulse.alerts.history import alert_history, alert_json, find_alert, vis
 from tokenpulse.auth import request_tenant
 from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.detectors.state import AlertStates
+from tokenpulse.export import summary_csv
+from tokenpulse.storage.calls import MAX_LIMIT as MAX_CALLS
+from tokenpulse.storage.calls import ORDERS as CALL_ORDERS
+from tokenpulse.storage.calls import CallsQuery, list_calls
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.summary import DIMENSIONS, SummaryQuery, summarize
 from tokenpulse.storage.timeseries import SeriesQuery, series
@@ -34,7 +40,11 @@ def _parse_time(value: str | None, default: datetime) -> datetime:
 
 
 def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: AlertStates) -> FastAPI:
-    app = FastAPI(
+    # /docs from Swagger UI files shipped in a package (fastapi-offline), not a CDN: the page must work
+    # on a host without internet access. Under /static/ so that it opens without a key, as the page does.
+    app = FastAPIOffline(
+        static_url="/static/docs",
+        redoc_url=None,
         title="tokenpulse",
         summary="LLM usage, cost and silent-failure detection over OpenTelemetry spans.",
         version="0.1.0",
@@ -89,7 +99,61 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         except ValueError as error:
             raise HTTPException(400, str(error)) from None
         groups = await run_in_threadpool(summarize, store, query)
-        return {"start": start_time.isoformat(), "end": end_time.isoformat(), "groups": groups}
+        document = {"start": start_time.isoformat(), "end": end_time.isoformat(), "groups": groups}
+        if query.group_by:
+            # Over the same calls, not summed from the groups: percentiles do not add up.
+            document["totals"] = (await run_in_threadpool(summarize, store, replace(query, group_by=())))[0]
+        return document
+
+    @app.get(
+        "/api/v1/summary.csv",
+        summary="The summary's groups as CSV (a spreadsheet's import)",
+        response_class=PlainTextResponse,
+        responses={
+            200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "One row a group"},
+            400: {"description": "Unknown dimension, invalid time or range"},
+        },
+    )
+    async def summary_as_csv(
+        request: Request,
+        start: str | None = Query(None, description="ISO 8601; default one hour before end"),
+        end: str | None = Query(None, description="ISO 8601; default the end of the current minute"),
+        group_by: str = Query("", description=f"comma-separated dimensions: {', '.join(DIMENSIONS)}"),
+    ) -> PlainTextResponse:
+        document = await summary(request, start, end, group_by)
+        dimensions = [d for d in group_by.split(",") if d]
+        return PlainTextResponse(
+            summary_csv(document, dimensions),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="tokenpulse-summary.csv"'},
+        )
+
+    @app.get(
+        "/api/v1/calls",
+        summary="Single calls, latest, slowest or most expensive first, with their tool or agent span",
+        responses={400: {"description": "Unknown order or filter, invalid time, range or page"}},
+    )
+    async def calls(
+        request: Request,
+        start: str | None = Query(None, description="ISO 8601; default one hour before end"),
+        end: str | None = Query(None, description="ISO 8601; default now"),
+        order: str = Query("latest", description=f"one of {', '.join(CALL_ORDERS)}"),
+        limit: int = Query(50, description=f"calls per page, 1..{MAX_CALLS}"),
+        offset: int = Query(0, description="the previous page's next_offset"),
+    ) -> dict[str, Any]:
+        end_time = _parse_time(end, datetime.now(UTC) + timedelta(seconds=1))
+        start_time = _parse_time(start, end_time - timedelta(hours=1))
+        # Any other query parameter filters on a dimension (e.g. ?route=/chat&status=error).
+        reserved = ("start", "end", "order", "limit", "offset")
+        filters = {k: v for k, v in request.query_params.items() if k not in reserved and v}
+        if (tenant := request_tenant(request)) is not None:
+            filters["tenant"] = tenant  # a key reads its own tenant's calls only
+        try:
+            query = CallsQuery(start_time, end_time, order, filters, limit, offset)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
+        page = await run_in_threadpool(list_calls, store, query)
+        return {"start": start_time.isoformat(), "end": end_time.isoformat(), "order": order, **page}
 
     @app.get("/api/v1/alerts", summary="Alerts pending, firing and recently resolved")
     def list_alerts(

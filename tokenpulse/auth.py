@@ -26,7 +26,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 UNAUTHENTICATED = "missing or unknown API key (Authorization: Bearer <key>)"
 # API paths open without a key: probes must work before anyone has one, and the overview page and its
 # files hold no data (the page asks for a key when the API answers 401).
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
+# The API's description (/docs, /openapi.json) is no tenant's data, and a browser sends no key.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 STATIC = "/static/"
 RUNBOOKS = "/runbooks/"
 

@@ -1,4 +1,4 @@
-"""The `tokenpulse` command: serve, ingest, summary, simulate."""
+"""The `tokenpulse` command: serve, ingest, backtest, summary, simulate, silence, config."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import gzip
 import json
 import logging
+import os
+import re
 import sys
 import urllib.parse
 from collections import Counter
@@ -18,10 +20,19 @@ from tqdm import tqdm
 
 from tokenpulse.alerts import cli as silence_command
 from tokenpulse.buffer.wal import WalFull
-from tokenpulse.client import ApiError, call_api
+from tokenpulse.client import API_HELP, ApiError, call_api
 from tokenpulse.collector import otlp
 from tokenpulse.collector.pipeline import IngestResult, Normalized, request_digest
-from tokenpulse.config import load_settings
+from tokenpulse.config import (
+    ConfigError,
+    Settings,
+    check_settings,
+    effective_configuration,
+    load_settings,
+    resolve_settings,
+)
+from tokenpulse.errors import UserError
+from tokenpulse.export import COUNTS, summary_csv
 from tokenpulse.simulate import command as simulate_command
 from tokenpulse.storage.store import DataDirInUse
 
@@ -32,9 +43,11 @@ log = logging.getLogger("tokenpulse")
 
 
 def _storage_arguments(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--data", type=Path, help="embedded store directory (env TOKENPULSE_DATA)")
-    where.add_argument("--clickhouse", help="ClickHouse server URL (env TOKENPULSE_CLICKHOUSE_URL)")
+    # Not exclusive: with a ClickHouse server the data directory still holds the write-ahead log.
+    parser.add_argument(
+        "--data", type=Path, help="data directory: embedded store, write-ahead log (env TOKENPULSE_DATA)"
+    )
+    parser.add_argument("--clickhouse", help="ClickHouse server URL (env TOKENPULSE_CLICKHOUSE_URL)")
     parser.add_argument("--config", type=Path, help="TOML config file (env TOKENPULSE_CONFIG)")
 
 
@@ -62,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
 
     backtest = commands.add_parser("backtest", help="replay the detectors over stored history")
     _storage_arguments(backtest)
-    backtest.add_argument("--start", required=True, help="ISO 8601; history before it is the baseline")
-    backtest.add_argument("--end", required=True, help="ISO 8601")
+    backtest.add_argument("--start", required=True, help=f"history before it is the baseline; {TIME_HELP}")
+    backtest.add_argument("--end", required=True, help=TIME_HELP)
     backtest.add_argument("--step", default="1m", help="evaluation step: Nm or Nh (default 1m)")
     backtest.add_argument(
         "--notify", action="store_true", help="also send the transitions through the configured receivers"
@@ -75,11 +88,20 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     summary = commands.add_parser("summary", help="print calls, tokens and cost from a running daemon")
-    summary.add_argument("--api", default="http://127.0.0.1:8000", help="the daemon's API base URL")
-    summary.add_argument("--start", help="ISO 8601 (default: one hour ago)")
-    summary.add_argument("--end", help="ISO 8601 (default: now)")
+    summary.add_argument("--api", help=API_HELP)
+    summary.add_argument("--start", help=f"{TIME_HELP} (default: one hour before --end)")
+    summary.add_argument("--end", help=f"{TIME_HELP} (default: now)")
     summary.add_argument("--group-by", default="service,model", help="comma-separated dimensions")
-    summary.add_argument("--json", action="store_true", help="print the API's JSON")
+    output = summary.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the API's JSON")
+    output.add_argument("--csv", action="store_true", help="print CSV (one row per group, no totals row)")
+
+    config = commands.add_parser("config", help="check the configuration")
+    config_actions = config.add_subparsers(dest="config_action", required=True)
+    check = config_actions.add_parser(
+        "check", help="print the effective configuration (secrets masked) and every problem; exit 1 on any"
+    )
+    _storage_arguments(check)
 
     simulate = commands.add_parser("simulate", help="generate realistic LLM traffic with injected incidents")
     simulate_command.add_arguments(simulate)
@@ -124,7 +146,11 @@ def _ingest(args: argparse.Namespace) -> int:
     from tokenpulse.collector.file_ingest import normalized_lines
     from tokenpulse.runtime import Runtime
 
-    settings = load_settings(args.config, data_dir=args.data, clickhouse_url=args.clickhouse)
+    # Before anything is created: a typo must not leave an empty store behind.
+    unreadable = [f"{path}: {_unreadable(path)}" for path in args.files if _unreadable(path)]
+    if unreadable:
+        raise UserError(f"cannot read {'; '.join(unreadable)}")
+    settings = _settings(args, data_dir=args.data, clickhouse_url=args.clickhouse)
     runtime = Runtime.open(settings)
     pipeline = runtime.pipeline
     calls = tool_spans = rejected = bad_lines = 0
@@ -179,12 +205,20 @@ def _backtest(args: argparse.Namespace) -> int:
     from tokenpulse.detectors.engine import Engine, evaluation_times
     from tokenpulse.storage.store import DataDirLock, Store
 
-    settings = load_settings(args.config, data_dir=args.data, clickhouse_url=args.clickhouse)
+    settings = _settings(args, data_dir=args.data, clickhouse_url=args.clickhouse)
     step = _duration(args.step)
-    times = evaluation_times(_utc(args.start), _utc(args.end), step)
+    now = datetime.now(UTC)
+    times = evaluation_times(parse_time(args.start, "--start", now), parse_time(args.end, "--end", now), step)
     if not times:
         print("tokenpulse backtest: no evaluation time in [start, end]", file=sys.stderr)
         return 2
+    chdb = settings.data_dir / "chdb"
+    if settings.clickhouse_url is None and not chdb.is_dir():
+        # Opening it would create an empty store, and an empty store replays as "no alert": all clear.
+        raise UserError(
+            f"no store in {settings.data_dir} (--data / TOKENPULSE_DATA): nothing was ever ingested or "
+            "served there; check the path"
+        )
     lock = DataDirLock(settings.data_dir)
     store = Store.open(settings.data_dir, settings.clickhouse_url)
     try:
@@ -221,9 +255,42 @@ def _print_coverage(rows: list[Any], at: datetime) -> None:
         print(json.dumps({"coverage": row.to_json()}), flush=True)
 
 
-def _utc(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+TIME_HELP = "ISO 8601 (2026-11-20T14:00Z), `now`, or relative to now: -90m, -3h, -2d"
+_RELATIVE = re.compile(r"^-(\d+)([mhd])$")
+
+
+def parse_time(text: str, flag: str, now: datetime) -> datetime:
+    """An absolute ISO 8601 time (UTC when it has no offset), ``now`` or ``-<N>m|h|d`` before ``now``."""
+    text = text.strip()
+    if text == "now":
+        return now
+    if relative := _RELATIVE.match(text):
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[relative.group(2)]
+        return now - timedelta(**{unit: int(relative.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: not a time; use {TIME_HELP}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an input file, or None."""
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return "is a directory"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
+
+
+def _settings(args: argparse.Namespace, **flags: Any) -> Settings:
+    """The settings from the config file, environment and ``flags``; every problem at once, or none."""
+    settings = load_settings(args.config, **flags)
+    if problems := check_settings(settings, serving=args.command == "serve"):
+        raise ConfigError(problems)
+    return settings
 
 
 def _duration(text: str) -> timedelta:
@@ -234,17 +301,28 @@ def _duration(text: str) -> timedelta:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    params = {k: v for k, v in (("start", args.start), ("end", args.end), ("group_by", args.group_by)) if v}
+    now = datetime.now(UTC)
+    times = {
+        name: parse_time(value, f"--{name}", now).isoformat()
+        for name, value in (("start", args.start), ("end", args.end))
+        if value
+    }
+    if "end" in times and "start" not in times:  # the API's default start is relative to its end
+        times["start"] = (datetime.fromisoformat(times["end"]) - timedelta(hours=1)).isoformat()
+    params = {**times, "group_by": args.group_by}
     try:
         path = f"/api/v1/summary?{urllib.parse.urlencode(params)}"
         document: dict[str, Any] = call_api(args.api, "GET", path)
     except ApiError as error:
         print(f"tokenpulse summary: {error}", file=sys.stderr)
         return 1
+    group_by = [d for d in args.group_by.split(",") if d]
     if args.json:
         print(json.dumps(document, indent=2))
-        return 0
-    print(format_summary(document, [d for d in args.group_by.split(",") if d]))
+    elif args.csv:
+        sys.stdout.write(summary_csv(document, group_by))
+    else:
+        print(format_summary(document, group_by))
     return 0
 
 
@@ -252,28 +330,89 @@ def _or_dash(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+_COLUMNS = ("calls", "errors", "input", "cache_read", "cache_write", "output", "reasoning", "cost_usd",
+            "unpriced", "hit_ratio", "p99_ms", "ttft_p99_ms")  # fmt: skip
+
+
+def _cost(group: dict[str, Any]) -> str:
+    """The cost as a reader must take it: unknown when nothing was priced, a lower bound when some was."""
+    cost, unpriced = group["cost_usd"], group.get("unpriced_calls", 0)
+    if cost is None:
+        return "unknown"
+    return f">={cost}" if unpriced else str(cost)
+
+
+def _row(group: dict[str, Any]) -> list[str]:
+    ratio = group["cache_hit_ratio"]
+    return (
+        [str(group[k]) for k in COUNTS]
+        + [_cost(group), str(group.get("unpriced_calls", 0))]
+        + ["-" if ratio is None else f"{ratio:.3f}"]
+        + [_or_dash(group[k]["p99"]) for k in ("latency_ms", "ttft_ms")]
+    )
+
+
+def _has_data(document: dict[str, Any]) -> bool:
+    return any(group["calls"] for group in document["groups"])
+
+
 def format_summary(document: dict[str, Any], group_by: list[str]) -> str:
-    """The summary as an aligned text table."""
-    header = [*group_by, "calls", "errors", "input", "cache_read", "cache_write", "output", "reasoning",
-              "cost_usd", "hit_ratio", "p99_ms", "ttft_p99_ms"]  # fmt: skip
-    table = [header]
-    for group in document["groups"]:
-        ratio = group["cache_hit_ratio"]
-        table.append(
-            [*(str(group["key"].get(d, "")) for d in group_by)]
-            + [str(group[k]) for k in ("calls", "errors", "input_tokens", "cache_read_tokens",
-                                       "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_usd")]
-            + ["-" if ratio is None else f"{ratio:.3f}"]
-            + [_or_dash(group[k]["p99"]) for k in ("latency_ms", "ttft_ms")]
-        )  # fmt: skip
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    """The summary as an aligned text table, with a totals row; a plain sentence when there is no data."""
     lines = [f"{document['start']} .. {document['end']}"]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in table]
-    return "\n".join(lines)
+    if not _has_data(document):
+        lines.append(
+            "no data: no LLM call ended in this range. Is the app exporting to this daemon "
+            "(OTEL_EXPORTER_OTLP_ENDPOINT), and is the range right (--start -24h)?"
+        )
+        return "\n".join(lines)
+    table = [[*group_by, *_COLUMNS]]
+    table += [[*(str(g["key"].get(d, "")) for d in group_by), *_row(g)] for g in document["groups"]]
+    if group_by and (totals := document.get("totals")):
+        table.append(["total", *([""] * (len(group_by) - 1)), *_row(totals)])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    unpriced = (document.get("totals") or document["groups"][0]).get("unpriced_calls", 0)
+    if unpriced:
+        lines.append(
+            f"{unpriced} call(s) have no known price (a private model, or a provider/model pair "
+            "genai-prices does not know): their cost is not in cost_usd; "
+            'price them with [prices."<model>"] in the config file'
+        )
+    return "\n".join(lines).rstrip()
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    """`config check`: what the daemon would run with, where each value came from, and every problem."""
+    settings, sources, problems = resolve_settings(
+        args.config, data_dir=args.data, clickhouse_url=args.clickhouse
+    )
+    problems += check_settings(settings)
+    rows = effective_configuration(settings, sources)
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, source in rows:
+        print(f"{name.ljust(width)}  {value}  ({source})")
+    for problem in problems:
+        print(f"problem: {problem}")
+    print(f"{len(problems)} problem(s)" if problems else "configuration OK")
+    return 1 if problems else 0
+
+
+def _attach_relative_times(argv: list[str]) -> list[str]:
+    """``--start -3h`` as ``--start=-3h``: argparse takes a value starting with "-" for an option."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] in ("--start", "--end") and _RELATIVE.match(arg):
+            joined[-1] = f"{joined[-1]}={arg}"
+        else:
+            joined.append(arg)
+    return joined
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_attach_relative_times(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per detector cycle
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per notification sent
@@ -281,13 +420,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from tokenpulse.daemon import serve
 
-            settings = load_settings(
-                args.config, data_dir=args.data, clickhouse_url=args.clickhouse, host=args.host,
+            settings = _settings(
+                args, data_dir=args.data, clickhouse_url=args.clickhouse, host=args.host,
                 otlp_http_port=args.otlp_http_port, otlp_grpc_port=args.otlp_grpc_port,
                 api_port=args.api_port,
             )  # fmt: skip
             serve(settings)
             return 0
+        if args.command == "config":
+            return _config_check(args)
         if args.command == "ingest":
             return _ingest(args)
         if args.command == "simulate":
@@ -297,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "silence":
             return silence_command.run(args)
         return _summary(args)
-    except DataDirInUse as error:
+    except (DataDirInUse, UserError) as error:
+        # A setup problem the user can fix: their message names it; a traceback would only bury it.
         print(f"tokenpulse: {error}", file=sys.stderr)
         return 2
 

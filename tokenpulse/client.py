@@ -1,6 +1,8 @@
 """The commands that talk to a running daemon (`summary`, `silence`) call its API through here.
 
-With API keys configured on the daemon, the key is taken from ``TOKENPULSE_API_KEY``.
+The daemon is found at ``--api``, else ``TOKENPULSE_API`` (the runbooks' variable), else port
+``TOKENPULSE_API_PORT`` (the daemon's own setting) on the loopback. With API keys configured on the
+daemon, the key is taken from ``TOKENPULSE_API_KEY``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,23 @@ class ApiError(Exception):
     """The daemon could not be reached, or refused the request; the message says which."""
 
 
-def call_api(base_url: str, method: str, path: str, body: Any = None) -> Any:
-    """``method`` ``path`` on the daemon at ``base_url``; the decoded JSON answer."""
+def default_api_url(environ: dict[str, str] | None = None) -> str:
+    """Where the daemon's API is when ``--api`` is not given: the same variables the daemon reads."""
+    env = os.environ if environ is None else environ
+    if env.get("TOKENPULSE_API"):
+        return env["TOKENPULSE_API"]
+    return f"http://127.0.0.1:{env.get('TOKENPULSE_API_PORT') or 8000}"
+
+
+API_HELP = (
+    "the daemon's API base URL (default: env TOKENPULSE_API, else http://127.0.0.1:$TOKENPULSE_API_PORT, "
+    "else port 8000)"
+)
+
+
+def call_api(base_url: str | None, method: str, path: str, body: Any = None) -> Any:
+    """``method`` ``path`` on the daemon at ``base_url`` (None: the default); the decoded JSON answer."""
+    base_url = base_url or default_api_url()
     headers = {"Content-Type": "application/json"}
     if key := os.environ.get("TOKENPULSE_API_KEY"):
         headers["Authorization"] = f"Bearer {key}"

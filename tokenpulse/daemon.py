@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -24,6 +26,7 @@ from tokenpulse.config import Settings
 from tokenpulse.detectors.api import coverage_router
 from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.service import DetectorService
+from tokenpulse.errors import UserError
 from tokenpulse.memory import StoreMemoryCollector, tune_allocator
 from tokenpulse.runtime import Runtime
 
@@ -37,11 +40,60 @@ class _Server(uvicorn.Server):
         yield
 
 
+class PortInUse(UserError):
+    """A listening port cannot be bound: most often another tokenpulse (or another collector) holds it."""
+
+
+def _cannot_listen(what: str, setting: str, host: str, port: int, error: OSError) -> PortInUse:
+    reason = "address already in use" if error.errno == errno.EADDRINUSE else (error.strerror or str(error))
+    return PortInUse(
+        f"cannot listen for {what} on {host}:{port}: {reason}; is another tokenpulse or collector running? "
+        f"Stop it or choose another port ({setting} in the config file, "
+        f"TOKENPULSE_{setting.upper()}, --{setting.replace('_', '-')})"
+    )
+
+
+def bind_listener(what: str, setting: str, host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` or PortInUse naming the setting that chose the port.
+
+    Bound here rather than by uvicorn so that a taken port is one clear error before anything is
+    announced as serving (uvicorn logs it and exits the process from inside the event loop).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As uvicorn does: a restart may bind at once over the last run's TIME_WAIT connections.
+        # SO_REUSEADDR does not let two live listeners share the port on Linux (SO_REUSEPORT would).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        raise _cannot_listen(what, setting, host, port, error) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 async def _serve(runtime: Runtime, detectors: DetectorService, alerts: AlertService, keys: ApiKeys) -> None:
     settings = runtime.settings
-    grpc_server = start_grpc_server(
-        runtime.pipeline, f"{settings.host}:{settings.otlp_grpc_port}", settings.max_decompressed_bytes, keys
-    )
+    try:
+        grpc_server = start_grpc_server(
+            runtime.pipeline, f"{settings.host}:{settings.otlp_grpc_port}", settings.max_decompressed_bytes,
+            keys,
+        )  # fmt: skip
+    except OSError as error:
+        raise _cannot_listen(
+            "OTLP/gRPC", "otlp_grpc_port", settings.host, settings.otlp_grpc_port, error
+        ) from None
+    sockets: list[socket.socket] = []
+    try:
+        for what, setting in (("OTLP/HTTP", "otlp_http_port"), ("the API", "api_port")):
+            sockets.append(bind_listener(what, setting, settings.host, getattr(settings, setting)))
+    except PortInUse:
+        for sock in sockets:
+            sock.close()
+        grpc_server.stop(grace=None)
+        raise
     otlp_app = create_otlp_http_app(
         runtime.pipeline, settings.max_request_bytes, settings.max_decompressed_bytes, keys
     )
@@ -53,6 +105,7 @@ async def _serve(runtime: Runtime, detectors: DetectorService, alerts: AlertServ
         _Server(uvicorn.Config(app, host=settings.host, port=port, log_level="warning", access_log=False))
         for app, port in ((otlp_app, settings.otlp_http_port), (api_app, settings.api_port))
     ]
+    served = zip(servers, sockets, strict=True)
     loop = asyncio.get_running_loop()
 
     def shutdown() -> None:
@@ -70,7 +123,7 @@ async def _serve(runtime: Runtime, detectors: DetectorService, alerts: AlertServ
         else "no authentication (loopback)" if is_loopback(settings.host) else "no authentication (allowed)",
     )  # fmt: skip
     try:
-        await asyncio.gather(*(server.serve() for server in servers))
+        await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in served))
     finally:
         grpc_server.stop(grace=5).wait()
 

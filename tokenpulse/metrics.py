@@ -11,6 +11,11 @@ SPANS_ACCEPTED = Counter(
     "tokenpulse_spans_accepted", "Spans accepted into the write-ahead log, by what they became.", ["kind"]
 )
 SPANS_REJECTED = Counter("tokenpulse_spans_rejected", "Spans rejected, by reason.", ["reason"])
+OTLP_ITEMS_RECEIVED = Counter(
+    "tokenpulse_otlp_items_received",
+    "Metric data points and log records received over OTLP: acknowledged and counted, not stored.",
+    ["signal", "transport"],
+)
 REQUESTS_REJECTED = Counter(
     "tokenpulse_requests_rejected", "Whole OTLP requests rejected, by reason.", ["transport", "reason"]
 )

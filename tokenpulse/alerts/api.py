@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -45,13 +45,20 @@ def alerts_router(
         "/runbooks/{detector}",
         response_class=HTMLResponse,
         summary="A detector's runbook",
-        responses={404: {"description": "No such detector"}},
+        responses={
+            307: {"description": "The alert belongs to another detector: its runbook"},
+            404: {"description": "No such detector"},
+        },
     )
-    async def runbook(request: Request, detector: str, alert: str | None = None) -> HTMLResponse:
+    async def runbook(request: Request, detector: str, alert: str | None = None) -> Response:
         if detector not in RUNBOOKS:
             raise HTTPException(404, f"no runbook {detector!r}; known: {', '.join(RUNBOOKS)}")
         tenant = request_tenant(request)
         found = await run_in_threadpool(find_alert, states, store, alert, tenant) if alert else None
+        if found is not None and found["detector"] != detector:
+            # Another detector's alert: its context under this runbook would send on-call the wrong way.
+            target = f"{request.url.path.rsplit('/', 1)[0]}/{found['detector']}?{request.url.query}"
+            return RedirectResponse(target, status_code=307)
         return HTMLResponse(render(detector, found, alert))
 
     @router.get("/api/v1/silences", summary="Silences, active and expired")

@@ -7,14 +7,14 @@ import re
 import sys
 from typing import Any
 
-from tokenpulse.client import ApiError, call_api
+from tokenpulse.client import API_HELP, ApiError, call_api
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
 _MINUTES = {"m": 1, "h": 60, "d": 1440}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", default="http://127.0.0.1:8000", help="the daemon's API base URL")
+    parser.add_argument("--api", help=API_HELP)
     actions = parser.add_subparsers(dest="silence_action", required=True)
     add = actions.add_parser("add", help="mute alerts whose labels match every matcher")
     add.add_argument(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -104,11 +105,18 @@ def alert_history(
             "threshold": row["threshold"],
             "baseline": row["baseline"],
             "summary": row["summary"],
-            "runbook_url": row["runbook_url"],
+            "runbook_url": _with_alert(row["runbook_url"], row["fingerprint"]),
             "started_at": _utc(row["started_at"]).isoformat(),
         }
         for row in result.named_results()
     ]
+
+
+def _with_alert(runbook_url: str, alert_id: str) -> str:
+    """The runbook link with the alert's context (``?alert=<id>``), as receivers got it."""
+    if not runbook_url or "alert=" in runbook_url:
+        return runbook_url
+    return f"{runbook_url}{'&' if '?' in runbook_url else '?'}alert={urllib.parse.quote(alert_id, safe='')}"
 
 
 def _utc(moment: datetime) -> datetime:

@@ -8,6 +8,7 @@ container needs no file. Without ``[[alerts.routes]]`` every alert goes to every
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +32,9 @@ ENVIRONMENT = {
 REQUIRED = {"slack": ("webhook_url", "bot_token"), "pagerduty": ("routing_key",), "webhook": ("url",),
             "alertmanager": ("url",)}  # fmt: skip
 TIMINGS = ("group_wait", "group_interval", "repeat_interval")
+# Receiver keys that hold a URL: a typo there would fail only at the first alert, hours later.
+URL_KEYS = {("slack", "webhook_url"), ("slack", "api_url"), ("pagerduty", "events_url"), ("webhook", "url"),
+            ("alertmanager", "url")}  # fmt: skip
 ALERTMANAGER_REFRESH = timedelta(minutes=1)
 
 # The issue's rule: a critical alert mutes the warning of the same detector and scope.
@@ -58,6 +62,11 @@ def _timing(table: Mapping[str, Any], defaults: Mapping[str, timedelta]) -> dict
     }
 
 
+def _is_url(value: str) -> bool:
+    parts = urllib.parse.urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def alert_settings(table: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> AlertSettings:
     """Parse ``[alerts]`` (``table``) with the environment's overrides."""
     env = os.environ if environ is None else environ
@@ -70,6 +79,10 @@ def alert_settings(table: Mapping[str, Any], environ: Mapping[str, str] | None =
                 config[key] = env[variable]
         if any(config.get(key) for key in required):
             receivers[kind] = config
+        for key, value in config.items():
+            if (kind, key) in URL_KEYS and not _is_url(value):
+                variable = ENVIRONMENT[(kind, key)]
+                raise ValueError(f"[alerts.{kind}] {key} (or {variable}) {value!r} is not an http(s) URL")
     for name in TIMINGS:
         variable = f"TOKENPULSE_ALERTS_{name.upper()}_SECONDS"
         if env.get(variable):

@@ -1,12 +1,19 @@
-"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``."""
+"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+
+MetricsService and LogsService are served too, under the same key and message size limit: acknowledged
+and counted, not stored (see ``otlp.OTHER_SIGNALS``).
+"""
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Callable
 from concurrent import futures
 
 import grpc
 from google.protobuf.any_pb2 import Any as AnyMessage
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -35,15 +42,18 @@ def start_grpc_server(
     """Start the OTLP/gRPC server on ``address`` (host:port) and return it."""
     keys = keys or ApiKeys()
 
+    def authenticate(context: grpc.ServicerContext) -> str:
+        """The caller's tenant ("" without keys); aborts UNAUTHENTICATED for a missing or unknown key."""
+        if not keys.enabled:
+            return ""
+        found = keys.tenant_for(dict(context.invocation_metadata()).get("authorization"))
+        if found is None:
+            metrics.REQUESTS_REJECTED.labels("grpc", "unauthenticated").inc()
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED)
+        return found
+
     def export(body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
-        tenant = ""
-        if keys.enabled:
-            metadata = dict(context.invocation_metadata())
-            found = keys.tenant_for(metadata.get("authorization"))
-            if found is None:
-                metrics.REQUESTS_REJECTED.labels("grpc", "unauthenticated").inc()
-                context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED)
-            tenant = found
+        tenant = authenticate(context)
         # The request arrives undecoded so that a malformed body is INVALID_ARGUMENT, not INTERNAL.
         try:
             result = pipeline.ingest(
@@ -66,22 +76,47 @@ def start_grpc_server(
             response.partial_success.error_message = result.message
         return response
 
-    handler = grpc.method_handlers_generic_handler(
-        "opentelemetry.proto.collector.trace.v1.TraceService",
-        {
-            "Export": grpc.unary_unary_rpc_method_handler(
-                export,
-                request_deserializer=None,
-                response_serializer=ExportTraceServiceResponse.SerializeToString,
-            )
-        },
+    def count(signal: otlp.Signal) -> Callable[[bytes, grpc.ServicerContext], Message]:
+        def export_other(body: bytes, context: grpc.ServicerContext) -> Message:
+            authenticate(context)
+            try:
+                items = signal.count(otlp.decode_signal(body, otlp.PROTOBUF, signal))
+            except otlp.RequestError as error:
+                metrics.REQUESTS_REJECTED.labels("grpc", type(error).__name__).inc()
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+            metrics.OTLP_ITEMS_RECEIVED.labels(signal.name, "grpc").inc(items)
+            return signal.response_type()
+
+        return export_other
+
+    services = [("opentelemetry.proto.collector.trace.v1.TraceService", export, ExportTraceServiceResponse)]
+    services += [(signal.service, count(signal), signal.response_type) for signal in otlp.OTHER_SIGNALS]
+    handlers = tuple(
+        grpc.method_handlers_generic_handler(
+            service,
+            {
+                "Export": grpc.unary_unary_rpc_method_handler(
+                    method, request_deserializer=None, response_serializer=response.SerializeToString
+                )
+            },
+        )
+        for service, method, response in services
     )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="otlp-grpc"),
-        handlers=(handler,),
-        options=(("grpc.max_receive_message_length", max_message_bytes),),
+        handlers=handlers,
+        options=(
+            ("grpc.max_receive_message_length", max_message_bytes),
+            # gRPC sets SO_REUSEPORT by default: a second daemon would bind the same port and silently
+            # take half of the exporters' connections (and their data) into another store.
+            ("grpc.so_reuseport", 0),
+        ),
     )
-    if server.add_insecure_port(address) == 0:
-        raise OSError(f"cannot bind OTLP/gRPC receiver to {address}")
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio >= 1.5x raises where older versions returned 0
+        bound = 0
+    if bound == 0:
+        raise OSError(errno.EADDRINUSE, f"cannot bind OTLP/gRPC receiver to {address}")
     server.start()
     return server

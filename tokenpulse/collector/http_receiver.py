@@ -1,9 +1,15 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` with protobuf or JSON bodies, optionally gzip-compressed."""
+"""OTLP/HTTP receiver: ``POST /v1/traces`` with protobuf or JSON bodies, optionally gzip-compressed.
+
+``POST /v1/metrics`` and ``/v1/logs`` take the same bodies under the same key and limits, and are
+acknowledged and counted, not stored (see ``otlp.OTHER_SIGNALS``).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -20,6 +26,10 @@ from tokenpulse.collector import otlp
 from tokenpulse.collector.pipeline import IngestResult, Pipeline, request_digest
 
 log = logging.getLogger(__name__)
+
+
+# (body as received, media type, Content-Encoding, tenant) -> the export response
+Handler = Callable[[bytes, str, str | None, str], Message]
 
 
 class Unauthenticated(otlp.RequestError):
@@ -49,12 +59,21 @@ def create_otlp_http_app(
     app = FastAPI(title="tokenpulse OTLP/HTTP receiver", openapi_url=None, docs_url=None, redoc_url=None)
     keys = keys or ApiKeys()
 
-    def ingest(body: bytes, kind: str, encoding: str | None, tenant: str) -> IngestResult:
+    def ingest(body: bytes, kind: str, encoding: str | None, tenant: str) -> Message:
         data = otlp.decompress(body, encoding, max_decompressed_bytes)
-        return pipeline.ingest(otlp.decode_request(data, kind), "http", request_digest(data), tenant)
+        result = pipeline.ingest(otlp.decode_request(data, kind), "http", request_digest(data), tenant)
+        return _trace_response(result)
 
-    @app.post("/v1/traces")
-    async def export_traces(request: Request) -> Response:
+    def count(signal: otlp.Signal) -> Handler:
+        def handle(body: bytes, kind: str, encoding: str | None, tenant: str) -> Message:
+            data = otlp.decompress(body, encoding, max_decompressed_bytes)
+            items = signal.count(otlp.decode_signal(data, kind, signal))
+            metrics.OTLP_ITEMS_RECEIVED.labels(signal.name, "http").inc(items)
+            return signal.response_type()
+
+        return handle
+
+    async def export(request: Request, handle: Handler) -> Response:
         kind = otlp.JSON
         try:
             kind = otlp.media_type(request.headers.get("content-type"))
@@ -70,8 +89,8 @@ def create_otlp_http_app(
                 body += chunk
                 if len(body) > max_request_bytes:
                     raise otlp.PayloadTooLarge(f"request body exceeds {max_request_bytes} bytes")
-            result = await run_in_threadpool(
-                ingest, bytes(body), kind, request.headers.get("content-encoding"), tenant
+            response = await run_in_threadpool(
+                handle, bytes(body), kind, request.headers.get("content-encoding"), tenant
             )
         except otlp.RequestError as error:
             reason = type(error).__name__
@@ -83,10 +102,25 @@ def create_otlp_http_app(
         except WalClosed:
             metrics.REQUESTS_REJECTED.labels("http", "unavailable").inc()
             return _status_response(503, "tokenpulse is shutting down", kind, RETRY_AFTER_SECONDS)
-        response = ExportTraceServiceResponse()
-        if result.message:  # rejected spans, or a warning (then rejected_spans is 0)
-            response.partial_success.rejected_spans = result.rejected
-            response.partial_success.error_message = result.message
         return Response(_encode(response, kind), status_code=200, media_type=kind)
 
+    handlers = {"traces": ingest, **{signal.name: count(signal) for signal in otlp.OTHER_SIGNALS}}
+    for name, handle in handlers.items():
+        app.add_api_route(f"/v1/{name}", _route(export, handle), methods=["POST"])
+
     return app
+
+
+def _route(export: Callable[[Request, Handler], Awaitable[Response]], handle: Handler) -> Callable[..., Any]:
+    async def endpoint(request: Request) -> Response:
+        return await export(request, handle)
+
+    return endpoint
+
+
+def _trace_response(result: IngestResult) -> ExportTraceServiceResponse:
+    response = ExportTraceServiceResponse()
+    if result.message:  # rejected spans, or a warning (then rejected_spans is 0)
+        response.partial_success.rejected_spans = result.rejected
+        response.partial_success.error_message = result.message
+    return response

@@ -1,11 +1,28 @@
-"""Decoding of OTLP trace export requests (protobuf and OTLP/JSON, optionally gzip) with size limits."""
+"""Decoding of OTLP export requests (protobuf and OTLP/JSON, optionally gzip) with size limits.
+
+Traces are what tokenpulse stores. Metrics and logs are accepted too — `opentelemetry-instrument` exports
+all three signals by default, and a receiver that answers 404 / UNIMPLEMENTED fills the app's log with
+export errors every interval — and are counted, not stored (see OTHER_SIGNALS).
+"""
 
 from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from google.protobuf.message import DecodeError
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tokenpulse.collector.otlp_json import json_spans
@@ -86,3 +103,64 @@ def decode_request(body: bytes, kind: str) -> Decoded:
         raise BadRequest(f"undecodable OTLP/JSON body: {error}") from None
     except RecursionError:  # json.loads and the value decoder recurse once per nesting level
         raise BadRequest("undecodable OTLP/JSON body: nested too deeply") from None
+
+
+def _data_points(request: ExportMetricsServiceRequest) -> int:
+    points = 0
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is not None:
+                    points += len(getattr(metric, kind).data_points)
+    return points
+
+
+def _log_records(request: ExportLogsServiceRequest) -> int:
+    return sum(
+        len(scope_logs.log_records)
+        for resource_logs in request.resource_logs
+        for scope_logs in resource_logs.scope_logs
+    )
+
+
+@dataclass(frozen=True)
+class Signal:
+    """An OTLP signal tokenpulse acknowledges without storing: how to decode it and count what it carries."""
+
+    name: str  # as in the URL path /v1/<name> and the metric label
+    service: str  # the gRPC service
+    request_type: type[Message]
+    response_type: type[Message]
+    count: Callable[[Any], int]
+
+
+OTHER_SIGNALS = (
+    Signal("metrics", "opentelemetry.proto.collector.metrics.v1.MetricsService", ExportMetricsServiceRequest,
+           ExportMetricsServiceResponse, _data_points),
+    Signal("logs", "opentelemetry.proto.collector.logs.v1.LogsService", ExportLogsServiceRequest,
+           ExportLogsServiceResponse, _log_records),
+)  # fmt: skip
+
+
+def decode_signal(body: bytes, kind: str, signal: Signal) -> Message:
+    """Parse an (uncompressed) export body of ``signal``; malformed is BadRequest as for traces.
+
+    OTLP/JSON ids (hex) are not converted: nothing of these signals is stored, and hex is valid base64.
+    """
+    request = signal.request_type()
+    try:
+        if kind == PROTOBUF:
+            request.ParseFromString(body)
+        else:
+            document = json.loads(body)
+            if not isinstance(document, dict):
+                raise BadRequest("OTLP/JSON body must be an object")
+            json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except DecodeError as error:
+        raise BadRequest(f"undecodable protobuf body: {error}") from None
+    except (ValueError, TypeError, OverflowError, json_format.ParseError, AttributeError) as error:
+        raise BadRequest(f"undecodable OTLP/JSON body: {error}") from None
+    except RecursionError:
+        raise BadRequest("undecodable OTLP/JSON body: nested too deeply") from None
+    return request

@@ -12,9 +12,11 @@ from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from clickhouse_connect.driver.query import QueryResult
 
 from tokenpulse.buffer.rows import TABLE_COLUMNS
+from tokenpulse.errors import StorageUnreachable, redact_url
 from tokenpulse.storage.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,16 @@ class Store:
         The caller holds the DataDirLock of ``data_dir``: chDB allows one process per directory.
         """
         if clickhouse_url:
-            return cls(clickhouse_connect.get_client(dsn=clickhouse_url, autogenerate_session_id=False))
+            try:
+                return cls(clickhouse_connect.get_client(dsn=clickhouse_url, autogenerate_session_id=False))
+            except ClickHouseError as error:
+                # The OS's reason when there is one: the rest is the HTTP library's retry story.
+                found = re.search(r"\[Errno -?\d+\] ([^\"')]+)", str(error))
+                reason = found.group(1) if found else (str(error).splitlines() or [type(error).__name__])[0]
+                raise StorageUnreachable(
+                    f"cannot use the ClickHouse server at {redact_url(clickhouse_url)} "
+                    f"(--clickhouse / TOKENPULSE_CLICKHOUSE_URL / clickhouse_url): {reason}"
+                ) from None
         return cls(
             clickhouse_connect.get_client(dsn=f"chdb://{(data_dir / 'chdb').resolve()}"), embedded=True
         )

@@ -56,6 +56,7 @@ _METRICS: dict[str, tuple[str, str]] = {
     ),
     "reasoning_tokens": ("sum(reasoning_tokens)", "sum(reasoning_tokens)"),
     "cost_usd": ("sum(toDecimal128(cost_usd, 12))", "sum(cost_usd)"),
+    "unpriced_calls": ("countIf(NOT price_known)", "sum(unpriced_calls)"),
     "latency_ms": (
         f"quantilesTDigest({LATENCY_QUANTILES})(duration_ms)",
         f"quantilesTDigestMerge({LATENCY_QUANTILES})(latency_ms)",
@@ -155,7 +156,14 @@ def summarize(store: Store, query: SummaryQuery) -> list[dict[str, Any]]:
                 "cache_read_tokens": row["cache_read_tokens"],
                 "cache_write_tokens": row["cache_write_tokens"],
                 "reasoning_tokens": row["reasoning_tokens"],
-                "cost_usd": format(cost.normalize(), "f") if cost else "0",
+                # The cost of the priced calls; null when no call of the group has a known price (never
+                # a silent "0"), and a lower bound whenever unpriced_calls is not 0.
+                "cost_usd": None
+                if row["calls"] and row["unpriced_calls"] == row["calls"]
+                else format(cost.normalize(), "f")
+                if cost
+                else "0",
+                "unpriced_calls": row["unpriced_calls"],
                 "cacheable_tokens": row["cacheable_tokens"],
                 "cache_hit_ratio": hit_ratio(row["cache_read_tokens"], row["cacheable_tokens"]),
                 "latency_ms": _percentiles(row["latency_ms"]),

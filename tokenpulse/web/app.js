@@ -30,9 +30,41 @@ function askForKey() {
   document.body.dataset.state = "auth";
 }
 
+// The page's state lives in its URL (range, service, the calls view's order, filters and window), so a
+// view can be shared, reloaded, and linked to from an alert.
+const CALL_FILTERS = ["route", "model", "user", "session", "prompt_version", "status"];
+// Scope dimensions an alert's calls link may filter on (what the calls API knows).
+const SCOPE_FILTERS = ["service", "environment", "provider", "model", "operation", "route", "user", "session",
+                       "prompt_version", "router", "tenant"];
+const urlState = new URLSearchParams(location.search);
+
+function saveState() {
+  const state = new URLSearchParams();
+  state.set("range", document.getElementById("range").value);
+  const service = document.getElementById("service").value;
+  if (service) state.set("service", service);
+  const form = document.getElementById("calls-controls");
+  state.set("order", form.elements.order.value);
+  for (const name of CALL_FILTERS) if (form.elements[name].value) state.set(name, form.elements[name].value);
+  for (const name of ["calls_start", "calls_end", "environment", "provider", "operation", "router", "tenant"]) {
+    if (urlState.get(name)) state.set(name, urlState.get(name));
+  }
+  history.replaceState(null, "", `?${state}${location.hash}`);
+  document.body.dataset.view = state.toString();
+}
+
+function restoreState() {
+  const range = document.getElementById("range");
+  if ([...range.options].some((o) => o.value === urlState.get("range"))) range.value = urlState.get("range");
+  const form = document.getElementById("calls-controls");
+  if (urlState.get("order")) form.elements.order.value = urlState.get("order");
+  for (const name of CALL_FILTERS) form.elements[name].value = urlState.get(name) || "";
+}
+
+// Charts end at the start of the current minute: a minute still filling would draw as a drop in spend.
 function selection() {
   const hours = Number(document.getElementById("range").value);
-  const end = new Date(Date.now() + 60_000);
+  const end = new Date(Date.now());
   const start = new Date(end.getTime() - hours * 3_600_000);
   const minutes = Math.max(1, Math.ceil((hours * 60) / MAX_POINTS));
   return {
@@ -41,11 +73,30 @@ function selection() {
   };
 }
 
+function localTime(iso) {
+  return iso ? new Date(iso).toLocaleString() : "";
+}
+
+function timeCell(row, iso) {
+  const cell = row.insertCell();
+  cell.textContent = localTime(iso);
+  cell.title = iso || "";
+  return cell;
+}
+
+// "unknown" when no call had a price, a lower bound when some had none: never a silent $0.
+function costText(cost, unpriced) {
+  if (cost == null) return "unknown";
+  // For reading: cents for dollars, four decimals below (the API has the exact decimal).
+  const shown = Number(cost) >= 1 ? Number(cost).toFixed(2) : Number(cost).toFixed(4);
+  return unpriced ? `≥ ${shown} (${unpriced} unpriced)` : shown;
+}
+
 // Draws (or redraws) one chart; series: [{label, stroke, values}], lines: constant reference lines;
 // log: a logarithmic y axis (latencies: one 20-minute call must not flatten every other minute).
-function draw(id, times, series, lines = [], log = false) {
+function draw(id, times, series, lines = [], log = false, empty = false) {
   const figure = document.getElementById(id);
-  const plotted = series.reduce((n, s) => n + s.values.filter((v) => v != null).length, 0);
+  const plotted = empty ? 0 : series.reduce((n, s) => n + s.values.filter((v) => v != null).length, 0);
   figure.dataset.points = String(plotted);
   if (charts[id]) { charts[id].destroy(); delete charts[id]; }
   figure.querySelector(".empty")?.remove();
@@ -68,6 +119,16 @@ function scopeText(scope) {
   return Object.entries(scope).map(([k, v]) => `${k}=${v}`).join(", ");
 }
 
+// The calls behind an alert: its scope, from 15 minutes before it became active to 15 minutes after.
+function callsLink(alert) {
+  const state = new URLSearchParams({ range: document.getElementById("range").value, order: "latest" });
+  for (const [name, value] of Object.entries(alert.scope)) if (SCOPE_FILTERS.includes(name)) state.set(name, value);
+  const onset = Date.parse(alert.active_at);
+  state.set("calls_start", new Date(onset - 15 * 60_000).toISOString());
+  state.set("calls_end", new Date(onset + 15 * 60_000).toISOString());
+  return `?${state}#calls-section`;
+}
+
 function renderAlerts(alerts, runbooks) {
   const body = document.querySelector("#alerts tbody");
   body.replaceChildren();
@@ -77,16 +138,22 @@ function renderAlerts(alerts, runbooks) {
     const row = body.insertRow();
     row.className = alert.state;
     row.dataset.detector = alert.detector;
-    const cells = [alert.state, alert.severity, alert.detector, scopeText(alert.scope), alert.summary,
-                   alert.fired_at || alert.active_at];
+    const cells = [alert.state, alert.severity, alert.detector, scopeText(alert.scope), alert.summary];
     for (const text of cells) row.insertCell().textContent = text;
+    timeCell(row, alert.fired_at || alert.active_at);
     const link = document.createElement("a");
     // The runbook recorded with the alert's firing; the daemon's own runbooks otherwise.
-    link.href = runbooks.get(alert.id) || `/runbooks/${encodeURIComponent(alert.detector)}`;
+    link.href = runbooks.get(alert.id) ||
+      `/runbooks/${encodeURIComponent(alert.detector)}?alert=${encodeURIComponent(alert.id)}`;
     link.textContent = "runbook";
     link.target = "_blank";
     link.rel = "noopener";
     row.insertCell().append(link);
+    const calls = document.createElement("a");
+    calls.href = callsLink(alert);
+    calls.className = "calls-link";
+    calls.textContent = "calls";
+    row.insertCell().append(calls);
   }
 }
 
@@ -111,6 +178,104 @@ function renderTools(groups) {
   }
 }
 
+function renderTop(id, summary, dimension) {
+  const box = document.getElementById(id);
+  box.querySelector("table")?.remove();
+  box.querySelector(".empty")?.remove();
+  const groups = summary.groups.filter((g) => g.calls > 0);
+  box.dataset.rows = String(Math.min(groups.length, 10));
+  if (!groups.length) {
+    box.insertAdjacentHTML("beforeend", '<div class="empty">No calls in this range.</div>');
+    return;
+  }
+  const table = document.createElement("table");
+  table.innerHTML = '<thead><tr><th></th><th class="num">calls</th><th class="num">errors</th>' +
+    '<th class="num">cost $</th><th class="num">p99 ms</th></tr></thead><tbody></tbody>';
+  const add = (label, group, className) => {
+    const row = table.tBodies[0].insertRow();
+    if (className) row.className = className;
+    row.insertCell().textContent = label;
+    for (const text of [group.calls, group.errors, costText(group.cost_usd, group.unpriced_calls),
+                        group.latency_ms.p99 == null ? "–" : Math.round(group.latency_ms.p99)]) {
+      const cell = row.insertCell();
+      cell.className = "num";
+      cell.textContent = text;
+      if (text === "unknown" || String(text).includes("unpriced")) cell.classList.add("unknown");
+    }
+  };
+  for (const group of groups.slice(0, 10)) add(group.key[dimension] || "(none)", group);
+  if (summary.totals) add(groups.length > 10 ? `total (${groups.length})` : "total", summary.totals, "total");
+  box.append(table);
+}
+
+async function downloadCsv(dimension) {
+  const range = liveRange();
+  const params = { start: range.start, end: range.end, group_by: dimension, service: range.service };
+  const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v));
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  const response = await fetch(`/api/v1/summary.csv?${query}`, { headers: key ? { Authorization: `Bearer ${key}` } : {} });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = `tokenpulse-${dimension}.csv`;
+  link.click();
+}
+
+// Tables and calls include the current minute: they count calls, not rates.
+function liveRange() {
+  const range = selection();
+  return { ...range, end: isoMinute(new Date(Date.now() + 60_000)) };
+}
+
+let callsOffset = 0;
+
+function callsQuery() {
+  const range = liveRange();
+  const form = document.getElementById("calls-controls");
+  const params = { start: urlState.get("calls_start") || range.start, end: urlState.get("calls_end") || range.end,
+                   order: form.elements.order.value, limit: 50, service: urlState.get("service") || range.service };
+  for (const name of CALL_FILTERS) params[name] = form.elements[name].value;
+  for (const name of ["environment", "provider", "operation", "router", "tenant"]) params[name] = urlState.get(name);
+  return params;
+}
+
+async function loadCalls(append = false) {
+  const params = callsQuery();
+  if (!append) callsOffset = 0;
+  const page = await getJson("/api/v1/calls", { ...params, offset: callsOffset });
+  const table = document.getElementById("calls");
+  const body = table.tBodies[0];
+  if (!append) body.replaceChildren();
+  document.getElementById("calls-window").textContent =
+    `${localTime(page.start)} – ${localTime(page.end)}` + (urlState.get("calls_start") ? " (around the alert's onset)" : "");
+  for (const call of page.calls) {
+    const row = body.insertRow();
+    row.className = call.status;
+    row.dataset.span = call.span_id;
+    timeCell(row, call.ended_at);
+    for (const text of [call.service, call.route, call.model, call.user, call.session, call.prompt_version, call.status]) {
+      row.insertCell().textContent = text;
+    }
+    const figures = [Math.round(call.duration_ms), call.ttft_ms == null ? "–" : Math.round(call.ttft_ms),
+                     call.input_tokens, call.cache_read_tokens, call.output_tokens, call.reasoning_tokens,
+                     costText(call.cost_usd, 0)];
+    for (const text of figures) {
+      const cell = row.insertCell();
+      cell.className = "num";
+      cell.textContent = text;
+      if (text === "unknown") cell.classList.add("unknown");
+    }
+    row.insertCell().textContent = call.parent ? `${call.parent.kind}: ${call.parent.name}` : "";
+    const trace = row.insertCell();
+    trace.className = "trace";
+    trace.textContent = call.trace_id.slice(0, 12);
+    trace.title = call.trace_id;
+  }
+  table.dataset.calls = String(body.rows.length);
+  document.getElementById("no-calls").hidden = body.rows.length > 0;
+  document.getElementById("calls-more").hidden = page.next_offset == null;
+  callsOffset = page.next_offset ?? callsOffset;
+}
+
 async function loadServices() {
   const now = new Date(Date.now() + 60_000);
   const summary = await getJson("/api/v1/summary", {
@@ -120,6 +285,10 @@ async function loadServices() {
   for (const group of summary.groups) {
     select.add(new Option(group.key.service, group.key.service));
   }
+  // A service from the URL that has no calls in 30 days is still the one asked for.
+  const wanted = urlState.get("service");
+  if (wanted && ![...select.options].some((o) => o.value === wanted)) select.add(new Option(wanted, wanted));
+  if (wanted) select.value = wanted;
 }
 
 async function refresh() {
@@ -128,27 +297,36 @@ async function refresh() {
   status.textContent = "loading…";
   try {
     const range = selection();
-    const [timeseries, alerts, events, tools] = await Promise.all([
+    const live = liveRange();
+    const tops = ["model", "route", "user"].map((dimension) => getJson("/api/v1/summary", {
+      start: live.start, end: live.end, group_by: dimension, service: live.service,
+    }));
+    const [timeseries, alerts, events, tools, ...summaries] = await Promise.all([
       getJson("/api/v1/timeseries", range),
       getJson("/api/v1/alerts", {}),
-      getJson("/api/v1/alert-events", { start: isoMinute(new Date(Date.now() - 30 * 86_400_000)), end: range.end, limit: 1000 }),
+      getJson("/api/v1/alert-events", { start: isoMinute(new Date(Date.now() - 30 * 86_400_000)), end: live.end, limit: 1000 }),
       getJson("/api/v1/summary", { ...toolRange(range), service: range.service, group_by: "tool" }),
+      ...tops,
     ]);
+    ["model", "route", "user"].forEach((dimension, i) => renderTop(`top-${dimension}`, summaries[i], dimension));
+    await loadCalls();
     const runbooks = new Map();
     for (const event of events.events) if (!runbooks.has(event.id) && event.runbook_url) runbooks.set(event.id, event.runbook_url);
     renderAlerts(alerts.alerts, runbooks);
     renderTools(tools.groups);
     const points = timeseries.points;
     const times = points.map((p) => Date.parse(p.time) / 1000);
-    draw("chart-spend", times, [{ label: "$/h", stroke: "#3274d9", values: points.map((p) => p.usd_per_hour) }]);
+    // No call in the whole range: say so, rather than draw a flat 0 (spend) on an empty axis.
+    const empty = !points.some((p) => p.calls > 0);
+    draw("chart-spend", times, [{ label: "$/h", stroke: "#3274d9", values: points.map((p) => p.usd_per_hour) }], [], false, empty);
     draw("chart-cache", times, [{ label: "hit ratio", stroke: "#56a64b", values: points.map((p) => p.cache_hit_ratio) }],
-         [{ label: "warning", stroke: "#e0a000", value: 0.5 }, { label: "critical", stroke: "#c4162a", value: 0.3 }]);
-    draw("chart-input", times, [{ label: "tokens/call", stroke: "#8f3bb8", values: points.map((p) => p.input_tokens_per_call) }]);
+         [], false, empty);  // the detector compares each route with its own usual ratio: no fixed line
+    draw("chart-input", times, [{ label: "tokens/call", stroke: "#8f3bb8", values: points.map((p) => p.input_tokens_per_call) }], [], false, empty);
     for (const [id, field] of [["chart-latency", "latency_ms"], ["chart-ttft", "ttft_ms"]]) {
       draw(id, times, [
         { label: "p50", stroke: "#3274d9", values: points.map((p) => p[field].p50) },
         { label: "p99", stroke: "#c4162a", values: points.map((p) => p[field].p99) },
-      ], [], true);
+      ], [], true, empty);
     }
     status.textContent = `updated ${new Date().toLocaleTimeString()}`;
     document.body.dataset.state = "ready";
@@ -159,12 +337,47 @@ async function refresh() {
   }
 }
 
-function start() {
-  loadServices().catch((error) => { document.getElementById("status").textContent = `error: ${error.message}`; });
-  refresh();
+async function start() {
+  restoreState();
+  // The service list first: a service from the URL must be selected before the first refresh reads it.
+  await loadServices().catch((error) => { document.getElementById("status").textContent = `error: ${error.message}`; });
+  saveState();
+  await refresh();
 }
 
-document.getElementById("controls").addEventListener("change", refresh);
+function leaveAlertWindow() {
+  // Changing the view by hand leaves an alert's fixed window and scope for the page's own range.
+  for (const name of ["calls_start", "calls_end", "environment", "provider", "operation", "router", "tenant"]) urlState.delete(name);
+  urlState.set("service", document.getElementById("service").value);
+}
+
+document.getElementById("controls").addEventListener("change", () => { leaveAlertWindow(); saveState(); refresh(); });
+document.getElementById("calls-controls").addEventListener("submit", (event) => {
+  event.preventDefault();
+  saveState();
+  loadCalls().catch((error) => { document.getElementById("status").textContent = `error: ${error.message}`; });
+});
+document.getElementById("calls-order").addEventListener("change", () => {
+  saveState();
+  loadCalls().catch((error) => { document.getElementById("status").textContent = `error: ${error.message}`; });
+});
+document.getElementById("calls-clear").addEventListener("click", () => {
+  document.getElementById("calls-controls").reset();
+  leaveAlertWindow();
+  saveState();
+  loadCalls().catch((error) => { document.getElementById("status").textContent = `error: ${error.message}`; });
+});
+document.getElementById("calls-more").addEventListener("click", () => {
+  loadCalls(true).catch((error) => { document.getElementById("status").textContent = `error: ${error.message}`; });
+});
+for (const box of document.querySelectorAll(".top")) {
+  const link = document.createElement("button");
+  link.type = "button";
+  link.className = "csv";
+  link.textContent = "CSV";
+  link.addEventListener("click", () => downloadCsv(box.dataset.dimension));
+  box.querySelector("h3").append(link);
+}
 document.getElementById("key-form").addEventListener("submit", (event) => {
   event.preventDefault();
   sessionStorage.setItem(KEY_STORAGE, document.getElementById("api-key").value);
