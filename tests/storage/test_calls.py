@@ -11,12 +11,12 @@ from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
-from tokenpulse.collector.wal import WriteAheadLog
 
 from tests.api_app import api_over
 from tests.factories import BASE_TIME_NS, call_record, store_records, tool_span_record
 from tokenpulse.api import create_api_app
 from tokenpulse.auth import ApiKeys, RequireApiKey
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.detectors.state import AlertStates
 from tokenpulse.storage.calls import COLUMNS
 from tokenpulse.storage.writer import LogWriter
