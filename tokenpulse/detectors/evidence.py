@@ -101,6 +101,10 @@ class Assessment:
     scopes: list[Scope]
     status: np.ndarray
 
+    @classmethod
+    def empty(cls, times: int) -> Assessment:
+        return cls([], [], np.zeros((times, 0)))
+
 
 # Status codes of ``Assessment.status``: watched, learning and held to a documented default, learning and
 # not watched, not applicable.
@@ -146,6 +150,10 @@ class EvidenceDetector:
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
         return [o for a in self._assess(history, times) for o in a.observations]
+
+    def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
+        """The alert's summary line: what the scope does now, and what it usually does."""
+        raise NotImplementedError
 
     def coverage(self, history: History, at: datetime) -> list[Coverage]:
         """Each scope's status at ``at``: watched, learning or not applicable."""
@@ -326,9 +334,6 @@ class ShareDetector(EvidenceDetector):
     total: ClassVar[str]
     settings: ShareSettings
 
-    def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
-        raise NotImplementedError
-
     def applicable(self, baseline_part: np.ndarray, baseline_total: np.ndarray) -> np.ndarray:
         """Scopes the detector applies to, from their baseline sums: by default all."""
         return np.ones(baseline_total.shape, dtype=bool)
@@ -339,7 +344,7 @@ class ShareDetector(EvidenceDetector):
         s = self.settings
         g, scopes = self._grids(frame, dims, (self.part, self.total), history)
         if not scopes:
-            return Assessment([], [], np.zeros((len(times), 0)))
+            return Assessment.empty(len(times))
         part, total = np.minimum(g[self.part], g[self.total]), g[self.total]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
@@ -415,16 +420,13 @@ class RatioDetector(EvidenceDetector):
     weight: ClassVar[str] = "calls"
     settings: RatioSettings
 
-    def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
-        raise NotImplementedError
-
     def _evaluate(
         self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
     ) -> Assessment:
         s = self.settings
         g, scopes = self._grids(frame, dims, (self.numerator, self.denominator, self.weight), history)
         if not scopes:
-            return Assessment([], [], np.zeros((len(times), 0)))
+            return Assessment.empty(len(times))
         numerator, denominator = g[self.numerator], g[self.denominator]
         weight = np.where(denominator > 0, g[self.weight], 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -497,16 +499,13 @@ class CountDetector(EvidenceDetector):
     count: ClassVar[str] = "calls"
     settings: CountSettings
 
-    def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
-        raise NotImplementedError
-
     def _evaluate(
         self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
     ) -> Assessment:
         s = self.settings
         g, scopes = self._grids(frame, dims, (self.count,), history)
         if not scopes:
-            return Assessment([], [], np.zeros((len(times), 0)))
+            return Assessment.empty(len(times))
         calls = g[self.count]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
