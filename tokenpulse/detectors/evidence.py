@@ -232,6 +232,23 @@ class EvidenceDetector:
         rows = positions - first
         return Alarm(on[rows], onset[rows] + first, accumulated[rows])
 
+    def _binomial_alarm(
+        self,
+        x: np.ndarray,
+        n: np.ndarray,
+        null: np.ndarray,
+        changed: np.ndarray,
+        dispersion: np.ndarray,
+        watched: np.ndarray,
+        first: int,
+        positions: np.ndarray,
+    ) -> Alarm:
+        """The alarm of counts ``x`` in ``n`` draws (scan rows x scopes) against the ``null`` share, for
+        each ``changed`` level (the last axis)."""
+        evidence, recovery, expected = _evidence(x, n, null, changed, dispersion, watched)
+        threshold = self._threshold(x.shape[1], changed.shape[-1])
+        return self._alarm(evidence, recovery, expected, threshold, first, positions)
+
     def _observations(
         self,
         times: Sequence[datetime],
@@ -371,9 +388,7 @@ class ShareDetector(EvidenceDetector):
         null = np.nan_to_num(null, nan=0.5)
         changed = np.stack([stats.odds_shift(null, r) for r in sorted(s.odds_ratios)], axis=-1)
         smallest = changed[..., 0]
-        evidence, recovery, expected = _evidence(x, n, null, changed, dispersion, watched)
-        threshold = self._threshold(len(scopes), len(s.odds_ratios))
-        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions)
+        alarm = self._binomial_alarm(x, n, null, changed, dispersion, watched, first, positions)
         at = positions - first
         run_part = _run_sums(stats.cumulative(part), alarm.onset, positions)
         run_total = _run_sums(stats.cumulative(total), alarm.onset, positions)
@@ -452,9 +467,7 @@ class RatioDetector(EvidenceDetector):
         dispersion = _dispersion(trailing, n)
         changed = np.stack([null * (1 - d) for d in sorted(s.drops)], axis=-1)
         smallest = changed[..., 0]
-        evidence, recovery, expected = _evidence(x, n, null, changed, dispersion, watched)
-        threshold = self._threshold(len(scopes), len(s.drops))
-        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions)
+        alarm = self._binomial_alarm(x, n, null, changed, dispersion, watched, first, positions)
         at = positions - first
         run_numerator = _run_sums(stats.cumulative(numerator), alarm.onset, positions)
         run_denominator = _run_sums(stats.cumulative(denominator), alarm.onset, positions)
