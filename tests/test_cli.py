@@ -63,7 +63,7 @@ def test_ingest_waits_for_storage_when_the_log_is_full(tmp_path: Path) -> None:
     writer instead of failing, and stores every line once."""
     config = tmp_path / "tokenpulse.toml"
     # Room for a few lines only; the writer inserts every 0.3 s at most.
-    config.write_text("wal_max_bytes = 8000\nwal_segment_bytes = 4000\nbatch_seconds = 0.3\n")
+    config.write_text("wal_max_bytes = 8000\nwal_segment_bytes = 65536\nbatch_seconds = 0.3\n")
     path = tmp_path / "many.jsonl"
     path.write_text("".join(otlp_json_line(llm_span(), llm_span()) + "\n" for _ in range(40)))
     result = run_cli("ingest", "--config", str(config), "--data", str(tmp_path / "data"), str(path))

@@ -327,11 +327,11 @@ def test_the_first_hour_walk_has_no_silent_zero_and_views_agree(tmp_path: Path) 
 def test_detector_settings_get_the_generic_checks(tmp_path: Path) -> None:
     config = tmp_path / "tokenpulse.toml"
     config.write_text(
-        "[detectors.cache_hit_collapse]\nwarning_below = 0.2\n"  # critical_below is 0.3 by default
-        "[detectors.latency_p99_drift]\nmin_calls = -1\nwindow_minutes = -5\n"
+        "[detectors.latency_p99_drift]\nwarning_ratio = 4.0\n"  # critical_ratio is 3.0 by default
+        "min_calls = -1\nwindow_minutes = -5\n"
     )
     problems = check_settings(load_settings(config))
-    assert "[detectors.cache_hit_collapse] warning_below = 0.2 is below critical_below = 0.3" in problems[0]
+    assert "[detectors.latency_p99_drift] warning_ratio = 4.0 is above critical_ratio = 3.0" in problems[-1]
     assert "[detectors.latency_p99_drift] window_minutes = -5: must not be negative" in problems
     assert "[detectors.latency_p99_drift] min_calls = -1: must not be negative" in problems
     assert check_settings(load_settings()) == []  # the defaults pass
@@ -351,7 +351,7 @@ def test_an_unknown_detector_setting_is_named_with_the_keys_the_file_takes(tmp_p
     (problem,) = check_settings(load_settings(config))
     assert problem.startswith("[detectors.cache_hit_collapse] unknown setting(s) for, window; known: ")
     known = problem.split("known: ")[1].split(", ")
-    assert {"window_minutes", "for_minutes", "keep_firing_for_minutes", "min_calls"} <= set(known)
+    assert {"window_minutes", "for_minutes", "keep_firing_for_minutes", "min_duration_minutes"} <= set(known)
     assert "for_" not in known and "window" not in known
 
 
