@@ -130,7 +130,8 @@ def one_seed(seed: int, directory: Path, config: Path | None = None, rate: int =
     if not done.exists():
         if data.exists():
             raise SystemExit(f"{data} holds an unfinished run: remove {directory} first")
-        start = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+        # At midnight: day 2 then holds a whole working day for the incidents that need daytime traffic.
+        start = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
         started = time.perf_counter()
         run(["simulate", "--scenario", "incidents", "--seed", str(seed), "--start", start.isoformat(),
              "--duration", "2d", "--rate", str(rate), "--output", str(traces),
