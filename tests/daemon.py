@@ -42,6 +42,19 @@ class Daemon:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self, timeout: float = 60) -> Daemon:
+        """Start and wait until it answers. On a first start, a port that another process took between
+        ``free_port`` and the daemon's bind (the daemon then refuses to start) is replaced, up to 3 times."""
+        first = self.process is None
+        for _ in range(3 if first else 1):
+            try:
+                return self._start(timeout)
+            except RuntimeError as error:
+                if not first or "address already in use" not in str(error):
+                    raise
+                self.http_port, self.grpc_port, self.api_port = free_port(), free_port(), free_port()
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> Daemon:
         args = [
             sys.executable, "-m", *self.launcher, "serve", "--data", str(self.data_dir),
             "--otlp-http-port", str(self.http_port), "--otlp-grpc-port", str(self.grpc_port),
