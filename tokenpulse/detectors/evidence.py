@@ -409,7 +409,7 @@ class ShareDetector(EvidenceDetector):
 
 @dataclass(frozen=True)
 class RatioSettings(EvidenceSettings):
-    drops: tuple[float, ...] = (0.2, 0.45, 0.7, 0.9)  # the changes tested: the ratio falls by these fractions
+    drops: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)  # the changes tested: the ratio falls by these fractions
     critical_fraction: float = 0.35  # critical under this fraction of the usual ratio (0.9 -> 0.32)
     min_usual: float = 0.02  # a scope whose usual ratio is under this (it never caches) is not watched
 
