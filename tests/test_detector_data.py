@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tokenpulse.detectors.data import baseline, held_share, kth_largest, kth_smallest, trailing_sum
+from tokenpulse.detectors.data import baseline, kth_largest, trailing_sum
 from tokenpulse.detectors.history import history_ranges
 
 
@@ -48,18 +48,11 @@ def test_kth_largest_is_a_rolling_order_statistic() -> None:
 
 
 @pytest.mark.parametrize(("window", "k"), [(5, 4), (5, 5), (10, 4), (1, 1)])
-def test_order_statistics_and_held_shares_at_a_few_times_equal_the_rolling_ones(window: int, k: int) -> None:
+def test_order_statistics_at_a_few_times_equal_the_rolling_ones(window: int, k: int) -> None:
     signal = random_signal(600, 5)
     times = list(signal.index[[0, window - 1, window, 333, 599]])
-    for function in (kth_largest, kth_smallest):
-        everywhere = function(signal, window, k).reindex(pd.DatetimeIndex(times))
-        np.testing.assert_array_equal(function(signal, window, k, times).to_numpy(), everywhere.to_numpy())
-    calls = (signal.fillna(0) * 20).round()
-    timeouts = (calls * 0.3).round()
-    everywhere = held_share(timeouts, calls, window, k).reindex(pd.DatetimeIndex(times))
-    at_times = held_share(timeouts, calls, window, k, times)
-    np.testing.assert_allclose(at_times.to_numpy(), everywhere.to_numpy(), equal_nan=True)
-    assert at_times.iloc[2:].notna().any().any()
+    everywhere = kth_largest(signal, window, k).reindex(pd.DatetimeIndex(times))
+    np.testing.assert_array_equal(kth_largest(signal, window, k, times).to_numpy(), everywhere.to_numpy())
 
 
 def test_history_ranges_merge_the_same_hours_of_previous_days() -> None:

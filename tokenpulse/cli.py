@@ -224,7 +224,7 @@ def _backtest(args: argparse.Namespace) -> int:
     try:
         store.migrate()  # a store last served by an older tokenpulse: the queries need today's schema
         engine = Engine(build_detectors(settings.detectors))
-        transitions = engine.run(store, times, settings.runbooks, coverage=args.coverage)
+        transitions = engine.run(store, times, settings.runbooks)
         for transition in transitions:
             print(json.dumps(transition.to_json()), flush=True)
         if args.coverage:

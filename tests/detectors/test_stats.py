@@ -43,7 +43,7 @@ def test_odds_shift_and_halfway_work_on_the_log_odds_scale() -> None:
 def alarm(evidence: list[float], threshold: float = 5.0, clear: float = 3.0, min_minutes: int = 1):
     """One scope, one alternative, recovery evidence the mirror of the evidence."""
     grid = np.array(evidence, dtype=float).reshape(-1, 1, 1)
-    paging, _, onset = stats.sequential_alarm(grid, -grid, threshold, clear, min_minutes)
+    paging, onset = stats.sequential_alarm(grid, -grid, threshold, clear, min_minutes)
     return paging[:, 0].tolist(), onset[:, 0].tolist()
 
 
@@ -70,7 +70,7 @@ def test_the_alternative_that_fired_decides_the_recovery() -> None:
     # (third column of recovery): a minute that speaks against the weak change only does not resolve.
     evidence = np.array([[[1.0, 8.0]], [[0.5, 0.5]], [[0.5, 0.5]]])
     recovery = np.array([[[0.0, 0.0]], [[5.0, 0.0]], [[5.0, 0.0]]])
-    paging, _, _ = stats.sequential_alarm(evidence, recovery, threshold=5.0, clear=3.0)
+    paging, _ = stats.sequential_alarm(evidence, recovery, threshold=5.0, clear=3.0)
     assert paging[:, 0].tolist() == [True, True, True]
 
 

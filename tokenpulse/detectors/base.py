@@ -117,8 +117,9 @@ class Detector(Protocol):
         """Observations for every scope at each of ``times`` (whole minutes, ascending)."""
         ...
 
-    def coverage(self, history: History, at: datetime) -> list[Coverage]:
-        """Each scope's status at ``at`` (none from detectors that do not assess it per scope)."""
+    def assess(self, history: History, times: Sequence[datetime]) -> tuple[list[Observation], list[Coverage]]:
+        """``evaluate``'s observations, and each scope's status at the last of ``times`` (none from
+        detectors that do not assess it per scope), from one pass."""
         ...
 
 

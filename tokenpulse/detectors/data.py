@@ -86,9 +86,9 @@ class CatalogDetector:
     def same_hour_margin(self) -> timedelta:
         return SAME_HOUR_MARGIN
 
-    def coverage(self, history: History, at: datetime) -> list[Coverage]:
+    def assess(self, history: History, times: Sequence[datetime]) -> tuple[list[Observation], list[Coverage]]:
         """Not assessed per scope: these detectors watch a scope whenever a window has ``min_calls``."""
-        return []
+        return self.evaluate(history, times), []  # type: ignore[attr-defined]
 
 
 def minute_index(start: datetime, end: datetime) -> pd.DatetimeIndex:
@@ -314,50 +314,6 @@ def kth_largest(
     position = (window - k) / (window - 1)  # exactly the (window - k)-th smallest of the window
     result = filled.rolling(window).quantile(position, interpolation="nearest").shift(1)
     return result if times is None else at_times(result, times)
-
-
-def kth_smallest(
-    grid: pd.DataFrame, window: int, k: int, times: Sequence[datetime] | None = None
-) -> pd.DataFrame:
-    """``kth_largest`` mirrored: "at least k minutes of the window were under x" is
-    ``kth_smallest(grid, window, k) < x``; minutes without a value count as above any threshold."""
-    return -kth_largest(-grid, window, k, times)
-
-
-def wilson_lower_bound(successes: pd.DataFrame, trials: pd.DataFrame, z: float = 3.0) -> pd.DataFrame:
-    """The lower end of the Wilson score interval of the share successes / trials, at ``z`` standard
-    deviations (3: wrong about 1 time in 700 per scope and minute, where a detector tests dozens of
-    scopes every minute; 1.96, the usual 95%, would be wrong somewhere every day).
-
-    A share "above x" is only news when this bound is: 6 timeouts in 34 calls is 18%, but a route that
-    times out 6% of the time does that by chance; the bound (5%) says so. Thin scopes need a larger
-    departure before they alert, busy ones alert as soon as the share is clearly past the threshold.
-    """
-    share = successes / trials
-    centre = share + z * z / (2 * trials)
-    spread = z * np.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
-    return (centre - spread) / (1 + z * z / trials)
-
-
-def held_share(
-    part: pd.DataFrame,
-    total: pd.DataFrame,
-    window: int,
-    sustained: int,
-    times: Sequence[datetime] | None = None,
-) -> pd.DataFrame:
-    """Value at minute t (at ``times`` only, when given): a share part / total of calls (timeouts,
-    escalations, uncached calls) that has *held* over [t - window, t): the lower of the window share's
-    Wilson bound and the share of the ``sustained``-th worst minute. "held_share >= x" says the share is
-    past x with confidence over the window and was past x in ``sustained`` of its minutes: blips shorter
-    than that never hold, however intense, and thin scopes need a clear departure. Inputs are per-minute
-    counts.
-    """
-    parts, totals = trailing_sum(part, window), trailing_sum(total, window)
-    if times is not None:
-        parts, totals = at_times(parts, times), at_times(totals, times)
-    confident = wilson_lower_bound(parts, totals)
-    return np.minimum(confident, kth_largest(part / total, window, sustained, times))
 
 
 def check_scope(detector: str, scope: Sequence[str], required: Sequence[str] = ()) -> tuple[str, ...]:

@@ -45,7 +45,7 @@ class Engine:
     def __init__(self, detectors: Sequence[Detector], states: AlertStates | None = None) -> None:
         self.detectors = [d for d in detectors if d.settings.enabled]
         self.states = states or AlertStates()
-        self.coverage: list[Coverage] = []  # at the last time of the last run, when asked for
+        self.coverage: list[Coverage] = []  # each scope's status at the last time evaluated
 
     def load(self, store: Store, times: Sequence[datetime]) -> History:
         """Read what every detector needs to evaluate ``times``."""
@@ -63,10 +63,13 @@ class Engine:
         scope key of theirs) get the whole history once."""
         by_detector: dict[str, dict[datetime, list[Observation]]] = {}
         histories = tenant_histories(history)
+        coverage: list[Coverage] = []
         for detector in self.detectors:
             per_time: dict[datetime, list[Observation]] = defaultdict(list)
             if not detector.splits_tenants:
-                for observation in detector.evaluate(history, times):
+                observations, covered = detector.assess(history, times)
+                coverage += covered
+                for observation in observations:
                     per_time[observation.at].append(observation)
                 by_detector[detector.name] = per_time
                 continue
@@ -76,6 +79,7 @@ class Engine:
                         observation = replace(observation, scope=((TENANT, tenant), *observation.scope))
                     per_time[observation.at].append(observation)
             by_detector[detector.name] = per_time
+        self.coverage = coverage
         transitions = []
         for moment in times:
             now = []
@@ -85,15 +89,9 @@ class Engine:
             transitions += inhibit(self.states, now, moment)
         return transitions
 
-    def run(
-        self, store: Store, times: Sequence[datetime], runbook_base_url: str = "", coverage: bool = False
-    ) -> list[Transition]:
-        """Load, evaluate, and name the suspects and the runbook of every transition; with ``coverage``,
-        also say what each detector makes of each scope at the last time (``self.coverage``)."""
-        history = self.load(store, times)
-        transitions = self.evaluate(history, times)
-        if coverage:
-            self.coverage = [row for d in self.detectors for row in d.coverage(history, times[-1])]
+    def run(self, store: Store, times: Sequence[datetime], runbook_base_url: str = "") -> list[Transition]:
+        """Load, evaluate, and name the suspects and the runbook of every transition."""
+        transitions = self.evaluate(self.load(store, times), times)
         windows = {d.name: d.settings.window for d in self.detectors}
         enriched = []
         for transition in transitions:

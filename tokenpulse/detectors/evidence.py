@@ -122,7 +122,6 @@ class Alarm:
 
     on: np.ndarray  # times x scopes
     onset: np.ndarray  # index in the grid of the first minute of the evidence run
-    evidence: np.ndarray
 
 
 class EvidenceDetector:
@@ -149,19 +148,21 @@ class EvidenceDetector:
         return SCAN + timedelta(minutes=stats.SAME_HOURS + 5)
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
-        return [o for a in self._assess(history, times) for o in a.observations]
+        return self.assess(history, times)[0]
+
+    def assess(self, history: History, times: Sequence[datetime]) -> tuple[list[Observation], list[Coverage]]:
+        """The observations at ``times`` and each scope's status at the last of them (watched, learning
+        or not applicable), from one pass."""
+        observations, coverage = [], []
+        for assessment in self._assess(history, times):
+            observations += assessment.observations
+            for scope, code in zip(assessment.scopes, assessment.status[-1], strict=True):
+                coverage.append(Coverage(self.name, scope, *self._status(int(code))))
+        return observations, coverage
 
     def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
         """The alert's summary line: what the scope does now, and what it usually does."""
         raise NotImplementedError
-
-    def coverage(self, history: History, at: datetime) -> list[Coverage]:
-        """Each scope's status at ``at``: watched, learning or not applicable."""
-        rows = []
-        for assessment in self._assess(history, [at]):
-            for scope, code in zip(assessment.scopes, assessment.status[0], strict=True):
-                rows.append(Coverage(self.name, scope, *self._status(int(code))))
-        return rows
 
     def _status(self, code: int) -> tuple[str, str]:
         learning = (
@@ -226,11 +227,9 @@ class EvidenceDetector:
     ) -> Alarm:
         s = self.settings
         minimum = int(s.min_duration.total_seconds() // 60)
-        on, accumulated, onset = stats.sequential_alarm(
-            evidence, recovery, threshold, s.clear_evidence, minimum, expected
-        )
+        on, onset = stats.sequential_alarm(evidence, recovery, threshold, s.clear_evidence, minimum, expected)
         rows = positions - first
-        return Alarm(on[rows], onset[rows] + first, accumulated[rows])
+        return Alarm(on[rows], onset[rows] + first)
 
     def _binomial_alarm(
         self,
@@ -253,7 +252,7 @@ class EvidenceDetector:
         self,
         times: Sequence[datetime],
         scopes: list[Scope],
-        alarm: Alarm,
+        on: np.ndarray,
         value: np.ndarray,
         samples: np.ndarray,
         critical: np.ndarray,
@@ -262,7 +261,7 @@ class EvidenceDetector:
         describe: Callable[[Scope, float, float, float], str],
     ) -> list[Observation]:
         observations = []
-        for i, j in zip(*np.nonzero(alarm.on & ~np.isnan(value)), strict=True):
+        for i, j in zip(*np.nonzero(on & ~np.isnan(value)), strict=True):
             observations.append(
                 Observation(
                     detector=self.name,
@@ -398,7 +397,7 @@ class ShareDetector(EvidenceDetector):
         critical = np.nan_to_num(lower, nan=0.0) >= s.critical_share
         on = alarm.on & watched[at]
         observations = self._observations(
-            times, scopes, Alarm(on, alarm.onset, alarm.evidence), value, run_total, critical,
+            times, scopes, on, value, run_total, critical,
             smallest[at], usual[at], self.describe,
         )  # fmt: skip
         applicable = self.applicable(base_part, base_total)[at]
@@ -477,7 +476,7 @@ class RatioDetector(EvidenceDetector):
         critical = np.nan_to_num(value, nan=1.0) < usual[at] * s.critical_fraction
         on = alarm.on & watched[at]
         observations = self._observations(
-            times, scopes, Alarm(on, alarm.onset, alarm.evidence), value, run_calls, critical,
+            times, scopes, on, value, run_calls, critical,
             smallest[at], usual[at], self.describe,
         )  # fmt: skip
         learning = base_weight[at] < s.learning_calls
@@ -561,7 +560,7 @@ class CountDetector(EvidenceDetector):
         critical = value < usual[at] * s.critical_fraction
         on = alarm.on & watched[at]
         observations = self._observations(
-            times, scopes, Alarm(on, alarm.onset, alarm.evidence), value, run_calls, critical,
+            times, scopes, on, value, run_calls, critical,
             changed[..., 0][at], usual[at], self.describe,
         )  # fmt: skip
         return Assessment(observations, scopes, status_codes(~watched[at], watched[at], held=False))

@@ -53,7 +53,7 @@ class DetectorService:
         moment = floor_minute((now or datetime.now(UTC)) - INGEST_DELAY)
         problems = []
         try:
-            transitions = self.engine.run(self.store, [moment], self.runbook_base_url, coverage=True)
+            transitions = self.engine.run(self.store, [moment], self.runbook_base_url)
         except Exception as error:
             metrics.DETECTOR_ERRORS.inc()
             log.exception("detector cycle at %s failed", moment.isoformat())

@@ -174,7 +174,7 @@ def sequential_alarm(
     clear: float,
     min_minutes: int = 1,
     expected: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
     ``evidence`` (minutes x scopes x alternatives, alternatives from the weakest change to the
@@ -192,13 +192,12 @@ def sequential_alarm(
     better. Then every CUSUM starts again from zero. Minutes without calls add nothing, so they
     neither start nor end an alarm.
 
-    Returns, per minute and scope: whether the alarm pages after the minute, the accumulated evidence
-    (the largest CUSUM), and the first minute of the evidence run (the onset, as an index).
+    Returns, per minute and scope: whether the alarm pages after the minute, and the first minute of
+    the evidence run (the onset, as an index).
     """
     minutes, scopes, _ = evidence.shape
     every = np.arange(scopes)
     paging = np.zeros((minutes, scopes), dtype=bool)
-    accumulated = np.zeros((minutes, scopes))
     onset = np.zeros((minutes, scopes), dtype=np.int64)
     cusum = np.zeros(evidence.shape[1:])
     started = np.zeros(evidence.shape[1:], dtype=np.int64)
@@ -236,9 +235,8 @@ def sequential_alarm(
         cusum = np.where(clears[:, None], 0.0, cusum)
         started = np.where(clears[:, None], t + 1, started)
         paging[t] = paged
-        accumulated[t] = np.where(on, np.maximum(best, threshold), best)
         onset[t] = np.where(on, run_start, started[every, strongest])
-    return paging, accumulated, onset
+    return paging, onset
 
 
 def window_sums(cumulative: np.ndarray, ends: np.ndarray, starts: np.ndarray) -> np.ndarray:

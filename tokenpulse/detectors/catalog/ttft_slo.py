@@ -37,6 +37,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from tokenpulse.detectors import stats
 from tokenpulse.detectors.base import Observation, Scope, format_scope, scope_dict
 from tokenpulse.detectors.data import (
     CatalogDetector,
@@ -48,7 +49,6 @@ from tokenpulse.detectors.data import (
     to_observations,
     trailing_sum,
     value_grid,
-    wilson_lower_bound,
 )
 from tokenpulse.detectors.history import History, Query, quantile_query, raw_minutes_query, sql_string
 
@@ -126,8 +126,8 @@ class TtftSlo(CatalogDetector):
         samples = windowed["ttft_calls"]
         p99 = p99.where(samples >= s.min_calls)
         # more than 1% of first tokens late, with confidence: the p99 breach is not chance
-        late = wilson_lower_bound(windowed["over_slo"], samples) > 1 - QUANTILE
-        very_late = wilson_lower_bound(windowed["over_critical"], samples) > 1 - QUANTILE
+        late = stats.wilson_bounds(windowed["over_slo"], samples, 3.0)[0] > 1 - QUANTILE
+        very_late = stats.wilson_bounds(windowed["over_critical"], samples, 3.0)[0] > 1 - QUANTILE
         slo = [s.route_slo_ms.get(scope_dict(scope).get("route", ""), s.slo_ms) for scope in p99.columns]
         warning_at = pd.DataFrame(
             np.tile(np.asarray(slo, dtype=float), (len(p99.index), 1)), index=p99.index, columns=p99.columns
