@@ -1,6 +1,7 @@
 """Detection benchmark: are the alerts right?
 
     python bench/detection.py [--seeds 1 2 3] [--keep DIR] [--rate 200]
+    python bench/detection.py --randomized [--seeds 201 202] [--scopes 100]   (see bench/randomized.py)
 
 For each seed: simulate two days (day 1 clean, day 2 with every incident kind plus benign confounders),
 ingest them, backtest day 2 at 1-minute steps, and score the transitions against the simulator's
@@ -194,6 +195,12 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def main() -> int:
+    if "--randomized" in sys.argv[1:]:  # the randomized mode: bench/randomized.py, with its own options
+        sys.argv.remove("--randomized")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import randomized
+
+        return randomized.main()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
