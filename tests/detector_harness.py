@@ -138,3 +138,31 @@ def drawn(
     for name, column in (extra or {}).items():
         values[name] = lambda m, column=column: column(m, *counts[m])
     return Series(scope, values, start, end)
+
+
+def drawn_mean(
+    scope: dict[str, str],
+    calls: Callable[[int], float] | float,
+    mean: Callable[[int], float] | float,
+    *,
+    total: str,
+    count: str = "calls",
+    spread: float = 1.0,
+    seed: int = 0,
+    start: int = 0,
+    end: int = 2 * 1440,
+) -> Series:
+    """A scope whose calls a minute are Poisson around ``calls`` and whose per-call ``total`` (input tokens,
+    cost) is Gamma with ``mean`` and squared coefficient of variation ``spread`` (1: exponential; real
+    prompts vary about that much), drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    counts: dict[int, tuple[int, float]] = {}
+    for m in range(start, end):
+        n = int(rng.poisson(calls(m) if callable(calls) else calls))
+        mu = mean(m) if callable(mean) else mean
+        counts[m] = (n, float(rng.gamma(n / spread, mu * spread)) if n and mu > 0 else 0.0)
+    values: dict[str, float | Callable[[int], float]] = {
+        count: lambda m: counts[m][0],
+        total: lambda m: counts[m][1],
+    }
+    return Series(scope, values, start, end)

@@ -564,3 +564,98 @@ class CountDetector(EvidenceDetector):
             changed[..., 0][at], usual[at], self.describe,
         )  # fmt: skip
         return Assessment(observations, scopes, status_codes(~watched[at], watched[at], held=False))
+
+
+# Where a baseline falls back to the trailing day, a per-call mean may run this much higher at some hours.
+DIURNAL_RISE = 1.25
+
+
+@dataclass(frozen=True)
+class MeanSettings(EvidenceSettings):
+    rises: tuple[float, ...] = (2.0, 4.0, 8.0)  # the changes tested: the per-call mean times these
+    critical_ratio: float = 4.0  # critical when the mean since the change began is this many times usual
+    # A business floor: the smallest change tested is never under this much per call (short prompts,
+    # a few reasoning tokens, a fraction of a cent cost nobody a page).
+    floor: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.rises or min(self.rises) <= 1:
+            raise ValueError("rises must be above 1")
+        if self.critical_ratio <= 1 or self.floor < 0:
+            raise ValueError("critical_ratio must be above 1 and floor not negative")
+
+
+class MeanDetector(EvidenceDetector):
+    """A per-call mean ``numerator`` / ``denominator`` (input tokens per call, LLM cost per tool call)
+    rises clearly above the scope's own usual level.
+
+    A minute of n calls summing to S weighs for "the mean rose by each of ``rises``" with a Gamma
+    quasi-likelihood whose spread per call (the squared coefficient of variation) is measured on the
+    scope's own trailing day: a scope whose prompts vary wildly needs more calls to show a doubling than
+    one whose prompts are all alike. One enormous call is bounded evidence (``stats.gamma_evidence``),
+    and must still be there after ``min_duration`` to page.
+    """
+
+    numerator: ClassVar[str]
+    denominator: ClassVar[str] = "calls"
+    settings: MeanSettings
+
+    def critical(self, lower: np.ndarray, run_total: np.ndarray, run_minutes: np.ndarray,
+                 usual: np.ndarray) -> np.ndarray:  # fmt: skip
+        """Which alarms are critical, from the lower end of their run's mean (one standard error: the
+        evidence run starts where the noise ran high), its sum, its minutes and the usual mean: by
+        default, a mean of ``critical_ratio`` times the usual or more."""
+        return lower >= self.settings.critical_ratio * usual
+
+    def _evaluate(
+        self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
+    ) -> Assessment:
+        s = self.settings
+        g, scopes = self._grids(frame, dims, (self.numerator, self.denominator), history)
+        if not scopes:
+            return Assessment.empty(len(times))
+        total, calls = np.maximum(g[self.numerator], 0.0), g[self.denominator]
+        positions = self._positions(history, times)
+        first, rows = _scan_rows(positions)
+        (base_calls, base_total, _, _), trailing, same_hour = stats.baseline_sums(
+            (calls, total, *stats.mean_excess(total, calls)), rows, lag=_LAG, days=BASELINE_DAYS,
+            enough=s.learning_calls,
+        )  # fmt: skip
+        with np.errstate(divide="ignore", invalid="ignore"):
+            usual = np.nan_to_num(base_total / base_calls)
+        spread = stats.mean_dispersion(trailing[2], trailing[3])
+        # The baseline is not trusted further than it knows: the null is the upper end of what it says
+        # (one standard error of the mean), higher where it knows nothing of the time of day, and never
+        # under the business floor divided by the smallest change tested.
+        null = usual * (1 + np.sqrt(spread / np.maximum(base_calls, 1.0)))
+        null = np.where(same_hour, null, null * DIURNAL_RISE)
+        rises = sorted(s.rises)
+        null = np.maximum(null, s.floor / rises[0])
+        learning = base_calls < s.learning_calls
+        watched = ~learning & (null > 0)
+        null = np.where(null > 0, null, 1.0)
+        changed = np.stack([null * r for r in rises], axis=-1)
+        x, n = total[rows], calls[rows]
+        mean0, mean1, spread3 = null[..., None], changed, spread[..., None]
+        evidence = stats.gamma_evidence(x[..., None], n[..., None], mean0, mean1, spread3)
+        recovery = -stats.gamma_evidence(x[..., None], n[..., None], mean0, np.sqrt(mean0 * mean1), spread3)
+        expected = stats.gamma_evidence(n[..., None] * mean1, n[..., None], mean0, mean1, spread3)
+        mask = watched[..., None]
+        evidence, recovery, expected = (np.where(mask, e, 0.0) for e in (evidence, recovery, expected))
+        threshold = self._threshold(len(scopes), len(rises))
+        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions)
+        at = positions - first
+        run_total = _run_sums(stats.cumulative(total), alarm.onset, positions)
+        run_calls = _run_sums(stats.cumulative(calls), alarm.onset, positions)
+        run_minutes = positions[:, None] + 1 - alarm.onset
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.where(run_calls > 0, run_total / run_calls, np.nan)
+        lower = np.nan_to_num(value) * np.maximum(1 - np.sqrt(spread[at] / np.maximum(run_calls, 1.0)), 0.0)
+        critical = self.critical(lower, run_total, run_minutes, usual[at])
+        on = alarm.on & watched[at]
+        observations = self._observations(
+            times, scopes, on, value, run_calls, critical,
+            changed[..., 0][at], usual[at], self.describe,
+        )  # fmt: skip
+        return Assessment(observations, scopes, status_codes(learning[at], watched[at], held=False))

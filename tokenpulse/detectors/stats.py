@@ -88,6 +88,53 @@ def poisson_evidence(
     return (counts * np.log(rate1 / rate0) - (rate1 - rate0)) / dispersion
 
 
+def gamma_evidence(
+    total: np.ndarray, calls: np.ndarray, usual: np.ndarray, changed: np.ndarray, dispersion: np.ndarray
+) -> np.ndarray:
+    """Log-likelihood ratio of a per-call mean ``changed`` against ``usual`` for a minute whose ``calls``
+    sum to ``total``, per cell: a Gamma quasi-likelihood whose squared coefficient of variation per call
+    is the scope's ``dispersion`` (measured on its history: ``mean_excess``). Empty cells give 0.
+
+    A minute's mean is taken at most ``_MOST_MEAN_RATIO`` times the usual: one enormous call (a
+    heavy-tailed prompt, a long answer) is evidence, but not unbounded evidence."""
+    mean0 = np.maximum(usual, 1e-12)
+    mean1 = np.maximum(changed, 1e-12)
+    observed = np.minimum(
+        np.where(calls > 0, total / np.maximum(calls, 1e-12), 0.0), _MOST_MEAN_RATIO * mean1
+    )
+    llr = calls * (np.log(mean0 / mean1) + observed * (1 / mean0 - 1 / mean1))
+    return np.where(calls > 0, llr / dispersion, 0.0)
+
+
+# A minute's mean counts as at most this many times the changed level tested (see gamma_evidence).
+_MOST_MEAN_RATIO = 4.0
+
+
+def mean_excess(total: np.ndarray, calls: np.ndarray, half_window: int = 15) -> tuple[np.ndarray, np.ndarray]:
+    """What each minute says of how much a per-call quantity varies: calls x (minute mean / local mean
+    - 1)^2, an estimate of the squared coefficient of variation per call (the local mean is over the
+    minutes within ``half_window``, so a slow drift over the day adds nothing), and a 1 per minute with
+    calls. Summed over a history, their ratio is the scope's dispersion (``mean_dispersion``)."""
+    local_total, local_calls = _local(total, half_window), _local(calls, half_window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        local = local_total / local_calls
+        terms = calls * (total / calls / local - 1) ** 2
+    counted = (calls > 0) & (local > 0)
+    return np.where(counted, np.nan_to_num(terms), 0.0), counted.astype(float)
+
+
+# Pseudo-minutes of an exponential per-call spread (squared coefficient of variation 1) a measured
+# dispersion is shrunk with; and its bounds (0.1: a quantity that barely varies still varies by 30%).
+_SPREAD_PRIOR_MINUTES, _LEAST_SPREAD, _MOST_SPREAD = 30.0, 0.1, 25.0
+
+
+def mean_dispersion(excess: np.ndarray, minutes: np.ndarray) -> np.ndarray:
+    """A per-call quantity's squared coefficient of variation from summed ``mean_excess`` over a history,
+    shrunk towards 1 (exponential) while the history is thin."""
+    spread = (excess + _SPREAD_PRIOR_MINUTES) / (minutes + _SPREAD_PRIOR_MINUTES)
+    return np.clip(np.nan_to_num(spread, nan=1.0), _LEAST_SPREAD, _MOST_SPREAD)
+
+
 def _local(values: np.ndarray, half_window: int) -> np.ndarray:
     """Sums of ``values`` over the minutes within ``half_window`` of each minute."""
     rows = values.shape[0]

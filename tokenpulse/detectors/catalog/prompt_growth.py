@@ -1,13 +1,13 @@
 """prompt_growth: prompts keep getting longer, per service and route, in two ways.
 
-(a) Route-wide: input tokens per call over the window at ``warning_ratio`` (2x) times the route's
-    baseline or more: conversation history accumulating without truncation, a retrieval step that
-    returns ever more chunks, a tool result pasted in whole. The window (15 min) is longer than the
-    usual 5 because one huge prompt moves a short window, and like cache_not_applied the per-minute
-    ratio must have been past the threshold in ``sustained`` worth of the window's minutes, so a 2-3
-    minute blip of any size never holds. With ``for_`` 10 min, a growth that doubles in 30 minutes
-    fires 48 minutes after its onset (the window average crosses 2x 8 minutes after the prompts do,
-    then it is held 10 minutes); a step of 5x fires after 18.
+(a) Route-wide: input tokens per call rise clearly above the route's own usual level: conversation
+    history accumulating without truncation, a retrieval step that returns ever more chunks, a tool
+    result pasted in whole. The evidence model is ``evidence.MeanDetector``'s: each minute's input per
+    call weighs for "the mean doubled, quadrupled or grew 8x" against the route's usual mean, with the
+    spread per call the route's own trailing day shows (a route whose prompts vary wildly needs more
+    calls to show a doubling). ``floor_tokens`` is a business floor: the smallest change tested is never
+    under 1,000 tokens per call. Critical: 4x the usual since the growth began. A route whose baseline
+    has fewer than 30 calls is learning.
     Input tokens include cache reads and writes (see docs/normalization.md): a cached prefix that grows
     still costs latency and context window, so this watches what is sent, not what is billed.
 
@@ -40,7 +40,9 @@
     once it spans minutes, which any session long enough to run away does.
 
 Both hold on the same alert per (service, route); the route-wide observation wins when both hold, and
-every summary names the worst runaway sessions in the window when there are any.
+every summary names the worst runaway sessions in the last ``session_window`` when there are any. A
+session is a business rule, not a statistical one (one runaway session is the incident), so (b) keeps its
+thresholds; it holds while a runaway minute is within ``session_window``.
 """
 
 from __future__ import annotations
@@ -53,42 +55,26 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from tokenpulse.detectors.base import Observation, Scope, format_scope
-from tokenpulse.detectors.data import (
-    CatalogDetector,
-    SampledSettings,
-    at_times,
-    baseline,
-    check_sustained,
-    grids,
-    kth_largest,
-    minute_index,
-    minutes,
-    to_observations,
-    trailing_sum,
-)
-from tokenpulse.detectors.history import ENDED_MINUTE, ROLLUP, History, Query
+from tokenpulse.detectors.base import WARNING, Coverage, Observation, Scope, format_scope
+from tokenpulse.detectors.data import at_times, grids, minute_index, minutes, trailing_sum
+from tokenpulse.detectors.evidence import MeanDetector, MeanSettings, Signal
+from tokenpulse.detectors.history import ENDED_MINUTE, ROLLUP, TENANT, History, Query
 
 DIMENSIONS = ("service", "route")
-SESSION_DIMENSIONS = ("service", "route", "session")
+SESSION_DIMENSIONS = (*DIMENSIONS, "session")
 
 
 @dataclass(frozen=True)
-class Settings(SampledSettings):
-    window: timedelta = timedelta(minutes=15)
-    for_: timedelta = timedelta(minutes=10)
-    warning_ratio: float = 2.0  # input tokens per call against the route's baseline
+class Settings(MeanSettings):
+    rises: tuple[float, ...] = (2.0, 4.0, 8.0)  # input tokens per call against the route's usual
     critical_ratio: float = 4.0
-    floor_tokens: float = 1_000.0  # ... and at least this many per call: short prompts cost little
-    sustained: timedelta = timedelta(minutes=8)  # of the window's minutes, each past the threshold on its own
+    floor: float = 1_000.0  # tokens per call: short prompts cost little
+    session_window: timedelta = timedelta(minutes=15)  # a runaway session counts this long
     session_min_calls: int = 10  # a runaway session has made at least this many calls
     session_growth: float = 5.0  # ... its input per call is this many times that of its first minute
     session_floor_tokens: int = 50_000  # ... and at least this many tokens
     min_runaway_sessions: int = 1  # runaway sessions of a route within the window that alert
     summary_sessions: int = 3  # worst sessions named in the summary
-
-    def __post_init__(self) -> None:
-        check_sustained(self.sustained, self.window)
 
 
 def runaway_sessions_query(min_calls: int, growth: float, floor_tokens: int) -> Query:
@@ -127,9 +113,10 @@ def runaway_sessions_query(min_calls: int, growth: float, floor_tokens: int) -> 
     )
 
 
-class PromptGrowth(CatalogDetector):
+class PromptGrowth(MeanDetector):
     name: ClassVar[str] = "prompt_growth"
     settings_type: ClassVar[type[Settings]] = Settings
+    numerator: ClassVar[str] = "input_tokens"
     settings: Settings
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -137,60 +124,42 @@ class PromptGrowth(CatalogDetector):
         s = self.settings
         self.runaway = runaway_sessions_query(s.session_min_calls, s.session_growth, s.session_floor_tokens)
 
+    def signals(self) -> list[Signal]:
+        return [Signal(ROLLUP, DIMENSIONS)]
+
     def queries(self) -> list[Query]:
         return [ROLLUP, self.runaway]
 
-    def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
-        s = self.settings
-        window = minutes(s.window)
-
-        # (a) Input tokens per call of the route against its baseline, compared at the evaluation times
-        # only (grids are long, the times few: one, live).
-        per_minute = grids(history[ROLLUP], DIMENSIONS, ("calls", "input_tokens"), history.start, history.end)
-        g = {k: trailing_sum(v, window) for k, v in per_minute.items()}
-        per_call = (g["input_tokens"] / g["calls"]).where(g["calls"] >= s.min_calls)
-        usual = baseline(per_call, window, times=times)
-        warn_at = (usual * s.warning_ratio).clip(lower=s.floor_tokens)  # NaN without a baseline
-        crit_at = (usual * s.critical_ratio).clip(lower=s.floor_tokens)
-        minute_per_call = per_minute["input_tokens"] / per_minute["calls"]
-        sustained_minutes = minutes(s.sustained)
-        sustained = kth_largest(minute_per_call, window, sustained_minutes, times) >= warn_at
-        now, calls = at_times(per_call, times), at_times(g["calls"], times)
-        growing = sustained & (now >= warn_at)
-
-        # (b) Runaway sessions of the route within the window.
+    def assess(self, history: History, times: Sequence[datetime]) -> tuple[list[Observation], list[Coverage]]:
+        observations, coverage = super().assess(history, times)
+        window = minutes(self.settings.session_window)
         runaway = history[self.runaway]
         sessions = at_times(route_sessions(runaway, window, history.start, history.end), times)
-        scopes = now.columns.union(sessions.columns, sort=False)
-        sessions = sessions.reindex(columns=scopes, fill_value=0.0)
-        now, calls, usual, warn_at, crit_at = (
-            grid.reindex(columns=scopes) for grid in (now, calls, usual, warn_at, crit_at)
-        )
-        growing = growing.reindex(columns=scopes, fill_value=False)
-        running_away = (sessions >= s.min_runaway_sessions) & ~growing
+        growing = {(o.at, o.scope) for o in observations}
+        for (at, scope), count in sessions.stack().items():
+            if count >= self.settings.min_runaway_sessions and (at.to_pydatetime(), scope) not in growing:
+                observations.append(self._sessions_observation(scope, at.to_pydatetime(), float(count)))
+        return [self._name_sessions(o, runaway, sessions, window) for o in observations], coverage
 
-        observations = to_observations(
-            self.name, times, now, calls,
-            warning=growing,
-            critical=growing & (now >= crit_at),
-            warning_threshold=warn_at,
-            critical_threshold=crit_at,
-            baseline=usual,
-            describe=_describe_growth,
-        ) + to_observations(
-            self.name, times, sessions, calls,
-            warning=running_away, critical=running_away & False,
-            warning_threshold=float(s.min_runaway_sessions), critical_threshold=float(s.min_runaway_sessions),
-            baseline=None,
-            describe=_describe_sessions,
+    def _sessions_observation(self, scope: Scope, at: datetime, count: float) -> Observation:
+        return Observation(
+            detector=self.name, scope=scope, at=at, severity=WARNING, value=count,
+            threshold=float(self.settings.min_runaway_sessions), baseline=None, samples=int(count),
+            summary=f"{count:.0f} session(s) whose prompts keep growing for {format_scope(scope)}",
         )  # fmt: skip
-        return [self._name_sessions(o, runaway, sessions, window) for o in observations]
+
+    def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
+        return (
+            f"{_tokens(value)} input tokens per call since the growth began (usually {_tokens(usual)}; "
+            f"evidence past {_tokens(threshold)}) for {format_scope(scope)}: prompts keep growing"
+        )
 
     def _name_sessions(
         self, observation: Observation, runaway: pd.DataFrame, sessions: pd.DataFrame, window: int
     ) -> Observation:
         """The observation with the worst runaway sessions of its route in the window in its summary."""
-        if sessions.at[pd.Timestamp(observation.at), observation.scope] == 0:
+        key = (pd.Timestamp(observation.at), observation.scope)
+        if observation.scope not in sessions.columns or not sessions.at[key]:
             return observation
         worst = worst_sessions(
             runaway, observation.scope, observation.at, window, self.settings.summary_sessions
@@ -199,12 +168,16 @@ class PromptGrowth(CatalogDetector):
 
 
 def route_sessions(runaway: pd.DataFrame, window: int, start: datetime, end: datetime) -> pd.DataFrame:
-    """Minute x (service, route) grid: sessions with a runaway minute in [t - window, t)."""
+    """Minute x (tenant, service, route) grid: sessions with a runaway minute in [t - window, t). The
+    tenant is left out of a scope where it is "" (no API keys), like the templates' scopes."""
     if runaway.empty:
         return pd.DataFrame(index=minute_index(start, end), dtype=float)
-    flags = grids(runaway.assign(runaway=1.0), SESSION_DIMENSIONS, ("runaway",), start, end)["runaway"]
+    dims = (TENANT, *SESSION_DIMENSIONS) if TENANT in runaway else SESSION_DIMENSIONS
+    flags = grids(runaway.assign(runaway=1.0), dims, ("runaway",), start, end)["runaway"]
     seen = (trailing_sum(flags, window) > 0).to_numpy(dtype=float)  # minute x session
-    routes = pd.Index([scope[:2] for scope in flags.columns], tupleize_cols=False)
+    routes = pd.Index(
+        [tuple(p for p in scope[:-1] if p != (TENANT, "")) for scope in flags.columns], tupleize_cols=False
+    )
     unique = routes.unique()
     membership = np.zeros((len(routes), len(unique)))  # session -> its route
     membership[np.arange(len(routes)), unique.get_indexer(routes)] = 1.0
@@ -215,8 +188,10 @@ def worst_sessions(runaway: pd.DataFrame, scope: Scope, at: datetime, window: in
     """The ``count`` runaway sessions of ``scope`` in [at - window, at) that grew the most."""
     route = dict(scope)
     moment = pd.Timestamp(at)
+    tenant = runaway[TENANT] == route[TENANT] if TENANT in route else True
     rows = runaway[
-        (runaway["service"] == route["service"])
+        tenant
+        & (runaway["service"] == route["service"])
         & (runaway["route"] == route["route"])
         & (runaway["minute"] >= moment - pd.Timedelta(minutes=window))
         & (runaway["minute"] < moment)
@@ -237,17 +212,6 @@ def worst_sessions(runaway: pd.DataFrame, scope: Scope, at: datetime, window: in
 
 def _tokens(value: float) -> str:
     return f"{value / 1000:.0f}k" if value >= 10_000 else f"{value:,.0f}"
-
-
-def _describe_growth(scope: Scope, value: float, threshold: float, usual: float | None) -> str:
-    return (
-        f"{_tokens(value)} input tokens per call (threshold {_tokens(threshold)}, "
-        f"usually {_tokens(usual or 0)}) for {format_scope(scope)}: prompts keep growing"
-    )
-
-
-def _describe_sessions(scope: Scope, value: float, threshold: float, usual: float | None) -> str:
-    return f"{value:.0f} session(s) whose prompts keep growing for {format_scope(scope)}"
 
 
 DETECTOR = PromptGrowth

@@ -7,13 +7,12 @@ Two conditions, one alert per scope:
   needs neither history nor traffic: one such call is already the incident (a reasoning loop, an
   effort setting left at "high" with no budget). It holds while such a call ended within the last
   ``extreme_window`` and resolves ``keep_firing_for`` later.
-- warning: reasoning tokens per call over the window at ``warning_ratio`` times the scope's baseline
-  or more, and at least ``floor_tokens`` per call, so a model that goes from 200 to 1,000 thinking
-  tokens per call (cents) does not page. Reasoning routes are often low-volume: the window is 10
-  minutes and ``min_calls`` 10, so a route of 1-2 calls a minute is watched. Like cache_not_applied,
-  the per-minute ratio must also have been past the threshold in ``sustained`` worth of the window's
-  minutes: the warning has no ``for_`` (that is the critical's), this is its hold, and a 2-3 minute
-  blip of any size never passes it.
+- warning: reasoning tokens per call rise clearly above the scope's own usual level — 5x, 10x or 25x,
+  on the evidence model of ``evidence.MeanDetector`` (each minute's reasoning per call, with the spread
+  per call the scope's trailing day shows), and never under ``floor_tokens`` per call, so a model that
+  goes from 200 to 1,000 thinking tokens per call (cents) does not page. Reasoning routes are often
+  low-volume: a route of one call a minute that starts thinking 10x longer shows within minutes, once
+  its calls end. A scope whose baseline has fewer than 30 calls is learning.
 
 The critical reads the raw ``calls`` table (the rollup only has sums): per minute the largest
 reasoning count and the count of calls at or above a few fixed bucket edges, so the query is a
@@ -32,24 +31,16 @@ every read.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
-import pandas as pd
+import numpy as np
 
-from tokenpulse.detectors.base import Observation, Scope, format_scope
-from tokenpulse.detectors.data import (
-    CatalogDetector,
-    HeldSettings,
-    at_times,
-    baseline,
-    grids,
-    kth_largest,
-    minutes,
-    to_observations,
-    trailing_sum,
-)
+from tokenpulse.detectors import stats
+from tokenpulse.detectors.base import CRITICAL, Coverage, Observation, Scope, format_scope
+from tokenpulse.detectors.data import minutes
+from tokenpulse.detectors.evidence import MeanDetector, MeanSettings, Signal
 from tokenpulse.detectors.history import ROLLUP, History, Query, raw_minutes_query
 
 DIMENSIONS = ("service", "route", "model")
@@ -67,14 +58,11 @@ EXTREMES = raw_minutes_query(
 
 
 @dataclass(frozen=True)
-class Settings(HeldSettings):
-    window: timedelta = timedelta(minutes=10)  # reasoning routes are low-volume: a longer window,
-    min_calls: int = 10  # ... and fewer calls, so a route of 1-2 calls a minute is watched
-    for_: timedelta = timedelta(0)  # the critical pages at once; the warning holds by ``sustained``
+class Settings(MeanSettings):
+    rises: tuple[float, ...] = (5.0, 10.0, 25.0)  # reasoning tokens per call against the usual
+    floor: float = 5_000.0  # ... and at least this many per call
     extreme_tokens: int = 100_000  # one call at or above: critical
     extreme_window: timedelta = timedelta(minutes=5)  # such a call counts this long after it ended
-    warning_ratio: float = 5.0  # reasoning tokens per call against the baseline
-    floor_tokens: float = 5_000.0  # ... and at least this many per call
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -84,89 +72,70 @@ class Settings(HeldSettings):
             )
 
 
-class ReasoningBlowup(CatalogDetector):
+class ReasoningBlowup(MeanDetector):
     name: ClassVar[str] = "reasoning_blowup"
     settings_type: ClassVar[type[Settings]] = Settings
+    numerator: ClassVar[str] = "reasoning_tokens"
     settings: Settings
+
+    def signals(self) -> list[Signal]:
+        return [Signal(ROLLUP, DIMENSIONS)]
 
     def queries(self) -> list[Query]:
         return [ROLLUP, EXTREMES]
 
-    def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
+    def critical(self, lower: np.ndarray, run_total: np.ndarray, run_minutes: np.ndarray,
+                 usual: np.ndarray) -> np.ndarray:  # fmt: skip
+        """The ratio alone never pages critical: one extreme call does (``_extremes``)."""
+        return np.zeros(lower.shape, dtype=bool)
+
+    def assess(self, history: History, times: Sequence[datetime]) -> tuple[list[Observation], list[Coverage]]:
+        observations, coverage = super().assess(history, times)
+        extremes = self._extremes(history, times)
+        seen = {(o.at, o.scope) for o in extremes}
+        return extremes + [o for o in observations if (o.at, o.scope) not in seen], coverage
+
+    def _extremes(self, history: History, times: Sequence[datetime]) -> list[Observation]:
+        """Critical at once: a call that ended in [t - extreme_window, t) used ``extreme_tokens`` or more."""
         s = self.settings
-        window = minutes(s.window)
         extreme_window = minutes(s.extreme_window)
         count_edge = max(e for e in EXTREME_BUCKETS if e <= s.extreme_tokens)  # counted: calls >= count_edge
-        count_column = f"calls_ge_{count_edge}"
-        rollup = grids(history[ROLLUP], DIMENSIONS, ("calls", "reasoning_tokens"), history.start, history.end)
-        extremes = grids(
-            history[EXTREMES], DIMENSIONS, ("max_reasoning_tokens", count_column), history.start, history.end
+        columns = ("max_reasoning_tokens", f"calls_ge_{count_edge}")
+        g, scopes = self._grids(history[EXTREMES], DIMENSIONS, columns, history)
+        if not scopes:
+            return []
+        positions = self._positions(history, times)
+        window = np.arange(extreme_window)[None, :]
+        rows = np.clip(positions[:, None] - window, 0, None)  # times x the window's rows
+        largest = g[columns[0]][rows].max(axis=1)  # times x scopes
+        counted = stats.window_sums(stats.cumulative(g[columns[1]]), positions[:, None] + 1,
+                                    positions[:, None] + 1 - extreme_window)  # fmt: skip
+        observations = []
+        for i, j in zip(*np.nonzero(largest >= s.extreme_tokens), strict=True):
+            scope, value = scopes[j], float(largest[i, j])
+            summary = (
+                f"a call used {_tokens(value)} reasoning tokens (critical at {_tokens(s.extreme_tokens)}) "
+                f"for {format_scope(scope)}; {counted[i, j]:.0f} call(s) >= {_tokens(count_edge)} in the "
+                f"last {extreme_window} min"
+            )
+            observations.append(
+                Observation(
+                    detector=self.name, scope=scope, at=times[i], severity=CRITICAL, value=value,
+                    threshold=float(s.extreme_tokens), baseline=None, samples=int(counted[i, j]),
+                    summary=summary,
+                )
+            )  # fmt: skip
+        return observations
+
+    def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
+        return (
+            f"{_tokens(value)} reasoning tokens per call since the rise began (usually {_tokens(usual)}; "
+            f"evidence past {_tokens(threshold)}) for {format_scope(scope)}"
         )
-        scopes = rollup["calls"].columns.union(extremes["max_reasoning_tokens"].columns, sort=False)
-        rollup = {k: v.reindex(columns=scopes, fill_value=0.0) for k, v in rollup.items()}
-        extremes = {k: v.reindex(columns=scopes, fill_value=0.0) for k, v in extremes.items()}
-
-        # Critical: the largest call that ended in [t - extreme_window, t).
-        largest = extremes["max_reasoning_tokens"].rolling(extreme_window, min_periods=1).max().shift(1)
-        largest = at_times(largest, times)
-        extreme_calls = at_times(trailing_sum(extremes[count_column], extreme_window), times)
-        critical = largest >= s.extreme_tokens
-
-        # Warning: reasoning tokens per call over the window against the scope's baseline, compared at the
-        # evaluation times only (grids are long, the times few: one, live).
-        g = {k: trailing_sum(v, window) for k, v in rollup.items()}
-        per_call = (g["reasoning_tokens"] / g["calls"]).where(g["calls"] >= s.min_calls)
-        usual = baseline(per_call, window, times=times)
-        warn_at = (usual * s.warning_ratio).clip(lower=s.floor_tokens)  # NaN without a baseline
-        minute_per_call = rollup["reasoning_tokens"] / rollup["calls"]
-        sustained_minutes = minutes(s.sustained)
-        sustained = kth_largest(minute_per_call, window, sustained_minutes, times) >= warn_at
-        now, calls = at_times(per_call, times), at_times(g["calls"], times)
-        warning = (now >= warn_at) & sustained & ~critical
-
-        critical_observations = to_observations(
-            self.name, times, largest, at_times(trailing_sum(rollup["calls"], extreme_window), times),
-            warning=critical, critical=critical,
-            warning_threshold=float(s.extreme_tokens), critical_threshold=float(s.extreme_tokens),
-            baseline=usual,
-            describe=_describe_extreme,
-        )  # fmt: skip
-        critical_observations = [
-            replace(o, summary=f"{o.summary}; {_count(extreme_calls, o)} call(s) >= {_tokens(count_edge)} "
-                               f"in the last {extreme_window} min")
-            for o in critical_observations
-        ]  # fmt: skip
-        warning_observations = to_observations(
-            self.name, times, now, calls,
-            warning=warning, critical=warning & False,  # the ratio alone never pages
-            warning_threshold=warn_at, critical_threshold=warn_at,
-            baseline=usual,
-            describe=_describe_ratio,
-        )  # fmt: skip
-        return critical_observations + warning_observations
-
-
-def _count(grid: pd.DataFrame, observation: Observation) -> int:
-    return int(grid.at[pd.Timestamp(observation.at), observation.scope])
 
 
 def _tokens(value: float) -> str:
     return f"{value / 1000:.0f}k" if value >= 10_000 else f"{value:,.0f}"
-
-
-def _describe_extreme(scope: Scope, value: float, threshold: float, usual: float | None) -> str:
-    usually = f", usually {_tokens(usual)} per call" if usual is not None else ""
-    return (
-        f"a call used {_tokens(value)} reasoning tokens (critical at {_tokens(threshold)}{usually}) "
-        f"for {format_scope(scope)}"
-    )
-
-
-def _describe_ratio(scope: Scope, value: float, threshold: float, usual: float | None) -> str:
-    return (
-        f"{_tokens(value)} reasoning tokens per call (threshold {_tokens(threshold)}, "
-        f"usually {_tokens(usual or 0)}) for {format_scope(scope)}"
-    )
 
 
 DETECTOR = ReasoningBlowup

@@ -5,44 +5,31 @@ span of kind 'tool' is the tool span, whatever the depth (``tokenpulse.storage.a
 right under the tool, under ``ai.generateText`` under the tool (Vercel AI SDK), under an agent or a chain
 under the tool. A call inside a tool nested in another tool is the inner tool's.
 
-Cost per tool call = inner cost / tool calls over the window, per service (the tool span's) and tool;
-tool calls without any LLM call inside count (at $0), so a tool that starts calling a model in half of
-its executions shows. A tool call and the cost inside it count in the minute the tool call *ended*
+Cost per tool call = inner cost / tool executions, per service (the tool span's) and tool; executions
+without any LLM call inside count (at $0), so a tool that starts calling a model in half of its
+executions shows. A tool execution and the cost inside it count in the minute the execution *ended*
 (when all of it is stored), so they fall in the same minutes.
 
-- warning: cost per tool call at least ``ratio`` (10x) its baseline and at least
-  ``min_usd_per_tool_call`` — a tool whose baseline is $0 (it never called a model) and that starts
-  spending a cent per call fires: that is the hidden cost appearing;
-- critical: the same, and the inner spend rate is at least ``critical_usd_per_hour``.
-
-A surge of tool calls with flat cost per call moves nothing; a tool below ``min_calls`` tool calls in
-the window (a trough, a new tool) gives no observation; a tool without history has no baseline and never
-fires. The cost per call must also have been past the threshold in ``sustained`` (4) of the window's
-(5) minutes: inner-cost bursts of up to 3 minutes never fire, however tall (a runaway that is
-expensive *now* is cost_spike's to page on; this detector attributes cost to the tool that makes it),
-and a lasting change fires about 4 minutes after it starts.
+The evidence model is ``evidence.MeanDetector``'s: each minute's cost per tool call weighs for "it grew
+10x, 30x or 100x" against the tool's usual cost per call, with the spread per call its own trailing day
+shows, so a tool running one execution a minute is watched as well as a busy one.
+``min_usd_per_tool_call`` is a business floor: the smallest change tested is never under a cent per
+tool call, so a tool whose usual cost is $0 (it never called a model) pages when it starts spending a
+cent or more per call — the hidden cost appearing. Critical: the inner spend rate since the change
+began is at least ``critical_usd_per_hour``. A surge of tool calls with a flat cost per call moves
+nothing; a tool whose baseline has fewer than 30 executions is learning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import ClassVar
 
-from tokenpulse.detectors.base import Observation, Scope, format_scope
-from tokenpulse.detectors.data import (
-    CatalogDetector,
-    HeldSettings,
-    at_times,
-    baseline,
-    grids,
-    kth_largest,
-    minutes,
-    to_observations,
-    trailing_sum,
-)
-from tokenpulse.detectors.history import ENDED_MINUTE, History, Query
+import numpy as np
+
+from tokenpulse.detectors.base import Scope, format_scope
+from tokenpulse.detectors.evidence import MeanDetector, MeanSettings, Signal
+from tokenpulse.detectors.history import ENDED_MINUTE, Query
 from tokenpulse.storage.attribution import LONGEST_TOOL, attributed_calls_sql
 
 DIMENSIONS = ("service", "tool")
@@ -82,55 +69,32 @@ TOOL_COSTS = Query(
 
 
 @dataclass(frozen=True)
-class Settings(HeldSettings):
-    window: timedelta = timedelta(minutes=5)
-    min_calls: int = 10  # tool calls in the window
-    ratio: float = 10.0
-    min_usd_per_tool_call: float = 0.01
+class Settings(MeanSettings):
+    rises: tuple[float, ...] = (10.0, 30.0, 100.0)  # LLM cost per tool call against the tool's usual
+    floor: float = 0.01  # $ per tool call: the smallest change tested is never under this
     critical_usd_per_hour: float = 10.0
 
 
-class ToolHiddenCost(CatalogDetector):
+class ToolHiddenCost(MeanDetector):
     name: ClassVar[str] = "tool_hidden_cost"
     settings_type: ClassVar[type[Settings]] = Settings
+    numerator: ClassVar[str] = "cost_usd"
+    denominator: ClassVar[str] = "tool_calls"
     settings: Settings
 
-    def queries(self) -> list[Query]:
-        return [TOOL_COSTS]
+    def signals(self) -> list[Signal]:
+        return [Signal(TOOL_COSTS, DIMENSIONS)]
 
-    def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
-        s = self.settings
-        window = minutes(s.window)
-        columns = ("tool_calls", "cost_usd")
-        per_minute = grids(history[TOOL_COSTS], DIMENSIONS, columns, history.start, history.end)
-        tool_calls, usd = (trailing_sum(per_minute[k], window) for k in columns)
-        per_call = (usd / tool_calls).where(tool_calls >= s.min_calls)
-        usual = baseline(per_call, window, times=times)
-        minute_per_call = per_minute["cost_usd"] / per_minute["tool_calls"]
-        held = kth_largest(minute_per_call, window, minutes(s.sustained), times)
-        # Compare at the evaluation times only: grids are long, the times few (one, live).
-        per_call, tool_calls, usd, held = (
-            at_times(grid, times) for grid in (per_call, tool_calls, usd, held)
+    def critical(self, lower: np.ndarray, run_total: np.ndarray, run_minutes: np.ndarray,
+                 usual: np.ndarray) -> np.ndarray:  # fmt: skip
+        """Critical when the inner spend rate since the change began reaches ``critical_usd_per_hour``."""
+        return run_total * 60 / np.maximum(run_minutes, 1) >= self.settings.critical_usd_per_hour
+
+    def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
+        return (
+            f"LLM cost inside the tool ${value:.4f} per tool call since the change began (usually "
+            f"${usual:.4f}; evidence past ${threshold:.4f}) for {format_scope(scope)}"
         )
-        threshold = (usual * s.ratio).clip(lower=s.min_usd_per_tool_call)
-        # usd > 0: a zero floor and baseline never fire on $0
-        warning = (per_call >= threshold) & (held >= threshold) & (usd > 0)
-        return to_observations(
-            self.name, times, per_call, tool_calls,
-            warning=warning,
-            critical=warning & (usd * (60 / window) >= s.critical_usd_per_hour),
-            warning_threshold=threshold,
-            critical_threshold=threshold,
-            baseline=usual,
-            describe=_describe,
-        )  # fmt: skip
-
-
-def _describe(scope: Scope, value: float, threshold: float, usual: float | None) -> str:
-    return (
-        f"LLM cost inside the tool ${value:.4f} per tool call (threshold ${threshold:.4f}, "
-        f"usually ${usual or 0:.4f}) for {format_scope(scope)}"
-    )
 
 
 DETECTOR = ToolHiddenCost
