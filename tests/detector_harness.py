@@ -166,3 +166,48 @@ def drawn_mean(
         total: lambda m: counts[m][1],
     }
     return Series(scope, values, start, end)
+
+
+def drawn_durations(
+    scope: dict[str, str],
+    calls: Callable[[int], float] | float,
+    median_ms: Callable[[int], float] | float,
+    *,
+    sigma: float = 0.5,
+    column: str = "latency",
+    seed: int = 0,
+    start: int = 0,
+    end: int = 2 * 1440,
+) -> tuple[Series, Series]:
+    """A scope whose calls a minute are Poisson around ``calls`` and take log-normal durations around
+    ``median_ms`` (spread ``sigma``): the rows of the tail histogram query (``history.TAILS``) and of the
+    hourly p99 query, as the store would return them."""
+    from tokenpulse.detectors.history import TAIL_EDGES_MS
+
+    rng = np.random.default_rng(seed)
+    edges = np.asarray(TAIL_EDGES_MS)
+    minutes: dict[int, tuple[int, list[int]]] = {}
+    hours: dict[int, list[float]] = {}
+    for m in range(start, end):
+        n = int(rng.poisson(calls(m) if callable(calls) else calls))
+        median = median_ms(m) if callable(median_ms) else median_ms
+        durations = median * np.exp(sigma * rng.standard_normal(n))
+        minutes[m] = (n, [int(c) for c in (durations[:, None] > edges[None, :]).sum(axis=0)])
+        hours.setdefault(m // 60, []).extend(durations.tolist())
+    count = "calls" if column == "latency" else "ttft_calls"
+    tails = Series(
+        scope,
+        {count: lambda m: minutes[m][0], f"{column}_over": lambda m: minutes[m][1]},
+        start,
+        end,
+    )
+    p99 = {h: float(np.quantile(d, 0.99)) if d else float("nan") for h, d in hours.items()}
+    hourly = Series(
+        scope,
+        {"calls": lambda m: len(hours[m // 60]), "value": lambda m: p99[m // 60]},
+        start - start % 60,
+        end,
+        time_column="hour",
+        step=60,
+    )
+    return tails, hourly

@@ -35,8 +35,17 @@ from tokenpulse.detectors.base import (
     Observation,
     Scope,
 )
-from tokenpulse.detectors.data import grids, minute_index
-from tokenpulse.detectors.history import BASELINE_DAYS, ROLLUP, TENANT, History, Query
+from tokenpulse.detectors.data import grids, hourly_baseline, minute_index
+from tokenpulse.detectors.history import (
+    BASELINE_DAYS,
+    ROLLUP,
+    TAIL_EDGES_MS,
+    TAILS,
+    TENANT,
+    History,
+    Query,
+    hourly_quantile_query,
+)
 
 # The alarm is re-derived each cycle from this much history before the evaluated minute: evidence older
 # than this is forgotten (an incident older than that has paged already; one that is still going
@@ -270,7 +279,7 @@ class EvidenceDetector:
                     severity=CRITICAL if critical[i, j] else WARNING,
                     value=float(value[i, j]),
                     threshold=float(threshold[i, j]),
-                    baseline=float(usual[i, j]),
+                    baseline=None if np.isnan(usual[i, j]) else float(usual[i, j]),
                     samples=int(samples[i, j]),
                     summary=describe(
                         scopes[j], float(value[i, j]), float(threshold[i, j]), float(usual[i, j])
@@ -659,3 +668,152 @@ class MeanDetector(EvidenceDetector):
             changed[..., 0][at], usual[at], self.describe,
         )  # fmt: skip
         return Assessment(observations, scopes, status_codes(learning[at], watched[at], held=False))
+
+
+@dataclass(frozen=True)
+class TailSettings(EvidenceSettings):
+    odds_ratios: tuple[float, ...] = (1.5, 3.0, 8.0, 25.0)  # the changes tested: odds of a slow call
+    warning_ratio: float = 2.0  # a call is slow past the usual p99 times this ...
+    critical_ratio: float = 3.0
+    floor_ms: float = 2000.0  # ... and past this, whatever the usual
+    scope: tuple[str, ...] = ("service", "route", "model")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.odds_ratios or min(self.odds_ratios) <= 1:
+            raise ValueError("odds_ratios must be above 1")
+        if not 1 < self.warning_ratio <= self.critical_ratio or self.floor_ms < 0:
+            raise ValueError("need 1 < warning_ratio <= critical_ratio and floor_ms >= 0")
+
+
+# The quantile the tail detectors watch: a p99 above a level is "more than 1% of calls past it".
+QUANTILE = 0.99
+_TAIL_SHARE = 1 - QUANTILE
+# The share of calls past the usual p99 that says the whole distribution moved (see TailDetector).
+_MOVED_SHARE = 0.2
+_EDGES = np.asarray(TAIL_EDGES_MS)
+
+
+class TailDetector(EvidenceDetector):
+    """The p99 of a duration (latency, time to first token) rises above a level: twice the scope's own
+    usual p99 by default.
+
+    "The p99 is above L" is "more than 1% of calls take longer than L", a share: each minute's count of
+    calls slower than L weighs for "that share's odds grew 1.5x, 3x, 8x or 25x" against 1%, the most a
+    scope within its objective can have (binomial, with the burstiness the scan shows). A second test
+    sees a distribution that moved as a whole, on far fewer calls: a fifth of the calls past the usual
+    p99 (where 1% is usual) is what a doubling of every call's duration looks like. The usual p99 is
+    the median of the same hour of previous days (else of the trailing day's hours) merged from the
+    rollup's t-digests; the counts come from a per-minute histogram of the raw calls (``TAIL_EDGES_MS``:
+    L is taken at the first edge at or above it).
+    """
+
+    column: ClassVar[str]  # "latency" or "ttft": the histogram and the rollup digest read
+    count: ClassVar[str]  # the calls that have the duration
+    settings: TailSettings
+
+    def __init__(self, settings: EvidenceSettings | None = None) -> None:
+        super().__init__(settings)
+        self.hourly = hourly_quantile_query(f"{self.column}_ms", self.settings.scope, QUANTILE)
+
+    def queries(self) -> list[Query]:
+        return [TAILS, self.hourly]
+
+    def objective(self, scopes: list[Scope], usual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The warning and critical levels (ms) per (minute, scope), from the usual p99 (NaN: unknown,
+        the scope is learning)."""
+        s = self.settings
+        return np.maximum(usual * s.warning_ratio, s.floor_ms), np.maximum(
+            usual * s.critical_ratio, s.floor_ms
+        )
+
+    def _assess(self, history: History, times: Sequence[datetime]) -> list[Assessment]:
+        s = self.settings
+        frame = history[TAILS]
+        start = max(
+            pd.Timestamp(history.start), pd.Timestamp(times[0]).floor("min") - SCAN - pd.Timedelta(minutes=2)
+        )
+        if frame.empty:
+            return [Assessment.empty(len(times))]
+        edges = [f"over_{k}" for k in range(len(_EDGES))]
+        over = np.vstack(frame[f"{self.column}_over"].to_numpy()).astype(float)
+        expanded = pd.concat(
+            [frame[["minute", *([TENANT] if TENANT in frame else []), *s.scope, self.count]],
+             pd.DataFrame(over, columns=edges, index=frame.index)], axis=1,
+        )  # fmt: skip
+        dims = (TENANT, *s.scope) if TENANT in frame else s.scope
+        by_minute = grids(expanded, dims, (self.count, *edges), start, history.end)
+        scopes = [tuple(p for p in scope if p != (TENANT, "")) for scope in by_minute[self.count].columns]
+        if not scopes:
+            return [Assessment.empty(len(times))]
+        n = by_minute[self.count].to_numpy(dtype=float)
+        counts = np.stack(
+            [by_minute[e].to_numpy(dtype=float) for e in edges], axis=-1
+        )  # minutes x scopes x edges
+        index = minute_index(start, history.end)
+        positions = np.array([(pd.Timestamp(t) - index[0]) // pd.Timedelta(minutes=1) - 1 for t in times])
+        usual = self._usual(history, dims, scopes, index)
+        warning_ms, critical_ms = self.objective(scopes, usual)
+        watched = ~np.isnan(warning_ms)
+        # Two kinds of evidence that the p99 passed the warning level: more than 1% of calls past it (any
+        # change of the tail), or a fifth of calls past the usual p99 (the whole distribution moved: a
+        # log-normal whose median doubles has a fifth of its calls past its old p99, and its p99 doubled).
+        slow, body = _over(counts, warning_ms), _over(counts, usual)
+        excess, pairs = stats.share_excess(slow, n)
+        dispersion = stats.dispersion(n - 1, stats.burstiness(excess.sum(axis=0), pairs.sum(axis=0)))
+        null = np.full(n.shape, _TAIL_SHARE)
+        changed = np.stack([stats.odds_shift(null, r) for r in sorted(s.odds_ratios)], axis=-1)
+        moved = np.full((*n.shape, 1), _MOVED_SHARE)
+        tail = _evidence(slow, n, null, changed, dispersion, watched)
+        whole = _evidence(body, n, null, moved, dispersion, watched & ~np.isnan(usual))
+        evidence, recovery, expected = (
+            np.concatenate(pair, axis=-1) for pair in zip(tail, whole, strict=True)
+        )
+        threshold = self._threshold(len(scopes), changed.shape[-1] + 1)
+        alarm = self._alarm(evidence, recovery, expected, threshold, 0, positions)
+        run_n = _run_sums(stats.cumulative(n), alarm.onset, positions)
+        run_over = np.stack(
+            [_run_sums(stats.cumulative(counts[..., k]), alarm.onset, positions) for k in range(len(_EDGES))],
+            axis=-1,
+        )
+        # The run's p99: the first edge past which at most 1% of the run's calls took longer.
+        within = run_over <= _TAIL_SHARE * run_n[..., None]
+        value = np.where(run_n > 0, _EDGES[np.minimum(within.argmax(axis=-1), len(_EDGES) - 1)], np.nan)
+        run_critical = _run_sums(stats.cumulative(_over(counts, critical_ms)), alarm.onset, positions)
+        lower, _ = stats.wilson_bounds(run_critical, run_n, 1.0)
+        critical = np.nan_to_num(lower) > _TAIL_SHARE
+        on = alarm.on & watched[positions]
+        observations = self._observations(
+            times, scopes, on, value, run_n, critical,
+            _at_edge(warning_ms)[positions], usual[positions], self.describe,
+        )  # fmt: skip
+        learning = ~watched[positions]
+        return [Assessment(observations, scopes, status_codes(learning, watched[positions], held=False))]
+
+    def _usual(
+        self, history: History, dims: Sequence[str], scopes: list[Scope], index: pd.DatetimeIndex
+    ) -> np.ndarray:
+        """The usual p99 per (minute of the grid, scope): NaN where the scope has no baseline."""
+        hourly = history[self.hourly]
+        if hourly.empty:
+            return np.full((len(index), len(scopes)), np.nan)
+        usual = hourly_baseline(hourly, dims, list(index), 0, int(self.settings.learning_calls))
+        usual.columns = pd.Index(
+            [tuple(p for p in scope if p != (TENANT, "")) for scope in usual.columns], tupleize_cols=False
+        )
+        return usual.reindex(columns=pd.Index(scopes, tupleize_cols=False)).to_numpy(dtype=float)
+
+
+def _at_edge(level_ms: np.ndarray) -> np.ndarray:
+    """A level as the histogram measures it: the first edge at or above it."""
+    index = np.searchsorted(_EDGES, np.nan_to_num(level_ms, nan=np.inf), side="left")
+    return np.where(index < len(_EDGES), _EDGES[np.minimum(index, len(_EDGES) - 1)], np.inf)
+
+
+def _over(counts: np.ndarray, level_ms: np.ndarray) -> np.ndarray:
+    """Calls slower than each cell's level (minutes x scopes), from the histogram (minutes x scopes x
+    edges)."""
+    index = np.searchsorted(_EDGES, np.nan_to_num(level_ms, nan=np.inf), side="left")
+    beyond = index >= len(_EDGES)
+    picked = np.take_along_axis(counts, np.minimum(index, len(_EDGES) - 1)[..., None], axis=-1)[..., 0]
+    return np.where(beyond, 0.0, picked)

@@ -97,6 +97,23 @@ ROLLUP = Query(
 )
 
 
+# Latency histogram edges of the tail detectors: 100 ms x 1.25^k, up to about 12 minutes. A threshold is
+# taken at the first edge at or above it: at most 25% higher.
+TAIL_EDGES_MS = tuple(round(100 * 1.25**k, 1) for k in range(41))
+_EDGES = "[" + ", ".join(repr(e) for e in TAIL_EDGES_MS) + "]"
+# Per minute and scope: calls, calls with a TTFT, and for each edge how many calls took longer (latency,
+# and TTFT). Only the minutes the evaluation scans: the tail detectors' baselines are hourly quantiles.
+TAILS = raw_minutes_query(
+    "tails:service, route, model, router",
+    "calls",
+    ("service", "route", "model", "router"),
+    "count() AS calls, countIf(ttft_ms IS NOT NULL) AS ttft_calls, "
+    f"sumForEach(arrayMap(e -> toUInt64(duration_ms > e), {_EDGES})) AS latency_over, "
+    f"sumForEach(arrayMap(e -> toUInt64(ifNull(ttft_ms, 0) > e), {_EDGES})) AS ttft_over",
+    recent=timedelta(hours=2, minutes=10),
+)
+
+
 def quantile_query(column: str, dims: Sequence[str], window_minutes: int, quantile: float) -> Query:
     """The ``quantile`` of ``column`` (latency_ms or ttft_ms) over the trailing window ending at each
     minute, by ``dims``, merged from the rollup's t-digest states (never an average of percentiles).
