@@ -209,7 +209,10 @@ class EvidenceDetector:
         if frame.empty or not len(frame.columns):
             return {c: np.zeros((0, 0)) for c in columns}, []
         scoped = (TENANT, *dims) if TENANT in frame else tuple(dims)
-        by_minute = grids(frame, scoped, columns, history.start, history.end)
+        missing = {c: 0.0 for c in columns if c not in frame}  # a source that never reports it: none
+        by_minute = grids(
+            frame.assign(**missing) if missing else frame, scoped, columns, history.start, history.end
+        )
         scopes = [
             tuple((k, v) for k, v in scope if not (k == TENANT and v == ""))
             for scope in by_minute[columns[0]].columns
@@ -589,6 +592,7 @@ class MeanSettings(EvidenceSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        object.__setattr__(self, "rises", tuple(float(r) for r in self.rises))  # a config file gives a list
         if not self.rises or min(self.rises) <= 1:
             raise ValueError("rises must be above 1")
         if self.critical_ratio <= 1 or self.floor < 0:
@@ -662,7 +666,8 @@ class MeanDetector(EvidenceDetector):
             value = np.where(run_calls > 0, run_total / run_calls, np.nan)
         lower = np.nan_to_num(value) * np.maximum(1 - np.sqrt(spread[at] / np.maximum(run_calls, 1.0)), 0.0)
         critical = self.critical(lower, run_total, run_minutes, usual[at])
-        on = alarm.on & watched[at]
+        # The floor is a business rule: under it, however clear the change, nobody is paged.
+        on = alarm.on & watched[at] & (np.nan_to_num(value) >= s.floor)
         observations = self._observations(
             times, scopes, on, value, run_calls, critical,
             changed[..., 0][at], usual[at], self.describe,
