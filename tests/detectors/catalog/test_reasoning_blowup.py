@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.detector_harness import Scenario, Series, between, run, transitions_only
+from tests.detector_harness import Scenario, Series, between, drawn_mean, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.buffer.records import CallRecord
 from tokenpulse.detectors.base import CRITICAL, settings_from_mapping
@@ -72,46 +72,48 @@ def test_one_call_past_100k_reasoning_tokens_pages_at_once_while_confounders_sta
     assert result == [
         # The call ended in minute ONSET: the first window [t-5, t) to contain it is at ONSET+1 (for_ 0).
         (ONSET + 1, "firing", "critical", scope("/runaway")),
-        # The last window to contain it is at ONSET+5; kept firing 5 minutes.
-        (ONSET + 10, "resolved", "critical", scope("/runaway")),
+        # The last window to contain it is at ONSET+5; resolved at the next evaluation.
+        (ONSET + 6, "resolved", "critical", scope("/runaway")),
     ]
 
 
-def test_sustained_5x_reasoning_warns_and_a_huge_call_escalates() -> None:
+def test_a_route_that_thinks_6x_longer_warns_even_at_one_call_a_minute_and_a_huge_call_escalates() -> None:
     # Reasoning per call steps from 2k to 12k at ONSET (effort raised); a 150k call ends at ONSET+15.
-    # Per-minute 12k >= 5 x 2k = 10k from ONSET: 6 sustained minutes at ONSET+6; the window ratio is
-    # (12k k + 2k (10 - k)) / 10 = 2k + 1k k >= 10k for k >= 8 bad minutes: warning at ONSET+8 (for_ 0).
+    effort = lambda route, calls, seed: drawn_mean(  # noqa: E731
+        scope(route),
+        calls,
+        between(ONSET, END, 12_000.0, 2000.0),
+        total="reasoning_tokens",
+        seed=seed,
+        end=DAY + 120,
+    )
     scenario = (
         Scenario()
-        .add(ROLLUP, rollup("/effort", per_call=between(ONSET, END, 12_000.0, 2000.0)))
+        .add(ROLLUP, effort("/effort", 20.0, 1), effort("/thin", 1.0, 2))
         .add(EXTREMES, extreme("/effort", ONSET + 15, 150_000.0))
     )
-    assert transitions_only(run(ReasoningBlowup(), scenario, DAY, DAY + 120)) == [
-        (ONSET + 8, "firing", "warning"),
-        (ONSET + 16, "firing", "critical"),  # escalation: the 150k call is in [t-5, t) from ONSET+16
-        # After END the window ratio holds k = 10 - j bad minutes at END+j: >= 8 until END+2; the alert
-        # never de-escalates, and resolves 5 minutes after END+2.
-        (END + 7, "resolved", "critical"),
+    result = run(ReasoningBlowup(), scenario, DAY, DAY + 120)
+    effort_route = [(m, status, severity) for m, status, severity, s in result if s["route"] == "/effort"]
+    assert [(status, severity) for _, status, severity in effort_route] == [
+        ("firing", "warning"),
+        ("firing", "critical"),  # escalation: the 150k call is in [t-5, t) from ONSET+16
+        ("resolved", "critical"),
     ]
+    assert ONSET + 4 <= effort_route[0][0] <= ONSET + 8 and effort_route[1][0] == ONSET + 16
+    assert END <= effort_route[2][0] <= END + 15
+    thin = [(m, status) for m, status, _, s in result if s["route"] == "/thin"]
+    assert [status for _, status in thin] == ["firing", "resolved"] and thin[0][0] <= ONSET + 20
 
 
 def test_settings_read_from_config_and_are_validated() -> None:
-    config = {
-        "extreme_tokens": 150_000,
-        "extreme_window_minutes": 2,
-        "sustained_minutes": 4,
-        "for_minutes": 1,
-    }
+    config = {"extreme_tokens": 150_000, "extreme_window_minutes": 2, "rises": [4, 8], "floor": 2000}
     assert settings_from_mapping(Settings, config) == Settings(
-        extreme_tokens=150_000,
-        extreme_window=timedelta(minutes=2),
-        sustained=timedelta(minutes=4),
-        for_=timedelta(minutes=1),
+        extreme_tokens=150_000, extreme_window=timedelta(minutes=2), rises=(4.0, 8.0), floor=2000.0
     )
     with pytest.raises(ValueError, match="at least 25000"):
         Settings(extreme_tokens=10_000)
-    with pytest.raises(ValueError, match="between 1 minute and the window"):
-        Settings(sustained=timedelta(minutes=11))
+    with pytest.raises(ValueError, match="rises"):
+        Settings(rises=(0.9,))
 
 
 def store_calls(tmp_path: Path, store: Store, records: list[CallRecord]) -> None:

@@ -45,28 +45,29 @@ def scenario_with_confounders() -> Scenario:
 
 
 def test_hidden_cost_fires_and_resolves_while_confounders_stay_quiet() -> None:
-    assert run(ToolHiddenCost(), scenario_with_confounders(), DAY, DAY + 150) == [
-        # window of 5: 4 bad minutes at +4, ($0.01 + 4 x $0.40) / 100 = $0.016 per tool call >= the $0.01
-        # floor (> 10 x $0.0005), the 4th worst minute $0.02 too; $19/h >= $10/h: critical, fired at once
-        (ONSET + 4, "firing", "critical", scope("web_search")),
-        # $0.32 / 10 = $0.032 per tool call >= the $0.01 floor (baseline $0) at +4; $3.84/h: a warning
-        (LOOKUP + 4, "firing", "warning", scope("lookup")),
-        # 4 bad minutes in the window until END + 1; kept firing 5 more minutes
-        (END + 6, "resolved", "critical", scope("web_search")),
-        (LOOKUP_END + 6, "resolved", "warning", scope("lookup")),
+    result = run(ToolHiddenCost(), scenario_with_confounders(), DAY, DAY + 150)
+    assert [(status, severity, s["tool"]) for _, status, severity, s in result] == [
+        ("firing", "critical", "web_search"),  # $0.0005 -> $0.02 per tool call, $24/h: critical
+        ("firing", "warning", "lookup"),  # $0 -> $0.04 per tool call, past the cent floor; $4.80/h
+        ("resolved", "critical", "web_search"),
+        ("resolved", "warning", "lookup"),
     ]
+    fired = {s["tool"]: m for m, status, _, s in result if status == "firing"}
+    resolved = {s["tool"]: m for m, status, _, s in result if status == "resolved"}
+    assert ONSET + 4 <= fired["web_search"] <= ONSET + 6 and LOOKUP + 4 <= fired["lookup"] <= LOOKUP + 10
+    assert END <= resolved["web_search"] <= END + 10 and LOOKUP_END <= resolved["lookup"] <= LOOKUP_END + 30
 
 
 def test_overnight_trough_does_not_alert() -> None:
-    """At night a tool runs once every 2 minutes and those few calls are the expensive kind: 7.5 tool calls
-    in the window, below min_calls, no observation."""
+    """At night a tool runs once every 2 minutes and those few calls are the expensive kind (5x the day's
+    $0.0005): the same hour of the previous day says that is usual."""
     night = lambda m: (m % DAY) < 7 * 60 or (m % DAY) >= 22 * 60  # noqa: E731
     scenario = Scenario().add(
         TOOL_COSTS,
-        tool("web_search", lambda m: 0.5 if night(m) else 20, lambda m: 0.05 if night(m) else 0.01,
+        tool("web_search", lambda m: 0.5 if night(m) else 20, lambda m: 0.00125 if night(m) else 0.01,
              end=DAY + 600),
     )  # fmt: skip
-    assert run(ToolHiddenCost(), scenario, DAY - 180, DAY + 600) == []
+    assert run(ToolHiddenCost(), scenario, DAY + 60, DAY + 600) == []  # history starts at midnight
 
 
 def span(trace: str, span_id: str, name: str, at_ns: int, kind: str = "tool", **overrides) -> ToolSpanRecord:
