@@ -52,15 +52,17 @@ class TtftSlo(TailDetector):
     count: ClassVar[str] = "ttft_calls"
     settings: Settings
 
-    def objective(self, scopes: list[Scope], usual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def objective(self, scopes: list[Scope], usual: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         s = self.settings
-        warning, critical = super().objective(scopes, usual)
+        warning, critical, body = super().objective(scopes, usual)
         slo = np.array(
             [s.route_slo_ms.get(scope_dict(scope).get("route", ""), s.slo_ms or np.nan) for scope in scopes],
             dtype=float,
         )
         fixed = ~np.isnan(slo)
-        return np.where(fixed, slo, warning), np.where(fixed, slo * s.critical_factor, critical)
+        # A fixed SLO is about its own level only: more than 1% of first tokens past it.
+        body = np.where(fixed, np.nan, body)
+        return np.where(fixed, slo, warning), np.where(fixed, slo * s.critical_factor, critical), body
 
     def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
         usually = "" if np.isnan(usual) else f"usually {usual:,.0f} ms; "

@@ -1,0 +1,92 @@
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.detector_harness import Scenario, between, drawn_durations, run
+from tests.factories import BASE_TIME_NS, call_record, store_records
+from tokenpulse.detectors.base import settings_from_mapping
+from tokenpulse.detectors.catalog.latency_p99_drift import LatencyP99Drift, Settings
+from tokenpulse.detectors.history import TAIL_EDGES_MS, TAILS, load_history
+from tokenpulse.storage.store import Store
+
+DAY = 1440
+ONSET, END = DAY + 60, DAY + 120  # the slowdown and its recovery
+SPAN = DAY + 240
+
+
+def scope(route: str, model: str = "claude-sonnet-4-5") -> dict[str, str]:
+    return {"service": "support", "route": route, "model": model, "router": ""}
+
+
+def evaluate(detector: LatencyP99Drift, *scopes: tuple[str, float, object, float, int]):
+    """Each scope: (route, calls a minute, median latency in ms or a function of the minute, spread, seed)."""
+    scenario = Scenario()
+    for route, calls, median, sigma, seed in scopes:
+        tails, hourly = drawn_durations(scope(route), calls, median, sigma=sigma, seed=seed, end=SPAN)
+        scenario.add(TAILS, tails).add(detector.hourly, hourly)
+    return run(detector, scenario, DAY, SPAN, defaults={"ttft_calls": 0})
+
+
+def test_a_slowdown_pages_on_thin_and_busy_routes_and_resolves() -> None:
+    slow = between(ONSET, END, 9000.0, 3000.0)  # every call 3x slower: the p99 triples
+    result = evaluate(LatencyP99Drift(), ("/thin", 1.0, slow, 0.5, 1), ("/busy", 200.0, slow, 0.5, 2))
+    for route in ("/thin", "/busy"):
+        mine = [(m, status) for m, status, _, s in result if s["route"] == route]
+        assert [status for _, status in mine[:1]] == ["firing"] and ONSET + 4 <= mine[0][0] <= ONSET + 15
+        assert mine[-1][1] == "resolved" and mine[-1][0] >= END
+        assert [status for _, status in mine].count("resolved") == 1  # no flapping
+
+
+def test_confounders_stay_quiet() -> None:
+    single = lambda m: 120_000.0 if m == ONSET else 3000.0  # noqa: E731  one minute of very slow calls
+    blip = between(ONSET, ONSET + 2, 20_000.0, 3000.0)  # a 2-minute provider hiccup
+    result = evaluate(
+        LatencyP99Drift(),
+        ("/steady", 50.0, 3000.0, 0.5, 3),
+        ("/heavy-tail", 20.0, 3000.0, 1.5, 4),  # a long-generation route: a p99 30x its median
+        ("/single", 5.0, single, 0.5, 5),
+        ("/blip", 50.0, blip, 0.5, 6),
+        ("/fast", 50.0, between(ONSET, END, 600.0, 200.0), 0.5, 7),  # 3x, but under the 2 s floor
+        ("/rare", 0.2, 3000.0, 0.5, 8),
+    )
+    assert result == []
+
+
+def test_a_scope_without_history_is_not_watched() -> None:
+    detector = LatencyP99Drift()
+    tails, hourly = drawn_durations(scope("/new"), 20.0, 30_000.0, seed=9, start=ONSET, end=SPAN)
+    assert run(detector, Scenario().add(TAILS, tails).add(detector.hourly, hourly), DAY, SPAN) == []
+
+
+def test_settings_are_validated() -> None:
+    settings = settings_from_mapping(Settings, {"warning_ratio": 1.5, "floor_ms": 500, "scope": ["service"]})
+    assert (settings.warning_ratio, settings.floor_ms, settings.scope) == (1.5, 500.0, ("service",))
+    with pytest.raises(ValueError, match="warning_ratio"):
+        Settings(warning_ratio=4.0, critical_ratio=3.0)
+
+
+def test_the_histogram_counts_calls_past_each_edge_by_the_minute_they_ended(
+    tmp_path: Path, store: Store
+) -> None:
+    first = BASE_TIME_NS - 10 * 60 * 1_000_000_000
+    records = [
+        call_record(time_unix_nano=first + i, duration_ms=duration, ttft_ms=ttft)
+        for i, (duration, ttft) in enumerate(
+            [(150.0, 50.0), (1000.0, None), (1000.0, 300.0), (90_000.0, 900.0)]
+        )
+    ]
+    store_records(store, tmp_path, records)
+    start = datetime.fromtimestamp(first // 1_000_000_000, UTC).replace(second=0)
+    history = load_history(store, [TAILS], start - timedelta(minutes=5), start + timedelta(minutes=5))
+    rows = history[TAILS].sort_values("minute").reset_index(drop=True)
+    # The 90 s call counts in the minute it ended, a minute or two after the others.
+    assert rows["calls"].tolist() == [3, 1] and rows["ttft_calls"].tolist() == [2, 1]
+    assert rows["minute"].iloc[1] - rows["minute"].iloc[0] >= timedelta(minutes=1)
+    edges = list(TAIL_EDGES_MS)
+    latency = [list(r) for r in rows["latency_over"]]
+    assert latency[0][edges.index(125.0)] == 3 and latency[0][edges.index(156.2)] == 2
+    assert latency[0][edges.index(931.3)] == 2 and latency[0][edges.index(1164.2)] == 0
+    assert latency[1][edges.index(80779.4)] == 1 and latency[1][edges.index(100974.2)] == 0
+    ttft = [list(r) for r in rows["ttft_over"]]
+    assert ttft[0][0] == 1 and ttft[0][edges.index(305.2)] == 0  # the call without a TTFT is not a zero
