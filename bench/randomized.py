@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -48,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tokenpulse.detectors import stats
 from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.engine import Engine
-from tokenpulse.detectors.history import History
+from tokenpulse.detectors.history import TAIL_EDGES_MS, History
 from tokenpulse.detectors.state import FIRING, RESOLVED
 
 DAY = 1440
@@ -76,6 +77,9 @@ class Truth:
     part: np.ndarray = field(default_factory=lambda: np.zeros(0))
     kind: str = ""
     rho: float = 0.0  # intra-minute correlation of the per-minute counts (beta-binomial); 1/shape for calls
+    spread: float = 1.0  # mean kinds: squared coefficient of variation per call
+    bins: np.ndarray = field(default_factory=lambda: np.zeros(0))  # tail kinds: minutes x duration bins
+    shapes: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))  # tail kinds: usual, changed bins
 
 
 def _calls(rng: np.random.Generator, volume: float, start: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
@@ -124,6 +128,8 @@ class Kind:
     query: str
     ratio: bool = False
     count: bool = False  # the signal is the calls themselves (traffic_drop)
+    mean: bool = False  # a per-call mean rises (tokens per call, cost per tool call): effects are factors
+    tail: bool = False  # durations (latency): effects are how far the p99 moves
 
 
 KINDS = {
@@ -140,7 +146,25 @@ KINDS = {
                                "rollup", ratio=True),
     "traffic_drop": Kind("traffic_drop", lambda r: 1.0, (0.5, 1.0), ("calls", "calls"), ("service", "route"),
                          "rollup", count=True),
+    # Per-call means, from their documented levels (2x input tokens, 5x reasoning, 10x cost per tool call)
+    # to far past them; usual levels log-uniform over what real routes show.
+    "prompt_growth": Kind("prompt_growth",
+                          lambda r: float(np.exp(r.uniform(np.log(1500), np.log(60_000)))), (2.0, 20.0),
+                          ("input_tokens", "calls"), ("service", "route"), "rollup", mean=True),
+    "reasoning_blowup": Kind("reasoning_blowup",
+                             lambda r: float(np.exp(r.uniform(np.log(1000), np.log(20_000)))), (5.0, 40.0),
+                             ("reasoning_tokens", "calls"), ("service", "route", "model"), "rollup",
+                             mean=True),
+    "tool_hidden_cost": Kind("tool_hidden_cost",
+                             lambda r: float(np.exp(r.uniform(np.log(0.002), np.log(0.1)))),
+                             (10.0, 100.0), ("cost_usd", "tool_calls"), ("service", "tool"),
+                             "tool_costs:service, tool", mean=True),
+    # Durations: p99 1-30 s; the p99 moves 2-8x, by the whole distribution or by a slow fraction of calls.
+    "latency_p99_drift": Kind("latency_p99_drift", lambda r: 1.0, (2.0, 8.0), ("latency_over", "calls"),
+                              ("service", "route", "model"), "tails:service, route, model, router",
+                              tail=True),
 }  # fmt: skip
+EDGES = np.asarray(TAIL_EDGES_MS)
 
 
 def draw(kind: Kind, rng: np.random.Generator, name: str, incident: bool) -> Truth:
@@ -150,6 +174,10 @@ def draw(kind: Kind, rng: np.random.Generator, name: str, incident: bool) -> Tru
     calls, rate, burst = _calls(rng, volume, start=int(rng.uniform(DAY - 300, DAY + 600)) if new else 0)
     if kind.count:
         return _draw_count(rng, Truth(name, volume, incident, usual=rate, calls=calls, rho=1 / burst), new)
+    if kind.mean:
+        return _draw_mean(kind, rng, Truth(name, volume, incident, calls=calls), new)
+    if kind.tail:
+        return _draw_tail(kind, rng, Truth(name, volume, incident, calls=calls), new)
     usual = np.clip(_drifting(rng, kind.usual(rng)), 0.0, 0.995)
     changed = usual.copy()
     truth = Truth(name, volume, incident, usual=usual, calls=calls)
@@ -209,6 +237,120 @@ def _draw_count(rng: np.random.Generator, truth: Truth, new: bool) -> Truth:
     return truth
 
 
+def _incident_or_confounder(rng: np.random.Generator, truth: Truth, new: bool) -> tuple[slice, str]:
+    """Where the incident is (or the clean scope's confounder), and which confounder."""
+    if truth.incident:
+        truth.onset = int(rng.uniform(DAY + 60, 2 * DAY - 150))
+        truth.end = truth.onset + int(rng.uniform(30, 120))
+        return slice(truth.onset, truth.end), ""
+    confounder = str(rng.choice(["surge", "blip", "none"]))
+    at = int(rng.uniform(DAY + 30, 2 * DAY - 60))
+    truth.kind = confounder + (" new" if new else "")
+    if confounder == "surge":
+        truth.calls[at : at + 30] = rng.poisson(truth.calls[at : at + 30] * rng.uniform(3, 5))
+    return slice(at, at + int(rng.integers(1, 4))), confounder
+
+
+def _draw_mean(kind: Kind, rng: np.random.Generator, truth: Truth, new: bool) -> Truth:
+    """A per-call mean: each minute's total is Gamma around calls x mean, with a per-call spread of 0.2-4
+    (squared coefficient of variation) and a per-minute jitter of the mean (sessions differ)."""
+    truth.usual = _drifting(rng, kind.usual(rng))
+    truth.spread = float(np.exp(rng.uniform(np.log(0.2), np.log(4.0))))
+    truth.rho = float(rng.uniform(0, 0.3)) ** 2  # the jitter's variance (log scale)
+    span, confounder = _incident_or_confounder(rng, truth, new)
+    truth.changed = truth.usual.copy()
+    level = truth.usual.copy()
+    if truth.incident:
+        low, high = kind.effects
+        truth.effect = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        truth.changed = truth.usual * truth.effect
+        level[span] = truth.changed[span]
+    elif confounder == "blip":
+        level[span] *= 10
+    jitter = np.exp(np.sqrt(truth.rho) * rng.standard_normal(MINUTES) - truth.rho / 2)
+    calls = truth.calls
+    shape = np.where(calls > 0, calls / truth.spread, 1.0)
+    truth.part = np.where(calls > 0, rng.gamma(shape, level * jitter * truth.spread), 0.0)
+    return truth
+
+
+def _bins(median: float, sigma: float, slow_share: float = 0.0, slow_factor: float = 1.0) -> np.ndarray:
+    """Probabilities of the duration bins (<= first edge, ..., > last edge) of a log-normal, with
+    ``slow_share`` of calls ``slow_factor`` times slower."""
+
+    def cdf(m: float) -> np.ndarray:
+        z = (np.log(EDGES) - np.log(m)) / sigma
+        return np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) for v in z])
+
+    mixed = (1 - slow_share) * cdf(median) + slow_share * cdf(median * slow_factor)
+    return np.diff(np.concatenate([[0.0], mixed, [1.0]]))
+
+
+def _p99(bins: np.ndarray) -> float:
+    """The p99 a bin distribution has (at the first edge past which at most 1% of calls are)."""
+    beyond = 1 - np.cumsum(bins)[:-1]
+    return float(EDGES[np.argmax(beyond <= 0.01)])
+
+
+def _draw_tail(kind: Kind, rng: np.random.Generator, truth: Truth, new: bool) -> Truth:
+    """Durations: a log-normal (spread 0.3-1.2) whose p99 is 1-30 s. An incident moves the p99 2-8x: the
+    whole distribution slows (a slower model), or a fraction of calls becomes far slower (retries)."""
+    sigma = float(rng.uniform(0.3, 1.2))
+    p99 = float(np.exp(rng.uniform(np.log(1000), np.log(30_000))))
+    median = p99 / np.exp(2.326 * sigma)
+    usual = _bins(median, sigma)
+    span, confounder = _incident_or_confounder(rng, truth, new)
+    changed = usual
+    if truth.incident:
+        low, high = kind.effects
+        truth.effect = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        truth.kind = f"sigma {sigma:.2f}, p99 {p99:.0f} ms, "
+        if rng.random() < 0.5:
+            truth.kind += "slower"
+            changed = _bins(median * truth.effect, sigma)
+        else:  # 2-10% of calls become slow enough that the p99 moves by the effect
+            share = float(rng.uniform(0.02, 0.1))
+            truth.kind += f"{share:.0%} of calls slow"
+            factor = next(
+                f
+                for f in np.geomspace(1, 1000, 400)
+                if _p99(_bins(median, sigma, share, f)) >= p99 * truth.effect
+            )
+            changed = _bins(median, sigma, share, factor)
+    elif confounder == "blip":
+        changed = _bins(median * 10, sigma)
+    truth.shapes = (usual, changed)
+    counts = truth.calls.astype(np.int64)
+    truth.bins = rng.multinomial(counts, usual)
+    truth.bins[span] = rng.multinomial(counts[span], changed)
+    truth.usual = np.full(MINUTES, _p99(usual))
+    truth.changed = np.full(MINUTES, _p99(changed))
+    return truth
+
+
+def hourly_for(truths: list[Truth], kind: Kind) -> pd.DataFrame:
+    """The hourly p99 query's rows: per hour, its calls and the p99 of its durations (log-interpolated in
+    the bin it falls in, as a digest would give it)."""
+    parts = []
+    hours = pd.date_range(START, periods=MINUTES // 60 + 1, freq="1h")
+    for truth in truths:
+        rows = []
+        for h in range(len(hours)):
+            bins = truth.bins[h * 60 : (h + 1) * 60].sum(axis=0)
+            calls = int(bins.sum())
+            if not calls:
+                continue
+            beyond = calls - np.cumsum(bins)[:-1]  # past each edge
+            k = int(np.argmax(beyond <= 0.01 * calls))
+            rows.append({"hour": hours[h], "calls": calls, "value": float(EDGES[k]) / 1.25**0.5})
+        frame = pd.DataFrame(rows)
+        frame["tenant"] = ""
+        for dim in kind.dims:
+            frame[dim] = truth.name if dim in ("route", "tool", "router") else "svc"
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
 def frame_for(kind: Kind, truths: list[Truth], rng: np.random.Generator) -> pd.DataFrame:
     """The rows the detector's query would return for these scopes."""
     parts = []
@@ -221,6 +363,10 @@ def frame_for(kind: Kind, truths: list[Truth], rng: np.random.Generator) -> pd.D
         columns["model"] = columns.get("model", "m")
         if kind.count:
             columns.update(calls=truth.calls[has])
+        elif kind.tail:
+            past = truth.bins[has][:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]  # calls past each edge
+            columns.update(calls=truth.calls[has], ttft_calls=0, router="", latency_over=list(past),
+                           ttft_over=[np.zeros(len(EDGES))] * int(has.sum()))  # fmt: skip
         elif kind.ratio:
             calls = truth.calls[has]
             writes_reported = index % 2 == 0  # Anthropic-shaped scopes: reads and writes
@@ -249,6 +395,14 @@ def oracle(kind: Kind, truth: Truth, threshold: float) -> int | None:
     if kind.count:  # Gamma-Poisson: variance m (1 + m / shape), ``rho`` holding 1 / shape
         llr = stats.poisson_evidence(calls, usual, changed, 1 + usual * truth.rho)
         return _first_page(llr, truth, threshold)
+    if kind.mean:  # Gamma sums with the true spread per call and the true per-minute jitter
+        dispersion = truth.spread + calls * truth.rho
+        llr = stats.gamma_evidence(truth.part[window], calls, usual, changed, dispersion)
+        return _first_page(llr, truth, threshold)
+    if kind.tail:  # the multinomial likelihood ratio of each minute's durations over every bin
+        usual_bins, changed_bins = (np.clip(b, 1e-12, None) for b in truth.shapes)
+        llr = truth.bins[window] @ np.log(changed_bins / usual_bins)
+        return _first_page(llr, truth, threshold)
     # Per call a Bernoulli draw (a timeout, a hit, ...) at the usual or the changed share, calls of a
     # minute correlated by the true rho: the likelihood ratio of the minute's count, as quasi-likelihood
     # with the true dispersion 1 + (n - 1) rho.
@@ -272,6 +426,13 @@ def band(volume: float) -> str:
 
 
 def effect_band(kind: Kind, effect: float) -> str:
+    if kind.mean or kind.tail:
+        low = kind.effects[0]
+        return (
+            f"x{low:g}-{2 * low:g}"
+            if effect < 2 * low
+            else (f"x{2 * low:g}-{5 * low:g}" if effect < 5 * low else f"x>={5 * low:g}")
+        )
     if kind.count:
         return "drop <70%" if effect < 0.7 else ("drop 70-90%" if effect < 0.9 else "drop >=90%")
     if kind.ratio:
@@ -287,8 +448,11 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
     frame = frame_for(kind, truths, rng)
     (detector,) = [d for d in build_detectors() if d.name == kind.detector]
     history = History(START, START + timedelta(minutes=MINUTES))
+    hourly = hourly_for(truths, kind) if kind.tail else None
     for query in detector.queries():
         history.frames[query.name] = frame if query.name == kind.query else frame.iloc[0:0]
+        if hourly is not None and query.name.startswith("latency_ms:hourly"):
+            history.frames[query.name] = hourly
     times = [START + timedelta(minutes=m) for m in range(DAY, MINUTES)]
     started = time.perf_counter()
     transitions = Engine([detector]).evaluate(history, times)
@@ -344,6 +508,8 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
                 "ttd": ttd,
                 "resolved_in_time": resolved_in_time,
                 "oracle": limit,
+                "how": truth.kind,
+                "resolved_after_end": resolved[0] - truth.end if resolved else None,
             }
         )
     clean_days = sum(

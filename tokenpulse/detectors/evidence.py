@@ -696,10 +696,6 @@ class TailSettings(EvidenceSettings):
 # The quantile the tail detectors watch: a p99 above a level is "more than 1% of calls past it".
 QUANTILE = 0.99
 _TAIL_SHARE = 1 - QUANTILE
-# The share of calls past the usual p99 that says the whole distribution moved (see TailDetector), and
-# the most that is still usual: the usual p99 is the median of hours of a few hundred calls, and the p99
-# of a few hundred draws of a right-skewed duration reads low (by a fifth in tests: 2-3% of calls past it).
-_MOVED_SHARE, _USUAL_PAST_P99 = 0.2, 0.03
 _EDGES = np.asarray(TAIL_EDGES_MS)
 
 
@@ -710,8 +706,8 @@ class TailDetector(EvidenceDetector):
     "The p99 is above L" is "more than 1% of calls take longer than L", a share: each minute's count of
     calls slower than L weighs for "that share's odds grew 1.5x, 3x, 8x or 25x" against 1%, the most a
     scope within its objective can have (binomial, with the burstiness the scan shows). A second test
-    sees a distribution that moved as a whole, on far fewer calls: a fifth of the calls past the usual
-    p99 (where 1% is usual) is what a doubling of every call's duration looks like. The usual p99 is
+    sees a distribution that moved as a whole, on far fewer calls: each minute's durations, bin by bin,
+    weigh for "every call 2x, 4x or 8x slower" against the scope's own trailing day. The usual p99 is
     the median of the same hour of previous days (else of the trailing day's hours) merged from the
     rollup's t-digests; the counts come from a per-minute histogram of the raw calls (``TAIL_EDGES_MS``:
     L is taken at the first edge at or above it).
@@ -730,9 +726,9 @@ class TailDetector(EvidenceDetector):
 
     def objective(self, scopes: list[Scope], usual: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The warning and critical levels (ms) per (minute, scope), from the usual p99 (NaN: unknown,
-        the scope is learning), and the level a fifth of calls pass when the whole distribution moved
-        that far: the usual p99, where the warning level is twice it (where the floor sets the level, only
-        calls past the floor say the p99 passed it)."""
+        the scope is learning), and where a whole-distribution shift is tested (not NaN): where the
+        warning level is twice the usual p99 (where the floor sets it, only calls past the floor say the
+        p99 passed it)."""
         s = self.settings
         warning = np.maximum(usual * s.warning_ratio, s.floor_ms)
         body = np.where(usual * s.warning_ratio >= s.floor_ms, usual, np.nan)
@@ -741,13 +737,12 @@ class TailDetector(EvidenceDetector):
     def _assess(self, history: History, times: Sequence[datetime]) -> list[Assessment]:
         s = self.settings
         frame = history[TAILS]
-        start = max(
-            pd.Timestamp(history.start), pd.Timestamp(times[0]).floor("min") - SCAN - pd.Timedelta(minutes=2)
-        )
+        reach = SCAN + BASELINE_LAG + timedelta(days=1, minutes=2)  # the scan and the trailing day before it
+        start = max(pd.Timestamp(history.start), pd.Timestamp(times[0]).floor("min") - reach)
         if frame.empty:
             return [Assessment.empty(len(times))]
         edges = [f"over_{k}" for k in range(len(_EDGES))]
-        over = np.vstack(frame[f"{self.column}_over"].to_numpy()).astype(float)
+        over = np.vstack(frame[f"{self.column}_over"].to_numpy()).astype(np.float32)
         expanded = pd.concat(
             [frame[["minute", *([TENANT] if TENANT in frame else []), *s.scope, self.count]],
              pd.DataFrame(over, columns=edges, index=frame.index)], axis=1,
@@ -757,43 +752,61 @@ class TailDetector(EvidenceDetector):
         scopes = [tuple(p for p in scope if p != (TENANT, "")) for scope in by_minute[self.count].columns]
         if not scopes:
             return [Assessment.empty(len(times))]
-        n = by_minute[self.count].to_numpy(dtype=float)
-        counts = np.stack(
-            [by_minute[e].to_numpy(dtype=float) for e in edges], axis=-1
+        n_all = by_minute[self.count].to_numpy(dtype=float)
+        past = np.stack(
+            [by_minute[e].to_numpy(dtype=np.float32) for e in edges], axis=-1
         )  # minutes x scopes x edges
         index = minute_index(start, history.end)
         positions = np.array([(pd.Timestamp(t) - index[0]) // pd.Timedelta(minutes=1) - 1 for t in times])
+        first, rows = _scan_rows(positions)
         usual = self._usual(history, dims, scopes, index)
-        warning_ms, critical_ms, body_ms = self.objective(scopes, usual)
+        warning_ms, critical_ms, shifted = self.objective(scopes, usual)
         watched = ~np.isnan(warning_ms)
-        # Two kinds of evidence that the p99 passed the warning level: more than 1% of calls past it (any
-        # change of the tail), or a fifth of calls past the usual p99 (the whole distribution moved: a
-        # log-normal whose median doubles has a fifth of its calls past its old p99, and its p99 doubled).
-        slow, body = _over(counts, warning_ms), _over(counts, body_ms)
+        n, counts = n_all[rows], past[rows]
+        # Two kinds of evidence that the p99 passed the warning level. More than 1% of calls past it: a
+        # share, whatever changed in the tail (a few calls retried, a slow replica).
+        slow = _over(counts, warning_ms[rows])
         excess, pairs = stats.share_excess(slow, n)
         dispersion = stats.dispersion(n - 1, stats.burstiness(excess.sum(axis=0), pairs.sum(axis=0)))
         null = np.full(n.shape, _TAIL_SHARE)
         changed = np.stack([stats.odds_shift(null, r) for r in sorted(s.odds_ratios)], axis=-1)
-        moved = np.full((*n.shape, 1), _MOVED_SHARE)
         # Resolved on evidence against the share halfway to the change (1% -> 20%: 10.5%): a share of 1%
         # is proven far from a log-odds midpoint (4.6%) only over hundreds of calls, hours on a thin route.
-        tail = _evidence(slow, n, null, changed, dispersion, watched, _midpoint)
-        body_null = np.full(n.shape, _USUAL_PAST_P99)
-        whole = _evidence(body, n, body_null, moved, dispersion, watched & ~np.isnan(body_ms), _midpoint)
+        tail = _evidence(slow, n, null, changed, dispersion, watched[rows], _midpoint)
+        # Or calls got slower: the minute's durations, bin by bin, against the scope's own trailing day,
+        # every call or one in twenty (``_SHIFTS``). Where the floor sets the level (``shifted`` NaN),
+        # only the share past it says the p99 passed it.
+        bins = _bins(n_all, past)
+        usual_bins = _trailing(bins, rows)
+        known = (usual_bins.sum(axis=-1) >= s.learning_calls) & ~np.isnan(shifted[rows])
+        whole = _shift_evidence(bins[rows], usual_bins, dispersion, known)
         evidence, recovery, expected = (
             np.concatenate(pair, axis=-1) for pair in zip(tail, whole, strict=True)
         )
-        threshold = self._threshold(len(scopes), changed.shape[-1] + 1)
-        alarm = self._alarm(evidence, recovery, expected, threshold, 0, positions)
-        run_n = _run_sums(stats.cumulative(n), alarm.onset, positions)
-        run_over = np.stack(
-            [_run_sums(stats.cumulative(counts[..., k]), alarm.onset, positions) for k in range(len(_EDGES))],
+        # A change of one shape can look usual to a test of another (one call in twenty 4x slower is far
+        # from every call 2x slower): an alarm resolves only when the durations also look usual against
+        # every call being slower (half of each shift tested), whichever test fired.
+        recovery = np.where(
+            known[..., None],
+            np.minimum(recovery, whole[1][..., :_WHOLE].min(axis=-1, keepdims=True)),
+            recovery,
+        )
+        threshold = self._threshold(len(scopes), changed.shape[-1] + len(_SHIFTS))
+        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions)
+        at = positions - first
+        run_n = _run_sums(stats.cumulative(n), alarm.onset - first, at)
+        run_past = np.stack(
+            [
+                _run_sums(stats.cumulative(counts[..., k]), alarm.onset - first, at)
+                for k in range(len(_EDGES))
+            ],
             axis=-1,
         )
         # The run's p99: the first edge past which at most 1% of the run's calls took longer.
-        within = run_over <= _TAIL_SHARE * run_n[..., None]
+        within = run_past <= _TAIL_SHARE * run_n[..., None]
         value = np.where(run_n > 0, _EDGES[np.minimum(within.argmax(axis=-1), len(_EDGES) - 1)], np.nan)
-        run_critical = _run_sums(stats.cumulative(_over(counts, critical_ms)), alarm.onset, positions)
+        very_slow = _over(counts, critical_ms[rows])
+        run_critical = _run_sums(stats.cumulative(very_slow), alarm.onset - first, at)
         lower, _ = stats.wilson_bounds(run_critical, run_n, 1.0)
         critical = np.nan_to_num(lower) > _TAIL_SHARE
         on = alarm.on & watched[positions]
@@ -816,6 +829,71 @@ class TailDetector(EvidenceDetector):
             [tuple(p for p in scope if p != (TENANT, "")) for scope in usual.columns], tupleize_cols=False
         )
         return usual.reindex(columns=pd.Index(scopes, tupleize_cols=False)).to_numpy(dtype=float)
+
+
+# The changes of the whole distribution tested: (the fraction of calls slower, by how many bins of the
+# histogram, 1.25x each). Every call 2x, 4x or 8x slower; or one call in twenty 4x or 8x slower (retries
+# inside the call, a slow replica). Each resolves against the change halfway to it.
+_SHIFTS = ((1.0, 3), (1.0, 6), (1.0, 9), (0.05, 6), (0.05, 9))
+_WHOLE = 3  # the first of them are every call slower
+# Each call's evidence is that of a 3% contaminated model (either way): a call slower than any the
+# trailing day saw is evidence, not a certainty (ln 32 nats at most).
+_CONTAMINATION = 0.03
+
+
+def _bins(calls: np.ndarray, past: np.ndarray) -> np.ndarray:
+    """Calls per duration bin (<= first edge, between edges, > last edge) from the calls and the calls
+    past each edge (minutes x scopes x edges)."""
+    below = calls[..., None].astype(np.float32) - past[..., :1]
+    return np.maximum(np.concatenate([below, past[..., :-1] - past[..., 1:], past[..., -1:]], axis=-1), 0)
+
+
+def _trailing(bins: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Each scan row's usual durations: the bins of the day ending ``BASELINE_LAG`` before it."""
+    totals = np.concatenate([np.zeros((1, *bins.shape[1:]), dtype=np.float32), np.cumsum(bins, axis=0)])
+    high = np.clip(rows - _LAG, 0, bins.shape[0])
+    low = np.clip(rows - _LAG - stats.MINUTES_PER_DAY, 0, bins.shape[0])
+    return totals[high] - totals[low]
+
+
+def _slower(shares: np.ndarray, fraction: float, bins: int) -> np.ndarray:
+    """The bin shares when ``fraction`` of the calls take ``bins`` bins longer (the slowest bin keeps
+    what passes it)."""
+    moved = np.zeros_like(shares)
+    if bins:
+        moved[..., bins:] = shares[..., : shares.shape[-1] - bins]
+        moved[..., -1] += shares[..., shares.shape[-1] - bins :].sum(axis=-1)
+    else:
+        moved = shares
+    return (1 - fraction) * shares + fraction * moved
+
+
+def _halfway_shift(fraction: float, bins: int) -> tuple[float, int]:
+    return (fraction, bins // 2) if fraction == 1 else (fraction / 2, bins)
+
+
+def _shift_evidence(
+    bins: np.ndarray, usual_bins: np.ndarray, dispersion: np.ndarray, known: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per minute, the evidence for each of ``_SHIFTS`` (multinomial, against the usual bins), the
+    recovery evidence against the change halfway to it, and what a changed minute gives."""
+    usual = (usual_bins + 0.05) / (usual_bins.sum(axis=-1, keepdims=True) + 0.05 * usual_bins.shape[-1])
+    calls = bins.sum(axis=-1)
+
+    def log_ratio(fraction: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+        moved = _slower(usual, fraction, size)
+        changed = (1 - _CONTAMINATION) * moved + _CONTAMINATION * usual
+        base = (1 - _CONTAMINATION) * usual + _CONTAMINATION * moved
+        return np.log(changed / base), changed
+
+    evidence, recovery, expected = [], [], []
+    for fraction, size in _SHIFTS:
+        ratio, changed = log_ratio(fraction, size)
+        evidence.append((bins * ratio).sum(axis=-1) / dispersion)
+        recovery.append(-(bins * log_ratio(*_halfway_shift(fraction, size))[0]).sum(axis=-1) / dispersion)
+        expected.append(calls * (changed * ratio).sum(axis=-1) / dispersion)
+    mask = known[..., None]
+    return tuple(np.where(mask, np.stack(g, axis=-1), 0.0) for g in (evidence, recovery, expected))  # type: ignore[return-value]
 
 
 def _midpoint(usual: np.ndarray, changed: np.ndarray) -> np.ndarray:

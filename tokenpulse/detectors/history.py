@@ -102,7 +102,7 @@ ROLLUP = Query(
 TAIL_EDGES_MS = tuple(round(100 * 1.25**k, 1) for k in range(41))
 _EDGES = "[" + ", ".join(repr(e) for e in TAIL_EDGES_MS) + "]"
 # Per minute and scope: calls, calls with a TTFT, and for each edge how many calls took longer (latency,
-# and TTFT). Only the minutes the evaluation scans: the tail detectors' baselines are hourly quantiles.
+# and TTFT). The minutes the evaluation scans and the day before them (the usual durations).
 TAILS = raw_minutes_query(
     "tails:service, route, model, router",
     "calls",
@@ -110,7 +110,7 @@ TAILS = raw_minutes_query(
     "count() AS calls, countIf(ttft_ms IS NOT NULL) AS ttft_calls, "
     f"sumForEach(arrayMap(e -> toUInt64(duration_ms > e), {_EDGES})) AS latency_over, "
     f"sumForEach(arrayMap(e -> toUInt64(ifNull(ttft_ms, 0) > e), {_EDGES})) AS ttft_over",
-    recent=timedelta(hours=2, minutes=10),
+    recent=timedelta(hours=27, minutes=15),
 )
 
 

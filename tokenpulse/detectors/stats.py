@@ -230,8 +230,9 @@ def sequential_alarm(
     ``recovery`` (same shape) is each minute's log-likelihood ratio of the usual against a level
     between the usual and each alternative (halfway, on the log-odds scale).
     It *pages* once it has been on for ``min_minutes``, the minutes since it fired do not speak against
-    the change on the whole, and its last informative minute still speaks for the change that fired it — gives at least half the evidence a changed minute is ``expected`` to give
-    (same shape as ``evidence``; default: the evidence itself), or ``_STILL_CHANGED`` nats: a blip that is
+    the change on the whole, and its last informative minute still speaks for the change that fired it
+    — gives at least half the evidence a changed minute is ``expected`` to give (same shape as
+    ``evidence``; default: the evidence itself), or ``_STILL_CHANGED`` nats: a blip that is
     over sooner, however intense, never pages, and an alarm not confirmed within twice ``min_minutes``
     is dropped as a blip (its evidence starts again from zero). Inside the alarm, the
     recovery evidence against the halfway level of the alternative that fired accumulates (a CUSUM)
