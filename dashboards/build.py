@@ -493,13 +493,13 @@ def silent_failures() -> dash.Dashboard:
         ),
         chart(
             "prompt_growth: input tokens per call",
-            f"Per service and route over {w(s3.window)}-minute windows; fires at {s3.warning_ratio}x the "
-            "baseline "
-            f"and at least {s3.floor_tokens:.0f} tokens (points: the threshold of each firing).",
+            f"Per service and route over {DISPLAY_WINDOW}-minute windows; pages when the route's input per "
+            f"call rises clearly past {s3.rises[0]:g}x its own usual level, and at least {s3.floor:.0f} "
+            "tokens (points: the threshold of each firing).",
             "short",
-            _windowed("sum(input_tokens) / sum(calls)", "service, route", w(s3.window), s3.min_calls),
+            _windowed("sum(input_tokens) / sum(calls)", "service, route", DISPLAY_WINDOW),
             _fired_thresholds("prompt_growth"),
-            lines=(Line(s3.floor_tokens, "orange"),),
+            lines=(Line(s3.floor, "orange"),),
         ),
         chart(
             "reasoning_blowup: largest reasoning of one call",
@@ -521,25 +521,23 @@ def silent_failures() -> dash.Dashboard:
         ),
         chart(
             "latency_p99_drift: p99 latency",
-            f"Merged t-digest p99 per service, route and model over {w(s5.window)}-minute windows of at "
-            "least "
-            f"{s5.min_calls} calls; fires at {s5.warning_ratio}x the baseline and above {s5.floor_ms:.0f} "
-            "ms.",
+            f"Merged t-digest p99 per service, route and model over {DISPLAY_WINDOW}-minute windows; pages "
+            f"when more than 1% of calls take longer than {s5.warning_ratio:g}x the usual p99 (and "
+            f"{s5.floor_ms:.0f} ms), or the calls got slower as a whole.",
             "ms",
-            _windowed(f"{MERGED}(latency_ms)[{quantile_at('0.99')}]", scope3, w(s5.window), s5.min_calls),
+            _windowed(f"{MERGED}(latency_ms)[{quantile_at('0.99')}]", scope3, DISPLAY_WINDOW),
             _fired_thresholds("latency_p99_drift"),
             lines=(Line(s5.floor_ms, "orange"),),
         ),
         chart(
             "ttft_slo: TTFT p99",
-            f"Merged t-digest TTFT p99 per service and route over {w(s6.window)}-minute windows of at least "
-            f"{s6.min_calls} calls (the detector counts streamed calls only), against the SLO "
-            "(per-route SLOs are in the config).",
+            f"Merged t-digest TTFT p99 per service and route over {DISPLAY_WINDOW}-minute windows (streamed "
+            f"calls only); pages when more than 1% of first tokens take longer than {s6.warning_ratio:g}x "
+            f"the route's usual p99 (and {s6.floor_ms:.0f} ms), or than the route's SLO where one is set.",
             "ms",
-            _windowed(
-                f"{MERGED}(ttft_ms)[{quantile_at('0.99')}]", "service, route", w(s6.window), s6.min_calls
-            ),
-            lines=(Line(s6.slo_ms, "orange"), Line(s6.slo_ms * s6.critical_factor, "red")),
+            _windowed(f"{MERGED}(ttft_ms)[{quantile_at('0.99')}]", "service, route", DISPLAY_WINDOW),
+            _fired_thresholds("ttft_slo"),
+            lines=(Line(s6.floor_ms, "orange"),),
         ),
         chart(
             "cost_spike: spend rate",
@@ -575,23 +573,22 @@ def silent_failures() -> dash.Dashboard:
         chart(
             "tool_hidden_cost: LLM cost per tool call",
             "Cost of the LLM calls inside a tool execution (at any depth below it) / tool executions, per "
-            "service and tool over "
-            f"{w(s9.window)}-minute windows of at least {s9.min_calls} executions; fires at {s9.ratio}x the "
-            f"baseline and at least ${s9.min_usd_per_tool_call}.",
+            f"service and tool over {DISPLAY_WINDOW}-minute windows; pages when it rises clearly past "
+            f"{s9.rises[0]:g}x the tool's own usual cost per call, and at least ${s9.floor} per call.",
             "currencyUSD",
             series(
                 "SELECT time, service, tool, sum(usd) / sum(executions) AS usd_per_tool_call FROM ("
-                f" SELECT {bucket(ENDED, w(s9.window))} AS time, service, name AS tool, count() AS "
+                f" SELECT {bucket(ENDED, DISPLAY_WINDOW)} AS time, service, name AS tool, count() AS "
                 "executions,"
                 f" toFloat64(0) AS usd FROM tool_spans WHERE {tool_where} GROUP BY time, service, tool"
                 " UNION ALL"
-                f" SELECT {bucket('tool_ended', w(s9.window))} AS time, tool_service AS service, tool,"
+                f" SELECT {bucket('tool_ended', DISPLAY_WINDOW)} AS time, tool_service AS service, tool,"
                 " toUInt64(0) AS executions, toFloat64(sum(cost_usd)) AS usd"
                 f" FROM ({calls_in_tools('c.cost_usd AS cost_usd')}) GROUP BY time, service, tool)"
-                f" GROUP BY time, service, tool HAVING sum(executions) >= {s9.min_calls} ORDER BY time"
+                " GROUP BY time, service, tool HAVING sum(executions) > 0 ORDER BY time"
             ),
             _fired_thresholds("tool_hidden_cost"),
-            lines=(Line(s9.min_usd_per_tool_call, "orange"),),
+            lines=(Line(s9.floor, "orange"),),
         ),
         chart(
             "timeout_surge: share of calls and tool executions timed out",

@@ -328,12 +328,11 @@ def test_detector_settings_get_the_generic_checks(tmp_path: Path) -> None:
     config = tmp_path / "tokenpulse.toml"
     config.write_text(
         "[detectors.latency_p99_drift]\nwarning_ratio = 4.0\n"  # critical_ratio is 3.0 by default
-        "min_calls = -1\nwindow_minutes = -5\n"
+        "false_page_budget_days = 30\nwindow_minutes = -5\n"
     )
     problems = check_settings(load_settings(config))
     assert "[detectors.latency_p99_drift] warning_ratio = 4.0 is above critical_ratio = 3.0" in problems[-1]
     assert "[detectors.latency_p99_drift] window_minutes = -5: must not be negative" in problems
-    assert "[detectors.latency_p99_drift] min_calls = -1: must not be negative" in problems
     assert check_settings(load_settings()) == []  # the defaults pass
 
 
