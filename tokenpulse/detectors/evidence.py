@@ -616,12 +616,31 @@ class MeanDetector(EvidenceDetector):
     denominator: ClassVar[str] = "calls"
     settings: MeanSettings
 
-    def critical(self, lower: np.ndarray, run_total: np.ndarray, run_minutes: np.ndarray,
-                 usual: np.ndarray) -> np.ndarray:  # fmt: skip
+    def critical(self, lower: np.ndarray, run: Run, usual: np.ndarray) -> np.ndarray:
         """Which alarms are critical, from the lower end of their run's mean (one standard error: the
-        evidence run starts where the noise ran high), its sum, its minutes and the usual mean: by
-        default, a mean of ``critical_ratio`` times the usual or more."""
+        evidence run starts where the noise ran high), the run and the usual mean: by default, a mean of
+        ``critical_ratio`` times the usual or more."""
         return lower >= self.settings.critical_ratio * usual
+
+    def pages(self, value: np.ndarray, run: Run, dims: Sequence[str]) -> np.ndarray:
+        """The business floor: by default a mean of at least ``floor``; under it, however clear the
+        change, nobody is paged."""
+        return np.nan_to_num(value) >= self.settings.floor
+
+    def rises(self, dims: Sequence[str]) -> tuple[float, ...]:
+        """The changes tested for a signal's scopes."""
+        return tuple(sorted(self.settings.rises))
+
+    def draws(self, grids: dict[str, np.ndarray], dims: Sequence[str]) -> np.ndarray:
+        """What the mean is per (minutes x scopes): by default the ``denominator`` column (calls); the
+        history a scope must have to be watched is counted in calls whatever this is."""
+        return grids[self.denominator]
+
+    def null_scale(
+        self, history: History, dims: Sequence[str], scopes: list[Scope], total: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray | float:
+        """A factor on the usual level per (scan row, scope): what else explains a higher mean now."""
+        return 1.0
 
     def _evaluate(
         self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
@@ -630,28 +649,31 @@ class MeanDetector(EvidenceDetector):
         g, scopes = self._grids(frame, dims, (self.numerator, self.denominator), history)
         if not scopes:
             return Assessment.empty(len(times))
-        total, calls = np.maximum(g[self.numerator], 0.0), g[self.denominator]
+        total, draws, calls = np.maximum(g[self.numerator], 0.0), self.draws(g, dims), g[self.denominator]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
-        (base_calls, base_total, _, _), trailing, same_hour = stats.baseline_sums(
-            (calls, total, *stats.mean_excess(total, calls)), rows, lag=_LAG, days=BASELINE_DAYS,
-            enough=s.learning_calls,
+        (base_draws, base_total, base_calls, base_minutes, _, _), trailing, same_hour = stats.baseline_sums(
+            (draws, total, calls, np.ones_like(total), *stats.mean_excess(total, draws)), rows, lag=_LAG,
+            days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2,
         )  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
-            usual = np.nan_to_num(base_total / base_calls)
-        spread = stats.mean_dispersion(trailing[2], trailing[3])
+            usual = np.nan_to_num(base_total / base_draws)
+            usual_rate = np.nan_to_num(base_total / base_minutes)
+        spread = stats.mean_dispersion(trailing[4], trailing[5])
         # The baseline is not trusted further than it knows: the null is the upper end of what it says
         # (one standard error of the mean), higher where it knows nothing of the time of day, and never
         # under the business floor divided by the smallest change tested.
-        null = usual * (1 + np.sqrt(spread / np.maximum(base_calls, 1.0)))
-        null = np.where(same_hour, null, null * DIURNAL_RISE)
-        rises = sorted(s.rises)
+        null = usual * (1 + np.sqrt(spread / np.maximum(base_draws, 1.0)))
+        null = np.where(same_hour, null, null * DIURNAL_RISE) * self.null_scale(
+            history, dims, scopes, total, rows
+        )
+        rises = self.rises(dims)
         null = np.maximum(null, s.floor / rises[0])
         learning = base_calls < s.learning_calls
         watched = ~learning & (null > 0)
         null = np.where(null > 0, null, 1.0)
         changed = np.stack([null * r for r in rises], axis=-1)
-        x, n = total[rows], calls[rows]
+        x, n = total[rows], draws[rows]
         mean0, mean1, spread3 = null[..., None], changed, spread[..., None]
         evidence = stats.gamma_evidence(x[..., None], n[..., None], mean0, mean1, spread3)
         recovery = -stats.gamma_evidence(x[..., None], n[..., None], mean0, np.sqrt(mean0 * mean1), spread3)
@@ -661,20 +683,35 @@ class MeanDetector(EvidenceDetector):
         threshold = self._threshold(len(scopes), len(rises))
         alarm = self._alarm(evidence, recovery, expected, threshold, first, positions)
         at = positions - first
-        run_total = _run_sums(stats.cumulative(total), alarm.onset, positions)
-        run_calls = _run_sums(stats.cumulative(calls), alarm.onset, positions)
-        run_minutes = positions[:, None] + 1 - alarm.onset
+        run = Run(
+            total=_run_sums(stats.cumulative(total), alarm.onset, positions),
+            draws=_run_sums(stats.cumulative(draws), alarm.onset, positions),
+            calls=_run_sums(stats.cumulative(calls), alarm.onset, positions),
+            minutes=positions[:, None] + 1 - alarm.onset,
+            usual_rate=usual_rate[at],
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
-            value = np.where(run_calls > 0, run_total / run_calls, np.nan)
-        lower = np.nan_to_num(value) * np.maximum(1 - np.sqrt(spread[at] / np.maximum(run_calls, 1.0)), 0.0)
-        critical = self.critical(lower, run_total, run_minutes, usual[at])
-        # The floor is a business rule: under it, however clear the change, nobody is paged.
-        on = alarm.on & watched[at] & (np.nan_to_num(value) >= s.floor)
+            value = np.where(run.draws > 0, run.total / run.draws, np.nan)
+        lower = np.nan_to_num(value) * np.maximum(1 - np.sqrt(spread[at] / np.maximum(run.draws, 1.0)), 0.0)
+        critical = self.critical(lower, run, usual[at])
+        on = alarm.on & watched[at] & self.pages(value, run, dims)
         observations = self._observations(
-            times, scopes, on, value, run_calls, critical,
+            times, scopes, on, value, run.calls, critical,
             changed[..., 0][at], usual[at], self.describe,
         )  # fmt: skip
         return Assessment(observations, scopes, status_codes(learning[at], watched[at], held=False))
+
+
+@dataclass(frozen=True)
+class Run:
+    """Sums over each alarm's evidence run (times x scopes): the numerator, the draws of the mean, the
+    calls, the minutes; and the scope's usual numerator per minute."""
+
+    total: np.ndarray
+    draws: np.ndarray
+    calls: np.ndarray
+    minutes: np.ndarray
+    usual_rate: np.ndarray
 
 
 @dataclass(frozen=True)

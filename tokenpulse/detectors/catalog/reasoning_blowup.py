@@ -40,7 +40,7 @@ import numpy as np
 from tokenpulse.detectors import stats
 from tokenpulse.detectors.base import CRITICAL, Coverage, Observation, Scope, format_scope
 from tokenpulse.detectors.data import minutes
-from tokenpulse.detectors.evidence import MeanDetector, MeanSettings, Signal
+from tokenpulse.detectors.evidence import MeanDetector, MeanSettings, Run, Signal
 from tokenpulse.detectors.history import ROLLUP, History, Query, raw_minutes_query
 
 DIMENSIONS = ("service", "route", "model")
@@ -84,8 +84,7 @@ class ReasoningBlowup(MeanDetector):
     def queries(self) -> list[Query]:
         return [ROLLUP, EXTREMES]
 
-    def critical(self, lower: np.ndarray, run_total: np.ndarray, run_minutes: np.ndarray,
-                 usual: np.ndarray) -> np.ndarray:  # fmt: skip
+    def critical(self, lower: np.ndarray, run: Run, usual: np.ndarray) -> np.ndarray:
         """The ratio alone never pages critical: one extreme call does (``_extremes``)."""
         return np.zeros(lower.shape, dtype=bool)
 

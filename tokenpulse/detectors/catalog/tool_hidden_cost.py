@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 from tokenpulse.detectors.base import Scope, format_scope
-from tokenpulse.detectors.evidence import MeanDetector, MeanSettings, Signal
+from tokenpulse.detectors.evidence import MeanDetector, MeanSettings, Run, Signal
 from tokenpulse.detectors.history import ENDED_MINUTE, Query
 from tokenpulse.storage.attribution import LONGEST_TOOL, attributed_calls_sql
 
@@ -85,10 +85,9 @@ class ToolHiddenCost(MeanDetector):
     def signals(self) -> list[Signal]:
         return [Signal(TOOL_COSTS, DIMENSIONS)]
 
-    def critical(self, lower: np.ndarray, run_total: np.ndarray, run_minutes: np.ndarray,
-                 usual: np.ndarray) -> np.ndarray:  # fmt: skip
+    def critical(self, lower: np.ndarray, run: Run, usual: np.ndarray) -> np.ndarray:
         """Critical when the inner spend rate since the change began reaches ``critical_usd_per_hour``."""
-        return run_total * 60 / np.maximum(run_minutes, 1) >= self.settings.critical_usd_per_hour
+        return run.total * 60 / np.maximum(run.minutes, 1) >= self.settings.critical_usd_per_hour
 
     def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
         return (
