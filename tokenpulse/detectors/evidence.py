@@ -669,7 +669,7 @@ class MeanDetector(EvidenceDetector):
         )
         rises = self.rises(dims)
         null = np.maximum(null, s.floor / rises[0])
-        learning = base_calls < s.learning_calls
+        learning = (base_calls < s.learning_calls) | (base_draws < s.learning_calls)
         watched = ~learning & (null > 0)
         null = np.where(null > 0, null, 1.0)
         changed = np.stack([null * r for r in rises], axis=-1)

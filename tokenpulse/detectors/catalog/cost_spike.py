@@ -3,31 +3,26 @@
 Two rules come out of this one detector, one alert per scope (when both hold for the same scope at the
 same minute, the more severe observation is kept; on a tie the budget's, whose summary names the budget):
 
-1. **Relative spike**, per service, service+route, service+model (from the rollup) and service+user (from
-   the raw ``calls`` table; the rollup leaves the user out on purpose). The spend rate over the window
-   ($/h) is at least ``warning_ratio`` (``critical_ratio``) times the scope's baseline rate and at least
-   ``min_usd_per_hour``, *and the extra spend is not ordinary traffic* (below). The classic incident is
-   one user's agent stuck in a loop, spending 20x.
+1. **Relative spike**, on the evidence model of ``evidence.MeanDetector``:
 
-   Why the traffic guard: a surge of ordinary traffic multiplies spend exactly as it multiplies calls,
-   so comparing spend alone with its baseline would page on every launch, campaign or Monday morning —
-   the "traffic surge with flat per-call metrics" that must stay quiet. So the relative rule also
-   requires that the spend outgrew the traffic: the scope's per-call cost, or (for a route, model or
-   user) its share of its service's spend, is at least ``unexplained_ratio`` times its own baseline.
-   A runaway user is a surge of *that user's* traffic only: their share of the service's spend jumps
-   (2% -> 27% for a 20x loop), so it alerts. A service-wide surge leaves every per-call cost and every
-   share flat, so it does not. What a surge of ordinary traffic costs is the budgets' job: they are
-   absolute and alert on spend however it arose. The limit of the guard: a scope that is (nearly) all
-   of its service's traffic — a one-user batch service — cannot be told from a surge; budgets cover it.
+   - per service, service+route and service+model (from the rollup): the *cost per call* rises clearly
+     past 2x, 5x or 10x its own usual level (a switch to a pricier model, prompts that grew, a reasoning
+     budget left open). A surge of ordinary traffic multiplies spend exactly as it multiplies calls and
+     leaves the cost per call flat, so launches, campaigns and Monday mornings stay quiet by
+     construction: what a surge costs is the budgets' job (below).
+   - per service+user (from the raw ``calls`` table; the rollup leaves the user out on purpose): the
+     user's *spend per minute* rises clearly past 3x, 10x or 30x their own usual level — every minute
+     counts, a quiet one as evidence against a spike — beyond what the rest of their service explains:
+     the usual level is scaled by how much more the service's other users spend than usual right now,
+     so a service-wide surge moves no one user. The classic incident is one user's agent stuck in a
+     loop, spending 20x.
 
-   Baselines (``data.baseline``) are taken over the minutes the scope was active (calls in the window),
-   so a user who comes by a few times an hour has a baseline of what they spend when they do, not a
-   median of idle zeros; a scope never active before (a new user, a new model snapshot after a deploy)
-   has no baseline and never fires the relative rule.
-
-   Users are unbounded and grids are minute x scope, so only scopes that can fire are computed: those
-   whose window reaches ``min_calls`` and the floor at some evaluation time, and those with a budget.
-   The user query already leaves out users whose spend never reaches the floor in its range.
+   Business floors: a spike pages only while its spend since it began is at least ``min_usd_per_hour``
+   ($1/h; ``user_min_usd_per_hour``, $3/h, for a user). Critical: that spend rate is ``critical_ratio``
+   (10x) the scope's usual spend rate. A scope whose baseline has fewer than 30 calls (a new user, a new
+   model snapshot after a deploy) is learning: never paged by this rule. Users are unbounded, so only
+   those whose spend over some ``window`` of the range reaches the floor, and those with a budget, are
+   read (``users_query``).
 
 2. **Budgets** (``budgets``: ``{scope = {service = "...", route|model|user = "..."}, hourly_usd,
    daily_usd}``), multi-window burn rate: the spend over a slow and a fast window, each extrapolated to
@@ -40,8 +35,8 @@ same minute, the more severe observation is kept; on a tie the budget's, whose s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar
@@ -49,34 +44,37 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from tokenpulse.detectors import stats
 from tokenpulse.detectors.base import (
     CRITICAL,
     SCOPE_DIMENSIONS,
     WARNING,
+    Coverage,
     Observation,
     Scope,
     format_scope,
+    scope_dict,
 )
-from tokenpulse.detectors.data import (
-    CatalogDetector,
-    HeldSettings,
-    at_times,
-    baseline,
-    grids,
-    kth_largest,
-    lowest_over,
-    minutes,
-    to_observations,
-    trailing_sum,
+from tokenpulse.detectors.data import at_times, grids, minutes, to_observations, trailing_sum
+from tokenpulse.detectors.evidence import BASELINE_LAG, MeanDetector, MeanSettings, Run, Signal
+from tokenpulse.detectors.history import (
+    BASELINE_DAYS,
+    ENDED_MINUTE,
+    ROLLUP,
+    TENANT,
+    History,
+    Query,
+    sql_string,
+    tenant_histories,
 )
-from tokenpulse.detectors.history import ENDED_MINUTE, ROLLUP, History, Query, sql_string
 
-DIMENSIONS = ("service", "route", "model")
 ROLLUP_LEVELS = (("service",), ("service", "route"), ("service", "model"))
 USER_DIMS = ("service", "user")
-LEVELS = (*ROLLUP_LEVELS, USER_DIMS)
 COLUMNS = ("calls", "cost_usd")
 BUDGET_DIMENSIONS = ("route", "model", "user")  # besides the service, at most one of these
+# How long the service's other users' spend is averaged over to say how much more than usual they spend.
+_OTHERS_MINUTES = 15
+_LAG = int(BASELINE_LAG.total_seconds() // 60)
 
 
 @dataclass(frozen=True)
@@ -87,22 +85,12 @@ class Budget:
 
 
 @dataclass(frozen=True)
-class Settings(HeldSettings):
-    window: timedelta = timedelta(minutes=5)
-    # Each severity holds its own way (``for_`` is 0): a critical spike (>= critical_ratio) must have been
-    # past its threshold in ``sustained`` of the window's minutes — all five: a heavy user's busiest
-    # session can reach 10x for four — so a runaway pages 5 minutes after it starts while a 4-minute
-    # spike, however tall, never does. A warning (>= warning_ratio) must have held over every window of
-    # the last ``warning_for``: ordinary sessions run at 3-6x for several minutes, a runaway does not stop.
-    sustained: timedelta = timedelta(minutes=5)
-    warning_for: timedelta = timedelta(minutes=15)
-    min_calls: int = 10  # the floor in dollars is the main guard; a runaway makes calls quickly
-    warning_ratio: float = 3.0
-    critical_ratio: float = 10.0
-    unexplained_ratio: float = 2.0  # per-call cost or share of the service's spend vs its baseline
+class Settings(MeanSettings):
+    rises: tuple[float, ...] = (2.0, 5.0, 10.0)  # cost per call of a service, route or model
+    user_rises: tuple[float, ...] = (3.0, 10.0, 30.0)  # a user's spend per minute, beyond the service's
+    critical_ratio: float = 10.0  # the spend rate since the spike began against the usual spend rate
     min_usd_per_hour: float = 1.0
-    # Users are bursty: an ordinary heavy user's session is many times their usual rate for a few
-    # minutes. A runaway loop is the same rate kept up, so a user must also spend real money to page.
+    # Users are bursty and many: a user must also spend real money to page.
     user_min_usd_per_hour: float = 3.0
     budgets: tuple[Budget, ...] = ()  # also accepts mappings, as read from the config file
     budget_warning_fraction: float = 0.8
@@ -113,6 +101,9 @@ class Settings(HeldSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        object.__setattr__(self, "user_rises", tuple(float(r) for r in self.user_rises))
+        if not self.user_rises or min(self.user_rises) <= 1:
+            raise ValueError("user_rises must be above 1")
         object.__setattr__(self, "budgets", tuple(parse_budget(b) for b in self.budgets))
 
 
@@ -175,9 +166,10 @@ def users_query(window_minutes: int, min_window_usd: float, budget_users: Sequen
     return Query(f"calls:service, user:{hashlib.sha256(sql.encode()).hexdigest()[:12]}", sql)
 
 
-class CostSpike(CatalogDetector):
+class CostSpike(MeanDetector):
     name: ClassVar[str] = "cost_spike"
     settings_type: ClassVar[type[Settings]] = Settings
+    numerator: ClassVar[str] = "cost_usd"
     settings: Settings
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -193,102 +185,87 @@ class CostSpike(CatalogDetector):
         return [ROLLUP, self.users]
 
     def lookback(self) -> timedelta:
-        # the trailing-24h baseline before the first window, or the slowest budget window if longer
-        return max(timedelta(hours=25), self.settings.daily_slow_window + self.settings.window)
+        # the trailing day of the baselines, or the slowest budget window if longer
+        return max(super().lookback(), self.settings.daily_slow_window + self.settings.window)
 
-    def evaluate(self, history: History, times: Sequence[datetime]) -> list[Observation]:
-        start, end = history.start, history.end
-        services = grids(
-            history[ROLLUP], ("service",), COLUMNS, start, end
-        )  # all of them: the parents of shares
-        per_minute = {}
-        for dims in LEVELS:
-            frame = history[self.users] if dims == USER_DIMS else history[ROLLUP]
-            level = grids(self._watched(frame, dims, times), dims, COLUMNS, start, end)
-            # an empty route, model or user is the service again: watched there
-            per_minute[dims] = level if len(dims) == 1 else {k: _named(g) for k, g in level.items()}
-        spikes = self._spikes(per_minute, services["cost_usd"], times)
-        return _most_severe(spikes + self._budgets(per_minute, times))
+    def signals(self) -> list[Signal]:
+        # an empty route, model or user is the service again: watched there
+        return [
+            *(Signal(ROLLUP, dims, _named(dims[-1]) if len(dims) > 1 else None) for dims in ROLLUP_LEVELS),
+            Signal(self.users, USER_DIMS),
+        ]
 
-    def _watched(self, frame: pd.DataFrame, dims: tuple[str, ...], times: Sequence[datetime]) -> pd.DataFrame:
-        """The rows of the scopes that can fire: those whose window, at some evaluation time, has
-        ``min_calls`` calls and spends at least the floor, and those with a budget.
+    def rises(self, dims: Sequence[str]) -> tuple[float, ...]:
+        return tuple(sorted(self.settings.user_rises if "user" in dims else self.settings.rises))
 
-        Exact (no other scope can fire) and cheap (computed over the evaluation span only): the grids
-        and baselines after it cost per scope, and users are many.
-        """
-        s = self.settings
-        window = minutes(s.window)
-        budgeted = {tuple(v for _, v in b.scope) for b in s.budgets if tuple(d for d, _ in b.scope) == dims}
-        if frame.empty:
-            return frame
-        first, last = pd.Timestamp(times[0]) - pd.Timedelta(minutes=window), pd.Timestamp(times[-1])
-        recent = frame[(frame["minute"] >= first) & (frame["minute"] < last)]
-        span = grids(recent, dims, COLUMNS, first, last + pd.Timedelta(minutes=1))
-        calls, usd = _sums_at(span["calls"], times, window), _sums_at(span["cost_usd"], times, window)
-        floor = s.user_min_usd_per_hour if dims == USER_DIMS else s.min_usd_per_hour
-        reaching = (calls >= s.min_calls) & (usd * (60 / window) >= floor) & (usd > 0)
-        keep = {tuple(v for _, v in scope) for scope in span["calls"].columns[reaching.any(axis=0)]}
-        rows = pd.MultiIndex.from_frame(frame[list(dims)].astype(str)).isin(list(keep | budgeted))
-        return frame[rows]
+    def draws(self, grids: dict[str, np.ndarray], dims: Sequence[str]) -> np.ndarray:
+        # A user's spend is per minute, every minute since the user was first seen: a quiet minute is
+        # evidence too, the minutes before they existed are not.
+        if "user" not in dims:
+            return grids["calls"]
+        return np.maximum.accumulate(grids["calls"] > 0, axis=0).astype(float)
 
-    def _spikes(
-        self, per_minute: dict[tuple[str, ...], dict[str, pd.DataFrame]], services_usd: pd.DataFrame, times
-    ) -> list[Observation]:
-        s = self.settings
-        window = minutes(s.window)
-        service_usd = trailing_sum(services_usd, window)
-        calls, usd, share, minute_usd = [], [], [], []
-        for dims in LEVELS:
-            level_calls = trailing_sum(per_minute[dims]["calls"], window)
-            level_usd = trailing_sum(per_minute[dims]["cost_usd"], window)
-            if len(dims) == 1:
-                level_share = pd.DataFrame(np.nan, index=level_usd.index, columns=level_usd.columns)
-            else:
-                parent = _service_of(service_usd, level_usd.columns)
-                level_share = (level_usd / parent).where(parent > 0)
-            calls.append(level_calls)
-            usd.append(level_usd)
-            share.append(level_share)
-            minute_usd.append(per_minute[dims]["cost_usd"])
-        calls, usd, share, minute_usd = (
-            pd.concat(parts, axis=1) for parts in (calls, usd, share, minute_usd)
+    def null_scale(
+        self, history: History, dims: Sequence[str], scopes: list[Scope], total: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray | float:
+        """For users: how many times their usual spend the service's other users spend now (at least 1)."""
+        if "user" not in dims:
+            return 1.0
+        service_grids, services = self._grids(history[ROLLUP], ("service",), ("cost_usd",), history)
+        index = {scope: i for i, scope in enumerate(services)}
+        columns = [index.get(tuple(p for p in scope if p[0] != "user"), -1) for scope in scopes]
+        service = service_grids["cost_usd"] if services else np.zeros((total.shape[0], 0))
+        spend = np.where(np.array(columns) >= 0, service[:, np.maximum(columns, 0)] if services else 0.0, 0.0)
+        others = np.maximum(spend - total, 0.0)
+        cumulative = stats.cumulative(others)
+        now = (
+            stats.window_sums(cumulative, rows[:, None] + 1, rows[:, None] + 1 - _OTHERS_MINUTES)
+            / _OTHERS_MINUTES
         )
-        active = calls > 0
-        rate = usd * (60 / window)  # $/h
-        per_call = (usd / calls).where(active)
-        share = share.where(active)
-        usual = baseline(rate.where(active), window, times=times)
-        usual_per_call = baseline(per_call, window, times=times)
-        usual_share = baseline(share, window, times=times)
-        held = kth_largest(minute_usd * 60, window, minutes(s.sustained), times)  # $/h, k-th worst minute
-        lowest_rate = lowest_over(rate, minutes(s.warning_for))
-        # Compare at the evaluation times only: grids are long, the times few (one, live).
-        rate, per_call, share, calls, held, lowest_rate = (
-            at_times(grid, times) for grid in (rate, per_call, share, calls, held, lowest_rate)
-        )
-        unexplained = (per_call >= s.unexplained_ratio * usual_per_call) | (
-            share >= s.unexplained_ratio * usual_share
-        )
-        floor = pd.Series(
-            [
-                s.user_min_usd_per_hour if "user" in dict(scope) else s.min_usd_per_hour
-                for scope in rate.columns
-            ],
-            index=rate.columns,
-        )
-        spiking = (calls >= s.min_calls) & rate.ge(floor, axis=1) & (rate > 0) & unexplained
-        warning_at = (usual * s.warning_ratio).clip(lower=floor, axis=1)
-        critical_at = (usual * s.critical_ratio).clip(lower=floor, axis=1)
-        return to_observations(
-            self.name, times, rate, calls,
-            warning=spiking & (lowest_rate >= warning_at),
-            critical=spiking & (rate >= critical_at) & (held >= critical_at),
-            warning_threshold=warning_at,
-            critical_threshold=critical_at,
-            baseline=usual,
-            describe=_describe,
+        (usual_spend, usual_minutes), _, _ = stats.baseline_sums(
+            (others, np.ones_like(others)), rows, lag=_LAG, days=BASELINE_DAYS, enough=stats.SAME_HOURS,
+            weight_index=1,
         )  # fmt: skip
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(usual_spend > 0, now / (usual_spend / usual_minutes), 1.0)
+        return np.clip(np.nan_to_num(factor, nan=1.0), 1.0, None)
+
+    def pages(self, value: np.ndarray, run: Run, dims: Sequence[str]) -> np.ndarray:
+        s = self.settings
+        floor = s.user_min_usd_per_hour if "user" in dims else s.min_usd_per_hour
+        return _per_hour(run) >= floor
+
+    def critical(self, lower: np.ndarray, run: Run, usual: np.ndarray) -> np.ndarray:
+        return _per_hour(run) >= self.settings.critical_ratio * run.usual_rate * 60
+
+    def describe(self, scope: Scope, value: float, threshold: float, usual: float) -> str:
+        if "user" in scope_dict(scope):
+            return (
+                f"spend ${value * 60:,.2f}/h since the spike began (usually ${usual * 60:,.2f}/h; evidence "
+                f"past ${threshold * 60:,.2f}/h) for {format_scope(scope)}"
+            )
+        return (
+            f"cost per call ${value:,.4f} since the spike began (usually ${usual:,.4f}; evidence past "
+            f"${threshold:,.4f}) for {format_scope(scope)}"
+        )
+
+    def assess(self, history: History, times: Sequence[datetime]) -> tuple[list[Observation], list[Coverage]]:
+        observations, coverage = super().assess(history, times)
+        for tenant, tenant_history in tenant_histories(history).items():
+            for observation in self._tenant_budgets(tenant_history, times):
+                if tenant:
+                    observation = replace(observation, scope=((TENANT, tenant), *observation.scope))
+                observations.append(observation)
+        return _most_severe(observations), coverage
+
+    def _tenant_budgets(self, history: History, times: Sequence[datetime]) -> list[Observation]:
+        if not self.settings.budgets:
+            return []
+        per_minute = {}
+        for dims in {tuple(d for d, _ in b.scope) for b in self.settings.budgets}:
+            frame = history[self.users] if dims == USER_DIMS else history[ROLLUP]
+            per_minute[dims] = grids(frame, dims, COLUMNS, history.start, history.end)
+        return self._budgets(per_minute, times)
 
     def _budgets(
         self, per_minute: dict[tuple[str, ...], dict[str, pd.DataFrame]], times
@@ -326,27 +303,14 @@ class CostSpike(CatalogDetector):
         return observations
 
 
-def _sums_at(grid: pd.DataFrame, times: Sequence[datetime], window: int) -> np.ndarray:
-    """``trailing_sum(grid, window)`` at ``times`` (times x scopes), from cumulative sums: one pass."""
-    values = grid.to_numpy(dtype=float)
-    cumulative = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
-    positions = grid.index.get_indexer(pd.DatetimeIndex([pd.Timestamp(t) for t in times]))
-    return cumulative[positions] - cumulative[np.maximum(positions - window, 0)]
+def _per_hour(run: Run) -> np.ndarray:
+    """The spend rate since each alarm's evidence began, in $/h."""
+    return run.total * 60 / np.maximum(run.minutes, 1)
 
 
-def _named(grid: pd.DataFrame) -> pd.DataFrame:
-    """``grid`` without the scopes whose last dimension is empty (calls without a route, model or user)."""
-    return grid.loc[:, np.array([column[-1][1] != "" for column in grid.columns], dtype=bool)]
-
-
-def _service_of(service_grid: pd.DataFrame, columns: pd.Index) -> pd.DataFrame:
-    """For each scope of ``columns``, the column of its service in ``service_grid`` (NaN if absent)."""
-    keys = pd.Index([column[:1] for column in columns], dtype=object, tupleize_cols=False)
-    positions = service_grid.columns.get_indexer(keys)
-    values = np.full((len(service_grid.index), len(columns)), np.nan)
-    found = positions >= 0
-    values[:, found] = service_grid.to_numpy(dtype=float)[:, positions[found]]
-    return pd.DataFrame(values, index=service_grid.index, columns=columns)
+def _named(dimension: str) -> Callable[[pd.DataFrame], pd.Series]:
+    """Rows whose ``dimension`` is set (calls without a route or model are their service's)."""
+    return lambda frame: frame[dimension].astype(str) != ""
 
 
 _RANK = {WARNING: 1, CRITICAL: 2}
@@ -365,13 +329,6 @@ def _most_severe(observations: list[Observation]) -> list[Observation]:
 
 def _rank(observation: Observation) -> int:
     return _RANK.get(observation.severity or "", 0)
-
-
-def _describe(scope: Scope, value: float, threshold: float, usual: float | None) -> str:
-    return (
-        f"spend ${value:,.2f}/h (threshold ${threshold:,.2f}/h, usually ${usual or 0:,.2f}/h) "
-        f"for {format_scope(scope)}"
-    )
 
 
 def _describe_budget(label: str, amount: float, scope: Scope, value: float, threshold: float, _: None) -> str:
