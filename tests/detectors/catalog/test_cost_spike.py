@@ -3,9 +3,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 import numpy as np
+import pytest
 
 from tests.detector_harness import Scenario, Series, between, minute, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
@@ -136,7 +135,7 @@ def test_a_surge_of_ordinary_traffic_is_quiet_alone_but_burns_a_budget() -> None
         (grow_end + 5, "resolved", "critical", bob),
         # 6 h projection >= 1010 from k = 73 (1 h from 13): escalates while firing
         (ONSET + 73, "firing", "critical", catalog),
-        # after the surge (k = 90) the 1 h projection 24 (90 - j) stays >= 808 until j = 56; resolved at the next evaluation
+        # after the surge (k = 90) the 1 h projection 24 (90 - j) stays >= 808 until j = 56: resolved at 57
         (DAY + 120 + 57, "resolved", "critical", catalog),
     ]
     # alice: her budget's burn rate pages first (at once), her spike joins the same alert: one alert
