@@ -1,27 +1,18 @@
-"""Pure helpers of the window-based detectors: per-minute grids of the history's frames, trailing
-windows, baselines and held conditions; and what the catalog's detectors share (``CatalogDetector``).
+"""Pure helpers of the detectors: per-minute grids of the history's frames, trailing windows, hourly
+baselines of quantiles, and the observations of the rules that are thresholds by definition (budgets).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from tokenpulse.detectors.base import CRITICAL, WARNING, Coverage, DetectorSettings, Observation, Scope
-from tokenpulse.detectors.history import (
-    BASELINE_DAYS,
-    DETECTOR_DIMENSIONS,
-    ROLLUP,
-    SAME_HOUR_MARGIN,
-    History,
-    Query,
-)
+from tokenpulse.detectors.base import CRITICAL, WARNING, Observation, Scope
+from tokenpulse.detectors.history import BASELINE_DAYS, DETECTOR_DIMENSIONS
 
 MINUTES_PER_DAY = 1440
 
@@ -60,35 +51,6 @@ def hourly_baseline(
     trailing = value.rolling(24, min_periods=3).median().reindex(last_complete)
     trailing.index = index
     return pd.DataFrame(same_hour, index=index, columns=value.columns).fillna(trailing)
-
-
-TRAILING_DAY = timedelta(hours=25)  # the trailing-24h baseline, before the first window
-
-
-class CatalogDetector:
-    """What the catalog's detectors share: settings of their ``settings_type`` (defaults when none are
-    given), the per-minute rollup as their data and a trailing day of history. Detectors override what
-    they need otherwise; ``evaluate`` is theirs."""
-
-    name: ClassVar[str]
-    settings_type: ClassVar[type[DetectorSettings]]
-    splits_tenants: ClassVar[bool] = True
-
-    def __init__(self, settings: DetectorSettings | None = None) -> None:
-        self.settings = settings or self.settings_type()
-
-    def queries(self) -> list[Query]:
-        return [ROLLUP]
-
-    def lookback(self) -> timedelta:
-        return TRAILING_DAY
-
-    def same_hour_margin(self) -> timedelta:
-        return SAME_HOUR_MARGIN
-
-    def assess(self, history: History, times: Sequence[datetime]) -> tuple[list[Observation], list[Coverage]]:
-        """Not assessed per scope: these detectors watch a scope whenever a window has ``min_calls``."""
-        return self.evaluate(history, times), []  # type: ignore[attr-defined]
 
 
 def minute_index(start: datetime, end: datetime) -> pd.DatetimeIndex:
@@ -135,19 +97,6 @@ def grids(
     return result
 
 
-def value_grid(frame: pd.DataFrame, dims: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
-    """The ``value`` column of a per-minute query as a minute x scope grid (missing: NaN)."""
-    index = minute_index(start, end)
-    if frame.empty:
-        return pd.DataFrame(index=index, dtype=float)
-    wide = frame.pivot_table(
-        index="minute", columns=list(dims), values="value", aggfunc="first", observed=True
-    )
-    wide = wide.reindex(index)
-    wide.columns = _scope_index(dims, wide.columns)
-    return wide.astype(float)
-
-
 def _scope_index(dims: Sequence[str], keys: pd.Index) -> pd.Index:
     """Grid columns: one Scope per column (a plain index of tuples, never a MultiIndex)."""
     scopes = [
@@ -167,65 +116,6 @@ def trailing_sum(grid: pd.DataFrame, minutes: int) -> pd.DataFrame:
 
 # Baseline windows, in minutes: the hour around the same time of day, and the trailing day.
 _HOUR, _HOUR_MIN_VALUES = 60, 10
-_DAY_MIN_VALUES = 60
-# Up to this many evaluation times (a live cycle has one) baselines are computed at those times only;
-# beyond, rolling medians over the whole grid are cheaper (backtests).
-_DIRECT_TIMES = 30
-
-
-def baseline(
-    signal: pd.DataFrame,
-    window_minutes: int,
-    days: int = BASELINE_DAYS,
-    times: Sequence[datetime] | None = None,
-) -> pd.DataFrame:
-    """A robust baseline of ``signal``, at ``times`` (default: every minute of the grid).
-
-    The same hour of previous days when that history exists (median over the days of the median of
-    the hour around the same time of day), else the median of the trailing 24 hours before the
-    current window. Medians only: one outlier never moves a baseline.
-    """
-    index = signal.index if times is None else pd.DatetimeIndex([pd.Timestamp(t) for t in times])
-    if times is not None and len(index) <= _DIRECT_TIMES:
-        return _baseline_at(signal, window_minutes, days, index)
-    hourly = signal.rolling(_HOUR, min_periods=_HOUR_MIN_VALUES, center=True).median()
-    previous_days = [hourly.reindex(index - pd.Timedelta(days=k)).to_numpy() for k in range(1, days + 1)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: the normal "no history" case
-        same_hour = np.nanmedian(np.stack(previous_days), axis=0)
-    trailing = signal.rolling(MINUTES_PER_DAY, min_periods=_DAY_MIN_VALUES).median().shift(window_minutes)
-    return pd.DataFrame(same_hour, index=index, columns=signal.columns).fillna(trailing.reindex(index))
-
-
-def _baseline_at(
-    signal: pd.DataFrame, window_minutes: int, days: int, index: pd.DatetimeIndex
-) -> pd.DataFrame:
-    """``baseline`` computed only at ``index``: the same medians over the same slices of the grid."""
-    values = signal.to_numpy(dtype=float)
-    positions = signal.index.get_indexer(index)
-    result = np.full((len(index), values.shape[1]), np.nan)
-
-    def median(start: int, stop: int, min_values: int) -> np.ndarray:
-        block = values[max(start, 0) : max(stop, 0)]
-        out = np.full(values.shape[1], np.nan)
-        if len(block):
-            enough = (~np.isnan(block)).sum(axis=0) >= min_values
-            if enough.any():
-                out[enough] = np.nanmedian(block[:, enough], axis=0)
-        return out
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for row, position in enumerate(positions):
-            if position < 0:
-                continue
-            centres = [position - k * MINUTES_PER_DAY for k in range(1, days + 1)]
-            same_hours = [median(c - _HOUR // 2, c + _HOUR // 2, _HOUR_MIN_VALUES) for c in centres]
-            same_hour = np.nanmedian(np.stack(same_hours), axis=0)
-            end = position - window_minutes + 1
-            trailing = median(end - MINUTES_PER_DAY, end, _DAY_MIN_VALUES)
-            result[row] = np.where(np.isnan(same_hour), trailing, same_hour)
-    return pd.DataFrame(result, index=index, columns=signal.columns)
 
 
 def at_times(grid: pd.DataFrame, times: Sequence[datetime]) -> pd.DataFrame:
@@ -285,37 +175,6 @@ def to_observations(
     return observations
 
 
-# Fills minutes without a value (rolling quantiles turn infinities into NaN): below any threshold.
-_NO_VALUE = -1e300
-
-
-def kth_largest(
-    grid: pd.DataFrame, window: int, k: int, times: Sequence[datetime] | None = None
-) -> pd.DataFrame:
-    """Value at minute t: the ``k``-th largest per-minute value of ``grid`` over [t - window, t), minutes
-    without a value counting as below any threshold; at ``times`` only when given (default: every
-    minute of the grid).
-
-    "At least k minutes of the window were past x" is ``kth_largest(grid, window, k) > x``, also when x
-    differs at every t (a baseline). Over the whole grid it is a rolling order statistic, computed once
-    (backtests); at a few times (a live cycle has one) only those windows are sorted.
-    """
-    filled = grid.fillna(_NO_VALUE)
-    if times is not None and len(times) <= _DIRECT_TIMES:
-        index = pd.DatetimeIndex([pd.Timestamp(t) for t in times])
-        values = filled.to_numpy(dtype=float)
-        result = np.full((len(index), values.shape[1]), np.nan)
-        for row, position in enumerate(grid.index.get_indexer(index)):
-            if position >= window:  # as the rolling form: a whole window of minutes before t
-                result[row] = np.sort(values[position - window : position], axis=0)[window - k]
-        return pd.DataFrame(result, index=index, columns=grid.columns)
-    if window == 1:
-        return filled.shift(1)
-    position = (window - k) / (window - 1)  # exactly the (window - k)-th smallest of the window
-    result = filled.rolling(window).quantile(position, interpolation="nearest").shift(1)
-    return result if times is None else at_times(result, times)
-
-
 def check_scope(detector: str, scope: Sequence[str], required: Sequence[str] = ()) -> tuple[str, ...]:
     """A configured ``scope`` setting: dimensions of the rollup detectors read, in their canonical order."""
     if not scope or not set(scope) <= set(DETECTOR_DIMENSIONS) or not set(required) <= set(scope):
@@ -326,50 +185,6 @@ def check_scope(detector: str, scope: Sequence[str], required: Sequence[str] = (
     return tuple(d for d in DETECTOR_DIMENSIONS if d in scope)
 
 
-def lowest_over(grid: pd.DataFrame, minutes: int) -> pd.DataFrame:
-    """Value at minute t: the lowest of a windowed signal over the evaluations t - minutes + 1 ... t.
-
-    "lowest_over(signal, m) >= x" says the signal has held past x for m minutes: how the moderate
-    (warning) rules of the fast-paging detectors hold, while their severe rules page at once.
-    """
-    return grid.rolling(minutes, min_periods=1).min()
-
-
 def minutes(duration: timedelta) -> int:
     """A settings duration in whole minutes, the unit of every grid."""
     return int(duration.total_seconds() // 60)
-
-
-def check_for_covers_window(detector: str, settings: DetectorSettings) -> None:
-    """For quantile signals: one slow call lifts the p99 of every window containing it, so ``for`` shorter
-    than the window would let a single call fire."""
-    if settings.for_ < settings.window:
-        raise ValueError(
-            f"{detector}: for ({settings.for_}) must be at least the window ({settings.window}), "
-            "else one slow call, which lifts the p99 of every window containing it, fires"
-        )
-
-
-def check_sustained(sustained: timedelta, window: timedelta) -> None:
-    if not timedelta(minutes=1) <= sustained <= window:
-        raise ValueError(f"sustained ({sustained}) must be between 1 minute and the window ({window})")
-
-
-@dataclass(frozen=True)
-class SampledSettings(DetectorSettings):
-    """Settings of the detectors not yet on the evidence kernel (``evidence``): a window with fewer than
-    ``min_calls`` calls gives no observation."""
-
-    min_calls: int = 30
-
-
-@dataclass(frozen=True)
-class HeldSettings(SampledSettings):
-    """Settings of a detector whose condition is *held* by ``sustained`` of the window's minutes (each past
-    the threshold on its own) rather than by a ``for`` delay: it fires as soon as it holds."""
-
-    for_: timedelta = timedelta(0)
-    sustained: timedelta = timedelta(minutes=4)  # of the window's minutes, each past the threshold
-
-    def __post_init__(self) -> None:
-        check_sustained(self.sustained, self.window)
