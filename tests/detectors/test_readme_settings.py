@@ -16,4 +16,5 @@ def test_the_readme_detector_settings_build_the_catalog() -> None:
     detectors = {d.name: d for d in build_detectors(config["detectors"])}
     assert detectors["cache_hit_collapse"].settings.scope == ("service", "route")
     assert detectors["timeout_surge"].settings.odds_ratios == [1.5, 3, 8, 25]
-    assert not detectors["ttft_slo"].settings.enabled
+    assert detectors["ttft_slo"].settings.route_slo_ms == {"/autocomplete": 800}
+    assert detectors["prompt_growth"].settings.rises == (2.0, 4.0, 8.0)
