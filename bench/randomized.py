@@ -76,6 +76,7 @@ class Truth:
     calls: np.ndarray = field(default_factory=lambda: np.zeros(0))
     part: np.ndarray = field(default_factory=lambda: np.zeros(0))
     kind: str = ""
+    kind_dims: tuple[str, ...] = ()  # the scope's dimensions (a user's surge is a session)
     rho: float = 0.0  # intra-minute correlation of the per-minute counts (beta-binomial); 1/shape for calls
     spread: float = 1.0  # mean kinds: squared coefficient of variation per call
     bins: np.ndarray = field(default_factory=lambda: np.zeros(0))  # tail kinds: minutes x duration bins
@@ -130,6 +131,7 @@ class Kind:
     count: bool = False  # the signal is the calls themselves (traffic_drop)
     mean: bool = False  # a per-call mean rises (tokens per call, cost per tool call): effects are factors
     tail: bool = False  # durations (latency): effects are how far the p99 moves
+    floor: int = FLOOR  # minutes a change must be seen before the detector pages it (the oracle too)
 
 
 KINDS = {
@@ -159,6 +161,10 @@ KINDS = {
                              lambda r: float(np.exp(r.uniform(np.log(0.002), np.log(0.1)))),
                              (10.0, 100.0), ("cost_usd", "tool_calls"), ("service", "tool"),
                              "tool_costs:service, tool", mean=True),
+    # A user's spend (cost_spike's user rule): $1-100/h usually, 3-30x during a runaway loop.
+    "cost_spike/user": Kind("cost_spike", lambda r: float(np.exp(r.uniform(np.log(1), np.log(100)))) / 60,
+                            (3.0, 30.0), ("cost_usd", "calls"), ("service", "user"), "calls:service, user",
+                            mean=True, floor=10),
     # Durations: p99 1-30 s; the p99 moves 2-8x, by the whole distribution or by a slow fraction of calls.
     "latency_p99_drift": Kind("latency_p99_drift", lambda r: 1.0, (2.0, 8.0), ("latency_over", "calls"),
                               ("service", "route", "model"), "tails:service, route, model, router",
@@ -175,7 +181,7 @@ def draw(kind: Kind, rng: np.random.Generator, name: str, incident: bool) -> Tru
     if kind.count:
         return _draw_count(rng, Truth(name, volume, incident, usual=rate, calls=calls, rho=1 / burst), new)
     if kind.mean:
-        return _draw_mean(kind, rng, Truth(name, volume, incident, calls=calls), new)
+        return _draw_mean(kind, rng, Truth(name, volume, incident, calls=calls, kind_dims=kind.dims), new)
     if kind.tail:
         return _draw_tail(kind, rng, Truth(name, volume, incident, calls=calls), new)
     usual = np.clip(_drifting(rng, kind.usual(rng)), 0.0, 0.995)
@@ -247,14 +253,19 @@ def _incident_or_confounder(rng: np.random.Generator, truth: Truth, new: bool) -
     at = int(rng.uniform(DAY + 30, 2 * DAY - 60))
     truth.kind = confounder + (" new" if new else "")
     if confounder == "surge":
-        truth.calls[at : at + 30] = rng.poisson(truth.calls[at : at + 30] * rng.uniform(3, 5))
+        # A user's own surge is a heavy session (minutes); a route's or a tool's, a half hour of traffic.
+        length = 8 if truth.name.startswith("c") and "user" in truth.kind_dims else 30
+        truth.calls[at : at + length] = rng.poisson(truth.calls[at : at + length] * rng.uniform(3, 5))
     return slice(at, at + int(rng.integers(1, 4))), confounder
 
 
 def _draw_mean(kind: Kind, rng: np.random.Generator, truth: Truth, new: bool) -> Truth:
     """A per-call mean: each minute's total is Gamma around calls x mean, with a per-call spread of 0.2-4
     (squared coefficient of variation) and a per-minute jitter of the mean (sessions differ)."""
-    truth.usual = _drifting(rng, kind.usual(rng))
+    level = kind.usual(rng)
+    if kind.detector == "cost_spike":  # the usual is a spend per minute: per call, spread over the calls
+        level /= max(truth.volume, 1e-3)
+    truth.usual = _drifting(rng, level)
     truth.spread = float(np.exp(rng.uniform(np.log(0.2), np.log(4.0))))
     truth.rho = float(rng.uniform(0, 0.3)) ** 2  # the jitter's variance (log scale)
     span, confounder = _incident_or_confounder(rng, truth, new)
@@ -359,7 +370,7 @@ def frame_for(kind: Kind, truths: list[Truth], rng: np.random.Generator) -> pd.D
         has = truth.calls > 0
         columns: dict[str, Any] = {"minute": minute[has], "tenant": ""}
         for dim in kind.dims:
-            columns[dim] = truth.name if dim in ("route", "tool", "router") else "svc"
+            columns[dim] = truth.name if dim in ("route", "tool", "router", "user") else "svc"
         columns["model"] = columns.get("model", "m")
         if kind.count:
             columns.update(calls=truth.calls[has])
@@ -394,30 +405,30 @@ def oracle(kind: Kind, truth: Truth, threshold: float) -> int | None:
     calls, usual, changed = truth.calls[window], truth.usual[window], truth.changed[window]
     if kind.count:  # Gamma-Poisson: variance m (1 + m / shape), ``rho`` holding 1 / shape
         llr = stats.poisson_evidence(calls, usual, changed, 1 + usual * truth.rho)
-        return _first_page(llr, truth, threshold)
+        return _first_page(llr, truth, threshold, kind.floor)
     if kind.mean:  # Gamma sums with the true spread per call and the true per-minute jitter
         dispersion = truth.spread + calls * truth.rho
         llr = stats.gamma_evidence(truth.part[window], calls, usual, changed, dispersion)
-        return _first_page(llr, truth, threshold)
+        return _first_page(llr, truth, threshold, kind.floor)
     if kind.tail:  # the multinomial likelihood ratio of each minute's durations over every bin
         usual_bins, changed_bins = (np.clip(b, 1e-12, None) for b in truth.shapes)
         llr = truth.bins[window] @ np.log(changed_bins / usual_bins)
-        return _first_page(llr, truth, threshold)
+        return _first_page(llr, truth, threshold, kind.floor)
     # Per call a Bernoulli draw (a timeout, a hit, ...) at the usual or the changed share, calls of a
     # minute correlated by the true rho: the likelihood ratio of the minute's count, as quasi-likelihood
     # with the true dispersion 1 + (n - 1) rho.
     dispersion = 1 + np.maximum(calls - 1, 0) * truth.rho
     llr = stats.binomial_evidence(truth.part[window], calls, usual, changed, dispersion)
-    return _first_page(llr, truth, threshold)
+    return _first_page(llr, truth, threshold, kind.floor)
 
 
-def _first_page(llr: np.ndarray, truth: Truth, threshold: float) -> int | None:
+def _first_page(llr: np.ndarray, truth: Truth, threshold: float, floor: int = FLOOR) -> int | None:
     cusum = 0.0
     for offset, value in enumerate(llr):
         cusum = max(0.0, cusum + value)
         minute = truth.onset - 240 + offset
         if cusum >= threshold and minute >= truth.onset:
-            return minute - truth.onset + FLOOR
+            return minute - truth.onset + floor
     return None
 
 
@@ -450,7 +461,7 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
     history = History(START, START + timedelta(minutes=MINUTES))
     hourly = hourly_for(truths, kind) if kind.tail else None
     for query in detector.queries():
-        history.frames[query.name] = frame if query.name == kind.query else frame.iloc[0:0]
+        history.frames[query.name] = frame if query.name.startswith(kind.query) else frame.iloc[0:0]
         if hourly is not None and query.name.startswith("latency_ms:hourly"):
             history.frames[query.name] = hourly
     times = [START + timedelta(minutes=m) for m in range(DAY, MINUTES)]
@@ -458,7 +469,7 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
     transitions = Engine([detector]).evaluate(history, times)
     seconds = time.perf_counter() - started
     by_scope: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    scope_key = next(d for d in kind.dims if d in ("route", "tool", "router"))
+    scope_key = next(d for d in kind.dims if d in ("route", "tool", "router", "user"))
     for t in transitions:
         minute = int((t.at - START).total_seconds() // 60)
         by_scope[dict(t.scope)[scope_key]].append((minute, t.status))

@@ -236,9 +236,10 @@ class EvidenceDetector:
         threshold: float,
         first: int,
         positions: np.ndarray,
+        min_duration: timedelta | None = None,
     ) -> Alarm:
         s = self.settings
-        minimum = int(s.min_duration.total_seconds() // 60)
+        minimum = int((min_duration or s.min_duration).total_seconds() // 60)
         on, onset = stats.sequential_alarm(evidence, recovery, threshold, s.clear_evidence, minimum, expected)
         rows = positions - first
         return Alarm(on[rows], onset[rows] + first)
@@ -642,6 +643,15 @@ class MeanDetector(EvidenceDetector):
         """A factor on the usual level per (scan row, scope): what else explains a higher mean now."""
         return 1.0
 
+    def min_duration(self, dims: Sequence[str]) -> timedelta:
+        """How long a change must be seen before it pages (a business floor)."""
+        return self.settings.min_duration
+
+    def same_hour_only(self, dims: Sequence[str]) -> bool:
+        """Whether a scope needs the same time of day in its history to be watched (its level follows
+        the time of day more than ``DIURNAL_RISE`` allows for)."""
+        return False
+
     def _evaluate(
         self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
     ) -> Assessment:
@@ -670,6 +680,8 @@ class MeanDetector(EvidenceDetector):
         rises = self.rises(dims)
         null = np.maximum(null, s.floor / rises[0])
         learning = (base_calls < s.learning_calls) | (base_draws < s.learning_calls)
+        if self.same_hour_only(dims):
+            learning |= ~same_hour
         watched = ~learning & (null > 0)
         null = np.where(null > 0, null, 1.0)
         changed = np.stack([null * r for r in rises], axis=-1)
@@ -681,7 +693,9 @@ class MeanDetector(EvidenceDetector):
         mask = watched[..., None]
         evidence, recovery, expected = (np.where(mask, e, 0.0) for e in (evidence, recovery, expected))
         threshold = self._threshold(len(scopes), len(rises))
-        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions)
+        alarm = self._alarm(
+            evidence, recovery, expected, threshold, first, positions, self.min_duration(dims)
+        )
         at = positions - first
         run = Run(
             total=_run_sums(stats.cumulative(total), alarm.onset, positions),

@@ -93,7 +93,7 @@ def test_runaway_user_fires_critical_and_resolves_while_confounders_stay_quiet()
         ("resolved", "critical", ALICE),
     ]
     (fired, _, _, _), (resolved, _, _, _) = result
-    assert ONSET + 4 <= fired <= ONSET + 8 and END <= resolved <= END + 15
+    assert ONSET + 10 <= fired <= ONSET + 15 and END <= resolved <= END + 15  # a user keeps it up 10 min
 
 
 def test_a_surge_of_ordinary_traffic_is_quiet_alone_but_burns_a_budget() -> None:

@@ -11,16 +11,18 @@ same minute, the more severe observation is kept; on a tie the budget's, whose s
      leaves the cost per call flat, so launches, campaigns and Monday mornings stay quiet by
      construction: what a surge costs is the budgets' job (below).
    - per service+user (from the raw ``calls`` table; the rollup leaves the user out on purpose): the
-     user's *spend per minute* rises clearly past 3x, 10x or 30x their own usual level — every minute
-     counts, a quiet one as evidence against a spike — beyond what the rest of their service explains:
+     user's *spend per active minute* rises clearly past 3x, 10x or 30x their own usual level (what they
+     spend in a minute they make calls) beyond what the rest of their service explains:
      the usual level is scaled by how much more the service's other users spend than usual right now,
      so a service-wide surge moves no one user. The classic incident is one user's agent stuck in a
      loop, spending 20x.
 
    Business floors: a spike pages only while its spend since it began is at least ``min_usd_per_hour``
    ($1/h; ``user_min_usd_per_hour``, $3/h, for a user). Critical: that spend rate is ``critical_ratio``
-   (10x) the scope's usual spend rate. A scope whose baseline has fewer than 30 calls (a new user, a new
-   model snapshot after a deploy) is learning: never paged by this rule. Users are unbounded, so only
+   (10x) the scope's usual spend rate. A user's spike must last ``user_min_duration`` (10 min: a heavy
+   session runs at 3-6x for several minutes, a runaway loop does not stop). A scope whose baseline has
+   fewer than 30 calls (a new model snapshot after a deploy) is learning, and so is a user never seen at
+   this time of day before: never paged by this rule. Users are unbounded, so only
    those whose spend over some ``window`` of the range reaches the floor, and those with a budget, are
    read (``users_query``).
 
@@ -92,6 +94,8 @@ class Settings(MeanSettings):
     min_usd_per_hour: float = 1.0
     # Users are bursty and many: a user must also spend real money to page.
     user_min_usd_per_hour: float = 3.0
+    # ... and keep it up: a heavy session runs 3-6x a user's usual for minutes, a runaway does not stop.
+    user_min_duration: timedelta = timedelta(minutes=10)
     budgets: tuple[Budget, ...] = ()  # also accepts mappings, as read from the config file
     budget_warning_fraction: float = 0.8
     hourly_fast_window: timedelta = timedelta(minutes=5)
@@ -199,11 +203,10 @@ class CostSpike(MeanDetector):
         return tuple(sorted(self.settings.user_rises if "user" in dims else self.settings.rises))
 
     def draws(self, grids: dict[str, np.ndarray], dims: Sequence[str]) -> np.ndarray:
-        # A user's spend is per minute, every minute since the user was first seen: a quiet minute is
-        # evidence too, the minutes before they existed are not.
-        if "user" not in dims:
-            return grids["calls"]
-        return np.maximum.accumulate(grids["calls"] > 0, axis=0).astype(float)
+        # A user's spend is per active minute (minutes with calls): users come and go, so a quiet minute
+        # says they left, not that the loop stopped (no traffic is no evidence), and a user who comes by a
+        # few times an hour is compared with what they spend when they do.
+        return (grids["calls"] > 0).astype(float) if "user" in dims else grids["calls"]
 
     def null_scale(
         self, history: History, dims: Sequence[str], scopes: list[Scope], total: np.ndarray, rows: np.ndarray
@@ -229,6 +232,14 @@ class CostSpike(MeanDetector):
         with np.errstate(divide="ignore", invalid="ignore"):
             factor = np.where(usual_spend > 0, now / (usual_spend / usual_minutes), 1.0)
         return np.clip(np.nan_to_num(factor, nan=1.0), 1.0, None)
+
+    def min_duration(self, dims: Sequence[str]) -> timedelta:
+        return self.settings.user_min_duration if "user" in dims else self.settings.min_duration
+
+    def same_hour_only(self, dims: Sequence[str]) -> bool:
+        # A user's spend per active minute follows how many calls they make in it, which follows the time
+        # of day: a user is watched once they have been seen at this time of day before.
+        return "user" in dims
 
     def pages(self, value: np.ndarray, run: Run, dims: Sequence[str]) -> np.ndarray:
         s = self.settings
