@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -106,6 +107,7 @@ class _Page(HTMLParser):
         self.canvases: dict[str, int] = {}
         self.alert_rows: list[dict[str, str]] = []
         self.tool_rows: list[str] = []
+        self.coverage_rows: list[str] = []
         self.links: list[str] = []
         self._figure = ""
 
@@ -122,6 +124,8 @@ class _Page(HTMLParser):
             self.alert_rows.append(values)
         elif tag == "tr" and "data-tool" in values:
             self.tool_rows.append(values["data-tool"])
+        elif tag == "tr" and "data-coverage" in values:
+            self.coverage_rows.append(values["data-coverage"])
         elif tag == "a" and "runbook" in values.get("href", ""):
             self.links.append(values["href"])
 
@@ -147,6 +151,10 @@ def test_the_page_draws_its_charts_and_shows_the_firing_alert(served: Daemon, tm
     html = httpx.get(f"{served.api}/").text
     assert "<title>tokenpulse overview</title>" in html
     assert httpx.get(f"{served.api}/static/vendor/uPlot.iife.min.js").status_code == 200
+    # the detectors' first cycle has run: the page can say what they watch
+    deadline = time.monotonic() + 60
+    while not httpx.get(f"{served.api}/api/v1/coverage").json()["totals"] and time.monotonic() < deadline:
+        time.sleep(0.5)
     dumped = chromium("--dump-dom", f"{served.api}/", profile=tmp_path / "profile")
     page = _Page()
     page.feed(dumped.stdout)
@@ -160,6 +168,10 @@ def test_the_page_draws_its_charts_and_shows_the_firing_alert(served: Daemon, tm
     collapse = "http://127.0.0.1:8000/runbooks/cache_hit_collapse?alert="
     assert any(link.startswith(collapse) for link in page.links)
     assert all("?alert=" in link for link in page.links)
+    # what each detector watches: every detector of the catalog has a row
+    assert {"cache_hit_collapse", "latency_p99_drift", "traffic_drop"} <= set(page.coverage_rows), (
+        page.coverage_rows
+    )
     # the simulated tools that call a model, by spend, from the summary's tool dimension
     assert page.tool_rows and "" not in page.tool_rows, page.tool_rows
     screenshot = tmp_path / "overview.png"

@@ -178,6 +178,29 @@ function renderTools(groups) {
   }
 }
 
+// What each detector makes of its scopes (/api/v1/coverage): "no alert" told from "not looking".
+function renderCoverage(coverage) {
+  const body = document.querySelector("#coverage tbody");
+  body.replaceChildren();
+  const names = Object.keys(coverage.totals).sort();
+  document.getElementById("no-coverage").hidden = names.length > 0;
+  for (const name of names) {
+    const totals = coverage.totals[name];
+    const row = body.insertRow();
+    row.dataset.coverage = name;
+    row.insertCell().textContent = name;
+    for (const status of ["watched", "learning", "not_applicable"]) {
+      const cell = row.insertCell();
+      cell.className = "num";
+      cell.textContent = totals[status] ?? 0;
+    }
+    const learning = coverage.scopes.filter((s) => s.detector === name && s.status === "learning");
+    const example = learning[0];
+    row.insertCell().textContent = example
+      ? `${Object.entries(example.scope).map(([k, v]) => `${k}=${v}`).join(", ")}: ${example.note}` : "";
+  }
+}
+
 function renderTop(id, summary, dimension) {
   const box = document.getElementById(id);
   box.querySelector("table")?.remove();
@@ -301,13 +324,15 @@ async function refresh() {
     const tops = ["model", "route", "user"].map((dimension) => getJson("/api/v1/summary", {
       start: live.start, end: live.end, group_by: dimension, service: live.service,
     }));
-    const [timeseries, alerts, events, tools, ...summaries] = await Promise.all([
+    const [timeseries, alerts, events, tools, coverage, ...summaries] = await Promise.all([
       getJson("/api/v1/timeseries", range),
       getJson("/api/v1/alerts", {}),
       getJson("/api/v1/alert-events", { start: isoMinute(new Date(Date.now() - 30 * 86_400_000)), end: live.end, limit: 1000 }),
       getJson("/api/v1/summary", { ...toolRange(range), service: range.service, group_by: "tool" }),
+      getJson("/api/v1/coverage", {}),
       ...tops,
     ]);
+    renderCoverage(coverage);
     ["model", "route", "user"].forEach((dimension, i) => renderTop(`top-${dimension}`, summaries[i], dimension));
     await loadCalls();
     const runbooks = new Map();
