@@ -500,7 +500,7 @@ class RatioDetector(EvidenceDetector):
 
 @dataclass(frozen=True)
 class CountSettings(EvidenceSettings):
-    drops: tuple[float, ...] = (0.8, 0.95, 0.995)  # the changes tested: calls fall by these fractions
+    drops: tuple[float, ...] = (0.5, 0.8, 0.95, 0.995)  # the changes tested: calls fall by these fractions
     critical_fraction: float = 0.05  # critical under 5% of the usual rate: the scope stopped sending
 
     def __post_init__(self) -> None:

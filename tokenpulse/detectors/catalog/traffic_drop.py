@@ -4,7 +4,7 @@ Silence is a finding: an exporter that broke, a sampler that started dropping LL
 lost the instrumentation or a feature switched off by mistake all look like "no alerts" everywhere else.
 The usual rate is the lower of the same time of day (±1 h) yesterday and a week ago, so neither a
 weekend nor a night reads as a drop; a scope without that history is learning. The evidence model is
-``evidence.CountDetector``'s: each minute's count of calls weighs for "the rate fell by 80%, 95% or
+``evidence.CountDetector``'s: each minute's count of calls weighs for "the rate fell by 50%, 80%, 95% or
 99.5%" (a minute without calls is evidence here: it is the count), divided by how much more than
 Poisson a quarter hour of the scope varies. A busy route that stops pages after the 4-minute floor; a
 thin or bursty one later. Critical: under 5% of the usual rate (it stopped).
