@@ -362,6 +362,22 @@ def hourly_for(truths: list[Truth], kind: Kind) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def tails_hourly_for(truths: list[Truth], kind: Kind) -> pd.DataFrame:
+    """The hourly histogram query's rows: per hour, the calls and the calls past each edge."""
+    parts = []
+    hours = pd.date_range(START, periods=MINUTES // 60 + 1, freq="1h")
+    for truth in truths:
+        per_hour = [truth.bins[h * 60 : (h + 1) * 60].sum(axis=0) for h in range(len(hours))]
+        past = [b[::-1].cumsum()[::-1][1:] for b in per_hour]
+        frame = pd.DataFrame({"hour": hours, "calls": [int(b.sum()) for b in per_hour], "latency_over": past})
+        frame = frame[frame["calls"] > 0].assign(tenant="", router="", ttft_calls=0)
+        frame["ttft_over"] = [np.zeros(len(EDGES))] * len(frame)
+        for dim in kind.dims:
+            frame[dim] = truth.name if dim in ("route", "tool", "router", "user") else "svc"
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
 def frame_for(kind: Kind, truths: list[Truth], rng: np.random.Generator) -> pd.DataFrame:
     """The rows the detector's query would return for these scopes."""
     parts = []
@@ -464,6 +480,8 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
         history.frames[query.name] = frame if query.name.startswith(kind.query) else frame.iloc[0:0]
         if hourly is not None and query.name.startswith("latency_ms:hourly"):
             history.frames[query.name] = hourly
+        if kind.tail and query.name.startswith("tails:hourly"):
+            history.frames[query.name] = tails_hourly_for(truths, kind)
     times = [START + timedelta(minutes=m) for m in range(DAY, MINUTES)]
     started = time.perf_counter()
     transitions = Engine([detector]).evaluate(history, times)

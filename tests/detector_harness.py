@@ -178,10 +178,11 @@ def drawn_durations(
     seed: int = 0,
     start: int = 0,
     end: int = 2 * 1440,
-) -> tuple[Series, Series]:
+) -> tuple[Series, Series, Series]:
     """A scope whose calls a minute are Poisson around ``calls`` and take log-normal durations around
     ``median_ms`` (spread ``sigma``): the rows of the tail histogram query (``history.TAILS``) and of the
-    hourly p99 query, as the store would return them."""
+    hourly histogram query (``history.TAILS_HOURLY``) and of the hourly p99 query, as the store would
+    return them."""
     from tokenpulse.detectors.history import TAIL_EDGES_MS
 
     rng = np.random.default_rng(seed)
@@ -201,6 +202,17 @@ def drawn_durations(
         start,
         end,
     )
+    hour_past = {
+        h: [int(c) for c in (np.asarray(d)[:, None] > edges[None, :]).sum(axis=0)] for h, d in hours.items()
+    }
+    histogram = Series(
+        scope,
+        {count: lambda m: len(hours[m // 60]), f"{column}_over": lambda m: hour_past[m // 60]},
+        start - start % 60,
+        end,
+        time_column="hour",
+        step=60,
+    )
     p99 = {h: float(np.quantile(d, 0.99)) if d else float("nan") for h, d in hours.items()}
     hourly = Series(
         scope,
@@ -210,4 +222,4 @@ def drawn_durations(
         time_column="hour",
         step=60,
     )
-    return tails, hourly
+    return tails, histogram, hourly

@@ -41,6 +41,7 @@ from tokenpulse.detectors.history import (
     ROLLUP,
     TAIL_EDGES_MS,
     TAILS,
+    TAILS_HOURLY,
     TENANT,
     History,
     Query,
@@ -773,7 +774,7 @@ class TailDetector(EvidenceDetector):
         self.hourly = hourly_quantile_query(f"{self.column}_ms", self.settings.scope, QUANTILE)
 
     def queries(self) -> list[Query]:
-        return [TAILS, self.hourly]
+        return [TAILS, TAILS_HOURLY, self.hourly]
 
     def objective(self, scopes: list[Scope], usual: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The warning and critical levels (ms) per (minute, scope), from the usual p99 (NaN: unknown,
@@ -788,26 +789,16 @@ class TailDetector(EvidenceDetector):
     def _assess(self, history: History, times: Sequence[datetime]) -> list[Assessment]:
         s = self.settings
         frame = history[TAILS]
-        reach = SCAN + BASELINE_LAG + timedelta(days=1, minutes=2)  # the scan and the trailing day before it
-        start = max(pd.Timestamp(history.start), pd.Timestamp(times[0]).floor("min") - reach)
+        start = max(
+            pd.Timestamp(history.start), pd.Timestamp(times[0]).floor("min") - SCAN - pd.Timedelta(minutes=2)
+        )
         if frame.empty:
             return [Assessment.empty(len(times))]
-        edges = [f"over_{k}" for k in range(len(_EDGES))]
-        over = np.vstack(frame[f"{self.column}_over"].to_numpy()).astype(np.float32)
-        expanded = pd.concat(
-            [frame[["minute", *([TENANT] if TENANT in frame else []), *s.scope, self.count]],
-             pd.DataFrame(over, columns=edges, index=frame.index)], axis=1,
-        )  # fmt: skip
         dims = (TENANT, *s.scope) if TENANT in frame else s.scope
-        by_minute = grids(expanded, dims, (self.count, *edges), start, history.end)
-        scopes = [tuple(p for p in scope if p != (TENANT, "")) for scope in by_minute[self.count].columns]
+        index = minute_index(start, history.end)
+        scopes, n_all, past = _histograms(frame, dims, self.count, f"{self.column}_over", index)
         if not scopes:
             return [Assessment.empty(len(times))]
-        n_all = by_minute[self.count].to_numpy(dtype=float)
-        past = np.stack(
-            [by_minute[e].to_numpy(dtype=np.float32) for e in edges], axis=-1
-        )  # minutes x scopes x edges
-        index = minute_index(start, history.end)
         positions = np.array([(pd.Timestamp(t) - index[0]) // pd.Timedelta(minutes=1) - 1 for t in times])
         first, rows = _scan_rows(positions)
         usual = self._usual(history, dims, scopes, index)
@@ -828,7 +819,7 @@ class TailDetector(EvidenceDetector):
         # every call or one in twenty (``_SHIFTS``). Where the floor sets the level (``shifted`` NaN),
         # only the share past it says the p99 passed it.
         bins = _bins(n_all, past)
-        usual_bins = _trailing(bins, rows)
+        usual_bins = self._trailing(history, dims, scopes, index[rows])
         known = (usual_bins.sum(axis=-1) >= s.learning_calls) & ~np.isnan(shifted[rows])
         whole = _shift_evidence(bins[rows], usual_bins, dispersion, known)
         evidence, recovery, expected = (
@@ -868,6 +859,26 @@ class TailDetector(EvidenceDetector):
         learning = ~watched[positions]
         return [Assessment(observations, scopes, status_codes(learning, watched[positions], held=False))]
 
+    def _trailing(
+        self, history: History, dims: Sequence[str], scopes: list[Scope], minutes: pd.DatetimeIndex
+    ) -> np.ndarray:
+        """Each minute's usual durations (minutes x scopes x bins): the bins of the 24 whole hours ending
+        ``BASELINE_LAG`` or more before it."""
+        hourly = history[TAILS_HOURLY]
+        first = (minutes[0] - BASELINE_LAG).floor("h") - pd.Timedelta(hours=24)
+        hours = pd.date_range(
+            first, minutes[-1].floor("h") + pd.Timedelta(hours=1), freq="1h", inclusive="left"
+        )
+        known, counts, past = _histograms(hourly, dims, self.count, f"{self.column}_over", hours, "hour")
+        if not known:
+            return np.zeros((len(minutes), len(scopes), len(_EDGES) + 1), dtype=np.float32)
+        at = {scope: i for i, scope in enumerate(known)}
+        columns = np.array([at.get(scope, -1) for scope in scopes])
+        bins = _bins(counts, past)[:, np.maximum(columns, 0)] * (columns >= 0)[None, :, None]
+        totals = np.concatenate([np.zeros((1, *bins.shape[1:]), dtype=np.float32), np.cumsum(bins, axis=0)])
+        last = np.clip((minutes - BASELINE_LAG - hours[0]) // pd.Timedelta(hours=1), 0, len(hours))
+        return totals[last] - totals[np.maximum(last - 24, 0)]
+
     def _usual(
         self, history: History, dims: Sequence[str], scopes: list[Scope], index: pd.DatetimeIndex
     ) -> np.ndarray:
@@ -899,12 +910,34 @@ def _bins(calls: np.ndarray, past: np.ndarray) -> np.ndarray:
     return np.maximum(np.concatenate([below, past[..., :-1] - past[..., 1:], past[..., -1:]], axis=-1), 0)
 
 
-def _trailing(bins: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Each scan row's usual durations: the bins of the day ending ``BASELINE_LAG`` before it."""
-    totals = np.concatenate([np.zeros((1, *bins.shape[1:]), dtype=np.float32), np.cumsum(bins, axis=0)])
-    high = np.clip(rows - _LAG, 0, bins.shape[0])
-    low = np.clip(rows - _LAG - stats.MINUTES_PER_DAY, 0, bins.shape[0])
-    return totals[high] - totals[low]
+def _histograms(
+    frame: pd.DataFrame,
+    dims: Sequence[str],
+    count: str,
+    column: str,
+    index: pd.DatetimeIndex,
+    time: str = "minute",
+) -> tuple[list[Scope], np.ndarray, np.ndarray]:
+    """The scopes of a tails frame, and per (row of ``index`` x scope) its calls and its calls past each
+    edge (x edges): summed straight into arrays, the histograms are many columns."""
+    if frame.empty:
+        return [], np.zeros((len(index), 0)), np.zeros((len(index), 0, len(_EDGES)), dtype=np.float32)
+    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=1)
+    offsets = (pd.DatetimeIndex(frame[time]) - index[0]) // step
+    inside = np.asarray((offsets >= 0) & (offsets < len(index)))
+    keys = pd.MultiIndex.from_frame(frame[list(dims)].astype(str))
+    codes, uniques = pd.factorize(keys)
+    scopes = [
+        tuple((d, v) for d, v in zip(dims, key, strict=True) if not (d == TENANT and v == ""))
+        for key in uniques
+    ]
+    calls = np.zeros((len(index), len(uniques)))
+    past = np.zeros((len(index), len(uniques), len(_EDGES)), dtype=np.float32)
+    rows, columns = np.asarray(offsets)[inside], codes[inside]
+    np.add.at(calls, (rows, columns), frame[count].to_numpy(dtype=float)[inside])
+    if inside.any():
+        np.add.at(past, (rows, columns), np.vstack(frame[column].to_numpy()[inside]).astype(np.float32))
+    return scopes, calls, past
 
 
 def _slower(shares: np.ndarray, fraction: float, bins: int) -> np.ndarray:

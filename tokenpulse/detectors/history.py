@@ -101,16 +101,29 @@ ROLLUP = Query(
 # taken at the first edge at or above it: at most 25% higher.
 TAIL_EDGES_MS = tuple(round(100 * 1.25**k, 1) for k in range(41))
 _EDGES = "[" + ", ".join(repr(e) for e in TAIL_EDGES_MS) + "]"
-# Per minute and scope: calls, calls with a TTFT, and for each edge how many calls took longer (latency,
-# and TTFT). The minutes the evaluation scans and the day before them (the usual durations).
+_TAIL_DIMS = ("service", "route", "model", "router")
+# Per scope: calls, calls with a TTFT, and for each edge how many calls took longer (latency, and TTFT).
+_TAIL_COUNTS = (
+    "count() AS calls, countIf(ttft_ms IS NOT NULL) AS ttft_calls, "
+    f"sumForEach(arrayMap(e -> toUInt64(duration_ms > e), {_EDGES})) AS latency_over, "
+    f"sumForEach(arrayMap(e -> toUInt64(ifNull(ttft_ms, 0) > e), {_EDGES})) AS ttft_over"
+)
+# Per minute, over the minutes the evaluation scans ...
 TAILS = raw_minutes_query(
     "tails:service, route, model, router",
     "calls",
-    ("service", "route", "model", "router"),
-    "count() AS calls, countIf(ttft_ms IS NOT NULL) AS ttft_calls, "
-    f"sumForEach(arrayMap(e -> toUInt64(duration_ms > e), {_EDGES})) AS latency_over, "
-    f"sumForEach(arrayMap(e -> toUInt64(ifNull(ttft_ms, 0) > e), {_EDGES})) AS ttft_over",
-    recent=timedelta(hours=27, minutes=15),
+    _TAIL_DIMS,
+    _TAIL_COUNTS,
+    recent=timedelta(hours=2, minutes=10),
+)
+# ... and per hour over the day before them: the usual durations the scan is compared with.
+TAILS_HOURLY = Query(
+    "tails:hourly:service, route, model, router",
+    f"SELECT toStartOfHour({ENDED_AT}) AS hour, {', '.join((TENANT, *_TAIL_DIMS))}, {_TAIL_COUNTS} "
+    "FROM calls "
+    f"WHERE time >= {{start:DateTime('UTC')}} - {LONGEST_CALL} AND time < {{end:DateTime('UTC')}} "
+    f"AND {ENDED_AT} >= {{start:DateTime('UTC')}} AND {ENDED_AT} < {{end:DateTime('UTC')}} GROUP BY ALL",
+    recent=timedelta(hours=28, minutes=15),
 )
 
 

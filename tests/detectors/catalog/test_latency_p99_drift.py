@@ -7,7 +7,7 @@ from tests.detector_harness import Scenario, between, drawn_durations, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.base import settings_from_mapping
 from tokenpulse.detectors.catalog.latency_p99_drift import LatencyP99Drift, Settings
-from tokenpulse.detectors.history import TAIL_EDGES_MS, TAILS, load_history
+from tokenpulse.detectors.history import TAIL_EDGES_MS, TAILS, TAILS_HOURLY, load_history
 from tokenpulse.storage.store import Store
 
 DAY = 1440
@@ -23,8 +23,10 @@ def evaluate(detector: LatencyP99Drift, *scopes: tuple[str, float, object, float
     """Each scope: (route, calls a minute, median latency in ms or a function of the minute, spread, seed)."""
     scenario = Scenario()
     for route, calls, median, sigma, seed in scopes:
-        tails, hourly = drawn_durations(scope(route), calls, median, sigma=sigma, seed=seed, end=SPAN)
-        scenario.add(TAILS, tails).add(detector.hourly, hourly)
+        tails, histogram, hourly = drawn_durations(
+            scope(route), calls, median, sigma=sigma, seed=seed, end=SPAN
+        )
+        scenario.add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly)
     return run(detector, scenario, DAY, SPAN, defaults={"ttft_calls": 0})
 
 
@@ -55,8 +57,16 @@ def test_confounders_stay_quiet() -> None:
 
 def test_a_scope_without_history_is_not_watched() -> None:
     detector = LatencyP99Drift()
-    tails, hourly = drawn_durations(scope("/new"), 20.0, 30_000.0, seed=9, start=ONSET, end=SPAN)
-    assert run(detector, Scenario().add(TAILS, tails).add(detector.hourly, hourly), DAY, SPAN) == []
+    tails, histogram, hourly = drawn_durations(scope("/new"), 20.0, 30_000.0, seed=9, start=ONSET, end=SPAN)
+    assert (
+        run(
+            detector,
+            Scenario().add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly),
+            DAY,
+            SPAN,
+        )
+        == []
+    )
 
 
 def test_settings_are_validated() -> None:

@@ -3,7 +3,7 @@ import pytest
 from tests.detector_harness import Scenario, between, drawn_durations, run
 from tokenpulse.detectors.base import settings_from_mapping
 from tokenpulse.detectors.catalog.ttft_slo import Settings, TtftSlo
-from tokenpulse.detectors.history import TAILS
+from tokenpulse.detectors.history import TAILS, TAILS_HOURLY
 
 DAY = 1440
 ONSET, END = DAY + 60, DAY + 120  # the breach and its recovery
@@ -18,10 +18,10 @@ def evaluate(detector: TtftSlo, *routes: tuple[str, float, object, int], start: 
     """Each route: (route, streamed calls a minute, median TTFT in ms or a function of the minute, seed)."""
     scenario = Scenario()
     for route, calls, median, seed in routes:
-        tails, hourly = drawn_durations(
+        tails, histogram, hourly = drawn_durations(
             scope(route), calls, median, column="ttft", seed=seed, start=start, end=SPAN
         )
-        scenario.add(TAILS, tails).add(detector.hourly, hourly)
+        scenario.add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly)
     return run(detector, scenario, DAY, SPAN, defaults={"calls": 0})
 
 
