@@ -19,11 +19,12 @@ same minute, the more severe observation is kept; on a tie the budget's, whose s
 
    Business floors: a spike pages only while its spend since it began is at least ``min_usd_per_hour``
    ($1/h; ``user_min_usd_per_hour``, $3/h, for a user). Critical: that spend rate is ``critical_ratio``
-   (10x) the scope's usual spend rate. A user's spike must last ``user_min_duration`` (10 min: a heavy
-   session runs at 3-6x for several minutes, a runaway loop does not stop). A scope whose baseline has
-   fewer than 30 calls (a new model snapshot after a deploy) is learning, and so is a user never seen at
-   this time of day before: never paged by this rule. Users are unbounded, so only
-   those whose spend over some ``window`` of the range reaches the floor, and those with a budget, are
+   (10x) the scope's usual spend rate. A spike must last ``min_duration`` (10 min: a heavy session runs
+   at 3-6x for several minutes, a runaway loop does not stop; and a spike that is the symptom of a cache
+   collapse or an escalating router is held back by that alert, which has paged by then). A scope whose
+   baseline has fewer than 30 calls (a new model snapshot after a deploy) is learning, and so is a user
+   never seen at this time of day before: never paged by this rule. Users are unbounded, so only those
+   whose spend over some ``window`` of the range reaches the floor, and those with a budget, are
    read (``users_query``).
 
 2. **Budgets** (``budgets``: ``{scope = {service = "...", route|model|user = "..."}, hourly_usd,
@@ -91,11 +92,13 @@ class Settings(MeanSettings):
     rises: tuple[float, ...] = (2.0, 5.0, 10.0)  # cost per call of a service, route or model
     user_rises: tuple[float, ...] = (3.0, 10.0, 30.0)  # a user's spend per minute, beyond the service's
     critical_ratio: float = 10.0  # the spend rate since the spike began against the usual spend rate
+    # Spend is about minutes, not seconds: a spike must last this long (a heavy session runs 3-6x a user's
+    # usual for minutes, a runaway does not stop), and the cause a spike is a symptom of (a cache
+    # collapse, an escalating router) has paged by then and holds it back.
+    min_duration: timedelta = timedelta(minutes=10)
     min_usd_per_hour: float = 1.0
     # Users are bursty and many: a user must also spend real money to page.
     user_min_usd_per_hour: float = 3.0
-    # ... and keep it up: a heavy session runs 3-6x a user's usual for minutes, a runaway does not stop.
-    user_min_duration: timedelta = timedelta(minutes=10)
     budgets: tuple[Budget, ...] = ()  # also accepts mappings, as read from the config file
     budget_warning_fraction: float = 0.8
     hourly_fast_window: timedelta = timedelta(minutes=5)
@@ -232,9 +235,6 @@ class CostSpike(MeanDetector):
         with np.errstate(divide="ignore", invalid="ignore"):
             factor = np.where(usual_spend > 0, now / (usual_spend / usual_minutes), 1.0)
         return np.clip(np.nan_to_num(factor, nan=1.0), 1.0, None)
-
-    def min_duration(self, dims: Sequence[str]) -> timedelta:
-        return self.settings.user_min_duration if "user" in dims else self.settings.min_duration
 
     def same_hour_only(self, dims: Sequence[str]) -> bool:
         # A user's spend per active minute follows how many calls they make in it, which follows the time
