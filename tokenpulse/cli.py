@@ -160,7 +160,12 @@ def _ingest(args: argparse.Namespace) -> int:
             done = 0
             with tqdm(total=path.stat().st_size, desc=path.name, unit="B", unit_scale=True) as progress:
                 lines = normalized_lines(
-                    _read_lines(path), pipeline.config, settings.prices, pipeline.limits, args.workers
+                    _read_lines(path),
+                    pipeline.config,
+                    settings.prices,
+                    pipeline.limits,
+                    args.workers,
+                    settings.price_tiers,
                 )
                 for (number, line, position), outcome in lines:
                     progress.update(position - done)

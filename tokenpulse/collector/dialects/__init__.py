@@ -247,7 +247,17 @@ class Markers:
 # Key tables
 
 # Fields read in the claiming dialect's spelling: its keys first, then the fallback dialect's.
-OWN_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning", "total", "provider")
+OWN_FIELDS = (
+    "input",
+    "output",
+    "cache_read",
+    "cache_write",
+    "reasoning",
+    "total",
+    "provider",
+    "cache_write_5m",
+    "cache_write_1h",
+)
 # Fields read in every dialect's spelling: the fallback dialect's keys first, then the claiming
 # dialect's, then the other dialects' in detection order.
 SHARED_FIELDS = (
@@ -261,6 +271,9 @@ SHARED_FIELDS = (
     "reported_cost_details",
     "tool_name",
     "agent_name",
+    "service_tier",
+    "speed",
+    "inference_geo",
 )
 
 
@@ -275,6 +288,10 @@ class Keys:
     was not streamed (no TTFT then). ``completion_start_time``: ISO time of the first token.
     ``reported_cost``: the instrumentation's own cost; ``reported_cost_details``: a JSON object whose
     ``total`` is that cost. ``tool_name``/``agent_name``: a tool or agent span's name.
+    ``cache_write_5m``/``cache_write_1h``: the cache writes by TTL (subsets of ``cache_write``; Anthropic
+    bills 1-hour writes at 2x input, 5-minute ones at 1.25x). ``service_tier``: the tier the provider
+    *served* (not the one requested); ``speed``: Anthropic's fast mode; ``inference_geo``: where Anthropic
+    ran the call. These three key the tier price table (``collector.price_tiers``).
     """
 
     input: tuple[str, ...] = ()
@@ -294,6 +311,11 @@ class Keys:
     reported_cost_details: tuple[str, ...] = ()
     tool_name: tuple[str, ...] = ()
     agent_name: tuple[str, ...] = ()
+    cache_write_5m: tuple[str, ...] = ()
+    cache_write_1h: tuple[str, ...] = ()
+    service_tier: tuple[str, ...] = ()
+    speed: tuple[str, ...] = ()
+    inference_geo: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------
