@@ -216,7 +216,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         4,
         "what the provider served and billed: service tier, fast mode, inference geography, 1-hour cache "
-        "writes and the provider-reported cost on calls; the service tier in the rollup key",
+        "writes and the provider-reported cost on calls; the service tier in the rollup key; "
+        "provider_usage, the providers' own usage and cost reports",
         (
             "ALTER TABLE calls"
             " ADD COLUMN IF NOT EXISTS service_tier LowCardinality(String),"
@@ -232,6 +233,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             f" MODIFY ORDER BY ({', '.join(_FIRST_ROLLUP_DIMENSIONS)}, minute, tenant, service_tier)",
             "DROP VIEW IF EXISTS calls_1m_mv",
             _rollup_view(ROLLUP_DIMENSIONS, _V4_ROLLUP_METRICS),
+            # What the providers' own usage and cost reports say, per day (tokenpulse reconcile); the
+            # latest import of a day x model x project x tier replaces the earlier ones.
+            """
+            CREATE TABLE IF NOT EXISTS provider_usage (
+                day Date,
+                provider LowCardinality(String),
+                model LowCardinality(String),
+                project LowCardinality(String),
+                service_tier LowCardinality(String),
+                calls Nullable(UInt64),
+                input_tokens UInt64,
+                cache_read_tokens UInt64,
+                cache_write_tokens UInt64,
+                output_tokens UInt64,
+                cost_usd Nullable(Decimal(38, 12)),
+                imported_at DateTime64(3, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(imported_at)
+            PARTITION BY toYYYYMM(day)
+            ORDER BY (provider, day, model, project, service_tier)
+            TTL day + INTERVAL 400 DAY
+            """,
         ),
     ),
 )
