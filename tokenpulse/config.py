@@ -85,6 +85,13 @@ class Settings(BaseModel):
     protect_metrics: bool = False  # /metrics needs a key too
     allow_unauthenticated: bool = False  # serve a non-loopback address without keys (a proxy authenticates)
     alerts: dict[str, Any] = Field(default_factory=dict)  # the [alerts] table (tokenpulse.alerts.settings)
+    # Reconciliation with the providers' own usage and cost reports (tokenpulse.reconcile): with an admin
+    # key set, `serve` imports the last reconcile_days days once a day. Never in a repr, a log or an answer.
+    openai_admin_key: str | None = Field(None, repr=False)
+    anthropic_admin_key: str | None = Field(None, repr=False)
+    openai_admin_url: Url = None  # default https://api.openai.com
+    anthropic_admin_url: Url = None  # default https://api.anthropic.com
+    reconcile_days: Positive = 7  # providers revise their reports for a few days
 
     @property
     def runbooks(self) -> str:
@@ -401,7 +408,9 @@ def effective_configuration(settings: Settings, sources: dict[str, str]) -> list
     rows = []
     for name in Settings.model_fields:
         value: Any = getattr(settings, name)
-        if name == "api_keys":
+        if name.endswith("_admin_key"):
+            shown = "(set)" if value else "(none)"
+        elif name == "api_keys":
             tenants = sorted(set(value.values()))
             shown = f"{len(value)} key(s) for tenant(s) {', '.join(tenants)}" if value else "none"
         elif name == "clickhouse_url" and value:
