@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenpulse.collector.price_tiers import TIER_RATES, TierTable
+from tokenpulse.collector.price_tiers import TIER_RATES, TierTable, markdown_table
 from tokenpulse.config import ConfigError, load_settings
 
 
@@ -43,3 +43,9 @@ def test_a_bad_tier_entry_is_named(tmp_path: Path) -> None:
     config.write_text('[[prices.tiers]]\nprovider = "openai"\ndimension = "service_tier"\nvalue = "flex"\n')
     with pytest.raises(ConfigError, match=r"\[\[prices.tiers\]\] entry 1: multiplier is required"):
         load_settings(config)
+
+
+def test_the_readme_shows_the_tier_table_in_effect() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Does it match my bill?\n", 1)[1].split("\n## ", 1)[0]
+    assert markdown_table() in section

@@ -77,7 +77,7 @@ class TierRate:
 
 
 _OPENAI_PRICING = "https://platform.openai.com/docs/pricing (Priority tab)"
-_READ = "2026-02"
+_READ = "2026-12-03, offline"  # transcribed without network access: verify against the page
 
 TIER_RATES: tuple[TierRate, ...] = (
     # OpenAI: the tier served is the response's service_tier; flex and batch are billed at Batch rates.
@@ -274,3 +274,15 @@ def tier_rate(entry: Mapping[str, Any]) -> TierRate:
         source=str(entry.get("source", "[prices.tiers]")),
         as_of=str(entry.get("as_of", "")),
     )
+
+
+def markdown_table(rates: Iterable[TierRate] = TIER_RATES) -> str:
+    """The tier table as the README shows it (``tests/collector/test_price_tiers.py`` keeps them equal)."""
+    lines = ["| provider | served | models | multiplier | source (read) |", "|---|---|---|---|---|"]
+    for r in rates:
+        models = ", ".join(f"`{m}`*" for m in r.models) or "all"
+        lines.append(
+            f"| {', '.join(f'`{p}`' for p in r.providers)} | `{r.dimension}={r.value}` | {models} | "
+            f"{r.multiplier}x | {r.source} ({r.as_of}) |"
+        )
+    return "\n".join(lines) + "\n"
