@@ -999,6 +999,8 @@ def _cache_writes_by_ttl(
     ``cache_creation.ephemeral_5m/1h_input_tokens``), only one of them, or only the TTL split without a
     total; the total is never less than the split (a total left out or too small is widened, as input
     is for its subsets)."""
+    if values[_CACHE_WRITE_1H] is None and values[_CACHE_WRITE_5M] is None:
+        return cw, 0  # the common case: no TTL split reported
     one_hour = _token(values, _CACHE_WRITE_1H, limit, attrs, keys[_CACHE_WRITE_1H])
     five_min = _token(values, _CACHE_WRITE_5M, limit, attrs, keys[_CACHE_WRITE_5M])
     if one_hour + five_min > cw:
