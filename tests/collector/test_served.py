@@ -3,6 +3,7 @@ reported cost): read from the span, priced per call, stored beside tokenpulse's 
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -118,3 +119,45 @@ def test_a_nonsense_reported_cost_on_an_unpriced_model_leaves_it_unpriced() -> N
         False,
         "unknown",
     )
+
+
+def test_the_ai_sdk_provider_metadata_says_what_was_served() -> None:
+    # As @ai-sdk/anthropic writes it (tests/fixtures/interop/vercel-ai.jsonl), with the TTL split.
+    metadata = {
+        "anthropic": {
+            "usage": {
+                "input_tokens": 12,
+                "output_tokens": 200,
+                "cache_creation_input_tokens": 500,
+                "cache_read_input_tokens": 3000,
+                "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 400},
+                "service_tier": "batch",
+            },
+            "cacheCreationInputTokens": 500,
+        }
+    }
+    attrs = {
+        "ai.operationId": "ai.generateText.doGenerate",
+        "ai.model.provider": "anthropic.messages",
+        "ai.model.id": "claude-opus-4-6",
+        "ai.usage.inputTokens": 3512,
+        "ai.usage.outputTokens": 200,
+        "ai.usage.inputTokenDetails.cacheReadTokens": 3000,
+        "ai.usage.inputTokenDetails.cacheWriteTokens": 500,
+        "ai.response.providerMetadata": json.dumps(metadata),
+    }
+    record = norm(span(attrs, name="ai.generateText.doGenerate"), pricer=Pricer())
+    assert (record["dialect"], record["service_tier"], record["cache_write_1h_tokens"]) == (
+        "vercel-ai",
+        "batch",
+        400,
+    )
+    # claude-opus-4-6: $5/M input, $0.5/M reads, $6.25/M 5-minute writes, $10/M 1-hour writes, $25/M out.
+    standard = (12 * D(5) + 3000 * D("0.5") + 100 * D("6.25") + 400 * D(10) + 200 * D(25)) / 1_000_000
+    assert record["cost_usd"] == standard / 2
+    openrouter = {"openrouter": {"usage": {"cost": 0.0042}}, "openai": {"serviceTier": "flex"}}
+    attrs["ai.response.providerMetadata"] = json.dumps(openrouter)
+    record = norm(span(attrs, name="ai.generateText.doGenerate"), pricer=Pricer())
+    assert (record["service_tier"], record["reported_cost_usd"]) == ("flex", D("0.0042"))
+    attrs["ai.response.providerMetadata"] = "{not json"
+    assert norm(span(attrs, name="ai.generateText.doGenerate"), pricer=Pricer())["service_tier"] == ""

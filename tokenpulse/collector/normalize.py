@@ -1010,6 +1010,25 @@ def _cache_writes_by_ttl(
     return cw, one_hour
 
 
+_METADATA_SLOTS = {
+    "service_tier": _SERVICE_TIER,
+    "speed": _SPEED,
+    "inference_geo": _INFERENCE_GEO,
+    "cache_write_5m": _CACHE_WRITE_5M,
+    "cache_write_1h": _CACHE_WRITE_1H,
+    "reported_cost": _REPORTED_COST,
+}
+
+
+def _fill_from_metadata(values: list[Any], found: Mapping[str, Any]) -> None:
+    """Fill the slots the key tables left empty from a dialect's response metadata object."""
+    for name, value in found.items():
+        slot = _METADATA_SLOTS[name]
+        if values[slot] is None and value is not None:
+            reader = _READERS.get(slot)
+            values[slot] = reader(value) if reader is not None else value
+
+
 def _reported_cost(values: list[Any]) -> Decimal | None:
     value = values[_REPORTED_COST]
     if value is None:
@@ -1185,6 +1204,9 @@ def normalize_span(
     environment = res.environment
     parent_span_id = span.parent_span_id
     values, slot_keys = engine.fill(attrs, tables, config)
+    metadata = dialect.metadata_reader
+    if metadata is not None and kind == CALL and (raw := attrs.get(metadata.key)) is not None:
+        _fill_from_metadata(values, metadata.read(raw))
 
     if kind != CALL:
         return {

@@ -34,6 +34,7 @@ __all__ = [
     "InvalidSpan",
     "Keys",
     "Markers",
+    "MetadataReader",
     "Rank",
     "UsageReader",
     "Verdict",
@@ -333,6 +334,24 @@ class UsageReader:
     read: Callable[[Any, int], tuple[int, int, int, int, int, int | None, bool]]
 
 
+# The fields a MetadataReader may fill: what the provider served and billed.
+METADATA_FIELDS = frozenset(
+    ("service_tier", "speed", "inference_geo", "cache_write_5m", "cache_write_1h", "reported_cost")
+)
+
+
+@dataclass(frozen=True)
+class MetadataReader:
+    """An attribute holding the provider's own response metadata as one JSON object, read by
+    ``read(value)`` into ``{field: value}`` for fields of ``METADATA_FIELDS``. A field a key table
+    already filled keeps that value; an unreadable object gives nothing (it is never a reason to reject
+    the span)."""
+
+    name: str
+    key: str
+    read: Callable[[Any], Mapping[str, Any]]
+
+
 @dataclass(frozen=True)
 class ImpliedCall:
     """A failed call span that carries no attributes, recognized by ``implies(attributes, name,
@@ -361,6 +380,7 @@ class Dialect:
     output_excludes_reasoning_for: frozenset[str] = frozenset()  # ... whose output count leaves
     # reasoning out (applied when no reported total decides)
     usage_reader: UsageReader | None = None
+    metadata_reader: MetadataReader | None = None
     implied_call: ImpliedCall | None = None
     first_token_events: Mapping[str, str | None] = field(default_factory=dict)  # event name -> the
     # event attribute holding the ms to first token (None: the event's time is the first token's)
