@@ -242,6 +242,11 @@ def spend() -> dash.Dashboard:
             f"WHERE {where('minute')} GROUP BY time, service ORDER BY time"
         ),
     )).with_panel(chart(
+        "Spend rate by service_tier",
+        "Cost per hour by the tier the provider served (flex, priority and batch are billed at their own "
+        "rates; '' where the span does not say).",
+        "currencyUSD", _rate_by("service_tier"), width=24,
+    )).with_panel(chart(
         "Spend vs daily budget",
         "The spend rate extrapolated to a day against the daily budget variable (cost_spike budgets are set "
         "in tokenpulse's config; set the variable to yours).",

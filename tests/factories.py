@@ -55,6 +55,11 @@ def call_record(**overrides: Any) -> CallRecord:
         "cost_source": "genai-prices",
         "dialect": "otel",
         "extra": {},
+        "service_tier": "",
+        "speed": "",
+        "inference_geo": "",
+        "cache_write_1h_tokens": 0,
+        "reported_cost_usd": None,
     }
     record.update(overrides)  # type: ignore[typeddict-item]
     return record

@@ -34,7 +34,7 @@ def operations(schema: OpenApiSchema) -> list[str]:
 @pytest.mark.parametrize(
     "label",
     ["GET /healthz", "GET /readyz", "GET /metrics", "GET /api/v1/summary", "GET /api/v1/summary.csv",
-     "GET /api/v1/calls", "GET /api/v1/alerts",
+     "GET /api/v1/calls", "GET /api/v1/alerts", "GET /api/v1/reconcile",
      "GET /api/v1/alerts/{alert_id}", "GET /api/v1/timeseries", "GET /api/v1/alert-events",
      "GET /runbooks", "GET /runbooks/{detector}", "GET /api/v1/silences", "POST /api/v1/silences",
      "GET /api/v1/silences/{silence_id}", "DELETE /api/v1/silences/{silence_id}"],

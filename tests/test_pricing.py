@@ -186,15 +186,91 @@ def test_compiled_prices_match_genai_prices_calc_for_every_model() -> None:
         inputs = [0, 1_000, 25_000, *(n for t in card.thresholds for n in (t, t + 1, 3 * t))]
         for inp in inputs:
             cr, cw, out, rs = inp // 3, inp // 5, 1_234, 567
-            ours = pricer.price("p", "m", **_usage(inp, out, cr, cw, rs))
+            cw_1h = cw // 2  # half the writes with a 1-hour TTL
+            ours = pricer.price("p", "m", **_usage(inp, out, cr, cw, rs), cache_write_1h_tokens=cw_1h)
             usage = Usage(
                 input_tokens=inp,
                 output_tokens=out,
                 cache_read_tokens=cr,
                 cache_write_tokens=cw,
+                cache_write_1h_tokens=cw_1h,
                 output_reasoning_tokens=rs,
             )
             theirs = model_price.calc_price(usage)["total_price"].quantize(D("1e-12"))
             assert ours == (theirs, "genai-prices"), (name, inp)
             checked += 1
     assert checked > 2_000
+
+
+def test_one_hour_cache_writes_bill_at_twice_input() -> None:
+    # claude-sonnet-4-5: input $3/M, 5-minute cache write $3.75/M (1.25x), 1-hour write $6/M (2x).
+    # 100,000 input = 10,000 uncached + 90,000 cache writes, 60,000 of them with a 1-hour TTL; no output.
+    expected = (10_000 * D(3) + 30_000 * D("3.75") + 60_000 * D(6)) / 1_000_000
+    assert expected == D("0.5025")
+    priced = Pricer().price(
+        "anthropic", "claude-sonnet-4-5", **_usage(100_000, 0, cw=90_000), cache_write_1h_tokens=60_000
+    )
+    assert priced == (expected, "genai-prices")
+    # Every write at the 5-minute rate would undercount this call by a sixth.
+    flat = Pricer().price("anthropic", "claude-sonnet-4-5", **_usage(100_000, 0, cw=90_000))
+    assert flat == (D("0.3675"), "genai-prices")
+
+
+def test_long_context_is_repriced_per_call_not_per_day() -> None:
+    # claude-sonnet-4-5: $3/M input and $15/M output up to 200k input tokens, $6/M and $22.5/M above.
+    # One 300k-input call is repriced; two 150k calls (300k in the day) are not.
+    pricer = Pricer()
+    long = pricer.price("anthropic", "claude-sonnet-4-5", **_usage(300_000, 1_000))
+    short = pricer.price("anthropic", "claude-sonnet-4-5", **_usage(150_000, 500))
+    assert long == (300_000 * D(6) / 1_000_000 + 1_000 * D("22.5") / 1_000_000, "genai-prices")
+    assert short == (150_000 * D(3) / 1_000_000 + 500 * D(15) / 1_000_000, "genai-prices")
+    assert long[0] == D("1.8225") and 2 * short[0] == D("0.915")
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "served", "multiplier"),
+    [
+        ("openai", "gpt-5", {"service_tier": "flex"}, D("0.5")),
+        ("openai", "gpt-5", {"service_tier": "batch"}, D("0.5")),
+        ("openai", "gpt-5", {"service_tier": "priority"}, D(2)),
+        ("openai", "gpt-5-mini", {"service_tier": "priority"}, D("1.8")),  # longest model prefix wins
+        ("openai", "gpt-4.1", {"service_tier": "priority"}, D("1.75")),
+        ("openai", "gpt-5", {"service_tier": "standard"}, D(1)),
+        ("openai", "gpt-5", {"service_tier": "scale"}, D(1)),  # no row: the standard price
+        ("anthropic", "claude-opus-4-6", {"speed": "fast"}, D(6)),
+        ("anthropic", "claude-opus-4-6", {"speed": "fast", "inference_geo": "us"}, D("6.6")),  # they stack
+        ("anthropic", "claude-sonnet-4-5", {"speed": "fast"}, D(1)),  # no fast mode on this model
+        ("anthropic", "claude-sonnet-4-5", {"service_tier": "batch"}, D("0.5")),
+        ("gcp.gemini", "gemini-2.5-flash", {"service_tier": "priority"}, D("1.8")),
+        ("gcp.gemini", "gemini-2.5-flash", {"service_tier": "flex"}, D("0.5")),
+    ],
+)
+def test_served_tier_multiplies_the_standard_price(
+    provider: str, model: str, served: dict[str, str], multiplier: Decimal
+) -> None:
+    pricer = Pricer()
+    usage = _usage(40_000, 2_000, cr=10_000, cw=5_000)
+    standard = pricer.price(provider, model, **usage)
+    assert standard is not None
+    tiered = pricer.price(provider, model, **usage, **served)
+    assert tiered == ((standard[0] * multiplier).quantize(D("1e-12")), "genai-prices")
+
+
+def test_user_tier_rate_replaces_the_built_in_row() -> None:
+    from tokenpulse.collector.price_tiers import tier_rate
+
+    row = tier_rate(
+        {"provider": "openai", "dimension": "service_tier", "value": "Priority", "multiplier": 2.5}
+    )
+    pricer = Pricer(tiers=[row])
+    standard = pricer.price("openai", "gpt-5", **_usage(1_000_000, 0))
+    assert standard == (D("1.25"), "genai-prices")
+    assert pricer.price("openai", "gpt-5", **_usage(1_000_000, 0), service_tier="priority") == (
+        D("3.125"),
+        "genai-prices",
+    )
+    # gpt-5-mini keeps its own, more specific built-in row.
+    mini = pricer.price("openai", "gpt-5-mini", **_usage(1_000_000, 0), service_tier="priority")
+    assert mini == (D("0.45"), "genai-prices")
+    with pytest.raises(ValueError, match="dimension"):
+        tier_rate({"provider": "openai", "dimension": "tier", "value": "x", "multiplier": 1})

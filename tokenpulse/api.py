@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -19,6 +19,7 @@ from tokenpulse.auth import request_tenant
 from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.detectors.state import AlertStates
 from tokenpulse.export import summary_csv
+from tokenpulse.reconcile.command import compare_stored
 from tokenpulse.storage.calls import MAX_LIMIT as MAX_CALLS
 from tokenpulse.storage.calls import ORDERS as CALL_ORDERS
 from tokenpulse.storage.calls import CallsQuery, list_calls
@@ -104,6 +105,38 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
             # Over the same calls, not summed from the groups: percentiles do not add up.
             document["totals"] = (await run_in_threadpool(summarize, store, replace(query, group_by=())))[0]
         return document
+
+    @app.get(
+        "/api/v1/reconcile",
+        summary="Stored calls and cost against the providers' own usage and cost reports, per day x model",
+        responses={
+            400: {"description": "Invalid day or range"},
+            403: {"description": "A tenant's key: the providers' reports cover every tenant"},
+        },
+    )
+    async def reconcile(
+        request: Request,
+        start: str | None = Query(None, description="first day, YYYY-MM-DD; default end minus 7 days"),
+        end: str | None = Query(None, description="the day after the last, YYYY-MM-DD; default today"),
+        by_tier: bool = Query(False, description="one row per service tier too"),
+    ) -> dict[str, Any]:
+        if request_tenant(request) is not None:
+            # The bill is the organization's: compared with one tenant's calls every row would look short.
+            raise HTTPException(403, "the providers' reports cover every tenant: run `tokenpulse reconcile`")
+        try:
+            last = date.fromisoformat(end) if end else datetime.now(UTC).date()
+            first = date.fromisoformat(start) if start else last - timedelta(days=7)
+        except ValueError:
+            raise HTTPException(400, "start and end are days, YYYY-MM-DD") from None
+        if first >= last:
+            raise HTTPException(400, "start must be before end")
+        rows = await run_in_threadpool(compare_stored, store, first, last, by_tier)
+        return {
+            "start": first.isoformat(),
+            "end": last.isoformat(),
+            "rows": [r.as_dict() for r in rows],
+            "ok": sum(1 for r in rows if r.verdict == "ok"),
+        }
 
     @app.get(
         "/api/v1/summary.csv",

@@ -33,6 +33,7 @@ from tokenpulse.config import (
 )
 from tokenpulse.errors import UserError
 from tokenpulse.export import COUNTS, summary_csv
+from tokenpulse.reconcile import command as reconcile_command
 from tokenpulse.simulate import command as simulate_command
 from tokenpulse.storage.store import DataDirInUse
 
@@ -108,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
 
     silence = commands.add_parser("silence", help="add, list or expire silences on a running daemon")
     silence_command.add_arguments(silence)
+
+    reconcile = commands.add_parser(
+        "reconcile", help="compare stored calls and cost with the providers' usage and cost reports"
+    )
+    reconcile_command.add_arguments(reconcile)
     return parser
 
 
@@ -160,7 +166,12 @@ def _ingest(args: argparse.Namespace) -> int:
             done = 0
             with tqdm(total=path.stat().st_size, desc=path.name, unit="B", unit_scale=True) as progress:
                 lines = normalized_lines(
-                    _read_lines(path), pipeline.config, settings.prices, pipeline.limits, args.workers
+                    _read_lines(path),
+                    pipeline.config,
+                    settings.prices,
+                    pipeline.limits,
+                    args.workers,
+                    settings.price_tiers,
                 )
                 for (number, line, position), outcome in lines:
                     progress.update(position - done)
@@ -198,6 +209,20 @@ def _ingest(args: argparse.Namespace) -> int:
         f"rejected {rejected} spans, {bad_lines} lines"
     )
     return 0 if not bad_lines else 1
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from tokenpulse.storage.store import DataDirLock, Store
+
+    settings = _settings(args, data_dir=args.data, clickhouse_url=args.clickhouse)
+    lock = DataDirLock(settings.data_dir)
+    store = Store.open(settings.data_dir, settings.clickhouse_url)
+    try:
+        store.migrate()  # a store last served by an older tokenpulse: the queries need today's schema
+        return reconcile_command.run(args, settings, store)
+    finally:
+        store.close()
+        lock.release()
 
 
 def _backtest(args: argparse.Namespace) -> int:
@@ -437,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             return _backtest(args)
         if args.command == "silence":
             return silence_command.run(args)
+        if args.command == "reconcile":
+            return _reconcile(args)
         return _summary(args)
     except (DataDirInUse, UserError) as error:
         # A setup problem the user can fix: their message names it; a traceback would only bury it.

@@ -22,6 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 
 from tokenpulse.auth import parse_key_list
 from tokenpulse.collector.normalize import NormalizeConfig
+from tokenpulse.collector.price_tiers import TierRate, tier_rate
 from tokenpulse.collector.pricing import TokenPrice
 from tokenpulse.errors import UserError, redact_url
 
@@ -75,6 +76,7 @@ class Settings(BaseModel):
     batch_seconds: Annotated[float, Field(gt=0)] = 1.0
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     prices: dict[str, TokenPrice] = Field(default_factory=dict)
+    price_tiers: list[TierRate] = Field(default_factory=list)  # [[prices.tiers]] over price_tiers.TIER_RATES
     detector_interval_seconds: Positive = 60
     runbook_base_url: Url = None  # default: the daemon's own /runbooks
     detectors: dict[str, dict[str, Any]] = Field(default_factory=dict)  # [detectors.<name>] tables
@@ -83,6 +85,13 @@ class Settings(BaseModel):
     protect_metrics: bool = False  # /metrics needs a key too
     allow_unauthenticated: bool = False  # serve a non-loopback address without keys (a proxy authenticates)
     alerts: dict[str, Any] = Field(default_factory=dict)  # the [alerts] table (tokenpulse.alerts.settings)
+    # Reconciliation with the providers' own usage and cost reports (tokenpulse.reconcile): with an admin
+    # key set, `serve` imports the last reconcile_days days once a day. Never in a repr, a log or an answer.
+    openai_admin_key: str | None = Field(None, repr=False)
+    anthropic_admin_key: str | None = Field(None, repr=False)
+    openai_admin_url: Url = None  # default https://api.openai.com
+    anthropic_admin_url: Url = None  # default https://api.anthropic.com
+    reconcile_days: Positive = 7  # providers revise their reports for a few days
 
     @property
     def runbooks(self) -> str:
@@ -90,7 +99,7 @@ class Settings(BaseModel):
 
 
 # Settings given as one value (a file key, an environment variable, a flag); the rest are tables.
-TABLES = ("normalize", "prices", "detectors", "api_keys", "alerts")
+TABLES = ("normalize", "prices", "price_tiers", "detectors", "api_keys", "alerts")
 FLAT = tuple(name for name in Settings.model_fields if name not in TABLES)
 _ENV_ALIASES = {"data_dir": "TOKENPULSE_DATA", "clickhouse_url": "TOKENPULSE_CLICKHOUSE_URL"}
 _FLAG_ALIASES = {"data_dir": "--data", "clickhouse_url": "--clickhouse"}
@@ -170,6 +179,19 @@ def _prices(path: Path, table: Any, problems: list[str]) -> dict[str, TokenPrice
     return prices
 
 
+def _price_tiers(path: Path, entries: list[Any], problems: list[str]) -> list[TierRate]:
+    """The ``[[prices.tiers]]`` entries: multipliers on the standard price of what a provider served."""
+    rates = []
+    for number, entry in enumerate(entries, 1):
+        try:
+            if not isinstance(entry, dict):
+                raise ValueError("must be a table")
+            rates.append(tier_rate(entry))
+        except ValueError as error:
+            problems.append(f"{path}: [[prices.tiers]] entry {number}: {error}")
+    return rates
+
+
 def _normalize(path: Path, table: Any, problems: list[str]) -> NormalizeConfig | None:
     table = dict(table)
     known = [f.name for f in fields(NormalizeConfig)]
@@ -232,8 +254,13 @@ def _from_file(path: Path, layer: _Layer) -> None:
             )
             layer.sources[key] = f"{path}: [{key}]"
         elif key == "prices" and isinstance(value, dict):
+            value = dict(value)
+            tiers = value.pop("tiers", None) if isinstance(value.get("tiers"), list) else None
             layer.values["prices"] = _prices(path, value, layer.problems)
             layer.sources["prices"] = f"{path}: [prices]"
+            if tiers is not None:
+                layer.values["price_tiers"] = _price_tiers(path, tiers, layer.problems)
+                layer.sources["price_tiers"] = f"{path}: [[prices.tiers]]"
         elif key in FLAT:
             layer.set(key, value, f"{path}: {key}")
         else:
@@ -381,7 +408,9 @@ def effective_configuration(settings: Settings, sources: dict[str, str]) -> list
     rows = []
     for name in Settings.model_fields:
         value: Any = getattr(settings, name)
-        if name == "api_keys":
+        if name.endswith("_admin_key"):
+            shown = "(set)" if value else "(none)"
+        elif name == "api_keys":
             tenants = sorted(set(value.values()))
             shown = f"{len(value)} key(s) for tenant(s) {', '.join(tenants)}" if value else "none"
         elif name == "clickhouse_url" and value:
@@ -390,6 +419,11 @@ def effective_configuration(settings: Settings, sources: dict[str, str]) -> list
             shown = "default" if value == NormalizeConfig() else repr(asdict(value))
         elif name == "prices":
             shown = ", ".join(sorted(value)) or "none (genai-prices)"
+        elif name == "price_tiers":
+            shown = (
+                "; ".join(f"{'/'.join(r.providers)} {r.dimension}={r.value} x{r.multiplier}" for r in value)
+                or "(built-in tier table)"
+            )
         elif name == "alerts":
             shown = _alert_receivers(value)  # receivers come from the environment too
         elif value is None or value == {}:

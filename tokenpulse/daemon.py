@@ -9,7 +9,7 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -28,6 +28,7 @@ from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.service import DetectorService
 from tokenpulse.errors import UserError
 from tokenpulse.memory import StoreMemoryCollector, tune_allocator
+from tokenpulse.reconcile.command import daily_import
 from tokenpulse.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,18 @@ def serve(settings: Settings) -> None:
         )
         alerts.start()
         scheduler = start_detectors(runtime, detectors)
+        if settings.openai_admin_key or settings.anthropic_admin_key:
+            # The providers' usage and cost reports, once a day (first a minute after start), for
+            # reconcile and coverage_gap; an unconfigured provider is never called.
+            scheduler.add_job(
+                daily_import,
+                IntervalTrigger(hours=24),
+                args=(runtime.store, settings),
+                id="reconcile",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+            )
         asyncio.run(_serve(runtime, detectors, alerts, keys))
     finally:
         REGISTRY.unregister(store_memory)

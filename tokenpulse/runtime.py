@@ -49,7 +49,7 @@ class Runtime:
             max_attribute_length=settings.max_attribute_length,
             max_dimension_values=settings.max_dimension_values,
         )
-        pipeline = Pipeline(wal, settings.normalize, Pricer(settings.prices), limits)
+        pipeline = Pipeline(wal, settings.normalize, Pricer(settings.prices, settings.price_tiers), limits)
         return cls(settings, lock, store, wal, writer, pipeline)
 
     def close(self) -> None:

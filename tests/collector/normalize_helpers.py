@@ -40,9 +40,14 @@ class FakePricer:
         self.result = None if price is None else (price, source)
         self.calls: list[tuple[str, str, dict[str, int]]] = []
 
-    def price(self, provider: str, model: str, **tokens: int) -> tuple[Decimal, str] | None:
-        self.calls.append((provider, model, tokens))
+    def price(self, provider: str, model: str, **tokens: int | str) -> tuple[Decimal, str] | None:
+        # The five token counts always; what was served and the 1-hour writes only when there are any.
+        asked = {k: v for k, v in tokens.items() if k in _ALWAYS or v}
+        self.calls.append((provider, model, asked))
         return self.result
+
+
+_ALWAYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
 
 def span(
@@ -112,6 +117,11 @@ _CALL: dict[str, Any] = {
     "cost_source": "genai-prices",
     "dialect": "semconv",
     "extra": {},
+    "service_tier": "",
+    "speed": "",
+    "inference_geo": "",
+    "cache_write_1h_tokens": 0,
+    "reported_cost_usd": None,
 }
 
 

@@ -48,6 +48,12 @@ class CallRecord(TypedDict):
     cost_source: str  # "genai-prices" | "override" | "reported" | "unknown"
     dialect: str
     extra: dict[str, str]
+    # Added by migration 4, stored after the tenant (see buffer.rows): what the provider served and billed.
+    service_tier: str  # canonical: "standard", "flex", "priority", "batch", "scale"; "" when not reported
+    speed: str  # Anthropic fast mode: "fast"; "" when not reported (standard)
+    inference_geo: str  # Anthropic inference geography ("us", "global"); "" when not reported
+    cache_write_1h_tokens: int  # the part of cache_write_tokens written with a 1-hour TTL
+    reported_cost_usd: Decimal | None  # the cost the provider or a gateway reported; None when none did
 
 
 class ToolSpanRecord(TypedDict):

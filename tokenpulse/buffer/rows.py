@@ -18,10 +18,25 @@ CALL_FIELDS: tuple[str, ...] = tuple(CallRecord.__annotations__)
 TOOL_SPAN_FIELDS: tuple[str, ...] = tuple(ToolSpanRecord.__annotations__)
 assert CALL_FIELDS[0] == TOOL_SPAN_FIELDS[0] == "time_unix_nano"
 
-# Each row ends with the tenant: the project of the API key that sent it ("" without authentication).
+# The record fields added since the tenant column (migration 3) are written *after* the tenant, so a row
+# written by an older version is a prefix of today's row. Inserts read a shorter row's missing trailing
+# columns as their defaults (``input_format_json_compact_allow_variable_number_of_columns``, set by
+# ``Store.insert_rows``): a write-ahead log left by an older version replays after an upgrade, and no
+# acknowledged call is lost to a column-count error.
+AFTER_TENANT: frozenset[str] = frozenset(
+    ("service_tier", "speed", "inference_geo", "cache_write_1h_tokens", "reported_cost_usd")
+)
+
+
+def _columns(fields: tuple[str, ...]) -> tuple[str, ...]:
+    head = tuple(f for f in fields[1:] if f not in AFTER_TENANT)
+    return ("time", *head, "tenant", *(f for f in fields if f in AFTER_TENANT))
+
+
+# Each row holds the tenant: the project of the API key that sent it ("" without authentication).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "calls": ("time", *CALL_FIELDS[1:], "tenant"),
-    "tool_spans": ("time", *TOOL_SPAN_FIELDS[1:], "tenant"),
+    "calls": _columns(CALL_FIELDS),
+    "tool_spans": _columns(TOOL_SPAN_FIELDS),
 }
 
 # Decimal (cost) is written as its exact text through ``default=str``; ClickHouse parses it into Decimal.
@@ -36,11 +51,13 @@ def values_of(fields: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[An
 
 
 def encode_rows(records: Sequence[Mapping[str, Any]], fields: tuple[str, ...], tenant: str = "") -> bytes:
-    """JSONCompactEachRow bytes of ``records``, one array of ``fields`` values and the tenant per line."""
+    """JSONCompactEachRow bytes of ``records``: per line an array of ``fields`` values with the tenant
+    in its column (``TABLE_COLUMNS`` order)."""
     lines = []
-    columns = values_of(fields)
+    head = values_of(tuple(f for f in fields if f not in AFTER_TENANT))
+    tail = values_of(tuple(f for f in fields if f in AFTER_TENANT))
     for record in records:
-        values = [*columns(record), tenant]
+        values = [*head(record), tenant, *tail(record)]
         unix_nano = values[0]
         # DateTime64(9) parses "seconds.nanoseconds" exactly; a float would lose the nanoseconds.
         values[0] = f"{unix_nano // 1_000_000_000}.{unix_nano % 1_000_000_000:09d}"

@@ -107,6 +107,10 @@ def _fixups(d: Dialect) -> list[str]:
         found.append(f"output excludes reasoning for providers {providers} unless a reported total decides")
     if d.usage_reader is not None:
         found.append(f"{d.usage_reader.name}: `{d.usage_reader.key}` is the only usage source when present")
+    if d.metadata_reader is not None:
+        found.append(
+            f"{d.metadata_reader.name}: `{d.metadata_reader.key}` fills what the key tables leave empty"
+        )
     if d.implied_call is not None:
         found.append(
             f"{d.implied_call.name}: an ERROR span of scope `{d.implied_call.scope_prefix}<provider>` "

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from tokenpulse.collector import otlp
 from tokenpulse.collector.limits import Limits
 from tokenpulse.collector.normalize import NormalizeConfig
 from tokenpulse.collector.pipeline import Normalized, normalize_request
+from tokenpulse.collector.price_tiers import TierRate
 from tokenpulse.collector.pricing import Pricer, TokenPrice
 
 # (line number, line, bytes of the file read so far), as cli._read_lines yields them.
@@ -39,17 +40,22 @@ def normalized_lines(
     prices: dict[str, TokenPrice],
     limits: Limits,
     workers: int = 1,
+    tiers: Sequence[TierRate] = (),
 ) -> Iterator[tuple[Line, Outcome]]:
-    """Each line with its outcome, in the order of ``lines``; ``workers`` > 1 processes do the work."""
+    """Each line with its outcome, in the order of ``lines``; ``workers`` > 1 processes do the work.
+    ``prices`` and ``tiers`` are the ``[prices]`` settings (model prices, tier rates)."""
     if workers <= 1:
-        pricer = Pricer(prices)
+        pricer = Pricer(prices, tiers)
         for line in lines:
             yield line, normalize_line(line[1], config, pricer, limits)
         return
     # spawn, not fork: the calling process runs the writer's threads and the embedded ClickHouse.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(config, prices, limits)
+        workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(config, prices, limits, tuple(tiers)),
     ) as pool:
         pending: deque[tuple[Line, Future[Outcome]]] = deque()
         for line in lines:
@@ -65,9 +71,11 @@ def normalized_lines(
 _worker: tuple[NormalizeConfig, Pricer, Limits] | None = None
 
 
-def _start_worker(config: NormalizeConfig, prices: dict[str, TokenPrice], limits: Limits) -> None:
+def _start_worker(
+    config: NormalizeConfig, prices: dict[str, TokenPrice], limits: Limits, tiers: tuple[TierRate, ...]
+) -> None:
     global _worker
-    _worker = (config, Pricer(prices), limits)
+    _worker = (config, Pricer(prices, tiers), limits)
 
 
 def _normalize_in_worker(line: bytes) -> Outcome:

@@ -42,6 +42,7 @@ from tokenpulse.collector.dialects import (
     load_dialects,
     token_count,
 )
+from tokenpulse.collector.price_tiers import canonical_tier
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanView
 
@@ -558,6 +559,8 @@ _FIELDS = OWN_FIELDS + SHARED_FIELDS
     _REASONING,
     _TOTAL,
     _PROVIDER,
+    _CACHE_WRITE_5M,
+    _CACHE_WRITE_1H,
     _REQUEST_MODEL,
     _RESPONSE_MODEL,
     _TTFT_SECONDS,
@@ -568,6 +571,9 @@ _FIELDS = OWN_FIELDS + SHARED_FIELDS
     _REPORTED_COST_DETAILS,
     _TOOL_NAME,
     _AGENT_NAME,
+    _SERVICE_TIER,
+    _SPEED,
+    _INFERENCE_GEO,
 ) = range(len(_FIELDS))
 _CONFIG_FIELDS = ("route_keys", "user_keys", "session_keys", "prompt_version_keys", "router_name_keys")
 _ROUTE, _USER, _SESSION, _PROMPT_VERSION, _ROUTER = range(len(_FIELDS), len(_FIELDS) + len(_CONFIG_FIELDS))
@@ -591,6 +597,11 @@ def _flag_value(value: Any) -> bool | None:
     return None  # a list or map: the next key is tried
 
 
+def _served(value: Any) -> str | None:
+    # What the provider served, spelled canonically ("default" -> "standard"); "" gives way to the next key.
+    return canonical_tier(value) or None if type(value) is str else None
+
+
 def _seconds(value: Any) -> float | None:
     return _seconds_or_ms(value, 1000.0)
 
@@ -609,6 +620,9 @@ _READERS: dict[int, Callable[[Any], Any]] = {
     _STREAM_FLAG: _flag_value,
     _TOOL_NAME: _dim_or_none,
     _AGENT_NAME: _dim_or_none,
+    _SERVICE_TIER: _served,
+    _SPEED: _served,
+    _INFERENCE_GEO: _served,
 }
 
 _Reader = Callable[[Any], Any]
@@ -978,6 +992,43 @@ def _ttft_ms(values: list[Any], span: SpanView, events: Mapping[str, str | None]
     return None
 
 
+def _cache_writes_by_ttl(
+    values: list[Any], limit: int, attrs: Mapping[str, Any], keys: tuple[tuple[str, ...], ...], cw: int
+) -> tuple[int, int]:
+    """(cache writes, the 1-hour part of them). A dialect may report both TTLs (Anthropic's
+    ``cache_creation.ephemeral_5m/1h_input_tokens``), only one of them, or only the TTL split without a
+    total; the total is never less than the split (a total left out or too small is widened, as input
+    is for its subsets)."""
+    if values[_CACHE_WRITE_1H] is None and values[_CACHE_WRITE_5M] is None:
+        return cw, 0  # the common case: no TTL split reported
+    one_hour = _token(values, _CACHE_WRITE_1H, limit, attrs, keys[_CACHE_WRITE_1H])
+    five_min = _token(values, _CACHE_WRITE_5M, limit, attrs, keys[_CACHE_WRITE_5M])
+    if one_hour + five_min > cw:
+        cw = one_hour + five_min
+    elif five_min and values[_CACHE_WRITE_1H] is None:
+        one_hour = cw - five_min  # only the 5-minute part reported: the rest was written for an hour
+    return cw, one_hour
+
+
+_METADATA_SLOTS = {
+    "service_tier": _SERVICE_TIER,
+    "speed": _SPEED,
+    "inference_geo": _INFERENCE_GEO,
+    "cache_write_5m": _CACHE_WRITE_5M,
+    "cache_write_1h": _CACHE_WRITE_1H,
+    "reported_cost": _REPORTED_COST,
+}
+
+
+def _fill_from_metadata(values: list[Any], found: Mapping[str, Any]) -> None:
+    """Fill the slots the key tables left empty from a dialect's response metadata object."""
+    for name, value in found.items():
+        slot = _METADATA_SLOTS[name]
+        if values[slot] is None and value is not None:
+            reader = _READERS.get(slot)
+            values[slot] = reader(value) if reader is not None else value
+
+
 def _reported_cost(values: list[Any]) -> Decimal | None:
     value = values[_REPORTED_COST]
     if value is None:
@@ -1153,6 +1204,9 @@ def normalize_span(
     environment = res.environment
     parent_span_id = span.parent_span_id
     values, slot_keys = engine.fill(attrs, tables, config)
+    metadata = dialect.metadata_reader
+    if metadata is not None and kind == CALL and (raw := attrs.get(metadata.key)) is not None:
+        _fill_from_metadata(values, metadata.read(raw))
 
     if kind != CALL:
         return {
@@ -1207,6 +1261,8 @@ def normalize_span(
     if total is not None and total < inp + out:
         raise InvalidSpan(f"{total_key}: total {total} is less than input + output ({inp} + {out})")
 
+    cw, cw_1h = _cache_writes_by_ttl(values, limit, attrs, slot_keys, cw)
+
     # inclusive fix: canonical input includes cache reads/writes, output includes reasoning
     cache = cr + cw
     in_excl = in_forced or cache > inp
@@ -1233,6 +1289,9 @@ def normalize_span(
 
     # price
     model = response_model or request_model
+    service_tier = values[_SERVICE_TIER] or ""
+    speed = values[_SPEED] or ""
+    inference_geo = values[_INFERENCE_GEO] or ""
     priced = (
         pricer.price(
             provider,
@@ -1242,15 +1301,23 @@ def normalize_span(
             cache_read_tokens=cr,
             cache_write_tokens=cw,
             reasoning_tokens=rsn,
+            cache_write_1h_tokens=cw_1h,
+            service_tier=service_tier,
+            speed=speed,
+            inference_geo=inference_geo,
         )
         if model
         else None
     )
+    # What the provider or a gateway says it charged is kept beside tokenpulse's own price, never
+    # instead of it: reconcile compares the two. It prices the call only when tokenpulse cannot.
+    reported = _reported_cost(values)
+    if reported is not None and reported >= _MAX_COST_USD:
+        reported = None  # a nonsense figure is dropped, not a reason to reject the call
     if priced is not None:
         cost_usd, cost_source = priced
         price_known = True
     else:
-        reported = _reported_cost(values)
         if reported is not None:
             cost_usd, cost_source, price_known = reported, "reported", True
         else:
@@ -1299,4 +1366,9 @@ def normalize_span(
         "cost_source": cost_source,
         "dialect": dialect.name,
         "extra": extra,
+        "service_tier": service_tier,
+        "speed": speed,
+        "inference_geo": inference_geo,
+        "cache_write_1h_tokens": cw_1h,
+        "reported_cost_usd": reported,
     }

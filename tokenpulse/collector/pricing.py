@@ -9,19 +9,26 @@ genai-prices' own ``calc_price`` costs ~65 µs a call, far too slow at 30k+ span
 prices are compiled once into flat rate cards and a call costs a dict lookup plus a few Decimal operations.
 ``tests/test_pricing.py`` checks the compiled cards against genai-prices' ``calc_price`` for every
 model in the bundled data.
+
+Per call, the tier band is chosen by that call's input tokens (long-context prices apply per call, as the
+providers bill them), 1-hour cache writes get their own rate (genai-prices' ``cache_write_1h_mtok``; the
+5-minute rate where a model has none), and what the provider served (service tier, fast mode,
+geography) multiplies the result through ``collector.price_tiers``.
 """
 
 from __future__ import annotations
 
 import logging
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, calc_unit_price
+
+from tokenpulse.collector.price_tiers import TierRate, TierTable
 
 __all__ = ["Pricer", "TokenPrice"]
 
@@ -62,7 +69,14 @@ _PROVIDER_IDS: dict[str, str] = {
 
 # Price keys whose usage this module reports; any other priced unit (audio, images, searches, ...) gets a
 # zero count, exactly as genai-prices bills it when that usage isn't reported.
-_TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok")
+_TOKEN_KEYS = (
+    "input_mtok",
+    "output_mtok",
+    "cache_read_mtok",
+    "cache_write_mtok",
+    "cache_write_1h_mtok",
+    "output_reasoning_mtok",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +88,7 @@ class TokenPrice:
     cache_read: Decimal | None = None  # None -> billed as input
     cache_write: Decimal | None = None  # None -> billed as input
     reasoning: Decimal | None = None  # None -> billed as output
+    cache_write_1h: Decimal | None = None  # None -> billed as cache_write
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +99,7 @@ class _Rates:
     output: Decimal
     cache_read: Decimal
     cache_write: Decimal
+    cache_write_1h: Decimal
     reasoning: Decimal
     per_request: Decimal  # USD per call (genai-prices `requests_kcount` / 1000)
 
@@ -117,14 +133,18 @@ _Entry = tuple[str, _Card | _Timed]
 class Pricer:
     """Prices LLM calls; resolved prices are cached per (provider, model), unknown models included."""
 
-    def __init__(self, overrides: Mapping[str, TokenPrice] | None = None) -> None:
+    def __init__(
+        self, overrides: Mapping[str, TokenPrice] | None = None, tiers: Iterable[TierRate] = ()
+    ) -> None:
         """Create a pricer.
 
         ``overrides`` are keyed by model name or by ``"provider/model"`` (provider as it arrives on the
-        span); the provider-qualified key wins. Overrides take precedence over genai-prices.
+        span); the provider-qualified key wins. Overrides take precedence over genai-prices. ``tiers``
+        are tier rates replacing or added to the built-in table (``price_tiers.TIER_RATES``).
         """
         self._overrides = {key: _override_card(key, price) for key, price in (overrides or {}).items()}
         self._cache: dict[tuple[str, str], _Entry | None] = {}
+        self.tiers = TierTable(tiers)
 
     def price(
         self,
@@ -136,12 +156,18 @@ class Pricer:
         cache_read_tokens: int,
         cache_write_tokens: int,
         reasoning_tokens: int,
+        cache_write_1h_tokens: int = 0,
+        service_tier: str = "",
+        speed: str = "",
+        inference_geo: str = "",
     ) -> tuple[Decimal, str] | None:
         """Return ``(cost_usd, source)`` for one call, or None when the model's price is unknown.
 
         ``source`` is ``"override"`` or ``"genai-prices"``. Token counts are inclusive: cache reads and
-        writes are part of ``input_tokens``, reasoning is part of ``output_tokens``. The cost is
-        quantized to 12 decimal places (ROUND_HALF_EVEN).
+        writes are part of ``input_tokens``, reasoning is part of ``output_tokens``, 1-hour cache writes
+        part of ``cache_write_tokens``. ``service_tier``, ``speed`` and ``inference_geo`` (canonical, as
+        served) multiply the standard price by their tier rates. The cost is quantized to 12 decimal
+        places (ROUND_HALF_EVEN).
         """
         key = (provider, model)
         try:
@@ -163,15 +189,20 @@ class Pricer:
             input_tokens = cached
         if output_tokens < reasoning_tokens:
             output_tokens = reasoning_tokens
+        if cache_write_1h_tokens > cache_write_tokens:
+            cache_write_1h_tokens = cache_write_tokens
         rates = card.bands[bisect_left(card.thresholds, input_tokens)]
         # int * Decimal is exact, and at 28 digits of precision so is the sum for any realistic count.
         usd = (
             (input_tokens - cached) * rates.input
             + cache_read_tokens * rates.cache_read
-            + cache_write_tokens * rates.cache_write
+            + (cache_write_tokens - cache_write_1h_tokens) * rates.cache_write
+            + cache_write_1h_tokens * rates.cache_write_1h
             + (output_tokens - reasoning_tokens) * rates.output
             + reasoning_tokens * rates.reasoning
         ) / _MILLION + rates.per_request
+        if service_tier or speed or inference_geo:
+            usd *= self.tiers.multiplier(provider, model, service_tier, speed, inference_geo)
         return usd.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN), source
 
     def _resolve(self, provider: str, model: str) -> _Entry | None:
@@ -231,12 +262,14 @@ def _compile(model_price: ModelPrice) -> _Card | None:
         rate = {k: None if p is None else calc_unit_price(p, 1, total_input, 1) for k, p in prices.items()}
         input_rate = _or(rate["input_mtok"], _ZERO)
         output_rate = _or(rate["output_mtok"], _ZERO)
+        cache_write_rate = _or(rate["cache_write_mtok"], input_rate)
         bands.append(
             _Rates(
                 input=input_rate,
                 output=output_rate,
                 cache_read=_or(rate["cache_read_mtok"], input_rate),
-                cache_write=_or(rate["cache_write_mtok"], input_rate),
+                cache_write=cache_write_rate,
+                cache_write_1h=_or(rate["cache_write_1h_mtok"], cache_write_rate),
                 reasoning=_or(rate["output_reasoning_mtok"], output_rate),
                 per_request=_or(rate["requests_kcount"], _ZERO) / 1000,
             )
@@ -246,7 +279,14 @@ def _compile(model_price: ModelPrice) -> _Card | None:
 
 def _override_card(key: str, price: TokenPrice) -> _Card:
     """Compile an override; reject floats and negatives up front so pricing never silently drifts."""
-    for value in (price.input, price.output, price.cache_read, price.cache_write, price.reasoning):
+    for value in (
+        price.input,
+        price.output,
+        price.cache_read,
+        price.cache_write,
+        price.reasoning,
+        price.cache_write_1h,
+    ):
         if value is not None and (not isinstance(value, Decimal) or not value.is_finite() or value < 0):
             raise ValueError(f"pricing override {key!r}: prices must be finite, non-negative Decimals")
     rates = _Rates(
@@ -254,6 +294,7 @@ def _override_card(key: str, price: TokenPrice) -> _Card:
         output=price.output,
         cache_read=_or(price.cache_read, price.input),
         cache_write=_or(price.cache_write, price.input),
+        cache_write_1h=_or(price.cache_write_1h, _or(price.cache_write, price.input)),
         reasoning=_or(price.reasoning, price.output),
         per_request=_ZERO,
     )

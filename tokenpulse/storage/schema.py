@@ -15,7 +15,8 @@ DEDUPLICATION_WINDOW = 1000
 # evaluating a minute has all of its calls (a 60 s timeout counted at its start would arrive too late).
 # Dimensions of the per-minute rollup: what detectors and dashboards slice by. The user is left out
 # on purpose: its cardinality is unbounded, per-user questions read the raw table. Migration 1 created
-# the first nine; migration 3 added the tenant (the project of the API key that sent the call).
+# the first nine; migration 3 added the tenant (the project of the API key that sent the call), migration
+# 4 the service tier the provider served (flex, priority, batch: billed at their own rates).
 _FIRST_ROLLUP_DIMENSIONS = (
     "service",
     "environment",
@@ -27,7 +28,8 @@ _FIRST_ROLLUP_DIMENSIONS = (
     "service_version",
     "router",
 )
-ROLLUP_DIMENSIONS = (*_FIRST_ROLLUP_DIMENSIONS, "tenant")
+_V3_ROLLUP_DIMENSIONS = (*_FIRST_ROLLUP_DIMENSIONS, "tenant")
+ROLLUP_DIMENSIONS = (*_V3_ROLLUP_DIMENSIONS, "service_tier")
 
 LATENCY_QUANTILES = "0.5, 0.9, 0.95, 0.99"
 
@@ -35,7 +37,14 @@ LATENCY_QUANTILES = "0.5, 0.9, 0.95, 0.99"
 ENDED_AT = "addMilliseconds(time, toInt64(duration_ms))"
 
 
-def _rollup_view(dimensions: tuple[str, ...]) -> str:
+# Rollup metrics added by migration 4: the 1-hour cache writes and the cost providers reported.
+_V4_ROLLUP_METRICS = """
+                sum(c.cache_write_1h_tokens) AS cache_write_1h_tokens,
+                countIf(c.reported_cost_usd IS NOT NULL) AS reported_calls,
+                sum(toDecimal128(ifNull(c.reported_cost_usd, 0), 12)) AS reported_cost_usd,"""
+
+
+def _rollup_view(dimensions: tuple[str, ...], metrics: str = "") -> str:
     """The materialized view that feeds ``calls_1m`` from every insert into ``calls``."""
     return f"""
             CREATE MATERIALIZED VIEW IF NOT EXISTS calls_1m_mv TO calls_1m AS
@@ -53,7 +62,7 @@ def _rollup_view(dimensions: tuple[str, ...]) -> str:
                 sum(c.cache_read_tokens) AS cache_read_tokens,
                 sum(c.cache_write_tokens) AS cache_write_tokens,
                 sum(c.reasoning_tokens) AS reasoning_tokens,
-                sum(toDecimal128(c.cost_usd, 12)) AS cost_usd,
+                sum(toDecimal128(c.cost_usd, 12)) AS cost_usd,{metrics}
                 quantilesTDigestState({LATENCY_QUANTILES})(c.duration_ms) AS latency_ms,
                 quantilesTDigestState({LATENCY_QUANTILES})(c.ttft_ms) AS ttft_ms
             FROM calls AS c
@@ -201,7 +210,51 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE calls_1m ADD COLUMN IF NOT EXISTS tenant LowCardinality(String), "
             f"MODIFY ORDER BY ({', '.join(_FIRST_ROLLUP_DIMENSIONS)}, minute, tenant)",
             "DROP VIEW IF EXISTS calls_1m_mv",
-            _rollup_view(ROLLUP_DIMENSIONS),
+            _rollup_view(_V3_ROLLUP_DIMENSIONS),
+        ),
+    ),
+    Migration(
+        4,
+        "what the provider served and billed: service tier, fast mode, inference geography, 1-hour cache "
+        "writes and the provider-reported cost on calls; the service tier in the rollup key; "
+        "provider_usage, the providers' own usage and cost reports",
+        (
+            "ALTER TABLE calls"
+            " ADD COLUMN IF NOT EXISTS service_tier LowCardinality(String),"
+            " ADD COLUMN IF NOT EXISTS speed LowCardinality(String),"
+            " ADD COLUMN IF NOT EXISTS inference_geo LowCardinality(String),"
+            " ADD COLUMN IF NOT EXISTS cache_write_1h_tokens UInt64,"
+            " ADD COLUMN IF NOT EXISTS reported_cost_usd Nullable(Decimal(18, 12))",
+            "ALTER TABLE calls_1m"
+            " ADD COLUMN IF NOT EXISTS service_tier LowCardinality(String),"
+            " ADD COLUMN IF NOT EXISTS cache_write_1h_tokens SimpleAggregateFunction(sum, UInt64),"
+            " ADD COLUMN IF NOT EXISTS reported_calls SimpleAggregateFunction(sum, UInt64),"
+            " ADD COLUMN IF NOT EXISTS reported_cost_usd SimpleAggregateFunction(sum, Decimal(38, 12)),"
+            f" MODIFY ORDER BY ({', '.join(_FIRST_ROLLUP_DIMENSIONS)}, minute, tenant, service_tier)",
+            "DROP VIEW IF EXISTS calls_1m_mv",
+            _rollup_view(ROLLUP_DIMENSIONS, _V4_ROLLUP_METRICS),
+            # What the providers' own usage and cost reports say, per day (tokenpulse reconcile); the
+            # latest import of a day x model x project x tier replaces the earlier ones.
+            """
+            CREATE TABLE IF NOT EXISTS provider_usage (
+                day Date,
+                provider LowCardinality(String),
+                model LowCardinality(String),
+                project LowCardinality(String),
+                service_tier LowCardinality(String),
+                calls Nullable(UInt64),
+                input_tokens UInt64,
+                cache_read_tokens UInt64,
+                cache_write_tokens UInt64,
+                output_tokens UInt64,
+                cost_usd Nullable(Decimal(38, 12)),
+                imported_at DateTime64(3, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(imported_at)
+            PARTITION BY toYYYYMM(day)
+            ORDER BY (provider, day, model, project, service_tier)
+            TTL day + INTERVAL 400 DAY
+            """,
         ),
     ),
 )

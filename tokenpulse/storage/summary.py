@@ -27,7 +27,7 @@ from tokenpulse.storage.store import Store
 DIMENSIONS = (
     "service", "service_version", "environment", "provider", "model", "request_model", "response_model",
     "operation", "route", "user", "session", "prompt_version", "router", "status", "error_type", "tenant",
-    "tool",
+    "tool", "service_tier", "speed", "inference_geo",
 )  # fmt: skip
 
 # The range of the time columns (DateTime64(9)); a bound outside it is a client error, not a 500.
@@ -57,6 +57,14 @@ _METRICS: dict[str, tuple[str, str]] = {
     "reasoning_tokens": ("sum(reasoning_tokens)", "sum(reasoning_tokens)"),
     "cost_usd": ("sum(toDecimal128(cost_usd, 12))", "sum(cost_usd)"),
     "unpriced_calls": ("countIf(NOT price_known)", "sum(unpriced_calls)"),
+    "cache_write_1h_tokens": ("sum(cache_write_1h_tokens)", "sum(cache_write_1h_tokens)"),
+    # What providers or gateways reported they charged, for the calls that carried a figure.
+    # (qualified: the column, not this query's alias of the same name)
+    "reported_calls": ("countIf(calls.reported_cost_usd IS NOT NULL)", "sum(reported_calls)"),
+    "reported_cost_usd": (
+        "sum(toDecimal128(ifNull(calls.reported_cost_usd, 0), 12))",
+        "sum(reported_cost_usd)",
+    ),
     "latency_ms": (
         f"quantilesTDigest({LATENCY_QUANTILES})(duration_ms)",
         f"quantilesTDigestMerge({LATENCY_QUANTILES})(latency_ms)",
@@ -130,6 +138,10 @@ def build_summary_sql(query: SummaryQuery) -> tuple[str, dict[str, Any]]:
     return sql, parameters
 
 
+def _usd(amount: Decimal) -> str:
+    return format(amount.normalize(), "f") if amount else "0"
+
+
 def _percentiles(values: list[float]) -> dict[str, float | None]:
     def clean(value: float) -> float | None:
         return None if value is None or math.isnan(value) else round(value, 3)
@@ -164,6 +176,12 @@ def summarize(store: Store, query: SummaryQuery) -> list[dict[str, Any]]:
                 if cost
                 else "0",
                 "unpriced_calls": row["unpriced_calls"],
+                "cache_write_1h_tokens": row["cache_write_1h_tokens"],
+                # cost_usd is tokenpulse's own price (list price x what was served); the provider's or a
+                # gateway's figure for the reported_calls that carried one is shown beside it, never mixed.
+                "cost_shown": "tokenpulse",
+                "reported_calls": row["reported_calls"],
+                "reported_cost_usd": _usd(row["reported_cost_usd"]) if row["reported_calls"] else None,
                 "cacheable_tokens": row["cacheable_tokens"],
                 "cache_hit_ratio": hit_ratio(row["cache_read_tokens"], row["cacheable_tokens"]),
                 "latency_ms": _percentiles(row["latency_ms"]),

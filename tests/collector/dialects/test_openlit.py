@@ -48,10 +48,11 @@ def test_openlit_anthropic_adds_cache_back_and_reads_ttft() -> None:
         ttft_ms=420.0,
         status="ok",
         dialect="openlit",
+        reported_cost_usd=Decimal("0.0123"),  # kept beside tokenpulse's own price
     )
 
 
-def test_openlit_reported_cost_used_only_when_price_unknown() -> None:
+def test_openlit_reported_cost_prices_only_when_price_unknown_and_is_kept_beside() -> None:
     attrs = {
         "telemetry.sdk.name": "openlit",
         "gen_ai.operation.name": "chat",
@@ -71,10 +72,19 @@ def test_openlit_reported_cost_used_only_when_price_unknown() -> None:
         "reasoning_tokens": 4,
         "dialect": "openlit",
     }
+    reported = Decimal("0.0042")
     unknown = norm(span(attrs), pricer=FakePricer(price=None))
-    assert unknown == call(**expected, cost_usd=Decimal("0.0042"), price_known=True, cost_source="reported")
+    assert unknown == call(
+        **expected, cost_usd=reported, price_known=True, cost_source="reported", reported_cost_usd=reported
+    )
     known = norm(span(attrs), pricer=FakePricer(Decimal("0.5"), "override"))
-    assert known == call(**expected, cost_usd=Decimal("0.5"), price_known=True, cost_source="override")
+    assert known == call(
+        **expected,
+        cost_usd=Decimal("0.5"),
+        price_known=True,
+        cost_source="override",
+        reported_cost_usd=reported,
+    )
     del attrs["gen_ai.usage.cost"]
     nothing = norm(span(attrs), pricer=FakePricer(price=None))
     assert nothing == call(**expected, cost_usd=Decimal(0), price_known=False, cost_source="unknown")

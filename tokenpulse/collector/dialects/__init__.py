@@ -34,6 +34,7 @@ __all__ = [
     "InvalidSpan",
     "Keys",
     "Markers",
+    "MetadataReader",
     "Rank",
     "UsageReader",
     "Verdict",
@@ -247,7 +248,17 @@ class Markers:
 # Key tables
 
 # Fields read in the claiming dialect's spelling: its keys first, then the fallback dialect's.
-OWN_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning", "total", "provider")
+OWN_FIELDS = (
+    "input",
+    "output",
+    "cache_read",
+    "cache_write",
+    "reasoning",
+    "total",
+    "provider",
+    "cache_write_5m",
+    "cache_write_1h",
+)
 # Fields read in every dialect's spelling: the fallback dialect's keys first, then the claiming
 # dialect's, then the other dialects' in detection order.
 SHARED_FIELDS = (
@@ -261,6 +272,9 @@ SHARED_FIELDS = (
     "reported_cost_details",
     "tool_name",
     "agent_name",
+    "service_tier",
+    "speed",
+    "inference_geo",
 )
 
 
@@ -275,6 +289,10 @@ class Keys:
     was not streamed (no TTFT then). ``completion_start_time``: ISO time of the first token.
     ``reported_cost``: the instrumentation's own cost; ``reported_cost_details``: a JSON object whose
     ``total`` is that cost. ``tool_name``/``agent_name``: a tool or agent span's name.
+    ``cache_write_5m``/``cache_write_1h``: the cache writes by TTL (subsets of ``cache_write``; Anthropic
+    bills 1-hour writes at 2x input, 5-minute ones at 1.25x). ``service_tier``: the tier the provider
+    *served* (not the one requested); ``speed``: Anthropic's fast mode; ``inference_geo``: where Anthropic
+    ran the call. These three key the tier price table (``collector.price_tiers``).
     """
 
     input: tuple[str, ...] = ()
@@ -294,6 +312,11 @@ class Keys:
     reported_cost_details: tuple[str, ...] = ()
     tool_name: tuple[str, ...] = ()
     agent_name: tuple[str, ...] = ()
+    cache_write_5m: tuple[str, ...] = ()
+    cache_write_1h: tuple[str, ...] = ()
+    service_tier: tuple[str, ...] = ()
+    speed: tuple[str, ...] = ()
+    inference_geo: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -309,6 +332,24 @@ class UsageReader:
     name: str
     key: str
     read: Callable[[Any, int], tuple[int, int, int, int, int, int | None, bool]]
+
+
+# The fields a MetadataReader may fill: what the provider served and billed.
+METADATA_FIELDS = frozenset(
+    ("service_tier", "speed", "inference_geo", "cache_write_5m", "cache_write_1h", "reported_cost")
+)
+
+
+@dataclass(frozen=True)
+class MetadataReader:
+    """An attribute holding the provider's own response metadata as one JSON object, read by
+    ``read(value)`` into ``{field: value}`` for fields of ``METADATA_FIELDS``. A field a key table
+    already filled keeps that value; an unreadable object gives nothing (it is never a reason to reject
+    the span)."""
+
+    name: str
+    key: str
+    read: Callable[[Any], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -339,6 +380,7 @@ class Dialect:
     output_excludes_reasoning_for: frozenset[str] = frozenset()  # ... whose output count leaves
     # reasoning out (applied when no reported total decides)
     usage_reader: UsageReader | None = None
+    metadata_reader: MetadataReader | None = None
     implied_call: ImpliedCall | None = None
     first_token_events: Mapping[str, str | None] = field(default_factory=dict)  # event name -> the
     # event attribute holding the ms to first token (None: the event's time is the first token's)

@@ -88,8 +88,31 @@ DIALECT = d.Dialect(
         response_model=("gen_ai.response.model",),
         ttft_seconds=("gen_ai.response.time_to_first_chunk",),
         stream_flag=("gen_ai.request.stream",),
-        reported_cost=("gen_ai.usage.cost",),  # OpenLIT writes it
+        reported_cost=("gen_ai.usage.cost", "tokenpulse.cost_usd"),  # OpenLIT writes the first
         tool_name=("gen_ai.tool.name",),
         agent_name=("gen_ai.agent.name",),
+        # Anthropic's usage.cache_creation split by TTL, flattened as the cache_creation keys above are.
+        cache_write_5m=(
+            "gen_ai.usage.cache_creation.ephemeral_5m_input_tokens",
+            "gen_ai.usage.details.ephemeral_5m_input_tokens",  # Pydantic AI details
+            "tokenpulse.cache_write_5m_tokens",
+        ),
+        cache_write_1h=(
+            "gen_ai.usage.cache_creation.ephemeral_1h_input_tokens",
+            "gen_ai.usage.details.ephemeral_1h_input_tokens",
+            "tokenpulse.cache_write_1h_tokens",
+        ),
+        # The tier the provider served (the request's tier can differ: "auto" is served as "default").
+        service_tier=(
+            "openai.response.service_tier",  # semconv OpenAI attributes
+            "gen_ai.openai.response.service_tier",  # its deprecated spelling
+            "gen_ai.response.service_tier",  # OpenLIT
+            "anthropic.response.service_tier",  # usage.service_tier: standard, priority, batch
+            "tokenpulse.service_tier",  # set by the tokenpulse SDK helper or a gateway
+        ),
+        # No convention names these yet: Anthropic's response fields in the provider's namespace, as
+        # semconv spells OpenAI's, and tokenpulse's own keys.
+        speed=("anthropic.response.speed", "tokenpulse.speed"),
+        inference_geo=("anthropic.response.inference_geo", "tokenpulse.inference_geo"),
     ),
 )
