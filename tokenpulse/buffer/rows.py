@@ -1,4 +1,5 @@
-"""Encoding of canonical records as JSONCompactEachRow lines for the ``calls`` and ``tool_spans`` tables.
+"""Encoding of canonical records as JSONCompactEachRow lines for the ``calls``, ``tool_spans`` and
+``evaluations`` tables.
 
 Compact rows (a JSON array per row, columns named once per insert) are the cheapest text form to write
 from Python and for ClickHouse to parse.
@@ -11,17 +12,19 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
+from tokenpulse.buffer.records import CallRecord, EvaluationRecord, ToolSpanRecord
 
 # Record keys in column order; the first, time_unix_nano, is stored as the ``time`` column.
 CALL_FIELDS: tuple[str, ...] = tuple(CallRecord.__annotations__)
 TOOL_SPAN_FIELDS: tuple[str, ...] = tuple(ToolSpanRecord.__annotations__)
-assert CALL_FIELDS[0] == TOOL_SPAN_FIELDS[0] == "time_unix_nano"
+EVALUATION_FIELDS: tuple[str, ...] = tuple(EvaluationRecord.__annotations__)
+assert CALL_FIELDS[0] == TOOL_SPAN_FIELDS[0] == EVALUATION_FIELDS[0] == "time_unix_nano"
 
 # Each row ends with the tenant: the project of the API key that sent it ("" without authentication).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "calls": ("time", *CALL_FIELDS[1:], "tenant"),
     "tool_spans": ("time", *TOOL_SPAN_FIELDS[1:], "tenant"),
+    "evaluations": ("time", *EVALUATION_FIELDS[1:], "tenant"),
 }
 
 # Decimal (cost) is written as its exact text through ``default=str``; ClickHouse parses it into Decimal.
