@@ -20,6 +20,7 @@ NAMES = (
     "tool_hidden_cost",
     "timeout_surge",
     "traffic_drop",
+    "quality_drop",
 )
 
 
