@@ -178,6 +178,19 @@ function renderTools(groups) {
   }
 }
 
+// Quality beside cost (the summary's ``quality``): the first evaluation of a group that has a pass rate,
+// else one with a mean score; every evaluation in the cell's title.
+function qualityCells(group) {
+  const entries = Object.entries(group.quality || {});
+  const [name, q] = entries.find(([, e]) => e.pass_rate != null) || entries.find(([, e]) => e.mean_score != null) || [];
+  if (!q) return { texts: ["–", "–"], title: "" };
+  const quality = q.pass_rate != null ? `${Math.round(q.pass_rate * 100)}% pass` : `score ${q.mean_score.toFixed(2)}`;
+  const title = entries.map(([n, e]) => `${n}: ${e.evaluations} evaluated` +
+    (e.pass_rate != null ? `, ${Math.round(e.pass_rate * 100)}% of ${e.judged} pass` : "") +
+    (e.mean_score != null ? `, mean score ${e.mean_score}` : "")).join("\n");
+  return { texts: [`${name} ${quality}`, q.usd_per_passing_answer ?? "–"], title };
+}
+
 function renderTop(id, summary, dimension) {
   const box = document.getElementById(id);
   box.querySelector("table")?.remove();
@@ -189,8 +202,12 @@ function renderTop(id, summary, dimension) {
     return;
   }
   const table = document.createElement("table");
+  // Quality columns only where the summary has evaluations for this dimension's groups.
+  const withQuality = groups.some((g) => g.quality && Object.keys(g.quality).length);
   table.innerHTML = '<thead><tr><th></th><th class="num">calls</th><th class="num">errors</th>' +
-    '<th class="num">cost $</th><th class="num">p99 ms</th></tr></thead><tbody></tbody>';
+    '<th class="num">cost $</th><th class="num">p99 ms</th>' +
+    (withQuality ? '<th class="num">quality</th><th class="num">$ / passing answer</th>' : "") +
+    "</tr></thead><tbody></tbody>";
   const add = (label, group, className) => {
     const row = table.tBodies[0].insertRow();
     if (className) row.className = className;
@@ -201,6 +218,14 @@ function renderTop(id, summary, dimension) {
       cell.className = "num";
       cell.textContent = text;
       if (text === "unknown" || String(text).includes("unpriced")) cell.classList.add("unknown");
+    }
+    if (!withQuality) return;
+    const { texts, title } = qualityCells(group);
+    for (const text of texts) {
+      const cell = row.insertCell();
+      cell.className = "num quality";
+      cell.textContent = text;
+      cell.title = title;
     }
   };
   for (const group of groups.slice(0, 10)) add(group.key[dimension] || "(none)", group);
