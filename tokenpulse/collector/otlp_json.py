@@ -60,13 +60,13 @@ def json_spans(document: Any, body: bytes = b"") -> list[SpanView]:
         _list(_field(document, "resourceSpans", "resource_spans"), "resourceSpans")
     ):
         where = f"resourceSpans[{r}]"
-        _object(resource_spans, where)
+        _element(resource_spans, where)
         resource = _object(resource_spans.get("resource"), f"{where}.resource")
         resource_attributes = _attributes(resource.get("attributes"), f"{where}.resource.attributes")
         scopes = _list(_field(resource_spans, "scopeSpans", "scope_spans"), f"{where}.scopeSpans")
         for s, scope_spans in enumerate(scopes):
             at = f"{where}.scopeSpans[{s}]"
-            _object(scope_spans, at)
+            _element(scope_spans, at)
             scope_name = _string(
                 _object(scope_spans.get("scope"), f"{at}.scope").get("name"), f"{at}.scope.name"
             )
@@ -93,12 +93,12 @@ def json_log_records(document: Any, body: bytes = b"") -> JsonLogs:
     resources = _list(_field(document, "resourceLogs", "resource_logs"), "resourceLogs")
     for r, resource_logs in enumerate(resources):
         where = f"resourceLogs[{r}]"
-        _object(resource_logs, where)
+        _element(resource_logs, where)
         resource: dict[str, Any] | None = None  # decoded for a resource with an evaluation only
         scopes = _list(_field(resource_logs, "scopeLogs", "scope_logs"), f"{where}.scopeLogs")
         for s, scope_logs in enumerate(scopes):
             at = f"{where}.scopeLogs[{s}]"
-            _object(scope_logs, at)
+            _element(scope_logs, at)
             scope_name = _string(
                 _object(scope_logs.get("scope"), f"{at}.scope").get("name"), f"{at}.scope.name"
             )
@@ -106,7 +106,7 @@ def json_log_records(document: Any, body: bytes = b"") -> JsonLogs:
             received += len(records)
             for i, record in enumerate(records):
                 place = f"{at}.logRecords[{i}]"
-                if not _is_evaluation_json(_object(record, place), place):
+                if not _is_evaluation_json(_element(record, place), place):
                     continue
                 if resource is None:
                     resource_object = _object(resource_logs.get("resource"), f"{where}.resource")
@@ -177,7 +177,7 @@ def _span(span: Any, resource: dict[str, Any], scope_name: str) -> SpanView:
 
 def _event(event: Any, n: int) -> SpanEvent:
     where = f".events[{n}]"
-    _object(event, where)
+    _element(event, where)
     return SpanEvent(
         _string(event.get("name"), f"{where}.name"),
         _integer(_field(event, "timeUnixNano", "time_unix_nano"), _UINT64, f"{where}.timeUnixNano"),
@@ -194,6 +194,13 @@ def _field(item: dict[str, Any], json_name: str, proto_name: str) -> Any:
 def _object(value: Any, where: Where) -> dict[str, Any]:
     if value is None:
         return {}
+    if type(value) is not dict:
+        raise Malformed(f"{_at(where)}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _element(value: Any, where: Where) -> dict[str, Any]:
+    """An element of a repeated message field: an object (protobuf's parser refuses null there too)."""
     if type(value) is not dict:
         raise Malformed(f"{_at(where)}: expected an object, got {type(value).__name__}")
     return value
