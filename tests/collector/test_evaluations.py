@@ -31,7 +31,7 @@ from tokenpulse.collector.grpc_receiver import start_grpc_server
 from tokenpulse.collector.http_receiver import create_otlp_http_app
 from tokenpulse.collector.limits import Limits
 from tokenpulse.collector.normalize import NormalizeConfig
-from tokenpulse.collector.pipeline import Pipeline
+from tokenpulse.collector.pipeline import Pipeline, request_digest
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter
@@ -193,3 +193,9 @@ def test_evaluations_sent_as_span_events_take_the_calls_route_and_model(collecto
         ("correctness", 0.25, "/support", "gpt-4o-mini", call.span_id.hex())
     ]
     assert collector.store.rows("SELECT count() FROM calls")[0][0] == 2
+
+
+def test_a_logs_body_is_never_taken_for_a_retry_of_a_trace_body_of_the_same_bytes() -> None:
+    body = logs_request(evaluation_log("judge")).SerializeToString()
+    assert request_digest(body, "logs") != request_digest(body)
+    assert request_digest(body) == request_digest(body, "")  # traces: the digest frames already hold

@@ -85,7 +85,7 @@ def start_grpc_server(
 
     def logs(body: bytes, tenant: str) -> IngestResult:
         decoded = otlp.decode_logs(body, otlp.PROTOBUF)
-        return pipeline.ingest_logs(decoded, "grpc", request_digest(body), tenant)
+        return pipeline.ingest_logs(decoded, "grpc", request_digest(body, "logs"), tenant)
 
     def count(signal: otlp.Signal) -> Callable[[bytes, grpc.ServicerContext], Message]:
         def export_other(body: bytes, context: grpc.ServicerContext) -> Message:

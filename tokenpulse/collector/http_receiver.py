@@ -68,7 +68,8 @@ def create_otlp_http_app(
 
     def ingest_logs(body: bytes, kind: str, encoding: str | None, tenant: str) -> Message:
         data = otlp.decompress(body, encoding, max_decompressed_bytes)
-        result = pipeline.ingest_logs(otlp.decode_logs(data, kind), "http", request_digest(data), tenant)
+        digest = request_digest(data, "logs")
+        result = pipeline.ingest_logs(otlp.decode_logs(data, kind), "http", digest, tenant)
         return logs_response(result)
 
     def count(signal: otlp.Signal) -> Handler:

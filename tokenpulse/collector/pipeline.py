@@ -48,9 +48,11 @@ _DIGEST = 16
 _EMPTY = bytes(_DIGEST)
 
 
-def request_digest(body: bytes) -> bytes:
-    """Identity of an (uncompressed) export request body: a retry sends the very same bytes."""
-    return hashlib.blake2b(body, digest_size=_DIGEST).digest()
+def request_digest(body: bytes, signal: str = "") -> bytes:
+    """Identity of an (uncompressed) export request body: a retry sends the very same bytes. ``signal``
+    ("logs") keeps a logs body apart from a trace body of the same bytes; traces keep the plain digest,
+    so the log's frames written before logs were kept are still recognized."""
+    return hashlib.blake2b(body, digest_size=_DIGEST, person=signal.encode()).digest()
 
 
 class RecentRequests:
