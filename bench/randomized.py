@@ -171,6 +171,11 @@ KINDS = {
                               tail=True),
 }  # fmt: skip
 EDGES = np.asarray(TAIL_EDGES_MS)
+# quality_drop: the failed share of a scope's evaluations (judged answers a minute: a sampled judge's
+# few to a busy route's every answer), usually 2-40% failing; an incident multiplies a failure's odds.
+KINDS["quality_drop"] = Kind("quality_drop", lambda r: r.uniform(0.02, 0.4), (1.5, 50.0),
+                             ("failures", "judged"), ("service", "route", "evaluation"),
+                             "evaluations:verdicts")  # fmt: skip
 
 
 def draw(kind: Kind, rng: np.random.Generator, name: str, incident: bool) -> Truth:

@@ -1,6 +1,7 @@
 """The four tokenpulse dashboards, built with grafana-foundation-sdk on the plugin queries of
 ``clickhouse.py``. Every query reads the tables of ``tokenpulse/storage/schema.py``: the per-minute
-rollup ``calls_1m`` wherever it can answer (so panels stay fast over 30 days), the raw ``calls`` and
+rollup ``calls_1m`` wherever it can answer (so panels stay fast over 30 days; ``evaluations_1m`` for the
+quality of answers beside their cost), the raw ``calls`` and
 ``tool_spans`` only for what the rollup leaves out (users, tools, the latency distribution), and
 ``alert_events`` for the alert history. Detector panels plot each signal as the detector computes it,
 over tumbling windows of the detector's window (or the panel interval when longer), against the
@@ -286,9 +287,49 @@ def spend() -> dash.Dashboard:
         ),
         width=8,
     ))  # fmt: skip
+    board = _quality(board)
     return board.with_variable(
         dash.TextBoxVariable("daily_budget_usd").label("Daily budget (USD)").default_value("100")
     )
+
+
+EVALUATIONS = "evaluations_1m"
+
+
+def _quality(board: dash.Dashboard) -> dash.Dashboard:
+    """Quality beside cost: the evaluations apps send (gen_ai.evaluation.result) per route and model,
+    with the cost of the same calls and the dollars each passing answer cost (calls x pass rate passed)."""
+    return board.with_panel(chart(
+        "Judge pass rate by route",
+        "Share of the evaluated answers that passed (labelled pass/fail), per service and route: the "
+        "quality_drop detector's signal.",
+        "percentunit",
+        series(
+            f"SELECT $__timeInterval(minute) AS time, concat(service, ' ', route, ' ', evaluation) AS scope, "
+            f"sum(passes) / nullIf(sum(judged), 0) AS pass_rate FROM {EVALUATIONS} "
+            f"WHERE {where('minute')} GROUP BY time, scope HAVING sum(judged) > 0 ORDER BY time"
+        ),
+        width=24,
+    )).with_panel(grid(
+        "Cost per passing answer by route and model",
+        "Cost, pass rate and mean score of each route and model's evaluated answers, and the dollars per "
+        "passing answer (cost / (calls x pass rate)): whether a cheaper model really is cheaper.",
+        table_query(
+            "SELECT c.service AS service, c.route AS route, c.model AS model, e.evaluation AS evaluation, "
+            "c.usd AS usd, c.call_count AS call_count, e.judged AS judged, "
+            "e.passes / nullIf(e.judged, 0) AS pass_rate, e.score_sum / nullIf(e.scored, 0) AS mean_score, "
+            "c.usd / nullIf(c.call_count * pass_rate, 0) AS usd_per_passing_answer "
+            "FROM (SELECT service, route, model, toFloat64(sum(cost_usd)) AS usd, sum(calls) AS call_count "
+            f"      FROM {ROLLUP} WHERE {where('minute')} GROUP BY service, route, model) AS c "
+            "INNER JOIN (SELECT service, route, model, evaluation, sum(judged) AS judged, "
+            "      sum(passes) AS passes, sum(scored) AS scored, sum(score_sum) AS score_sum "
+            f"      FROM {EVALUATIONS} WHERE {where('minute')} "
+            "      GROUP BY service, route, model, evaluation) AS e "
+            "ON c.service = e.service AND c.route = e.route AND c.model = e.model "
+            "ORDER BY usd DESC LIMIT 20"
+        ),
+        width=24,
+    ))  # fmt: skip
 
 
 def tokens() -> dash.Dashboard:
@@ -546,16 +587,13 @@ def silent_failures() -> dash.Dashboard:
         ),
         chart(
             "cost_spike: spend rate",
-            f"Dollars per hour per service over {w(s7.window)}-minute windows; fires at {s7.warning_ratio}x "
-            "the "
-            f"baseline and at least {s7.min_usd_per_hour} $/h (routes, models and users too: see the "
-            "points).",
+            f"Dollars per hour per service over {DISPLAY_WINDOW}-minute windows; pages when the cost "
+            f"per call of a service, route or model rises clearly past {s7.rises[0]:g}x its own usual,"
+            f" or a user's spend past {s7.user_rises[0]:g}x theirs, for {w(s7.min_duration)} minutes"
+            f" and at least {s7.min_usd_per_hour} $/h (routes, models and users too: see the points).",
             "currencyUSD",
             _windowed(
-                f"toFloat64(sum(cost_usd)) * 3600 / {window(w(s7.window))}",
-                "service",
-                w(s7.window),
-                s7.min_calls,
+                f"toFloat64(sum(cost_usd)) * 3600 / {window(DISPLAY_WINDOW)}", "service", DISPLAY_WINDOW
             ),
             _fired_thresholds("cost_spike"),
             lines=(Line(s7.min_usd_per_hour, "orange"),),

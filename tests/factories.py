@@ -9,8 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
-from tokenpulse.buffer.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
+from tokenpulse.buffer.records import CallRecord, EvaluationRecord, ToolSpanRecord
+from tokenpulse.buffer.rows import CALL_FIELDS, EVALUATION_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 from tokenpulse.buffer.wal import WriteAheadLog, encode_frame
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter
@@ -85,12 +85,36 @@ def tool_span_record(**overrides: Any) -> ToolSpanRecord:
     return record
 
 
+def evaluation_record(**overrides: Any) -> EvaluationRecord:
+    n = next(_ids)
+    record: EvaluationRecord = {
+        "time_unix_nano": BASE_TIME_NS,
+        "trace_id": f"{n:032x}",
+        "span_id": f"{n:016x}",
+        "service": "checkout",
+        "environment": "prod",
+        "route": "/chat",
+        "model": "gpt-4o-2024-08-06",
+        "prompt_version": "v1",
+        "evaluation": "judge_pass",
+        "score": 0.9,
+        "label": "pass",
+        "passed": True,
+        "evaluator": "tokenpulse.sdk",
+        "error_type": "",
+        "response_id": "",
+    }
+    record.update(overrides)  # type: ignore[typeddict-item]
+    return record
+
+
 def store_records(
     store: Store,
     directory: Path,
     calls: Sequence[CallRecord],
     tool_spans: Sequence[ToolSpanRecord] = (),
     tenant: str = "",
+    evaluations: Sequence[EvaluationRecord] = (),
 ) -> None:
     """Put records into ``store`` the way the daemon does: a write-ahead log frame drained by the writer."""
     wal = WriteAheadLog(directory / "wal")
@@ -99,6 +123,8 @@ def store_records(
         encode_rows(tool_spans, TOOL_SPAN_FIELDS, tenant),
         len(calls),
         len(tool_spans),
+        evaluations=encode_rows(evaluations, EVALUATION_FIELDS, tenant),
+        evaluation_count=len(evaluations),
     )
     end = wal.append(frame)
     writer = LogWriter(wal, store, batch_rows=1000, batch_seconds=0.01)

@@ -10,8 +10,10 @@ import time
 from typing import Any
 
 from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 _counter = itertools.count(1)
@@ -85,3 +87,62 @@ def otlp_json_to_protobuf(line: bytes) -> ExportTraceServiceRequest:
                     if span.get(key):
                         span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
     return json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+
+
+def evaluation_log(
+    name: str | None = "judge_pass",
+    *,
+    score: float | None = None,
+    label: str | None = None,
+    span: Span | None = None,
+    legacy_name: bool = False,
+    **attributes: Any,
+) -> LogRecord:
+    """A ``gen_ai.evaluation.result`` log record parented to ``span`` (new ids if none); the event name in
+    the ``event_name`` field, or with ``legacy_name`` in the older ``event.name`` attribute."""
+    values: dict[str, Any] = {} if name is None else {"gen_ai.evaluation.name": name}
+    if score is not None:
+        values["gen_ai.evaluation.score.value"] = score
+    if label is not None:
+        values["gen_ai.evaluation.score.label"] = label
+    values |= attributes
+    if legacy_name:
+        values["event.name"] = "gen_ai.evaluation.result"
+    n = next(_counter)
+    return LogRecord(
+        time_unix_nano=time.time_ns(),
+        observed_time_unix_nano=time.time_ns(),
+        trace_id=span.trace_id if span else os.urandom(8) + n.to_bytes(8, "big"),
+        span_id=span.span_id if span else os.urandom(4) + n.to_bytes(4, "big"),
+        event_name="" if legacy_name else "gen_ai.evaluation.result",
+        attributes=[KeyValue(key=k, value=any_value(v)) for k, v in values.items()],
+    )
+
+
+def plain_log(body: str = "user said: my card number is 4111") -> LogRecord:
+    """An ordinary application log line: not tokenpulse's business."""
+    return LogRecord(time_unix_nano=time.time_ns(), body=AnyValue(string_value=body), severity_text="INFO")
+
+
+def logs_request(*records: LogRecord, service: str = "svc", scope: str = "judge") -> ExportLogsServiceRequest:
+    request = ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    resource_logs.resource.attributes.append(
+        KeyValue(key="service.name", value=AnyValue(string_value=service))
+    )
+    scope_logs = resource_logs.scope_logs.add()
+    scope_logs.scope.name = scope
+    scope_logs.log_records.extend(records)
+    return request
+
+
+def logs_json(request: ExportLogsServiceRequest) -> bytes:
+    """OTLP/JSON of a logs request, with hex ids as OTLP/JSON writes them."""
+    document = json_format.MessageToDict(request)
+    for resource_logs in document.get("resourceLogs", []):
+        for scope_logs in resource_logs.get("scopeLogs", []):
+            for record in scope_logs.get("logRecords", []):
+                for key in ("traceId", "spanId"):
+                    if key in record:
+                        record[key] = base64.b64decode(record[key]).hex()
+    return json.dumps(document).encode()

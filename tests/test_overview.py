@@ -174,6 +174,10 @@ def test_the_page_draws_its_charts_and_shows_the_firing_alert(served: Daemon, tm
     )
     # the simulated tools that call a model, by spend, from the summary's tool dimension
     assert page.tool_rows and "" not in page.tool_rows, page.tool_rows
+    # quality beside cost: the simulated judge's pass rate and dollars per passing answer, per model/route
+    quality = re.findall(r'<td class="num quality"[^>]*>([^<]*)</td>', dumped.stdout)
+    assert any(re.fullmatch(r"\d+% · \$\d\.\d+(e-\d+)?", cell) for cell in quality), quality
+    assert "judge_pass: " in dumped.stdout and " per passing answer" in dumped.stdout  # the cells' titles
     screenshot = tmp_path / "overview.png"
     chromium(f"--screenshot={screenshot}", f"{served.api}/", profile=tmp_path / "profile-2")
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -10,6 +10,7 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -358,6 +359,33 @@ def _(incident: Incident, during: list, clean: list, before: list) -> None:
     _, turns = incident_run("cache_blip")
     after = window(calls_of(turns), dict(incident.scope), incident.end_ns, incident.end_ns + 10 * MINUTE)
     assert read_share(ok(after)) > 0.8  # recovered
+
+
+def _pass_rate(calls: list[LlmCall], name: str = "judge_pass") -> tuple[float, int]:
+    verdicts = [c.evaluation.label == "pass" for c in calls if c.evaluation and c.evaluation.name == name]
+    return sum(verdicts) / max(len(verdicts), 1), len(verdicts)
+
+
+@signal("quality_drop")
+def _(incident: Incident, during: list, clean: list, before: list) -> None:
+    # Every answer of a turn begun since the onset (a turn under way at the onset keeps its model).
+    started = [c for t, c in during if c.tool is None and t.start_ns >= incident.onset_ns]
+    assert {c.request_model for c in started} == {inc.CHEAPER_MODEL}
+    assert sum(cost(c) for c in ok(during)) / len(ok(during)) < 0.5 * sum(cost(c) for c in ok(clean)) / len(
+        ok(clean)
+    )
+    now, judged = _pass_rate(ok(during))
+    usual, _ = _pass_rate(ok(clean))
+    assert judged >= 30 and now < 0.82 < 0.86 < usual  # sampled and noisy, clearly apart
+
+
+@signal("new_judge_prompt")
+def _(incident: Incident, during: list, clean: list, before: list) -> None:
+    # The very same answers; only the judge's name (and its strictness) changed.
+    strip = [replace(c, evaluation=None) for _, c in during]
+    assert strip == [replace(c, evaluation=None) for _, c in clean]
+    names = {c.evaluation.name for _, c in during if c.evaluation}
+    assert names == {inc.NEW_JUDGE}
 
 
 @pytest.mark.parametrize("kind", [k for k in inc.ALL_KINDS if k != "overnight_trough"])

@@ -1,13 +1,14 @@
 import struct
 import tempfile
 import threading
+import zlib
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenpulse.buffer.wal import MAGIC, WalClosed, WalFull, WriteAheadLog, encode_frame
+from tokenpulse.buffer.wal import MAGIC, MAGIC_V1, WalClosed, WalFull, WriteAheadLog, encode_frame
 
 
 def frame(i: int, size: int = 10) -> bytes:
@@ -147,3 +148,17 @@ def test_a_segment_cut_right_after_rotation_is_emptied_and_the_rest_read(tmp_pat
     reopened = WriteAheadLog(tmp_path, segment_bytes=300)
     assert "torn tail" in caplog.text
     assert [f.end for f in reopened.read(0, reopened.durable_end)] == ends
+
+
+def test_frames_of_the_first_layout_are_still_read_beside_frames_with_evaluations(tmp_path: Path) -> None:
+    # A log written before evaluations were kept (magic TPW1) drains after the upgrade.
+    payload = struct.pack("<III16s", 2, 1, 6, b"d" * 16) + b"calls\n" + b"tool\n"
+    old = struct.pack("<III", MAGIC_V1, len(payload), zlib.crc32(payload)) + payload
+    (tmp_path / f"{0:020d}.wal").write_bytes(old)
+    wal = WriteAheadLog(tmp_path)
+    end = wal.append(encode_frame(b"c\n", b"", 1, 0, b"e" * 16, b'["eval"]\n', 1))
+    first, second = wal.read(0, end)
+    assert (first.calls, first.tool_spans, first.evaluations, first.rows) == (b"calls\n", b"tool\n", b"", 3)
+    assert (second.calls, second.tool_spans, second.evaluations) == (b"c\n", b"", b'["eval"]\n')
+    assert (second.evaluation_count, second.request_digest) == (1, b"e" * 16)
+    wal.close()

@@ -1,9 +1,9 @@
 import json
 from pathlib import Path
 
-from tests.factories import call_record, tool_span_record
+from tests.factories import call_record, evaluation_record, tool_span_record
 from tokenpulse import metrics
-from tokenpulse.buffer.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
+from tokenpulse.buffer.rows import CALL_FIELDS, EVALUATION_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 from tokenpulse.buffer.wal import WriteAheadLog, encode_frame
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter
@@ -171,3 +171,33 @@ def test_a_log_corrupt_before_its_tail_stops_the_writer_visibly(tmp_path: Path, 
     assert not writer.wait_stored(ends[-1], timeout=2)
     assert not writer.healthy
     assert "the writer stopped" in caplog.text and "corrupt write-ahead log frame" in caplog.text
+
+
+def test_evaluations_replayed_after_a_crash_or_half_inserted_are_stored_once(
+    tmp_path: Path, store: Store
+) -> None:
+    """A frame of calls and evaluations: the evaluations' insert fails twice after the calls went in,
+    then the whole batch is replayed after a crash; the evaluations and their rollup count once."""
+    wal_dir = tmp_path / "wal"
+    wal = WriteAheadLog(wal_dir)
+    calls = [call_record() for _ in range(4)]
+    evaluations = [evaluation_record(span_id=c["span_id"], trace_id=c["trace_id"]) for c in calls]
+    frame = encode_frame(
+        encode_rows(calls, CALL_FIELDS), b"", 4, 0, b"", encode_rows(evaluations, EVALUATION_FIELDS), 4
+    )
+    end = wal.append(frame)
+    flaky = FlakyStore(store, failures=2, table="evaluations")
+    writer = LogWriter(wal, flaky, batch_rows=100, batch_seconds=0.05, max_retry_seconds=0.1)  # type: ignore[arg-type]
+    writer.start()
+    assert writer.wait_stored(end, timeout=30)
+    writer.stop()
+    wal.close()
+    (wal_dir / "checkpoint.json").write_text(json.dumps({"committed": 0, "pending_end": end}))
+    wal = WriteAheadLog(wal_dir)
+    replaying = LogWriter(wal, store, batch_rows=100, batch_seconds=0.05)
+    replaying.start()
+    assert replaying.wait_stored(end, timeout=30)
+    replaying.stop()
+    assert counts(store) == (4, 4)
+    assert store.rows("SELECT count(), uniqExact(span_id) FROM evaluations")[0] == (4, 4)
+    assert store.rows("SELECT sum(evaluations), sum(passes) FROM evaluations_1m")[0] == (4, 4)

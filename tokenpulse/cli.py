@@ -399,6 +399,7 @@ def format_summary(document: dict[str, Any], group_by: list[str]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in table
     ]
+    lines += _quality_lines(document["groups"], group_by)
     unpriced = (document.get("totals") or document["groups"][0]).get("unpriced_calls", 0)
     if unpriced:
         lines.append(
@@ -407,6 +408,24 @@ def format_summary(document: dict[str, Any], group_by: list[str]) -> str:
             'price them with [prices."<model>"] in the config file'
         )
     return "\n".join(lines).rstrip()
+
+
+def _quality_lines(groups: list[dict[str, Any]], group_by: list[str]) -> list[str]:
+    """Quality beside cost: per group and evaluation, the pass rate, mean score and dollars per passing
+    answer (``storage.quality``); nothing for groups without evaluations."""
+    lines = []
+    for group in groups:
+        for name, q in (group.get("quality") or {}).items():
+            key = " ".join(f"{d}={group['key'].get(d, '')}" for d in group_by) or "all"
+            parts = [f"{q['evaluations']} evaluated"]
+            if q["pass_rate"] is not None:
+                parts.append(f"pass rate {q['pass_rate']:.0%} of {q['judged']}")
+            if q["mean_score"] is not None:
+                parts.append(f"mean score {q['mean_score']:.3g}")
+            if q["usd_per_passing_answer"] is not None:
+                parts.append(f"${q['usd_per_passing_answer']} per passing answer")
+            lines.append(f"quality {key} {name}: " + ", ".join(parts))
+    return lines
 
 
 def _config_check(args: argparse.Namespace) -> int:

@@ -13,8 +13,16 @@ SPANS_ACCEPTED = Counter(
 SPANS_REJECTED = Counter("tokenpulse_spans_rejected", "Spans rejected, by reason.", ["reason"])
 OTLP_ITEMS_RECEIVED = Counter(
     "tokenpulse_otlp_items_received",
-    "Metric data points and log records received over OTLP: acknowledged and counted, not stored.",
+    "Metric data points and log records received over OTLP (of logs, only evaluation results are stored).",
     ["signal", "transport"],
+)
+EVALUATIONS_ACCEPTED = Counter(
+    "tokenpulse_evaluations_accepted",
+    "Evaluation results (gen_ai.evaluation.result) accepted into the write-ahead log, by how they came.",
+    ["source"],
+)
+EVALUATIONS_REJECTED = Counter(
+    "tokenpulse_evaluations_rejected", "Evaluation results rejected (no name, a score that is no number)."
 )
 REQUESTS_REJECTED = Counter(
     "tokenpulse_requests_rejected", "Whole OTLP requests rejected, by reason.", ["transport", "reason"]

@@ -255,3 +255,17 @@ def test_values_take_every_json_form_protobuf_accepts() -> None:
         "nested": {"k": True},
     }  # fmt: skip
     assert type(span.attributes["double_as_int"]) is float
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"resourceSpans": [None]},
+        {"resourceSpans": [{"scopeSpans": [None]}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{"events": [None]}]}]}]},
+    ],
+)
+def test_found_by_fuzzing_a_null_element_of_a_repeated_field_is_400_not_a_crash(document: dict) -> None:
+    # It raised AttributeError (a 500) before; protobuf's own JSON parser refuses null elements too.
+    with pytest.raises(otlp.BadRequest, match="expected an object, got NoneType"):
+        otlp.decode_request(json.dumps(document).encode(), otlp.JSON)

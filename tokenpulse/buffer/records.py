@@ -1,4 +1,5 @@
-"""The canonical records tokenpulse stores: one per LLM call, one per tool/agent span.
+"""The canonical records tokenpulse stores: one per LLM call, one per tool/agent span, one per evaluation
+result.
 
 Token semantics (one meaning, whatever the dialect):
 - ``input_tokens``: every prompt token, *including* cache reads and cache writes.
@@ -71,3 +72,29 @@ class ToolSpanRecord(TypedDict):
     status: str
     error_type: str
     is_timeout: bool
+
+
+class EvaluationRecord(TypedDict):
+    """One evaluation result of an LLM call (``evaluations`` table): the semconv event
+    ``gen_ai.evaluation.result``, without its explanation (free text that may quote the user).
+
+    ``route``, ``model`` and ``prompt_version`` are those of the evaluated call as the event carries them
+    (its attributes, then its resource; for a span event, the call span itself): they are filled in at
+    ingest, so the per-minute rollup can group by them without a join.
+    """
+
+    time_unix_nano: int  # the event's time (the log record's, else its observed time)
+    trace_id: str  # the evaluated call's trace and span: the link to ``calls``
+    span_id: str
+    service: str
+    environment: str
+    route: str
+    model: str
+    prompt_version: str
+    evaluation: str  # gen_ai.evaluation.name: what was judged (relevance, correctness, judge_pass...)
+    score: float | None  # gen_ai.evaluation.score.value
+    label: str  # gen_ai.evaluation.score.label
+    passed: bool | None  # the label read as a verdict (collector.evaluations.PASS_LABELS); None: no verdict
+    evaluator: str  # the instrumentation scope that emitted the event (the evaluation library)
+    error_type: str  # the evaluation itself failed
+    response_id: str  # gen_ai.response.id of the evaluated answer

@@ -1,4 +1,5 @@
-"""Encoding of canonical records as JSONCompactEachRow lines for the ``calls`` and ``tool_spans`` tables.
+"""Encoding of canonical records as JSONCompactEachRow lines for the ``calls``, ``tool_spans`` and
+``evaluations`` tables.
 
 Compact rows (a JSON array per row, columns named once per insert) are the cheapest text form to write
 from Python and for ClickHouse to parse.
@@ -11,12 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
+from tokenpulse.buffer.records import CallRecord, EvaluationRecord, ToolSpanRecord
 
 # Record keys in column order; the first, time_unix_nano, is stored as the ``time`` column.
 CALL_FIELDS: tuple[str, ...] = tuple(CallRecord.__annotations__)
 TOOL_SPAN_FIELDS: tuple[str, ...] = tuple(ToolSpanRecord.__annotations__)
-assert CALL_FIELDS[0] == TOOL_SPAN_FIELDS[0] == "time_unix_nano"
+EVALUATION_FIELDS: tuple[str, ...] = tuple(EvaluationRecord.__annotations__)
+assert CALL_FIELDS[0] == TOOL_SPAN_FIELDS[0] == EVALUATION_FIELDS[0] == "time_unix_nano"
 
 # The record fields added since the tenant column (migration 3) are written *after* the tenant, so a row
 # written by an older version is a prefix of today's row. Inserts read a shorter row's missing trailing
@@ -37,6 +39,7 @@ def _columns(fields: tuple[str, ...]) -> tuple[str, ...]:
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "calls": _columns(CALL_FIELDS),
     "tool_spans": _columns(TOOL_SPAN_FIELDS),
+    "evaluations": _columns(EVALUATION_FIELDS),
 }
 
 # Decimal (cost) is written as its exact text through ``default=str``; ClickHouse parses it into Decimal.

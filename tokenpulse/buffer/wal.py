@@ -7,8 +7,12 @@ Positions are global byte offsets that only grow; a segment file is named by the
 so a position never needs a (segment, offset) pair. Frame layout::
 
     magic u32 | payload length u32 | crc32(payload) u32 | payload
-    payload = calls count u32 | tool spans count u32 | calls bytes length u32 | request digest 16 bytes
-              | calls rows | tool span rows
+    payload = calls count u32 | tool spans count u32 | evaluations count u32 | calls bytes length u32
+              | tool span bytes length u32 | request digest 16 bytes | calls rows | tool span rows
+              | evaluation rows
+
+Frames of the first layout (magic "TPW1": no evaluations, no evaluation count nor tool span length),
+written before evaluations were kept, are still read: a log left by an older daemon drains as it was.
 
 A torn tail (power cut mid-write) fails its length or CRC check and is truncated on open; the frames
 before it are intact because a request is acknowledged only after its whole frame was synced.
@@ -28,9 +32,12 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-MAGIC = 0x54505731  # "TPW1"
+MAGIC_V1 = 0x54505731  # "TPW1": calls and tool spans
+MAGIC = 0x54505732  # "TPW2": calls, tool spans and evaluations
 _HEADER = struct.Struct("<III")
-_COUNTS = struct.Struct("<III16s")
+_COUNTS_V1 = struct.Struct("<III16s")
+_COUNTS = struct.Struct("<IIIII16s")
+_MAGICS = (MAGIC, MAGIC_V1)
 _SUFFIX = ".wal"
 
 
@@ -51,13 +58,54 @@ class Frame:
     call_count: int
     tool_span_count: int
     request_digest: bytes  # identifies the OTLP request the rows came from (for retry deduplication)
+    evaluations: bytes = b""  # encoded rows of the evaluations table
+    evaluation_count: int = 0
+
+    @property
+    def rows(self) -> int:
+        """Rows of every table in the frame."""
+        return self.call_count + self.tool_span_count + self.evaluation_count
 
 
 def encode_frame(
-    calls: bytes, tool_spans: bytes, call_count: int, tool_span_count: int, request_digest: bytes = b""
+    calls: bytes,
+    tool_spans: bytes,
+    call_count: int,
+    tool_span_count: int,
+    request_digest: bytes = b"",
+    evaluations: bytes = b"",
+    evaluation_count: int = 0,
 ) -> bytes:
-    payload = _COUNTS.pack(call_count, tool_span_count, len(calls), request_digest) + calls + tool_spans
+    counts = _COUNTS.pack(
+        call_count, tool_span_count, evaluation_count, len(calls), len(tool_spans), request_digest
+    )
+    payload = counts + calls + tool_spans + evaluations
     return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _decode_payload(magic: int, start: int, end: int, payload: bytes) -> Frame:
+    if magic == MAGIC_V1:
+        call_count, tool_span_count, calls_length, digest = _COUNTS_V1.unpack_from(payload)
+        body = payload[_COUNTS_V1.size :]
+        return Frame(
+            start, end, body[:calls_length], body[calls_length:], call_count, tool_span_count, digest
+        )
+    call_count, tool_span_count, evaluation_count, calls_length, tools_length, digest = _COUNTS.unpack_from(
+        payload
+    )
+    body = payload[_COUNTS.size :]
+    tools_end = calls_length + tools_length
+    return Frame(
+        start,
+        end,
+        body[:calls_length],
+        body[calls_length:tools_end],
+        call_count,
+        tool_span_count,
+        digest,
+        body[tools_end:],
+        evaluation_count,
+    )
 
 
 def _segment_path(directory: Path, start: int) -> Path:
@@ -73,7 +121,7 @@ def _valid_prefix_length(path: Path) -> int:
             if len(header) < _HEADER.size:
                 return valid
             magic, length, crc = _HEADER.unpack(header)
-            if magic != MAGIC:
+            if magic not in _MAGICS:
                 return valid
             payload = f.read(length)
             if len(payload) < length or zlib.crc32(payload) != crc:
@@ -214,20 +262,10 @@ class WriteAheadLog:
                         break  # end of this segment: go on in the next
                     magic, length, crc = _HEADER.unpack(header)
                     payload = f.read(length)
-                    if magic != MAGIC or len(payload) < length or zlib.crc32(payload) != crc:
+                    if magic not in _MAGICS or len(payload) < length or zlib.crc32(payload) != crc:
                         raise ValueError(f"corrupt write-ahead log frame at offset {position}")
-                    call_count, tool_span_count, calls_length, digest = _COUNTS.unpack_from(payload)
-                    body = payload[_COUNTS.size :]
                     frame_end = position + _HEADER.size + length
-                    yield Frame(
-                        position,
-                        frame_end,
-                        body[:calls_length],
-                        body[calls_length:],
-                        call_count,
-                        tool_span_count,
-                        digest,
-                    )
+                    yield _decode_payload(magic, position, frame_end, payload)
                     position = frame_end
             if position == entered_at:
                 raise ValueError(f"write-ahead log ends at offset {position}, expected data up to {end}")

@@ -1,7 +1,8 @@
-"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` and
+``...logs.v1.LogsService/Export`` (of which evaluation results are kept).
 
-MetricsService and LogsService are served too, under the same key and message size limit: acknowledged
-and counted, not stored (see ``otlp.OTHER_SIGNALS``).
+MetricsService is served too, under the same key and message size limit: acknowledged and counted, not
+stored (see ``otlp.OTHER_SIGNALS``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tokenpulse import metrics
 from tokenpulse.auth import UNAUTHENTICATED, ApiKeys
 from tokenpulse.buffer.wal import WalClosed, WalFull
 from tokenpulse.collector import otlp
-from tokenpulse.collector.pipeline import Pipeline, request_digest
+from tokenpulse.collector.http_receiver import logs_response, trace_response
+from tokenpulse.collector.pipeline import IngestResult, Pipeline, request_digest
 
 RETRY_DELAY_SECONDS = 5
 
@@ -52,29 +55,37 @@ def start_grpc_server(
             context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED)
         return found
 
-    def export(body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
-        tenant = authenticate(context)
-        # The request arrives undecoded so that a malformed body is INVALID_ARGUMENT, not INTERNAL.
-        try:
-            result = pipeline.ingest(
-                otlp.decode_request(body, otlp.PROTOBUF), "grpc", request_digest(body), tenant
-            )
-        except otlp.RequestError as error:
-            metrics.REQUESTS_REJECTED.labels("grpc", type(error).__name__).inc()
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
-        except WalFull as error:
-            metrics.REQUESTS_REJECTED.labels("grpc", "buffer_full").inc()
-            _abort_retryable(
-                context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"buffer full, retry later: {error}"
-            )
-        except WalClosed:
-            metrics.REQUESTS_REJECTED.labels("grpc", "unavailable").inc()
-            _abort_retryable(context, grpc.StatusCode.UNAVAILABLE, "tokenpulse is shutting down")
-        response = ExportTraceServiceResponse()
-        if result.message:  # rejected spans, or a warning (then rejected_spans is 0)
-            response.partial_success.rejected_spans = result.rejected
-            response.partial_success.error_message = result.message
-        return response
+    def buffered(
+        ingest: Callable[[bytes, str], IngestResult], respond: Callable[[IngestResult], Message]
+    ) -> Callable[[bytes, grpc.ServicerContext], Message]:
+        """An Export method that buffers what ``ingest`` makes of the body (traces or logs alike)."""
+
+        def export(body: bytes, context: grpc.ServicerContext) -> Message:
+            tenant = authenticate(context)
+            # The request arrives undecoded so that a malformed body is INVALID_ARGUMENT, not INTERNAL.
+            try:
+                result = ingest(body, tenant)
+            except otlp.RequestError as error:
+                metrics.REQUESTS_REJECTED.labels("grpc", type(error).__name__).inc()
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+            except WalFull as error:
+                metrics.REQUESTS_REJECTED.labels("grpc", "buffer_full").inc()
+                _abort_retryable(
+                    context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"buffer full, retry later: {error}"
+                )
+            except WalClosed:
+                metrics.REQUESTS_REJECTED.labels("grpc", "unavailable").inc()
+                _abort_retryable(context, grpc.StatusCode.UNAVAILABLE, "tokenpulse is shutting down")
+            return respond(result)
+
+        return export
+
+    def traces(body: bytes, tenant: str) -> IngestResult:
+        return pipeline.ingest(otlp.decode_request(body, otlp.PROTOBUF), "grpc", request_digest(body), tenant)
+
+    def logs(body: bytes, tenant: str) -> IngestResult:
+        decoded = otlp.decode_logs(body, otlp.PROTOBUF)
+        return pipeline.ingest_logs(decoded, "grpc", request_digest(body, "logs"), tenant)
 
     def count(signal: otlp.Signal) -> Callable[[bytes, grpc.ServicerContext], Message]:
         def export_other(body: bytes, context: grpc.ServicerContext) -> Message:
@@ -89,7 +100,12 @@ def start_grpc_server(
 
         return export_other
 
-    services = [("opentelemetry.proto.collector.trace.v1.TraceService", export, ExportTraceServiceResponse)]
+    services = [
+        ("opentelemetry.proto.collector.trace.v1.TraceService", buffered(traces, trace_response),
+         ExportTraceServiceResponse),
+        ("opentelemetry.proto.collector.logs.v1.LogsService", buffered(logs, logs_response),
+         ExportLogsServiceResponse),
+    ]  # fmt: skip
     services += [(signal.service, count(signal), signal.response_type) for signal in otlp.OTHER_SIGNALS]
     handlers = tuple(
         grpc.method_handlers_generic_handler(

@@ -1,7 +1,8 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` with protobuf or JSON bodies, optionally gzip-compressed.
+"""OTLP/HTTP receiver: ``POST /v1/traces`` and ``/v1/logs`` (of which evaluation results are kept) with
+protobuf or JSON bodies, optionally gzip-compressed.
 
-``POST /v1/metrics`` and ``/v1/logs`` take the same bodies under the same key and limits, and are
-acknowledged and counted, not stored (see ``otlp.OTHER_SIGNALS``).
+``POST /v1/metrics`` takes the same bodies under the same key and limits, and is acknowledged and
+counted, not stored (see ``otlp.OTHER_SIGNALS``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.responses import Response
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -62,7 +64,13 @@ def create_otlp_http_app(
     def ingest(body: bytes, kind: str, encoding: str | None, tenant: str) -> Message:
         data = otlp.decompress(body, encoding, max_decompressed_bytes)
         result = pipeline.ingest(otlp.decode_request(data, kind), "http", request_digest(data), tenant)
-        return _trace_response(result)
+        return trace_response(result)
+
+    def ingest_logs(body: bytes, kind: str, encoding: str | None, tenant: str) -> Message:
+        data = otlp.decompress(body, encoding, max_decompressed_bytes)
+        digest = request_digest(data, "logs")
+        result = pipeline.ingest_logs(otlp.decode_logs(data, kind), "http", digest, tenant)
+        return logs_response(result)
 
     def count(signal: otlp.Signal) -> Handler:
         def handle(body: bytes, kind: str, encoding: str | None, tenant: str) -> Message:
@@ -104,7 +112,8 @@ def create_otlp_http_app(
             return _status_response(503, "tokenpulse is shutting down", kind, RETRY_AFTER_SECONDS)
         return Response(_encode(response, kind), status_code=200, media_type=kind)
 
-    handlers = {"traces": ingest, **{signal.name: count(signal) for signal in otlp.OTHER_SIGNALS}}
+    handlers = {"traces": ingest, "logs": ingest_logs}
+    handlers |= {signal.name: count(signal) for signal in otlp.OTHER_SIGNALS}
     for name, handle in handlers.items():
         app.add_api_route(f"/v1/{name}", _route(export, handle), methods=["POST"])
 
@@ -118,9 +127,19 @@ def _route(export: Callable[[Request, Handler], Awaitable[Response]], handle: Ha
     return endpoint
 
 
-def _trace_response(result: IngestResult) -> ExportTraceServiceResponse:
+def trace_response(result: IngestResult) -> ExportTraceServiceResponse:
+    """The trace export response: partial_success where spans were rejected, or with a warning."""
     response = ExportTraceServiceResponse()
     if result.message:  # rejected spans, or a warning (then rejected_spans is 0)
         response.partial_success.rejected_spans = result.rejected
+        response.partial_success.error_message = result.message
+    return response
+
+
+def logs_response(result: IngestResult) -> ExportLogsServiceResponse:
+    """The logs export response: partial_success where log records were rejected, or with a warning."""
+    response = ExportLogsServiceResponse()
+    if result.message:
+        response.partial_success.rejected_log_records = result.rejected
         response.partial_success.error_message = result.message
     return response

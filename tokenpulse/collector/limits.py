@@ -32,9 +32,16 @@ CALL_DIMENSIONS = (
     "operation", "route", "prompt_version", "router", "error_type",
 )  # fmt: skip
 TOOL_SPAN_DIMENSIONS = ("service", "environment", "name", "error_type")
+# An evaluation's name and label are free-form too: capped like the other dimensions (the dimension
+# names are shared with calls and tool spans where the values are the same kind of thing).
+EVALUATION_DIMENSIONS = (
+    "service", "environment", "route", "model", "prompt_version", "evaluation", "label", "evaluator",
+    "error_type",
+)  # fmt: skip
 # Every text a record takes from attributes; ``extra`` (configured extra dimensions) too.
 CALL_TEXTS = (*CALL_DIMENSIONS, "user", "session")
 TOOL_SPAN_TEXTS = TOOL_SPAN_DIMENSIONS
+EVALUATION_TEXTS = (*EVALUATION_DIMENSIONS, "response_id")
 
 DIMENSION_VALUES_CAPPED = Counter(
     "tokenpulse_dimension_values_capped",

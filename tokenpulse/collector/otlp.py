@@ -1,8 +1,9 @@
 """Decoding of OTLP export requests (protobuf and OTLP/JSON, optionally gzip) with size limits.
 
-Traces are what tokenpulse stores. Metrics and logs are accepted too — `opentelemetry-instrument` exports
-all three signals by default, and a receiver that answers 404 / UNIMPLEMENTED fills the app's log with
-export errors every interval — and are counted, not stored (see OTHER_SIGNALS).
+Traces are what tokenpulse stores, and of logs the evaluation results (``collector.logs``). Metrics are
+accepted too — `opentelemetry-instrument` exports all three signals by default, and a receiver that
+answers 404 / UNIMPLEMENTED fills the app's log with export errors every interval — and are counted, not
+stored (see OTHER_SIGNALS).
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
-)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tokenpulse.collector.otlp_json import json_spans
+from tokenpulse.collector.logs import DecodedLogs
+from tokenpulse.collector.otlp_json import json_log_records, json_spans
 from tokenpulse.collector.spans import SpanView
 
 PROTOBUF = "application/x-protobuf"
@@ -90,15 +89,29 @@ def decode_request(body: bytes, kind: str) -> Decoded:
 
     Either form goes to ``Pipeline.ingest`` and ``spans.iter_spans`` alike.
     """
+    return _decode(body, kind, ExportTraceServiceRequest, json_spans)  # type: ignore[return-value]
+
+
+def decode_logs(body: bytes, kind: str) -> DecodedLogs:
+    """Parse an (uncompressed) OTLP logs export body; malformed is BadRequest, as for traces.
+
+    Either form goes to ``Pipeline.ingest_logs`` and ``logs.iter_evaluation_logs`` alike.
+    """
+    return _decode(body, kind, ExportLogsServiceRequest, json_log_records)  # type: ignore[return-value]
+
+
+def _decode(
+    body: bytes, kind: str, message_type: type[Message], from_json: Callable[[Any, bytes], Any]
+) -> Any:
     if kind == PROTOBUF:
-        request = ExportTraceServiceRequest()
+        request = message_type()
         try:
             request.ParseFromString(body)
         except DecodeError as error:
             raise BadRequest(f"undecodable protobuf body: {error}") from None
         return request
     try:
-        return json_spans(json.loads(body), body)
+        return from_json(json.loads(body), body)
     except ValueError as error:  # invalid JSON or UTF-8 (UnicodeDecodeError), or otlp_json.Malformed
         raise BadRequest(f"undecodable OTLP/JSON body: {error}") from None
     except RecursionError:  # json.loads and the value decoder recurse once per nesting level
@@ -116,14 +129,6 @@ def _data_points(request: ExportMetricsServiceRequest) -> int:
     return points
 
 
-def _log_records(request: ExportLogsServiceRequest) -> int:
-    return sum(
-        len(scope_logs.log_records)
-        for resource_logs in request.resource_logs
-        for scope_logs in resource_logs.scope_logs
-    )
-
-
 @dataclass(frozen=True)
 class Signal:
     """An OTLP signal tokenpulse acknowledges without storing: how to decode it and count what it carries."""
@@ -138,8 +143,6 @@ class Signal:
 OTHER_SIGNALS = (
     Signal("metrics", "opentelemetry.proto.collector.metrics.v1.MetricsService", ExportMetricsServiceRequest,
            ExportMetricsServiceResponse, _data_points),
-    Signal("logs", "opentelemetry.proto.collector.logs.v1.LogsService", ExportLogsServiceRequest,
-           ExportLogsServiceResponse, _log_records),
 )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from tokenpulse.collector.logs import EVENT, EVENT_NAME_KEY, JsonLogs, LogView
 from tokenpulse.collector.spans import SpanEvent, SpanView
 
 _INT64 = (-(1 << 63), 1 << 63)
@@ -53,21 +54,19 @@ def json_spans(document: Any, body: bytes = b"") -> list[SpanView]:
     """
     if not isinstance(document, dict):
         raise Malformed("OTLP/JSON body must be an object")
-    # Substring tests first: they scan at memory speed, the regular expression does not.
-    if (b"\\ud" in body or b"\\uD" in body or b"\xed" in body) and _MAYBE_SURROGATE.search(body):
-        _reject_unpaired_surrogates(document)
+    _check_surrogates(document, body)
     views: list[SpanView] = []
     for r, resource_spans in enumerate(
         _list(_field(document, "resourceSpans", "resource_spans"), "resourceSpans")
     ):
         where = f"resourceSpans[{r}]"
-        _object(resource_spans, where)
+        _element(resource_spans, where)
         resource = _object(resource_spans.get("resource"), f"{where}.resource")
         resource_attributes = _attributes(resource.get("attributes"), f"{where}.resource.attributes")
         scopes = _list(_field(resource_spans, "scopeSpans", "scope_spans"), f"{where}.scopeSpans")
         for s, scope_spans in enumerate(scopes):
             at = f"{where}.scopeSpans[{s}]"
-            _object(scope_spans, at)
+            _element(scope_spans, at)
             scope_name = _string(
                 _object(scope_spans.get("scope"), f"{at}.scope").get("name"), f"{at}.scope.name"
             )
@@ -77,6 +76,75 @@ def json_spans(document: Any, body: bytes = b"") -> list[SpanView]:
                 except Malformed as error:
                     raise Malformed(f"{at}.spans[{i}]{error}") from None
     return views
+
+
+def json_log_records(document: Any, body: bytes = b"") -> JsonLogs:
+    """The evaluation records of the OTLP/JSON logs export request ``document`` (``json.loads`` of
+    ``body``), and the number of records it holds.
+
+    Other records are dropped after their event name is read: their attributes and body are not
+    decoded. Raises Malformed, naming the place, for a document that is not a logs request.
+    """
+    if not isinstance(document, dict):
+        raise Malformed("OTLP/JSON body must be an object")
+    _check_surrogates(document, body)
+    kept: list[LogView] = []
+    received = 0
+    resources = _list(_field(document, "resourceLogs", "resource_logs"), "resourceLogs")
+    for r, resource_logs in enumerate(resources):
+        where = f"resourceLogs[{r}]"
+        _element(resource_logs, where)
+        resource: dict[str, Any] | None = None  # decoded for a resource with an evaluation only
+        scopes = _list(_field(resource_logs, "scopeLogs", "scope_logs"), f"{where}.scopeLogs")
+        for s, scope_logs in enumerate(scopes):
+            at = f"{where}.scopeLogs[{s}]"
+            _element(scope_logs, at)
+            scope_name = _string(
+                _object(scope_logs.get("scope"), f"{at}.scope").get("name"), f"{at}.scope.name"
+            )
+            records = _list(_field(scope_logs, "logRecords", "log_records"), f"{at}.logRecords")
+            received += len(records)
+            for i, record in enumerate(records):
+                place = f"{at}.logRecords[{i}]"
+                if not _is_evaluation_json(_element(record, place), place):
+                    continue
+                if resource is None:
+                    resource_object = _object(resource_logs.get("resource"), f"{where}.resource")
+                    resource = _attributes(resource_object.get("attributes"), f"{where}.resource.attributes")
+                kept.append(_log_record(record, resource, scope_name, place))
+    return JsonLogs(kept, received)
+
+
+def _is_evaluation_json(record: dict[str, Any], where: str) -> bool:
+    """Whether a JSON log record is the event, from ``eventName`` or the ``event.name`` attribute alone."""
+    name = _string(_field(record, "eventName", "event_name"), f"{where}.eventName")
+    if name:
+        return name == EVENT
+    attributes = _list(record.get("attributes"), f"{where}.attributes")
+    for item in attributes:
+        if type(item) is dict and item.get("key") == EVENT_NAME_KEY:
+            value = item.get("value")
+            return type(value) is dict and value.get("stringValue", value.get("string_value")) == EVENT
+    return False
+
+
+def _log_record(record: dict[str, Any], resource: dict[str, Any], scope_name: str, where: str) -> LogView:
+    return LogView(
+        time_unix_nano=_integer(
+            _field(record, "timeUnixNano", "time_unix_nano"), _UINT64, f"{where}.timeUnixNano"
+        ),
+        observed_time_unix_nano=_integer(
+            _field(record, "observedTimeUnixNano", "observed_time_unix_nano"),
+            _UINT64,
+            f"{where}.observedTimeUnixNano",
+        ),
+        trace_id=_hex_id(_field(record, "traceId", "trace_id"), f"{where}.traceId"),
+        span_id=_hex_id(_field(record, "spanId", "span_id"), f"{where}.spanId"),
+        event_name=EVENT,
+        attributes=_attributes(record.get("attributes"), f"{where}.attributes"),
+        resource=resource,
+        scope_name=scope_name,
+    )
 
 
 def _span(span: Any, resource: dict[str, Any], scope_name: str) -> SpanView:
@@ -109,7 +177,7 @@ def _span(span: Any, resource: dict[str, Any], scope_name: str) -> SpanView:
 
 def _event(event: Any, n: int) -> SpanEvent:
     where = f".events[{n}]"
-    _object(event, where)
+    _element(event, where)
     return SpanEvent(
         _string(event.get("name"), f"{where}.name"),
         _integer(_field(event, "timeUnixNano", "time_unix_nano"), _UINT64, f"{where}.timeUnixNano"),
@@ -126,6 +194,13 @@ def _field(item: dict[str, Any], json_name: str, proto_name: str) -> Any:
 def _object(value: Any, where: Where) -> dict[str, Any]:
     if value is None:
         return {}
+    if type(value) is not dict:
+        raise Malformed(f"{_at(where)}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _element(value: Any, where: Where) -> dict[str, Any]:
+    """An element of a repeated message field: an object (protobuf's parser refuses null there too)."""
     if type(value) is not dict:
         raise Malformed(f"{_at(where)}: expected an object, got {type(value).__name__}")
     return value
@@ -307,6 +382,13 @@ for _name, _convert in (
     ("bytes", _bytes_value), ("array", _array_value), ("kvlist", _kvlist_value),
 ):  # fmt: skip
     _VALUES[f"{_name}Value"] = _VALUES[f"{_name}_value"] = _convert
+
+
+def _check_surrogates(document: Any, body: bytes) -> None:
+    """Raise Malformed if ``document`` (parsed from ``body``) holds an unpaired surrogate."""
+    # Substring tests first: they scan at memory speed, the regular expression does not.
+    if (b"\\ud" in body or b"\\uD" in body or b"\xed" in body) and _MAYBE_SURROGATE.search(body):
+        _reject_unpaired_surrogates(document)
 
 
 def _reject_unpaired_surrogates(document: Any) -> None:

@@ -1,4 +1,5 @@
-"""receive -> normalize -> durable buffer: the one path of every span (OTLP/HTTP, OTLP/gRPC, file ingest)."""
+"""receive -> normalize -> durable buffer: the one path of every span (OTLP/HTTP, OTLP/gRPC, file ingest)
+and of every evaluation result (OTLP logs, or events of a call's span)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,31 @@ from dataclasses import dataclass, field
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tokenpulse import metrics
-from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
-from tokenpulse.buffer.rows import CALL_FIELDS, TOOL_SPAN_FIELDS, encode_rows
+from tokenpulse.buffer.records import CallRecord, EvaluationRecord, ToolSpanRecord
+from tokenpulse.buffer.rows import CALL_FIELDS, EVALUATION_FIELDS, TOOL_SPAN_FIELDS, encode_rows
 from tokenpulse.buffer.wal import WriteAheadLog, encode_frame
+from tokenpulse.collector.evaluations import (
+    evaluation_from_log,
+    evaluation_from_span_event,
+    is_evaluation_event,
+)
 from tokenpulse.collector.limits import (
     CALL_DIMENSIONS,
     CALL_TEXTS,
     DEFAULT_LIMITS,
+    EVALUATION_DIMENSIONS,
+    EVALUATION_TEXTS,
     TOOL_SPAN_DIMENSIONS,
     TOOL_SPAN_TEXTS,
     CardinalityCap,
     Limits,
+    TooManySpans,
     check_span_count,
     truncate_long_values,
 )
 from tokenpulse.collector.links import LINK_KIND, link_record
 from tokenpulse.collector.llm_metrics import LlmMetrics
+from tokenpulse.collector.logs import DecodedLogs, count_log_records, iter_evaluation_logs
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.otlp import Decoded
 from tokenpulse.collector.pricing import Pricer
@@ -38,9 +48,11 @@ _DIGEST = 16
 _EMPTY = bytes(_DIGEST)
 
 
-def request_digest(body: bytes) -> bytes:
-    """Identity of an (uncompressed) export request body: a retry sends the very same bytes."""
-    return hashlib.blake2b(body, digest_size=_DIGEST).digest()
+def request_digest(body: bytes, signal: str = "") -> bytes:
+    """Identity of an (uncompressed) export request body: a retry sends the very same bytes. ``signal``
+    ("logs") keeps a logs body apart from a trace body of the same bytes; traces keep the plain digest,
+    so the log's frames written before logs were kept are still recognized."""
+    return hashlib.blake2b(body, digest_size=_DIGEST, person=signal.encode()).digest()
 
 
 class RecentRequests:
@@ -126,21 +138,27 @@ class IngestResult:
     tool_spans: int = 0  # rows of the tool_spans table: tool, agent and link spans
     links: int = 0  # of which links (GenAI spans between a tool and its calls, see collector.links)
     ignored: int = 0  # spans that are none of these: not tokenpulse's business
-    rejected: int = 0
+    evaluations: int = 0  # evaluation results (log records, or events of call spans)
+    rejected: int = 0  # spans, or for a logs request log records
+    dropped_events: int = 0  # evaluation events of accepted spans that could not be read
     reasons: list[str] = field(default_factory=list)
     truncated: int = 0  # attribute values stored cut to the length limit
     wal_end: int = 0  # log offset just past this request's frame (0 if nothing was written)
     duplicate: bool = False  # the same request was accepted before: an exporter retry, dropped
+    items: str = "span"  # what ``rejected`` counts: "span", or "log record"
 
     @property
     def message(self) -> str:
-        """The OTLP partial_success error_message: why spans were rejected, or — with none rejected — a
-        warning that values were truncated."""
+        """The OTLP partial_success error_message: why spans (log records) were rejected, or — with none
+        rejected — a warning that values were truncated or evaluation events dropped."""
         parts = []
-        if self.rejected:
-            more = self.rejected - len(self.reasons)
+        failures = self.rejected + self.dropped_events
+        if failures:
+            more = failures - len(self.reasons)
             suffix = f"; and {more} more" if more > 0 else ""
-            parts.append(f"{self.rejected} span(s) rejected: " + "; ".join(self.reasons) + suffix)
+            counts = [f"{self.rejected} {self.items}(s) rejected"] if self.rejected else []
+            counts += [f"{self.dropped_events} evaluation event(s) dropped"] if self.dropped_events else []
+            parts.append(", ".join(counts) + ": " + "; ".join(self.reasons) + suffix)
         if self.truncated:
             parts.append(f"{self.truncated} attribute value(s) truncated to the limit (max_attribute_length)")
         return ". ".join(parts)
@@ -195,9 +213,11 @@ class Pipeline:
             rejected=normalized.rejected,
             reasons=list(normalized.reasons),
             links=normalized.links,
+            dropped_events=normalized.dropped_events,
         )
-        calls, tool_spans = normalized.calls, normalized.tool_spans
+        calls, tool_spans, evaluations = normalized.calls, normalized.tool_spans, normalized.evaluations
         metrics.SPANS_RECEIVED.labels(transport).inc(normalized.received)
+        metrics.EVALUATIONS_REJECTED.inc(normalized.dropped_events)
         too_many_attributes = normalized.too_many_attributes
         if result.rejected > too_many_attributes:
             metrics.SPANS_REJECTED.labels("invalid_span").inc(result.rejected - too_many_attributes)
@@ -208,19 +228,8 @@ class Pipeline:
         result.truncated += truncate_long_values(tool_spans, TOOL_SPAN_TEXTS, length)  # type: ignore[arg-type]
         self.cardinality.apply(calls, CALL_DIMENSIONS, tenant)  # type: ignore[arg-type]
         self.cardinality.apply(tool_spans, TOOL_SPAN_DIMENSIONS, tenant)  # type: ignore[arg-type]
-        if calls or tool_spans:
-            frame = encode_frame(
-                encode_rows(calls, CALL_FIELDS, tenant),
-                encode_rows(tool_spans, TOOL_SPAN_FIELDS, tenant),
-                len(calls),
-                len(tool_spans),
-                digest,
-            )
-            result.wal_end = self.wal.append(frame)
-            if digest:
-                with self._lock:
-                    self.recent.add(digest)
-        result.calls, result.tool_spans = len(calls), len(tool_spans)
+        self._buffer(calls, tool_spans, evaluations, result, digest, tenant)
+        metrics.EVALUATIONS_ACCEPTED.labels("span_event").inc(len(evaluations))
         metrics.SPANS_ACCEPTED.labels("call").inc(result.calls)
         metrics.SPANS_ACCEPTED.labels("tool_span").inc(result.tool_spans - result.links)
         metrics.SPANS_ACCEPTED.labels("link").inc(result.links)
@@ -233,6 +242,71 @@ class Pipeline:
             metrics.UNPRICED_CALLS.labels(provider).inc(count)
         self.llm_metrics.observe(calls)
         return result
+
+    def ingest_logs(
+        self, request: DecodedLogs, transport: str, digest: bytes = b"", tenant: str = ""
+    ) -> IngestResult:
+        """Durably buffer the evaluation results of a logs export request, as ``ingest`` does spans:
+        the same retry memory, limits and log; every other log record is counted and dropped.
+
+        Raises WalFull / WalClosed when nothing could be buffered, TooManySpans for a request with more
+        log records than the span limit.
+        """
+        if self._is_retry(digest, transport):
+            return IngestResult(duplicate=True, items="log record")
+        received = count_log_records(request)
+        metrics.OTLP_ITEMS_RECEIVED.labels("logs", transport).inc(received)
+        if received > self.limits.max_spans_per_request:
+            limit = self.limits.max_spans_per_request
+            raise TooManySpans(f"request holds {received} log records, more than the limit of {limit}")
+        result = IngestResult(items="log record")
+        evaluations: list[EvaluationRecord] = []
+        max_attributes = self.limits.max_attributes_per_span
+        for view in iter_evaluation_logs(request):
+            try:
+                if len(view.attributes) > max_attributes:
+                    count = len(view.attributes)
+                    raise InvalidSpan(f"{count} attributes, over the limit of {max_attributes}")
+                evaluations.append(evaluation_from_log(view, self.config))
+            except InvalidSpan as error:
+                result.rejected += 1
+                if len(result.reasons) < _MAX_MESSAGES:
+                    result.reasons.append(f"log record of span {view.span_id or '?'}: {error}")
+        result.ignored = received - len(evaluations) - result.rejected
+        metrics.EVALUATIONS_REJECTED.inc(result.rejected)
+        self._buffer([], [], evaluations, result, digest, tenant)
+        metrics.EVALUATIONS_ACCEPTED.labels("log").inc(len(evaluations))
+        return result
+
+    def _buffer(
+        self,
+        calls: list[CallRecord],
+        tool_spans: list[ToolSpanRecord],
+        evaluations: list[EvaluationRecord],
+        result: IngestResult,
+        digest: bytes,
+        tenant: str,
+    ) -> None:
+        """Append one request's rows to the log as one frame (returns once it is durable) and remember
+        the request; what a request of spans and one of logs share."""
+        length = self.limits.max_attribute_length
+        result.truncated += truncate_long_values(evaluations, EVALUATION_TEXTS, length)  # type: ignore[arg-type]
+        self.cardinality.apply(evaluations, EVALUATION_DIMENSIONS, tenant)  # type: ignore[arg-type]
+        if calls or tool_spans or evaluations:
+            frame = encode_frame(
+                encode_rows(calls, CALL_FIELDS, tenant),
+                encode_rows(tool_spans, TOOL_SPAN_FIELDS, tenant),
+                len(calls),
+                len(tool_spans),
+                digest,
+                encode_rows(evaluations, EVALUATION_FIELDS, tenant),
+                len(evaluations),
+            )
+            result.wal_end = self.wal.append(frame)
+            if digest:
+                with self._lock:
+                    self.recent.add(digest)
+        result.calls, result.tool_spans, result.evaluations = len(calls), len(tool_spans), len(evaluations)
 
     def _is_retry(self, digest: bytes, transport: str) -> bool:
         """Whether a request with this digest was buffered before (counted as a duplicate if so)."""
@@ -252,12 +326,14 @@ class Normalized:
 
     calls: list[CallRecord] = field(default_factory=list)
     tool_spans: list[ToolSpanRecord] = field(default_factory=list)
+    evaluations: list[EvaluationRecord] = field(default_factory=list)  # events of the calls' spans
     received: int = 0
     ignored: int = 0  # neither LLM calls nor tool/agent spans
     rejected: int = 0
     too_many_attributes: int = 0  # of the rejected
     reasons: list[str] = field(default_factory=list)  # the first few rejections
     links: int = 0  # of the tool spans, links (GenAI spans between a tool and its calls)
+    dropped_events: int = 0  # evaluation events of accepted spans that could not be read
 
 
 def normalize_request(
@@ -298,5 +374,14 @@ def normalize_request(
             result.links += record["kind"] == LINK_KIND  # type: ignore[typeddict-item]
         else:
             calls.append(record)  # type: ignore[arg-type]
+            for event in filter(is_evaluation_event, span.events):
+                try:
+                    result.evaluations.append(
+                        evaluation_from_span_event(event, record, span.scope_name, config)  # type: ignore[arg-type]
+                    )
+                except InvalidSpan as error:  # the call stands; only its unreadable evaluation is dropped
+                    result.dropped_events += 1
+                    if len(result.reasons) < _MAX_MESSAGES:
+                        result.reasons.append(f"evaluation event of span {span.span_id or '?'}: {error}")
     result.ignored += received - decoded
     return result

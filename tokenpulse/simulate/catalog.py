@@ -46,6 +46,7 @@ class Model:
     max_output: int = 16_384
     finish: tuple[str, str, str] = ("stop", "tool_calls", "length")  # done, tool call, cut off
     errors: tuple[str, ...] = ("RateLimitError", "InternalServerError", "APIConnectionError")
+    pass_prob: float = 0.91  # the share of its answers an LLM judge passes
 
 
 _ANTHROPIC_FINISH = ("end_turn", "tool_use", "max_tokens")
@@ -138,6 +139,10 @@ class Route:
     router: Router | None = None
     timeout_s: float = 30.0
     history_limit: int = 16_000  # older turns are dropped beyond this many tokens
+    # An LLM judge scores this share of the route's answers (``judge`` is its evaluation name); the
+    # answer passes with the model's ``pass_prob``.
+    judged: float = 0.0
+    judge: str = "judge_pass"
 
     def calls_per_turn(self) -> float:
         """Expected LLM calls per turn: the answer, plus a follow-up and inner calls when a tool runs."""
@@ -177,14 +182,14 @@ SERVICES: tuple[Service, ...] = (
         Route("/assist", 0.5, "gpt-4o-mini", "v12", True, 1900, LogNormal(45, 0.6), LogNormal(160, 0.5),
               mean_turns=4, context_tokens=LogNormal(300, 0.5), think_s=LogNormal(35, 0.7), tool_prob=0.5,
               tools=(("lookup_order", 0.6), ("recommend_products", 0.4)),
-              router=Router("complexity-router", "gpt-4o-mini", "gpt-4o", 0.2)),
+              router=Router("complexity-router", "gpt-4o-mini", "gpt-4o", 0.2), judged=0.3),
         Route("/order-status", 0.5, "gpt-4o-mini", "v4", True, 1150, LogNormal(30, 0.5), LogNormal(120, 0.4),
               mean_turns=2.5, context_tokens=LogNormal(250, 0.4), tool_prob=0.7, tools=(("lookup_order", 1),),
               history_limit=6000),
     )),
     Service("search", "1.22.0", 0.36, (
         Route("/answer", 0.55, "gpt-4o", "v5", True, 1350, LogNormal(25, 0.5), LogNormal(320, 0.5),
-              mean_turns=2, tool_prob=0.6, tools=(("web_search", 1),)),
+              mean_turns=2, tool_prob=0.6, tools=(("web_search", 1),), judged=0.3),
         # Background research jobs: o3 thinks for thousands of tokens, nobody waits on a stream.
         Route("/deep-research", 0.11, "o3", "v2", False, 1600, LogNormal(5500, 0.5), LogNormal(900, 0.5),
               reasoning_tokens=LogNormal(2600, 0.7), timeout_s=1800),

@@ -231,6 +231,10 @@ class SpanWriter:
                 )  # fmt: skip
             if child.error_type is not None:
                 span.set_status(_ERROR)
+            if isinstance(child, LlmCall) and child.evaluation is not None:
+                span.add_event(
+                    "gen_ai.evaluation.result", evaluation_attributes(child), timestamp=child.end_ns
+                )
             span.end(end_time=child.end_ns)
             if isinstance(child, LlmCall):
                 for wrapper in reversed(wrappers):  # inner first: children end before their parents
@@ -291,6 +295,17 @@ def call_attributes(call: LlmCall) -> dict[str, Any]:
     if call.ttft_s is not None:
         attributes["gen_ai.response.time_to_first_chunk"] = round(call.ttft_s, 6)
     return attributes
+
+
+def evaluation_attributes(call: LlmCall) -> dict[str, Any]:
+    """The judge's verdict as the attributes of a ``gen_ai.evaluation.result`` event (no explanation)."""
+    evaluation = call.evaluation
+    assert evaluation is not None
+    return {
+        "gen_ai.evaluation.name": evaluation.name,
+        "gen_ai.evaluation.score.value": evaluation.score,
+        "gen_ai.evaluation.score.label": evaluation.label,
+    }
 
 
 def tool_attributes(tool: ToolExec) -> dict[str, Any]:

@@ -31,6 +31,7 @@ CONFOUNDER_KINDS: tuple[str, ...] = (
     "overnight_trough",
     "new_model",
     "cache_blip",
+    "new_judge_prompt",
 )
 ALL_KINDS = INCIDENT_KINDS + CONFOUNDER_KINDS
 
@@ -56,6 +57,10 @@ LOOP_SPEND_FACTOR = 20.0  # cost_spike: the user's spend multiplier
 LOOP_USER_RANK = 20  # cost_spike: activity rank of the culprit (0 = most active)
 NEW_MODEL_PER_HOUR = 6.0  # new_model
 SLOW_CALL_S = 60.0  # single_slow_call
+CHEAPER_MODEL = "gpt-4o-mini"  # quality_drop: the route's answers move to this model ...
+CHEAPER_PASS_PROB = 0.72  # ... which the judge passes this often there (gpt-4o: 91%)
+NEW_JUDGE = "judge_pass_v2"  # new_judge_prompt: the judge's new prompt, under its own evaluation name
+NEW_JUDGE_PASS_PROB = 0.75  # stricter than the old prompt, the answers unchanged
 
 GAP = timedelta(minutes=20)  # between consecutive events of the `incidents` layout
 DAYTIME = 0.35  # incidents of the `incidents` layout happen where the load is at least this ...
@@ -142,6 +147,8 @@ class Conditions:
     tool_timeouts: dict[tuple[str, str], float] = field(default_factory=dict)  # (service, tool)
     surge: dict[str, float] = field(default_factory=dict)  # session multiplier by service
     uninstrumented: set[tuple[str, str]] = field(default_factory=set)  # calls made, no span exported
+    cheaper_model: set[tuple[str, str]] = field(default_factory=set)  # answered by CHEAPER_MODEL
+    judge: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)  # (name, pass prob)
 
 
 def conditions_at(incidents: Sequence[Incident], t_ns: int) -> Conditions:
@@ -189,6 +196,10 @@ def _apply(incident: Incident, c: Conditions, minutes: float) -> None:
         c.surge[route[0]] = SURGE_FACTOR
     elif kind == "traffic_drop":
         c.uninstrumented.add(route)
+    elif kind == "quality_drop":
+        c.cheaper_model.add(route)
+    elif kind == "new_judge_prompt":
+        c.judge[route] = (NEW_JUDGE, NEW_JUDGE_PASS_PROB)
     # cost_spike, new_model and single_slow_call add sessions (see traffic.py); overnight_trough is the
     # diurnal curve itself.
 
@@ -283,6 +294,17 @@ def _plans(culprit_user: str) -> dict[str, _Plan]:
             f"an A/B trial sends ~{NEW_MODEL_PER_HOUR:.0f} calls an hour to a model never seen before",
             min_load=0, persists=True,
         ),
+        "quality_drop": _Plan(
+            45, {"service": "search", "route": "/answer"},
+            f"a cheaper routing rule sends every /answer call to {CHEAPER_MODEL}: cost per call falls by "
+            f"two thirds and the LLM judge passes {CHEAPER_PASS_PROB:.0%} of answers (normally 91%)",
+        ),
+        "new_judge_prompt": _Plan(
+            30, {"service": "checkout-assistant", "route": "/assist"},
+            f"the /assist judge is tried with a stricter prompt, sent as a new evaluation ({NEW_JUDGE}, "
+            f"passing {NEW_JUDGE_PASS_PROB:.0%}), then set back; the answers do not change",
+            min_load=0,
+        ),
         "cache_blip": _Plan(
             3, {"service": "support-bot", "route": "/chat"},
             "a provider-side cache eviction: /chat cache reads drop for 3 minutes, then recover",
@@ -309,6 +331,8 @@ _LAYOUT: tuple[str, ...] = (
     "reasoning_blowup",
     "timeout_surge",
     "traffic_drop",
+    "new_judge_prompt",
+    "quality_drop",
     "new_model",
 )
 _DEMO = ("cache_hit_collapse", "cost_spike", "latency_p99_drift")

@@ -12,6 +12,15 @@ TIMEOUT_ERROR = "TimeoutError"
 
 
 @dataclass(frozen=True, slots=True)
+class Evaluation:
+    """An LLM judge's verdict on one answer, sent as the ``gen_ai.evaluation.result`` event of its call."""
+
+    name: str
+    score: float  # in [0, 1]
+    label: str  # "pass" or "fail"
+
+
+@dataclass(frozen=True, slots=True)
 class LlmCall:
     """One LLM request (a leaf ``chat`` span)."""
 
@@ -37,6 +46,7 @@ class LlmCall:
     router: str | None = None
     escalated: bool | None = None
     tool: str | None = None  # the tool this call runs inside, None for the route's own calls
+    evaluation: Evaluation | None = None  # a sampled judge verdict on this answer
 
     @property
     def duration_s(self) -> float:

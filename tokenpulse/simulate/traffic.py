@@ -14,7 +14,7 @@ import math
 import random
 from bisect import bisect
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate
 
 from tokenpulse.simulate import incidents as inc
@@ -33,7 +33,7 @@ from tokenpulse.simulate.catalog import (
 )
 from tokenpulse.simulate.diurnal import diurnal, to_ns
 from tokenpulse.simulate.incidents import Conditions, Incident, Scenario, conditions_at
-from tokenpulse.simulate.spec import TIMEOUT_ERROR, LlmCall, ToolExec, Turn
+from tokenpulse.simulate.spec import TIMEOUT_ERROR, Evaluation, LlmCall, ToolExec, Turn
 
 DEFAULT_RATE = 200.0  # LLM calls per minute at the daily peak: two days ~ 350k calls
 
@@ -252,6 +252,8 @@ class TrafficModel:
         # Un-truncated conversation memory: re-sent with every prompt, not part of the session's history.
         extra = round(prompt * (growth - 1)) if growth else 0
         model, router, escalated = self._pick_model(s, key, c)
+        if key in c.cheaper_model:
+            model = MODELS[inc.CHEAPER_MODEL]
         tool_name = None
         if route.tools and s.loop_gap is None and s.forced_s is None and rng.random() < route.tool_prob:
             names, weights = zip(*route.tools, strict=True)
@@ -283,6 +285,8 @@ class TrafficModel:
                 # Dropping the oldest turns changes the prefix: only the system prompt stays cached.
                 s.history = round(route.history_limit * 0.6)
                 s.cached = route.system_tokens
+        if last.error_type is None and route.judged:
+            calls[-1] = last = _judged(last, route, key, c)
         failed = next((call.error_type for call in calls if call.error_type and call.tool is None), None)
         status = 200 if failed is None else 504 if failed == TIMEOUT_ERROR else 502
         end_ns = max(call.end_ns for call in calls) + _overhead(rng)
@@ -449,6 +453,21 @@ def _cache(
     if share is not None:
         read = min(read, round(input_tokens * share))
     return read // 128 * 128, 0
+
+
+def _judged(call: LlmCall, route: Route, key: tuple[str, str], c: Conditions) -> LlmCall:
+    """``call`` with a judge's verdict when the judge samples it. Drawn from the call's own span id, not
+    the session's stream, so judging adds evaluations without changing any other simulated figure."""
+    rng = random.Random(call.span_id)
+    if rng.random() >= route.judged:
+        return call
+    name, pass_prob = c.judge.get(key, (route.judge, MODELS[call.request_model].pass_prob))
+    if key in c.cheaper_model:
+        pass_prob = inc.CHEAPER_PASS_PROB
+    passed = rng.random() < pass_prob
+    # A judge's score is noisy around its verdict: passes mostly above 0.5, failures below.
+    score = min(1.0, max(0.0, rng.gauss(0.8 if passed else 0.3, 0.12)))
+    return replace(call, evaluation=Evaluation(name, round(score, 3), "pass" if passed else "fail"))
 
 
 def _span_id(rng: random.Random) -> int:

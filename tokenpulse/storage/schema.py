@@ -70,6 +70,13 @@ def _rollup_view(dimensions: tuple[str, ...], metrics: str = "") -> str:
             """
 
 
+# Dimensions of the evaluations' per-minute rollup. The route, model and prompt version are the evaluated
+# call's, as the event carried them (filled in at ingest: ``buffer.records.EvaluationRecord``).
+EVALUATION_ROLLUP_DIMENSIONS = (
+    "tenant", "service", "environment", "route", "model", "prompt_version", "evaluation", "evaluator",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -254,6 +261,70 @@ MIGRATIONS: tuple[Migration, ...] = (
             PARTITION BY toYYYYMM(day)
             ORDER BY (provider, day, model, project, service_tier)
             TTL day + INTERVAL 400 DAY
+            """,
+        ),
+    ),
+    Migration(
+        5,
+        "evaluations: evaluation results of calls (gen_ai.evaluation.result) and their per-minute rollup",
+        (
+            f"""
+            CREATE TABLE IF NOT EXISTS evaluations (
+                time DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
+                trace_id String CODEC(ZSTD(1)),
+                span_id String CODEC(ZSTD(1)),
+                service LowCardinality(String),
+                environment LowCardinality(String),
+                route LowCardinality(String),
+                model LowCardinality(String),
+                prompt_version LowCardinality(String),
+                evaluation LowCardinality(String),
+                score Nullable(Float64),
+                label LowCardinality(String),
+                passed Nullable(Bool),
+                evaluator LowCardinality(String),
+                error_type LowCardinality(String),
+                response_id String CODEC(ZSTD(1)),
+                tenant LowCardinality(String)
+            )
+            ENGINE = ReplacingMergeTree
+            PARTITION BY toDate(time)
+            ORDER BY (service, route, evaluation, toStartOfHour(time), trace_id, span_id, evaluator, time)
+            TTL toDateTime(time) + INTERVAL 90 DAY
+            SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS evaluations_1m (
+                minute DateTime('UTC'),
+                {", ".join(f"{d} LowCardinality(String)" for d in EVALUATION_ROLLUP_DIMENSIONS)},
+                evaluations SimpleAggregateFunction(sum, UInt64),
+                scored SimpleAggregateFunction(sum, UInt64),
+                score_sum SimpleAggregateFunction(sum, Float64),
+                score_squares SimpleAggregateFunction(sum, Float64),
+                judged SimpleAggregateFunction(sum, UInt64),
+                passes SimpleAggregateFunction(sum, UInt64),
+                errors SimpleAggregateFunction(sum, UInt64)
+            )
+            ENGINE = AggregatingMergeTree
+            PARTITION BY toYYYYMM(minute)
+            ORDER BY ({", ".join(EVALUATION_ROLLUP_DIMENSIONS)}, minute)
+            TTL minute + INTERVAL 400 DAY
+            SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}
+            """,
+            f"""
+            CREATE MATERIALIZED VIEW IF NOT EXISTS evaluations_1m_mv TO evaluations_1m AS
+            SELECT
+                toStartOfMinute(time) AS minute,
+                {", ".join(f"e.{d} AS {d}" for d in EVALUATION_ROLLUP_DIMENSIONS)},
+                count() AS evaluations,
+                count(e.score) AS scored,
+                sum(ifNull(e.score, 0)) AS score_sum,
+                sum(ifNull(e.score * e.score, 0)) AS score_squares,
+                count(e.passed) AS judged,
+                countIf(e.passed) AS passes,
+                countIf(e.error_type != '') AS errors
+            FROM evaluations AS e
+            GROUP BY minute, {", ".join(EVALUATION_ROLLUP_DIMENSIONS)}
             """,
         ),
     ),

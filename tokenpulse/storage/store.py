@@ -21,7 +21,7 @@ from tokenpulse.storage.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
-RETENTION_TABLES = ("calls", "tool_spans")
+RETENTION_TABLES = ("calls", "tool_spans", "evaluations")
 # The embedded engine's caches, all bounded by its server settings (system.metrics names).
 _CACHE_METRICS = (
     "MarkCacheBytes", "PrimaryIndexCacheBytes", "UncompressedCacheBytes", "IndexMarkCacheBytes",

@@ -1,4 +1,5 @@
-"""The usage summary: calls, tokens by kind, cost and latency percentiles, grouped by any dimensions.
+"""The usage summary: calls, tokens by kind, cost and latency percentiles, grouped by any dimensions, with
+the quality of the group's answers beside the cost (``storage.quality``).
 
 Reads the per-minute rollup when the range is whole minutes and every dimension asked for is in it,
 otherwise the raw table (FINAL, so a span stored twice counts once). The ``tool`` dimension is the tool
@@ -21,6 +22,7 @@ from typing import Any
 
 from tokenpulse.storage.attribution import LONGEST_TOOL, attributed_calls_sql
 from tokenpulse.storage.cache_ratio import cacheable_tokens_sql, hit_ratio
+from tokenpulse.storage.quality import attach_quality
 from tokenpulse.storage.schema import ENDED_AT, LATENCY_QUANTILES, ROLLUP_DIMENSIONS
 from tokenpulse.storage.store import Store
 
@@ -188,4 +190,6 @@ def summarize(store: Store, query: SummaryQuery) -> list[dict[str, Any]]:
                 "ttft_ms": _percentiles(row["ttft_ms"]),
             }
         )
+    whole = _whole_minutes(query.start) and _whole_minutes(query.end)
+    attach_quality(store, groups, query.group_by, query.filters, parameters, whole)
     return groups

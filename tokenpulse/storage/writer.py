@@ -163,7 +163,7 @@ class LogWriter:
         frames: list[Frame] = []
         for frame in self.wal.read(start, durable):
             frames.append(frame)
-            rows -= frame.call_count + frame.tool_span_count
+            rows -= frame.rows
             if rows <= 0:
                 break
         return frames
@@ -177,8 +177,10 @@ class LogWriter:
             frames = list(self.wal.read(start, end))
         calls = b"".join(frame.calls for frame in frames)
         tool_spans = b"".join(frame.tool_spans for frame in frames)
+        evaluations = b"".join(frame.evaluations for frame in frames)
         call_count = sum(frame.call_count for frame in frames)
         tool_span_count = sum(frame.tool_span_count for frame in frames)
+        evaluation_count = sum(frame.evaluation_count for frame in frames)
         token = f"{self.checkpoints.log_id}-{start}-{end}"
         delay = 0.5
         while True:
@@ -188,6 +190,8 @@ class LogWriter:
                     self.store.insert_rows("calls", calls, f"{token}-calls")
                 if tool_span_count:
                     self.store.insert_rows("tool_spans", tool_spans, f"{token}-tool_spans")
+                if evaluation_count:
+                    self.store.insert_rows("evaluations", evaluations, f"{token}-evaluations")
                 metrics.INSERT_SECONDS.observe(time.perf_counter() - started)
                 break
             except Exception as error:  # any storage fault: keep the batch in the log, retry forever
@@ -202,6 +206,7 @@ class LogWriter:
         self.healthy = True
         metrics.ROWS_WRITTEN.labels("calls").inc(call_count)
         metrics.ROWS_WRITTEN.labels("tool_spans").inc(tool_span_count)
+        metrics.ROWS_WRITTEN.labels("evaluations").inc(evaluation_count)
         self.checkpoints.save(Checkpoint(end))
         self._mark_stored(end)
         return True
@@ -214,4 +219,4 @@ class LogWriter:
 
 
 def _rows(frames: list[Frame]) -> int:
-    return sum(frame.call_count + frame.tool_span_count for frame in frames)
+    return sum(frame.rows for frame in frames)

@@ -201,6 +201,22 @@ function renderCoverage(coverage) {
   }
 }
 
+// Quality beside cost (the summary's ``quality``), in one short cell: the pass rate of the first
+// evaluation of a group that has one (else its mean score) and the dollars per passing answer; every
+// evaluation in the cell's title.
+function qualityCell(group) {
+  const entries = Object.entries(group.quality || {});
+  const [, q] = entries.find(([, e]) => e.pass_rate != null) || entries.find(([, e]) => e.mean_score != null) || [];
+  if (!q) return { text: "–", title: "" };
+  const quality = q.pass_rate != null ? `${Math.round(q.pass_rate * 100)}%` : `score ${q.mean_score.toFixed(2)}`;
+  const perPass = q.usd_per_passing_answer == null ? "" : ` · $${Number(q.usd_per_passing_answer).toPrecision(2)}`;
+  const title = entries.map(([n, e]) => `${n}: ${e.evaluations} evaluated` +
+    (e.pass_rate != null ? `, ${Math.round(e.pass_rate * 100)}% of ${e.judged} pass` : "") +
+    (e.mean_score != null ? `, mean score ${e.mean_score}` : "") +
+    (e.usd_per_passing_answer != null ? `, $${e.usd_per_passing_answer} per passing answer` : "")).join("\n");
+  return { text: quality + perPass, title };
+}
+
 function renderTop(id, summary, dimension) {
   const box = document.getElementById(id);
   box.querySelector("table")?.remove();
@@ -212,8 +228,12 @@ function renderTop(id, summary, dimension) {
     return;
   }
   const table = document.createElement("table");
+  // Quality columns only where the summary has evaluations for this dimension's groups.
+  const withQuality = groups.some((g) => g.quality && Object.keys(g.quality).length);
   table.innerHTML = '<thead><tr><th></th><th class="num">calls</th><th class="num">errors</th>' +
-    '<th class="num">cost $</th><th class="num">p99 ms</th></tr></thead><tbody></tbody>';
+    '<th class="num">cost $</th><th class="num">p99 ms</th>' +
+    (withQuality ? '<th class="num" title="judge pass rate (or mean score) · dollars per passing answer">pass · $/pass</th>' : "") +
+    "</tr></thead><tbody></tbody>";
   const add = (label, group, className) => {
     const row = table.tBodies[0].insertRow();
     if (className) row.className = className;
@@ -225,6 +245,12 @@ function renderTop(id, summary, dimension) {
       cell.textContent = text;
       if (text === "unknown" || String(text).includes("unpriced")) cell.classList.add("unknown");
     }
+    if (!withQuality) return;
+    const { text, title } = qualityCell(group);
+    const cell = row.insertCell();
+    cell.className = "num quality";
+    cell.textContent = text;
+    cell.title = title;
   };
   for (const group of groups.slice(0, 10)) add(group.key[dimension] || "(none)", group);
   if (summary.totals) add(groups.length > 10 ? `total (${groups.length})` : "total", summary.totals, "total");

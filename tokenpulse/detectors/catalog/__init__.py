@@ -21,6 +21,7 @@ NAMES = (
     "timeout_surge",
     "traffic_drop",
     "coverage_gap",
+    "quality_drop",
 )
 
 
