@@ -229,10 +229,9 @@ def sequential_alarm(
     alarm, a CUSUM per alternative accumulates it and the alarm starts when one reaches ``threshold``.
     ``recovery`` (same shape) is each minute's log-likelihood ratio of the usual against a level
     between the usual and each alternative (halfway, on the log-odds scale).
-    It *pages* once it has been on for ``min_minutes``, the minutes since it fired do not speak against
-    the change on the whole, and its last informative minute still speaks for the change that fired it
-    — gives at least half the evidence a changed minute is ``expected`` to give (same shape as
-    ``evidence``; default: the evidence itself), or ``_STILL_CHANGED`` nats: a blip that is
+    It *pages* once it has been on for ``min_minutes`` and its last informative minute still speaks for
+    the change that fired it — gives at least half the evidence a changed minute is ``expected`` to give
+    (same shape as ``evidence``; default: the evidence itself), or ``_STILL_CHANGED`` nats: a blip that is
     over sooner, however intense, never pages, and an alarm not confirmed within twice ``min_minutes``
     is dropped as a blip (its evidence starts again from zero). Inside the alarm, the
     recovery evidence against the halfway level of the alternative that fired accumulates (a CUSUM)
@@ -256,7 +255,6 @@ def sequential_alarm(
     run_start = np.zeros(scopes, dtype=np.int64)
     fired_at = np.zeros(scopes, dtype=np.int64)
     still = np.zeros(scopes, dtype=bool)  # the last minute with calls spoke for the change that fired
-    since = np.zeros(scopes)  # the evidence for the change that fired, summed over the minutes after it
     for t in range(minutes):
         off = ~on[:, None]
         summed = cusum + evidence[t]
@@ -274,11 +272,8 @@ def sequential_alarm(
         now = evidence[t][every, fired]
         bar = np.abs(now) if expected is None else expected[t][every, fired]
         still = np.where(fire, True, np.where(bar > 0, now >= np.minimum(_STILL_CHANGED, bar / 2), still))
-        since = np.where(fire, 0.0, since + now)
         held = t + 1 - fired_at
-        # Confirmed: on for the floor, its latest minute still for the change, and the minutes since it
-        # fired not against it on the whole (a stray slow call after a blip is not the blip going on).
-        paged = on & (paged | (still & (held >= min_minutes) & (since >= 0)))
+        paged = on & (paged | (still & (held >= min_minutes)))
         # An alarm that has not been confirmed within twice the floor was a blip: it is dropped, and a
         # later change has to build its evidence again (and hold the floor again) to page.
         blip = on & ~paged & ~still & (held >= 2 * min_minutes)
