@@ -664,7 +664,7 @@ class MeanDetector(EvidenceDetector):
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
         (base_draws, base_total, base_calls, base_minutes, _, _), trailing, same_hour = stats.baseline_sums(
-            (draws, total, calls, np.ones_like(total), *stats.mean_excess(total, draws)), rows, lag=_LAG,
+            (draws, total, calls, _read(calls), *stats.mean_excess(total, draws)), rows, lag=_LAG,
             days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2,
         )  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -680,7 +680,9 @@ class MeanDetector(EvidenceDetector):
         )
         rises = self.rises(dims)
         null = np.maximum(null, s.floor / rises[0])
-        learning = (base_calls < s.learning_calls) | (base_draws < s.learning_calls)
+        # Learning: too few calls in the baseline, or (where a draw is an active minute, not a call) too few
+        # minutes of them: ten active minutes of a user's say what a minute of theirs usually costs.
+        learning = (base_calls < s.learning_calls) | (base_draws < s.learning_calls / 3)
         if self.same_hour_only(dims):
             learning |= ~same_hour
         watched = ~learning & (null > 0)
@@ -715,6 +717,12 @@ class MeanDetector(EvidenceDetector):
             changed[..., 0][at], usual[at], self.describe,
         )  # fmt: skip
         return Assessment(observations, scopes, status_codes(learning[at], watched[at], held=False))
+
+
+def _read(calls: np.ndarray) -> np.ndarray:
+    """1 for the minutes the history holds (any scope of the signal had calls), per (minute, scope): a
+    minute outside the ranges read, or before the store began, is not a minute of usual spend."""
+    return np.broadcast_to((calls.sum(axis=1) > 0)[:, None], calls.shape).astype(float)
 
 
 @dataclass(frozen=True)
