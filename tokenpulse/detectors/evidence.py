@@ -711,7 +711,11 @@ class MeanDetector(EvidenceDetector):
             value = np.where(run.draws > 0, run.total / run.draws, np.nan)
         lower = np.nan_to_num(value) * np.maximum(1 - np.sqrt(spread[at] / np.maximum(run.draws, 1.0)), 0.0)
         critical = self.critical(lower, run, usual[at])
-        on = alarm.on & watched[at] & self.pages(value, run, dims)
+        # The documented level is a level: the evidence may favour a doubling before the mean since the
+        # change began has doubled, and it pages once it has (for users, at least what their service's
+        # other users explain too).
+        reached = np.nan_to_num(value) >= rises[0] * usual[at]
+        on = alarm.on & watched[at] & reached & self.pages(value, run, dims)
         observations = self._observations(
             times, scopes, on, value, run.calls, critical,
             changed[..., 0][at], usual[at], self.describe,
@@ -859,7 +863,8 @@ class TailDetector(EvidenceDetector):
         run_critical = _run_sums(stats.cumulative(very_slow), alarm.onset - first, at)
         lower, _ = stats.wilson_bounds(run_critical, run_n, 1.0)
         critical = np.nan_to_num(lower) > _TAIL_SHARE
-        on = alarm.on & watched[positions]
+        # The documented level is a level: the run's p99 (at the histogram's edges) must have passed it.
+        on = alarm.on & watched[positions] & (np.nan_to_num(value) >= _at_edge(warning_ms)[positions])
         observations = self._observations(
             times, scopes, on, value, run_n, critical,
             _at_edge(warning_ms)[positions], usual[positions], self.describe,

@@ -132,7 +132,7 @@ def test_a_surge_of_ordinary_traffic_is_quiet_alone_but_burns_a_budget() -> None
         # 6 h projection 720 + 4k >= 808 from k = 22 (1 h: 720 + 24k, from 4)
         (ONSET + 22, "firing", "warning", catalog),
         # the 5-min projection 15 - 1.8j stays >= 8 until grow_end + 3 (bob's own noisy spend: + 4)
-        (grow_end + 5, "resolved", "critical", bob),
+        (grow_end + 4, "resolved", "critical", bob),
         # 6 h projection >= 1010 from k = 73 (1 h from 13): escalates while firing
         (ONSET + 73, "firing", "critical", catalog),
         # after the surge (k = 90) the 1 h projection 24 (90 - j) stays >= 808 until j = 56: resolved at 57

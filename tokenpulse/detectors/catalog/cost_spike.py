@@ -224,10 +224,11 @@ class CostSpike(MeanDetector):
         if "user" not in dims:
             return 1.0
         service_grids, services = self._grids(history[ROLLUP], ("service",), ("cost_usd",), history)
+        if not services:
+            return 1.0
         index = {scope: i for i, scope in enumerate(services)}
         columns = [index.get(tuple(p for p in scope if p[0] != "user"), -1) for scope in scopes]
-        service = service_grids["cost_usd"] if services else np.zeros((total.shape[0], 0))
-        spend = np.where(np.array(columns) >= 0, service[:, np.maximum(columns, 0)] if services else 0.0, 0.0)
+        spend = np.where(np.array(columns) >= 0, service_grids["cost_usd"][:, np.maximum(columns, 0)], 0.0)
         others = np.maximum(spend - total, 0.0)
         cumulative = stats.cumulative(others)
         now = (
