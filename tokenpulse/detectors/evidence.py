@@ -238,10 +238,13 @@ class EvidenceDetector:
         first: int,
         positions: np.ndarray,
         min_duration: timedelta | None = None,
+        level: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> Alarm:
         s = self.settings
         minimum = int((min_duration or s.min_duration).total_seconds() // 60)
-        on, onset = stats.sequential_alarm(evidence, recovery, threshold, s.clear_evidence, minimum, expected)
+        on, onset = stats.sequential_alarm(
+            evidence, recovery, threshold, s.clear_evidence, minimum, expected, level
+        )
         rows = positions - first
         return Alarm(on[rows], onset[rows] + first)
 
@@ -696,8 +699,11 @@ class MeanDetector(EvidenceDetector):
         mask = watched[..., None]
         evidence, recovery, expected = (np.where(mask, e, 0.0) for e in (evidence, recovery, expected))
         threshold = self._threshold(len(scopes), len(rises))
+        # The documented level is a level: the evidence may favour a doubling before the mean since the
+        # change began has doubled; it pages once that mean has (and stays paged while the alarm is on).
+        level = (x, n, rises[0] * usual)
         alarm = self._alarm(
-            evidence, recovery, expected, threshold, first, positions, self.min_duration(dims)
+            evidence, recovery, expected, threshold, first, positions, self.min_duration(dims), level
         )
         at = positions - first
         run = Run(
@@ -711,11 +717,7 @@ class MeanDetector(EvidenceDetector):
             value = np.where(run.draws > 0, run.total / run.draws, np.nan)
         lower = np.nan_to_num(value) * np.maximum(1 - np.sqrt(spread[at] / np.maximum(run.draws, 1.0)), 0.0)
         critical = self.critical(lower, run, usual[at])
-        # The documented level is a level: the evidence may favour a doubling before the mean since the
-        # change began has doubled, and it pages once it has (for users, at least what their service's
-        # other users explain too).
-        reached = np.nan_to_num(value) >= rises[0] * usual[at]
-        on = alarm.on & watched[at] & reached & self.pages(value, run, dims)
+        on = alarm.on & watched[at] & self.pages(value, run, dims)
         observations = self._observations(
             times, scopes, on, value, run.calls, critical,
             changed[..., 0][at], usual[at], self.describe,
@@ -846,7 +848,10 @@ class TailDetector(EvidenceDetector):
             recovery,
         )
         threshold = self._threshold(len(scopes), changed.shape[-1] + len(_SHIFTS))
-        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions)
+        # The documented level is a level: more than 1% of the calls since the change began past the
+        # warning level (the run's p99 past it) before it pages.
+        level = (slow, n, np.full(n.shape, _TAIL_SHARE + 1e-9))
+        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions, level=level)
         at = positions - first
         run_n = _run_sums(stats.cumulative(n), alarm.onset - first, at)
         run_past = np.stack(
@@ -863,8 +868,7 @@ class TailDetector(EvidenceDetector):
         run_critical = _run_sums(stats.cumulative(very_slow), alarm.onset - first, at)
         lower, _ = stats.wilson_bounds(run_critical, run_n, 1.0)
         critical = np.nan_to_num(lower) > _TAIL_SHARE
-        # The documented level is a level: the run's p99 (at the histogram's edges) must have passed it.
-        on = alarm.on & watched[positions] & (np.nan_to_num(value) >= _at_edge(warning_ms)[positions])
+        on = alarm.on & watched[positions]
         observations = self._observations(
             times, scopes, on, value, run_n, critical,
             _at_edge(warning_ms)[positions], usual[positions], self.describe,

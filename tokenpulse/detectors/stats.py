@@ -27,7 +27,7 @@ hit ratio) are counted the same way, a minute of n calls at ratio r as r x n hit
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -221,6 +221,7 @@ def sequential_alarm(
     clear: float,
     min_minutes: int = 1,
     expected: np.ndarray | None = None,
+    level: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
@@ -243,6 +244,7 @@ def sequential_alarm(
     the evidence run (the onset, as an index).
     """
     minutes, scopes, _ = evidence.shape
+    reached = _reached(level, scopes)
     every = np.arange(scopes)
     paging = np.zeros((minutes, scopes), dtype=bool)
     onset = np.zeros((minutes, scopes), dtype=np.int64)
@@ -273,7 +275,7 @@ def sequential_alarm(
         bar = np.abs(now) if expected is None else expected[t][every, fired]
         still = np.where(fire, True, np.where(bar > 0, now >= np.minimum(_STILL_CHANGED, bar / 2), still))
         held = t + 1 - fired_at
-        paged = on & (paged | (still & (held >= min_minutes)))
+        paged = on & (paged | (still & (held >= min_minutes) & reached(t, run_start)))
         # An alarm that has not been confirmed within twice the floor was a blip: it is dropped, and a
         # later change has to build its evidence again (and hold the floor again) to page.
         blip = on & ~paged & ~still & (held >= 2 * min_minutes)
@@ -284,6 +286,25 @@ def sequential_alarm(
         paging[t] = paged
         onset[t] = np.where(on, run_start, started[every, strongest])
     return paging, onset
+
+
+def _reached(
+    level: tuple[np.ndarray, np.ndarray, np.ndarray] | None, scopes: int
+) -> Callable[[int, np.ndarray], np.ndarray]:
+    """Whether, after minute t, the ratio of sums since each scope's run began (numerator, denominator,
+    minutes x scopes) is at least the level (minutes x scopes): a documented level a page waits for."""
+    if level is None:
+        return lambda t, start: np.ones(scopes, dtype=bool)
+    numerator, denominator, at_least = level
+    tops, bottoms = cumulative(numerator), cumulative(denominator)
+    columns = np.arange(scopes)
+
+    def reached(t: int, start: np.ndarray) -> np.ndarray:
+        top = tops[t + 1] - tops[start, columns]
+        bottom = bottoms[t + 1] - bottoms[start, columns]
+        return (bottom > 0) & (top >= at_least[t] * bottom)
+
+    return reached
 
 
 def window_sums(cumulative: np.ndarray, ends: np.ndarray, starts: np.ndarray) -> np.ndarray:
