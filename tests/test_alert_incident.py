@@ -69,9 +69,7 @@ def alert_service(tmp_path: Path, receivers: dict[str, FakeServer], clock: FakeC
         {"group_wait_seconds": 30, "group_interval_seconds": 300}, receiver_environment(receivers)
     )
     links = Links(f"{API}/runbooks", API)
-    window = CacheHitCollapse().settings.window
-    return AlertService(AlertStore(tmp_path / "alerts.sqlite"), config, links, {"cache_hit_collapse": window},
-                        clock)  # fmt: skip
+    return AlertService(AlertStore(tmp_path / "alerts.sqlite"), config, links, clock)
 
 
 def run_minute(detectors: DetectorService, alerts: AlertService, clock: FakeClock) -> None:
@@ -212,7 +210,7 @@ def test_a_hanging_receiver_never_holds_up_the_detector_hook(tmp_path: Path) -> 
     with serve(hang) as webhook:
         config = alert_settings({"group_wait_seconds": 0}, {"TOKENPULSE_WEBHOOK_URL": webhook.url + "/hook"})
         alerts = AlertService(
-            AlertStore(tmp_path / "alerts.sqlite"), config, Links(f"{API}/runbooks", API), {}
+            AlertStore(tmp_path / "alerts.sqlite"), config, Links(f"{API}/runbooks", API)
         )
         alerts.start()
         try:

@@ -156,7 +156,7 @@ def serve(settings: Settings) -> None:
     REGISTRY.register(store_memory)
     try:
         catalog = build_detectors(settings.detectors)
-        alerts = AlertService.from_settings(settings, {d.name: d.settings.window for d in catalog})
+        alerts = AlertService.from_settings(settings)
         detectors = DetectorService(
             runtime.store,
             catalog,

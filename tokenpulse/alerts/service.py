@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 from tokenpulse import metrics
+from tokenpulse.alerts.contract import Transition
 from tokenpulse.alerts.delivery import Backoff, Delivery, Notifier
 from tokenpulse.alerts.dispatcher import Dispatcher
 from tokenpulse.alerts.model import Clock, Links, SystemClock, event_from_transition
@@ -24,7 +25,6 @@ from tokenpulse.alerts.notifiers.webhook import WebhookNotifier
 from tokenpulse.alerts.settings import ALERTMANAGER_REFRESH, AlertSettings, alert_settings
 from tokenpulse.alerts.store import AlertStore
 from tokenpulse.config import Settings
-from tokenpulse.detectors.base import Transition
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +64,12 @@ class AlertService:
         store: AlertStore,
         config: AlertSettings,
         links: Links,
-        windows: Mapping[str, timedelta],
         clock: Clock | None = None,
         backoff: Backoff | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
         self.store = store
         self.links = links
-        self.windows = dict(windows)
         self.notifiers = build_notifiers(config, store, self.clock, links.api_base_url)
         self.dispatcher = Dispatcher(store, config.routes, config.inhibit_rules, self.clock)
         self.delivery = Delivery(store, self.notifiers, self.clock, backoff or Backoff())
@@ -79,9 +77,9 @@ class AlertService:
         self._threads: list[threading.Thread] = []
 
     @classmethod
-    def from_settings(cls, settings: Settings, windows: Mapping[str, timedelta]) -> AlertService:
+    def from_settings(cls, settings: Settings) -> AlertService:
         config = alert_settings(settings.alerts)
-        return cls(AlertStore(settings.data_dir / "alerts.sqlite"), config, links(settings, config), windows)
+        return cls(AlertStore(settings.data_dir / "alerts.sqlite"), config, links(settings, config))
 
     def on_transitions(self, transitions: Sequence[Transition]) -> None:
         """DetectorService's hook: record the transitions for notification and return.
@@ -89,7 +87,7 @@ class AlertService:
         Never raises into the detector cycle: the transitions are in ``alert_events`` whatever happens here.
         """
         try:
-            self.dispatcher.submit([event_from_transition(t, self.links, self.windows) for t in transitions])
+            self.dispatcher.submit([event_from_transition(t, self.links) for t in transitions])
         except Exception:
             metrics.NOTIFICATIONS_FAILED.labels("all", "dropped").inc()
             log.exception("could not record %d alert transition(s) for notification", len(transitions))
