@@ -2,8 +2,9 @@
 
 ``submit`` is what the detector thread calls: it records the events (a local SQLite write) and returns;
 nothing here talks to a receiver. ``flush_due`` runs on the dispatcher's own thread (or a test's fake
-clock): each group due is passed through inhibit -> silence -> dedup per receiver, and what is to be
-sent is recorded in the outbox for the delivery workers.
+clock): each group due is passed, per receiver, through the stages of ``stages.PIPELINE`` (inhibit ->
+silence -> dedup -> record), and what is to be sent is recorded in the outbox for the delivery workers.
+Why each held alert is muted (inhibited by which alert, silenced by which silence) is kept for the views.
 """
 
 from __future__ import annotations
@@ -14,16 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tokenpulse.alerts.model import FIRING, RESOLVED, AlertEvent, Clock
-from tokenpulse.alerts.stages import (
-    InhibitRule,
-    Route,
-    decide,
-    group_key,
-    inhibited,
-    matching_routes,
-    silenced,
-)
+from tokenpulse.alerts.model import RESOLVED, AlertEvent, Clock
+from tokenpulse.alerts.stages import Flush, InhibitRule, Route, group_key, matching_routes, run_pipeline
 from tokenpulse.alerts.store import AlertStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +40,7 @@ class Dispatcher:
         self.inhibit_rules = list(inhibit_rules)
         self.clock = clock
         self.groups: dict[str, Group] = {}
+        self.muted: dict[str, str] = {}  # held alert id -> why it is muted, as of the last flush
         self._lock = threading.Lock()
         # After a restart the held alerts are grouped again; the log keeps what was already sent.
         now = clock.now()
@@ -81,24 +75,19 @@ class Dispatcher:
         recorded = 0
         with self._lock:
             held = {a.id: a for g in self.groups.values() for a in g.alerts.values()}
-            firing = [a for a in held.values() if a.status == FIRING]
             silences = self.store.silences()
+            muted: dict[str, str] = {}
+            flushed: set[str] = set()
             for group in [g for g in self.groups.values() if g.next_flush <= now]:
                 route = self.routes[group.route]
-                audible = [
-                    a
-                    for a in group.alerts.values()
-                    if not inhibited(a, firing, self.inhibit_rules) and not silenced(a, silences, now)
-                ]
+                flushed |= set(group.alerts)
                 for receiver in route.receivers:
-                    entry = self.store.log_entry(receiver, group.key)
-                    decision = decide(audible, entry, route, now)
-                    # The log is written whenever what the receiver knows changes, sent or not.
-                    if decision.send or (entry is not None and decision.log != entry):
-                        self.store.enqueue(
-                            receiver, group.key, group.labels, decision.alerts, decision.log, decision.send
-                        )
-                        recorded += decision.send
+                    flush = Flush(
+                        self.store, route, group.key, group.labels, receiver, now, list(held.values()),
+                        silences, self.inhibit_rules, muted,
+                    )  # fmt: skip
+                    run_pipeline(flush, list(group.alerts.values()))
+                    recorded += flush.recorded
                 group.next_flush = now + route.group_interval
                 # A resolved alert has had its say in this group.
                 for alert_id in [i for i, a in group.alerts.items() if a.status == RESOLVED]:
@@ -107,6 +96,9 @@ class Dispatcher:
                     del self.groups[group.key]
             still_held = {i for g in self.groups.values() for i in g.alerts}
             gone = [i for i in held if i not in still_held]
+            # Groups not due keep what their last flush found.
+            kept = {i: why for i, why in self.muted.items() if i not in flushed}
+            self.muted = {i: why for i, why in (kept | muted).items() if i in still_held}
         if gone:
             self.store.forget_alerts(gone)
         return recorded

@@ -15,14 +15,11 @@ from datetime import timedelta
 
 from tokenpulse import metrics
 from tokenpulse.alerts.contract import Transition
-from tokenpulse.alerts.delivery import Backoff, Delivery, Notifier
+from tokenpulse.alerts.delivery import Backoff, Delivery
 from tokenpulse.alerts.dispatcher import Dispatcher
 from tokenpulse.alerts.model import Clock, Links, SystemClock, event_from_transition
-from tokenpulse.alerts.notifiers.alertmanager import AlertmanagerNotifier
-from tokenpulse.alerts.notifiers.pagerduty import EVENTS_URL, PagerDutyNotifier
-from tokenpulse.alerts.notifiers.slack import SlackNotifier
-from tokenpulse.alerts.notifiers.webhook import WebhookNotifier
-from tokenpulse.alerts.settings import ALERTMANAGER_REFRESH, AlertSettings, alert_settings
+from tokenpulse.alerts.receivers import Build, build_notifiers
+from tokenpulse.alerts.settings import AlertSettings, alert_settings
 from tokenpulse.alerts.store import AlertStore
 from tokenpulse.config import Settings
 
@@ -31,25 +28,6 @@ log = logging.getLogger(__name__)
 # Delivered notifications and the log of groups silent this long are forgotten (Alertmanager keeps 120 h).
 RETENTION = timedelta(hours=120)
 PRUNE_EVERY = timedelta(hours=1)
-
-
-def build_notifiers(
-    config: AlertSettings, store: AlertStore, clock: Clock, external_url: str
-) -> dict[str, Notifier]:
-    notifiers: dict[str, Notifier] = {}
-    for name, values in config.receivers.items():
-        if name == "slack":
-            notifiers[name] = SlackNotifier(
-                name, store, clock, webhook_url=values.get("webhook_url"), bot_token=values.get("bot_token"),
-                channel=values.get("channel"), api_url=values.get("api_url"),
-            )  # fmt: skip
-        elif name == "pagerduty":
-            notifiers[name] = PagerDutyNotifier(values["routing_key"], values.get("events_url") or EVENTS_URL)
-        elif name == "webhook":
-            notifiers[name] = WebhookNotifier(values["url"], external_url)
-        elif name == "alertmanager":
-            notifiers[name] = AlertmanagerNotifier(values["url"], clock, ALERTMANAGER_REFRESH)
-    return notifiers
 
 
 def links(settings: Settings, config: AlertSettings) -> Links:
@@ -70,7 +48,7 @@ class AlertService:
         self.clock = clock or SystemClock()
         self.store = store
         self.links = links
-        self.notifiers = build_notifiers(config, store, self.clock, links.api_base_url)
+        self.notifiers = build_notifiers(config.receivers, Build(store, self.clock, links.api_base_url))
         self.dispatcher = Dispatcher(store, config.routes, config.inhibit_rules, self.clock)
         self.delivery = Delivery(store, self.notifiers, self.clock, backoff or Backoff())
         self._stop = threading.Event()
