@@ -209,9 +209,7 @@ def test_a_hanging_receiver_never_holds_up_the_detector_hook(tmp_path: Path) -> 
 
     with serve(hang) as webhook:
         config = alert_settings({"group_wait_seconds": 0}, {"TOKENPULSE_WEBHOOK_URL": webhook.url + "/hook"})
-        alerts = AlertService(
-            AlertStore(tmp_path / "alerts.sqlite"), config, Links(f"{API}/runbooks", API)
-        )
+        alerts = AlertService(AlertStore(tmp_path / "alerts.sqlite"), config, Links(f"{API}/runbooks", API))
         alerts.start()
         try:
             took = []

@@ -170,29 +170,39 @@ class Flush:
 Stage = Callable[[Flush, list[AlertEvent]], list[AlertEvent]]
 
 
+def _audible(
+    flush: Flush, alerts: list[AlertEvent], why: str, muter: Callable[[AlertEvent], str | None]
+) -> list[AlertEvent]:
+    """The alerts ``muter`` names no muter for; the others are noted in ``flush.muted``."""
+    audible = []
+    for alert in alerts:
+        found = muter(alert)
+        if found is None:
+            audible.append(alert)
+        else:
+            flush.muted[alert.id] = f"{why} {found}"
+    return audible
+
+
 def inhibit_stage(flush: Flush, alerts: list[AlertEvent]) -> list[AlertEvent]:
     """Drop what a configured inhibit rule mutes, noting by which alert."""
     firing = [a for a in flush.held if a.status == FIRING]
-    audible = []
-    for alert in alerts:
-        source = inhibited_by(alert, firing, flush.inhibit_rules)
-        if source is None:
-            audible.append(alert)
-        else:
-            flush.muted[alert.id] = f"{INHIBITED_BY} {source.id}"
-    return audible
+
+    def source(alert: AlertEvent) -> str | None:
+        found = inhibited_by(alert, firing, flush.inhibit_rules)
+        return found.id if found else None
+
+    return _audible(flush, alerts, INHIBITED_BY, source)
 
 
 def silence_stage(flush: Flush, alerts: list[AlertEvent]) -> list[AlertEvent]:
     """Drop what an active silence mutes, noting by which silence."""
-    audible = []
-    for alert in alerts:
-        silence = silenced_by(alert, flush.silences, flush.now)
-        if silence is None:
-            audible.append(alert)
-        else:
-            flush.muted[alert.id] = f"{SILENCED_BY} {silence.id}"
-    return audible
+
+    def silence(alert: AlertEvent) -> str | None:
+        found = silenced_by(alert, flush.silences, flush.now)
+        return found.id if found else None
+
+    return _audible(flush, alerts, SILENCED_BY, silence)
 
 
 def dedup_stage(flush: Flush, alerts: list[AlertEvent]) -> list[AlertEvent]:
