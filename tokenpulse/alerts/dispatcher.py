@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tokenpulse.alerts.model import RESOLVED, AlertEvent, Clock
 from tokenpulse.alerts.stages import Flush, InhibitRule, Route, group_key, matching_routes, run_pipeline
@@ -31,14 +32,28 @@ class Group:
     alerts: dict[str, AlertEvent] = field(default_factory=dict)
 
 
+# An incident by id as receivers show it, given why alerts are muted; {} when there is none.
+Describe = Callable[[str, Mapping[str, str]], dict[str, Any]]
+
+
+def _no_incident(incident_id: str, muted: Mapping[str, str]) -> dict[str, Any]:
+    return {}
+
+
 class Dispatcher:
     def __init__(
-        self, store: AlertStore, routes: Sequence[Route], inhibit_rules: Sequence[InhibitRule], clock: Clock
+        self,
+        store: AlertStore,
+        routes: Sequence[Route],
+        inhibit_rules: Sequence[InhibitRule],
+        clock: Clock,
+        describe: Describe = _no_incident,
     ) -> None:
         self.store = store
         self.routes = list(routes)
         self.inhibit_rules = list(inhibit_rules)
         self.clock = clock
+        self.describe = describe
         self.groups: dict[str, Group] = {}
         self.muted: dict[str, str] = {}  # held alert id -> why it is muted, as of the last flush
         self._lock = threading.Lock()
@@ -81,10 +96,13 @@ class Dispatcher:
             for group in [g for g in self.groups.values() if g.next_flush <= now]:
                 route = self.routes[group.route]
                 flushed |= set(group.alerts)
+                incidents = {a.incident for a in group.alerts.values()}
+                incident_id = incidents.pop() if len(incidents) == 1 else ""
                 for receiver in route.receivers:
                     flush = Flush(
                         self.store, route, group.key, group.labels, receiver, now, list(held.values()),
                         silences, self.inhibit_rules, muted,
+                        incident=lambda why, i=incident_id: self.describe(i, why) if i else {},
                     )  # fmt: skip
                     run_pipeline(flush, list(group.alerts.values()))
                     recorded += flush.recorded

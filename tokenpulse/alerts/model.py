@@ -39,6 +39,7 @@ class AlertEvent:
     runbook_url: str
     dashboard_url: str
     generator_url: str = ""  # the daemon's API page of this alert
+    incident: str = ""  # the id of the incident it belongs to (alerts.incidents), once correlated
 
     @property
     def labels(self) -> dict[str, str]:
@@ -49,6 +50,7 @@ class AlertEvent:
             "severity": self.severity,
             "scope": format_scope(self.scope),
             **self.scope,
+            **({"incident": self.incident} if self.incident else {}),
         }
 
     @property

@@ -1,22 +1,24 @@
 """Wiring: detector transitions in, notifications out, on threads of their own.
 
-``AlertService.on_transitions`` is DetectorService's hook: it turns transitions into alert events and
-hands them to the dispatcher (a local SQLite write), so neither a slow nor a failing receiver can hold
-up a detector cycle. A dispatcher thread flushes due groups every second; one delivery thread per
-receiver drains the outbox.
+``AlertService.on_transitions`` is DetectorService's hook: it turns transitions into alert events, puts
+each in its incident (``alerts.incidents``, recorded) and hands them to the dispatcher (a local SQLite
+write), so neither a slow nor a failing receiver can hold up a detector cycle. A dispatcher thread
+flushes due groups every second; one delivery thread per receiver drains the outbox.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 from tokenpulse import metrics
 from tokenpulse.alerts.contract import Transition
 from tokenpulse.alerts.delivery import Backoff, Delivery
 from tokenpulse.alerts.dispatcher import Dispatcher
+from tokenpulse.alerts.incidents import RECENT, Correlator, Incident
 from tokenpulse.alerts.model import Clock, Links, SystemClock, event_from_transition
 from tokenpulse.alerts.receivers import Build, build_notifiers
 from tokenpulse.alerts.settings import AlertSettings, alert_settings
@@ -49,7 +51,11 @@ class AlertService:
         self.store = store
         self.links = links
         self.notifiers = build_notifiers(config.receivers, Build(store, self.clock, links.api_base_url))
-        self.dispatcher = Dispatcher(store, config.routes, config.inhibit_rules, self.clock)
+        self._incidents_lock = threading.Lock()
+        self.correlator = Correlator(
+            Incident.from_document(d) for d in store.load_incidents(since=self.clock.now() - RECENT)
+        )
+        self.dispatcher = Dispatcher(store, config.routes, config.inhibit_rules, self.clock, self.describe)
         self.delivery = Delivery(store, self.notifiers, self.clock, backoff or Backoff())
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -65,10 +71,30 @@ class AlertService:
         Never raises into the detector cycle: the transitions are in ``alert_events`` whatever happens here.
         """
         try:
-            self.dispatcher.submit([event_from_transition(t, self.links) for t in transitions])
+            events = [event_from_transition(t, self.links) for t in transitions]
+            with self._incidents_lock:
+                changed, events = self.correlator.observe_all(events)
+                self.store.save_incidents([i.document() for i in changed])
+            self.dispatcher.submit(events)
         except Exception:
             metrics.NOTIFICATIONS_FAILED.labels("all", "dropped").inc()
             log.exception("could not record %d alert transition(s) for notification", len(transitions))
+
+    def describe(self, incident_id: str, muted: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """An incident as receivers and views show it (``{}`` when unknown); ``muted``: why alerts
+        are muted, by default as the dispatcher last found."""
+        muted = self.dispatcher.muted if muted is None else muted
+        with self._incidents_lock:
+            incident = self.correlator.incidents.get(incident_id)
+            return incident.to_json(muted) if incident else {}
+
+    def incidents(self) -> list[dict[str, Any]]:
+        """Open and recently resolved incidents, newest first, as the views show them."""
+        muted = dict(self.dispatcher.muted)
+        with self._incidents_lock:
+            self.correlator.forget(self.clock.now() - RECENT)
+            chosen = sorted(self.correlator.incidents.values(), key=lambda i: i.opened_at, reverse=True)
+            return [i.to_json(muted) for i in chosen]
 
     def start(self) -> None:
         log.info("alert receivers: %s", ", ".join(self.notifiers) or "none configured")

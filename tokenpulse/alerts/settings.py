@@ -16,7 +16,7 @@ from typing import Any
 
 from tokenpulse.alerts.matchers import parse_matchers
 from tokenpulse.alerts.receivers import TYPES, Receiver, receivers_of
-from tokenpulse.alerts.stages import ALL_LABELS, InhibitRule, Route
+from tokenpulse.alerts.stages import BY_INCIDENT, InhibitRule, Route
 
 TIMINGS = ("group_wait", "group_interval", "repeat_interval")
 ALERTMANAGER_REFRESH = timedelta(minutes=1)
@@ -57,7 +57,8 @@ def alert_settings(table: Mapping[str, Any], environ: Mapping[str, str] | None =
             table[f"{name}_seconds"] = env[variable]
     route_defaults = Route(receivers=())
     defaults = _timing(table, {name: getattr(route_defaults, name) for name in TIMINGS})
-    group_by = tuple(table.pop("group_by", (ALL_LABELS,)))
+    # By default a group is an incident: one message, one page, updated as its alerts change.
+    group_by = tuple(table.pop("group_by", (BY_INCIDENT,)))
     send_resolved = bool(table.pop("send_resolved", True))
     every_alert = tuple(n for n, r in receivers.items() if TYPES[r.type].gets_every_alert)
     chat = [n for n in receivers if n not in every_alert]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tokenpulse.alerts.matchers import Matcher, match_all
 from tokenpulse.alerts.model import FIRING, RESOLVED, AlertEvent
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from tokenpulse.alerts.store import AlertStore
 
 ALL_LABELS = "..."  # group_by = ["..."]: every alert its own group (Alertmanager's spelling)
+BY_INCIDENT = "incident"  # group_by = ["incident"] (the default): one group per incident
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,8 @@ class Flush:
     muted: dict[str, str] = field(default_factory=dict)  # alert id -> why (shared by every flush of a pass)
     decision: Decision | None = None
     recorded: int = 0  # notifications recorded in the outbox
+    # The group's incident as receivers show it, given why its alerts are muted ({} when none).
+    incident: Callable[[Mapping[str, str]], dict[str, Any]] = lambda muted: {}
 
 
 Stage = Callable[[Flush, list[AlertEvent]], list[AlertEvent]]
@@ -221,8 +224,9 @@ def record_stage(flush: Flush, alerts: list[AlertEvent]) -> list[AlertEvent]:
     if flush.decision is not None:
         decision = flush.decision
         flush.store.enqueue(
-            flush.receiver, flush.group_key, flush.group_labels, decision.alerts, decision.log, decision.send
-        )
+            flush.receiver, flush.group_key, flush.group_labels, decision.alerts, decision.log,
+            decision.send, flush.incident(flush.muted) if decision.send else None,
+        )  # fmt: skip
         flush.recorded += decision.send
     return alerts
 
