@@ -76,14 +76,20 @@ class Incident:
         return worst(firing or [a.severity for a in self.alerts.values()])
 
     @property
-    def primary(self) -> AlertEvent:
-        """The alert that says most: a cause before its symptoms, then the narrowest scope, the worst
-        severity, the earliest start."""
-        detectors = {a.detector for a in self.alerts.values()}
+    def cause(self) -> list[dict[str, Any]]:
+        return ranked_cause(self.alerts.values())
 
-        def rank(alert: AlertEvent) -> tuple[int, int, int, float]:
+    @property
+    def primary(self) -> AlertEvent:
+        """The alert that says most: one on the most likely change's own scope (the runaway user's),
+        then a cause before its symptoms, the narrowest scope, the worst severity, the earliest start."""
+        detectors = {a.detector for a in self.alerts.values()}
+        top = self.cause[0]
+
+        def rank(alert: AlertEvent) -> tuple[int, int, int, int, float]:
             explains = any(alert.detector in CAUSES.get(other, ()) for other in detectors)
             return (
+                -int(alert.scope.get(top["dimension"]) == top["value"]),
                 -int(explains),
                 -len(alert.scope),
                 -Severity(alert.severity).rank,
@@ -94,12 +100,14 @@ class Incident:
 
     @property
     def title(self) -> str:
-        """One line: the primary alert's summary, and what else the incident holds."""
+        """One line: the most likely change, the primary alert's summary, and what else it holds."""
         primary = self.primary
         scope = ", ".join(f"{k}={v}" for k, v in primary.scope.items() if k != TENANT) or "everything"
         others = sorted({a.detector for a in self.alerts.values() if a.id != primary.id})
         related_text = f" (+{len(self.alerts) - 1} related: {', '.join(others)})" if others else ""
-        return f"{primary.detector} on {scope}: {primary.summary}{related_text}"
+        top = self.cause[0]
+        change = f"{top['dimension']} {top['value']} changed: " if top["dimension"] != "none" else ""
+        return f"{change}{primary.detector} on {scope}: {primary.summary}{related_text}"
 
     def takes(self, event: AlertEvent) -> bool:
         """Whether a new alert's event belongs here."""
@@ -145,7 +153,7 @@ class Incident:
             "opened_at": self.opened_at.isoformat(),
             "started_at": self.started_at.isoformat(),
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
-            "cause": ranked_cause(self.alerts.values()),
+            "cause": self.cause,
             "alerts": [
                 {**_alert_brief(a), "state": muted.get(a.id, str(a.status))} for a in self.alerts.values()
             ],
