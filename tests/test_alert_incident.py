@@ -113,13 +113,15 @@ def test_a_simulated_incident_reaches_every_receiver_once_and_survives_a_pagerdu
         run_minute(detectors, alerts, clock)
     alerts.stop()
 
-    # PagerDuty: exactly one trigger and one resolve, with the same dedup_key, in order.
+    # PagerDuty: exactly one trigger and one resolve, with the incident's id as dedup_key, in order.
     events = pagerduty.bodies("/v2/enqueue")
     assert [e["event_action"] for e in events] == ["trigger", "resolve"]
-    assert events[0]["dedup_key"] == events[1]["dedup_key"]
+    assert events[0]["dedup_key"] == events[1]["dedup_key"] and events[0]["dedup_key"].startswith("inc-")
     for event in events:
         check(PAGERDUTY_EVENT, event)
-    assert events[0]["payload"]["custom_details"]["suspects"][0]["value"] == "v8"
+    cause = events[0]["payload"]["custom_details"]["most_likely_cause"][0]
+    assert (cause["dimension"], cause["value"]) == ("prompt_version", "v8")
+    assert events[0]["payload"]["summary"].startswith("[critical] prompt_version v8 changed: cache_hit_collapse")
 
     # Slack: one message, updated in place to resolved, with a reply in its thread.
     slack = receivers["slack"]

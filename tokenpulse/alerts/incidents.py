@@ -154,6 +154,7 @@ class Incident:
             "started_at": self.started_at.isoformat(),
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
             "cause": self.cause,
+            "primary": self.primary.id,
             "alerts": [
                 {**_alert_brief(a), "state": muted.get(a.id, str(a.status))} for a in self.alerts.values()
             ],
@@ -195,6 +196,7 @@ def _alert_brief(alert: AlertEvent) -> dict[str, Any]:
         "started_at": alert.started_at.isoformat(),
         "at": alert.at.isoformat(),
         "runbook_url": alert.runbook_url,
+        "dashboard_url": alert.dashboard_url,
     }
 
 
