@@ -163,4 +163,5 @@ def test_incidents_survive_a_restart_of_the_alert_service(tmp_path: Path) -> Non
     (after,) = restarted.incidents()
     assert after["id"] == before["id"] and len(after["alerts"]) == 2 and after["severity"] == "critical"
     restored = Incident.from_document(restarted.correlator.incidents[after["id"]].document())
-    assert restored.to_json() == after
+    assert restored.to_json(api_base_url=LINKS.api_base_url) == after
+    assert after["url"] == f"{LINKS.api_base_url}/incidents/{after['id']}"

@@ -141,12 +141,13 @@ class Incident:
         else:
             self.resolved_at = None
 
-    def to_json(self, muted: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def to_json(self, muted: Mapping[str, str] | None = None, api_base_url: str = "") -> dict[str, Any]:
         """The incident as the API, the page and the receivers show it; ``muted`` says why an alert
-        of it is muted (inhibited by ..., silenced by ...)."""
+        of it is muted (inhibited by ..., silenced by ...); its page is under ``api_base_url``."""
         muted = muted or {}
         return {
             "id": self.id,
+            "url": f"{api_base_url.rstrip('/')}/incidents/{self.id}" if api_base_url else "",
             "title": self.title,
             "state": self.state,
             "severity": str(self.severity),

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenpulse import metrics
 from tokenpulse.alerts.contract import Transition
@@ -23,7 +23,11 @@ from tokenpulse.alerts.model import Clock, Links, SystemClock, event_from_transi
 from tokenpulse.alerts.receivers import Build, build_notifiers
 from tokenpulse.alerts.settings import AlertSettings, alert_settings
 from tokenpulse.alerts.store import AlertStore
+from tokenpulse.alerts.views import AlertViews
 from tokenpulse.config import Settings
+
+if TYPE_CHECKING:
+    from tokenpulse.detectors.state import AlertStates
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ class AlertService:
         )
         self.dispatcher = Dispatcher(store, config.routes, config.inhibit_rules, self.clock, self.describe)
         self.delivery = Delivery(store, self.notifiers, self.clock, backoff or Backoff())
+        self.views: AlertViews | None = None  # set by ``watch``: the metrics of the alerts' states
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -86,7 +91,20 @@ class AlertService:
         muted = self.dispatcher.muted if muted is None else muted
         with self._incidents_lock:
             incident = self.correlator.incidents.get(incident_id)
-            return incident.to_json(muted) if incident else {}
+            return incident.to_json(muted, self.links.api_base_url) if incident else {}
+
+    def watch(self, states: AlertStates) -> AlertViews:
+        """Join the detectors' alert states: the views (API, page, metrics) then show each alert's
+        real state, and the dispatch thread keeps the alert metrics up to date."""
+        self.views = AlertViews(states, self)
+        return self.views
+
+    def incident_of(self, alert_id: str) -> str | None:
+        """The open (else the latest) incident holding the alert."""
+        with self._incidents_lock:
+            holding = [i for i in self.correlator.incidents.values() if alert_id in i.alerts]
+        holding.sort(key=lambda i: (i.state == "open", i.opened_at))
+        return holding[-1].id if holding else None
 
     def incidents(self) -> list[dict[str, Any]]:
         """Open and recently resolved incidents, newest first, as the views show them."""
@@ -94,7 +112,7 @@ class AlertService:
         with self._incidents_lock:
             self.correlator.forget(self.clock.now() - RECENT)
             chosen = sorted(self.correlator.incidents.values(), key=lambda i: i.opened_at, reverse=True)
-            return [i.to_json(muted) for i in chosen]
+            return [i.to_json(muted, self.links.api_base_url) for i in chosen]
 
     def start(self) -> None:
         log.info("alert receivers: %s", ", ".join(self.notifiers) or "none configured")
@@ -116,6 +134,8 @@ class AlertService:
                 if self.clock.now() - pruned_at >= PRUNE_EVERY:
                     pruned_at = self.clock.now()
                     self.store.prune(pruned_at - RETENTION)
+                if self.views is not None:
+                    self.views.update_metrics()
                 pending = self.store.pending_count()
                 for name in self.notifiers:
                     metrics.NOTIFICATIONS_PENDING.labels(name).set(pending.get(name, 0))

@@ -98,6 +98,8 @@ def incident_event(notification: Notification, routing_key: str) -> dict[str, An
         {"href": primary["runbook_url"], "text": f"Runbook: {primary['detector']}"},
         {"href": primary["dashboard_url"], "text": "Dashboard"},
     ]
+    if incident.get("url"):
+        event["links"].append({"href": incident["url"], "text": "Incident: alerts, cause, rollback"})
     event["client"] = "tokenpulse"
     return event
 

@@ -155,9 +155,14 @@ def incident_blocks(incident: dict[str, Any], firing: bool) -> list[dict[str, An
         _buttons(primary["runbook_url"], primary["dashboard_url"]),
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"incident `{incident['id']}` · tokenpulse"}],
+            "elements": [{"type": "mrkdwn", "text": f"{_incident_link(incident)} · tokenpulse"}],
         },
     ]
+
+
+def _incident_link(incident: dict[str, Any]) -> str:
+    name = f"incident {incident['id']}"
+    return f"<{incident['url']}|{name}>" if incident.get("url") else f"`{name}`"
 
 
 def thread_reply(alert: AlertEvent) -> str:
