@@ -121,7 +121,8 @@ def test_a_simulated_incident_reaches_every_receiver_once_and_survives_a_pagerdu
         check(PAGERDUTY_EVENT, event)
     cause = events[0]["payload"]["custom_details"]["most_likely_cause"][0]
     assert (cause["dimension"], cause["value"]) == ("prompt_version", "v8")
-    assert events[0]["payload"]["summary"].startswith("[critical] prompt_version v8 changed: cache_hit_collapse")
+    summary = events[0]["payload"]["summary"]
+    assert summary.startswith("[critical] prompt_version v8 changed: cache_hit_collapse")
 
     # Slack: one message, updated in place to resolved, with a reply in its thread.
     slack = receivers["slack"]

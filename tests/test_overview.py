@@ -106,6 +106,7 @@ class _Page(HTMLParser):
         self.canvases: dict[str, int] = {}
         self.alert_rows: list[dict[str, str]] = []
         self.tool_rows: list[str] = []
+        self.incident_rows: list[dict[str, str]] = []
         self.links: list[str] = []
         self._figure = ""
 
@@ -120,6 +121,8 @@ class _Page(HTMLParser):
             self.canvases[self._figure] = self.canvases.get(self._figure, 0) + 1
         elif tag == "tr" and "data-detector" in values:
             self.alert_rows.append(values)
+        elif tag == "tr" and "data-incident" in values:
+            self.incident_rows.append(values)
         elif tag == "tr" and "data-tool" in values:
             self.tool_rows.append(values["data-tool"])
         elif tag == "a" and "runbook" in values.get("href", ""):
@@ -160,6 +163,10 @@ def test_the_page_draws_its_charts_and_shows_the_firing_alert(served: Daemon, tm
     collapse = "http://127.0.0.1:8000/runbooks/cache_hit_collapse?alert="
     assert any(link.startswith(collapse) for link in page.links)
     assert all("?alert=" in link for link in page.links)
+    # the open incident holding the firing alert, linked to its page
+    incidents = httpx.get(f"{served.api}/api/v1/incidents", params={"state": "open"}).json()["incidents"]
+    held = [i["id"] for i in incidents if "cache_hit_collapse" in {a["detector"] for a in i["alerts"]}]
+    assert held and held[0] in [row["data-incident"] for row in page.incident_rows]
     # the simulated tools that call a model, by spend, from the summary's tool dimension
     assert page.tool_rows and "" not in page.tool_rows, page.tool_rows
     screenshot = tmp_path / "overview.png"

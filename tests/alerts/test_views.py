@@ -122,3 +122,26 @@ def test_the_api_and_the_incident_page_tell_the_same_story(world, tmp_path: Path
     finally:
         wal.close()
         store.close()
+
+
+def test_alerts_firing_before_incidents_existed_are_put_in_one_without_a_word(tmp_path: Path) -> None:
+    # A state file from before incidents (or a backtest's): the firing alert joins an incident when the
+    # views are set up, and nothing is recorded for receivers.
+    states = AlertStates()
+    for m in range(0, 4):
+        hold_back(
+            states, states.step("cost_spike", RULE, [observe("cost_spike", BILLING, m)], minute(m)), minute(m)
+        )
+    config = alert_settings({"group_wait_seconds": 0}, {"TOKENPULSE_WEBHOOK_URL": "http://hook.test/x"})
+    service = AlertService(AlertStore(tmp_path / "alerts.sqlite"), config, LINKS, FakeClock(minute(5)))
+    assert service.incidents() == []
+    views = service.watch(states)
+    (incident,) = service.incidents()
+    (alert,) = states.alerts.values()
+    assert [a["id"] for a in incident["alerts"]] == [alert.fingerprint]
+    assert views.incident(alert.fingerprint) == incident["id"]
+    service.dispatcher.flush_due()
+    assert service.store.notifications() == []
+    service.watch(states)  # again (a second API app): no second incident
+    assert len(service.incidents()) == 1
+    service.store.close()

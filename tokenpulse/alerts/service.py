@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from tokenpulse import metrics
-from tokenpulse.alerts.contract import Transition
+from tokenpulse.alerts.contract import AlertState, Transition
 from tokenpulse.alerts.delivery import Backoff, Delivery
 from tokenpulse.alerts.dispatcher import Dispatcher
 from tokenpulse.alerts.incidents import RECENT, Correlator, Incident
@@ -97,7 +97,21 @@ class AlertService:
         """Join the detectors' alert states: the views (API, page, metrics) then show each alert's
         real state, and the dispatch thread keeps the alert metrics up to date."""
         self.views = AlertViews(states, self)
+        self._adopt(states)
         return self.views
+
+    def _adopt(self, states: AlertStates) -> None:
+        """Put alerts that fired before their incident existed (the state of a run before incidents, or
+        of a backtest) in incidents, so the views show them in one; nothing is sent for them here."""
+        orphans = [
+            event_from_transition(a.transition(AlertState.FIRING, a.fired_at or a.active_at), self.links)
+            for a in sorted(states.firing(), key=lambda a: a.fired_at or a.active_at)
+            if a.notified and self.incident_of(a.fingerprint) is None
+        ]
+        if orphans:
+            with self._incidents_lock:
+                changed, _ = self.correlator.observe_all(orphans)
+                self.store.save_incidents([i.document() for i in changed])
 
     def incident_of(self, alert_id: str) -> str | None:
         """The open (else the latest) incident holding the alert."""
