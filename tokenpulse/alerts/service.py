@@ -148,6 +148,8 @@ class AlertService:
                 if self.clock.now() - pruned_at >= PRUNE_EVERY:
                     pruned_at = self.clock.now()
                     self.store.prune(pruned_at - RETENTION)
+                    with self._incidents_lock:  # the store keeps them; memory holds the recent ones
+                        self.correlator.forget(pruned_at - RECENT)
                 if self.views is not None:
                     self.views.update_metrics()
                 pending = self.store.pending_count()
