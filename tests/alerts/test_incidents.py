@@ -107,8 +107,10 @@ def test_the_incident_resolves_with_its_last_alert_and_a_new_firing_opens_anothe
     correlator.observe(second)
     correlator.observe(resolved(first, T0 + timedelta(minutes=20)))
     assert incident.state == "open" and incident.severity == "critical"
-    correlator.observe(resolved(second, T0 + timedelta(minutes=30)))
+    correlator.observe(replace(resolved(second, T0 + timedelta(minutes=30)), suspects=[]))
     assert incident.state == "resolved" and incident.resolved_at == T0 + timedelta(minutes=30)
+    # The resolve names no suspects: the cause found when its alerts fired still stands.
+    assert incident.cause[0]["value"] == "v8"
     assert incident.timeline[-1]["text"] == "incident resolved"
     again, _ = correlator.observe(alert("cost_spike", T0 + timedelta(minutes=40), service="s"))
     assert again.id != incident.id and len(correlator.incidents) == 2
@@ -131,20 +133,38 @@ def test_ranked_cause_names_the_change_or_says_none_was_found() -> None:
     prompt = [
         {"dimension": "prompt_version", "value": "v13", "share_before": 0.0, "share_after": 1.0, "new": True}
     ]
-    user = [{"dimension": "user", "value": "u-9", "share_before": 0.1, "share_after": 0.4, "new": False}]
+    deploy = [
+        {"dimension": "deploy_version", "value": "2.1", "share_before": 0.3, "share_after": 0.9, "new": False}
+    ]
     alerts = [
-        alert("cache_hit_collapse", suspects=prompt + user, service="s"),
+        alert("cache_hit_collapse", suspects=prompt + deploy, service="s"),
         alert("cost_spike", suspects=prompt, service="s"),
     ]
     ranked = ranked_cause(alerts)
-    assert [(c["dimension"], c["value"]) for c in ranked] == [("prompt_version", "v13"), ("user", "u-9")]
-    assert ranked[0]["why"].startswith("prompt_version v13 appeared at the onset")
-    assert "0% -> 100% of the calls of" in ranked[0]["why"]
+    assert [(c["dimension"], c["value"]) for c in ranked] == [
+        ("prompt_version", "v13"),
+        ("deploy_version", "2.1"),
+    ]
+    assert ranked[0]["why"].startswith("prompt_version v13 appeared: 0% -> 100% of the calls of ")
+    assert ranked[0]["why"].endswith("named by 2 of the incident's 2 alert(s)")
     nothing = ranked_cause([alert("latency_p99_drift", suspects=[], model="m")])
     assert nothing == [{"dimension": "none", "value": "no change found", "score": 0.0, "why": NO_CHANGE}]
-    # A suspect without a value (calls that do not say) is never a cause.
+    # A suspect without a value (calls that do not say) is never a cause, nor one carrying a minority of
+    # the calls (a new user at a quarter of them is traffic, not the change).
     blank = [{"dimension": "user", "value": " ", "share_before": 0, "share_after": 1, "new": True}]
-    assert ranked_cause([alert("cost_spike", suspects=blank, service="s")])[0]["value"] == "no change found"
+    minority = [{"dimension": "user", "value": "u-9", "share_before": 0.0, "share_after": 0.25, "new": True}]
+    for suspects in (blank, minority):
+        assert (
+            ranked_cause([alert("cost_spike", suspects=suspects, service="s")])[0]["value"]
+            == "no change found"
+        )
+
+
+def test_a_model_switch_under_a_router_is_the_routers_change() -> None:
+    model = [{"dimension": "model", "value": "gpt-4o", "share_before": 0.2, "share_after": 0.8, "new": False}]
+    (top, *_) = ranked_cause([alert("routing_escalation", suspects=model, service="s", router="complexity")])
+    assert (top["dimension"], top["value"]) == ("router", "complexity")
+    assert top["why"].startswith("router complexity now sends 80% of its calls to model gpt-4o (was 20%)")
 
 
 def test_incidents_survive_a_restart_of_the_alert_service(tmp_path: Path) -> None:

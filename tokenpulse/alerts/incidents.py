@@ -119,6 +119,9 @@ class Incident:
     def record(self, event: AlertEvent) -> None:
         """Take an alert's event: it joins, escalates or resolves; the last resolve resolves the incident."""
         before = self.alerts.get(event.id)
+        if before is not None and not event.suspects and before.started_at == event.started_at:
+            # A resolve does not name the suspects again: the ones found when it fired still hold.
+            event = replace(event, suspects=before.suspects)
         self.alerts[event.id] = event
         self.updated_at = event.at
         scope = ", ".join(f"{k}={v}" for k, v in event.scope.items()) or "all"
@@ -251,35 +254,53 @@ NO_CHANGE = (
 )
 
 
+# A suspect must carry most of its scope's calls since the onset: a new user at a quarter of the calls,
+# a prompt version that grew from a quarter to a half, are traffic, not the change.
+MIN_SHARE_AFTER = 0.5
+# A dimension whose values a scope's key chooses: a model switch under a router is the router's change.
+CHOSEN_BY = {"model": "router"}
+
+
+def _candidate(alert: AlertEvent, suspect: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(dimension, value, what happened) of a suspect, attributed to what chose it when declared."""
+    dimension, value = suspect["dimension"], str(suspect["value"])
+    before, after = suspect.get("share_before", 0.0), suspect.get("share_after", 0.0)
+    chooser = CHOSEN_BY.get(dimension)
+    if chooser and alert.scope.get(chooser):
+        what = f"now sends {after:.0%} of its calls to {dimension} {value} (was {before:.0%})"
+        return chooser, alert.scope[chooser], what
+    how = "appeared" if suspect.get("new") else "took over"
+    return dimension, value, f"{how}: {before:.0%} -> {after:.0%} of the calls"
+
+
 def ranked_cause(alerts: Iterable[AlertEvent], limit: int = 3) -> list[dict[str, Any]]:
     """The candidate changes behind the alerts, most likely first, each with a sentence saying why;
     one "no change found" entry when none lines up (never an empty list, never an empty value).
 
     A candidate is a suspect of the alerts (a value whose share of the scope's calls jumped at the
-    alert's onset: ``detectors.suspects``). It ranks by how much of the signal it carries (the share
-    it took, over the alerts that name it, and how many of the incident's alerts name it) and by its
-    onset (new at the onset first: a deploy, a prompt version that did not exist before).
+    alert's onset: ``detectors.suspects``) that carries most of the calls since. It ranks by how much
+    of the signal it carries (the share it took, and how many of the incident's alerts name it) and by
+    its onset (new at the onset first: a deploy, a prompt version that did not exist before).
     """
     alerts = list(alerts)
-    found: dict[tuple[str, str], list[tuple[AlertEvent, dict[str, Any]]]] = {}
+    found: dict[tuple[str, str], list[tuple[AlertEvent, dict[str, Any], str]]] = {}
     for alert in alerts:
         for suspect in alert.suspects:
-            if str(suspect.get("value", "")).strip():
-                found.setdefault((suspect["dimension"], str(suspect["value"])), []).append((alert, suspect))
+            if str(suspect.get("value", "")).strip() and suspect.get("share_after", 0.0) >= MIN_SHARE_AFTER:
+                dimension, value, what = _candidate(alert, suspect)
+                found.setdefault((dimension, value), []).append((alert, suspect, what))
     ranked = []
     for (dimension, value), named in found.items():
         carried = len(named) / len(alerts)
-        change = max(s.get("share_after", 0.0) - s.get("share_before", 0.0) for _, s in named)
-        new = any(s.get("new") for _, s in named)
+        change = max(s.get("share_after", 0.0) - s.get("share_before", 0.0) for _, s, _ in named)
+        new = any(s.get("new") for _, s, _ in named)
         score = carried * change + (0.5 if new else 0.0)
-        alert, suspect = max(named, key=lambda pair: pair[1].get("share_after", 0.0))
-        onset = min(a.started_at for a, _ in named)
+        alert, _, what = max(named, key=lambda item: item[1].get("share_after", 0.0))
+        onset = min(a.started_at for a, _, _ in named)
         scope = ", ".join(f"{k}={v}" for k, v in alert.scope.items()) or "all calls"
-        how = "appeared" if new else "took over"
         why = (
-            f"{dimension} {value} {how} at the onset (about {onset:%H:%M} UTC): "
-            f"{suspect.get('share_before', 0.0):.0%} -> {suspect.get('share_after', 0.0):.0%} of the calls "
-            f"of {scope}; named by {len(named)} of the incident's {len(alerts)} alert(s)"
+            f"{dimension} {value} {what} of {scope} since the onset (about {onset:%H:%M} UTC); "
+            f"named by {len(named)} of the incident's {len(alerts)} alert(s)"
         )
         ranked.append((score, {"dimension": dimension, "value": value, "score": round(score, 3), "why": why}))
     ranked.sort(key=lambda item: -item[0])
