@@ -94,7 +94,9 @@ def points_at(alert: Alert, culprit: dict[str, str]) -> bool:
 
 # Culprit scope keys that name a change the ranked cause should find (the simulator's names -> the alerts').
 CHANGES = {"prompt_version": "prompt_version", "service_version": "deploy_version", "user": "user",
-           "router": "router"}  # fmt: skip
+           "router": "router", "tool": "tool"}  # fmt: skip
+# Incidents upstream, at the provider: the ranked cause should say "no change found".
+PROVIDER_SIDE = {"latency_p99_drift", "timeout_surge"}
 
 
 def alert_event(t: dict[str, Any]) -> AlertEvent:
@@ -119,7 +121,7 @@ def pages(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[s
     alerts = alerts_from(transitions)
     counted = with_incidents = one_per_alert = 0
     named = with_change = no_change = provider_side = 0
-    misses = []
+    misses, others = [], []
     for injected in manifest["incidents"]:
         if not injected["detector"]:
             continue
@@ -144,13 +146,15 @@ def pages(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[s
             named += (top["dimension"], top["value"]) in change
             if (top["dimension"], top["value"]) not in change:
                 misses.append({"kind": injected["kind"], "expected": change, "ranked_first": top["why"]})
-        else:
+        elif injected["kind"] in PROVIDER_SIDE:
             provider_side += 1
             no_change += top["value"] == "no change found"
             if top["value"] != "no change found":
                 misses.append(
                     {"kind": injected["kind"], "expected": "no change found", "ranked_first": top["why"]}
                 )
+        else:  # a misconfiguration the data does not name (reasoning effort, queueing): shown, not scored
+            others.append({"kind": injected["kind"], "ranked_first": top["why"]})
     return {
         "incidents_alerted": counted,
         "pages_per_incident": round(with_incidents / max(counted, 1), 2),
@@ -160,6 +164,7 @@ def pages(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[s
         "cause_named_first": f"{named}/{with_change}",
         "no_change_found_provider_side": f"{no_change}/{provider_side}",
         "cause_misses": misses,
+        "cause_elsewhere": others,
     }
 
 

@@ -185,3 +185,16 @@ def test_incidents_survive_a_restart_of_the_alert_service(tmp_path: Path) -> Non
     restored = Incident.from_document(restarted.correlator.incidents[after["id"]].document())
     assert restored.to_json(api_base_url=LINKS.api_base_url) == after
     assert after["url"] == f"{LINKS.api_base_url}/incidents/{after['id']}"
+
+
+def test_a_tool_alert_names_its_tool_as_the_change() -> None:
+    model = [
+        {"dimension": "model", "value": "gpt-4o", "share_before": 0.35, "share_after": 0.6, "new": False}
+    ]
+    alerts = [
+        alert("cost_spike", suspects=model, service="shop"),
+        alert("tool_hidden_cost", suspects=[], service="shop", tool="recommend"),
+    ]
+    (top, *_) = Correlator().observe_all(alerts)[0][0].cause
+    assert (top["dimension"], top["value"]) == ("tool", "recommend")
+    assert top["why"].startswith("tool recommend: tool_hidden_cost: ")

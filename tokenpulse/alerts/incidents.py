@@ -259,18 +259,22 @@ NO_CHANGE = (
 MIN_SHARE_AFTER = 0.5
 # A dimension whose values a scope's key chooses: a model switch under a router is the router's change.
 CHOSEN_BY = {"model": "router"}
+# Detectors whose alert scope names the change itself: a tool whose calls cost many times more is the
+# change, whatever else moved (its calls cannot be told apart by the suspects' columns).
+NAMES_THE_CHANGE = {"tool_hidden_cost": "tool"}
 
 
 def _candidate(alert: AlertEvent, suspect: Mapping[str, Any]) -> tuple[str, str, str]:
     """(dimension, value, what happened) of a suspect, attributed to what chose it when declared."""
     dimension, value = suspect["dimension"], str(suspect["value"])
     before, after = suspect.get("share_before", 0.0), suspect.get("share_after", 0.0)
+    scope = ", ".join(f"{k}={v}" for k, v in alert.scope.items()) or "all calls"
     chooser = CHOSEN_BY.get(dimension)
     if chooser and alert.scope.get(chooser):
         what = f"now sends {after:.0%} of its calls to {dimension} {value} (was {before:.0%})"
-        return chooser, alert.scope[chooser], what
+        return chooser, alert.scope[chooser], f"{chooser} {alert.scope[chooser]} {what}"
     how = "appeared" if suspect.get("new") else "took over"
-    return dimension, value, f"{how}: {before:.0%} -> {after:.0%} of the calls"
+    return dimension, value, f"{dimension} {value} {how}: {before:.0%} -> {after:.0%} of the calls of {scope}"
 
 
 def ranked_cause(alerts: Iterable[AlertEvent], limit: int = 3) -> list[dict[str, Any]]:
@@ -285,6 +289,10 @@ def ranked_cause(alerts: Iterable[AlertEvent], limit: int = 3) -> list[dict[str,
     alerts = list(alerts)
     found: dict[tuple[str, str], list[tuple[AlertEvent, dict[str, Any], str]]] = {}
     for alert in alerts:
+        if (named := NAMES_THE_CHANGE.get(alert.detector)) and alert.scope.get(named):
+            itself = {"share_before": 0.0, "share_after": 1.0}
+            what = f"{named} {alert.scope[named]}: {alert.summary}"
+            found.setdefault((named, alert.scope[named]), []).append((alert, itself, what))
         for suspect in alert.suspects:
             if str(suspect.get("value", "")).strip() and suspect.get("share_after", 0.0) >= MIN_SHARE_AFTER:
                 dimension, value, what = _candidate(alert, suspect)
@@ -295,11 +303,10 @@ def ranked_cause(alerts: Iterable[AlertEvent], limit: int = 3) -> list[dict[str,
         change = max(s.get("share_after", 0.0) - s.get("share_before", 0.0) for _, s, _ in named)
         new = any(s.get("new") for _, s, _ in named)
         score = carried * change + (0.5 if new else 0.0)
-        alert, _, what = max(named, key=lambda item: item[1].get("share_after", 0.0))
+        _, _, what = max(named, key=lambda item: item[1].get("share_after", 0.0))
         onset = min(a.started_at for a, _, _ in named)
-        scope = ", ".join(f"{k}={v}" for k, v in alert.scope.items()) or "all calls"
         why = (
-            f"{dimension} {value} {what} of {scope} since the onset (about {onset:%H:%M} UTC); "
+            f"{what}, since the onset (about {onset:%H:%M} UTC); "
             f"named by {len(named)} of the incident's {len(alerts)} alert(s)"
         )
         ranked.append((score, {"dimension": dimension, "value": value, "score": round(score, 3), "why": why}))
