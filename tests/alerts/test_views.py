@@ -119,6 +119,13 @@ def test_the_api_and_the_incident_page_tell_the_same_story(world, tmp_path: Path
         assert page.status_code == 200
         assert "Roll back" in page.text and "no change found" in page.text.lower()
         assert "cache_hit_collapse" in page.text and "firing" in page.text
+        # The alert's runbook says which incident it is in, and links to it.
+        collapse_id = alerts[("cache_hit_collapse", "support")]["id"]
+        runbook = client.get(f"/runbooks/cache_hit_collapse?alert={collapse_id}")
+        assert f'href="/incidents/{collapse["id"]}"' in runbook.text
+        assert "Most likely cause" in runbook.text
+        billing_id = alerts[("cost_spike", "billing")]["id"]
+        assert "silenced by" in client.get(f"/runbooks/cost_spike?alert={billing_id}").text
     finally:
         wal.close()
         store.close()

@@ -108,7 +108,9 @@ def alerts_router(
             # Another detector's alert: its context under this runbook would send on-call the wrong way.
             target = f"{request.url.path.rsplit('/', 1)[0]}/{found['detector']}?{request.url.query}"
             return RedirectResponse(target, status_code=307)
-        return HTMLResponse(render(detector, found, alert))
+        incident_id = found.get("incident") if found else None
+        incident = service.describe(incident_id) if service is not None and incident_id else None
+        return HTMLResponse(render(detector, found, alert, incident or None))
 
     @router.get("/api/v1/silences", summary="Silences, active and expired")
     def list_silences(request: Request, state: str | None = None) -> dict[str, Any]:

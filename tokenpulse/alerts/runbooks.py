@@ -45,9 +45,14 @@ def fill(source: str, alert: dict[str, Any] | None) -> str:
     return _PLACEHOLDER.sub(value, source)
 
 
-def _context(alert: dict[str, Any]) -> str:
+def _context(alert: dict[str, Any], incident: dict[str, Any] | None = None) -> str:
     rows = [
-        ("Alert", f"{alert['id']} — {alert['state']}, {alert['severity']}"),
+        *(
+            [("Incident", f"{incident['title']} ({incident['state']}, {len(incident['alerts'])} alert(s))"),
+             ("Most likely cause", incident["cause"][0]["why"])]
+            if incident else []
+        ),
+        ("Alert", f"{alert['id']} — {alert.get('status') or alert['state']}, {alert['severity']}"),
         ("Scope", ", ".join(f"{k}={v}" for k, v in alert["scope"].items()) or "all"),
         ("Summary", alert["summary"]),
         ("Value", f"{alert['value']:.6g} vs threshold {alert['threshold']:.6g}, baseline "
@@ -57,14 +62,25 @@ def _context(alert: dict[str, Any]) -> str:
         ("Resolved", alert["resolved_at"] or "not yet"),
     ]  # fmt: skip
     cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    return f'<section class="alert"><h2>This alert</h2><table>{cells}</table></section>'
+    link = (
+        f'<p><a href="/incidents/{html.escape(incident["id"])}">The incident: its alerts, the ranked cause '
+        "and how to roll it back</a></p>"
+        if incident
+        else ""
+    )
+    return f'<section class="alert"><h2>This alert</h2><table>{cells}</table>{link}</section>'
 
 
-def render(detector: str, alert: dict[str, Any] | None, alert_id: str | None = None) -> str:
-    """The runbook page; ``alert`` (found by ``alert_id``) fills in its context."""
+def render(
+    detector: str,
+    alert: dict[str, Any] | None,
+    alert_id: str | None = None,
+    incident: dict[str, Any] | None = None,
+) -> str:
+    """The runbook page; ``alert`` (found by ``alert_id``) fills in its context, with its ``incident``."""
     body = _MARKDOWN.render(fill(runbook_source(detector), alert))
     if alert is not None:
-        context = _context(alert)
+        context = _context(alert, incident)
     elif alert_id:
         context = f'<p class="alert">No alert {html.escape(alert_id)} is known (any more).</p>'
     else:
