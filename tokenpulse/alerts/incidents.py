@@ -259,9 +259,9 @@ NO_CHANGE = (
 MIN_SHARE_AFTER = 0.5
 # A dimension whose values a scope's key chooses: a model switch under a router is the router's change.
 CHOSEN_BY = {"model": "router"}
-# Detectors whose alert scope names the change itself: a tool whose calls cost many times more is the
-# change, whatever else moved (its calls cannot be told apart by the suspects' columns).
-NAMES_THE_CHANGE = {"tool_hidden_cost": "tool"}
+# Scope keys that name the change itself: an alert on one user's spend (a runaway user) or on one tool's
+# cost is about that user or tool, whatever else moved (the suspects never name the alert's own scope).
+NAMES_THE_CHANGE = ("user", "tool")
 
 
 def _candidate(alert: AlertEvent, suspect: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -289,7 +289,7 @@ def ranked_cause(alerts: Iterable[AlertEvent], limit: int = 3) -> list[dict[str,
     alerts = list(alerts)
     found: dict[tuple[str, str], list[tuple[AlertEvent, dict[str, Any], str]]] = {}
     for alert in alerts:
-        if (named := NAMES_THE_CHANGE.get(alert.detector)) and alert.scope.get(named):
+        for named in (key for key in NAMES_THE_CHANGE if alert.scope.get(key)):
             itself = {"share_before": 0.0, "share_after": 1.0}
             what = f"{named} {alert.scope[named]}: {alert.summary}"
             found.setdefault((named, alert.scope[named]), []).append((alert, itself, what))
@@ -299,7 +299,8 @@ def ranked_cause(alerts: Iterable[AlertEvent], limit: int = 3) -> list[dict[str,
                 found.setdefault((dimension, value), []).append((alert, suspect, what))
     ranked = []
     for (dimension, value), named in found.items():
-        carried = len(named) / len(alerts)
+        naming = len({a.id for a, _, _ in named})  # an alert may name it twice: by its scope and a suspect
+        carried = naming / len(alerts)
         change = max(s.get("share_after", 0.0) - s.get("share_before", 0.0) for _, s, _ in named)
         new = any(s.get("new") for _, s, _ in named)
         score = carried * change + (0.5 if new else 0.0)
@@ -307,7 +308,7 @@ def ranked_cause(alerts: Iterable[AlertEvent], limit: int = 3) -> list[dict[str,
         onset = min(a.started_at for a, _, _ in named)
         why = (
             f"{what}, since the onset (about {onset:%H:%M} UTC); "
-            f"named by {len(named)} of the incident's {len(alerts)} alert(s)"
+            f"named by {naming} of the incident's {len(alerts)} alert(s)"
         )
         ranked.append((score, {"dimension": dimension, "value": value, "score": round(score, 3), "why": why}))
     ranked.sort(key=lambda item: -item[0])
