@@ -15,9 +15,13 @@ from tests.alert_schemas import ALERTMANAGER_WEBHOOK_V4, PAGERDUTY_EVENT, SLACK_
 from tests.fake_receivers import FakeServer, all_receivers, receiver_environment
 from tokenpulse.alerts.contract import Transition
 from tokenpulse.alerts.matchers import parse_matchers
+from tokenpulse.alerts.model import event_from_transition
 from tokenpulse.alerts.service import AlertService
 from tokenpulse.alerts.settings import AlertSettings, alert_settings
 from tokenpulse.alerts.store import AlertStore
+from tokenpulse.detectors.base import DetectorSettings, Observation
+from tokenpulse.detectors.explain import hold_back
+from tokenpulse.detectors.state import AlertStates
 
 USER = [{"dimension": "user", "value": "u-1234", "share_before": 0.0, "share_after": 0.93, "new": True}]
 
@@ -147,3 +151,38 @@ def test_a_silence_mutes_one_alert_inside_the_incident(
     events = receivers["pagerduty"].bodies("/v2/enqueue")
     assert [e["event_action"] for e in events] == ["trigger"]
     alerts.stop()
+
+
+def test_an_alert_notified_before_incidents_resolves_where_it_was_told(tmp_path: Path) -> None:
+    # Before the upgrade: each alert its own group (and Slack message, PagerDuty key).
+    clock = FakeClock(T0)
+    hook = {"TOKENPULSE_WEBHOOK_URL": "http://hook.test/x"}
+    before = alert_settings({"group_by": ["..."], "group_wait_seconds": 0}, hook)
+    old = AlertService(AlertStore(tmp_path / "alerts.sqlite"), before, LINKS, clock)
+    fired = transition("cost_spike", "warning", service="s")
+    old.dispatcher.submit([event_from_transition(fired, LINKS)])  # as the daemon did: no incident
+    old.dispatcher.flush_due()
+    (told,) = old.store.notifications()
+    old.store.close()
+    # After: incidents by default; the restarted daemon's state still has the alert firing.
+    states = AlertStates()
+    rule = DetectorSettings(for_=timedelta(0), keep_firing_for=timedelta(0))
+    observed = Observation("cost_spike", fired.scope, T0, "warning", 1.0, 0.5, 0.1, 100, fired.summary)
+    hold_back(states, states.step("cost_spike", rule, [observed], T0), T0)
+    new = AlertService(AlertStore(tmp_path / "alerts.sqlite"), alerts_config_of(hook), LINKS, clock)
+    new.watch(states)
+    (incident,) = new.incidents()  # the views show it in an incident
+    clock.advance(minutes=10)
+    new.on_transitions([Transition(**{**fired.__dict__, "status": "resolved", "at": clock.now()})])
+    clock.advance(minutes=10)
+    new.dispatcher.flush_due()
+    resolve = new.store.notifications()[-1]
+    # The resolve goes to the group the firing was told in, as a per-alert notification: no new page.
+    assert len(new.store.notifications()) == 2 and resolve.group_key == told.group_key
+    assert resolve.status == "resolved" and resolve.incident == {}
+    assert new.incidents()[0]["state"] == "resolved" and incident["id"] == new.incidents()[0]["id"]
+    new.store.close()
+
+
+def alerts_config_of(environment: dict[str, str]) -> AlertSettings:
+    return alert_settings({"group_wait_seconds": 0}, environment)

@@ -12,12 +12,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from tokenpulse.alerts.model import RESOLVED, AlertEvent, Clock
-from tokenpulse.alerts.stages import Flush, InhibitRule, Route, group_key, matching_routes, run_pipeline
+from tokenpulse.alerts.stages import (
+    ALL_LABELS,
+    BY_INCIDENT,
+    Flush,
+    InhibitRule,
+    Route,
+    group_key,
+    matching_routes,
+    run_pipeline,
+)
 from tokenpulse.alerts.store import AlertStore
 
 log = logging.getLogger(__name__)
@@ -78,6 +87,10 @@ class Dispatcher:
         for index in matching_routes(self.routes, labels):
             route = self.routes[index]
             group_labels = route.group_labels(labels)
+            if BY_INCIDENT in route.group_by and not event.incident:
+                # An alert notified before incidents existed stays in its group of one, as then: its
+                # receivers' log, Slack message and PagerDuty key are that group's, and it resolves there.
+                group_labels = replace(route, group_by=(ALL_LABELS,)).group_labels(labels)
             key = group_key(index, group_labels)
             group = self.groups.get(key)
             if group is None:
@@ -120,6 +133,11 @@ class Dispatcher:
         if gone:
             self.store.forget_alerts(gone)
         return recorded
+
+    def legacy(self, alert_id: str) -> bool:
+        """Whether the alert is held as it was notified before incidents existed (no incident)."""
+        with self._lock:
+            return any(alert_id in g.alerts and not g.alerts[alert_id].incident for g in self.groups.values())
 
     def held(self) -> list[AlertEvent]:
         with self._lock:

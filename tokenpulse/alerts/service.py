@@ -78,9 +78,16 @@ class AlertService:
         try:
             events = [event_from_transition(t, self.links) for t in transitions]
             with self._incidents_lock:
-                changed, events = self.correlator.observe_all(events)
+                changed, labelled = self.correlator.observe_all(events)
                 self.store.save_incidents([i.document() for i in changed])
-            self.dispatcher.submit(events)
+            # An alert notified before incidents existed is still told to its receivers as then (the
+            # views show it in its incident all the same).
+            self.dispatcher.submit(
+                [
+                    plain if self.dispatcher.legacy(plain.id) else event
+                    for plain, event in zip(events, labelled, strict=True)
+                ]
+            )
         except Exception:
             metrics.NOTIFICATIONS_FAILED.labels("all", "dropped").inc()
             log.exception("could not record %d alert transition(s) for notification", len(transitions))
