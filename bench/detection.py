@@ -12,9 +12,17 @@ manifest:
   within 15 minutes of onset (60 for gradual incidents);
 - false positives: firing alerts that match no incident (anything firing on a confounder counts);
 - time to detect: from onset to the first matching firing;
-- resolution: the matching alert resolved within 30 minutes of the incident's end.
+- resolution: the matching alert resolved within 30 minutes of the incident's end;
+- pages per incident: the notifications that open something new for on-call (a Slack message, a
+  PagerDuty incident) for each injected incident that any alert is about (an alert firing between its
+  onset and 30 minutes after its end whose scope points at its culprit), with the alerts correlated into
+  incidents as the daemon does (``tokenpulse.alerts.incidents``), beside the figure of one page per alert;
+- ranked cause: for incidents whose culprit is a change (prompt or deploy version, user, router), the
+  incident's most likely cause names it first; the others (a provider's model degrading, timeouts) say
+  "no change found".
 
-Targets: recall 100%, 0 false positives, median time to detect <= 5 min. Exits 1 when missed.
+Targets: recall 100%, 0 false positives, median time to detect <= 5 min, <= 1.1 pages per incident.
+Exits 1 when missed.
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from tokenpulse.alerts.contract import fingerprint
+from tokenpulse.alerts.incidents import Correlator
+from tokenpulse.alerts.model import AlertEvent
 
 DETECT_WITHIN = timedelta(minutes=15)
 DETECT_GRADUAL_WITHIN = timedelta(minutes=60)
@@ -50,6 +62,11 @@ class Alert:
     fired_at: datetime
     suspects: list[dict[str, Any]]
     resolved_at: datetime | None = None
+    started_at: str = ""  # as the transitions spell it: with the alert's id, its life's key
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return fingerprint(self.detector, tuple(self.scope.items())), self.started_at
 
 
 def alerts_from(transitions: list[dict[str, Any]]) -> list[Alert]:
@@ -57,7 +74,9 @@ def alerts_from(transitions: list[dict[str, Any]]) -> list[Alert]:
     for t in transitions:
         key = (t["detector"], json.dumps(t["scope"], sort_keys=True), t["started_at"])
         if t["status"] == "firing" and key not in alerts:
-            alerts[key] = Alert(t["detector"], t["scope"], parse_time(t["at"]), t["suspects"])
+            alerts[key] = Alert(
+                t["detector"], t["scope"], parse_time(t["at"]), t["suspects"], None, t["started_at"]
+            )
         elif t["status"] == "resolved" and key in alerts:
             alerts[key].resolved_at = parse_time(t["at"])
     return list(alerts.values())
@@ -71,6 +90,82 @@ def points_at(alert: Alert, culprit: dict[str, str]) -> bool:
         return True
     named = {(s["dimension"], s["value"]) for s in alert.suspects}
     return any((k, v) in named for k, v in culprit.items())
+
+
+# Culprit scope keys that name a change the ranked cause should find (the simulator's names -> the alerts').
+CHANGES = {"prompt_version": "prompt_version", "service_version": "deploy_version", "user": "user",
+           "router": "router", "tool": "tool"}  # fmt: skip
+# Incidents upstream, at the provider: the ranked cause should say "no change found".
+PROVIDER_SIDE = {"latency_p99_drift", "timeout_surge"}
+
+
+def alert_event(t: dict[str, Any]) -> AlertEvent:
+    """A backtest transition (its JSON line) as the alert service's event."""
+    scope = {str(k): str(v) for k, v in t["scope"].items()}
+    return AlertEvent(
+        id=fingerprint(t["detector"], tuple(scope.items())), status=t["status"], detector=t["detector"],
+        severity=t["severity"], scope=scope, value=t["value"], threshold=t["threshold"],
+        baseline=t["baseline"], summary=t["summary"], suspects=t["suspects"],
+        started_at=parse_time(t["started_at"]), at=parse_time(t["at"]), window_minutes=0, runbook_url="",
+        dashboard_url="",
+    )  # fmt: skip
+
+
+def pages(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pages per injected incident, with incidents and with one page per alert, and the ranked cause."""
+    correlator = Correlator()
+    incident_of: dict[tuple[str, str], str] = {}  # (alert id, started_at) -> its incident
+    for t in transitions:
+        incident, event = correlator.observe(alert_event(t))
+        incident_of[(event.id, t["started_at"])] = incident.id
+    alerts = alerts_from(transitions)
+    counted = with_incidents = one_per_alert = 0
+    named = with_change = no_change = provider_side = 0
+    misses, others = [], []
+    for injected in manifest["incidents"]:
+        if not injected["detector"]:
+            continue
+        onset, end = parse_time(injected["onset"]), parse_time(injected["end"])
+        about = [
+            a
+            for a in alerts
+            if onset <= a.fired_at <= end + RESOLVE_WITHIN and points_at(a, injected["scope"])
+        ]
+        if not about:
+            continue
+        keys = {incident_of[a.key] for a in about}
+        counted += 1
+        with_incidents += len(keys)
+        one_per_alert += len(about)
+        # The incident holding the injected incident's own detector's first alert, else the first one.
+        own = sorted(about, key=lambda a: (a.detector != injected["detector"], a.fired_at))[0]
+        top = correlator.incidents[incident_of[own.key]].cause[0]
+        change = [(CHANGES[k], v) for k, v in injected["scope"].items() if k in CHANGES]
+        if change:
+            with_change += 1
+            named += (top["dimension"], top["value"]) in change
+            if (top["dimension"], top["value"]) not in change:
+                misses.append({"kind": injected["kind"], "expected": change, "ranked_first": top["why"]})
+        elif injected["kind"] in PROVIDER_SIDE:
+            provider_side += 1
+            no_change += top["value"] == "no change found"
+            if top["value"] != "no change found":
+                misses.append(
+                    {"kind": injected["kind"], "expected": "no change found", "ranked_first": top["why"]}
+                )
+        else:  # a misconfiguration the data does not name (reasoning effort, queueing): shown, not scored
+            others.append({"kind": injected["kind"], "ranked_first": top["why"]})
+    return {
+        "incidents_alerted": counted,
+        "pages_per_incident": round(with_incidents / max(counted, 1), 2),
+        "pages_per_incident_one_per_alert": round(one_per_alert / max(counted, 1), 2),
+        "incidents_opened": len(correlator.incidents),
+        "alert_firings": len(alerts),
+        "cause_named_first": f"{named}/{with_change}",
+        "no_change_found_provider_side": f"{no_change}/{provider_side}",
+        "cause_misses": misses,
+        "cause_elsewhere": others,
+    }
 
 
 def score(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -105,6 +200,7 @@ def score(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[s
     for alert in false_positives:
         rows[alert.detector]["false_positives"] += 1
     return {
+        "pages": pages(manifest, transitions),
         "per_detector": dict(rows),
         "false_positive_alerts": [
             {"detector": a.detector, "scope": a.scope, "at": a.fired_at.isoformat()} for a in false_positives

@@ -49,6 +49,7 @@ def transition(
         baseline=0.89,
         summary=f"{detector}: prompt-cache hit ratio 7% (threshold 30%, usual 89%)",
         started_at=at - timedelta(minutes=8),
+        window=timedelta(minutes=5),
         suspects=[
             {
                 "dimension": "prompt_version",
@@ -62,7 +63,7 @@ def transition(
 
 
 def event(**kwargs: object) -> AlertEvent:
-    return event_from_transition(transition(**kwargs), LINKS, {"cache_hit_collapse": timedelta(minutes=5)})
+    return event_from_transition(transition(**kwargs), LINKS)
 
 
 def resolved(alert: AlertEvent, at: datetime) -> AlertEvent:

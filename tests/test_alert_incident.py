@@ -69,9 +69,7 @@ def alert_service(tmp_path: Path, receivers: dict[str, FakeServer], clock: FakeC
         {"group_wait_seconds": 30, "group_interval_seconds": 300}, receiver_environment(receivers)
     )
     links = Links(f"{API}/runbooks", API)
-    window = CacheHitCollapse().settings.window
-    return AlertService(AlertStore(tmp_path / "alerts.sqlite"), config, links, {"cache_hit_collapse": window},
-                        clock)  # fmt: skip
+    return AlertService(AlertStore(tmp_path / "alerts.sqlite"), config, links, clock)
 
 
 def run_minute(detectors: DetectorService, alerts: AlertService, clock: FakeClock) -> None:
@@ -115,13 +113,16 @@ def test_a_simulated_incident_reaches_every_receiver_once_and_survives_a_pagerdu
         run_minute(detectors, alerts, clock)
     alerts.stop()
 
-    # PagerDuty: exactly one trigger and one resolve, with the same dedup_key, in order.
+    # PagerDuty: exactly one trigger and one resolve, with the incident's id as dedup_key, in order.
     events = pagerduty.bodies("/v2/enqueue")
     assert [e["event_action"] for e in events] == ["trigger", "resolve"]
-    assert events[0]["dedup_key"] == events[1]["dedup_key"]
+    assert events[0]["dedup_key"] == events[1]["dedup_key"] and events[0]["dedup_key"].startswith("inc-")
     for event in events:
         check(PAGERDUTY_EVENT, event)
-    assert events[0]["payload"]["custom_details"]["suspects"][0]["value"] == "v8"
+    cause = events[0]["payload"]["custom_details"]["most_likely_cause"][0]
+    assert (cause["dimension"], cause["value"]) == ("prompt_version", "v8")
+    summary = events[0]["payload"]["summary"]
+    assert summary.startswith("[critical] prompt_version v8 changed: cache_hit_collapse")
 
     # Slack: one message, updated in place to resolved, with a reply in its thread.
     slack = receivers["slack"]
@@ -211,9 +212,7 @@ def test_a_hanging_receiver_never_holds_up_the_detector_hook(tmp_path: Path) -> 
 
     with serve(hang) as webhook:
         config = alert_settings({"group_wait_seconds": 0}, {"TOKENPULSE_WEBHOOK_URL": webhook.url + "/hook"})
-        alerts = AlertService(
-            AlertStore(tmp_path / "alerts.sqlite"), config, Links(f"{API}/runbooks", API), {}
-        )
+        alerts = AlertService(AlertStore(tmp_path / "alerts.sqlite"), config, Links(f"{API}/runbooks", API))
         alerts.start()
         try:
             took = []

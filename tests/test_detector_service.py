@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import call_record, store_records
+from tokenpulse.detectors import health
 from tokenpulse.detectors.catalog.cache_hit_collapse import CacheHitCollapse
 from tokenpulse.detectors.service import INGEST_DELAY, DetectorService
 from tokenpulse.storage.store import Store
@@ -68,6 +69,7 @@ def test_cycles_fire_with_suspects_record_events_and_survive_a_restart(
     assert transition.suspects[0]["dimension"] == "prompt_version"
     assert transition.suspects[0]["value"] == "v8" and transition.suspects[0]["new"]
     assert transition.runbook_url == "http://tp:8000/runbooks/cache_hit_collapse"
+    assert transition.window == CacheHitCollapse().settings.window  # receivers need no windows map
     events = history.rows("SELECT status, detector, scope['route'], suspects FROM alert_events")
     assert [(e[0], e[1], e[2]) for e in events] == [("firing", "cache_hit_collapse", "/support")]
     assert json.loads(events[0][3])[0]["value"] == "v8"
@@ -187,6 +189,7 @@ def test_a_failing_writer_is_unhealthy_even_when_queries_answer(history: Store, 
     transitions = [t for offset in range(3) for t in service.cycle(NOW + timedelta(minutes=offset))]
     unhealthy = [t for t in transitions if t.detector == "tokenpulse_unhealthy"]
     assert len(unhealthy) == 1 and unhealthy[0].summary.endswith("inserts into storage are failing")
+    assert unhealthy[0].window == health.SETTINGS.window
 
 
 def test_backtest_says_what_each_detector_watches(history: Store, tmp_path: Path) -> None:

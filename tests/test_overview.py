@@ -178,6 +178,10 @@ def test_the_page_draws_its_charts_and_shows_the_firing_alert(served: Daemon, tm
     quality = re.findall(r'<td class="num quality"[^>]*>([^<]*)</td>', dumped.stdout)
     assert any(re.fullmatch(r"\d+% · \$\d\.\d+(e-\d+)?", cell) for cell in quality), quality
     assert "judge_pass: " in dumped.stdout and " per passing answer" in dumped.stdout  # the cells' titles
+    # the open incident holding the firing alert, a row of the incidents table
+    incidents = httpx.get(f"{served.api}/api/v1/incidents", params={"state": "open"}).json()["incidents"]
+    held = [i["id"] for i in incidents if "cache_hit_collapse" in {a["detector"] for a in i["alerts"]}]
+    assert held and f'data-incident="{held[0]}"' in dumped.stdout
     screenshot = tmp_path / "overview.png"
     chromium(f"--screenshot={screenshot}", f"{served.api}/", profile=tmp_path / "profile-2")
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -53,3 +53,22 @@ def test_an_empty_value_is_never_a_suspect() -> None:
         ShareCount("deploy_version", "2.4.1", before=0, after=80, total_before=100, total_after=100),
     ]
     assert [(s["dimension"], s["value"]) for s in rank_suspects(counts)] == [("deploy_version", "2.4.1")]
+
+
+def test_a_router_or_provider_switch_is_a_suspect(store: Store, tmp_path: Path) -> None:
+    onset = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
+    ns = int(onset.timestamp() * 1e9)
+    records = [
+        *(
+            call_record(time_unix_nano=ns - (i + 1) * 10**10, router="r-v1", provider="openai")
+            for i in range(30)
+        ),
+        *(
+            call_record(time_unix_nano=ns + (i + 1) * 10**10, router="r-v2", provider="azure")
+            for i in range(30)
+        ),
+    ]
+    store_records(store, tmp_path, records)
+    suspects = find_suspects(store, make_scope(service="checkout"), onset, onset + timedelta(minutes=20))
+    named = {(s["dimension"], s["value"]) for s in suspects}
+    assert {("router", "r-v2"), ("provider", "azure")} <= named

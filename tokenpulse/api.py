@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tokenpulse import metrics
 from tokenpulse.alerts.history import alert_history, alert_json, find_alert, visible_to
+from tokenpulse.alerts.views import AlertViews
 from tokenpulse.auth import request_tenant
 from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.detectors.state import AlertStates
@@ -40,7 +41,11 @@ def _parse_time(value: str | None, default: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: AlertStates) -> FastAPI:
+def create_api_app(
+    store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: AlertStates, views: AlertViews | None = None
+) -> FastAPI:
+    """The API; ``views`` says the state each alert really has (the daemon's joins its notifications)."""
+    views = views or AlertViews(alerts)
     # /docs from Swagger UI files shipped in a package (fastapi-offline), not a CDN: the page must work
     # on a host without internet access. Under /static/ so that it opens without a key, as the page does.
     app = FastAPIOffline(
@@ -202,7 +207,7 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
             and (severity is None or a.severity == severity)
         ]
         chosen.sort(key=lambda a: (a.state != "firing", a.severity != "critical", a.active_at))
-        return {"alerts": [alert_json(a) for a in chosen]}
+        return {"alerts": [views.annotate(a, alert_json(a)) for a in chosen]}
 
     @app.get(
         "/api/v1/alerts/{alert_id}",
@@ -210,7 +215,7 @@ def create_api_app(store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: 
         responses={404: {"description": "No such alert"}},
     )
     async def get_alert(request: Request, alert_id: str) -> dict[str, Any]:
-        found = await run_in_threadpool(find_alert, alerts, store, alert_id, request_tenant(request))
+        found = await run_in_threadpool(find_alert, alerts, store, alert_id, request_tenant(request), views)
         if found is None:
             raise HTTPException(404, f"no alert {alert_id}")
         return found

@@ -260,7 +260,7 @@ def _backtest(args: argparse.Namespace) -> int:
     if args.notify:
         from tokenpulse.alerts.preview import notify_command
 
-        return notify_command(settings, transitions, {d.name: d.settings.window for d in engine.detectors})
+        return notify_command(settings, transitions)
     return 0
 
 

@@ -98,8 +98,9 @@ async def _serve(runtime: Runtime, detectors: DetectorService, alerts: AlertServ
     otlp_app = create_otlp_http_app(
         runtime.pipeline, settings.max_request_bytes, settings.max_decompressed_bytes, keys
     )
-    api_app = create_api_app(runtime.store, runtime.wal, runtime.writer, detectors.engine.states)
-    api_app.include_router(alerts_router(runtime.store, detectors.engine.states, alerts.store))
+    states = detectors.engine.states
+    api_app = create_api_app(runtime.store, runtime.wal, runtime.writer, states, alerts.watch(states))
+    api_app.include_router(alerts_router(runtime.store, states, alerts.store, service=alerts))
     api_app.include_router(coverage_router(detectors.engine))
     api_app.add_middleware(RequireApiKey, keys=keys, protect_metrics=settings.protect_metrics)
     servers = [
@@ -157,7 +158,7 @@ def serve(settings: Settings) -> None:
     REGISTRY.register(store_memory)
     try:
         catalog = build_detectors(settings.detectors)
-        alerts = AlertService.from_settings(settings, {d.name: d.settings.window for d in catalog})
+        alerts = AlertService.from_settings(settings)
         detectors = DetectorService(
             runtime.store,
             catalog,

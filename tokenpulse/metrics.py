@@ -47,7 +47,16 @@ INSERT_SECONDS = Histogram(
 INSERT_FAILURES = Counter("tokenpulse_insert_failures", "Batch inserts into ClickHouse that failed.")
 ROWS_WRITTEN = Counter("tokenpulse_rows_written", "Rows written to ClickHouse, by table.", ["table"])
 ALERTS_FIRING = Gauge(
-    "tokenpulse_alerts_firing", "Alerts firing now, by detector and severity.", ["detector", "severity"]
+    "tokenpulse_alerts_firing",
+    "Alerts firing now that receivers hear of (not explained, inhibited or silenced), by detector and "
+    "severity.",
+    ["detector", "severity"],
+)
+ALERTS = Gauge(
+    "tokenpulse_alerts",
+    "Alerts now by the state each really has: pending, firing, explained (held back by its cause's "
+    "alert), inhibited, silenced.",
+    ["detector", "severity", "state"],
 )
 DETECTOR_CYCLE_SECONDS = Histogram(
     "tokenpulse_detector_cycle_seconds",

@@ -1,24 +1,29 @@
-"""The alerting part of the HTTP API: runbook pages and silences."""
+"""The alerting part of the HTTP API: runbook pages, incidents (with their alerts inside) and silences."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from tokenpulse.alerts.history import find_alert
+from tokenpulse.alerts.history import find_alert, visible_to
+from tokenpulse.alerts.incidents import RECENT, Incident
 from tokenpulse.alerts.matchers import Matcher, parse_matchers
 from tokenpulse.alerts.model import Clock, SystemClock
-from tokenpulse.alerts.runbooks import RUNBOOKS, render
+from tokenpulse.alerts.runbooks import RUNBOOKS, render, render_incident
 from tokenpulse.alerts.store import AlertStore, Silence
+from tokenpulse.alerts.views import AlertViews
 from tokenpulse.auth import request_tenant
 from tokenpulse.detectors.history import TENANT
 from tokenpulse.detectors.state import AlertStates
 from tokenpulse.storage.store import Store
+
+if TYPE_CHECKING:
+    from tokenpulse.alerts.service import AlertService
 
 
 class NewSilence(BaseModel):
@@ -31,10 +36,54 @@ class NewSilence(BaseModel):
 
 
 def alerts_router(
-    store: Store, states: AlertStates, alert_store: AlertStore, clock: Clock | None = None
+    store: Store,
+    states: AlertStates,
+    alert_store: AlertStore,
+    clock: Clock | None = None,
+    service: AlertService | None = None,
 ) -> APIRouter:
+    """``service``: the daemon's alert service, whose incidents are live (with the state each alert
+    really has); without it, the incidents as last recorded in ``alert_store``."""
     router = APIRouter()
     clock = clock or SystemClock()
+    views = service.views if service is not None and service.views is not None else AlertViews(states)
+
+    def incidents(request: Request) -> list[dict[str, Any]]:
+        if service is not None:
+            found = service.incidents()
+        else:
+            since = clock.now() - RECENT
+            documents = reversed(alert_store.load_incidents(since=since))
+            found = [Incident.from_document(d).to_json() for d in documents]
+        tenant = request_tenant(request)
+        return [i for i in found if any(visible_to(tenant, a["detector"], a["scope"]) for a in i["alerts"])]
+
+    def one_incident(request: Request, incident_id: str) -> dict[str, Any]:
+        for incident in incidents(request):
+            if incident["id"] == incident_id:
+                return incident
+        raise HTTPException(404, f"no incident {incident_id}")
+
+    @router.get("/api/v1/incidents", summary="Incidents open and recently resolved, with their alerts inside")
+    def list_incidents(request: Request, state: str | None = None) -> dict[str, Any]:
+        return {"incidents": [i for i in incidents(request) if state is None or i["state"] == state]}
+
+    @router.get(
+        "/api/v1/incidents/{incident_id}",
+        summary="One incident: title, severity, alerts, ranked cause, timeline",
+        responses={404: {"description": "No such incident"}},
+    )
+    def get_incident(request: Request, incident_id: str) -> dict[str, Any]:
+        return one_incident(request, incident_id)
+
+    @router.get(
+        "/incidents/{incident_id}",
+        response_class=HTMLResponse,
+        summary="An incident's page: its alerts, the most likely cause and how to roll it back",
+        responses={404: {"description": "No such incident"}},
+    )
+    def incident_page(request: Request, incident_id: str) -> HTMLResponse:
+        return HTMLResponse(render_incident(one_incident(request, incident_id)))
 
     @router.get("/runbooks", response_class=HTMLResponse, summary="Index of the runbooks")
     def runbook_index() -> HTMLResponse:
@@ -54,12 +103,14 @@ def alerts_router(
         if detector not in RUNBOOKS:
             raise HTTPException(404, f"no runbook {detector!r}; known: {', '.join(RUNBOOKS)}")
         tenant = request_tenant(request)
-        found = await run_in_threadpool(find_alert, states, store, alert, tenant) if alert else None
+        found = await run_in_threadpool(find_alert, states, store, alert, tenant, views) if alert else None
         if found is not None and found["detector"] != detector:
             # Another detector's alert: its context under this runbook would send on-call the wrong way.
             target = f"{request.url.path.rsplit('/', 1)[0]}/{found['detector']}?{request.url.query}"
             return RedirectResponse(target, status_code=307)
-        return HTMLResponse(render(detector, found, alert))
+        incident_id = found.get("incident") if found else None
+        incident = service.describe(incident_id) if service is not None and incident_id else None
+        return HTMLResponse(render(detector, found, alert, incident or None))
 
     @router.get("/api/v1/silences", summary="Silences, active and expired")
     def list_silences(request: Request, state: str | None = None) -> dict[str, Any]:

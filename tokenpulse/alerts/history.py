@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from tokenpulse.alerts.views import AlertViews
 from tokenpulse.detectors import health
 from tokenpulse.detectors.history import TENANT
 from tokenpulse.detectors.state import Alert, AlertStates
@@ -70,11 +71,17 @@ def latest_event(store: Store, alert_id: str) -> dict[str, Any] | None:
 
 
 def find_alert(
-    states: AlertStates, store: Store, alert_id: str, tenant: str | None = None
+    states: AlertStates,
+    store: Store,
+    alert_id: str,
+    tenant: str | None = None,
+    views: AlertViews | None = None,
 ) -> dict[str, Any] | None:
-    """An alert by id, live or else as last recorded; None if there is none ``tenant`` may read."""
+    """An alert by id, live (with its real state: ``views``) or else as last recorded; None if there
+    is none ``tenant`` may read."""
+    views = views or AlertViews(states)
     live = list(states.alerts.values())  # a copy: the detector thread updates the states
-    found = next((alert_json(a) for a in live if a.fingerprint == alert_id), None)
+    found = next((views.annotate(a, alert_json(a)) for a in live if a.fingerprint == alert_id), None)
     found = found or latest_event(store, alert_id)
     return found if found and visible_to(tenant, found["detector"], found["scope"]) else None
 

@@ -9,11 +9,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from tokenpulse.detectors.base import Transition, format_scope
-from tokenpulse.detectors.state import fingerprint
+from tokenpulse.alerts.contract import AlertState, Transition
 
-FIRING = "firing"
-RESOLVED = "resolved"
+FIRING = AlertState.FIRING
+RESOLVED = AlertState.RESOLVED
+
+
+def format_scope(scope: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in scope.items()) or "all"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class AlertEvent:
     runbook_url: str
     dashboard_url: str
     generator_url: str = ""  # the daemon's API page of this alert
+    incident: str = ""  # the id of the incident it belongs to (alerts.incidents), once correlated
 
     @property
     def labels(self) -> dict[str, str]:
@@ -44,8 +48,9 @@ class AlertEvent:
             "alertname": self.detector,
             "detector": self.detector,
             "severity": self.severity,
-            "scope": format_scope(tuple(self.scope.items())),
+            "scope": format_scope(self.scope),
             **self.scope,
+            **({"incident": self.incident} if self.incident else {}),
         }
 
     @property
@@ -129,17 +134,15 @@ class _Blank(dict[str, str]):
         return ""
 
 
-def event_from_transition(
-    transition: Transition, links: Links, windows: Mapping[str, timedelta]
-) -> AlertEvent:
-    alert_id = fingerprint(transition.detector, transition.scope)
+def event_from_transition(transition: Transition, links: Links) -> AlertEvent:
+    alert_id = transition.fingerprint
     scope = dict(transition.scope)
-    window = windows.get(transition.detector, timedelta(0))
+    window = transition.window
     return AlertEvent(
         id=alert_id,
-        status=transition.status,
+        status=str(transition.status),
         detector=transition.detector,
-        severity=transition.severity,
+        severity=str(transition.severity),
         scope=scope,
         value=transition.value,
         threshold=transition.threshold,

@@ -6,23 +6,21 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+from tokenpulse.alerts.contract import Transition
 from tokenpulse.alerts.service import AlertService, links
 from tokenpulse.alerts.settings import alert_settings
 from tokenpulse.alerts.store import AlertStore, Notification
 from tokenpulse.config import Settings
-from tokenpulse.detectors.base import Transition
 
 NEVER = timedelta(days=3650)
 
 
-def preview(
-    settings: Settings, transitions: Sequence[Transition], windows: Mapping[str, timedelta]
-) -> list[Notification]:
+def preview(settings: Settings, transitions: Sequence[Transition]) -> list[Notification]:
     """Send ``transitions`` in order; returns every notification with its outcome (one attempt each)."""
     config = alert_settings(settings.alerts)
     if not config.receivers:
@@ -31,7 +29,7 @@ def preview(
                for r in config.routes]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="tokenpulse-preview-") as directory:
         store = AlertStore(Path(directory) / "preview.sqlite")
-        service = AlertService(store, replace(config, routes=at_once), links(settings, config), windows)
+        service = AlertService(store, replace(config, routes=at_once), links(settings, config))
         for transition in transitions:
             service.on_transitions([transition])
             service.dispatcher.flush_due()
@@ -43,12 +41,10 @@ def preview(
     return notifications
 
 
-def notify_command(
-    settings: Settings, transitions: Sequence[Transition], windows: Mapping[str, timedelta]
-) -> int:
+def notify_command(settings: Settings, transitions: Sequence[Transition]) -> int:
     """What `backtest --notify` prints (to stderr: stdout is the transitions) and its exit status."""
     try:
-        notifications = preview(settings, transitions, windows)
+        notifications = preview(settings, transitions)
     except ValueError as error:
         print(f"tokenpulse backtest --notify: {error}", file=sys.stderr)
         return 2

@@ -1,19 +1,29 @@
-"""The pure stages of the notify pipeline, after Alertmanager's: route, inhibit, silence, dedup/repeat.
+"""The notify pipeline, after Alertmanager's ``notify``: route -> group -> inhibit -> silence -> dedup ->
+record.
 
-Each is a function of alerts, configuration and ``now``; the dispatcher runs them and does the I/O.
+Routing and grouping place each alert, as it arrives, in the groups of the routes it takes
+(``matching_routes``, ``Route.group_labels``). When a group is due, it is passed to each of its route's
+receivers through ``PIPELINE``: stages with one signature, ``stage(flush, alerts) -> alerts``, each
+given the alerts the previous one let through and the ``Flush`` they share (the group, the receiver,
+``now``, and what each stage found: why an alert is muted, what the receiver is to be sent).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from tokenpulse.alerts.matchers import Matcher, match_all
 from tokenpulse.alerts.model import FIRING, RESOLVED, AlertEvent
 from tokenpulse.alerts.store import LogEntry, Silence
 
+if TYPE_CHECKING:
+    from tokenpulse.alerts.store import AlertStore
+
 ALL_LABELS = "..."  # group_by = ["..."]: every alert its own group (Alertmanager's spelling)
+BY_INCIDENT = "incident"  # group_by = ["incident"] (the default): one group per incident
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,10 @@ class InhibitRule:
     equal: tuple[str, ...] = field(default=())
 
 
-def inhibited(alert: AlertEvent, firing: Iterable[AlertEvent], rules: Sequence[InhibitRule]) -> bool:
+def inhibited_by(
+    alert: AlertEvent, firing: Iterable[AlertEvent], rules: Sequence[InhibitRule]
+) -> AlertEvent | None:
+    """The firing alert that mutes ``alert`` under one of ``rules``, if any."""
     labels = alert.labels
     for rule in rules:
         if not match_all(rule.target, labels):
@@ -77,13 +90,22 @@ def inhibited(alert: AlertEvent, firing: Iterable[AlertEvent], rules: Sequence[I
                 and match_all(rule.source, source_labels)
                 and all(source_labels.get(name, "") == labels.get(name, "") for name in rule.equal)
             ):
-                return True
-    return False
+                return source
+    return None
+
+
+def inhibited(alert: AlertEvent, firing: Iterable[AlertEvent], rules: Sequence[InhibitRule]) -> bool:
+    return inhibited_by(alert, firing, rules) is not None
+
+
+def silenced_by(alert: AlertEvent, silences: Iterable[Silence], now: datetime) -> Silence | None:
+    """The active silence that mutes ``alert``, if any."""
+    labels = alert.labels
+    return next((s for s in silences if s.active(now) and match_all(s.matchers, labels)), None)
 
 
 def silenced(alert: AlertEvent, silences: Iterable[Silence], now: datetime) -> bool:
-    labels = alert.labels
-    return any(s.active(now) and match_all(s.matchers, labels) for s in silences)
+    return silenced_by(alert, silences, now) is not None
 
 
 def firing_key(alert: AlertEvent) -> str:
@@ -122,3 +144,100 @@ def decide(alerts: Sequence[AlertEvent], entry: LogEntry | None, route: Route, n
     chosen = firing + (resolved if route.send_resolved else [])
     sent_at = now if send else (entry.sent_at if entry else now)
     return Decision(send and bool(chosen), chosen, LogEntry(firing_keys, resolved_ids, sent_at))
+
+
+# Why an alert is muted: ``inhibited by <alert id>`` or ``silenced by <silence id>``.
+INHIBITED_BY, SILENCED_BY = "inhibited by", "silenced by"
+
+
+@dataclass
+class Flush:
+    """What the stages of one group's flush to one receiver share."""
+
+    store: AlertStore
+    route: Route
+    group_key: str
+    group_labels: dict[str, str]
+    receiver: str
+    now: datetime
+    held: Sequence[AlertEvent]  # every alert the dispatcher holds: the sources of inhibitions
+    silences: Sequence[Silence]
+    inhibit_rules: Sequence[InhibitRule]
+    muted: dict[str, str] = field(default_factory=dict)  # alert id -> why (shared by every flush of a pass)
+    decision: Decision | None = None
+    recorded: int = 0  # notifications recorded in the outbox
+    # The group's incident as receivers show it, given why its alerts are muted ({} when none).
+    incident: Callable[[Mapping[str, str]], dict[str, Any]] = lambda muted: {}
+
+
+Stage = Callable[[Flush, list[AlertEvent]], list[AlertEvent]]
+
+
+def _audible(
+    flush: Flush, alerts: list[AlertEvent], why: str, muter: Callable[[AlertEvent], str | None]
+) -> list[AlertEvent]:
+    """The alerts ``muter`` names no muter for; the others are noted in ``flush.muted``."""
+    audible = []
+    for alert in alerts:
+        found = muter(alert)
+        if found is None:
+            audible.append(alert)
+        else:
+            flush.muted[alert.id] = f"{why} {found}"
+    return audible
+
+
+def inhibit_stage(flush: Flush, alerts: list[AlertEvent]) -> list[AlertEvent]:
+    """Drop what a configured inhibit rule mutes, noting by which alert."""
+    firing = [a for a in flush.held if a.status == FIRING]
+
+    def source(alert: AlertEvent) -> str | None:
+        found = inhibited_by(alert, firing, flush.inhibit_rules)
+        return found.id if found else None
+
+    return _audible(flush, alerts, INHIBITED_BY, source)
+
+
+def silence_stage(flush: Flush, alerts: list[AlertEvent]) -> list[AlertEvent]:
+    """Drop what an active silence mutes, noting by which silence."""
+
+    def silence(alert: AlertEvent) -> str | None:
+        found = silenced_by(alert, flush.silences, flush.now)
+        return found.id if found else None
+
+    return _audible(flush, alerts, SILENCED_BY, silence)
+
+
+def dedup_stage(flush: Flush, alerts: list[AlertEvent]) -> list[AlertEvent]:
+    """Keep the alerts only when the receiver has not been told them yet (or a repeat is due)."""
+    entry = flush.store.log_entry(flush.receiver, flush.group_key)
+    flush.decision = decide(alerts, entry, flush.route, flush.now)
+    # The log is written whenever what the receiver knows changes, sent or not.
+    if not flush.decision.send and (entry is None or flush.decision.log == entry):
+        flush.decision = None
+    return flush.decision.alerts if flush.decision and flush.decision.send else []
+
+
+def record_stage(flush: Flush, alerts: list[AlertEvent]) -> list[AlertEvent]:
+    """Record the receiver's log and, when there is something to send, the notification (one
+    transaction): the delivery workers send it from the outbox."""
+    if flush.decision is not None:
+        decision = flush.decision
+        flush.store.enqueue(
+            flush.receiver, flush.group_key, flush.group_labels, decision.alerts, decision.log,
+            decision.send, flush.incident(flush.muted) if decision.send else None,
+        )  # fmt: skip
+        flush.recorded += decision.send
+    return alerts
+
+
+PIPELINE: tuple[Stage, ...] = (inhibit_stage, silence_stage, dedup_stage, record_stage)
+
+
+def run_pipeline(
+    flush: Flush, alerts: list[AlertEvent], stages: Sequence[Stage] = PIPELINE
+) -> list[AlertEvent]:
+    """Pass ``alerts`` through ``stages`` in order; what the last one lets through."""
+    for stage in stages:
+        alerts = stage(flush, alerts)
+    return alerts

@@ -5,7 +5,11 @@
   repeat stage reads it, so a restart neither repeats nor forgets a notification;
 - ``outbox``: every notification, recorded (in the same transaction as its ``nflog`` entry) before a
   delivery worker sends it, and kept with its attempts, next attempt and outcome;
-- ``silences``; ``memory``: what a notifier must remember between sends (a Slack message's ts).
+- ``silences``; ``memory``: what a notifier must remember between sends (a Slack message's ts);
+- ``incidents``: every incident (``alerts.incidents``) as last changed, so a restart keeps them.
+
+The notification state lives here, beside the outbox, rather than in ClickHouse: an incident, the
+alerts it labels and the notifications about it are recorded by the same process in one local file.
 
 Every write commits with ``synchronous=FULL``: what was recorded survives a crash.
 """
@@ -18,7 +22,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +50,14 @@ CREATE TABLE IF NOT EXISTS silences (
 CREATE TABLE IF NOT EXISTS memory (
     receiver TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (receiver, key)
 );
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, opened_at REAL NOT NULL, updated_at REAL NOT NULL,
+    document TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_state ON incidents (state, updated_at);
 """
+# Columns added since a file was first created: (table, column, its declaration).
+_ADDED_COLUMNS = (("outbox", "incident", "TEXT NOT NULL DEFAULT '{}'"),)
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 
@@ -82,6 +93,7 @@ class Notification:
     next_attempt_at: datetime
     state: str = PENDING
     last_error: str = ""
+    incident: dict[str, Any] = field(default_factory=dict)  # the incident as it was when recorded
 
     @property
     def status(self) -> str:
@@ -125,6 +137,10 @@ class AlertStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        for table, column, declaration in _ADDED_COLUMNS:
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         with self._lock:
@@ -179,6 +195,7 @@ class AlertStore:
         alerts: Sequence[AlertEvent],
         log: LogEntry,
         send: bool,
+        incident: dict[str, Any] | None = None,
     ) -> None:
         """Record the log entry and, when ``send``, the notification to deliver, atomically."""
         with self._transaction() as db:
@@ -190,9 +207,10 @@ class AlertStore:
             if send:
                 db.execute(
                     "INSERT INTO outbox (receiver, group_key, group_labels, alerts, created_at, "
-                    "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    "next_attempt_at, incident) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (receiver, group_key, json.dumps(group_labels),
-                     json.dumps([a.to_json() for a in alerts]), _ts(log.sent_at), _ts(log.sent_at)),
+                     json.dumps([a.to_json() for a in alerts]), _ts(log.sent_at), _ts(log.sent_at),
+                     json.dumps(incident or {})),
                 )  # fmt: skip
 
     def next_pending(self, receiver: str) -> Notification | None:
@@ -238,7 +256,8 @@ class AlertStore:
             )
 
     def prune(self, before: datetime) -> int:
-        """Forget delivered and failed notifications, log entries and expired silences older than ``before``.
+        """Forget delivered and failed notifications, log entries, expired silences and resolved incidents
+        older than ``before``.
 
         A log entry is refreshed by every repeat, so only groups silent since ``before`` lose theirs.
         """
@@ -249,6 +268,9 @@ class AlertStore:
             ).rowcount
             removed += db.execute("DELETE FROM nflog WHERE sent_at < ?", (cutoff,)).rowcount
             removed += db.execute("DELETE FROM silences WHERE ends_at < ?", (cutoff,)).rowcount
+            removed += db.execute(
+                "DELETE FROM incidents WHERE state = 'resolved' AND updated_at < ?", (cutoff,)
+            ).rowcount
         return removed
 
     # silences
@@ -290,6 +312,26 @@ class AlertStore:
             )
             return cursor.rowcount > 0
 
+    # incidents
+    def save_incidents(self, incidents: Sequence[dict[str, Any]]) -> None:
+        """Record incidents' documents (``Incident.document()``) as they are now."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?)",
+                [(d["id"], "resolved" if d["resolved_at"] else "open",
+                  datetime.fromisoformat(d["opened_at"]).timestamp(),
+                  datetime.fromisoformat(d["updated_at"] or d["opened_at"]).timestamp(), json.dumps(d))
+                 for d in incidents],
+            )  # fmt: skip
+
+    def load_incidents(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Open incidents, and those changed since ``since`` (all when None), oldest first."""
+        rows = self._query(
+            "SELECT document FROM incidents WHERE state = 'open' OR updated_at >= ? ORDER BY opened_at",
+            (_ts(since) if since else float("-inf"),),
+        )
+        return [json.loads(row[0]) for row in rows]
+
     # what notifiers remember
     def remember(self, receiver: str, key: str, value: str) -> None:
         with self._transaction() as db:
@@ -301,7 +343,7 @@ class AlertStore:
 
 
 def _notification(row: tuple[Any, ...]) -> Notification:
-    seq, receiver, group_key, labels, alerts, created, state, attempts, next_at, error, _done = row
+    seq, receiver, group_key, labels, alerts, created, state, attempts, next_at, error, _done, incident = row
     return Notification(
         seq=seq,
         receiver=receiver,
@@ -313,4 +355,5 @@ def _notification(row: tuple[Any, ...]) -> Notification:
         next_attempt_at=_dt(next_at),
         state=state,
         last_error=error,
+        incident=json.loads(incident),
     )

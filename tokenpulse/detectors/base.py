@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
+from tokenpulse.alerts.contract import Transition as Transition  # the alert contract's; re-exported
 from tokenpulse.detectors.history import History, Query
 
 # Canonical scope dimensions (a public contract: alerts, config, runbooks and dashboards use them).
@@ -134,41 +135,3 @@ def settings_from_mapping(cls: type[DetectorSettings], values: Mapping[str, Any]
             raise ValueError(f"unknown detector setting {key!r}; known: {', '.join(sorted(fields))}")
         kwargs[name] = timedelta(minutes=value) if key.endswith("_minutes") else value
     return cls(**kwargs)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """An alert changing state: the object backtests print and notifiers send."""
-
-    at: datetime
-    status: str  # "firing" | "resolved"
-    detector: str
-    severity: str
-    scope: Scope
-    value: float
-    threshold: float
-    baseline: float | None
-    summary: str
-    started_at: datetime
-    suspects: list[dict[str, Any]] = field(default_factory=list)
-    runbook_url: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "at": self.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "status": self.status,
-            "detector": self.detector,
-            "severity": self.severity,
-            "scope": scope_dict(self.scope),
-            "value": _round(self.value),
-            "threshold": _round(self.threshold),
-            "baseline": None if self.baseline is None else _round(self.baseline),
-            "summary": self.summary,
-            "suspects": self.suspects,
-            "runbook_url": self.runbook_url,
-            "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-
-
-def _round(value: float) -> float:
-    return float(f"{value:.6g}")

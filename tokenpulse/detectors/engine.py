@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from tokenpulse.detectors.base import Coverage, Detector, Observation, Transition
+from tokenpulse.alerts.contract import Transition
+from tokenpulse.detectors.base import Coverage, Detector, Observation
+from tokenpulse.detectors.explain import hold_back
 from tokenpulse.detectors.history import (
     SAME_HOUR_MARGIN,
     TENANT,
@@ -20,7 +22,6 @@ from tokenpulse.detectors.history import (
     load_history,
     tenant_histories,
 )
-from tokenpulse.detectors.inhibit import inhibit
 from tokenpulse.detectors.state import FIRING, AlertStates
 from tokenpulse.detectors.suspects import find_suspects
 from tokenpulse.storage.store import Store
@@ -86,11 +87,11 @@ class Engine:
             for detector in self.detectors:
                 observations = by_detector[detector.name].get(moment, [])
                 now += self.states.step(detector.name, detector.settings, observations, moment)
-            transitions += inhibit(self.states, now, moment)
+            transitions += hold_back(self.states, now, moment)
         return transitions
 
     def run(self, store: Store, times: Sequence[datetime], runbook_base_url: str = "") -> list[Transition]:
-        """Load, evaluate, and name the suspects and the runbook of every transition."""
+        """Load, evaluate, and name the suspects, the runbook and the window of every transition."""
         transitions = self.evaluate(self.load(store, times), times)
         windows = {d.name: d.settings.window for d in self.detectors}
         enriched = []
@@ -104,7 +105,9 @@ class Engine:
                 if alert is not None:
                     alert.suspects = suspects
             url = runbook_url(runbook_base_url, transition.detector)
-            enriched.append(replace(transition, suspects=suspects, runbook_url=url))
+            enriched.append(
+                replace(transition, suspects=suspects, runbook_url=url, window=windows[transition.detector])
+            )
         return enriched
 
 

@@ -12,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tokenpulse import metrics
+from tokenpulse.alerts.contract import Transition
 from tokenpulse.detectors import health
-from tokenpulse.detectors.base import Detector, Transition
+from tokenpulse.detectors.base import Detector
 from tokenpulse.detectors.engine import Engine, floor_minute, runbook_url
-from tokenpulse.detectors.inhibit import inhibit
-from tokenpulse.detectors.state import AlertStates, fingerprint
+from tokenpulse.detectors.explain import hold_back
+from tokenpulse.detectors.state import AlertStates
 from tokenpulse.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,10 @@ class DetectorService:
         states = self.engine.states
         observed = health.observations(problems, moment)
         health_transitions = states.step(health.NAME, health.SETTINGS, observed, moment)
+        url = runbook_url(self.runbook_base_url, health.NAME)
         transitions += [
-            replace(t, runbook_url=runbook_url(self.runbook_base_url, t.detector))
-            for t in inhibit(states, health_transitions, moment)  # marks it notified, inhibits nothing
+            replace(t, runbook_url=url, window=health.SETTINGS.window)
+            for t in hold_back(states, health_transitions, moment)  # marks it notified, explains nothing
         ]
         self._save_state()
         if transitions:
@@ -75,10 +77,7 @@ class DetectorService:
                 log.warning("alert %s: %s", transition.status, transition.summary)
             if self.on_transitions:
                 self.on_transitions(transitions)
-        firing = self.engine.states.firing()
-        metrics.ALERTS_FIRING.clear()
-        for alert in firing:
-            metrics.ALERTS_FIRING.labels(alert.detector, alert.severity).inc()
+        # tokenpulse_alerts_firing is the alert service's (alerts.views): it knows what receivers hear.
         metrics.DETECTOR_CYCLE_SECONDS.observe(time.perf_counter() - started)
         return transitions
 
@@ -91,7 +90,7 @@ class DetectorService:
         """Store the transitions in ``alert_events``; with storage down they are still notified."""
         rows = [
             [
-                t.at, fingerprint(t.detector, t.scope), t.status, t.detector, t.severity, dict(t.scope),
+                t.at, t.fingerprint, t.status, t.detector, t.severity, dict(t.scope),
                 t.value, t.threshold, t.baseline, t.summary, json.dumps(t.suspects), t.runbook_url,
                 t.started_at,
             ]

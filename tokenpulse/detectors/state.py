@@ -16,26 +16,23 @@ live runs and backtests behave the same. Its state serializes to JSON to survive
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tokenpulse.detectors.base import CRITICAL, WARNING, DetectorSettings, Observation, Scope, Transition
+from tokenpulse.alerts.contract import AlertState, Severity, Transition, fingerprint
+from tokenpulse.detectors.base import DetectorSettings, Observation, Scope
 
-PENDING = "pending"
-FIRING = "firing"
-RESOLVED = "resolved"
+PENDING = AlertState.PENDING
+FIRING = AlertState.FIRING
+RESOLVED = AlertState.RESOLVED
 
 # Resolved alerts stay visible this long (the API lists them as recent), then are forgotten here.
 RESOLVED_RETENTION = timedelta(minutes=15)
 
 
-def fingerprint(detector: str, scope: Scope) -> str:
-    """A stable id per (detector, scope): the deduplication key of notifications."""
-    text = detector + "\0" + "\0".join(f"{k}={v}" for k, v in scope)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+__all__ = ["FIRING", "PENDING", "RESOLVED", "Alert", "AlertStates", "fingerprint"]
 
 
 @dataclass
@@ -53,7 +50,8 @@ class Alert:
     fired_at: datetime | None = None
     resolved_at: datetime | None = None
     suspects: list[dict[str, Any]] = field(default_factory=list)  # found when it fired
-    notified: bool = False  # its firing was emitted (not held back by an inhibition)
+    notified: bool = False  # its firing was emitted (not held back: see detectors.explain)
+    explained_by: str = ""  # while held back: the id of the cause's alert that explains it
 
     @property
     def fingerprint(self) -> str:
@@ -113,8 +111,10 @@ class AlertStates:
                 transitions.append(alert.transition(FIRING, now))
             elif alert.state == PENDING:
                 alert.severity = observation.severity
-            elif alert.state == FIRING and alert.severity == WARNING and observation.severity == CRITICAL:
-                alert.severity = CRITICAL
+            elif (
+                alert.state == FIRING and Severity(observation.severity).rank > Severity(alert.severity).rank
+            ):
+                alert.severity = observation.severity
                 transitions.append(alert.transition(FIRING, now))
         for key, alert in list(self.alerts.items()):
             if key[0] != detector or alert.scope in seen:
@@ -154,6 +154,7 @@ def _alert_json(alert: Alert) -> dict[str, Any]:
 def _alert_from_json(data: dict[str, Any]) -> Alert:
     data = dict(data)
     data["scope"] = tuple((k, v) for k, v in data["scope"])
+    data["state"] = AlertState(data["state"])
     for name in ("active_at", "last_active_at", "fired_at", "resolved_at"):
         data[name] = datetime.fromisoformat(data[name]) if data[name] else None
     return Alert(**data)

@@ -1,8 +1,9 @@
 """Suspects: the change that most likely caused an alert, for the on-call engineer to roll back.
 
 Within the alert's scope, compare who made the calls just before the onset with who makes them since:
-a prompt version, deploy version, model or user whose share of calls jumped at the onset (most
-suspicious: one that did not exist before) is what changed.
+a prompt version, deploy version, model, provider, router or user whose share of calls jumped at the
+onset (most suspicious: one that did not exist before) is what changed. An incident ranks its alerts'
+suspects together (``alerts.incidents.ranked_cause``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ SUSPECT_COLUMNS = {
     "prompt_version": "prompt_version",
     "deploy_version": "service_version",
     "model": "model",
+    "provider": "provider",
+    "router": "router",
     "user": "user",
 }
 # Scope dimension -> column of the calls table (scopes on tools cannot filter calls and are skipped).

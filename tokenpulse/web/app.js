@@ -138,7 +138,8 @@ function renderAlerts(alerts, runbooks) {
     const row = body.insertRow();
     row.className = alert.state;
     row.dataset.detector = alert.detector;
-    const cells = [alert.state, alert.severity, alert.detector, scopeText(alert.scope), alert.summary];
+    // The state it really has: firing, or explained / inhibited / silenced by what, as receivers see it.
+    const cells = [alert.status || alert.state, alert.severity, alert.detector, scopeText(alert.scope), alert.summary];
     for (const text of cells) row.insertCell().textContent = text;
     timeCell(row, alert.fired_at || alert.active_at);
     const link = document.createElement("a");
@@ -154,6 +155,32 @@ function renderAlerts(alerts, runbooks) {
     calls.className = "calls-link";
     calls.textContent = "calls";
     row.insertCell().append(calls);
+  }
+}
+
+// Open incidents, each with its alerts inside (and the state each really has) and its most likely cause.
+function renderIncidents(incidents) {
+  const body = document.querySelector("#incidents tbody");
+  body.replaceChildren();
+  document.getElementById("no-incidents").hidden = incidents.length > 0;
+  for (const incident of incidents) {
+    const row = body.insertRow();
+    row.className = incident.severity;
+    row.dataset.incident = incident.id;
+    row.insertCell().textContent = incident.severity;
+    const title = document.createElement("a");
+    title.href = `/incidents/${encodeURIComponent(incident.id)}`;
+    title.textContent = incident.title;
+    row.insertCell().append(title);
+    const list = document.createElement("ul");
+    for (const alert of incident.alerts) {
+      const item = document.createElement("li");
+      item.textContent = `${alert.detector} [${scopeText(alert.scope)}]: ${alert.state}`;
+      list.append(item);
+    }
+    row.insertCell().append(list);
+    row.insertCell().textContent = incident.cause[0].why;
+    timeCell(row, incident.started_at);
   }
 }
 
@@ -364,6 +391,7 @@ async function refresh() {
     const runbooks = new Map();
     for (const event of events.events) if (!runbooks.has(event.id) && event.runbook_url) runbooks.set(event.id, event.runbook_url);
     renderAlerts(alerts.alerts, runbooks);
+    renderIncidents((await getJson("/api/v1/incidents", { state: "open" })).incidents);
     renderTools(tools.groups);
     const points = timeseries.points;
     const times = points.map((p) => Date.parse(p.time) / 1000);

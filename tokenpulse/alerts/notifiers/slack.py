@@ -79,26 +79,90 @@ def blocks(alert: AlertEvent) -> list[dict[str, Any]]:
             "type": "section",
             "text": {"type": "mrkdwn", "text": _cut(f"*Suspects*\n{alert.suspects_text}", TEXT_LIMIT)},
         },
-        {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "text": {"type": "plain_text", "text": "Runbook"},
-                    "url": alert.runbook_url,
-                    "action_id": "runbook",
-                    "style": "primary",
-                },
-                {
-                    "type": "button",
-                    "text": {"type": "plain_text", "text": "Dashboard"},
-                    "url": alert.dashboard_url,
-                    "action_id": "dashboard",
-                },
-            ],
-        },
+        _buttons(alert.runbook_url, alert.dashboard_url),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"alert `{alert.id}` · tokenpulse"}]},
     ]
+
+
+def _buttons(runbook_url: str, dashboard_url: str) -> dict[str, Any]:
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Runbook"},
+                "url": runbook_url,
+                "action_id": "runbook",
+                "style": "primary",
+            },
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Dashboard"},
+                "url": dashboard_url,
+                "action_id": "dashboard",
+            },
+        ],
+    }
+
+
+def incident_headline(incident: dict[str, Any], firing: bool) -> str:
+    if not firing:
+        return f":white_check_mark: RESOLVED · incident of {len(incident['alerts'])} alert(s)"
+    icon = ICON.get(("firing", incident["severity"]), ":red_circle:")
+    return f"{icon} {incident['severity'].upper()} · incident of {len(incident['alerts'])} alert(s)"
+
+
+def _alert_line(alert: dict[str, Any]) -> str:
+    scope = ", ".join(f"{k}={v}" for k, v in alert["scope"].items()) or "all"
+    return f"• *{alert['detector']}* [{scope}] {alert['state']} ({alert['severity']})"
+
+
+def incident_text(incident: dict[str, Any], firing: bool) -> str:
+    """The plain-text version of an incident's message."""
+    cause = incident["cause"][0]
+    return _cut(
+        f"{incident_headline(incident, firing)}: {incident['title']}. Most likely: {cause['why']}.",
+        TEXT_LIMIT,
+    )
+
+
+def incident_blocks(incident: dict[str, Any], firing: bool) -> list[dict[str, Any]]:
+    """The Block Kit message of an incident: what happened, its alerts (with the state each really
+    has: firing, resolved, silenced by, inhibited by), the most likely change, and the primary
+    alert's runbook and dashboard."""
+    primary = next(a for a in incident["alerts"] if a["id"] == incident["primary"])
+    when = f"started {incident['started_at'][:16].replace('T', ' ')} UTC"
+    if incident["resolved_at"]:
+        when += f", resolved {incident['resolved_at'][11:16]}"
+    fields = [
+        ("Alerts", "\n".join(_alert_line(a) for a in incident["alerts"])),
+        ("Severity", incident["severity"]),
+        ("When", when),
+        ("Incident", f"`{incident['id']}`"),
+    ]
+    causes = "\n".join(f"{i + 1}. {c['why']}" for i, c in enumerate(incident["cause"]))
+    header = _cut(incident_headline(incident, firing), HEADER_LIMIT)
+    return [
+        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(incident["title"], TEXT_LIMIT)}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": _cut(f"*{name}*\n{value}", FIELD_LIMIT)} for name, value in fields
+            ],
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"*Most likely*\n{causes}", TEXT_LIMIT)}},
+        _buttons(primary["runbook_url"], primary["dashboard_url"]),
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"{_incident_link(incident)} · tokenpulse"}],
+        },
+    ]
+
+
+def _incident_link(incident: dict[str, Any]) -> str:
+    name = f"incident {incident['id']}"
+    return f"<{incident['url']}|{name}>" if incident.get("url") else f"`{name}`"
 
 
 def thread_reply(alert: AlertEvent) -> str:
@@ -141,11 +205,17 @@ class SlackNotifier:
         )
 
     def send(self, notification: Notification) -> None:
+        if notification.incident:
+            self._send_incident(notification)
+            return
         for alert in notification.alerts:
-            if self.web is not None:
-                self._web_api(alert)
-            else:
-                self._incoming_webhook(alert)
+            text, message = fallback_text(alert), blocks(alert)
+            if self.web is None:
+                self._incoming_webhook(text, message)
+                continue
+            # One message per alert's firing: a new firing after a resolve (a new started_at) is a new one.
+            key = f"ts:{alert.id}:{alert.started_at.isoformat()}"
+            self._web_api(key, alert.status == FIRING, text, message, thread_reply(alert))
 
     def _pace(self) -> None:
         """About one message per second per channel, as Slack asks."""
@@ -154,31 +224,43 @@ class SlackNotifier:
             self.clock.sleep(wait)
         self._next_send = self.clock.now() + timedelta(seconds=self.min_interval)
 
-    def _incoming_webhook(self, alert: AlertEvent) -> None:
+    def _incoming_webhook(self, text: str, message: list[dict[str, Any]]) -> None:
         assert self.webhook is not None
         self._pace()
         try:
-            response = self.webhook.send(text=fallback_text(alert), blocks=blocks(alert))
+            response = self.webhook.send(text=text, blocks=message)
         except (urllib.error.URLError, OSError) as error:
             raise DeliveryError(f"slack webhook: {error}", retryable=True) from error
         check_status("slack webhook", response.status_code, _lower(response.headers), response.body)
 
-    def _web_api(self, alert: AlertEvent) -> None:
-        # One message per incident: a new firing after a resolve (a new started_at) is a new message.
-        key = f"ts:{alert.id}:{alert.started_at.isoformat()}"
+    def _web_api(self, key: str, firing: bool, text: str, message: list[dict[str, Any]], reply: str) -> None:
+        """Post the message ``key`` names, or update it in place and reply in its thread."""
         posted = self.store.recall(self.receiver, key)
         if posted is None:
-            if alert.status != FIRING:
+            if not firing:
                 return  # its firing was never posted here (e.g. posted before this channel was set)
-            response = self._call(
-                "chat_postMessage", channel=self.channel, text=fallback_text(alert), blocks=blocks(alert)
-            )
+            response = self._call("chat_postMessage", channel=self.channel, text=text, blocks=message)
             # chat.update needs the channel's id, which the post answers with.
             self.store.remember(self.receiver, key, f"{response['channel']} {response['ts']}")
             return
         channel, ts = posted.split(" ", 1)
-        self._call("chat_update", channel=channel, ts=ts, text=fallback_text(alert), blocks=blocks(alert))
-        self._call("chat_postMessage", channel=channel, thread_ts=ts, text=thread_reply(alert))
+        self._call("chat_update", channel=channel, ts=ts, text=text, blocks=message)
+        self._call("chat_postMessage", channel=channel, thread_ts=ts, text=reply)
+
+    def _send_incident(self, notification: Notification) -> None:
+        incident = notification.incident
+        firing = notification.status == FIRING
+        text, message = incident_text(incident, firing), incident_blocks(incident, firing)
+        if self.web is None:
+            self._incoming_webhook(text, message)
+            return
+        # The thread says what changed since the last message: the timeline entries it has not told.
+        told_key = f"told:{notification.group_key}"
+        told = int(self.store.recall(self.receiver, told_key) or 0)
+        news = [entry["text"] for entry in incident["timeline"][told:]]
+        reply = "\n".join(news) if news else f"Still firing ({incident['severity']}): {incident['title']}"
+        self._web_api(f"ts:{notification.group_key}", firing, text, message, _cut(reply, TEXT_LIMIT))
+        self.store.remember(self.receiver, told_key, str(len(incident["timeline"])))
 
     def _call(self, method: str, **arguments: Any) -> Any:
         assert self.web is not None

@@ -1,4 +1,9 @@
-"""Generic webhook: Alertmanager's webhook payload (version 4), so existing receivers work unchanged."""
+"""Generic webhook: Alertmanager's webhook payload (version 4), so existing receivers work unchanged.
+
+A notification about an incident is one payload per update of the incident: its alerts, each annotated
+with the incident (``incident``, ``incident_title``, ``incident_state``, ``most_likely_cause``), which
+then are common annotations too.
+"""
 
 from __future__ import annotations
 
@@ -34,8 +39,24 @@ def webhook_alert(alert: AlertEvent) -> dict[str, Any]:
     }
 
 
+def _incident_annotations(incident: dict[str, Any]) -> dict[str, str]:
+    if not incident:
+        return {}
+    return {
+        "incident": incident["id"],
+        "incident_title": incident["title"],
+        "incident_state": incident["state"],
+        "incident_severity": incident["severity"],
+        "most_likely_cause": incident["cause"][0]["why"],
+    }
+
+
 def webhook_payload(notification: Notification, external_url: str) -> dict[str, Any]:
     alerts = notification.alerts
+    extra = _incident_annotations(notification.incident)
+    payload_alerts = [webhook_alert(a) for a in alerts]
+    for alert in payload_alerts:
+        alert["annotations"] |= extra
     return {
         "version": "4",
         "groupKey": notification.group_key,
@@ -44,9 +65,9 @@ def webhook_payload(notification: Notification, external_url: str) -> dict[str, 
         "receiver": notification.receiver,
         "groupLabels": notification.group_labels,
         "commonLabels": _common([a.labels for a in alerts]),
-        "commonAnnotations": _common([a.annotations() for a in alerts]),
+        "commonAnnotations": _common([a["annotations"] for a in payload_alerts]),
         "externalURL": external_url,
-        "alerts": [webhook_alert(a) for a in alerts],
+        "alerts": payload_alerts,
     }
 
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from tests.detector_harness import minute
 from tokenpulse.detectors.base import CRITICAL, WARNING, DetectorSettings, Observation, make_scope
-from tokenpulse.detectors.inhibit import inhibit, overlaps
+from tokenpulse.detectors.explain import hold_back, overlaps
 from tokenpulse.detectors.state import AlertStates
 
 RULE = DetectorSettings(for_=timedelta(minutes=2), keep_firing_for=timedelta(minutes=2))
@@ -25,9 +25,8 @@ def drive(active: dict[str, dict[tuple, range]], minutes: range) -> list[tuple[i
         for detector, scopes in active.items():
             observations = [observe(detector, scope, m) for scope, span in scopes.items() if m in span]
             now += states.step(detector, RULE, observations, minute(m))
-        out += [
-            (m, t.status, t.detector, dict(t.scope).get("user", "")) for t in inhibit(states, now, minute(m))
-        ]
+        emitted = hold_back(states, now, minute(m))
+        out += [(m, t.status, t.detector, dict(t.scope).get("user", "")) for t in emitted]
     return out
 
 
@@ -65,3 +64,14 @@ def test_symptom_draining_after_its_cause_stays_quiet() -> None:
     result = drive({"cache_hit_collapse": {CAUSE: range(10, 20)}, "cost_spike": {SYMPTOM: range(11, 30)}},
                    range(0, 60))  # fmt: skip
     assert result == [(12, "firing", "cache_hit_collapse", ""), (21, "resolved", "cache_hit_collapse", "")]
+
+
+def test_a_held_back_alert_says_which_alert_explains_it() -> None:
+    states = AlertStates()
+    for m in range(10, 16):
+        now = states.step("cache_hit_collapse", RULE, [observe("cache_hit_collapse", CAUSE, m)], minute(m))
+        now += states.step("cost_spike", RULE, [observe("cost_spike", SYMPTOM, m)], minute(m))
+        hold_back(states, now, minute(m))
+    cause, symptom = states.alerts[("cache_hit_collapse", CAUSE)], states.alerts[("cost_spike", SYMPTOM)]
+    assert symptom.state == "firing" and not symptom.notified
+    assert symptom.explained_by == cause.fingerprint and cause.explained_by == ""

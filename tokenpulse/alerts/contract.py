@@ -1,0 +1,124 @@
+"""The alert contract: what ``tokenpulse.detectors`` produces and ``tokenpulse.alerts`` consumes.
+
+Imports go one way: detectors -> this module <- alerts. It imports nothing from either package (a test
+checks), so the state machine (detectors) and the notify pipeline (alerts) agree on one vocabulary:
+
+- ``AlertState``: an alert's life, inactive -> pending -> firing -> resolved (Prometheus' rule states);
+- ``Severity``: warning < critical (an escalation is a move up this order);
+- ``fingerprint``: the stable id of (detector, scope), the deduplication key of every receiver;
+- ``Transition``: an alert changing state, with everything a receiver needs (its window included, so
+  nobody hands detector settings across by hand);
+- ``CAUSES``: which detectors' alerts explain which symptom. The detectors use it to hold a symptom back
+  while its cause's alert covers the scope ("explained by"); the alerts use it to put a cause and its
+  symptoms in one incident. "Inhibit" is the alerts' word only: a configured rule that mutes an alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+Scope = tuple[tuple[str, str], ...]  # (dimension, value) pairs in a fixed order: hashable and stable
+
+
+class AlertState(StrEnum):
+    """Where an alert is in its life. A ``StrEnum``: it is its value in JSON, SQL and labels."""
+
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Severity(StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+def worst(severities: list[str]) -> Severity:
+    """The most severe of ``severities`` (warning when there are none)."""
+    return max((Severity(s) for s in severities), key=lambda s: s.rank, default=Severity.WARNING)
+
+
+def fingerprint(detector: str, scope: Scope) -> str:
+    """A stable id per (detector, scope): the deduplication key of notifications."""
+    text = detector + "\0" + "\0".join(f"{k}={v}" for k, v in scope)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def overlaps(a: Scope, b: Scope) -> bool:
+    """Two scopes overlap when they share a dimension and agree on every dimension they share
+    (``service=a`` and ``service=a, route=/x`` are nested; ``route=/x`` and ``user=u`` share nothing)."""
+    left, right = dict(a), dict(b)
+    shared = left.keys() & right.keys()
+    return bool(shared) and all(left[d] == right[d] for d in shared)
+
+
+# What makes prompts slower to process: longer prompts, or prompts no longer served from the cache.
+_SLOWER_PROMPTS = frozenset({"cache_hit_collapse", "cache_not_applied", "prompt_growth", "reasoning_blowup"})
+
+# symptom detector -> the detectors whose alerts explain it (a cause's page, with its suspects and
+# runbook, is the one that helps; the symptom's beside it only repeats it)
+CAUSES: dict[str, frozenset[str]] = {
+    "cost_spike": _SLOWER_PROMPTS | {"routing_escalation", "tool_hidden_cost"},
+    "ttft_slo": _SLOWER_PROMPTS,
+    "latency_p99_drift": _SLOWER_PROMPTS,
+}
+
+
+def related(a: str, b: str) -> bool:
+    """Whether alerts of detectors ``a`` and ``b`` can share a cause: the same detector, or one a
+    declared cause of the other."""
+    return a == b or a in CAUSES.get(b, ()) or b in CAUSES.get(a, ())
+
+
+@dataclass(frozen=True)
+class Transition:
+    """An alert changing state: the object backtests print and notifiers send."""
+
+    at: datetime
+    status: str  # AlertState.FIRING | AlertState.RESOLVED
+    detector: str
+    severity: str  # a Severity
+    scope: Scope
+    value: float
+    threshold: float
+    baseline: float | None
+    summary: str
+    started_at: datetime
+    suspects: list[dict[str, Any]] = field(default_factory=list)
+    runbook_url: str = ""
+    window: timedelta = timedelta(0)  # the detector's evaluation window (0 when it has none)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.detector, self.scope)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "status": str(self.status),
+            "detector": self.detector,
+            "severity": str(self.severity),
+            "scope": dict(self.scope),
+            "value": _round(self.value),
+            "threshold": _round(self.threshold),
+            "baseline": None if self.baseline is None else _round(self.baseline),
+            "summary": self.summary,
+            "suspects": self.suspects,
+            "runbook_url": self.runbook_url,
+            "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.6g}")
