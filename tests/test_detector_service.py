@@ -203,6 +203,7 @@ def test_backtest_says_what_each_detector_watches(history: Store, tmp_path: Path
     coverage = {
         (c["detector"], c["scope"]["route"]): c["status"]
         for c in (x["coverage"] for x in lines if "coverage" in x)
+        if "route" in c["scope"]  # cost_spike also watches whole services and their models
     }
     assert coverage[("cache_hit_collapse", "/support")] == "watched"
     assert coverage[("traffic_drop", "/support")] == "learning"  # no yesterday at this time yet

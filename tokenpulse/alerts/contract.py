@@ -71,7 +71,10 @@ _SLOWER_PROMPTS = frozenset({"cache_hit_collapse", "cache_not_applied", "prompt_
 CAUSES: dict[str, frozenset[str]] = {
     "cost_spike": _SLOWER_PROMPTS | {"routing_escalation", "tool_hidden_cost"},
     "ttft_slo": _SLOWER_PROMPTS,
-    "latency_p99_drift": _SLOWER_PROMPTS,
+    # Timed-out calls are the slowest calls there are: a timeout surge moves the p99 with it.
+    "latency_p99_drift": _SLOWER_PROMPTS | {"timeout_surge"},
+    # A tool that starts calling a model returns more for the route to paste into its next prompt.
+    "prompt_growth": frozenset({"tool_hidden_cost"}),
 }
 
 
