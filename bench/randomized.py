@@ -1,6 +1,6 @@
 """Randomized detection benchmark: incidents in scopes drawn across the range real teams have.
 
-    python bench/randomized.py [--seeds 101 102] [--scopes 300] [--detectors timeout_surge ...]
+    python bench/randomized.py [--seeds 101 102] [--scopes 300] [--kinds timeout_surge ...]
 
 Per seed and detector, two days of per-minute traffic for ``--scopes`` incident scopes and as many clean
 scopes are generated in memory, in the shape the detector's query returns, and run through the real
@@ -14,10 +14,18 @@ start on day 2 and last 30-120 minutes, with effects from barely visible to obvi
 to x50; a hit ratio falling by 20-95%). Clean scopes carry the confounders: traffic surges of 3-5x, blips
 of 1-3 minutes at full intensity, night troughs, brand-new scopes with a few hours of history.
 
+Per-call means (prompt_growth, reasoning_blowup, tool_hidden_cost, cost_spike's users): each minute's
+total is Gamma around calls x the usual mean (spread per call 0.2-4, a per-minute jitter of up to 30%);
+incidents multiply the mean from the detector's documented level (2x, 5x, 10x, 3x) to ten times past it;
+a user's surge is an 8-minute heavy session. Durations (latency_p99_drift): log-normal (spread 0.3-1.2,
+p99 1-30 s) drawn into the detector's histogram bins; an incident moves the p99 2-8x, by slowing every
+call or a 2-10% fraction of them.
+
 The oracle knows each scope's true usual level (its diurnal course included), the true changed level
 and the true intra-minute correlation, and runs the optimal sequential test (a CUSUM of the exact
-log-likelihood ratio, as a quasi-likelihood with the true dispersion) at the detector's own evidence
-threshold, with the same 4-minute floor before paging. Its time to detect is the statistical limit the
+log-likelihood ratio, as a quasi-likelihood with the true dispersion; for means the Gamma sums, for
+durations the multinomial over every bin) at the detector's own evidence threshold, with the detector's
+floor before paging (4 minutes; 10 for cost_spike). Its time to detect is the statistical limit the
 table compares with.
 
 Reported per detector: detection within 15 minutes by volume band x effect band; time to detect minus
