@@ -6,7 +6,7 @@ pure functions they are; no storage is involved.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,13 +24,6 @@ T0 = datetime(2026, 11, 10, 0, 0, tzinfo=UTC)  # day 0, midnight
 def between(start: int, end: int, inside: float, outside: float) -> Callable[[int], float]:
     """A series' value at minute m: ``inside`` in [start, end), ``outside`` elsewhere."""
     return lambda m: inside if start <= m < end else outside
-
-
-def windowed(level: Callable[[int], float], window: int) -> Callable[[int], float]:
-    """What a windowed quantile query returns at minute t for per-minute ``level``s: it covers [t - window,
-    t), and when every minute holds at least 1% of a window's calls the slowest minute's level is the
-    window's p99."""
-    return lambda t: max(level(m) for m in range(t - window, t))
 
 
 def minute(offset: float) -> datetime:
@@ -104,10 +97,6 @@ def run(
         (int((t.at - T0).total_seconds() // 60), t.status, t.severity, dict(t.scope))
         for t in engine.evaluate(history, times)
     ]
-
-
-def transitions_only(result: Sequence[tuple[int, str, str, dict[str, str]]]) -> list[tuple[int, str, str]]:
-    return [(m, status, severity) for m, status, severity, _ in result]
 
 
 def drawn(

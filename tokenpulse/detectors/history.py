@@ -127,32 +127,6 @@ TAILS_HOURLY = Query(
 )
 
 
-def quantile_query(column: str, dims: Sequence[str], window_minutes: int, quantile: float) -> Query:
-    """The ``quantile`` of ``column`` (latency_ms or ttft_ms) over the trailing window ending at each
-    minute, by ``dims``, merged from the rollup's t-digest states (never an average of percentiles).
-
-    The value at minute t covers [t - window, t), like every other windowed signal here. Each minute's
-    state is merged into the window of every label it belongs to, so a window whose newest minutes
-    are empty still has its value.
-    """
-    position = LATENCY_QUANTILES.split(", ").index(str(quantile)) + 1
-    dim_list = ", ".join((TENANT, *dims))
-    state = f"quantilesTDigestMergeState({LATENCY_QUANTILES})({column})"
-    return Query(
-        f"{column}:q{quantile}:w{window_minutes}:{dim_list}",
-        f"SELECT label AS minute, {dim_list}, "
-        f"quantilesTDigestMerge({LATENCY_QUANTILES})(state)[{position}] AS value "
-        f"FROM (SELECT addMinutes(minute, 1 + offset) AS label, {dim_list}, state "
-        f"      FROM (SELECT minute, {dim_list}, {state} AS state FROM calls_1m "
-        "            WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
-        f"            GROUP BY minute, {dim_list}) "
-        f"      ARRAY JOIN range({window_minutes}) AS offset) "
-        "WHERE label < {end:DateTime('UTC')} "
-        f"GROUP BY label, {dim_list}",
-        recent=timedelta(minutes=window_minutes),
-    )
-
-
 def hourly_quantile_query(column: str, dims: Sequence[str], quantile: float) -> Query:
     """The ``quantile`` of ``column`` per hour by ``dims``, with the hour's call count: what the
     baselines of quantile signals are made of (cheap: one merge per hour, not per minute)."""
