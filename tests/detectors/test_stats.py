@@ -106,3 +106,15 @@ def test_a_baseline_prefers_the_same_time_of_previous_days_when_they_have_enough
         (calls, part), np.array([2 * 1440 + 60]), 60, 7, enough=500
     )
     assert same_hour.tolist() == [[False, False]] and total.tolist() == [[1440.0, 120.0]]
+
+
+def test_count_dispersion_is_the_negative_binomials_and_blind_to_the_grids_edges() -> None:
+    rng = np.random.default_rng(7)
+    minutes = 2 * 1440
+    poisson = rng.poisson(50.0, (minutes, 1)).astype(float)
+    shape = 5.0  # sessions: Gamma-mixed Poisson, variance m (1 + m / shape)
+    bursty = rng.poisson(rng.gamma(shape, 50.0 / shape, (minutes, 1))).astype(float)
+    for counts, at_50, at_5 in ((poisson, 1.0, 1.0), (bursty, 1 + 50 / shape, 1 + 5 / shape)):
+        sums = [grid.sum(axis=0) for grid in stats.block_excess(counts)]
+        assert stats.count_dispersion(*sums, np.array([50.0]))[0] == pytest.approx(at_50, rel=0.25)
+        assert stats.count_dispersion(*sums, np.array([5.0]))[0] == pytest.approx(at_5, rel=0.25)

@@ -60,8 +60,15 @@ _LAG = int(BASELINE_LAG.total_seconds() // 60)
 # may move this much over the day (observed: shares and hit ratios +-20% between peak and trough), so the
 # null hypothesis takes that much worse as still usual.
 DIURNAL_ODDS, DIURNAL_DROP = 1.5, 0.25
-# How much lower than the same hour yesterday (or a week ago) a scope's calls may run on an ordinary day.
-USUAL_VARIATION = 0.3
+# Today's level against yesterday's: the calls of the two hours ending a quarter hour ago, over the same
+# two hours yesterday (the quarter hour keeps a change's first minutes out of its own baseline). A
+# quieter day scales yesterday's rate down, to at most ``LEVEL_FLOOR`` of it; a busier one never scales
+# it up (a surge earlier today must not make ordinary traffic read as a drop). Pseudo-calls shrink a
+# thin scope's level towards yesterday's.
+LEVEL_LAG, LEVEL_WINDOW, LEVEL_FLOOR, LEVEL_PRIOR_CALLS = 15, 120, 0.7, 10.0
+# How much lower than the level-adjusted rate a scope's calls may run within the hour on an ordinary day
+# (a slower hour than yesterday's at the same level).
+USUAL_VARIATION = 0.15
 # Evidence to resolve: the scope looked usual 1,000 times likelier than halfway to the change that fired
 # the alarm. While the change goes on, that evidence reaches this level less than once in 1,000 minutes
 # (Wald; far less, since the change is beyond the halfway level), so an incident does not resolve in its
@@ -523,12 +530,15 @@ class CountDetector(EvidenceDetector):
 
     Calls a minute are Poisson around the usual rate, with the variance over a quarter hour measured on
     the scope's history (calls come in sessions: bursty, and correlated from minute to minute). The
-    usual rate is the lower of the same time (±1 h) yesterday and a week ago, so a scope without a
-    previous day's history is learning.
+    usual rate is the lower of the same time (±1 h) yesterday, scaled to today's level (``_level``), and
+    a week ago, so a scope without a previous day's history is learning.
     """
 
     count: ClassVar[str] = "calls"
     settings: CountSettings
+
+    def lookback(self) -> timedelta:
+        return SCAN + timedelta(days=1, minutes=LEVEL_LAG + LEVEL_WINDOW + 5)
 
     def _evaluate(
         self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
@@ -550,22 +560,27 @@ class CountDetector(EvidenceDetector):
             known = centre - stats.SAME_HOURS >= 0  # that day is in the history read
             rates.append(np.where(known & (total >= s.learning_calls), total / window, np.nan))
         with np.errstate(invalid="ignore"):
-            usual = np.fmin(*rates)
+            yesterday = rates[0] * _level(totals, here)
+            usual, unadjusted = np.fmin(yesterday, rates[1]), np.fmin(*rates)
         watched = ~np.isnan(usual)
-        # Traffic a third lower than the same hour yesterday is still usual (a quieter day, a slower
-        # hour): the drops are tested against that, not against yesterday's rate itself.
+        # Drops are tested against a rate somewhat lower than the level-adjusted one (a slower hour), and
+        # recovery against the unadjusted rate: a drop that lasts lowers today's level, and must not
+        # lower the bar it has to clear to resolve.
         usual = np.nan_to_num(usual, nan=1.0)
         null = usual * (1 - USUAL_VARIATION)
+        recover_null = np.nan_to_num(unadjusted, nan=1.0) * (1 - USUAL_VARIATION)
         trailing = [
             stats.window_sums(stats.cumulative(grid), here - _LAG, here - _LAG - stats.MINUTES_PER_DAY)
             for grid in stats.block_excess(calls)
         ]
-        dispersion = stats.count_dispersion(*trailing)
+        dispersion = stats.count_dispersion(*trailing, null)
         x = calls[rows]
-        changed = np.stack([null * (1 - d) for d in sorted(s.drops)], axis=-1)
+        keep = np.array([1 - d for d in sorted(s.drops)])
+        changed = null[..., None] * keep
         rate, spread = null[..., None], dispersion[..., None]
         evidence = stats.poisson_evidence(x[..., None], rate, changed, spread)
-        recovery = -stats.poisson_evidence(x[..., None], rate, np.sqrt(rate * changed), spread)
+        back = recover_null[..., None]
+        recovery = -stats.poisson_evidence(x[..., None], back, back * np.sqrt(keep), spread)
         expected = stats.poisson_evidence(changed, rate, changed, spread)
         evidence, recovery, expected = (
             np.where(watched[..., None], g, 0.0) for g in (evidence, recovery, expected)
@@ -583,6 +598,16 @@ class CountDetector(EvidenceDetector):
             changed[..., 0][at], usual[at], self.describe,
         )  # fmt: skip
         return Assessment(observations, scopes, status_codes(~watched[at], watched[at], held=False))
+
+
+def _level(totals: np.ndarray, here: np.ndarray) -> np.ndarray:
+    """Today's level against yesterday's per (position, scope), from cumulative calls: see ``LEVEL_LAG``."""
+    day = stats.MINUTES_PER_DAY
+    end = here - LEVEL_LAG
+    start = np.maximum(end - LEVEL_WINDOW, day)  # only where yesterday's same minutes are in the history read
+    today = stats.window_sums(totals, end, start)
+    before = stats.window_sums(totals, end - day, start - day)
+    return np.clip((today + LEVEL_PRIOR_CALLS) / (before + LEVEL_PRIOR_CALLS), LEVEL_FLOOR, 1.0)
 
 
 # Where a baseline falls back to the trailing day, a per-call mean may run this much higher at some hours.

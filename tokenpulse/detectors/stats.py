@@ -163,21 +163,30 @@ def share_excess(
     return np.where(counted, np.nan_to_num(terms) - 1, 0.0), np.where(counted, trials - 1, 0.0)
 
 
-def block_excess(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def block_excess(
+    counts: np.ndarray, block: int = 15, half_window: int = 4
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What a scope's history says of how much more its calls vary than Poisson *over the span evidence
     accumulates on*: for each block of ``block`` minutes (placed on its last minute), the Pearson term of
-    the block's calls around the mean of the ``half_window`` blocks either side, minus 1; and a 1 for
-    every block with calls around. Calls come in sessions, so minutes are not independent: the variance
-    of a quarter hour, not of a minute, is what a CUSUM summing minutes meets."""
+    the block's calls around the mean of the ``half_window`` blocks either side, minus 1; a 1 for every
+    block with calls around; and the local rate (calls a minute) the block was measured at. Calls come
+    in sessions, so minutes are not independent: the variance of a quarter hour, not of a minute, is what
+    a CUSUM summing minutes meets, and it grows with the rate (negative binomial: ``count_dispersion``)."""
     rows = counts.shape[0] - counts.shape[0] % block
     sums = counts[:rows].reshape(-1, block, counts.shape[1]).sum(axis=1)
-    local = _local(sums, half_window) / (2 * half_window + 1)
+    # The mean of the blocks around that the grid holds (fewer at its edges, which a fixed divisor would
+    # read as a collapse of the rate, and a burst).
+    around = _local(np.ones((sums.shape[0], 1)), half_window)
+    local = _local(sums, half_window) / around
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(local > 0, np.nan_to_num((sums - local) ** 2 / local) - 1, 0.0)
-    excess, blocks = np.zeros(counts.shape), np.zeros(counts.shape)
+        # A block is part of its own local mean, which takes 1 / around of its variance away.
+        pearson = np.nan_to_num((sums - local) ** 2 / local) / (1 - 1 / np.maximum(around, 2))
+        terms = np.where(local > 0, pearson - 1, 0.0)
+    excess, blocks, rates = np.zeros(counts.shape), np.zeros(counts.shape), np.zeros(counts.shape)
     excess[block - 1 : rows : block] = terms
     blocks[block - 1 : rows : block] = local > 0
-    return excess, blocks
+    rates[block - 1 : rows : block] = local / block
+    return excess, blocks, rates
 
 
 # Pseudo-pairs of calls (or calls) of perfect calm an estimate of burstiness is shrunk with: a thin
@@ -194,9 +203,13 @@ def burstiness(excess: np.ndarray, weight: np.ndarray) -> np.ndarray:
 _CALM_BLOCKS, _MOST_DISPERSION = 8.0, 50.0
 
 
-def count_dispersion(excess: np.ndarray, blocks: np.ndarray) -> np.ndarray:
-    """A count's variance relative to Poisson from summed ``block_excess`` over a history."""
-    return np.clip(1.0 + np.nan_to_num(excess / (blocks + _CALM_BLOCKS)), 1.0, _MOST_DISPERSION)
+def count_dispersion(excess: np.ndarray, blocks: np.ndarray, rates: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """A count's variance relative to Poisson at ``rate`` calls a minute, from summed ``block_excess``
+    over a history: 1 + rate x rho, the negative binomial's (sessions make a busy minute vary more than
+    a quiet one), rho shrunk towards calm while the history holds few blocks."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.nan_to_num(excess / (rates * (blocks + _CALM_BLOCKS) / blocks))
+    return np.clip(1.0 + rate * np.maximum(rho, 0.0), 1.0, _MOST_DISPERSION)
 
 
 def dispersion(size: np.ndarray, burst: np.ndarray) -> np.ndarray:

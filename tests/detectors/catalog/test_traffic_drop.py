@@ -20,12 +20,13 @@ def route(name: str, calls, start: int = 0) -> Series:
     return Series({"service": "support", "route": name}, {"calls": lambda m: drawn[m]}, start, SPAN)
 
 
-def diurnal(peak: float):
-    """A day with 10x between the afternoon peak and the night trough; weekends (days 5, 6) at half."""
+def diurnal(peak: float, weekends: float = 0.5):
+    """A day with 10x between the afternoon peak and the night trough; weekends (days 5, 6) at
+    ``weekends`` of it."""
 
     def calls(m: int) -> float:
         hour = (m % DAY) / 60
-        weekend = 0.5 if (m // DAY) % 7 in (5, 6) else 1.0
+        weekend = weekends if (m // DAY) % 7 in (5, 6) else 1.0
         return weekend * peak * (0.1 + 0.9 * (0.5 - 0.5 * math.cos(2 * math.pi * (hour - 3) / 24)))
 
     return calls
@@ -83,3 +84,34 @@ def test_other_alerts_of_a_scope_that_stopped_sending_do_not_resolve() -> None:
     result = run(TimeoutSurge(), scenario, START, SPAN, history_from=0)
     assert [status for _, status, _, _ in result] == ["firing", "resolved"]
     assert result[0][0] < ONSET and result[1][0] > END + 60
+
+
+def test_a_route_that_loses_half_its_calls_pages() -> None:
+    # A sampler that starts dropping half the spans of a route making ~25 calls a minute.
+    usual = diurnal(40, weekends=1.0)
+    result = evaluate(route("/half", lambda m: usual(m) / 2 if ONSET <= m < END else usual(m)))
+    firing = [m for m, status, _, _ in result if status == "firing"]
+    assert firing and ONSET + 4 <= firing[0] <= ONSET + 20
+
+
+def test_a_quieter_day_is_not_a_drop() -> None:
+    # The whole day runs 30% under yesterday's (and a week ago's) traffic: today's level lowers the
+    # baseline, so the quieter afternoon is not a drop.
+    usual = diurnal(200, weekends=1.0)
+    assert evaluate(route("/quiet", lambda m: 0.7 * usual(m) if m >= START else usual(m))) == []
+
+
+def test_a_drop_that_lasts_hours_does_not_resolve_while_it_lasts() -> None:
+    # Half the calls lost for two hours: today's level falls with them, but the bar to resolve is
+    # yesterday's own rate, so the alert stays on until the calls come back.
+    usual = diurnal(200, weekends=1.0)
+    lost_until = ONSET + 120
+    result = run(
+        TrafficDrop(),
+        Scenario().add(ROLLUP, route("/long", lambda m: usual(m) / 2 if ONSET <= m < lost_until else usual(m))),
+        START,
+        SPAN,
+        history_from=0,
+    )
+    assert [status for _, status, _, _ in result] == ["firing", "resolved"]
+    assert result[1][0] >= lost_until
