@@ -203,7 +203,9 @@ def burstiness(excess: np.ndarray, weight: np.ndarray) -> np.ndarray:
 _CALM_BLOCKS, _MOST_DISPERSION = 8.0, 50.0
 
 
-def count_dispersion(excess: np.ndarray, blocks: np.ndarray, rates: np.ndarray, rate: np.ndarray) -> np.ndarray:
+def count_dispersion(
+    excess: np.ndarray, blocks: np.ndarray, rates: np.ndarray, rate: np.ndarray
+) -> np.ndarray:
     """A count's variance relative to Poisson at ``rate`` calls a minute, from summed ``block_excess``
     over a history: 1 + rate x rho, the negative binomial's (sessions make a busy minute vary more than
     a quiet one), rho shrunk towards calm while the history holds few blocks."""

@@ -108,7 +108,9 @@ def test_a_drop_that_lasts_hours_does_not_resolve_while_it_lasts() -> None:
     lost_until = ONSET + 120
     result = run(
         TrafficDrop(),
-        Scenario().add(ROLLUP, route("/long", lambda m: usual(m) / 2 if ONSET <= m < lost_until else usual(m))),
+        Scenario().add(
+            ROLLUP, route("/long", lambda m: usual(m) / 2 if ONSET <= m < lost_until else usual(m))
+        ),
         START,
         SPAN,
         history_from=0,
