@@ -135,7 +135,10 @@ def status_codes(learning: np.ndarray, applicable: np.ndarray, held: bool) -> np
 
 @dataclass(frozen=True)
 class Alarm:
-    """The kernel's verdict for the scopes of one signal at the evaluation times."""
+    """The kernel's verdict for the scopes of one signal at the evaluation times. An alarm starts only
+    where its scope is watched (elsewhere its evidence is nothing); once on, minutes in which the scope's
+    baseline falls to learning (a thin scope's same-hour history at the edge of enough) neither end it
+    nor start it again: they are minutes without evidence."""
 
     on: np.ndarray  # times x scopes
     onset: np.ndarray  # index in the grid of the first minute of the evidence run
@@ -245,12 +248,12 @@ class EvidenceDetector:
         first: int,
         positions: np.ndarray,
         min_duration: timedelta | None = None,
-        level: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        levels: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]] = (),
     ) -> Alarm:
         s = self.settings
         minimum = int((min_duration or s.min_duration).total_seconds() // 60)
         on, onset = stats.sequential_alarm(
-            evidence, recovery, threshold, s.clear_evidence, minimum, expected, level
+            evidence, recovery, threshold, s.clear_evidence, minimum, expected, levels
         )
         rows = positions - first
         return Alarm(on[rows], onset[rows] + first)
@@ -421,7 +424,7 @@ class ShareDetector(EvidenceDetector):
             value = np.where(run_total > 0, run_part / run_total, np.nan)
         lower, _ = stats.wilson_bounds(run_part, run_total, 3.0)
         critical = np.nan_to_num(lower, nan=0.0) >= s.critical_share
-        on = alarm.on & watched[at]
+        on = alarm.on
         observations = self._observations(
             times, scopes, on, value, run_total, critical,
             smallest[at], usual[at], self.describe,
@@ -500,7 +503,7 @@ class RatioDetector(EvidenceDetector):
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.where(run_denominator > 0, run_numerator / run_denominator, np.nan)
         critical = np.nan_to_num(value, nan=1.0) < usual[at] * s.critical_fraction
-        on = alarm.on & watched[at]
+        on = alarm.on
         observations = self._observations(
             times, scopes, on, value, run_calls, critical,
             smallest[at], usual[at], self.describe,
@@ -592,7 +595,7 @@ class CountDetector(EvidenceDetector):
         run_minutes = positions[:, None] + 1 - alarm.onset
         value = run_calls / np.maximum(run_minutes, 1)
         critical = value < usual[at] * s.critical_fraction
-        on = alarm.on & watched[at]
+        on = alarm.on
         observations = self._observations(
             times, scopes, on, value, run_calls, critical,
             changed[..., 0][at], usual[at], self.describe,
@@ -652,10 +655,13 @@ class MeanDetector(EvidenceDetector):
         ``critical_ratio`` times the usual or more."""
         return lower >= self.settings.critical_ratio * usual
 
-    def pages(self, value: np.ndarray, run: Run, dims: Sequence[str]) -> np.ndarray:
-        """The business floor: by default a mean of at least ``floor``; under it, however clear the
-        change, nobody is paged."""
-        return np.nan_to_num(value) >= self.settings.floor
+    def floors(
+        self, total: np.ndarray, draws: np.ndarray, dims: Sequence[str]
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The business floors (numerator, denominator, level per scan row; ``stats.sequential_alarm``'s
+        ``levels``) the change must reach, since it began, to page: by default a mean of at least
+        ``floor``; under it, however clear the change, nobody is paged."""
+        return [(total, draws, np.full(total.shape[0], self.settings.floor))]
 
     def rises(self, dims: Sequence[str]) -> tuple[float, ...]:
         """The changes tested for a signal's scopes."""
@@ -726,9 +732,9 @@ class MeanDetector(EvidenceDetector):
         threshold = self._threshold(len(scopes), len(rises))
         # The documented level is a level: the evidence may favour a doubling before the mean since the
         # change began has doubled; it pages once that mean has (and stays paged while the alarm is on).
-        level = (x, n, rises[0] * usual)
+        levels = [(x, n, rises[0] * usual), *self.floors(x, n, dims)]
         alarm = self._alarm(
-            evidence, recovery, expected, threshold, first, positions, self.min_duration(dims), level
+            evidence, recovery, expected, threshold, first, positions, self.min_duration(dims), levels
         )
         at = positions - first
         run = Run(
@@ -742,7 +748,7 @@ class MeanDetector(EvidenceDetector):
             value = np.where(run.draws > 0, run.total / run.draws, np.nan)
         lower = np.nan_to_num(value) * np.maximum(1 - np.sqrt(spread[at] / np.maximum(run.draws, 1.0)), 0.0)
         critical = self.critical(lower, run, usual[at])
-        on = alarm.on & watched[at] & self.pages(value, run, dims)
+        on = alarm.on
         observations = self._observations(
             times, scopes, on, value, run.calls, critical,
             changed[..., 0][at], usual[at], self.describe,
@@ -876,7 +882,7 @@ class TailDetector(EvidenceDetector):
         # The documented level is a level: more than 1% of the calls since the change began past the
         # warning level (the run's p99 past it) before it pages.
         level = (slow, n, np.full(n.shape, _TAIL_SHARE + 1e-9))
-        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions, level=level)
+        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions, levels=[level])
         at = positions - first
         run_n = _run_sums(stats.cumulative(n), alarm.onset - first, at)
         run_past = np.stack(
@@ -893,7 +899,7 @@ class TailDetector(EvidenceDetector):
         run_critical = _run_sums(stats.cumulative(very_slow), alarm.onset - first, at)
         lower, _ = stats.wilson_bounds(run_critical, run_n, 1.0)
         critical = np.nan_to_num(lower) > _TAIL_SHARE
-        on = alarm.on & watched[positions]
+        on = alarm.on
         observations = self._observations(
             times, scopes, on, value, run_n, critical,
             _at_edge(warning_ms)[positions], usual[positions], self.describe,
@@ -938,7 +944,7 @@ class TailDetector(EvidenceDetector):
 # The changes of the whole distribution tested: (the fraction of calls slower, by how many bins of the
 # histogram, 1.25x each). Every call 2x, 4x or 8x slower; or one call in twenty 4x or 8x slower (retries
 # inside the call, a slow replica). Each resolves against the change halfway to it.
-_SHIFTS = ((1.0, 3), (1.0, 6), (1.0, 9), (0.05, 6), (0.05, 9))
+_SHIFTS = ((1.0, 3), (1.0, 6), (1.0, 9), (0.05, 6), (0.05, 9), (0.02, 6), (0.02, 9))
 _WHOLE = 3  # the first of them are every call slower
 # Each call's evidence is that of a 3% contaminated model (either way): a call slower than any the
 # trailing day saw is evidence, not a certainty (ln 32 nats at most).
@@ -1034,8 +1040,17 @@ def _at_edge(level_ms: np.ndarray) -> np.ndarray:
 
 def _over(counts: np.ndarray, level_ms: np.ndarray) -> np.ndarray:
     """Calls slower than each cell's level (minutes x scopes), from the histogram (minutes x scopes x
-    edges)."""
-    index = np.searchsorted(_EDGES, np.nan_to_num(level_ms, nan=np.inf), side="left")
+    edges): between two edges, interpolated on the log of the duration, so the level is the level and
+    not the next edge up (up to 25% higher: a p99 that doubled would never pass "twice the usual")."""
+    level = np.nan_to_num(level_ms, nan=np.inf)
+    index = np.searchsorted(_EDGES, level, side="left")
     beyond = index >= len(_EDGES)
-    picked = np.take_along_axis(counts, np.minimum(index, len(_EDGES) - 1)[..., None], axis=-1)[..., 0]
+    upper = np.minimum(index, len(_EDGES) - 1)
+    lower = np.maximum(upper - 1, 0)
+    past_upper = np.take_along_axis(counts, upper[..., None], axis=-1)[..., 0]
+    past_lower = np.take_along_axis(counts, lower[..., None], axis=-1)[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        along = np.log(level / _EDGES[lower]) / np.log(_EDGES[upper] / _EDGES[lower])
+    along = np.where(upper > lower, np.clip(np.nan_to_num(along, nan=1.0), 0.0, 1.0), 1.0)
+    picked = past_lower + (past_upper - past_lower) * along
     return np.where(beyond, 0.0, picked)

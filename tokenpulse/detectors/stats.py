@@ -236,7 +236,7 @@ def sequential_alarm(
     clear: float,
     min_minutes: int = 1,
     expected: np.ndarray | None = None,
-    level: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    levels: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
@@ -249,23 +249,27 @@ def sequential_alarm(
     the change that fired it — gives at least half the evidence a changed minute is ``expected`` to give
     (same shape as ``evidence``; default: the evidence itself), or ``_STILL_CHANGED`` nats: a blip that is
     over sooner, however intense, never pages, and an alarm not confirmed within twice ``min_minutes``
-    is dropped as a blip (its evidence starts again from zero). Inside the alarm, the
+    is dropped as a blip (its evidence starts again from zero). It also waits until the ratio of sums
+    since its run began reaches each of ``levels`` (a documented level, a business floor: numerator,
+    denominator and level per minute); once paging, it pages until the alarm ends, so a spend that
+    hovers at a floor does not page, resolve and page again. Inside the alarm, the
     recovery evidence against the halfway level of the alternative that fired accumulates (a CUSUM)
-    and the alarm ends when that reaches ``clear``: the scope is back to usual, not merely a little
-    better. Then every CUSUM starts again from zero. Minutes without calls add nothing, so they
+    and the alarm ends when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the
+    scope is back to usual, not merely a little better, nor for a moment. Then every CUSUM starts again from zero. Minutes without calls add nothing, so they
     neither start nor end an alarm.
 
     Returns, per minute and scope: whether the alarm pages after the minute, and the first minute of
     the evidence run (the onset, as an index).
     """
     minutes, scopes, _ = evidence.shape
-    reached = _reached(level, scopes)
+    reached = _reached(levels, scopes)
     every = np.arange(scopes)
     paging = np.zeros((minutes, scopes), dtype=bool)
     onset = np.zeros((minutes, scopes), dtype=np.int64)
     cusum = np.zeros(evidence.shape[1:])
     started = np.zeros(evidence.shape[1:], dtype=np.int64)
     back = np.zeros(scopes)
+    usual_for = np.zeros(scopes, dtype=np.int64)
     on = np.zeros(scopes, dtype=bool)
     paged = np.zeros(scopes, dtype=bool)
     fired = np.zeros(scopes, dtype=np.int64)  # the alternative that started the alarm
@@ -283,8 +287,12 @@ def sequential_alarm(
         fired = np.where(fire, strongest, fired)
         run_start = np.where(fire, started[every, strongest], run_start)
         fired_at = np.where(fire, t, fired_at)
-        back = np.where(on, np.maximum(back + recovery[t][every, fired], 0.0), 0.0)
-        clears = on & (back >= clear)
+        step = recovery[t][every, fired]
+        back = np.where(on, np.maximum(back + step, 0.0), 0.0)
+        # Minutes with calls in a row that the recovery run has lasted: a recovery must hold as long as a
+        # change had to before it paged (two quiet minutes of a bursty scope are not a recovery).
+        usual_for = np.where(back > 0, usual_for + (step != 0), 0)
+        clears = on & (back >= clear) & (usual_for >= min_minutes)
         on = (on | fire) & ~clears
         now = evidence[t][every, fired]
         bar = np.abs(now) if expected is None else expected[t][every, fired]
@@ -304,20 +312,21 @@ def sequential_alarm(
 
 
 def _reached(
-    level: tuple[np.ndarray, np.ndarray, np.ndarray] | None, scopes: int
+    levels: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], scopes: int
 ) -> Callable[[int, np.ndarray], np.ndarray]:
     """Whether, after minute t, the ratio of sums since each scope's run began (numerator, denominator,
-    minutes x scopes) is at least the level (minutes x scopes): a documented level a page waits for."""
-    if level is None:
-        return lambda t, start: np.ones(scopes, dtype=bool)
-    numerator, denominator, at_least = level
-    tops, bottoms = cumulative(numerator), cumulative(denominator)
+    minutes x scopes) is at least the level (minutes x scopes), for each of ``levels``: the documented
+    levels (and business floors) a page waits for."""
     columns = np.arange(scopes)
+    sums = [(cumulative(top), cumulative(bottom), at_least) for top, bottom, at_least in levels]
 
     def reached(t: int, start: np.ndarray) -> np.ndarray:
-        top = tops[t + 1] - tops[start, columns]
-        bottom = bottoms[t + 1] - bottoms[start, columns]
-        return (bottom > 0) & (top >= at_least[t] * bottom)
+        every = np.ones(scopes, dtype=bool)
+        for tops, bottoms, at_least in sums:
+            top = tops[t + 1] - tops[start, columns]
+            bottom = bottoms[t + 1] - bottoms[start, columns]
+            every &= (bottom > 0) & (top >= at_least[t] * bottom)
+        return every
 
     return reached
 

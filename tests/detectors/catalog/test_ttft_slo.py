@@ -28,11 +28,11 @@ def evaluate(detector: TtftSlo, *routes: tuple[str, float, object, int], start: 
 def test_a_route_is_compared_with_itself_so_a_long_context_route_does_not_page_forever() -> None:
     # The real trace: a chat service whose prompts reach 85k tokens; its first token always
     # takes 4-10 s. A fixed 1 s SLO paged for the whole hour; compared with itself it is quiet, and its
-    # own breach (3x) still pages.
+    # own breach (2.5x: past the warning level, short of the critical one) still pages.
     result = evaluate(
         TtftSlo(),
         ("/long-context", 10.0, 6000.0, 1),
-        ("/chat", 30.0, between(ONSET, END, 1500.0, 500.0), 2),
+        ("/chat", 30.0, between(ONSET, END, 1250.0, 500.0), 2),
     )
     assert [(status, s["route"]) for _, status, _, s in result] == [
         ("firing", "/chat"),
@@ -54,9 +54,7 @@ def test_a_fixed_slo_applies_where_the_user_sets_one_history_or_not() -> None:
         ("/chat", 20.0, 250.0, 4),  # the same, without an SLO: its usual
         start=DAY + 30,  # no history at all: a fixed SLO needs none
     )
-    assert [(status, severity, s["route"]) for _, status, severity, s in result][:1] == [
-        ("firing", "warning", "/autocomplete")
-    ]
+    assert [(status, s["route"]) for _, status, _, s in result][:1] == [("firing", "/autocomplete")]
     assert {s["route"] for _, _, _, s in result} == {"/autocomplete"}
 
 

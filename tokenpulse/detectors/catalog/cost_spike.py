@@ -250,10 +250,13 @@ class CostSpike(MeanDetector):
         # of day: a user is watched once they have been seen at this time of day before.
         return "user" in dims
 
-    def pages(self, value: np.ndarray, run: Run, dims: Sequence[str]) -> np.ndarray:
+    def floors(
+        self, total: np.ndarray, draws: np.ndarray, dims: Sequence[str]
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        # Spend per hour since the spike began (every minute counts, with calls or not).
         s = self.settings
         floor = s.user_min_usd_per_hour if "user" in dims else s.min_usd_per_hour
-        return _per_hour(run) >= floor
+        return [(total, np.ones_like(total), np.full(total.shape[0], floor / 60))]
 
     def critical(self, lower: np.ndarray, run: Run, usual: np.ndarray) -> np.ndarray:
         return _per_hour(run) >= self.settings.critical_ratio * run.usual_rate * 60
