@@ -252,11 +252,11 @@ def sequential_alarm(
     is dropped as a blip (its evidence starts again from zero). It also waits until the ratio of sums
     since its run began reaches each of ``levels`` (a documented level, a business floor: numerator,
     denominator and level per minute); once paging, it pages until the alarm ends, so a spend that
-    hovers at a floor does not page, resolve and page again. Inside the alarm, the
-    recovery evidence against the halfway level of the alternative that fired accumulates (a CUSUM)
-    and the alarm ends when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the
-    scope is back to usual, not merely a little better, nor for a moment. Then every CUSUM starts again from zero. Minutes without calls add nothing, so they
-    neither start nor end an alarm.
+    hovers at a floor does not page, resolve and page again. Inside the alarm, the recovery evidence
+    against the halfway level of the alternative that fired accumulates (a CUSUM) and the alarm ends
+    when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the scope is back to
+    usual, not merely a little better, nor for a moment. Then every CUSUM starts again from zero.
+    Minutes without calls add nothing, so they neither start nor end an alarm.
 
     Returns, per minute and scope: whether the alarm pages after the minute, and the first minute of
     the evidence run (the onset, as an index).
