@@ -118,3 +118,23 @@ def test_count_dispersion_is_the_negative_binomials_and_blind_to_the_grids_edges
         sums = [grid.sum(axis=0) for grid in stats.block_excess(counts)]
         assert stats.count_dispersion(*sums, np.array([50.0]))[0] == pytest.approx(at_50, rel=0.25)
         assert stats.count_dispersion(*sums, np.array([5.0]))[0] == pytest.approx(at_5, rel=0.25)
+
+
+def test_a_recovery_must_hold_as_long_as_the_change_had_to() -> None:
+    # Two minutes that look usual in the middle of a change (a bursty scope's lull) are not a recovery,
+    # however strongly they speak, when the change is back the minute after; four in a row are.
+    lull, _ = alarm([10, 1, 1, 1, 1, -4, -4, 10, 1], min_minutes=4)
+    assert lull == [False, False, False, True, True, True, True, True, True]
+    recovered, _ = alarm([10, 1, 1, 1, 1, -4, -4, -4, -4, 0], min_minutes=4)
+    assert recovered == [False, False, False, True, True, True, True, True, False, False]
+
+
+def test_a_level_waits_before_paging_and_then_holds() -> None:
+    # The alarm fires at once; the run's ratio (numerator / denominator since the run began) reaches the
+    # level only at the third minute, then dips under it: it pages from the third minute on, and a dip
+    # under a business floor does not resolve it.
+    evidence = np.full((6, 1, 1), 6.0)
+    numerator = np.array([[0.5], [0.5], [3.0], [0.0], [0.0], [0.0]])
+    level = (numerator, np.ones((6, 1)), np.full(6, 1.0))
+    paging, _ = stats.sequential_alarm(evidence, -evidence, 5.0, 3.0, levels=[level])
+    assert paging[:, 0].tolist() == [False, False, True, True, True, True]
