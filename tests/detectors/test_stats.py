@@ -138,3 +138,16 @@ def test_a_level_waits_before_paging_and_then_holds() -> None:
     level = (numerator, np.ones((6, 1)), np.full(6, 1.0))
     paging, _ = stats.sequential_alarm(evidence, -evidence, 5.0, 3.0, levels=[level])
     assert paging[:, 0].tolist() == [False, False, True, True, True, True]
+
+
+def test_count_dispersion_of_sessions_is_a_constant_factor_at_any_rate() -> None:
+    # Sessions of 1-5 calls (mean 3) arriving as Poisson over a day that swings 10x: a quarter hour
+    # varies E[K^2] / E[K] ~ 3.7 times more than Poisson at night as at noon.
+    rng = np.random.default_rng(11)
+    minutes = 2 * 1440
+    course = 1 + 4.5 * (1 - np.cos(2 * np.pi * np.arange(minutes) / 1440))
+    sessions = rng.poisson(course / 3)
+    counts = np.array([rng.integers(1, 6, n).sum() for n in sessions], dtype=float)[:, None]
+    sums = [grid.sum(axis=0) for grid in stats.block_excess(counts)]
+    for rate in (1.0, 10.0):  # a negative binomial alone would say ~1.6 at night
+        assert 2.5 <= stats.count_dispersion(*sums, np.array([rate]))[0] <= 6.0

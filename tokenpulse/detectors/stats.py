@@ -27,6 +27,7 @@ hit ratio) are counted the same way, a minute of n calls at ratio r as r x n hit
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -163,15 +164,14 @@ def share_excess(
     return np.where(counted, np.nan_to_num(terms) - 1, 0.0), np.where(counted, trials - 1, 0.0)
 
 
-def block_excess(
-    counts: np.ndarray, block: int = 15, half_window: int = 4
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def block_excess(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tuple[np.ndarray, ...]:
     """What a scope's history says of how much more its calls vary than Poisson *over the span evidence
     accumulates on*: for each block of ``block`` minutes (placed on its last minute), the Pearson term of
-    the block's calls around the mean of the ``half_window`` blocks either side, minus 1; a 1 for every
-    block with calls around; and the local rate (calls a minute) the block was measured at. Calls come
-    in sessions, so minutes are not independent: the variance of a quarter hour, not of a minute, is what
-    a CUSUM summing minutes meets, and it grows with the rate (negative binomial: ``count_dispersion``)."""
+    the block's calls around the mean of the ``half_window`` blocks either side, minus 1 (``excess``),
+    with the local rate m (calls a minute) it was measured at. Calls come in sessions, so minutes are
+    not independent: the variance of a quarter hour, not of a minute, is what a CUSUM summing minutes
+    meets. Returned as the sums ``count_dispersion`` fits on, per minute: 1 for every block with calls
+    around, m, m^2, excess and excess x m."""
     rows = counts.shape[0] - counts.shape[0] % block
     sums = counts[:rows].reshape(-1, block, counts.shape[1]).sum(axis=1)
     # The mean of the blocks around that the grid holds (fewer at its edges, which a fixed divisor would
@@ -181,12 +181,20 @@ def block_excess(
     with np.errstate(divide="ignore", invalid="ignore"):
         # A block is part of its own local mean, which takes 1 / around of its variance away.
         pearson = np.nan_to_num((sums - local) ** 2 / local) / (1 - 1 / np.maximum(around, 2))
-        terms = np.where(local > 0, pearson - 1, 0.0)
-    excess, blocks, rates = np.zeros(counts.shape), np.zeros(counts.shape), np.zeros(counts.shape)
-    excess[block - 1 : rows : block] = terms
-    blocks[block - 1 : rows : block] = local > 0
-    rates[block - 1 : rows : block] = local / block
-    return excess, blocks, rates
+    counted = local > 0
+    # A surge (a marketing email, a load test) is a few blocks far out of their neighbours' line, not the
+    # scope's variance: each block's term is capped at the 99th percentile of what the scope's typical
+    # block says (a Pearson term is about dispersion x chi-square(1), median 0.455, 99th 6.63).
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a scope without a counted block: no cap
+        typical = np.nanmedian(np.where(counted, pearson, np.nan), axis=0) / 0.455
+    pearson = np.minimum(pearson, 6.63 * np.maximum(np.nan_to_num(typical, nan=np.inf), 1.0))
+    rate = np.where(counted, local / block, 0.0)
+    excess = np.where(counted, pearson - 1, 0.0)
+    out = [np.zeros(counts.shape) for _ in range(5)]
+    for grid, values in zip(out, (counted.astype(float), rate, rate**2, excess, excess * rate), strict=True):
+        grid[block - 1 : rows : block] = values
+    return tuple(out)
 
 
 # Pseudo-pairs of calls (or calls) of perfect calm an estimate of burstiness is shrunk with: a thin
@@ -204,14 +212,30 @@ _CALM_BLOCKS, _MOST_DISPERSION = 8.0, 50.0
 
 
 def count_dispersion(
-    excess: np.ndarray, blocks: np.ndarray, rates: np.ndarray, rate: np.ndarray
+    blocks: np.ndarray,
+    rates: np.ndarray,
+    squares: np.ndarray,
+    excess: np.ndarray,
+    excess_rates: np.ndarray,
+    rate: np.ndarray,
 ) -> np.ndarray:
-    """A count's variance relative to Poisson at ``rate`` calls a minute, from summed ``block_excess``
-    over a history: 1 + rate x rho, the negative binomial's (sessions make a busy minute vary more than
-    a quiet one), rho shrunk towards calm while the history holds few blocks."""
+    """A count's variance relative to Poisson at ``rate`` calls a minute, from the sums of
+    ``block_excess`` over a history: 1 + a + b x rate, fitted by least squares on the blocks (a: calls
+    that come in sessions, a constant factor whatever the rate; b: a rate that itself wanders, the
+    negative binomial's, growing with the rate), both at least 0, shrunk towards calm while the history
+    holds few blocks."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.nan_to_num(excess / (rates * (blocks + _CALM_BLOCKS) / blocks))
-    return np.clip(1.0 + rate * np.maximum(rho, 0.0), 1.0, _MOST_DISPERSION)
+        shrink = blocks / (blocks + _CALM_BLOCKS)
+        mean_rate = rates / blocks
+        spread = squares - rates * mean_rate
+        slope = np.nan_to_num((excess_rates - excess * mean_rate) / spread)
+        slope = np.maximum(slope, 0.0)
+        base = np.nan_to_num((excess - slope * rates) / blocks)
+        # A negative constant is no session clustering: the slope alone, through the origin.
+        alone = np.nan_to_num(np.maximum(excess_rates, 0.0) / squares)
+        slope = np.where(base < 0, alone, slope)
+        base = np.maximum(base, 0.0)
+    return np.clip(1.0 + shrink * (base + slope * rate), 1.0, _MOST_DISPERSION)
 
 
 def dispersion(size: np.ndarray, burst: np.ndarray) -> np.ndarray:
