@@ -112,8 +112,49 @@ def test_the_incident_resolves_with_its_last_alert_and_a_new_firing_opens_anothe
     # The resolve names no suspects: the cause found when its alerts fired still stands.
     assert incident.cause[0]["value"] == "v8"
     assert incident.timeline[-1]["text"] == "incident resolved"
-    again, _ = correlator.observe(alert("cost_spike", T0 + timedelta(minutes=40), service="s"))
+    # Past REOPEN_WITHIN of the resolve (it started 38 minutes after), a new firing is a new incident.
+    again, _ = correlator.observe(alert("cost_spike", T0 + timedelta(minutes=76), service="s"))
     assert again.id != incident.id and len(correlator.incidents) == 2
+
+
+def test_a_trouble_back_soon_after_its_incident_resolved_reopens_it() -> None:
+    first = alert("cost_spike", T0, service="s", route="/r")
+    correlator = Correlator()
+    incident, _ = correlator.observe(first)
+    correlator.observe(resolved(first, T0 + timedelta(minutes=20)))
+    assert incident.state == "resolved"
+    # The same alert fires again (its condition came back 12 minutes after the resolve) ...
+    back, labelled = correlator.observe(
+        alert("cost_spike", T0 + timedelta(minutes=40), service="s", route="/r")
+    )
+    assert back is incident and labelled.incident == incident.id and len(correlator.incidents) == 1
+    assert incident.state == "open" and incident.reopened_at == T0 + timedelta(minutes=40)
+    assert [e["text"] for e in incident.timeline[-2:]] == [
+        "incident reopened",
+        "cost_spike [service=s, route=/r] fired again",
+    ]
+    # ... and a cause of it on the enclosing scope joins it while it is open again.
+    joined, _ = correlator.observe(alert("cache_hit_collapse", T0 + timedelta(minutes=41), service="s"))
+    assert joined is incident
+    assert incident.to_json()["reopened_at"] == (T0 + timedelta(minutes=40)).isoformat()
+    assert Incident.from_document(incident.document()).reopened_at == incident.reopened_at
+
+
+def test_only_the_same_trouble_reopens_an_incident() -> None:
+    first = alert("cost_spike", T0, service="s", route="/r")
+    correlator = Correlator()
+    incident, _ = correlator.observe(first)
+    correlator.observe(resolved(first, T0 + timedelta(minutes=20)))
+    soon = T0 + timedelta(minutes=30)
+    strangers = [
+        alert("cost_spike", soon, service="t", route="/r"),  # another service
+        alert("traffic_drop", soon, service="s", route="/r"),  # an unrelated detector
+        alert("cost_spike", soon, service="s", route="/r", tenant="other"),  # another tenant
+    ]
+    for stranger in strangers:
+        other, _ = correlator.observe(stranger)
+        assert other is not incident
+    assert incident.state == "resolved" and incident.reopened_at is None
 
 
 def test_an_escalation_is_on_the_timeline_and_raises_the_severity() -> None:

@@ -10,8 +10,12 @@ of the incident's alerts, of the same tenant, and when, with one of them,
 - its scope is nested in or overlaps the other's (service > route > user), or names the same model or
   provider (one model under several routes).
 
-Otherwise it opens an incident of its own. The incident's severity is the worst of its alerts', it keeps
-a timeline, and it resolves when its last alert resolves. ``Correlator`` is pure (events in, incidents
+Otherwise, if it started within ``REOPEN_WITHIN`` of the resolve of an incident it would have joined
+(the same family of detectors on the same scope, firing again soon after), it reopens that incident:
+on-call gets the same Slack message edited, the same PagerDuty key re-triggered, a webhook saying
+"reopened", rather than a new page for what is the same trouble coming back. Else it opens an incident
+of its own. The incident's severity is the worst of its alerts', it keeps a timeline, and it resolves
+when its last alert resolves. ``Correlator`` is pure (events in, incidents
 out), so the daemon and the benchmark correlate alike; the daemon persists every change
 (``AlertStore.save_incident``) so a restart keeps them.
 """
@@ -24,12 +28,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from tokenpulse.alerts.contract import CAUSES, AlertState, Severity, overlaps, related, worst
+from tokenpulse.alerts.contract import CAUSES, TENANT, AlertState, Severity, overlaps, related, worst
 from tokenpulse.alerts.model import AlertEvent
 
 JOIN_WITHIN = timedelta(minutes=30)
+# A trouble that comes back this soon after its incident resolved is that incident again (a fix that did
+# not hold, a detector's condition dipping under its level for longer than keep_firing_for).
+REOPEN_WITHIN = timedelta(minutes=30)
 SHARED_VALUES = ("model", "provider")  # one value under several scopes is one upstream
-TENANT = "tenant"
 OPEN, RESOLVED = "open", "resolved"
 # Resolved incidents stay listed this long (the views show them as recent), then only their rows remain.
 RECENT = timedelta(hours=24)
@@ -59,6 +65,7 @@ class Incident:
     timeline: list[dict[str, str]] = field(default_factory=list)
     resolved_at: datetime | None = None
     updated_at: datetime | None = None
+    reopened_at: datetime | None = None  # the last time an alert came back after it resolved
 
     @property
     def state(self) -> str:
@@ -116,8 +123,22 @@ class Incident:
             for a in self.alerts.values()
         )
 
+    def reopens(self, event: AlertEvent) -> bool:
+        """Whether a new alert's firing brings this resolved incident back: it started within
+        ``REOPEN_WITHIN`` of the resolve, and shares a cause with one of its alerts."""
+        return (
+            self.resolved_at is not None
+            and event.status == AlertState.FIRING
+            and event.started_at - self.resolved_at <= REOPEN_WITHIN
+            and any(share_cause(a, event) for a in self.alerts.values())
+        )
+
     def record(self, event: AlertEvent) -> None:
-        """Take an alert's event: it joins, escalates or resolves; the last resolve resolves the incident."""
+        """Take an alert's event: it joins, escalates or resolves; the last resolve resolves the incident,
+        a firing after it reopens it."""
+        if self.resolved_at is not None and event.status == AlertState.FIRING:
+            self.reopened_at = event.at
+            self.timeline.append({"at": event.at.isoformat(), "alert": "", "text": "incident reopened"})
         before = self.alerts.get(event.id)
         if before is not None and not event.suspects and before.started_at == event.started_at:
             # A resolve does not name the suspects again: the ones found when it fired still hold.
@@ -157,6 +178,7 @@ class Incident:
             "opened_at": self.opened_at.isoformat(),
             "started_at": self.started_at.isoformat(),
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "reopened_at": self.reopened_at.isoformat() if self.reopened_at else None,
             "cause": self.cause,
             "primary": self.primary.id,
             "alerts": [
@@ -172,6 +194,7 @@ class Incident:
             "opened_at": self.opened_at.isoformat(),
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "reopened_at": self.reopened_at.isoformat() if self.reopened_at else None,
             "alerts": [a.to_json() for a in self.alerts.values()],
             "timeline": self.timeline,
         }
@@ -186,6 +209,7 @@ class Incident:
             timeline=list(data["timeline"]),
             resolved_at=datetime.fromisoformat(data["resolved_at"]) if data["resolved_at"] else None,
             updated_at=datetime.fromisoformat(data["updated_at"]) if data.get("updated_at") else None,
+            reopened_at=datetime.fromisoformat(data["reopened_at"]) if data.get("reopened_at") else None,
         )
 
 
@@ -224,6 +248,9 @@ class Correlator:
         incident = next((i for i in self.open() if event.id in i.alerts), None)
         if incident is None:
             incident = next((i for i in self.open() if i.takes(event)), None)
+        if incident is None:  # the latest resolved incident it brings back
+            back = [i for i in self.incidents.values() if i.reopens(event)]
+            incident = max(back, key=lambda i: i.resolved_at or i.opened_at, default=None)
         if incident is None:
             incident = Incident(incident_id(event), event.at)
             self.incidents[incident.id] = incident
