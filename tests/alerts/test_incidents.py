@@ -140,6 +140,16 @@ def test_a_trouble_back_soon_after_its_incident_resolved_reopens_it() -> None:
     assert Incident.from_document(incident.document()).reopened_at == incident.reopened_at
 
 
+def test_the_symptom_a_resolved_cause_leaves_behind_reopens_its_incident() -> None:
+    escalation = alert("routing_escalation", T0, service="s", router="r")
+    correlator = Correlator()
+    incident, _ = correlator.observe(escalation)
+    correlator.observe(resolved(escalation, T0 + timedelta(minutes=40)))
+    lingering = alert("cost_spike", T0 + timedelta(minutes=55), service="s")  # the spend catching up
+    back, _ = correlator.observe(lingering)
+    assert back is incident and incident.state == "open"
+
+
 def test_only_the_same_trouble_reopens_an_incident() -> None:
     first = alert("cost_spike", T0, service="s", route="/r")
     correlator = Correlator()
@@ -150,6 +160,8 @@ def test_only_the_same_trouble_reopens_an_incident() -> None:
         alert("cost_spike", soon, service="t", route="/r"),  # another service
         alert("traffic_drop", soon, service="s", route="/r"),  # an unrelated detector
         alert("cost_spike", soon, service="s", route="/r", tenant="other"),  # another tenant
+        # a cause after its symptom's incident: a deploy breaking the cache after a runaway user's spike
+        alert("cache_not_applied", soon, service="s", route="/r", model="m"),
     ]
     for stranger in strangers:
         other, _ = correlator.observe(stranger)

@@ -10,8 +10,9 @@ of the incident's alerts, of the same tenant, and when, with one of them,
 - its scope is nested in or overlaps the other's (service > route > user), or names the same model or
   provider (one model under several routes).
 
-Otherwise, if it started within ``REOPEN_WITHIN`` of the resolve of an incident it would have joined
-(the same family of detectors on the same scope, firing again soon after), it reopens that incident:
+Otherwise, if it is the same trouble coming back within ``REOPEN_WITHIN`` of its incident's resolve (one
+of the incident's alerts firing again, or a declared symptom of one on a scope they share: the cost spike
+an escalating router leaves behind), it reopens that incident:
 on-call gets the same Slack message edited, the same PagerDuty key re-triggered, a webhook saying
 "reopened", rather than a new page for what is the same trouble coming back. Else it opens an incident
 of its own. The incident's severity is the worst of its alerts', it keeps a timeline, and it resolves
@@ -53,6 +54,14 @@ def share_cause(a: AlertEvent, b: AlertEvent) -> bool:
     if overlaps(_scope_items(a.scope), _scope_items(b.scope)):
         return True
     return any(a.scope.get(d) and a.scope.get(d) == b.scope.get(d) for d in SHARED_VALUES)
+
+
+def _comes_back(alert: AlertEvent, event: AlertEvent) -> bool:
+    """Whether ``event`` is ``alert``'s trouble again: the same alert, or a declared symptom of it on a
+    scope they share."""
+    return alert.id == event.id or (
+        alert.detector in CAUSES.get(event.detector, ()) and share_cause(alert, event)
+    )
 
 
 @dataclass
@@ -125,12 +134,14 @@ class Incident:
 
     def reopens(self, event: AlertEvent) -> bool:
         """Whether a new alert's firing brings this resolved incident back: it started within
-        ``REOPEN_WITHIN`` of the resolve, and shares a cause with one of its alerts."""
+        ``REOPEN_WITHIN`` of the resolve, and is one of its alerts again or a symptom of one. A cause
+        appearing after its symptom's incident (a deploy breaking the cache after a runaway user's spike)
+        is news: it opens its own."""
         return (
             self.resolved_at is not None
             and event.status == AlertState.FIRING
             and event.started_at - self.resolved_at <= REOPEN_WITHIN
-            and any(share_cause(a, event) for a in self.alerts.values())
+            and any(_comes_back(a, event) for a in self.alerts.values())
         )
 
     def record(self, event: AlertEvent) -> None:
