@@ -251,3 +251,22 @@ def test_a_tool_alert_names_its_tool_as_the_change() -> None:
     (top, *_) = Correlator().observe_all(alerts)[0][0].cause
     assert (top["dimension"], top["value"]) == ("tool", "recommend")
     assert top["why"].startswith("tool recommend: tool_hidden_cost: ")
+
+
+def test_an_alert_on_the_change_another_alerts_suspects_name_is_that_incidents() -> None:
+    # A cheaper routing rule moves search /answer to gpt-4o-mini: its judged answers fail more (the
+    # model is the suspect) and the spend on gpt-4o-mini in search rises: one change, one incident.
+    moved = [{"dimension": "model", "value": "gpt-4o-mini", "share_before": 0.15, "share_after": 0.73}]
+    # (the spend's suspect: /answer's prompt version, which came along with its calls)
+    came_along = [{"dimension": "prompt_version", "value": "v5", "share_before": 0.1, "share_after": 0.56}]
+    spend = alert("cost_spike", T0, suspects=came_along, service="search", model="gpt-4o-mini")
+    quality = alert("quality_drop", T0, suspects=moved, service="search", route="/answer", evaluation="judge")
+    groups = correlate([spend, quality])
+    assert len(groups) == 1
+    (incident,) = Correlator([]).observe_all([spend, quality])[0]
+    assert incident.cause[0]["dimension"] == "model" and incident.cause[0]["value"] == "gpt-4o-mini"
+    # Not on another model, not in another service, not for a suspect carrying few of the calls.
+    assert len(correlate([alert("cost_spike", T0, service="search", model="gpt-4o"), quality])) == 2
+    assert len(correlate([alert("cost_spike", T0, service="other", model="gpt-4o-mini"), quality])) == 2
+    few = [{**moved[0], "share_after": 0.3}]
+    assert len(correlate([spend, replace(quality, suspects=few)])) == 2

@@ -8,7 +8,11 @@ of the incident's alerts, of the same tenant, and when, with one of them,
 - its detector is related (the same detector, or one a declared cause of the other: ``contract.CAUSES``,
   e.g. cache_hit_collapse -> cost_spike + ttft_slo, routing_escalation -> cost_spike), and
 - its scope is nested in or overlaps the other's (service > route > user), or names the same model or
-  provider (one model under several routes).
+  provider (one model under several routes);
+
+or, whatever the detectors, their scopes overlap and one's scope is the change the other's suspects name
+(a route's answers moved to a cheaper model: quality_drop on the route names the model, cost_spike fires
+on the model's spend; one change, one incident).
 
 Otherwise, if it is the same trouble coming back within ``REOPEN_WITHIN`` of its incident's resolve (one
 of the incident's alerts firing again, or a declared symptom of one on a scope they share: the cost spike
@@ -47,13 +51,28 @@ def _scope_items(scope: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def share_cause(a: AlertEvent, b: AlertEvent) -> bool:
-    """Whether two alerts can be one incident's: related detectors on overlapping scopes, or on scopes
-    naming the same model or provider, never across tenants."""
-    if a.scope.get(TENANT, "") != b.scope.get(TENANT, "") or not related(a.detector, b.detector):
+    """Whether two alerts can be one incident's, never across tenants: related detectors on overlapping
+    scopes or on scopes naming the same model or provider; or any two on overlapping scopes when one's
+    scope is the change the other's suspects name (calls moved to a cheaper model: the answers' quality
+    drops on the route, with the model as its suspect, and the spend on that model rises)."""
+    if a.scope.get(TENANT, "") != b.scope.get(TENANT, ""):
         return False
-    if overlaps(_scope_items(a.scope), _scope_items(b.scope)):
+    overlapping = overlaps(_scope_items(a.scope), _scope_items(b.scope))
+    if not related(a.detector, b.detector):
+        return overlapping and (_names_the_change(a, b) or _names_the_change(b, a))
+    if overlapping:
         return True
     return any(a.scope.get(d) and a.scope.get(d) == b.scope.get(d) for d in SHARED_VALUES)
+
+
+def _names_the_change(suspecting: AlertEvent, other: AlertEvent) -> bool:
+    """Whether ``other``'s scope holds a change ``suspecting``'s suspects name (one carrying most of its
+    scope's calls since the onset, as the ranked cause counts them)."""
+    return any(
+        str(s.get("value", "")) and other.scope.get(s["dimension"]) == str(s["value"])
+        for s in suspecting.suspects
+        if s.get("share_after", 0.0) >= MIN_SHARE_AFTER
+    )
 
 
 def _comes_back(alert: AlertEvent, event: AlertEvent) -> bool:
