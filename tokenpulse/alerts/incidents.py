@@ -16,11 +16,10 @@ on the model's spend; one change, one incident).
 
 Otherwise, if it is the same trouble coming back within ``REOPEN_WITHIN`` of its incident's resolve (one
 of the incident's alerts firing again, or a declared symptom of one on a scope they share: the cost spike
-an escalating router leaves behind), it reopens that incident:
-on-call gets the same Slack message edited, the same PagerDuty key re-triggered, a webhook saying
-"reopened", rather than a new page for what is the same trouble coming back. Else it opens an incident
-of its own. The incident's severity is the worst of its alerts', it keeps a timeline, and it resolves
-when its last alert resolves. ``Correlator`` is pure (events in, incidents
+an escalating router leaves behind), it reopens that incident: on-call gets the same Slack message
+edited, the same PagerDuty key triggered again, a webhook saying "reopened", rather than a new page.
+Else it opens an incident of its own. The incident's severity is the worst of its alerts', it keeps a
+timeline, and it resolves when its last alert resolves. ``Correlator`` is pure (events in, incidents
 out), so the daemon and the benchmark correlate alike; the daemon persists every change
 (``AlertStore.save_incident``) so a restart keeps them.
 """
