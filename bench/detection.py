@@ -160,6 +160,8 @@ def pages(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[s
         "pages_per_incident": round(with_incidents / max(counted, 1), 2),
         "pages_per_incident_one_per_alert": round(one_per_alert / max(counted, 1), 2),
         "incidents_opened": len(correlator.incidents),
+        # came back soon after they resolved: the same message edited, not a new page
+        "incidents_reopened": sum(1 for i in correlator.incidents.values() if i.reopened_at is not None),
         "alert_firings": len(alerts),
         "cause_named_first": f"{named}/{with_change}",
         "no_change_found_provider_side": f"{no_change}/{provider_side}",

@@ -34,7 +34,9 @@ but its calls seldom show it past 2x.
 Reported per detector: detection within 15 minutes by volume band x effect band; time to detect minus
 the oracle's (median, p90); recall among incidents the oracle detects within 15 minutes; false pages
 per 100 scope-days of clean traffic; flaps (resolved, then firing again, within one incident); detected
-incidents resolved within 30 minutes of their end.
+incidents resolved within 30 minutes of their end; pages per incident alerted (``bench/pages.py``: new
+incidents its scope's firings opened through the real incident engine, from onset to 30 minutes after
+its end; the scope alone, since every generated scope names the same service and model).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pages import count_pages  # bench/pages.py: the script's directory is on sys.path
 
 from tokenpulse.detectors import stats
 from tokenpulse.detectors.catalog import build_detectors
@@ -532,10 +536,12 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
     transitions = Engine([detector]).evaluate(history, times)
     seconds = time.perf_counter() - started
     by_scope: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    of_scope: dict[str, list[Any]] = defaultdict(list)  # its transitions, for the pages it costs
     scope_key = next(d for d in kind.dims if d in ("route", "tool", "router", "user"))
     for t in transitions:
         minute = int((t.at - START).total_seconds() // 60)
         by_scope[dict(t.scope)[scope_key]].append((minute, t.status))
+        of_scope[dict(t.scope)[scope_key]].append(t)
     threshold = stats.evidence_threshold(
         len(truths),
         detector.settings.false_page_budget_days,
@@ -571,6 +577,8 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
                 }
             )
         limit = oracle(kind, truth, threshold)
+        at = [START + timedelta(minutes=m) for m in (truth.onset, truth.end + RESOLVE_WITHIN)]
+        paging = count_pages(of_scope.get(truth.name, []), *at)
         rows.append(
             {
                 "scope": truth.name,
@@ -584,6 +592,9 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
                 "oracle": limit,
                 "how": truth.kind,
                 "resolved_after_end": resolved[0] - truth.end if resolved else None,
+                "pages": paging.opened,
+                "reopened": paging.reopened,
+                "firings": paging.firings,
             }
         )
     clean_days = sum(
@@ -639,6 +650,13 @@ def report(results: list[dict[str, Any]]) -> str:
             f"{sum(1 for r in rows if r['resolved_in_time'])}/{sum(1 for r in rows if r['ttd'] is not None)}"
             "; evaluation: "
             f"{', '.join(str(r['seconds']) for r in runs)} s"
+        )
+        alerted = [r for r in rows if r.get("firings")]
+        per_firing = sum(r["firings"] for r in alerted) / max(len(alerted), 1)
+        lines.append(
+            f"pages per incident alerted: {sum(r['pages'] for r in alerted) / max(len(alerted), 1):.2f} "
+            f"({len(alerted)} alerted; {sum(r['reopened'] for r in alerted)} reopened an incident instead "
+            f"of paging; one page per alert firing: {per_firing:.2f})"
         )
     return "\n".join(lines)
 

@@ -9,7 +9,9 @@ from pathlib import Path
 from tests.alert_helpers import transition
 from tokenpulse.alerts import contract
 from tokenpulse.alerts.contract import AlertState, Severity, fingerprint, related, worst
+from tokenpulse.detectors import health, history
 from tokenpulse.detectors.base import make_scope
+from tokenpulse.detectors.state import AlertStates
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tokenpulse"
 
@@ -34,6 +36,23 @@ def test_detectors_import_only_the_contract_from_alerts() -> None:
         if name.startswith("tokenpulse.alerts") and not name.startswith("tokenpulse.alerts.contract")
     }
     assert not offenders
+
+
+def test_alerts_import_nothing_from_the_detectors() -> None:
+    offenders = {
+        f"{path.relative_to(PACKAGE)}: {name}"
+        for path in (PACKAGE / "alerts").rglob("*.py")
+        for name in imported_modules(path)
+        if name.startswith("tokenpulse.detectors")
+    }
+    assert not offenders
+
+
+def test_what_both_sides_name_is_the_contracts() -> None:
+    # The detectors' history and health alert use the contract's names, not look-alikes of their own.
+    assert history.TENANT == contract.TENANT
+    assert health.NAME == contract.UNHEALTHY
+    assert isinstance(AlertStates(), contract.LiveAlerts)  # what the daemon hands to the alerts' views
 
 
 def test_the_contract_imports_neither_package() -> None:

@@ -186,3 +186,45 @@ def test_an_alert_notified_before_incidents_resolves_where_it_was_told(tmp_path:
 
 def alerts_config_of(environment: dict[str, str]) -> AlertSettings:
     return alert_settings({"group_wait_seconds": 0}, environment)
+
+
+def test_a_trouble_back_soon_after_it_resolved_edits_the_same_page(
+    tmp_path: Path, receivers: dict[str, FakeServer]
+) -> None:
+    clock = FakeClock(T0)
+    alerts = service(tmp_path, receivers, clock)
+    scope = {"service": "support", "route": "/chat"}
+    minute(alerts, clock, [runaway(0, "cost_spike", **scope)])
+    minute(alerts, clock, [runaway(10, "cost_spike", status="resolved", **scope)])
+    (incident,) = alerts.incidents()
+    assert incident["state"] == "resolved"
+    # Its condition comes back four minutes later and holds: the alert fires again.
+    clock.advance(minutes=4)
+    back = transition("cost_spike", "warning", at=clock.now() + timedelta(minutes=2), **scope)
+    minute(alerts, clock, [Transition(**{**back.__dict__, "started_at": clock.now()})])
+    for _ in range(2):
+        minute(alerts, clock, [])
+
+    (reopened,) = alerts.incidents()  # the same incident, open again: no second page
+    assert reopened["id"] == incident["id"] and reopened["state"] == "open" and reopened["reopened_at"]
+
+    slack = receivers["slack"]
+    posts = [
+        r.body for r in slack.requests if r.path == "/api/chat.postMessage" and "thread_ts" not in r.body
+    ]
+    updates = [r.body for r in slack.requests if r.path == "/api/chat.update"]
+    replies = [r.body["text"] for r in slack.requests if "thread_ts" in (r.body or {})]
+    assert len(posts) == 1 and len(updates) == 2  # the resolve, then the reopen: both edit the message
+    assert "RESOLVED" in updates[0]["blocks"][0]["text"]["text"]
+    assert "reopened" in updates[1]["blocks"][0]["text"]["text"]
+    assert "incident reopened" in replies[-1]
+
+    events = receivers["pagerduty"].bodies("/v2/enqueue")
+    assert [e["event_action"] for e in events] == ["trigger", "resolve", "trigger"]
+    assert {e["dedup_key"] for e in events} == {incident["id"]}
+
+    hooks = receivers["webhook"].bodies("/hook")
+    for body in hooks:
+        check(ALERTMANAGER_WEBHOOK_V4, body)
+    assert [h["commonAnnotations"]["incident_state"] for h in hooks] == ["open", "resolved", "reopened"]
+    assert {h["groupKey"] for h in hooks} == {f'1:{{incident="{incident["id"]}"}}'}

@@ -112,8 +112,61 @@ def test_the_incident_resolves_with_its_last_alert_and_a_new_firing_opens_anothe
     # The resolve names no suspects: the cause found when its alerts fired still stands.
     assert incident.cause[0]["value"] == "v8"
     assert incident.timeline[-1]["text"] == "incident resolved"
-    again, _ = correlator.observe(alert("cost_spike", T0 + timedelta(minutes=40), service="s"))
+    # Past REOPEN_WITHIN of the resolve (it started 38 minutes after), a new firing is a new incident.
+    again, _ = correlator.observe(alert("cost_spike", T0 + timedelta(minutes=76), service="s"))
     assert again.id != incident.id and len(correlator.incidents) == 2
+
+
+def test_a_trouble_back_soon_after_its_incident_resolved_reopens_it() -> None:
+    first = alert("cost_spike", T0, service="s", route="/r")
+    correlator = Correlator()
+    incident, _ = correlator.observe(first)
+    correlator.observe(resolved(first, T0 + timedelta(minutes=20)))
+    assert incident.state == "resolved"
+    # The same alert fires again (its condition came back 12 minutes after the resolve) ...
+    back, labelled = correlator.observe(
+        alert("cost_spike", T0 + timedelta(minutes=40), service="s", route="/r")
+    )
+    assert back is incident and labelled.incident == incident.id and len(correlator.incidents) == 1
+    assert incident.state == "open" and incident.reopened_at == T0 + timedelta(minutes=40)
+    assert [e["text"] for e in incident.timeline[-2:]] == [
+        "incident reopened",
+        "cost_spike [service=s, route=/r] fired again",
+    ]
+    # ... and a cause of it on the enclosing scope joins it while it is open again.
+    joined, _ = correlator.observe(alert("cache_hit_collapse", T0 + timedelta(minutes=41), service="s"))
+    assert joined is incident
+    assert incident.to_json()["reopened_at"] == (T0 + timedelta(minutes=40)).isoformat()
+    assert Incident.from_document(incident.document()).reopened_at == incident.reopened_at
+
+
+def test_the_symptom_a_resolved_cause_leaves_behind_reopens_its_incident() -> None:
+    escalation = alert("routing_escalation", T0, service="s", router="r")
+    correlator = Correlator()
+    incident, _ = correlator.observe(escalation)
+    correlator.observe(resolved(escalation, T0 + timedelta(minutes=40)))
+    lingering = alert("cost_spike", T0 + timedelta(minutes=55), service="s")  # the spend catching up
+    back, _ = correlator.observe(lingering)
+    assert back is incident and incident.state == "open"
+
+
+def test_only_the_same_trouble_reopens_an_incident() -> None:
+    first = alert("cost_spike", T0, service="s", route="/r")
+    correlator = Correlator()
+    incident, _ = correlator.observe(first)
+    correlator.observe(resolved(first, T0 + timedelta(minutes=20)))
+    soon = T0 + timedelta(minutes=30)
+    strangers = [
+        alert("cost_spike", soon, service="t", route="/r"),  # another service
+        alert("traffic_drop", soon, service="s", route="/r"),  # an unrelated detector
+        alert("cost_spike", soon, service="s", route="/r", tenant="other"),  # another tenant
+        # a cause after its symptom's incident: a deploy breaking the cache after a runaway user's spike
+        alert("cache_not_applied", soon, service="s", route="/r", model="m"),
+    ]
+    for stranger in strangers:
+        other, _ = correlator.observe(stranger)
+        assert other is not incident
+    assert incident.state == "resolved" and incident.reopened_at is None
 
 
 def test_an_escalation_is_on_the_timeline_and_raises_the_severity() -> None:
@@ -198,3 +251,22 @@ def test_a_tool_alert_names_its_tool_as_the_change() -> None:
     (top, *_) = Correlator().observe_all(alerts)[0][0].cause
     assert (top["dimension"], top["value"]) == ("tool", "recommend")
     assert top["why"].startswith("tool recommend: tool_hidden_cost: ")
+
+
+def test_an_alert_on_the_change_another_alerts_suspects_name_is_that_incidents() -> None:
+    # A cheaper routing rule moves search /answer to gpt-4o-mini: its judged answers fail more (the
+    # model is the suspect) and the spend on gpt-4o-mini in search rises: one change, one incident.
+    moved = [{"dimension": "model", "value": "gpt-4o-mini", "share_before": 0.15, "share_after": 0.73}]
+    # (the spend's suspect: /answer's prompt version, which came along with its calls)
+    came_along = [{"dimension": "prompt_version", "value": "v5", "share_before": 0.1, "share_after": 0.56}]
+    spend = alert("cost_spike", T0, suspects=came_along, service="search", model="gpt-4o-mini")
+    quality = alert("quality_drop", T0, suspects=moved, service="search", route="/answer", evaluation="judge")
+    groups = correlate([spend, quality])
+    assert len(groups) == 1
+    (incident,) = Correlator([]).observe_all([spend, quality])[0]
+    assert incident.cause[0]["dimension"] == "model" and incident.cause[0]["value"] == "gpt-4o-mini"
+    # Not on another model, not in another service, not for a suspect carrying few of the calls.
+    assert len(correlate([alert("cost_spike", T0, service="search", model="gpt-4o"), quality])) == 2
+    assert len(correlate([alert("cost_spike", T0, service="other", model="gpt-4o-mini"), quality])) == 2
+    few = [{**moved[0], "share_after": 0.3}]
+    assert len(correlate([spend, replace(quality, suspects=few)])) == 2

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from tokenpulse.alerts.contract import TENANT, LiveAlerts
 from tokenpulse.alerts.history import find_alert, visible_to
 from tokenpulse.alerts.incidents import RECENT, Incident
 from tokenpulse.alerts.matchers import Matcher, parse_matchers
@@ -18,8 +19,6 @@ from tokenpulse.alerts.runbooks import RUNBOOKS, render, render_incident
 from tokenpulse.alerts.store import AlertStore, Silence
 from tokenpulse.alerts.views import AlertViews
 from tokenpulse.auth import request_tenant
-from tokenpulse.detectors.history import TENANT
-from tokenpulse.detectors.state import AlertStates
 from tokenpulse.storage.store import Store
 
 if TYPE_CHECKING:
@@ -37,7 +36,7 @@ class NewSilence(BaseModel):
 
 def alerts_router(
     store: Store,
-    states: AlertStates,
+    states: LiveAlerts,
     alert_store: AlertStore,
     clock: Clock | None = None,
     service: AlertService | None = None,

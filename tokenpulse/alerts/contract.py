@@ -11,17 +11,27 @@ checks), so the state machine (detectors) and the notify pipeline (alerts) agree
 - ``CAUSES``: which detectors' alerts explain which symptom. The detectors use it to hold a symptom back
   while its cause's alert covers the scope ("explained by"); the alerts use it to put a cause and its
   symptoms in one incident. "Inhibit" is the alerts' word only: a configured rule that mutes an alert.
+- ``Alert`` and ``LiveAlerts``: an alert as the detectors' state machine keeps it, and the live set of
+  them the alerts' views read (the API, the pages, the metrics show each alert's real state);
+- ``TENANT`` and ``UNHEALTHY``: the scope dimension that says whose an alert is, and tokenpulse's own
+  health alert, which holds no tenant's data and concerns every tenant.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 Scope = tuple[tuple[str, str], ...]  # (dimension, value) pairs in a fixed order: hashable and stable
+
+# The scope dimension naming the tenant an alert belongs to (an API key reads its own tenant's alerts).
+TENANT = "tenant"
+# tokenpulse's own health alert (the detectors cannot see the data): every tenant may read it.
+UNHEALTHY = "tokenpulse_unhealthy"
 
 
 class AlertState(StrEnum):
@@ -125,3 +135,55 @@ class Transition:
 
 def _round(value: float) -> float:
     return float(f"{value:.6g}")
+
+
+@dataclass
+class Alert:
+    """One alert per (detector, scope) as the detectors' state machine keeps it (``detectors.state``)."""
+
+    detector: str
+    scope: Scope
+    state: str  # an AlertState
+    severity: str  # a Severity
+    active_at: datetime  # when the condition started holding
+    last_active_at: datetime  # the last evaluation at which it held
+    value: float
+    threshold: float
+    baseline: float | None
+    summary: str
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
+    suspects: list[dict[str, Any]] = field(default_factory=list)  # found when it fired
+    notified: bool = False  # its firing was emitted (not held back: see detectors.explain)
+    explained_by: str = ""  # while held back: the id of the cause's alert that explains it
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.detector, self.scope)
+
+    def transition(self, status: str, at: datetime) -> Transition:
+        """The alert moving to ``status`` at ``at``, as receivers are told."""
+        return Transition(
+            at=at,
+            status=status,
+            detector=self.detector,
+            severity=self.severity,
+            scope=self.scope,
+            value=self.value,
+            threshold=self.threshold,
+            baseline=self.baseline,
+            summary=self.summary,
+            started_at=self.active_at,
+            suspects=self.suspects,
+        )
+
+
+@runtime_checkable
+class LiveAlerts(Protocol):
+    """The detectors' live alerts as the alerts side reads them (``detectors.state.AlertStates`` is one);
+    the daemon hands them over at wiring time."""
+
+    @property
+    def alerts(self) -> Mapping[tuple[str, Scope], Alert]: ...
+
+    def firing(self) -> list[Alert]: ...

@@ -9,17 +9,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from tokenpulse.alerts.contract import TENANT, UNHEALTHY, Alert, LiveAlerts
 from tokenpulse.alerts.views import AlertViews
-from tokenpulse.detectors import health
-from tokenpulse.detectors.history import TENANT
-from tokenpulse.detectors.state import Alert, AlertStates
 from tokenpulse.storage.store import Store
 
 
 def visible_to(tenant: str | None, detector: str, scope: Mapping[str, str]) -> bool:
     """Whether an API key of ``tenant`` may read an alert: its own tenant's, and tokenpulse's own health,
     which holds no tenant's data and concerns them all. Without keys (``tenant`` None), every alert."""
-    return tenant is None or scope.get(TENANT) == tenant or detector == health.NAME
+    return tenant is None or scope.get(TENANT) == tenant or detector == UNHEALTHY
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
@@ -71,7 +69,7 @@ def latest_event(store: Store, alert_id: str) -> dict[str, Any] | None:
 
 
 def find_alert(
-    states: AlertStates,
+    states: LiveAlerts,
     store: Store,
     alert_id: str,
     tenant: str | None = None,
@@ -98,7 +96,7 @@ def alert_history(
         "runbook_url, started_at FROM alert_events "
         f"WHERE at >= {{start:DateTime('UTC')}} AND at < {{end:DateTime('UTC')}}{visible} "
         "ORDER BY at DESC, detector LIMIT {limit:UInt32}",
-        {"start": start, "end": end, "limit": limit, "tenant": tenant or "", "health": health.NAME},
+        {"start": start, "end": end, "limit": limit, "tenant": tenant or "", "health": UNHEALTHY},
     )
     return [
         {

@@ -8,10 +8,18 @@ of the incident's alerts, of the same tenant, and when, with one of them,
 - its detector is related (the same detector, or one a declared cause of the other: ``contract.CAUSES``,
   e.g. cache_hit_collapse -> cost_spike + ttft_slo, routing_escalation -> cost_spike), and
 - its scope is nested in or overlaps the other's (service > route > user), or names the same model or
-  provider (one model under several routes).
+  provider (one model under several routes);
 
-Otherwise it opens an incident of its own. The incident's severity is the worst of its alerts', it keeps
-a timeline, and it resolves when its last alert resolves. ``Correlator`` is pure (events in, incidents
+or, whatever the detectors, their scopes overlap and one's scope is the change the other's suspects name
+(a route's answers moved to a cheaper model: quality_drop on the route names the model, cost_spike fires
+on the model's spend; one change, one incident).
+
+Otherwise, if it is the same trouble coming back within ``REOPEN_WITHIN`` of its incident's resolve (one
+of the incident's alerts firing again, or a declared symptom of one on a scope they share: the cost spike
+an escalating router leaves behind), it reopens that incident: on-call gets the same Slack message
+edited, the same PagerDuty key triggered again, a webhook saying "reopened", rather than a new page.
+Else it opens an incident of its own. The incident's severity is the worst of its alerts', it keeps a
+timeline, and it resolves when its last alert resolves. ``Correlator`` is pure (events in, incidents
 out), so the daemon and the benchmark correlate alike; the daemon persists every change
 (``AlertStore.save_incident``) so a restart keeps them.
 """
@@ -24,12 +32,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from tokenpulse.alerts.contract import CAUSES, AlertState, Severity, overlaps, related, worst
+from tokenpulse.alerts.contract import CAUSES, TENANT, AlertState, Severity, overlaps, related, worst
 from tokenpulse.alerts.model import AlertEvent
 
 JOIN_WITHIN = timedelta(minutes=30)
+# A trouble that comes back this soon after its incident resolved is that incident again (a fix that did
+# not hold, a detector's condition dipping under its level for longer than keep_firing_for).
+REOPEN_WITHIN = timedelta(minutes=30)
 SHARED_VALUES = ("model", "provider")  # one value under several scopes is one upstream
-TENANT = "tenant"
 OPEN, RESOLVED = "open", "resolved"
 # Resolved incidents stay listed this long (the views show them as recent), then only their rows remain.
 RECENT = timedelta(hours=24)
@@ -40,13 +50,36 @@ def _scope_items(scope: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def share_cause(a: AlertEvent, b: AlertEvent) -> bool:
-    """Whether two alerts can be one incident's: related detectors on overlapping scopes, or on scopes
-    naming the same model or provider, never across tenants."""
-    if a.scope.get(TENANT, "") != b.scope.get(TENANT, "") or not related(a.detector, b.detector):
+    """Whether two alerts can be one incident's, never across tenants: related detectors on overlapping
+    scopes or on scopes naming the same model or provider; or any two on overlapping scopes when one's
+    scope is the change the other's suspects name (calls moved to a cheaper model: the answers' quality
+    drops on the route, with the model as its suspect, and the spend on that model rises)."""
+    if a.scope.get(TENANT, "") != b.scope.get(TENANT, ""):
         return False
-    if overlaps(_scope_items(a.scope), _scope_items(b.scope)):
+    overlapping = overlaps(_scope_items(a.scope), _scope_items(b.scope))
+    if not related(a.detector, b.detector):
+        return overlapping and (_names_the_change(a, b) or _names_the_change(b, a))
+    if overlapping:
         return True
     return any(a.scope.get(d) and a.scope.get(d) == b.scope.get(d) for d in SHARED_VALUES)
+
+
+def _names_the_change(suspecting: AlertEvent, other: AlertEvent) -> bool:
+    """Whether ``other``'s scope holds a change ``suspecting``'s suspects name (one carrying most of its
+    scope's calls since the onset, as the ranked cause counts them)."""
+    return any(
+        str(s.get("value", "")) and other.scope.get(s["dimension"]) == str(s["value"])
+        for s in suspecting.suspects
+        if s.get("share_after", 0.0) >= MIN_SHARE_AFTER
+    )
+
+
+def _comes_back(alert: AlertEvent, event: AlertEvent) -> bool:
+    """Whether ``event`` is ``alert``'s trouble again: the same alert, or a declared symptom of it on a
+    scope they share."""
+    return alert.id == event.id or (
+        alert.detector in CAUSES.get(event.detector, ()) and share_cause(alert, event)
+    )
 
 
 @dataclass
@@ -59,6 +92,7 @@ class Incident:
     timeline: list[dict[str, str]] = field(default_factory=list)
     resolved_at: datetime | None = None
     updated_at: datetime | None = None
+    reopened_at: datetime | None = None  # the last time an alert came back after it resolved
 
     @property
     def state(self) -> str:
@@ -116,8 +150,24 @@ class Incident:
             for a in self.alerts.values()
         )
 
+    def reopens(self, event: AlertEvent) -> bool:
+        """Whether a new alert's firing brings this resolved incident back: it started within
+        ``REOPEN_WITHIN`` of the resolve, and is one of its alerts again or a symptom of one. A cause
+        appearing after its symptom's incident (a deploy breaking the cache after a runaway user's spike)
+        is news: it opens its own."""
+        return (
+            self.resolved_at is not None
+            and event.status == AlertState.FIRING
+            and event.started_at - self.resolved_at <= REOPEN_WITHIN
+            and any(_comes_back(a, event) for a in self.alerts.values())
+        )
+
     def record(self, event: AlertEvent) -> None:
-        """Take an alert's event: it joins, escalates or resolves; the last resolve resolves the incident."""
+        """Take an alert's event: it joins, escalates or resolves; the last resolve resolves the incident,
+        a firing after it reopens it."""
+        if self.resolved_at is not None and event.status == AlertState.FIRING:
+            self.reopened_at = event.at
+            self.timeline.append({"at": event.at.isoformat(), "alert": "", "text": "incident reopened"})
         before = self.alerts.get(event.id)
         if before is not None and not event.suspects and before.started_at == event.started_at:
             # A resolve does not name the suspects again: the ones found when it fired still hold.
@@ -157,6 +207,7 @@ class Incident:
             "opened_at": self.opened_at.isoformat(),
             "started_at": self.started_at.isoformat(),
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "reopened_at": self.reopened_at.isoformat() if self.reopened_at else None,
             "cause": self.cause,
             "primary": self.primary.id,
             "alerts": [
@@ -172,6 +223,7 @@ class Incident:
             "opened_at": self.opened_at.isoformat(),
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "reopened_at": self.reopened_at.isoformat() if self.reopened_at else None,
             "alerts": [a.to_json() for a in self.alerts.values()],
             "timeline": self.timeline,
         }
@@ -186,6 +238,7 @@ class Incident:
             timeline=list(data["timeline"]),
             resolved_at=datetime.fromisoformat(data["resolved_at"]) if data["resolved_at"] else None,
             updated_at=datetime.fromisoformat(data["updated_at"]) if data.get("updated_at") else None,
+            reopened_at=datetime.fromisoformat(data["reopened_at"]) if data.get("reopened_at") else None,
         )
 
 
@@ -224,6 +277,9 @@ class Correlator:
         incident = next((i for i in self.open() if event.id in i.alerts), None)
         if incident is None:
             incident = next((i for i in self.open() if i.takes(event)), None)
+        if incident is None:  # the latest resolved incident it brings back
+            back = [i for i in self.incidents.values() if i.reopens(event)]
+            incident = max(back, key=lambda i: i.resolved_at or i.opened_at, default=None)
         if incident is None:
             incident = Incident(incident_id(event), event.at)
             self.incidents[incident.id] = incident

@@ -16,11 +16,11 @@ from typing import Any
 from markdown_it import MarkdownIt
 
 from tokenpulse.alerts.model import describe_suspects
-from tokenpulse.detectors.catalog import NAMES
 
-# The detectors' own health alert (tokenpulse/detectors/health.py) has a runbook beside the catalog's.
-HEALTH_ALERT = "tokenpulse_unhealthy"
-RUNBOOKS = (*NAMES, HEALTH_ALERT)
+# The runbooks there are, one file per detector (the catalog's and the health alert): the files are the
+# list, so this package needs nothing from the detectors (a test checks every detector has one).
+_FILES = resources.files("tokenpulse") / "runbooks"
+RUNBOOKS = tuple(sorted(f.name.removesuffix(".md") for f in _FILES.iterdir() if f.name.endswith(".md")))
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 _MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 
@@ -29,7 +29,7 @@ def runbook_source(detector: str) -> str:
     """The Markdown of a detector's runbook; KeyError for a name that has none."""
     if detector not in RUNBOOKS:
         raise KeyError(detector)
-    return (resources.files("tokenpulse") / "runbooks" / f"{detector}.md").read_text(encoding="utf-8")
+    return (_FILES / f"{detector}.md").read_text(encoding="utf-8")
 
 
 def fill(source: str, alert: dict[str, Any] | None) -> str:

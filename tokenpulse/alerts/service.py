@@ -12,10 +12,10 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tokenpulse import metrics
-from tokenpulse.alerts.contract import AlertState, Transition
+from tokenpulse.alerts.contract import AlertState, LiveAlerts, Transition
 from tokenpulse.alerts.delivery import Backoff, Delivery
 from tokenpulse.alerts.dispatcher import Dispatcher
 from tokenpulse.alerts.incidents import RECENT, Correlator, Incident
@@ -25,9 +25,6 @@ from tokenpulse.alerts.settings import AlertSettings, alert_settings
 from tokenpulse.alerts.store import AlertStore
 from tokenpulse.alerts.views import AlertViews
 from tokenpulse.config import Settings
-
-if TYPE_CHECKING:
-    from tokenpulse.detectors.state import AlertStates
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +97,14 @@ class AlertService:
             incident = self.correlator.incidents.get(incident_id)
             return incident.to_json(muted, self.links.api_base_url) if incident else {}
 
-    def watch(self, states: AlertStates) -> AlertViews:
+    def watch(self, states: LiveAlerts) -> AlertViews:
         """Join the detectors' alert states: the views (API, page, metrics) then show each alert's
         real state, and the dispatch thread keeps the alert metrics up to date."""
         self.views = AlertViews(states, self)
         self._adopt(states)
         return self.views
 
-    def _adopt(self, states: AlertStates) -> None:
+    def _adopt(self, states: LiveAlerts) -> None:
         """Put alerts that fired before their incident existed (the state of a run before incidents, or
         of a backtest) in incidents, so the views show them in one; nothing is sent for them here."""
         orphans = [

@@ -18,11 +18,10 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from tokenpulse import metrics
-from tokenpulse.alerts.contract import AlertState
+from tokenpulse.alerts.contract import Alert, AlertState, LiveAlerts
 
 if TYPE_CHECKING:
     from tokenpulse.alerts.service import AlertService
-    from tokenpulse.detectors.state import Alert, AlertStates
 
 EXPLAINED_BY = "explained by"
 # The kinds of state, as the metrics label them (``inhibited by X`` -> ``inhibited``).
@@ -33,7 +32,7 @@ class AlertViews:
     """Joins the detectors' alert states with the notify pipeline's (``service``: none in a process
     that does not notify)."""
 
-    def __init__(self, states: AlertStates, service: AlertService | None = None) -> None:
+    def __init__(self, states: LiveAlerts, service: AlertService | None = None) -> None:
         self.states = states
         self.service = service
 

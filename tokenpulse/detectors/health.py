@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from tokenpulse.alerts.contract import UNHEALTHY
 from tokenpulse.detectors.base import CRITICAL, DetectorSettings, Observation, make_scope
 
-NAME = "tokenpulse_unhealthy"
+NAME = UNHEALTHY
 # One failed cycle (a restart of ClickHouse, a network blip) does not page; three in a row do.
 SETTINGS = DetectorSettings(for_=timedelta(minutes=2), keep_firing_for=timedelta(minutes=2))
 SCOPE = make_scope(component="storage")

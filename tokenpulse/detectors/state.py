@@ -17,11 +17,11 @@ live runs and backtests behave the same. Its state serializes to JSON to survive
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from tokenpulse.alerts.contract import AlertState, Severity, Transition, fingerprint
+from tokenpulse.alerts.contract import Alert, AlertState, Severity, Transition, fingerprint
 from tokenpulse.detectors.base import DetectorSettings, Observation, Scope
 
 PENDING = AlertState.PENDING
@@ -33,51 +33,6 @@ RESOLVED_RETENTION = timedelta(minutes=15)
 
 
 __all__ = ["FIRING", "PENDING", "RESOLVED", "Alert", "AlertStates", "fingerprint"]
-
-
-@dataclass
-class Alert:
-    detector: str
-    scope: Scope
-    state: str
-    severity: str
-    active_at: datetime  # when the condition started holding
-    last_active_at: datetime  # the last evaluation at which it held
-    value: float
-    threshold: float
-    baseline: float | None
-    summary: str
-    fired_at: datetime | None = None
-    resolved_at: datetime | None = None
-    suspects: list[dict[str, Any]] = field(default_factory=list)  # found when it fired
-    notified: bool = False  # its firing was emitted (not held back: see detectors.explain)
-    explained_by: str = ""  # while held back: the id of the cause's alert that explains it
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.detector, self.scope)
-
-    def transition(self, status: str, at: datetime) -> Transition:
-        return Transition(
-            at=at,
-            status=status,
-            detector=self.detector,
-            severity=self.severity,
-            scope=self.scope,
-            value=self.value,
-            threshold=self.threshold,
-            baseline=self.baseline,
-            summary=self.summary,
-            started_at=self.active_at,
-            suspects=self.suspects,
-        )
-
-    def observe(self, observation: Observation) -> None:
-        self.value = observation.value
-        self.threshold = observation.threshold
-        self.baseline = observation.baseline
-        self.summary = observation.summary
-        self.last_active_at = observation.at
 
 
 class AlertStates:
@@ -105,7 +60,7 @@ class AlertStates:
                     observation.value, observation.threshold, observation.baseline, observation.summary,
                 )  # fmt: skip
                 self.alerts[key] = alert
-            alert.observe(observation)
+            _observe(alert, observation)
             if alert.state == PENDING and now - alert.active_at >= settings.for_:
                 alert.state, alert.fired_at, alert.severity = FIRING, now, observation.severity
                 transitions.append(alert.transition(FIRING, now))
@@ -141,6 +96,14 @@ class AlertStates:
     @classmethod
     def from_json(cls, document: list[dict[str, Any]]) -> AlertStates:
         return cls(_alert_from_json(item) for item in document)
+
+
+def _observe(alert: Alert, observation: Observation) -> None:
+    alert.value = observation.value
+    alert.threshold = observation.threshold
+    alert.baseline = observation.baseline
+    alert.summary = observation.summary
+    alert.last_active_at = observation.at
 
 
 def _alert_json(alert: Alert) -> dict[str, Any]:

@@ -109,7 +109,8 @@ def incident_headline(incident: dict[str, Any], firing: bool) -> str:
     if not firing:
         return f":white_check_mark: RESOLVED · incident of {len(incident['alerts'])} alert(s)"
     icon = ICON.get(("firing", incident["severity"]), ":red_circle:")
-    return f"{icon} {incident['severity'].upper()} · incident of {len(incident['alerts'])} alert(s)"
+    again = ", reopened" if incident.get("reopened_at") else ""
+    return f"{icon} {incident['severity'].upper()} · incident of {len(incident['alerts'])} alert(s){again}"
 
 
 def _alert_line(alert: dict[str, Any]) -> str:

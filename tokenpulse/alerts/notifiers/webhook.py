@@ -2,7 +2,8 @@
 
 A notification about an incident is one payload per update of the incident: its alerts, each annotated
 with the incident (``incident``, ``incident_title``, ``incident_state``, ``most_likely_cause``), which
-then are common annotations too.
+then are common annotations too. ``incident_state`` is ``open``, ``resolved``, or ``reopened`` while an
+incident that resolved is open again (an alert of it came back soon after).
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ def _incident_annotations(incident: dict[str, Any]) -> dict[str, str]:
     return {
         "incident": incident["id"],
         "incident_title": incident["title"],
-        "incident_state": incident["state"],
+        "incident_state": _state(incident),
         "incident_severity": incident["severity"],
         "most_likely_cause": incident["cause"][0]["why"],
     }
+
+
+def _state(incident: dict[str, Any]) -> str:
+    return "reopened" if incident["state"] == "open" and incident.get("reopened_at") else incident["state"]
 
 
 def webhook_payload(notification: Notification, external_url: str) -> dict[str, Any]:
