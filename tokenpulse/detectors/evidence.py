@@ -409,7 +409,10 @@ class ShareDetector(EvidenceDetector):
         _, upper = stats.wilson_bounds(base_part, base_total, 1.0)
         null = np.where(learning, prior, upper)
         # A trailing day knows nothing of the time of day: allow for a share that moves over the day.
-        null = np.where(same_hour | learning, null, stats.odds_shift(null, DIURNAL_ODDS))
+        diurnal = np.maximum(
+            stats.odds_shift(null, DIURNAL_ODDS), np.minimum(null * DIURNAL_RISE, (1 + null) / 2)
+        )
+        null = np.where(same_hour | learning, null, diurnal)
         x, n = part[rows], total[rows]
         dispersion = _dispersion(trailing, n)
         watched = ~np.isnan(null) & (learning | self.applicable(base_part, base_total))

@@ -85,3 +85,13 @@ def test_the_query_reads_uncached_calls_from_the_rollup(tmp_path: Path, store: S
     ]
     assert list(frame["minute"]) == [minute, minute + timedelta(minutes=1)]
     assert CacheNotApplied().evaluate(history, [minute + timedelta(minutes=2)]) == []  # no history yet
+
+
+def test_a_young_scope_whose_high_uncached_share_moves_over_the_day_stays_quiet() -> None:
+    # Six hours old at the change, no same hour of a previous day: its trailing baseline saw 60%
+    # uncached, and in its busy hours 75% go uncached (a quarter more: more first calls of sessions).
+    # Not a loss of the cache; a 1.5x allowance on the odds (60% -> 69%) would page it.
+    def uncached(m: int) -> float:
+        return 0.75 if m >= DAY + 120 else 0.6
+
+    assert evaluate(route("/young", uncached, calls=60, start=DAY - 240, seed=7)) == []
