@@ -32,6 +32,8 @@ def hourly_baseline(
     hour of previous days, else the median of the complete hours of the trailing day before the
     current window. Hours with fewer than ``min_calls`` calls do not count."""
     index = pd.DatetimeIndex([pd.Timestamp(t) for t in times])
+    # Hours without a value (no call measured it: a TTFT of non-streaming calls only) say nothing.
+    frame = frame[frame["value"].notna()] if "value" in frame else frame
     if frame.empty:
         return pd.DataFrame(index=index, dtype=float)
     value = frame.pivot_table(
