@@ -72,3 +72,18 @@ def test_a_router_or_provider_switch_is_a_suspect(store: Store, tmp_path: Path) 
     suspects = find_suspects(store, make_scope(service="checkout"), onset, onset + timedelta(minutes=20))
     named = {(s["dimension"], s["value"]) for s in suspects}
     assert {("router", "r-v2"), ("provider", "azure")} <= named
+
+
+def test_failed_calls_under_the_requested_model_name_are_not_a_switch_of_model() -> None:
+    # A timeout surge: 58% of the calls fail and carry only the model they asked for, the others the
+    # dated name that answered all along. No model took over; a real switch still ranks.
+    surge = [
+        ShareCount("model", "gpt-4o-mini", 0, 58, 100, 100),
+        ShareCount("model", "gpt-4o-mini-2024-07-18", 100, 42, 100, 100),
+    ]
+    assert rank_suspects(surge) == []
+    switch = [
+        ShareCount("model", "gpt-4o", 0, 90, 100, 100),
+        ShareCount("model", "gpt-4o-mini-2024-07-18", 100, 10, 100, 100),
+    ]
+    assert [s["value"] for s in rank_suspects(switch)] == ["gpt-4o"]

@@ -8,6 +8,7 @@ suspects together (``alerts.incidents.ranked_cause``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,13 +60,28 @@ class ShareCount:
     total_after: int
 
 
+# A provider's dated name of a model (gpt-4o-mini-2024-07-18, claude-sonnet-4-5-20250929).
+_DATED = re.compile(r"^(?P<model>.+)-(\d{4}-\d{2}-\d{2}|\d{8})$")
+
+
+def _dated(name: str) -> str | None:
+    """The model a dated name is a snapshot of; None for a name without a date."""
+    match = _DATED.match(name)
+    return match["model"] if match else None
+
+
 def rank_suspects(counts: Sequence[ShareCount], limit: int = 3) -> list[dict[str, Any]]:
     """The values whose share of calls grew the most at the onset (pure); never an empty value."""
     ranked = []
+    answered = {(c.dimension, c.value) for c in counts if c.before}
     for c in counts:
         total_before, total_after = c.total_before, c.total_after
         if not total_after or not c.value.strip():
             continue  # no calls since, or calls that do not say (no user, no prompt version): no suspect
+        if c.dimension == "model" and any(d == "model" and _dated(v) == c.value for d, v in answered):
+            # A call that failed counts under the model it asked for (no response named the dated
+            # model that answered before): a surge of failures is not a switch of model.
+            continue
         share_before = c.before / total_before if total_before else 0.0
         share_after = c.after / total_after
         change = share_after - share_before
