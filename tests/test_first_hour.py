@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -358,3 +359,38 @@ def test_a_flag_is_named_as_it_is_typed() -> None:
     _, sources, problems = resolve_settings(environ={}, data_dir=Path("d"), clickhouse_url="not a url")
     assert sources["data_dir"] == "--data"
     assert problems and problems[0].startswith("--clickhouse = 'not a url'")
+
+
+# --- the demo delivers what it promises -------------------------------------------------------------------
+
+
+def test_the_demo_backtest_shows_the_three_alerts_it_promises(tmp_path: Path) -> None:
+    """The README's demo commands (simulate, ingest, backtest), on the demo's default duration: the cache
+    collapse, the cost spike and the p99 drift each page, in their own scope, after their onset, and
+    nothing else does. Half the default rate keeps it short; the start is a minute past the hour (the
+    latest the p99 detector's first whole hour of history can end) at a busy time of day, yesterday."""
+    start = (datetime.now(UTC) - timedelta(days=1)).replace(hour=10, minute=1, second=0, microsecond=0)
+    traffic, manifest, data = tmp_path / "demo.jsonl.gz", tmp_path / "manifest.json", tmp_path / "data"
+    simulated = tokenpulse("simulate", "--scenario", "demo", "--start", start.isoformat(), "--rate", "100",
+                           "--output", str(traffic), "--manifest", str(manifest), timeout=300)  # fmt: skip
+    assert simulated.returncode == 0, simulated.stderr
+    assert tokenpulse("ingest", "--data", str(data), str(traffic), timeout=300).returncode == 0
+    incidents = {i["kind"]: i for i in json.loads(manifest.read_text())["incidents"]}
+    end = datetime.fromisoformat(json.loads(manifest.read_text())["end"])
+    assert end - start == timedelta(hours=4)  # the default: the p99 detector needs 3 h 45 min of history
+    window = ("--start", start.isoformat(), "--end", end.isoformat())
+    result = tokenpulse("backtest", "--data", str(data), *window, timeout=300)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    firing = [e for e in events if e["status"] == "firing"]
+    assert {e["detector"] for e in firing} == {"cache_hit_collapse", "cost_spike", "latency_p99_drift"}, (
+        firing
+    )
+    for event in firing:
+        incident = incidents[event["detector"]]
+        at = datetime.fromisoformat(event["at"])
+        assert datetime.fromisoformat(incident["onset"]) < at <= end, (event, incident)
+        # the scope that paged is the incident's, on the dimensions both name (the collapse's prompt
+        # version is its suspect, the cost spike's new model its cause, not their alerts' scopes)
+        shared = event["scope"].keys() & incident["scope"].keys()
+        assert shared and all(event["scope"][k] == incident["scope"][k] for k in shared), (event, incident)
