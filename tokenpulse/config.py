@@ -4,6 +4,13 @@ One typed model (pydantic) declares every generic setting with its type and boun
 validated on its own, so a problem names the setting *and* where it came from (the file and key, the
 environment variable, the flag); all problems are reported together, not the first one only.
 Detector settings stay the detectors package's: they are checked by building the detectors.
+
+Why pydantic and not pydantic-settings: the validation and coercion here are pydantic's (one model, a
+type adapter per field); what is written by hand is where a value comes from — the environment
+variable's name (five lines) and the config file's tables ([auth] keys, [prices] and its tiers,
+[normalize]), which no generic source maps. pydantic-settings merges its sources before it validates,
+so its errors name the field only (``retention_days: Input should be a valid integer``, measured with
+pydantic-settings 2.14), not the variable or file that holds the value, which is what a user must fix.
 """
 
 from __future__ import annotations
