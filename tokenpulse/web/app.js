@@ -438,8 +438,13 @@ async function refresh() {
     renderTools(tools.groups);
     const points = timeseries.points;
     const times = points.map((p) => Date.parse(p.time) / 1000);
-    // No call in the whole range: say so, rather than draw a flat 0 (spend) on an empty axis.
-    const empty = points.some((p) => p.calls > 0) ? "" : "No calls in this range.";
+    // No call in the whole range: say so, rather than draw a flat 0 (spend) on an empty axis. The charts
+    // stop at the last whole minute, the tables do not: calls of the current minute only (a new user's
+    // first calls) are said to be there, not "no calls" beside tables that list them.
+    const current = summaries[0].totals ? summaries[0].totals.calls : 0;
+    const empty = points.some((p) => p.calls > 0) ? ""
+      : current > 0 ? `${current} call(s) so far, all in the current minute: the charts draw whole minutes, from the next refresh on.`
+      : "No calls in this range.";
     drawSpend(times, points, empty);
     draw("chart-cache", times, [{ label: "hit ratio", stroke: "#56a64b", values: points.map((p) => p.cache_hit_ratio) }],
          [], false, empty);  // the detector compares each route with its own usual ratio: no fixed line

@@ -1,9 +1,11 @@
-"""Unpriced calls on the overview page and its timeseries API (issue 17): spend of calls whose model has no
-known price is unknown — a gap, a marked lower bound and an "N calls unpriced" note — never a silent $0."""
+"""The overview page and its timeseries API tell a new user the truth (issue 17): spend of calls whose model
+has no known price is unknown — a gap, a marked lower bound and an "N calls unpriced" note — never a silent
+$0; first calls are not "no calls"; the status filter covers the statuses calls have."""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,6 +18,7 @@ from tests.daemon import Daemon
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tests.test_overview import chromium
 from tokenpulse.storage.store import Store
+from tokenpulse.web import WEB_DIR
 
 BASE = datetime.fromtimestamp(BASE_TIME_NS / 1e9, UTC)  # a whole minute an hour ago
 MINUTE_NS = 60 * 10**9
@@ -108,3 +111,43 @@ def test_a_service_of_unpriced_calls_only_has_unknown_spend_not_a_flat_zero(
     assert "Spend unknown: none of the 1 calls in this range has a known price." in figure, figure[:1500]
     assert "<canvas" not in figure and 'data-points="0"' in figure
     assert "1 of 1 calls unpriced" in figure and 'data-gaps="1"' in figure
+
+
+# --- a new user's first calls: the page agrees with itself ---------------------------------------------
+
+
+def test_first_calls_of_the_current_minute_are_not_no_calls_on_the_charts(tmp_path: Path) -> None:
+    """The charts stop at the last whole minute, the tables and calls view do not: a user who just sent
+    their first calls used to read "No calls in this range." on every chart beside tables listing them."""
+    from tests.otlp_builders import export_request, llm_span
+
+    if datetime.now(UTC).second > 20:  # send and render within one minute
+        time.sleep(61 - datetime.now(UTC).second)
+    daemon = Daemon(tmp_path / "data").start()
+    try:
+        body = export_request(llm_span(), llm_span(), service="support-bot").SerializeToString()
+        sent = httpx.post(f"{daemon.otlp_http}/v1/traces", content=body,
+                          headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
+        assert sent.status_code == 200
+        minute = datetime.now(UTC).replace(second=0, microsecond=0)
+        deadline = time.monotonic() + 20
+        while not httpx.get(f"{daemon.api}/api/v1/calls").json()["calls"] and time.monotonic() < deadline:
+            time.sleep(0.2)  # stored asynchronously
+        dumped = chromium("--dump-dom", f"{daemon.api}/?range=1", profile=tmp_path / "p").stdout
+        if datetime.now(UTC).replace(second=0, microsecond=0) != minute:
+            pytest.skip("the minute turned while the page loaded: its calls are whole-minute data now")
+        assert 'data-state="ready"' in dumped, dumped[-2000:]
+        said = "2 call(s) so far, all in the current minute: the charts draw whole minutes"
+        assert dumped.count(said) == 5 and "No calls in this range." not in dumped, dumped[:3000]
+        assert dumped.count('data-span="') == 2  # the calls view lists them
+    finally:
+        daemon.stop()
+
+
+def test_the_status_filter_offers_every_stored_status() -> None:
+    # Most instrumentations leave a successful span's status unset: with only "ok" and "error" to choose
+    # from, filtering on success showed no call at all.
+    page = (WEB_DIR / "index.html").read_text()
+    select = re.search(r'<select name="status">(.*?)</select>', page, re.DOTALL)
+    assert select
+    assert set(re.findall(r'<option value="([^"]*)"', select.group(1))) == {"", "ok", "unset", "error"}
