@@ -169,6 +169,9 @@ def test_config_check_prints_the_effective_configuration_with_secrets_masked(tmp
     assert re.search(rf"retention_days\s+30\s+\({re.escape(str(config))}: retention_days\)", result.stdout)
     assert re.search(r"api_port\s+9100\s+\(TOKENPULSE_API_PORT\)", result.stdout)
     assert re.search(r"otlp_grpc_port\s+4317\s+\(default\)", result.stdout)
+    # an unset URL setting shows the URL used, not "(none)": the runbooks follow the API port
+    assert re.search(r"runbook_base_url\s+http://127.0.0.1:9100/runbooks \(built in\)", result.stdout)
+    assert re.search(r"openai_admin_url\s+https://api.openai.com \(built in\)", result.stdout)
     assert (
         "1 key(s) for tenant(s) acme" in result.stdout and "http://u:***@ch.example:8123/db" in result.stdout
     )
