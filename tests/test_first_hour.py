@@ -263,6 +263,9 @@ def test_summary_finds_the_daemon_by_its_port_variable_and_says_no_data(shared_d
     assert "no data: no LLM call ended in this range" in result.stdout
     result = tokenpulse("silence", "list", env={"TOKENPULSE_API": shared_daemon.api})
     assert result.returncode == 0, result.stderr
+    # a refusal is the API's own sentence, not its JSON
+    result = tokenpulse("silence", "expire", "nosuch", env=env)
+    assert (result.returncode, result.stderr) == (1, "tokenpulse silence: no silence nosuch (HTTP 404)\n")
 
 
 def test_config_error_lists_all_problems_in_its_message() -> None:
