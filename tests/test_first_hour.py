@@ -375,6 +375,14 @@ def test_the_demo_backtest_shows_the_three_alerts_it_promises(tmp_path: Path) ->
     collapse, the cost spike and the p99 drift each page, in their own scope, after their onset, and
     nothing else does. Half the default rate keeps it short; the start is a minute past the hour (the
     latest the p99 detector's first whole hour of history can end) at a busy time of day, yesterday."""
+    # the README's commands are these, over the demo's whole default duration
+    simulator = (
+        (ROOT / "README.md").read_text().split("## Simulator", 1)[1].split("```sh", 1)[1].split("```")[0]
+    )
+    for command in ("tokenpulse simulate --scenario demo --output demo.jsonl.gz",
+                    "tokenpulse ingest --data demo-data demo.jsonl.gz",
+                    "tokenpulse backtest --data demo-data --start -4h --end now"):  # fmt: skip
+        assert f"\n{command}\n" in simulator, command
     start = (datetime.now(UTC) - timedelta(days=1)).replace(hour=10, minute=1, second=0, microsecond=0)
     traffic, manifest, data = tmp_path / "demo.jsonl.gz", tmp_path / "manifest.json", tmp_path / "data"
     simulated = tokenpulse("simulate", "--scenario", "demo", "--start", start.isoformat(), "--rate", "100",
