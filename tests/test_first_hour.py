@@ -200,6 +200,14 @@ def test_the_readme_config_examples_load_as_written(monkeypatch: pytest.MonkeyPa
         assert check_settings(load_settings(path)) == [], block
 
 
+def test_the_quick_start_puts_tokenpulse_on_the_path_before_using_it_bare() -> None:
+    # The README used to run .venv/bin/tokenpulse, then bare `tokenpulse` in every later command.
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```")[0]
+    assert ". .venv/bin/activate && tokenpulse serve" in quick_start
+    assert "the virtualenv is active" in readme.split("## Instrument your app")[0]
+
+
 def test_data_and_clickhouse_together_are_accepted_as_the_readme_says() -> None:
     from tokenpulse.cli import _parser
 
@@ -243,6 +251,24 @@ def test_unpriced_calls_are_unknown_cost_not_zero(store: Store, tmp_path: Path) 
     assert csv_rows[0].startswith("model,calls,errors") and "cost_usd,unpriced_calls" in csv_rows[0]
     private_row = next(row for row in csv_rows if row.startswith("acme-private-7b,"))
     assert private_row.startswith("acme-private-7b,2,") and ",,2," in private_row  # empty cost, 2 unpriced
+
+
+def test_a_failed_call_is_under_the_requested_model_and_request_model_groups_them(
+    store: Store, tmp_path: Path
+) -> None:
+    # Documented in the README's summary API: `model` is the dated snapshot that answered, a failed call
+    # has none and shows under the name asked for; group_by=request_model is one row per model asked for.
+    store_records(store, tmp_path, [
+        call_record(), call_record(response_model="", status="error", error_type="RateLimitError",
+                                   cost_usd=Decimal(0), price_known=False),
+    ])  # fmt: skip
+    end = BASE + timedelta(minutes=5, seconds=1)
+    by_model = {g["key"]["model"]: g["calls"] for g in summarize(store, SummaryQuery(BASE, end, ("model",)))}
+    assert by_model == {"gpt-4o-2024-08-06": 1, "gpt-4o": 1}
+    (asked,) = summarize(store, SummaryQuery(BASE, end, ("request_model",)))
+    assert (asked["key"], asked["calls"], asked["errors"]) == ({"request_model": "gpt-4o"}, 2, 1)
+    readme = (ROOT / "README.md").read_text()
+    assert "`group_by=request_model` puts a model's answered and failed calls in one row" in readme
 
 
 # --- summary finds the daemon where the daemon is -------------------------------------------------------

@@ -140,6 +140,9 @@ def test_first_calls_of_the_current_minute_are_not_no_calls_on_the_charts(tmp_pa
         said = "2 call(s) so far, all in the current minute: the charts draw whole minutes"
         assert dumped.count(said) == 5 and "No calls in this range." not in dumped, dumped[:3000]
         assert dumped.count('data-span="') == 2  # the calls view lists them
+        # in local time like the rest of the page, the exact ISO time in the cell's title
+        ended = re.findall(r'data-span="[^"]*"><td title="([^"]*)">([^<]*)</td>', dumped)
+        assert len(ended) == 2 and all(datetime.fromisoformat(iso) and "T" not in text for iso, text in ended)
     finally:
         daemon.stop()
 
