@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -168,6 +169,9 @@ def test_config_check_prints_the_effective_configuration_with_secrets_masked(tmp
     assert re.search(rf"retention_days\s+30\s+\({re.escape(str(config))}: retention_days\)", result.stdout)
     assert re.search(r"api_port\s+9100\s+\(TOKENPULSE_API_PORT\)", result.stdout)
     assert re.search(r"otlp_grpc_port\s+4317\s+\(default\)", result.stdout)
+    # an unset URL setting shows the URL used, not "(none)": the runbooks follow the API port
+    assert re.search(r"runbook_base_url\s+http://127.0.0.1:9100/runbooks \(built in\)", result.stdout)
+    assert re.search(r"openai_admin_url\s+https://api.openai.com \(built in\)", result.stdout)
     assert (
         "1 key(s) for tenant(s) acme" in result.stdout and "http://u:***@ch.example:8123/db" in result.stdout
     )
@@ -194,6 +198,14 @@ def test_the_readme_config_examples_load_as_written(monkeypatch: pytest.MonkeyPa
         path = tmp_path / f"readme-{number}.toml"
         path.write_text(block)
         assert check_settings(load_settings(path)) == [], block
+
+
+def test_the_quick_start_puts_tokenpulse_on_the_path_before_using_it_bare() -> None:
+    # The README used to run .venv/bin/tokenpulse, then bare `tokenpulse` in every later command.
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```")[0]
+    assert ". .venv/bin/activate && tokenpulse serve" in quick_start
+    assert "the virtualenv is active" in readme.split("## Instrument your app")[0]
 
 
 def test_data_and_clickhouse_together_are_accepted_as_the_readme_says() -> None:
@@ -241,6 +253,24 @@ def test_unpriced_calls_are_unknown_cost_not_zero(store: Store, tmp_path: Path) 
     assert private_row.startswith("acme-private-7b,2,") and ",,2," in private_row  # empty cost, 2 unpriced
 
 
+def test_a_failed_call_is_under_the_requested_model_and_request_model_groups_them(
+    store: Store, tmp_path: Path
+) -> None:
+    # Documented in the README's summary API: `model` is the dated snapshot that answered, a failed call
+    # has none and shows under the name asked for; group_by=request_model is one row per model asked for.
+    store_records(store, tmp_path, [
+        call_record(), call_record(response_model="", status="error", error_type="RateLimitError",
+                                   cost_usd=Decimal(0), price_known=False),
+    ])  # fmt: skip
+    end = BASE + timedelta(minutes=5, seconds=1)
+    by_model = {g["key"]["model"]: g["calls"] for g in summarize(store, SummaryQuery(BASE, end, ("model",)))}
+    assert by_model == {"gpt-4o-2024-08-06": 1, "gpt-4o": 1}
+    (asked,) = summarize(store, SummaryQuery(BASE, end, ("request_model",)))
+    assert (asked["key"], asked["calls"], asked["errors"]) == ({"request_model": "gpt-4o"}, 2, 1)
+    readme = (ROOT / "README.md").read_text()
+    assert "`group_by=request_model` puts a model's answered and failed calls in one row" in readme
+
+
 # --- summary finds the daemon where the daemon is -------------------------------------------------------
 
 
@@ -259,6 +289,9 @@ def test_summary_finds_the_daemon_by_its_port_variable_and_says_no_data(shared_d
     assert "no data: no LLM call ended in this range" in result.stdout
     result = tokenpulse("silence", "list", env={"TOKENPULSE_API": shared_daemon.api})
     assert result.returncode == 0, result.stderr
+    # a refusal is the API's own sentence, not its JSON
+    result = tokenpulse("silence", "expire", "nosuch", env=env)
+    assert (result.returncode, result.stderr) == (1, "tokenpulse silence: no silence nosuch (HTTP 404)\n")
 
 
 def test_config_error_lists_all_problems_in_its_message() -> None:
@@ -358,3 +391,71 @@ def test_a_flag_is_named_as_it_is_typed() -> None:
     _, sources, problems = resolve_settings(environ={}, data_dir=Path("d"), clickhouse_url="not a url")
     assert sources["data_dir"] == "--data"
     assert problems and problems[0].startswith("--clickhouse = 'not a url'")
+
+
+# --- the demo delivers what it promises -------------------------------------------------------------------
+
+
+def test_the_demo_backtest_shows_the_three_alerts_it_promises(tmp_path: Path) -> None:
+    """The README's demo commands (simulate, ingest, backtest), on the demo's default duration: the cache
+    collapse, the cost spike and the p99 drift each page, in their own scope, after their onset, and
+    nothing else does. Half the default rate keeps it short; the start is a minute past the hour (the
+    latest the p99 detector's first whole hour of history can end) at a busy time of day, yesterday."""
+    # the README's commands are these, over the demo's whole default duration
+    simulator = (
+        (ROOT / "README.md").read_text().split("## Simulator", 1)[1].split("```sh", 1)[1].split("```")[0]
+    )
+    for command in ("tokenpulse simulate --scenario demo --output demo.jsonl.gz",
+                    "tokenpulse ingest --data demo-data demo.jsonl.gz",
+                    "tokenpulse backtest --data demo-data --start -4h --end now"):  # fmt: skip
+        assert f"\n{command}\n" in simulator, command
+    start = (datetime.now(UTC) - timedelta(days=1)).replace(hour=10, minute=1, second=0, microsecond=0)
+    traffic, manifest, data = tmp_path / "demo.jsonl.gz", tmp_path / "manifest.json", tmp_path / "data"
+    simulated = tokenpulse("simulate", "--scenario", "demo", "--start", start.isoformat(), "--rate", "100",
+                           "--output", str(traffic), "--manifest", str(manifest), timeout=300)  # fmt: skip
+    assert simulated.returncode == 0, simulated.stderr
+    assert tokenpulse("ingest", "--data", str(data), str(traffic), timeout=300).returncode == 0
+    incidents = {i["kind"]: i for i in json.loads(manifest.read_text())["incidents"]}
+    end = datetime.fromisoformat(json.loads(manifest.read_text())["end"])
+    assert end - start == timedelta(hours=4)  # the default: the p99 detector needs 3 h 45 min of history
+    window = ("--start", start.isoformat(), "--end", end.isoformat())
+    result = tokenpulse("backtest", "--data", str(data), *window, timeout=300)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    firing = [e for e in events if e["status"] == "firing"]
+    assert {e["detector"] for e in firing} == {"cache_hit_collapse", "cost_spike", "latency_p99_drift"}, (
+        firing
+    )
+    for event in firing:
+        incident = incidents[event["detector"]]
+        at = datetime.fromisoformat(event["at"])
+        assert datetime.fromisoformat(incident["onset"]) < at <= end, (event, incident)
+        # the scope that paged is the incident's, on the dimensions both name (the collapse's prompt
+        # version is its suspect, the cost spike's new model its cause, not their alerts' scopes)
+        shared = event["scope"].keys() & incident["scope"].keys()
+        assert shared and all(event["scope"][k] == incident["scope"][k] for k in shared), (event, incident)
+
+
+# --- known, outside this lane: the detectors on a new user's first calls ---------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="tokenpulse/detectors/data.py hourly_baseline: pivot_table drops the all-NaN TTFT values of "
+    "non-streaming calls, value.index.min() is NaT and pd.date_range raises; the detectors' owner fixes "
+    "it (remove this mark then: strict, so the fix makes it fail until it is removed)",
+)
+def test_the_detector_cycle_runs_on_a_new_users_first_non_streaming_calls(
+    store: Store, tmp_path: Path
+) -> None:
+    """Walked by hand: a fresh `serve`, three non-streaming calls (no TTFT, as most are), and every detector
+    cycle failed with a traceback in the log until streaming calls came, and the health detector paged
+    "tokenpulse cannot see its data, detectors are blind" (critical) after three failed cycles."""
+    from tokenpulse.detectors.catalog import build_detectors
+    from tokenpulse.detectors.engine import Engine, floor_minute
+
+    moment = floor_minute(datetime.now(UTC) - timedelta(minutes=1))
+    ended = int((moment - timedelta(seconds=30)).timestamp() * 1e9)
+    store_records(store, tmp_path, [call_record(time_unix_nano=ended, ttft_ms=None) for _ in range(3)])
+    Engine(build_detectors()).run(store, [moment], "http://127.0.0.1:8000/runbooks")

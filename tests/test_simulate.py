@@ -454,6 +454,7 @@ def test_demo_and_scenario_errors() -> None:
     assert [i.kind for i in demo.incidents] == ["cache_hit_collapse", "cost_spike", "latency_p99_drift"]
     # the last 40 minutes hold the incidents, after 20 minutes of clean history
     assert [i.onset for i in demo.incidents] == [T0 + timedelta(minutes=m) for m in (20, 21, 22)]
+    assert inc.default_duration("demo") == timedelta(hours=4)
     with pytest.raises(ValueError, match="unknown scenario"):
         build_scenario("nope", T0, timedelta(hours=1), 1)
     with pytest.raises(ValueError, match="duration"):
@@ -461,6 +462,26 @@ def test_demo_and_scenario_errors() -> None:
     with pytest.raises(ValueError, match="duration"):
         build_scenario("latency_p99_drift", T0, timedelta(hours=1), 1)
     assert parse_duration("2d") == timedelta(days=2) and parse_duration("1h30m") == timedelta(minutes=90)
+
+
+def test_the_demos_cost_spike_moves_a_route_to_a_pricier_model() -> None:
+    # A three-hour demo has no previous day: a user's runaway loop (the per-user rule's incident) could
+    # not page in it, a route's cost per call can.
+    demo = build_scenario("demo", T0, timedelta(minutes=30), SEED)
+    (spike,) = [i for i in demo.incidents if i.kind == "cost_spike"]
+    assert dict(spike.scope) == {"service": "support-bot", "route": "/summarize",
+                                 "model": "claude-sonnet-4-5-20250929"}  # fmt: skip
+    summaries = [(turn, call) for turn, call in calls_of(generate(demo, RATE)) if call.route == "/summarize"]
+    before = {c.response_model for t, c in summaries if t.start_ns < spike.onset_ns}
+    after = {c.response_model for t, c in summaries if t.start_ns >= spike.onset_ns}
+    assert before == {"gemini-2.5-flash"} and after == {"claude-sonnet-4-5-20250929"}
+    per_call = {model: statistics.mean(cost(c) for _, c in summaries if c.response_model == model)
+                for model in before | after}  # fmt: skip
+    assert per_call["claude-sonnet-4-5-20250929"] > 5 * per_call["gemini-2.5-flash"]
+    # the other scenarios keep the runaway loop of one user
+    (loop,) = [i for i in build_scenario("incidents", T0, timedelta(days=2), SEED).incidents
+               if i.kind == "cost_spike"]  # fmt: skip
+    assert set(loop.scope) == {"user"}
 
 
 # ---- emission through the OpenTelemetry SDK ---------------------------------------------------------------

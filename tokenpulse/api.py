@@ -243,7 +243,10 @@ def create_api_app(
         except ValueError as error:
             raise HTTPException(400, str(error)) from None
         points = await run_in_threadpool(series, store, query)
-        return {"start": start_time.isoformat(), "end": end_time.isoformat(), "step": step, "points": points}
+        # Said once for the range too: a chart's gaps and lower bounds are explained by this count.
+        unpriced = sum(p["unpriced_calls"] for p in points)
+        return {"start": start_time.isoformat(), "end": end_time.isoformat(), "step": step,
+                "unpriced_calls": unpriced, "points": points}  # fmt: skip
 
     @app.get(
         "/api/v1/alert-events",

@@ -45,6 +45,17 @@ def call_api(base_url: str | None, method: str, path: str, body: Any = None) -> 
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.load(response)
     except urllib.error.HTTPError as error:
-        raise ApiError(f"{error.code} {error.read().decode(errors='replace')}") from None
+        raise ApiError(_refusal(error.code, error.read().decode(errors="replace"))) from None
     except urllib.error.URLError as error:
         raise ApiError(f"cannot reach the daemon at {base_url}: {error.reason}") from None
+
+
+def _refusal(status: int, text: str) -> str:
+    """One line for a refused request: the API's own ``detail`` (not its JSON), and what to do on a 401."""
+    try:
+        detail = json.loads(text)["detail"]
+    except (ValueError, KeyError, TypeError):
+        detail = text.strip()
+    if status == 401:
+        return f"the daemon needs an API key (HTTP 401: {detail}): set TOKENPULSE_API_KEY"
+    return f"{detail} (HTTP {status})" if isinstance(detail, str) else f"HTTP {status}: {json.dumps(detail)}"

@@ -4,6 +4,13 @@ One typed model (pydantic) declares every generic setting with its type and boun
 validated on its own, so a problem names the setting *and* where it came from (the file and key, the
 environment variable, the flag); all problems are reported together, not the first one only.
 Detector settings stay the detectors package's: they are checked by building the detectors.
+
+Why pydantic and not pydantic-settings: the validation and coercion here are pydantic's (one model, a
+type adapter per field); what is written by hand is where a value comes from — the environment
+variable's name (five lines) and the config file's tables ([auth] keys, [prices] and its tiers,
+[normalize]), which no generic source maps. pydantic-settings merges its sources before it validates,
+so its errors name the field only (``retention_days: Input should be a valid integer``, measured with
+pydantic-settings 2.14), not the variable or file that holds the value, which is what a user must fix.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import os
 import tomllib
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import asdict, fields, is_dataclass, replace
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -25,6 +33,7 @@ from tokenpulse.collector.normalize import NormalizeConfig
 from tokenpulse.collector.price_tiers import TierRate, tier_rate
 from tokenpulse.collector.pricing import TokenPrice
 from tokenpulse.errors import UserError, redact_url
+from tokenpulse.reconcile import reports
 
 
 def _url(value: str | None) -> str | None:
@@ -426,12 +435,22 @@ def effective_configuration(settings: Settings, sources: dict[str, str]) -> list
             )
         elif name == "alerts":
             shown = _alert_receivers(value)  # receivers come from the environment too
+        elif value is None and name in _BUILT_IN:
+            shown = f"{_BUILT_IN[name](settings)} (built in)"  # what is used, not "(none)"
         elif value is None or value == {}:
             shown = "(none)" if name != "detectors" else "(defaults)"
         else:
             shown = str(value)
         rows.append((name, shown, sources.get(name, "default")))
     return rows
+
+
+# Settings whose unset value means a built-in one: `config check` shows the value used.
+_BUILT_IN: dict[str, Callable[[Settings], str]] = {
+    "runbook_base_url": lambda settings: settings.runbooks,
+    "openai_admin_url": lambda _: reports.OPENAI_BASE,
+    "anthropic_admin_url": lambda _: reports.ANTHROPIC_BASE,
+}
 
 
 def _alert_receivers(table: dict[str, Any]) -> str:

@@ -200,6 +200,7 @@ SERVICES: tuple[Service, ...] = (
 )  # fmt: skip
 
 SERVICES_BY_NAME: dict[str, Service] = {s.name: s for s in SERVICES}
+MODELS_BY_RESPONSE: dict[str, Model] = {m.response_model: m for m in MODELS.values()}
 
 ENVIRONMENT = "prod"
 USER_COUNT = 400

@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--duration", type=parse_duration,
-        help="e.g. 2d, 6h, 90m (default: 2d for clean and incidents, 3h for demo, 6h for one kind)",
+        help="e.g. 2d, 6h, 90m (default: 2d for clean and incidents, 4h for demo, 6h for one kind)",
     )  # fmt: skip
     parser.add_argument(
         "--rate", type=_positive, default=DEFAULT_RATE,

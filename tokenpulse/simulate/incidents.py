@@ -148,6 +148,7 @@ class Conditions:
     surge: dict[str, float] = field(default_factory=dict)  # session multiplier by service
     uninstrumented: set[tuple[str, str]] = field(default_factory=set)  # calls made, no span exported
     cheaper_model: set[tuple[str, str]] = field(default_factory=set)  # answered by CHEAPER_MODEL
+    switched_model: dict[tuple[str, str], str] = field(default_factory=dict)  # answered by this model
     judge: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)  # (name, pass prob)
 
 
@@ -194,6 +195,10 @@ def _apply(incident: Incident, c: Conditions, minutes: float) -> None:
             c.route_timeouts[route] = TIMEOUT_SHARE
     elif kind == "traffic_surge":
         c.surge[route[0]] = SURGE_FACTOR
+    elif kind == "cost_spike" and "route" in scope:
+        # The demo's cost spike: a config change points a route at a pricier model (the per-user
+        # runaway loop of the other scenarios is spawned by the traffic model).
+        c.switched_model[route] = scope["model"]
     elif kind == "traffic_drop":
         c.uninstrumented.add(route)
     elif kind == "quality_drop":
@@ -336,6 +341,17 @@ _LAYOUT: tuple[str, ...] = (
     "new_model",
 )
 _DEMO = ("cache_hit_collapse", "cost_spike", "latency_p99_drift")
+# The demo is three hours: a user seen at this time of day on no previous day is never paged for their
+# spend (cost_spike's per-user rule), so the demo's cost spike is the per-call kind its rollup levels
+# page on after an hour of history.
+_DEMO_PLANS: dict[str, _Plan] = {
+    "cost_spike": _Plan(
+        40,
+        {"service": "support-bot", "route": "/summarize", "model": "claude-sonnet-4-5-20250929"},
+        "a config change sends /summarize to claude-sonnet-4-5 instead of gemini-2.5-flash: every summary "
+        "costs ~9x",
+    ),
+}
 DEMO_LEAD = timedelta(minutes=40)
 SCENARIOS: tuple[str, ...] = (
     "clean",
@@ -350,7 +366,10 @@ def default_duration(scenario: str) -> timedelta:
     if scenario in ("clean", "incidents"):
         return timedelta(days=2)
     if scenario == "demo":
-        return timedelta(hours=3)  # two hours and more of clean history, then the incidents
+        # Clean history, then the incidents: the p99 baseline rests on whole hours of calls that ended at
+        # least an hour before (the first whole hour of a demo starting at 10:01 is 11:00-12:00, known
+        # from 13:00), so the incidents 40 minutes before the end need 3 h 45 min before them.
+        return timedelta(hours=4)
     return timedelta(hours=6)
 
 
@@ -375,7 +394,8 @@ def build_scenario(name: str, start: datetime, duration: timedelta, seed: int) -
             if onset + timedelta(minutes=5) > end:
                 raise ValueError("the demo scenario needs at least 10 minutes")
             # Demo incidents are abrupt and last to the end, so they are obvious on a dashboard.
-            incidents.append(_incident(kind, plans[kind], onset, end, gradual=False))
+            plan = _DEMO_PLANS.get(kind, plans[kind])
+            incidents.append(_incident(kind, plan, onset, end, gradual=False))
     elif name == "incidents":
         incidents += _layout(plans, start + duration / 2, end)
     elif name != "clean":

@@ -20,6 +20,7 @@ from itertools import accumulate
 from tokenpulse.simulate import incidents as inc
 from tokenpulse.simulate.catalog import (
     MODELS,
+    MODELS_BY_RESPONSE,
     SERVICES,
     SERVICES_BY_NAME,
     TOOLS,
@@ -206,7 +207,7 @@ class TrafficModel:
             session.forced_s = inc.SLOW_CALL_S
             session.continue_prob = 0.0
             self._push(onset, session)
-        elif kind == "cost_spike" and lo <= onset < hi:
+        elif kind == "cost_spike" and "user" in scope and lo <= onset < hi:
             self._push(onset, self._loop_session(index, incident))
 
     def _loop_session(self, index: int, incident: Incident) -> _Session:
@@ -254,6 +255,8 @@ class TrafficModel:
         model, router, escalated = self._pick_model(s, key, c)
         if key in c.cheaper_model:
             model = MODELS[inc.CHEAPER_MODEL]
+        if key in c.switched_model:
+            model = MODELS_BY_RESPONSE[c.switched_model[key]]
         tool_name = None
         if route.tools and s.loop_gap is None and s.forced_s is None and rng.random() < route.tool_prob:
             names, weights = zip(*route.tools, strict=True)

@@ -1,10 +1,14 @@
 """Per-interval series of the key LLM figures from the per-minute rollup, for the overview page.
 
-Each point covers [time, time + step): spend rate, calls, errors, timeouts, cache hit ratio
+Each point covers [time, time + step): spend rate, calls, errors, timeouts, unpriced calls, cache hit ratio
 (``storage.cache_ratio``: reads over cacheable tokens, by provider shape per rollup row), input
 tokens per call, and latency / TTFT percentiles merged from the rollup's t-digest states over the
 interval (never an average of per-minute percentiles). Every bucket of the range has a point; a
 bucket without calls has zero counts and no ratios or percentiles.
+
+Spend is never a silent 0: a bucket whose calls all have an unknown price has no spend rate (``None``,
+a gap in the chart), and one where some do has the priced calls' rate, a lower bound, with
+``unpriced_calls`` saying how many are missing from it.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ def build_series_sql(query: SeriesQuery) -> tuple[str, dict[str, Any]]:
     sql = (
         "SELECT intDiv(dateDiff('second', {start:DateTime('UTC')}, minute), {step:UInt32}) AS bucket, "
         "sum(calls) AS calls, sum(errors) AS errors, sum(timeouts) AS timeouts, "
+        "sum(unpriced_calls) AS unpriced_calls, "
         "toFloat64(sum(cost_usd)) AS cost_usd, sum(input_tokens) AS input_tokens, "
         "sum(cache_read_tokens) AS cache_read_tokens, "
         f"sum({cacheable_tokens_sql(**{c: f'calls_1m.{c}' for c in _CACHE_COLUMNS})}) AS cacheable_tokens, "
@@ -83,13 +88,18 @@ def series(store: Store, query: SeriesQuery) -> list[dict[str, Any]]:
     for index, moment in enumerate(query.bucket_times()):
         row = rows.get(index)
         calls = row["calls"] if row else 0
+        unpriced = row["unpriced_calls"] if row else 0
         points.append(
             {
                 "time": moment.isoformat(),
                 "calls": calls,
                 "errors": row["errors"] if row else 0,
                 "timeouts": row["timeouts"] if row else 0,
-                "usd_per_hour": row["cost_usd"] / hours if row else 0.0,
+                # No call, no spend: 0. Calls of unknown price only: unknown, not 0.
+                "usd_per_hour": None
+                if calls and unpriced == calls
+                else (row["cost_usd"] / hours if row else 0.0),
+                "unpriced_calls": unpriced,
                 "cache_hit_ratio": hit_ratio(row["cache_read_tokens"], row["cacheable_tokens"])
                 if row
                 else None,

@@ -92,27 +92,69 @@ function costText(cost, unpriced) {
   return unpriced ? `≥ ${shown} (${unpriced} unpriced)` : shown;
 }
 
-// Draws (or redraws) one chart; series: [{label, stroke, values}], lines: constant reference lines;
-// log: a logarithmic y axis (latencies: one 20-minute call must not flatten every other minute).
-function draw(id, times, series, lines = [], log = false, empty = false) {
+// Draws (or redraws) one chart; series: [{label, stroke, values, marks}] (marks: points only, no line),
+// lines: constant reference lines; log: a logarithmic y axis (latencies: one 20-minute call must not
+// flatten every other minute); empty: "" to draw, else what to say instead (nothing to draw); shade:
+// indices of points whose value is unknown, drawn as a shaded band across the chart (not as a value).
+function draw(id, times, series, lines = [], log = false, empty = "", shade = []) {
   const figure = document.getElementById(id);
   const plotted = empty ? 0 : series.reduce((n, s) => n + s.values.filter((v) => v != null).length, 0);
   figure.dataset.points = String(plotted);
   if (charts[id]) { charts[id].destroy(); delete charts[id]; }
   figure.querySelector(".empty")?.remove();
   if (!plotted) {
-    figure.insertAdjacentHTML("beforeend", '<div class="empty">No calls in this range.</div>');
+    const message = document.createElement("div");
+    message.className = "empty";
+    message.textContent = empty || "No calls in this range.";
+    figure.append(message);
     return;
   }
   const all = [...series, ...lines.map((l) => ({ ...l, values: times.map(() => l.value), dash: [6, 4] }))];
   const options = {
     width: Math.max(400, figure.clientWidth - 16), height: 220,
-    series: [{}, ...all.map((s) => ({ label: s.label, stroke: s.stroke, width: 1.5, dash: s.dash, spanGaps: false }))],
+    series: [{}, ...all.map((s) => ({
+      label: s.label, stroke: s.stroke, width: s.marks ? 0 : 1.5, dash: s.dash, spanGaps: false,
+      points: s.marks ? { show: true, size: 7, fill: s.stroke } : undefined,
+    }))],
     axes: [{}, { size: 90 }],
     scales: log ? { y: { distr: 3 } } : {},
     legend: { show: true },
+    hooks: { draw: [(u) => shadePoints(u, times, shade)] },
   };
   charts[id] = new uPlot(options, [times, ...all.map((s) => s.values)], figure);
+}
+
+// Spend of calls whose model has no known price is unknown, never $0: a point whose calls are all
+// unpriced is a gap, one where some are is a lower bound and marked, and the note says how many.
+function drawSpend(times, points, empty) {
+  const unpriced = points.reduce((n, p) => n + (p.unpriced_calls || 0), 0);
+  const calls = points.reduce((n, p) => n + p.calls, 0);
+  const marked = points.map((p) => (p.unpriced_calls && p.usd_per_hour != null ? p.usd_per_hour : null));
+  const series = [{ label: "$/h", stroke: "#3274d9", values: points.map((p) => p.usd_per_hour) }];
+  if (marked.some((v) => v != null)) series.push({ label: "lower bound (some calls unpriced)", stroke: "#b45309", values: marked, marks: true });
+  // No priced call at all: a line of zeros (the idle minutes) would read as "spent nothing".
+  const unknown = calls > 0 && unpriced === calls ? `Spend unknown: none of the ${calls} calls in this range has a known price.` : "";
+  const gaps = points.flatMap((p, i) => (p.calls > 0 && p.usd_per_hour == null ? [i] : []));
+  draw("chart-spend", times, series, [], false, empty || unknown, gaps);
+  const note = document.getElementById("spend-unpriced");
+  note.dataset.unpriced = String(unpriced);
+  note.dataset.gaps = String(gaps.length);
+  note.hidden = unpriced === 0;
+  note.textContent = unpriced === 0 ? "" : `${unpriced} of ${calls} calls unpriced (no known price for their model): ` +
+    "their spend is left out (a marked lower bound), a shaded gap where a point has no priced call. Price them under [prices.\"<model>\"].";
+}
+
+function shadePoints(u, times, indices) {
+  const step = times.length > 1 ? times[1] - times[0] : 60;
+  const { ctx, bbox } = u;
+  ctx.save();
+  ctx.fillStyle = "rgba(180, 83, 9, 0.3)";
+  for (const i of indices) {
+    const left = u.valToPos(times[i], "x", true);
+    const width = Math.max(u.valToPos(times[i] + step, "x", true) - left, 3 * devicePixelRatio);
+    ctx.fillRect(left, bbox.top, width, bbox.height);
+  }
+  ctx.restore();
 }
 
 function scopeText(scope) {
@@ -201,7 +243,8 @@ function renderTools(groups) {
     const row = body.insertRow();
     row.dataset.tool = group.key.tool;
     const ratio = group.cache_hit_ratio == null ? "–" : group.cache_hit_ratio.toFixed(3);
-    for (const text of [group.key.tool, group.calls, group.cost_usd, ratio]) row.insertCell().textContent = text;
+    const cost = costText(group.cost_usd, group.unpriced_calls);
+    for (const text of [group.key.tool, group.calls, cost, ratio]) row.insertCell().textContent = text;
   }
 }
 
@@ -395,9 +438,14 @@ async function refresh() {
     renderTools(tools.groups);
     const points = timeseries.points;
     const times = points.map((p) => Date.parse(p.time) / 1000);
-    // No call in the whole range: say so, rather than draw a flat 0 (spend) on an empty axis.
-    const empty = !points.some((p) => p.calls > 0);
-    draw("chart-spend", times, [{ label: "$/h", stroke: "#3274d9", values: points.map((p) => p.usd_per_hour) }], [], false, empty);
+    // No call in the whole range: say so, rather than draw a flat 0 (spend) on an empty axis. The charts
+    // stop at the last whole minute, the tables do not: calls of the current minute only (a new user's
+    // first calls) are said to be there, not "no calls" beside tables that list them.
+    const current = summaries[0].totals ? summaries[0].totals.calls : 0;
+    const empty = points.some((p) => p.calls > 0) ? ""
+      : current > 0 ? `${current} call(s) so far, all in the current minute: the charts draw whole minutes, from the next refresh on.`
+      : "No calls in this range.";
+    drawSpend(times, points, empty);
     draw("chart-cache", times, [{ label: "hit ratio", stroke: "#56a64b", values: points.map((p) => p.cache_hit_ratio) }],
          [], false, empty);  // the detector compares each route with its own usual ratio: no fixed line
     draw("chart-input", times, [{ label: "tokens/call", stroke: "#8f3bb8", values: points.map((p) => p.input_tokens_per_call) }], [], false, empty);
