@@ -436,16 +436,9 @@ def test_the_demo_backtest_shows_the_three_alerts_it_promises(tmp_path: Path) ->
         assert shared and all(event["scope"][k] == incident["scope"][k] for k in shared), (event, incident)
 
 
-# --- known, outside this lane: the detectors on a new user's first calls ---------------------------------
+# --- the detectors on a new user's first calls ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="tokenpulse/detectors/data.py hourly_baseline: pivot_table drops the all-NaN TTFT values of "
-    "non-streaming calls, value.index.min() is NaT and pd.date_range raises; the detectors' owner fixes "
-    "it (remove this mark then: strict, so the fix makes it fail until it is removed)",
-)
 def test_the_detector_cycle_runs_on_a_new_users_first_non_streaming_calls(
     store: Store, tmp_path: Path
 ) -> None:
