@@ -25,8 +25,11 @@ class Daemon:
         data_dir: Path,
         env: dict[str, str] | None = None,
         launcher: tuple[str, ...] = ("tokenpulse.cli",),
+        workers: int = 1,
     ) -> None:
         self.data_dir = data_dir
+        # One process unless a test asks for workers (`serve`'s own default is one per core).
+        self.workers = workers
         self.env = env or {}
         self.launcher = launcher  # the module run with -m, and its arguments before `serve`
         self.http_port, self.grpc_port, self.api_port = free_port(), free_port(), free_port()
@@ -58,7 +61,7 @@ class Daemon:
         args = [
             sys.executable, "-m", *self.launcher, "serve", "--data", str(self.data_dir),
             "--otlp-http-port", str(self.http_port), "--otlp-grpc-port", str(self.grpc_port),
-            "--api-port", str(self.api_port),
+            "--api-port", str(self.api_port), "--workers", str(self.workers),
         ]  # fmt: skip
         log = self.log_path.open("ab")
         environment = {**os.environ, **self.env}
