@@ -133,15 +133,6 @@ def test_metrics_sum_over_workers_and_keep_a_dead_workers_counts() -> None:
 # -- the daemon ----------------------------------------------------------------------------------------
 
 
-def worker_pids(daemon: Daemon) -> list[int]:
-    """The daemon's worker processes (not multiprocessing's resource tracker)."""
-    assert daemon.process is not None
-    # Every thread's children: a replacement worker is started by the daemon's monitoring thread.
-    tasks = Path(f"/proc/{daemon.process.pid}/task").iterdir()
-    children = [child for task in tasks for child in (task / "children").read_text().split()]
-    return [int(child) for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
-
-
 def wait_until(condition, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
@@ -182,7 +173,7 @@ def _sdk_spans(exporter, count: int, service: str) -> set[str]:  # type: ignore[
 def test_sdk_exporters_over_http_and_grpc_store_every_span_once(tmp_path: Path) -> None:
     daemon = Daemon(tmp_path / "data", workers=2).start()
     try:
-        assert len(worker_pids(daemon)) == 2
+        assert len(daemon.worker_pids()) == 2
         http = _sdk_spans(HttpExporter(endpoint=f"{daemon.otlp_http}/v1/traces", timeout=30), 300, "a")
         grpc_ids = _sdk_spans(
             GrpcExporter(endpoint=f"127.0.0.1:{daemon.grpc_port}", insecure=True, timeout=30), 300, "b"
@@ -201,7 +192,7 @@ def test_a_retry_landing_on_the_other_worker_is_stored_once(tmp_path: Path) -> N
     daemon = Daemon(tmp_path / "data", workers=2).start()
     body = export_request(*(llm_span() for _ in range(20))).SerializeToString()
     try:
-        first, second = worker_pids(daemon)
+        first, second = daemon.worker_pids()
         answered = []
         # A stopped worker does not accept: each send reaches the one worker left running.
         for stopped in (second, first, second):
@@ -231,9 +222,9 @@ def test_a_killed_worker_loses_nothing_acknowledged_and_is_replaced(tmp_path: Pa
     try:
         load.start()
         load.wait_acknowledged(10)
-        victim = worker_pids(daemon)[0]
+        victim = daemon.worker_pids()[0]
         os.kill(victim, signal.SIGKILL)  # mid-load: requests in its hands go unanswered
-        wait_until(lambda: len(worker_pids(daemon)) == 2 and victim not in worker_pids(daemon))
+        wait_until(lambda: len(daemon.worker_pids()) == 2 and victim not in daemon.worker_pids())
         acknowledged_before = load.requests_acknowledged
         load.wait_acknowledged(acknowledged_before + 10)  # the replacement and the survivor serve
         load.join()
