@@ -187,19 +187,23 @@ def metric_samples(registry: Collector = REGISTRY) -> list[tuple[str, str, str, 
     return families
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(daemon_pid: int) -> None:
     # A worker outliving a killed daemon would hold the gRPC port and accept requests nobody appends.
+    # The signal comes when the thread that started the worker ends: WorkerPool's threads outlive
+    # their workers.
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the daemon died before the setting took
+    if os.getppid() != daemon_pid:  # the daemon died before the setting took
         os._exit(1)
 
 
-def worker_main(settings: Settings, slot: int, http_socket: socket.socket, conn: Connection) -> None:
+def worker_main(
+    settings: Settings, slot: int, http_socket: socket.socket, conn: Connection, daemon_pid: int
+) -> None:
     """A worker process: serve OTLP/HTTP on the daemon's socket and OTLP/gRPC on the shared port until
     SIGTERM/SIGINT, buffering through the daemon's log."""
-    _die_with_parent()
+    _die_with_parent(daemon_pid)
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s %(levelname)s worker-{slot} %(name)s: %(message)s"
     )
@@ -404,7 +408,7 @@ class WorkerPool:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
             target=worker_main,
-            args=(self.settings, slot, self.http_socket, theirs),
+            args=(self.settings, slot, self.http_socket, theirs, os.getpid()),
             name=f"tokenpulse-worker-{slot}",
         )
         process.start()
@@ -429,6 +433,14 @@ class WorkerPool:
         self.server.serve(slot, conn)
 
     def _watch(self) -> None:
+        try:
+            self._replace_dead_workers()
+        finally:
+            # Only then may this thread end: the workers it started die with it (PR_SET_PDEATHSIG).
+            for process in list(self.processes.values()):
+                process.join()
+
+    def _replace_dead_workers(self) -> None:
         while not self._stopping.is_set():
             sentinels = {process.sentinel: slot for slot, process in self.processes.items()}
             for ready in multiprocessing.connection.wait(list(sentinels), timeout=0.5):
@@ -465,7 +477,7 @@ class WorkerPool:
                 process.kill()
                 process.join(5)
         if self._monitor.is_alive():
-            self._monitor.join(5)
+            self._monitor.join()
         self.server.close()
 
 
