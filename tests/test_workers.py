@@ -276,3 +276,11 @@ def test_port_check_passes_on_a_free_port() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     check_port_free("127.0.0.1", port)  # no exception
+
+
+def test_serve_defaults_to_a_worker_per_core() -> None:
+    from tokenpulse.config import Settings
+    from tokenpulse.daemon import worker_count
+
+    assert worker_count(Settings()) == len(os.sched_getaffinity(0))
+    assert worker_count(Settings(workers=1)) == 1  # the daemon's own process: no worker
