@@ -83,12 +83,13 @@ class Daemon:
             return s.connect_ex(("127.0.0.1", self.grpc_port)) == 0
 
     def worker_pids(self) -> list[int]:
-        """The processes of `serve --workers N` (not multiprocessing's resource tracker)."""
+        """The processes of `serve --workers N`."""
         assert self.process is not None
         # Every thread's children: a replacement worker is started by the daemon's monitoring thread.
         tasks = Path(f"/proc/{self.process.pid}/task").iterdir()
         children = [child for task in tasks for child in (task / "children").read_text().split()]
-        return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        marker = b"from tokenpulse.workers import main"
+        return [int(c) for c in children if marker in Path(f"/proc/{c}/cmdline").read_bytes()]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

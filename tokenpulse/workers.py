@@ -34,15 +34,17 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 import uvicorn
@@ -63,7 +65,7 @@ from tokenpulse.config import Settings
 log = logging.getLogger(__name__)
 
 METRICS_SECONDS = 1.0  # how often a worker sends its metric samples
-READY_SECONDS = 60.0  # a worker that does not listen within this is a failed start
+READY_SECONDS = 120.0  # a worker that does not listen within this is a failed start (a loaded host)
 STOP_SECONDS = 30.0  # a stopping worker finishes its requests within this, or is killed
 _PR_SET_PDEATHSIG = 1
 
@@ -369,6 +371,58 @@ class LogServer:
         self._executor.shutdown(wait=True)
 
 
+class _WorkerProcess:
+    """A worker started as a fresh interpreter running ``main`` (not a fork of this process, which
+    runs threads — the writer's, chDB's — a fork would copy mid-operation; nor multiprocessing's spawn,
+    which would import the daemon's main module, the whole command line and pandas, into each worker).
+    The settings come on its stdin; the pipe and the HTTP socket as inherited descriptors."""
+
+    def __init__(self, settings: Settings, slot: int, http_socket: socket.socket, conn: Connection) -> None:
+        fds = (conn.fileno(), http_socket.fileno())
+        self._popen = subprocess.Popen(
+            [sys.executable, "-c", "from tokenpulse.workers import main; main()", str(slot), *map(str, fds),
+             str(os.getpid())],
+            stdin=subprocess.PIPE,
+            pass_fds=fds,
+        )  # fmt: skip
+        assert self._popen.stdin is not None
+        # A worker dead before reading them fails its start: the daemon hears that on the pipe.
+        with contextlib.suppress(BrokenPipeError), self._popen.stdin:
+            pickle.dump(settings, self._popen.stdin)
+        self.pid = self._popen.pid
+        self.sentinel = os.pidfd_open(self.pid)  # readable once the process has exited
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.poll()
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def terminate(self) -> None:
+        if self.is_alive():
+            self._popen.terminate()
+
+    def kill(self) -> None:
+        if self.is_alive():
+            self._popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+        if not self.is_alive() and self.sentinel >= 0:
+            os.close(self.sentinel)
+            self.sentinel = -1
+
+
+def main() -> None:
+    """Entry point of a worker process (see _WorkerProcess): ``slot``, the pipe's and the HTTP
+    socket's descriptors and the daemon's pid as arguments, the pickled settings on stdin."""
+    slot, conn_fd, http_fd, daemon_pid = map(int, sys.argv[1:5])
+    settings = pickle.load(sys.stdin.buffer)
+    worker_main(settings, slot, socket.socket(fileno=http_fd), Connection(conn_fd), daemon_pid)
+
+
 class WorkerStartFailed(RuntimeError):
     """A worker could not start listening (its message says why)."""
 
@@ -382,11 +436,8 @@ class WorkerPool:
         self.http_socket = http_socket
         self.metrics = WorkerMetrics()
         self.server = LogServer(log, self.metrics)
-        self.processes: dict[int, BaseProcess] = {}
+        self.processes: dict[int, _WorkerProcess] = {}
         self.restarts = 0
-        # spawn, not fork: this process runs threads (the writer, chDB's, gRPC's) a fork would copy
-        # mid-operation.
-        self._context = multiprocessing.get_context("spawn")
         self._stopping = threading.Event()
         self._monitor = threading.Thread(target=self._watch, name="tokenpulse-workers", daemon=True)
 
@@ -405,15 +456,9 @@ class WorkerPool:
         return [process.pid for process in self.processes.values() if process.pid is not None]
 
     def _launch(self, slot: int) -> Connection:
-        ours, theirs = self._context.Pipe()
-        process = self._context.Process(
-            target=worker_main,
-            args=(self.settings, slot, self.http_socket, theirs, os.getpid()),
-            name=f"tokenpulse-worker-{slot}",
-        )
-        process.start()
+        ours, theirs = multiprocessing.Pipe()
+        self.processes[slot] = _WorkerProcess(self.settings, slot, self.http_socket, theirs)
         theirs.close()
-        self.processes[slot] = process
         return ours
 
     def _await_ready(self, slot: int, conn: Connection) -> None:
@@ -442,7 +487,9 @@ class WorkerPool:
 
     def _replace_dead_workers(self) -> None:
         while not self._stopping.is_set():
-            sentinels = {process.sentinel: slot for slot, process in self.processes.items()}
+            sentinels = {
+                process.sentinel: slot for slot, process in self.processes.items() if process.sentinel >= 0
+            }
             for ready in multiprocessing.connection.wait(list(sentinels), timeout=0.5):
                 if self._stopping.is_set():
                     return
