@@ -1,9 +1,13 @@
 """Ingest benchmark: sustained OTLP/HTTP protobuf load against `tokenpulse serve` on the embedded store.
 
-    python bench/ingest.py [--duration 30] [--senders 4] [--spans 512] [--mixed 9]
+    python bench/ingest.py [--duration 30] [--senders 4] [--spans 512] [--mixed 0 9] [--workers 1 2]
+                           [--rounds 1]
 
 Reports acknowledged spans/s, the time until every acknowledged span is queryable, end-to-end stored
-spans/s, request latency p50/p99 and the daemon's peak RSS (VmHWM). Exits non-zero on any loss.
+spans/s, request latency p50/p99, the peak RSS (VmHWM) of the daemon and of its workers (and their sum)
+and the CPU seconds all of them used, as spans per CPU-second: on a shared machine the honest figure.
+Every combination of ``--mixed`` and ``--workers`` runs once per round, alternated, each on a fresh data
+directory; one JSON object per run. Exits non-zero on any loss.
 
 ``--mixed N`` sends what an instrumented app exports: N non-LLM spans (HTTP server/client, database,
 queue) per LLM span, so ``spans_received_per_s`` counts every span and ``stored_spans`` the LLM ones.
@@ -139,6 +143,12 @@ def rss_peak_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stored_calls(daemon: Daemon) -> int:
     response = httpx.get(
         f"{daemon.api}/api/v1/summary",
@@ -149,22 +159,15 @@ def stored_calls(daemon: Daemon) -> int:
     return response.json()["groups"][0]["calls"]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--senders", type=int, default=4)
-    parser.add_argument("--spans", type=int, default=512)
-    parser.add_argument("--data", type=Path, help="data directory (default: a fresh temporary one)")
-    parser.add_argument("--mixed", type=int, default=0, help="non-LLM spans sent per LLM span (default 0)")
-    args = parser.parse_args()
-
-    data_dir = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-bench-")) / "data"
-    body = template_body(args.spans, args.mixed)
-    per_request = args.spans * (1 + args.mixed)
-    daemon = Daemon(data_dir).start()
+def run(args: argparse.Namespace, data_dir: Path, workers: int, mixed: int) -> dict[str, object]:
+    """One load of ``args.duration`` seconds against a fresh daemon; its figures."""
+    body = template_body(args.spans, mixed)
+    per_request = args.spans * (1 + mixed)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    daemon = Daemon(data_dir, workers=workers).start()
     assert daemon.process is not None
+    pids = [daemon.process.pid, *daemon.worker_pids()]
+    cpu_before = {pid: cpu_seconds(pid) for pid in pids}
     latencies: list[float] = []
     acknowledged = rejected = 0
     counter = iter(range(1, 1 << 62))
@@ -202,17 +205,23 @@ def main() -> int:
     while (stored := stored_calls(daemon)) < acknowledged:
         time.sleep(0.2)
     all_stored = time.monotonic()
-    peak_rss = rss_peak_kib(daemon.process.pid)
+    pids = [daemon.process.pid, *daemon.worker_pids()]  # a replaced worker would show here
+    peaks = [rss_peak_kib(pid) for pid in pids]
+    used = [cpu_seconds(pid) - cpu_before.get(pid, 0.0) for pid in pids]
+    cpu = sum(used)
     daemon.stop()
 
     latencies.sort()
-    result = {
+    received = acknowledged // args.spans * per_request
+    return {
+        "workers": workers,
+        "mixed": mixed,
         "duration_s": round(load_ended - load_started, 2),
         "senders": args.senders,
         "spans_per_request": per_request,
         "llm_spans_per_request": args.spans,
         "requests": len(latencies),
-        "spans_received_per_s": round(acknowledged // args.spans * per_request / (load_ended - load_started)),
+        "spans_received_per_s": round(received / (load_ended - load_started)),
         "requests_rejected": rejected,
         "acknowledged_spans": acknowledged,
         "stored_spans": stored,
@@ -221,11 +230,43 @@ def main() -> int:
         "end_to_end_stored_spans_per_s": round(stored / (all_stored - load_started)),
         "request_latency_p50_ms": round(statistics.median(latencies) * 1000, 1),
         "request_latency_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
-        "daemon_peak_rss_mib": round(peak_rss / 1024, 1),
+        "cpu_seconds": round(cpu, 1),  # daemon and workers, from load start until all stored
+        "daemon_cpu_seconds": round(used[0], 1),  # with workers: the log, the writer and chDB
+        "spans_received_per_cpu_s": round(received / cpu) if cpu else None,
+        "daemon_peak_rss_mib": round(peaks[0] / 1024, 1),
+        "workers_peak_rss_mib": [round(peak / 1024, 1) for peak in peaks[1:]],
+        "peak_rss_sum_mib": round(sum(peaks) / 1024, 1),
+        "load_average_1m": round(os.getloadavg()[0], 1),
         "cpu_count": os.cpu_count(),
+        "ok": stored == acknowledged,
     }
-    print(json.dumps(result, indent=2))
-    return 0 if stored == acknowledged else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--spans", type=int, default=512)
+    parser.add_argument("--data", type=Path, help="directory of the runs' data (default: a temporary one)")
+    parser.add_argument(
+        "--mixed", type=int, nargs="+", default=[0], help="non-LLM spans sent per LLM span (default 0)"
+    )
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="`serve --workers` (default 1)")
+    parser.add_argument("--rounds", type=int, default=1, help="times each combination runs, alternated")
+    args = parser.parse_args()
+
+    root = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-bench-"))
+    ok = True
+    for round_number in range(args.rounds):
+        for mixed in args.mixed:
+            for workers in args.workers:
+                data_dir = root / f"round-{round_number}-mixed-{mixed}-workers-{workers}" / "data"
+                result = run(args, data_dir, workers, mixed)
+                print(json.dumps(result), flush=True)
+                ok = ok and bool(result["ok"])
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -25,8 +25,11 @@ class Daemon:
         data_dir: Path,
         env: dict[str, str] | None = None,
         launcher: tuple[str, ...] = ("tokenpulse.cli",),
+        workers: int = 1,
     ) -> None:
         self.data_dir = data_dir
+        # One process unless a test asks for workers (`serve`'s own default is one per core).
+        self.workers = workers
         self.env = env or {}
         self.launcher = launcher  # the module run with -m, and its arguments before `serve`
         self.http_port, self.grpc_port, self.api_port = free_port(), free_port(), free_port()
@@ -58,7 +61,7 @@ class Daemon:
         args = [
             sys.executable, "-m", *self.launcher, "serve", "--data", str(self.data_dir),
             "--otlp-http-port", str(self.http_port), "--otlp-grpc-port", str(self.grpc_port),
-            "--api-port", str(self.api_port),
+            "--api-port", str(self.api_port), "--workers", str(self.workers),
         ]  # fmt: skip
         log = self.log_path.open("ab")
         environment = {**os.environ, **self.env}
@@ -78,6 +81,15 @@ class Daemon:
     def _grpc_listening(self) -> bool:
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", self.grpc_port)) == 0
+
+    def worker_pids(self) -> list[int]:
+        """The processes of `serve --workers N`."""
+        assert self.process is not None
+        # Every thread's children: a replacement worker is started by the daemon's monitoring thread.
+        tasks = Path(f"/proc/{self.process.pid}/task").iterdir()
+        children = [child for task in tasks for child in (task / "children").read_text().split()]
+        marker = b"from tokenpulse.workers import main"
+        return [int(c) for c in children if marker in Path(f"/proc/{c}/cmdline").read_bytes()]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

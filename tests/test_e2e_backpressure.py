@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +24,12 @@ def grpc_export(daemon: Daemon, body: bytes) -> ExportTraceServiceResponse:
         return call(body, timeout=10)
 
 
-@pytest.fixture
-def full_daemon(tmp_path: Path) -> Iterator[Daemon]:
-    """A daemon whose write-ahead log cap is smaller than any request."""
-    running = Daemon(tmp_path / "data", env={"TOKENPULSE_WAL_MAX_BYTES": "64"}).start()
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
+def full_daemon(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Daemon]:
+    """A daemon whose write-ahead log cap is smaller than any request; alone, or with workers (whose
+    appends the daemon's log refuses)."""
+    env = {"TOKENPULSE_WAL_MAX_BYTES": "64"}
+    running = Daemon(tmp_path / "data", env=env, workers=request.param).start()
     yield running
     running.kill()
 
@@ -41,8 +44,11 @@ def test_full_buffer_answers_429_with_retry_after(full_daemon: Daemon) -> None:
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) > 0
     assert "buffer full" in Status.FromString(response.content).message
-    metrics = httpx.get(f"{full_daemon.api}/metrics", timeout=10).text
-    assert 'tokenpulse_requests_rejected_total{reason="buffer_full",transport="http"} 1.0' in metrics
+    counted = 'tokenpulse_requests_rejected_total{reason="buffer_full",transport="http"} 1.0'
+    deadline = time.monotonic() + 10  # workers send their counts every second
+    while counted not in (metrics := httpx.get(f"{full_daemon.api}/metrics", timeout=10).text):
+        assert time.monotonic() < deadline, metrics
+        time.sleep(0.2)
 
 
 def test_full_buffer_is_resource_exhausted_with_retry_info_over_grpc(full_daemon: Daemon) -> None:

@@ -10,7 +10,8 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
 from tokenpulse import metrics
@@ -42,9 +43,15 @@ def _parse_time(value: str | None, default: datetime) -> datetime:
 
 
 def create_api_app(
-    store: Store, wal: WriteAheadLog, writer: LogWriter, alerts: AlertStates, views: AlertViews | None = None
+    store: Store,
+    wal: WriteAheadLog,
+    writer: LogWriter,
+    alerts: AlertStates,
+    views: AlertViews | None = None,
+    metrics_registry: Collector = REGISTRY,
 ) -> FastAPI:
-    """The API; ``views`` says the state each alert really has (the daemon's joins its notifications)."""
+    """The API; ``views`` says the state each alert really has (the daemon's joins its notifications);
+    /metrics exposes ``metrics_registry`` (with workers, the daemon's metrics and theirs summed)."""
     views = views or AlertViews(alerts)
     # /docs from Swagger UI files shipped in a package (fastapi-offline), not a CDN: the page must work
     # on a host without internet access. Under /static/ so that it opens without a key, as the page does.
@@ -80,7 +87,7 @@ def create_api_app(
     def prometheus_metrics() -> Response:
         metrics.WAL_PENDING_BYTES.set(wal.pending_bytes)
         metrics.WAL_SEGMENTS.set(len(wal.segments()))
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(
         "/api/v1/summary",

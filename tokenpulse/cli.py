@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--otlp-http-port", type=int, help="env TOKENPULSE_OTLP_HTTP_PORT, default 4318")
     serve.add_argument("--otlp-grpc-port", type=int, help="env TOKENPULSE_OTLP_GRPC_PORT, default 4317")
     serve.add_argument("--api-port", type=int, help="env TOKENPULSE_API_PORT, default 8000")
+    serve.add_argument(
+        "--workers", type=int,
+        help="processes receiving OTLP, one writer for all (env TOKENPULSE_WORKERS; default 0: one per "
+        "core; 1: all in the daemon's process)",
+    )  # fmt: skip
 
     ingest = commands.add_parser("ingest", help="load OTLP JSON lines files (the Collector's file exporter)")
     _storage_arguments(ingest)
@@ -467,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = _settings(
                 args, data_dir=args.data, clickhouse_url=args.clickhouse, host=args.host,
                 otlp_http_port=args.otlp_http_port, otlp_grpc_port=args.otlp_grpc_port,
-                api_port=args.api_port,
+                api_port=args.api_port, workers=args.workers,
             )  # fmt: skip
             serve(settings)
             return 0

@@ -87,6 +87,11 @@ class Settings(BaseModel):
     prices: dict[str, TokenPrice] = Field(default_factory=dict)
     price_tiers: list[TierRate] = Field(default_factory=list)  # [[prices.tiers]] over price_tiers.TIER_RATES
     detector_interval_seconds: Positive = 60
+    # Processes of `serve` receiving OTLP (0: one per core); 1 receives in the daemon's own process.
+    workers: Annotated[int, Field(ge=0)] = 0
+    # Run the detector scheduler (and the daily provider import) here: false on all but one of several
+    # collectors writing to one ClickHouse (README, "Scale-out").
+    run_detectors: bool = True
     runbook_base_url: Url = None  # default: the daemon's own /runbooks
     detectors: dict[str, dict[str, Any]] = Field(default_factory=dict)  # [detectors.<name>] tables
     # {key: tenant} ([auth] keys, TOKENPULSE_API_KEYS); never in a repr, a log line or an API answer

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from prometheus_client.registry import Collector
 
 from tokenpulse.alerts.api import alerts_router
 from tokenpulse.alerts.service import AlertService
@@ -30,15 +31,9 @@ from tokenpulse.errors import UserError
 from tokenpulse.memory import StoreMemoryCollector, tune_allocator
 from tokenpulse.reconcile.command import daily_import
 from tokenpulse.runtime import Runtime
+from tokenpulse.workers import QuietServer, SummedRegistry, WorkerPool, WorkerStartFailed, check_port_free
 
 log = logging.getLogger(__name__)
-
-
-class _Server(uvicorn.Server):
-    # Two servers share one loop: the daemon, not each server, owns the signal handlers.
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class PortInUse(UserError):
@@ -75,13 +70,24 @@ def bind_listener(what: str, setting: str, host: str, port: int) -> socket.socke
     return sock
 
 
+def worker_count(settings: Settings) -> int:
+    """The processes receiving OTLP: ``workers``, or one per core this process may run on."""
+    return settings.workers or len(os.sched_getaffinity(0))
+
+
 async def _serve(runtime: Runtime, detectors: DetectorService, alerts: AlertService, keys: ApiKeys) -> None:
     settings = runtime.settings
+    workers = worker_count(settings)
+    grpc_server = None
     try:
-        grpc_server = start_grpc_server(
-            runtime.pipeline, f"{settings.host}:{settings.otlp_grpc_port}", settings.max_decompressed_bytes,
-            keys,
-        )  # fmt: skip
+        if workers == 1:
+            grpc_server = start_grpc_server(
+                runtime.pipeline, f"{settings.host}:{settings.otlp_grpc_port}",
+                settings.max_decompressed_bytes, keys,
+            )  # fmt: skip
+        else:
+            # The workers bind it together (SO_REUSEPORT); first make sure nobody else holds it.
+            check_port_free(settings.host, settings.otlp_grpc_port)
     except OSError as error:
         raise _cannot_listen(
             "OTLP/gRPC", "otlp_grpc_port", settings.host, settings.otlp_grpc_port, error
@@ -93,41 +99,109 @@ async def _serve(runtime: Runtime, detectors: DetectorService, alerts: AlertServ
     except PortInUse:
         for sock in sockets:
             sock.close()
-        grpc_server.stop(grace=None)
+        if grpc_server is not None:
+            grpc_server.stop(grace=None)
         raise
+    if workers > 1:
+        await _serve_with_workers(runtime, detectors, alerts, keys, workers, sockets)
+        return
     otlp_app = create_otlp_http_app(
         runtime.pipeline, settings.max_request_bytes, settings.max_decompressed_bytes, keys
     )
-    states = detectors.engine.states
-    api_app = create_api_app(runtime.store, runtime.wal, runtime.writer, states, alerts.watch(states))
-    api_app.include_router(alerts_router(runtime.store, states, alerts.store, service=alerts))
-    api_app.include_router(coverage_router(detectors.engine))
-    api_app.add_middleware(RequireApiKey, keys=keys, protect_metrics=settings.protect_metrics)
+    api_app = _api_app(runtime, detectors, alerts, keys)
     servers = [
-        _Server(uvicorn.Config(app, host=settings.host, port=port, log_level="warning", access_log=False))
+        QuietServer(uvicorn.Config(app, host=settings.host, port=port, log_level="warning", access_log=False))
         for app, port in ((otlp_app, settings.otlp_http_port), (api_app, settings.api_port))
     ]
-    served = zip(servers, sockets, strict=True)
-    loop = asyncio.get_running_loop()
+    _stop_on_signals(servers)
+    log.info(
+        "tokenpulse serving: OTLP/gRPC %s:%d, OTLP/HTTP %s:%d, API http://%s:%d, storage %s, %s",
+        settings.host, settings.otlp_grpc_port, settings.host, settings.otlp_http_port,
+        settings.host, settings.api_port, settings.clickhouse_url or f"chdb in {settings.data_dir}/chdb",
+        _authentication(settings, keys),
+    )  # fmt: skip
+    try:
+        await asyncio.gather(
+            *(server.serve(sockets=[sock]) for server, sock in zip(servers, sockets, strict=True))
+        )
+    finally:
+        assert grpc_server is not None
+        grpc_server.stop(grace=5).wait()
 
+
+def _authentication(settings: Settings, keys: ApiKeys) -> str:
+    if keys.enabled:
+        return f"API keys of {len(set(settings.api_keys.values()))} tenant(s)"
+    return "no authentication (loopback)" if is_loopback(settings.host) else "no authentication (allowed)"
+
+
+def _api_app(
+    runtime: Runtime,
+    detectors: DetectorService,
+    alerts: AlertService,
+    keys: ApiKeys,
+    metrics_registry: Collector = REGISTRY,
+) -> FastAPI:
+    states = detectors.engine.states
+    api_app = create_api_app(
+        runtime.store, runtime.wal, runtime.writer, states, alerts.watch(states), metrics_registry
+    )
+    api_app.include_router(alerts_router(runtime.store, states, alerts.store, service=alerts))
+    api_app.include_router(coverage_router(detectors.engine))
+    api_app.add_middleware(RequireApiKey, keys=keys, protect_metrics=runtime.settings.protect_metrics)
+    return api_app
+
+
+def _stop_on_signals(servers: list[QuietServer]) -> None:
     def shutdown() -> None:
         log.info("shutting down: refusing new data, writing what was acknowledged")
         for server in servers:
             server.should_exit = True
 
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, shutdown)
+
+
+async def _serve_with_workers(
+    runtime: Runtime,
+    detectors: DetectorService,
+    alerts: AlertService,
+    keys: ApiKeys,
+    workers: int,
+    sockets: list[socket.socket],
+) -> None:
+    """Serve the API here while ``workers`` processes receive OTLP (tokenpulse.workers) and buffer
+    into this process's log."""
+    settings = runtime.settings
+    http_socket, api_socket = sockets
+    pool = WorkerPool(settings, workers, http_socket, runtime.pipeline.log)
+    try:
+        pool.start()
+    except WorkerStartFailed as error:
+        for sock in sockets:
+            sock.close()
+        raise UserError(f"cannot start the OTLP workers: {error}") from None
+    api = QuietServer(
+        uvicorn.Config(
+            _api_app(runtime, detectors, alerts, keys, SummedRegistry(REGISTRY, pool.metrics)),
+            host=settings.host, port=settings.api_port, log_level="warning", access_log=False,
+        )
+    )  # fmt: skip
+    _stop_on_signals([api])
     log.info(
-        "tokenpulse serving: OTLP/gRPC %s:%d, OTLP/HTTP %s:%d, API http://%s:%d, storage %s, %s",
-        settings.host, settings.otlp_grpc_port, settings.host, settings.otlp_http_port,
-        settings.host, settings.api_port, settings.clickhouse_url or f"chdb in {settings.data_dir}/chdb",
-        f"API keys of {len({t for t in settings.api_keys.values()})} tenant(s)" if keys.enabled
-        else "no authentication (loopback)" if is_loopback(settings.host) else "no authentication (allowed)",
+        "tokenpulse serving: %d workers (pids %s) on OTLP/gRPC %s:%d and OTLP/HTTP %s:%d, one writer; "
+        "API http://%s:%d, storage %s, %s",
+        workers, ", ".join(map(str, pool.pids())), settings.host, settings.otlp_grpc_port, settings.host,
+        settings.otlp_http_port, settings.host, settings.api_port,
+        settings.clickhouse_url or f"chdb in {settings.data_dir}/chdb", _authentication(settings, keys),
     )  # fmt: skip
     try:
-        await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in served))
+        await api.serve(sockets=[api_socket])
     finally:
-        grpc_server.stop(grace=5).wait()
+        # The workers first: each finishes its requests, whose appends this process still answers.
+        await asyncio.to_thread(pool.stop)
+        http_socket.close()
 
 
 def start_detectors(runtime: Runtime, service: DetectorService) -> BackgroundScheduler:
@@ -172,19 +246,24 @@ def serve(settings: Settings) -> None:
             ),
         )
         alerts.start()
-        scheduler = start_detectors(runtime, detectors)
-        if settings.openai_admin_key or settings.anthropic_admin_key:
-            # The providers' usage and cost reports, once a day (first a minute after start), for
-            # reconcile and coverage_gap; an unconfigured provider is never called.
-            scheduler.add_job(
-                daily_import,
-                IntervalTrigger(hours=24),
-                args=(runtime.store, settings),
-                id="reconcile",
-                max_instances=1,
-                coalesce=True,
-                next_run_time=datetime.now(UTC) + timedelta(minutes=1),
-            )
+        if settings.run_detectors:
+            scheduler = start_detectors(runtime, detectors)
+            if settings.openai_admin_key or settings.anthropic_admin_key:
+                # The providers' usage and cost reports, once a day (first a minute after start), for
+                # reconcile and coverage_gap; an unconfigured provider is never called.
+                scheduler.add_job(
+                    daily_import,
+                    IntervalTrigger(hours=24),
+                    args=(runtime.store, settings),
+                    id="reconcile",
+                    max_instances=1,
+                    coalesce=True,
+                    next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+                )
+        else:
+            # Another collector writing to the same ClickHouse runs them (README, "Scale-out"): two
+            # schedulers would page twice for every alert.
+            log.info("detectors off here (run_detectors = false): another tokenpulse runs them")
         asyncio.run(_serve(runtime, detectors, alerts, keys))
     finally:
         REGISTRY.unregister(store_memory)

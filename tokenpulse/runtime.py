@@ -6,12 +6,11 @@ import logging
 from dataclasses import dataclass
 
 from tokenpulse.buffer.wal import WriteAheadLog
-from tokenpulse.collector.limits import Limits
 from tokenpulse.collector.pipeline import Pipeline
-from tokenpulse.collector.pricing import Pricer
 from tokenpulse.config import Settings
 from tokenpulse.storage.store import DataDirLock, Store
 from tokenpulse.storage.writer import LogWriter
+from tokenpulse.workers import pipeline_for
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +42,7 @@ class Runtime:
             raise
         writer = LogWriter(wal, store, batch_rows=settings.batch_rows, batch_seconds=settings.batch_seconds)
         writer.start()
-        limits = Limits(
-            max_spans_per_request=settings.max_spans_per_request,
-            max_attributes_per_span=settings.max_attributes_per_span,
-            max_attribute_length=settings.max_attribute_length,
-            max_dimension_values=settings.max_dimension_values,
-        )
-        pipeline = Pipeline(wal, settings.normalize, Pricer(settings.prices, settings.price_tiers), limits)
-        return cls(settings, lock, store, wal, writer, pipeline)
+        return cls(settings, lock, store, wal, writer, pipeline_for(settings, wal))
 
     def close(self) -> None:
         """Refuse new data, write everything acknowledged, then release storage and the lock."""

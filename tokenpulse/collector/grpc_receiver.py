@@ -40,9 +40,17 @@ def _abort_retryable(context: grpc.ServicerContext, code: grpc.StatusCode, messa
 
 
 def start_grpc_server(
-    pipeline: Pipeline, address: str, max_message_bytes: int, keys: ApiKeys | None = None
+    pipeline: Pipeline,
+    address: str,
+    max_message_bytes: int,
+    keys: ApiKeys | None = None,
+    *,
+    reuse_port: bool = False,
 ) -> grpc.Server:
-    """Start the OTLP/gRPC server on ``address`` (host:port) and return it."""
+    """Start the OTLP/gRPC server on ``address`` (host:port) and return it.
+
+    ``reuse_port``: the workers of one daemon share the port (tokenpulse.workers, which first checks
+    that no one else holds it)."""
     keys = keys or ApiKeys()
 
     def authenticate(context: grpc.ServicerContext) -> str:
@@ -125,7 +133,7 @@ def start_grpc_server(
             ("grpc.max_receive_message_length", max_message_bytes),
             # gRPC sets SO_REUSEPORT by default: a second daemon would bind the same port and silently
             # take half of the exporters' connections (and their data) into another store.
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
         ),
     )
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -164,6 +165,57 @@ class IngestResult:
         return ". ".join(parts)
 
 
+class RequestLog(Protocol):
+    """Where a pipeline buffers requests: the write-ahead log and the memory of requests it holds.
+
+    In one process it is ``LocalRequestLog``; in a worker of ``serve --workers N`` it is a channel to
+    the daemon's process, which owns the one log and the one retry memory (collector.workers)."""
+
+    def seen(self, digest: bytes) -> bool:
+        """Whether a request with this digest is known to be buffered already (a cheap early answer;
+        ``append`` decides)."""
+        ...
+
+    def append(self, frame: bytes, digest: bytes) -> int | None:
+        """Append ``frame`` durably and remember ``digest``; the offset just past it, or None when a
+        request with this digest was buffered before (nothing appended). Raises WalFull / WalClosed."""
+        ...
+
+
+class LocalRequestLog:
+    """The write-ahead log and the digests of the requests it holds, in this process.
+
+    The memory starts with every frame still on disk, so a retry of a request acknowledged just before
+    a crash is recognized after the restart.
+    """
+
+    def __init__(self, wal: WriteAheadLog) -> None:
+        self.wal = wal
+        self.recent = RecentRequests()
+        self._lock = threading.Lock()
+        for frame in wal.read(wal.oldest, wal.durable_end):
+            if any(frame.request_digest):
+                self.recent.add(frame.request_digest)
+
+    def seen(self, digest: bytes) -> bool:
+        if not digest:
+            return False
+        with self._lock:
+            return digest in self.recent
+
+    def append(self, frame: bytes, digest: bytes) -> int | None:
+        # The check and the append are not one atomic step: two copies of a request arriving at the
+        # same instant may both be stored (as in one process before workers); an exporter's retry
+        # comes after its timeout, when the first copy is remembered.
+        if self.seen(digest):
+            return None
+        end = self.wal.append(frame)
+        if digest:
+            with self._lock:
+                self.recent.add(digest)
+        return end
+
+
 class Pipeline:
     """Normalizes every span of a request and appends the accepted ones to the log as one frame.
 
@@ -171,22 +223,24 @@ class Pipeline:
     same request again. Requests are remembered by digest — including those still in the log after a
     restart — and a repeat is acknowledged without being stored again, so the rollup never counts a
     retried span twice.
+
+    ``wal`` is the write-ahead log of this process, or a RequestLog (a worker's channel to the log).
     """
 
     def __init__(
-        self, wal: WriteAheadLog, config: NormalizeConfig, pricer: Pricer, limits: Limits = DEFAULT_LIMITS
+        self,
+        wal: WriteAheadLog | RequestLog,
+        config: NormalizeConfig,
+        pricer: Pricer,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
-        self.wal = wal
+        self.log: RequestLog = LocalRequestLog(wal) if isinstance(wal, WriteAheadLog) else wal
+        self.wal = wal if isinstance(wal, WriteAheadLog) else None
         self.config = config
         self.pricer = pricer
         self.limits = limits
         self.cardinality = CardinalityCap(limits.max_dimension_values)
-        self.recent = RecentRequests()
         self.llm_metrics = LlmMetrics()
-        self._lock = threading.Lock()
-        for frame in wal.read(wal.oldest, wal.durable_end):
-            if any(frame.request_digest):
-                self.recent.add(frame.request_digest)
 
     def ingest(self, request: Decoded, transport: str, digest: bytes = b"", tenant: str = "") -> IngestResult:
         """Normalize and durably buffer ``request``; returns once the accepted spans are on disk.
@@ -228,7 +282,8 @@ class Pipeline:
         result.truncated += truncate_long_values(tool_spans, TOOL_SPAN_TEXTS, length)  # type: ignore[arg-type]
         self.cardinality.apply(calls, CALL_DIMENSIONS, tenant)  # type: ignore[arg-type]
         self.cardinality.apply(tool_spans, TOOL_SPAN_DIMENSIONS, tenant)  # type: ignore[arg-type]
-        self._buffer(calls, tool_spans, evaluations, result, digest, tenant)
+        if not self._buffer(calls, tool_spans, evaluations, result, digest, tenant):
+            return self._duplicate(transport)
         metrics.EVALUATIONS_ACCEPTED.labels("span_event").inc(len(evaluations))
         metrics.SPANS_ACCEPTED.labels("call").inc(result.calls)
         metrics.SPANS_ACCEPTED.labels("tool_span").inc(result.tool_spans - result.links)
@@ -274,7 +329,8 @@ class Pipeline:
                     result.reasons.append(f"log record of span {view.span_id or '?'}: {error}")
         result.ignored = received - len(evaluations) - result.rejected
         metrics.EVALUATIONS_REJECTED.inc(result.rejected)
-        self._buffer([], [], evaluations, result, digest, tenant)
+        if not self._buffer([], [], evaluations, result, digest, tenant):
+            return self._duplicate(transport, items="log record")
         metrics.EVALUATIONS_ACCEPTED.labels("log").inc(len(evaluations))
         return result
 
@@ -286,9 +342,10 @@ class Pipeline:
         result: IngestResult,
         digest: bytes,
         tenant: str,
-    ) -> None:
+    ) -> bool:
         """Append one request's rows to the log as one frame (returns once it is durable) and remember
-        the request; what a request of spans and one of logs share."""
+        the request; what a request of spans and one of logs share. False if the log holds the request
+        already: a retry that passed the early check (in a worker, the log is another process's)."""
         length = self.limits.max_attribute_length
         result.truncated += truncate_long_values(evaluations, EVALUATION_TEXTS, length)  # type: ignore[arg-type]
         self.cardinality.apply(evaluations, EVALUATION_DIMENSIONS, tenant)  # type: ignore[arg-type]
@@ -302,21 +359,23 @@ class Pipeline:
                 encode_rows(evaluations, EVALUATION_FIELDS, tenant),
                 len(evaluations),
             )
-            result.wal_end = self.wal.append(frame)
-            if digest:
-                with self._lock:
-                    self.recent.add(digest)
+            end = self.log.append(frame, digest)
+            if end is None:
+                return False
+            result.wal_end = end
         result.calls, result.tool_spans, result.evaluations = len(calls), len(tool_spans), len(evaluations)
+        return True
 
     def _is_retry(self, digest: bytes, transport: str) -> bool:
         """Whether a request with this digest was buffered before (counted as a duplicate if so)."""
-        if not digest:
-            return False
-        with self._lock:
-            seen = digest in self.recent
+        seen = self.log.seen(digest)
         if seen:
             metrics.DUPLICATE_REQUESTS.labels(transport).inc()
         return seen
+
+    def _duplicate(self, transport: str, items: str = "span") -> IngestResult:
+        metrics.DUPLICATE_REQUESTS.labels(transport).inc()
+        return IngestResult(duplicate=True, items=items)
 
 
 @dataclass
