@@ -133,7 +133,11 @@ def pages(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[s
         ]
         if not about:
             continue
-        keys = {incident_of[a.key] for a in about}
+        # Pages are incidents these alerts opened: one opened before the injected incident began and
+        # reopened by a late symptom of it edits that incident's message, it opens nothing new.
+        keys = {
+            incident_of[a.key] for a in about if correlator.incidents[incident_of[a.key]].opened_at >= onset
+        }
         counted += 1
         with_incidents += len(keys)
         one_per_alert += len(about)
