@@ -25,8 +25,21 @@ from tokenpulse.storage.store import Store
 
 # Realistic cardinalities: 5 services x 4 routes x 6 models, 2,000 users, sessions, prompt and deploy
 # versions, one router; heavy-tailed latency; cache reads and writes; reasoning on one model.
-FILL_CALLS = """
-INSERT INTO calls
+# Columns named: later migrations added columns (served tier, reported cost, ...) the generator leaves
+# at their defaults.
+CALL_COLUMNS = (
+    "time, duration_ms, trace_id, span_id, parent_span_id, service, service_version, environment, provider,"
+    " request_model, response_model, operation, input_tokens, output_tokens, cache_read_tokens,"
+    " cache_write_tokens, reasoning_tokens, ttft_ms, status, error_type, is_timeout, route, user, session,"
+    " prompt_version, router, escalated, cost_usd, price_known, cost_source, dialect, extra, tenant"
+)
+TOOL_COLUMNS = (
+    "time, duration_ms, trace_id, span_id, parent_span_id, service, environment, kind, name, status,"
+    " error_type, is_timeout, tenant"
+)
+FILL_CALLS = (
+    f"INSERT INTO calls ({CALL_COLUMNS})"
+    + """
 SELECT
     toDateTime64({end:DateTime('UTC')}, 9)
         - toIntervalMillisecond(intDiv(number * {span_ms:UInt64}, {calls:UInt64})),
@@ -57,9 +70,11 @@ SELECT
     {tenant}
 FROM numbers({calls:UInt64})
 """
+)
 
-FILL_TOOLS = """
-INSERT INTO tool_spans
+FILL_TOOLS = (
+    f"INSERT INTO tool_spans ({TOOL_COLUMNS})"
+    + """
 SELECT
     toDateTime64({end:DateTime('UTC')}, 9)
         - toIntervalMillisecond(intDiv(number * 7 * {span_ms:UInt64}, {calls:UInt64})),
@@ -68,12 +83,14 @@ SELECT
     ['search', 'lookup_order', 'run_code'][number % 3 + 1], 'ok', '', false, {tenant}
 FROM numbers(intDiv({calls:UInt64}, 7))
 """
+)
 
 # Two link spans below every tool (tool -> link 1 -> link 2, as the Vercel AI SDK's ai.generateText or an
 # agent's chain sit between a tool and its calls): a third of the calls inside tools hang right below
 # the tool, a third below link 1 and a third below link 2 (depth 1, 2 and 3).
-FILL_LINKS = """
-INSERT INTO tool_spans
+FILL_LINKS = (
+    f"INSERT INTO tool_spans ({TOOL_COLUMNS})"
+    + """
 SELECT
     toDateTime64({end:DateTime('UTC')}, 9)
         - toIntervalMillisecond(intDiv(intDiv(number, 2) * 7 * {span_ms:UInt64}, {calls:UInt64})),
@@ -83,6 +100,7 @@ SELECT
     ['ai.generateText', 'CHAIN'][number % 2 + 1], 'ok', '', false, {tenant}
 FROM numbers(intDiv({calls:UInt64}, 7) * 2)
 """
+)
 
 
 def store_arguments(parser: argparse.ArgumentParser) -> None:
