@@ -235,11 +235,25 @@ def load_history(
         query_ranges = list(ranges or [(start, end)])
         if query.recent is not None and first_time is not None:
             query_ranges = [(max(start, first_time - query.recent), end)]
+        if query.per == "hour":
+            query_ranges = whole_hours(query_ranges)
         if cache is not None:
             history.frames[query.name] = cache.read(store, query, query_ranges, end)
         else:
             history.frames[query.name] = read_ranges(store, query, query_ranges)
     return history
+
+
+def whole_hours(ranges: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """``ranges`` (sorted) widened to whole hours, but the last one's end (the evaluated minute: nothing
+    after it may be read): an hourly row is then always a whole hour, never the tail of one that a
+    range's start cut. (Detectors use no hour that a range cuts: the same hours of previous days and the
+    trailing day's hours are well inside the ranges.) Whole hours are also what the live cycle keeps from
+    one cycle to the next (``HistoryCache``); a cut hour would be read again every minute."""
+    hour = UNITS["hour"]
+    widened = [(_floor(a, hour), _ceil(b, hour)) for a, b in ranges[:-1]]
+    widened.append((_floor(ranges[-1][0], hour), ranges[-1][1]))
+    return _union([], widened)
 
 
 def read_ranges(store: Store, query: Query, ranges: Sequence[tuple[datetime, datetime]]) -> pd.DataFrame:
