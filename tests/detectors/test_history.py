@@ -102,34 +102,31 @@ def test_the_cache_serves_what_a_full_read_gives_and_reads_only_new_minutes(
                 assert sum((b - a for a, b in pieces), timedelta()) <= timedelta(hours=1, minutes=32)
 
 
-def test_rows_of_a_settling_minute_are_read_again_and_older_ones_after_a_refresh(
-    filled: Store, tmp_path: Path
-) -> None:
+def test_rows_that_arrive_late_are_read_at_the_next_cycle(filled: Store, tmp_path: Path) -> None:
+    """A minute still settling is read every cycle; rows that started before the held minutes (a
+    backfill sent to a running daemon) make the next cycle read everything again."""
     cache = HistoryCache()
     moment = NOW - timedelta(minutes=30)
-    ranges = ranges_at(moment)
-    cache.start_cycle(filled, ranges[-1][1])
-    before = cache.read(filled, ROLLUP, ranges, ranges[-1][1])
-    # Late calls: one 10 minutes before the evaluated minute (still settling), one 3 hours before.
-    late = [moment - timedelta(minutes=10), moment - timedelta(hours=3)]
-    store_records(
-        filled,
-        tmp_path / "late",
-        [call_record(time_unix_nano=int(t.timestamp()) * 10**9, route="/late") for t in late],
-    )
 
-    def late_minutes(frame: pd.DataFrame) -> list[datetime]:
+    def cycle(minutes: int) -> list[datetime]:
+        ranges = ranges_at(moment + timedelta(minutes=minutes))
+        cache.start_cycle(filled, ranges[-1][1])
+        frame = cache.read(filled, ROLLUP, ranges, ranges[-1][1])
         return sorted(frame.loc[frame["route"] == "/late", "minute"].dt.to_pydatetime())
 
-    assert late_minutes(before) == []
-    moment += timedelta(minutes=1)
-    ranges = ranges_at(moment)
-    cache.start_cycle(filled, ranges[-1][1])
-    assert late_minutes(cache.read(filled, ROLLUP, ranges, ranges[-1][1])) == [late[0]]
-    moment += timedelta(minutes=15)
-    ranges = ranges_at(moment)
-    cache.start_cycle(filled, ranges[-1][1])
-    assert late_minutes(cache.read(filled, ROLLUP, ranges, ranges[-1][1])) == sorted(late)
+    def arrive(*times: datetime) -> None:
+        calls = [call_record(time_unix_nano=int(t.timestamp()) * 10**9, route="/late") for t in times]
+        store_records(filled, tmp_path / str(len(list(tmp_path.iterdir()))), calls)
+
+    assert cycle(0) == [] and cycle(1) == []
+    settling, old = moment - timedelta(minutes=10), moment - timedelta(hours=3)
+    arrive(settling)
+    assert cycle(2) == [settling]
+    held = dict(cache.held)
+    assert cycle(3) == [settling] and cache.held.keys() == held.keys()  # nothing new: the cache held on
+    arrive(old)
+    assert cycle(4) == [old, settling]
+    assert cycle(5) == [old, settling]
 
 
 def test_live_cycles_make_the_same_transitions_with_the_cache_as_without(simulated_data: Path) -> None:

@@ -311,17 +311,31 @@ class HistoryCache:
         self.held: dict[str, _Held] = {}
         self.refreshed: datetime | None = None
         self.store: Store | None = None
+        self.horizon: datetime | None = None  # the last cycle's: rows that started before it are held
+        self.counts: dict[str, int] = {}  # rows per raw table from ``LATE_SINCE`` before the refresh to it
 
     def start_cycle(self, store: Store, end: datetime) -> None:
-        """Forget everything on another store, at a time before the last refresh, or ``refresh``
-        after it."""
+        """Forget everything on another store, at a time before the last refresh, ``refresh`` after it,
+        or when rows arrived that started before the last cycle's horizon (a backfill sent to a running
+        daemon, a storage outage of more than ``SETTLE`` drained): they may belong to held units."""
+        horizon = _floor(end - self.settle, UNITS["minute"])
         if (
             store is not self.store
             or self.refreshed is None
+            or self.horizon is None
             or not (self.refreshed <= end < self.refreshed + self.refresh)
         ):
             self.held.clear()
             self.store, self.refreshed = store, end
+            self.counts = _row_counts(store, end - LATE_SINCE, horizon, horizon)[1]
+        else:
+            before, upto = _row_counts(store, self.refreshed - LATE_SINCE, self.horizon, horizon)
+            if before != self.counts:
+                self.held.clear()
+                self.refreshed = end
+                before, upto = _row_counts(store, end - LATE_SINCE, horizon, horizon)
+            self.counts = upto
+        self.horizon = horizon
 
     def read(
         self, store: Store, query: Query, ranges: Sequence[tuple[datetime, datetime]], end: datetime
@@ -366,6 +380,27 @@ class HistoryCache:
         ]
         served = [p for p in served if p is not None]
         return pd.concat(served, ignore_index=True) if len(served) > 1 else served[0].copy()
+
+
+# Late rows are looked for this far back: further than any range a cycle reads (the same hours of
+# ``BASELINE_DAYS`` previous days, and calls that started up to an hour before them).
+LATE_SINCE = timedelta(days=BASELINE_DAYS + 1)
+# The raw tables every query reads from (the rollup is fed by inserts into calls).
+RAW_TABLES = ("calls", "tool_spans", "evaluations")
+
+
+def _row_counts(
+    store: Store, since: datetime, before: datetime, upto: datetime
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Per raw table, how many rows started in [since, before) and in [since, upto): one cheap scan of
+    the time column."""
+    sql = " UNION ALL ".join(
+        f"SELECT '{table}' AS t, countIf(time < {{before:DateTime64(3, 'UTC')}}) AS b, count() AS u "
+        f"FROM {table} WHERE time >= {{since:DateTime64(3, 'UTC')}} AND time < {{upto:DateTime64(3, 'UTC')}}"
+        for table in RAW_TABLES
+    )
+    rows = store.client.query(sql, parameters={"since": since, "before": before, "upto": upto}).result_rows
+    return {t: int(b) for t, b, _ in rows}, {t: int(u) for t, _, u in rows}
 
 
 # How far past the end of a previous day's range the live cycle reads at once.
