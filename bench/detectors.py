@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -178,6 +179,8 @@ def main() -> int:
         "cycle_seconds": [round(d, 2) for d in durations],
         "cycle_seconds_median": round(statistics.median(durations), 2),
         "later_cycles_median": round(statistics.median(durations[1:]), 2) if len(durations) > 1 else None,
+        # The process's peak resident memory (the embedded store's included).
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     if args.profile:
         moment = floor_minute(newest + timedelta(minutes=args.cycles))
