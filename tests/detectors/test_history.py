@@ -95,11 +95,11 @@ def test_the_cache_serves_what_a_full_read_gives_and_reads_only_new_minutes(
                 assert history._subtract(ranges, pieces) == []
             elif query is ROLLUP:
                 # Held: the previous days up to 15 minutes past their ends (read ahead), and the trailing
-                # range but its last, settling hour. Read: that hour, and the previous days' next
+                # range but its last, settling minutes. Read: those, and the previous days' next
                 # minutes every 15 cycles.
                 (pieces,) = cache_read
-                assert (ranges[-1][1] - timedelta(hours=1), ranges[-1][1]) in pieces
-                assert sum((b - a for a, b in pieces), timedelta()) <= timedelta(hours=1, minutes=32)
+                assert (ranges[-1][1] - history.SETTLE, ranges[-1][1]) in pieces
+                assert sum((b - a for a, b in pieces), timedelta()) <= history.SETTLE + timedelta(minutes=32)
 
 
 def test_rows_that_arrive_late_are_read_at_the_next_cycle(filled: Store, tmp_path: Path) -> None:
@@ -119,14 +119,13 @@ def test_rows_that_arrive_late_are_read_at_the_next_cycle(filled: Store, tmp_pat
         store_records(filled, tmp_path / str(len(list(tmp_path.iterdir()))), calls)
 
     assert cycle(0) == [] and cycle(1) == []
-    settling, old = moment - timedelta(minutes=10), moment - timedelta(hours=3)
+    refreshed = cache.refreshed
+    settling, old = moment - timedelta(minutes=2), moment - timedelta(hours=3)
     arrive(settling)
-    assert cycle(2) == [settling]
-    held = dict(cache.held)
-    assert cycle(3) == [settling] and cache.held.keys() == held.keys()  # nothing new: the cache held on
+    assert cycle(2) == [settling] and cache.refreshed == refreshed  # read again as the last minutes are
     arrive(old)
+    assert cycle(3) == [old, settling] and cache.refreshed != refreshed  # everything read again
     assert cycle(4) == [old, settling]
-    assert cycle(5) == [old, settling]
 
 
 def test_live_cycles_make_the_same_transitions_with_the_cache_as_without(simulated_data: Path) -> None:

@@ -272,10 +272,11 @@ def read_ranges(store: Store, query: Query, ranges: Sequence[tuple[datetime, dat
     return frame
 
 
-# A minute's rows may still change this long after it: spans arrive when their call ends, after the
-# exporter's batching and the collector's buffer (minutes while storage recovers). The live cycle reads
-# the last hour again every minute.
-SETTLE = timedelta(hours=1)
+# The live cycle reads the last minutes again every cycle: a span arrives when its call ended, after the
+# exporter's batching and the collector's buffer (seconds). A row that arrives later than this after its
+# call ended (storage was down, a backfill is sent to a running daemon) makes the next cycle read
+# everything again (``HistoryCache.start_cycle``).
+SETTLE = timedelta(minutes=10)
 # Everything is read again this often, whatever the cache holds: what arrived later than ``SETTLE``
 # (a long storage outage drained, a file ingested with old timestamps, duplicates merged away) is seen
 # within this long.
@@ -311,13 +312,13 @@ class HistoryCache:
         self.held: dict[str, _Held] = {}
         self.refreshed: datetime | None = None
         self.store: Store | None = None
-        self.horizon: datetime | None = None  # the last cycle's: rows that started before it are held
-        self.counts: dict[str, int] = {}  # rows per raw table from ``LATE_SINCE`` before the refresh to it
+        self.horizon: datetime | None = None  # the last cycle's: rows that ended before it are held
+        self.counts: dict[str, int] = {}  # rows per raw table that ended before it (since ``LATE_SINCE``)
 
     def start_cycle(self, store: Store, end: datetime) -> None:
         """Forget everything on another store, at a time before the last refresh, ``refresh`` after it,
-        or when rows arrived that started before the last cycle's horizon (a backfill sent to a running
-        daemon, a storage outage of more than ``SETTLE`` drained): they may belong to held units."""
+        or when rows arrived that ended before the last cycle's horizon (a backfill sent to a running
+        daemon, a storage outage drained): they may belong to held units."""
         horizon = _floor(end - self.settle, UNITS["minute"])
         if (
             store is not self.store
@@ -385,19 +386,21 @@ class HistoryCache:
 # Late rows are looked for this far back: further than any range a cycle reads (the same hours of
 # ``BASELINE_DAYS`` previous days, and calls that started up to an hour before them).
 LATE_SINCE = timedelta(days=BASELINE_DAYS + 1)
-# The raw tables every query reads from (the rollup is fed by inserts into calls).
-RAW_TABLES = ("calls", "tool_spans", "evaluations")
+# The raw tables every query reads from (the rollup is fed by inserts into calls), and when their rows
+# count: when the call or tool execution ended, as every query counts them (an evaluation has no span).
+RAW_TABLES = {"calls": ENDED_AT, "tool_spans": ENDED_AT, "evaluations": "time"}
 
 
 def _row_counts(
     store: Store, since: datetime, before: datetime, upto: datetime
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Per raw table, how many rows started in [since, before) and in [since, upto): one cheap scan of
-    the time column."""
+    """Per raw table, how many rows that started since ``since`` ended before ``before`` and before
+    ``upto``: one cheap scan of two columns."""
     sql = " UNION ALL ".join(
-        f"SELECT '{table}' AS t, countIf(time < {{before:DateTime64(3, 'UTC')}}) AS b, count() AS u "
-        f"FROM {table} WHERE time >= {{since:DateTime64(3, 'UTC')}} AND time < {{upto:DateTime64(3, 'UTC')}}"
-        for table in RAW_TABLES
+        f"SELECT '{table}' AS t, countIf({ended} < {{before:DateTime64(3, 'UTC')}}) AS b, "
+        f"countIf({ended} < {{upto:DateTime64(3, 'UTC')}}) AS u FROM {table} "
+        f"WHERE time >= {{since:DateTime64(3, 'UTC')}} AND time < {{upto:DateTime64(3, 'UTC')}}"
+        for table, ended in RAW_TABLES.items()
     )
     rows = store.client.query(sql, parameters={"since": since, "before": before, "upto": upto}).result_rows
     return {t: int(b) for t, b, _ in rows}, {t: int(u) for t, _, u in rows}
