@@ -75,7 +75,8 @@ class Engine:
         Detectors that evaluate every tenant in one pass (``splits_tenants = False``: the tenant is a
         scope key of theirs) get the whole history once."""
         by_detector: dict[str, dict[datetime, list[Observation]]] = {}
-        histories = tenant_histories(history)
+        # Split only for detectors that ask for it: on many tenants the split copies every frame.
+        histories = tenant_histories(history) if any(d.splits_tenants for d in self.detectors) else {}
         coverage: list[Coverage] = []
         for detector in self.detectors:
             per_time: dict[datetime, list[Observation]] = defaultdict(list)
