@@ -402,8 +402,11 @@ def _row_counts(
         f"WHERE time >= {{since:DateTime64(3, 'UTC')}} AND time < {{upto:DateTime64(3, 'UTC')}}"
         for table, ended in RAW_TABLES.items()
     )
-    rows = store.client.query(sql, parameters={"since": since, "before": before, "upto": upto}).result_rows
-    return {t: int(b) for t, b, _ in rows}, {t: int(u) for t, _, u in rows}
+    rows = store.client.query_df(sql, parameters={"since": since, "before": before, "upto": upto})
+    return (
+        {t: int(b) for t, b in zip(rows["t"], rows["b"], strict=True)},
+        {t: int(u) for t, u in zip(rows["t"], rows["u"], strict=True)},
+    )
 
 
 # How far past the end of a previous day's range the live cycle reads at once.
