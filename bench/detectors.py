@@ -1,15 +1,20 @@
 """Detector cycle benchmark: one full live cycle (every detector) over N stored calls spread over 30 days.
 
-    python bench/detectors.py [--calls 10000000] [--days 30] [--cycles 3]
+    python bench/detectors.py [--calls 10000000] [--days 30] [--tenants 1] [--data DIR] [--cycles 3]
+                              [--no-cache] [--profile]
 
 The calls are generated inside ClickHouse (INSERT ... SELECT FROM numbers()) so the benchmark measures
-the detectors, not ingest. Reports the time to fill, and the duration of each cycle.
+the detectors, not ingest. Reports the time to fill, and the duration of each cycle: the first reads the
+whole history (as after a restart, and every ``history.REFRESH``), later ones only what the live cycle's
+cache does not hold (``history.HistoryCache``; ``--no-cache``: the whole history every cycle).
+``--profile`` times one more cycle's reads per query and evaluation per detector.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -19,14 +24,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import pandas as pd
+
+from tokenpulse.detectors import history
 from tokenpulse.detectors.catalog import build_detectors
+from tokenpulse.detectors.engine import Engine, floor_minute
 from tokenpulse.detectors.service import INGEST_DELAY, DetectorService
 from tokenpulse.storage.store import Store
 
 # Realistic cardinalities: 5 services x 4 routes x 6 models, 2,000 users, sessions, prompt and deploy
 # versions, one router; heavy-tailed latency; cache reads and writes; reasoning on one model.
-FILL_CALLS = """
-INSERT INTO calls
+# Columns named: later migrations added columns (served tier, reported cost, ...) the generator leaves
+# at their defaults.
+CALL_COLUMNS = (
+    "time, duration_ms, trace_id, span_id, parent_span_id, service, service_version, environment, provider,"
+    " request_model, response_model, operation, input_tokens, output_tokens, cache_read_tokens,"
+    " cache_write_tokens, reasoning_tokens, ttft_ms, status, error_type, is_timeout, route, user, session,"
+    " prompt_version, router, escalated, cost_usd, price_known, cost_source, dialect, extra, tenant"
+)
+TOOL_COLUMNS = (
+    "time, duration_ms, trace_id, span_id, parent_span_id, service, environment, kind, name, status,"
+    " error_type, is_timeout, tenant"
+)
+FILL_CALLS = (
+    f"INSERT INTO calls ({CALL_COLUMNS})"
+    + """
 SELECT
     toDateTime64({end:DateTime('UTC')}, 9)
         - toIntervalMillisecond(intDiv(number * {span_ms:UInt64}, {calls:UInt64})),
@@ -57,9 +79,11 @@ SELECT
     {tenant}
 FROM numbers({calls:UInt64})
 """
+)
 
-FILL_TOOLS = """
-INSERT INTO tool_spans
+FILL_TOOLS = (
+    f"INSERT INTO tool_spans ({TOOL_COLUMNS})"
+    + """
 SELECT
     toDateTime64({end:DateTime('UTC')}, 9)
         - toIntervalMillisecond(intDiv(number * 7 * {span_ms:UInt64}, {calls:UInt64})),
@@ -68,12 +92,14 @@ SELECT
     ['search', 'lookup_order', 'run_code'][number % 3 + 1], 'ok', '', false, {tenant}
 FROM numbers(intDiv({calls:UInt64}, 7))
 """
+)
 
 # Two link spans below every tool (tool -> link 1 -> link 2, as the Vercel AI SDK's ai.generateText or an
 # agent's chain sit between a tool and its calls): a third of the calls inside tools hang right below
 # the tool, a third below link 1 and a third below link 2 (depth 1, 2 and 3).
-FILL_LINKS = """
-INSERT INTO tool_spans
+FILL_LINKS = (
+    f"INSERT INTO tool_spans ({TOOL_COLUMNS})"
+    + """
 SELECT
     toDateTime64({end:DateTime('UTC')}, 9)
         - toIntervalMillisecond(intDiv(intDiv(number, 2) * 7 * {span_ms:UInt64}, {calls:UInt64})),
@@ -83,6 +109,7 @@ SELECT
     ['ai.generateText', 'CHAIN'][number % 2 + 1], 'ok', '', false, {tenant}
 FROM numbers(intDiv({calls:UInt64}, 7) * 2)
 """
+)
 
 
 def store_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,6 +143,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     store_arguments(parser)
     parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument(
+        "--no-cache", action="store_true", help="read the whole history every cycle, as after a restart"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="then time one more cycle: each query's read, each detector"
+    )
     args = parser.parse_args()
 
     data_dir = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-detector-bench-"))
@@ -128,27 +161,61 @@ def main() -> int:
     # Evaluate as live right after the newest stored call, so every recent window has data.
     newest = store.rows("SELECT max(time) FROM calls")[0][0].replace(tzinfo=UTC)
     service = DetectorService(store, build_detectors(), data_dir / "alerts.json", "")
+    if args.no_cache:
+        service.engine.cache = None
     durations = []
     for cycle in range(args.cycles):
         started = time.perf_counter()
         service.cycle(newest + INGEST_DELAY + timedelta(minutes=cycle))
         durations.append(time.perf_counter() - started)
+    result = {
+        "stored_calls": stored,
+        "days": args.days,
+        "tenants": tenants,
+        "rollup_rows": rollup_rows,
+        "fill_seconds": round(fill_seconds, 1),
+        "cache": not args.no_cache,
+        # The first cycle reads the whole history (as after a restart, and every REFRESH with the cache).
+        "cycle_seconds": [round(d, 2) for d in durations],
+        "cycle_seconds_median": round(statistics.median(durations), 2),
+        "later_cycles_median": round(statistics.median(durations[1:]), 2) if len(durations) > 1 else None,
+        # The process's peak resident memory (the embedded store's included).
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    if args.profile:
+        moment = floor_minute(newest + timedelta(minutes=args.cycles))
+        result["profile"] = profile(service.engine, store, moment)
     store.close()
-    print(
-        json.dumps(
-            {
-                "stored_calls": stored,
-                "days": args.days,
-                "tenants": tenants,
-                "rollup_rows": rollup_rows,
-                "fill_seconds": round(fill_seconds, 1),
-                "cycle_seconds": [round(d, 2) for d in durations],
-                "cycle_seconds_median": round(statistics.median(durations), 2),
-            },
-            indent=2,
-        )
-    )
+    print(json.dumps(result, indent=2))
     return 0
+
+
+def profile(engine: Engine, store: Store, moment: datetime) -> dict[str, dict[str, float]]:
+    """One more cycle's parts: the seconds each query's read took, and each detector's evaluation."""
+    reads: dict[str, float] = {}
+    plain = history.read_ranges
+
+    def timed(store: Store, query: history.Query, ranges: list[tuple[datetime, datetime]]) -> pd.DataFrame:
+        started = time.perf_counter()
+        try:
+            return plain(store, query, ranges)
+        finally:
+            reads[query.name] = reads.get(query.name, 0.0) + time.perf_counter() - started
+
+    history.read_ranges = timed
+    try:
+        loaded = engine.load(store, [moment])
+    finally:
+        history.read_ranges = plain
+    evaluations = {}
+    for detector in engine.detectors:
+        started = time.perf_counter()
+        detector.assess(loaded, [moment])
+        evaluations[detector.name] = time.perf_counter() - started
+    return {
+        "read_seconds": {k: round(v, 3) for k, v in reads.items()},
+        "evaluate_seconds": {k: round(v, 3) for k, v in evaluations.items()},
+    }
 
 
 if __name__ == "__main__":

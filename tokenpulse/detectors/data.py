@@ -69,8 +69,18 @@ def grids(
     (bincount over minute x scope cells): detectors build many grids from the same large frames.
     """
     index = minute_index(start, end)
+    scopes, arrays = grid_arrays(frame, dims, columns, start, end)
+    return {c: pd.DataFrame(a, index=index, columns=scopes, copy=False) for c, a in arrays.items()}
+
+
+def grid_arrays(
+    frame: pd.DataFrame, dims: Sequence[str], columns: Sequence[str], start: datetime, end: datetime
+) -> tuple[pd.Index, dict[str, np.ndarray]]:
+    """``grids`` as plain arrays (minutes x scopes) and their scopes: what the evidence templates work
+    on (a week of minutes x every tenant's scopes: no frame around them to build and copy)."""
+    index = minute_index(start, end)
     if frame.empty:
-        return {c: pd.DataFrame(index=index, dtype=float) for c in columns}
+        return _scope_index(dims, pd.Index([], dtype=object)), {c: np.zeros((len(index), 0)) for c in columns}
     offsets = (frame["minute"].to_numpy(dtype="datetime64[ns]") - index[0].to_datetime64()) // np.timedelta64(
         1, "m"
     )
@@ -95,8 +105,8 @@ def grids(
     for column in columns:
         values = frame[column].to_numpy(dtype=float)[inside]
         summed = np.bincount(cells, weights=values, minlength=len(index) * len(used))
-        result[column] = pd.DataFrame(summed.reshape(len(index), len(used)), index=index, columns=scope_index)
-    return result
+        result[column] = summed.reshape(len(index), len(used))
+    return scope_index, result
 
 
 def _scope_index(dims: Sequence[str], keys: pd.Index) -> pd.Index:

@@ -18,6 +18,7 @@ from tokenpulse.detectors.history import (
     SAME_HOUR_MARGIN,
     TENANT,
     History,
+    HistoryCache,
     history_ranges,
     load_history,
     tenant_histories,
@@ -43,9 +44,16 @@ def floor_minute(moment: datetime) -> datetime:
 
 
 class Engine:
-    def __init__(self, detectors: Sequence[Detector], states: AlertStates | None = None) -> None:
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        states: AlertStates | None = None,
+        cache: HistoryCache | None = None,
+    ) -> None:
+        """``cache``: the live service's, so that a cycle reads only what earlier cycles did not."""
         self.detectors = [d for d in detectors if d.settings.enabled]
         self.states = states or AlertStates()
+        self.cache = cache
         self.coverage: list[Coverage] = []  # each scope's status at the last time evaluated
 
     def load(self, store: Store, times: Sequence[datetime]) -> History:
@@ -54,7 +62,11 @@ class Engine:
         margin = max((d.same_hour_margin() for d in self.detectors), default=SAME_HOUR_MARGIN)
         queries = [q for d in self.detectors for q in d.queries()]
         ranges = history_ranges(times, trailing, margin=margin)
-        return load_history(store, queries, ranges[0][0], ranges[-1][1], ranges, first_time=times[0])
+        if self.cache is not None:
+            self.cache.start_cycle(store, ranges[-1][1])
+        return load_history(
+            store, queries, ranges[0][0], ranges[-1][1], ranges, first_time=times[0], cache=self.cache
+        )
 
     def evaluate(self, history: History, times: Sequence[datetime]) -> list[Transition]:
         """Evaluate every detector at ``times``, each tenant on its own history, and step the alerts
@@ -63,7 +75,8 @@ class Engine:
         Detectors that evaluate every tenant in one pass (``splits_tenants = False``: the tenant is a
         scope key of theirs) get the whole history once."""
         by_detector: dict[str, dict[datetime, list[Observation]]] = {}
-        histories = tenant_histories(history)
+        # Split only for detectors that ask for it: on many tenants the split copies every frame.
+        histories = tenant_histories(history) if any(d.splits_tenants for d in self.detectors) else {}
         coverage: list[Coverage] = []
         for detector in self.detectors:
             per_time: dict[datetime, list[Observation]] = defaultdict(list)

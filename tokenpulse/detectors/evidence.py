@@ -35,7 +35,7 @@ from tokenpulse.detectors.base import (
     Observation,
     Scope,
 )
-from tokenpulse.detectors.data import grids, hourly_baseline, minute_index
+from tokenpulse.detectors.data import grid_arrays, hourly_baseline, minute_index
 from tokenpulse.detectors.history import (
     BASELINE_DAYS,
     ROLLUP,
@@ -221,14 +221,11 @@ class EvidenceDetector:
             return {c: np.zeros((0, 0)) for c in columns}, []
         scoped = (TENANT, *dims) if TENANT in frame else tuple(dims)
         missing = {c: 0.0 for c in columns if c not in frame}  # a source that never reports it: none
-        by_minute = grids(
+        columns_of, by_minute = grid_arrays(
             frame.assign(**missing) if missing else frame, scoped, columns, history.start, history.end
         )
-        scopes = [
-            tuple((k, v) for k, v in scope if not (k == TENANT and v == ""))
-            for scope in by_minute[columns[0]].columns
-        ]
-        return {c: g.to_numpy(dtype=float) for c, g in by_minute.items()}, scopes
+        scopes = [tuple((k, v) for k, v in scope if not (k == TENANT and v == "")) for scope in columns_of]
+        return by_minute, scopes
 
     @staticmethod
     def _positions(history: History, times: Sequence[datetime]) -> np.ndarray:

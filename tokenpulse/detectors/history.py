@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 from tokenpulse.storage.cache_ratio import cacheable_tokens_sql
@@ -57,6 +58,7 @@ def raw_minutes_query(
         f"SELECT {ENDED_MINUTE} AS minute, {dim_list}, {aggregates} FROM {table} "
         f"WHERE {' AND '.join(conditions)} GROUP BY ALL",
         recent,
+        per="minute",
     )
 
 
@@ -72,11 +74,25 @@ class Query:
 
     ``recent`` marks a query only the evaluation times need (no baseline history): it reads from
     ``recent`` before the first evaluation time, not the days of history baselines need.
+
+    ``per`` ("minute" or "hour": the result's time column) declares that each row depends only on the
+    data of its own minute or hour, whatever the range read: the live cycle then keeps the rows of
+    settled units from one cycle to the next and reads only the rest (``HistoryCache``). None: a row
+    depends on the whole range (a HAVING over it, a window from its first minute), read whole.
     """
 
     name: str
     sql: str
     recent: timedelta | None = None
+    per: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.per not in (None, *UNITS):
+            raise ValueError(f"query {self.name}: per must be one of {', '.join(UNITS)} or None")
+
+
+# The time column of a ``Query.per`` query, and the unit its rows sum over.
+UNITS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}
 
 
 # The rollup dimensions detectors slice by. One query at this grain serves every detector: grids()
@@ -94,6 +110,7 @@ ROLLUP = Query(
     + ", toFloat64(sum(cost_usd)) AS cost_usd FROM calls_1m AS r "
     "WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
     f"GROUP BY minute, {TENANT}, {', '.join(DETECTOR_DIMENSIONS)}",
+    per="minute",
 )
 
 
@@ -124,6 +141,7 @@ TAILS_HOURLY = Query(
     f"WHERE time >= {{start:DateTime('UTC')}} - {LONGEST_CALL} AND time < {{end:DateTime('UTC')}} "
     f"AND {ENDED_AT} >= {{start:DateTime('UTC')}} AND {ENDED_AT} < {{end:DateTime('UTC')}} GROUP BY ALL",
     recent=timedelta(hours=28, minutes=15),
+    per="hour",
 )
 
 
@@ -138,6 +156,7 @@ def hourly_quantile_query(column: str, dims: Sequence[str], quantile: float) -> 
         f"quantilesTDigestMerge({LATENCY_QUANTILES})({column})[{position}] AS value FROM calls_1m "
         "WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')} "
         f"GROUP BY hour, {dim_list}",
+        per="hour",
     )
 
 
@@ -204,9 +223,11 @@ def load_history(
     end: datetime,
     ranges: Sequence[tuple[datetime, datetime]] | None = None,
     first_time: datetime | None = None,
+    cache: HistoryCache | None = None,
 ) -> History:
-    """Run each distinct query once per range of ``ranges`` (default: [start, end)); a ``recent``
-    query once, from ``recent`` before ``first_time`` (the first evaluation time) to ``end``."""
+    """Run each distinct query once over every range of ``ranges`` (default: [start, end)); a ``recent``
+    query once, from ``recent`` before ``first_time`` (the first evaluation time) to ``end``. With a
+    ``cache``, what it holds of earlier cycles is not read again."""
     history = History(start, end)
     for query in queries:
         if query.name in history.frames:
@@ -214,16 +235,237 @@ def load_history(
         query_ranges = list(ranges or [(start, end)])
         if query.recent is not None and first_time is not None:
             query_ranges = [(max(start, first_time - query.recent), end)]
-        parts = [
-            store.client.query_df(query.sql, parameters={"start": range_start, "end": range_end})
-            for range_start, range_end in query_ranges
-        ]
-        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        for column in ("minute", "hour"):
-            if column in frame:
-                frame[column] = pd.to_datetime(frame[column], utc=True)
-        history.frames[query.name] = frame
+        if query.per == "hour":
+            query_ranges = whole_hours(query_ranges)
+        if cache is not None:
+            history.frames[query.name] = cache.read(store, query, query_ranges, end)
+        else:
+            history.frames[query.name] = read_ranges(store, query, query_ranges)
     return history
+
+
+def whole_hours(ranges: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """``ranges`` (sorted) widened to whole hours, but the last one's end (the evaluated minute: nothing
+    after it may be read): an hourly row is then always a whole hour, never the tail of one that a
+    range's start cut. (Detectors use no hour that a range cuts: the same hours of previous days and the
+    trailing day's hours are well inside the ranges.) Whole hours are also what the live cycle keeps from
+    one cycle to the next (``HistoryCache``); a cut hour would be read again every minute."""
+    hour = UNITS["hour"]
+    widened = [(_floor(a, hour), _ceil(b, hour)) for a, b in ranges[:-1]]
+    widened.append((_floor(ranges[-1][0], hour), ranges[-1][1]))
+    return _union([], widened)
+
+
+def read_ranges(store: Store, query: Query, ranges: Sequence[tuple[datetime, datetime]]) -> pd.DataFrame:
+    """The rows of ``query`` over each of ``ranges``, in one statement (UNION ALL: one round trip, and
+    ClickHouse reads the ranges in parallel)."""
+    parameters: dict[str, datetime] = {}
+    parts = []
+    for i, (range_start, range_end) in enumerate(ranges):
+        sql = query.sql.replace("{start:", f"{{start_{i}:").replace("{end:", f"{{end_{i}:")
+        parts.append(f"SELECT * FROM ({sql})")
+        parameters |= {f"start_{i}": range_start, f"end_{i}": range_end}
+    frame = store.client.query_df(" UNION ALL ".join(parts), parameters=parameters)
+    for column in ("minute", "hour"):
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+# The live cycle reads the last minutes again every cycle: a span arrives when its call ended, after the
+# exporter's batching and the collector's buffer (seconds). A row that arrives later than this after its
+# call ended (storage was down, a backfill is sent to a running daemon) makes the next cycle read
+# everything again (``HistoryCache.start_cycle``).
+SETTLE = timedelta(minutes=10)
+# Everything is read again this often, whatever the cache holds: what arrived later than ``SETTLE``
+# (a long storage outage drained, a file ingested with old timestamps, duplicates merged away) is seen
+# within this long.
+REFRESH = timedelta(minutes=15)
+
+
+Spans = list[tuple[datetime, datetime]]
+
+
+@dataclass
+class _Held:
+    """The rows of one ``per`` query for the settled whole units of ``covered`` (sorted, disjoint)."""
+
+    frame: pd.DataFrame
+    covered: list[tuple[datetime, datetime]]
+
+
+class HistoryCache:
+    """What the live cycle read in earlier cycles, per query: each cycle reads only the units (minutes,
+    hours) it does not hold, and those still settling, and serves the same rows a full read would.
+
+    A live cycle moves its ranges (the trailing day, the same hours of previous days) by one minute:
+    without the cache it reads ~60 hours of rollup, tails and tool attribution every minute to use one
+    new minute of each range. Rows of ``per`` queries depend only on their own unit's data, so the rows
+    of a unit read once are the rows a full read gives for as long as its data does not change: units
+    older than ``SETTLE`` are kept, and everything is read again every ``REFRESH``. Units a range
+    only partly covers (an hour cut by the range's start) are read every cycle, as a full read cuts
+    them. Queries without ``per`` are read whole every cycle.
+    """
+
+    def __init__(self, settle: timedelta = SETTLE, refresh: timedelta = REFRESH) -> None:
+        self.settle, self.refresh = settle, refresh
+        self.held: dict[str, _Held] = {}
+        self.refreshed: datetime | None = None
+        self.store: Store | None = None
+        self.horizon: datetime | None = None  # the last cycle's: rows that ended before it are held
+        self.counts: dict[str, int] = {}  # rows per raw table that ended before it (since ``LATE_SINCE``)
+
+    def start_cycle(self, store: Store, end: datetime) -> None:
+        """Forget everything on another store, at a time before the last refresh, ``refresh`` after it,
+        or when rows arrived that ended before the last cycle's horizon (a backfill sent to a running
+        daemon, a storage outage drained): they may belong to held units."""
+        horizon = _floor(end - self.settle, UNITS["minute"])
+        if (
+            store is not self.store
+            or self.refreshed is None
+            or self.horizon is None
+            or not (self.refreshed <= end < self.refreshed + self.refresh)
+        ):
+            self.held.clear()
+            self.store, self.refreshed = store, end
+            self.counts = _row_counts(store, end - LATE_SINCE, horizon, horizon)[1]
+        else:
+            before, upto = _row_counts(store, self.refreshed - LATE_SINCE, self.horizon, horizon)
+            if before != self.counts:
+                self.held.clear()
+                self.refreshed = end
+                before, upto = _row_counts(store, end - LATE_SINCE, horizon, horizon)
+            self.counts = upto
+        self.horizon = horizon
+
+    def read(
+        self, store: Store, query: Query, ranges: Sequence[tuple[datetime, datetime]], end: datetime
+    ) -> pd.DataFrame:
+        """``query``'s rows over ``ranges`` (sorted, disjoint), as ``read_ranges`` gives them, reading
+        only what is not held."""
+        if query.per is None:
+            return read_ranges(store, query, ranges)
+        unit = UNITS[query.per]
+        horizon = _floor(end - self.settle, unit)
+        cut: Spans = []  # read every cycle: units a range cuts, and what is still settling
+        inner: Spans = []  # the settled whole units of the ranges: held once read
+        ahead: Spans = []  # settled whole units just past a range that ends before the horizon
+        for i, (a, b) in enumerate(ranges):
+            lo, hi = _ceil(a, unit), min(_floor(b, unit), horizon)
+            if lo >= hi:
+                cut.append((a, b))
+                continue
+            inner.append((lo, hi))
+            cut += [p for p in ((a, lo), (hi, b)) if p[0] < p[1]]
+            if hi == b:
+                following = ranges[i + 1][0] if i + 1 < len(ranges) else horizon
+                ahead.append((b, _floor(min(b + READ_AHEAD, following, horizon), unit)))
+        ahead = [p for p in ahead if p[0] < p[1]]
+        held = self.held.get(query.name)
+        covered = _intersect(held.covered, inner + ahead) if held else []
+        missing = _subtract(inner, covered)
+        # A range of a previous day moves one minute a cycle: when its end is missing, the next
+        # minutes are read with it, so the next cycles find them held.
+        reading_ahead = _subtract([p for p in ahead if any(m[1] == p[0] for m in missing)], covered)
+        missing = _union(missing, reading_ahead)
+        frame = read_ranges(store, query, cut + missing) if cut or missing else None
+        kept = _rows(held.frame, query.per, covered) if held else None
+        new = _rows(frame, query.per, missing) if frame is not None else None
+        parts = [p for p in (kept, new) if p is not None]
+        self.held[query.name] = _Held(
+            pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0], _union(covered, missing)
+        )
+        served = [
+            _rows(kept, query.per, inner) if kept is not None else None,
+            _rows(frame, query.per, reading_ahead, inside=False) if frame is not None else None,
+        ]
+        served = [p for p in served if p is not None]
+        return pd.concat(served, ignore_index=True) if len(served) > 1 else served[0].copy()
+
+
+# Late rows are looked for this far back: further than any range a cycle reads (the same hours of
+# ``BASELINE_DAYS`` previous days, and calls that started up to an hour before them).
+LATE_SINCE = timedelta(days=BASELINE_DAYS + 1)
+# The raw tables every query reads from (the rollup is fed by inserts into calls), and when their rows
+# count: when the call or tool execution ended, as every query counts them (an evaluation has no span).
+RAW_TABLES = {"calls": ENDED_AT, "tool_spans": ENDED_AT, "evaluations": "time"}
+
+
+def _row_counts(
+    store: Store, since: datetime, before: datetime, upto: datetime
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Per raw table, how many rows that started since ``since`` ended before ``before`` and before
+    ``upto``: one cheap scan of two columns."""
+    sql = " UNION ALL ".join(
+        f"SELECT '{table}' AS t, countIf({ended} < {{before:DateTime64(3, 'UTC')}}) AS b, "
+        f"countIf({ended} < {{upto:DateTime64(3, 'UTC')}}) AS u FROM {table} "
+        f"WHERE time >= {{since:DateTime64(3, 'UTC')}} AND time < {{upto:DateTime64(3, 'UTC')}}"
+        for table, ended in RAW_TABLES.items()
+    )
+    rows = store.client.query_df(sql, parameters={"since": since, "before": before, "upto": upto})
+    return (
+        {t: int(b) for t, b in zip(rows["t"], rows["b"], strict=True)},
+        {t: int(u) for t, u in zip(rows["t"], rows["u"], strict=True)},
+    )
+
+
+# How far past the end of a previous day's range the live cycle reads at once.
+READ_AHEAD = timedelta(minutes=15)
+
+
+def _rows(frame: pd.DataFrame, column: str, spans: Spans, inside: bool = True) -> pd.DataFrame:
+    """The rows of ``frame`` whose ``column`` is (or, not ``inside``, is not) in one of ``spans``."""
+    if column not in frame:  # an empty result without columns
+        return frame
+    within = _within(frame[column], spans)
+    return frame[within if inside else ~within]
+
+
+def _floor(moment: datetime, unit: timedelta) -> datetime:
+    return pd.Timestamp(moment).floor(unit).to_pydatetime()
+
+
+def _ceil(moment: datetime, unit: timedelta) -> datetime:
+    return pd.Timestamp(moment).ceil(unit).to_pydatetime()
+
+
+def _union(a: Spans, b: Spans) -> Spans:
+    merged: Spans = []
+    for lo, hi in sorted(a + b):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _intersect(a: Spans, b: Spans) -> Spans:
+    return _union([], [(max(x, y), min(u, v)) for x, u in a for y, v in b if max(x, y) < min(u, v)])
+
+
+def _subtract(a: Spans, b: Spans) -> Spans:
+    result = []
+    for lo, hi in a:
+        for x, u in _union([], b):
+            if u <= lo or x >= hi:
+                continue
+            if x > lo:
+                result.append((lo, x))
+            lo = max(lo, u)
+        if lo < hi:
+            result.append((lo, hi))
+    return result
+
+
+def _within(times: pd.Series, spans: Spans) -> np.ndarray:
+    """Which of ``times`` fall in one of ``spans`` ([start, end) each)."""
+    values = times.to_numpy(dtype="datetime64[ns]")
+    inside = np.zeros(len(values), dtype=bool)
+    for lo, hi in spans:
+        inside |= (values >= np.datetime64(pd.Timestamp(lo).tz_convert(None))) & (
+            values < np.datetime64(pd.Timestamp(hi).tz_convert(None))
+        )
+    return inside
 
 
 def sql_string(text: str) -> str:

@@ -17,6 +17,7 @@ from tokenpulse.detectors import health
 from tokenpulse.detectors.base import Detector
 from tokenpulse.detectors.engine import Engine, floor_minute, runbook_url
 from tokenpulse.detectors.explain import hold_back
+from tokenpulse.detectors.history import HistoryCache
 from tokenpulse.detectors.state import AlertStates
 from tokenpulse.storage.store import Store
 
@@ -46,7 +47,7 @@ class DetectorService:
         self.state_path = state_path
         self.runbook_base_url = runbook_base_url
         self.on_transitions = on_transitions
-        self.engine = Engine(detectors, _load_states(state_path))
+        self.engine = Engine(detectors, _load_states(state_path), HistoryCache())
 
     def cycle(self, now: datetime | None = None) -> list[Transition]:
         """Evaluate every detector at the last whole minute at least INGEST_DELAY before ``now``."""

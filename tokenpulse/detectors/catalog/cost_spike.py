@@ -274,7 +274,8 @@ class CostSpike(MeanDetector):
 
     def assess(self, history: History, times: Sequence[datetime]) -> tuple[list[Observation], list[Coverage]]:
         observations, coverage = super().assess(history, times)
-        for tenant, tenant_history in tenant_histories(history).items():
+        budgeted = tenant_histories(history) if self.settings.budgets else {}  # the split copies frames
+        for tenant, tenant_history in budgeted.items():
             for observation in self._tenant_budgets(tenant_history, times):
                 if tenant:
                     observation = replace(observation, scope=((TENANT, tenant), *observation.scope))

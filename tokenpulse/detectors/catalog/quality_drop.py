@@ -39,6 +39,7 @@ EVALUATIONS = Query(
     f"countIf(passed = false OR (passed IS NULL AND score >= 0 AND score < {PASS_SCORE})) AS failures "
     "FROM evaluations WHERE time >= {start:DateTime('UTC')} AND time < {end:DateTime('UTC')} "
     "AND error_type = '' GROUP BY ALL",
+    per="minute",
 )
 # The cost of the same route's calls is compared over this last stretch against the day before it.
 COST_WINDOW = timedelta(hours=1)

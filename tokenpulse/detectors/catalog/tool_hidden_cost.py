@@ -65,6 +65,7 @@ TOOL_COSTS = Query(
     "  WHERE minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')}"
     "  GROUP BY minute, tenant, service, tool)"
     " GROUP BY minute, tenant, service, tool",
+    per="minute",  # a minute's row: the tools that ended in it and the calls inside them
 )
 
 
