@@ -331,6 +331,26 @@ def _evidence(
     return tuple(np.where(mask, grid, 0.0) for grid in (evidence, recovery, expected))  # type: ignore[return-value]
 
 
+def _trailing_rows(
+    excess: Callable[..., tuple[np.ndarray, ...]], rows: np.ndarray, *grids: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """``excess`` (``stats.share_excess``, ``stats.mean_excess``) of ``grids``, computed only on the rows
+    the trailing-day sums at ``rows`` read (with a margin for its local windows), 0 elsewhere: the rest of
+    a week-long grid is summed by nothing that reads an excess."""
+    start = max(int(rows.min()) - _LAG - stats.MINUTES_PER_DAY - _EXCESS_MARGIN, 0)
+    parts = excess(*(grid[start:] for grid in grids))
+    whole = []
+    for part in parts:
+        full = np.zeros((grids[0].shape[0], *part.shape[1:]))
+        full[start:] = part
+        whole.append(full)
+    return tuple(whole)
+
+
+# More than the excess functions' local half-window (15 minutes): the rows they compute exactly.
+_EXCESS_MARGIN = 30
+
+
 def _dispersion(trailing: list[np.ndarray], calls: np.ndarray) -> np.ndarray:
     """Each minute's dispersion: 1 + (n - 1) rho, rho measured on the scope's trailing day (the sums of
     ``stats.share_excess``, the last two baseline sums)."""
@@ -391,7 +411,7 @@ class ShareDetector(EvidenceDetector):
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
         (base_total, base_part, _, _), trailing, same_hour = stats.baseline_sums(
-            (total, part, *stats.share_excess(part, total)),
+            (total, part, *_trailing_rows(stats.share_excess, rows, part, total)),
             rows,
             lag=_LAG,
             days=BASELINE_DAYS,
@@ -480,7 +500,7 @@ class RatioDetector(EvidenceDetector):
         # is a (quasi-)binomial count, its dispersion measured on the scope's history.
         hits = weight * ratio
         (base_weight, base_hits, _, _), trailing, same_hour = stats.baseline_sums(
-            (weight, hits, *stats.share_excess(hits, weight)), rows, lag=_LAG,
+            (weight, hits, *_trailing_rows(stats.share_excess, rows, hits, weight)), rows, lag=_LAG,
             days=BASELINE_DAYS,
             enough=s.learning_calls,
         )  # fmt: skip
@@ -698,7 +718,8 @@ class MeanDetector(EvidenceDetector):
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
         (base_draws, base_total, base_calls, base_minutes, _, _), trailing, same_hour = stats.baseline_sums(
-            (draws, total, calls, _read(calls), *stats.mean_excess(total, draws)), rows, lag=_LAG,
+            (draws, total, calls, _read(calls), *_trailing_rows(stats.mean_excess, rows, total, draws)),
+            rows, lag=_LAG,
             days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2,
         )  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
