@@ -17,8 +17,9 @@ same minute, the more severe observation is kept; on a tie the budget's, whose s
      so a service-wide surge moves no one user. The classic incident is one user's agent stuck in a
      loop, spending 20x.
 
-   Business floors: a spike pages only while its spend since it began is at least ``min_usd_per_hour``
-   ($1/h; ``user_min_usd_per_hour``, $3/h, for a user). Critical: that spend rate is ``critical_ratio``
+   Business floors: a spike pages only once its spend since it began reaches ``min_usd_per_hour``
+   ($1/h; ``user_min_usd_per_hour``, $3/h, for a user), and then stays paged while its alarm is on (a
+   spend hovering at the floor pages once). Critical: that spend rate is ``critical_ratio``
    (10x) the scope's usual spend rate. A spike must last ``min_duration`` (10 min: a heavy session runs
    at 3-6x for several minutes, a runaway loop does not stop; and a spike that is the symptom of a cache
    collapse or an escalating router is held back by that alert, which has paged by then). A scope whose
