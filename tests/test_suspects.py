@@ -87,3 +87,13 @@ def test_failed_calls_under_the_requested_model_name_are_not_a_switch_of_model()
         ShareCount("model", "gpt-4o-mini-2024-07-18", 100, 10, 100, 100),
     ]
     assert [s["value"] for s in rank_suspects(switch)] == ["gpt-4o"]
+
+
+def test_tied_suspects_come_in_a_fixed_order_whatever_the_rows_order() -> None:
+    # A model switch moves its provider's share as much: the model, the more specific, first.
+    rows = [
+        ShareCount("provider", "anthropic", 27, 100, 100, 100),
+        ShareCount("model", "claude-sonnet-4-5-20250929", 27, 100, 100, 100),
+    ]
+    assert [s["dimension"] for s in rank_suspects(rows)] == ["model", "provider"]
+    assert rank_suspects(rows[::-1]) == rank_suspects(rows)

@@ -98,7 +98,10 @@ def rank_suspects(counts: Sequence[ShareCount], limit: int = 3) -> list[dict[str
                     },
                 )
             )
-    ranked.sort(key=lambda item: -item[0])
+    # Ties (a model switch moves its provider's share as much) in a fixed order, the more specific
+    # dimension first: the query's rows come in no set order.
+    order = {dimension: i for i, dimension in enumerate(SUSPECT_COLUMNS)}
+    ranked.sort(key=lambda item: (-item[0], order.get(item[1]["dimension"], len(order)), item[1]["value"]))
     return [suspect for _, suspect in ranked[:limit]]
 
 
