@@ -64,7 +64,7 @@ from pages import count_pages  # bench/pages.py: the script's directory is on sy
 from tokenpulse.detectors import stats
 from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.engine import Engine
-from tokenpulse.detectors.evidence import _over
+from tokenpulse.detectors.evidence import calls_past
 from tokenpulse.detectors.history import TAIL_EDGES_MS, History
 from tokenpulse.detectors.state import FIRING, RESOLVED
 
@@ -456,7 +456,7 @@ def oracle(kind: Kind, truth: Truth, threshold: float) -> int | None:
         usual_bins, changed_bins = (np.clip(b, 1e-12, None) for b in truth.shapes)
         llr = truth.bins[window] @ np.log(changed_bins / usual_bins)
         past = truth.bins[window][:, None, ::-1].cumsum(axis=-1)[..., ::-1][..., 1:]  # calls past each edge
-        slow = _over(past, (kind.effects[0] * usual)[:, None])[:, 0]
+        slow = calls_past(past, (kind.effects[0] * usual)[:, None])[:, 0]
         gate = (slow, calls, np.full(len(calls), 0.01 + 1e-9))
         return _first_page(llr, truth, threshold, kind.floor, gate)
     # Per call a Bernoulli draw (a timeout, a hit, ...) at the usual or the changed share, calls of a

@@ -16,8 +16,8 @@ def test_calls_past_a_level_between_two_edges_are_interpolated_not_rounded_up() 
     past[..., : k + 1] = 100.0
     past[..., k + 1 :] = 40.0
     level = edges[k] * (edges[k + 1] / edges[k]) ** (1 / 3)
-    assert evidence._over(past, np.array([[level]]))[0, 0] == pytest.approx(80.0)
+    assert evidence.calls_past(past, np.array([[level]]))[0, 0] == pytest.approx(80.0)
     # On an edge: that edge's count; past the last edge: none; unknown level: none.
-    assert evidence._over(past, np.array([[edges[k + 1]]]))[0, 0] == pytest.approx(40.0)
-    assert evidence._over(past, np.array([[edges[-1] * 2]]))[0, 0] == 0.0
-    assert evidence._over(past, np.array([[np.nan]]))[0, 0] == 0.0
+    assert evidence.calls_past(past, np.array([[edges[k + 1]]]))[0, 0] == pytest.approx(40.0)
+    assert evidence.calls_past(past, np.array([[edges[-1] * 2]]))[0, 0] == 0.0
+    assert evidence.calls_past(past, np.array([[np.nan]]))[0, 0] == 0.0

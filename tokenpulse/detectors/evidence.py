@@ -678,10 +678,10 @@ class MeanDetector(EvidenceDetector):
     def floors(
         self, total: np.ndarray, draws: np.ndarray, dims: Sequence[str]
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """The business floors (numerator, denominator, level per scan row; ``stats.sequential_alarm``'s
-        ``levels``) the change must reach, since it began, to page: by default a mean of at least
-        ``floor``; under it, however clear the change, nobody is paged."""
-        return [(total, draws, np.full(total.shape[0], self.settings.floor))]
+        """Business floors on other ratios than the mean (numerator, denominator, level per scan row;
+        ``stats.sequential_alarm``'s ``levels``) the change must reach, since it began, to page: none by
+        default (the mean's own floor, ``floor``, is part of its level)."""
+        return []
 
     def rises(self, dims: Sequence[str]) -> tuple[float, ...]:
         """The changes tested for a signal's scopes."""
@@ -753,7 +753,8 @@ class MeanDetector(EvidenceDetector):
         threshold = self._threshold(len(scopes), len(rises))
         # The documented level is a level: the evidence may favour a doubling before the mean since the
         # change began has doubled; it pages once that mean has (and stays paged while the alarm is on).
-        levels = [(x, n, rises[0] * usual), *self.floors(x, n, dims)]
+        # Under the business floor (a mean of at least ``floor``), however clear the change, nobody is paged.
+        levels = [(x, n, np.maximum(rises[0] * usual, s.floor)), *self.floors(x, n, dims)]
         alarm = self._alarm(
             evidence, recovery, expected, threshold, first, positions, self.min_duration(dims), levels
         )
@@ -873,7 +874,7 @@ class TailDetector(EvidenceDetector):
         n, counts = n_all[rows], past[rows]
         # Two kinds of evidence that the p99 passed the warning level. More than 1% of calls past it: a
         # share, whatever changed in the tail (a few calls retried, a slow replica).
-        slow = _over(counts, warning_ms[rows])
+        slow = calls_past(counts, warning_ms[rows])
         excess, pairs = stats.share_excess(slow, n)
         dispersion = stats.dispersion(n - 1, stats.burstiness(excess.sum(axis=0), pairs.sum(axis=0)))
         null = np.full(n.shape, _TAIL_SHARE)
@@ -916,14 +917,14 @@ class TailDetector(EvidenceDetector):
         # The run's p99: the first edge past which at most 1% of the run's calls took longer.
         within = run_past <= _TAIL_SHARE * run_n[..., None]
         value = np.where(run_n > 0, _EDGES[np.minimum(within.argmax(axis=-1), len(_EDGES) - 1)], np.nan)
-        very_slow = _over(counts, critical_ms[rows])
+        very_slow = calls_past(counts, critical_ms[rows])
         run_critical = _run_sums(stats.cumulative(very_slow), alarm.onset - first, at)
         lower, _ = stats.wilson_bounds(run_critical, run_n, 1.0)
         critical = np.nan_to_num(lower) > _TAIL_SHARE
         on = alarm.on
         observations = self._observations(
             times, scopes, on, value, run_n, critical,
-            _at_edge(warning_ms)[positions], usual[positions], self.describe,
+            warning_ms[positions], usual[positions], self.describe,
         )  # fmt: skip
         learning = ~watched[positions]
         return [Assessment(observations, scopes, status_codes(learning, watched[positions], held=False))]
@@ -1053,13 +1054,7 @@ def _midpoint(usual: np.ndarray, changed: np.ndarray) -> np.ndarray:
     return (usual + changed) / 2
 
 
-def _at_edge(level_ms: np.ndarray) -> np.ndarray:
-    """A level as the histogram measures it: the first edge at or above it."""
-    index = np.searchsorted(_EDGES, np.nan_to_num(level_ms, nan=np.inf), side="left")
-    return np.where(index < len(_EDGES), _EDGES[np.minimum(index, len(_EDGES) - 1)], np.inf)
-
-
-def _over(counts: np.ndarray, level_ms: np.ndarray) -> np.ndarray:
+def calls_past(counts: np.ndarray, level_ms: np.ndarray) -> np.ndarray:
     """Calls slower than each cell's level (minutes x scopes), from the histogram (minutes x scopes x
     edges): between two edges, interpolated on the log of the duration, so the level is the level and
     not the next edge up (up to 25% higher: a p99 that doubled would never pass "twice the usual")."""
