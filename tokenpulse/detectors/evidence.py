@@ -15,6 +15,7 @@ that the scope is back to usual (``stats.sequential_alarm``): never because minu
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,15 +61,24 @@ _LAG = int(BASELINE_LAG.total_seconds() // 60)
 # may move this much over the day (observed: shares and hit ratios +-20% between peak and trough), so the
 # null hypothesis takes that much worse as still usual.
 DIURNAL_ODDS, DIURNAL_DROP = 1.5, 0.25
-# Today's level against yesterday's: the calls of the two hours ending a quarter hour ago, over the same
-# two hours yesterday (the quarter hour keeps a change's first minutes out of its own baseline). A
-# quieter day scales yesterday's rate down, to at most ``LEVEL_FLOOR`` of it; a busier one never scales
-# it up (a surge earlier today must not make ordinary traffic read as a drop). Pseudo-calls shrink a
-# thin scope's level towards yesterday's.
-LEVEL_LAG, LEVEL_WINDOW, LEVEL_FLOOR, LEVEL_PRIOR_CALLS = 15, 120, 0.7, 10.0
-# How much lower than the level-adjusted rate a scope's calls may run within the hour on an ordinary day
-# (a slower hour than yesterday's at the same level).
-USUAL_VARIATION = 0.15
+# Today's level against yesterday's: the calls of the two hours ending an hour ago, over the same two
+# hours yesterday (the hour keeps a drop's first hour out of its own baseline: a drop that pulled the
+# level down with it would lower the bar it has to clear). A quieter day scales yesterday's rate down,
+# to at most ``LEVEL_FLOOR`` of it; a busier one never scales it up (a surge earlier today must not make
+# ordinary traffic read as a drop). Pseudo-calls shrink a thin scope's level towards yesterday's, and the
+# level is taken ``LEVEL_Z`` standard errors (Poisson) above its estimate: a thin scope's level is scaled
+# down only where its counts say the day is quieter, not on their noise.
+LEVEL_LAG, LEVEL_WINDOW, LEVEL_FLOOR, LEVEL_PRIOR_CALLS, LEVEL_Z = 60, 120, 0.7, 10.0, 1.0
+# How much lower than the level-adjusted rate a scope's calls may run on an ordinary day is measured, not
+# assumed (``_usual_variation``): the half hours of the trailing six hours against the same half hours
+# yesterday show how far the scope's course strays from yesterday's beyond chance. A scope with little
+# such history leans on the prior: an ordinary day's course strays this much (a standard deviation, on
+# the log scale), worth this many half hours of measurement.
+VARIATION_BLOCK, VARIATION_BLOCKS = 30, 12
+VARIATION_PRIOR, VARIATION_PRIOR_BLOCKS = 0.075, 1
+# The null rate sits this many standard deviations of the course's straying under the estimate, and
+# never more than ``VARIATION_CAP`` under it (a scope that strays more is still watched for larger drops).
+VARIATION_Z, VARIATION_CAP = 2.0, 0.3
 # Evidence to resolve: the scope looked usual 1,000 times likelier than halfway to the change that fired
 # the alarm. While the change goes on, that evidence reaches this level less than once in 1,000 minutes
 # (Wald; far less, since the change is beyond the halfway level), so an incident does not resolve in its
@@ -535,12 +545,15 @@ class RatioDetector(EvidenceDetector):
 @dataclass(frozen=True)
 class CountSettings(EvidenceSettings):
     drops: tuple[float, ...] = (0.5, 0.8, 0.95, 0.995)  # the changes tested: calls fall by these fractions
+    # The documented level: the calls since the drop began are at least this fraction under the usual
+    # rate before it pages (a day that runs 30% quieter from midnight is a quieter day, not a drop).
+    least_drop: float = 0.4
     critical_fraction: float = 0.05  # critical under 5% of the usual rate: the scope stopped sending
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.drops or not all(0 < d < 1 for d in self.drops):
-            raise ValueError("drops must be fractions in (0, 1)")
+        if not self.drops or not all(0 < d < 1 for d in (*self.drops, self.least_drop)):
+            raise ValueError("drops and least_drop must be fractions in (0, 1)")
 
 
 # The same time of day of these previous days; the lower of them is the usual rate, so neither a
@@ -561,7 +574,8 @@ class CountDetector(EvidenceDetector):
     settings: CountSettings
 
     def lookback(self) -> timedelta:
-        return SCAN + timedelta(days=1, minutes=LEVEL_LAG + LEVEL_WINDOW + 5)
+        trailing = max(LEVEL_WINDOW, VARIATION_BLOCK * VARIATION_BLOCKS)
+        return SCAN + timedelta(days=1, minutes=LEVEL_LAG + trailing + 5)
 
     def _evaluate(
         self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
@@ -586,17 +600,18 @@ class CountDetector(EvidenceDetector):
             yesterday = rates[0] * _level(totals, here)
             usual, unadjusted = np.fmin(yesterday, rates[1]), np.fmin(*rates)
         watched = ~np.isnan(usual)
-        # Drops are tested against a rate somewhat lower than the level-adjusted one (a slower hour), and
-        # recovery against the unadjusted rate: a drop that lasts lowers today's level, and must not
-        # lower the bar it has to clear to resolve.
         usual = np.nan_to_num(usual, nan=1.0)
-        null = usual * (1 - USUAL_VARIATION)
-        recover_null = np.nan_to_num(unadjusted, nan=1.0) * (1 - USUAL_VARIATION)
         trailing = [
             stats.window_sums(stats.cumulative(grid), here - _LAG, here - _LAG - stats.MINUTES_PER_DAY)
             for grid in stats.block_excess(calls)
         ]
-        dispersion = stats.count_dispersion(*trailing, null)
+        dispersion = stats.count_dispersion(*trailing, usual)
+        # Drops are tested against a rate lower than the level-adjusted one by what an ordinary day
+        # strays, and recovery against the unadjusted rate: a drop that lasts lowers today's level, and
+        # must not lower the bar it has to clear to resolve.
+        kept = 1 - _usual_variation(totals, here, dispersion)
+        null = usual * kept
+        recover_null = np.nan_to_num(unadjusted, nan=1.0) * kept
         x = calls[rows]
         keep = np.array([1 - d for d in sorted(s.drops)])
         changed = null[..., None] * keep
@@ -609,7 +624,8 @@ class CountDetector(EvidenceDetector):
             np.where(watched[..., None], g, 0.0) for g in (evidence, recovery, expected)
         )
         threshold = self._threshold(len(scopes), len(s.drops))
-        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions)
+        level = (usual - x, usual, np.full(x.shape, s.least_drop))
+        alarm = self._alarm(evidence, recovery, expected, threshold, first, positions, levels=[level])
         at = positions - first
         run_calls = _run_sums(totals, alarm.onset, positions)
         run_minutes = positions[:, None] + 1 - alarm.onset
@@ -630,7 +646,43 @@ def _level(totals: np.ndarray, here: np.ndarray) -> np.ndarray:
     start = np.maximum(end - LEVEL_WINDOW, day)  # only where yesterday's same minutes are in the history read
     today = stats.window_sums(totals, end, start)
     before = stats.window_sums(totals, end - day, start - day)
-    return np.clip((today + LEVEL_PRIOR_CALLS) / (before + LEVEL_PRIOR_CALLS), LEVEL_FLOOR, 1.0)
+    today, before = today + LEVEL_PRIOR_CALLS, before + LEVEL_PRIOR_CALLS
+    return np.clip(today / before * np.exp(LEVEL_Z * np.sqrt(1 / today + 1 / before)), LEVEL_FLOOR, 1.0)
+
+
+def _usual_variation(totals: np.ndarray, here: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
+    """How much lower than its level-adjusted usual rate a scope's calls may run on an ordinary day, per
+    (position, scope): ``VARIATION_Z`` standard deviations of how far the scope's course strays from
+    yesterday's (on the log scale), at most ``VARIATION_CAP``.
+
+    Measured on the trailing half hours: the log ratio of each one's calls to the same half hour
+    yesterday, around their median (the level's part), squared, less what chance alone gives it (both
+    counts as variable as ``dispersion`` says), the largest left out (a surge earlier today is one or two
+    half hours, not the course), averaged and shrunk towards ``VARIATION_PRIOR`` while few half hours
+    are measured. The noise of the baseline's own estimate is not added: yesterday's two hours hold
+    four times a half hour's calls, and the evidence threshold's budget is measured with it.
+    """
+    day = stats.MINUTES_PER_DAY
+    ratios, noises = [], []
+    for block in range(VARIATION_BLOCKS):
+        end = here - LEVEL_LAG - block * VARIATION_BLOCK
+        start = end - VARIATION_BLOCK
+        today = stats.window_sums(totals, end, start)
+        before = stats.window_sums(totals, end - day, start - day)
+        measured = (start >= day) & (today > 0) & (before > 0)
+        today, before = np.maximum(today, 1), np.maximum(before, 1)
+        ratios.append(np.where(measured, np.log(today / before), np.nan))
+        noises.append(np.where(measured, dispersion * (1 / today + 1 / before), np.nan))
+    ratio, noise = np.stack(ratios), np.stack(noises)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a scope without measured half hours: the prior
+        squares = (ratio - np.nanmedian(ratio, axis=0)) ** 2 - noise
+        squares = np.where(squares == np.nanmax(squares, axis=0), np.nan, squares)
+        blocks = (~np.isnan(squares)).sum(axis=0)
+        strays = np.nan_to_num(np.maximum(np.nanmean(squares, axis=0), 0.0))
+    prior = VARIATION_PRIOR_BLOCKS
+    course = (prior * VARIATION_PRIOR**2 + blocks * strays) / (prior + blocks)
+    return np.minimum(1 - np.exp(-VARIATION_Z * np.sqrt(course)), VARIATION_CAP)
 
 
 # Where a baseline falls back to the trailing day, a per-call mean may run this much higher at some hours.
