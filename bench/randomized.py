@@ -383,6 +383,16 @@ def hourly_for(truths: list[Truth], kind: Kind) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _no_sizes(calls: Any) -> dict[str, Any]:
+    """The size sums of the tails queries (``history.TAIL_SIZES``) where the simulated durations do not
+    depend on a size: every call of one token, no duration on the line (no line is fitted)."""
+    return {
+        f"{column}_{part}": calls if part in ("size", "size_sq") else 0.0
+        for column in ("latency", "ttft")
+        for part in ("size", "sum_ms", "size_ms", "size_sq")
+    }
+
+
 def tails_hourly_for(truths: list[Truth], kind: Kind) -> pd.DataFrame:
     """The hourly histogram query's rows: per hour, the calls and the calls past each edge."""
     parts = []
@@ -391,7 +401,9 @@ def tails_hourly_for(truths: list[Truth], kind: Kind) -> pd.DataFrame:
         per_hour = [truth.bins[h * 60 : (h + 1) * 60].sum(axis=0) for h in range(len(hours))]
         past = [b[::-1].cumsum()[::-1][1:] for b in per_hour]
         frame = pd.DataFrame({"hour": hours, "calls": [int(b.sum()) for b in per_hour], "latency_over": past})
-        frame = frame[frame["calls"] > 0].assign(tenant="", router="", ttft_calls=0)
+        frame = frame[frame["calls"] > 0].assign(
+            tenant="", router="", ttft_calls=0, **_no_sizes(frame["calls"])
+        )
         frame["ttft_over"] = [np.zeros(len(EDGES))] * len(frame)
         for dim in kind.dims:
             frame[dim] = truth.name if dim in ("route", "tool", "router", "user") else "svc"
@@ -415,6 +427,7 @@ def frame_for(kind: Kind, truths: list[Truth], rng: np.random.Generator) -> pd.D
             past = truth.bins[has][:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]  # calls past each edge
             columns.update(calls=truth.calls[has], ttft_calls=0, router="", latency_over=list(past),
                            ttft_over=[np.zeros(len(EDGES))] * int(has.sum()))  # fmt: skip
+            columns.update(_no_sizes(truth.calls[has]))
         elif kind.ratio:
             calls = truth.calls[has]
             writes_reported = index % 2 == 0  # Anthropic-shaped scopes: reads and writes

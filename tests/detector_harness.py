@@ -167,42 +167,59 @@ def drawn_durations(
     seed: int = 0,
     start: int = 0,
     end: int = 2 * 1440,
+    size: Callable[[int], float] | float = 1.0,
+    per_token_ms: float = 0.0,
 ) -> tuple[Series, Series, Series]:
     """A scope whose calls a minute are Poisson around ``calls`` and take log-normal durations around
-    ``median_ms`` (spread ``sigma``): the rows of the tail histogram query (``history.TAILS``) and of the
-    hourly histogram query (``history.TAILS_HOURLY``) and of the hourly p99 query, as the store would
-    return them."""
+    ``median_ms`` (spread ``sigma``), plus ``per_token_ms`` for each token of the call's size (log-normal
+    around ``size``, spread 0.5, where ``per_token_ms`` is set): the rows of the tail histogram query
+    (``history.TAILS``) and of the hourly histogram query (``history.TAILS_HOURLY``) and of the hourly
+    p99 query, as the store would return them."""
     from tokenpulse.detectors.history import TAIL_EDGES_MS
 
     rng = np.random.default_rng(seed)
     edges = np.asarray(TAIL_EDGES_MS)
-    minutes: dict[int, tuple[int, list[int]]] = {}
-    hours: dict[int, list[float]] = {}
+    minutes: dict[int, tuple[int, list[int], list[float]]] = {}
+    hours: dict[int, list[tuple[float, float]]] = {}
     for m in range(start, end):
         n = int(rng.poisson(calls(m) if callable(calls) else calls))
         median = median_ms(m) if callable(median_ms) else median_ms
-        durations = median * np.exp(sigma * rng.standard_normal(n))
-        minutes[m] = (n, [int(c) for c in (durations[:, None] > edges[None, :]).sum(axis=0)])
-        hours.setdefault(m // 60, []).extend(durations.tolist())
+        mean_size = size(m) if callable(size) else size
+        sizes = mean_size * (np.exp(0.5 * rng.standard_normal(n)) if per_token_ms else np.ones(n))
+        durations = (median + per_token_ms * sizes) * np.exp(sigma * rng.standard_normal(n))
+        over = [int(c) for c in (durations[:, None] > edges[None, :]).sum(axis=0)]
+        minutes[m] = (n, over, _size_sums(sizes, durations))
+        hours.setdefault(m // 60, []).extend(zip(sizes.tolist(), durations.tolist(), strict=True))
     count = "calls" if column == "latency" else "ttft_calls"
+    sums = [f"{column}_{part}" for part in ("size", "sum_ms", "size_ms", "size_sq")]
     tails = Series(
         scope,
-        {count: lambda m: minutes[m][0], f"{column}_over": lambda m: minutes[m][1]},
+        {
+            count: lambda m: minutes[m][0],
+            f"{column}_over": lambda m: minutes[m][1],
+            **{name: (lambda m, k=k: minutes[m][2][k]) for k, name in enumerate(sums)},
+        },
         start,
         end,
     )
     hour_past = {
-        h: [int(c) for c in (np.asarray(d)[:, None] > edges[None, :]).sum(axis=0)] for h, d in hours.items()
+        h: [int(c) for c in (np.asarray([d for _, d in calls_])[:, None] > edges[None, :]).sum(axis=0)]
+        for h, calls_ in hours.items()
     }
+    hour_sums = {h: _size_sums(*map(np.asarray, zip(*calls_, strict=True))) for h, calls_ in hours.items()}
     histogram = Series(
         scope,
-        {count: lambda m: len(hours[m // 60]), f"{column}_over": lambda m: hour_past[m // 60]},
+        {
+            count: lambda m: len(hours[m // 60]),
+            f"{column}_over": lambda m: hour_past[m // 60],
+            **{name: (lambda m, k=k: hour_sums[m // 60][k]) for k, name in enumerate(sums)},
+        },
         start - start % 60,
         end,
         time_column="hour",
         step=60,
     )
-    p99 = {h: float(np.quantile(d, 0.99)) if d else float("nan") for h, d in hours.items()}
+    p99 = {h: float(np.quantile([d for _, d in c], 0.99)) if c else float("nan") for h, c in hours.items()}
     hourly = Series(
         scope,
         {"calls": lambda m: len(hours[m // 60]), "value": lambda m: p99[m // 60]},
@@ -212,3 +229,9 @@ def drawn_durations(
         step=60,
     )
     return tails, histogram, hourly
+
+
+def _size_sums(sizes: np.ndarray, durations: np.ndarray) -> list[float]:
+    """The sums ``history.TAILS`` returns for the line of durations on sizes: size, duration, their
+    product, the size squared."""
+    return [float(x.sum()) for x in (sizes, durations, sizes * durations, sizes**2)]

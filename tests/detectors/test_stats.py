@@ -140,6 +140,19 @@ def test_a_level_waits_before_paging_and_then_holds() -> None:
     assert paging[:, 0].tolist() == [False, False, True, True, True, True]
 
 
+def test_a_level_with_a_variance_must_be_passed_by_a_standard_deviation() -> None:
+    # The run's numerator reaches the level (1 a minute) from the first minute, by 1 a minute. With a
+    # variance of 4 a minute the margin is 2 sqrt(t) after t minutes: reached from the fourth minute.
+    evidence = np.full((6, 1, 1), 6.0)
+    numerator, denominator = np.full((6, 1), 2.0), np.ones((6, 1))
+    plain = (numerator, denominator, np.full(6, 1.0))
+    paging, _ = stats.sequential_alarm(evidence, -evidence, 5.0, 3.0, levels=[plain])
+    assert paging[:, 0].tolist() == [True] * 6
+    noisy = (*plain, np.full((6, 1), 4.0))
+    paging, _ = stats.sequential_alarm(evidence, -evidence, 5.0, 3.0, levels=[noisy])
+    assert paging[:, 0].tolist() == [False, False, False, True, True, True]
+
+
 def test_count_dispersion_of_sessions_is_a_constant_factor_at_any_rate() -> None:
     # Sessions of 1-5 calls (mean 3) arriving as Poisson over a day that swings 10x: a quarter hour
     # varies E[K^2] / E[K] ~ 3.7 times more than Poisson at night as at noon.

@@ -61,14 +61,14 @@ _LAG = int(BASELINE_LAG.total_seconds() // 60)
 # may move this much over the day (observed: shares and hit ratios +-20% between peak and trough), so the
 # null hypothesis takes that much worse as still usual.
 DIURNAL_ODDS, DIURNAL_DROP = 1.5, 0.25
-# Today's level against yesterday's: the calls of the two hours ending an hour ago, over the same two
-# hours yesterday (the hour keeps a drop's first hour out of its own baseline: a drop that pulled the
-# level down with it would lower the bar it has to clear). A quieter day scales yesterday's rate down,
+# Today's level against yesterday's: the calls of the two hours ending half an hour ago, over the same
+# two hours yesterday (the half hour keeps a drop's first half hour out of its own baseline: a drop that
+# pulled the level down with it would lower the bar it has to clear). A quieter day scales yesterday's rate down,
 # to at most ``LEVEL_FLOOR`` of it; a busier one never scales it up (a surge earlier today must not make
 # ordinary traffic read as a drop). Pseudo-calls shrink a thin scope's level towards yesterday's, and the
 # level is taken ``LEVEL_Z`` standard errors (Poisson) above its estimate: a thin scope's level is scaled
 # down only where its counts say the day is quieter, not on their noise.
-LEVEL_LAG, LEVEL_WINDOW, LEVEL_FLOOR, LEVEL_PRIOR_CALLS, LEVEL_Z = 60, 120, 0.7, 10.0, 1.0
+LEVEL_LAG, LEVEL_WINDOW, LEVEL_FLOOR, LEVEL_PRIOR_CALLS, LEVEL_Z = 30, 120, 0.7, 10.0, 1.0
 # How much lower than the level-adjusted rate a scope's calls may run on an ordinary day is measured, not
 # assumed (``_usual_variation``): the half hours of the trailing six hours against the same half hours
 # yesterday show how far the scope's course strays from yesterday's beyond chance. A scope with little
@@ -255,7 +255,7 @@ class EvidenceDetector:
         first: int,
         positions: np.ndarray,
         min_duration: timedelta | None = None,
-        levels: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]] = (),
+        levels: Sequence[stats.Level] = (),
     ) -> Alarm:
         s = self.settings
         minimum = int((min_duration or s.min_duration).total_seconds() // 60)
@@ -624,7 +624,10 @@ class CountDetector(EvidenceDetector):
             np.where(watched[..., None], g, 0.0) for g in (evidence, recovery, expected)
         )
         threshold = self._threshold(len(scopes), len(s.drops))
-        level = (usual - x, usual, np.full(x.shape, s.least_drop))
+        # The documented level, by a standard deviation of the calls at that level: a 30% quieter hour
+        # read off four noisy minutes is not 40% under.
+        at_level = usual * (1 - s.least_drop)
+        level = (usual - x, usual, np.full(x.shape, s.least_drop), dispersion * at_level)
         alarm = self._alarm(evidence, recovery, expected, threshold, first, positions, levels=[level])
         at = positions - first
         run_calls = _run_sums(totals, alarm.onset, positions)
@@ -864,6 +867,15 @@ class TailSettings(EvidenceSettings):
             raise ValueError("warning_ratio must be above 1")
 
 
+# A minute of longer calls is compared with what its sizes usually take (``TailDetector._size_factor``):
+# the usual p99 scaled by the duration the scope's own line expects at the minute's mean size over what
+# it expects at the trailing day's mean size, at most this many times. Only ever up: shorter calls than
+# usual leave the level where it is (the line is a rough model of the tail, not a promise).
+SIZE_FACTOR_CAP = 20.0
+# Where sizes moved the level by more than this, the whole-distribution test (against the trailing day's
+# durations, of the usual sizes) sits the minute out; the share past the scaled level still tests it.
+SIZE_SHIFT_TOLERANCE = 1.1
+
 # The quantile the tail detectors watch: a p99 above a level is "more than 1% of calls past it".
 QUANTILE = 0.99
 _TAIL_SHARE = 1 - QUANTILE
@@ -920,8 +932,10 @@ class TailDetector(EvidenceDetector):
             return [Assessment.empty(len(times))]
         positions = np.array([(pd.Timestamp(t) - index[0]) // pd.Timedelta(minutes=1) - 1 for t in times])
         first, rows = _scan_rows(positions)
-        usual = self._usual(history, dims, scopes, index)
+        sized = self._size_factor(history, dims, scopes, index)
+        usual = self._usual(history, dims, scopes, index) * sized
         warning_ms, critical_ms, shifted = self.objective(scopes, usual)
+        shifted = np.where(sized <= SIZE_SHIFT_TOLERANCE, shifted, np.nan)
         watched = ~np.isnan(warning_ms)
         n, counts = n_all[rows], past[rows]
         # Two kinds of evidence that the p99 passed the warning level. More than 1% of calls past it: a
@@ -1001,6 +1015,31 @@ class TailDetector(EvidenceDetector):
         last = np.clip((minutes - BASELINE_LAG - hours[0]) // pd.Timedelta(hours=1), 0, len(hours))
         return totals[last] - totals[np.maximum(last - 24, 0)]
 
+    def _size_factor(
+        self, history: History, dims: Sequence[str], scopes: list[Scope], index: pd.DatetimeIndex
+    ) -> np.ndarray:
+        """How many times longer than usual each minute's calls are expected to take given their sizes
+        (output tokens for latency, prompt tokens for TTFT), per (minute of the grid, scope): 1 where the
+        scope's line is unknown or flat. The line is least squares of the duration on the size over the
+        calls of the 24 hours ending ``BASELINE_LAG`` before the grid."""
+        sums = tuple(f"{self.column}_{part}" for part in ("size", "sum_ms", "size_ms", "size_sq"))
+        hourly = history[TAILS_HOURLY]
+        end = index[0] - BASELINE_LAG
+        day = hourly[(hourly["hour"] >= end - pd.Timedelta(hours=24)) & (hourly["hour"] < end)]
+        fit = _scope_sums(day, dims, scopes, (self.count, *sums))[0]
+        calls, size, duration, product, square = fit.T
+        minutes = _scope_sums(history[TAILS], dims, scopes, (self.count, sums[0]), index)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = (calls * product - size * duration) / (calls * square - size**2)
+            usual_size, usual_ms = size / calls, duration / calls
+            now_size = minutes[..., 1] / minutes[..., 0]
+            factor = (usual_ms + slope * (now_size - usual_size)) / usual_ms
+        spread = calls * square - size**2  # n^2 x the variance of the sizes: none, no line
+        fitted = (calls >= self.settings.learning_calls) & (spread > 1e-9 * calls * square) & (slope > 0)
+        fitted &= usual_ms > 0
+        factor = np.where(fitted[None, :] & (minutes[..., 0] > 0), factor, 1.0)
+        return np.clip(np.nan_to_num(factor, nan=1.0), 1.0, SIZE_FACTOR_CAP)
+
     def _usual(
         self, history: History, dims: Sequence[str], scopes: list[Scope], index: pd.DatetimeIndex
     ) -> np.ndarray:
@@ -1060,6 +1099,40 @@ def _histograms(
     if inside.any():
         np.add.at(past, (rows, columns), np.vstack(frame[column].to_numpy()[inside]).astype(np.float32))
     return scopes, calls, past
+
+
+def _scope_sums(
+    frame: pd.DataFrame,
+    dims: Sequence[str],
+    scopes: list[Scope],
+    columns: Sequence[str],
+    index: pd.DatetimeIndex | None = None,
+    time: str = "minute",
+) -> np.ndarray:
+    """Sums of scalar ``columns`` of a tails frame per (row of ``index`` x scope of ``scopes`` x column);
+    without ``index``, over all its rows (1 x scopes x columns). Scopes the frame lacks sum to 0."""
+    rows = 1 if index is None else len(index)
+    out = np.zeros((rows, len(scopes), len(columns)))
+    if frame.empty:
+        return out
+    keys = pd.MultiIndex.from_frame(frame[list(dims)].astype(str))
+    codes, uniques = pd.factorize(keys)
+    at = {scope: i for i, scope in enumerate(scopes)}
+    found = np.array(
+        [at.get(tuple((d, v) for d, v in zip(dims, key, strict=True) if not (d == TENANT and v == "")), -1)
+         for key in uniques],
+        dtype=np.int64,
+    )  # fmt: skip
+    column = found[codes]
+    if index is None:
+        offsets = np.zeros(len(frame), dtype=np.int64)
+    else:
+        step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=1)
+        offsets = np.asarray((pd.DatetimeIndex(frame[time]) - index[0]) // step)
+    inside = (column >= 0) & (offsets >= 0) & (offsets < rows)
+    values = frame[list(columns)].to_numpy(dtype=float)[inside]
+    np.add.at(out, (offsets[inside], column[inside]), values)
+    return out
 
 
 def _slower(shares: np.ndarray, fraction: float, bins: int) -> np.ndarray:

@@ -119,11 +119,25 @@ ROLLUP = Query(
 TAIL_EDGES_MS = tuple(round(100 * 1.25**k, 1) for k in range(41))
 _EDGES = "[" + ", ".join(repr(e) for e in TAIL_EDGES_MS) + "]"
 _TAIL_DIMS = ("service", "route", "model", "router")
-# Per scope: calls, calls with a TTFT, and for each edge how many calls took longer (latency, and TTFT).
+# What drives each duration, per call: the output decoded (latency), the prompt prefilled (TTFT); with the
+# calls that have the duration. A minute of longer calls is compared with what its sizes usually take.
+TAIL_SIZES = {
+    "latency": ("duration_ms", "output_tokens", "1"),
+    "ttft": ("ifNull(ttft_ms, 0)", "input_tokens", "ttft_ms IS NOT NULL"),
+}
+# Per scope: calls, calls with a TTFT, for each edge how many calls took longer (latency, and TTFT), and
+# the sums a least-squares line of each duration on its size is fitted on (size, duration, their
+# product, the size squared).
 _TAIL_COUNTS = (
     "count() AS calls, countIf(ttft_ms IS NOT NULL) AS ttft_calls, "
     f"sumForEach(arrayMap(e -> toUInt64(duration_ms > e), {_EDGES})) AS latency_over, "
-    f"sumForEach(arrayMap(e -> toUInt64(ifNull(ttft_ms, 0) > e), {_EDGES})) AS ttft_over"
+    f"sumForEach(arrayMap(e -> toUInt64(ifNull(ttft_ms, 0) > e), {_EDGES})) AS ttft_over, "
+    + ", ".join(
+        f"sumIf(toFloat64({size}), {having}) AS {name}_size, sumIf({ms}, {having}) AS {name}_sum_ms, "
+        f"sumIf(toFloat64({size}) * {ms}, {having}) AS {name}_size_ms, "
+        f"sumIf(toFloat64({size}) * {size}, {having}) AS {name}_size_sq"
+        for name, (ms, size, having) in TAIL_SIZES.items()
+    )
 )
 # Per minute, over the minutes the evaluation scans ...
 TAILS = raw_minutes_query(

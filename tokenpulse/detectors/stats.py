@@ -253,6 +253,13 @@ def wilson_bounds(successes: np.ndarray, trials: np.ndarray, z: float) -> tuple[
         return (centre - spread) / scale, (centre + spread) / scale
 
 
+# A level an alarm must reach before it pages: numerator, denominator and level per (minute, scope) -
+# the ratio of the sums since the alarm's run began is at least the level - and, optionally, the
+# numerator's variance per (minute, scope): then the numerator must pass the level by one standard
+# deviation of its sum (a level read off a few noisy minutes is not reached).
+Level = tuple[np.ndarray, ...]
+
+
 def sequential_alarm(
     evidence: np.ndarray,
     recovery: np.ndarray,
@@ -260,7 +267,7 @@ def sequential_alarm(
     clear: float,
     min_minutes: int = 1,
     expected: np.ndarray | None = None,
-    levels: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]] = (),
+    levels: Sequence[Level] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
@@ -274,8 +281,8 @@ def sequential_alarm(
     (same shape as ``evidence``; default: the evidence itself), or ``_STILL_CHANGED`` nats: a blip that is
     over sooner, however intense, never pages, and an alarm not confirmed within twice ``min_minutes``
     is dropped as a blip (its evidence starts again from zero). It also waits until the ratio of sums
-    since its run began reaches each of ``levels`` (a documented level, a business floor: numerator,
-    denominator and level per minute); once paging, it pages until the alarm ends, so a spend that
+    since its run began reaches each of ``levels`` (a documented level, a business floor: see ``Level``);
+    once paging, it pages until the alarm ends, so a spend that
     hovers at a floor does not page, resolve and page again. Inside the alarm, the recovery evidence
     against the halfway level of the alternative that fired accumulates (a CUSUM) and the alarm ends
     when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the scope is back to
@@ -335,21 +342,22 @@ def sequential_alarm(
     return paging, onset
 
 
-def _reached(
-    levels: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], scopes: int
-) -> Callable[[int, np.ndarray], np.ndarray]:
-    """Whether, after minute t, the ratio of sums since each scope's run began (numerator, denominator,
-    minutes x scopes) is at least the level (minutes x scopes), for each of ``levels``: the documented
-    levels (and business floors) a page waits for."""
+def _reached(levels: Sequence[Level], scopes: int) -> Callable[[int, np.ndarray], np.ndarray]:
+    """Whether, after minute t, the ratio of sums since each scope's run began is at least the level,
+    for each of ``levels``: the documented levels (and business floors) a page waits for."""
     columns = np.arange(scopes)
-    sums = [(cumulative(top), cumulative(bottom), at_least) for top, bottom, at_least in levels]
+    sums = [
+        (cumulative(top), cumulative(bottom), at_least, *(cumulative(v) for v in variance))
+        for top, bottom, at_least, *variance in levels
+    ]
 
     def reached(t: int, start: np.ndarray) -> np.ndarray:
         every = np.ones(scopes, dtype=bool)
-        for tops, bottoms, at_least in sums:
+        for tops, bottoms, at_least, *variances in sums:
             top = tops[t + 1] - tops[start, columns]
             bottom = bottoms[t + 1] - bottoms[start, columns]
-            every &= (bottom > 0) & (top >= at_least[t] * bottom)
+            margin = sum((np.sqrt(v[t + 1] - v[start, columns]) for v in variances), np.zeros(scopes))
+            every &= (bottom > 0) & (top - at_least[t] * bottom >= margin)
         return every
 
     return reached

@@ -100,3 +100,24 @@ def test_the_histogram_counts_calls_past_each_edge_by_the_minute_they_ended(
     assert latency[1][edges.index(80779.4)] == 1 and latency[1][edges.index(100974.2)] == 0
     ttft = [list(r) for r in rows["ttft_over"]]
     assert ttft[0][0] == 1 and ttft[0][edges.index(305.2)] == 0  # the call without a TTFT is not a zero
+
+
+def test_calls_that_take_longer_because_they_are_longer_are_compared_with_their_size() -> None:
+    # Decoding takes ~20 ms a token. A prompt edit makes the answers of /verbose 3x longer: its calls take
+    # ~2.9x longer, and its p99 with them - what its sizes usually take, not a slower provider. /slow's
+    # calls take 30 s longer at the usual answer length: that pages.
+    def sized(route: str, size, median, seed: int):
+        return drawn_durations(
+            scope(route), 30.0, median, sigma=0.3, seed=seed, end=SPAN, size=size, per_token_ms=20.0
+        )
+
+    scenario = Scenario()
+    detector = LatencyP99Drift()
+    for route, size, median, seed in (
+        ("/verbose", between(ONSET, END, 600.0, 200.0), 300.0, 21),
+        ("/slow", 200.0, between(ONSET, END, 30_000.0, 300.0), 22),
+    ):
+        tails, histogram, hourly = sized(route, size, median, seed)
+        scenario.add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly)
+    result = run(detector, scenario, DAY, SPAN, defaults={"ttft_calls": 0})
+    assert {s["route"] for _, status, _, s in result if status == "firing"} == {"/slow"}

@@ -1,4 +1,5 @@
 import math
+import zlib
 
 from tests.detector_harness import Scenario, Series, between, run
 from tokenpulse.detectors.catalog.timeout_surge import TimeoutSurge
@@ -11,11 +12,12 @@ ONSET, END = START + 600, START + 660
 SPAN = START + 780
 
 
-def route(name: str, calls, start: int = 0) -> Series:
-    """Poisson calls a minute around ``calls`` (a function of the minute), drawn reproducibly."""
+def route(name: str, calls, start: int = 0, seed: int = 0) -> Series:
+    """Poisson calls a minute around ``calls`` (a function of the minute), drawn reproducibly (``hash``
+    of a string is not: it changes with every interpreter)."""
     import numpy as np
 
-    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    rng = np.random.default_rng([zlib.crc32(name.encode()), seed])
     drawn = {m: float(rng.poisson(max(calls(m), 0.0))) for m in range(start, SPAN)}
     return Series({"service": "support", "route": name}, {"calls": lambda m: drawn[m]}, start, SPAN)
 

@@ -77,3 +77,29 @@ def test_settings_are_validated() -> None:
         settings_from_mapping(Settings, {"route_slo_ms": {"/r": 0}})
     with pytest.raises(ValueError, match="route"):
         settings_from_mapping(Settings, {"scope": ["service"]})
+
+
+def test_longer_prompts_that_take_longer_to_prefill_are_compared_with_their_size() -> None:
+    # Prefill takes ~0.1 ms a prompt token. A retrieval change makes the prompts of /rag 4x longer: its
+    # first tokens take ~3x longer - what its prompt sizes usually take. /chat's first tokens take 6 s
+    # longer at the usual prompt size: that pages.
+    detector = TtftSlo()
+    scenario = Scenario()
+    for route, size, median, seed in (
+        ("/rag", between(ONSET, END, 80_000.0, 20_000.0), 200.0, 31),
+        ("/chat", 20_000.0, between(ONSET, END, 6000.0, 200.0), 32),
+    ):
+        tails, histogram, hourly = drawn_durations(
+            scope(route),
+            30.0,
+            median,
+            sigma=0.3,
+            column="ttft",
+            seed=seed,
+            end=SPAN,
+            size=size,
+            per_token_ms=0.1,
+        )
+        scenario.add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly)
+    result = run(detector, scenario, DAY, SPAN, defaults={"calls": 0})
+    assert {s["route"] for _, status, _, s in result if status == "firing"} == {"/chat"}
