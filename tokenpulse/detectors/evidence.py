@@ -62,12 +62,12 @@ _LAG = int(BASELINE_LAG.total_seconds() // 60)
 # null hypothesis takes that much worse as still usual.
 DIURNAL_ODDS, DIURNAL_DROP = 1.5, 0.25
 # Today's level against yesterday's: the calls of the two hours ending half an hour ago, over the same
-# two hours yesterday (the half hour keeps a drop's first half hour out of its own baseline: a drop that
-# pulled the level down with it would lower the bar it has to clear). A quieter day scales yesterday's rate down,
-# to at most ``LEVEL_FLOOR`` of it; a busier one never scales it up (a surge earlier today must not make
-# ordinary traffic read as a drop). Pseudo-calls shrink a thin scope's level towards yesterday's, and the
-# level is taken ``LEVEL_Z`` standard errors (Poisson) above its estimate: a thin scope's level is scaled
-# down only where its counts say the day is quieter, not on their noise.
+# two hours yesterday (the half hour keeps a drop's first half hour out of its own baseline: a drop
+# that pulled the level down with it would lower the bar it has to clear). A quieter day scales
+# yesterday's rate down, to at most ``LEVEL_FLOOR`` of it; a busier one never scales it up (a surge
+# earlier today must not make ordinary traffic read as a drop). Pseudo-calls shrink a thin scope's
+# level towards yesterday's, and the level is taken ``LEVEL_Z`` standard errors (Poisson) above its
+# estimate: a thin scope's level is scaled down only where its counts say the day is quieter.
 LEVEL_LAG, LEVEL_WINDOW, LEVEL_FLOOR, LEVEL_PRIOR_CALLS, LEVEL_Z = 30, 120, 0.7, 10.0, 1.0
 # How much lower than the level-adjusted rate a scope's calls may run on an ordinary day is measured, not
 # assumed (``_usual_variation``): the half hours of the trailing six hours against the same half hours
