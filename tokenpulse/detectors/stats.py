@@ -37,8 +37,9 @@ MINUTES_PER_DAY = 1440
 # A minute "still speaks for the change" when it gives at least this much evidence (nats) for it, or
 # half what a changed minute is expected to give if that is less (a thin scope's minutes): one incident
 # minute of a thin scope does (a timeout in 2 calls where 1% is usual: 3 nats), a minute after a blip
-# with one stray timeout in 15 calls does not (0.02).
-_STILL_CHANGED = 1.0
+# with one stray timeout in 15 calls does not (0.02), nor one in 5 calls where 2% is usual (1.3 nats for
+# 25x the odds: a stray after a tool's blip confirmed the blip's alarm at 1 nat).
+_STILL_CHANGED = 2.0
 
 # A share is never taken as exactly 0 or 1 (the log-likelihood ratio would be infinite).
 _SHARE_FLOOR = 1e-4
