@@ -872,6 +872,7 @@ class TailSettings(EvidenceSettings):
 # it expects at the trailing day's mean size, at most this many times. Only ever up: shorter calls than
 # usual leave the level where it is (the line is a rough model of the tail, not a promise).
 SIZE_FACTOR_CAP = 20.0
+SIZE_PRIOR_CALLS = 10.0
 # Where sizes moved the level by more than this, the whole-distribution test (against the trailing day's
 # durations, of the usual sizes) sits the minute out; the share past the scaled level still tests it.
 SIZE_SHIFT_TOLERANCE = 1.1
@@ -1032,7 +1033,10 @@ class TailDetector(EvidenceDetector):
         with np.errstate(divide="ignore", invalid="ignore"):
             slope = (calls * product - size * duration) / (calls * square - size**2)
             usual_size, usual_ms = size / calls, duration / calls
-            now_size = minutes[..., 1] / minutes[..., 0]
+            # A minute's mean size is shrunk towards the day's by ``SIZE_PRIOR_CALLS``: one long answer
+            # in a thin minute does not excuse a slow call beside it.
+            prior = SIZE_PRIOR_CALLS
+            now_size = (minutes[..., 1] + prior * usual_size) / (minutes[..., 0] + prior)
             factor = (usual_ms + slope * (now_size - usual_size)) / usual_ms
         spread = calls * square - size**2  # n^2 x the variance of the sizes: none, no line
         fitted = (calls >= self.settings.learning_calls) & (spread > 1e-9 * calls * square) & (slope > 0)
