@@ -271,7 +271,6 @@ class Pipeline:
             dropped_events=normalized.dropped_events,
         )
         calls, tool_spans, evaluations = normalized.calls, normalized.tool_spans, normalized.evaluations
-        _count_received(normalized, transport)
         length = self.limits.max_attribute_length
         result.truncated = truncate_long_values(calls, CALL_TEXTS, length)  # type: ignore[arg-type]
         result.truncated += truncate_long_values(tool_spans, TOOL_SPAN_TEXTS, length)  # type: ignore[arg-type]
@@ -279,6 +278,7 @@ class Pipeline:
         self.cardinality.apply(tool_spans, TOOL_SPAN_DIMENSIONS, tenant)  # type: ignore[arg-type]
         if not self._buffer(calls, tool_spans, evaluations, result, digest, tenant):
             return self._duplicate(transport)
+        _count_received(normalized, transport)
         _count_accepted(result, _unpriced(calls))
         self.llm_metrics.observe(calls)
         return result
@@ -296,7 +296,6 @@ class Pipeline:
             return IngestResult(duplicate=True)
         if not self.cardinality.admit(prepared.dimension_values, tenant):
             return None
-        _count_received(prepared.normalized, transport)
         result = IngestResult(
             ignored=prepared.normalized.ignored,
             rejected=prepared.normalized.rejected,
@@ -311,6 +310,7 @@ class Pipeline:
                 return self._duplicate(transport)
             result.wal_end = end
         result.calls, result.tool_spans, result.evaluations = prepared.counts
+        _count_received(prepared.normalized, transport)
         _count_accepted(result, prepared.unpriced)
         return result
 
@@ -326,7 +326,6 @@ class Pipeline:
         if self._is_retry(digest, transport):
             return IngestResult(duplicate=True, items="log record")
         received = count_log_records(request)
-        metrics.OTLP_ITEMS_RECEIVED.labels("logs", transport).inc(received)
         if received > self.limits.max_spans_per_request:
             limit = self.limits.max_spans_per_request
             raise TooManySpans(f"request holds {received} log records, more than the limit of {limit}")
@@ -344,9 +343,11 @@ class Pipeline:
                 if len(result.reasons) < _MAX_MESSAGES:
                     result.reasons.append(f"log record of span {view.span_id or '?'}: {error}")
         result.ignored = received - len(evaluations) - result.rejected
-        metrics.EVALUATIONS_REJECTED.inc(result.rejected)
         if not self._buffer([], [], evaluations, result, digest, tenant):
             return self._duplicate(transport, items="log record")
+        # After the append, as _count_received: a retry the daemon's log drops counts in neither.
+        metrics.OTLP_ITEMS_RECEIVED.labels("logs", transport).inc(received)
+        metrics.EVALUATIONS_REJECTED.inc(result.rejected)
         metrics.EVALUATIONS_ACCEPTED.labels("log").inc(len(evaluations))
         return result
 
@@ -524,7 +525,12 @@ def _unpriced(calls: list[CallRecord]) -> dict[str, int]:
 
 
 def _count_received(normalized: Normalized, transport: str) -> None:
-    """The metrics of a request's spans as it is committed: received, rejected, dropped events."""
+    """The metrics of a request's spans once it is buffered: received, rejected, dropped events.
+
+    Counted after the append, not before: a retry the log drops (in a worker of ``serve --workers``
+    only the daemon's log knows it) or a request refused with WalFull counts in none of them, as a
+    retry caught early always did; tokenpulse_duplicate_requests counts the retries. So received =
+    accepted + rejected holds, whichever process decided."""
     metrics.SPANS_RECEIVED.labels(transport).inc(normalized.received)
     metrics.EVALUATIONS_REJECTED.inc(normalized.dropped_events)
     too_many_attributes = normalized.too_many_attributes
