@@ -162,7 +162,8 @@ def _commit_waiting(runtime: Runtime, prepared: Prepared, line: bytes, tenant: s
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from tokenpulse.collector.file_ingest import LineSettings, freeze_heap, prepared_lines
+    from tokenpulse.collector.file_ingest import LineSettings, prepared_lines
+    from tokenpulse.memory import freeze_heap
     from tokenpulse.runtime import Runtime
 
     # Before anything is created: a typo must not leave an empty store behind.

@@ -10,7 +10,6 @@ At most ``2 * workers`` lines are in flight, so memory does not grow with the fi
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -90,21 +89,11 @@ _worker: tuple[LineSettings, Pricer] | None = None
 def _start_worker(settings: LineSettings) -> None:
     global _worker
     _worker = (settings, settings.pricer())
-    # What the worker imported lives as long as it does: out of the collector's way (see freeze_heap).
+    from tokenpulse.memory import freeze_heap
+
     freeze_heap()
 
 
 def _prepare_in_worker(line: bytes) -> Outcome:
     assert _worker is not None, "the pool's initializer did not run"
     return prepare_line(line, *_worker)
-
-
-def freeze_heap() -> None:
-    """Exempt every object alive now (modules, settings, the store's client) from garbage collection.
-
-    Decoding a line allocates tens of thousands of dicts and lists, which start a collection every few
-    hundred; each older-generation collection walked the whole heap of imported modules again (about a
-    fifth of file ingest's CPU). The line's own objects are still collected as before.
-    """
-    gc.collect()
-    gc.freeze()
