@@ -11,13 +11,16 @@ directory; one JSON object per run. Exits non-zero on any loss.
 
 ``--mixed N`` sends what an instrumented app exports: N non-LLM spans (HTTP server/client, database,
 queue) per LLM span, so ``spans_received_per_s`` counts every span and ``stored_spans`` the LLM ones.
-To compare with other code, run this script with the other checkout as the working directory: the
-daemon runs ``python -m tokenpulse`` from there.
+To compare with other code in the same run, pass ``--baseline DIR`` (a checkout of another commit, e.g.
+``git archive <commit> | tar -x -C DIR``): every combination then runs with this tree and with DIR,
+alternately (the daemon runs ``python -m tokenpulse.cli`` from the tree's directory); each object names
+its ``tree``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -159,12 +162,20 @@ def stored_calls(daemon: Daemon) -> int:
     return response.json()["groups"][0]["calls"]
 
 
-def run(args: argparse.Namespace, data_dir: Path, workers: int, mixed: int) -> dict[str, object]:
-    """One load of ``args.duration`` seconds against a fresh daemon; its figures."""
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(
+    args: argparse.Namespace, data_dir: Path, workers: int, mixed: int, tree: Path = ROOT
+) -> dict[str, object]:
+    """One load of ``args.duration`` seconds against a fresh daemon running the code of ``tree``; its
+    figures."""
     body = template_body(args.spans, mixed)
     per_request = args.spans * (1 + mixed)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    daemon = Daemon(data_dir, workers=workers).start()
+    # `python -m` imports from the working directory first: the daemon (and its workers) run ``tree``.
+    with contextlib.chdir(tree):
+        daemon = Daemon(data_dir.resolve(), workers=workers).start()
     assert daemon.process is not None
     pids = [daemon.process.pid, *daemon.worker_pids()]
     cpu_before = {pid: cpu_seconds(pid) for pid in pids}
@@ -214,6 +225,7 @@ def run(args: argparse.Namespace, data_dir: Path, workers: int, mixed: int) -> d
     latencies.sort()
     received = acknowledged // args.spans * per_request
     return {
+        "tree": "this" if tree == ROOT else str(tree),
         "workers": workers,
         "mixed": mixed,
         "duration_s": round(load_ended - load_started, 2),
@@ -255,17 +267,20 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="`serve --workers` (default 1)")
     parser.add_argument("--rounds", type=int, default=1, help="times each combination runs, alternated")
+    parser.add_argument("--baseline", type=Path, help="a checkout of other code, run alternately with this")
     args = parser.parse_args()
+    trees = [ROOT, *([args.baseline.resolve()] if args.baseline else [])]
 
     root = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-bench-"))
     ok = True
     for round_number in range(args.rounds):
         for mixed in args.mixed:
             for workers in args.workers:
-                data_dir = root / f"round-{round_number}-mixed-{mixed}-workers-{workers}" / "data"
-                result = run(args, data_dir, workers, mixed)
-                print(json.dumps(result), flush=True)
-                ok = ok and bool(result["ok"])
+                for n, tree in enumerate(trees):
+                    name = f"round-{round_number}-mixed-{mixed}-workers-{workers}-tree-{n}"
+                    result = run(args, root / name / "data", workers, mixed, tree)
+                    print(json.dumps(result), flush=True)
+                    ok = ok and bool(result["ok"])
     return 0 if ok else 1
 
 

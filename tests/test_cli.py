@@ -77,15 +77,21 @@ def test_ingest_waits_for_storage_when_the_log_is_full(tmp_path: Path) -> None:
 
 
 def test_ingest_with_workers_stores_what_one_process_stores(tmp_path: Path) -> None:
+    """Bad lines skipped, a repeated line stored once, and the routes past the cap folded alike."""
     path = tmp_path / "traces.jsonl"
     spans = [[llm_span(**{"tokenpulse.route": f"/r{n}"}) for _ in range(3)] for n in range(9)]
     lines = [otlp_json_line(*request) for request in spans]
     lines[3] = "{not json"
+    lines.append(lines[0])  # the same request again (a file concatenated twice): stored once
     path.write_text("\n".join(lines) + "\n")
+    config = tmp_path / "tokenpulse.toml"
+    config.write_text("max_dimension_values = 5\n")  # 8 routes: the last 3 lines' become __other__
     stored = {}
     for workers in ("1", "2"):
         data = tmp_path / f"data-{workers}"
-        result = run_cli("ingest", "--workers", workers, "--data", str(data), str(path))
+        result = run_cli(
+            "ingest", "--workers", workers, "--config", str(config), "--data", str(data), str(path)
+        )
         assert result.returncode == 1  # the bad line
         assert "ingested 24 calls" in result.stdout and "traces.jsonl:4: skipped" in result.stderr
         store = Store.open(data)
@@ -94,6 +100,8 @@ def test_ingest_with_workers_stores_what_one_process_stores(tmp_path: Path) -> N
         finally:
             store.close()
     assert len(stored["1"]) == 24 and stored["2"] == stored["1"]
+    routes = sorted(route for _, route, _ in stored["2"])
+    assert routes == sorted(["/r0", "/r1", "/r2", "/r4", "/r5"] * 3 + ["__other__"] * 9)
 
 
 def test_second_process_on_the_same_data_directory_gets_a_clear_error(daemon: Daemon) -> None:

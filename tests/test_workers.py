@@ -285,3 +285,47 @@ def test_serve_defaults_to_a_worker_per_core() -> None:
 
     assert worker_count(Settings()) == len(os.sched_getaffinity(0))
     assert worker_count(Settings(workers=1)) == 1  # the daemon's own process: no worker
+
+
+def _counted(transport: str) -> tuple[float, float, float]:
+    """(spans received, evaluation log records received, duplicate requests) of ``transport`` so far."""
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"transport": transport, **labels}) or 0.0
+
+    return (
+        value("tokenpulse_spans_received_total"),
+        value("tokenpulse_otlp_items_received_total", signal="logs"),
+        value("tokenpulse_duplicate_requests_total"),
+    )
+
+
+@pytest.mark.parametrize("where", ["one process", "worker"])
+def test_a_retry_counts_as_a_duplicate_not_as_spans_received(tmp_path: Path, where: str) -> None:
+    """The retry memory answers early in one process and only at the append in a worker: either way a
+    retried request's spans (log records) count once in received and the retry once in duplicates."""
+    from tests.otlp_builders import evaluation_log, logs_request
+    from tokenpulse.collector.normalize import NormalizeConfig
+    from tokenpulse.collector.pipeline import Pipeline, request_digest
+    from tokenpulse.collector.pricing import Pricer
+
+    wal = WriteAheadLog(tmp_path / "wal")
+    server = None
+    if where == "worker":
+        server = LogServer(LocalRequestLog(wal), WorkerMetrics())
+        pipeline = Pipeline(_worker_channel(server, 0), NormalizeConfig(), Pricer())
+    else:
+        pipeline = Pipeline(wal, NormalizeConfig(), Pricer())
+    transport = f"retry-{where}"
+    spans = export_request(*(llm_span() for _ in range(3)))
+    logs = logs_request(evaluation_log(), evaluation_log())
+    before = _counted(transport)
+    for _ in range(2):  # the request, then the exporter's retry of it
+        assert pipeline.ingest(spans, transport, request_digest(spans.SerializeToString())).calls in (0, 3)
+        digest = request_digest(logs.SerializeToString(), "logs")
+        assert pipeline.ingest_logs(logs, transport, digest).evaluations in (0, 2)
+    after = _counted(transport)
+    assert [a - b for a, b in zip(after, before, strict=True)] == [3, 2, 2]
+    if server is not None:
+        server.close()

@@ -22,7 +22,8 @@ from tokenpulse.alerts import cli as silence_command
 from tokenpulse.buffer.wal import WalFull
 from tokenpulse.client import API_HELP, ApiError, call_api
 from tokenpulse.collector import otlp
-from tokenpulse.collector.pipeline import IngestResult, Normalized, request_digest
+from tokenpulse.collector.file_ingest import normalize_line
+from tokenpulse.collector.pipeline import IngestResult, Prepared
 from tokenpulse.config import (
     ConfigError,
     Settings,
@@ -139,12 +140,19 @@ def _read_lines(path: Path) -> Iterator[tuple[int, bytes, int]]:
 _STORE_TIMEOUT_SECONDS = 600
 
 
-def _commit_waiting(runtime: Runtime, normalized: Normalized, digest: bytes, tenant: str) -> IngestResult:
-    """``Pipeline.commit``, waiting out a full write-ahead log: a file is read faster than storage takes
-    the rows. Raises WalFull when the log stays full (storage takes nothing)."""
+def _commit_waiting(runtime: Runtime, prepared: Prepared, line: bytes, tenant: str) -> IngestResult:
+    """``Pipeline.commit_prepared``, waiting out a full write-ahead log: a file is read faster than
+    storage takes the rows. A line with a value over its cardinality cap is normalized again here and
+    committed record by record, folding the values one process would. Raises WalFull when the log
+    stays full (storage takes nothing)."""
+    pipeline = runtime.pipeline
     while True:
         try:
-            return runtime.pipeline.commit(normalized, "file", digest, tenant)
+            result = pipeline.commit_prepared(prepared, "file", tenant)
+            if result is None:
+                normalized = normalize_line(line, pipeline.config, pipeline.pricer, pipeline.limits)
+                result = pipeline.commit(normalized, "file", prepared.digest, tenant)
+            return result
         except WalFull:
             durable = runtime.wal.durable_end
             if runtime.writer.stored_end >= durable or not runtime.writer.wait_stored(
@@ -154,7 +162,8 @@ def _commit_waiting(runtime: Runtime, normalized: Normalized, digest: bytes, ten
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from tokenpulse.collector.file_ingest import normalized_lines
+    from tokenpulse.collector.file_ingest import LineSettings, prepared_lines
+    from tokenpulse.memory import freeze_heap
     from tokenpulse.runtime import Runtime
 
     # Before anything is created: a typo must not leave an empty store behind.
@@ -164,20 +173,17 @@ def _ingest(args: argparse.Namespace) -> int:
     settings = _settings(args, data_dir=args.data, clickhouse_url=args.clickhouse)
     runtime = Runtime.open(settings)
     pipeline = runtime.pipeline
+    line_settings = LineSettings(
+        pipeline.config, settings.prices, pipeline.limits, tuple(settings.price_tiers), args.tenant
+    )
+    freeze_heap()
     calls = tool_spans = rejected = bad_lines = 0
     last_offset = 0
     try:
         for path in args.files:
             done = 0
             with tqdm(total=path.stat().st_size, desc=path.name, unit="B", unit_scale=True) as progress:
-                lines = normalized_lines(
-                    _read_lines(path),
-                    pipeline.config,
-                    settings.prices,
-                    pipeline.limits,
-                    args.workers,
-                    settings.price_tiers,
-                )
+                lines = prepared_lines(_read_lines(path), line_settings, args.workers)
                 for (number, line, position), outcome in lines:
                     progress.update(position - done)
                     done = position
@@ -186,7 +192,7 @@ def _ingest(args: argparse.Namespace) -> int:
                         progress.write(f"{path}:{number}: skipped: {outcome.message}", file=sys.stderr)
                         continue
                     try:
-                        result = _commit_waiting(runtime, outcome, request_digest(line), args.tenant)
+                        result = _commit_waiting(runtime, outcome, line, args.tenant)
                     except WalFull:
                         log.error(
                             "%s:%d: the write-ahead log stays full (is storage down?); the lines before "

@@ -28,7 +28,7 @@ from tokenpulse.detectors.api import coverage_router
 from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.service import DetectorService
 from tokenpulse.errors import UserError
-from tokenpulse.memory import StoreMemoryCollector, tune_allocator
+from tokenpulse.memory import StoreMemoryCollector, freeze_heap, tune_allocator
 from tokenpulse.reconcile.command import daily_import
 from tokenpulse.runtime import Runtime
 from tokenpulse.workers import QuietServer, SummedRegistry, WorkerPool, WorkerStartFailed, check_port_free
@@ -264,6 +264,7 @@ def serve(settings: Settings) -> None:
             # Another collector writing to the same ClickHouse runs them (README, "Scale-out"): two
             # schedulers would page twice for every alert.
             log.info("detectors off here (run_detectors = false): another tokenpulse runs them")
+        freeze_heap()
         asyncio.run(_serve(runtime, detectors, alerts, keys))
     finally:
         REGISTRY.unregister(store_memory)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 from collections.abc import Iterator
 
@@ -44,6 +45,27 @@ def _libc() -> ctypes.CDLL | None:
     except (OSError, AttributeError):
         return None
     return libc
+
+
+# Container allocations between two young-generation collections (Python's default: 700). Decoding one
+# request allocates tens of thousands of dicts and lists that live until it is stored; at 700 each was
+# walked by several collections. 20,000 took ~13% off file ingest's CPU (2.40-2.60 s against 2.84-2.97
+# s per 30k spans, alternated); what stays uncollected in between is a few MiB at most.
+YOUNG_GC_THRESHOLD = 20_000
+
+
+def freeze_heap() -> None:
+    """Exempt every object alive now (modules, settings, clients) from garbage collection, and collect
+    the young generation less often; call once a process has started, before it takes traffic.
+
+    Older-generation collections walked the whole heap of imported modules again and again (about a
+    sixth to a third of file ingest's CPU, alternated runs; ``gc.freeze``); new objects are collected as
+    before.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, middle, old)
 
 
 def tune_allocator() -> bool:

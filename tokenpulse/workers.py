@@ -209,7 +209,7 @@ def worker_main(
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s %(levelname)s worker-{slot} %(name)s: %(message)s"
     )
-    from tokenpulse.memory import tune_allocator
+    from tokenpulse.memory import freeze_heap, tune_allocator
 
     tune_allocator()
     remote = RemoteRequestLog(conn)
@@ -227,6 +227,7 @@ def worker_main(
     app = create_otlp_http_app(pipeline, settings.max_request_bytes, settings.max_decompressed_bytes, keys)
     server = QuietServer(uvicorn.Config(app, host=settings.host, log_level="warning", access_log=False))
     stopped = threading.Event()
+    freeze_heap()
 
     def push_metrics() -> None:
         while not stopped.wait(METRICS_SECONDS):

@@ -140,15 +140,37 @@ class CardinalityCap:
         self._seen: dict[tuple[str, str], set[str]] = {}
         self._lock = threading.Lock()
 
+    def _start_window(self) -> None:
+        """Forget the admitted values when a new window has begun (the caller holds the lock)."""
+        window = int(self.clock() // self.window_seconds)
+        if window != self._window:
+            self._window, self._seen = window, {}
+
+    def admit(self, values: dict[str, set[str]], tenant: str = "") -> bool:
+        """Admit every value of ``values`` (per dimension) if all fit in ``tenant``'s caps, and say so;
+        if one would be over its cap, admit none and return False (then ``apply`` to the records folds
+        exactly the values it would have folded without this call)."""
+        with self._lock:
+            self._start_window()
+            new = []
+            for dimension, given in values.items():
+                seen = self._seen.setdefault((tenant, dimension), set())
+                unseen = given - seen
+                unseen.discard("")  # an absent dimension takes no slot
+                if len(seen) + len(unseen) > self.limit:
+                    return False
+                new.append((seen, unseen))
+            for seen, unseen in new:
+                seen |= unseen
+        return True
+
     def apply(
         self, records: Iterable[MutableMapping[str, Any]], dimensions: tuple[str, ...], tenant: str = ""
     ) -> None:
         """Replace, in place, each value of ``dimensions`` that is over ``tenant``'s cap."""
         capped: dict[str, int] = {}
         with self._lock:
-            window = int(self.clock() // self.window_seconds)
-            if window != self._window:
-                self._window, self._seen = window, {}
+            self._start_window()
             admitted = [(d, self._seen.setdefault((tenant, d), set())) for d in dimensions]
             for record in records:
                 for dimension, seen in admitted:

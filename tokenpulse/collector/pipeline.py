@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Protocol
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -270,13 +271,6 @@ class Pipeline:
             dropped_events=normalized.dropped_events,
         )
         calls, tool_spans, evaluations = normalized.calls, normalized.tool_spans, normalized.evaluations
-        metrics.SPANS_RECEIVED.labels(transport).inc(normalized.received)
-        metrics.EVALUATIONS_REJECTED.inc(normalized.dropped_events)
-        too_many_attributes = normalized.too_many_attributes
-        if result.rejected > too_many_attributes:
-            metrics.SPANS_REJECTED.labels("invalid_span").inc(result.rejected - too_many_attributes)
-        if too_many_attributes:
-            metrics.SPANS_REJECTED.labels("too_many_attributes").inc(too_many_attributes)
         length = self.limits.max_attribute_length
         result.truncated = truncate_long_values(calls, CALL_TEXTS, length)  # type: ignore[arg-type]
         result.truncated += truncate_long_values(tool_spans, TOOL_SPAN_TEXTS, length)  # type: ignore[arg-type]
@@ -284,18 +278,40 @@ class Pipeline:
         self.cardinality.apply(tool_spans, TOOL_SPAN_DIMENSIONS, tenant)  # type: ignore[arg-type]
         if not self._buffer(calls, tool_spans, evaluations, result, digest, tenant):
             return self._duplicate(transport)
-        metrics.EVALUATIONS_ACCEPTED.labels("span_event").inc(len(evaluations))
-        metrics.SPANS_ACCEPTED.labels("call").inc(result.calls)
-        metrics.SPANS_ACCEPTED.labels("tool_span").inc(result.tool_spans - result.links)
-        metrics.SPANS_ACCEPTED.labels("link").inc(result.links)
-        metrics.SPANS_ACCEPTED.labels("ignored").inc(result.ignored)
-        unpriced: dict[str, int] = {}
-        for call in calls:
-            if not call["price_known"]:
-                unpriced[call["provider"]] = unpriced.get(call["provider"], 0) + 1
-        for provider, count in unpriced.items():
-            metrics.UNPRICED_CALLS.labels(provider).inc(count)
+        _count_received(normalized, transport)
+        _count_accepted(result, _unpriced(calls))
         self.llm_metrics.observe(calls)
+        return result
+
+    def commit_prepared(self, prepared: Prepared, transport: str, tenant: str = "") -> IngestResult | None:
+        """Buffer a request ``prepare_request`` made (here or in another process) as ``commit`` would,
+        without its records: the frame is appended as it was encoded.
+
+        None, with nothing buffered or counted, when a dimension value of the request is over its
+        cardinality cap: the caller commits the request's records with ``commit`` instead, which folds
+        exactly the values one process would. The tokenpulse_llm_* metrics are not observed (they need
+        the records; `tokenpulse ingest`, the one user, serves no /metrics).
+        """
+        if self._is_retry(prepared.digest, transport):
+            return IngestResult(duplicate=True)
+        if not self.cardinality.admit(prepared.dimension_values, tenant):
+            return None
+        result = IngestResult(
+            ignored=prepared.normalized.ignored,
+            rejected=prepared.normalized.rejected,
+            reasons=list(prepared.normalized.reasons),
+            links=prepared.normalized.links,
+            dropped_events=prepared.normalized.dropped_events,
+            truncated=prepared.truncated,
+        )
+        if prepared.frame:
+            end = self.log.append(prepared.frame, prepared.digest)
+            if end is None:
+                return self._duplicate(transport)
+            result.wal_end = end
+        result.calls, result.tool_spans, result.evaluations = prepared.counts
+        _count_received(prepared.normalized, transport)
+        _count_accepted(result, prepared.unpriced)
         return result
 
     def ingest_logs(
@@ -310,7 +326,6 @@ class Pipeline:
         if self._is_retry(digest, transport):
             return IngestResult(duplicate=True, items="log record")
         received = count_log_records(request)
-        metrics.OTLP_ITEMS_RECEIVED.labels("logs", transport).inc(received)
         if received > self.limits.max_spans_per_request:
             limit = self.limits.max_spans_per_request
             raise TooManySpans(f"request holds {received} log records, more than the limit of {limit}")
@@ -328,9 +343,11 @@ class Pipeline:
                 if len(result.reasons) < _MAX_MESSAGES:
                     result.reasons.append(f"log record of span {view.span_id or '?'}: {error}")
         result.ignored = received - len(evaluations) - result.rejected
-        metrics.EVALUATIONS_REJECTED.inc(result.rejected)
         if not self._buffer([], [], evaluations, result, digest, tenant):
             return self._duplicate(transport, items="log record")
+        # After the append, as _count_received: a retry the daemon's log drops counts in neither.
+        metrics.OTLP_ITEMS_RECEIVED.labels("logs", transport).inc(received)
+        metrics.EVALUATIONS_REJECTED.inc(result.rejected)
         metrics.EVALUATIONS_ACCEPTED.labels("log").inc(len(evaluations))
         return result
 
@@ -350,16 +367,7 @@ class Pipeline:
         result.truncated += truncate_long_values(evaluations, EVALUATION_TEXTS, length)  # type: ignore[arg-type]
         self.cardinality.apply(evaluations, EVALUATION_DIMENSIONS, tenant)  # type: ignore[arg-type]
         if calls or tool_spans or evaluations:
-            frame = encode_frame(
-                encode_rows(calls, CALL_FIELDS, tenant),
-                encode_rows(tool_spans, TOOL_SPAN_FIELDS, tenant),
-                len(calls),
-                len(tool_spans),
-                digest,
-                encode_rows(evaluations, EVALUATION_FIELDS, tenant),
-                len(evaluations),
-            )
-            end = self.log.append(frame, digest)
+            end = self.log.append(_frame(calls, tool_spans, evaluations, digest, tenant), digest)
             if end is None:
                 return False
             result.wal_end = end
@@ -444,3 +452,100 @@ def normalize_request(
                         result.reasons.append(f"evaluation event of span {span.span_id or '?'}: {error}")
     result.ignored += received - decoded
     return result
+
+
+@dataclass
+class Prepared:
+    """A request normalized, truncated and encoded as its log frame (``prepare_request``, in any
+    process), with what the process owning the log needs to commit it without the records: their
+    counts and, for the cardinality cap, the distinct values of each capped dimension.
+
+    ``normalized`` holds the counts and reasons only (its record lists are empty): records are the
+    bulk of a request, and pickling them to the committing process cost more than encoding them.
+    """
+
+    normalized: Normalized
+    digest: bytes
+    frame: bytes  # b"" when the request keeps no row
+    counts: tuple[int, int, int]  # calls, tool spans, evaluations in the frame
+    truncated: int
+    unpriced: dict[str, int]  # calls without a known price, per provider
+    dimension_values: dict[str, set[str]]  # per dimension (CardinalityCap.admit)
+
+
+def prepare_request(
+    request: Decoded, body: bytes, config: NormalizeConfig, pricer: Pricer, limits: Limits, tenant: str = ""
+) -> Prepared:
+    """Normalize ``request`` (decoded from ``body``) and encode what it keeps as the frame ``commit``
+    would append when no value is over the cardinality cap. Raises TooManySpans as normalize_request."""
+    normalized = normalize_request(request, config, pricer, limits)
+    calls, tool_spans, evaluations = normalized.calls, normalized.tool_spans, normalized.evaluations
+    length = limits.max_attribute_length
+    truncated = truncate_long_values(calls, CALL_TEXTS, length)  # type: ignore[arg-type]
+    truncated += truncate_long_values(tool_spans, TOOL_SPAN_TEXTS, length)  # type: ignore[arg-type]
+    truncated += truncate_long_values(evaluations, EVALUATION_TEXTS, length)  # type: ignore[arg-type]
+    values: dict[str, set[str]] = {}
+    for records, dimensions in (
+        (calls, CALL_DIMENSIONS), (tool_spans, TOOL_SPAN_DIMENSIONS), (evaluations, EVALUATION_DIMENSIONS)
+    ):  # fmt: skip
+        for dimension in dimensions if records else ():
+            values.setdefault(dimension, set()).update(map(itemgetter(dimension), records))
+    digest = request_digest(body)
+    rows = (len(calls), len(tool_spans), len(evaluations))
+    frame = _frame(calls, tool_spans, evaluations, digest, tenant) if any(rows) else b""
+    normalized.calls, normalized.tool_spans, normalized.evaluations = [], [], []
+    return Prepared(normalized, digest, frame, rows, truncated, _unpriced(calls), values)
+
+
+def _frame(
+    calls: list[CallRecord],
+    tool_spans: list[ToolSpanRecord],
+    evaluations: list[EvaluationRecord],
+    digest: bytes,
+    tenant: str,
+) -> bytes:
+    """The log frame of one request's rows."""
+    return encode_frame(
+        encode_rows(calls, CALL_FIELDS, tenant),
+        encode_rows(tool_spans, TOOL_SPAN_FIELDS, tenant),
+        len(calls),
+        len(tool_spans),
+        digest,
+        encode_rows(evaluations, EVALUATION_FIELDS, tenant),
+        len(evaluations),
+    )
+
+
+def _unpriced(calls: list[CallRecord]) -> dict[str, int]:
+    unpriced: dict[str, int] = {}
+    for call in calls:
+        if not call["price_known"]:
+            unpriced[call["provider"]] = unpriced.get(call["provider"], 0) + 1
+    return unpriced
+
+
+def _count_received(normalized: Normalized, transport: str) -> None:
+    """The metrics of a request's spans once it is buffered: received, rejected, dropped events.
+
+    Counted after the append, not before: a retry the log drops (in a worker of ``serve --workers``
+    only the daemon's log knows it) or a request refused with WalFull counts in none of them, as a
+    retry caught early always did; tokenpulse_duplicate_requests counts the retries. So received =
+    accepted + rejected holds, whichever process decided."""
+    metrics.SPANS_RECEIVED.labels(transport).inc(normalized.received)
+    metrics.EVALUATIONS_REJECTED.inc(normalized.dropped_events)
+    too_many_attributes = normalized.too_many_attributes
+    if normalized.rejected > too_many_attributes:
+        metrics.SPANS_REJECTED.labels("invalid_span").inc(normalized.rejected - too_many_attributes)
+    if too_many_attributes:
+        metrics.SPANS_REJECTED.labels("too_many_attributes").inc(too_many_attributes)
+
+
+def _count_accepted(result: IngestResult, unpriced: dict[str, int]) -> None:
+    """The metrics of a request's rows once they are buffered."""
+    metrics.EVALUATIONS_ACCEPTED.labels("span_event").inc(result.evaluations)
+    metrics.SPANS_ACCEPTED.labels("call").inc(result.calls)
+    metrics.SPANS_ACCEPTED.labels("tool_span").inc(result.tool_spans - result.links)
+    metrics.SPANS_ACCEPTED.labels("link").inc(result.links)
+    metrics.SPANS_ACCEPTED.labels("ignored").inc(result.ignored)
+    for provider, count in unpriced.items():
+        metrics.UNPRICED_CALLS.labels(provider).inc(count)
