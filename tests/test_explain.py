@@ -50,18 +50,18 @@ def test_symptom_during_its_cause_is_never_emitted() -> None:
 
 
 def test_symptom_outlasting_its_cause_fires_once_the_cause_is_long_gone() -> None:
-    result = drive({"cache_hit_collapse": {CAUSE: range(10, 20)}, "cost_spike": {SYMPTOM: range(11, 40)}},
-                   range(0, 60))  # fmt: skip
+    result = drive({"cache_hit_collapse": {CAUSE: range(10, 20)}, "cost_spike": {SYMPTOM: range(11, 55)}},
+                   range(0, 70))  # fmt: skip
     assert result == [
         (12, "firing", "cache_hit_collapse", ""),
         (21, "resolved", "cache_hit_collapse", ""),
-        (36, "firing", "cost_spike", "alice"),  # 15 minutes after the cause resolved, still spending
-        (41, "resolved", "cost_spike", "alice"),
+        (51, "firing", "cost_spike", "alice"),  # 30 minutes after the cause resolved, still spending
+        (56, "resolved", "cost_spike", "alice"),
     ]
 
 
 def test_symptom_draining_after_its_cause_stays_quiet() -> None:
-    result = drive({"cache_hit_collapse": {CAUSE: range(10, 20)}, "cost_spike": {SYMPTOM: range(11, 30)}},
+    result = drive({"cache_hit_collapse": {CAUSE: range(10, 20)}, "cost_spike": {SYMPTOM: range(11, 45)}},
                    range(0, 60))  # fmt: skip
     assert result == [(12, "firing", "cache_hit_collapse", ""), (21, "resolved", "cache_hit_collapse", "")]
 

@@ -28,8 +28,9 @@ PENDING = AlertState.PENDING
 FIRING = AlertState.FIRING
 RESOLVED = AlertState.RESOLVED
 
-# Resolved alerts stay visible this long (the API lists them as recent), then are forgotten here.
-RESOLVED_RETENTION = timedelta(minutes=15)
+# Resolved alerts stay visible this long (the API lists them as recent), then are forgotten here; at
+# least as long as a cause explains its symptoms after it resolved (``explain.RELEASE_AFTER``).
+RESOLVED_RETENTION = timedelta(minutes=30)
 
 
 __all__ = ["FIRING", "PENDING", "RESOLVED", "Alert", "AlertStates", "fingerprint"]
