@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from tokenpulse.detectors import stats
+from tokenpulse.detectors import stats, windows
 from tokenpulse.detectors.base import (
     CRITICAL,
     LEARNING,
@@ -410,12 +410,13 @@ class ShareDetector(EvidenceDetector):
         part, total = np.minimum(g[self.part], g[self.total]), g[self.total]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
-        (base_total, base_part, _, _), trailing, same_hour = stats.baseline_sums(
+        (base_total, base_part, _, _), trailing, same_hour = windows.baseline_sums(
             (total, part, *_trailing_rows(stats.share_excess, rows, part, total)),
             rows,
             lag=_LAG,
             days=BASELINE_DAYS,
             enough=s.learning_calls,
+            trailing_only=2,
         )
         learning = base_total < s.learning_calls
         prior = np.nan if s.prior_share is None else s.prior_share
@@ -438,8 +439,8 @@ class ShareDetector(EvidenceDetector):
         smallest = changed[..., 0]
         alarm = self._binomial_alarm(x, n, null, changed, dispersion, watched, first, positions)
         at = positions - first
-        run_part = _run_sums(stats.cumulative(part), alarm.onset, positions)
-        run_total = _run_sums(stats.cumulative(total), alarm.onset, positions)
+        run_part = windows.run_sums(part, alarm.onset, positions)
+        run_total = windows.run_sums(total, alarm.onset, positions)
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.where(run_total > 0, run_part / run_total, np.nan)
         lower, _ = stats.wilson_bounds(run_part, run_total, 3.0)
@@ -499,10 +500,10 @@ class RatioDetector(EvidenceDetector):
         # Each call is a draw that hits its cacheable prefix for a share of it: ``hits`` = ratio x calls
         # is a (quasi-)binomial count, its dispersion measured on the scope's history.
         hits = weight * ratio
-        (base_weight, base_hits, _, _), trailing, same_hour = stats.baseline_sums(
+        (base_weight, base_hits, _, _), trailing, same_hour = windows.baseline_sums(
             (weight, hits, *_trailing_rows(stats.share_excess, rows, hits, weight)), rows, lag=_LAG,
             days=BASELINE_DAYS,
-            enough=s.learning_calls,
+            enough=s.learning_calls, trailing_only=2,
         )  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
             usual = base_hits / base_weight
@@ -517,9 +518,9 @@ class RatioDetector(EvidenceDetector):
         smallest = changed[..., 0]
         alarm = self._binomial_alarm(x, n, null, changed, dispersion, watched, first, positions)
         at = positions - first
-        run_numerator = _run_sums(stats.cumulative(numerator), alarm.onset, positions)
-        run_denominator = _run_sums(stats.cumulative(denominator), alarm.onset, positions)
-        run_calls = _run_sums(stats.cumulative(weight), alarm.onset, positions)
+        run_numerator = windows.run_sums(numerator, alarm.onset, positions)
+        run_denominator = windows.run_sums(denominator, alarm.onset, positions)
+        run_calls = windows.run_sums(weight, alarm.onset, positions)
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.where(run_denominator > 0, run_numerator / run_denominator, np.nan)
         critical = np.nan_to_num(value, nan=1.0) < usual[at] * s.critical_fraction
@@ -717,10 +718,10 @@ class MeanDetector(EvidenceDetector):
         total, draws, calls = np.maximum(g[self.numerator], 0.0), self.draws(g, dims), g[self.denominator]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
-        (base_draws, base_total, base_calls, base_minutes, _, _), trailing, same_hour = stats.baseline_sums(
+        (base_draws, base_total, base_calls, base_minutes, _, _), trailing, same_hour = windows.baseline_sums(
             (draws, total, calls, _read(calls), *_trailing_rows(stats.mean_excess, rows, total, draws)),
             rows, lag=_LAG,
-            days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2,
+            days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2, trailing_only=2,
         )  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
             usual = np.nan_to_num(base_total / base_draws)
@@ -760,9 +761,9 @@ class MeanDetector(EvidenceDetector):
         )
         at = positions - first
         run = Run(
-            total=_run_sums(stats.cumulative(total), alarm.onset, positions),
-            draws=_run_sums(stats.cumulative(draws), alarm.onset, positions),
-            calls=_run_sums(stats.cumulative(calls), alarm.onset, positions),
+            total=windows.run_sums(total, alarm.onset, positions),
+            draws=windows.run_sums(draws, alarm.onset, positions),
+            calls=windows.run_sums(calls, alarm.onset, positions),
             minutes=positions[:, None] + 1 - alarm.onset,
             usual_rate=usual_rate[at],
         )
