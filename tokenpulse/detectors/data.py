@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -78,9 +79,38 @@ def grid_arrays(
 ) -> tuple[pd.Index, dict[str, np.ndarray]]:
     """``grids`` as plain arrays (minutes x scopes) and their scopes: what the evidence templates work
     on (a week of minutes x every tenant's scopes: no frame around them to build and copy)."""
+    layout = grid_layout(frame, dims, start, end)
+    return layout.scopes, {c: layout.sum(frame, c) for c in columns}
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where each row of a frame falls in a minute x scope grid over [start, end): the scopes (sorted)
+    and each row's cell (rows outside the range fall nowhere). Computed once per frame and scope
+    dimensions, it serves every column's grid."""
+
+    scopes: pd.Index
+    minutes: int
+    inside: np.ndarray  # rows of the frame in the range
+    cells: np.ndarray  # their cell: minute x scopes + scope
+
+    def sum(self, frame: pd.DataFrame, column: str) -> np.ndarray:
+        """``column`` summed per cell (minutes x scopes); a column the frame lacks is 0."""
+        size = self.minutes * len(self.scopes)
+        if column not in frame or not len(self.cells):
+            return np.zeros((self.minutes, len(self.scopes)))
+        values = frame[column].to_numpy(dtype=float)[self.inside]
+        return np.bincount(self.cells, weights=values, minlength=size).reshape(self.minutes, len(self.scopes))
+
+
+def grid_layout(frame: pd.DataFrame, dims: Sequence[str], start: datetime, end: datetime) -> GridLayout:
+    """The ``GridLayout`` of ``frame`` by ``dims`` over [start, end)."""
     index = minute_index(start, end)
     if frame.empty:
-        return _scope_index(dims, pd.Index([], dtype=object)), {c: np.zeros((len(index), 0)) for c in columns}
+        empty = np.zeros(0, dtype=np.int64)
+        return GridLayout(
+            _scope_index(dims, pd.Index([], dtype=object)), len(index), empty.astype(bool), empty
+        )
     offsets = (frame["minute"].to_numpy(dtype="datetime64[ns]") - index[0].to_datetime64()) // np.timedelta64(
         1, "m"
     )
@@ -101,12 +131,41 @@ def grid_arrays(
             key.append(uniques[position])
         keys.append(tuple(reversed(key)))
     scope_index = _scope_index(dims, pd.Index(keys, dtype=object, tupleize_cols=False))
-    result = {}
-    for column in columns:
-        values = frame[column].to_numpy(dtype=float)[inside]
-        summed = np.bincount(cells, weights=values, minlength=len(index) * len(used))
-        result[column] = summed.reshape(len(index), len(used))
-    return scope_index, result
+    return GridLayout(scope_index, len(index), inside, cells)
+
+
+class GridMemo:
+    """The grids one evaluation (a cycle, a backtest) built, by frame, scope dimensions and column:
+    detectors that read the same query at the same scope share one layout and one grid per column
+    (the rollup at service+route serves five of them). Grids handed out are read-only: a detector that
+    needs another grid computes a new one.
+
+    Keyed by the frame's identity, and it keeps the frame: a frame filtered or rebuilt by a detector is
+    another frame, never mistaken for the one it came from."""
+
+    def __init__(self) -> None:
+        self._held: dict[
+            tuple[int, tuple[str, ...], datetime, datetime], tuple[pd.DataFrame, GridLayout]
+        ] = {}
+        self._grids: dict[tuple[int, tuple[str, ...], datetime, datetime, str], np.ndarray] = {}
+
+    def grid_arrays(
+        self, frame: pd.DataFrame, dims: Sequence[str], columns: Sequence[str], start: datetime, end: datetime
+    ) -> tuple[pd.Index, dict[str, np.ndarray]]:
+        """``grid_arrays(frame, dims, columns, start, end)``, each layout and grid computed once."""
+        key = (id(frame), tuple(dims), start, end)
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = (frame, grid_layout(frame, dims, start, end))
+        layout = held[1]
+        arrays = {}
+        for column in columns:
+            grid = self._grids.get((*key, column))
+            if grid is None:
+                grid = self._grids[(*key, column)] = layout.sum(frame, column)
+                grid.setflags(write=False)
+            arrays[column] = grid
+        return layout.scopes, arrays
 
 
 def _scope_index(dims: Sequence[str], keys: pd.Index) -> pd.Index:

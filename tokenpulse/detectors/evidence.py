@@ -35,7 +35,7 @@ from tokenpulse.detectors.base import (
     Observation,
     Scope,
 )
-from tokenpulse.detectors.data import grid_arrays, hourly_baseline, minute_index
+from tokenpulse.detectors.data import GridMemo, hourly_baseline, minute_index
 from tokenpulse.detectors.history import (
     BASELINE_DAYS,
     ROLLUP,
@@ -220,10 +220,11 @@ class EvidenceDetector:
         if frame.empty or not len(frame.columns):
             return {c: np.zeros((0, 0)) for c in columns}, []
         scoped = (TENANT, *dims) if TENANT in frame else tuple(dims)
-        missing = {c: 0.0 for c in columns if c not in frame}  # a source that never reports it: none
-        columns_of, by_minute = grid_arrays(
-            frame.assign(**missing) if missing else frame, scoped, columns, history.start, history.end
-        )
+        # One layout and one grid per frame, scope and column per evaluation, shared between detectors
+        # (a column the source never reports is all 0: none).
+        memo = history.derived.setdefault("grids", GridMemo())
+        assert isinstance(memo, GridMemo)
+        columns_of, by_minute = memo.grid_arrays(frame, scoped, columns, history.start, history.end)
         scopes = [tuple((k, v) for k, v in scope if not (k == TENANT and v == "")) for scope in columns_of]
         return by_minute, scopes
 

@@ -167,6 +167,9 @@ class History:
     start: datetime
     end: datetime
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # What detectors derive from the frames during one evaluation and share (``data.GridMemo``: one grid
+    # per frame, scope and column however many detectors use it); gone with the history.
+    derived: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     def __getitem__(self, query: Query) -> pd.DataFrame:
         return self.frames[query.name]
