@@ -594,10 +594,7 @@ class CountDetector(EvidenceDetector):
         usual = np.nan_to_num(usual, nan=1.0)
         null = usual * (1 - USUAL_VARIATION)
         recover_null = np.nan_to_num(unadjusted, nan=1.0) * (1 - USUAL_VARIATION)
-        trailing = [
-            stats.window_sums(stats.cumulative(grid), here - _LAG, here - _LAG - stats.MINUTES_PER_DAY)
-            for grid in stats.block_excess(calls)
-        ]
+        trailing = [windows.trailing_day_sums(grid, rows, _LAG) for grid in stats.block_excess(calls)]
         dispersion = stats.count_dispersion(*trailing, null)
         x = calls[rows]
         keep = np.array([1 - d for d in sorted(s.drops)])
