@@ -2,9 +2,10 @@
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
-from tokenpulse.detectors.data import trailing_sum
+from tokenpulse.detectors.data import hourly_baseline, trailing_sum
 from tokenpulse.detectors.history import history_ranges
 
 
@@ -20,3 +21,25 @@ def test_history_ranges_merge_the_same_hours_of_previous_days() -> None:
     assert ranges[-1] == (now - timedelta(days=1, minutes=90), now + timedelta(minutes=1))
     assert len(ranges) == 3
     assert ranges[0][0] == now - timedelta(days=3, minutes=90)
+
+
+def test_hourly_baseline_of_many_minutes_is_each_minutes_own() -> None:
+    """Computed once per distinct hour, the baseline of a scan's minutes is what each minute gets alone:
+    the median of the same hour of previous days, else of the trailing day's hours (the last hour of
+    history has no same hour before it: a trailing-day baseline)."""
+    rng = np.random.default_rng(3)
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    hours = pd.date_range(now - timedelta(days=3), now, freq="1h", inclusive="left")
+    frame = pd.DataFrame(
+        [
+            {"hour": h, "service": s, "calls": int(rng.integers(0, 60)), "value": float(rng.uniform(1, 9))}
+            for h in hours
+            for s in ("a", "b")
+            if not (s == "b" and h < now - timedelta(days=1))  # b is a day old: trailing baselines
+        ]
+    )
+    times = [now - timedelta(minutes=150) + timedelta(minutes=k) for k in range(151)]
+    together = hourly_baseline(frame, ("service",), times, 10, 30)
+    alone = pd.concat([hourly_baseline(frame, ("service",), [t], 10, 30) for t in times])
+    pd.testing.assert_frame_equal(together, alone[together.columns])
+    assert together.notna().to_numpy().all() and together.nunique().min() > 1

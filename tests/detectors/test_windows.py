@@ -55,7 +55,9 @@ def test_trailing_only_grids_get_the_trailing_day_and_their_weight_still_chooses
     calls = count_grid(rng, 8 * DAY, 4)
     excess = rng.normal(0, 1, calls.shape)
     positions = np.arange(7 * DAY + 100, 7 * DAY + 160)
-    expected, expected_trailing, _ = stats.baseline_sums((calls, excess), positions, lag=60, days=7, enough=5.0)
+    expected, expected_trailing, _ = stats.baseline_sums(
+        (calls, excess), positions, lag=60, days=7, enough=5.0
+    )
     chosen, trailing, _ = windows.baseline_sums(
         (calls, excess), positions, lag=60, days=7, enough=5.0, trailing_only=1
     )

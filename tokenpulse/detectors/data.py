@@ -44,16 +44,21 @@ def hourly_baseline(
     hours = pd.date_range(value.index.min(), index.max().floor("h"), freq="1h")
     value = value.where(calls >= min_calls).reindex(hours)
     value.columns = _scope_index(dims, value.columns)
+    # A time's baseline depends only on its hour and on the last complete hour before its window: computed
+    # once per distinct pair (a scan of two hours of minutes has three), then given to each time.
+    last_complete = (index - pd.Timedelta(minutes=window_minutes)).floor("h") - pd.Timedelta(hours=1)
+    codes, _ = pd.factorize(pd.MultiIndex.from_arrays([index.floor("h"), last_complete]))
+    first = np.unique(codes, return_index=True)[1]
+    distinct = index[first]
     previous = [
-        value.reindex((index - pd.Timedelta(days=k)).floor("h")).to_numpy() for k in range(1, days + 1)
+        value.reindex((distinct - pd.Timedelta(days=k)).floor("h")).to_numpy() for k in range(1, days + 1)
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: the normal "no history" case
         same_hour = np.nanmedian(np.stack(previous), axis=0)
-    last_complete = (index - pd.Timedelta(minutes=window_minutes)).floor("h") - pd.Timedelta(hours=1)
-    trailing = value.rolling(24, min_periods=3).median().reindex(last_complete)
-    trailing.index = index
-    return pd.DataFrame(same_hour, index=index, columns=value.columns).fillna(trailing)
+    trailing = value.rolling(24, min_periods=3).median().reindex(last_complete[first]).to_numpy()
+    baseline = np.where(np.isnan(same_hour), trailing, same_hour)
+    return pd.DataFrame(baseline[codes], index=index, columns=value.columns)
 
 
 def minute_index(start: datetime, end: datetime) -> pd.DatetimeIndex:
