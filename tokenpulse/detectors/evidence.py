@@ -885,9 +885,9 @@ class TailDetector(EvidenceDetector):
         # every call or one in twenty (``_SHIFTS``). Where the floor sets the level (``shifted`` NaN),
         # only the share past it says the p99 passed it.
         bins = _bins(n_all, past)
-        usual_bins = self._trailing(history, dims, scopes, index[rows])
-        known = (usual_bins.sum(axis=-1) >= s.learning_calls) & ~np.isnan(shifted[rows])
-        whole = _shift_evidence(bins[rows], usual_bins, dispersion, known)
+        usual_bins, hour_of = self._trailing(history, dims, scopes, index[rows])
+        known = (usual_bins.sum(axis=-1) >= s.learning_calls)[hour_of] & ~np.isnan(shifted[rows])
+        whole = _shift_evidence(bins[rows], usual_bins, dispersion, known, hour_of)
         evidence, recovery, expected = (
             np.concatenate(pair, axis=-1) for pair in zip(tail, whole, strict=True)
         )
@@ -930,9 +930,10 @@ class TailDetector(EvidenceDetector):
 
     def _trailing(
         self, history: History, dims: Sequence[str], scopes: list[Scope], minutes: pd.DatetimeIndex
-    ) -> np.ndarray:
-        """Each minute's usual durations (minutes x scopes x bins): the bins of the 24 whole hours ending
-        ``BASELINE_LAG`` or more before it."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The usual durations (x scopes x bins) the minutes use, once per distinct one: the bins of the
+        24 whole hours ending ``BASELINE_LAG`` or more before a minute change only when an hour rolls
+        (a scan has three); and which of them each minute uses."""
         hourly = history[TAILS_HOURLY]
         first = (minutes[0] - BASELINE_LAG).floor("h") - pd.Timedelta(hours=24)
         hours = pd.date_range(
@@ -940,13 +941,14 @@ class TailDetector(EvidenceDetector):
         )
         known, counts, past = _histograms(hourly, dims, self.count, f"{self.column}_over", hours, "hour")
         if not known:
-            return np.zeros((len(minutes), len(scopes), len(_EDGES) + 1), dtype=np.float32)
+            return np.zeros((1, len(scopes), len(_EDGES) + 1), dtype=np.float32), np.zeros(len(minutes), int)
         at = {scope: i for i, scope in enumerate(known)}
         columns = np.array([at.get(scope, -1) for scope in scopes])
         bins = _bins(counts, past)[:, np.maximum(columns, 0)] * (columns >= 0)[None, :, None]
         totals = np.concatenate([np.zeros((1, *bins.shape[1:]), dtype=np.float32), np.cumsum(bins, axis=0)])
         last = np.clip((minutes - BASELINE_LAG - hours[0]) // pd.Timedelta(hours=1), 0, len(hours))
-        return totals[last] - totals[np.maximum(last - 24, 0)]
+        ends, hour_of = np.unique(np.asarray(last), return_inverse=True)
+        return totals[ends] - totals[np.maximum(ends - 24, 0)], hour_of
 
     def _usual(
         self, history: History, dims: Sequence[str], scopes: list[Scope], index: pd.DatetimeIndex
@@ -1026,10 +1028,20 @@ def _halfway_shift(fraction: float, bins: int) -> tuple[float, int]:
 
 
 def _shift_evidence(
-    bins: np.ndarray, usual_bins: np.ndarray, dispersion: np.ndarray, known: np.ndarray
+    bins: np.ndarray,
+    usual_bins: np.ndarray,
+    dispersion: np.ndarray,
+    known: np.ndarray,
+    usual_of: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per minute, the evidence for each of ``_SHIFTS`` (multinomial, against the usual bins), the
-    recovery evidence against the change halfway to it, and what a changed minute gives."""
+    recovery evidence against the change halfway to it, and what a changed minute gives.
+
+    ``usual_bins`` holds each distinct usual distribution once and ``usual_of`` which one each minute
+    uses (default: one per minute): the log-ratios of the shifted distributions are computed once per
+    distinct one (they change when an hour rolls), not per minute."""
+    if usual_of is None:
+        usual_of = np.arange(len(usual_bins))
     usual = (usual_bins + 0.05) / (usual_bins.sum(axis=-1, keepdims=True) + 0.05 * usual_bins.shape[-1])
     calls = bins.sum(axis=-1)
 
@@ -1037,7 +1049,7 @@ def _shift_evidence(
         moved = _slower(usual, fraction, size)
         changed = (1 - _CONTAMINATION) * moved + _CONTAMINATION * usual
         base = (1 - _CONTAMINATION) * usual + _CONTAMINATION * moved
-        return np.log(changed / base), changed
+        return np.log(changed / base)[usual_of], changed[usual_of]
 
     evidence, recovery, expected = [], [], []
     for fraction, size in _SHIFTS:
