@@ -142,26 +142,28 @@ def grid_layout(frame: pd.DataFrame, dims: Sequence[str], start: datetime, end: 
 class GridMemo:
     """The grids one evaluation (a cycle, a backtest) built, by frame, scope dimensions and column:
     detectors that read the same query at the same scope share one layout and one grid per column
-    (the rollup at service+route serves five of them). Grids handed out are read-only: a detector that
+    (the rollup at service+route serves three of them). Grids handed out are read-only: a detector that
     needs another grid computes a new one.
 
     Keyed by the frame's identity, and it keeps the frame: a frame filtered or rebuilt by a detector is
     another frame, never mistaken for the one it came from."""
 
     def __init__(self) -> None:
-        self._held: dict[
+        self.layouts: dict[
             tuple[int, tuple[str, ...], datetime, datetime], tuple[pd.DataFrame, GridLayout]
         ] = {}
         self._grids: dict[tuple[int, tuple[str, ...], datetime, datetime, str], np.ndarray] = {}
+        self.requests = 0  # grid_arrays calls, each served by one of ``layouts``
 
     def grid_arrays(
         self, frame: pd.DataFrame, dims: Sequence[str], columns: Sequence[str], start: datetime, end: datetime
     ) -> tuple[pd.Index, dict[str, np.ndarray]]:
         """``grid_arrays(frame, dims, columns, start, end)``, each layout and grid computed once."""
+        self.requests += 1
         key = (id(frame), tuple(dims), start, end)
-        held = self._held.get(key)
+        held = self.layouts.get(key)
         if held is None:
-            held = self._held[key] = (frame, grid_layout(frame, dims, start, end))
+            held = self.layouts[key] = (frame, grid_layout(frame, dims, start, end))
         layout = held[1]
         arrays = {}
         for column in columns:
