@@ -12,6 +12,7 @@ import pytest
 from tests.factories import call_record, store_records
 from tokenpulse.detectors import history
 from tokenpulse.detectors.catalog import build_detectors
+from tokenpulse.detectors.data import GridMemo
 from tokenpulse.detectors.engine import Engine, floor_minute
 from tokenpulse.detectors.history import (
     ROLLUP,
@@ -147,3 +148,25 @@ def test_live_cycles_make_the_same_transitions_with_the_cache_as_without(simulat
     finally:
         store.close()
     assert "cache_hit_collapse" in {t.detector for t in transitions if t.status == "firing"}
+
+
+def test_detectors_sharing_one_history_see_what_each_sees_alone(simulated_data: Path) -> None:
+    """Detectors evaluated on one history share its grids (one per frame, scope and column): each
+    detector's observations and coverage are what it makes on a history of its own, and the shared
+    grids are fewer than the grids asked for."""
+    store = Store.open(simulated_data)
+    try:
+        end = floor_minute(store.rows("SELECT max(time) FROM calls")[0][0].replace(tzinfo=UTC))
+        engine = Engine(build_detectors())
+        times = [end - timedelta(minutes=k) for k in range(20, -1, -5)]
+        shared = engine.load(store, times)
+    finally:
+        store.close()
+    together = {d.name: repr(d.assess(shared, times)) for d in engine.detectors}
+    for detector in engine.detectors:
+        alone = history.History(shared.start, shared.end, dict(shared.frames))
+        assert repr(detector.assess(alone, times)) == together[detector.name], detector.name
+    memo = shared.derived["grids"]
+    assert isinstance(memo, GridMemo)
+    assert len(memo.layouts) < memo.requests
+    assert "Observation(" in together["cache_hit_collapse"]  # the scenario's collapse: not an empty match

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -43,16 +44,21 @@ def hourly_baseline(
     hours = pd.date_range(value.index.min(), index.max().floor("h"), freq="1h")
     value = value.where(calls >= min_calls).reindex(hours)
     value.columns = _scope_index(dims, value.columns)
+    # A time's baseline depends only on its hour and on the last complete hour before its window: computed
+    # once per distinct pair (a scan of two hours of minutes has three), then given to each time.
+    last_complete = (index - pd.Timedelta(minutes=window_minutes)).floor("h") - pd.Timedelta(hours=1)
+    codes, _ = pd.factorize(pd.MultiIndex.from_arrays([index.floor("h"), last_complete]))
+    first = np.unique(codes, return_index=True)[1]
+    distinct = index[first]
     previous = [
-        value.reindex((index - pd.Timedelta(days=k)).floor("h")).to_numpy() for k in range(1, days + 1)
+        value.reindex((distinct - pd.Timedelta(days=k)).floor("h")).to_numpy() for k in range(1, days + 1)
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: the normal "no history" case
         same_hour = np.nanmedian(np.stack(previous), axis=0)
-    last_complete = (index - pd.Timedelta(minutes=window_minutes)).floor("h") - pd.Timedelta(hours=1)
-    trailing = value.rolling(24, min_periods=3).median().reindex(last_complete)
-    trailing.index = index
-    return pd.DataFrame(same_hour, index=index, columns=value.columns).fillna(trailing)
+    trailing = value.rolling(24, min_periods=3).median().reindex(last_complete[first]).to_numpy()
+    baseline = np.where(np.isnan(same_hour), trailing, same_hour)
+    return pd.DataFrame(baseline[codes], index=index, columns=value.columns)
 
 
 def minute_index(start: datetime, end: datetime) -> pd.DatetimeIndex:
@@ -78,9 +84,38 @@ def grid_arrays(
 ) -> tuple[pd.Index, dict[str, np.ndarray]]:
     """``grids`` as plain arrays (minutes x scopes) and their scopes: what the evidence templates work
     on (a week of minutes x every tenant's scopes: no frame around them to build and copy)."""
+    layout = grid_layout(frame, dims, start, end)
+    return layout.scopes, {c: layout.sum(frame, c) for c in columns}
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where each row of a frame falls in a minute x scope grid over [start, end): the scopes (sorted)
+    and each row's cell (rows outside the range fall nowhere). Computed once per frame and scope
+    dimensions, it serves every column's grid."""
+
+    scopes: pd.Index
+    minutes: int
+    inside: np.ndarray  # rows of the frame in the range
+    cells: np.ndarray  # their cell: minute x scopes + scope
+
+    def sum(self, frame: pd.DataFrame, column: str) -> np.ndarray:
+        """``column`` summed per cell (minutes x scopes); a column the frame lacks is 0."""
+        size = self.minutes * len(self.scopes)
+        if column not in frame or not len(self.cells):
+            return np.zeros((self.minutes, len(self.scopes)))
+        values = frame[column].to_numpy(dtype=float)[self.inside]
+        return np.bincount(self.cells, weights=values, minlength=size).reshape(self.minutes, len(self.scopes))
+
+
+def grid_layout(frame: pd.DataFrame, dims: Sequence[str], start: datetime, end: datetime) -> GridLayout:
+    """The ``GridLayout`` of ``frame`` by ``dims`` over [start, end)."""
     index = minute_index(start, end)
     if frame.empty:
-        return _scope_index(dims, pd.Index([], dtype=object)), {c: np.zeros((len(index), 0)) for c in columns}
+        empty = np.zeros(0, dtype=np.int64)
+        return GridLayout(
+            _scope_index(dims, pd.Index([], dtype=object)), len(index), empty.astype(bool), empty
+        )
     offsets = (frame["minute"].to_numpy(dtype="datetime64[ns]") - index[0].to_datetime64()) // np.timedelta64(
         1, "m"
     )
@@ -101,12 +136,43 @@ def grid_arrays(
             key.append(uniques[position])
         keys.append(tuple(reversed(key)))
     scope_index = _scope_index(dims, pd.Index(keys, dtype=object, tupleize_cols=False))
-    result = {}
-    for column in columns:
-        values = frame[column].to_numpy(dtype=float)[inside]
-        summed = np.bincount(cells, weights=values, minlength=len(index) * len(used))
-        result[column] = summed.reshape(len(index), len(used))
-    return scope_index, result
+    return GridLayout(scope_index, len(index), inside, cells)
+
+
+class GridMemo:
+    """The grids one evaluation (a cycle, a backtest) built, by frame, scope dimensions and column:
+    detectors that read the same query at the same scope share one layout and one grid per column
+    (the rollup at service+route serves three of them). Grids handed out are read-only: a detector that
+    needs another grid computes a new one.
+
+    Keyed by the frame's identity, and it keeps the frame: a frame filtered or rebuilt by a detector is
+    another frame, never mistaken for the one it came from."""
+
+    def __init__(self) -> None:
+        self.layouts: dict[
+            tuple[int, tuple[str, ...], datetime, datetime], tuple[pd.DataFrame, GridLayout]
+        ] = {}
+        self._grids: dict[tuple[int, tuple[str, ...], datetime, datetime, str], np.ndarray] = {}
+        self.requests = 0  # grid_arrays calls, each served by one of ``layouts``
+
+    def grid_arrays(
+        self, frame: pd.DataFrame, dims: Sequence[str], columns: Sequence[str], start: datetime, end: datetime
+    ) -> tuple[pd.Index, dict[str, np.ndarray]]:
+        """``grid_arrays(frame, dims, columns, start, end)``, each layout and grid computed once."""
+        self.requests += 1
+        key = (id(frame), tuple(dims), start, end)
+        held = self.layouts.get(key)
+        if held is None:
+            held = self.layouts[key] = (frame, grid_layout(frame, dims, start, end))
+        layout = held[1]
+        arrays = {}
+        for column in columns:
+            grid = self._grids.get((*key, column))
+            if grid is None:
+                grid = self._grids[(*key, column)] = layout.sum(frame, column)
+                grid.setflags(write=False)
+            arrays[column] = grid
+        return layout.scopes, arrays
 
 
 def _scope_index(dims: Sequence[str], keys: pd.Index) -> pd.Index:

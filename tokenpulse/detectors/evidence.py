@@ -24,7 +24,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from tokenpulse.detectors import stats
+from tokenpulse.detectors import stats, windows
 from tokenpulse.detectors.base import (
     CRITICAL,
     LEARNING,
@@ -36,7 +36,7 @@ from tokenpulse.detectors.base import (
     Observation,
     Scope,
 )
-from tokenpulse.detectors.data import grid_arrays, hourly_baseline, minute_index
+from tokenpulse.detectors.data import GridMemo, hourly_baseline, minute_index
 from tokenpulse.detectors.history import (
     BASELINE_DAYS,
     ROLLUP,
@@ -230,10 +230,11 @@ class EvidenceDetector:
         if frame.empty or not len(frame.columns):
             return {c: np.zeros((0, 0)) for c in columns}, []
         scoped = (TENANT, *dims) if TENANT in frame else tuple(dims)
-        missing = {c: 0.0 for c in columns if c not in frame}  # a source that never reports it: none
-        columns_of, by_minute = grid_arrays(
-            frame.assign(**missing) if missing else frame, scoped, columns, history.start, history.end
-        )
+        # One layout and one grid per frame, scope and column per evaluation, shared between detectors
+        # (a column the source never reports is all 0: none).
+        memo = history.derived.setdefault("grids", GridMemo())
+        assert isinstance(memo, GridMemo)
+        columns_of, by_minute = memo.grid_arrays(frame, scoped, columns, history.start, history.end)
         scopes = [tuple((k, v) for k, v in scope if not (k == TENANT and v == "")) for scope in columns_of]
         return by_minute, scopes
 
@@ -420,12 +421,13 @@ class ShareDetector(EvidenceDetector):
         part, total = np.minimum(g[self.part], g[self.total]), g[self.total]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
-        (base_total, base_part, _, _), trailing, same_hour = stats.baseline_sums(
+        (base_total, base_part, _, _), trailing, same_hour = windows.baseline_sums(
             (total, part, *_trailing_rows(stats.share_excess, rows, part, total)),
             rows,
             lag=_LAG,
             days=BASELINE_DAYS,
             enough=s.learning_calls,
+            trailing_only=2,
         )
         learning = base_total < s.learning_calls
         prior = np.nan if s.prior_share is None else s.prior_share
@@ -448,8 +450,8 @@ class ShareDetector(EvidenceDetector):
         smallest = changed[..., 0]
         alarm = self._binomial_alarm(x, n, null, changed, dispersion, watched, first, positions)
         at = positions - first
-        run_part = _run_sums(stats.cumulative(part), alarm.onset, positions)
-        run_total = _run_sums(stats.cumulative(total), alarm.onset, positions)
+        run_part = windows.run_sums(part, alarm.onset, positions)
+        run_total = windows.run_sums(total, alarm.onset, positions)
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.where(run_total > 0, run_part / run_total, np.nan)
         lower, _ = stats.wilson_bounds(run_part, run_total, 3.0)
@@ -509,10 +511,10 @@ class RatioDetector(EvidenceDetector):
         # Each call is a draw that hits its cacheable prefix for a share of it: ``hits`` = ratio x calls
         # is a (quasi-)binomial count, its dispersion measured on the scope's history.
         hits = weight * ratio
-        (base_weight, base_hits, _, _), trailing, same_hour = stats.baseline_sums(
+        (base_weight, base_hits, _, _), trailing, same_hour = windows.baseline_sums(
             (weight, hits, *_trailing_rows(stats.share_excess, rows, hits, weight)), rows, lag=_LAG,
             days=BASELINE_DAYS,
-            enough=s.learning_calls,
+            enough=s.learning_calls, trailing_only=2,
         )  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
             usual = base_hits / base_weight
@@ -527,9 +529,9 @@ class RatioDetector(EvidenceDetector):
         smallest = changed[..., 0]
         alarm = self._binomial_alarm(x, n, null, changed, dispersion, watched, first, positions)
         at = positions - first
-        run_numerator = _run_sums(stats.cumulative(numerator), alarm.onset, positions)
-        run_denominator = _run_sums(stats.cumulative(denominator), alarm.onset, positions)
-        run_calls = _run_sums(stats.cumulative(weight), alarm.onset, positions)
+        run_numerator = windows.run_sums(numerator, alarm.onset, positions)
+        run_denominator = windows.run_sums(denominator, alarm.onset, positions)
+        run_calls = windows.run_sums(weight, alarm.onset, positions)
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.where(run_denominator > 0, run_numerator / run_denominator, np.nan)
         critical = np.nan_to_num(value, nan=1.0) < usual[at] * s.critical_fraction
@@ -601,10 +603,7 @@ class CountDetector(EvidenceDetector):
             usual, unadjusted = np.fmin(yesterday, rates[1]), np.fmin(*rates)
         watched = ~np.isnan(usual)
         usual = np.nan_to_num(usual, nan=1.0)
-        trailing = [
-            stats.window_sums(stats.cumulative(grid), here - _LAG, here - _LAG - stats.MINUTES_PER_DAY)
-            for grid in stats.block_excess(calls)
-        ]
+        trailing = [windows.trailing_day_sums(grid, rows, _LAG) for grid in stats.block_excess(calls)]
         dispersion = stats.count_dispersion(*trailing, usual)
         # Drops are tested against a rate lower than the level-adjusted one by what an ordinary day
         # strays, and recovery against the unadjusted rate: a drop that lasts lowers today's level, and
@@ -772,10 +771,10 @@ class MeanDetector(EvidenceDetector):
         total, draws, calls = np.maximum(g[self.numerator], 0.0), self.draws(g, dims), g[self.denominator]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
-        (base_draws, base_total, base_calls, base_minutes, _, _), trailing, same_hour = stats.baseline_sums(
+        (base_draws, base_total, base_calls, base_minutes, _, _), trailing, same_hour = windows.baseline_sums(
             (draws, total, calls, _read(calls), *_trailing_rows(stats.mean_excess, rows, total, draws)),
             rows, lag=_LAG,
-            days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2,
+            days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2, trailing_only=2,
         )  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
             usual = np.nan_to_num(base_total / base_draws)
@@ -815,9 +814,9 @@ class MeanDetector(EvidenceDetector):
         )
         at = positions - first
         run = Run(
-            total=_run_sums(stats.cumulative(total), alarm.onset, positions),
-            draws=_run_sums(stats.cumulative(draws), alarm.onset, positions),
-            calls=_run_sums(stats.cumulative(calls), alarm.onset, positions),
+            total=windows.run_sums(total, alarm.onset, positions),
+            draws=windows.run_sums(draws, alarm.onset, positions),
+            calls=windows.run_sums(calls, alarm.onset, positions),
             minutes=positions[:, None] + 1 - alarm.onset,
             usual_rate=usual_rate[at],
         )
@@ -953,9 +952,9 @@ class TailDetector(EvidenceDetector):
         # every call or one in twenty (``_SHIFTS``). Where the floor sets the level (``shifted`` NaN),
         # only the share past it says the p99 passed it.
         bins = _bins(n_all, past)
-        usual_bins = self._trailing(history, dims, scopes, index[rows])
-        known = (usual_bins.sum(axis=-1) >= s.learning_calls) & ~np.isnan(shifted[rows])
-        whole = _shift_evidence(bins[rows], usual_bins, dispersion, known)
+        usual_bins, hour_of = self._trailing(history, dims, scopes, index[rows])
+        known = (usual_bins.sum(axis=-1) >= s.learning_calls)[hour_of] & ~np.isnan(shifted[rows])
+        whole = _shift_evidence(bins[rows], usual_bins, dispersion, known, hour_of)
         evidence, recovery, expected = (
             np.concatenate(pair, axis=-1) for pair in zip(tail, whole, strict=True)
         )
@@ -998,9 +997,10 @@ class TailDetector(EvidenceDetector):
 
     def _trailing(
         self, history: History, dims: Sequence[str], scopes: list[Scope], minutes: pd.DatetimeIndex
-    ) -> np.ndarray:
-        """Each minute's usual durations (minutes x scopes x bins): the bins of the 24 whole hours ending
-        ``BASELINE_LAG`` or more before it."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The usual durations (x scopes x bins) the minutes use, once per distinct one: the bins of the
+        24 whole hours ending ``BASELINE_LAG`` or more before a minute change only when an hour rolls
+        (a scan has three); and which of them each minute uses."""
         hourly = history[TAILS_HOURLY]
         first = (minutes[0] - BASELINE_LAG).floor("h") - pd.Timedelta(hours=24)
         hours = pd.date_range(
@@ -1008,13 +1008,14 @@ class TailDetector(EvidenceDetector):
         )
         known, counts, past = _histograms(hourly, dims, self.count, f"{self.column}_over", hours, "hour")
         if not known:
-            return np.zeros((len(minutes), len(scopes), len(_EDGES) + 1), dtype=np.float32)
+            return np.zeros((1, len(scopes), len(_EDGES) + 1), dtype=np.float32), np.zeros(len(minutes), int)
         at = {scope: i for i, scope in enumerate(known)}
         columns = np.array([at.get(scope, -1) for scope in scopes])
         bins = _bins(counts, past)[:, np.maximum(columns, 0)] * (columns >= 0)[None, :, None]
         totals = np.concatenate([np.zeros((1, *bins.shape[1:]), dtype=np.float32), np.cumsum(bins, axis=0)])
         last = np.clip((minutes - BASELINE_LAG - hours[0]) // pd.Timedelta(hours=1), 0, len(hours))
-        return totals[last] - totals[np.maximum(last - 24, 0)]
+        ends, hour_of = np.unique(np.asarray(last), return_inverse=True)
+        return totals[ends] - totals[np.maximum(ends - 24, 0)], hour_of
 
     def _size_factor(
         self, history: History, dims: Sequence[str], scopes: list[Scope], index: pd.DatetimeIndex
@@ -1156,10 +1157,20 @@ def _halfway_shift(fraction: float, bins: int) -> tuple[float, int]:
 
 
 def _shift_evidence(
-    bins: np.ndarray, usual_bins: np.ndarray, dispersion: np.ndarray, known: np.ndarray
+    bins: np.ndarray,
+    usual_bins: np.ndarray,
+    dispersion: np.ndarray,
+    known: np.ndarray,
+    usual_of: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per minute, the evidence for each of ``_SHIFTS`` (multinomial, against the usual bins), the
-    recovery evidence against the change halfway to it, and what a changed minute gives."""
+    recovery evidence against the change halfway to it, and what a changed minute gives.
+
+    ``usual_bins`` holds each distinct usual distribution once and ``usual_of`` which one each minute
+    uses (default: one per minute): the log-ratios of the shifted distributions are computed once per
+    distinct one (they change when an hour rolls), not per minute."""
+    if usual_of is None:
+        usual_of = np.arange(len(usual_bins))
     usual = (usual_bins + 0.05) / (usual_bins.sum(axis=-1, keepdims=True) + 0.05 * usual_bins.shape[-1])
     calls = bins.sum(axis=-1)
 
@@ -1167,7 +1178,7 @@ def _shift_evidence(
         moved = _slower(usual, fraction, size)
         changed = (1 - _CONTAMINATION) * moved + _CONTAMINATION * usual
         base = (1 - _CONTAMINATION) * usual + _CONTAMINATION * moved
-        return np.log(changed / base), changed
+        return np.log(changed / base)[usual_of], changed[usual_of]
 
     evidence, recovery, expected = [], [], []
     for fraction, size in _SHIFTS:

@@ -181,6 +181,9 @@ class History:
     start: datetime
     end: datetime
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # What detectors derive from the frames during one evaluation and share (``data.GridMemo``: one grid
+    # per frame, scope and column however many detectors use it); gone with the history.
+    derived: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     def __getitem__(self, query: Query) -> pd.DataFrame:
         return self.frames[query.name]
@@ -302,7 +305,9 @@ Spans = list[tuple[datetime, datetime]]
 
 @dataclass
 class _Held:
-    """The rows of one ``per`` query for the settled whole units of ``covered`` (sorted, disjoint)."""
+    """Rows of one ``per`` query read at one cycle: ``frame`` holds every row of the settled whole units
+    of ``covered`` (sorted, disjoint; disjoint from every other chunk's of the query). Rows of units
+    that left ``covered`` may stay in ``frame`` until the chunk goes: they are never served."""
 
     frame: pd.DataFrame
     covered: list[tuple[datetime, datetime]]
@@ -323,7 +328,9 @@ class HistoryCache:
 
     def __init__(self, settle: timedelta = SETTLE, refresh: timedelta = REFRESH) -> None:
         self.settle, self.refresh = settle, refresh
-        self.held: dict[str, _Held] = {}
+        # Per query, the chunks read at earlier cycles: each cycle adds one and serves the rows of all of
+        # them it needs, without copying what it holds into a new frame every minute.
+        self.held: dict[str, list[_Held]] = {}
         self.refreshed: datetime | None = None
         self.store: Store | None = None
         self.horizon: datetime | None = None  # the last cycle's: rows that ended before it are held
@@ -375,26 +382,31 @@ class HistoryCache:
                 following = ranges[i + 1][0] if i + 1 < len(ranges) else horizon
                 ahead.append((b, _floor(min(b + READ_AHEAD, following, horizon), unit)))
         ahead = [p for p in ahead if p[0] < p[1]]
-        held = self.held.get(query.name)
-        covered = _intersect(held.covered, inner + ahead) if held else []
+        chunks = [
+            _Held(chunk.frame, _intersect(chunk.covered, inner + ahead))
+            for chunk in self.held.get(query.name, [])
+        ]
+        chunks = [chunk for chunk in chunks if chunk.covered]
+        covered = _union([], [span for chunk in chunks for span in chunk.covered])
         missing = _subtract(inner, covered)
         # A range of a previous day moves one minute a cycle: when its end is missing, the next
         # minutes are read with it, so the next cycles find them held.
         reading_ahead = _subtract([p for p in ahead if any(m[1] == p[0] for m in missing)], covered)
         missing = _union(missing, reading_ahead)
         frame = read_ranges(store, query, cut + missing) if cut or missing else None
-        kept = _rows(held.frame, query.per, covered) if held else None
-        new = _rows(frame, query.per, missing) if frame is not None else None
-        parts = [p for p in (kept, new) if p is not None]
-        self.held[query.name] = _Held(
-            pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0], _union(covered, missing)
-        )
-        served = [
-            _rows(kept, query.per, inner) if kept is not None else None,
-            _rows(frame, query.per, reading_ahead, inside=False) if frame is not None else None,
-        ]
-        served = [p for p in served if p is not None]
-        return pd.concat(served, ignore_index=True) if len(served) > 1 else served[0].copy()
+        # Served: the rows of the units each held chunk covers within the ranges, and what was read now
+        # but the units read ahead of a range (cut and still settling units are read every cycle).
+        served = [_rows(chunk.frame, query.per, _intersect(chunk.covered, inner)) for chunk in chunks]
+        if frame is not None:
+            served.append(_rows(frame, query.per, reading_ahead, inside=False))
+            if missing:
+                chunks.append(_Held(_rows(frame, query.per, missing), missing))
+        self.held[query.name] = chunks
+        served = [part for part in served if len(part)] or served[-1:]
+        if len(served) > 1:
+            return pd.concat(served, ignore_index=True)
+        # Always a new frame: detectors never get the held one.
+        return served[0].copy() if served else pd.DataFrame()
 
 
 # Late rows are looked for this far back: further than any range a cycle reads (the same hours of

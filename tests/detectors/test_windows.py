@@ -1,0 +1,85 @@
+"""Window sums from the rows the windows cover give what the week-long cumulative sums give: exactly on
+counts, to the last bits on float sums, including windows the grid's edges cut."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tokenpulse.detectors import stats, windows
+
+DAY = stats.MINUTES_PER_DAY
+
+
+def count_grid(rng: np.random.Generator, minutes: int, scopes: int) -> np.ndarray:
+    """Poisson calls with empty scopes and empty stretches, as a week of rollup looks."""
+    grid = rng.poisson(rng.uniform(0, 20, scopes), (minutes, scopes)).astype(float)
+    grid[:, 0] = 0.0  # a scope without calls
+    grid[rng.integers(0, minutes, minutes // 3)] = 0.0  # minutes the history did not read
+    return grid
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        7 * DAY + 200,  # a live cycle: every same-hour window inside the grid
+        3 * DAY + 30,  # a young store: most previous days before the grid starts, some windows cut
+        40,  # the store's first hour: the trailing day and the previous days outside the grid
+    ],
+)
+def test_baseline_sums_are_the_cumulative_ones(first: int) -> None:
+    rng = np.random.default_rng(first)
+    minutes, scopes = 7 * DAY + 400, 9
+    calls = count_grid(rng, minutes, scopes)
+    part = np.minimum(rng.poisson(calls * 0.1).astype(float), calls)
+    cost = calls * rng.uniform(0.001, 0.02, calls.shape)  # a float grid
+    positions = np.arange(first, first + 121)
+    grids = (calls, part, cost)
+
+    expected, expected_trailing, expected_same = stats.baseline_sums(
+        grids, positions, lag=60, days=7, enough=30.0
+    )
+    chosen, trailing, same_hour = windows.baseline_sums(grids, positions, lag=60, days=7, enough=30.0)
+
+    np.testing.assert_array_equal(same_hour, expected_same)
+    for got, want in zip(chosen[:2] + trailing[:2], expected[:2] + expected_trailing[:2], strict=True):
+        np.testing.assert_array_equal(got, want)  # counts: exact
+    np.testing.assert_allclose(chosen[2], expected[2], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(trailing[2], expected_trailing[2], rtol=1e-12, atol=1e-12)
+    assert same_hour.any() == (first > DAY)  # the cases do test both baselines
+    assert (~same_hour).any()
+
+
+def test_trailing_only_grids_get_the_trailing_day_and_their_weight_still_chooses() -> None:
+    rng = np.random.default_rng(1)
+    calls = count_grid(rng, 8 * DAY, 4)
+    excess = rng.normal(0, 1, calls.shape)
+    positions = np.arange(7 * DAY + 100, 7 * DAY + 160)
+    expected, expected_trailing, _ = stats.baseline_sums(
+        (calls, excess), positions, lag=60, days=7, enough=5.0
+    )
+    chosen, trailing, _ = windows.baseline_sums(
+        (calls, excess), positions, lag=60, days=7, enough=5.0, trailing_only=1
+    )
+    np.testing.assert_array_equal(chosen[0], expected[0])
+    np.testing.assert_allclose(trailing[1], expected_trailing[1], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(chosen[1], expected_trailing[1], rtol=1e-9, atol=1e-9)
+
+
+def test_run_sums_are_the_sums_since_each_onset() -> None:
+    rng = np.random.default_rng(2)
+    grid = count_grid(rng, 3000, 6)
+    positions = np.array([2800, 2850, 2900])
+    onset = rng.integers(2600, 2902, (3, 6))
+    onset[0, 0] = positions[0] + 1  # an alarm that starts after the minute: an empty run
+    want = stats.window_sums(stats.cumulative(grid), positions[:, None] + 1, onset)
+    got = windows.run_sums(grid, onset, positions)
+    np.testing.assert_array_equal(got, want)
+    assert got[0, 0] == 0 and got[2, 1] == grid[onset[2, 1] : 2901, 1].sum()
+
+
+def test_span_sums_clip_to_the_grid_as_window_sums_does() -> None:
+    grid = np.arange(20.0).reshape(10, 2)
+    starts, ends = np.array([-5, 3, 8, 12]), np.array([2, 7, 15, 20])
+    want = stats.window_sums(stats.cumulative(grid), ends[:, None], starts[:, None])
+    np.testing.assert_array_equal(windows.span_sums(grid, starts, ends), want)

@@ -1,0 +1,84 @@
+"""Window sums of per-minute grids, computed on the rows the windows cover and nothing else.
+
+The evidence templates evaluate a scan of about two hours, but their grids hold a week of minutes (the
+same hours of previous days are read for the baselines). Cumulative sums over the whole week, to read a
+few windows of it, were most of a cycle's arithmetic; these functions give the same sums from the rows
+each family of windows covers (the same hours of each previous day, the trailing day, the scan): the
+same clipping to the grid as ``stats.window_sums``, the same choice between the same hours and the
+trailing day as ``stats.baseline_sums``. Pure numpy, no I/O.
+
+Integer-valued grids (calls, tokens, counts) give exactly the same sums. Float grids (cost, hits) are
+summed over fewer rows, so their sums may differ from a week-long cumulative difference in the last
+bits only (the local sums are the more precise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tokenpulse.detectors.stats import MINUTES_PER_DAY, SAME_HOURS, window_sums
+
+
+def span_sums(grid: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Sums of ``grid`` (minutes x scopes) over [starts[i], ends[i]) for each i (the same rows for every
+    scope), clipped to the grid as ``stats.window_sums`` clips: one cumulative sum over the rows the
+    windows cover, not over the grid."""
+    rows = grid.shape[0]
+    ends = np.clip(np.asarray(ends, dtype=np.int64), 0, rows)
+    starts = np.minimum(np.clip(np.asarray(starts, dtype=np.int64), 0, rows), ends)
+    if not starts.size:
+        return np.zeros((0, grid.shape[1]))
+    lo, hi = int(starts.min()), int(ends.max())
+    part = np.zeros((hi - lo + 1, grid.shape[1]))
+    np.cumsum(grid[lo:hi], axis=0, out=part[1:])
+    return part[ends - lo] - part[starts - lo]
+
+
+def same_hour_sums(grid: np.ndarray, positions: np.ndarray, days: int) -> np.ndarray:
+    """Per (position, scope): the sum over the ``SAME_HOURS`` minutes either side of the same minute of
+    each of ``days`` previous days (what ``stats.baseline_sums`` adds up, day by day)."""
+    total = np.zeros((len(positions), grid.shape[1]))
+    for k in range(1, days + 1):
+        centre = positions - k * MINUTES_PER_DAY
+        total += span_sums(grid, centre - SAME_HOURS, centre + SAME_HOURS)
+    return total
+
+
+def trailing_day_sums(grid: np.ndarray, positions: np.ndarray, lag: int) -> np.ndarray:
+    """Per (position, scope): the sum over the day ending ``lag`` minutes before the position."""
+    return span_sums(grid, positions - lag - MINUTES_PER_DAY, positions - lag)
+
+
+def baseline_sums(
+    grids: Sequence[np.ndarray],
+    positions: np.ndarray,
+    lag: int,
+    days: int,
+    enough: np.ndarray | float,
+    weight_index: int = 0,
+    trailing_only: int = 0,
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """``stats.baseline_sums`` (the same values and choices) from the rows its windows cover.
+
+    The last ``trailing_only`` grids are only ever read from the trailing day (a dispersion's sums):
+    their same-hour sums are not computed, and their "chosen" sums are the trailing day's (callers
+    ignore them)."""
+    positions = np.asarray(positions, dtype=np.int64)
+    both = len(grids) - trailing_only
+    trailing = [trailing_day_sums(g, positions, lag) for g in grids]
+    same_hour = [same_hour_sums(g, positions, days) for g in grids[:both]]
+    use_same_hour = same_hour[weight_index] >= enough
+    chosen = [np.where(use_same_hour, s, t) for s, t in zip(same_hour, trailing[:both], strict=True)]
+    return chosen + trailing[both:], trailing, use_same_hour
+
+
+def run_sums(grid: np.ndarray, onset: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Sums of ``grid`` over each alarm's evidence run, [onset, position] inclusive, per (time, scope)
+    (``onset``: times x scopes, ``positions``: per time), from the rows the runs cover."""
+    lo = max(min(int(onset.min(initial=positions.min() + 1)), int(positions.min()) + 1), 0)
+    hi = max(int(positions.max()) + 1, lo)
+    part = np.zeros((hi - lo + 1, grid.shape[1]))
+    np.cumsum(grid[lo:hi], axis=0, out=part[1:])
+    return window_sums(part, positions[:, None] + 1 - lo, onset - lo)
