@@ -230,10 +230,8 @@ def test_unpriced_calls_are_unknown_cost_not_zero(store: Store, tmp_path: Path) 
         groups = {g["key"]["model"]: g for g in summarize(store, SummaryQuery(BASE, end, ("model",)))}
         assert groups["acme-private-7b"]["cost_usd"] is None
         assert groups["acme-private-7b"]["unpriced_calls"] == 2
-        assert (groups["gpt-4o-2024-08-06"]["cost_usd"], groups["gpt-4o-2024-08-06"]["unpriced_calls"]) == (
-            "0.5",
-            1,
-        )
+        # the model asked for (gpt-4o): one priced call and one the pricer did not know
+        assert (groups["gpt-4o"]["cost_usd"], groups["gpt-4o"]["unpriced_calls"]) == ("0.5", 1)
         (total,) = summarize(store, SummaryQuery(BASE, end))
         assert (total["cost_usd"], total["unpriced_calls"]) == ("0.5", 3)
     document = {
@@ -244,7 +242,7 @@ def test_unpriced_calls_are_unknown_cost_not_zero(store: Store, tmp_path: Path) 
     header, *rows = table.splitlines()[1:]
     cost = header.split().index("cost_usd")
     assert {row.split()[0]: row.split()[cost] for row in rows[:3]} == {
-        "acme-private-7b": "unknown", "gpt-4o-2024-08-06": ">=0.5", "total": ">=0.5",
+        "acme-private-7b": "unknown", "gpt-4o": ">=0.5", "total": ">=0.5",
     }  # fmt: skip
     assert "3 call(s) have no known price" in table
     csv_rows = summary_csv(document, ["model"]).splitlines()
@@ -253,22 +251,33 @@ def test_unpriced_calls_are_unknown_cost_not_zero(store: Store, tmp_path: Path) 
     assert private_row.startswith("acme-private-7b,2,") and ",,2," in private_row  # empty cost, 2 unpriced
 
 
-def test_a_failed_call_is_under_the_requested_model_and_request_model_groups_them(
+def test_a_failed_call_counts_with_the_answered_calls_of_the_model_it_asked_for(
     store: Store, tmp_path: Path
 ) -> None:
-    # Documented in the README's summary API: `model` is the dated snapshot that answered, a failed call
-    # has none and shows under the name asked for; group_by=request_model is one row per model asked for.
+    # Documented in the README's summary API: `model` is the model asked for, a failed call (no answer,
+    # no dated name) is in the same row as the answered calls, the dated name beside it.
     store_records(store, tmp_path, [
         call_record(), call_record(response_model="", status="error", error_type="RateLimitError",
                                    cost_usd=Decimal(0), price_known=False),
     ])  # fmt: skip
     end = BASE + timedelta(minutes=5, seconds=1)
-    by_model = {g["key"]["model"]: g["calls"] for g in summarize(store, SummaryQuery(BASE, end, ("model",)))}
-    assert by_model == {"gpt-4o-2024-08-06": 1, "gpt-4o": 1}
+    (row,) = summarize(store, SummaryQuery(BASE, end, ("model",)))
+    assert (row["key"], row["calls"], row["errors"]) == ({"model": "gpt-4o"}, 2, 1)
+    assert row["response_models"] == ["gpt-4o-2024-08-06"]
     (asked,) = summarize(store, SummaryQuery(BASE, end, ("request_model",)))
     assert (asked["key"], asked["calls"], asked["errors"]) == ({"request_model": "gpt-4o"}, 2, 1)
+    document = {
+        "start": "s",
+        "end": "e",
+        "groups": [row],
+        "totals": summarize(store, SummaryQuery(BASE, end))[0],
+    }
+    header, first, total = format_summary(document, ["model"]).splitlines()[1:4]
+    assert header.split()[-1] == "answered_as" and first.split()[-1] == "gpt-4o-2024-08-06"
+    assert first.split()[:3] == ["gpt-4o", "2", "1"] and total.split()[:3] == ["total", "2", "1"]
+    assert summary_csv(document, ["model"]).splitlines()[1].endswith(",gpt-4o-2024-08-06")
     readme = (ROOT / "README.md").read_text()
-    assert "`group_by=request_model` puts a model's answered and failed calls in one row" in readme
+    assert "a failed call counts in the row of the model it asked for" in readme
 
 
 # --- summary finds the daemon where the daemon is -------------------------------------------------------
