@@ -330,7 +330,16 @@ def test_the_first_hour_walk_has_no_silent_zero_and_views_agree(tmp_path: Path) 
 
     daemon = Daemon(tmp_path / "data").start()
     try:
-        spans = [llm_span(), llm_span(), llm_span(**{"gen_ai.request.model": "acme-private-7b"})]
+        # Two calls answered as the dated snapshot, one that failed before any answer (no response
+        # model, no tokens), one of a model no price list knows.
+        answered = {"gen_ai.response.model": "gpt-4o-2024-08-06"}
+        failed = {
+            "error.type": "RateLimitError",
+            "gen_ai.usage.input_tokens": 0,
+            "gen_ai.usage.output_tokens": 0,
+        }
+        spans = [llm_span(**answered), llm_span(**answered), llm_span(**failed),
+                 llm_span(**{"gen_ai.request.model": "acme-private-7b"})]  # fmt: skip
         body = export_request(*spans, service="support-bot").SerializeToString()
         sent = httpx.post(f"{daemon.otlp_http}/v1/traces", content=body,
                           headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
@@ -344,20 +353,27 @@ def test_the_first_hour_walk_has_no_silent_zero_and_views_agree(tmp_path: Path) 
                 break
         rows = text_table(result.stdout.splitlines()[1:5])
         by_model = {row["model"] or row["service"]: row for row in rows}
+        assert len(rows) == 3, result.stdout  # gpt-4o is one row: its failed call is not a row of its own
         assert by_model["acme-private-7b"]["cost_usd"] == "unknown"
         assert by_model["acme-private-7b"]["unpriced"] == "1"
-        assert by_model["gpt-4o"]["cost_usd"] == "0.0007"  # 2 x (100 input at $2.50/M + 10 output at $10/M)
+        gpt = by_model["gpt-4o"]
+        assert gpt["cost_usd"] == "0.0007"  # 2 x (100 input at $2.50/M + 10 output at $10/M)
+        assert (gpt["calls"], gpt["errors"], gpt["answered_as"]) == ("3", "1", "gpt-4o-2024-08-06")
         assert (by_model["total"]["cost_usd"], by_model["total"]["unpriced"], by_model["total"]["calls"]) == (
             ">=0.0007",
             "1",
-            "3",
+            "4",
         )
         assert "1 call(s) have no known price" in result.stdout
-        # the calls API shows the same three calls, the unpriced one with an unknown cost
+        # the calls API shows the same four calls, the unpriced one with an unknown cost; the model row's
+        # name finds its three
         calls = httpx.get(f"{daemon.api}/api/v1/calls").json()["calls"]
         assert sorted((c["model"], c["cost_usd"]) for c in calls) == [
-            ("acme-private-7b", None), ("gpt-4o", "0.00035"), ("gpt-4o", "0.00035"),
+            ("acme-private-7b", None), ("gpt-4o", "0"), ("gpt-4o-2024-08-06", "0.00035"),
+            ("gpt-4o-2024-08-06", "0.00035"),
         ]  # fmt: skip
+        of_row = httpx.get(f"{daemon.api}/api/v1/calls", params={"model": "gpt-4o"}).json()["calls"]
+        assert sorted(c["status"] for c in of_row) == ["error", "unset", "unset"]  # no span status set
         csv_text = tokenpulse("summary", "--start", "-1h", "--group-by", "model", "--csv", env=env).stdout
         assert csv_text.splitlines()[0].startswith("model,calls,")
         assert tokenpulse("silence", "list", env=env).returncode == 0
