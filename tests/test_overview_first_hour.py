@@ -133,7 +133,9 @@ def test_first_calls_of_the_current_minute_are_not_no_calls_on_the_charts(tmp_pa
         assert sent.status_code == 200
         minute = datetime.now(UTC).replace(second=0, microsecond=0)
         deadline = time.monotonic() + 20
-        while not httpx.get(f"{daemon.api}/api/v1/calls").json()["calls"] and time.monotonic() < deadline:
+        # (a generous timeout: on a loaded machine one answer can take longer than httpx's 5 s default)
+        calls = f"{daemon.api}/api/v1/calls"
+        while not httpx.get(calls, timeout=30).json()["calls"] and time.monotonic() < deadline:
             time.sleep(0.2)  # stored asynchronously
         dumped = chromium("--dump-dom", f"{daemon.api}/?range=1", profile=tmp_path / "p").stdout
         if datetime.now(UTC).replace(second=0, microsecond=0) != minute:
