@@ -230,10 +230,8 @@ def test_unpriced_calls_are_unknown_cost_not_zero(store: Store, tmp_path: Path) 
         groups = {g["key"]["model"]: g for g in summarize(store, SummaryQuery(BASE, end, ("model",)))}
         assert groups["acme-private-7b"]["cost_usd"] is None
         assert groups["acme-private-7b"]["unpriced_calls"] == 2
-        assert (groups["gpt-4o-2024-08-06"]["cost_usd"], groups["gpt-4o-2024-08-06"]["unpriced_calls"]) == (
-            "0.5",
-            1,
-        )
+        # the model asked for (gpt-4o): one priced call and one the pricer did not know
+        assert (groups["gpt-4o"]["cost_usd"], groups["gpt-4o"]["unpriced_calls"]) == ("0.5", 1)
         (total,) = summarize(store, SummaryQuery(BASE, end))
         assert (total["cost_usd"], total["unpriced_calls"]) == ("0.5", 3)
     document = {
@@ -244,7 +242,7 @@ def test_unpriced_calls_are_unknown_cost_not_zero(store: Store, tmp_path: Path) 
     header, *rows = table.splitlines()[1:]
     cost = header.split().index("cost_usd")
     assert {row.split()[0]: row.split()[cost] for row in rows[:3]} == {
-        "acme-private-7b": "unknown", "gpt-4o-2024-08-06": ">=0.5", "total": ">=0.5",
+        "acme-private-7b": "unknown", "gpt-4o": ">=0.5", "total": ">=0.5",
     }  # fmt: skip
     assert "3 call(s) have no known price" in table
     csv_rows = summary_csv(document, ["model"]).splitlines()
@@ -253,22 +251,33 @@ def test_unpriced_calls_are_unknown_cost_not_zero(store: Store, tmp_path: Path) 
     assert private_row.startswith("acme-private-7b,2,") and ",,2," in private_row  # empty cost, 2 unpriced
 
 
-def test_a_failed_call_is_under_the_requested_model_and_request_model_groups_them(
+def test_a_failed_call_counts_with_the_answered_calls_of_the_model_it_asked_for(
     store: Store, tmp_path: Path
 ) -> None:
-    # Documented in the README's summary API: `model` is the dated snapshot that answered, a failed call
-    # has none and shows under the name asked for; group_by=request_model is one row per model asked for.
+    # Documented in the README's summary API: `model` is the model asked for, a failed call (no answer,
+    # no dated name) is in the same row as the answered calls, the dated name beside it.
     store_records(store, tmp_path, [
         call_record(), call_record(response_model="", status="error", error_type="RateLimitError",
                                    cost_usd=Decimal(0), price_known=False),
     ])  # fmt: skip
     end = BASE + timedelta(minutes=5, seconds=1)
-    by_model = {g["key"]["model"]: g["calls"] for g in summarize(store, SummaryQuery(BASE, end, ("model",)))}
-    assert by_model == {"gpt-4o-2024-08-06": 1, "gpt-4o": 1}
+    (row,) = summarize(store, SummaryQuery(BASE, end, ("model",)))
+    assert (row["key"], row["calls"], row["errors"]) == ({"model": "gpt-4o"}, 2, 1)
+    assert row["response_models"] == ["gpt-4o-2024-08-06"]
     (asked,) = summarize(store, SummaryQuery(BASE, end, ("request_model",)))
     assert (asked["key"], asked["calls"], asked["errors"]) == ({"request_model": "gpt-4o"}, 2, 1)
+    document = {
+        "start": "s",
+        "end": "e",
+        "groups": [row],
+        "totals": summarize(store, SummaryQuery(BASE, end))[0],
+    }
+    header, first, total = format_summary(document, ["model"]).splitlines()[1:4]
+    assert header.split()[-1] == "answered_as" and first.split()[-1] == "gpt-4o-2024-08-06"
+    assert first.split()[:3] == ["gpt-4o", "2", "1"] and total.split()[:3] == ["total", "2", "1"]
+    assert summary_csv(document, ["model"]).splitlines()[1].endswith(",gpt-4o-2024-08-06")
     readme = (ROOT / "README.md").read_text()
-    assert "`group_by=request_model` puts a model's answered and failed calls in one row" in readme
+    assert "a failed call counts in the row of the model it asked for" in readme
 
 
 # --- summary finds the daemon where the daemon is -------------------------------------------------------
@@ -321,7 +330,16 @@ def test_the_first_hour_walk_has_no_silent_zero_and_views_agree(tmp_path: Path) 
 
     daemon = Daemon(tmp_path / "data").start()
     try:
-        spans = [llm_span(), llm_span(), llm_span(**{"gen_ai.request.model": "acme-private-7b"})]
+        # Two calls answered as the dated snapshot, one that failed before any answer (no response
+        # model, no tokens), one of a model no price list knows.
+        answered = {"gen_ai.response.model": "gpt-4o-2024-08-06"}
+        failed = {
+            "error.type": "RateLimitError",
+            "gen_ai.usage.input_tokens": 0,
+            "gen_ai.usage.output_tokens": 0,
+        }
+        spans = [llm_span(**answered), llm_span(**answered), llm_span(**failed),
+                 llm_span(**{"gen_ai.request.model": "acme-private-7b"})]  # fmt: skip
         body = export_request(*spans, service="support-bot").SerializeToString()
         sent = httpx.post(f"{daemon.otlp_http}/v1/traces", content=body,
                           headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
@@ -335,20 +353,27 @@ def test_the_first_hour_walk_has_no_silent_zero_and_views_agree(tmp_path: Path) 
                 break
         rows = text_table(result.stdout.splitlines()[1:5])
         by_model = {row["model"] or row["service"]: row for row in rows}
+        assert len(rows) == 3, result.stdout  # gpt-4o is one row: its failed call is not a row of its own
         assert by_model["acme-private-7b"]["cost_usd"] == "unknown"
         assert by_model["acme-private-7b"]["unpriced"] == "1"
-        assert by_model["gpt-4o"]["cost_usd"] == "0.0007"  # 2 x (100 input at $2.50/M + 10 output at $10/M)
+        gpt = by_model["gpt-4o"]
+        assert gpt["cost_usd"] == "0.0007"  # 2 x (100 input at $2.50/M + 10 output at $10/M)
+        assert (gpt["calls"], gpt["errors"], gpt["answered_as"]) == ("3", "1", "gpt-4o-2024-08-06")
         assert (by_model["total"]["cost_usd"], by_model["total"]["unpriced"], by_model["total"]["calls"]) == (
             ">=0.0007",
             "1",
-            "3",
+            "4",
         )
         assert "1 call(s) have no known price" in result.stdout
-        # the calls API shows the same three calls, the unpriced one with an unknown cost
+        # the calls API shows the same four calls, the unpriced one with an unknown cost; the model row's
+        # name finds its three
         calls = httpx.get(f"{daemon.api}/api/v1/calls").json()["calls"]
         assert sorted((c["model"], c["cost_usd"]) for c in calls) == [
-            ("acme-private-7b", None), ("gpt-4o", "0.00035"), ("gpt-4o", "0.00035"),
+            ("acme-private-7b", None), ("gpt-4o", "0"), ("gpt-4o-2024-08-06", "0.00035"),
+            ("gpt-4o-2024-08-06", "0.00035"),
         ]  # fmt: skip
+        of_row = httpx.get(f"{daemon.api}/api/v1/calls", params={"model": "gpt-4o"}).json()["calls"]
+        assert sorted(c["status"] for c in of_row) == ["error", "unset", "unset"]  # no span status set
         csv_text = tokenpulse("summary", "--start", "-1h", "--group-by", "model", "--csv", env=env).stdout
         assert csv_text.splitlines()[0].startswith("model,calls,")
         assert tokenpulse("silence", "list", env=env).returncode == 0

@@ -120,4 +120,6 @@ def test_an_app_with_the_stock_exporters_sees_quality_beside_cost(daemon: Daemon
     cost = float(route["cost_usd"])
     assert float(judge["usd_per_passing_answer"]) == pytest.approx(cost / (8 * 0.75), rel=1e-4)
     by_model = _quality(daemon, "model")
-    assert by_model["gpt-4o-mini-2024-07-18"]["quality"]["judge_pass"]["evaluations"] == 8
+    # the model asked for, answered as its dated snapshot: the evaluations (of the dated name) are its own
+    assert by_model["gpt-4o-mini"]["response_models"] == ["gpt-4o-mini-2024-07-18"]
+    assert by_model["gpt-4o-mini"]["quality"]["judge_pass"]["evaluations"] == 8

@@ -401,10 +401,16 @@ def format_summary(document: dict[str, Any], group_by: list[str]) -> str:
             "(OTEL_EXPORTER_OTLP_ENDPOINT), and is the range right (--start -24h)?"
         )
         return "\n".join(lines)
-    table = [[*group_by, *_COLUMNS]]
-    table += [[*(str(g["key"].get(d, "")) for d in group_by), *_row(g)] for g in document["groups"]]
+    # By model, the names the provider answered each model with, last (the dated snapshots).
+    answered = ["answered_as"] if "model" in group_by else []
+    table = [[*group_by, *_COLUMNS, *answered]]
+    table += [
+        [*(str(g["key"].get(d, "")) for d in group_by), *_row(g)]
+        + [",".join(g.get("response_models", [])) or "-" for _ in answered]
+        for g in document["groups"]
+    ]
     if group_by and (totals := document.get("totals")):
-        table.append(["total", *([""] * (len(group_by) - 1)), *_row(totals)])
+        table.append(["total", *([""] * (len(group_by) - 1)), *_row(totals), *([""] * len(answered))])
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines += [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

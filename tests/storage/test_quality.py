@@ -16,8 +16,10 @@ STRONG, CHEAP = "gpt-4o", "gpt-4o-mini"
 def fill(store: Store, tmp_path: Path) -> None:
     # The strong model: 10 calls at 1 cent, 9 of 10 sampled answers pass. The cheap one: 10 calls at
     # 0.2 cents, 1 of 2 passes; its judge also scores.
-    calls = [call_record(response_model=STRONG, cost_usd=Decimal("0.01")) for _ in range(10)]
-    calls += [call_record(response_model=CHEAP, cost_usd=Decimal("0.002")) for _ in range(10)]
+    calls = [call_record(request_model=STRONG, response_model=STRONG, cost_usd=Decimal("0.01"))
+             for _ in range(10)]  # fmt: skip
+    calls += [call_record(request_model=CHEAP, response_model=CHEAP, cost_usd=Decimal("0.002"))
+              for _ in range(10)]  # fmt: skip
     evaluations = [evaluation_record(model=STRONG, label="pass", passed=True, score=None) for _ in range(9)]
     evaluations += [evaluation_record(model=STRONG, label="fail", passed=False, score=None)]
     evaluations += [

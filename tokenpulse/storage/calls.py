@@ -14,7 +14,7 @@ from typing import Any
 
 from tokenpulse.storage.schema import ENDED_AT
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.summary import EARLIEST, LATEST
+from tokenpulse.storage.summary import EARLIEST, LATEST, model_filter_sql
 
 # order name -> ORDER BY clause (ties broken by the span id, so pages never overlap or skip)
 ORDERS = {
@@ -74,7 +74,10 @@ def build_calls_sql(query: CallsQuery) -> tuple[str, dict[str, Any]]:
         "start": query.start, "end": query.end, "started_after": max(query.start - LONGEST_CALL, EARLIEST),
     }  # fmt: skip
     for index, (name, value) in enumerate(sorted(query.filters.items())):
-        where.append(f"{name} = {{f{index}:String}}")
+        # model: the asked or the answered name, as the summary's model (a row's calls are these calls)
+        where.append(
+            model_filter_sql("calls", f"f{index}") if name == "model" else f"{name} = {{f{index}:String}}"
+        )
         parameters[f"f{index}"] = value
     sql = (
         f"SELECT {ENDED_AT} AS ended_at, {', '.join(COLUMNS)} FROM calls FINAL "

@@ -24,10 +24,11 @@ QUALITY_DIMENSIONS = frozenset(EVALUATION_ROLLUP_DIMENSIONS) - {"evaluation", "e
 
 
 def quality_sql(
-    group_by: Sequence[str], filters: Mapping[str, str], whole_minutes: bool
+    group_by: Sequence[str], filters: Mapping[str, str | Sequence[str]], whole_minutes: bool
 ) -> tuple[str, dict[str, Any]] | None:
     """The query of the evaluations per group and evaluation name (``start`` / ``end`` parameters still
-    to bind), or None when a dimension asked for is not one evaluations have."""
+    to bind), or None when a dimension asked for is not one evaluations have. A filter given a list of
+    values keeps the evaluations with any of them."""
     if not set(group_by) | set(filters) <= QUALITY_DIMENSIONS:
         return None
     # The rollup where the range is whole minutes, as the calls' summary does; else the raw table.
@@ -47,7 +48,10 @@ def quality_sql(
     ]
     parameters: dict[str, Any] = {}
     for index, (dimension, value) in enumerate(sorted(filters.items())):
-        where.append(f"{dimension} = {{q{index}:String}}")
+        if isinstance(value, str):
+            where.append(f"{dimension} = {{q{index}:String}}")
+        else:
+            where.append(f"{dimension} IN {{q{index}:Array(String)}}")
         parameters[f"q{index}"] = value
     keys = ", ".join((*group_by, "evaluation"))
     sql = (
@@ -76,6 +80,9 @@ def figures(row: Mapping[str, Any], calls: int, cost_usd: str | None) -> dict[st
     }
 
 
+_SUMS = ("evaluations", "scored", "score_sum", "judged", "passes")
+
+
 def attach_quality(
     store: Store,
     groups: list[dict[str, Any]],
@@ -83,20 +90,44 @@ def attach_quality(
     filters: Mapping[str, str],
     parameters: Mapping[str, Any],
     whole_minutes: bool,
+    stored_models: Mapping[int, Sequence[str]] | None = None,
 ) -> None:
     """Give each summary group its ``quality``: per evaluation name, the figures of ``figures`` (``{}``
-    without evaluations; ``None`` where evaluations cannot be grouped as the summary is)."""
-    built = quality_sql(group_by, filters, whole_minutes)
+    without evaluations; ``None`` where evaluations cannot be grouped as the summary is).
+
+    An evaluation names the evaluated call's stored model (its response model), while the summary's
+    ``model`` is the model asked for: when the summary groups or filters by model, ``stored_models``
+    gives each group's stored names (by group index) and a group gets the evaluations of those names.
+    A name two groups share (asked for by name, and also the answer to an alias) counts once, in the
+    group keyed by that name."""
+    by_model = "model" in group_by or "model" in filters
+    lookup = tuple(group_by) if not by_model or "model" in group_by else (*group_by, "model")
+    wanted: Mapping[str, str | Sequence[str]] = filters
+    owners: dict[tuple[Any, ...], int] = {}  # an evaluation's key -> the index of the group it counts in
+    for index, group in enumerate(groups):
+        names = (stored_models or {}).get(index, []) if by_model else [None]
+        for name in names:
+            key = tuple(name if d == "model" else group["key"].get(d) for d in lookup)
+            if key not in owners or group["key"].get("model") == name:
+                owners[key] = index
+    if by_model and "model" in filters:
+        position = lookup.index("model")
+        wanted = {**filters, "model": sorted({key[position] for key in owners})}
+    built = quality_sql(lookup, wanted, whole_minutes)
     if built is None:
         for group in groups:
             group["quality"] = None
         return
     sql, extra = built
-    found: dict[tuple[Any, ...], dict[str, Mapping[str, Any]]] = {}
+    found: list[dict[str, dict[str, Any]]] = [{} for _ in groups]
     for row in store.query(sql, {**parameters, **extra}).named_results():
-        found.setdefault(tuple(row[d] for d in group_by), {})[row["evaluation"]] = row
-    for group in groups:
-        rows = found.get(tuple(group["key"].get(d) for d in group_by), {})
+        index = owners.get(tuple(row[d] for d in lookup))
+        if index is None:
+            continue
+        total = found[index].setdefault(row["evaluation"], dict.fromkeys(_SUMS, 0))
+        for name in _SUMS:
+            total[name] += row[name]
+    for group, rows in zip(groups, found, strict=True):
         group["quality"] = {
             name: figures(row, group["calls"], group["cost_usd"]) for name, row in sorted(rows.items())
         }

@@ -30,6 +30,12 @@ _FIRST_ROLLUP_DIMENSIONS = (
 )
 _V3_ROLLUP_DIMENSIONS = (*_FIRST_ROLLUP_DIMENSIONS, "tenant")
 ROLLUP_DIMENSIONS = (*_V3_ROLLUP_DIMENSIONS, "service_tier")
+# Migration 6 keys the rollup by the request model too: the summary's `model` is the model the call asked
+# for (a failed call has no response model, so the dated response name would split one model in two).
+# It is a key column, not one of ROLLUP_DIMENSIONS: rows rolled up before migration 6 have it '', so a
+# filter on it would miss them; readers reach it through ``storage.summary``'s model key, which falls
+# back to ``model`` on those rows.
+_V6_ROLLUP_KEY = (*ROLLUP_DIMENSIONS, "request_model")
 
 LATENCY_QUANTILES = "0.5, 0.9, 0.95, 0.99"
 
@@ -326,6 +332,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             FROM evaluations AS e
             GROUP BY minute, {", ".join(EVALUATION_ROLLUP_DIMENSIONS)}
             """,
+        ),
+    ),
+    Migration(
+        6,
+        "the request model in the per-minute rollup's key, so the summary counts a failed call (no "
+        "response model) with the successful calls of the model it asked for",
+        (
+            # Rows already rolled up keep request_model '' (a key column cannot be backfilled in place);
+            # the summary reads them under their model, as before. New rows carry it.
+            "ALTER TABLE calls_1m ADD COLUMN IF NOT EXISTS request_model LowCardinality(String),"
+            f" MODIFY ORDER BY ({', '.join(_FIRST_ROLLUP_DIMENSIONS)}, minute, tenant, service_tier,"
+            " request_model)",
+            "DROP VIEW IF EXISTS calls_1m_mv",
+            _rollup_view(_V6_ROLLUP_KEY, _V4_ROLLUP_METRICS),
         ),
     ),
 )

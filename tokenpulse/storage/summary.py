@@ -10,6 +10,12 @@ Values are always bound as query parameters.
 The cache hit ratio is ``storage.cache_ratio``'s: reads over cacheable tokens, each call's cacheable
 tokens by its provider's shape, summed per row (the rollup keeps provider and model), so a group that
 mixes providers, or a warm window without one cache write, reads right.
+
+The ``model`` dimension is the model a call asked for (its request model), so a failed call, which has no
+response model, counts in the same group as the successful calls of the same model; each group lists
+beside it the ``response_models`` its calls were answered as (the dated names). A ``model`` filter takes
+either name. Rollup rows written before migration 6 have no request model and count under their
+response model, as they always did.
 """
 
 from __future__ import annotations
@@ -78,6 +84,20 @@ _METRICS: dict[str, tuple[str, str]] = {
 }
 
 
+def model_key_sql(table: str) -> str:
+    """The model a call asked for, over ``table``'s columns (the raw ``calls`` or the ``calls_1m``
+    rollup). The collector fills the request model from the response model when a span names only the
+    latter; a rollup row from before migration 6 has none, and falls back to its ``model``."""
+    return f"if({table}.request_model != '', {table}.request_model, {table}.model)"
+
+
+def model_filter_sql(table: str, parameter: str) -> str:
+    """``model = X`` as every view reads it: the calls that asked for X or were answered as X, so a
+    summary row, a chart scoped to its model and the calls behind it count the same calls."""
+    value = f"{{{parameter}:String}}"
+    return f"({model_key_sql(table)} = {value} OR {table}.model = {value})"
+
+
 @dataclass(frozen=True)
 class SummaryQuery:
     start: datetime
@@ -109,6 +129,10 @@ _CALLS_WITH_TOOL = attributed_calls_sql(
 )
 
 
+# Result columns of the model key and of the names its calls are stored under.
+_MODEL_KEY, _STORED_MODELS = "model_asked", "stored_models"
+
+
 def _whole_minutes(moment: datetime) -> bool:
     return moment.second == 0 and moment.microsecond == 0
 
@@ -125,18 +149,29 @@ def build_summary_sql(query: SummaryQuery) -> tuple[str, dict[str, Any]]:
     source, time_column = ("calls_1m", "minute") if use_rollup else ("calls FINAL", ENDED_AT)
     if "tool" in (*query.group_by, *query.filters):
         source = f"({_CALLS_WITH_TOOL}) AS calls"
-    selects = [*query.group_by, *(f"{exprs[column]} AS {name}" for name, exprs in _METRICS.items())]
+    table = "calls_1m" if use_rollup else "calls"
+    # The model key under its own alias: an alias named `model` would shadow the column in the query.
+    keys = [f"{model_key_sql(table)} AS {_MODEL_KEY}" if d == "model" else d for d in query.group_by]
+    selects = [*keys, *(f"{exprs[column]} AS {name}" for name, exprs in _METRICS.items())]
+    if "model" in (*query.group_by, *query.filters):
+        # The names the group's calls are stored under: its response models, and the asked name of
+        # its failed calls (the quality of the group is found by them, see attach_quality).
+        selects.append(f"groupUniqArray({table}.model) AS {_STORED_MODELS}")
     where = [
         f"{time_column} >= {{start:DateTime64(9, 'UTC')}}",
         f"{time_column} < {{end:DateTime64(9, 'UTC')}}",
     ]
     parameters: dict[str, Any] = {"start": query.start, "end": query.end}
     for index, (dimension, value) in enumerate(sorted(query.filters.items())):
-        where.append(f"{dimension} = {{f{index}:String}}")
+        if dimension == "model":
+            where.append(model_filter_sql(table, f"f{index}"))
+        else:
+            where.append(f"{dimension} = {{f{index}:String}}")
         parameters[f"f{index}"] = value
     sql = f"SELECT {', '.join(selects)} FROM {source} WHERE {' AND '.join(where)}"
     if query.group_by:
-        sql += f" GROUP BY {', '.join(query.group_by)} ORDER BY cost_usd DESC, calls DESC"
+        names = ", ".join(_MODEL_KEY if d == "model" else d for d in query.group_by)
+        sql += f" GROUP BY {names} ORDER BY cost_usd DESC, calls DESC"
     return sql, parameters
 
 
@@ -155,14 +190,16 @@ def summarize(store: Store, query: SummaryQuery) -> list[dict[str, Any]]:
     """Run the summary; one group per distinct key (one group with an empty key without group_by)."""
     sql, parameters = build_summary_sql(query)
     result = store.query(sql, parameters)
-    groups = []
+    groups: list[dict[str, Any]] = []
+    stored: dict[int, list[str]] = {}  # group index -> the model names its calls are stored under
     for row in result.named_results():
         if not query.group_by and not row["calls"]:
             row = {**row, "latency_ms": [math.nan] * 4, "ttft_ms": [math.nan] * 4}
         cost: Decimal = row["cost_usd"]
+        key = {d: row[_MODEL_KEY if d == "model" else d] for d in query.group_by}
         groups.append(
             {
-                "key": {d: row[d] for d in query.group_by},
+                "key": key,
                 "calls": row["calls"],
                 "errors": row["errors"],
                 "input_tokens": row["input_tokens"],
@@ -190,6 +227,10 @@ def summarize(store: Store, query: SummaryQuery) -> list[dict[str, Any]]:
                 "ttft_ms": _percentiles(row["ttft_ms"]),
             }
         )
+        if _STORED_MODELS in row:
+            stored[len(groups) - 1] = sorted(row[_STORED_MODELS])
+            if "model" in key:
+                groups[-1]["response_models"] = [m for m in stored[len(groups) - 1] if m != key["model"]]
     whole = _whole_minutes(query.start) and _whole_minutes(query.end)
-    attach_quality(store, groups, query.group_by, query.filters, parameters, whole)
+    attach_quality(store, groups, query.group_by, query.filters, parameters, whole, stored)
     return groups

@@ -20,7 +20,7 @@ from typing import Any
 from tokenpulse.storage.cache_ratio import cacheable_tokens_sql, hit_ratio
 from tokenpulse.storage.schema import LATENCY_QUANTILES, ROLLUP_DIMENSIONS
 from tokenpulse.storage.store import Store
-from tokenpulse.storage.summary import _CACHE_COLUMNS, _percentiles
+from tokenpulse.storage.summary import _CACHE_COLUMNS, _percentiles, model_filter_sql
 
 MAX_POINTS = 1500  # a chart's width in pixels, more or less
 _EMPTY = {"p50": None, "p95": None, "p99": None}
@@ -63,7 +63,11 @@ def build_series_sql(query: SeriesQuery) -> tuple[str, dict[str, Any]]:
         "step": int(query.step.total_seconds()),
     }
     for index, (dimension, value) in enumerate(sorted(query.filters.items())):
-        where.append(f"{dimension} = {{f{index}:String}}")
+        # model: the asked or the answered name, as the summary's model (the chart of a summary row)
+        if dimension == "model":
+            where.append(model_filter_sql("calls_1m", f"f{index}"))
+        else:
+            where.append(f"{dimension} = {{f{index}:String}}")
         parameters[f"f{index}"] = value
     sql = (
         "SELECT intDiv(dateDiff('second', {start:DateTime('UTC')}, minute), {step:UInt32}) AS bucket, "

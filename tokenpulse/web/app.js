@@ -322,7 +322,14 @@ function renderTop(id, summary, dimension) {
     cell.textContent = text;
     cell.title = title;
   };
-  for (const group of groups.slice(0, 10)) add(group.key[dimension] || "(none)", group);
+  for (const group of groups.slice(0, 10)) {
+    add(group.key[dimension] || "(none)", group);
+    // A model row is the model asked for; the dated names it was answered as, on hover.
+    if (group.response_models?.length) {
+      const rows = table.tBodies[0].rows;
+      rows[rows.length - 1].cells[0].title = `answered as ${group.response_models.join(", ")}`;
+    }
+  }
   if (summary.totals) add(groups.length > 10 ? `total (${groups.length})` : "total", summary.totals, "total");
   box.append(table);
 }
