@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tokenpulse.detectors import stats
+from tokenpulse.detectors import stats, windows
 
 
 def test_the_threshold_grows_with_the_log_of_the_tests() -> None:
@@ -96,13 +96,13 @@ def test_a_baseline_prefers_the_same_time_of_previous_days_when_they_have_enough
     calls[:, 1] = 0.0
     calls[1440 : 1440 + 120, 1] = 1.0  # the second scope: traffic only around the same time yesterday
     part = calls * 0.5
-    (total, _), trailing, same_hour = stats.baseline_sums(
+    (total, _), trailing, same_hour = windows.baseline_sums(
         (calls, part), np.array([2 * 1440 + 60]), lag=60, days=7, enough=30
     )
     assert same_hour.tolist() == [[True, True]]
     assert total.tolist() == [[240.0, 120.0]]  # two previous days for the first, one for the second
     assert trailing[0].tolist() == [[1440.0, 120.0]]  # the day ending an hour before
-    (total, _), _, same_hour = stats.baseline_sums(
+    (total, _), _, same_hour = windows.baseline_sums(
         (calls, part), np.array([2 * 1440 + 60]), 60, 7, enough=500
     )
     assert same_hour.tolist() == [[False, False]] and total.tolist() == [[1440.0, 120.0]]

@@ -381,30 +381,3 @@ def cumulative(grid: np.ndarray) -> np.ndarray:
 
 # The same time of day on previous days: this many minutes either side.
 SAME_HOURS = 60
-
-
-def baseline_sums(
-    grids: Sequence[np.ndarray],
-    positions: np.ndarray,
-    lag: int,
-    days: int,
-    enough: np.ndarray | float,
-    weight_index: int = 0,
-) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    """The sums of each of ``grids`` (minutes x scopes) that a baseline at ``positions`` rests on: the two
-    hours around the same time of ``days`` previous days when those hold at least ``enough`` of the grid
-    at ``weight_index`` (calls), else the trailing day ending ``lag`` minutes before the position (so
-    the change being tested is not its own baseline). One value per (position, scope). Also the
-    trailing day's sums (what a property of the scope that does not follow the time of day, such as its
-    dispersion, rests on), and where the same time of day was used."""
-    cumulatives = [cumulative(g) for g in grids]
-    here = positions[:, None] + np.zeros((1, grids[0].shape[1]), dtype=np.int64)
-    same_hour = [np.zeros(here.shape) for _ in grids]
-    for k in range(1, days + 1):
-        centre = here - k * MINUTES_PER_DAY
-        for total, c in zip(same_hour, cumulatives, strict=True):
-            total += window_sums(c, centre + SAME_HOURS, centre - SAME_HOURS)
-    trailing = [window_sums(c, here - lag, here - lag - MINUTES_PER_DAY) for c in cumulatives]
-    use_same_hour = same_hour[weight_index] >= enough
-    chosen = [np.where(use_same_hour, s, t) for s, t in zip(same_hour, trailing, strict=True)]
-    return chosen, trailing, use_same_hour

@@ -4,8 +4,7 @@ The evidence templates evaluate a scan of about two hours, but their grids hold 
 same hours of previous days are read for the baselines). Cumulative sums over the whole week, to read a
 few windows of it, were most of a cycle's arithmetic; these functions give the same sums from the rows
 each family of windows covers (the same hours of each previous day, the trailing day, the scan): the
-same clipping to the grid as ``stats.window_sums``, the same choice between the same hours and the
-trailing day as ``stats.baseline_sums``. Pure numpy, no I/O.
+same clipping to the grid as ``stats.window_sums``. Pure numpy, no I/O.
 
 Integer-valued grids (calls, tokens, counts) give exactly the same sums. Float grids (cost, hits) are
 summed over fewer rows, so their sums may differ from a week-long cumulative difference in the last
@@ -38,7 +37,7 @@ def span_sums(grid: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndar
 
 def same_hour_sums(grid: np.ndarray, positions: np.ndarray, days: int) -> np.ndarray:
     """Per (position, scope): the sum over the ``SAME_HOURS`` minutes either side of the same minute of
-    each of ``days`` previous days (what ``stats.baseline_sums`` adds up, day by day)."""
+    each of ``days`` previous days."""
     total = np.zeros((len(positions), grid.shape[1]))
     for k in range(1, days + 1):
         centre = positions - k * MINUTES_PER_DAY
@@ -60,7 +59,12 @@ def baseline_sums(
     weight_index: int = 0,
     trailing_only: int = 0,
 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    """``stats.baseline_sums`` (the same values and choices) from the rows its windows cover.
+    """The sums of each of ``grids`` (minutes x scopes) that a baseline at ``positions`` rests on: the two
+    hours around the same time of ``days`` previous days when those hold at least ``enough`` of the grid
+    at ``weight_index`` (calls), else the trailing day ending ``lag`` minutes before the position (so
+    the change being tested is not its own baseline). One value per (position, scope). Also the
+    trailing day's sums (what a property of the scope that does not follow the time of day, such as its
+    dispersion, rests on), and where the same time of day was used.
 
     The last ``trailing_only`` grids are only ever read from the trailing day (a dispersion's sums):
     their same-hour sums are not computed, and their "chosen" sums are the trailing day's (callers

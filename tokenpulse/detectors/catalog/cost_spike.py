@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from tokenpulse.detectors import stats
+from tokenpulse.detectors import stats, windows
 from tokenpulse.detectors.base import (
     CRITICAL,
     SCOPE_DIMENSIONS,
@@ -238,7 +238,7 @@ class CostSpike(MeanDetector):
         )
         # Minutes the service had traffic: a minute outside the history read (before the store began, the
         # days between the same hours read) is no minute of usual spend.
-        (usual_spend, usual_minutes), _, _ = stats.baseline_sums(
+        (usual_spend, usual_minutes), _, _ = windows.baseline_sums(
             (others, (spend > 0).astype(float)), rows, lag=_LAG, days=BASELINE_DAYS, enough=stats.SAME_HOURS,
             weight_index=1,
         )  # fmt: skip
