@@ -132,3 +132,19 @@ def store_records(
     assert writer.wait_stored(end, timeout=30)
     writer.stop()
     wal.close()
+
+
+def migrate_to(store: Any, version: int) -> None:
+    """Bring an empty store's schema to ``version`` and no further: the store an older tokenpulse left."""
+    from tokenpulse.storage.schema import MIGRATIONS
+
+    store.client.command(
+        "CREATE TABLE tokenpulse_migrations (version UInt32, name String, applied_at DateTime('UTC')"
+        " DEFAULT now()) ENGINE = MergeTree ORDER BY version"
+    )
+    for migration in MIGRATIONS:
+        if migration.version <= version:
+            for statement in migration.statements:
+                store.client.command(statement)
+            store.client.insert("tokenpulse_migrations", [[migration.version, migration.name]],
+                                column_names=["version", "name"])  # fmt: skip

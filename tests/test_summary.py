@@ -4,9 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import BASE_TIME_NS, call_record, evaluation_record, store_records, tool_span_record
+from tests.factories import (
+    BASE_TIME_NS,
+    call_record,
+    evaluation_record,
+    migrate_to,
+    store_records,
+    tool_span_record,
+)
 from tokenpulse.storage.calls import CallsQuery, list_calls
-from tokenpulse.storage.schema import MIGRATIONS
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.summary import SummaryQuery, build_summary_sql, summarize
 from tokenpulse.storage.timeseries import SeriesQuery, series
@@ -189,16 +195,7 @@ def test_migration_6_upgrades_a_store_with_data(tmp_path: Path) -> None:
     as before: a key column cannot be backfilled), and new calls group by the model asked for."""
     store = Store.open(tmp_path / "data")
     try:
-        store.client.command(
-            "CREATE TABLE tokenpulse_migrations (version UInt32, name String, applied_at DateTime('UTC')"
-            " DEFAULT now()) ENGINE = MergeTree ORDER BY version"
-        )
-        for migration in MIGRATIONS:
-            if migration.version <= 5:
-                for statement in migration.statements:
-                    store.client.command(statement)
-                store.client.insert("tokenpulse_migrations", [[migration.version, migration.name]],
-                                    column_names=["version", "name"])  # fmt: skip
+        migrate_to(store, 5)
         store_records(store, tmp_path / "old", _one_model_calls())
         assert store.migrate() == [6]
         store_records(store, tmp_path / "new", _one_model_calls(seconds=60))

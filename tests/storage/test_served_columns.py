@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from tests.factories import BASE_TIME_NS, call_record, store_records
+from tests.factories import BASE_TIME_NS, call_record, migrate_to, store_records
 from tokenpulse.buffer.rows import AFTER_TENANT, CALL_FIELDS, encode_rows
-from tokenpulse.storage.schema import MIGRATIONS
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.summary import SummaryQuery, build_summary_sql, summarize
 
@@ -63,16 +62,7 @@ def test_a_row_an_older_version_logged_inserts_with_defaults(store: Store) -> No
 def test_migration_4_upgrades_a_version_3_store(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "data")
     try:
-        store.client.command(
-            "CREATE TABLE tokenpulse_migrations (version UInt32, name String, applied_at DateTime('UTC')"
-            " DEFAULT now()) ENGINE = MergeTree ORDER BY version"
-        )
-        for migration in MIGRATIONS:
-            if migration.version <= 3:
-                for statement in migration.statements:
-                    store.client.command(statement)
-                store.client.insert("tokenpulse_migrations", [[migration.version, migration.name]],
-                                    column_names=["version", "name"])  # fmt: skip
+        migrate_to(store, 3)
         columns = ("time", *OLD_FIELDS[1:], "tenant")
         store.client.raw_insert("calls", columns, encode_rows([call_record()], OLD_FIELDS, "t"),
                                 fmt="JSONCompactEachRow")  # fmt: skip
