@@ -641,13 +641,18 @@ class CountDetector(EvidenceDetector):
         return Assessment(observations, scopes, status_codes(~watched[at], watched[at], held=False))
 
 
+def _today_and_yesterday(totals: np.ndarray, end: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The calls over [start, end) and over the same minutes a day earlier, from cumulative calls."""
+    day = stats.MINUTES_PER_DAY
+    return stats.window_sums(totals, end, start), stats.window_sums(totals, end - day, start - day)
+
+
 def _level(totals: np.ndarray, here: np.ndarray) -> np.ndarray:
     """Today's level against yesterday's per (position, scope), from cumulative calls: see ``LEVEL_LAG``."""
-    day = stats.MINUTES_PER_DAY
     end = here - LEVEL_LAG
-    start = np.maximum(end - LEVEL_WINDOW, day)  # only where yesterday's same minutes are in the history read
-    today = stats.window_sums(totals, end, start)
-    before = stats.window_sums(totals, end - day, start - day)
+    # Only where yesterday's same minutes are in the history read.
+    start = np.maximum(end - LEVEL_WINDOW, stats.MINUTES_PER_DAY)
+    today, before = _today_and_yesterday(totals, end, start)
     today, before = today + LEVEL_PRIOR_CALLS, before + LEVEL_PRIOR_CALLS
     return np.clip(today / before * np.exp(LEVEL_Z * np.sqrt(1 / today + 1 / before)), LEVEL_FLOOR, 1.0)
 
@@ -669,8 +674,7 @@ def _usual_variation(totals: np.ndarray, here: np.ndarray, dispersion: np.ndarra
     for block in range(VARIATION_BLOCKS):
         end = here - LEVEL_LAG - block * VARIATION_BLOCK
         start = end - VARIATION_BLOCK
-        today = stats.window_sums(totals, end, start)
-        before = stats.window_sums(totals, end - day, start - day)
+        today, before = _today_and_yesterday(totals, end, start)
         measured = (start >= day) & (today > 0) & (before > 0)
         today, before = np.maximum(today, 1), np.maximum(before, 1)
         ratios.append(np.where(measured, np.log(today / before), np.nan))
@@ -927,12 +931,14 @@ class TailDetector(EvidenceDetector):
             return [Assessment.empty(len(times))]
         dims = (TENANT, *s.scope) if TENANT in frame else s.scope
         index = minute_index(start, history.end)
-        scopes, n_all, past = _histograms(frame, dims, self.count, f"{self.column}_over", index)
+        scopes, n_all, past, size = _histograms(
+            frame, dims, self.count, f"{self.column}_over", index, sums=(f"{self.column}_size",)
+        )
         if not scopes:
             return [Assessment.empty(len(times))]
         positions = np.array([(pd.Timestamp(t) - index[0]) // pd.Timedelta(minutes=1) - 1 for t in times])
         first, rows = _scan_rows(positions)
-        sized = self._size_factor(history, dims, scopes, index)
+        sized = self._size_factor(history, dims, scopes, index, n_all, size[..., 0])
         usual = self._usual(history, dims, scopes, index) * sized
         warning_ms, critical_ms, shifted = self.objective(scopes, usual)
         shifted = np.where(sized <= SIZE_SHIFT_TOLERANCE, shifted, np.nan)
@@ -1006,7 +1012,7 @@ class TailDetector(EvidenceDetector):
         hours = pd.date_range(
             first, minutes[-1].floor("h") + pd.Timedelta(hours=1), freq="1h", inclusive="left"
         )
-        known, counts, past = _histograms(hourly, dims, self.count, f"{self.column}_over", hours, "hour")
+        known, counts, past, _ = _histograms(hourly, dims, self.count, f"{self.column}_over", hours, "hour")
         if not known:
             return np.zeros((1, len(scopes), len(_EDGES) + 1), dtype=np.float32), np.zeros(len(minutes), int)
         at = {scope: i for i, scope in enumerate(known)}
@@ -1018,31 +1024,36 @@ class TailDetector(EvidenceDetector):
         return totals[ends] - totals[np.maximum(ends - 24, 0)], hour_of
 
     def _size_factor(
-        self, history: History, dims: Sequence[str], scopes: list[Scope], index: pd.DatetimeIndex
+        self,
+        history: History,
+        dims: Sequence[str],
+        scopes: list[Scope],
+        index: pd.DatetimeIndex,
+        minute_calls: np.ndarray,
+        minute_size: np.ndarray,
     ) -> np.ndarray:
         """How many times longer than usual each minute's calls are expected to take given their sizes
-        (output tokens for latency, prompt tokens for TTFT), per (minute of the grid, scope): 1 where the
-        scope's line is unknown or flat. The line is least squares of the duration on the size over the
-        calls of the 24 hours ending ``BASELINE_LAG`` before the grid."""
+        (output tokens for latency, prompt tokens for TTFT; ``minute_size`` their sum per minute of the
+        grid and scope), per (minute of the grid, scope): 1 where the scope's line is unknown or flat.
+        The line is least squares of the duration on the size over the calls of the 24 hours ending
+        ``BASELINE_LAG`` before the grid."""
         sums = tuple(f"{self.column}_{part}" for part in ("size", "sum_ms", "size_ms", "size_sq"))
         hourly = history[TAILS_HOURLY]
         end = index[0] - BASELINE_LAG
         day = hourly[(hourly["hour"] >= end - pd.Timedelta(hours=24)) & (hourly["hour"] < end)]
-        fit = _scope_sums(day, dims, scopes, (self.count, *sums))[0]
-        calls, size, duration, product, square = fit.T
-        minutes = _scope_sums(history[TAILS], dims, scopes, (self.count, sums[0]), index)
+        calls, size, duration, product, square = _scope_sums(day, dims, scopes, (self.count, *sums)).T
         with np.errstate(divide="ignore", invalid="ignore"):
             slope = (calls * product - size * duration) / (calls * square - size**2)
             usual_size, usual_ms = size / calls, duration / calls
             # A minute's mean size is shrunk towards the day's by ``SIZE_PRIOR_CALLS``: one long answer
             # in a thin minute does not excuse a slow call beside it.
             prior = SIZE_PRIOR_CALLS
-            now_size = (minutes[..., 1] + prior * usual_size) / (minutes[..., 0] + prior)
+            now_size = (minute_size + prior * usual_size) / (minute_calls + prior)
             factor = (usual_ms + slope * (now_size - usual_size)) / usual_ms
         spread = calls * square - size**2  # n^2 x the variance of the sizes: none, no line
         fitted = (calls >= self.settings.learning_calls) & (spread > 1e-9 * calls * square) & (slope > 0)
         fitted &= usual_ms > 0
-        factor = np.where(fitted[None, :] & (minutes[..., 0] > 0), factor, 1.0)
+        factor = np.where(fitted[None, :] & (minute_calls > 0), factor, 1.0)
         return np.clip(np.nan_to_num(factor, nan=1.0), 1.0, SIZE_FACTOR_CAP)
 
     def _usual(
@@ -1076,6 +1087,16 @@ def _bins(calls: np.ndarray, past: np.ndarray) -> np.ndarray:
     return np.maximum(np.concatenate([below, past[..., :-1] - past[..., 1:], past[..., -1:]], axis=-1), 0)
 
 
+def _scope_keys(frame: pd.DataFrame, dims: Sequence[str]) -> tuple[np.ndarray, list[Scope]]:
+    """Each row's scope (an index into the returned scopes) of a tails frame, by ``dims``."""
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(frame[list(dims)].astype(str)))
+    scopes = [
+        tuple((d, v) for d, v in zip(dims, key, strict=True) if not (d == TENANT and v == ""))
+        for key in uniques
+    ]
+    return codes, scopes
+
+
 def _histograms(
     frame: pd.DataFrame,
     dims: Sequence[str],
@@ -1083,60 +1104,43 @@ def _histograms(
     column: str,
     index: pd.DatetimeIndex,
     time: str = "minute",
-) -> tuple[list[Scope], np.ndarray, np.ndarray]:
-    """The scopes of a tails frame, and per (row of ``index`` x scope) its calls and its calls past each
-    edge (x edges): summed straight into arrays, the histograms are many columns."""
+    sums: Sequence[str] = (),
+) -> tuple[list[Scope], np.ndarray, np.ndarray, np.ndarray]:
+    """The scopes of a tails frame, and per (row of ``index`` x scope) its calls, its calls past each
+    edge (x edges: summed straight into arrays, the histograms are many columns) and the sums of the
+    scalar columns ``sums`` (x sums)."""
     if frame.empty:
-        return [], np.zeros((len(index), 0)), np.zeros((len(index), 0, len(_EDGES)), dtype=np.float32)
+        return (
+            [], np.zeros((len(index), 0)), np.zeros((len(index), 0, len(_EDGES)), dtype=np.float32),
+            np.zeros((len(index), 0, len(sums))),
+        )  # fmt: skip
     step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=1)
     offsets = (pd.DatetimeIndex(frame[time]) - index[0]) // step
     inside = np.asarray((offsets >= 0) & (offsets < len(index)))
-    keys = pd.MultiIndex.from_frame(frame[list(dims)].astype(str))
-    codes, uniques = pd.factorize(keys)
-    scopes = [
-        tuple((d, v) for d, v in zip(dims, key, strict=True) if not (d == TENANT and v == ""))
-        for key in uniques
-    ]
-    calls = np.zeros((len(index), len(uniques)))
-    past = np.zeros((len(index), len(uniques), len(_EDGES)), dtype=np.float32)
+    codes, scopes = _scope_keys(frame, dims)
+    calls = np.zeros((len(index), len(scopes)))
+    past = np.zeros((len(index), len(scopes), len(_EDGES)), dtype=np.float32)
+    totals = np.zeros((len(index), len(scopes), len(sums)))
     rows, columns = np.asarray(offsets)[inside], codes[inside]
     np.add.at(calls, (rows, columns), frame[count].to_numpy(dtype=float)[inside])
+    np.add.at(totals, (rows, columns), frame[list(sums)].to_numpy(dtype=float)[inside])
     if inside.any():
         np.add.at(past, (rows, columns), np.vstack(frame[column].to_numpy()[inside]).astype(np.float32))
-    return scopes, calls, past
+    return scopes, calls, past, totals
 
 
 def _scope_sums(
-    frame: pd.DataFrame,
-    dims: Sequence[str],
-    scopes: list[Scope],
-    columns: Sequence[str],
-    index: pd.DatetimeIndex | None = None,
-    time: str = "minute",
+    frame: pd.DataFrame, dims: Sequence[str], scopes: list[Scope], columns: Sequence[str]
 ) -> np.ndarray:
-    """Sums of scalar ``columns`` of a tails frame per (row of ``index`` x scope of ``scopes`` x column);
-    without ``index``, over all its rows (1 x scopes x columns). Scopes the frame lacks sum to 0."""
-    rows = 1 if index is None else len(index)
-    out = np.zeros((rows, len(scopes), len(columns)))
+    """The sums of scalar ``columns`` of a tails frame over all its rows, per scope of ``scopes`` (x
+    columns); scopes the frame lacks sum to 0."""
+    out = np.zeros((len(scopes), len(columns)))
     if frame.empty:
         return out
-    keys = pd.MultiIndex.from_frame(frame[list(dims)].astype(str))
-    codes, uniques = pd.factorize(keys)
+    codes, found = _scope_keys(frame, dims)
     at = {scope: i for i, scope in enumerate(scopes)}
-    found = np.array(
-        [at.get(tuple((d, v) for d, v in zip(dims, key, strict=True) if not (d == TENANT and v == "")), -1)
-         for key in uniques],
-        dtype=np.int64,
-    )  # fmt: skip
-    column = found[codes]
-    if index is None:
-        offsets = np.zeros(len(frame), dtype=np.int64)
-    else:
-        step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=1)
-        offsets = np.asarray((pd.DatetimeIndex(frame[time]) - index[0]) // step)
-    inside = (column >= 0) & (offsets >= 0) & (offsets < rows)
-    values = frame[list(columns)].to_numpy(dtype=float)[inside]
-    np.add.at(out, (offsets[inside], column[inside]), values)
+    column = np.array([at.get(scope, -1) for scope in found], dtype=np.int64)[codes]
+    np.add.at(out, column[column >= 0], frame[list(columns)].to_numpy(dtype=float)[column >= 0])
     return out
 
 
