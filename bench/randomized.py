@@ -557,8 +557,7 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
         of_scope[dict(t.scope)[scope_key]].append(t)
     threshold = stats.evidence_threshold(
         len(truths),
-        detector.settings.false_page_budget_days,
-        1,  # type: ignore[attr-defined]
+        detector.settings.false_page_budget_days,  # type: ignore[attr-defined]
     )
     rows = []
     false_pages = flaps = 0

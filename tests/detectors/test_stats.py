@@ -11,9 +11,32 @@ from tokenpulse.detectors import stats, windows
 def test_the_threshold_grows_with_the_log_of_the_tests() -> None:
     one = stats.evidence_threshold(1, budget_days=100)
     assert one == pytest.approx(math.log(100 * 1440))
-    # Ten times the scopes, or four alternatives each, cost ln 10 and ln 4 nats: pages do not multiply.
+    # Ten times the scopes cost ln 10 nats: pages do not multiply.
     assert stats.evidence_threshold(10, 100) - one == pytest.approx(math.log(10))
-    assert stats.evidence_threshold(1, 100, alternatives=4) - one == pytest.approx(math.log(4))
+
+
+def test_the_alarm_weighs_the_mixture_of_its_alternatives() -> None:
+    recovery = np.zeros((30, 1, 3))
+    # Three alternatives that the minutes support equally: their mixture is each one's evidence, so the
+    # alarm starts when that reaches the threshold (no ln 3 paid for testing three).
+    equal = np.full((30, 1, 3), 1.0)
+    paging, _ = stats.sequential_alarm(equal, recovery, 10.0, 5.0)
+    assert paging[:, 0].argmax() == 9
+    # One alternative alone supported: the mixture is its evidence less ln 3.
+    alone = equal.copy()
+    alone[..., 1:] = -1.0
+    paging, _ = stats.sequential_alarm(alone, recovery, 10.0, 5.0)
+    assert paging[:, 0].argmax() == math.ceil(10.0 + math.log(3)) - 1
+
+
+def test_the_mixture_is_the_log_mean_likelihood_ratio_over_each_run() -> None:
+    evidence = np.array([[[0.5, -2.0]], [[1.0, 2.0]], [[1.5, 1.0]]])  # minutes x scopes x alternatives
+    totals = np.concatenate([np.zeros((1, 1, 2)), np.cumsum(evidence, axis=0)])
+    # Runs starting at minute 0 and at minute 1, at minute 2.
+    mixture, likeliest = stats.mixture_evidence(totals, 2, np.array([[0, 1]]), np.array([0]))
+    assert mixture[0, 0] == pytest.approx(math.log((math.exp(3.0) + math.exp(1.0)) / 2))
+    assert mixture[0, 1] == pytest.approx(math.log((math.exp(2.5) + math.exp(3.0)) / 2))
+    assert likeliest.tolist() == [[0, 1]]
 
 
 def test_binomial_evidence_is_the_log_likelihood_ratio_over_the_dispersion() -> None:
@@ -164,3 +187,40 @@ def test_count_dispersion_of_sessions_is_a_constant_factor_at_any_rate() -> None
     sums = [grid.sum(axis=0) for grid in stats.block_excess(counts)]
     for rate in (1.0, 10.0):  # a negative binomial alone would say ~1.6 at night
         assert 2.5 <= stats.count_dispersion(*sums, np.array([rate]))[0] <= 6.0
+
+
+def _day(shares: np.ndarray, calls_per_hour: float) -> tuple[np.ndarray, np.ndarray]:
+    """The trailing day's hours at ``shares`` (exact counts), stacked as (hours x 1 cell x 1 scope)."""
+    calls = np.full(24, calls_per_hour)
+    return (shares * calls)[:, None, None], calls[:, None, None]
+
+
+def test_a_share_flat_over_the_day_is_read_off_the_whole_day() -> None:
+    hours = _day(np.full(24, 0.02), 600.0)
+    day = tuple(h.sum(axis=0) for h in hours)
+    # Yesterday's same hours read 3% by chance (24 timeouts in 800 calls): the day's 2% is believed.
+    usual, variance = stats.diurnal_share(
+        (np.array([[24.0]]), np.array([[800.0]])), day, hours, np.zeros((1, 1))
+    )
+    assert usual[0, 0] == pytest.approx(0.02, rel=0.1)
+    # Much less unknown than the same hours alone say (relative variance 0.98 / 16 timeouts).
+    assert variance[0, 0] < 0.25 * (0.98 / 16)
+
+
+def test_a_share_that_swings_over_the_day_is_read_off_the_same_hours() -> None:
+    swing = 0.02 * (1 + 0.5 * np.sin(np.arange(24) / 24 * 2 * np.pi))
+    hours = _day(swing, 6000.0)
+    day = tuple(h.sum(axis=0) for h in hours)
+    usual, _ = stats.diurnal_share((np.array([[240.0]]), np.array([[8000.0]])), day, hours, np.zeros((1, 1)))
+    assert usual[0, 0] == pytest.approx(0.03, rel=0.05)
+
+
+def test_without_the_same_hours_the_spread_over_the_day_is_what_is_unknown() -> None:
+    hours = _day(np.full(24, 0.02), 600.0)
+    day = tuple(h.sum(axis=0) for h in hours)
+    usual, variance = stats.diurnal_share((np.zeros((1, 1)), np.zeros((1, 1))), day, hours, np.zeros((1, 1)))
+    assert usual[0, 0] == pytest.approx(0.02)
+    # A flat day measured over all its hours leaves the prior's share of the spread, and the noise of
+    # the day's own share (288 timeouts).
+    prior_weight = stats.DIURNAL_PRIOR_HOURS / (24 + stats.DIURNAL_PRIOR_HOURS)
+    assert variance[0, 0] == pytest.approx(prior_weight * stats.DIURNAL_SPREAD**2 + 0.98 / 288)

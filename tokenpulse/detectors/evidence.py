@@ -244,8 +244,8 @@ class EvidenceDetector:
         first = minute_index(history.start, history.end)[0]
         return np.array([(pd.Timestamp(t) - first) // pd.Timedelta(minutes=1) - 1 for t in times])
 
-    def _threshold(self, scopes: int, alternatives: int) -> float:
-        return stats.evidence_threshold(scopes, self.settings.false_page_budget_days, alternatives)
+    def _threshold(self, scopes: int) -> float:
+        return stats.evidence_threshold(scopes, self.settings.false_page_budget_days)
 
     def _alarm(
         self,
@@ -280,7 +280,7 @@ class EvidenceDetector:
         """The alarm of counts ``x`` in ``n`` draws (scan rows x scopes) against the ``null`` share, for
         each ``changed`` level (the last axis)."""
         evidence, recovery, expected = _evidence(x, n, null, changed, dispersion, watched)
-        threshold = self._threshold(x.shape[1], changed.shape[-1])
+        threshold = self._threshold(x.shape[1])
         return self._alarm(evidence, recovery, expected, threshold, first, positions)
 
     def _observations(
@@ -375,12 +375,7 @@ def _run_sums(cumulative: np.ndarray, onset: np.ndarray, positions: np.ndarray) 
 
 @dataclass(frozen=True)
 class ShareSettings(EvidenceSettings):
-    odds_ratios: tuple[float, ...] = (
-        1.5,
-        3.0,
-        8.0,
-        25.0,
-    )  # the changes tested: odds of the share times these
+    odds_ratios: tuple[float, ...] = (1.5, 3.0, 8.0, 25.0)
     critical_share: float = 0.20  # critical when the share is past this with confidence
     # What a learning scope is taken to do (a documented default, e.g. 1% of calls time out); None: a
     # learning scope is not watched.
@@ -421,29 +416,34 @@ class ShareDetector(EvidenceDetector):
         part, total = np.minimum(g[self.part], g[self.total]), g[self.total]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
-        (base_total, base_part, _, _), trailing, same_hour = windows.baseline_sums(
-            (total, part, *_trailing_rows(stats.share_excess, rows, part, total)),
-            rows,
-            lag=_LAG,
-            days=BASELINE_DAYS,
-            enough=s.learning_calls,
-            trailing_only=2,
-        )
+        trailing = [
+            windows.trailing_day_sums(grid, rows, _LAG)
+            for grid in (total, part, *_trailing_rows(stats.share_excess, rows, part, total))
+        ]
+        base_total, base_part = trailing[0], trailing[1]
         learning = base_total < s.learning_calls
+        burst = stats.burstiness(trailing[2], trailing[3])
+        same_hour = [windows.same_hour_sums(grid, rows, BASELINE_DAYS) for grid in (part, total)]
+        hours = [windows.hour_sums(grid, rows, _LAG) for grid in (part, total)]
+        estimate, variance = stats.diurnal_share(same_hour, (base_part, base_total), hours, burst)
+        # Without the same hours of a previous day (a scope younger than a day), the trailing day may have
+        # seen only the quiet part of the day's course: a documented allowance over it instead.
+        known = same_hour[1] >= s.learning_calls
+        _, upper = stats.wilson_bounds(base_part, base_total, 1.0)
+        diurnal = np.maximum(
+            stats.odds_shift(upper, DIURNAL_ODDS), np.minimum(upper * DIURNAL_RISE, (1 + upper) / 2)
+        )
         prior = np.nan if s.prior_share is None else s.prior_share
-        with np.errstate(divide="ignore", invalid="ignore"):
-            usual = np.where(learning, prior, base_part / base_total)
+        usual = np.select([learning, known], [prior, estimate], base_part / np.maximum(base_total, 1))
         # The baseline is not trusted further than it knows: the null is the upper end of what it says
         # (one sigma: an error of the usual share smaller than the weakest change tested makes no evidence).
-        _, upper = stats.wilson_bounds(base_part, base_total, 1.0)
-        null = np.where(learning, prior, upper)
-        # A trailing day knows nothing of the time of day: allow for a share that moves over the day.
-        diurnal = np.maximum(
-            stats.odds_shift(null, DIURNAL_ODDS), np.minimum(null * DIURNAL_RISE, (1 + null) / 2)
+        null = np.select(
+            [learning, known],
+            [prior, np.minimum(estimate * (1 + np.sqrt(variance)), (1 + estimate) / 2)],
+            diurnal,
         )
-        null = np.where(same_hour | learning, null, diurnal)
         x, n = part[rows], total[rows]
-        dispersion = _dispersion(trailing, n)
+        dispersion = stats.dispersion(n - 1, burst)
         watched = ~np.isnan(null) & (learning | self.applicable(base_part, base_total))
         null = np.nan_to_num(null, nan=0.5)
         changed = np.stack([stats.odds_shift(null, r) for r in sorted(s.odds_ratios)], axis=-1)
@@ -622,7 +622,7 @@ class CountDetector(EvidenceDetector):
         evidence, recovery, expected = (
             np.where(watched[..., None], g, 0.0) for g in (evidence, recovery, expected)
         )
-        threshold = self._threshold(len(scopes), len(s.drops))
+        threshold = self._threshold(len(scopes))
         # The documented level, by a standard deviation of the calls at that level: a 30% quieter hour
         # read off four noisy minutes is not 40% under.
         at_level = usual * (1 - s.least_drop)
@@ -808,7 +808,7 @@ class MeanDetector(EvidenceDetector):
         expected = stats.gamma_evidence(n[..., None] * mean1, n[..., None], mean0, mean1, spread3)
         mask = watched[..., None]
         evidence, recovery, expected = (np.where(mask, e, 0.0) for e in (evidence, recovery, expected))
-        threshold = self._threshold(len(scopes), len(rises))
+        threshold = self._threshold(len(scopes))
         # The documented level is a level: the evidence may favour a doubling before the mean since the
         # change began has doubled; it pages once that mean has (and stays paged while the alarm is on).
         # Under the business floor (a mean of at least ``floor``), however clear the change, nobody is paged.
@@ -972,7 +972,7 @@ class TailDetector(EvidenceDetector):
             np.minimum(recovery, whole[1][..., :_WHOLE].min(axis=-1, keepdims=True)),
             recovery,
         )
-        threshold = self._threshold(len(scopes), changed.shape[-1] + len(_SHIFTS))
+        threshold = self._threshold(len(scopes))
         # The documented level is a level: more than 1% of the calls since the change began past the
         # warning level (the run's p99 past it) before it pages.
         level = (slow, n, np.full(n.shape, _TAIL_SHARE + 1e-9))
