@@ -13,17 +13,22 @@ SYMPTOM = make_scope(service="support", user="alice")
 ELSEWHERE = make_scope(service="search", user="bob")
 
 
-def observe(detector: str, scope, m: int) -> Observation:
+def observe(detector: str, scope, m: int, current: bool = True) -> Observation:
     return Observation(detector, scope, minute(m), CRITICAL if detector == "cache_hit_collapse" else WARNING,
-                       1.0, 0.5, 0.1, 100, detector)  # fmt: skip
+                       1.0, 0.5, 0.1, 100, detector, current)  # fmt: skip
 
 
-def drive(active: dict[str, dict[tuple, range]], minutes: range) -> list[tuple[int, str, str, str]]:
+def drive(
+    active: dict[str, dict[tuple, range]], minutes: range, current: range = range(0, 10_000)
+) -> list[tuple[int, str, str, str]]:
+    """The emitted transitions; symptoms' observations say their change is current in ``current``."""
     states, out = AlertStates(), []
     for m in minutes:
         now = []
         for detector, scopes in active.items():
-            observations = [observe(detector, scope, m) for scope, span in scopes.items() if m in span]
+            observations = [
+                observe(detector, scope, m, m in current) for scope, span in scopes.items() if m in span
+            ]
             now += states.step(detector, RULE, observations, minute(m))
         emitted = hold_back(states, now, minute(m))
         out += [(m, t.status, t.detector, dict(t.scope).get("user", "")) for t in emitted]
@@ -58,6 +63,17 @@ def test_symptom_outlasting_its_cause_fires_once_the_cause_is_long_gone() -> Non
         (51, "firing", "cost_spike", "alice"),  # 30 minutes after the cause resolved, still spending
         (56, "resolved", "cost_spike", "alice"),
     ]
+
+
+def test_symptom_only_awaiting_evidence_that_it_is_back_stays_held_back_until_it_resolves() -> None:
+    # Its spend stopped speaking for the change when its cause ended (minute 20); a thin scope takes an
+    # hour and more to prove it is back. A page at 51 would be its cause's spend, paged twice.
+    active = {"cache_hit_collapse": {CAUSE: range(10, 20)}, "cost_spike": {SYMPTOM: range(11, 95)}}
+    result = drive(active, range(0, 110), current=range(0, 20))
+    assert result == [(12, "firing", "cache_hit_collapse", ""), (21, "resolved", "cache_hit_collapse", "")]
+    # Its minutes speak for the change again at 70: a problem of its own, paged then.
+    result = drive(active, range(0, 110), current=[*range(0, 20), *range(70, 95)])
+    assert result[2:] == [(70, "firing", "cost_spike", "alice"), (96, "resolved", "cost_spike", "alice")]
 
 
 def test_symptom_draining_after_its_cause_stays_quiet() -> None:

@@ -20,12 +20,12 @@ def test_the_alarm_weighs_the_mixture_of_its_alternatives() -> None:
     # Three alternatives that the minutes support equally: their mixture is each one's evidence, so the
     # alarm starts when that reaches the threshold (no ln 3 paid for testing three).
     equal = np.full((30, 1, 3), 1.0)
-    paging, _ = stats.sequential_alarm(equal, recovery, 10.0, 5.0)
+    paging, *_ = stats.sequential_alarm(equal, recovery, 10.0, 5.0)
     assert paging[:, 0].argmax() == 9
     # One alternative alone supported: the mixture is its evidence less ln 3.
     alone = equal.copy()
     alone[..., 1:] = -1.0
-    paging, _ = stats.sequential_alarm(alone, recovery, 10.0, 5.0)
+    paging, *_ = stats.sequential_alarm(alone, recovery, 10.0, 5.0)
     assert paging[:, 0].argmax() == math.ceil(10.0 + math.log(3)) - 1
 
 
@@ -66,7 +66,7 @@ def test_odds_shift_and_halfway_work_on_the_log_odds_scale() -> None:
 def alarm(evidence: list[float], threshold: float = 5.0, clear: float = 3.0, min_minutes: int = 1):
     """One scope, one alternative, recovery evidence the mirror of the evidence."""
     grid = np.array(evidence, dtype=float).reshape(-1, 1, 1)
-    paging, onset = stats.sequential_alarm(grid, -grid, threshold, clear, min_minutes)
+    paging, onset, _ = stats.sequential_alarm(grid, -grid, threshold, clear, min_minutes)
     return paging[:, 0].tolist(), onset[:, 0].tolist()
 
 
@@ -93,7 +93,7 @@ def test_the_alternative_that_fired_decides_the_recovery() -> None:
     # (third column of recovery): a minute that speaks against the weak change only does not resolve.
     evidence = np.array([[[1.0, 8.0]], [[0.5, 0.5]], [[0.5, 0.5]]])
     recovery = np.array([[[0.0, 0.0]], [[5.0, 0.0]], [[5.0, 0.0]]])
-    paging, _ = stats.sequential_alarm(evidence, recovery, threshold=5.0, clear=3.0)
+    paging, *_ = stats.sequential_alarm(evidence, recovery, threshold=5.0, clear=3.0)
     assert paging[:, 0].tolist() == [True, True, True]
 
 
@@ -159,7 +159,7 @@ def test_a_level_waits_before_paging_and_then_holds() -> None:
     evidence = np.full((6, 1, 1), 6.0)
     numerator = np.array([[0.5], [0.5], [3.0], [0.0], [0.0], [0.0]])
     level = (numerator, np.ones((6, 1)), np.full(6, 1.0))
-    paging, _ = stats.sequential_alarm(evidence, -evidence, 5.0, 3.0, levels=[level])
+    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 3.0, levels=[level])
     assert paging[:, 0].tolist() == [False, False, True, True, True, True]
 
 
@@ -169,10 +169,10 @@ def test_a_level_with_a_variance_must_be_passed_by_a_standard_deviation() -> Non
     evidence = np.full((6, 1, 1), 6.0)
     numerator, denominator = np.full((6, 1), 2.0), np.ones((6, 1))
     plain = (numerator, denominator, np.full(6, 1.0))
-    paging, _ = stats.sequential_alarm(evidence, -evidence, 5.0, 3.0, levels=[plain])
+    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 3.0, levels=[plain])
     assert paging[:, 0].tolist() == [True] * 6
     noisy = (*plain, np.full((6, 1), 4.0))
-    paging, _ = stats.sequential_alarm(evidence, -evidence, 5.0, 3.0, levels=[noisy])
+    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 3.0, levels=[noisy])
     assert paging[:, 0].tolist() == [False, False, False, True, True, True]
 
 

@@ -156,6 +156,7 @@ class Alert:
     suspects: list[dict[str, Any]] = field(default_factory=list)  # found when it fired
     notified: bool = False  # its firing was emitted (not held back: see detectors.explain)
     explained_by: str = ""  # while held back: the id of the cause's alert that explains it
+    current: bool = True  # its latest observation still speaks for the change (``Observation.current``)
 
     @property
     def fingerprint(self) -> str:

@@ -152,6 +152,7 @@ class Alarm:
 
     on: np.ndarray  # times x scopes
     onset: np.ndarray  # index in the grid of the first minute of the evidence run
+    current: np.ndarray  # its last minute with calls still speaks for the change (``sequential_alarm``)
 
 
 class EvidenceDetector:
@@ -260,11 +261,11 @@ class EvidenceDetector:
     ) -> Alarm:
         s = self.settings
         minimum = int((min_duration or s.min_duration).total_seconds() // 60)
-        on, onset = stats.sequential_alarm(
+        on, onset, current = stats.sequential_alarm(
             evidence, recovery, threshold, s.clear_evidence, minimum, expected, levels
         )
         rows = positions - first
-        return Alarm(on[rows], onset[rows] + first)
+        return Alarm(on[rows], onset[rows] + first, current[rows])
 
     def _binomial_alarm(
         self,
@@ -287,7 +288,7 @@ class EvidenceDetector:
         self,
         times: Sequence[datetime],
         scopes: list[Scope],
-        on: np.ndarray,
+        alarm: Alarm,
         value: np.ndarray,
         samples: np.ndarray,
         critical: np.ndarray,
@@ -296,7 +297,7 @@ class EvidenceDetector:
         describe: Callable[[Scope, float, float, float], str],
     ) -> list[Observation]:
         observations = []
-        for i, j in zip(*np.nonzero(on & ~np.isnan(value)), strict=True):
+        for i, j in zip(*np.nonzero(alarm.on & ~np.isnan(value)), strict=True):
             observations.append(
                 Observation(
                     detector=self.name,
@@ -310,6 +311,7 @@ class EvidenceDetector:
                     summary=describe(
                         scopes[j], float(value[i, j]), float(threshold[i, j]), float(usual[i, j])
                     ),
+                    current=bool(alarm.current[i, j]),
                 )
             )
         return observations
@@ -456,9 +458,8 @@ class ShareDetector(EvidenceDetector):
             value = np.where(run_total > 0, run_part / run_total, np.nan)
         lower, _ = stats.wilson_bounds(run_part, run_total, 3.0)
         critical = np.nan_to_num(lower, nan=0.0) >= s.critical_share
-        on = alarm.on
         observations = self._observations(
-            times, scopes, on, value, run_total, critical,
+            times, scopes, alarm, value, run_total, critical,
             smallest[at], usual[at], self.describe,
         )  # fmt: skip
         applicable = self.applicable(base_part, base_total)[at]
@@ -535,9 +536,8 @@ class RatioDetector(EvidenceDetector):
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.where(run_denominator > 0, run_numerator / run_denominator, np.nan)
         critical = np.nan_to_num(value, nan=1.0) < usual[at] * s.critical_fraction
-        on = alarm.on
         observations = self._observations(
-            times, scopes, on, value, run_calls, critical,
+            times, scopes, alarm, value, run_calls, critical,
             smallest[at], usual[at], self.describe,
         )  # fmt: skip
         learning = base_weight[at] < s.learning_calls
@@ -633,9 +633,8 @@ class CountDetector(EvidenceDetector):
         run_minutes = positions[:, None] + 1 - alarm.onset
         value = run_calls / np.maximum(run_minutes, 1)
         critical = value < usual[at] * s.critical_fraction
-        on = alarm.on
         observations = self._observations(
-            times, scopes, on, value, run_calls, critical,
+            times, scopes, alarm, value, run_calls, critical,
             changed[..., 0][at], usual[at], self.describe,
         )  # fmt: skip
         return Assessment(observations, scopes, status_codes(~watched[at], watched[at], held=False))
@@ -828,9 +827,8 @@ class MeanDetector(EvidenceDetector):
             value = np.where(run.draws > 0, run.total / run.draws, np.nan)
         lower = np.nan_to_num(value) * np.maximum(1 - np.sqrt(spread[at] / np.maximum(run.draws, 1.0)), 0.0)
         critical = self.critical(lower, run, usual[at])
-        on = alarm.on
         observations = self._observations(
-            times, scopes, on, value, run.calls, critical,
+            times, scopes, alarm, value, run.calls, critical,
             changed[..., 0][at], usual[at], self.describe,
         )  # fmt: skip
         return Assessment(observations, scopes, status_codes(learning[at], watched[at], held=False))
@@ -993,9 +991,8 @@ class TailDetector(EvidenceDetector):
         run_critical = _run_sums(stats.cumulative(very_slow), alarm.onset - first, at)
         lower, _ = stats.wilson_bounds(run_critical, run_n, 1.0)
         critical = np.nan_to_num(lower) > _TAIL_SHARE
-        on = alarm.on
         observations = self._observations(
-            times, scopes, on, value, run_n, critical,
+            times, scopes, alarm, value, run_n, critical,
             warning_ms[positions], usual[positions], self.describe,
         )  # fmt: skip
         learning = ~watched[positions]

@@ -7,7 +7,9 @@ beside it would only repeat it. So a symptom alert fires (is emitted) only while
 (``contract.CAUSES``) — pending, firing, or resolved less than RELEASE_AFTER ago — overlaps its scope;
 meanwhile the alert says which alert explains it (``Alert.explained_by``), so every view can show it.
 The grace after the cause resolves lets the symptom's trailing windows drain: one held back that is
-still firing after it is a problem of its own and fires then; one that resolved while held back is never
+still firing after it, and whose latest minutes still speak for the change (``Alert.current``), is a
+problem of its own and fires then; one whose alarm only awaits the evidence that it is back (a thin user
+proves that over hours) stays held back until it resolves; one that resolved while held back is never
 emitted at all. Half an hour: a cost spike's evidence that the spend is back takes its 10-minute floor
 and more (the spend since the spike began stays high while the escalation's calls age out of it: 19
 minutes after a 45-minute routing escalation in the scenario benchmark, which paged at 15).
@@ -68,6 +70,8 @@ def hold_back(states: AlertStates, transitions: Iterable[Transition], moment: da
         if alert.notified:
             continue
         cause = explained_by(states, alert.detector, alert.scope, moment)
+        if cause is None and alert.explained_by and not alert.current:
+            continue  # what it holds is its cause's spend, not yet outweighed: it stays explained
         alert.explained_by = cause.fingerprint if cause else ""
         if cause is None:
             alert.notified = True

@@ -105,6 +105,7 @@ def _observe(alert: Alert, observation: Observation) -> None:
     alert.baseline = observation.baseline
     alert.summary = observation.summary
     alert.last_active_at = observation.at
+    alert.current = observation.current
 
 
 def _alert_json(alert: Alert) -> dict[str, Any]:

@@ -315,7 +315,7 @@ def sequential_alarm(
     min_minutes: int = 1,
     expected: np.ndarray | None = None,
     levels: Sequence[Level] = (),
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
     ``evidence`` (minutes x scopes x alternatives, alternatives from the weakest change to the
@@ -339,14 +339,16 @@ def sequential_alarm(
     usual, not merely a little better, nor for a moment. Then every CUSUM starts again from zero.
     Minutes without calls add nothing, so they neither start nor end an alarm.
 
-    Returns, per minute and scope: whether the alarm pages after the minute, and the first minute of
-    the evidence run (the onset, as an index).
+    Returns, per minute and scope: whether the alarm pages after the minute, the first minute of the
+    evidence run (the onset, as an index), and whether its last informative minute still speaks for the
+    change (a change that is current, not evidence that has yet to be outweighed).
     """
     minutes, scopes, _ = evidence.shape
     reached = _reached(levels, scopes)
     every = np.arange(scopes)
     paging = np.zeros((minutes, scopes), dtype=bool)
     onset = np.zeros((minutes, scopes), dtype=np.int64)
+    current = np.zeros((minutes, scopes), dtype=bool)
     cusum = np.zeros(evidence.shape[1:])
     started = np.zeros(evidence.shape[1:], dtype=np.int64)
     back = np.zeros(scopes)
@@ -397,7 +399,8 @@ def sequential_alarm(
         started = np.where(clears[:, None], t + 1, started)
         paging[t] = paged
         onset[t] = np.where(on, run_start, started[every, strongest])
-    return paging, onset
+        current[t] = still
+    return paging, onset, current
 
 
 def mixture_evidence(
