@@ -53,8 +53,8 @@ class Observation:
     baseline: float | None
     samples: int
     summary: str
-    # Whether its latest minute with calls still speaks for the change, or the alarm only awaits the
-    # evidence that outweighs it (a thin scope proving it is back): the evidence templates say.
+    # Whether its latest minutes give evidence for the change, or the alarm only awaits the evidence that
+    # outweighs what it holds (a thin scope proving it is back): the evidence templates say.
     current: bool = True
 
     @property

@@ -152,7 +152,7 @@ class Alarm:
 
     on: np.ndarray  # times x scopes
     onset: np.ndarray  # index in the grid of the first minute of the evidence run
-    current: np.ndarray  # its last minute with calls still speaks for the change (``sequential_alarm``)
+    current: np.ndarray  # its last minutes give evidence for the change (``sequential_alarm``)
 
 
 class EvidenceDetector:

@@ -340,8 +340,8 @@ def sequential_alarm(
     Minutes without calls add nothing, so they neither start nor end an alarm.
 
     Returns, per minute and scope: whether the alarm pages after the minute, the first minute of the
-    evidence run (the onset, as an index), and whether its last informative minute still speaks for the
-    change (a change that is current, not evidence that has yet to be outweighed).
+    evidence run (the onset, as an index), and whether its last ``min_minutes`` minutes give evidence for
+    the change that fired it (a change that is current, not evidence that has yet to be outweighed).
     """
     minutes, scopes, _ = evidence.shape
     reached = _reached(levels, scopes)
@@ -399,7 +399,8 @@ def sequential_alarm(
         started = np.where(clears[:, None], t + 1, started)
         paging[t] = paged
         onset[t] = np.where(on, run_start, started[every, strongest])
-        current[t] = still
+        recent = totals[t + 1, every, fired] - totals[max(t + 1 - min_minutes, 0), every, fired]
+        current[t] = recent > 0
     return paging, onset, current
 
 
