@@ -377,7 +377,12 @@ def _run_sums(cumulative: np.ndarray, onset: np.ndarray, positions: np.ndarray) 
 
 @dataclass(frozen=True)
 class ShareSettings(EvidenceSettings):
-    odds_ratios: tuple[float, ...] = (1.5, 3.0, 8.0, 25.0)
+    odds_ratios: tuple[float, ...] = (
+        1.5,
+        3.0,
+        8.0,
+        25.0,
+    )  # the changes tested: odds of the share times these
     critical_share: float = 0.20  # critical when the share is past this with confidence
     # What a learning scope is taken to do (a documented default, e.g. 1% of calls time out); None: a
     # learning scope is not watched.
@@ -418,34 +423,29 @@ class ShareDetector(EvidenceDetector):
         part, total = np.minimum(g[self.part], g[self.total]), g[self.total]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
-        trailing = [
-            windows.trailing_day_sums(grid, rows, _LAG)
-            for grid in (total, part, *_trailing_rows(stats.share_excess, rows, part, total))
-        ]
-        base_total, base_part = trailing[0], trailing[1]
-        learning = base_total < s.learning_calls
-        burst = stats.burstiness(trailing[2], trailing[3])
-        same_hour = [windows.same_hour_sums(grid, rows, BASELINE_DAYS) for grid in (part, total)]
-        hours = [windows.hour_sums(grid, rows, _LAG) for grid in (part, total)]
-        estimate, variance = stats.diurnal_share(same_hour, (base_part, base_total), hours, burst)
-        # Without the same hours of a previous day (a scope younger than a day), the trailing day may have
-        # seen only the quiet part of the day's course: a documented allowance over it instead.
-        known = same_hour[1] >= s.learning_calls
-        _, upper = stats.wilson_bounds(base_part, base_total, 1.0)
-        diurnal = np.maximum(
-            stats.odds_shift(upper, DIURNAL_ODDS), np.minimum(upper * DIURNAL_RISE, (1 + upper) / 2)
+        (base_total, base_part, _, _), trailing, same_hour = windows.baseline_sums(
+            (total, part, *_trailing_rows(stats.share_excess, rows, part, total)),
+            rows,
+            lag=_LAG,
+            days=BASELINE_DAYS,
+            enough=s.learning_calls,
+            trailing_only=2,
         )
+        learning = base_total < s.learning_calls
         prior = np.nan if s.prior_share is None else s.prior_share
-        usual = np.select([learning, known], [prior, estimate], base_part / np.maximum(base_total, 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            usual = np.where(learning, prior, base_part / base_total)
         # The baseline is not trusted further than it knows: the null is the upper end of what it says
         # (one sigma: an error of the usual share smaller than the weakest change tested makes no evidence).
-        null = np.select(
-            [learning, known],
-            [prior, np.minimum(estimate * (1 + np.sqrt(variance)), (1 + estimate) / 2)],
-            diurnal,
+        _, upper = stats.wilson_bounds(base_part, base_total, 1.0)
+        null = np.where(learning, prior, upper)
+        # A trailing day knows nothing of the time of day: allow for a share that moves over the day.
+        diurnal = np.maximum(
+            stats.odds_shift(null, DIURNAL_ODDS), np.minimum(null * DIURNAL_RISE, (1 + null) / 2)
         )
+        null = np.where(same_hour | learning, null, diurnal)
         x, n = part[rows], total[rows]
-        dispersion = stats.dispersion(n - 1, burst)
+        dispersion = _dispersion(trailing, n)
         watched = ~np.isnan(null) & (learning | self.applicable(base_part, base_total))
         null = np.nan_to_num(null, nan=0.5)
         changed = np.stack([stats.odds_shift(null, r) for r in sorted(s.odds_ratios)], axis=-1)

@@ -255,51 +255,6 @@ def wilson_bounds(successes: np.ndarray, trials: np.ndarray, z: float) -> tuple[
         return (centre - spread) / scale, (centre + spread) / scale
 
 
-# How much a share is taken to move over the day (relative standard deviation of an hour's share around
-# the day's) where the scope's own hours do not say, and the weight of that prior in hours.
-DIURNAL_SPREAD, DIURNAL_PRIOR_HOURS = 0.25, 4.0
-
-
-def diurnal_share(
-    same_hour: tuple[np.ndarray, np.ndarray],
-    day: tuple[np.ndarray, np.ndarray],
-    hours: tuple[np.ndarray, np.ndarray],
-    burst: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """A scope's usual share at this time of day and its relative variance, per cell.
-
-    ``same_hour`` and ``day`` are (successes, trials) of the hours around this time on previous days and
-    of the trailing day; ``hours`` the trailing day's hours, stacked on a leading axis. The day's share
-    is precise but knows nothing of the time of day; the same hours know it but hold a twelfth of the
-    calls. How far an hour's share strays from the day's (its spread, less what chance gives it, shrunk
-    towards ``DIURNAL_SPREAD``) says how much to believe the same hours over the day: the estimate is
-    their precision-weighted blend (a normal prior for the hour around the day's share). Its variance is
-    what remains unknown: nearly the same hours' own where shares swing over the day, the day's where
-    they do not, and the spread itself where the same hours hold no calls.
-    """
-    (same_x, same_n), (day_x, day_n), (hour_x, hour_n) = same_hour, day, hours
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.clip(day_x / day_n, _SHARE_FLOOR, 1 - _SHARE_FLOOR)
-        # Chance's variance of a count of n calls at the day's share, calls of a minute correlated.
-        per_minute = np.maximum(hour_n / 60, 1.0)
-        noise = hour_n * share * (1 - share) * dispersion(per_minute - 1, burst)
-        expected = hour_n * share
-        measured = (hour_n > 0).sum(axis=0)
-        spread = np.maximum(((hour_x - expected) ** 2 - noise).sum(axis=0), 0.0) / (expected**2).sum(axis=0)
-        spread = np.nan_to_num(spread)
-        # The hours not measured (a young scope) may be where the share swings: they keep the prior.
-        weight = measured / (hour_n.shape[0] + DIURNAL_PRIOR_HOURS)
-        spread = weight * spread + (1 - weight) * DIURNAL_SPREAD**2
-        day_minute = dispersion(np.maximum(day_n / MINUTES_PER_DAY, 1.0) - 1, burst)
-        same_noise = (1 - share) / (same_n * share) * day_minute
-        trust = np.where(same_n > 0, spread / (spread + same_noise), 0.0)
-        ratio = np.where(same_n > 0, same_x / same_n / share, 1.0)
-        usual = share * (1 + trust * (ratio - 1))
-        day_noise = (1 - share) / (day_n * share) * day_minute
-        variance = np.where(same_n > 0, trust * same_noise, spread) + day_noise
-    return np.clip(usual, 0.0, 1.0), variance
-
-
 # A level an alarm must reach before it pages: numerator, denominator and level per (minute, scope) -
 # the ratio of the sums since the alarm's run began is at least the level - and, optionally, the
 # numerator's variance per (minute, scope): then the numerator must pass the level by one standard
@@ -322,8 +277,9 @@ def sequential_alarm(
     strongest) is each minute's log-likelihood ratio of each alternative against the usual. Outside an
     alarm, a CUSUM per alternative accumulates it; the alarm starts when, over the run of one of them,
     the *mixture* of the alternatives (the log of their mean likelihood ratio, ``mixture_evidence``)
-    reaches ``threshold``. The mixture is a likelihood ratio itself, so the threshold does not pay for
-    the number of alternatives, and an effect between two of them counts the evidence of both.
+    reaches ``threshold``. The mixture is a likelihood ratio itself, so the threshold's bound holds for
+    it as for one alternative: testing k alternatives costs at most ln(k) nats, and less where several
+    explain the minutes (an effect between two of them counts the evidence of both).
     ``recovery`` (same shape) is each minute's log-likelihood ratio of the usual against a level
     between the usual and each alternative (halfway, on the log-odds scale).
     It *pages* once it has been on for ``min_minutes`` and its last informative minute still speaks for

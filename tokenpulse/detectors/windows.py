@@ -45,17 +45,6 @@ def same_hour_sums(grid: np.ndarray, positions: np.ndarray, days: int) -> np.nda
     return total
 
 
-def hour_sums(grid: np.ndarray, positions: np.ndarray, lag: int) -> np.ndarray:
-    """Per (hour, position, scope): the sums over each of the 24 hours of the day ending ``lag`` minutes
-    before the position."""
-    return np.stack(
-        [
-            span_sums(grid, positions - lag - 60 * (hour + 1), positions - lag - 60 * hour)
-            for hour in range(24)
-        ]
-    )
-
-
 def trailing_day_sums(grid: np.ndarray, positions: np.ndarray, lag: int) -> np.ndarray:
     """Per (position, scope): the sum over the day ending ``lag`` minutes before the position."""
     return span_sums(grid, positions - lag - MINUTES_PER_DAY, positions - lag)
