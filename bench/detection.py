@@ -186,7 +186,7 @@ def pages(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[s
 def _row() -> dict[str, Any]:
     return {"incidents": 0, "detected": 0, "resolved": 0, "false_positives": 0, "ttd_minutes": [],
             "oracle_minutes": [], "floors": [], "reachable": 0, "reachable_detected": 0,
-            "ttd_minus_oracle": []}  # fmt: skip
+            "ttd_minus_oracle": [], "under_floor": 0, "under_floor_detected": 0}  # fmt: skip
 
 
 def score(
@@ -230,6 +230,9 @@ def score(
             if limit["oracle"] is not None and limit["oracle"] <= REACHABLE_WITHIN:
                 row["reachable"] += 1
                 row["reachable_detected"] += ttd is not None
+                # the detector's business floor (dollars an hour, tokens per call) holds it back by design
+                row["under_floor"] += bool(limit.get("floor"))
+                row["under_floor_detected"] += bool(limit.get("floor")) and ttd is not None
                 if ttd is not None:
                     row["ttd_minus_oracle"].append(ttd - limit["oracle"])
     false_positives = [a for i, a in enumerate(alerts) if i not in matched]
@@ -315,7 +318,7 @@ def table(results: list[dict[str, Any]]) -> str:
     for result in results:
         for detector, row in result["per_detector"].items():
             for key in ("incidents", "detected", "resolved", "false_positives", "reachable",
-                        "reachable_detected"):  # fmt: skip
+                        "reachable_detected", "under_floor", "under_floor_detected"):  # fmt: skip
                 totals[detector][key] += row[key]
             for key in ("ttd_minutes", "oracle_minutes", "floors", "ttd_minus_oracle"):
                 totals[detector][key] += row.get(key, [])
@@ -340,11 +343,14 @@ def table(results: list[dict[str, Any]]) -> str:
         f"{sum(row['resolved'] for row in totals.values())} | {false_positives} |"
     )
     caught = sum(row["reachable_detected"] for row in totals.values())
+    floored = sum(row["under_floor"] for row in totals.values())
+    over = reachable - floored, caught - sum(row["under_floor_detected"] for row in totals.values())
     gaps = sorted(g for row in totals.values() for g in row["ttd_minus_oracle"])
     lines.append(
         f"\nrecall: {detected}/{incidents} ({detected / max(incidents, 1):.0%}); among the incidents the "
         f"oracle detects within {REACHABLE_WITHIN} min: {caught}/{reachable} "
-        f"({caught / max(reachable, 1):.0%}); TTD - oracle there: median "
+        f"({caught / max(reachable, 1):.0%}; {over[1]}/{over[0]} of those over the detectors' business "
+        f"floors); TTD - oracle there: median "
         f"{statistics.median(gaps) if gaps else float('nan'):.1f} min, "
         f"max {max(gaps, default=float('nan')):.0f} min"
     )

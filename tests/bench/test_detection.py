@@ -30,14 +30,15 @@ def firing(detector: str, minute: int, route: str) -> dict[str, Any]:
 
 
 def test_recall_among_incidents_the_oracle_detects_counts_only_those_and_their_gap() -> None:
-    manifest = {"incidents": [incident("timeout_surge", 0, "/a"), incident("traffic_drop", 60, "/b"),
-                              incident("quality_drop", 120, "/c")]}  # fmt: skip
+    kinds = ("timeout_surge", "traffic_drop", "quality_drop", "cost_spike")
+    manifest = {"incidents": [incident(kind, 60 * i, f"/{i}") for i, kind in enumerate(kinds)]}
     limits = [
         {"kind": "timeout_surge", "onset": at(0), "oracle": 4, "floor": None},
         {"kind": "traffic_drop", "onset": at(60), "oracle": 8, "floor": None},
         {"kind": "quality_drop", "onset": at(120), "oracle": None, "floor": None},  # beyond the limit
+        {"kind": "cost_spike", "onset": at(180), "oracle": 10, "floor": "$1/h, under the $3/h floor"},
     ]
-    result = score(manifest, [firing("timeout_surge", 6, "/a")], limits)
+    result = score(manifest, [firing("timeout_surge", 6, "/0")], limits)
     rows = result["per_detector"]
     assert (rows["timeout_surge"]["reachable"], rows["timeout_surge"]["reachable_detected"]) == (1, 1)
     assert rows["timeout_surge"]["ttd_minus_oracle"] == [2.0]
@@ -45,4 +46,8 @@ def test_recall_among_incidents_the_oracle_detects_counts_only_those_and_their_g
     assert rows["quality_drop"]["reachable"] == 0 and rows["quality_drop"]["oracle_minutes"] == [None]
     text = table([result])
     assert "| quality_drop | 1 | 0 | - | not within |" in text
-    assert "recall: 1/3 (33%); among the incidents the oracle detects within 15 min: 1/2 (50%)" in text
+    assert "| cost_spike | 1 | 0 | - | 10 ($1/h, under the $3/h floor) |" in text
+    assert (
+        "recall: 1/4 (25%); among the incidents the oracle detects within 15 min: 1/3 (33%; 1/2 of those "
+        "over the detectors' business floors)"
+    ) in text
