@@ -62,7 +62,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from randomized import KINDS, Kind, Truth, oracle  # bench/ holds scripts, not a package
+from randomized import KINDS, Kind, Truth, oracle, p99_of  # bench/ holds scripts, not a package
 
 from tokenpulse.detectors import stats
 from tokenpulse.detectors.catalog import build_detectors
@@ -210,12 +210,6 @@ def mean_dispersion(total: np.ndarray, calls: np.ndarray) -> tuple[float, float]
     return float(max(y.mean(), 0.1)), 0.0
 
 
-def _p99_edge(shares: np.ndarray) -> float:
-    """The first edge past which at most 1% of the durations lie."""
-    beyond = 1 - np.cumsum(shares)[:-1]
-    return float(TAIL_EDGES_MS[int(np.argmax(beyond <= 0.01))])
-
-
 def truth_of(s: Series, kind: Kind, onset: int, end: int, gradual: bool, settings: Any) -> Truth | None:
     """The oracle's knowledge of one scope: its usual and changed levels, its dispersion; None where the
     scope has no usual level or changed the other way than the detector tests."""
@@ -231,11 +225,12 @@ def truth_of(s: Series, kind: Kind, onset: int, end: int, gradual: bool, setting
         usual, changed = usual_counts / usual_counts.sum(), changed_counts / changed_counts.sum()
         if np.cumsum(changed)[:-1].mean() >= np.cumsum(usual)[:-1].mean():  # not slower
             return None
-        truth.bins, truth.shapes = s.bins, (usual, changed)
+        # The multinomial over the bins, one fixed distribution each way (the store keeps no sizes per call).
+        truth.bins, truth.duration_llr = s.bins, s.bins @ np.log(changed / usual)
         # The documented level: twice the usual p99, or the detector's floor where that is higher.
-        p99 = max(_p99_edge(usual), float(getattr(settings, "floor_ms", 0.0)) / kind.effects[0])
-        truth.usual, truth.changed = np.full(len(minutes), p99), np.full(len(minutes), _p99_edge(changed))
-        truth.effect = float(truth.changed[0] / _p99_edge(usual))
+        p99 = max(p99_of(usual), float(getattr(settings, "floor_ms", 0.0)) / kind.effects[0])
+        truth.usual, truth.changed = np.full(len(minutes), p99), np.full(len(minutes), p99_of(changed))
+        truth.effect = float(truth.changed[0] / p99_of(usual))
         return truth
     if kind.count:
         usual = _sums_around(s.total[:DAY], _day1(minutes), SAME_MINUTES_CALLS) / (2 * SAME_MINUTES_CALLS + 1)
