@@ -1,6 +1,6 @@
 """Randomized detection benchmark: incidents in scopes drawn across the range real teams have.
 
-    python bench/randomized.py [--seeds 101 102] [--scopes 300] [--kinds timeout_surge ...]
+    python bench/randomized.py [--seeds 101 102] [--scopes 300] [--kinds timeout_surge ...] [--flat-sizes]
 
 Per seed and detector, two days of per-minute traffic for ``--scopes`` incident scopes and as many clean
 scopes are generated in memory, in the shape the detector's query returns, and run through the real
@@ -17,14 +17,21 @@ of 1-3 minutes at full intensity, night troughs, brand-new scopes with a few hou
 Per-call means (prompt_growth, reasoning_blowup, tool_hidden_cost, cost_spike's users): each minute's
 total is Gamma around calls x the usual mean (spread per call 0.2-4, a per-minute jitter of up to 30%);
 incidents multiply the mean from the detector's documented level (2x, 5x, 10x, 3x) to ten times past it;
-a user's surge is an 8-minute heavy session. Durations (latency_p99_drift): log-normal (spread 0.3-1.2,
-p99 1-30 s) drawn into the detector's histogram bins; an incident moves the p99 2-8x, by slowing every
-call or a 2-10% fraction of them.
+a user's surge is an 8-minute heavy session. Durations (latency_p99_drift, ttft_slo) are drawn call by
+call into the detector's histogram bins: each call has a size (output tokens for latency, prompt tokens
+for TTFT; log-normal, spread 0.3-1) and takes a per-scope base plus a per-token time x its size (the
+size's part 20-90% of a median call's), times log-normal noise (spread 0.2-0.8); the usual p99 is 1-30 s
+(TTFT 0.5-10 s). The frames carry the size sums the tails queries return (``history.TAIL_SIZES``), which
+the detectors' size factor fits its line on; ``--flat-sizes`` leaves them out (every call of one token),
+as a comparison. An incident moves the p99 2-8x, by slowing every call or a 2-10% fraction of them;
+clean scopes may get longer answers (prompts) for an hour: sizes 2-4x, durations on the line, not an
+incident ("longer answers" in the false pages by confounder).
 
 The oracle knows each scope's true usual level (its diurnal course included), the true changed level
 and the true intra-minute correlation, and runs the optimal sequential test (a CUSUM of the exact
 log-likelihood ratio, as a quasi-likelihood with the true dispersion; for means the Gamma sums, for
-durations the multinomial over every bin) at the detector's own evidence threshold, with the detector's
+durations each call's bin against the bin probabilities of a call of its size, usual and changed) at the
+detector's own evidence threshold, with the detector's
 floor before paging (4 minutes; 10 for cost_spike). Its time to detect is the statistical limit the
 table compares with. Where the detector pages on a documented level (a per-call mean past 2x, 5x, 10x or
 3x its usual; more than 1% of calls past twice the usual p99), the oracle checks the same level on the
@@ -151,6 +158,11 @@ class Kind:
     mean: bool = False  # a per-call mean rises (tokens per call, cost per tool call): effects are factors
     tail: bool = False  # durations (latency): effects are how far the p99 moves
     floor: int = FLOOR  # minutes a change must be seen before the detector pages it (the oracle too)
+    # Tails: the duration ("latency" or "ttft"), the range of the scopes' usual p99 (ms) and of the median
+    # size of their calls (output tokens for latency, prompt tokens for TTFT: what drives it).
+    column: str = "latency"
+    p99_ms: tuple[float, float] = (1000.0, 30_000.0)
+    size_median: tuple[float, float] = (50.0, 1500.0)
 
 
 KINDS = {
@@ -188,6 +200,10 @@ KINDS = {
     "latency_p99_drift": Kind("latency_p99_drift", lambda r: 1.0, (2.0, 8.0), ("latency_over", "calls"),
                               ("service", "route", "model"), "tails:service, route, model, router",
                               tail=True),
+    # Time to first token: p99 0.5-10 s, prompts of 500-50k tokens; the same moves of the p99.
+    "ttft_slo": Kind("ttft_slo", lambda r: 1.0, (2.0, 8.0), ("ttft_over", "ttft_calls"), ("service", "route"),
+                     "tails:service, route, model, router", tail=True, column="ttft",
+                     p99_ms=(500.0, 10_000.0), size_median=(500.0, 50_000.0)),
 }  # fmt: skip
 EDGES = np.asarray(TAIL_EDGES_MS)
 # quality_drop: the failed share of a scope's evaluations (judged answers a minute: a sampled judge's
@@ -350,16 +366,17 @@ def _slowed(sample: np.ndarray, share: float, factor: float, quantile: float | N
 
 
 def _draw_tail(kind: Kind, rng: np.random.Generator, truth: Truth, new: bool) -> Truth:
-    """Durations of calls of varied sizes. A call's size (output tokens) is log-normal around the
-    scope's median (50-1500 tokens, spread 0.3-1); its duration is a per-scope base plus a per-token
-    time x its size (the size's part 20-90% of a median call's), times log-normal noise (spread
-    0.2-0.8); scaled so that the scope's usual p99 is 1-30 s. An incident moves the p99 2-8x: every call
-    slows (a slower model), or a fraction of calls becomes far slower (retries). Clean scopes may get
-    longer answers for an hour (sizes 2-4x, durations following the line): not an incident."""
+    """Durations of calls of varied sizes. A call's size (output tokens for latency, prompt tokens for
+    TTFT) is log-normal around the scope's median (``kind.size_median``, spread 0.3-1); its duration is a
+    per-scope base plus a per-token time x its size (the size's part 20-90% of a median call's), times
+    log-normal noise (spread 0.2-0.8); scaled so that the scope's usual p99 is in ``kind.p99_ms``. An
+    incident moves the p99 2-8x: every call slows (a slower model), or a fraction of calls becomes far
+    slower (retries). Clean scopes may get longer answers (or prompts) for an hour (sizes 2-4x,
+    durations following the line): not an incident."""
     sigma, size_sigma = float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.3, 1.0))
-    size_median = float(np.exp(rng.uniform(np.log(50), np.log(1500))))
+    size_median = float(np.exp(rng.uniform(*np.log(kind.size_median))))
     part = float(rng.uniform(0.2, 0.9))  # of a median-size call's duration, what its size takes
-    p99 = float(np.exp(rng.uniform(np.log(1000), np.log(30_000))))
+    p99 = float(np.exp(rng.uniform(*np.log(kind.p99_ms))))
     sample = ((1 - part) + part * np.exp(size_sigma * rng.standard_normal(SAMPLE))) * np.exp(
         sigma * rng.standard_normal(SAMPLE)
     )
@@ -405,7 +422,7 @@ def _draw_tail(kind: Kind, rng: np.random.Generator, truth: Truth, new: bool) ->
     bin_of = np.searchsorted(EDGES, durations)
     truth.bins = np.bincount(minute * BINS + bin_of, minlength=MINUTES * BINS).reshape(MINUTES, BINS)
     truth.sizes = {
-        f"latency_{name}": np.bincount(minute, weights, minlength=MINUTES)
+        f"{kind.column}_{name}": np.bincount(minute, weights, minlength=MINUTES)
         for name, weights in (("size", sizes), ("sum_ms", durations), ("size_ms", sizes * durations),
                               ("size_sq", sizes * sizes))
     }  # fmt: skip
@@ -455,10 +472,17 @@ def _no_sizes(calls: Any) -> dict[str, Any]:
     }
 
 
-def _size_columns(calls: Any, sizes: dict[str, Any] | None) -> dict[str, Any]:
-    """The size sums of a tails frame's rows: the calls' own (``sizes``, latency's), or none (every
-    call of one token: ``_no_sizes``)."""
-    return {**_no_sizes(calls), **(sizes or {})}
+def _tail_columns(
+    kind: Kind, calls: Any, past: list[np.ndarray], sizes: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A tails frame's columns for rows of ``calls`` and calls ``past`` each edge of the kind's duration
+    (the other duration none), with the calls' size sums (``sizes``), or none (every call of one token:
+    ``_no_sizes``)."""
+    other = "ttft" if kind.column == "latency" else "latency"
+    return {
+        "calls": calls, "ttft_calls": calls if kind.column == "ttft" else 0, f"{kind.column}_over": past,
+        f"{other}_over": [np.zeros(len(EDGES))] * len(past), **_no_sizes(calls), **(sizes or {}),
+    }  # fmt: skip
 
 
 def tails_hourly_for(truths: list[Truth], kind: Kind, flat_sizes: bool = False) -> pd.DataFrame:
@@ -469,12 +493,12 @@ def tails_hourly_for(truths: list[Truth], kind: Kind, flat_sizes: bool = False) 
     for truth in truths:
         per_hour = [truth.bins[h * 60 : (h + 1) * 60].sum(axis=0) for h in range(len(hours))]
         past = [b[::-1].cumsum()[::-1][1:] for b in per_hour]
-        frame = pd.DataFrame({"hour": hours, "calls": [int(b.sum()) for b in per_hour], "latency_over": past})
+        calls = np.array([int(b.sum()) for b in per_hour])
+        has = calls > 0
         hourly = {k: np.add.reduceat(v, np.arange(0, MINUTES, 60)) for k, v in truth.sizes.items()}
-        sizes = None if flat_sizes else {k: v[frame["calls"] > 0] for k, v in hourly.items()}
-        frame = frame[frame["calls"] > 0]
-        frame = frame.assign(tenant="", router="", ttft_calls=0, **_size_columns(frame["calls"], sizes))
-        frame["ttft_over"] = [np.zeros(len(EDGES))] * len(frame)
+        sizes = None if flat_sizes else {k: v[has] for k, v in hourly.items()}
+        columns = _tail_columns(kind, calls[has], [p for p, h in zip(past, has, strict=True) if h], sizes)
+        frame = pd.DataFrame({"hour": hours[has], "tenant": "", "router": "", **columns})
         for dim in kind.dims:
             frame[dim] = truth.name if dim in ("route", "tool", "router", "user") else "svc"
         parts.append(frame)
@@ -498,10 +522,8 @@ def frame_for(
             columns.update(calls=truth.calls[has])
         elif kind.tail:
             past = truth.bins[has][:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]  # calls past each edge
-            columns.update(calls=truth.calls[has], ttft_calls=0, router="", latency_over=list(past),
-                           ttft_over=[np.zeros(len(EDGES))] * int(has.sum()))  # fmt: skip
             sizes = None if flat_sizes else {k: v[has] for k, v in truth.sizes.items()}
-            columns.update(_size_columns(truth.calls[has], sizes))
+            columns.update(router="", **_tail_columns(kind, truth.calls[has], list(past), sizes))
         elif kind.ratio:
             calls = truth.calls[has]
             writes_reported = index % 2 == 0  # Anthropic-shaped scopes: reads and writes
@@ -615,7 +637,7 @@ def run_kind(name: str, seed: int, scopes: int, flat_sizes: bool = False) -> dic
     hourly = hourly_for(truths, kind) if kind.tail else None
     for query in detector.queries():
         history.frames[query.name] = frame if query.name.startswith(kind.query) else frame.iloc[0:0]
-        if hourly is not None and query.name.startswith("latency_ms:hourly"):
+        if hourly is not None and query.name.startswith(f"{kind.column}_ms:hourly"):
             history.frames[query.name] = hourly
         if kind.tail and query.name.startswith("tails:hourly"):
             history.frames[query.name] = tails_hourly_for(truths, kind, flat_sizes)

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -76,15 +76,10 @@ SPREAD_MINUTES = 60  # a mean's local level, for its spread
 GRADUAL_MINUTES = 7  # a gradual incident's factor: the minutes either side within the incident
 BEFORE = 240  # minutes before the onset the oracle's CUSUM starts (``randomized.oracle``)
 BINS = len(TAIL_EDGES_MS) + 1
-# ttft_slo's quantity: the TTFT histogram of the calls that have one, per (service, route).
-TTFT = replace(KINDS["latency_p99_drift"], detector="ttft_slo", columns=("ttft_over", "ttft_calls"),
-               dims=("service", "route"))  # fmt: skip
 
 
 def kind_of(detector: str, culprit: dict[str, str]) -> Kind:
     """The randomized benchmark's kind (quantity, scope, query, floor) for an incident of ``detector``."""
-    if detector == "ttft_slo":
-        return TTFT
     if detector == "timeout_surge" and "tool" in culprit:
         return KINDS["timeout_surge/tool"]
     if detector == "cost_spike":  # the scenario's cost spike is a user's runaway loop

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
@@ -45,12 +46,16 @@ def test_longer_answers_take_as_long_as_the_scopes_own_line_says() -> None:
     assert duration[longer].sum() / hour > 1.3 * d / n  # longer answers take longer: not an incident
 
 
-def test_the_tails_frame_carries_the_sizes_unless_flat() -> None:
-    truth = scope(False, "none", 3.0)
+@pytest.mark.parametrize(("name", "count"), [("latency_p99_drift", "calls"), ("ttft_slo", "ttft_calls")])
+def test_the_tails_frame_carries_the_sizes_of_its_duration_unless_flat(name: str, count: str) -> None:
+    kind = KINDS[name]
+    truth = draw(kind, np.random.default_rng(3), "c0", False)
     rng = np.random.default_rng(0)
-    sized, flat = frame_for(TAIL, [truth], rng), frame_for(TAIL, [truth], rng, flat_sizes=True)
-    assert np.allclose(sized["latency_size_ms"], truth.sizes["latency_size_ms"][truth.calls > 0])
-    assert np.allclose(flat["latency_size"], flat["calls"]) and not flat["latency_size_ms"].any()
+    sized, flat = frame_for(kind, [truth], rng), frame_for(kind, [truth], rng, flat_sizes=True)
+    column = f"{kind.column}_size_ms"
+    assert np.allclose(sized[column], truth.sizes[column][truth.calls > 0]) and sized[column].any()
+    assert np.allclose(sized[count], truth.calls[truth.calls > 0])
+    assert np.allclose(flat[f"{kind.column}_size"], flat["calls"]) and not flat[column].any()
 
 
 def test_the_oracle_weighs_each_call_given_its_size_and_pages_on_a_clear_slowdown() -> None:
