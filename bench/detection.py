@@ -19,7 +19,15 @@ manifest:
   incidents as the daemon does (``tokenpulse.alerts.incidents``), beside the figure of one page per alert;
 - ranked cause: for incidents whose culprit is a change (prompt or deploy version, user, router), the
   incident's most likely cause names it first; the others (a provider's model degrading, timeouts) say
-  "no change found".
+  "no change found";
+- the statistical limit ("oracle (min)", ``bench/scenario_limit.py``): the minute from onset at which
+  the optimal sequential test, knowing the scope's usual and changed levels, would page with the
+  detector's threshold and floor ("not within" the incident: never); recall is also given among the
+  incidents the oracle detects within 15 minutes, and the time to detect minus the oracle's.
+
+A kept run (``--keep DIR``) is scored again without simulating or ingesting: run the same command with
+the same ``--keep`` and ``--rate`` (a seed directory holding its ``ingested`` marker is only backtested
+and scored, ~1 minute).
 
 Targets: recall 100%, 0 false positives, median time to detect <= 5 min, <= 1.1 pages per incident.
 Exits 1 when missed.
@@ -46,6 +54,7 @@ from tokenpulse.alerts.model import AlertEvent
 
 DETECT_WITHIN = timedelta(minutes=15)
 DETECT_GRADUAL_WITHIN = timedelta(minutes=60)
+REACHABLE_WITHIN = 15  # minutes: incidents the oracle detects within this are ones a detector should
 RESOLVE_WITHIN = timedelta(minutes=30)
 
 
@@ -174,13 +183,22 @@ def pages(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[s
     }
 
 
-def score(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-detector recall, false positives, time to detect and resolution (pure)."""
+def _row() -> dict[str, Any]:
+    return {"incidents": 0, "detected": 0, "resolved": 0, "false_positives": 0, "ttd_minutes": [],
+            "oracle_minutes": [], "floors": [], "reachable": 0, "reachable_detected": 0,
+            "ttd_minus_oracle": [], "under_floor": 0, "under_floor_detected": 0}  # fmt: skip
+
+
+def score(
+    manifest: dict[str, Any], transitions: list[dict[str, Any]], limits: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Per-detector recall, false positives, time to detect and resolution (pure); with the incidents'
+    statistical limits (``scenario_limit.limits``), the oracle's minutes and recall among the incidents
+    it detects within ``REACHABLE_WITHIN`` minutes."""
     alerts = alerts_from(transitions)
     matched: set[int] = set()
-    rows: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"incidents": 0, "detected": 0, "resolved": 0, "false_positives": 0, "ttd_minutes": []}
-    )
+    rows: dict[str, dict[str, Any]] = defaultdict(_row)
+    limit_of = {(x["kind"], x["onset"]): x for x in limits or []}
     for incident in manifest["incidents"]:
         if not incident["detector"]:
             continue
@@ -196,12 +214,27 @@ def score(manifest: dict[str, Any], transitions: list[dict[str, Any]]) -> dict[s
         ]  # fmt: skip
         matched.update(i for i, _ in candidates)
         in_time = [a for _, a in candidates if a.fired_at <= deadline]
+        ttd = None
         if in_time:
             first = min(in_time, key=lambda a: a.fired_at)
             row["detected"] += 1
-            row["ttd_minutes"].append((first.fired_at - onset).total_seconds() / 60)
+            ttd = (first.fired_at - onset).total_seconds() / 60
+            row["ttd_minutes"].append(ttd)
             if first.resolved_at is not None and first.resolved_at <= end + RESOLVE_WITHIN:
                 row["resolved"] += 1
+        limit = limit_of.get((incident["kind"], incident["onset"]))
+        if limit is not None:
+            row["oracle_minutes"].append(limit["oracle"])
+            if limit.get("floor"):
+                row["floors"].append(limit["floor"])
+            if limit["oracle"] is not None and limit["oracle"] <= REACHABLE_WITHIN:
+                row["reachable"] += 1
+                row["reachable_detected"] += ttd is not None
+                # the detector's business floor (dollars an hour, tokens per call) holds it back by design
+                row["under_floor"] += bool(limit.get("floor"))
+                row["under_floor_detected"] += bool(limit.get("floor")) and ttd is not None
+                if ttd is not None:
+                    row["ttd_minus_oracle"].append(ttd - limit["oracle"])
     false_positives = [a for i, a in enumerate(alerts) if i not in matched]
     for alert in false_positives:
         rows[alert.detector]["false_positives"] += 1
@@ -253,6 +286,14 @@ def one_seed(seed: int, directory: Path, config: Path | None = None, rate: int =
     )
     backtested = time.perf_counter() - started
     transitions = [json.loads(line) for line in backtest.stdout.splitlines() if line.strip()]
+    # The oracle reads the store the backtest has released, in its own process (chDB: one store each).
+    started = time.perf_counter()
+    oracle = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parent / "scenario_limit.py"), str(directory)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    limits = json.loads(oracle.stdout)
+    limited = time.perf_counter() - started
     return {
         "seed": seed,
         "ingest": done.read_text(),
@@ -260,38 +301,58 @@ def one_seed(seed: int, directory: Path, config: Path | None = None, rate: int =
             "simulate": round(simulated, 1),
             "ingest": round(ingested, 1),
             "backtest_24h": round(backtested, 1),
+            "oracle": round(limited, 1),
         },
         "transitions": len(transitions),
-        **score(manifest, transitions),
+        "limits": limits,
+        **score(manifest, transitions, limits),
     }
 
 
+def _oracle_cell(minutes: list[int | None]) -> str:
+    return ", ".join("not within" if m is None else str(m) for m in minutes) or "-"
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    totals: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"incidents": 0, "detected": 0, "resolved": 0, "false_positives": 0, "ttd_minutes": []}
-    )
+    totals: dict[str, dict[str, Any]] = defaultdict(_row)
     for result in results:
         for detector, row in result["per_detector"].items():
-            for key in ("incidents", "detected", "resolved", "false_positives"):
+            for key in ("incidents", "detected", "resolved", "false_positives", "reachable",
+                        "reachable_detected", "under_floor", "under_floor_detected"):  # fmt: skip
                 totals[detector][key] += row[key]
-            totals[detector]["ttd_minutes"] += row["ttd_minutes"]
-    lines = ["| detector | incidents | detected | median TTD (min) | resolved <= 30 min | false positives |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+            for key in ("ttd_minutes", "oracle_minutes", "floors", "ttd_minus_oracle"):
+                totals[detector][key] += row.get(key, [])
+    lines = ["| detector | incidents | detected | median TTD (min) | oracle (min) | resolved <= 30 min | "
+             "false positives |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for detector in sorted(totals):
         row = totals[detector]
         ttd = f"{statistics.median(row['ttd_minutes']):.0f}" if row["ttd_minutes"] else "-"
+        floors = f" ({'; '.join(row['floors'])})" if row["floors"] else ""
         lines.append(
-            f"| {detector} | {row['incidents']} | {row['detected']} | {ttd} | {row['resolved']} | "
-            f"{row['false_positives']} |"
+            f"| {detector} | {row['incidents']} | {row['detected']} | {ttd} | "
+            f"{_oracle_cell(row['oracle_minutes'])}{floors} | {row['resolved']} | {row['false_positives']} |"
         )
     all_ttd = [m for row in totals.values() for m in row["ttd_minutes"]]
     incidents = sum(row["incidents"] for row in totals.values())
     detected = sum(row["detected"] for row in totals.values())
     false_positives = sum(row["false_positives"] for row in totals.values())
+    reachable = sum(row["reachable"] for row in totals.values())
     lines.append(
         f"| **all** | {incidents} | {detected} ({detected / max(incidents, 1):.0%}) | "
-        f"{statistics.median(all_ttd) if all_ttd else 0:.0f} | "
+        f"{statistics.median(all_ttd) if all_ttd else 0:.0f} | {reachable} within {REACHABLE_WITHIN} | "
         f"{sum(row['resolved'] for row in totals.values())} | {false_positives} |"
+    )
+    caught = sum(row["reachable_detected"] for row in totals.values())
+    floored = sum(row["under_floor"] for row in totals.values())
+    over = reachable - floored, caught - sum(row["under_floor_detected"] for row in totals.values())
+    gaps = sorted(g for row in totals.values() for g in row["ttd_minus_oracle"])
+    lines.append(
+        f"\nrecall: {detected}/{incidents} ({detected / max(incidents, 1):.0%}); among the incidents the "
+        f"oracle detects within {REACHABLE_WITHIN} min: {caught}/{reachable} "
+        f"({caught / max(reachable, 1):.0%}; {over[1]}/{over[0]} of those over the detectors' business "
+        f"floors); TTD - oracle there: median "
+        f"{statistics.median(gaps) if gaps else float('nan'):.1f} min, "
+        f"max {max(gaps, default=float('nan')):.0f} min"
     )
     return "\n".join(lines)
 
@@ -307,7 +368,11 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--keep", type=Path, help="keep each seed's files under this directory")
+    parser.add_argument(
+        "--keep", type=Path,
+        help="keep each seed's files under this directory; a seed kept there by a finished run is only "
+        "backtested and scored again (same --keep and --rate: no simulation, no ingest)",
+    )  # fmt: skip
     parser.add_argument(
         "--rate", type=int, default=200, help="LLM calls a minute at the daily peak (200: the scenario's 1x)"
     )

@@ -1,6 +1,6 @@
 """Randomized detection benchmark: incidents in scopes drawn across the range real teams have.
 
-    python bench/randomized.py [--seeds 101 102] [--scopes 300] [--kinds timeout_surge ...]
+    python bench/randomized.py [--seeds 101 102] [--scopes 300] [--kinds timeout_surge ...] [--flat-sizes]
 
 Per seed and detector, two days of per-minute traffic for ``--scopes`` incident scopes and as many clean
 scopes are generated in memory, in the shape the detector's query returns, and run through the real
@@ -17,14 +17,21 @@ of 1-3 minutes at full intensity, night troughs, brand-new scopes with a few hou
 Per-call means (prompt_growth, reasoning_blowup, tool_hidden_cost, cost_spike's users): each minute's
 total is Gamma around calls x the usual mean (spread per call 0.2-4, a per-minute jitter of up to 30%);
 incidents multiply the mean from the detector's documented level (2x, 5x, 10x, 3x) to ten times past it;
-a user's surge is an 8-minute heavy session. Durations (latency_p99_drift): log-normal (spread 0.3-1.2,
-p99 1-30 s) drawn into the detector's histogram bins; an incident moves the p99 2-8x, by slowing every
-call or a 2-10% fraction of them.
+a user's surge is an 8-minute heavy session. Durations (latency_p99_drift, ttft_slo) are drawn call by
+call into the detector's histogram bins: each call has a size (output tokens for latency, prompt tokens
+for TTFT; log-normal, spread 0.3-1) and takes a per-scope base plus a per-token time x its size (the
+size's part 20-90% of a median call's), times log-normal noise (spread 0.2-0.8); the usual p99 is 1-30 s
+(TTFT 0.5-10 s). The frames carry the size sums the tails queries return (``history.TAIL_SIZES``), which
+the detectors' size factor fits its line on; ``--flat-sizes`` leaves them out (every call of one token),
+as a comparison. An incident moves the p99 2-8x, by slowing every call or a 2-10% fraction of them;
+clean scopes may get longer answers (prompts) for an hour: sizes 2-4x, durations on the line, not an
+incident ("longer answers" in the false pages by confounder).
 
 The oracle knows each scope's true usual level (its diurnal course included), the true changed level
 and the true intra-minute correlation, and runs the optimal sequential test (a CUSUM of the exact
 log-likelihood ratio, as a quasi-likelihood with the true dispersion; for means the Gamma sums, for
-durations the multinomial over every bin) at the detector's own evidence threshold, with the detector's
+durations each call's bin against the bin probabilities of a call of its size, usual and changed) at the
+detector's own evidence threshold, with the detector's
 floor before paging (4 minutes; 10 for cost_spike). Its time to detect is the statistical limit the
 table compares with. Where the detector pages on a documented level (a per-call mean past 2x, 5x, 10x or
 3x its usual; more than 1% of calls past twice the usual p99), the oracle checks the same level on the
@@ -96,7 +103,10 @@ class Truth:
     rho: float = 0.0  # intra-minute correlation of the per-minute counts (beta-binomial); 1/shape for calls
     spread: float = 1.0  # mean kinds: squared coefficient of variation per call
     bins: np.ndarray = field(default_factory=lambda: np.zeros(0))  # tail kinds: minutes x duration bins
-    shapes: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))  # tail kinds: usual, changed bins
+    # Tail kinds: each minute's log-likelihood ratio of its durations (binned), changed against usual,
+    # given each call's size; and the size sums the tails queries return (``history.TAIL_SIZES``).
+    duration_llr: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    sizes: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _calls(rng: np.random.Generator, volume: float, start: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
@@ -148,6 +158,11 @@ class Kind:
     mean: bool = False  # a per-call mean rises (tokens per call, cost per tool call): effects are factors
     tail: bool = False  # durations (latency): effects are how far the p99 moves
     floor: int = FLOOR  # minutes a change must be seen before the detector pages it (the oracle too)
+    # Tails: the duration ("latency" or "ttft"), the range of the scopes' usual p99 (ms) and of the median
+    # size of their calls (output tokens for latency, prompt tokens for TTFT: what drives it).
+    column: str = "latency"
+    p99_ms: tuple[float, float] = (1000.0, 30_000.0)
+    size_median: tuple[float, float] = (50.0, 1500.0)
 
 
 KINDS = {
@@ -185,6 +200,10 @@ KINDS = {
     "latency_p99_drift": Kind("latency_p99_drift", lambda r: 1.0, (2.0, 8.0), ("latency_over", "calls"),
                               ("service", "route", "model"), "tails:service, route, model, router",
                               tail=True),
+    # Time to first token: p99 0.5-10 s, prompts of 500-50k tokens; the same moves of the p99.
+    "ttft_slo": Kind("ttft_slo", lambda r: 1.0, (2.0, 8.0), ("ttft_over", "ttft_calls"), ("service", "route"),
+                     "tails:service, route, model, router", tail=True, column="ttft",
+                     p99_ms=(500.0, 10_000.0), size_median=(500.0, 50_000.0)),
 }  # fmt: skip
 EDGES = np.asarray(TAIL_EDGES_MS)
 # quality_drop: the failed share of a scope's evaluations (judged answers a minute: a sampled judge's
@@ -264,13 +283,16 @@ def _draw_count(rng: np.random.Generator, truth: Truth, new: bool) -> Truth:
     return truth
 
 
-def _incident_or_confounder(rng: np.random.Generator, truth: Truth, new: bool) -> tuple[slice, str]:
-    """Where the incident is (or the clean scope's confounder), and which confounder."""
+def _incident_or_confounder(
+    rng: np.random.Generator, truth: Truth, new: bool, more: tuple[str, ...] = ()
+) -> tuple[slice, str]:
+    """Where the incident is (or the clean scope's confounder: a surge, a blip, none, or one of
+    ``more``, which the caller draws), and which confounder."""
     if truth.incident:
         truth.onset = int(rng.uniform(DAY + 60, 2 * DAY - 150))
         truth.end = truth.onset + int(rng.uniform(30, 120))
         return slice(truth.onset, truth.end), ""
-    confounder = str(rng.choice(["surge", "blip", "none"]))
+    confounder = str(rng.choice(["surge", "blip", "none", *more]))
     at = int(rng.uniform(DAY + 30, 2 * DAY - 60))
     truth.kind = confounder + (" new" if new else "")
     if confounder == "surge":
@@ -306,57 +328,114 @@ def _draw_mean(kind: Kind, rng: np.random.Generator, truth: Truth, new: bool) ->
     return truth
 
 
-def _bins(median: float, sigma: float, slow_share: float = 0.0, slow_factor: float = 1.0) -> np.ndarray:
-    """Probabilities of the duration bins (<= first edge, ..., > last edge) of a log-normal, with
-    ``slow_share`` of calls ``slow_factor`` times slower."""
+def _bins(median: np.ndarray, sigma: float, slow_share: float = 0.0, slow_factor: float = 1.0) -> np.ndarray:
+    """Probabilities of the duration bins (<= first edge, ..., > last edge) of a log-normal around each
+    of ``median`` (... x bins), with ``slow_share`` of calls ``slow_factor`` times slower."""
+    erf = np.vectorize(math.erf)
 
-    def cdf(m: float) -> np.ndarray:
-        z = (np.log(EDGES) - np.log(m)) / sigma
-        return np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) for v in z])
+    def cdf(m: np.ndarray) -> np.ndarray:
+        return 0.5 * (1 + erf((np.log(EDGES) - np.log(m)[..., None]) / sigma / math.sqrt(2)))
 
+    median = np.asarray(median, dtype=float)
     mixed = (1 - slow_share) * cdf(median) + slow_share * cdf(median * slow_factor)
-    return np.diff(np.concatenate([[0.0], mixed, [1.0]]))
+    ends = np.broadcast_to(np.array([0.0, 1.0]), (*median.shape, 2))
+    return np.diff(np.concatenate([ends[..., :1], mixed, ends[..., 1:]], axis=-1), axis=-1)
 
 
-def _p99(bins: np.ndarray) -> float:
+def p99_of(bins: np.ndarray) -> float:
     """The p99 a bin distribution has (at the first edge past which at most 1% of calls are)."""
     beyond = 1 - np.cumsum(bins)[:-1]
     return float(EDGES[np.argmax(beyond <= 0.01)])
 
 
+BINS = len(EDGES) + 1
+SIZE_GRID = 256  # sizes the oracle's per-call likelihoods are tabulated at (log-spaced: 1-3% apart)
+SAMPLE = 20_000  # calls of a scope's usual mix its p99 (and an incident's slow factor) is set on
+
+
+def _shares(durations: np.ndarray) -> np.ndarray:
+    return np.bincount(np.searchsorted(EDGES, durations), minlength=BINS) / len(durations)
+
+
+def _slowed(sample: np.ndarray, share: float, factor: float, quantile: float | None = 0.99) -> Any:
+    """``sample`` with its first ``share`` (a random part: the sample is drawn at random) ``factor``
+    times slower; its ``quantile``, or the whole of it without one."""
+    slow = int(share * len(sample))
+    mixed = np.concatenate([sample[:slow] * factor, sample[slow:]])
+    return mixed if quantile is None else float(np.quantile(mixed, quantile))
+
+
 def _draw_tail(kind: Kind, rng: np.random.Generator, truth: Truth, new: bool) -> Truth:
-    """Durations: a log-normal (spread 0.3-1.2) whose p99 is 1-30 s. An incident moves the p99 2-8x: the
-    whole distribution slows (a slower model), or a fraction of calls becomes far slower (retries)."""
-    sigma = float(rng.uniform(0.3, 1.2))
-    p99 = float(np.exp(rng.uniform(np.log(1000), np.log(30_000))))
-    median = p99 / np.exp(2.326 * sigma)
-    usual = _bins(median, sigma)
-    span, confounder = _incident_or_confounder(rng, truth, new)
-    changed = usual
+    """Durations of calls of varied sizes. A call's size (output tokens for latency, prompt tokens for
+    TTFT) is log-normal around the scope's median (``kind.size_median``, spread 0.3-1); its duration is a
+    per-scope base plus a per-token time x its size (the size's part 20-90% of a median call's), times
+    log-normal noise (spread 0.2-0.8); scaled so that the scope's usual p99 is in ``kind.p99_ms``. An
+    incident moves the p99 2-8x: every call slows (a slower model), or a fraction of calls becomes far
+    slower (retries). Clean scopes may get longer answers (or prompts) for an hour (sizes 2-4x,
+    durations following the line): not an incident."""
+    sigma, size_sigma = float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.3, 1.0))
+    size_median = float(np.exp(rng.uniform(*np.log(kind.size_median))))
+    part = float(rng.uniform(0.2, 0.9))  # of a median-size call's duration, what its size takes
+    p99 = float(np.exp(rng.uniform(*np.log(kind.p99_ms))))
+    sample = ((1 - part) + part * np.exp(size_sigma * rng.standard_normal(SAMPLE))) * np.exp(
+        sigma * rng.standard_normal(SAMPLE)
+    )
+    scale = p99 / float(np.quantile(sample, 0.99))
+    base, per_token = scale * (1 - part), scale * part / size_median
+    span, confounder = _incident_or_confounder(rng, truth, new, ("longer answers",))
+    slowed = sample * scale  # the changed mix, for its p99
+    share, factor = 1.0, 1.0  # the fraction of calls slower, and by how much
     if truth.incident:
+        truth.kind = f"sigma {sigma:.2f}, size part {part:.0%}, p99 {p99:.0f} ms, "
         low, high = kind.effects
         truth.effect = float(np.exp(rng.uniform(np.log(low), np.log(high))))
-        truth.kind = f"sigma {sigma:.2f}, p99 {p99:.0f} ms, "
         if rng.random() < 0.5:
             truth.kind += "slower"
-            changed = _bins(median * truth.effect, sigma)
+            factor = truth.effect
         else:  # 2-10% of calls become slow enough that the p99 moves by the effect
             share = float(rng.uniform(0.02, 0.1))
             truth.kind += f"{share:.0%} of calls slow"
-            factor = next(
-                f
-                for f in np.geomspace(1, 1000, 400)
-                if _p99(_bins(median, sigma, share, f)) >= p99 * truth.effect
-            )
-            changed = _bins(median, sigma, share, factor)
+            low_f, high_f = 0.0, np.log(1000.0)
+            for _ in range(30):  # bisection on the log of the factor
+                middle = (low_f + high_f) / 2
+                reached = _slowed(sample, share, np.exp(middle)) >= truth.effect * p99 / scale
+                low_f, high_f = (low_f, middle) if reached else (middle, high_f)
+            factor = float(np.exp(high_f))
+        slowed = _slowed(sample, share, factor, quantile=None) * scale
     elif confounder == "blip":
-        changed = _bins(median * 10, sigma)
-    truth.shapes = (usual, changed)
+        factor = 10.0
+    elif confounder == "longer answers":
+        span = slice(span.start, span.start + 60)
+    # Every call: its minute, its size, its duration.
     counts = truth.calls.astype(np.int64)
-    truth.bins = rng.multinomial(counts, usual)
-    truth.bins[span] = rng.multinomial(counts[span], changed)
-    truth.usual = np.full(MINUTES, _p99(usual))
-    truth.changed = np.full(MINUTES, _p99(changed))
+    minute = np.repeat(np.arange(MINUTES), counts)
+    longer = np.ones(MINUTES)
+    if confounder == "longer answers":
+        longer[span] = rng.uniform(2, 4)
+    sizes = size_median * np.exp(size_sigma * rng.standard_normal(len(minute))) * longer[minute]
+    affected = (minute >= (span.start or 0)) & (minute < (span.stop or 0)) & (rng.random(len(minute)) < share)
+    if truth.incident or confounder == "blip":
+        slower = np.where(affected, factor, 1.0)
+    else:
+        slower = np.ones(len(minute))
+    durations = (base + per_token * sizes) * slower * np.exp(sigma * rng.standard_normal(len(minute)))
+    bin_of = np.searchsorted(EDGES, durations)
+    truth.bins = np.bincount(minute * BINS + bin_of, minlength=MINUTES * BINS).reshape(MINUTES, BINS)
+    truth.sizes = {
+        f"{kind.column}_{name}": np.bincount(minute, weights, minlength=MINUTES)
+        for name, weights in (("size", sizes), ("sum_ms", durations), ("size_ms", sizes * durations),
+                              ("size_sq", sizes * sizes))
+    }  # fmt: skip
+    truth.usual = np.full(MINUTES, p99_of(_shares(sample * scale)))
+    truth.changed = np.full(MINUTES, p99_of(_shares(slowed)))
+    if truth.incident:  # the oracle's evidence: each call's bin, changed against usual, given its size
+        grid = np.geomspace(max(sizes.min(), 1e-3), max(sizes.max(), 1e-3) * 1.0001, SIZE_GRID)
+        at = np.clip(np.round(np.log(sizes / grid[0]) / np.log(grid[1] / grid[0])), 0, SIZE_GRID - 1)
+        typical = base + per_token * grid
+        usual_bins = np.clip(_bins(typical, sigma), 1e-12, None)
+        changed_bins = np.clip(_bins(typical, sigma, share, factor), 1e-12, None)
+        per_call = np.log(changed_bins / usual_bins)[at.astype(np.int64), bin_of]
+        truth.duration_llr = np.bincount(minute, per_call, minlength=MINUTES)
     return truth
 
 
@@ -393,26 +472,44 @@ def _no_sizes(calls: Any) -> dict[str, Any]:
     }
 
 
-def tails_hourly_for(truths: list[Truth], kind: Kind) -> pd.DataFrame:
-    """The hourly histogram query's rows: per hour, the calls and the calls past each edge."""
+def _tail_columns(
+    kind: Kind, calls: Any, past: list[np.ndarray], sizes: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A tails frame's columns for rows of ``calls`` and calls ``past`` each edge of the kind's duration
+    (the other duration none), with the calls' size sums (``sizes``), or none (every call of one token:
+    ``_no_sizes``)."""
+    other = "ttft" if kind.column == "latency" else "latency"
+    return {
+        "calls": calls, "ttft_calls": calls if kind.column == "ttft" else 0, f"{kind.column}_over": past,
+        f"{other}_over": [np.zeros(len(EDGES))] * len(past), **_no_sizes(calls), **(sizes or {}),
+    }  # fmt: skip
+
+
+def tails_hourly_for(truths: list[Truth], kind: Kind, flat_sizes: bool = False) -> pd.DataFrame:
+    """The hourly histogram query's rows: per hour, the calls, the calls past each edge and the size
+    sums (none with ``flat_sizes``)."""
     parts = []
     hours = pd.date_range(START, periods=MINUTES // 60 + 1, freq="1h")
     for truth in truths:
         per_hour = [truth.bins[h * 60 : (h + 1) * 60].sum(axis=0) for h in range(len(hours))]
         past = [b[::-1].cumsum()[::-1][1:] for b in per_hour]
-        frame = pd.DataFrame({"hour": hours, "calls": [int(b.sum()) for b in per_hour], "latency_over": past})
-        frame = frame[frame["calls"] > 0].assign(
-            tenant="", router="", ttft_calls=0, **_no_sizes(frame["calls"])
-        )
-        frame["ttft_over"] = [np.zeros(len(EDGES))] * len(frame)
+        calls = np.array([int(b.sum()) for b in per_hour])
+        has = calls > 0
+        hourly = {k: np.add.reduceat(v, np.arange(0, MINUTES, 60)) for k, v in truth.sizes.items()}
+        sizes = None if flat_sizes else {k: v[has] for k, v in hourly.items()}
+        columns = _tail_columns(kind, calls[has], [p for p, h in zip(past, has, strict=True) if h], sizes)
+        frame = pd.DataFrame({"hour": hours[has], "tenant": "", "router": "", **columns})
         for dim in kind.dims:
             frame[dim] = truth.name if dim in ("route", "tool", "router", "user") else "svc"
         parts.append(frame)
     return pd.concat(parts, ignore_index=True)
 
 
-def frame_for(kind: Kind, truths: list[Truth], rng: np.random.Generator) -> pd.DataFrame:
-    """The rows the detector's query would return for these scopes."""
+def frame_for(
+    kind: Kind, truths: list[Truth], rng: np.random.Generator, flat_sizes: bool = False
+) -> pd.DataFrame:
+    """The rows the detector's query would return for these scopes (tails: without the calls' sizes,
+    with ``flat_sizes``)."""
     parts = []
     minute = pd.date_range(START, periods=MINUTES, freq="1min")
     for index, truth in enumerate(truths):
@@ -425,9 +522,8 @@ def frame_for(kind: Kind, truths: list[Truth], rng: np.random.Generator) -> pd.D
             columns.update(calls=truth.calls[has])
         elif kind.tail:
             past = truth.bins[has][:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]  # calls past each edge
-            columns.update(calls=truth.calls[has], ttft_calls=0, router="", latency_over=list(past),
-                           ttft_over=[np.zeros(len(EDGES))] * int(has.sum()))  # fmt: skip
-            columns.update(_no_sizes(truth.calls[has]))
+            sizes = None if flat_sizes else {k: v[has] for k, v in truth.sizes.items()}
+            columns.update(router="", **_tail_columns(kind, truth.calls[has], list(past), sizes))
         elif kind.ratio:
             calls = truth.calls[has]
             writes_reported = index % 2 == 0  # Anthropic-shaped scopes: reads and writes
@@ -465,9 +561,8 @@ def oracle(kind: Kind, truth: Truth, threshold: float) -> int | None:
         llr = stats.gamma_evidence(truth.part[window], calls, usual, changed, dispersion)
         gate = (truth.part[window], calls, usual * kind.effects[0])
         return _first_page(llr, truth, threshold, kind.floor, gate)
-    if kind.tail:  # the multinomial likelihood ratio of each minute's durations over every bin
-        usual_bins, changed_bins = (np.clip(b, 1e-12, None) for b in truth.shapes)
-        llr = truth.bins[window] @ np.log(changed_bins / usual_bins)
+    if kind.tail:  # the likelihood ratio of each minute's durations over every bin (given their sizes)
+        llr = truth.duration_llr[window]
         past = truth.bins[window][:, None, ::-1].cumsum(axis=-1)[..., ::-1][..., 1:]  # calls past each edge
         slow = calls_past(past, (kind.effects[0] * usual)[:, None])[:, 0]
         gate = (slow, calls, np.full(len(calls), 0.01 + 1e-9))
@@ -529,24 +624,33 @@ def effect_band(kind: Kind, effect: float) -> str:
     return "odds <3x" if effect < 3 else ("odds 3-10x" if effect < 10 else "odds >=10x")
 
 
-def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
+def run_kind(
+    name: str, seed: int, scopes: int, flat_sizes: bool = False, cycle: int | None = None
+) -> dict[str, Any]:
+    """One detector's run on ``scopes`` incident and as many clean scopes of ``seed`` (``flat_sizes``:
+    the tails frames carry no sizes, the detectors' size factor has nothing to work on), day 2 evaluated
+    in one pass, as ``tokenpulse backtest`` does, or in evaluations of ``cycle`` minutes each, the alerts'
+    state carried from one to the next (1: as the live daemon does)."""
     kind = KINDS[name]
     rng = np.random.default_rng([seed, sum(map(ord, name))])
     truths = [draw(kind, rng, f"i{i}", True) for i in range(scopes)]
     truths += [draw(kind, rng, f"c{i}", False) for i in range(scopes)]
-    frame = frame_for(kind, truths, rng)
+    frame = frame_for(kind, truths, rng, flat_sizes)
     (detector,) = [d for d in build_detectors() if d.name == kind.detector]
     history = History(START, START + timedelta(minutes=MINUTES))
     hourly = hourly_for(truths, kind) if kind.tail else None
     for query in detector.queries():
         history.frames[query.name] = frame if query.name.startswith(kind.query) else frame.iloc[0:0]
-        if hourly is not None and query.name.startswith("latency_ms:hourly"):
+        if hourly is not None and query.name.startswith(f"{kind.column}_ms:hourly"):
             history.frames[query.name] = hourly
         if kind.tail and query.name.startswith("tails:hourly"):
-            history.frames[query.name] = tails_hourly_for(truths, kind)
+            history.frames[query.name] = tails_hourly_for(truths, kind, flat_sizes)
     times = [START + timedelta(minutes=m) for m in range(DAY, MINUTES)]
     started = time.perf_counter()
-    transitions = Engine([detector]).evaluate(history, times)
+    engine, step = Engine([detector]), cycle or len(times)
+    transitions = [
+        t for i in range(0, len(times), step) for t in engine.evaluate(history, times[i : i + step])
+    ]
     seconds = time.perf_counter() - started
     by_scope: dict[str, list[tuple[int, str]]] = defaultdict(list)
     of_scope: dict[str, list[Any]] = defaultdict(list)  # its transitions, for the pages it costs
@@ -562,10 +666,14 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
     rows = []
     false_pages = flaps = 0
     details = []
+    confounders: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # clean scopes, their false pages
     for truth in truths:
         events = by_scope.get(truth.name, [])
         wrong = [m for m, status in events if status == FIRING and (not truth.incident or m < truth.onset)]
         false_pages += len(wrong)
+        if not truth.incident:
+            confounders[truth.kind.removesuffix(" new")][0] += 1
+            confounders[truth.kind.removesuffix(" new")][1] += len(wrong)
         details += [{"scope": truth.name, "kind": truth.kind, "volume": round(truth.volume, 1), "at": m,
                      "usual": round(float(truth.usual[m]), 3)} for m in wrong]  # fmt: skip
         if not truth.incident:
@@ -617,6 +725,7 @@ def run_kind(name: str, seed: int, scopes: int) -> dict[str, Any]:
         "seed": seed,
         "rows": rows,
         "false_pages": false_pages,
+        "confounders": dict(confounders),
         "clean_scope_days": clean_days,
         "flaps": flaps,
         "details": details,
@@ -663,6 +772,15 @@ def report(results: list[dict[str, Any]]) -> str:
             "; evaluation: "
             f"{', '.join(str(r['seconds']) for r in runs)} s"
         )
+        by_confounder: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for run in runs:
+            for confounder, (count, pages) in run.get("confounders", {}).items():
+                by_confounder[confounder][0] += count
+                by_confounder[confounder][1] += pages
+        lines.append(
+            "false pages by clean scopes' confounder: "
+            + ", ".join(f"{c or 'none'} {p} in {n} scopes" for c, (n, p) in sorted(by_confounder.items()))
+        )
         alerted = [r for r in rows if r.get("firings")]
         per_firing = sum(r["firings"] for r in alerted) / max(len(alerted), 1)
         lines.append(
@@ -681,11 +799,21 @@ def main() -> int:
     parser.add_argument("--scopes", type=int, default=200, help="incident scopes (and clean scopes) per run")
     parser.add_argument("--kinds", nargs="+", default=list(KINDS))
     parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument(
+        "--flat-sizes", action="store_true",
+        help="tails frames without the calls' sizes (every call of one token): the detectors as they are "
+        "without size sums, for comparison",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cycle", type=int, metavar="MINUTES",
+        help="evaluate day 2 in evaluations of this many minutes, the alerts carried (1: as the live daemon "
+        "does; default: one pass, as `tokenpulse backtest` does)",
+    )  # fmt: skip
     args = parser.parse_args()
     results = []
     for seed in args.seeds:
         for name in args.kinds:
-            results.append(run_kind(name, seed, args.scopes))
+            results.append(run_kind(name, seed, args.scopes, args.flat_sizes, args.cycle))
             print(f"seed {seed} {name}: {results[-1]['seconds']} s", file=sys.stderr, flush=True)
     print(report(results))
     if args.json:
