@@ -276,7 +276,7 @@ def limit(
     kind = kind_of(incident["detector"], incident["scope"])
     frame = frame_of(history, kind)
     scopes = scopes_of(frame, kind)
-    threshold = stats.evidence_threshold(len(scopes), settings.false_page_budget_days, 1)
+    threshold = stats.evidence_threshold(len(scopes), settings.false_page_budget_days)
     onset = int((_time(incident["onset"]) - start).total_seconds() // 60)
     end = int((_time(incident["end"]) - start).total_seconds() // 60)
     best: dict[str, Any] = {"oracle": None, "scope": None, "threshold": round(threshold, 2), "floor": None}

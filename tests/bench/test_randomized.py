@@ -65,5 +65,5 @@ def test_the_oracle_weighs_each_call_given_its_size_and_pages_on_a_clear_slowdow
         truth.duration_llr[truth.onset : truth.end],
     )
     assert before.mean() < 0 < during.mean()  # evidence against the change before it, for it during
-    threshold = stats.evidence_threshold(400, 100.0, 1)
+    threshold = stats.evidence_threshold(400, 100.0)
     assert oracle(TAIL, truth, threshold) is not None

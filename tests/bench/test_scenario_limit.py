@@ -57,7 +57,7 @@ def test_a_share_step_pages_when_its_evidence_crosses_the_threshold_plus_the_flo
     calls = np.full(MINUTES, 100)
     timeouts = np.where((np.arange(MINUTES) >= ONSET) & (np.arange(MINUTES) < END), 3, 1)
     per_minute = 3 * math.log(3) + 97 * math.log(0.97 / 0.99)
-    threshold = stats.evidence_threshold(2, SETTINGS["timeout_surge"].false_page_budget_days, 1)
+    threshold = stats.evidence_threshold(2, SETTINGS["timeout_surge"].false_page_budget_days)
     crossed = math.ceil(threshold / per_minute)  # the incident minutes until the CUSUM crosses
     expected = crossed - 1 + 4  # from the onset: the crossing minute plus the 4-minute floor
     quiet = rollup(calls, np.ones(MINUTES), "/other")
