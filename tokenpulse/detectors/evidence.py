@@ -936,7 +936,7 @@ class TailDetector(EvidenceDetector):
             return [Assessment.empty(len(times))]
         positions = np.array([(pd.Timestamp(t) - index[0]) // pd.Timedelta(minutes=1) - 1 for t in times])
         first, rows = _scan_rows(positions)
-        sized = self._size_factor(history, dims, scopes, index, n_all, size[..., 0])
+        sized = self._size_factor(history, dims, scopes, index, rows, n_all, size[..., 0])
         usual = self._usual(history, dims, scopes, index) * sized
         warning_ms, critical_ms, shifted = self.objective(scopes, usual)
         shifted = np.where(sized <= SIZE_SHIFT_TOLERANCE, shifted, np.nan)
@@ -1026,31 +1026,36 @@ class TailDetector(EvidenceDetector):
         dims: Sequence[str],
         scopes: list[Scope],
         index: pd.DatetimeIndex,
+        rows: np.ndarray,
         minute_calls: np.ndarray,
         minute_size: np.ndarray,
     ) -> np.ndarray:
         """How many times longer than usual each minute's calls are expected to take given their sizes
         (output tokens for latency, prompt tokens for TTFT; ``minute_size`` their sum per minute of the
-        grid and scope), per (minute of the grid, scope): 1 where the scope's line is unknown or flat.
-        The line is least squares of the duration on the size over the calls of the 24 hours ending
-        ``BASELINE_LAG`` before the grid."""
+        grid and scope), per (minute of the grid, scope), at ``rows`` (1 elsewhere, and where the scope's
+        line is unknown or flat). Each minute's line is least squares of the duration on the size over
+        the calls of the 24 whole hours ending ``BASELINE_LAG`` or more before it, as the usual shape's
+        (``_trailing``): a backtest of a day refits it as the hours roll, as live cycles do."""
         sums = tuple(f"{self.column}_{part}" for part in ("size", "sum_ms", "size_ms", "size_sq"))
         hourly = history[TAILS_HOURLY]
-        end = index[0] - BASELINE_LAG
-        day = hourly[(hourly["hour"] >= end - pd.Timedelta(hours=24)) & (hourly["hour"] < end)]
-        calls, size, duration, product, square = _scope_sums(day, dims, scopes, (self.count, *sums)).T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            slope = (calls * product - size * duration) / (calls * square - size**2)
-            usual_size, usual_ms = size / calls, duration / calls
-            # A minute's mean size is shrunk towards the day's by ``SIZE_PRIOR_CALLS``: one long answer
-            # in a thin minute does not excuse a slow call beside it.
-            prior = SIZE_PRIOR_CALLS
-            now_size = (minute_size + prior * usual_size) / (minute_calls + prior)
-            factor = (usual_ms + slope * (now_size - usual_size)) / usual_ms
-        spread = calls * square - size**2  # n^2 x the variance of the sizes: none, no line
-        fitted = (calls >= self.settings.learning_calls) & (spread > 1e-9 * calls * square) & (slope > 0)
-        fitted &= usual_ms > 0
-        factor = np.where(fitted[None, :] & (minute_calls > 0), factor, 1.0)
+        factor = np.ones(minute_calls.shape)
+        ends = (index[rows] - BASELINE_LAG).floor("h")
+        for end in ends.unique():
+            day = hourly[(hourly["hour"] >= end - pd.Timedelta(hours=24)) & (hourly["hour"] < end)]
+            calls, size, duration, product, square = _scope_sums(day, dims, scopes, (self.count, *sums)).T
+            at = rows[ends == end]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                slope = (calls * product - size * duration) / (calls * square - size**2)
+                usual_size, usual_ms = size / calls, duration / calls
+                # A minute's mean size is shrunk towards the day's by ``SIZE_PRIOR_CALLS``: one long
+                # answer in a thin minute does not excuse a slow call beside it.
+                prior = SIZE_PRIOR_CALLS
+                now_size = (minute_size[at] + prior * usual_size) / (minute_calls[at] + prior)
+                line = (usual_ms + slope * (now_size - usual_size)) / usual_ms
+            spread = calls * square - size**2  # n^2 x the variance of the sizes: none, no line
+            fitted = (calls >= self.settings.learning_calls) & (spread > 1e-9 * calls * square) & (slope > 0)
+            fitted &= usual_ms > 0
+            factor[at] = np.where(fitted[None, :] & (minute_calls[at] > 0), line, 1.0)
         return np.clip(np.nan_to_num(factor, nan=1.0), 1.0, SIZE_FACTOR_CAP)
 
     def _usual(
