@@ -103,3 +103,18 @@ def test_span_sums_clip_to_the_grid_as_window_sums_does() -> None:
     starts, ends = np.array([-5, 3, 8, 12]), np.array([2, 7, 15, 20])
     want = stats.window_sums(stats.cumulative(grid), ends[:, None], starts[:, None])
     np.testing.assert_array_equal(windows.span_sums(grid, starts, ends), want)
+
+
+@pytest.mark.parametrize("excess", [stats.share_excess, stats.mean_excess])
+@pytest.mark.parametrize("first", [7 * DAY + 200, DAY + 100, 40])
+def test_excess_sums_are_those_of_the_excess_of_the_whole_grid(excess, first: int) -> None:
+    """The trailing-day sums of an excess computed on the rows they read (and a margin) are those of
+    the excess of the whole week-long grid: its local windows never reach past the margin."""
+    rng = np.random.default_rng(first)
+    calls = count_grid(rng, 8 * DAY, 7)
+    part = np.minimum(rng.poisson(2.0, calls.shape).astype(float), calls)
+    positions = np.arange(first, first + 121)
+    whole = [windows.trailing_day_sums(g, positions, 60) for g in excess(part, calls)]
+    local = windows.excess_sums(excess, (part, calls), positions, 60, 30)
+    for got, expected in zip(local, whole, strict=True):
+        np.testing.assert_array_equal(got, expected)

@@ -4,6 +4,7 @@ baselines of quantiles, and the observations of the rules that are thresholds by
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -108,35 +109,64 @@ class GridLayout:
         return np.bincount(self.cells, weights=values, minlength=size).reshape(self.minutes, len(self.scopes))
 
 
-def grid_layout(frame: pd.DataFrame, dims: Sequence[str], start: datetime, end: datetime) -> GridLayout:
-    """The ``GridLayout`` of ``frame`` by ``dims`` over [start, end)."""
-    index = minute_index(start, end)
+def grid_layout(
+    frame: pd.DataFrame,
+    dims: Sequence[str],
+    start: datetime,
+    end: datetime,
+    factorize: Callable[[pd.DataFrame, str], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> GridLayout:
+    """The ``GridLayout`` of ``frame`` by ``dims`` over [start, end). ``factorize(frame, dim)``: each
+    row's code and the sorted values of one column (``GridMemo`` computes each column's once)."""
+    first, count = _minute_span(start, end)
     if frame.empty:
         empty = np.zeros(0, dtype=np.int64)
-        return GridLayout(
-            _scope_index(dims, pd.Index([], dtype=object)), len(index), empty.astype(bool), empty
-        )
-    offsets = (frame["minute"].to_numpy(dtype="datetime64[ns]") - index[0].to_datetime64()) // np.timedelta64(
+        return GridLayout(_scope_index(dims, pd.Index([], dtype=object)), count, empty.astype(bool), empty)
+    offsets = (frame["minute"].to_numpy(dtype="datetime64[ns]") - first.to_datetime64()) // np.timedelta64(
         1, "m"
     )
-    inside = (offsets >= 0) & (offsets < len(index))
+    inside = (offsets >= 0) & (offsets < count)
     scope_codes = np.zeros(len(frame), dtype=np.int64)
     levels = []
     for dim in dims:
-        codes, uniques = pd.factorize(frame[dim], sort=True)
+        codes, uniques = (factorize or _factorize)(frame, dim)
         scope_codes = scope_codes * len(uniques) + codes
         levels.append(uniques)
-    used, scope_ids = np.unique(scope_codes[inside], return_inverse=True)
+    used, scope_ids = _unique_codes(scope_codes[inside], math.prod(len(u) for u in levels))
     cells = offsets[inside].astype(np.int64) * len(used) + scope_ids
-    keys = []
-    for code in used:
-        key = []
-        for uniques in reversed(levels):
-            code, position = divmod(int(code), len(uniques))
-            key.append(uniques[position])
-        keys.append(tuple(reversed(key)))
+    # Each used code back to its values, the last dimension first (the codes were built first-major).
+    values = []
+    remaining = used
+    for uniques in reversed(levels):
+        remaining, position = np.divmod(remaining, len(uniques))
+        values.append(uniques[position])
+    keys = list(zip(*reversed(values), strict=True)) if values else [() for _ in used]
     scope_index = _scope_index(dims, pd.Index(keys, dtype=object, tupleize_cols=False))
-    return GridLayout(scope_index, len(index), inside, cells)
+    return GridLayout(scope_index, count, inside, cells)
+
+
+def _factorize(frame: pd.DataFrame, dim: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's code in ``frame[dim]`` and the column's sorted values (a plain object array: picking
+    values out of an Arrow-backed array one by one is slow)."""
+    codes, uniques = pd.factorize(frame[dim], sort=True)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _unique_codes(codes: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)``; codes in [0, bound) with a bound not far above their
+    number are counted (one pass) instead of sorted."""
+    if not codes.size or codes.min() < 0 or bound > max(4 * codes.size, 1 << 16):
+        used, inverse = np.unique(codes, return_inverse=True)
+        return used, inverse.reshape(-1)
+    present = np.bincount(codes, minlength=bound) > 0
+    used = np.flatnonzero(present).astype(codes.dtype)
+    return used, (np.cumsum(present) - 1)[codes]
+
+
+def _minute_span(start: datetime, end: datetime) -> tuple[pd.Timestamp, int]:
+    """The first minute of ``minute_index(start, end)`` and how many it holds, without building it."""
+    first = pd.Timestamp(start)
+    return first, max(-((first - pd.Timestamp(end)) // pd.Timedelta(minutes=1)), 0)
 
 
 class GridMemo:
@@ -153,6 +183,8 @@ class GridMemo:
             tuple[int, tuple[str, ...], datetime, datetime], tuple[pd.DataFrame, GridLayout]
         ] = {}
         self._grids: dict[tuple[int, tuple[str, ...], datetime, datetime, str], np.ndarray] = {}
+        # Each column's codes, once per frame: the layouts of one frame at several scopes share columns.
+        self._codes: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
         self.requests = 0  # grid_arrays calls, each served by one of ``layouts``
 
     def grid_arrays(
@@ -163,7 +195,7 @@ class GridMemo:
         key = (id(frame), tuple(dims), start, end)
         held = self.layouts.get(key)
         if held is None:
-            held = self.layouts[key] = (frame, grid_layout(frame, dims, start, end))
+            held = self.layouts[key] = (frame, grid_layout(frame, dims, start, end, self._factorize))
         layout = held[1]
         arrays = {}
         for column in columns:
@@ -173,6 +205,12 @@ class GridMemo:
                 grid.setflags(write=False)
             arrays[column] = grid
         return layout.scopes, arrays
+
+    def _factorize(self, frame: pd.DataFrame, dim: str) -> tuple[np.ndarray, np.ndarray]:
+        held = self._codes.get((id(frame), dim))
+        if held is None:
+            held = self._codes[(id(frame), dim)] = (frame, *_factorize(frame, dim))
+        return held[1], held[2]
 
 
 def _scope_index(dims: Sequence[str], keys: pd.Index) -> pd.Index:

@@ -241,7 +241,7 @@ class EvidenceDetector:
     @staticmethod
     def _positions(history: History, times: Sequence[datetime]) -> np.ndarray:
         """Grid row of the last minute before each time: what a time's verdict has seen."""
-        first = minute_index(history.start, history.end)[0]
+        first = pd.Timestamp(history.start)  # the grid's first minute
         return np.array([(pd.Timestamp(t) - first) // pd.Timedelta(minutes=1) - 1 for t in times])
 
     def _threshold(self, scopes: int, alternatives: int) -> float:
@@ -342,22 +342,6 @@ def _evidence(
     return tuple(np.where(mask, grid, 0.0) for grid in (evidence, recovery, expected))  # type: ignore[return-value]
 
 
-def _trailing_rows(
-    excess: Callable[..., tuple[np.ndarray, ...]], rows: np.ndarray, *grids: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    """``excess`` (``stats.share_excess``, ``stats.mean_excess``) of ``grids``, computed only on the rows
-    the trailing-day sums at ``rows`` read (with a margin for its local windows), 0 elsewhere: the rest of
-    a week-long grid is summed by nothing that reads an excess."""
-    start = max(int(rows.min()) - _LAG - stats.MINUTES_PER_DAY - _EXCESS_MARGIN, 0)
-    parts = excess(*(grid[start:] for grid in grids))
-    whole = []
-    for part in parts:
-        full = np.zeros((grids[0].shape[0], *part.shape[1:]))
-        full[start:] = part
-        whole.append(full)
-    return tuple(whole)
-
-
 # More than the excess functions' local half-window (15 minutes): the rows they compute exactly.
 _EXCESS_MARGIN = 30
 
@@ -421,14 +405,10 @@ class ShareDetector(EvidenceDetector):
         part, total = np.minimum(g[self.part], g[self.total]), g[self.total]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
-        (base_total, base_part, _, _), trailing, same_hour = windows.baseline_sums(
-            (total, part, *_trailing_rows(stats.share_excess, rows, part, total)),
-            rows,
-            lag=_LAG,
-            days=BASELINE_DAYS,
-            enough=s.learning_calls,
-            trailing_only=2,
+        (base_total, base_part), trailing, same_hour = windows.baseline_sums(
+            (total, part), rows, lag=_LAG, days=BASELINE_DAYS, enough=s.learning_calls
         )
+        trailing += windows.excess_sums(stats.share_excess, (part, total), rows, _LAG, _EXCESS_MARGIN)
         learning = base_total < s.learning_calls
         prior = np.nan if s.prior_share is None else s.prior_share
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -511,11 +491,10 @@ class RatioDetector(EvidenceDetector):
         # Each call is a draw that hits its cacheable prefix for a share of it: ``hits`` = ratio x calls
         # is a (quasi-)binomial count, its dispersion measured on the scope's history.
         hits = weight * ratio
-        (base_weight, base_hits, _, _), trailing, same_hour = windows.baseline_sums(
-            (weight, hits, *_trailing_rows(stats.share_excess, rows, hits, weight)), rows, lag=_LAG,
-            days=BASELINE_DAYS,
-            enough=s.learning_calls, trailing_only=2,
-        )  # fmt: skip
+        (base_weight, base_hits), trailing, same_hour = windows.baseline_sums(
+            (weight, hits), rows, lag=_LAG, days=BASELINE_DAYS, enough=s.learning_calls
+        )
+        trailing += windows.excess_sums(stats.share_excess, (hits, weight), rows, _LAG, _EXCESS_MARGIN)
         with np.errstate(divide="ignore", invalid="ignore"):
             usual = base_hits / base_weight
         # A thin baseline is not trusted: the null is the lower end of what it says (one sigma).
@@ -775,11 +754,11 @@ class MeanDetector(EvidenceDetector):
         total, draws, calls = np.maximum(g[self.numerator], 0.0), self.draws(g, dims), g[self.denominator]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
-        (base_draws, base_total, base_calls, base_minutes, _, _), trailing, same_hour = windows.baseline_sums(
-            (draws, total, calls, _read(calls), *_trailing_rows(stats.mean_excess, rows, total, draws)),
-            rows, lag=_LAG,
-            days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2, trailing_only=2,
+        (base_draws, base_total, base_calls, base_minutes), trailing, same_hour = windows.baseline_sums(
+            (draws, total, calls, _read(calls)), rows, lag=_LAG,
+            days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2,
         )  # fmt: skip
+        trailing += windows.excess_sums(stats.mean_excess, (total, draws), rows, _LAG, _EXCESS_MARGIN)
         with np.errstate(divide="ignore", invalid="ignore"):
             usual = np.nan_to_num(base_total / base_draws)
             usual_rate = np.nan_to_num(base_total / base_minutes)
@@ -837,9 +816,10 @@ class MeanDetector(EvidenceDetector):
 
 
 def _read(calls: np.ndarray) -> np.ndarray:
-    """1 for the minutes the history holds (any scope of the signal had calls), per (minute, scope): a
-    minute outside the ranges read, or before the store began, is not a minute of usual spend."""
-    return np.broadcast_to((calls.sum(axis=1) > 0)[:, None], calls.shape).astype(float)
+    """1 for the minutes the history holds (any scope of the signal had calls), per minute (one column:
+    the same for every scope, its sums broadcast): a minute outside the ranges read, or before the store
+    began, is not a minute of usual spend."""
+    return (calls.sum(axis=1) > 0)[:, None].astype(float)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ bits only (the local sums are the more precise).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -48,6 +48,24 @@ def same_hour_sums(grid: np.ndarray, positions: np.ndarray, days: int) -> np.nda
 def trailing_day_sums(grid: np.ndarray, positions: np.ndarray, lag: int) -> np.ndarray:
     """Per (position, scope): the sum over the day ending ``lag`` minutes before the position."""
     return span_sums(grid, positions - lag - MINUTES_PER_DAY, positions - lag)
+
+
+def excess_sums(
+    excess: Callable[..., tuple[np.ndarray, ...]],
+    grids: Sequence[np.ndarray],
+    positions: np.ndarray,
+    lag: int,
+    margin: int,
+) -> list[np.ndarray]:
+    """The trailing-day sums (``trailing_day_sums``) at ``positions`` of each grid ``excess(*grids)``
+    returns (``stats.share_excess``, ``stats.mean_excess``: per-minute terms of a week-long grid), with
+    ``excess`` computed only on the rows those sums read and ``margin`` rows before them (more than its
+    local windows reach: the rows read are then computed exactly). The rest of the week is summed by
+    nothing, so it is neither computed nor held."""
+    positions = np.asarray(positions, dtype=np.int64)
+    start = max(int(positions.min()) - lag - MINUTES_PER_DAY - margin, 0)
+    parts = excess(*(grid[start:] for grid in grids))
+    return [trailing_day_sums(part, positions - start, lag) for part in parts]
 
 
 def baseline_sums(
