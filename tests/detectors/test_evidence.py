@@ -1,6 +1,7 @@
 """The detector templates' own arithmetic, tested without I/O."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tokenpulse.detectors import evidence
@@ -21,3 +22,29 @@ def test_calls_past_a_level_between_two_edges_are_interpolated_not_rounded_up() 
     assert evidence.calls_past(past, np.array([[edges[k + 1]]]))[0, 0] == pytest.approx(40.0)
     assert evidence.calls_past(past, np.array([[edges[-1] * 2]]))[0, 0] == 0.0
     assert evidence.calls_past(past, np.array([[np.nan]]))[0, 0] == 0.0
+
+
+def test_tail_scope_keys_and_edge_counts_are_what_a_multiindex_and_stacked_lists_give() -> None:
+    """The tails frame's scopes, in the order they first appear, and its histogram lists as counts."""
+    from tokenpulse.detectors.evidence import _EDGES, _edge_counts, _scope_keys
+
+    rng = np.random.default_rng(5)
+    rows = 500
+    frame = pd.DataFrame(
+        {
+            "tenant": rng.choice(["", "t1"], rows),
+            "service": pd.array(rng.choice(["b", "a"], rows), dtype="string[pyarrow]"),
+            "route": rng.choice(["/x", "/y", "/z"], rows),
+            "over": [list(rng.integers(0, 9, len(_EDGES))) for _ in range(rows)],
+        }
+    )
+    dims = ("tenant", "service", "route")
+    codes, scopes = _scope_keys(frame, dims)
+    expected_codes, keys = pd.factorize(pd.MultiIndex.from_frame(frame[list(dims)].astype(str)))
+    np.testing.assert_array_equal(codes, expected_codes)
+    assert scopes == [
+        tuple((d, v) for d, v in zip(dims, key, strict=True) if v != "" or d != "tenant") for key in keys
+    ]
+    inside = rng.random(rows) < 0.7
+    expected = np.vstack(frame["over"].to_numpy()[inside]).astype(np.float32)
+    np.testing.assert_array_equal(_edge_counts(frame, "over", inside), expected)

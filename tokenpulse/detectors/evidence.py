@@ -1068,13 +1068,37 @@ def _bins(calls: np.ndarray, past: np.ndarray) -> np.ndarray:
 
 
 def _scope_keys(frame: pd.DataFrame, dims: Sequence[str]) -> tuple[np.ndarray, list[Scope]]:
-    """Each row's scope (an index into the returned scopes) of a tails frame, by ``dims``."""
-    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(frame[list(dims)].astype(str)))
-    scopes = [
-        tuple((d, v) for d, v in zip(dims, key, strict=True) if not (d == TENANT and v == ""))
-        for key in uniques
-    ]
-    return codes, scopes
+    """Each row's scope (an index into the returned scopes) of a tails frame, by ``dims``, the scopes in
+    the order they first appear: each column factorized on its own and the codes combined (a MultiIndex
+    of the columns factorized as one is several times slower)."""
+    combined = np.zeros(len(frame), dtype=np.int64)
+    levels = []
+    for dim in dims:
+        codes, uniques = pd.factorize(frame[dim].astype(str))
+        if len(codes) and codes.min() < 0:  # a missing value: as a MultiIndex factorizes it
+            codes, keys = pd.factorize(pd.MultiIndex.from_frame(frame[list(dims)].astype(str)))
+            return codes, [_tail_scope(dims, key) for key in keys]
+        combined = combined * len(uniques) + codes
+        levels.append(np.asarray(uniques, dtype=object))
+    codes, used = pd.factorize(combined)
+    values = []
+    for uniques in reversed(levels):
+        used, position = np.divmod(used, len(uniques))
+        values.append(uniques[position])
+    return codes, [_tail_scope(dims, key) for key in zip(*reversed(values), strict=True)]
+
+
+def _tail_scope(dims: Sequence[str], key: Sequence[str]) -> Scope:
+    return tuple((d, v) for d, v in zip(dims, key, strict=True) if not (d == TENANT and v == ""))
+
+
+def _edge_counts(frame: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
+    """The histogram column's counts past each edge of ``rows`` (rows x edges, float32): the query
+    gives each row's as a list, read as integers first (twice as fast as stacking the lists)."""
+    values = frame[column].to_numpy()[rows]
+    if not len(values):
+        return np.zeros((0, len(_EDGES)), dtype=np.float32)
+    return np.array(values.tolist(), dtype=np.uint64).astype(np.float32)
 
 
 def _histograms(
@@ -1105,7 +1129,7 @@ def _histograms(
     np.add.at(calls, (rows, columns), frame[count].to_numpy(dtype=float)[inside])
     np.add.at(totals, (rows, columns), frame[list(sums)].to_numpy(dtype=float)[inside])
     if inside.any():
-        np.add.at(past, (rows, columns), np.vstack(frame[column].to_numpy()[inside]).astype(np.float32))
+        np.add.at(past, (rows, columns), _edge_counts(frame, column, inside))
     return scopes, calls, past, totals
 
 
