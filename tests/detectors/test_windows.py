@@ -118,3 +118,19 @@ def test_excess_sums_are_those_of_the_excess_of_the_whole_grid(excess, first: in
     local = windows.excess_sums(excess, (part, calls), positions, 60, 30)
     for got, expected in zip(local, whole, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("first", [7 * DAY + 200, DAY + 100, 40])
+@pytest.mark.parametrize("minutes", [8 * DAY, 8 * DAY + 7])  # a grid that ends inside a block
+def test_block_sums_are_the_trailing_day_sums_of_the_placed_blocks(first: int, minutes: int) -> None:
+    """A count's block terms summed over the trailing day from the blocks are the sums of the minute
+    grid that holds each block's terms on its last minute (``stats.block_excess``), to the last bit."""
+    calls = count_grid(np.random.default_rng(first), minutes, 6)
+    positions = np.arange(first, min(first + 121, minutes))
+    placed = [windows.trailing_day_sums(g, positions, 60) for g in stats.block_excess(calls)]
+    from_blocks = [
+        windows.block_trailing_day_sums(terms, 15, minutes, positions, 60)
+        for terms in stats.block_terms(calls)
+    ]
+    for got, expected in zip(from_blocks, placed, strict=True):
+        np.testing.assert_array_equal(got, expected)

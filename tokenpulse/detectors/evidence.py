@@ -582,7 +582,10 @@ class CountDetector(EvidenceDetector):
             usual, unadjusted = np.fmin(yesterday, rates[1]), np.fmin(*rates)
         watched = ~np.isnan(usual)
         usual = np.nan_to_num(usual, nan=1.0)
-        trailing = [windows.trailing_day_sums(grid, rows, _LAG) for grid in stats.block_excess(calls)]
+        trailing = [
+            windows.block_trailing_day_sums(terms, _BLOCK, calls.shape[0], rows, _LAG)
+            for terms in stats.block_terms(calls, _BLOCK)
+        ]
         dispersion = stats.count_dispersion(*trailing, usual)
         # Drops are tested against a rate lower than the level-adjusted one by what an ordinary day
         # strays, and recovery against the unadjusted rate: a drop that lasts lowers today's level, and
@@ -618,6 +621,10 @@ class CountDetector(EvidenceDetector):
             changed[..., 0][at], usual[at], self.describe,
         )  # fmt: skip
         return Assessment(observations, scopes, status_codes(~watched[at], watched[at], held=False))
+
+
+# The quarter hours a count's dispersion is measured on (``stats.block_terms``).
+_BLOCK = 15
 
 
 def _today_and_yesterday(totals: np.ndarray, end: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -68,6 +68,23 @@ def excess_sums(
     return [trailing_day_sums(part, positions - start, lag) for part in parts]
 
 
+def block_trailing_day_sums(
+    blocks: np.ndarray, block: int, rows: int, positions: np.ndarray, lag: int
+) -> np.ndarray:
+    """``trailing_day_sums`` of a grid of ``rows`` minutes that holds ``blocks`` (per block of ``block``
+    minutes x scopes, ``stats.block_terms``) on each block's last minute and 0 elsewhere, from the
+    blocks themselves: the same sums (the same additions, in the same order), without the grid."""
+    positions = np.asarray(positions, dtype=np.int64)
+
+    def before(minute: np.ndarray) -> np.ndarray:
+        """How many blocks end before ``minute`` (clipped to the grid, as ``span_sums`` clips)."""
+        minute = np.clip(minute, 0, rows)
+        return np.clip(-((block - 1 - minute) // block), 0, len(blocks))
+
+    ends = before(positions - lag)
+    return span_sums(blocks, np.minimum(before(positions - lag - MINUTES_PER_DAY), ends), ends)
+
+
 def baseline_sums(
     grids: Sequence[np.ndarray],
     positions: np.ndarray,
