@@ -1193,16 +1193,30 @@ def _shift_evidence(
         moved = _slower(usual, fraction, size)
         changed = (1 - _CONTAMINATION) * moved + _CONTAMINATION * usual
         base = (1 - _CONTAMINATION) * usual + _CONTAMINATION * moved
-        return np.log(changed / base)[usual_of], changed[usual_of]
+        return np.log(changed / base), changed
 
     evidence, recovery, expected = [], [], []
     for fraction, size in _SHIFTS:
         ratio, changed = log_ratio(fraction, size)
-        evidence.append((bins * ratio).sum(axis=-1) / dispersion)
-        recovery.append(-(bins * log_ratio(*_halfway_shift(fraction, size))[0]).sum(axis=-1) / dispersion)
-        expected.append(calls * (changed * ratio).sum(axis=-1) / dispersion)
+        evidence.append(_bin_sums(bins, ratio, usual_of) / dispersion)
+        recovery.append(
+            -_bin_sums(bins, log_ratio(*_halfway_shift(fraction, size))[0], usual_of) / dispersion
+        )
+        expected.append(calls * (changed * ratio).sum(axis=-1)[usual_of] / dispersion)
     mask = known[..., None]
     return tuple(np.where(mask, np.stack(g, axis=-1), 0.0) for g in (evidence, recovery, expected))  # type: ignore[return-value]
+
+
+def _bin_sums(bins: np.ndarray, per_usual: np.ndarray, usual_of: np.ndarray) -> np.ndarray:
+    """``(bins * per_usual[usual_of]).sum(axis=-1)``: each minute's bins (minutes x scopes x bins) times
+    the log-ratios of the usual distribution it uses (distinct ones x scopes x bins), summed over the
+    bins; each distinct one applied to its minutes, not copied out to every minute (the same products
+    and sums, row by row)."""
+    out = np.empty(bins.shape[:-1], dtype=np.result_type(bins, per_usual))
+    for which in np.unique(usual_of):
+        minutes = usual_of == which
+        out[minutes] = (bins[minutes] * per_usual[which]).sum(axis=-1)
+    return out
 
 
 def _midpoint(usual: np.ndarray, changed: np.ndarray) -> np.ndarray:
