@@ -134,3 +134,34 @@ def test_block_sums_are_the_trailing_day_sums_of_the_placed_blocks(first: int, m
     ]
     for got, expected in zip(from_blocks, placed, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("first", [7 * DAY + 200, 2 * DAY + 30, 40])
+def test_the_sums_of_a_scan_read_nothing_outside_its_read_spans(first: int) -> None:
+    """A grid whose rows outside ``read_spans`` are NaN gives the scan's baseline, excess and run sums
+    of the grid itself: a derived grid computed only on the spans (``on_spans``) is enough."""
+    rng = np.random.default_rng(first)
+    calls = count_grid(rng, first + 2, 5)  # a history ends with the evaluated minute
+    part = np.minimum(rng.poisson(2.0, calls.shape).astype(float), calls)
+    positions = np.arange(max(first - 120, 0), first + 1)
+    spans = windows.read_spans(positions, 60, 7, 30, calls.shape[0])
+    if first > 7 * DAY:  # a live cycle's week: a third of it is read
+        assert sum(b - a for a, b in spans) < calls.shape[0] // 2
+
+    def sums(part: np.ndarray, total: np.ndarray) -> list[np.ndarray]:
+        chosen, trailing, _ = windows.baseline_sums((total, part), positions, lag=60, days=7, enough=30.0)
+        excess = windows.excess_sums(stats.share_excess, (part, total), positions, 60, 30)
+        onset = positions[0] + rng.integers(0, 10, (len(positions), part.shape[1]))
+        onset = np.minimum(onset, positions[:, None])
+        return [*chosen, *trailing, *excess, windows.run_sums(part, onset, positions)]
+
+    outside = windows.on_spans(lambda r: part[r], spans, part.shape)
+    mask = np.ones(part.shape[0], dtype=bool)
+    for a, b in spans:
+        mask[a:b] = False
+    outside[mask] = np.nan
+    state = rng.bit_generator.state
+    expected = sums(part, calls)
+    rng.bit_generator.state = state  # the same onsets
+    for got, want in zip(sums(outside, calls), expected, strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -402,9 +402,12 @@ class ShareDetector(EvidenceDetector):
         g, scopes = self._grids(frame, dims, (self.part, self.total), history)
         if not scopes:
             return Assessment.empty(len(times))
-        part, total = np.minimum(g[self.part], g[self.total]), g[self.total]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
+        total = g[self.total]
+        # Computed only on the rows the sums below read (a third of the week-long grid).
+        spans = windows.read_spans(rows, _LAG, BASELINE_DAYS, _EXCESS_MARGIN, total.shape[0])
+        part = windows.on_spans(lambda r: np.minimum(g[self.part][r], total[r]), spans, total.shape)
         (base_total, base_part), trailing, same_hour = windows.baseline_sums(
             (total, part), rows, lag=_LAG, days=BASELINE_DAYS, enough=s.learning_calls
         )
@@ -483,14 +486,18 @@ class RatioDetector(EvidenceDetector):
         if not scopes:
             return Assessment.empty(len(times))
         numerator, denominator = g[self.numerator], g[self.denominator]
-        weight = np.where(denominator > 0, g[self.weight], 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(denominator > 0, np.minimum(numerator / denominator, 1.0), 0.0)
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
+        # Computed only on the rows the sums below read (a third of the week-long grid).
+        spans = windows.read_spans(rows, _LAG, BASELINE_DAYS, _EXCESS_MARGIN, numerator.shape[0])
+        weight = windows.on_spans(
+            lambda r: np.where(denominator[r] > 0, g[self.weight][r], 0.0), spans, numerator.shape
+        )
         # Each call is a draw that hits its cacheable prefix for a share of it: ``hits`` = ratio x calls
         # is a (quasi-)binomial count, its dispersion measured on the scope's history.
-        hits = weight * ratio
+        hits = windows.on_spans(
+            lambda r: weight[r] * _ratio(numerator[r], denominator[r]), spans, numerator.shape
+        )
         (base_weight, base_hits), trailing, same_hour = windows.baseline_sums(
             (weight, hits), rows, lag=_LAG, days=BASELINE_DAYS, enough=s.learning_calls
         )
@@ -521,6 +528,12 @@ class RatioDetector(EvidenceDetector):
         )  # fmt: skip
         learning = base_weight[at] < s.learning_calls
         return Assessment(observations, scopes, status_codes(learning, watched[at], held=False))
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Each minute's ratio, at most 1 (0 without a denominator)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, np.minimum(numerator / denominator, 1.0), 0.0)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,40 @@ def block_trailing_day_sums(
     return span_sums(blocks, np.minimum(before(positions - lag - MINUTES_PER_DAY), ends), ends)
 
 
+def read_spans(positions: np.ndarray, lag: int, days: int, margin: int, rows: int) -> list[tuple[int, int]]:
+    """The rows of a grid of ``rows`` minutes that the sums of a scan at ``positions`` read (sorted,
+    disjoint [start, end) spans): the two hours around the same minutes of ``days`` previous days
+    (``same_hour_sums``), and from the trailing day's start (``lag`` before the scan, and ``margin`` more:
+    ``excess_sums``) to the grid's end (the scan itself and its alarms' runs). Of a live cycle's week-long
+    grid, about a third."""
+    first, last = int(np.min(positions)), int(np.max(positions))
+    spans = [
+        (first - k * MINUTES_PER_DAY - SAME_HOURS, last - k * MINUTES_PER_DAY + SAME_HOURS)
+        for k in range(1, days + 1)
+    ]
+    spans.append((first - lag - MINUTES_PER_DAY - margin, rows))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted((max(a, 0), min(b, rows)) for a, b in spans):
+        if start >= end:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def on_spans(
+    compute: Callable[[slice], np.ndarray], spans: Sequence[tuple[int, int]], shape: tuple[int, ...]
+) -> np.ndarray:
+    """A grid of ``shape`` holding ``compute(rows)`` (an elementwise function of grids' rows) on each of
+    ``spans`` and 0 elsewhere: a derived grid computed only where ``read_spans`` says it is read."""
+    out = np.zeros(shape)
+    for start, end in spans:
+        out[start:end] = compute(slice(start, end))
+    return out
+
+
 def baseline_sums(
     grids: Sequence[np.ndarray],
     positions: np.ndarray,
