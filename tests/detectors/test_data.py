@@ -119,3 +119,29 @@ def test_unique_codes_counted_or_sorted_are_numpys() -> None:
         expected_used, expected_inverse = np.unique(codes, return_inverse=True)
         np.testing.assert_array_equal(used, expected_used)
         np.testing.assert_array_equal(inverse, expected_inverse)
+
+
+def test_grids_of_a_frames_rows_reuse_its_codes_and_are_those_of_the_rows_alone() -> None:
+    """A filtered frame's layout from its parent's codes (values the rows lack included) has the
+    scopes, order and sums of the filtered frame laid out on its own."""
+    rng = np.random.default_rng(3)
+    start = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    rows = 2000
+    frame = pd.DataFrame(
+        {
+            "minute": pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, 60, rows), "min"),
+            "service": pd.array(rng.choice(["b", "a", "c"], rows), dtype="string[pyarrow]"),
+            "router": rng.choice(["", "r1", "r0"], rows),
+            "calls": rng.integers(0, 9, rows).astype(float),
+        }
+    )
+    end = start + timedelta(minutes=60)
+    memo = GridMemo()
+    memo.grid_arrays(frame, ("service", "router"), ("calls",), start, end)  # the parent's codes
+    routed = memo.rows(frame, frame["router"] != "")
+    scopes, grids = memo.grid_arrays(routed, ("service", "router"), ("calls",), start, end)
+    alone_scopes, alone = GridMemo().grid_arrays(
+        frame[frame["router"] != ""], ("service", "router"), ("calls",), start, end
+    )
+    assert list(scopes) == list(alone_scopes) and all(dict(s)["router"] != "" for s in scopes)
+    np.testing.assert_array_equal(grids["calls"], alone["calls"])

@@ -185,6 +185,8 @@ class GridMemo:
         self._grids: dict[tuple[int, tuple[str, ...], datetime, datetime, str], np.ndarray] = {}
         # Each column's codes, once per frame: the layouts of one frame at several scopes share columns.
         self._codes: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
+        # Frames made of another's rows (``rows``): their columns' codes are the other's, picked.
+        self._parents: dict[int, tuple[pd.DataFrame, pd.DataFrame, np.ndarray]] = {}
         self.requests = 0  # grid_arrays calls, each served by one of ``layouts``
 
     def grid_arrays(
@@ -206,10 +208,23 @@ class GridMemo:
             arrays[column] = grid
         return layout.scopes, arrays
 
+    def rows(self, frame: pd.DataFrame, which: pd.Series | np.ndarray) -> pd.DataFrame:
+        """``frame[which]`` (a boolean mask), whose layouts reuse ``frame``'s codes of each column (the
+        values the rows lack are in none of their scopes, and the order of the others is the same)."""
+        part = frame[which]
+        if part is not frame:
+            self._parents[id(part)] = (part, frame, np.asarray(which, dtype=bool))
+        return part
+
     def _factorize(self, frame: pd.DataFrame, dim: str) -> tuple[np.ndarray, np.ndarray]:
         held = self._codes.get((id(frame), dim))
         if held is None:
-            held = self._codes[(id(frame), dim)] = (frame, *_factorize(frame, dim))
+            parent = self._parents.get(id(frame))
+            if parent is not None:
+                codes, uniques = self._factorize(parent[1], dim)
+                held = self._codes[(id(frame), dim)] = (frame, codes[parent[2]], uniques)
+            else:
+                held = self._codes[(id(frame), dim)] = (frame, *_factorize(frame, dim))
         return held[1], held[2]
 
 

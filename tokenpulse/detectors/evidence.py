@@ -213,7 +213,7 @@ class EvidenceDetector:
         for signal in self.signals():
             frame = history[signal.query]
             if signal.rows is not None and not frame.empty:
-                frame = frame[signal.rows(frame)]
+                frame = _memo(history).rows(frame, signal.rows(frame))
             assessments.append(self._evaluate(frame, signal.dims, history, times))
         return assessments
 
@@ -232,9 +232,7 @@ class EvidenceDetector:
         scoped = (TENANT, *dims) if TENANT in frame else tuple(dims)
         # One layout and one grid per frame, scope and column per evaluation, shared between detectors
         # (a column the source never reports is all 0: none).
-        memo = history.derived.setdefault("grids", GridMemo())
-        assert isinstance(memo, GridMemo)
-        columns_of, by_minute = memo.grid_arrays(frame, scoped, columns, history.start, history.end)
+        columns_of, by_minute = _memo(history).grid_arrays(frame, scoped, columns, history.start, history.end)
         scopes = [tuple((k, v) for k, v in scope if not (k == TENANT and v == "")) for scope in columns_of]
         return by_minute, scopes
 
@@ -313,6 +311,13 @@ class EvidenceDetector:
                 )
             )
         return observations
+
+
+def _memo(history: History) -> GridMemo:
+    """The grids the evaluation of ``history`` shares between detectors."""
+    memo = history.derived.setdefault("grids", GridMemo())
+    assert isinstance(memo, GridMemo)
+    return memo
 
 
 def _scan_rows(positions: np.ndarray) -> tuple[int, np.ndarray]:
