@@ -145,3 +145,31 @@ def test_grids_of_a_frames_rows_reuse_its_codes_and_are_those_of_the_rows_alone(
     )
     assert list(scopes) == list(alone_scopes) and all(dict(s)["router"] != "" for s in scopes)
     np.testing.assert_array_equal(grids["calls"], alone["calls"])
+
+
+@pytest.mark.parametrize("dims", [("service",), ("tenant", "service")])
+def test_hourly_values_are_the_pivot_of_the_frame(dims: tuple[str, ...]) -> None:
+    """Each hour's first value per scope where the hour's calls reach the minimum, as pivoting the frame
+    by hour and scope gives it (how ``hourly_baseline`` built it before), from the hours' codes."""
+    from tokenpulse.detectors.data import _hourly_values, _scope_index
+
+    rng = np.random.default_rng(len(dims))
+    now = pd.Timestamp("2026-11-20 12:00", tz="UTC")
+    rows = 400
+    frame = pd.DataFrame(
+        {
+            "hour": now - pd.to_timedelta(rng.integers(0, 72, rows), "h"),
+            "tenant": rng.choice(["", "t1"], rows),
+            "service": pd.array(rng.choice(["b", "a", "c"], rows), dtype="string[pyarrow]"),
+            "calls": rng.integers(0, 60, rows),
+            "value": rng.uniform(1, 9, rows),
+        }
+    )  # repeated (hour, scope) rows: the first value, the calls summed
+    value = frame.pivot_table(
+        index="hour", columns=list(dims), values="value", aggfunc="first", observed=True
+    )
+    calls = frame.pivot_table(index="hour", columns=list(dims), values="calls", aggfunc="sum", observed=True)
+    hours = pd.date_range(value.index.min(), now, freq="1h")
+    expected = value.where(calls >= 30).reindex(hours)
+    expected.columns = _scope_index(dims, expected.columns)
+    pd.testing.assert_frame_equal(_hourly_values(frame, dims, now, 30), expected, check_freq=False)

@@ -38,13 +38,7 @@ def hourly_baseline(
     frame = frame[frame["value"].notna()] if "value" in frame else frame
     if frame.empty:
         return pd.DataFrame(index=index, dtype=float)
-    value = frame.pivot_table(
-        index="hour", columns=list(dims), values="value", aggfunc="first", observed=True
-    )
-    calls = frame.pivot_table(index="hour", columns=list(dims), values="calls", aggfunc="sum", observed=True)
-    hours = pd.date_range(value.index.min(), index.max().floor("h"), freq="1h")
-    value = value.where(calls >= min_calls).reindex(hours)
-    value.columns = _scope_index(dims, value.columns)
+    value = _hourly_values(frame, dims, index.max().floor("h"), min_calls)
     # A time's baseline depends only on its hour and on the last complete hour before its window: computed
     # once per distinct pair (a scan of two hours of minutes has three), then given to each time.
     last_complete = (index - pd.Timedelta(minutes=window_minutes)).floor("h") - pd.Timedelta(hours=1)
@@ -60,6 +54,29 @@ def hourly_baseline(
     trailing = value.rolling(24, min_periods=3).median().reindex(last_complete[first]).to_numpy()
     baseline = np.where(np.isnan(same_hour), trailing, same_hour)
     return pd.DataFrame(baseline[codes], index=index, columns=value.columns)
+
+
+def _hourly_values(
+    frame: pd.DataFrame, dims: Sequence[str], last: pd.Timestamp, min_calls: int
+) -> pd.DataFrame:
+    """Each hour's value (the first row's) per scope, from the frame's first hour to ``last``, where the
+    hour's calls (summed over its rows) are at least ``min_calls``, else NaN: an hour x scope table (the
+    scopes sorted), as pivoting the frame by hour and scope gives it, from the codes of its columns."""
+    first = frame["hour"].min()
+    hours = pd.date_range(first, last, freq="1h")
+    offsets = (frame["hour"].to_numpy(dtype="datetime64[ns]") - first.to_datetime64()) // np.timedelta64(
+        1, "h"
+    )
+    layout = _layout(frame, dims, offsets, len(hours), _factorize)
+    size = len(hours) * len(layout.scopes)
+    calls = np.bincount(
+        layout.cells, weights=frame["calls"].to_numpy(dtype=float)[layout.inside], minlength=size
+    )
+    value = np.full(size, np.nan)
+    cells, first_rows = np.unique(layout.cells, return_index=True)  # the first row of each cell
+    value[cells] = frame["value"].to_numpy(dtype=float)[layout.inside][first_rows]
+    value[~(calls >= min_calls)] = np.nan
+    return pd.DataFrame(value.reshape(len(hours), len(layout.scopes)), index=hours, columns=layout.scopes)
 
 
 def minute_index(start: datetime, end: datetime) -> pd.DatetimeIndex:
@@ -125,11 +142,22 @@ def grid_layout(
     offsets = (frame["minute"].to_numpy(dtype="datetime64[ns]") - first.to_datetime64()) // np.timedelta64(
         1, "m"
     )
+    return _layout(frame, dims, offsets, count, factorize or _factorize)
+
+
+def _layout(
+    frame: pd.DataFrame,
+    dims: Sequence[str],
+    offsets: np.ndarray,
+    count: int,
+    factorize: Callable[[pd.DataFrame, str], tuple[np.ndarray, np.ndarray]],
+) -> GridLayout:
+    """The ``GridLayout`` of ``frame``'s rows at ``offsets`` (rows of a grid of ``count``) by ``dims``."""
     inside = (offsets >= 0) & (offsets < count)
     scope_codes = np.zeros(len(frame), dtype=np.int64)
     levels = []
     for dim in dims:
-        codes, uniques = (factorize or _factorize)(frame, dim)
+        codes, uniques = factorize(frame, dim)
         scope_codes = scope_codes * len(uniques) + codes
         levels.append(uniques)
     used, scope_ids = _unique_codes(scope_codes[inside], math.prod(len(u) for u in levels))
