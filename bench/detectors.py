@@ -13,7 +13,7 @@ To compare with other code in the same run (a shared machine's load moves betwee
 ``--baseline DIR`` (a checkout of another commit, e.g. ``git worktree add DIR <commit> --detach``) and
 ``--rounds N``: each round runs this tree's and DIR's ``bench/detectors.py`` on the same store, one
 process at a time, alternately; one JSON object per run (with its ``tree``), then the median of each
-tree's later-cycle medians and their ratio.
+tree's later-cycle medians, in seconds and in CPU seconds, and their ratios.
 """
 
 from __future__ import annotations
@@ -175,11 +175,12 @@ def main() -> int:
     service = DetectorService(store, build_detectors(), data_dir / "alerts.json", "")
     if args.no_cache:
         service.engine.cache = None
-    durations = []
+    durations, cpu = [], []
     for cycle in range(args.cycles):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         service.cycle(newest + INGEST_DELAY + timedelta(minutes=cycle))
         durations.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
     result = {
         "stored_calls": stored,
         "days": args.days,
@@ -191,6 +192,10 @@ def main() -> int:
         "cycle_seconds": [round(d, 2) for d in durations],
         "cycle_seconds_median": round(statistics.median(durations), 2),
         "later_cycles_median": round(statistics.median(durations[1:]), 2) if len(durations) > 1 else None,
+        # CPU seconds of the process (the embedded store's threads included) per cycle: what a cycle costs
+        # whatever else the machine runs (a loaded machine stretches the wall-clock seconds above).
+        "cycle_cpu_seconds": [round(c, 2) for c in cpu],
+        "later_cycles_cpu_median": round(statistics.median(cpu[1:]), 2) if len(cpu) > 1 else None,
         # The process's peak resident memory (the embedded store's included).
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
@@ -211,6 +216,7 @@ def alternate(args: argparse.Namespace, data_dir: Path) -> int:
         *("--tenants", str(args.tenants), "--cycles", str(args.cycles), *(["--no-cache"] * args.no_cache)),
     ]
     later: dict[str, list[float]] = {name: [] for name in trees}
+    later_cpu: dict[str, list[float]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, tree in trees.items():
             run = subprocess.run(
@@ -220,9 +226,15 @@ def alternate(args: argparse.Namespace, data_dir: Path) -> int:
             result = {"tree": name, **json.loads(run.stdout)}
             print(json.dumps(result), flush=True)
             later[name].append(result["later_cycles_median"])
+            if "later_cycles_cpu_median" in result:  # an older benchmark does not measure it
+                later_cpu[name].append(result["later_cycles_cpu_median"])
     medians = {name: statistics.median(values) for name, values in later.items()}
     summary = {f"{name}_later_cycles_median": round(value, 2) for name, value in medians.items()}
     summary["this_over_baseline"] = round(medians["this"] / medians["baseline"], 2)
+    if all(later_cpu.values()):
+        cpu = {name: statistics.median(values) for name, values in later_cpu.items()}
+        summary |= {f"{name}_later_cycles_cpu_median": round(value, 2) for name, value in cpu.items()}
+        summary["cpu_this_over_baseline"] = round(cpu["this"] / cpu["baseline"], 2)
     print(json.dumps(summary))
     return 0
 
