@@ -1,13 +1,19 @@
 """Detector cycle benchmark: one full live cycle (every detector) over N stored calls spread over 30 days.
 
     python bench/detectors.py [--calls 10000000] [--days 30] [--tenants 1] [--data DIR] [--cycles 3]
-                              [--no-cache] [--profile]
+                              [--no-cache] [--profile] [--baseline DIR --rounds 3]
 
 The calls are generated inside ClickHouse (INSERT ... SELECT FROM numbers()) so the benchmark measures
 the detectors, not ingest. Reports the time to fill, and the duration of each cycle: the first reads the
 whole history (as after a restart, and every ``history.REFRESH``), later ones only what the live cycle's
 cache does not hold (``history.HistoryCache``; ``--no-cache``: the whole history every cycle).
 ``--profile`` times one more cycle's reads per query and evaluation per detector.
+
+To compare with other code in the same run (a shared machine's load moves between runs), pass
+``--baseline DIR`` (a checkout of another commit, e.g. ``git worktree add DIR <commit> --detach``) and
+``--rounds N``: each round runs this tree's and DIR's ``bench/detectors.py`` on the same store, one
+process at a time, alternately; one JSON object per run (with its ``tree``), then the median of each
+tree's later-cycle medians, in seconds and in CPU seconds, and their ratios.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import json
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -149,10 +156,15 @@ def main() -> int:
     parser.add_argument(
         "--profile", action="store_true", help="then time one more cycle: each query's read, each detector"
     )
+    parser.add_argument("--baseline", type=Path, help="a checkout of other code, run alternately with this")
+    parser.add_argument("--rounds", type=int, default=3, help="with --baseline: runs of each tree")
     args = parser.parse_args()
 
     data_dir = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-detector-bench-"))
     end = datetime.now(UTC).replace(second=0, microsecond=0)
+    if args.baseline:
+        filled_store(data_dir, args.calls, args.days, end, args.tenants)[0].close()
+        return alternate(args, data_dir)
     store, fill_seconds = filled_store(data_dir, args.calls, args.days, end, args.tenants)
     stored = store.rows("SELECT count() FROM calls")[0][0]
     rollup_rows = store.rows("SELECT count() FROM calls_1m")[0][0]
@@ -163,11 +175,12 @@ def main() -> int:
     service = DetectorService(store, build_detectors(), data_dir / "alerts.json", "")
     if args.no_cache:
         service.engine.cache = None
-    durations = []
+    durations, cpu = [], []
     for cycle in range(args.cycles):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         service.cycle(newest + INGEST_DELAY + timedelta(minutes=cycle))
         durations.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
     result = {
         "stored_calls": stored,
         "days": args.days,
@@ -179,6 +192,10 @@ def main() -> int:
         "cycle_seconds": [round(d, 2) for d in durations],
         "cycle_seconds_median": round(statistics.median(durations), 2),
         "later_cycles_median": round(statistics.median(durations[1:]), 2) if len(durations) > 1 else None,
+        # CPU seconds of the process (the embedded store's threads included) per cycle: what a cycle costs
+        # whatever else the machine runs (a loaded machine stretches the wall-clock seconds above).
+        "cycle_cpu_seconds": [round(c, 2) for c in cpu],
+        "later_cycles_cpu_median": round(statistics.median(cpu[1:]), 2) if len(cpu) > 1 else None,
         # The process's peak resident memory (the embedded store's included).
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
@@ -188,6 +205,41 @@ def main() -> int:
     store.close()
     print(json.dumps(result, indent=2))
     return 0
+
+
+def alternate(args: argparse.Namespace, data_dir: Path) -> int:
+    """Run this tree's and the baseline's benchmark on ``data_dir``, alternately, ``args.rounds`` times
+    each; print every run, then each tree's median of later-cycle medians."""
+    trees = {"this": ROOT, "baseline": args.baseline.resolve()}
+    command = [
+        *("--data", str(data_dir), "--calls", str(args.calls), "--days", str(args.days)),
+        *("--tenants", str(args.tenants), "--cycles", str(args.cycles), *(["--no-cache"] * args.no_cache)),
+    ]
+    later: dict[str, list[float]] = {name: [] for name in trees}
+    later_cpu: dict[str, list[float]] = {name: [] for name in trees}
+    for _ in range(args.rounds):
+        for name, tree in trees.items():
+            run = subprocess.run(
+                [sys.executable, str(tree / "bench" / "detectors.py"), *command],
+                cwd=tree, check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            result = {"tree": name, **json.loads(run.stdout)}
+            print(json.dumps(result), flush=True)
+            later[name].append(result["later_cycles_median"])
+            if "later_cycles_cpu_median" in result:  # an older benchmark does not measure it
+                later_cpu[name].append(result["later_cycles_cpu_median"])
+    medians = {name: statistics.median(values) for name, values in later.items()}
+    summary = {f"{name}_later_cycles_median": round(value, 2) for name, value in medians.items()}
+    summary["this_over_baseline"] = round(medians["this"] / medians["baseline"], 2)
+    if all(later_cpu.values()):
+        cpu = {name: statistics.median(values) for name, values in later_cpu.items()}
+        summary |= {f"{name}_later_cycles_cpu_median": round(value, 2) for name, value in cpu.items()}
+        summary["cpu_this_over_baseline"] = round(cpu["this"] / cpu["baseline"], 2)
+    print(json.dumps(summary))
+    return 0
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def profile(engine: Engine, store: Store, moment: datetime) -> dict[str, float | dict[str, float]]:

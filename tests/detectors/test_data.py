@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tokenpulse.detectors.data import GridMemo, hourly_baseline, trailing_sum
+from tokenpulse.detectors.data import GridMemo, _unique_codes, hourly_baseline, trailing_sum
 from tokenpulse.detectors.history import history_ranges
 
 
@@ -68,3 +68,108 @@ def test_grid_memo_builds_each_grid_once_and_hands_it_out_read_only() -> None:
     scopes, grids = memo.grid_arrays(filtered, ("service",), ("calls",), start, end)
     assert list(scopes) == [(("service", "a"),)] and len(memo.layouts) == 2
     assert grids["calls"][:, 0].tolist() == first["calls"][:, 0].tolist()
+
+
+def _pivot_reference(frame: pd.DataFrame, dims: tuple[str, ...], column: str, start, end) -> pd.DataFrame:
+    """A grid the slow way: group by minute and scope, pivot, fill every minute."""
+    index = pd.date_range(start, end, freq="1min", inclusive="left")
+    inside = frame[(frame["minute"] >= start) & (frame["minute"] < end)]
+    table = inside.pivot_table(
+        index="minute", columns=list(dims), values=column, aggfunc="sum", fill_value=0.0
+    )
+    return table.reindex(index, fill_value=0.0).astype(float)
+
+
+@pytest.mark.parametrize("dims", [("service",), ("tenant", "service", "route"), ("route", "tenant")])
+def test_grid_layouts_sum_each_minute_and_scope_as_a_pivot_does(dims: tuple[str, ...]) -> None:
+    """Grids of several scopes of one frame (the memo shares each column's codes between them) hold what
+    a pivot of the frame holds, scopes in sorted order, rows outside the range dropped."""
+    rng = np.random.default_rng(7)
+    start = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    rows = 3000
+    frame = pd.DataFrame(
+        {
+            "minute": pd.Timestamp(start).floor("min") + pd.to_timedelta(rng.integers(-5, 130, rows), "min"),
+            "tenant": rng.choice(["", "t1", "t2"], rows),
+            "service": pd.array(rng.choice(["b", "a", "c"], rows), dtype="string[pyarrow]"),
+            "route": rng.choice(["/x", "/y", "/z", "/w"], rows),
+            "calls": rng.integers(0, 9, rows).astype(float),
+        }
+    )
+    end = start + timedelta(minutes=120)
+    memo = GridMemo()
+    memo.grid_arrays(frame, ("service", "tenant"), ("calls",), start, end)  # codes of the same columns
+    scopes, grids = memo.grid_arrays(frame, dims, ("calls",), start, end)
+    reference = _pivot_reference(frame, dims, "calls", pd.Timestamp(start), pd.Timestamp(end))
+    keys = reference.columns if len(dims) > 1 else [(k,) for k in reference.columns]
+    assert list(scopes) == [tuple(zip(dims, map(str, key), strict=True)) for key in keys]
+    assert grids["calls"].shape == reference.shape
+    np.testing.assert_array_equal(grids["calls"], reference.to_numpy())
+
+
+def test_unique_codes_counted_or_sorted_are_numpys() -> None:
+    rng = np.random.default_rng(1)
+    for codes, bound in (
+        (rng.integers(0, 50, 1000), 50),  # counted
+        (rng.integers(0, 10**9, 1000), 10**9),  # sorted: the bound is far above their number
+        (np.array([3, -1, 3, 0]), 4),  # a missing value's -1: sorted, as np.unique does
+        (np.zeros(0, dtype=np.int64), 1),
+    ):
+        used, inverse = _unique_codes(codes, bound)
+        expected_used, expected_inverse = np.unique(codes, return_inverse=True)
+        np.testing.assert_array_equal(used, expected_used)
+        np.testing.assert_array_equal(inverse, expected_inverse)
+
+
+def test_grids_of_a_frames_rows_reuse_its_codes_and_are_those_of_the_rows_alone() -> None:
+    """A filtered frame's layout from its parent's codes (values the rows lack included) has the
+    scopes, order and sums of the filtered frame laid out on its own."""
+    rng = np.random.default_rng(3)
+    start = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    rows = 2000
+    frame = pd.DataFrame(
+        {
+            "minute": pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, 60, rows), "min"),
+            "service": pd.array(rng.choice(["b", "a", "c"], rows), dtype="string[pyarrow]"),
+            "router": rng.choice(["", "r1", "r0"], rows),
+            "calls": rng.integers(0, 9, rows).astype(float),
+        }
+    )
+    end = start + timedelta(minutes=60)
+    memo = GridMemo()
+    memo.grid_arrays(frame, ("service", "router"), ("calls",), start, end)  # the parent's codes
+    routed = memo.rows(frame, frame["router"] != "")
+    scopes, grids = memo.grid_arrays(routed, ("service", "router"), ("calls",), start, end)
+    alone_scopes, alone = GridMemo().grid_arrays(
+        frame[frame["router"] != ""], ("service", "router"), ("calls",), start, end
+    )
+    assert list(scopes) == list(alone_scopes) and all(dict(s)["router"] != "" for s in scopes)
+    np.testing.assert_array_equal(grids["calls"], alone["calls"])
+
+
+@pytest.mark.parametrize("dims", [("service",), ("tenant", "service")])
+def test_hourly_values_are_the_pivot_of_the_frame(dims: tuple[str, ...]) -> None:
+    """Each hour's first value per scope where the hour's calls reach the minimum, as pivoting the frame
+    by hour and scope gives it (how ``hourly_baseline`` built it before), from the hours' codes."""
+    from tokenpulse.detectors.data import _hourly_values, _scope_index
+
+    rng = np.random.default_rng(len(dims))
+    now = pd.Timestamp("2026-11-20 12:00", tz="UTC")
+    rows = 400
+    frame = pd.DataFrame(
+        {
+            "hour": now - pd.to_timedelta(rng.integers(0, 72, rows), "h"),
+            "tenant": rng.choice(["", "t1"], rows),
+            "service": pd.array(rng.choice(["b", "a", "c"], rows), dtype="string[pyarrow]"),
+            "calls": rng.integers(0, 60, rows),
+            "value": rng.uniform(1, 9, rows),
+        }
+    )  # repeated (hour, scope) rows: the first value, the calls summed
+    value = frame.pivot_table(
+        index="hour", columns=list(dims), values="value", aggfunc="first", observed=True
+    )
+    calls = frame.pivot_table(index="hour", columns=list(dims), values="calls", aggfunc="sum", observed=True)
+    hours = pd.date_range(value.index.min(), now, freq="1h")
+    expected = value.where(calls >= 30).reindex(hours)
+    expected.columns = _scope_index(dims, expected.columns)
+    pd.testing.assert_frame_equal(_hourly_values(frame, dims, now, 30), expected, check_freq=False)

@@ -1,6 +1,7 @@
 """The detector templates' own arithmetic, tested without I/O."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tokenpulse.detectors import evidence
@@ -21,3 +22,69 @@ def test_calls_past_a_level_between_two_edges_are_interpolated_not_rounded_up() 
     assert evidence.calls_past(past, np.array([[edges[k + 1]]]))[0, 0] == pytest.approx(40.0)
     assert evidence.calls_past(past, np.array([[edges[-1] * 2]]))[0, 0] == 0.0
     assert evidence.calls_past(past, np.array([[np.nan]]))[0, 0] == 0.0
+
+
+def test_tail_scope_keys_and_edge_counts_are_what_a_multiindex_and_stacked_lists_give() -> None:
+    """The tails frame's scopes, in the order they first appear, and its histogram lists as counts."""
+    from tokenpulse.detectors.evidence import _EDGES, _edge_counts, _scope_keys
+
+    rng = np.random.default_rng(5)
+    rows = 500
+    frame = pd.DataFrame(
+        {
+            "tenant": rng.choice(["", "t1"], rows),
+            "service": pd.array(rng.choice(["b", "a"], rows), dtype="string[pyarrow]"),
+            "route": rng.choice(["/x", "/y", "/z"], rows),
+            "over": [list(rng.integers(0, 9, len(_EDGES))) for _ in range(rows)],
+        }
+    )
+    dims = ("tenant", "service", "route")
+    codes, scopes = _scope_keys(frame, dims)
+    expected_codes, keys = pd.factorize(pd.MultiIndex.from_frame(frame[list(dims)].astype(str)))
+    np.testing.assert_array_equal(codes, expected_codes)
+    assert scopes == [
+        tuple((d, v) for d, v in zip(dims, key, strict=True) if v != "" or d != "tenant") for key in keys
+    ]
+    inside = rng.random(rows) < 0.7
+    expected = np.vstack(frame["over"].to_numpy()[inside]).astype(np.float32)
+    np.testing.assert_array_equal(_edge_counts(frame, "over", inside), expected)
+
+
+def test_shift_evidence_applies_each_usual_distribution_as_copying_it_to_every_minute_did() -> None:
+    """Each distinct usual distribution applied to its own minutes gives what the per-minute copies
+    gave (how ``_shift_evidence`` computed it before), to the last bit."""
+    from tokenpulse.detectors.evidence import (
+        _CONTAMINATION,
+        _SHIFTS,
+        _halfway_shift,
+        _shift_evidence,
+        _slower,
+    )
+
+    rng = np.random.default_rng(11)
+    minutes, scopes, bins_ = 121, 9, len(TAIL_EDGES_MS) + 1
+    bins = rng.poisson(3.0, (minutes, scopes, bins_)).astype(np.float32)
+    usual_bins = rng.poisson(50.0, (3, scopes, bins_)).astype(np.float32)
+    usual_of = np.repeat([0, 1, 2], [40, 60, 21])
+    dispersion = rng.uniform(1, 3, (minutes, scopes))
+    known = rng.random((minutes, scopes)) < 0.8
+
+    usual = (usual_bins + 0.05) / (usual_bins.sum(axis=-1, keepdims=True) + 0.05 * bins_)
+    calls = bins.sum(axis=-1)
+
+    def log_ratio(fraction: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+        moved = _slower(usual, fraction, size)
+        changed = (1 - _CONTAMINATION) * moved + _CONTAMINATION * usual
+        base = (1 - _CONTAMINATION) * usual + _CONTAMINATION * moved
+        return np.log(changed / base)[usual_of], changed[usual_of]
+
+    expected_parts: list[list[np.ndarray]] = [[], [], []]
+    for fraction, size in _SHIFTS:
+        ratio, changed = log_ratio(fraction, size)
+        expected_parts[0].append((bins * ratio).sum(axis=-1) / dispersion)
+        halfway = log_ratio(*_halfway_shift(fraction, size))[0]
+        expected_parts[1].append(-(bins * halfway).sum(axis=-1) / dispersion)
+        expected_parts[2].append(calls * (changed * ratio).sum(axis=-1) / dispersion)
+    got = _shift_evidence(bins, usual_bins, dispersion, known, usual_of)
+    for grid, parts in zip(got, expected_parts, strict=True):
+        np.testing.assert_array_equal(grid, np.where(known[..., None], np.stack(parts, axis=-1), 0.0))

@@ -103,3 +103,65 @@ def test_span_sums_clip_to_the_grid_as_window_sums_does() -> None:
     starts, ends = np.array([-5, 3, 8, 12]), np.array([2, 7, 15, 20])
     want = stats.window_sums(stats.cumulative(grid), ends[:, None], starts[:, None])
     np.testing.assert_array_equal(windows.span_sums(grid, starts, ends), want)
+
+
+@pytest.mark.parametrize("excess", [stats.share_excess, stats.mean_excess])
+@pytest.mark.parametrize("first", [7 * DAY + 200, DAY + 100, 40])
+def test_excess_sums_are_those_of_the_excess_of_the_whole_grid(excess, first: int) -> None:
+    """The trailing-day sums of an excess computed on the rows they read (and a margin) are those of
+    the excess of the whole week-long grid: its local windows never reach past the margin."""
+    rng = np.random.default_rng(first)
+    calls = count_grid(rng, 8 * DAY, 7)
+    part = np.minimum(rng.poisson(2.0, calls.shape).astype(float), calls)
+    positions = np.arange(first, first + 121)
+    whole = [windows.trailing_day_sums(g, positions, 60) for g in excess(part, calls)]
+    local = windows.excess_sums(excess, (part, calls), positions, 60, 30)
+    for got, expected in zip(local, whole, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("first", [7 * DAY + 200, DAY + 100, 40])
+@pytest.mark.parametrize("minutes", [8 * DAY, 8 * DAY + 7])  # a grid that ends inside a block
+def test_block_sums_are_the_trailing_day_sums_of_the_placed_blocks(first: int, minutes: int) -> None:
+    """A count's block terms summed over the trailing day from the blocks are the sums of the minute
+    grid that holds each block's terms on its last minute (``stats.block_excess``), to the last bit."""
+    calls = count_grid(np.random.default_rng(first), minutes, 6)
+    positions = np.arange(first, min(first + 121, minutes))
+    placed = [windows.trailing_day_sums(g, positions, 60) for g in stats.block_excess(calls)]
+    from_blocks = [
+        windows.block_trailing_day_sums(terms, 15, minutes, positions, 60)
+        for terms in stats.block_terms(calls)
+    ]
+    for got, expected in zip(from_blocks, placed, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("first", [7 * DAY + 200, 2 * DAY + 30, 40])
+def test_the_sums_of_a_scan_read_nothing_outside_its_read_spans(first: int) -> None:
+    """A grid whose rows outside ``read_spans`` are NaN gives the scan's baseline, excess and run sums
+    of the grid itself: a derived grid computed only on the spans (``on_spans``) is enough."""
+    rng = np.random.default_rng(first)
+    calls = count_grid(rng, first + 2, 5)  # a history ends with the evaluated minute
+    part = np.minimum(rng.poisson(2.0, calls.shape).astype(float), calls)
+    positions = np.arange(max(first - 120, 0), first + 1)
+    spans = windows.read_spans(positions, 60, 7, 30, calls.shape[0])
+    if first > 7 * DAY:  # a live cycle's week: a third of it is read
+        assert sum(b - a for a, b in spans) < calls.shape[0] // 2
+
+    def sums(part: np.ndarray, total: np.ndarray) -> list[np.ndarray]:
+        chosen, trailing, _ = windows.baseline_sums((total, part), positions, lag=60, days=7, enough=30.0)
+        excess = windows.excess_sums(stats.share_excess, (part, total), positions, 60, 30)
+        onset = positions[0] + rng.integers(0, 10, (len(positions), part.shape[1]))
+        onset = np.minimum(onset, positions[:, None])
+        return [*chosen, *trailing, *excess, windows.run_sums(part, onset, positions)]
+
+    outside = windows.on_spans(lambda r: part[r], spans, part.shape)
+    mask = np.ones(part.shape[0], dtype=bool)
+    for a, b in spans:
+        mask[a:b] = False
+    outside[mask] = np.nan
+    state = rng.bit_generator.state
+    expected = sums(part, calls)
+    rng.bit_generator.state = state  # the same onsets
+    for got, want in zip(sums(outside, calls), expected, strict=True):
+        np.testing.assert_array_equal(got, want)

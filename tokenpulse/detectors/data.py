@@ -4,6 +4,7 @@ baselines of quantiles, and the observations of the rules that are thresholds by
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,13 +38,7 @@ def hourly_baseline(
     frame = frame[frame["value"].notna()] if "value" in frame else frame
     if frame.empty:
         return pd.DataFrame(index=index, dtype=float)
-    value = frame.pivot_table(
-        index="hour", columns=list(dims), values="value", aggfunc="first", observed=True
-    )
-    calls = frame.pivot_table(index="hour", columns=list(dims), values="calls", aggfunc="sum", observed=True)
-    hours = pd.date_range(value.index.min(), index.max().floor("h"), freq="1h")
-    value = value.where(calls >= min_calls).reindex(hours)
-    value.columns = _scope_index(dims, value.columns)
+    value = _hourly_values(frame, dims, index.max().floor("h"), min_calls)
     # A time's baseline depends only on its hour and on the last complete hour before its window: computed
     # once per distinct pair (a scan of two hours of minutes has three), then given to each time.
     last_complete = (index - pd.Timedelta(minutes=window_minutes)).floor("h") - pd.Timedelta(hours=1)
@@ -59,6 +54,29 @@ def hourly_baseline(
     trailing = value.rolling(24, min_periods=3).median().reindex(last_complete[first]).to_numpy()
     baseline = np.where(np.isnan(same_hour), trailing, same_hour)
     return pd.DataFrame(baseline[codes], index=index, columns=value.columns)
+
+
+def _hourly_values(
+    frame: pd.DataFrame, dims: Sequence[str], last: pd.Timestamp, min_calls: int
+) -> pd.DataFrame:
+    """Each hour's value (the first row's) per scope, from the frame's first hour to ``last``, where the
+    hour's calls (summed over its rows) are at least ``min_calls``, else NaN: an hour x scope table (the
+    scopes sorted), as pivoting the frame by hour and scope gives it, from the codes of its columns."""
+    first = frame["hour"].min()
+    hours = pd.date_range(first, last, freq="1h")
+    offsets = (frame["hour"].to_numpy(dtype="datetime64[ns]") - first.to_datetime64()) // np.timedelta64(
+        1, "h"
+    )
+    layout = _layout(frame, dims, offsets, len(hours), _factorize)
+    size = len(hours) * len(layout.scopes)
+    calls = np.bincount(
+        layout.cells, weights=frame["calls"].to_numpy(dtype=float)[layout.inside], minlength=size
+    )
+    value = np.full(size, np.nan)
+    cells, first_rows = np.unique(layout.cells, return_index=True)  # the first row of each cell
+    value[cells] = frame["value"].to_numpy(dtype=float)[layout.inside][first_rows]
+    value[~(calls >= min_calls)] = np.nan
+    return pd.DataFrame(value.reshape(len(hours), len(layout.scopes)), index=hours, columns=layout.scopes)
 
 
 def minute_index(start: datetime, end: datetime) -> pd.DatetimeIndex:
@@ -108,35 +126,75 @@ class GridLayout:
         return np.bincount(self.cells, weights=values, minlength=size).reshape(self.minutes, len(self.scopes))
 
 
-def grid_layout(frame: pd.DataFrame, dims: Sequence[str], start: datetime, end: datetime) -> GridLayout:
-    """The ``GridLayout`` of ``frame`` by ``dims`` over [start, end)."""
-    index = minute_index(start, end)
+def grid_layout(
+    frame: pd.DataFrame,
+    dims: Sequence[str],
+    start: datetime,
+    end: datetime,
+    factorize: Callable[[pd.DataFrame, str], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> GridLayout:
+    """The ``GridLayout`` of ``frame`` by ``dims`` over [start, end). ``factorize(frame, dim)``: each
+    row's code and the sorted values of one column (``GridMemo`` computes each column's once)."""
+    first, count = _minute_span(start, end)
     if frame.empty:
         empty = np.zeros(0, dtype=np.int64)
-        return GridLayout(
-            _scope_index(dims, pd.Index([], dtype=object)), len(index), empty.astype(bool), empty
-        )
-    offsets = (frame["minute"].to_numpy(dtype="datetime64[ns]") - index[0].to_datetime64()) // np.timedelta64(
+        return GridLayout(_scope_index(dims, pd.Index([], dtype=object)), count, empty.astype(bool), empty)
+    offsets = (frame["minute"].to_numpy(dtype="datetime64[ns]") - first.to_datetime64()) // np.timedelta64(
         1, "m"
     )
-    inside = (offsets >= 0) & (offsets < len(index))
+    return _layout(frame, dims, offsets, count, factorize or _factorize)
+
+
+def _layout(
+    frame: pd.DataFrame,
+    dims: Sequence[str],
+    offsets: np.ndarray,
+    count: int,
+    factorize: Callable[[pd.DataFrame, str], tuple[np.ndarray, np.ndarray]],
+) -> GridLayout:
+    """The ``GridLayout`` of ``frame``'s rows at ``offsets`` (rows of a grid of ``count``) by ``dims``."""
+    inside = (offsets >= 0) & (offsets < count)
     scope_codes = np.zeros(len(frame), dtype=np.int64)
     levels = []
     for dim in dims:
-        codes, uniques = pd.factorize(frame[dim], sort=True)
+        codes, uniques = factorize(frame, dim)
         scope_codes = scope_codes * len(uniques) + codes
         levels.append(uniques)
-    used, scope_ids = np.unique(scope_codes[inside], return_inverse=True)
+    used, scope_ids = _unique_codes(scope_codes[inside], math.prod(len(u) for u in levels))
     cells = offsets[inside].astype(np.int64) * len(used) + scope_ids
-    keys = []
-    for code in used:
-        key = []
-        for uniques in reversed(levels):
-            code, position = divmod(int(code), len(uniques))
-            key.append(uniques[position])
-        keys.append(tuple(reversed(key)))
+    # Each used code back to its values, the last dimension first (the codes were built first-major).
+    values = []
+    remaining = used
+    for uniques in reversed(levels):
+        remaining, position = np.divmod(remaining, len(uniques))
+        values.append(uniques[position])
+    keys = list(zip(*reversed(values), strict=True)) if values else [() for _ in used]
     scope_index = _scope_index(dims, pd.Index(keys, dtype=object, tupleize_cols=False))
-    return GridLayout(scope_index, len(index), inside, cells)
+    return GridLayout(scope_index, count, inside, cells)
+
+
+def _factorize(frame: pd.DataFrame, dim: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's code in ``frame[dim]`` and the column's sorted values (a plain object array: picking
+    values out of an Arrow-backed array one by one is slow)."""
+    codes, uniques = pd.factorize(frame[dim], sort=True)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _unique_codes(codes: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)``; codes in [0, bound) with a bound not far above their
+    number are counted (one pass) instead of sorted."""
+    if not codes.size or codes.min() < 0 or bound > max(4 * codes.size, 1 << 16):
+        used, inverse = np.unique(codes, return_inverse=True)
+        return used, inverse.reshape(-1)
+    present = np.bincount(codes, minlength=bound) > 0
+    used = np.flatnonzero(present).astype(codes.dtype)
+    return used, (np.cumsum(present) - 1)[codes]
+
+
+def _minute_span(start: datetime, end: datetime) -> tuple[pd.Timestamp, int]:
+    """The first minute of ``minute_index(start, end)`` and how many it holds, without building it."""
+    first = pd.Timestamp(start)
+    return first, max(-((first - pd.Timestamp(end)) // pd.Timedelta(minutes=1)), 0)
 
 
 class GridMemo:
@@ -153,6 +211,10 @@ class GridMemo:
             tuple[int, tuple[str, ...], datetime, datetime], tuple[pd.DataFrame, GridLayout]
         ] = {}
         self._grids: dict[tuple[int, tuple[str, ...], datetime, datetime, str], np.ndarray] = {}
+        # Each column's codes, once per frame: the layouts of one frame at several scopes share columns.
+        self._codes: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
+        # Frames made of another's rows (``rows``): their columns' codes are the other's, picked.
+        self._parents: dict[int, tuple[pd.DataFrame, pd.DataFrame, np.ndarray]] = {}
         self.requests = 0  # grid_arrays calls, each served by one of ``layouts``
 
     def grid_arrays(
@@ -163,7 +225,7 @@ class GridMemo:
         key = (id(frame), tuple(dims), start, end)
         held = self.layouts.get(key)
         if held is None:
-            held = self.layouts[key] = (frame, grid_layout(frame, dims, start, end))
+            held = self.layouts[key] = (frame, grid_layout(frame, dims, start, end, self._factorize))
         layout = held[1]
         arrays = {}
         for column in columns:
@@ -173,6 +235,25 @@ class GridMemo:
                 grid.setflags(write=False)
             arrays[column] = grid
         return layout.scopes, arrays
+
+    def rows(self, frame: pd.DataFrame, which: pd.Series | np.ndarray) -> pd.DataFrame:
+        """``frame[which]`` (a boolean mask), whose layouts reuse ``frame``'s codes of each column (the
+        values the rows lack are in none of their scopes, and the order of the others is the same)."""
+        part = frame[which]
+        if part is not frame:
+            self._parents[id(part)] = (part, frame, np.asarray(which, dtype=bool))
+        return part
+
+    def _factorize(self, frame: pd.DataFrame, dim: str) -> tuple[np.ndarray, np.ndarray]:
+        held = self._codes.get((id(frame), dim))
+        if held is None:
+            parent = self._parents.get(id(frame))
+            if parent is not None:
+                codes, uniques = self._factorize(parent[1], dim)
+                held = self._codes[(id(frame), dim)] = (frame, codes[parent[2]], uniques)
+            else:
+                held = self._codes[(id(frame), dim)] = (frame, *_factorize(frame, dim))
+        return held[1], held[2]
 
 
 def _scope_index(dims: Sequence[str], keys: pd.Index) -> pd.Index:

@@ -214,7 +214,7 @@ class EvidenceDetector:
         for signal in self.signals():
             frame = history[signal.query]
             if signal.rows is not None and not frame.empty:
-                frame = frame[signal.rows(frame)]
+                frame = _memo(history).rows(frame, signal.rows(frame))
             assessments.append(self._evaluate(frame, signal.dims, history, times))
         return assessments
 
@@ -233,16 +233,14 @@ class EvidenceDetector:
         scoped = (TENANT, *dims) if TENANT in frame else tuple(dims)
         # One layout and one grid per frame, scope and column per evaluation, shared between detectors
         # (a column the source never reports is all 0: none).
-        memo = history.derived.setdefault("grids", GridMemo())
-        assert isinstance(memo, GridMemo)
-        columns_of, by_minute = memo.grid_arrays(frame, scoped, columns, history.start, history.end)
+        columns_of, by_minute = _memo(history).grid_arrays(frame, scoped, columns, history.start, history.end)
         scopes = [tuple((k, v) for k, v in scope if not (k == TENANT and v == "")) for scope in columns_of]
         return by_minute, scopes
 
     @staticmethod
     def _positions(history: History, times: Sequence[datetime]) -> np.ndarray:
         """Grid row of the last minute before each time: what a time's verdict has seen."""
-        first = minute_index(history.start, history.end)[0]
+        first = pd.Timestamp(history.start)  # the grid's first minute
         return np.array([(pd.Timestamp(t) - first) // pd.Timedelta(minutes=1) - 1 for t in times])
 
     def _threshold(self, scopes: int) -> float:
@@ -317,6 +315,13 @@ class EvidenceDetector:
         return observations
 
 
+def _memo(history: History) -> GridMemo:
+    """The grids the evaluation of ``history`` shares between detectors."""
+    memo = history.derived.setdefault("grids", GridMemo())
+    assert isinstance(memo, GridMemo)
+    return memo
+
+
 def _scan_rows(positions: np.ndarray) -> tuple[int, np.ndarray]:
     """The first grid row of the scan and every row from it to the last position."""
     first = max(int(positions.min()) - int(SCAN.total_seconds() // 60), 0)
@@ -342,22 +347,6 @@ def _evidence(
     expected = stats.binomial_evidence(trials * changed, trials, usual, changed, spread)
     mask = watched[..., None]
     return tuple(np.where(mask, grid, 0.0) for grid in (evidence, recovery, expected))  # type: ignore[return-value]
-
-
-def _trailing_rows(
-    excess: Callable[..., tuple[np.ndarray, ...]], rows: np.ndarray, *grids: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    """``excess`` (``stats.share_excess``, ``stats.mean_excess``) of ``grids``, computed only on the rows
-    the trailing-day sums at ``rows`` read (with a margin for its local windows), 0 elsewhere: the rest of
-    a week-long grid is summed by nothing that reads an excess."""
-    start = max(int(rows.min()) - _LAG - stats.MINUTES_PER_DAY - _EXCESS_MARGIN, 0)
-    parts = excess(*(grid[start:] for grid in grids))
-    whole = []
-    for part in parts:
-        full = np.zeros((grids[0].shape[0], *part.shape[1:]))
-        full[start:] = part
-        whole.append(full)
-    return tuple(whole)
 
 
 # More than the excess functions' local half-window (15 minutes): the rows they compute exactly.
@@ -420,17 +409,16 @@ class ShareDetector(EvidenceDetector):
         g, scopes = self._grids(frame, dims, (self.part, self.total), history)
         if not scopes:
             return Assessment.empty(len(times))
-        part, total = np.minimum(g[self.part], g[self.total]), g[self.total]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
-        (base_total, base_part, _, _), trailing, same_hour = windows.baseline_sums(
-            (total, part, *_trailing_rows(stats.share_excess, rows, part, total)),
-            rows,
-            lag=_LAG,
-            days=BASELINE_DAYS,
-            enough=s.learning_calls,
-            trailing_only=2,
+        total = g[self.total]
+        # Computed only on the rows the sums below read (a third of the week-long grid).
+        spans = windows.read_spans(rows, _LAG, BASELINE_DAYS, _EXCESS_MARGIN, total.shape[0])
+        part = windows.on_spans(lambda r: np.minimum(g[self.part][r], total[r]), spans, total.shape)
+        (base_total, base_part), trailing, same_hour = windows.baseline_sums(
+            (total, part), rows, lag=_LAG, days=BASELINE_DAYS, enough=s.learning_calls
         )
+        trailing += windows.excess_sums(stats.share_excess, (part, total), rows, _LAG, _EXCESS_MARGIN)
         learning = base_total < s.learning_calls
         prior = np.nan if s.prior_share is None else s.prior_share
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -504,19 +492,22 @@ class RatioDetector(EvidenceDetector):
         if not scopes:
             return Assessment.empty(len(times))
         numerator, denominator = g[self.numerator], g[self.denominator]
-        weight = np.where(denominator > 0, g[self.weight], 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(denominator > 0, np.minimum(numerator / denominator, 1.0), 0.0)
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
+        # Computed only on the rows the sums below read (a third of the week-long grid).
+        spans = windows.read_spans(rows, _LAG, BASELINE_DAYS, _EXCESS_MARGIN, numerator.shape[0])
+        weight = windows.on_spans(
+            lambda r: np.where(denominator[r] > 0, g[self.weight][r], 0.0), spans, numerator.shape
+        )
         # Each call is a draw that hits its cacheable prefix for a share of it: ``hits`` = ratio x calls
         # is a (quasi-)binomial count, its dispersion measured on the scope's history.
-        hits = weight * ratio
-        (base_weight, base_hits, _, _), trailing, same_hour = windows.baseline_sums(
-            (weight, hits, *_trailing_rows(stats.share_excess, rows, hits, weight)), rows, lag=_LAG,
-            days=BASELINE_DAYS,
-            enough=s.learning_calls, trailing_only=2,
-        )  # fmt: skip
+        hits = windows.on_spans(
+            lambda r: weight[r] * _ratio(numerator[r], denominator[r]), spans, numerator.shape
+        )
+        (base_weight, base_hits), trailing, same_hour = windows.baseline_sums(
+            (weight, hits), rows, lag=_LAG, days=BASELINE_DAYS, enough=s.learning_calls
+        )
+        trailing += windows.excess_sums(stats.share_excess, (hits, weight), rows, _LAG, _EXCESS_MARGIN)
         with np.errstate(divide="ignore", invalid="ignore"):
             usual = base_hits / base_weight
         # A thin baseline is not trusted: the null is the lower end of what it says (one sigma).
@@ -542,6 +533,12 @@ class RatioDetector(EvidenceDetector):
         )  # fmt: skip
         learning = base_weight[at] < s.learning_calls
         return Assessment(observations, scopes, status_codes(learning, watched[at], held=False))
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Each minute's ratio, at most 1 (0 without a denominator)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, np.minimum(numerator / denominator, 1.0), 0.0)
 
 
 @dataclass(frozen=True)
@@ -603,7 +600,10 @@ class CountDetector(EvidenceDetector):
             usual, unadjusted = np.fmin(yesterday, rates[1]), np.fmin(*rates)
         watched = ~np.isnan(usual)
         usual = np.nan_to_num(usual, nan=1.0)
-        trailing = [windows.trailing_day_sums(grid, rows, _LAG) for grid in stats.block_excess(calls)]
+        trailing = [
+            windows.block_trailing_day_sums(terms, _BLOCK, calls.shape[0], rows, _LAG)
+            for terms in stats.block_terms(calls, _BLOCK)
+        ]
         dispersion = stats.count_dispersion(*trailing, usual)
         # Drops are tested against a rate lower than the level-adjusted one by what an ordinary day
         # strays, and recovery against the unadjusted rate: a drop that lasts lowers today's level, and
@@ -638,6 +638,10 @@ class CountDetector(EvidenceDetector):
             changed[..., 0][at], usual[at], self.describe,
         )  # fmt: skip
         return Assessment(observations, scopes, status_codes(~watched[at], watched[at], held=False))
+
+
+# The quarter hours a count's dispersion is measured on (``stats.block_terms``).
+_BLOCK = 15
 
 
 def _today_and_yesterday(totals: np.ndarray, end: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -774,11 +778,11 @@ class MeanDetector(EvidenceDetector):
         total, draws, calls = np.maximum(g[self.numerator], 0.0), self.draws(g, dims), g[self.denominator]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
-        (base_draws, base_total, base_calls, base_minutes, _, _), trailing, same_hour = windows.baseline_sums(
-            (draws, total, calls, _read(calls), *_trailing_rows(stats.mean_excess, rows, total, draws)),
-            rows, lag=_LAG,
-            days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2, trailing_only=2,
+        (base_draws, base_total, base_calls, base_minutes), trailing, same_hour = windows.baseline_sums(
+            (draws, total, calls, _read(calls)), rows, lag=_LAG,
+            days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2,
         )  # fmt: skip
+        trailing += windows.excess_sums(stats.mean_excess, (total, draws), rows, _LAG, _EXCESS_MARGIN)
         with np.errstate(divide="ignore", invalid="ignore"):
             usual = np.nan_to_num(base_total / base_draws)
             usual_rate = np.nan_to_num(base_total / base_minutes)
@@ -835,9 +839,10 @@ class MeanDetector(EvidenceDetector):
 
 
 def _read(calls: np.ndarray) -> np.ndarray:
-    """1 for the minutes the history holds (any scope of the signal had calls), per (minute, scope): a
-    minute outside the ranges read, or before the store began, is not a minute of usual spend."""
-    return np.broadcast_to((calls.sum(axis=1) > 0)[:, None], calls.shape).astype(float)
+    """1 for the minutes the history holds (any scope of the signal had calls), per minute (one column:
+    the same for every scope, its sums broadcast): a minute outside the ranges read, or before the store
+    began, is not a minute of usual spend."""
+    return (calls.sum(axis=1) > 0)[:, None].astype(float)
 
 
 @dataclass(frozen=True)
@@ -1090,13 +1095,37 @@ def _bins(calls: np.ndarray, past: np.ndarray) -> np.ndarray:
 
 
 def _scope_keys(frame: pd.DataFrame, dims: Sequence[str]) -> tuple[np.ndarray, list[Scope]]:
-    """Each row's scope (an index into the returned scopes) of a tails frame, by ``dims``."""
-    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(frame[list(dims)].astype(str)))
-    scopes = [
-        tuple((d, v) for d, v in zip(dims, key, strict=True) if not (d == TENANT and v == ""))
-        for key in uniques
-    ]
-    return codes, scopes
+    """Each row's scope (an index into the returned scopes) of a tails frame, by ``dims``, the scopes in
+    the order they first appear: each column factorized on its own and the codes combined (a MultiIndex
+    of the columns factorized as one is several times slower)."""
+    combined = np.zeros(len(frame), dtype=np.int64)
+    levels = []
+    for dim in dims:
+        codes, uniques = pd.factorize(frame[dim].astype(str))
+        if len(codes) and codes.min() < 0:  # a missing value: as a MultiIndex factorizes it
+            codes, keys = pd.factorize(pd.MultiIndex.from_frame(frame[list(dims)].astype(str)))
+            return codes, [_tail_scope(dims, key) for key in keys]
+        combined = combined * len(uniques) + codes
+        levels.append(np.asarray(uniques, dtype=object))
+    codes, used = pd.factorize(combined)
+    values = []
+    for uniques in reversed(levels):
+        used, position = np.divmod(used, len(uniques))
+        values.append(uniques[position])
+    return codes, [_tail_scope(dims, key) for key in zip(*reversed(values), strict=True)]
+
+
+def _tail_scope(dims: Sequence[str], key: Sequence[str]) -> Scope:
+    return tuple((d, v) for d, v in zip(dims, key, strict=True) if not (d == TENANT and v == ""))
+
+
+def _edge_counts(frame: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
+    """The histogram column's counts past each edge of ``rows`` (rows x edges, float32): the query
+    gives each row's as a list, read as integers first (twice as fast as stacking the lists)."""
+    values = frame[column].to_numpy()[rows]
+    if not len(values):
+        return np.zeros((0, len(_EDGES)), dtype=np.float32)
+    return np.array(values.tolist(), dtype=np.uint64).astype(np.float32)
 
 
 def _histograms(
@@ -1127,7 +1156,7 @@ def _histograms(
     np.add.at(calls, (rows, columns), frame[count].to_numpy(dtype=float)[inside])
     np.add.at(totals, (rows, columns), frame[list(sums)].to_numpy(dtype=float)[inside])
     if inside.any():
-        np.add.at(past, (rows, columns), np.vstack(frame[column].to_numpy()[inside]).astype(np.float32))
+        np.add.at(past, (rows, columns), _edge_counts(frame, column, inside))
     return scopes, calls, past, totals
 
 
@@ -1184,16 +1213,30 @@ def _shift_evidence(
         moved = _slower(usual, fraction, size)
         changed = (1 - _CONTAMINATION) * moved + _CONTAMINATION * usual
         base = (1 - _CONTAMINATION) * usual + _CONTAMINATION * moved
-        return np.log(changed / base)[usual_of], changed[usual_of]
+        return np.log(changed / base), changed
 
     evidence, recovery, expected = [], [], []
     for fraction, size in _SHIFTS:
         ratio, changed = log_ratio(fraction, size)
-        evidence.append((bins * ratio).sum(axis=-1) / dispersion)
-        recovery.append(-(bins * log_ratio(*_halfway_shift(fraction, size))[0]).sum(axis=-1) / dispersion)
-        expected.append(calls * (changed * ratio).sum(axis=-1) / dispersion)
+        evidence.append(_bin_sums(bins, ratio, usual_of) / dispersion)
+        recovery.append(
+            -_bin_sums(bins, log_ratio(*_halfway_shift(fraction, size))[0], usual_of) / dispersion
+        )
+        expected.append(calls * (changed * ratio).sum(axis=-1)[usual_of] / dispersion)
     mask = known[..., None]
     return tuple(np.where(mask, np.stack(g, axis=-1), 0.0) for g in (evidence, recovery, expected))  # type: ignore[return-value]
+
+
+def _bin_sums(bins: np.ndarray, per_usual: np.ndarray, usual_of: np.ndarray) -> np.ndarray:
+    """``(bins * per_usual[usual_of]).sum(axis=-1)``: each minute's bins (minutes x scopes x bins) times
+    the log-ratios of the usual distribution it uses (distinct ones x scopes x bins), summed over the
+    bins; each distinct one applied to its minutes, not copied out to every minute (the same products
+    and sums, row by row)."""
+    out = np.empty(bins.shape[:-1], dtype=np.result_type(bins, per_usual))
+    for which in np.unique(usual_of):
+        minutes = usual_of == which
+        out[minutes] = (bins[minutes] * per_usual[which]).sum(axis=-1)
+    return out
 
 
 def _midpoint(usual: np.ndarray, changed: np.ndarray) -> np.ndarray:

@@ -167,13 +167,23 @@ def share_excess(
 
 
 def block_excess(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tuple[np.ndarray, ...]:
+    """``block_terms`` placed on the grid, each block's on its last minute (the other minutes 0): the
+    sums ``count_dispersion`` fits on, per minute."""
+    out = [np.zeros(counts.shape) for _ in range(5)]
+    rows = counts.shape[0] - counts.shape[0] % block
+    for grid, values in zip(out, block_terms(counts, block, half_window), strict=True):
+        grid[block - 1 : rows : block] = values
+    return tuple(out)
+
+
+def block_terms(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tuple[np.ndarray, ...]:
     """What a scope's history says of how much more its calls vary than Poisson *over the span evidence
     accumulates on*: for each block of ``block`` minutes (placed on its last minute), the Pearson term of
     the block's calls around the mean of the ``half_window`` blocks either side, minus 1 (``excess``),
     with the local rate m (calls a minute) it was measured at. Calls come in sessions, so minutes are
     not independent: the variance of a quarter hour, not of a minute, is what a CUSUM summing minutes
-    meets. Returned as the sums ``count_dispersion`` fits on, per minute: 1 for every block with calls
-    around, m, m^2, excess and excess x m."""
+    meets. Returned as the sums ``count_dispersion`` fits on, per block (blocks x scopes, the grid's
+    whole blocks): 1 for every block with calls around, m, m^2, excess and excess x m."""
     rows = counts.shape[0] - counts.shape[0] % block
     sums = counts[:rows].reshape(-1, block, counts.shape[1]).sum(axis=1)
     # The mean of the blocks around that the grid holds (fewer at its edges, which a fixed divisor would
@@ -193,10 +203,7 @@ def block_excess(counts: np.ndarray, block: int = 15, half_window: int = 4) -> t
     pearson = np.minimum(pearson, 6.63 * np.maximum(np.nan_to_num(typical, nan=np.inf), 1.0))
     rate = np.where(counted, local / block, 0.0)
     excess = np.where(counted, pearson - 1, 0.0)
-    out = [np.zeros(counts.shape) for _ in range(5)]
-    for grid, values in zip(out, (counted.astype(float), rate, rate**2, excess, excess * rate), strict=True):
-        grid[block - 1 : rows : block] = values
-    return tuple(out)
+    return counted.astype(float), rate, rate**2, excess, excess * rate
 
 
 # Pseudo-pairs of calls (or calls) of perfect calm an estimate of burstiness is shrunk with: a thin

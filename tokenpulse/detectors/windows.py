@@ -13,7 +13,7 @@ bits only (the local sums are the more precise).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -48,6 +48,75 @@ def same_hour_sums(grid: np.ndarray, positions: np.ndarray, days: int) -> np.nda
 def trailing_day_sums(grid: np.ndarray, positions: np.ndarray, lag: int) -> np.ndarray:
     """Per (position, scope): the sum over the day ending ``lag`` minutes before the position."""
     return span_sums(grid, positions - lag - MINUTES_PER_DAY, positions - lag)
+
+
+def excess_sums(
+    excess: Callable[..., tuple[np.ndarray, ...]],
+    grids: Sequence[np.ndarray],
+    positions: np.ndarray,
+    lag: int,
+    margin: int,
+) -> list[np.ndarray]:
+    """The trailing-day sums (``trailing_day_sums``) at ``positions`` of each grid ``excess(*grids)``
+    returns (``stats.share_excess``, ``stats.mean_excess``: per-minute terms of a week-long grid), with
+    ``excess`` computed only on the rows those sums read and ``margin`` rows before them (more than its
+    local windows reach: the rows read are then computed exactly). The rest of the week is summed by
+    nothing, so it is neither computed nor held."""
+    positions = np.asarray(positions, dtype=np.int64)
+    start = max(int(positions.min()) - lag - MINUTES_PER_DAY - margin, 0)
+    parts = excess(*(grid[start:] for grid in grids))
+    return [trailing_day_sums(part, positions - start, lag) for part in parts]
+
+
+def block_trailing_day_sums(
+    blocks: np.ndarray, block: int, rows: int, positions: np.ndarray, lag: int
+) -> np.ndarray:
+    """``trailing_day_sums`` of a grid of ``rows`` minutes that holds ``blocks`` (per block of ``block``
+    minutes x scopes, ``stats.block_terms``) on each block's last minute and 0 elsewhere, from the
+    blocks themselves: the same sums (the same additions, in the same order), without the grid."""
+    positions = np.asarray(positions, dtype=np.int64)
+
+    def before(minute: np.ndarray) -> np.ndarray:
+        """How many blocks end before ``minute`` (clipped to the grid, as ``span_sums`` clips)."""
+        minute = np.clip(minute, 0, rows)
+        return np.clip(-((block - 1 - minute) // block), 0, len(blocks))
+
+    ends = before(positions - lag)
+    return span_sums(blocks, np.minimum(before(positions - lag - MINUTES_PER_DAY), ends), ends)
+
+
+def read_spans(positions: np.ndarray, lag: int, days: int, margin: int, rows: int) -> list[tuple[int, int]]:
+    """The rows of a grid of ``rows`` minutes that the sums of a scan at ``positions`` read (sorted,
+    disjoint [start, end) spans): the two hours around the same minutes of ``days`` previous days
+    (``same_hour_sums``), and from the trailing day's start (``lag`` before the scan, and ``margin`` more:
+    ``excess_sums``) to the grid's end (the scan itself and its alarms' runs). Of a live cycle's week-long
+    grid, about a third."""
+    first, last = int(np.min(positions)), int(np.max(positions))
+    spans = [
+        (first - k * MINUTES_PER_DAY - SAME_HOURS, last - k * MINUTES_PER_DAY + SAME_HOURS)
+        for k in range(1, days + 1)
+    ]
+    spans.append((first - lag - MINUTES_PER_DAY - margin, rows))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted((max(a, 0), min(b, rows)) for a, b in spans):
+        if start >= end:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def on_spans(
+    compute: Callable[[slice], np.ndarray], spans: Sequence[tuple[int, int]], shape: tuple[int, ...]
+) -> np.ndarray:
+    """A grid of ``shape`` holding ``compute(rows)`` (an elementwise function of grids' rows) on each of
+    ``spans`` and 0 elsewhere: a derived grid computed only where ``read_spans`` says it is read."""
+    out = np.zeros(shape)
+    for start, end in spans:
+        out[start:end] = compute(slice(start, end))
+    return out
 
 
 def baseline_sums(
