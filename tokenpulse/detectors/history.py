@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from tokenpulse.detectors.stats import merge_overlapping
 from tokenpulse.storage.cache_ratio import cacheable_tokens_sql
 from tokenpulse.storage.schema import ENDED_AT, LATENCY_QUANTILES
 from tokenpulse.storage.store import Store
@@ -224,13 +225,7 @@ def history_ranges(
     ranges += [
         (times[0] - timedelta(days=k) - margin, last - timedelta(days=k) + margin) for k in range(1, days + 1)
     ]
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
+    return merge_overlapping(ranges)
 
 
 def load_history(
@@ -456,13 +451,7 @@ def _ceil(moment: datetime, unit: timedelta) -> datetime:
 
 
 def _union(a: Spans, b: Spans) -> Spans:
-    merged: Spans = []
-    for lo, hi in sorted(a + b):
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
-    return merged
+    return merge_overlapping(a + b)
 
 
 def _intersect(a: Spans, b: Spans) -> Spans:

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,19 @@ _STILL_CHANGED = 2.0
 
 # A share is never taken as exactly 0 or 1 (the log-likelihood ratio would be infinite).
 _SHARE_FLOOR = 1e-4
+
+
+def merge_overlapping(ranges: Iterable[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """[start, end) ranges sorted, empty ones dropped, overlapping or touching ones merged."""
+    merged: list[tuple[Any, Any]] = []
+    for start, end in sorted(ranges):
+        if not start < end:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def evidence_threshold(scopes: int, budget_days: float) -> float:

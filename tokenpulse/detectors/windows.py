@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tokenpulse.detectors.stats import MINUTES_PER_DAY, SAME_HOURS, window_sums
+from tokenpulse.detectors.stats import MINUTES_PER_DAY, SAME_HOURS, merge_overlapping, window_sums
 
 
 def span_sums(grid: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -97,15 +97,7 @@ def read_spans(positions: np.ndarray, lag: int, days: int, margin: int, rows: in
         for k in range(1, days + 1)
     ]
     spans.append((first - lag - MINUTES_PER_DAY - margin, rows))
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted((max(a, 0), min(b, rows)) for a, b in spans):
-        if start >= end:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
+    return merge_overlapping((max(a, 0), min(b, rows)) for a, b in spans)
 
 
 def on_spans(
