@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from operator import itemgetter
 from typing import Protocol
 
@@ -39,6 +40,7 @@ from tokenpulse.collector.llm_metrics import LlmMetrics
 from tokenpulse.collector.logs import DecodedLogs, count_log_records, iter_evaluation_logs
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.otlp import Decoded
+from tokenpulse.collector.otlp_json import Keep
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import iter_spans
 
@@ -242,6 +244,7 @@ class Pipeline:
         self.limits = limits
         self.cardinality = CardinalityCap(limits.max_dimension_values)
         self.llm_metrics = LlmMetrics()
+        self.keep_json = json_keep(limits)  # the pre-filter for otlp.decode_request of OTLP/JSON
 
     def ingest(self, request: Decoded, transport: str, digest: bytes = b"", tenant: str = "") -> IngestResult:
         """Normalize and durably buffer ``request``; returns once the accepted spans are on disk.
@@ -401,6 +404,12 @@ class Normalized:
     reasons: list[str] = field(default_factory=list)  # the first few rejections
     links: int = 0  # of the tool spans, links (GenAI spans between a tool and its calls)
     dropped_events: int = 0  # evaluation events of accepted spans that could not be read
+
+
+def json_keep(limits: Limits) -> Keep:
+    """The pre-filter of OTLP/JSON spans under ``limits`` (``Prefilter.keeps_json``), for
+    ``otlp.decode_request``: what ``normalize_request`` drops of a protobuf request undecoded."""
+    return partial(ENGINE.prefilter.keeps_json, max_attributes=limits.max_attributes_per_span)
 
 
 def normalize_request(
