@@ -16,29 +16,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
-from tokenpulse.alerts import cli as silence_command
-from tokenpulse.buffer.wal import WalFull
-from tokenpulse.client import API_HELP, ApiError, call_api
-from tokenpulse.collector import otlp
-from tokenpulse.collector.file_ingest import normalize_line
-from tokenpulse.collector.pipeline import IngestResult, Prepared
-from tokenpulse.config import (
-    ConfigError,
-    Settings,
-    check_settings,
-    effective_configuration,
-    load_settings,
-    resolve_settings,
-)
+# Only what every command needs is imported here: a worker process of `ingest --workers N` (started by
+# multiprocessing's spawn) imports this module again, and the rest cost it ~1.5 CPU-seconds.
 from tokenpulse.errors import UserError
 from tokenpulse.export import COUNTS, summary_csv
-from tokenpulse.reconcile import command as reconcile_command
-from tokenpulse.simulate import command as simulate_command
-from tokenpulse.storage.store import DataDirInUse
 
 if TYPE_CHECKING:
+    from tokenpulse.collector.pipeline import IngestResult, Prepared
+    from tokenpulse.config import Settings
     from tokenpulse.runtime import Runtime
 
 log = logging.getLogger("tokenpulse")
@@ -54,6 +39,11 @@ def _storage_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from tokenpulse.alerts import cli as silence_command
+    from tokenpulse.client import API_HELP
+    from tokenpulse.reconcile import command as reconcile_command
+    from tokenpulse.simulate import command as simulate_command
+
     parser = argparse.ArgumentParser(prog="tokenpulse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -145,6 +135,9 @@ def _commit_waiting(runtime: Runtime, prepared: Prepared, line: bytes, tenant: s
     storage takes the rows. A line with a value over its cardinality cap is normalized again here and
     committed record by record, folding the values one process would. Raises WalFull when the log
     stays full (storage takes nothing)."""
+    from tokenpulse.buffer.wal import WalFull
+    from tokenpulse.collector.file_ingest import normalize_line
+
     pipeline = runtime.pipeline
     while True:
         try:
@@ -162,6 +155,10 @@ def _commit_waiting(runtime: Runtime, prepared: Prepared, line: bytes, tenant: s
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from tokenpulse.buffer.wal import WalFull
+    from tokenpulse.collector import otlp
     from tokenpulse.collector.file_ingest import LineSettings, prepared_lines
     from tokenpulse.memory import freeze_heap
     from tokenpulse.runtime import Runtime
@@ -223,6 +220,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
+    from tokenpulse.reconcile import command as reconcile_command
     from tokenpulse.storage.store import DataDirLock, Store
 
     settings = _settings(args, data_dir=args.data, clickhouse_url=args.clickhouse)
@@ -323,6 +321,8 @@ def _unreadable(path: Path) -> str | None:
 
 def _settings(args: argparse.Namespace, **flags: Any) -> Settings:
     """The settings from the config file, environment and ``flags``; every problem at once, or none."""
+    from tokenpulse.config import ConfigError, check_settings, load_settings
+
     settings = load_settings(args.config, **flags)
     if problems := check_settings(settings, serving=args.command == "serve"):
         raise ConfigError(problems)
@@ -337,6 +337,8 @@ def _duration(text: str) -> timedelta:
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from tokenpulse.client import ApiError, call_api
+
     now = datetime.now(UTC)
     times = {
         name: parse_time(value, f"--{name}", now).isoformat()
@@ -447,6 +449,8 @@ def _quality_lines(groups: list[dict[str, Any]], group_by: list[str]) -> list[st
 
 def _config_check(args: argparse.Namespace) -> int:
     """`config check`: what the daemon would run with, where each value came from, and every problem."""
+    from tokenpulse.config import check_settings, effective_configuration, resolve_settings
+
     settings, sources, problems = resolve_settings(
         args.config, data_dir=args.data, clickhouse_url=args.clickhouse
     )
@@ -473,6 +477,10 @@ def _attach_relative_times(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tokenpulse.alerts import cli as silence_command
+    from tokenpulse.simulate import command as simulate_command
+    from tokenpulse.storage.store import DataDirInUse
+
     args = _parser().parse_args(_attach_relative_times(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per detector cycle

@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import partial
 from operator import itemgetter
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -43,6 +43,9 @@ from tokenpulse.collector.otlp import Decoded
 from tokenpulse.collector.otlp_json import Keep
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import iter_spans
+
+if TYPE_CHECKING:
+    from tokenpulse.config import Settings
 
 # partial_success messages list a few rejections, not thousands.
 _MAX_MESSAGES = 5
@@ -387,6 +390,17 @@ class Pipeline:
     def _duplicate(self, transport: str, items: str = "span") -> IngestResult:
         metrics.DUPLICATE_REQUESTS.labels(transport).inc()
         return IngestResult(duplicate=True, items=items)
+
+
+def pipeline_for(settings: Settings, buffer: WriteAheadLog | RequestLog) -> Pipeline:
+    """The pipeline ``settings`` describe, buffering into ``buffer`` (the log, or a worker's channel)."""
+    limits = Limits(
+        max_spans_per_request=settings.max_spans_per_request,
+        max_attributes_per_span=settings.max_attributes_per_span,
+        max_attribute_length=settings.max_attribute_length,
+        max_dimension_values=settings.max_dimension_values,
+    )
+    return Pipeline(buffer, settings.normalize, Pricer(settings.prices, settings.price_tiers), limits)
 
 
 @dataclass
