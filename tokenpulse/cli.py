@@ -38,11 +38,10 @@ def _storage_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML config file (env TOKENPULSE_CONFIG)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    from tokenpulse.alerts import cli as silence_command
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``command``, the options of the other commands that live in
+    their own modules are left out (importing simulate's and reconcile's took ~2 CPU-s of every run)."""
     from tokenpulse.client import API_HELP
-    from tokenpulse.reconcile import command as reconcile_command
-    from tokenpulse.simulate import command as simulate_command
 
     parser = argparse.ArgumentParser(prog="tokenpulse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -101,15 +100,24 @@ def _parser() -> argparse.ArgumentParser:
     _storage_arguments(check)
 
     simulate = commands.add_parser("simulate", help="generate realistic LLM traffic with injected incidents")
-    simulate_command.add_arguments(simulate)
+    if command in (None, "simulate"):
+        from tokenpulse.simulate import command as simulate_command
+
+        simulate_command.add_arguments(simulate)
 
     silence = commands.add_parser("silence", help="add, list or expire silences on a running daemon")
-    silence_command.add_arguments(silence)
+    if command in (None, "silence"):
+        from tokenpulse.alerts import cli as silence_command
+
+        silence_command.add_arguments(silence)
 
     reconcile = commands.add_parser(
         "reconcile", help="compare stored calls and cost with the providers' usage and cost reports"
     )
-    reconcile_command.add_arguments(reconcile)
+    if command in (None, "reconcile"):
+        from tokenpulse.reconcile import command as reconcile_command
+
+        reconcile_command.add_arguments(reconcile)
     return parser
 
 
@@ -477,11 +485,11 @@ def _attach_relative_times(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tokenpulse.alerts import cli as silence_command
-    from tokenpulse.simulate import command as simulate_command
     from tokenpulse.storage.store import DataDirInUse
 
-    args = _parser().parse_args(_attach_relative_times(sys.argv[1:] if argv is None else argv))
+    argv = _attach_relative_times(sys.argv[1:] if argv is None else argv)
+    # The command is the first word: the top-level parser has no option but --help.
+    args = _parser(next((word for word in argv if not word.startswith("-")), None)).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per detector cycle
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per notification sent
@@ -501,10 +509,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ingest":
             return _ingest(args)
         if args.command == "simulate":
+            from tokenpulse.simulate import command as simulate_command
+
             return simulate_command.run(args)
         if args.command == "backtest":
             return _backtest(args)
         if args.command == "silence":
+            from tokenpulse.alerts import cli as silence_command
+
             return silence_command.run(args)
         if args.command == "reconcile":
             return _reconcile(args)
