@@ -22,9 +22,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from tests.otlp_builders import export_request, llm_span
 from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector import otlp
-from tokenpulse.collector.limits import DEFAULT_LIMITS
-from tokenpulse.collector.normalize import ENGINE, NormalizeConfig
-from tokenpulse.collector.pipeline import Pipeline, json_keep, request_digest
+from tokenpulse.collector.normalize import NormalizeConfig
+from tokenpulse.collector.pipeline import Pipeline, request_digest
 from tokenpulse.collector.pricing import Pricer
 
 LIMIT = 1 << 20
@@ -68,18 +67,6 @@ VALID_JSON = json.dumps(
         ]
     }
 )
-
-
-# VALID_JSON with an HTTP span and a span whose name makes it a tool: the pre-filter drops the first.
-_MIXED = json.loads(VALID_JSON)
-_MIXED["resourceSpans"][0]["scopeSpans"][0]["spans"] += [
-    {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "aaa19b7ec3c1b174", "name": "GET /",
-     "kind": "SPAN_KIND_SERVER", "status": {"code": "STATUS_CODE_ERROR"},
-     "attributes": [{"key": "http.request.method", "value": {"stringValue": "GET"}}]},
-    {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "bbb19b7ec3c1b174", "name": "execute_tool x",
-     "startTimeUnixNano": "1763700000000000000", "endTimeUnixNano": "1763700001000000000"},
-]  # fmt: skip
-VALID_JSON_MIXED = json.dumps(_MIXED)
 
 
 @pytest.fixture(scope="module")
@@ -190,39 +177,6 @@ otlp_shaped = st.recursive(
 @given(document=json_values | otlp_shaped)
 def test_json_documents_of_any_shape_are_decoded_or_rejected(pipeline: Pipeline, document: Any) -> None:
     ingest_if_decoded(pipeline, json.dumps(document).encode(), otlp.JSON)
-
-
-def assert_prefiltered_decode_is_the_filtered_full_decode(body: bytes) -> None:
-    """Decoding with the pipeline's pre-filter gives exactly the spans of the full decode that the
-    pre-filter keeps, or rejects the body only where the full decode rejects it too (a span it drops is
-    read no further than the filter reads it, so it may accept a body whose dropped span is malformed)."""
-    keep = json_keep(DEFAULT_LIMITS)
-    try:
-        full = otlp.decode_request(body, otlp.JSON)
-    except otlp.RequestError:
-        full = None
-    try:
-        filtered = otlp.decode_request(body, otlp.JSON, keep)
-    except otlp.RequestError:
-        assert full is None
-        return
-    if full is not None:
-        kept = [span for span in full if ENGINE.prefilter.keeps_view(span)]
-        assert [s.span_id for s in filtered] == [s.span_id for s in kept]
-        assert filtered.received == full.received == len(full)
-
-
-@fixture_ok
-@given(document=json_values | otlp_shaped)
-def test_the_prefiltered_json_decoder_keeps_what_the_full_one_would(
-    pipeline: Pipeline, document: Any
-) -> None:
-    assert_prefiltered_decode_is_the_filtered_full_decode(json.dumps(document).encode())
-
-
-@given(body=mutated(VALID_JSON_MIXED.encode()))
-def test_the_prefiltered_json_decoder_on_mutated_requests(body: bytes) -> None:
-    assert_prefiltered_decode_is_the_filtered_full_decode(body)
 
 
 @fixture_ok

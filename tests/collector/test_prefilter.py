@@ -15,7 +15,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from tests.otlp_builders import export_request, llm_span, otlp_json_line, otlp_json_to_protobuf, span_with
 from tests.test_fuzz_normalize import CONFIG, PRICER, normalized, spans
 from tokenpulse.buffer.wal import WriteAheadLog
-from tokenpulse.collector import otlp, otlp_json
+from tokenpulse.collector import otlp
+from tokenpulse.collector import pipeline as pipeline_module
 from tokenpulse.collector import spans as spans_module
 from tokenpulse.collector.limits import Limits
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
@@ -148,63 +149,29 @@ def test_a_non_llm_span_over_the_attribute_limit_is_still_rejected(tmp_path: Pat
     pipeline.wal.close()
 
 
-def as_json(view: SpanView, code: int | str) -> dict[str, Any]:
-    """The OTLP/JSON span of a view, as far as the pre-filter reads it (name, keys, status code)."""
-    return {
-        "name": view.name,
-        "status": {"code": code},
-        "attributes": [{"key": key, "value": {"stringValue": "x"}} for key in view.attributes],
-    }
-
-
-@given(span=spans())
-def test_the_json_filter_keeps_what_the_view_filter_keeps(span: SpanView) -> None:
-    limit = len(span.attributes)
-    named = ("STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR")[span.status_code]
-    for code in (span.status_code, str(span.status_code), named):
-        kept = PREFILTER.keeps_json(as_json(span, code), span.scope_name, limit)
-        assert kept == PREFILTER.keeps_view(span)
-        if limit:  # over the attribute limit: kept, so that it is rejected
-            assert PREFILTER.keeps_json(as_json(span, code), span.scope_name, limit - 1)
-
-
-@pytest.mark.parametrize(
-    "span",
-    [
-        [],  # not an object
-        {"name": 7},
-        {"name": "GET /", "attributes": {"http.request.method": "GET"}},  # not a list
-        {"name": "GET /", "attributes": [["http.request.method", "GET"]]},
-        {"name": "GET /", "attributes": [{"key": 7}]},
-        {"name": "GET /", "status": "error"},
-        {"name": "GET /", "status": {"code": [2]}},
-        {"name": "GET /", "status": {"code": True}},
-    ],
-)
-def test_the_json_filter_keeps_what_it_cannot_read_so_the_decoder_says_what_is_wrong(span: Any) -> None:
-    assert PREFILTER.keeps_json(span, "openlit.instrumentation.openai", 128)
-
-
-def test_json_requests_count_dropped_spans_as_ignored_without_making_views_of_them(
+def test_json_requests_count_dropped_spans_as_ignored_without_normalizing_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made: list[str] = []
-    real = otlp_json._span
+    """OTLP/JSON spans are decoded (and checked) whole, then filtered as protobuf spans are."""
+    normalized_names: list[str] = []
+    real = pipeline_module.normalize_span
 
-    def counting(span: Any, resource: dict[str, Any], scope_name: str) -> SpanView:
-        made.append(span["name"])
-        return real(span, resource, scope_name)
+    def counting(span: SpanView, *args: Any) -> Any:
+        normalized_names.append(span.name)
+        return real(span, *args)
 
-    monkeypatch.setattr(otlp_json, "_span", counting)
+    monkeypatch.setattr(pipeline_module, "normalize_span", counting)
     http = [span_with({"http.request.method": "GET", "http.response.status_code": 200}) for _ in range(9)]
     for span in http:
         span.name = "GET /"
-    document = json.loads(otlp_json_line(llm_span(), *http))
-    # Malformed, and nothing of it would be stored: read no further than the filter reads it.
-    document["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["traceId"] = "zz"
-    body = json.dumps(document).encode()
+    body = otlp_json_line(llm_span(), *http).encode()
     pipeline = Pipeline(WriteAheadLog(tmp_path), NormalizeConfig(), Pricer())
-    result = pipeline.ingest(otlp.decode_request(body, otlp.JSON, pipeline.keep_json), "test")
+    result = pipeline.ingest(otlp.decode_request(body, otlp.JSON), "test")
     assert (result.calls, result.ignored, result.rejected) == (1, 9, 0)
-    assert made == ["chat gpt-4o"]
+    assert normalized_names == ["chat gpt-4o"]
     pipeline.wal.close()
+    # A malformed span is a malformed request, whatever the span is about.
+    document = json.loads(body)
+    document["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["traceId"] = "zz"
+    with pytest.raises(otlp.BadRequest, match=r"spans\[1\].traceId: 'zz' is not hex"):
+        otlp.decode_request(json.dumps(document).encode(), otlp.JSON)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from tokenpulse.collector import otlp
 from tokenpulse.collector.limits import Limits
 from tokenpulse.collector.normalize import NormalizeConfig
-from tokenpulse.collector.pipeline import Normalized, Prepared, json_keep, normalize_request, prepare_request
+from tokenpulse.collector.pipeline import Normalized, Prepared, normalize_request, prepare_request
 from tokenpulse.collector.price_tiers import TierRate
 from tokenpulse.collector.pricing import Pricer, TokenPrice
 
@@ -47,13 +47,13 @@ class LineSettings:
 
 def normalize_line(line: bytes, config: NormalizeConfig, pricer: Pricer, limits: Limits) -> Normalized:
     """Decode one line (an OTLP/JSON export request) and normalize its spans; raises RequestError."""
-    return normalize_request(otlp.decode_request(line, otlp.JSON, json_keep(limits)), config, pricer, limits)
+    return normalize_request(otlp.decode_request(line, otlp.JSON), config, pricer, limits)
 
 
 def prepare_line(line: bytes, settings: LineSettings, pricer: Pricer) -> Outcome:
     """Decode one line and prepare its spans for the log, or the reason it is no request."""
     try:
-        request = otlp.decode_request(line, otlp.JSON, json_keep(settings.limits))
+        request = otlp.decode_request(line, otlp.JSON)
         return prepare_request(request, line, settings.config, pricer, settings.limits, settings.tenant)
     except otlp.RequestError as error:
         return error

@@ -63,8 +63,7 @@ def create_otlp_http_app(
 
     def ingest(body: bytes, kind: str, encoding: str | None, tenant: str) -> Message:
         data = otlp.decompress(body, encoding, max_decompressed_bytes)
-        request = otlp.decode_request(data, kind, pipeline.keep_json)
-        result = pipeline.ingest(request, "http", request_digest(data), tenant)
+        result = pipeline.ingest(otlp.decode_request(data, kind), "http", request_digest(data), tenant)
         return trace_response(result)
 
     def ingest_logs(body: bytes, kind: str, encoding: str | None, tenant: str) -> Message:

@@ -82,8 +82,8 @@ DEFAULT_LIMITS = Limits()
 
 def check_span_count(request: ExportTraceServiceRequest | list[SpanView], limit: int) -> int:
     """The number of spans in ``request``; raises TooManySpans past ``limit`` (before any is normalized)."""
-    if isinstance(request, list):  # OTLP/JSON, decoded to views: otlp_json.JsonSpans counts the others too
-        spans = getattr(request, "received", len(request))
+    if isinstance(request, list):  # OTLP/JSON, decoded to views
+        spans = len(request)
     else:
         spans = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
     if spans > limit:

@@ -44,7 +44,7 @@ from tokenpulse.collector.dialects import (
 )
 from tokenpulse.collector.price_tiers import canonical_tier
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, STATUS_UNSET, SpanView
+from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanView
 
 __all__ = [
     "CONTENT_KEY_PREFIXES",
@@ -1114,46 +1114,6 @@ class Prefilter:
         ):
             return True
         return not self.keys.isdisjoint(span.attributes)
-
-    def keeps_json(self, span: Any, scope_name: str, max_attributes: int) -> bool:
-        """``keep`` for a span of an OTLP/JSON document as parsed, before any of it is checked, and
-        for one with more than ``max_attributes`` attributes (it is rejected, so it must be decoded).
-
-        True for whatever it cannot read as it expects (a span that is no object, attributes that are
-        no list, a key that is no string...): the decoder then says what is wrong with it.
-        """
-        if type(span) is not dict:
-            return True
-        attributes = span.get("attributes")
-        if attributes is not None:
-            if type(attributes) is not list or len(attributes) > max_attributes:
-                return True
-            keys = self.keys
-            for item in attributes:
-                if type(item) is not dict:
-                    return True
-                key = item.get("key")
-                if key is not None and (type(key) is not str or key in keys):
-                    return True
-        name = span.get("name")
-        if name is not None:
-            if type(name) is not str:
-                return True
-            if name in self.names or (self.name_prefixes and name.startswith(self.name_prefixes)):
-                return True
-        if not (self.implied_scopes and scope_name.startswith(self.implied_scopes)):
-            return False
-        status = span.get("status")
-        if status is None:
-            return False
-        if type(status) is not dict:
-            return True
-        code = status.get("code")
-        return type(code) not in (int, str, type(None)) or code not in _NOT_ERROR_JSON
-
-
-# OTLP/JSON status codes that are certainly not ERROR: absent, a number, its text or its enum name.
-_NOT_ERROR_JSON = frozenset((None, STATUS_UNSET, STATUS_OK, "0", "1", "STATUS_CODE_UNSET", "STATUS_CODE_OK"))
 
 
 ENGINE = Engine(load_dialects())

@@ -12,7 +12,6 @@ import json
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import msgspec
@@ -26,14 +25,15 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tokenpulse.collector.logs import DecodedLogs
-from tokenpulse.collector.otlp_json import JsonSpans, Keep, json_log_records, json_spans
+from tokenpulse.collector.otlp_json import json_log_records, json_spans
+from tokenpulse.collector.spans import SpanView
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
 # A decoded request: protobuf stays a message (its spans are read lazily by spans.iter_spans); OTLP/JSON
 # is decoded straight to the spans' views, since parsing it has built every object already.
-Decoded = ExportTraceServiceRequest | JsonSpans
+Decoded = ExportTraceServiceRequest | list[SpanView]
 _parse_json = msgspec.json.Decoder().decode
 
 
@@ -86,15 +86,12 @@ def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> byt
     return data
 
 
-def decode_request(body: bytes, kind: str, keep: Keep | None = None) -> Decoded:
+def decode_request(body: bytes, kind: str) -> Decoded:
     """Parse an (uncompressed) OTLP trace export body of media type ``kind``.
 
-    Either form goes to ``Pipeline.ingest`` and ``spans.iter_spans`` alike. ``keep`` (OTLP/JSON only;
-    ``Prefilter.keeps_json``) refuses spans before their views are made: the protobuf form applies the
-    pre-filter in ``iter_spans``, as its spans are decoded lazily.
+    Either form goes to ``Pipeline.ingest`` and ``spans.iter_spans`` alike.
     """
-    from_json = json_spans if keep is None else partial(json_spans, keep=keep)
-    return _decode(body, kind, ExportTraceServiceRequest, from_json)  # type: ignore[return-value]
+    return _decode(body, kind, ExportTraceServiceRequest, json_spans)  # type: ignore[return-value]
 
 
 def decode_logs(body: bytes, kind: str) -> DecodedLogs:

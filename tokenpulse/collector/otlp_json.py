@@ -48,29 +48,15 @@ def _at(where: Where) -> str:
     return where if isinstance(where, str) else f"{_at(where[0])}[{where[1]!r}]"
 
 
-# Whether a span (as parsed, before any check) can matter, given its scope's name: ``Prefilter.keeps_json``.
-Keep = Callable[[Any, str], bool]
-
-
-class JsonSpans(list[SpanView]):
-    """The spans of an OTLP/JSON request made into views, and how many spans it held (``received``):
-    the spans a pre-filter refused are counted, not decoded."""
-
-    received: int  # set by json_spans
-
-
-def json_spans(document: Any, body: bytes = b"", keep: Keep | None = None) -> JsonSpans:
-    """Every span of the OTLP/JSON export request ``document`` (``json.loads`` of ``body``), or those
-    ``keep`` accepts: a refused span is read no further than ``keep`` reads it (what it is about may be
-    malformed and goes unnoticed, as nothing of it is stored).
+def json_spans(document: Any, body: bytes = b"") -> list[SpanView]:
+    """Every span of the OTLP/JSON export request ``document`` (``json.loads`` of ``body``).
 
     Raises Malformed, naming the place, for a document that is not one.
     """
     if not isinstance(document, dict):
         raise Malformed("OTLP/JSON body must be an object")
     _check_surrogates(document, body)
-    views = JsonSpans()
-    received = 0
+    views: list[SpanView] = []
     for r, resource_spans in enumerate(
         _list(_field(document, "resourceSpans", "resource_spans"), "resourceSpans")
     ):
@@ -85,16 +71,11 @@ def json_spans(document: Any, body: bytes = b"", keep: Keep | None = None) -> Js
             scope_name = _string(
                 _object(scope_spans.get("scope"), f"{at}.scope").get("name"), f"{at}.scope.name"
             )
-            spans = _list(scope_spans.get("spans"), f"{at}.spans")
-            received += len(spans)
-            for i, span in enumerate(spans):
-                if keep is not None and not keep(span, scope_name):
-                    continue
+            for i, span in enumerate(_list(scope_spans.get("spans"), f"{at}.spans")):
                 try:
                     views.append(_span(span, resource_attributes, scope_name))
                 except Malformed as error:
                     raise Malformed(f"{at}.spans[{i}]{error}") from None
-    views.received = received
     return views
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Protocol
 
@@ -40,7 +39,6 @@ from tokenpulse.collector.llm_metrics import LlmMetrics
 from tokenpulse.collector.logs import DecodedLogs, count_log_records, iter_evaluation_logs
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.otlp import Decoded
-from tokenpulse.collector.otlp_json import Keep
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import iter_spans
 
@@ -247,7 +245,6 @@ class Pipeline:
         self.limits = limits
         self.cardinality = CardinalityCap(limits.max_dimension_values)
         self.llm_metrics = LlmMetrics()
-        self.keep_json = json_keep(limits)  # the pre-filter for otlp.decode_request of OTLP/JSON
 
     def ingest(self, request: Decoded, transport: str, digest: bytes = b"", tenant: str = "") -> IngestResult:
         """Normalize and durably buffer ``request``; returns once the accepted spans are on disk.
@@ -420,12 +417,6 @@ class Normalized:
     dropped_events: int = 0  # evaluation events of accepted spans that could not be read
 
 
-def json_keep(limits: Limits) -> Keep:
-    """The pre-filter of OTLP/JSON spans under ``limits`` (``Prefilter.keeps_json``), for
-    ``otlp.decode_request``: what ``normalize_request`` drops of a protobuf request undecoded."""
-    return partial(ENGINE.prefilter.keeps_json, max_attributes=limits.max_attributes_per_span)
-
-
 def normalize_request(
     request: Decoded, config: NormalizeConfig, pricer: Pricer, limits: Limits = DEFAULT_LIMITS
 ) -> Normalized:
@@ -445,7 +436,13 @@ def normalize_request(
         # over the attribute limit is kept so that it is rejected as before.
         return len(span.attributes) > max_attributes or prefilter.keep(span, scope_name)
 
-    for span in iter_spans(request, keep):
+    if isinstance(request, list):
+        # OTLP/JSON arrives as views, every span decoded and checked (a malformed one is a 400); the
+        # same filter spares normalizing those that cannot matter.
+        spans = (s for s in request if len(s.attributes) > max_attributes or prefilter.keeps_view(s))
+    else:
+        spans = iter_spans(request, keep)
+    for span in spans:
         decoded += 1
         try:
             if len(span.attributes) > max_attributes:
