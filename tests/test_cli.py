@@ -104,6 +104,38 @@ def test_ingest_with_workers_stores_what_one_process_stores(tmp_path: Path) -> N
     assert routes == sorted(["/r0", "/r1", "/r2", "/r4", "/r5"] * 3 + ["__other__"] * 9)
 
 
+def _modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    script = f"import sys\n{code}\nprint(' '.join(sys.modules))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+HEAVY = (
+    *("pandas", "pydantic", "chdb", "grpc", "fastapi", "tqdm"),
+    *("tokenpulse.simulate", "tokenpulse.reconcile", "tokenpulse.config", "tokenpulse.storage"),
+    *("tokenpulse.collector", "tokenpulse.detectors"),
+)
+
+
+def _heavy(modules: set[str], heavy: tuple[str, ...] = HEAVY) -> set[str]:
+    return {m for m in modules for h in heavy if m == h or m.startswith(f"{h}.")}
+
+
+def test_the_command_line_module_imports_what_every_command_needs_only() -> None:
+    """multiprocessing's spawn imports the main module (tokenpulse.cli) again in each worker of
+    `ingest --workers N`: what it imports at the top, every worker pays for (it was ~2 CPU-seconds)."""
+    assert not _heavy(_modules_after("import tokenpulse.cli"))
+
+
+def test_the_ingest_command_is_parsed_without_the_modules_of_other_commands() -> None:
+    parse = "from tokenpulse.cli import _parser; _parser('ingest').parse_args(['ingest', 'f'])"
+    assert not _heavy(_modules_after(parse), ("tokenpulse.simulate", "tokenpulse.reconcile", "pandas"))
+    # Without a command, every command's options are there (`tokenpulse --help`, tests).
+    assert "tokenpulse.simulate.command" in _modules_after("from tokenpulse.cli import _parser; _parser()")
+
+
 def test_second_process_on_the_same_data_directory_gets_a_clear_error(daemon: Daemon) -> None:
     result = run_cli("ingest", "--data", str(daemon.data_dir), "/dev/null")
     assert result.returncode == 2

@@ -1,3 +1,4 @@
+import os
 import struct
 import tempfile
 import threading
@@ -161,4 +162,26 @@ def test_frames_of_the_first_layout_are_still_read_beside_frames_with_evaluation
     assert (first.calls, first.tool_spans, first.evaluations, first.rows) == (b"calls\n", b"tool\n", b"", 3)
     assert (second.calls, second.tool_spans, second.evaluations) == (b"c\n", b"", b'["eval"]\n')
     assert (second.evaluation_count, second.request_digest) == (1, b"e" * 16)
+    wal.close()
+
+
+def test_deferred_appends_are_durable_at_the_next_sync_and_on_leaving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tokenpulse ingest` appends a line's frame without an fsync each; the writer reads (waits for)
+    durable frames only, so nothing is stored that a power cut could take back."""
+    syncs: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real(fd))[1])
+    wal = WriteAheadLog(tmp_path, segment_bytes=1 << 20)
+    with wal.deferring_sync():
+        ends = [wal.append(frame(i)) for i in range(5)]
+        assert syncs == [] and wal.durable_end == 0
+        assert wal.wait_for_data(0, timeout=0.01) == 0  # the writer sees nothing yet
+        assert wal.sync() == ends[-1] == wal.durable_end and len(syncs) == 1
+        later = wal.append(frame(5))
+        assert wal.durable_end == ends[-1]
+    assert wal.durable_end == later and len(syncs) == 2  # leaving syncs the rest
+    assert wal.append(frame(6)) == wal.durable_end and len(syncs) == 3  # and appends sync again
+    assert [f.end for f in wal.read(0, wal.durable_end)] == [*ends, later, wal.durable_end]
     wal.close()

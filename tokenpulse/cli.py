@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
@@ -16,29 +17,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
-from tokenpulse.alerts import cli as silence_command
-from tokenpulse.buffer.wal import WalFull
-from tokenpulse.client import API_HELP, ApiError, call_api
-from tokenpulse.collector import otlp
-from tokenpulse.collector.file_ingest import normalize_line
-from tokenpulse.collector.pipeline import IngestResult, Prepared
-from tokenpulse.config import (
-    ConfigError,
-    Settings,
-    check_settings,
-    effective_configuration,
-    load_settings,
-    resolve_settings,
-)
+# Only what every command needs is imported here: a worker process of `ingest --workers N` (started by
+# multiprocessing's spawn) imports this module again, and the rest cost it ~1.5 CPU-seconds.
 from tokenpulse.errors import UserError
 from tokenpulse.export import COUNTS, summary_csv
-from tokenpulse.reconcile import command as reconcile_command
-from tokenpulse.simulate import command as simulate_command
-from tokenpulse.storage.store import DataDirInUse
 
 if TYPE_CHECKING:
+    from tokenpulse.collector.pipeline import IngestResult, Prepared
+    from tokenpulse.config import Settings
     from tokenpulse.runtime import Runtime
 
 log = logging.getLogger("tokenpulse")
@@ -53,7 +39,11 @@ def _storage_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML config file (env TOKENPULSE_CONFIG)")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``command``, the options of the other commands that live in
+    their own modules are left out (importing simulate's and reconcile's took ~2 CPU-s of every run)."""
+    from tokenpulse.client import API_HELP
+
     parser = argparse.ArgumentParser(prog="tokenpulse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -111,15 +101,24 @@ def _parser() -> argparse.ArgumentParser:
     _storage_arguments(check)
 
     simulate = commands.add_parser("simulate", help="generate realistic LLM traffic with injected incidents")
-    simulate_command.add_arguments(simulate)
+    if command in (None, "simulate"):
+        from tokenpulse.simulate import command as simulate_command
+
+        simulate_command.add_arguments(simulate)
 
     silence = commands.add_parser("silence", help="add, list or expire silences on a running daemon")
-    silence_command.add_arguments(silence)
+    if command in (None, "silence"):
+        from tokenpulse.alerts import cli as silence_command
+
+        silence_command.add_arguments(silence)
 
     reconcile = commands.add_parser(
         "reconcile", help="compare stored calls and cost with the providers' usage and cost reports"
     )
-    reconcile_command.add_arguments(reconcile)
+    if command in (None, "reconcile"):
+        from tokenpulse.reconcile import command as reconcile_command
+
+        reconcile_command.add_arguments(reconcile)
     return parser
 
 
@@ -138,6 +137,8 @@ def _read_lines(path: Path) -> Iterator[tuple[int, bytes, int]]:
 # How long `ingest` waits for the writer to store what it has buffered: at the end of the run, and
 # whenever the write-ahead log is full (the file is read faster than ClickHouse takes the rows).
 _STORE_TIMEOUT_SECONDS = 600
+# How often `ingest` makes what it appended durable, so the writer stores it (WriteAheadLog.sync).
+_SYNC_SECONDS = 0.2
 
 
 def _commit_waiting(runtime: Runtime, prepared: Prepared, line: bytes, tenant: str) -> IngestResult:
@@ -145,6 +146,9 @@ def _commit_waiting(runtime: Runtime, prepared: Prepared, line: bytes, tenant: s
     storage takes the rows. A line with a value over its cardinality cap is normalized again here and
     committed record by record, folding the values one process would. Raises WalFull when the log
     stays full (storage takes nothing)."""
+    from tokenpulse.buffer.wal import WalFull
+    from tokenpulse.collector.file_ingest import normalize_line
+
     pipeline = runtime.pipeline
     while True:
         try:
@@ -154,7 +158,7 @@ def _commit_waiting(runtime: Runtime, prepared: Prepared, line: bytes, tenant: s
                 result = pipeline.commit(normalized, "file", prepared.digest, tenant)
             return result
         except WalFull:
-            durable = runtime.wal.durable_end
+            durable = runtime.wal.sync()  # what the writer may store to make room
             if runtime.writer.stored_end >= durable or not runtime.writer.wait_stored(
                 durable, _STORE_TIMEOUT_SECONDS
             ):
@@ -162,6 +166,10 @@ def _commit_waiting(runtime: Runtime, prepared: Prepared, line: bytes, tenant: s
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from tokenpulse.buffer.wal import WalFull
+    from tokenpulse.collector import otlp
     from tokenpulse.collector.file_ingest import LineSettings, prepared_lines
     from tokenpulse.memory import freeze_heap
     from tokenpulse.runtime import Runtime
@@ -179,37 +187,42 @@ def _ingest(args: argparse.Namespace) -> int:
     freeze_heap()
     calls = tool_spans = rejected = bad_lines = 0
     last_offset = 0
+    synced_at = time.monotonic()
     try:
-        for path in args.files:
-            done = 0
-            with tqdm(total=path.stat().st_size, desc=path.name, unit="B", unit_scale=True) as progress:
-                lines = prepared_lines(_read_lines(path), line_settings, args.workers)
-                for (number, line, position), outcome in lines:
-                    progress.update(position - done)
-                    done = position
-                    if isinstance(outcome, otlp.RequestError):
-                        bad_lines += 1
-                        progress.write(f"{path}:{number}: skipped: {outcome.message}", file=sys.stderr)
-                        continue
-                    try:
-                        result = _commit_waiting(runtime, outcome, line, args.tenant)
-                    except WalFull:
-                        log.error(
-                            "%s:%d: the write-ahead log stays full (is storage down?); the lines before "
-                            "it are kept in the log, ingest the rest later",
-                            path,
-                            number,
+        with runtime.wal.deferring_sync():  # one fsync every _SYNC_SECONDS, not one a line
+            for path in args.files:
+                done = 0
+                with tqdm(total=path.stat().st_size, desc=path.name, unit="B", unit_scale=True) as progress:
+                    lines = prepared_lines(_read_lines(path), line_settings, args.workers)
+                    for (number, line, position), outcome in lines:
+                        progress.update(position - done)
+                        done = position
+                        if isinstance(outcome, otlp.RequestError):
+                            bad_lines += 1
+                            progress.write(f"{path}:{number}: skipped: {outcome.message}", file=sys.stderr)
+                            continue
+                        try:
+                            result = _commit_waiting(runtime, outcome, line, args.tenant)
+                        except WalFull:
+                            log.error(
+                                "%s:%d: the write-ahead log stays full (is storage down?); the lines before "
+                                "it are kept in the log, ingest the rest later",
+                                path,
+                                number,
+                            )
+                            return 1
+                        calls, tool_spans, rejected = (
+                            calls + result.calls,
+                            tool_spans + result.tool_spans,
+                            rejected + result.rejected,
                         )
-                        return 1
-                    calls, tool_spans, rejected = (
-                        calls + result.calls,
-                        tool_spans + result.tool_spans,
-                        rejected + result.rejected,
-                    )
-                    if result.message:
-                        progress.write(f"{path}:{number}: {result.message}", file=sys.stderr)
-                    last_offset = max(last_offset, result.wal_end)
-                    progress.set_postfix_str(f"{calls} calls", refresh=False)
+                        if result.message:
+                            progress.write(f"{path}:{number}: {result.message}", file=sys.stderr)
+                        if time.monotonic() - synced_at >= _SYNC_SECONDS:
+                            runtime.wal.sync()
+                            synced_at = time.monotonic()
+                        last_offset = max(last_offset, result.wal_end)
+                        progress.set_postfix_str(f"{calls} calls", refresh=False)
         if not runtime.writer.wait_stored(last_offset, timeout=_STORE_TIMEOUT_SECONDS):
             log.error("timed out writing to storage; the data is kept in the write-ahead log")
             return 1
@@ -223,6 +236,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
+    from tokenpulse.reconcile import command as reconcile_command
     from tokenpulse.storage.store import DataDirLock, Store
 
     settings = _settings(args, data_dir=args.data, clickhouse_url=args.clickhouse)
@@ -323,6 +337,8 @@ def _unreadable(path: Path) -> str | None:
 
 def _settings(args: argparse.Namespace, **flags: Any) -> Settings:
     """The settings from the config file, environment and ``flags``; every problem at once, or none."""
+    from tokenpulse.config import ConfigError, check_settings, load_settings
+
     settings = load_settings(args.config, **flags)
     if problems := check_settings(settings, serving=args.command == "serve"):
         raise ConfigError(problems)
@@ -337,6 +353,8 @@ def _duration(text: str) -> timedelta:
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from tokenpulse.client import ApiError, call_api
+
     now = datetime.now(UTC)
     times = {
         name: parse_time(value, f"--{name}", now).isoformat()
@@ -447,6 +465,8 @@ def _quality_lines(groups: list[dict[str, Any]], group_by: list[str]) -> list[st
 
 def _config_check(args: argparse.Namespace) -> int:
     """`config check`: what the daemon would run with, where each value came from, and every problem."""
+    from tokenpulse.config import check_settings, effective_configuration, resolve_settings
+
     settings, sources, problems = resolve_settings(
         args.config, data_dir=args.data, clickhouse_url=args.clickhouse
     )
@@ -473,7 +493,11 @@ def _attach_relative_times(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(_attach_relative_times(sys.argv[1:] if argv is None else argv))
+    from tokenpulse.storage.store import DataDirInUse
+
+    argv = _attach_relative_times(sys.argv[1:] if argv is None else argv)
+    # The command is the first word: the top-level parser has no option but --help.
+    args = _parser(next((word for word in argv if not word.startswith("-")), None)).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per detector cycle
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per notification sent
@@ -493,10 +517,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ingest":
             return _ingest(args)
         if args.command == "simulate":
+            from tokenpulse.simulate import command as simulate_command
+
             return simulate_command.run(args)
         if args.command == "backtest":
             return _backtest(args)
         if args.command == "silence":
+            from tokenpulse.alerts import cli as silence_command
+
             return silence_command.run(args)
         if args.command == "reconcile":
             return _reconcile(args)

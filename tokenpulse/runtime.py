@@ -6,11 +6,10 @@ import logging
 from dataclasses import dataclass
 
 from tokenpulse.buffer.wal import WriteAheadLog
-from tokenpulse.collector.pipeline import Pipeline
+from tokenpulse.collector.pipeline import Pipeline, pipeline_for
 from tokenpulse.config import Settings
 from tokenpulse.storage.store import DataDirLock, Store
 from tokenpulse.storage.writer import LogWriter
-from tokenpulse.workers import pipeline_for
 
 log = logging.getLogger(__name__)
 

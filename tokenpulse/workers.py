@@ -54,12 +54,10 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from tokenpulse.auth import ApiKeys
-from tokenpulse.buffer.wal import WalClosed, WalFull, WriteAheadLog
+from tokenpulse.buffer.wal import WalClosed, WalFull
 from tokenpulse.collector.grpc_receiver import start_grpc_server
 from tokenpulse.collector.http_receiver import create_otlp_http_app
-from tokenpulse.collector.limits import Limits
-from tokenpulse.collector.pipeline import Pipeline, RequestLog
-from tokenpulse.collector.pricing import Pricer
+from tokenpulse.collector.pipeline import RequestLog, pipeline_for
 from tokenpulse.config import Settings
 
 log = logging.getLogger(__name__)
@@ -76,17 +74,6 @@ class QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def pipeline_for(settings: Settings, buffer: WriteAheadLog | RequestLog) -> Pipeline:
-    """The pipeline ``settings`` describe, buffering into ``buffer`` (the log, or a worker's channel)."""
-    limits = Limits(
-        max_spans_per_request=settings.max_spans_per_request,
-        max_attributes_per_span=settings.max_attributes_per_span,
-        max_attribute_length=settings.max_attribute_length,
-        max_dimension_values=settings.max_dimension_values,
-    )
-    return Pipeline(buffer, settings.normalize, Pricer(settings.prices, settings.price_tiers), limits)
 
 
 # -- the worker's side -----------------------------------------------------------------------------------

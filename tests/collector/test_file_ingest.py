@@ -3,9 +3,11 @@ prepared line commits as its records would."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.otlp_builders import llm_span, otlp_json_line
 from tokenpulse.buffer.wal import WriteAheadLog
-from tokenpulse.collector import otlp
+from tokenpulse.collector import file_ingest, otlp
 from tokenpulse.collector.file_ingest import LineSettings, normalize_line, prepared_lines
 from tokenpulse.collector.limits import OTHER, Limits
 from tokenpulse.collector.normalize import NormalizeConfig
@@ -13,7 +15,11 @@ from tokenpulse.collector.pipeline import Pipeline, Prepared, request_digest
 from tokenpulse.collector.pricing import Pricer
 
 
-def test_workers_give_the_outcomes_of_one_process_in_file_order() -> None:
+@pytest.mark.parametrize("chunk_lines", [1, 5, file_ingest.CHUNK_LINES])
+def test_workers_give_the_outcomes_of_one_process_in_file_order(
+    chunk_lines: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(file_ingest, "CHUNK_LINES", chunk_lines)  # lines travel to workers in chunks
     lines = []
     for n in range(1, 13):
         spans = [llm_span(**{"gen_ai.usage.input_tokens": 1000 * n + i}) for i in range(n % 4 + 1)]

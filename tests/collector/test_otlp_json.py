@@ -269,3 +269,30 @@ def test_found_by_fuzzing_a_null_element_of_a_repeated_field_is_400_not_a_crash(
     # It raised AttributeError (a 500) before; protobuf's own JSON parser refuses null elements too.
     with pytest.raises(otlp.BadRequest, match="expected an object, got NoneType"):
         otlp.decode_request(json.dumps(document).encode(), otlp.JSON)
+
+
+@settings(max_examples=300)
+@given(document=json_values | otlp_shaped)
+def test_bodies_are_parsed_as_the_json_module_parses_them(document: Any) -> None:
+    """The C parser, and json for what it refuses (NaN, a number past a double, a lone surrogate): the
+    same document either way."""
+    body = json.dumps(document).encode()
+    assert _canonical(otlp._json_document(body)) == _canonical(json.loads(body))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        # A parser that read integers past 64 bits as floats would take this for -2**63 and accept it.
+        ({"intValue": -(2**63) - 1}, "is out of range"),
+        ({"intValue": 2**64}, "is out of range"),
+        ({"doubleValue": float("nan")}, "expected a number"),  # a JSON number cannot be NaN in OTLP
+    ],
+)
+def test_numbers_only_json_reads_are_read_exactly(value: dict[str, Any], message: str) -> None:
+    body = _with_span_field("attributes", [{"key": "n", "value": value}])
+    with pytest.raises(otlp.BadRequest, match=message):
+        otlp.decode_request(body, otlp.JSON)
+    # NaN outside the fields tokenpulse reads is ignored, as json (and ParseDict) always did.
+    document = json.loads(_with_span_field("droppedAttributesCount", float("nan")))
+    assert len(otlp.decode_request(json.dumps(document).encode(), otlp.JSON)) == 2

@@ -3,6 +3,7 @@ decoded, and no span of any dialect that normalization would keep (or reject) is
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,11 @@ from hypothesis import given
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.otlp_builders import export_request, llm_span, otlp_json_to_protobuf, span_with
+from tests.otlp_builders import export_request, llm_span, otlp_json_line, otlp_json_to_protobuf, span_with
 from tests.test_fuzz_normalize import CONFIG, PRICER, normalized, spans
 from tokenpulse.buffer.wal import WriteAheadLog
+from tokenpulse.collector import otlp
+from tokenpulse.collector import pipeline as pipeline_module
 from tokenpulse.collector import spans as spans_module
 from tokenpulse.collector.limits import Limits
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
@@ -144,3 +147,31 @@ def test_a_non_llm_span_over_the_attribute_limit_is_still_rejected(tmp_path: Pat
     assert (result.rejected, result.ignored) == (1, 0)
     assert "over the limit of 3" in result.message
     pipeline.wal.close()
+
+
+def test_json_requests_count_dropped_spans_as_ignored_without_normalizing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTLP/JSON spans are decoded (and checked) whole, then filtered as protobuf spans are."""
+    normalized_names: list[str] = []
+    real = pipeline_module.normalize_span
+
+    def counting(span: SpanView, *args: Any) -> Any:
+        normalized_names.append(span.name)
+        return real(span, *args)
+
+    monkeypatch.setattr(pipeline_module, "normalize_span", counting)
+    http = [span_with({"http.request.method": "GET", "http.response.status_code": 200}) for _ in range(9)]
+    for span in http:
+        span.name = "GET /"
+    body = otlp_json_line(llm_span(), *http).encode()
+    pipeline = Pipeline(WriteAheadLog(tmp_path), NormalizeConfig(), Pricer())
+    result = pipeline.ingest(otlp.decode_request(body, otlp.JSON), "test")
+    assert (result.calls, result.ignored, result.rejected) == (1, 9, 0)
+    assert normalized_names == ["chat gpt-4o"]
+    pipeline.wal.close()
+    # A malformed span is a malformed request, whatever the span is about.
+    document = json.loads(body)
+    document["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["traceId"] = "zz"
+    with pytest.raises(otlp.BadRequest, match=r"spans\[1\].traceId: 'zz' is not hex"):
+        otlp.decode_request(json.dumps(document).encode(), otlp.JSON)

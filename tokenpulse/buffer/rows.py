@@ -7,10 +7,11 @@ from Python and for ClickHouse to parse.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
+
+import msgspec
 
 from tokenpulse.buffer.records import CallRecord, EvaluationRecord, ToolSpanRecord
 
@@ -42,8 +43,10 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "evaluations": _columns(EVALUATION_FIELDS),
 }
 
-# Decimal (cost) is written as its exact text through ``default=str``; ClickHouse parses it into Decimal.
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+# One JSON array a line, encoded in C (json.JSONEncoder took ~13 us a row, a third of preparing a call).
+# Decimal (cost) is written as its exact text, a string; ClickHouse parses it into Decimal. Floats are
+# finite (normalization rejects the others), so no NaN needs json's non-standard spelling.
+_encode_lines = msgspec.json.Encoder(decimal_format="string").encode_lines
 
 
 def values_of(fields: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
@@ -56,7 +59,7 @@ def values_of(fields: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[An
 def encode_rows(records: Sequence[Mapping[str, Any]], fields: tuple[str, ...], tenant: str = "") -> bytes:
     """JSONCompactEachRow bytes of ``records``: per line an array of ``fields`` values with the tenant
     in its column (``TABLE_COLUMNS`` order)."""
-    lines = []
+    rows = []
     head = values_of(tuple(f for f in fields if f not in AFTER_TENANT))
     tail = values_of(tuple(f for f in fields if f in AFTER_TENANT))
     for record in records:
@@ -64,5 +67,5 @@ def encode_rows(records: Sequence[Mapping[str, Any]], fields: tuple[str, ...], t
         unix_nano = values[0]
         # DateTime64(9) parses "seconds.nanoseconds" exactly; a float would lose the nanoseconds.
         values[0] = f"{unix_nano // 1_000_000_000}.{unix_nano % 1_000_000_000:09d}"
-        lines.append(_dumps(values))
-    return ("\n".join(lines) + "\n").encode() if lines else b""
+        rows.append(values)
+    return _encode_lines(rows)

@@ -20,6 +20,7 @@ before it are intact because a request is acknowledged only after its whole fram
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -142,6 +143,7 @@ class WriteAheadLog:
         self._synced_cond = threading.Condition(self._lock)
         self._closed = False
         self._syncing = False
+        self._deferred = False  # deferring_sync
         segments = self.segments()
         if segments:
             last = segments[-1]
@@ -173,7 +175,10 @@ class WriteAheadLog:
     # -- appending -------------------------------------------------------------------------------------
 
     def append(self, frame: bytes) -> int:
-        """Write ``frame`` and return once it is durable; returns the offset just past it."""
+        """Write ``frame`` and return once it is durable; returns the offset just past it.
+
+        Inside ``deferring_sync`` it returns once written, and durable only after the next ``sync``.
+        """
         with self._lock:
             if self._closed:
                 raise WalClosed("write-ahead log is closed")
@@ -187,21 +192,51 @@ class WriteAheadLog:
             os.write(self._fd, frame)
             self._written += len(frame)
             end = self._written
-            while self._synced < end:
-                if self._syncing:
-                    self._synced_cond.wait()
-                    continue
-                self._syncing = True
-                target, fd = self._written, self._fd
-                self._lock.release()
-                try:
-                    os.fdatasync(fd)
-                finally:
-                    self._lock.acquire()
-                    self._syncing = False
-                self._synced = max(self._synced, target)
-                self._synced_cond.notify_all()
+            if not self._deferred:
+                self._sync_through(end)
             return end
+
+    def sync(self) -> int:
+        """Make everything written durable (the writer reads nothing past it); the durable end."""
+        with self._lock:
+            if not self._closed:
+                self._sync_through(self._written)
+            return self._synced
+
+    @contextlib.contextmanager
+    def deferring_sync(self) -> Iterator[None]:
+        """Appends return once written; the caller calls ``sync`` (and it is called on leaving).
+
+        For `tokenpulse ingest`, which acknowledges nothing: a line whose frame is lost with the
+        machine before its sync was not stored either (the writer reads durable frames only), and
+        ingesting the file again adds it; one fsync a line cost more than preparing a small line.
+        """
+        with self._lock:
+            self._deferred = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._deferred = False
+            self.sync()
+
+    def _sync_through(self, end: int) -> None:
+        """fsync until ``end`` is durable, sharing one fsync with every appender waiting (group commit).
+        Called with the lock held; releases it during the fsync."""
+        while self._synced < end:
+            if self._syncing:
+                self._synced_cond.wait()
+                continue
+            self._syncing = True
+            target, fd = self._written, self._fd
+            self._lock.release()
+            try:
+                os.fdatasync(fd)
+            finally:
+                self._lock.acquire()
+                self._syncing = False
+            self._synced = max(self._synced, target)
+            self._synced_cond.notify_all()
 
     def _rotate(self) -> None:
         # Never close the fd under an fsync running outside the lock: its number could be reused.

@@ -5,7 +5,8 @@ depends on that request only, so ``workers`` processes can do it for as many lin
 on every request before it — the retry memory, the cardinality cap, the write-ahead log — stays with
 the one process that commits them (``Pipeline.commit_prepared``), in file order. A worker sends back the
 encoded frame, not the records: unpickling records cost the committing process more than encoding them.
-At most ``2 * workers`` lines are in flight, so memory does not grow with the file.
+Lines travel in chunks (``CHUNK_BYTES``), at most ``2 * workers`` chunks in flight, so memory does not
+grow with the file.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ def prepare_line(line: bytes, settings: LineSettings, pricer: Pricer) -> Outcome
         return error
 
 
+# Lines go to a worker in chunks of about this many bytes (or this many lines): a task's round trip
+# costs the committing process ~0.2 ms, as much as preparing a line of a few spans.
+CHUNK_BYTES = 256 << 10
+CHUNK_LINES = 256
+
+
 def prepared_lines(
     lines: Iterable[Line], settings: LineSettings, workers: int = 1
 ) -> Iterator[tuple[Line, Outcome]]:
@@ -72,15 +79,28 @@ def prepared_lines(
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(settings,)
     ) as pool:
-        pending: deque[tuple[Line, Future[Outcome]]] = deque()
-        for line in lines:
-            pending.append((line, pool.submit(_prepare_in_worker, line[1])))
+        pending: deque[tuple[list[Line], Future[list[Outcome]]]] = deque()
+        for chunk in _chunks(lines):
+            pending.append((chunk, pool.submit(_prepare_in_worker, [line[1] for line in chunk])))
             if len(pending) >= 2 * workers:
                 done, future = pending.popleft()
-                yield done, future.result()
+                yield from zip(done, future.result(), strict=True)
         while pending:
             done, future = pending.popleft()
-            yield done, future.result()
+            yield from zip(done, future.result(), strict=True)
+
+
+def _chunks(lines: Iterable[Line]) -> Iterator[list[Line]]:
+    chunk: list[Line] = []
+    size = 0
+    for line in lines:
+        chunk.append(line)
+        size += len(line[1])
+        if size >= CHUNK_BYTES or len(chunk) >= CHUNK_LINES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
 _worker: tuple[LineSettings, Pricer] | None = None
@@ -94,6 +114,6 @@ def _start_worker(settings: LineSettings) -> None:
     freeze_heap()
 
 
-def _prepare_in_worker(line: bytes) -> Outcome:
+def _prepare_in_worker(lines: list[bytes]) -> list[Outcome]:
     assert _worker is not None, "the pool's initializer did not run"
-    return prepare_line(line, *_worker)
+    return [prepare_line(line, *_worker) for line in lines]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -31,8 +32,9 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
 # A decoded request: protobuf stays a message (its spans are read lazily by spans.iter_spans); OTLP/JSON
-# is decoded straight to the spans' views, since json.loads has built every object already.
+# is decoded straight to the spans' views, since parsing it has built every object already.
 Decoded = ExportTraceServiceRequest | list[SpanView]
+_parse_json = msgspec.json.Decoder().decode
 
 
 class RequestError(Exception):
@@ -111,11 +113,24 @@ def _decode(
             raise BadRequest(f"undecodable protobuf body: {error}") from None
         return request
     try:
-        return from_json(json.loads(body), body)
+        return from_json(_json_document(body), body)
     except ValueError as error:  # invalid JSON or UTF-8 (UnicodeDecodeError), or otlp_json.Malformed
         raise BadRequest(f"undecodable OTLP/JSON body: {error}") from None
     except RecursionError:  # json.loads and the value decoder recurse once per nesting level
         raise BadRequest("undecodable OTLP/JSON body: nested too deeply") from None
+
+
+def _json_document(body: bytes) -> Any:
+    """``json.loads(body)``, parsed in C by msgspec (the generic parser took ~20% of file ingest's time).
+
+    msgspec is stricter than the json module (NaN and Infinity, a lone surrogate, a byte order mark,
+    a number past a double's range); what it refuses is parsed again by json, so a body is accepted or
+    refused exactly as before, with json's error message. Both keep integers exact at any size.
+    """
+    try:
+        return _parse_json(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return json.loads(body)
 
 
 def _data_points(request: ExportMetricsServiceRequest) -> int:

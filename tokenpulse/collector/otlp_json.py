@@ -39,12 +39,13 @@ class Malformed(ValueError):
     """A document that is valid JSON but not an OTLP/JSON trace export request."""
 
 
-# Where a value sits: a path, or (the path of a list, the attribute's key or the element's index).
-Where = str | tuple[str, str | int]
+# Where a value sits: a path, or (where a list sits, the attribute's key or the element's index); the
+# text is made only for an error message.
+Where = str | tuple["Where", str | int]
 
 
 def _at(where: Where) -> str:
-    return where if isinstance(where, str) else f"{where[0]}[{where[1]!r}]"
+    return where if isinstance(where, str) else f"{_at(where[0])}[{where[1]!r}]"
 
 
 def json_spans(document: Any, body: bytes = b"") -> list[SpanView]:
@@ -152,26 +153,39 @@ def _span(span: Any, resource: dict[str, Any], scope_name: str) -> SpanView:
     if type(span) is not dict:
         raise Malformed(": a span must be an object")
     get = span.get
-    status = _object(get("status"), ".status")
-    events = _list(get("events"), ".events")
+    # Each field by its JSON name, else its proto name (as _field), inline: this runs for every call.
+    status = get("status")
+    if status is None:
+        code, message = 0, ""
+    else:
+        status = _object(status, ".status")
+        code = _enum(status.get("code"), _STATUS_CODES, ".status.code")
+        message = _string(status.get("message"), ".status.message")
+    events = get("events")
+    name = get("name")
+    if type(name) is not str:
+        name = _string(name, ".name")
+    start = get("startTimeUnixNano")
+    end = get("endTimeUnixNano")
+    parent = get("parentSpanId")
     return SpanView(
         trace_id=_hex_id(_field(span, "traceId", "trace_id"), ".traceId"),
         span_id=_hex_id(_field(span, "spanId", "span_id"), ".spanId"),
-        parent_span_id=_hex_id(_field(span, "parentSpanId", "parent_span_id"), ".parentSpanId"),
-        name=_string(get("name"), ".name"),
+        parent_span_id=_hex_id(get("parent_span_id") if parent is None else parent, ".parentSpanId"),
+        name=name,
         start_time_unix_nano=_integer(
-            _field(span, "startTimeUnixNano", "start_time_unix_nano"), _UINT64, ".startTimeUnixNano"
+            get("start_time_unix_nano") if start is None else start, _UINT64, ".startTimeUnixNano"
         ),
         end_time_unix_nano=_integer(
-            _field(span, "endTimeUnixNano", "end_time_unix_nano"), _UINT64, ".endTimeUnixNano"
+            get("end_time_unix_nano") if end is None else end, _UINT64, ".endTimeUnixNano"
         ),
         attributes=_attributes(get("attributes"), ".attributes"),
         resource=resource,
         scope_name=scope_name,
         kind=_enum(get("kind"), _SPAN_KINDS, ".kind"),
-        status_code=_enum(status.get("code"), _STATUS_CODES, ".status.code"),
-        status_message=_string(status.get("message"), ".status.message"),
-        events=[_event(event, n) for n, event in enumerate(events)],
+        status_code=code,
+        status_message=message,
+        events=[] if events is None else [_event(e, n) for n, e in enumerate(_list(events, ".events"))],
     )
 
 
@@ -295,14 +309,20 @@ def _attributes(items: Any, where: Where) -> dict[str, Any]:
             raise Malformed(f"{_at(where)}: an attribute must be an object, got {type(item).__name__}")
         key = item.get("key", "")
         if type(key) is not str:
-            key = _string(key, f"{where}.key")
+            key = _string(key, f"{_at(where)}.key")
         value = item.get("value")
-        # The hottest loop of file ingest: a value object with one field, most often a string.
+        # The hottest loop of file ingest: a value object with one field, most often a string, then an
+        # integer (a string of digits in OTLP/JSON: fewer than 19 cannot leave the int64 range).
         if type(value) is dict and len(value) == 1:
-            ((kind, raw),) = value.items()
-            if kind == "stringValue" and type(raw) is str:
+            raw = value.get("stringValue")
+            if type(raw) is str:
                 result[key] = raw
                 continue
+            raw = value.get("intValue")
+            if type(raw) is str and len(raw) < 19 and raw.isdecimal():
+                result[key] = int(raw)
+                continue
+            ((kind, raw),) = value.items()
             convert = _VALUES.get(kind)
             # The place is formatted only for an error message: (where, key) costs next to nothing.
             result[key] = None if convert is None or raw is None else convert(raw, (where, key))
@@ -368,12 +388,11 @@ def _bytes_value(raw: Any, where: Where) -> str:
 
 def _array_value(raw: Any, where: Where) -> list[Any]:
     values = _list(_object(raw, where).get("values"), where)
-    at = _at(where)
-    return [_any_value(v, (at, n)) for n, v in enumerate(values)]
+    return [_any_value(v, (where, n)) for n, v in enumerate(values)]
 
 
 def _kvlist_value(raw: Any, where: Where) -> dict[str, Any]:
-    return _attributes(_object(raw, where).get("values"), _at(where))
+    return _attributes(_object(raw, where).get("values"), where)
 
 
 _VALUES: dict[str, Callable[[Any, Where], Any]] = {}

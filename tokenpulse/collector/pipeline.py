@@ -7,7 +7,7 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -41,6 +41,9 @@ from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig,
 from tokenpulse.collector.otlp import Decoded
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import iter_spans
+
+if TYPE_CHECKING:
+    from tokenpulse.config import Settings
 
 # partial_success messages list a few rejections, not thousands.
 _MAX_MESSAGES = 5
@@ -386,6 +389,17 @@ class Pipeline:
         return IngestResult(duplicate=True, items=items)
 
 
+def pipeline_for(settings: Settings, buffer: WriteAheadLog | RequestLog) -> Pipeline:
+    """The pipeline ``settings`` describe, buffering into ``buffer`` (the log, or a worker's channel)."""
+    limits = Limits(
+        max_spans_per_request=settings.max_spans_per_request,
+        max_attributes_per_span=settings.max_attributes_per_span,
+        max_attribute_length=settings.max_attribute_length,
+        max_dimension_values=settings.max_dimension_values,
+    )
+    return Pipeline(buffer, settings.normalize, Pricer(settings.prices, settings.price_tiers), limits)
+
+
 @dataclass
 class Normalized:
     """The spans of one request normalized, before anything is buffered; picklable, so that a worker
@@ -422,7 +436,13 @@ def normalize_request(
         # over the attribute limit is kept so that it is rejected as before.
         return len(span.attributes) > max_attributes or prefilter.keep(span, scope_name)
 
-    for span in iter_spans(request, keep):
+    if isinstance(request, list):
+        # OTLP/JSON arrives as views, every span decoded and checked (a malformed one is a 400); the
+        # same filter spares normalizing those that cannot matter.
+        spans = (s for s in request if len(s.attributes) > max_attributes or prefilter.keeps_view(s))
+    else:
+        spans = iter_spans(request, keep)
+    for span in spans:
         decoded += 1
         try:
             if len(span.attributes) > max_attributes:
