@@ -169,12 +169,14 @@ def drawn_durations(
     end: int = 2 * 1440,
     size: Callable[[int], float] | float = 1.0,
     per_token_ms: float = 0.0,
+    slow: Callable[[int], tuple[float, float]] | None = None,
 ) -> tuple[Series, Series, Series]:
     """A scope whose calls a minute are Poisson around ``calls`` and take log-normal durations around
     ``median_ms`` (spread ``sigma``), plus ``per_token_ms`` for each token of the call's size (log-normal
     around ``size``, spread 0.5, where ``per_token_ms`` is set): the rows of the tail histogram query
     (``history.TAILS``) and of the hourly histogram query (``history.TAILS_HOURLY``) and of the hourly
-    p99 query, as the store would return them."""
+    p99 query, as the store would return them. ``slow`` gives a minute's (share, factor): that share of
+    its calls (at random) takes factor times longer."""
     from tokenpulse.detectors.history import TAIL_EDGES_MS
 
     rng = np.random.default_rng(seed)
@@ -187,6 +189,9 @@ def drawn_durations(
         mean_size = size(m) if callable(size) else size
         sizes = mean_size * (np.exp(0.5 * rng.standard_normal(n)) if per_token_ms else np.ones(n))
         durations = (median + per_token_ms * sizes) * np.exp(sigma * rng.standard_normal(n))
+        if slow is not None:
+            share, factor = slow(m)
+            durations = np.where(rng.random(n) < share, durations * factor, durations)
         over = [int(c) for c in (durations[:, None] > edges[None, :]).sum(axis=0)]
         minutes[m] = (n, over, _size_sums(sizes, durations))
         hours.setdefault(m // 60, []).extend(zip(sizes.tolist(), durations.tolist(), strict=True))

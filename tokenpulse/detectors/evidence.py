@@ -1078,13 +1078,18 @@ class TailDetector(EvidenceDetector):
 
 
 # The changes of the whole distribution tested: (the fraction of calls slower, by how many bins of the
-# histogram, 1.25x each). Every call 2x, 4x or 8x slower; or one call in twenty 4x or 8x slower (retries
-# inside the call, a slow replica). Each resolves against the change halfway to it.
-_SHIFTS = ((1.0, 3), (1.0, 6), (1.0, 9), (0.05, 6), (0.05, 9), (0.02, 6), (0.02, 9))
+# histogram, 1.25x each). Every call 2x, 4x or 8x slower; one call in ten 2x or 4x slower; one in twenty
+# 4x, 8x or 15x slower; one in fifty 8x or 15x slower (retries inside the call, a slow replica). Each
+# resolves against the change halfway to it.
+# fmt: off
+_SHIFTS = (
+    (1.0, 3), (1.0, 6), (1.0, 9), (0.1, 3), (0.1, 6), (0.05, 6), (0.05, 9), (0.05, 12), (0.02, 9), (0.02, 12)
+)
+# fmt: on
 _WHOLE = 3  # the first of them are every call slower
-# Each call's evidence is that of a 3% contaminated model (either way): a call slower than any the
-# trailing day saw is evidence, not a certainty (ln 32 nats at most).
-_CONTAMINATION = 0.03
+# Each call's evidence is that of a 1% contaminated model (either way): a call slower than any the
+# trailing day saw is evidence, not a certainty (ln 99 nats at most).
+_CONTAMINATION = 0.01
 
 
 def _bins(calls: np.ndarray, past: np.ndarray) -> np.ndarray:

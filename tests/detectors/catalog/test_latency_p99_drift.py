@@ -40,6 +40,23 @@ def test_a_slowdown_pages_on_thin_and_busy_routes_and_resolves() -> None:
         assert [status for _, status in mine].count("resolved") == 1  # no flapping
 
 
+def test_one_call_in_fifty_twelve_times_slower_pages_on_a_route_of_ten_calls_a_minute() -> None:
+    """A retry storm inside a few calls: one in fifty takes 12x longer, the p99 moves about 6x, and a
+    minute holds a slow call one time in five. Over six draws of such a route, it pages within 45
+    minutes in five (the shifts tested reach one call in fifty 15x slower)."""
+    detected = []
+    for seed in range(11, 17):
+        detector = LatencyP99Drift()
+        slow = lambda m: (0.02, 12.0) if ONSET <= m < END else (0.0, 1.0)  # noqa: E731
+        tails, histogram, hourly = drawn_durations(
+            scope("/retries"), 10.0, 1000.0, sigma=0.3, seed=seed, end=SPAN, slow=slow
+        )
+        scenario = Scenario().add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly)
+        result = run(detector, scenario, DAY, SPAN, defaults={"ttft_calls": 0})
+        detected.append(bool(result) and result[0][1] == "firing" and result[0][0] <= ONSET + 45)
+    assert sum(detected) >= 5, detected
+
+
 def test_confounders_stay_quiet() -> None:
     single = lambda m: 120_000.0 if m == ONSET else 3000.0  # noqa: E731  one minute of very slow calls
     blip = between(ONSET, ONSET + 2, 20_000.0, 3000.0)  # a 2-minute provider hiccup
