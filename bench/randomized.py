@@ -36,7 +36,8 @@ floor before paging (4 minutes; 10 for cost_spike). Its time to detect is the st
 table compares with. Where the detector pages on a documented level (a per-call mean past 2x, 5x, 10x or
 3x its usual; more than 1% of calls past twice the usual p99), the oracle checks the same level on the
 calls since its own evidence run began before it pages: an incident whose p99 moved 2.02x has changed,
-but its calls seldom show it past 2x.
+but its calls seldom show it past 2x. So does the business floor: a user's spend since the run began
+must reach cost_spike's $3/h (``user_min_usd_per_hour``), as the detector's must.
 
 Reported per detector: detection within 15 minutes by volume band x effect band; time to detect minus
 the oracle's (median, p90); recall among incidents the oracle detects within 15 minutes; false pages
@@ -70,6 +71,7 @@ from pages import count_pages  # bench/pages.py: the script's directory is on sy
 
 from tokenpulse.detectors import stats
 from tokenpulse.detectors.catalog import build_detectors
+from tokenpulse.detectors.catalog.cost_spike import Settings as CostSpikeSettings
 from tokenpulse.detectors.engine import Engine
 from tokenpulse.detectors.evidence import calls_past
 from tokenpulse.detectors.history import TAIL_EDGES_MS, History
@@ -158,6 +160,9 @@ class Kind:
     mean: bool = False  # a per-call mean rises (tokens per call, cost per tool call): effects are factors
     tail: bool = False  # durations (latency): effects are how far the p99 moves
     floor: int = FLOOR  # minutes a change must be seen before the detector pages it (the oracle too)
+    # A business floor the detector pages past, whatever the evidence (the oracle too): dollars an hour
+    # spent since the change began (cost_spike's ``user_min_usd_per_hour``).
+    usd_per_hour: float = 0.0
     # Tails: the duration ("latency" or "ttft"), the range of the scopes' usual p99 (ms) and of the median
     # size of their calls (output tokens for latency, prompt tokens for TTFT: what drives it).
     column: str = "latency"
@@ -195,7 +200,7 @@ KINDS = {
     # A user's spend (cost_spike's user rule): $1-100/h usually, 3-30x during a runaway loop.
     "cost_spike/user": Kind("cost_spike", lambda r: float(np.exp(r.uniform(np.log(1), np.log(100)))) / 60,
                             (3.0, 30.0), ("cost_usd", "calls"), ("service", "user"), "calls:service, user",
-                            mean=True, floor=10),
+                            mean=True, floor=10, usd_per_hour=CostSpikeSettings().user_min_usd_per_hour),
     # Durations: p99 1-30 s; the p99 moves 2-8x, by the whole distribution or by a slow fraction of calls.
     "latency_p99_drift": Kind("latency_p99_drift", lambda r: 1.0, (2.0, 8.0), ("latency_over", "calls"),
                               ("service", "route", "model"), "tails:service, route, model, router",
@@ -559,8 +564,12 @@ def oracle(kind: Kind, truth: Truth, threshold: float) -> int | None:
     if kind.mean:  # Gamma sums with the true spread per call and the true per-minute jitter
         dispersion = truth.spread + calls * truth.rho
         llr = stats.gamma_evidence(truth.part[window], calls, usual, changed, dispersion)
-        gate = (truth.part[window], calls, usual * kind.effects[0])
-        return _first_page(llr, truth, threshold, kind.floor, gate)
+        gates = [(truth.part[window], calls, usual * kind.effects[0])]
+        if kind.usd_per_hour:  # every minute counts, with calls or not
+            gates.append(
+                (truth.part[window], np.ones(len(calls)), np.full(len(calls), kind.usd_per_hour / 60))
+            )
+        return _first_page(llr, truth, threshold, kind.floor, *gates)
     if kind.tail:  # the likelihood ratio of each minute's durations over every bin (given their sizes)
         llr = truth.duration_llr[window]
         past = truth.bins[window][:, None, ::-1].cumsum(axis=-1)[..., ::-1][..., 1:]  # calls past each edge
@@ -580,11 +589,12 @@ def _first_page(
     truth: Truth,
     threshold: float,
     floor: int = FLOOR,
-    gate: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    *gates: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> int | None:
     """Minutes from onset to the page of the CUSUM of ``llr`` (from 240 minutes before the onset): its
-    crossing plus the floor, and not before the run since the CUSUM last left zero reaches the documented
-    level where there is one (``gate``: numerator and denominator per minute, the level per minute)."""
+    crossing plus the floor, and not before the run since the CUSUM last left zero, up to the minute of
+    the page, reaches each documented level there is (``gates``: numerator and denominator per minute,
+    the level per minute)."""
     cusum, start, crossed = 0.0, 0, None
     for offset, value in enumerate(llr):
         if crossed is None:
@@ -594,14 +604,14 @@ def _first_page(
         minute = truth.onset - 240 + offset
         if crossed is None and cusum >= threshold and minute >= truth.onset:
             crossed = minute
-        if crossed is not None:
-            top, bottom, level = gate if gate is not None else (None, None, None)
-            reached = gate is None or (
+        if crossed is not None and minute + 1 - crossed >= floor:  # at the page, as the detector checks
+            reached = all(
                 bottom[start : offset + 1].sum() > 0
                 and top[start : offset + 1].sum() >= level[offset] * bottom[start : offset + 1].sum()
+                for top, bottom, level in gates
             )
             if reached:
-                return max(crossed - truth.onset + floor, minute + 1 - truth.onset)
+                return minute + 1 - truth.onset
     return None
 
 

@@ -67,3 +67,23 @@ def test_the_oracle_weighs_each_call_given_its_size_and_pages_on_a_clear_slowdow
     assert before.mean() < 0 < during.mean()  # evidence against the change before it, for it during
     threshold = stats.evidence_threshold(400, 100.0)
     assert oracle(TAIL, truth, threshold) is not None
+
+
+def test_the_oracle_pages_a_users_spike_only_past_the_business_floor() -> None:
+    """A user's spike the evidence proves is paged by the oracle only once their spend since it began
+    reaches cost_spike's $3/h, as the detector's is: the same spike, its spend scaled under the floor,
+    is not."""
+    kind = KINDS["cost_spike/user"]
+    threshold = stats.evidence_threshold(400, 100.0)
+    for seed in range(200):
+        truth = draw(kind, np.random.default_rng(seed), "i0", True)
+        during = slice(truth.onset, truth.end)
+        if oracle(kind, truth, threshold) is not None and truth.part[during].mean() * 60 > 6:
+            break
+    else:
+        raise AssertionError("no user spike well past the floor drawn")
+    # The same minutes at a hundredth of the spend: the same evidence (a mean's, scaled), under $3/h.
+    scale = 0.01
+    truth.part, truth.usual, truth.changed = truth.part * scale, truth.usual * scale, truth.changed * scale
+    assert truth.part[during].mean() * 60 < 3
+    assert oracle(kind, truth, threshold) is None
