@@ -43,7 +43,7 @@ def test_a_slowdown_pages_on_thin_and_busy_routes_and_resolves() -> None:
 def test_one_call_in_fifty_twelve_times_slower_pages_on_a_route_of_ten_calls_a_minute() -> None:
     """A retry storm inside a few calls: one in fifty takes 12x longer, the p99 moves about 6x, and a
     minute holds a slow call one time in five. Over six draws of such a route, it pages within 45
-    minutes in five (the shifts tested reach one call in fifty 15x slower)."""
+    minutes in five (each call far past the trailing day weighs up to ln 99 nats)."""
     detected = []
     for seed in range(11, 17):
         detector = LatencyP99Drift()
@@ -55,6 +55,20 @@ def test_one_call_in_fifty_twelve_times_slower_pages_on_a_route_of_ten_calls_a_m
         result = run(detector, scenario, DAY, SPAN, defaults={"ttft_calls": 0})
         detected.append(bool(result) and result[0][1] == "firing" and result[0][0] <= ONSET + 45)
     assert sum(detected) >= 5, detected
+
+
+def test_a_slowdown_of_hours_stays_firing_once_it_is_in_the_trailing_day() -> None:
+    """Every call 7x slower for 200 minutes on a busy route: after an hour, the slow calls are in the
+    trailing day the durations' shape is compared with, but more than 1% of the calls are past the
+    level all along, so it fires once and resolves only after the slowdown ends."""
+    end, span = ONSET + 200, ONSET + 260
+    detector = LatencyP99Drift()
+    slow = between(ONSET, end, 21_000.0, 3000.0)
+    tails, histogram, hourly = drawn_durations(scope("/long"), 140.0, slow, sigma=0.3, seed=12, end=span)
+    scenario = Scenario().add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly)
+    result = run(detector, scenario, DAY, span, defaults={"ttft_calls": 0})
+    assert [status for _, status, _, _ in result] == ["firing", "resolved"], result
+    assert result[0][0] <= ONSET + 10 and result[1][0] >= end
 
 
 def test_confounders_stay_quiet() -> None:
