@@ -754,9 +754,16 @@ class MeanDetector(EvidenceDetector):
         return grids[self.denominator]
 
     def null_scale(
-        self, history: History, dims: Sequence[str], scopes: list[Scope], total: np.ndarray, rows: np.ndarray
+        self,
+        history: History,
+        frame: pd.DataFrame,
+        dims: Sequence[str],
+        scopes: list[Scope],
+        total: np.ndarray,
+        rows: np.ndarray,
     ) -> np.ndarray | float:
-        """A factor on the usual level per (scan row, scope): what else explains a higher mean now."""
+        """A factor on the usual level per (scan row, scope): what else explains a higher mean now
+        (``frame``: the rows the scopes come from)."""
         return 1.0
 
     def min_duration(self, dims: Sequence[str]) -> timedelta:
@@ -792,7 +799,7 @@ class MeanDetector(EvidenceDetector):
         # under the business floor divided by the smallest change tested.
         null = usual * (1 + np.sqrt(spread / np.maximum(base_draws, 1.0)))
         null = np.where(same_hour, null, null * DIURNAL_RISE) * self.null_scale(
-            history, dims, scopes, total, rows
+            history, frame, dims, scopes, total, rows
         )
         rises = self.rises(dims)
         null = np.maximum(null, s.floor / rises[0])

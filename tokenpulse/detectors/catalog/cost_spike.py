@@ -219,11 +219,65 @@ class CostSpike(MeanDetector):
         return (grids["calls"] > 0).astype(float) if "user" in dims else grids["calls"]
 
     def null_scale(
-        self, history: History, dims: Sequence[str], scopes: list[Scope], total: np.ndarray, rows: np.ndarray
+        self,
+        history: History,
+        frame: pd.DataFrame,
+        dims: Sequence[str],
+        scopes: list[Scope],
+        total: np.ndarray,
+        rows: np.ndarray,
     ) -> np.ndarray | float:
-        """For users: how many times their usual spend the service's other users spend now (at least 1)."""
-        if "user" not in dims:
+        """For users: how many times their usual spend the service's other users spend now (at least 1).
+        For a service and a service's model: how many times their usual cost per call the routes their
+        calls went to now usually cost (a route's own cost is its own scope's)."""
+        if "user" in dims:
+            return self._others_scale(history, scopes, total, rows)
+        if "route" in dims:
             return 1.0
+        return self._route_mix(history, frame, dims, scopes, rows)
+
+    def _route_mix(
+        self,
+        history: History,
+        frame: pd.DataFrame,
+        dims: Sequence[str],
+        scopes: list[Scope],
+        rows: np.ndarray,
+    ) -> np.ndarray | float:
+        """The usual cost per call of each route, weighed by the scope's calls to it now, against the
+        same weighed by its baseline's calls (per scan row and scope): a model that starts serving a
+        heavier route costs more per call, and that is no spike of the model's (nor of the service's:
+        more calls to a pricier route is traffic, like a surge, the budgets' job)."""
+        grids_by_route, routes = self._grids(frame, (*dims, "route"), COLUMNS, history)
+        if not routes:
+            return 1.0
+        (base_calls, base_cost), _, _ = windows.baseline_sums(
+            (grids_by_route["calls"], grids_by_route["cost_usd"]), rows, lag=_LAG, days=BASELINE_DAYS,
+            enough=self.settings.learning_calls,
+        )  # fmt: skip
+        known = base_calls > 0
+        usual = np.where(known, base_cost / np.where(known, base_calls, 1.0), 0.0)
+        now_calls = grids_by_route["calls"][rows] * known
+        index = {scope: i for i, scope in enumerate(scopes)}
+        parent = np.array([index.get(tuple(p for p in route if p[0] != "route"), -1) for route in routes])
+        inside = parent >= 0
+
+        def by_scope(values: np.ndarray) -> np.ndarray:
+            out = np.zeros((len(rows), len(scopes)))
+            np.add.at(out.T, parent[inside], values[:, inside].T)
+            return out
+
+        now_calls_sum, base_calls_sum = by_scope(now_calls), by_scope(base_calls * known)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            now = by_scope(now_calls * usual) / now_calls_sum
+            usual_mix = by_scope(base_calls * usual) / base_calls_sum
+            factor = now / usual_mix
+        return np.where((now_calls_sum > 0) & (base_calls_sum > 0) & (usual_mix > 0), factor, 1.0)
+
+    def _others_scale(
+        self, history: History, scopes: list[Scope], total: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray | float:
+        """How many times their usual spend a user's service's other users spend now (at least 1)."""
         service_grids, services = self._grids(history[ROLLUP], ("service",), ("cost_usd",), history)
         if not services:
             return 1.0
