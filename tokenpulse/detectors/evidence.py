@@ -761,9 +761,10 @@ class MeanDetector(EvidenceDetector):
         scopes: list[Scope],
         total: np.ndarray,
         rows: np.ndarray,
+        usual: np.ndarray,
     ) -> np.ndarray | float:
         """A factor on the usual level per (scan row, scope): what else explains a higher mean now
-        (``frame``: the rows the scopes come from)."""
+        (``frame``: the rows the scopes come from; ``usual``: the level per scan row and scope)."""
         return 1.0
 
     def min_duration(self, dims: Sequence[str]) -> timedelta:
@@ -799,7 +800,7 @@ class MeanDetector(EvidenceDetector):
         # under the business floor divided by the smallest change tested.
         null = usual * (1 + np.sqrt(spread / np.maximum(base_draws, 1.0)))
         null = np.where(same_hour, null, null * DIURNAL_RISE) * self.null_scale(
-            history, frame, dims, scopes, total, rows
+            history, frame, dims, scopes, total, rows, usual
         )
         rises = self.rises(dims)
         null = np.maximum(null, s.floor / rises[0])

@@ -161,19 +161,30 @@ def test_overnight_trough_and_morning_ramp_do_not_alert() -> None:
     assert run(CostSpike(), scenario, DAY - 180, DAY + 600, history_from=DAY - 600) == []
 
 
-def test_a_model_taking_over_a_heavier_route_is_no_spike_but_dearer_calls_of_a_model_are() -> None:
-    """search: gpt-4o-mini serves /suggest ($0.001 a call) and 10% of /answer ($0.01 a call on it); a
-    router then sends it 90% of /answer. Its cost per call triples, all of it the heavier route's
-    usual price, and the service's and /answer's fall: none pages. gpt-4o's calls of /answer cost 5x
-    at the same time (their prompts grew): that model pages."""
-    takeover, grew = between(ONSET, LAST, 0.9, 0.1), between(ONSET, LAST, 5.0, 1.0)
+@pytest.mark.parametrize("before", [0.1, 0.0])
+def test_a_model_taking_over_a_heavier_route_is_no_spike_but_dearer_calls_of_a_model_are(
+    before: float,
+) -> None:
+    """search: gpt-4o-mini serves /suggest (200 tokens, $0.001 a call) and ``before`` of /answer (2,000
+    tokens: $0.01 a call on it); a router then sends it 90% of /answer. Its cost per call triples or
+    more, all of it the heavier route's usual price (where it never served /answer: the route's tokens
+    per call at its price per token), and the service's and /answer's fall: none pages. gpt-4o's calls
+    of /answer cost 5x at the same time (their prompts grew): that model pages."""
+    takeover, grew = between(ONSET, LAST, 0.9, before), between(ONSET, LAST, 5.0, 1.0)
     mini, big = "gpt-4o-mini", "gpt-4o"
+
+    def share(m: int, on_mini: bool) -> float:
+        return takeover(m) if on_mini else 1 - takeover(m)
+
     scenario = Scenario().add(
         ROLLUP,
-        rollup("search", "/suggest", mini, calls=100, cost_usd=0.1),
-        rollup("search", "/answer", mini, calls=lambda m: 100 * takeover(m), cost_usd=lambda m: takeover(m)),
-        rollup("search", "/answer", big, calls=lambda m: 100 * (1 - takeover(m)),
-               cost_usd=lambda m: 10 * (1 - takeover(m)) * grew(m)),
+        rollup("search", "/suggest", mini, calls=100, cost_usd=0.1, input_tokens=20_000),
+        *[
+            rollup("search", "/answer", model, calls=lambda m, o=on_mini: 100 * share(m, o),
+                   input_tokens=lambda m, o=on_mini, g=growth: 200_000 * share(m, o) * g(m),
+                   cost_usd=lambda m, o=on_mini, g=growth, c=cost: c * share(m, o) * g(m))
+            for model, on_mini, growth, cost in ((mini, True, lambda m: 1.0, 1.0), (big, False, grew, 10.0))
+        ],
     ).add(CostSpike().users)  # fmt: skip
     result = run(CostSpike(), scenario, DAY, DAY + 120)
     assert [(status, scope) for _, status, _, scope in result if status == "firing"] == [

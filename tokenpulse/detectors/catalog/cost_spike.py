@@ -83,6 +83,7 @@ from tokenpulse.detectors.history import (
 ROLLUP_LEVELS = (("service",), ("service", "route"), ("service", "model"))
 USER_DIMS = ("service", "user")
 COLUMNS = ("calls", "cost_usd")
+_TOKENS = ("input_tokens", "output_tokens")
 BUDGET_DIMENSIONS = ("route", "model", "user")  # besides the service, at most one of these
 # How long the service's other users' spend is averaged over to say how much more than usual they spend.
 _OTHERS_MINUTES = 15
@@ -226,6 +227,7 @@ class CostSpike(MeanDetector):
         scopes: list[Scope],
         total: np.ndarray,
         rows: np.ndarray,
+        usual: np.ndarray,
     ) -> np.ndarray | float:
         """For users: how many times their usual spend the service's other users spend now (at least 1).
         For a service and a service's model: how many times their usual cost per call the routes their
@@ -234,7 +236,7 @@ class CostSpike(MeanDetector):
             return self._others_scale(history, scopes, total, rows)
         if "route" in dims:
             return 1.0
-        return self._route_mix(history, frame, dims, scopes, rows)
+        return self._route_mix(history, frame, dims, scopes, rows, usual)
 
     def _route_mix(
         self,
@@ -243,23 +245,26 @@ class CostSpike(MeanDetector):
         dims: Sequence[str],
         scopes: list[Scope],
         rows: np.ndarray,
+        usual_per_call: np.ndarray,
     ) -> np.ndarray | float:
         """The usual cost per call of each route, weighed by the scope's calls to it now, against the
-        same weighed by its baseline's calls (per scan row and scope): a model that starts serving a
+        scope's ``usual_per_call`` (per scan row and scope; at least 1): a model that starts serving a
         heavier route costs more per call, and that is no spike of the model's (nor of the service's:
-        more calls to a pricier route is traffic, like a surge, the budgets' job)."""
-        grids_by_route, routes = self._grids(frame, (*dims, "route"), COLUMNS, history)
+        more calls to a pricier route is traffic, like a surge, the budgets' job). A route the model
+        never served costs what its tokens per call (on any model) cost at the model's usual price per
+        token."""
+        columns = (*COLUMNS, *_TOKENS)
+        by_route, routes = self._grids(frame, (*dims, "route"), columns, history)
         if not routes:
             return 1.0
-        (base_calls, base_cost), _, _ = windows.baseline_sums(
-            (grids_by_route["calls"], grids_by_route["cost_usd"]), rows, lag=_LAG, days=BASELINE_DAYS,
+        tokens = by_route["input_tokens"] + by_route["output_tokens"]
+        (base_calls, base_cost, base_tokens), _, _ = windows.baseline_sums(
+            (by_route["calls"], by_route["cost_usd"], tokens), rows, lag=_LAG, days=BASELINE_DAYS,
             enough=self.settings.learning_calls,
         )  # fmt: skip
         known = base_calls > 0
         usual = np.where(known, base_cost / np.where(known, base_calls, 1.0), 0.0)
-        now_calls = grids_by_route["calls"][rows] * known
-        index = {scope: i for i, scope in enumerate(scopes)}
-        parent = np.array([index.get(tuple(p for p in route if p[0] != "route"), -1) for route in routes])
+        parent = _parents(routes, scopes, "route")
         inside = parent >= 0
 
         def by_scope(values: np.ndarray) -> np.ndarray:
@@ -267,12 +272,46 @@ class CostSpike(MeanDetector):
             np.add.at(out.T, parent[inside], values[:, inside].T)
             return out
 
-        now_calls_sum, base_calls_sum = by_scope(now_calls), by_scope(base_calls * known)
+        if "model" in dims:
+            usual, known = self._new_routes(history, routes, rows, usual, known, by_scope(base_cost),
+                                            by_scope(base_tokens), parent)  # fmt: skip
+        now_calls = by_route["calls"][rows] * known
+        now_calls_sum = by_scope(now_calls)
         with np.errstate(divide="ignore", invalid="ignore"):
-            now = by_scope(now_calls * usual) / now_calls_sum
-            usual_mix = by_scope(base_calls * usual) / base_calls_sum
-            factor = now / usual_mix
-        return np.where((now_calls_sum > 0) & (base_calls_sum > 0) & (usual_mix > 0), factor, 1.0)
+            factor = by_scope(now_calls * usual) / now_calls_sum / usual_per_call
+        valid = (now_calls_sum > 0) & (usual_per_call > 0) & np.isfinite(factor)
+        return np.where(valid, np.maximum(factor, 1.0), 1.0)
+
+    def _new_routes(
+        self,
+        history: History,
+        routes: list[Scope],
+        rows: np.ndarray,
+        usual: np.ndarray,
+        known: np.ndarray,
+        model_cost: np.ndarray,
+        model_tokens: np.ndarray,
+        parent: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``usual`` cost per call of each (model, route) with, where it has no baseline, the route's usual
+        tokens per call on any model at the model's usual cost per token (``model_cost`` / ``model_tokens``
+        over the routes it served, per scan row and model scope), and where that is known."""
+        on_any, route_scopes = self._grids(
+            history[ROLLUP], ("service", "route"), (*_TOKENS, "calls"), history
+        )
+        if not route_scopes:
+            return usual, known
+        (route_tokens, route_calls), _, _ = windows.baseline_sums(
+            (on_any["input_tokens"] + on_any["output_tokens"], on_any["calls"]), rows, lag=_LAG,
+            days=BASELINE_DAYS, enough=self.settings.learning_calls,
+        )  # fmt: skip
+        route_of = _parents(routes, route_scopes, "model")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_call = route_tokens / route_calls
+            per_token = model_cost / model_tokens
+            estimate = per_call[:, np.maximum(route_of, 0)] * per_token[:, np.maximum(parent, 0)]
+        estimable = ~known & (route_of >= 0) & (parent >= 0) & np.isfinite(estimate) & (estimate > 0)
+        return np.where(estimable, estimate, usual), known | estimable
 
     def _others_scale(
         self, history: History, scopes: list[Scope], total: np.ndarray, rows: np.ndarray
@@ -391,6 +430,14 @@ def _could_page(frame: pd.DataFrame, times: Sequence[datetime], settings: Settin
     spent = frame[scan].groupby(key, observed=True)["cost_usd"].sum()
     keys = pd.MultiIndex.from_frame(frame[key])
     return pd.Series(keys.isin(spent[spent >= needed].index), index=frame.index)
+
+
+def _parents(scopes: list[Scope], parents: list[Scope], without: str) -> np.ndarray:
+    """Each scope's index in ``parents`` once its ``without`` dimension is left out (-1: none)."""
+    index = {scope: i for i, scope in enumerate(parents)}
+    return np.array(
+        [index.get(tuple(p for p in scope if p[0] != without), -1) for scope in scopes], dtype=np.int64
+    )
 
 
 def _per_hour(run: Run) -> np.ndarray:
