@@ -1,6 +1,7 @@
 """Store.insert_rows: what the embedded insert path stores, against ClickHouse's own parsing of the rows."""
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,15 @@ def test_a_retried_insert_is_a_no_op_in_the_table_and_its_rollup(store: Store) -
     assert store.rows("SELECT count(), (SELECT sum(calls) FROM calls_1m) FROM calls") == [(2, 2)]
     store.insert_rows("calls", rows, "another-batch")  # the same rows under another token are new
     assert store.rows("SELECT count(), (SELECT sum(calls) FROM calls_1m) FROM calls") == [(4, 4)]
+
+
+def test_an_insert_leaves_no_file_and_a_killed_ones_file_goes_at_the_next_open(tmp_path: Path) -> None:
+    opened = Store.open(tmp_path)
+    opened.migrate()
+    opened.insert_rows("calls", encode_rows([call_record()], CALL_FIELDS), "one")
+    assert opened.spool is not None and list(opened.spool.iterdir()) == []
+    opened.close()
+    leftover = tmp_path / "inserts" / "insert-killed.jsonl"  # as a SIGKILL mid-insert leaves it
+    leftover.write_bytes(b"[]\n")
+    Store.open(tmp_path).close()
+    assert not leftover.exists()

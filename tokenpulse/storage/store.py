@@ -48,6 +48,9 @@ def _without_low_cardinality(column_type: str) -> str:
     return _LOW_CARDINALITY.sub(r"\1", column_type)
 
 
+_SPOOL_PREFIX = "insert-"  # the files of embedded inserts (Store.spool)
+
+
 class DataDirInUse(RuntimeError):
     """Another process holds the embedded store's data directory (chDB allows one process per directory)."""
 
@@ -80,9 +83,10 @@ class DataDirLock:
 class Store:
     """ClickHouse access: migrations, idempotent batch inserts and parameterized queries."""
 
-    def __init__(self, client: Client, embedded: bool = False) -> None:
+    def __init__(self, client: Client, embedded: bool = False, spool: Path | None = None) -> None:
         self.client = client
         self.embedded = embedded  # chDB in this process: its memory is the daemon's
+        self.spool = spool  # where an embedded insert's rows wait in a file (None: the system's temp)
         self._structures: dict[str, str] = {}  # per table, how insert_rows parses its rows
 
     @classmethod
@@ -102,8 +106,16 @@ class Store:
                     f"cannot use the ClickHouse server at {redact_url(clickhouse_url)} "
                     f"(--clickhouse / TOKENPULSE_CLICKHOUSE_URL / clickhouse_url): {reason}"
                 ) from None
+        # An insert killed with the process leaves its file behind; the caller's lock makes any file
+        # here such a leftover (its rows are still in the write-ahead log).
+        spool = data_dir / "inserts"
+        spool.mkdir(parents=True, exist_ok=True)
+        for leftover in spool.glob(f"{_SPOOL_PREFIX}*"):
+            leftover.unlink(missing_ok=True)
         return cls(
-            clickhouse_connect.get_client(dsn=f"chdb://{(data_dir / 'chdb').resolve()}"), embedded=True
+            clickhouse_connect.get_client(dsn=f"chdb://{(data_dir / 'chdb').resolve()}"),
+            embedded=True,
+            spool=spool,
         )
 
     def close(self) -> None:
@@ -169,7 +181,7 @@ class Store:
         # a third of chDB's CPU for a call row (bench/insert.py). The settings travel in the statement:
         # chDB applies per-call settings with a SET and a restore per setting.
         clause = ", ".join(f"{name} = {_literal(value)}" for name, value in settings.items())
-        with tempfile.NamedTemporaryFile(prefix="tokenpulse-insert-", suffix=".jsonl") as file:
+        with tempfile.NamedTemporaryFile(prefix=_SPOOL_PREFIX, suffix=".jsonl", dir=self.spool) as file:
             file.write(rows)
             file.flush()
             self.client.command(
