@@ -6,6 +6,7 @@ import fcntl
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,25 @@ _CACHE_METRICS = (
     "CompiledExpressionCacheBytes",
 )  # fmt: skip
 _JEMALLOC = re.compile(r"Allocated: (\d+), active: \d+, metadata: \d+ .*?, resident: (\d+),")
+
+
+def _literal(value: object) -> str:
+    """``value`` as a ClickHouse literal: a number as is, anything else a quoted string."""
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# LowCardinality(T), where T may hold one level of parentheses (Nullable(String)).
+_LOW_CARDINALITY = re.compile(r"LowCardinality\(((?:[^()]|\([^()]*\))*)\)")
+
+
+def _without_low_cardinality(column_type: str) -> str:
+    """``column_type`` with every ``LowCardinality(T)`` replaced by ``T``."""
+    return _LOW_CARDINALITY.sub(r"\1", column_type)
+
+
+_SPOOL_PREFIX = "insert-"  # the files of embedded inserts (Store.spool)
 
 
 class DataDirInUse(RuntimeError):
@@ -63,9 +83,11 @@ class DataDirLock:
 class Store:
     """ClickHouse access: migrations, idempotent batch inserts and parameterized queries."""
 
-    def __init__(self, client: Client, embedded: bool = False) -> None:
+    def __init__(self, client: Client, embedded: bool = False, spool: Path | None = None) -> None:
         self.client = client
         self.embedded = embedded  # chDB in this process: its memory is the daemon's
+        self.spool = spool  # where an embedded insert's rows wait in a file (None: the system's temp)
+        self._structures: dict[str, str] = {}  # per table, how insert_rows parses its rows
 
     @classmethod
     def open(cls, data_dir: Path, clickhouse_url: str | None = None) -> Store:
@@ -84,8 +106,16 @@ class Store:
                     f"cannot use the ClickHouse server at {redact_url(clickhouse_url)} "
                     f"(--clickhouse / TOKENPULSE_CLICKHOUSE_URL / clickhouse_url): {reason}"
                 ) from None
+        # An insert killed with the process leaves its file behind; the caller's lock makes any file
+        # here such a leftover (its rows are still in the write-ahead log).
+        spool = data_dir / "inserts"
+        spool.mkdir(parents=True, exist_ok=True)
+        for leftover in spool.glob(f"{_SPOOL_PREFIX}*"):
+            leftover.unlink(missing_ok=True)
         return cls(
-            clickhouse_connect.get_client(dsn=f"chdb://{(data_dir / 'chdb').resolve()}"), embedded=True
+            clickhouse_connect.get_client(dsn=f"chdb://{(data_dir / 'chdb').resolve()}"),
+            embedded=True,
+            spool=spool,
         )
 
     def close(self) -> None:
@@ -112,6 +142,7 @@ class Store:
             )
             log.info("applied migration %d: %s", migration.version, migration.name)
             applied.append(migration.version)
+        self._structures.clear()  # a migration may have changed a column's type
         return applied
 
     def set_retention(self, days: int) -> None:
@@ -133,20 +164,49 @@ class Store:
     def insert_rows(self, table: str, rows: bytes, dedup_token: str) -> None:
         """Insert encoded ``rows`` (see buffer.rows); a retry with the same token is a no-op, in the
         table and its views."""
-        self.client.raw_insert(
-            table,
-            TABLE_COLUMNS[table],
-            rows,
-            fmt="JSONCompactEachRow",
-            settings={
-                "insert_deduplication_token": dedup_token,
-                "deduplicate_blocks_in_dependent_materialized_views": 1,
-                "async_insert": 0,
-                # A row written before a column was added (an older version's write-ahead log) ends
-                # early; its missing trailing columns take their defaults (buffer.rows.AFTER_TENANT).
-                "input_format_json_compact_allow_variable_number_of_columns": 1,
-            },
-        )
+        settings = {
+            "insert_deduplication_token": dedup_token,
+            "deduplicate_blocks_in_dependent_materialized_views": 1,
+            "async_insert": 0,
+            # A row written before a column was added (an older version's write-ahead log) ends
+            # early; its missing trailing columns take their defaults (buffer.rows.AFTER_TENANT).
+            "input_format_json_compact_allow_variable_number_of_columns": 1,
+        }
+        columns = TABLE_COLUMNS[table]
+        if not self.embedded:
+            self.client.raw_insert(table, columns, rows, fmt="JSONCompactEachRow", settings=settings)
+            return
+        # Embedded, the rows are read from a file with every LowCardinality(T) column parsed as plain T
+        # and converted a block at a time: filling the dictionaries value by value while parsing took
+        # a third of chDB's CPU for a call row (bench/insert.py). The settings travel in the statement:
+        # chDB applies per-call settings with a SET and a restore per setting.
+        clause = ", ".join(f"{name} = {_literal(value)}" for name, value in settings.items())
+        with tempfile.NamedTemporaryFile(prefix=_SPOOL_PREFIX, suffix=".jsonl", dir=self.spool) as file:
+            file.write(rows)
+            file.flush()
+            self.client.command(
+                f"INSERT INTO {table} ({', '.join(f'`{c}`' for c in columns)}) SETTINGS {clause}"
+                f" SELECT * FROM file({_literal(file.name)}, 'JSONCompactEachRow',"
+                f" {_literal(self._input_structure(table))})"
+            )
+
+    def _input_structure(self, table: str) -> str:
+        """The structure ``insert_rows`` parses ``table``'s rows with: its columns' types, each
+        ``LowCardinality(T)`` as ``T`` (read from the table once: migrations may change them)."""
+        structure = self._structures.get(table)
+        if structure is None:
+            types = dict(
+                self.rows(
+                    "SELECT name, type FROM system.columns"
+                    " WHERE database = currentDatabase() AND table = {t:String}",
+                    {"t": table},
+                )
+            )
+            structure = ", ".join(
+                f"`{name}` {_without_low_cardinality(types[name])}" for name in TABLE_COLUMNS[table]
+            )
+            self._structures[table] = structure
+        return structure
 
     def memory_usage(self) -> dict[str, int]:
         """Bytes the embedded engine uses, by kind (empty on a ClickHouse server): ``tracked`` (its own
