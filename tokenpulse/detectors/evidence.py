@@ -753,18 +753,8 @@ class MeanDetector(EvidenceDetector):
         history a scope must have to be watched is counted in calls whatever this is."""
         return grids[self.denominator]
 
-    def null_scale(
-        self,
-        history: History,
-        frame: pd.DataFrame,
-        dims: Sequence[str],
-        scopes: list[Scope],
-        total: np.ndarray,
-        rows: np.ndarray,
-        usual: np.ndarray,
-    ) -> np.ndarray | float:
-        """A factor on the usual level per (scan row, scope): what else explains a higher mean now
-        (``frame``: the rows the scopes come from; ``usual``: the level per scan row and scope)."""
+    def null_scale(self, scan: MeanScan) -> np.ndarray | float:
+        """A factor on the usual level per (scan row, scope): what else explains a higher mean now."""
         return 1.0
 
     def min_duration(self, dims: Sequence[str]) -> timedelta:
@@ -799,9 +789,8 @@ class MeanDetector(EvidenceDetector):
         # (one standard error of the mean), higher where it knows nothing of the time of day, and never
         # under the business floor divided by the smallest change tested.
         null = usual * (1 + np.sqrt(spread / np.maximum(base_draws, 1.0)))
-        null = np.where(same_hour, null, null * DIURNAL_RISE) * self.null_scale(
-            history, frame, dims, scopes, total, rows, usual
-        )
+        scan = MeanScan(history, frame, dims, scopes, total, rows, usual)
+        null = np.where(same_hour, null, null * DIURNAL_RISE) * self.null_scale(scan)
         rises = self.rises(dims)
         null = np.maximum(null, s.floor / rises[0])
         # Learning: too few calls in the baseline, or (where a draw is an active minute, not a call) too few
@@ -851,6 +840,21 @@ def _read(calls: np.ndarray) -> np.ndarray:
     the same for every scope, its sums broadcast): a minute outside the ranges read, or before the store
     began, is not a minute of usual spend."""
     return (calls.sum(axis=1) > 0)[:, None].astype(float)
+
+
+@dataclass(frozen=True)
+class MeanScan:
+    """What a mean's scan has read, for ``MeanDetector.null_scale``: the history, the rows its scopes
+    come from, their dimensions, the scopes, the numerator per minute and scope, the scan's rows of the
+    grid, and the usual level per scan row and scope."""
+
+    history: History
+    frame: pd.DataFrame
+    dims: Sequence[str]
+    scopes: list[Scope]
+    total: np.ndarray
+    rows: np.ndarray
+    usual: np.ndarray
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ from tokenpulse.detectors.evidence import (
     SCAN,
     Assessment,
     MeanDetector,
+    MeanScan,
     MeanSettings,
     Run,
     Signal,
@@ -219,42 +220,26 @@ class CostSpike(MeanDetector):
         # few times an hour is compared with what they spend when they do.
         return (grids["calls"] > 0).astype(float) if "user" in dims else grids["calls"]
 
-    def null_scale(
-        self,
-        history: History,
-        frame: pd.DataFrame,
-        dims: Sequence[str],
-        scopes: list[Scope],
-        total: np.ndarray,
-        rows: np.ndarray,
-        usual: np.ndarray,
-    ) -> np.ndarray | float:
+    def null_scale(self, scan: MeanScan) -> np.ndarray | float:
         """For users: how many times their usual spend the service's other users spend now (at least 1).
         For a service and a service's model: how many times their usual cost per call the routes their
         calls went to now usually cost (a route's own cost is its own scope's)."""
-        if "user" in dims:
-            return self._others_scale(history, scopes, total, rows)
-        if "route" in dims:
+        if "user" in scan.dims:
+            return self._others_scale(scan)
+        if "route" in scan.dims:
             return 1.0
-        return self._route_mix(history, frame, dims, scopes, rows, usual)
+        return self._route_mix(scan)
 
-    def _route_mix(
-        self,
-        history: History,
-        frame: pd.DataFrame,
-        dims: Sequence[str],
-        scopes: list[Scope],
-        rows: np.ndarray,
-        usual_per_call: np.ndarray,
-    ) -> np.ndarray | float:
+    def _route_mix(self, scan: MeanScan) -> np.ndarray | float:
         """The usual cost per call of each route, weighed by the scope's calls to it now, against the
-        scope's ``usual_per_call`` (per scan row and scope; at least 1): a model that starts serving a
+        scope's usual cost per call (per scan row and scope; at least 1): a model that starts serving a
         heavier route costs more per call, and that is no spike of the model's (nor of the service's:
         more calls to a pricier route is traffic, like a surge, the budgets' job). A route the model
         never served costs what its tokens per call (on any model) cost at the model's usual price per
         token."""
+        history, rows, scopes = scan.history, scan.rows, scan.scopes
         columns = (*COLUMNS, *_TOKENS)
-        by_route, routes = self._grids(frame, (*dims, "route"), columns, history)
+        by_route, routes = self._grids(scan.frame, (*scan.dims, "route"), columns, history)
         if not routes:
             return 1.0
         tokens = by_route["input_tokens"] + by_route["output_tokens"]
@@ -272,14 +257,14 @@ class CostSpike(MeanDetector):
             np.add.at(out.T, parent[inside], values[:, inside].T)
             return out
 
-        if "model" in dims:
+        if "model" in scan.dims:
             usual, known = self._new_routes(history, routes, rows, usual, known, by_scope(base_cost),
                                             by_scope(base_tokens), parent)  # fmt: skip
         now_calls = by_route["calls"][rows] * known
         now_calls_sum = by_scope(now_calls)
         with np.errstate(divide="ignore", invalid="ignore"):
-            factor = by_scope(now_calls * usual) / now_calls_sum / usual_per_call
-        valid = (now_calls_sum > 0) & (usual_per_call > 0) & np.isfinite(factor)
+            factor = by_scope(now_calls * usual) / now_calls_sum / scan.usual
+        valid = (now_calls_sum > 0) & (scan.usual > 0) & np.isfinite(factor)
         return np.where(valid, np.maximum(factor, 1.0), 1.0)
 
     def _new_routes(
@@ -313,10 +298,9 @@ class CostSpike(MeanDetector):
         estimable = ~known & (route_of >= 0) & (parent >= 0) & np.isfinite(estimate) & (estimate > 0)
         return np.where(estimable, estimate, usual), known | estimable
 
-    def _others_scale(
-        self, history: History, scopes: list[Scope], total: np.ndarray, rows: np.ndarray
-    ) -> np.ndarray | float:
+    def _others_scale(self, scan: MeanScan) -> np.ndarray | float:
         """How many times their usual spend a user's service's other users spend now (at least 1)."""
+        history, scopes, total, rows = scan.history, scan.scopes, scan.total, scan.rows
         service_grids, services = self._grids(history[ROLLUP], ("service",), ("cost_usd",), history)
         if not services:
             return 1.0
