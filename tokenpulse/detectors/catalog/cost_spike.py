@@ -9,7 +9,9 @@ same minute, the more severe observation is kept; on a tie the budget's, whose s
      past 2x, 5x or 10x its own usual level (a switch to a pricier model, prompts that grew, a reasoning
      budget left open). A surge of ordinary traffic multiplies spend exactly as it multiplies calls and
      leaves the cost per call flat, so launches, campaigns and Monday mornings stay quiet by
-     construction: what a surge costs is the budgets' job (below).
+     construction: what a surge costs is the budgets' job (below). So is a shift between routes: a
+     service's or a model's usual level is what the routes its calls go to now usually cost per call
+     (a model that takes over a heavier route costs more per call, as it should).
    - per service+user (from the raw ``calls`` table; the rollup leaves the user out on purpose): the
      user's *spend per active minute* rises clearly past 3x, 10x or 30x their own usual level (what they
      spend in a minute they make calls) beyond what the rest of their service explains:
