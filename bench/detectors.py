@@ -237,8 +237,11 @@ def alternate(args: argparse.Namespace, data_dir: Path) -> int:
     later_cpu: dict[str, list[float]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, tree in trees.items():
+            # This tree's benchmark sets the allocator itself (the cycle restores its settings); an older
+            # one may not know the option: glibc's environment sets it for both.
+            own = ["--daemon-allocator"] if args.daemon_allocator and name == "this" else []
             run = subprocess.run(
-                [sys.executable, str(tree / "bench" / "detectors.py"), *command],
+                [sys.executable, str(tree / "bench" / "detectors.py"), *command, *own],
                 cwd=tree, check=True, capture_output=True, text=True, env=environment,
             )  # fmt: skip
             result = {"tree": name, **json.loads(run.stdout), "daemon_allocator": args.daemon_allocator}
