@@ -99,11 +99,13 @@ def large_buffers_reused() -> Iterator[None]:
 
     A detector cycle allocates and frees hundreds of arrays of 0.1 to 50 MiB (week-long grids of every
     scope). Under the fixed 128 KiB mmap threshold each one was mapped fresh and faulted in page by page:
-    at 10 tenants over 10M calls that was 4.2-4.6 of a cycle's 8.5 CPU seconds (system time; run in a
-    thread as serve runs it), and 0.2-0.6 with the blocks reused (bench/detectors.py
-    --daemon-allocator). The cycle's peak is unchanged; ``malloc_trim`` returns what it freed, so the
-    resident memory between cycles stays what ``tune_allocator`` keeps it at. Other threads' large
-    buffers allocated meanwhile come from the arenas too, and are given back the same way once freed.
+    at 10 tenants over 10M calls, 3.8-4.6 system CPU seconds of a cycle's ~8.5 (run in a thread as
+    serve runs it, on a loaded 2-core machine); with the blocks reused, 2.5-3.2: what is left is
+    faulting in the cycle's peak once. (Keeping that memory between cycles took it to 0.2-0.6, but
+    would hold the cycle's peak resident all the time.) The cycle's peak is unchanged; ``malloc_trim``
+    returns what it freed, so the resident memory between cycles stays what ``tune_allocator`` keeps
+    it at. Other threads' large buffers allocated meanwhile come from the arenas too, and are given
+    back the same way once freed.
     """
     libc = _libc() if _tuned else None
     if libc is None:
