@@ -1,13 +1,18 @@
 """Detector cycle benchmark: one full live cycle (every detector) over N stored calls spread over 30 days.
 
     python bench/detectors.py [--calls 10000000] [--days 30] [--tenants 1] [--data DIR] [--cycles 3]
-                              [--no-cache] [--profile] [--baseline DIR --rounds 3]
+                              [--no-cache] [--profile] [--daemon-allocator] [--baseline DIR --rounds 3]
 
 The calls are generated inside ClickHouse (INSERT ... SELECT FROM numbers()) so the benchmark measures
 the detectors, not ingest. Reports the time to fill, and the duration of each cycle: the first reads the
 whole history (as after a restart, and every ``history.REFRESH``), later ones only what the live cycle's
 cache does not hold (``history.HistoryCache``; ``--no-cache``: the whole history every cycle).
 ``--profile`` times one more cycle's reads per query and evaluation per detector.
+
+``--daemon-allocator`` sets glibc's allocator as ``tokenpulse serve`` does (``memory.tune_allocator``: a
+fixed 128 KiB mmap threshold, two arenas), where the live cycle runs: every array of 128 KiB or more is
+then mapped fresh and faulted in page by page, which costs the cycle system CPU seconds that glibc's
+default (a threshold that rises to the largest freed block, up to 32 MiB) mostly saves.
 
 To compare with other code in the same run (a shared machine's load moves between runs), pass
 ``--baseline DIR`` (a checkout of another commit, e.g. ``git worktree add DIR <commit> --detach``) and
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -37,6 +43,7 @@ from tokenpulse.detectors import history
 from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.engine import Engine, floor_minute
 from tokenpulse.detectors.service import INGEST_DELAY, DetectorService
+from tokenpulse.memory import ARENA_MAX, MMAP_THRESHOLD, tune_allocator
 from tokenpulse.storage.store import Store
 
 # Realistic cardinalities: 5 services x 4 routes x 6 models, 2,000 users, sessions, prompt and deploy
@@ -156,10 +163,15 @@ def main() -> int:
     parser.add_argument(
         "--profile", action="store_true", help="then time one more cycle: each query's read, each detector"
     )
+    parser.add_argument(
+        "--daemon-allocator", action="store_true", help="glibc's allocator set as tokenpulse serve sets it"
+    )
     parser.add_argument("--baseline", type=Path, help="a checkout of other code, run alternately with this")
     parser.add_argument("--rounds", type=int, default=3, help="with --baseline: runs of each tree")
     args = parser.parse_args()
 
+    if args.daemon_allocator and not args.baseline:
+        tune_allocator()  # before the store starts its threads, as serve does
     data_dir = args.data or Path(tempfile.mkdtemp(prefix="tokenpulse-detector-bench-"))
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     if args.baseline:
@@ -188,6 +200,7 @@ def main() -> int:
         "rollup_rows": rollup_rows,
         "fill_seconds": round(fill_seconds, 1),
         "cache": not args.no_cache,
+        "daemon_allocator": args.daemon_allocator,
         # The first cycle reads the whole history (as after a restart, and every REFRESH with the cache).
         "cycle_seconds": [round(d, 2) for d in durations],
         "cycle_seconds_median": round(statistics.median(durations), 2),
@@ -215,15 +228,23 @@ def alternate(args: argparse.Namespace, data_dir: Path) -> int:
         *("--data", str(data_dir), "--calls", str(args.calls), "--days", str(args.days)),
         *("--tenants", str(args.tenants), "--cycles", str(args.cycles), *(["--no-cache"] * args.no_cache)),
     ]
+    # The daemon's allocator through glibc's environment (the same settings as mallopt): a baseline's
+    # benchmark may predate --daemon-allocator.
+    environment = dict(os.environ)
+    if args.daemon_allocator:
+        environment |= {"MALLOC_ARENA_MAX": str(ARENA_MAX), "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
     later: dict[str, list[float]] = {name: [] for name in trees}
     later_cpu: dict[str, list[float]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, tree in trees.items():
+            # This tree's benchmark sets the allocator itself (the cycle restores its settings); an older
+            # one may not know the option: glibc's environment sets it for both.
+            own = ["--daemon-allocator"] if args.daemon_allocator and name == "this" else []
             run = subprocess.run(
-                [sys.executable, str(tree / "bench" / "detectors.py"), *command],
-                cwd=tree, check=True, capture_output=True, text=True,
+                [sys.executable, str(tree / "bench" / "detectors.py"), *command, *own],
+                cwd=tree, check=True, capture_output=True, text=True, env=environment,
             )  # fmt: skip
-            result = {"tree": name, **json.loads(run.stdout)}
+            result = {"tree": name, **json.loads(run.stdout), "daemon_allocator": args.daemon_allocator}
             print(json.dumps(result), flush=True)
             later[name].append(result["later_cycles_median"])
             if "later_cycles_cpu_median" in result:  # an older benchmark does not measure it

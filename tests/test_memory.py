@@ -1,17 +1,60 @@
 """The daemon's memory settings and the embedded store's memory gauge."""
 
+import ctypes
 import ctypes.util
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tokenpulse.memory import StoreMemoryCollector, tune_allocator
+from tokenpulse import memory
+from tokenpulse.memory import StoreMemoryCollector, large_buffers_reused, tune_allocator
 from tokenpulse.storage.store import Store
 
 
 @pytest.mark.skipif("libc.so" not in (ctypes.util.find_library("c") or ""), reason="glibc only")
 def test_glibc_takes_the_allocator_settings() -> None:
     assert tune_allocator()
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                     "fordblks", "keepcost")
+    ]  # fmt: skip
+
+
+def _mapped_bytes() -> int:
+    """Bytes glibc holds in blocks mapped on their own (not in its arenas)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.mallinfo2.restype = _MallInfo2
+    return int(libc.mallinfo2().hblkhd)
+
+
+@pytest.mark.skipif("libc.so" not in (ctypes.util.find_library("c") or ""), reason="glibc only")
+def test_a_detector_cycle_reuses_large_blocks_then_the_daemons_settings_hold_again() -> None:
+    assert tune_allocator()
+    size = 8 * 1024 * 1024
+    before = _mapped_bytes()
+    block = bytearray(size)
+    assert _mapped_bytes() >= before + size  # the daemon maps a large block on its own
+    del block
+    with large_buffers_reused():
+        block = bytearray(size)
+        assert _mapped_bytes() < before + size  # from the arena: memory freed earlier is reused
+        del block
+    block = bytearray(size)
+    assert _mapped_bytes() >= before + size  # mapped on its own again
+    del block
+
+
+def test_large_buffers_are_left_alone_where_the_daemons_settings_do_not_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(memory, "_tuned", False)
+    monkeypatch.setattr(memory, "_libc", lambda: pytest.fail("the allocator must not be touched"))
+    with large_buffers_reused():
+        pass
 
 
 def test_the_embedded_store_publishes_its_memory(store: Store) -> None:

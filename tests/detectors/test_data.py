@@ -107,6 +107,35 @@ def test_grid_layouts_sum_each_minute_and_scope_as_a_pivot_does(dims: tuple[str,
     np.testing.assert_array_equal(grids["calls"], reference.to_numpy())
 
 
+def test_grids_of_one_frame_over_other_ranges_and_scopes_are_each_their_own_pivot() -> None:
+    """The memo computes each row's minute and each column's values once per frame: the grids of the
+    frame over another range (rows all inside it, or not) and at other scopes are still each a pivot."""
+    rng = np.random.default_rng(11)
+    start = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    rows = 2000
+    frame = pd.DataFrame(
+        {
+            "minute": pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, 60, rows), "min"),
+            "service": rng.choice(["b", "a", "c"], rows),
+            "route": rng.choice(["/x", "/y"], rows),
+            "calls": rng.integers(0, 9, rows).astype(float),
+            "cost_usd": rng.random(rows),
+        }
+    )
+    memo = GridMemo()
+    for first, minutes, dims in (
+        (start, 60, ("service",)),  # every row inside
+        (start - timedelta(minutes=7), 80, ("service", "route")),  # every row inside, other offsets
+        (start + timedelta(minutes=10), 30, ("service",)),  # rows before and after the range
+    ):
+        end = first + timedelta(minutes=minutes)
+        scopes, grids = memo.grid_arrays(frame, dims, ("calls", "cost_usd"), first, end)
+        for column in ("calls", "cost_usd"):
+            reference = _pivot_reference(frame, dims, column, pd.Timestamp(first), pd.Timestamp(end))
+            assert grids[column].shape == reference.shape and len(scopes) == reference.shape[1]
+            np.testing.assert_allclose(grids[column], reference.to_numpy(), rtol=1e-12)
+
+
 def test_unique_codes_counted_or_sorted_are_numpys() -> None:
     rng = np.random.default_rng(1)
     for codes, bound in (

@@ -187,3 +187,18 @@ def test_count_dispersion_of_sessions_is_a_constant_factor_at_any_rate() -> None
     sums = [grid.sum(axis=0) for grid in stats.block_excess(counts)]
     for rate in (1.0, 10.0):  # a negative binomial alone would say ~1.6 at night
         assert 2.5 <= stats.count_dispersion(*sums, np.array([rate]))[0] <= 6.0
+
+
+def test_cumulative_sums_have_a_leading_zero_row_and_are_summed_in_the_grids_own_type() -> None:
+    rng = np.random.default_rng(3)
+    floats = rng.random((400, 5)) * 1e3
+    cumulative = stats.cumulative(floats)
+    assert cumulative.shape == (401, 5) and not cumulative[0].any()
+    # The same additions, in the same order, as summing the minutes one by one.
+    running = np.zeros(5)
+    for minute in range(400):
+        running = running + floats[minute]
+        assert np.array_equal(cumulative[minute + 1], running)
+    counts = rng.integers(0, 2**60, (3, 2))  # integers sum exactly before they become floats
+    assert np.array_equal(stats.cumulative(counts)[1:], np.cumsum(counts, axis=0).astype(float))
+    assert stats.cumulative(np.zeros((0, 3))).shape == (1, 3)

@@ -119,11 +119,19 @@ class GridLayout:
 
     def sum(self, frame: pd.DataFrame, column: str) -> np.ndarray:
         """``column`` summed per cell (minutes x scopes); a column the frame lacks is 0."""
-        size = self.minutes * len(self.scopes)
-        if column not in frame or not len(self.cells):
+        if column not in frame:
             return np.zeros((self.minutes, len(self.scopes)))
-        values = frame[column].to_numpy(dtype=float)[self.inside]
-        return np.bincount(self.cells, weights=values, minlength=size).reshape(self.minutes, len(self.scopes))
+        return self.sum_values(frame[column].to_numpy(dtype=float))
+
+    def sum_values(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (floats, one per row of the frame) summed per cell (minutes x scopes)."""
+        size = self.minutes * len(self.scopes)
+        if not len(self.cells):
+            return np.zeros((self.minutes, len(self.scopes)))
+        # A history's frame lies in its grid's range: all its rows are in, and need no copy.
+        weights = values if len(self.cells) == len(values) else values[self.inside]
+        sums = np.bincount(self.cells, weights=weights, minlength=size)
+        return sums.reshape(self.minutes, len(self.scopes))
 
 
 def grid_layout(
@@ -132,17 +140,22 @@ def grid_layout(
     start: datetime,
     end: datetime,
     factorize: Callable[[pd.DataFrame, str], tuple[np.ndarray, np.ndarray]] | None = None,
+    offsets: Callable[[pd.DataFrame, pd.Timestamp], np.ndarray] | None = None,
 ) -> GridLayout:
     """The ``GridLayout`` of ``frame`` by ``dims`` over [start, end). ``factorize(frame, dim)``: each
-    row's code and the sorted values of one column (``GridMemo`` computes each column's once)."""
+    row's code and the sorted values of one column; ``offsets(frame, first)``: each row's minute from
+    the grid's first (``GridMemo`` computes each once per frame)."""
     first, count = _minute_span(start, end)
     if frame.empty:
         empty = np.zeros(0, dtype=np.int64)
         return GridLayout(_scope_index(dims, pd.Index([], dtype=object)), count, empty.astype(bool), empty)
-    offsets = (frame["minute"].to_numpy(dtype="datetime64[ns]") - first.to_datetime64()) // np.timedelta64(
-        1, "m"
-    )
-    return _layout(frame, dims, offsets, count, factorize or _factorize)
+    return _layout(frame, dims, (offsets or _minute_offsets)(frame, first), count, factorize or _factorize)
+
+
+def _minute_offsets(frame: pd.DataFrame, first: pd.Timestamp) -> np.ndarray:
+    """Each row's minute, in minutes from ``first``."""
+    minutes = frame["minute"].to_numpy(dtype="datetime64[ns]")
+    return (minutes - first.to_datetime64()) // np.timedelta64(1, "m")
 
 
 def _layout(
@@ -215,6 +228,10 @@ class GridMemo:
         self._codes: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
         # Frames made of another's rows (``rows``): their columns' codes are the other's, picked.
         self._parents: dict[int, tuple[pd.DataFrame, pd.DataFrame, np.ndarray]] = {}
+        # Each row's minute offset and each column as floats, once per frame: a frame is laid out at
+        # several scopes, and one column (calls) is summed at each of them.
+        self._offsets: dict[tuple[int, pd.Timestamp], tuple[pd.DataFrame, np.ndarray]] = {}
+        self._floats: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray]] = {}
         self.requests = 0  # grid_arrays calls, each served by one of ``layouts``
 
     def grid_arrays(
@@ -225,13 +242,18 @@ class GridMemo:
         key = (id(frame), tuple(dims), start, end)
         held = self.layouts.get(key)
         if held is None:
-            held = self.layouts[key] = (frame, grid_layout(frame, dims, start, end, self._factorize))
+            layout = grid_layout(frame, dims, start, end, self._factorize, self._minute_offsets)
+            held = self.layouts[key] = (frame, layout)
         layout = held[1]
         arrays = {}
         for column in columns:
             grid = self._grids.get((*key, column))
             if grid is None:
-                grid = self._grids[(*key, column)] = layout.sum(frame, column)
+                if column in frame:
+                    grid = layout.sum_values(self._column(frame, column))
+                else:
+                    grid = layout.sum(frame, column)  # 0
+                self._grids[(*key, column)] = grid
                 grid.setflags(write=False)
             arrays[column] = grid
         return layout.scopes, arrays
@@ -243,6 +265,18 @@ class GridMemo:
         if part is not frame:
             self._parents[id(part)] = (part, frame, np.asarray(which, dtype=bool))
         return part
+
+    def _minute_offsets(self, frame: pd.DataFrame, first: pd.Timestamp) -> np.ndarray:
+        held = self._offsets.get((id(frame), first))
+        if held is None:
+            held = self._offsets[(id(frame), first)] = (frame, _minute_offsets(frame, first))
+        return held[1]
+
+    def _column(self, frame: pd.DataFrame, column: str) -> np.ndarray:
+        held = self._floats.get((id(frame), column))
+        if held is None:
+            held = self._floats[(id(frame), column)] = (frame, frame[column].to_numpy(dtype=float))
+        return held[1]
 
     def _factorize(self, frame: pd.DataFrame, dim: str) -> tuple[np.ndarray, np.ndarray]:
         held = self._codes.get((id(frame), dim))

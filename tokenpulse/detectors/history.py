@@ -388,7 +388,12 @@ class HistoryCache:
         # minutes are read with it, so the next cycles find them held.
         reading_ahead = _subtract([p for p in ahead if any(m[1] == p[0] for m in missing)], covered)
         missing = _union(missing, reading_ahead)
-        frame = read_ranges(store, query, cut + missing) if cut or missing else None
+        # One span per run of adjacent pieces (the settling minutes and the minute that settled since the
+        # last cycle are one span, not two): each span of a statement scans the raw tables from an hour
+        # before its start, so two touching spans scan that hour twice. A row of a ``per`` query is its
+        # own unit's, whatever span it is read in.
+        to_read = _union([], cut + missing)
+        frame = read_ranges(store, query, to_read) if to_read else None
         # Served: the rows of the units each held chunk covers within the ranges, and what was read now
         # but the units read ahead of a range (cut and still settling units are read every cycle).
         served = [_rows(chunk.frame, query.per, _intersect(chunk.covered, inner)) for chunk in chunks]

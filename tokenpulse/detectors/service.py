@@ -19,6 +19,7 @@ from tokenpulse.detectors.engine import Engine, floor_minute, runbook_url
 from tokenpulse.detectors.explain import hold_back
 from tokenpulse.detectors.history import HistoryCache
 from tokenpulse.detectors.state import AlertStates
+from tokenpulse.memory import large_buffers_reused
 from tokenpulse.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,9 @@ class DetectorService:
         moment = floor_minute((now or datetime.now(UTC)) - INGEST_DELAY)
         problems = []
         try:
-            transitions = self.engine.run(self.store, [moment], self.runbook_base_url)
+            # The cycle's week-long grids reuse the memory freed by the ones before them.
+            with large_buffers_reused():
+                transitions = self.engine.run(self.store, [moment], self.runbook_base_url)
         except Exception as error:
             metrics.DETECTOR_ERRORS.inc()
             log.exception("detector cycle at %s failed", moment.isoformat())

@@ -431,7 +431,13 @@ def window_sums(cumulative: np.ndarray, ends: np.ndarray, starts: np.ndarray) ->
 
 def cumulative(grid: np.ndarray) -> np.ndarray:
     """Cumulative sums along the minutes with a leading zero row (for ``window_sums``)."""
-    return np.vstack([np.zeros((1, grid.shape[1])), np.cumsum(grid, axis=0)])
+    if grid.dtype != np.float64:  # summed in its own type first (integers, booleans), then as floats
+        return np.vstack([np.zeros((1, grid.shape[1])), np.cumsum(grid, axis=0)])
+    # Summed into the result itself: no second week-long array to build and copy (the same sums).
+    out = np.empty((grid.shape[0] + 1, *grid.shape[1:]))
+    out[0] = 0.0
+    np.cumsum(grid, axis=0, out=out[1:])
+    return out
 
 
 # The same time of day on previous days: this many minutes either side.
