@@ -239,14 +239,12 @@ class CostSpike(MeanDetector):
         more calls to a pricier route is traffic, like a surge, the budgets' job). A route the model
         never served costs what its tokens per call (on any model) cost at the model's usual price per
         token."""
-        history, rows, scopes = scan.history, scan.rows, scan.scopes
-        columns = (*COLUMNS, *_TOKENS)
-        by_route, routes = self._grids(scan.frame, (*scan.dims, "route"), columns, history)
+        history, rows, scopes, dims = scan.history, scan.rows, scan.scopes, (*scan.dims, "route")
+        by_route, routes = self._grids(scan.frame, dims, COLUMNS, history)
         if not routes:
             return 1.0
-        tokens = by_route["input_tokens"] + by_route["output_tokens"]
-        (base_calls, base_cost, base_tokens), _, _ = windows.baseline_sums(
-            (by_route["calls"], by_route["cost_usd"], tokens), rows, lag=_LAG, days=BASELINE_DAYS,
+        (base_calls, base_cost), _, _ = windows.baseline_sums(
+            (by_route["calls"], by_route["cost_usd"]), rows, lag=_LAG, days=BASELINE_DAYS,
             enough=self.settings.learning_calls,
         )  # fmt: skip
         known = base_calls > 0
@@ -259,7 +257,13 @@ class CostSpike(MeanDetector):
             np.add.at(out.T, parent[inside], values[:, inside].T)
             return out
 
-        if "model" in scan.dims:
+        if "model" in scan.dims and (~known & (by_route["calls"][rows] > 0)).any():
+            # Only where a model serves a route it never served: its tokens are read for that.
+            tokens, _ = self._grids(scan.frame, dims, _TOKENS, history)
+            (_, base_tokens), _, _ = windows.baseline_sums(
+                (by_route["calls"], tokens["input_tokens"] + tokens["output_tokens"]), rows, lag=_LAG,
+                days=BASELINE_DAYS, enough=self.settings.learning_calls,
+            )  # fmt: skip
             usual, known = self._new_routes(history, routes, rows, usual, known, by_scope(base_cost),
                                             by_scope(base_tokens), parent)  # fmt: skip
         now_calls = by_route["calls"][rows] * known
