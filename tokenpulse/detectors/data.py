@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -210,6 +211,19 @@ def _minute_span(start: datetime, end: datetime) -> tuple[pd.Timestamp, int]:
     return first, max(-((first - pd.Timestamp(end)) // pd.Timedelta(minutes=1)), 0)
 
 
+def _once(
+    held: dict[tuple[int, Any], tuple[pd.DataFrame, np.ndarray]],
+    frame: pd.DataFrame,
+    key: Any,
+    compute: Callable[[], np.ndarray],
+) -> np.ndarray:
+    """``compute()`` for (``frame``, ``key``), once: held with the frame, so its id stays its own."""
+    entry = held.get((id(frame), key))
+    if entry is None:
+        entry = held[(id(frame), key)] = (frame, compute())
+    return entry[1]
+
+
 class GridMemo:
     """The grids one evaluation (a cycle, a backtest) built, by frame, scope dimensions and column:
     detectors that read the same query at the same scope share one layout and one grid per column
@@ -230,8 +244,8 @@ class GridMemo:
         self._parents: dict[int, tuple[pd.DataFrame, pd.DataFrame, np.ndarray]] = {}
         # Each row's minute offset and each column as floats, once per frame: a frame is laid out at
         # several scopes, and one column (calls) is summed at each of them.
-        self._offsets: dict[tuple[int, pd.Timestamp], tuple[pd.DataFrame, np.ndarray]] = {}
-        self._floats: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray]] = {}
+        self._offsets: dict[tuple[int, Any], tuple[pd.DataFrame, np.ndarray]] = {}
+        self._floats: dict[tuple[int, Any], tuple[pd.DataFrame, np.ndarray]] = {}
         self.requests = 0  # grid_arrays calls, each served by one of ``layouts``
 
     def grid_arrays(
@@ -267,16 +281,10 @@ class GridMemo:
         return part
 
     def _minute_offsets(self, frame: pd.DataFrame, first: pd.Timestamp) -> np.ndarray:
-        held = self._offsets.get((id(frame), first))
-        if held is None:
-            held = self._offsets[(id(frame), first)] = (frame, _minute_offsets(frame, first))
-        return held[1]
+        return _once(self._offsets, frame, first, lambda: _minute_offsets(frame, first))
 
     def _column(self, frame: pd.DataFrame, column: str) -> np.ndarray:
-        held = self._floats.get((id(frame), column))
-        if held is None:
-            held = self._floats[(id(frame), column)] = (frame, frame[column].to_numpy(dtype=float))
-        return held[1]
+        return _once(self._floats, frame, column, lambda: frame[column].to_numpy(dtype=float))
 
     def _factorize(self, frame: pd.DataFrame, dim: str) -> tuple[np.ndarray, np.ndarray]:
         held = self._codes.get((id(frame), dim))

@@ -257,7 +257,8 @@ class CostSpike(MeanDetector):
             np.add.at(out.T, parent[inside], values[:, inside].T)
             return out
 
-        if "model" in scan.dims and (~known & (by_route["calls"][rows] > 0)).any():
+        calls_now = by_route["calls"][rows]
+        if "model" in scan.dims and (~known & (calls_now > 0)).any():
             # Only where a model serves a route it never served: its tokens are read for that.
             tokens, _ = self._grids(scan.frame, dims, _TOKENS, history)
             (_, base_tokens), _, _ = windows.baseline_sums(
@@ -266,11 +267,11 @@ class CostSpike(MeanDetector):
             )  # fmt: skip
             usual, known = self._new_routes(history, routes, rows, usual, known, by_scope(base_cost),
                                             by_scope(base_tokens), parent)  # fmt: skip
-        now_calls = by_route["calls"][rows] * known
-        now_calls_sum = by_scope(now_calls)
+        calls_now = calls_now * known
+        counted = by_scope(calls_now)
         with np.errstate(divide="ignore", invalid="ignore"):
-            factor = by_scope(now_calls * usual) / now_calls_sum / scan.usual
-        valid = (now_calls_sum > 0) & (scan.usual > 0) & np.isfinite(factor)
+            factor = by_scope(calls_now * usual) / counted / scan.usual
+        valid = (counted > 0) & (scan.usual > 0) & np.isfinite(factor)
         return np.where(valid, np.maximum(factor, 1.0), 1.0)
 
     def _new_routes(
@@ -310,9 +311,8 @@ class CostSpike(MeanDetector):
         service_grids, services = self._grids(history[ROLLUP], ("service",), ("cost_usd",), history)
         if not services:
             return 1.0
-        index = {scope: i for i, scope in enumerate(services)}
-        columns = [index.get(tuple(p for p in scope if p[0] != "user"), -1) for scope in scopes]
-        spend = np.where(np.array(columns) >= 0, service_grids["cost_usd"][:, np.maximum(columns, 0)], 0.0)
+        columns = _parents(scopes, services, "user")
+        spend = np.where(columns >= 0, service_grids["cost_usd"][:, np.maximum(columns, 0)], 0.0)
         others = np.maximum(spend - total, 0.0)
         cumulative = stats.cumulative(others)
         now = (
