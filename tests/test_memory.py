@@ -2,6 +2,9 @@
 
 import ctypes
 import ctypes.util
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -33,6 +36,17 @@ def _mapped_bytes() -> int:
 
 @pytest.mark.skipif("libc.so" not in (ctypes.util.find_library("c") or ""), reason="glibc only")
 def test_a_detector_cycle_reuses_large_blocks_then_the_daemons_settings_hold_again() -> None:
+    """In a process of its own: the allocator's settings are the whole process's, and a test worker may
+    have another test's detector cycle running in a thread (inside ``large_buffers_reused``)."""
+    child = subprocess.run(
+        [sys.executable, "-c", "from tests.test_memory import cycle_reuses_large_blocks as t; t()"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr
+
+
+def cycle_reuses_large_blocks() -> None:
+    """Run by the test above in a fresh interpreter."""
     assert tune_allocator()
     size = 8 * 1024 * 1024
     before = _mapped_bytes()
