@@ -7,7 +7,7 @@ from tests.detector_harness import Scenario, between, drawn_durations, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.base import settings_from_mapping
 from tokenpulse.detectors.catalog.latency_p99_drift import LatencyP99Drift, Settings
-from tokenpulse.detectors.history import TAIL_EDGES_MS, TAILS, load_history
+from tokenpulse.detectors.history import TAIL_EDGES_MS, TAILS, load_history, tails_by_size
 from tokenpulse.storage.store import Store
 
 DAY = 1440
@@ -160,3 +160,33 @@ def test_a_slow_call_is_compared_with_calls_of_its_size() -> None:
         result = run(detector, drawn.add_to(Scenario(), detector), DAY, SPAN, defaults={"ttft_calls": 0})
         found.append(next((m - ONSET for m, status, _, _ in result if status == "firing"), None))
     assert sum(at is not None and 0 <= at <= 30 for at in found) >= 5, found
+
+
+def test_the_histograms_by_size_class_count_each_call_in_the_class_of_its_size(
+    tmp_path: Path, store: Store
+) -> None:
+    first = BASE_TIME_NS - 10 * 60 * 1_000_000_000
+    calls = [(100, 2000, 800.0, 200.0), (120, 3000, 1500.0, None), (1000, 2000, 9000.0, 250.0)]
+    records = [
+        call_record(
+            time_unix_nano=first + i, output_tokens=out, input_tokens=prompt, duration_ms=ms, ttft_ms=ttft
+        )
+        for i, (out, prompt, ms, ttft) in enumerate(calls)
+    ]
+    store_records(store, tmp_path, records)
+    start = datetime.fromtimestamp(first // 1_000_000_000, UTC).replace(second=0)
+    span = (start - timedelta(hours=2), start + timedelta(hours=2))
+    edges = list(TAIL_EDGES_MS)
+    for duration, expected in (
+        ("latency", {6: (2, 1, 0), 9: (1, 1, 1)}),  # output tokens 100 and 120 (2^6-2^7), 1000 (2^9-2^10)
+        ("ttft", {10: (2, 0, 0)}),  # prompts of 2000 tokens with a TTFT; the call without one is left out
+    ):
+        for query in tails_by_size(duration):
+            frame = load_history(store, [query], *span)[query].sort_values("size_class")
+            got = {
+                int(c): (int(n), int(over[edges.index(1164.2)]), int(over[edges.index(6938.9)]))
+                for c, n, over in zip(
+                    frame["size_class"], frame["calls"], frame[f"{duration}_over"], strict=True
+                )
+            }
+            assert got == expected, (duration, query.name, got)
