@@ -27,7 +27,6 @@ from tokenpulse.collector.otlp_json import (
     _bytes_value,
     _double_value,
     _enum,
-    _hex_id,
     _integer,
     json_spans,
 )
@@ -147,6 +146,7 @@ def _typed_spans(body: bytes) -> list[SpanView]:
     request = _decode_request(body)
     views: list[SpanView] = []
     append = views.append
+    fromhex = bytes.fromhex
     for resource_spans in request.resourceSpans:
         resource = resource_spans.resource
         attributes = {} if resource is None else _attributes(resource.attributes)
@@ -157,9 +157,10 @@ def _typed_spans(body: bytes) -> list[SpanView]:
                 status = span.status or _NO_STATUS
                 append(
                     SpanView(
-                        trace_id=_hex_id(span.traceId, ""),
-                        span_id=_hex_id(span.spanId, ""),
-                        parent_span_id=_hex_id(span.parentSpanId, ""),
+                        # Lowercase hex as otlp_json._hex_id makes it; not hex: generic's error.
+                        trace_id=fromhex(span.traceId).hex(),
+                        span_id=fromhex(span.spanId).hex(),
+                        parent_span_id=fromhex(span.parentSpanId).hex(),
                         name=span.name,
                         start_time_unix_nano=_integer(span.startTimeUnixNano, _UINT64, ""),
                         end_time_unix_nano=_integer(span.endTimeUnixNano, _UINT64, ""),
@@ -202,7 +203,20 @@ def _attributes(items: list[_KeyValue]) -> dict[str, Any]:
                 result[item.key] = raw
                 continue
             raise _Atypical
-        result[item.key] = _value(value)
+        raw = value.intValue
+        if (
+            type(raw) is str
+            and len(raw) < 19
+            and raw.isdecimal()
+            and value.doubleValue is None
+            and value.boolValue is None
+            and value.bytesValue is None
+            and value.arrayValue is None
+            and value.kvlistValue is None
+        ):
+            result[item.key] = int(raw)
+        else:
+            result[item.key] = _value(value)
     return result
 
 
