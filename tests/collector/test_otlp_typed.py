@@ -20,9 +20,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.collector.test_otlp_json import FIXTURES, _canonical, otlp_json, requests, same_views
 from tests.test_fuzz_otlp import json_scalars, json_values, otlp_shaped
+from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector import otlp, otlp_typed
+from tokenpulse.collector.file_ingest import LineSettings, prepared_lines
+from tokenpulse.collector.limits import DEFAULT_LIMITS
 from tokenpulse.collector.normalize import NormalizeConfig, normalize_span
 from tokenpulse.collector.otlp_json import json_spans
+from tokenpulse.collector.pipeline import Pipeline, Prepared
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import SpanView
 from tokenpulse.simulate.emit import JsonLinesExporter, emit
@@ -322,3 +326,41 @@ def test_simulated_traffic_is_typed_and_normalizes_to_the_generic_records(tmp_pa
         spans += len(views)
         calls += sum(1 for r in records if isinstance(r, dict) and "provider" in r)
     assert spans > 500 and calls > 100
+
+
+def _proto_names(line: bytes) -> bytes:
+    """The same request with the spans' ids under their proto field names: the generic route's."""
+    document = json.loads(line)
+    for resource_spans in document["resourceSpans"]:
+        for scope_spans in resource_spans["scopeSpans"]:
+            for span in scope_spans["spans"]:
+                for json_name, proto_name in (("traceId", "trace_id"), ("spanId", "span_id")):
+                    span[proto_name] = span.pop(json_name)
+    return _body(document)
+
+
+def _stored_rows(tmp_path: Path, name: str, lines: list[bytes], workers: int) -> list[tuple[bytes, bytes]]:
+    """The rows of every line as `tokenpulse ingest --workers N` appends them to the log."""
+    pipeline = Pipeline(WriteAheadLog(tmp_path / name), NormalizeConfig(), Pricer({}), DEFAULT_LIMITS)
+    settings = LineSettings(NormalizeConfig(), {}, DEFAULT_LIMITS, tenant="acme")
+    numbered = [(number, line, 0) for number, line in enumerate(lines, start=1)]
+    for _, prepared in prepared_lines(numbered, settings, workers):
+        assert isinstance(prepared, Prepared)
+        assert pipeline.commit_prepared(prepared, "file", "acme") is not None
+    wal = pipeline.wal
+    assert wal is not None
+    return [(frame.calls, frame.tool_spans) for frame in wal.read(wal.oldest, wal.durable_end)]
+
+
+def test_workers_store_from_typed_lines_what_one_process_stores_from_generic_ones(tmp_path: Path) -> None:
+    scenario = build_scenario("demo", datetime(2026, 1, 5, tzinfo=UTC), timedelta(minutes=20), 2)
+    path = tmp_path / "traffic.jsonl"
+    emit(list(generate(scenario, 30)), JsonLinesExporter(path))
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()] + [_body(TYPICAL)]
+    generic_lines = [_proto_names(line) for line in lines]
+    assert all(typed_only(line) is not None for line in lines)
+    assert all(typed_only(line) is None for line in generic_lines)
+
+    rows = _stored_rows(tmp_path, "typed", lines, workers=2)
+    assert rows == _stored_rows(tmp_path, "generic", generic_lines, workers=1)
+    assert sum(frame.count(b"\n") for frame, _ in rows) > 50  # calls were stored
