@@ -1280,9 +1280,9 @@ def _shift_evidence(
 
     ``usual_bins`` holds each distinct usual distribution once (distinct ones x scopes x bins: they
     change when an hour rolls): the log-ratios of the shifted distributions are computed once per
-    distinct one, not per row."""
+    distinct one, not per row, and read only at the bins a row has calls in (a row holds a few calls:
+    most of its bins are empty)."""
     usual = (usual_bins + 0.05) / (usual_bins.sum(axis=-1, keepdims=True) + 0.05 * usual_bins.shape[-1])
-    calls = bins.sum(axis=-1)
 
     def log_ratio(fraction: float, size: int) -> tuple[np.ndarray, np.ndarray]:
         moved = _slower(usual, fraction, size)
@@ -1290,14 +1290,25 @@ def _shift_evidence(
         base = (1 - _CONTAMINATION) * usual + _CONTAMINATION * moved
         return np.log(changed / base), changed
 
-    evidence, recovery, expected = [], [], []
+    ratios, halfways, per_call = [], [], []
     for fraction, size in _SHIFTS:
         ratio, changed = log_ratio(fraction, size)
-        evidence.append((bins * ratio[usual_of, scope_of]).sum(axis=-1))
-        halfway = log_ratio(*_halfway_shift(fraction, size))[0]
-        recovery.append(-(bins * halfway[usual_of, scope_of]).sum(axis=-1))
-        expected.append(calls * (changed * ratio).sum(axis=-1)[usual_of, scope_of])
-    return tuple(np.stack(g, axis=-1) for g in (evidence, recovery, expected))  # type: ignore[return-value]
+        ratios.append(ratio)
+        halfways.append(-log_ratio(*_halfway_shift(fraction, size))[0])
+        per_call.append((changed * ratio).sum(axis=-1))
+    row, column = np.nonzero(bins)
+    calls_in = bins[row, column].astype(np.float64)[:, None]
+    cells = (usual_of[row], scope_of[row], column)
+    starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]]) if len(row) else np.zeros(0, dtype=np.int64)
+
+    def per_row(table: list[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(bins), len(table)))
+        if len(row):
+            out[row[starts]] = np.add.reduceat(calls_in * np.stack(table, axis=-1)[cells], starts, axis=0)
+        return out
+
+    expected = bins.sum(axis=-1, dtype=np.float64)[:, None] * np.stack(per_call, axis=-1)[usual_of, scope_of]
+    return per_row(ratios), per_row(halfways), expected
 
 
 def _midpoint(usual: np.ndarray, changed: np.ndarray) -> np.ndarray:
