@@ -88,3 +88,20 @@ def test_shift_evidence_weighs_each_row_against_its_own_usual_distribution() -> 
         # The distributions are float32; the rows' sums are taken in float64 (the dense products here in
         # float32): equal to float32's precision.
         np.testing.assert_allclose(grid, np.stack(parts, axis=-1), rtol=1e-4, atol=1e-5)
+
+
+def test_add_at_sums_repeated_cells_as_numpy_add_at_does() -> None:
+    from tokenpulse.detectors.evidence import _add_at
+
+    rng = np.random.default_rng(5)
+    for dtype, tail in ((np.float32, (41,)), (np.float64, ()), (np.float64, (3,))):
+        cells = (rng.integers(0, 7, 400), rng.integers(0, 5, 400))  # most cells repeat
+        values = rng.gamma(0.5, 3.0, (400, *tail))
+        if dtype == np.float32:  # the histograms: counts of calls, summed exactly
+            values = np.round(values * 100)
+        values = values.astype(dtype)
+        expected = np.zeros((7, 5, *tail), dtype=dtype)
+        np.add.at(expected, cells, values)
+        got = np.zeros_like(expected)
+        _add_at(got, cells, values)
+        np.testing.assert_array_equal(got, expected)

@@ -1071,7 +1071,7 @@ class TailDetector(EvidenceDetector):
             cells = (at[chosen], parent[chosen])
             grids = _shift_evidence(row_bins[chosen], usual, hour[chosen], which[chosen])
             for k, grid in enumerate(grids):
-                np.add.at(out[k], cells, grid)
+                _add_at(out[k], cells, grid)
             known[cells] = True
         out /= dispersion[None, ..., None]
         return known, (out[0], out[1], out[2])
@@ -1232,12 +1232,24 @@ def _histograms(
     calls = np.zeros((len(index), len(scopes)))
     past = np.zeros((len(index), len(scopes), len(_EDGES)), dtype=np.float32)
     totals = np.zeros((len(index), len(scopes), len(sums)))
-    rows, columns = np.asarray(offsets)[inside], codes[inside]
-    np.add.at(calls, (rows, columns), frame[count].to_numpy(dtype=float)[inside])
-    np.add.at(totals, (rows, columns), frame[list(sums)].to_numpy(dtype=float)[inside])
+    cells = (np.asarray(offsets)[inside], codes[inside])
+    _add_at(calls, cells, frame[count].to_numpy(dtype=float)[inside])
+    _add_at(totals, cells, frame[list(sums)].to_numpy(dtype=float)[inside])
     if inside.any():
-        np.add.at(past, (rows, columns), _edge_counts(frame, column, inside))
+        _add_at(past, cells, _edge_counts(frame, column, inside))
     return scopes, calls, past, totals
+
+
+def _add_at(out: np.ndarray, cells: tuple[np.ndarray, np.ndarray], values: np.ndarray) -> None:
+    """``np.add.at(out, cells, values)`` (cells index the first two axes; repeated cells sum, in the
+    order given), without its per-element cost: each cell's values summed once, then added."""
+    if not len(values):
+        return
+    flat = np.ravel_multi_index(cells, out.shape[:2])
+    order = np.argsort(flat, kind="stable")
+    flat = flat[order]
+    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+    out.reshape(-1, *out.shape[2:])[flat[starts]] += np.add.reduceat(values[order], starts, axis=0)
 
 
 def _scope_sums(
