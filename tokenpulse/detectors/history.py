@@ -70,6 +70,22 @@ ROLLUP_SUMS = (
 
 
 @dataclass(frozen=True)
+class Gate:
+    """A cheap check before a costly query whose rows matter only where something happened lately (a
+    user who spent enough over the scan to page): ``sql`` returns a row where the query's rows could
+    matter and none where they cannot. Where it returns none, the query is not run: its frame is empty,
+    as an empty result is (no columns).
+
+    ``sql`` binds {scan_start:DateTime('UTC')} (``scan`` before the first evaluation time),
+    {end:DateTime('UTC')} (the end of the history) and {start:DateTime('UTC')}: the start of the first
+    range read that ends in the scan, so that it can see every row the query reads that ends in it.
+    """
+
+    sql: str
+    scan: timedelta
+
+
+@dataclass(frozen=True)
 class Query:
     """A named read over [start, end): ``sql`` binds {start:DateTime('UTC')} and {end:DateTime('UTC')}.
 
@@ -80,12 +96,15 @@ class Query:
     data of its own minute or hour, whatever the range read: the live cycle then keeps the rows of
     settled units from one cycle to the next and reads only the rest (``HistoryCache``). None: a row
     depends on the whole range (a HAVING over it, a window from its first minute), read whole.
+
+    ``gate``: a cheap check that says when the query cannot matter, and need not run (``Gate``).
     """
 
     name: str
     sql: str
     recent: timedelta | None = None
     per: str | None = None
+    gate: Gate | None = None
 
     def __post_init__(self) -> None:
         if self.per not in (None, *UNITS):
@@ -249,11 +268,28 @@ def load_history(
             query_ranges = [(max(start, first_time - query.recent), end)]
         if query.per == "hour":
             query_ranges = whole_hours(query_ranges)
+        if (
+            query.gate is not None
+            and first_time is not None
+            and not gate_open(store, query.gate, query_ranges, first_time)
+        ):
+            history.frames[query.name] = pd.DataFrame()  # what an empty result is
+            continue
         if cache is not None:
             history.frames[query.name] = cache.read(store, query, query_ranges, end)
         else:
             history.frames[query.name] = read_ranges(store, query, query_ranges)
     return history
+
+
+def gate_open(
+    store: Store, gate: Gate, ranges: Sequence[tuple[datetime, datetime]], first_time: datetime
+) -> bool:
+    """Whether ``gate`` finds a row over the scan before ``first_time`` (``ranges``: the query's)."""
+    scan_start = first_time - gate.scan
+    start = min((a for a, b in ranges if b > scan_start), default=scan_start)
+    parameters = {"start": start, "scan_start": scan_start, "end": ranges[-1][1]}
+    return bool(store.rows(f"SELECT 1 FROM ({gate.sql}) LIMIT 1", parameters))
 
 
 def whole_hours(ranges: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
