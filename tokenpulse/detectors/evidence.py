@@ -1030,7 +1030,15 @@ class TailDetector(EvidenceDetector):
         hours = pd.date_range(
             first, minutes[-1].floor("h") + pd.Timedelta(hours=1), freq="1h", inclusive="left"
         )
-        known, counts, past, _ = _histograms(hourly, dims, self.count, f"{self.column}_over", hours, "hour")
+        known, counts, past, _ = _histograms(
+            hourly,
+            dims,
+            self.count,
+            f"{self.column}_over",
+            hours,
+            "hour",
+            keys=_tail_keys(history, hourly, dims),
+        )
         if not known:
             return np.zeros((1, len(scopes), len(_EDGES) + 1), dtype=np.float32), np.zeros(len(minutes), int)
         at = {scope: i for i, scope in enumerate(known)}
@@ -1061,9 +1069,12 @@ class TailDetector(EvidenceDetector):
         hourly = history[TAILS_HOURLY]
         factor = np.ones(minute_calls.shape)
         ends = (index[rows] - BASELINE_LAG).floor("h")
+        keys = _tail_keys(history, hourly, dims)
         for end in ends.unique():
-            day = hourly[(hourly["hour"] >= end - pd.Timedelta(hours=24)) & (hourly["hour"] < end)]
-            calls, size, duration, product, square = _scope_sums(day, dims, scopes, (self.count, *sums)).T
+            day = ((hourly["hour"] >= end - pd.Timedelta(hours=24)) & (hourly["hour"] < end)).to_numpy()
+            calls, size, duration, product, square = _scope_sums(
+                hourly, dims, scopes, (self.count, *sums), rows=day, keys=keys
+            ).T
             at = rows[ends == end]
             with np.errstate(divide="ignore", invalid="ignore"):
                 slope = (calls * product - size * duration) / (calls * square - size**2)
@@ -1152,10 +1163,11 @@ def _histograms(
     index: pd.DatetimeIndex,
     time: str = "minute",
     sums: Sequence[str] = (),
+    keys: tuple[np.ndarray, list[Scope]] | None = None,
 ) -> tuple[list[Scope], np.ndarray, np.ndarray, np.ndarray]:
     """The scopes of a tails frame, and per (row of ``index`` x scope) its calls, its calls past each
     edge (x edges: summed straight into arrays, the histograms are many columns) and the sums of the
-    scalar columns ``sums`` (x sums)."""
+    scalar columns ``sums`` (x sums). ``keys``: the frame's ``_scope_keys``, if known."""
     if frame.empty:
         return (
             [], np.zeros((len(index), 0)), np.zeros((len(index), 0, len(_EDGES)), dtype=np.float32),
@@ -1164,7 +1176,7 @@ def _histograms(
     step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=1)
     offsets = (pd.DatetimeIndex(frame[time]) - index[0]) // step
     inside = np.asarray((offsets >= 0) & (offsets < len(index)))
-    codes, scopes = _scope_keys(frame, dims)
+    codes, scopes = keys or _scope_keys(frame, dims)
     calls = np.zeros((len(index), len(scopes)))
     past = np.zeros((len(index), len(scopes), len(_EDGES)), dtype=np.float32)
     totals = np.zeros((len(index), len(scopes), len(sums)))
@@ -1177,18 +1189,36 @@ def _histograms(
 
 
 def _scope_sums(
-    frame: pd.DataFrame, dims: Sequence[str], scopes: list[Scope], columns: Sequence[str]
+    frame: pd.DataFrame,
+    dims: Sequence[str],
+    scopes: list[Scope],
+    columns: Sequence[str],
+    rows: np.ndarray | None = None,
+    keys: tuple[np.ndarray, list[Scope]] | None = None,
 ) -> np.ndarray:
-    """The sums of scalar ``columns`` of a tails frame over all its rows, per scope of ``scopes`` (x
-    columns); scopes the frame lacks sum to 0."""
+    """The sums of scalar ``columns`` of a tails frame over all its rows (or those of the mask ``rows``,
+    in the frame's order: the sums of ``frame[rows]``), per scope of ``scopes`` (x columns); scopes the
+    frame lacks sum to 0. ``keys``: the frame's ``_scope_keys``, if known."""
     out = np.zeros((len(scopes), len(columns)))
     if frame.empty:
         return out
-    codes, found = _scope_keys(frame, dims)
+    codes, found = keys or _scope_keys(frame, dims)
     at = {scope: i for i, scope in enumerate(scopes)}
     column = np.array([at.get(scope, -1) for scope in found], dtype=np.int64)[codes]
-    np.add.at(out, column[column >= 0], frame[list(columns)].to_numpy(dtype=float)[column >= 0])
+    counted = column >= 0 if rows is None else (column >= 0) & rows
+    np.add.at(out, column[counted], frame[list(columns)].to_numpy(dtype=float)[counted])
     return out
+
+
+def _tail_keys(history: History, frame: pd.DataFrame, dims: Sequence[str]) -> tuple[np.ndarray, list[Scope]]:
+    """``_scope_keys(frame, dims)`` once per evaluation (held with the frame, so its id stays its own): the
+    hourly tails are keyed for the usual shape and for each hour's size line."""
+    held = history.derived.setdefault("tail_keys", {})
+    assert isinstance(held, dict)
+    key = (id(frame), tuple(dims))
+    if key not in held:
+        held[key] = (frame, _scope_keys(frame, dims))
+    return held[key][1]
 
 
 def _slower(shares: np.ndarray, fraction: float, bins: int) -> np.ndarray:
