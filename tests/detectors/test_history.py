@@ -134,6 +134,11 @@ def test_rows_that_arrive_late_are_read_at_the_next_cycle(filled: Store, tmp_pat
     arrive(old)
     assert cycle(3) == [old, settling] and cache.refreshed != refreshed  # everything read again
     assert cycle(4) == [old, settling]
+    # A row of five days ago (a day whose rows are counted from the parts' metadata) is seen too.
+    refreshed = cache.refreshed
+    arrive(moment - timedelta(days=5))
+    cycle(5)
+    assert cache.refreshed != refreshed
 
 
 def same_transitions(first: list[Transition], second: list[Transition]) -> bool:

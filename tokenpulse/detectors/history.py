@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
@@ -457,14 +457,38 @@ def _row_counts(
     store: Store, since: datetime, before: datetime, upto: datetime
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Per raw table, how many rows that started since ``since`` ended before ``before`` and before
-    ``upto``: one cheap scan of two columns."""
-    sql = " UNION ALL ".join(
-        f"SELECT '{table}' AS t, countIf({ended} < {{before:DateTime64(3, 'UTC')}}) AS b, "
-        f"countIf({ended} < {{upto:DateTime64(3, 'UTC')}}) AS u FROM {table} "
-        f"WHERE time >= {{since:DateTime64(3, 'UTC')}} AND time < {{upto:DateTime64(3, 'UTC')}}"
-        for table, ended in RAW_TABLES.items()
+    ``upto``; but the rows that started on the whole days between ``since``'s day and the day before
+    ``upto``'s all count, whatever their end, from the parts' metadata (the raw tables are partitioned
+    by day; none of those rows ended after ``before`` unless it lasted more than a day). Compared from
+    one cycle to the next, a count changes when a row arrives that ended before the last cycle's
+    horizon (or a call of more than a day arrives: the cache is read again, needlessly); only the first
+    and the last two days of the window are scanned, not every row of it."""
+    first_whole = since.astimezone(UTC).date() + timedelta(days=1)
+    last_whole = upto.astimezone(UTC).date() - timedelta(days=1)  # the last two days are scanned
+    whole = first_whole < last_whole
+    parameters = {"since": since, "before": before, "upto": upto, "first": first_whole, "last": last_whole}
+    parameters |= {f"{k}_time": datetime.combine(parameters[k], time(), UTC) for k in ("first", "last")}
+    parts = []
+    for table, ended in RAW_TABLES.items():
+        parts.append(
+            f"SELECT '{table}' AS t, countIf({ended} < {{before:DateTime64(3, 'UTC')}}) AS b, "
+            f"countIf({ended} < {{upto:DateTime64(3, 'UTC')}}) AS u FROM {table} "
+            f"WHERE time >= {{since:DateTime64(3, 'UTC')}} AND time < {{upto:DateTime64(3, 'UTC')}}"
+            + (
+                " AND (time < {first_time:DateTime64(3, 'UTC')} OR time >= {last_time:DateTime64(3, 'UTC')})"
+                if whole
+                else ""
+            )
+        )
+        if whole:  # the partition key's own expression (time is UTC): counted from the parts' metadata
+            parts.append(
+                f"SELECT '{table}' AS t, count() AS b, count() AS u FROM {table} "
+                "WHERE toDate(time) >= {first:Date} AND toDate(time) < {last:Date}"
+            )
+    rows = store.client.query_df(
+        f"SELECT t, sum(b) AS b, sum(u) AS u FROM ({' UNION ALL '.join(parts)}) GROUP BY t",
+        parameters=parameters,
     )
-    rows = store.client.query_df(sql, parameters={"since": since, "before": before, "upto": upto})
     return (
         {t: int(b) for t, b in zip(rows["t"], rows["b"], strict=True)},
         {t: int(u) for t, u in zip(rows["t"], rows["u"], strict=True)},
