@@ -180,6 +180,10 @@ def test_grids_of_a_frames_rows_reuse_its_codes_and_are_those_of_the_rows_alone(
     )
     assert list(scopes) == list(alone_scopes) and all(dict(s)["router"] != "" for s in scopes)
     np.testing.assert_array_equal(grids["calls"], alone["calls"])
+    # The rows themselves are the filtered frame's (its text as categories of the parent's codes).
+    assert isinstance(routed["service"].dtype, pd.CategoricalDtype)
+    text = {"service": object, "router": object}
+    pd.testing.assert_frame_equal(routed.astype(text), frame[frame["router"] != ""].astype(text))
 
 
 @pytest.mark.parametrize("dims", [("service",), ("tenant", "service")])

@@ -296,10 +296,18 @@ class GridMemo:
 
     def rows(self, frame: pd.DataFrame, which: pd.Series | np.ndarray) -> pd.DataFrame:
         """``frame[which]`` (a boolean mask), whose layouts reuse ``frame``'s codes of each column (the
-        values the rows lack are in none of their scopes, and the order of the others is the same)."""
-        part = frame[which]
-        if part is not frame:
-            self._parents[id(part)] = (part, frame, np.asarray(which, dtype=bool))
+        values the rows lack are in none of their scopes, and the order of the others is the same).
+
+        Its text columns are categories on those codes (the same values: no string is copied; picking
+        the rows of Arrow-backed text columns cost more than the grids of the rows)."""
+        mask = np.asarray(which, dtype=bool)
+        text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
+        part = frame.loc[mask, [c for c in frame.columns if c not in text]]
+        for column in text:
+            codes, uniques = self._factorize(frame, column)
+            part[column] = pd.Categorical.from_codes(codes[mask], categories=pd.Index(uniques, dtype=object))
+        part = part[list(frame.columns)]
+        self._parents[id(part)] = (part, frame, mask)
         return part
 
     def _minute_offsets(self, frame: pd.DataFrame, first: pd.Timestamp) -> np.ndarray:
