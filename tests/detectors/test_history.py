@@ -267,3 +267,50 @@ def test_a_budget_user_is_read_whatever_the_scan_holds() -> None:
     """A user with a budget is read however little they spent: no gate."""
     budget = {"scope": {"service": "checkout", "user": "bob"}, "daily_usd": 1}
     assert CostSpike(CostSpikeSettings(budgets=(budget,))).users.gate is None
+
+
+def test_a_gated_query_gives_what_it_gives_run_and_runs_only_when_its_gate_opens(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every gated query of the catalog, over ordinary calls (no prompt past the runaway floor, no
+    provider report, nobody spending near a page): not run, and its frame is what it gives run. Then a
+    session of long prompts opens the runaway sessions' gate: run, and its rows are the query's."""
+    moment = NOW - timedelta(minutes=5)
+    ordinary = calls_between(moment - timedelta(hours=3), moment, every=30)
+    for record in ordinary:
+        record["cost_usd"] = Decimal("0.0001")  # $0.02 over the scan: u1 is nowhere near a page
+    store_records(store, tmp_path / "ordinary", ordinary)
+    gated = {q.name: q for d in build_detectors() for q in d.queries() if q.gate is not None}
+    assert len(gated) == 3  # cost_spike's users, prompt_growth's runaway sessions, coverage_gap's reports
+    engine = Engine(build_detectors())
+    read: list[str] = []
+
+    def recorded(store: Store, query, ranges):
+        read.append(query.name)
+        return read_ranges(store, query, ranges)
+
+    monkeypatch.setattr(history, "read_ranges", recorded)
+
+    def check(runs: set[str]) -> None:
+        read.clear()
+        loaded = engine.load(store, [moment])
+        assert set(read) & set(gated) == runs
+        for query in gated.values():
+            ranges = [(loaded.start, loaded.end)] if query.recent is None else None
+            plain = history.load_history(store, [replace(query, gate=None)], loaded.start, loaded.end, ranges)
+            pd.testing.assert_frame_equal(
+                canonical(loaded[query]), canonical(plain[query]), check_dtype=False
+            )
+
+    check(set())
+    long_prompts = [
+        call_record(
+            session="s-long",
+            input_tokens=60_000 * (k + 1),
+            time_unix_nano=int((moment - timedelta(minutes=30 - k)).timestamp()) * 10**9,
+        )
+        for k in range(12)
+    ]
+    store_records(store, tmp_path / "long", long_prompts)
+    (runaway,) = [name for name in gated if name.startswith("runaway_sessions")]
+    check({runaway})

@@ -76,13 +76,14 @@ class Gate:
     matter and none where they cannot. Where it returns none, the query is not run: its frame is empty,
     as an empty result is (no columns).
 
-    ``sql`` binds {scan_start:DateTime('UTC')} (``scan`` before the first evaluation time),
-    {end:DateTime('UTC')} (the end of the history) and {start:DateTime('UTC')}: the start of the first
-    range read that ends in the scan, so that it can see every row the query reads that ends in it.
+    ``sql`` binds {scan_start:DateTime('UTC')} (``scan`` before the first evaluation time; without a
+    ``scan``, the start of the query's ranges), {end:DateTime('UTC')} (the end of the history) and
+    {start:DateTime('UTC')}: the start of the first range read that ends in the scan, so that it can see
+    every row the query reads that ends in it.
     """
 
     sql: str
-    scan: timedelta
+    scan: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,7 @@ def gate_open(
     store: Store, gate: Gate, ranges: Sequence[tuple[datetime, datetime]], first_time: datetime
 ) -> bool:
     """Whether ``gate`` finds a row over the scan before ``first_time`` (``ranges``: the query's)."""
-    scan_start = first_time - gate.scan
+    scan_start = ranges[0][0] if gate.scan is None else first_time - gate.scan
     start = min((a for a, b in ranges if b > scan_start), default=scan_start)
     parameters = {"start": start, "scan_start": scan_start, "end": ranges[-1][1]}
     return bool(store.rows(f"SELECT 1 FROM ({gate.sql}) LIMIT 1", parameters))
