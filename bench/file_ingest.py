@@ -3,9 +3,9 @@
     python bench/file_ingest.py FILE [--workers 1 2] [--baseline DIR] [--rounds 2]
 
 FILE is what `tokenpulse simulate --output FILE` writes. Each round runs `tokenpulse ingest` on a new data
-directory with this tree's code (once per --workers count) and, with --baseline, with the code in DIR (a
-checkout of another commit, e.g. `git worktree add /tmp/base <commit>`), alternately, so all see the
-same machine. Reports,
+directory with this tree's code once per --workers count and, with --baseline, right after each of those
+with the code in DIR (a checkout of another commit, e.g. `git archive <commit> | tar -x -C DIR`) and the
+same worker count, so both see the same machine. Reports,
 per run, the spans in the file per wall-clock second (from start to every row stored), the CPU seconds
 of the process, and the calls stored; exits non-zero if a run fails or the two trees store different
 numbers of calls.
@@ -74,9 +74,11 @@ def main() -> int:
     args = parser.parse_args()
     spans = count_spans(args.file)
     print(f"{args.file}: {spans} spans, {args.file.stat().st_size / 1e6:.0f} MB")
-    trees = [(f"{n} worker(s)", ROOT, ["--workers", str(n)]) for n in args.workers]
-    if args.baseline:
-        trees.append(("baseline", args.baseline.resolve(), []))
+    trees = []
+    for n in args.workers:  # with --baseline, each worker count alternately with both trees
+        trees.append((f"{n} worker(s)", ROOT, ["--workers", str(n)]))
+        if args.baseline:
+            trees.append((f"base, {n} w.", args.baseline.resolve(), ["--workers", str(n)]))
     stored: set[int] = set()
     for round_number in range(1, args.rounds + 1):
         for name, tree, options in trees:

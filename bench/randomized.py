@@ -74,7 +74,7 @@ from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.catalog.cost_spike import Settings as CostSpikeSettings
 from tokenpulse.detectors.engine import Engine
 from tokenpulse.detectors.evidence import calls_past
-from tokenpulse.detectors.history import TAIL_EDGES_MS, History
+from tokenpulse.detectors.history import SIZE_CLASS, SIZE_CLASSES, TAIL_EDGES_MS, History
 from tokenpulse.detectors.state import FIRING, RESOLVED
 
 DAY = 1440
@@ -109,6 +109,8 @@ class Truth:
     # given each call's size; and the size sums the tails queries return (``history.TAIL_SIZES``).
     duration_llr: np.ndarray = field(default_factory=lambda: np.zeros(0))
     sizes: dict[str, np.ndarray] = field(default_factory=dict)
+    # tail kinds: the (minute, size class) pairs with calls (minute x SIZE_CLASSES + class), their bins
+    by_size: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.int64), np.zeros((0, 0)))
 
 
 def _calls(rng: np.random.Generator, volume: float, start: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
@@ -426,6 +428,9 @@ def _draw_tail(kind: Kind, rng: np.random.Generator, truth: Truth, new: bool) ->
     durations = (base + per_token * sizes) * slower * np.exp(sigma * rng.standard_normal(len(minute)))
     bin_of = np.searchsorted(EDGES, durations)
     truth.bins = np.bincount(minute * BINS + bin_of, minlength=MINUTES * BINS).reshape(MINUTES, BINS)
+    size_class = np.minimum(np.floor(np.log2(np.maximum(sizes, 1))), SIZE_CLASSES - 1).astype(np.int64)
+    keys, key_of = np.unique(minute * SIZE_CLASSES + size_class, return_inverse=True)
+    truth.by_size = keys, np.bincount(key_of * BINS + bin_of, minlength=len(keys) * BINS).reshape(-1, BINS)
     truth.sizes = {
         f"{kind.column}_{name}": np.bincount(minute, weights, minlength=MINUTES)
         for name, weights in (("size", sizes), ("sum_ms", durations), ("size_ms", sizes * durations),
@@ -506,6 +511,33 @@ def tails_hourly_for(truths: list[Truth], kind: Kind, flat_sizes: bool = False) 
         frame = pd.DataFrame({"hour": hours[has], "tenant": "", "router": "", **columns})
         for dim in kind.dims:
             frame[dim] = truth.name if dim in ("route", "tool", "router", "user") else "svc"
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
+def by_size_for(truths: list[Truth], kind: Kind, per: str, flat_sizes: bool = False) -> pd.DataFrame:
+    """The rows of the histograms by size class (``history.tails_by_size``), per "minute" or "hour"
+    (every call in the lowest class with ``flat_sizes``: no sizes known)."""
+    step = 60 if per == "hour" else 1
+    parts = []
+    for truth in truths:
+        keys, bins = truth.by_size
+        unit, size_class = np.divmod(keys, SIZE_CLASSES)
+        unit //= step
+        if flat_sizes:
+            size_class = np.zeros_like(size_class)
+        grouped, group_of = np.unique(unit * SIZE_CLASSES + size_class, return_inverse=True)
+        summed = np.zeros((len(grouped), BINS))
+        np.add.at(summed, group_of, bins)
+        past = summed[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]
+        at = START + pd.to_timedelta(grouped // SIZE_CLASSES * step, unit="min")
+        frame = pd.DataFrame({
+            per: at, "tenant": "", "router": "", SIZE_CLASS: grouped % SIZE_CLASSES,
+            "calls": summed.sum(axis=1), f"{kind.column}_over": list(past),
+        })  # fmt: skip
+        for dim in kind.dims:
+            frame[dim] = truth.name if dim in ("route", "tool", "router", "user") else "svc"
+        frame["model"] = frame.get("model", "m")
         parts.append(frame)
     return pd.concat(parts, ignore_index=True)
 
@@ -655,6 +687,9 @@ def run_kind(
             history.frames[query.name] = hourly
         if kind.tail and query.name.startswith("tails:hourly"):
             history.frames[query.name] = tails_hourly_for(truths, kind, flat_sizes)
+        if kind.tail and query.name.startswith("tails:sized:"):
+            per = "hour" if query.name.startswith("tails:sized:hourly") else "minute"
+            history.frames[query.name] = by_size_for(truths, kind, per, flat_sizes)
     times = [START + timedelta(minutes=m) for m in range(DAY, MINUTES)]
     started = time.perf_counter()
     engine, step = Engine([detector]), cycle or len(times)

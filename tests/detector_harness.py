@@ -16,7 +16,7 @@ import pandas as pd
 
 from tokenpulse.detectors.base import Detector
 from tokenpulse.detectors.engine import Engine
-from tokenpulse.detectors.history import History, Query
+from tokenpulse.detectors.history import SIZE_CLASS, SIZE_CLASSES, History, Query
 
 T0 = datetime(2026, 11, 10, 0, 0, tzinfo=UTC)  # day 0, midnight
 
@@ -58,6 +58,7 @@ class Scenario:
     """Input series per query and the range of minutes to evaluate."""
 
     series: dict[Query, list[Series]] = field(default_factory=dict)
+    rows: dict[Query, list[dict[str, Any]]] = field(default_factory=dict)  # rows given as they are
 
     def add(self, query: Query, *series: Series) -> Scenario:
         self.series.setdefault(query, []).extend(series)
@@ -65,8 +66,9 @@ class Scenario:
 
     def history(self, start: int, end: int, defaults: dict[str, float]) -> History:
         history = History(minute(start), minute(end))
-        for query, series in self.series.items():
-            rows = [row for s in series for row in s.rows()]
+        queries = {**dict.fromkeys(self.series), **dict.fromkeys(self.rows)}
+        for query in queries:
+            rows = [row for s in self.series.get(query, []) for row in s.rows()] + self.rows.get(query, [])
             frame = pd.DataFrame(rows)
             for name, value in defaults.items():
                 if name not in frame:
@@ -170,19 +172,21 @@ def drawn_durations(
     size: Callable[[int], float] | float = 1.0,
     per_token_ms: float = 0.0,
     slow: Callable[[int], tuple[float, float]] | None = None,
-) -> tuple[Series, Series, Series]:
+) -> Durations:
     """A scope whose calls a minute are Poisson around ``calls`` and take log-normal durations around
     ``median_ms`` (spread ``sigma``), plus ``per_token_ms`` for each token of the call's size (log-normal
     around ``size``, spread 0.5, where ``per_token_ms`` is set): the rows of the tail histogram query
-    (``history.TAILS``) and of the hourly histogram query (``history.TAILS_HOURLY``) and of the hourly
-    p99 query, as the store would return them. ``slow`` gives a minute's (share, factor): that share of
-    its calls (at random) takes factor times longer."""
+    (``history.TAILS``), of the hourly histogram query (``history.TAILS_HOURLY``), of the hourly p99
+    query and of the histograms by size class (``history.tails_by_size``), as the store would return
+    them. ``slow`` gives a minute's (share, factor): that share of its calls (at random) takes factor
+    times longer."""
     from tokenpulse.detectors.history import TAIL_EDGES_MS
 
     rng = np.random.default_rng(seed)
     edges = np.asarray(TAIL_EDGES_MS)
     minutes: dict[int, tuple[int, list[int], list[float]]] = {}
     hours: dict[int, list[tuple[float, float]]] = {}
+    by_size: list[dict[str, Any]] = []
     for m in range(start, end):
         n = int(rng.poisson(calls(m) if callable(calls) else calls))
         median = median_ms(m) if callable(median_ms) else median_ms
@@ -195,6 +199,10 @@ def drawn_durations(
         over = [int(c) for c in (durations[:, None] > edges[None, :]).sum(axis=0)]
         minutes[m] = (n, over, _size_sums(sizes, durations))
         hours.setdefault(m // 60, []).extend(zip(sizes.tolist(), durations.tolist(), strict=True))
+        classes = np.minimum(np.floor(np.log2(np.maximum(sizes, 1))), SIZE_CLASSES - 1).astype(int)
+        for size_class in np.unique(classes):
+            mine = durations[classes == size_class]
+            by_size.append(_sized_row(scope, m, "minute", int(size_class), mine, column, edges))
     count = "calls" if column == "latency" else "ttft_calls"
     sums = [f"{column}_{part}" for part in ("size", "sum_ms", "size_ms", "size_sq")]
     tails = Series(
@@ -233,7 +241,61 @@ def drawn_durations(
         time_column="hour",
         step=60,
     )
-    return tails, histogram, hourly
+    by_size_hourly = []
+    for h, calls_ in hours.items():
+        if not calls_:
+            continue
+        sizes, durations = (
+            (np.asarray(x) for x in zip(*calls_, strict=True)) if calls_ else (np.zeros(0),) * 2
+        )
+        classes = np.minimum(np.floor(np.log2(np.maximum(sizes, 1))), SIZE_CLASSES - 1).astype(int)
+        for size_class in np.unique(classes):
+            mine = durations[classes == size_class]
+            by_size_hourly.append(_sized_row(scope, h * 60, "hour", int(size_class), mine, column, edges))
+    return Durations(column, tails, histogram, hourly, by_size, by_size_hourly)
+
+
+@dataclass
+class Durations:
+    """What ``drawn_durations`` draws: the rows of every query a tail detector reads."""
+
+    column: str
+    tails: Series
+    histogram: Series
+    hourly: Series
+    by_size: list[dict[str, Any]]
+    by_size_hourly: list[dict[str, Any]]
+
+    def add_to(self, scenario: Scenario, detector: Any) -> Scenario:
+        """``scenario`` with these rows for ``detector``'s queries."""
+        from tokenpulse.detectors.history import TAILS, TAILS_HOURLY
+
+        minutes, hours = detector.by_size
+        scenario.add(TAILS, self.tails).add(TAILS_HOURLY, self.histogram).add(detector.hourly, self.hourly)
+        scenario.rows.setdefault(minutes, []).extend(self.by_size)
+        scenario.rows.setdefault(hours, []).extend(self.by_size_hourly)
+        return scenario
+
+
+def _sized_row(
+    scope: dict[str, str],
+    offset: int,
+    time: str,
+    size_class: int,
+    durations: np.ndarray,
+    column: str,
+    edges: np.ndarray,
+) -> dict[str, Any]:
+    """One row of a by-size histogram query (``history.tails_by_size``)."""
+    at = minute(offset) if time == "minute" else minute(offset - offset % 60)
+    over = [int(c) for c in (durations[:, None] > edges[None, :]).sum(axis=0)]
+    return {
+        time: pd.Timestamp(at),
+        **scope,
+        SIZE_CLASS: size_class,
+        "calls": len(durations),
+        f"{column}_over": over,
+    }
 
 
 def _size_sums(sizes: np.ndarray, durations: np.ndarray) -> list[float]:

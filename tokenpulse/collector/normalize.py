@@ -579,7 +579,6 @@ _CONFIG_FIELDS = ("route_keys", "user_keys", "session_keys", "prompt_version_key
 _ROUTE, _USER, _SESSION, _PROMPT_VERSION, _ROUTER = range(len(_FIELDS), len(_FIELDS) + len(_CONFIG_FIELDS))
 _ESCALATED = _ROUTER + 1
 _EXTRA = _ESCALATED + 1  # the first extra dimension
-_UNSET_RANK = 1 << 30
 
 
 def _dim_or_none(value: Any) -> str | None:
@@ -682,23 +681,46 @@ class _ValueRule:
         return hit
 
 
-class _Dispatch:
-    """One dialect's key tables under one config: key -> ((slot, rank), ...) for the pass, and per slot
-    its keys in precedence order (rank = index) and the reader that accepts or skips a value."""
+# A span's plan: per slot it fills, the slot, its keys the span carries (in precedence order) and the
+# slot's reader (None: the first present value as it is).
+_Plan = tuple[tuple[int, tuple[str, ...], "_Reader | None"], ...]
+_MAX_PLANS = 4096
 
-    __slots__ = ("keys", "multi", "readers", "single", "size")
+
+class _Dispatch:
+    """One dialect's key tables under one config: per slot its keys in precedence order (rank = index)
+    and the reader that accepts or skips a value; and, per set of attribute keys a span carries (its
+    instrumentation writes the same keys span after span), the plan of the pass over them."""
+
+    __slots__ = ("entries", "keys", "plans", "readers", "size")
 
     def __init__(self, tables: list[tuple[tuple[str, ...], _Reader | None]]) -> None:
         self.size = len(tables)
         self.keys = tuple(keys for keys, _ in tables)
-        self.readers = tuple((slot, reader) for slot, (_, reader) in enumerate(tables) if reader is not None)
+        self.readers = tuple(reader for _, reader in tables)
         entries: dict[str, list[tuple[int, int]]] = {}
         for slot, (keys, _) in enumerate(tables):
             for rank, key in enumerate(keys):
                 entries.setdefault(key, []).append((slot, rank))
-        # Most keys fill one slot: their own table skips a loop per key on the hot path.
-        self.single = {key: found[0] for key, found in entries.items() if len(found) == 1}
-        self.multi = {key: tuple(found) for key, found in entries.items() if len(found) > 1}
+        self.entries = {key: tuple(found) for key, found in entries.items()}
+        self.plans: dict[tuple[str, ...], _Plan] = {}
+
+    def plan(self, keys: tuple[str, ...]) -> _Plan:
+        """The plan for a span carrying the attribute ``keys`` (memoized; distinct key sets past
+        _MAX_PLANS are planned every time rather than remembered)."""
+        plan = self.plans.get(keys)
+        if plan is None:
+            present: dict[int, list[tuple[int, str]]] = {}
+            for key in keys:
+                for slot, rank in self.entries.get(key, ()):
+                    present.setdefault(slot, []).append((rank, key))
+            plan = tuple(
+                (slot, tuple(key for _, key in sorted(found)), self.readers[slot])
+                for slot, found in sorted(present.items())
+            )
+            if len(self.plans) < _MAX_PLANS:
+                self.plans[keys] = plan
+        return plan
 
 
 class _DialectTables:
@@ -912,35 +934,17 @@ class Engine:
             self._dispatch_memo = memo
         dispatch = memo[1][tables.name]
         values: list[Any] = [None] * dispatch.size
-        ranks = [_UNSET_RANK] * dispatch.size
-        # The pass itself runs in C (a key set intersection); Python only sees the keys that matter.
-        single = dispatch.single
-        for key in single.keys() & attrs.keys():
-            value = attrs[key]
-            if value is not None:
-                slot, rank = single[key]
-                if rank < ranks[slot]:
-                    values[slot] = value
-                    ranks[slot] = rank
-        for key, entries in dispatch.multi.items():  # a handful of keys: a lookup each beats a set
-            value = attrs.get(key)
-            if value is not None:
-                for slot, rank in entries:
-                    if rank < ranks[slot]:
-                        values[slot] = value
-                        ranks[slot] = rank
-        for slot, reader in dispatch.readers:
-            value = values[slot]
-            if value is not None:
-                if reader is _dim_or_none and type(value) is str and value:
-                    continue  # the common case, inline
-                read = reader(value)
-                if read is None:  # rare: walk the keys of lower precedence
-                    for key in dispatch.keys[slot][ranks[slot] + 1 :]:
-                        value = attrs.get(key)
-                        if value is not None and (read := reader(value)) is not None:
-                            break
-                values[slot] = read
+        for slot, keys, reader in dispatch.plan(tuple(attrs)):
+            for key in keys:  # the first present value its reader accepts (most slots: one key)
+                value = attrs[key]
+                if value is None:
+                    continue
+                if reader is not None and not (reader is _dim_or_none and type(value) is str and value):
+                    value = reader(value)  # the common case above is inline
+                    if value is None:
+                        continue
+                values[slot] = value
+                break
         return values, dispatch.keys
 
 

@@ -25,7 +25,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tokenpulse.collector.logs import DecodedLogs
-from tokenpulse.collector.otlp_json import json_log_records, json_spans
+from tokenpulse.collector.otlp_json import json_log_records
+from tokenpulse.collector.otlp_typed import decode_spans
 from tokenpulse.collector.spans import SpanView
 
 PROTOBUF = "application/x-protobuf"
@@ -91,7 +92,7 @@ def decode_request(body: bytes, kind: str) -> Decoded:
 
     Either form goes to ``Pipeline.ingest`` and ``spans.iter_spans`` alike.
     """
-    return _decode(body, kind, ExportTraceServiceRequest, json_spans)  # type: ignore[return-value]
+    return _decode(body, kind, ExportTraceServiceRequest, _json_spans)  # type: ignore[return-value]
 
 
 def decode_logs(body: bytes, kind: str) -> DecodedLogs:
@@ -99,12 +100,19 @@ def decode_logs(body: bytes, kind: str) -> DecodedLogs:
 
     Either form goes to ``Pipeline.ingest_logs`` and ``logs.iter_evaluation_logs`` alike.
     """
-    return _decode(body, kind, ExportLogsServiceRequest, json_log_records)  # type: ignore[return-value]
+    return _decode(body, kind, ExportLogsServiceRequest, _json_logs)  # type: ignore[return-value]
 
 
-def _decode(
-    body: bytes, kind: str, message_type: type[Message], from_json: Callable[[Any, bytes], Any]
-) -> Any:
+def _json_spans(body: bytes) -> list[SpanView]:
+    # The usual shape by type (otlp_typed), anything else through the generic parse.
+    return decode_spans(body, _json_document)
+
+
+def _json_logs(body: bytes) -> DecodedLogs:
+    return json_log_records(_json_document(body), body)
+
+
+def _decode(body: bytes, kind: str, message_type: type[Message], from_json: Callable[[bytes], Any]) -> Any:
     if kind == PROTOBUF:
         request = message_type()
         try:
@@ -113,7 +121,7 @@ def _decode(
             raise BadRequest(f"undecodable protobuf body: {error}") from None
         return request
     try:
-        return from_json(_json_document(body), body)
+        return from_json(body)
     except ValueError as error:  # invalid JSON or UTF-8 (UnicodeDecodeError), or otlp_json.Malformed
         raise BadRequest(f"undecodable OTLP/JSON body: {error}") from None
     except RecursionError:  # json.loads and the value decoder recurse once per nesting level

@@ -40,6 +40,7 @@ from tokenpulse.detectors.data import GridMemo, hourly_baseline, minute_index
 from tokenpulse.detectors.history import (
     BASELINE_DAYS,
     ROLLUP,
+    SIZE_CLASS,
     TAIL_EDGES_MS,
     TAILS,
     TAILS_HOURLY,
@@ -47,6 +48,7 @@ from tokenpulse.detectors.history import (
     History,
     Query,
     hourly_quantile_query,
+    tails_by_size,
 )
 
 # The alarm is re-derived each cycle from this much history before the evaluated minute: evidence older
@@ -909,7 +911,8 @@ class TailDetector(EvidenceDetector):
     calls slower than L weighs for "that share's odds grew 1.5x, 3x, 8x or 25x" against 1%, the most a
     scope within its objective can have (binomial, with the burstiness the scan shows). A second test
     sees a distribution that moved as a whole, on far fewer calls: each minute's durations, bin by bin,
-    weigh for "every call 2x, 4x or 8x slower" against the scope's own trailing day. The usual p99 is
+    weigh for "every call 2x, 4x or 8x slower" against the scope's own trailing day — each call against
+    the calls of its size class there (within 2x of its size: ``history.tails_by_size``). The usual p99 is
     the median of the same hour of previous days (else of the trailing day's hours) merged from the
     rollup's t-digests; the counts come from a per-minute histogram of the raw calls (``TAIL_EDGES_MS``:
     L is taken at the first edge at or above it).
@@ -922,9 +925,10 @@ class TailDetector(EvidenceDetector):
     def __init__(self, settings: EvidenceSettings | None = None) -> None:
         super().__init__(settings)
         self.hourly = hourly_quantile_query(f"{self.column}_ms", self.settings.scope, QUANTILE)
+        self.by_size = tails_by_size(self.column)
 
     def queries(self) -> list[Query]:
-        return [TAILS, TAILS_HOURLY, self.hourly]
+        return [TAILS, TAILS_HOURLY, self.hourly, *self.by_size]
 
     def objective(self, scopes: list[Scope], usual: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The warning and critical levels (ms) per (minute, scope), from the usual p99 (NaN: unknown,
@@ -955,8 +959,8 @@ class TailDetector(EvidenceDetector):
         first, rows = _scan_rows(positions)
         sized = self._size_factor(history, dims, scopes, index, rows, n_all, size[..., 0])
         usual = self._usual(history, dims, scopes, index) * sized
-        warning_ms, critical_ms, shifted = self.objective(scopes, usual)
-        shifted = np.where(sized <= SIZE_SHIFT_TOLERANCE, shifted, np.nan)
+        warning_ms, critical_ms, body = self.objective(scopes, usual)
+        shifted = np.where(sized <= SIZE_SHIFT_TOLERANCE, body, np.nan)
         watched = ~np.isnan(warning_ms)
         n, counts = n_all[rows], past[rows]
         # Two kinds of evidence that the p99 passed the warning level. More than 1% of calls past it: a
@@ -969,13 +973,10 @@ class TailDetector(EvidenceDetector):
         # Resolved on evidence against the share halfway to the change (1% -> 20%: 10.5%): a share of 1%
         # is proven far from a log-odds midpoint (4.6%) only over hundreds of calls, hours on a thin route.
         tail = _evidence(slow, n, null, changed, dispersion, watched[rows], _midpoint)
-        # Or calls got slower: the minute's durations, bin by bin, against the scope's own trailing day,
-        # every call or one in twenty (``_SHIFTS``). Where the floor sets the level (``shifted`` NaN),
-        # only the share past it says the p99 passed it.
-        bins = _bins(n_all, past)
-        usual_bins, hour_of = self._trailing(history, dims, scopes, index[rows])
-        known = (usual_bins.sum(axis=-1) >= s.learning_calls)[hour_of] & ~np.isnan(shifted[rows])
-        whole = _shift_evidence(bins[rows], usual_bins, dispersion, known, hour_of)
+        # Or calls got slower: each call's duration against the scope's own trailing day of calls of
+        # its size class, every call or one in twenty (``_SHIFTS``). Where the floor sets the level
+        # (``body`` NaN), only the share past it says the p99 passed it.
+        known, whole = self._shapes(history, dims, scopes, index, rows, dispersion, body, shifted)
         evidence, recovery, expected = (
             np.concatenate(pair, axis=-1) for pair in zip(tail, whole, strict=True)
         )
@@ -1019,35 +1020,61 @@ class TailDetector(EvidenceDetector):
         learning = ~watched[positions]
         return [Assessment(observations, scopes, status_codes(learning, watched[positions], held=False))]
 
-    def _trailing(
-        self, history: History, dims: Sequence[str], scopes: list[Scope], minutes: pd.DatetimeIndex
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The usual durations (x scopes x bins) the minutes use, once per distinct one: the bins of the
-        24 whole hours ending ``BASELINE_LAG`` or more before a minute change only when an hour rolls
-        (a scan has three); and which of them each minute uses."""
-        hourly = history[TAILS_HOURLY]
-        first = (minutes[0] - BASELINE_LAG).floor("h") - pd.Timedelta(hours=24)
-        hours = pd.date_range(
-            first, minutes[-1].floor("h") + pd.Timedelta(hours=1), freq="1h", inclusive="left"
+    def _shapes(
+        self,
+        history: History,
+        dims: Sequence[str],
+        scopes: list[Scope],
+        index: pd.DatetimeIndex,
+        rows: np.ndarray,
+        dispersion: np.ndarray,
+        body: np.ndarray,
+        shifted: np.ndarray,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Where the durations' shape is tested (scanned minutes x scopes) and its evidence, recovery and
+        expected evidence per shift (``_shift_evidence``), summed over each minute's size classes.
+
+        A class with ``CLASS_LEARNING_CALLS`` calls in the trailing day is compared with that day's calls
+        of its class; the calls of a thinner class with the scope's whole trailing day, as long as sizes
+        did not move the level (``shifted`` not NaN). Where the floor sets the level (``body`` NaN),
+        nothing is."""
+        minutes = index[rows]
+        pooled, hour_of = _trailing_bins(
+            history[TAILS_HOURLY], dims, self.count, f"{self.column}_over", scopes, minutes
         )
-        known, counts, past, _ = _histograms(
-            hourly,
-            dims,
-            self.count,
-            f"{self.column}_over",
-            hours,
-            "hour",
-            keys=_tail_keys(history, hourly, dims),
+        out = np.zeros((3, len(rows), len(scopes), len(_SHIFTS)))
+        known = np.zeros((len(rows), len(scopes)), dtype=bool)
+        frame = history[self.by_size[0]]
+        if frame.empty:
+            return known, (out[0], out[1], out[2])
+        offsets = np.asarray((pd.DatetimeIndex(frame["minute"]) - index[0]) // pd.Timedelta(minutes=1))
+        frame = frame[(offsets >= rows[0]) & (offsets <= rows[-1])]
+        at = offsets[(offsets >= rows[0]) & (offsets <= rows[-1])] - rows[0]
+        codes, found = _scope_keys(frame, dims)
+        column_of = {scope: i for i, scope in enumerate(scopes)}
+        parent = np.array([column_of.get(scope, -1) for scope in found], dtype=np.int64)[codes]
+        class_codes, classes = _scope_keys(frame, (*dims, SIZE_CLASS))
+        by_class, _ = _trailing_bins(
+            history[self.by_size[1]], (*dims, SIZE_CLASS), "calls", f"{self.column}_over", classes, minutes
         )
-        if not known:
-            return np.zeros((1, len(scopes), len(_EDGES) + 1), dtype=np.float32), np.zeros(len(minutes), int)
-        at = {scope: i for i, scope in enumerate(known)}
-        columns = np.array([at.get(scope, -1) for scope in scopes])
-        bins = _bins(counts, past)[:, np.maximum(columns, 0)] * (columns >= 0)[None, :, None]
-        totals = np.concatenate([np.zeros((1, *bins.shape[1:]), dtype=np.float32), np.cumsum(bins, axis=0)])
-        last = np.clip((minutes - BASELINE_LAG - hours[0]) // pd.Timedelta(hours=1), 0, len(hours))
-        ends, hour_of = np.unique(np.asarray(last), return_inverse=True)
-        return totals[ends] - totals[np.maximum(ends - 24, 0)], hour_of
+        row_bins = _bins(frame["calls"].to_numpy(dtype=np.float32), _edge_counts(frame, f"{self.column}_over",
+                         np.ones(len(frame), dtype=bool)))  # fmt: skip
+        hour = hour_of[at]
+        own = (by_class.sum(axis=-1) >= CLASS_LEARNING_CALLS)[hour, class_codes]
+        tested = np.isfinite(body[rows])[at, np.maximum(parent, 0)] & (parent >= 0)
+        fallback = (pooled.sum(axis=-1) >= self.settings.learning_calls)[hour, np.maximum(parent, 0)]
+        fallback &= np.isfinite(shifted[rows])[at, np.maximum(parent, 0)]
+        use_own, use_pooled = tested & own, tested & ~own & fallback
+        for chosen, usual, which in ((use_own, by_class, class_codes), (use_pooled, pooled, parent)):
+            if not chosen.any():
+                continue
+            cells = (at[chosen], parent[chosen])
+            grids = _shift_evidence(row_bins[chosen], usual, hour[chosen], which[chosen])
+            for k, grid in enumerate(grids):
+                np.add.at(out[k], cells, grid)
+            known[cells] = True
+        out /= dispersion[None, ..., None]
+        return known, (out[0], out[1], out[2])
 
     def _size_factor(
         self,
@@ -1114,6 +1141,35 @@ _WHOLE = 3  # the first of them are every call slower
 _CONTAMINATION = 0.01
 
 
+# A size class is compared with its own trailing day once that day has this many of its calls.
+CLASS_LEARNING_CALLS = 50
+
+
+def _trailing_bins(
+    hourly: pd.DataFrame,
+    dims: Sequence[str],
+    count: str,
+    column: str,
+    scopes: list[Scope],
+    minutes: pd.DatetimeIndex,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The usual durations (x ``scopes`` x bins) the minutes use, once per distinct one, from an hourly
+    tails frame: the bins of the 24 whole hours ending ``BASELINE_LAG`` or more before a minute change
+    only when an hour rolls (a scan has three); and which of them each minute uses."""
+    first = (minutes[0] - BASELINE_LAG).floor("h") - pd.Timedelta(hours=24)
+    hours = pd.date_range(first, minutes[-1].floor("h") + pd.Timedelta(hours=1), freq="1h", inclusive="left")
+    last = np.clip((minutes - BASELINE_LAG - hours[0]) // pd.Timedelta(hours=1), 0, len(hours))
+    ends, hour_of = np.unique(np.asarray(last), return_inverse=True)
+    known, counts, past, _ = _histograms(hourly, dims, count, column, hours, "hour")
+    if not known:
+        return np.zeros((len(ends), len(scopes), len(_EDGES) + 1), dtype=np.float32), hour_of
+    at = {scope: i for i, scope in enumerate(known)}
+    columns = np.array([at.get(scope, -1) for scope in scopes], dtype=np.int64)
+    bins = _bins(counts, past)[:, np.maximum(columns, 0)] * (columns >= 0)[None, :, None]
+    totals = np.concatenate([np.zeros((1, *bins.shape[1:]), dtype=np.float32), np.cumsum(bins, axis=0)])
+    return totals[ends] - totals[np.maximum(ends - 24, 0)], hour_of
+
+
 def _bins(calls: np.ndarray, past: np.ndarray) -> np.ndarray:
     """Calls per duration bin (<= first edge, between edges, > last edge) from the calls and the calls
     past each edge (minutes x scopes x edges)."""
@@ -1163,11 +1219,10 @@ def _histograms(
     index: pd.DatetimeIndex,
     time: str = "minute",
     sums: Sequence[str] = (),
-    keys: tuple[np.ndarray, list[Scope]] | None = None,
 ) -> tuple[list[Scope], np.ndarray, np.ndarray, np.ndarray]:
     """The scopes of a tails frame, and per (row of ``index`` x scope) its calls, its calls past each
     edge (x edges: summed straight into arrays, the histograms are many columns) and the sums of the
-    scalar columns ``sums`` (x sums). ``keys``: the frame's ``_scope_keys``, if known."""
+    scalar columns ``sums`` (x sums)."""
     if frame.empty:
         return (
             [], np.zeros((len(index), 0)), np.zeros((len(index), 0, len(_EDGES)), dtype=np.float32),
@@ -1176,7 +1231,7 @@ def _histograms(
     step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=1)
     offsets = (pd.DatetimeIndex(frame[time]) - index[0]) // step
     inside = np.asarray((offsets >= 0) & (offsets < len(index)))
-    codes, scopes = keys or _scope_keys(frame, dims)
+    codes, scopes = _scope_keys(frame, dims)
     calls = np.zeros((len(index), len(scopes)))
     past = np.zeros((len(index), len(scopes), len(_EDGES)), dtype=np.float32)
     totals = np.zeros((len(index), len(scopes), len(sums)))
@@ -1212,7 +1267,7 @@ def _scope_sums(
 
 def _tail_keys(history: History, frame: pd.DataFrame, dims: Sequence[str]) -> tuple[np.ndarray, list[Scope]]:
     """``_scope_keys(frame, dims)`` once per evaluation (held with the frame, so its id stays its own): the
-    hourly tails are keyed for the usual shape and for each hour's size line."""
+    hourly tails are keyed once for the size lines of every hour a scan uses, not once per hour."""
     held = history.derived.setdefault("tail_keys", {})
     assert isinstance(held, dict)
     key = (id(frame), tuple(dims))
@@ -1238,22 +1293,17 @@ def _halfway_shift(fraction: float, bins: int) -> tuple[float, int]:
 
 
 def _shift_evidence(
-    bins: np.ndarray,
-    usual_bins: np.ndarray,
-    dispersion: np.ndarray,
-    known: np.ndarray,
-    usual_of: np.ndarray | None = None,
+    bins: np.ndarray, usual_bins: np.ndarray, usual_of: np.ndarray, scope_of: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per minute, the evidence for each of ``_SHIFTS`` (multinomial, against the usual bins), the
-    recovery evidence against the change halfway to it, and what a changed minute gives.
+    """Per row of histogram ``bins`` (rows x bins), the evidence for each of ``_SHIFTS`` (multinomial,
+    against the usual distribution ``usual_bins[usual_of, scope_of]``), the recovery evidence against
+    the change halfway to it, and what a changed row of as many calls gives (rows x shifts each).
 
-    ``usual_bins`` holds each distinct usual distribution once and ``usual_of`` which one each minute
-    uses (default: one per minute): the log-ratios of the shifted distributions are computed once per
-    distinct one (they change when an hour rolls), not per minute."""
-    if usual_of is None:
-        usual_of = np.arange(len(usual_bins))
+    ``usual_bins`` holds each distinct usual distribution once (distinct ones x scopes x bins: they
+    change when an hour rolls): the log-ratios of the shifted distributions are computed once per
+    distinct one, not per row, and read only at the bins a row has calls in (a row holds a few calls:
+    most of its bins are empty)."""
     usual = (usual_bins + 0.05) / (usual_bins.sum(axis=-1, keepdims=True) + 0.05 * usual_bins.shape[-1])
-    calls = bins.sum(axis=-1)
 
     def log_ratio(fraction: float, size: int) -> tuple[np.ndarray, np.ndarray]:
         moved = _slower(usual, fraction, size)
@@ -1261,28 +1311,25 @@ def _shift_evidence(
         base = (1 - _CONTAMINATION) * usual + _CONTAMINATION * moved
         return np.log(changed / base), changed
 
-    evidence, recovery, expected = [], [], []
+    ratios, halfways, per_call = [], [], []
     for fraction, size in _SHIFTS:
         ratio, changed = log_ratio(fraction, size)
-        evidence.append(_bin_sums(bins, ratio, usual_of) / dispersion)
-        recovery.append(
-            -_bin_sums(bins, log_ratio(*_halfway_shift(fraction, size))[0], usual_of) / dispersion
-        )
-        expected.append(calls * (changed * ratio).sum(axis=-1)[usual_of] / dispersion)
-    mask = known[..., None]
-    return tuple(np.where(mask, np.stack(g, axis=-1), 0.0) for g in (evidence, recovery, expected))  # type: ignore[return-value]
+        ratios.append(ratio)
+        halfways.append(-log_ratio(*_halfway_shift(fraction, size))[0])
+        per_call.append((changed * ratio).sum(axis=-1))
+    row, column = np.nonzero(bins)
+    calls_in = bins[row, column].astype(np.float64)[:, None]
+    cells = (usual_of[row], scope_of[row], column)
+    starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]]) if len(row) else np.zeros(0, dtype=np.int64)
 
+    def per_row(table: list[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(bins), len(table)))
+        if len(row):
+            out[row[starts]] = np.add.reduceat(calls_in * np.stack(table, axis=-1)[cells], starts, axis=0)
+        return out
 
-def _bin_sums(bins: np.ndarray, per_usual: np.ndarray, usual_of: np.ndarray) -> np.ndarray:
-    """``(bins * per_usual[usual_of]).sum(axis=-1)``: each minute's bins (minutes x scopes x bins) times
-    the log-ratios of the usual distribution it uses (distinct ones x scopes x bins), summed over the
-    bins; each distinct one applied to its minutes, not copied out to every minute (the same products
-    and sums, row by row)."""
-    out = np.empty(bins.shape[:-1], dtype=np.result_type(bins, per_usual))
-    for which in np.unique(usual_of):
-        minutes = usual_of == which
-        out[minutes] = (bins[minutes] * per_usual[which]).sum(axis=-1)
-    return out
+    expected = bins.sum(axis=-1, dtype=np.float64)[:, None] * np.stack(per_call, axis=-1)[usual_of, scope_of]
+    return per_row(ratios), per_row(halfways), expected
 
 
 def _midpoint(usual: np.ndarray, changed: np.ndarray) -> np.ndarray:

@@ -179,6 +179,43 @@ TAILS_HOURLY = Query(
     per="hour",
 )
 
+# A duration's histogram per size class of its calls, per minute and per hour over the day before: a
+# call is compared with the usual durations of calls of about its size (within 2x: the class is the log2
+# of the size), not with every call's — a route whose long answers take 30 s and short ones 1 s hides a
+# short answer that took 10 s among the long ones.
+SIZE_CLASS = "size_class"
+SIZE_CLASSES = 25  # 1 to 2^24 tokens and more
+
+
+def tails_by_size(duration: str) -> tuple[Query, Query]:
+    """The per-minute and per-hour (the day before the scan) histograms of ``duration`` ("latency" or
+    "ttft") by the tail dimensions and the size class of its calls."""
+    ms, size, having = TAIL_SIZES[duration]
+    log_size = f"toUInt8(floor(log2(greatest(toFloat64({size}), 1))))"
+    size_class = f"least({log_size}, {SIZE_CLASSES - 1}) AS {SIZE_CLASS}"
+    counts = f"count() AS calls, sumForEach(arrayMap(e -> toUInt64({ms} > e), {_EDGES})) AS {duration}_over"
+    where = "" if having == "1" else having
+    dims = ", ".join((TENANT, *_TAIL_DIMS, size_class))
+    minutes = raw_minutes_query(
+        f"tails:sized:{duration}:service, route, model, router",
+        "calls",
+        (*_TAIL_DIMS, size_class),
+        counts,
+        where=where,
+        recent=TAILS.recent,
+    )
+    hours = Query(
+        f"tails:sized:hourly:{duration}:service, route, model, router",
+        f"SELECT toStartOfHour({ENDED_AT}) AS hour, {dims}, {counts} FROM calls "
+        f"WHERE time >= {{start:DateTime('UTC')}} - {LONGEST_CALL} AND time < {{end:DateTime('UTC')}} "
+        f"AND {ENDED_AT} >= {{start:DateTime('UTC')}} AND {ENDED_AT} < {{end:DateTime('UTC')}} "
+        + (f"AND {where} " if where else "")
+        + "GROUP BY ALL",
+        recent=TAILS_HOURLY.recent,
+        per="hour",
+    )
+    return minutes, hours
+
 
 def hourly_quantile_query(column: str, dims: Sequence[str], quantile: float) -> Query:
     """The ``quantile`` of ``column`` per hour by ``dims``, with the hour's call count: what the

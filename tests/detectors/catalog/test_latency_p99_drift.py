@@ -7,7 +7,7 @@ from tests.detector_harness import Scenario, between, drawn_durations, run
 from tests.factories import BASE_TIME_NS, call_record, store_records
 from tokenpulse.detectors.base import settings_from_mapping
 from tokenpulse.detectors.catalog.latency_p99_drift import LatencyP99Drift, Settings
-from tokenpulse.detectors.history import TAIL_EDGES_MS, TAILS, TAILS_HOURLY, load_history
+from tokenpulse.detectors.history import TAIL_EDGES_MS, TAILS, load_history, tails_by_size
 from tokenpulse.storage.store import Store
 
 DAY = 1440
@@ -23,10 +23,9 @@ def evaluate(detector: LatencyP99Drift, *scopes: tuple[str, float, object, float
     """Each scope: (route, calls a minute, median latency in ms or a function of the minute, spread, seed)."""
     scenario = Scenario()
     for route, calls, median, sigma, seed in scopes:
-        tails, histogram, hourly = drawn_durations(
-            scope(route), calls, median, sigma=sigma, seed=seed, end=SPAN
+        drawn_durations(scope(route), calls, median, sigma=sigma, seed=seed, end=SPAN).add_to(
+            scenario, detector
         )
-        scenario.add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly)
     return run(detector, scenario, DAY, SPAN, defaults={"ttft_calls": 0})
 
 
@@ -48,10 +47,9 @@ def test_one_call_in_fifty_twelve_times_slower_pages_on_a_route_of_ten_calls_a_m
     for seed in range(11, 17):
         detector = LatencyP99Drift()
         slow = lambda m: (0.02, 12.0) if ONSET <= m < END else (0.0, 1.0)  # noqa: E731
-        tails, histogram, hourly = drawn_durations(
+        scenario = drawn_durations(
             scope("/retries"), 10.0, 1000.0, sigma=0.3, seed=seed, end=SPAN, slow=slow
-        )
-        scenario = Scenario().add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly)
+        ).add_to(Scenario(), detector)
         result = run(detector, scenario, DAY, SPAN, defaults={"ttft_calls": 0})
         detected.append(bool(result) and result[0][1] == "firing" and result[0][0] <= ONSET + 45)
     assert sum(detected) >= 5, detected
@@ -64,8 +62,9 @@ def test_a_slowdown_of_hours_stays_firing_once_it_is_in_the_trailing_day() -> No
     end, span = ONSET + 200, ONSET + 260
     detector = LatencyP99Drift()
     slow = between(ONSET, end, 21_000.0, 3000.0)
-    tails, histogram, hourly = drawn_durations(scope("/long"), 140.0, slow, sigma=0.3, seed=12, end=span)
-    scenario = Scenario().add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly)
+    scenario = drawn_durations(scope("/long"), 140.0, slow, sigma=0.3, seed=12, end=span).add_to(
+        Scenario(), detector
+    )
     result = run(detector, scenario, DAY, span, defaults={"ttft_calls": 0})
     assert [status for _, status, _, _ in result] == ["firing", "resolved"], result
     assert result[0][0] <= ONSET + 10 and result[1][0] >= end
@@ -88,16 +87,8 @@ def test_confounders_stay_quiet() -> None:
 
 def test_a_scope_without_history_is_not_watched() -> None:
     detector = LatencyP99Drift()
-    tails, histogram, hourly = drawn_durations(scope("/new"), 20.0, 30_000.0, seed=9, start=ONSET, end=SPAN)
-    assert (
-        run(
-            detector,
-            Scenario().add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly),
-            DAY,
-            SPAN,
-        )
-        == []
-    )
+    drawn = drawn_durations(scope("/new"), 20.0, 30_000.0, seed=9, start=ONSET, end=SPAN)
+    assert run(detector, drawn.add_to(Scenario(), detector), DAY, SPAN) == []
 
 
 def test_settings_are_validated() -> None:
@@ -148,7 +139,54 @@ def test_calls_that_take_longer_because_they_are_longer_are_compared_with_their_
         ("/verbose", between(ONSET, END, 600.0, 200.0), 300.0, 21),
         ("/slow", 200.0, between(ONSET, END, 30_000.0, 300.0), 22),
     ):
-        tails, histogram, hourly = sized(route, size, median, seed)
-        scenario.add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly)
+        sized(route, size, median, seed).add_to(scenario, detector)
     result = run(detector, scenario, DAY, SPAN, defaults={"ttft_calls": 0})
     assert {s["route"] for _, status, _, s in result if status == "firing"} == {"/slow"}
+
+
+def test_a_slow_call_is_compared_with_calls_of_its_size() -> None:
+    # Decoding takes ~20 ms a token and answers range from ~40 to ~1000 tokens: the route's calls take
+    # 1-20 s by their size alone. One call in twenty becomes 6x slower: the p99 moves 2-3x, but a short
+    # answer that took 6x longer is still within what a long answer takes. Against calls of its own size
+    # it is far out. Compared with every call of the day, 2 of these 6 draws paged within 30 minutes.
+    detector = LatencyP99Drift()
+    slow = between(ONSET, END, 0.05, 0.0)
+    found = []
+    for seed in range(6):
+        drawn = drawn_durations(
+            scope("/sized"), 10.0, 300.0, sigma=0.3, seed=40 + seed, end=SPAN, size=200.0, per_token_ms=20.0,
+            slow=lambda m: (slow(m), 6.0),
+        )  # fmt: skip
+        result = run(detector, drawn.add_to(Scenario(), detector), DAY, SPAN, defaults={"ttft_calls": 0})
+        found.append(next((m - ONSET for m, status, _, _ in result if status == "firing"), None))
+    assert sum(at is not None and 0 <= at <= 30 for at in found) >= 5, found
+
+
+def test_the_histograms_by_size_class_count_each_call_in_the_class_of_its_size(
+    tmp_path: Path, store: Store
+) -> None:
+    first = BASE_TIME_NS - 10 * 60 * 1_000_000_000
+    calls = [(100, 2000, 800.0, 200.0), (120, 3000, 1500.0, None), (1000, 2000, 9000.0, 250.0)]
+    records = [
+        call_record(
+            time_unix_nano=first + i, output_tokens=out, input_tokens=prompt, duration_ms=ms, ttft_ms=ttft
+        )
+        for i, (out, prompt, ms, ttft) in enumerate(calls)
+    ]
+    store_records(store, tmp_path, records)
+    start = datetime.fromtimestamp(first // 1_000_000_000, UTC).replace(second=0)
+    span = (start - timedelta(hours=2), start + timedelta(hours=2))
+    edges = list(TAIL_EDGES_MS)
+    for duration, expected in (
+        ("latency", {6: (2, 1, 0), 9: (1, 1, 1)}),  # output tokens 100 and 120 (2^6-2^7), 1000 (2^9-2^10)
+        ("ttft", {10: (2, 0, 0)}),  # prompts of 2000 tokens with a TTFT; the call without one is left out
+    ):
+        for query in tails_by_size(duration):
+            frame = load_history(store, [query], *span)[query].sort_values("size_class")
+            got = {
+                int(c): (int(n), int(over[edges.index(1164.2)]), int(over[edges.index(6938.9)]))
+                for c, n, over in zip(
+                    frame["size_class"], frame["calls"], frame[f"{duration}_over"], strict=True
+                )
+            }
+            assert got == expected, (duration, query.name, got)

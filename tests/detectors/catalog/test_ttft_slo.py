@@ -3,7 +3,6 @@ import pytest
 from tests.detector_harness import Scenario, between, drawn_durations, run
 from tokenpulse.detectors.base import settings_from_mapping
 from tokenpulse.detectors.catalog.ttft_slo import Settings, TtftSlo
-from tokenpulse.detectors.history import TAILS, TAILS_HOURLY
 
 DAY = 1440
 ONSET, END = DAY + 60, DAY + 120  # the breach and its recovery
@@ -18,10 +17,9 @@ def evaluate(detector: TtftSlo, *routes: tuple[str, float, object, int], start: 
     """Each route: (route, streamed calls a minute, median TTFT in ms or a function of the minute, seed)."""
     scenario = Scenario()
     for route, calls, median, seed in routes:
-        tails, histogram, hourly = drawn_durations(
-            scope(route), calls, median, column="ttft", seed=seed, start=start, end=SPAN
+        drawn_durations(scope(route), calls, median, column="ttft", seed=seed, start=start, end=SPAN).add_to(
+            scenario, detector
         )
-        scenario.add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly)
     return run(detector, scenario, DAY, SPAN, defaults={"calls": 0})
 
 
@@ -89,7 +87,7 @@ def test_longer_prompts_that_take_longer_to_prefill_are_compared_with_their_size
         ("/rag", between(ONSET, END, 80_000.0, 20_000.0), 200.0, 31),
         ("/chat", 20_000.0, between(ONSET, END, 6000.0, 200.0), 32),
     ):
-        tails, histogram, hourly = drawn_durations(
+        drawn_durations(
             scope(route),
             30.0,
             median,
@@ -99,7 +97,6 @@ def test_longer_prompts_that_take_longer_to_prefill_are_compared_with_their_size
             end=SPAN,
             size=size,
             per_token_ms=0.1,
-        )
-        scenario.add(TAILS, tails).add(TAILS_HOURLY, histogram).add(detector.hourly, hourly)
+        ).add_to(scenario, detector)
     result = run(detector, scenario, DAY, SPAN, defaults={"calls": 0})
     assert {s["route"] for _, status, _, s in result if status == "firing"} == {"/chat"}
