@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tokenpulse.detectors.data import GridMemo, _unique_codes, hourly_baseline, trailing_sum
+from tokenpulse.detectors.data import (
+    GridMemo,
+    _trailing_medians,
+    _unique_codes,
+    hourly_baseline,
+    trailing_sum,
+)
 from tokenpulse.detectors.history import history_ranges
 
 
@@ -174,6 +180,10 @@ def test_grids_of_a_frames_rows_reuse_its_codes_and_are_those_of_the_rows_alone(
     )
     assert list(scopes) == list(alone_scopes) and all(dict(s)["router"] != "" for s in scopes)
     np.testing.assert_array_equal(grids["calls"], alone["calls"])
+    # The rows themselves are the filtered frame's (its text as categories of the parent's codes).
+    assert isinstance(routed["service"].dtype, pd.CategoricalDtype)
+    text = {"service": object, "router": object}
+    pd.testing.assert_frame_equal(routed.astype(text), frame[frame["router"] != ""].astype(text))
 
 
 @pytest.mark.parametrize("dims", [("service",), ("tenant", "service")])
@@ -202,3 +212,19 @@ def test_hourly_values_are_the_pivot_of_the_frame(dims: tuple[str, ...]) -> None
     expected = value.where(calls >= 30).reindex(hours)
     expected.columns = _scope_index(dims, expected.columns)
     pd.testing.assert_frame_equal(_hourly_values(frame, dims, now, 30), expected, check_freq=False)
+
+
+def test_trailing_medians_are_pandas_rolling_medians_at_the_hours_asked() -> None:
+    """The trailing baseline computed at a few hours is the rolling median of the whole table there (even
+    and odd counts of hours with a value, too few of them, hours the table lacks)."""
+    rng = np.random.default_rng(7)
+    hours = pd.date_range("2026-01-01", periods=200, freq="1h", tz="UTC")
+    values = rng.lognormal(size=(200, 6))
+    values[rng.random(values.shape) < 0.4] = np.nan  # hours under the minimum calls
+    values[:, 5] = np.nan
+    values[150:190, 4] = np.nan  # a gap: windows with 0-2 values
+    values[:, 3] = np.round(values[:, 3], 1)  # ties
+    table = pd.DataFrame(values, index=hours)
+    ends = pd.DatetimeIndex([hours[0] - pd.Timedelta(hours=1), *hours, hours[-1] + pd.Timedelta(hours=1)])
+    expected = table.rolling(24, min_periods=3).median().reindex(ends).to_numpy()
+    assert np.array_equal(_trailing_medians(table, ends), expected, equal_nan=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +15,11 @@ from tests.factories import call_record, store_records
 from tokenpulse.alerts.contract import Transition
 from tokenpulse.detectors import history
 from tokenpulse.detectors.catalog import build_detectors
+from tokenpulse.detectors.catalog.cost_spike import CostSpike
+from tokenpulse.detectors.catalog.cost_spike import Settings as CostSpikeSettings
 from tokenpulse.detectors.data import GridMemo
 from tokenpulse.detectors.engine import Engine, floor_minute
+from tokenpulse.detectors.evidence import SCAN
 from tokenpulse.detectors.history import (
     ROLLUP,
     TAILS_HOURLY,
@@ -130,6 +134,11 @@ def test_rows_that_arrive_late_are_read_at_the_next_cycle(filled: Store, tmp_pat
     arrive(old)
     assert cycle(3) == [old, settling] and cache.refreshed != refreshed  # everything read again
     assert cycle(4) == [old, settling]
+    # A row of five days ago (a day whose rows are counted from the parts' metadata) is seen too.
+    refreshed = cache.refreshed
+    arrive(moment - timedelta(days=5))
+    cycle(5)
+    assert cache.refreshed != refreshed
 
 
 def same_transitions(first: list[Transition], second: list[Transition]) -> bool:
@@ -190,3 +199,118 @@ def test_detectors_sharing_one_history_see_what_each_sees_alone(simulated_data: 
     assert isinstance(memo, GridMemo)
     assert len(memo.layouts) < memo.requests
     assert "Observation(" in together["cache_hit_collapse"]  # the scenario's collapse: not an empty match
+
+
+def user_calls(
+    user: str, usd_a_minute: str, first: datetime, count: int, duration_ms: float = 1000.0
+) -> list:
+    """``count`` calls of ``user``, one a minute from ``first``, each costing ``usd_a_minute``."""
+    return [
+        call_record(
+            user=user,
+            cost_usd=Decimal(usd_a_minute),
+            duration_ms=duration_ms,
+            time_unix_nano=int((first + timedelta(minutes=m)).timestamp()) * 10**9,
+        )
+        for m in range(count)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spenders", "runs"),
+    [
+        # bob spends $0.30 in the scan: enough to be read ($0.25 over a range), not to page ($0.50)
+        (["bob"], False),
+        # alice spends $1.00 in it: her rows (and bob's) are read
+        (["alice", "bob"], True),
+        # carol's one call of $1 started 90 minutes before the scan and ended in it: it counts there
+        (["carol", "bob"], True),
+    ],
+)
+def test_the_users_query_runs_only_where_a_user_spent_enough_in_the_scan_to_page(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spenders: list[str], runs: bool
+) -> None:
+    """cost_spike's users query is skipped (its gate finds nobody) where no user's calls that ended in
+    the scan reach the spend a page needs; the detector's observations and coverage are the same as
+    with the query run, and where it runs its rows are those of the query without the gate."""
+    moment = NOW - timedelta(minutes=5)
+    scan_start = moment - SCAN
+    records = {
+        "bob": user_calls("bob", "0.03", scan_start + timedelta(minutes=30), 10),
+        "alice": user_calls("alice", "0.10", scan_start + timedelta(minutes=40), 10),
+        "carol": user_calls("carol", "1", scan_start - timedelta(minutes=90), 1, duration_ms=100 * 60_000.0),
+    }
+    store_records(store, tmp_path, [r for user in spenders for r in records[user]])
+    detector = CostSpike()
+    assert detector.users.gate is not None
+    ungated = replace(detector.users, gate=None)
+    ranges = [(moment - timedelta(days=1, hours=9), moment + timedelta(minutes=1))]
+    read: list[str] = []
+
+    def recorded(store: Store, query, ranges):
+        read.append(query.name)
+        return read_ranges(store, query, ranges)
+
+    monkeypatch.setattr(history, "read_ranges", recorded)
+    gated = history.load_history(store, [ROLLUP, detector.users], *ranges[0], ranges, first_time=moment)
+    assert (detector.users.name in read) == runs
+    full = read_ranges(store, ungated, ranges)
+    assert set(full["user"]) == set(spenders)  # everyone's calls are over the reading floor
+    pd.testing.assert_frame_equal(
+        canonical(gated[detector.users]), canonical(full) if runs else pd.DataFrame()
+    )
+    plain = history.History(gated.start, gated.end, {**gated.frames, detector.users.name: full})
+    assert repr(detector.assess(gated, [moment])) == repr(detector.assess(plain, [moment]))
+
+
+def test_a_budget_user_is_read_whatever_the_scan_holds() -> None:
+    """A user with a budget is read however little they spent: no gate."""
+    budget = {"scope": {"service": "checkout", "user": "bob"}, "daily_usd": 1}
+    assert CostSpike(CostSpikeSettings(budgets=(budget,))).users.gate is None
+
+
+def test_a_gated_query_gives_what_it_gives_run_and_runs_only_when_its_gate_opens(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every gated query of the catalog, over ordinary calls (no prompt past the runaway floor, no
+    provider report, nobody spending near a page): not run, and its frame is what it gives run. Then a
+    session of long prompts opens the runaway sessions' gate: run, and its rows are the query's."""
+    moment = NOW - timedelta(minutes=5)
+    ordinary = calls_between(moment - timedelta(hours=3), moment, every=30)
+    for record in ordinary:
+        record["cost_usd"] = Decimal("0.0001")  # $0.02 over the scan: u1 is nowhere near a page
+    store_records(store, tmp_path / "ordinary", ordinary)
+    gated = {q.name: q for d in build_detectors() for q in d.queries() if q.gate is not None}
+    assert len(gated) == 3  # cost_spike's users, prompt_growth's runaway sessions, coverage_gap's reports
+    engine = Engine(build_detectors())
+    read: list[str] = []
+
+    def recorded(store: Store, query, ranges):
+        read.append(query.name)
+        return read_ranges(store, query, ranges)
+
+    monkeypatch.setattr(history, "read_ranges", recorded)
+
+    def check(runs: set[str]) -> None:
+        read.clear()
+        loaded = engine.load(store, [moment])
+        assert set(read) & set(gated) == runs
+        for query in gated.values():
+            ranges = [(loaded.start, loaded.end)] if query.recent is None else None
+            plain = history.load_history(store, [replace(query, gate=None)], loaded.start, loaded.end, ranges)
+            pd.testing.assert_frame_equal(
+                canonical(loaded[query]), canonical(plain[query]), check_dtype=False
+            )
+
+    check(set())
+    long_prompts = [
+        call_record(
+            session="s-long",
+            input_tokens=60_000 * (k + 1),
+            time_unix_nano=int((moment - timedelta(minutes=30 - k)).timestamp()) * 10**9,
+        )
+        for k in range(12)
+    ]
+    store_records(store, tmp_path / "long", long_prompts)
+    (runaway,) = [name for name in gated if name.startswith("runaway_sessions")]
+    check({runaway})

@@ -52,9 +52,31 @@ def hourly_baseline(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: the normal "no history" case
         same_hour = np.nanmedian(np.stack(previous), axis=0)
-    trailing = value.rolling(24, min_periods=3).median().reindex(last_complete[first]).to_numpy()
+    trailing = _trailing_medians(value, last_complete[first])
     baseline = np.where(np.isnan(same_hour), trailing, same_hour)
     return pd.DataFrame(baseline[codes], index=index, columns=value.columns)
+
+
+# The trailing baseline of an hourly signal: the median of the hours with a value among this many, the
+# last complete one included, where at least ``_TRAILING_LEAST`` have one.
+_TRAILING_HOURS, _TRAILING_LEAST = 24, 3
+
+
+def _trailing_medians(value: pd.DataFrame, ends: pd.DatetimeIndex) -> np.ndarray:
+    """``value.rolling(_TRAILING_HOURS, min_periods=_TRAILING_LEAST).median()`` (an hour x scope table)
+    at the hours ``ends`` (NaN at an hour the table lacks), computed at those hours only: a scan needs
+    two or three of the week's hours."""
+    table = value.to_numpy(dtype=float)
+    out = np.full((len(ends), table.shape[1]), np.nan)
+    for i, row in enumerate(value.index.get_indexer(ends)):
+        if row < 0:
+            continue
+        window = table[max(row + 1 - _TRAILING_HOURS, 0) : row + 1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: no median
+            median = np.nanmedian(window, axis=0)
+        out[i] = np.where((~np.isnan(window)).sum(axis=0) >= _TRAILING_LEAST, median, np.nan)
+    return out
 
 
 def _hourly_values(
@@ -274,10 +296,18 @@ class GridMemo:
 
     def rows(self, frame: pd.DataFrame, which: pd.Series | np.ndarray) -> pd.DataFrame:
         """``frame[which]`` (a boolean mask), whose layouts reuse ``frame``'s codes of each column (the
-        values the rows lack are in none of their scopes, and the order of the others is the same)."""
-        part = frame[which]
-        if part is not frame:
-            self._parents[id(part)] = (part, frame, np.asarray(which, dtype=bool))
+        values the rows lack are in none of their scopes, and the order of the others is the same).
+
+        Its text columns are categories on those codes (the same values: no string is copied; picking
+        the rows of Arrow-backed text columns cost more than the grids of the rows)."""
+        mask = np.asarray(which, dtype=bool)
+        text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
+        part = frame.loc[mask, [c for c in frame.columns if c not in text]]
+        for column in text:
+            codes, uniques = self._factorize(frame, column)
+            part[column] = pd.Categorical.from_codes(codes[mask], categories=pd.Index(uniques, dtype=object))
+        part = part[list(frame.columns)]
+        self._parents[id(part)] = (part, frame, mask)
         return part
 
     def _minute_offsets(self, frame: pd.DataFrame, first: pd.Timestamp) -> np.ndarray:

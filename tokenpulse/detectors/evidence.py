@@ -1096,9 +1096,12 @@ class TailDetector(EvidenceDetector):
         hourly = history[TAILS_HOURLY]
         factor = np.ones(minute_calls.shape)
         ends = (index[rows] - BASELINE_LAG).floor("h")
+        keys = _tail_keys(history, hourly, dims)
         for end in ends.unique():
-            day = hourly[(hourly["hour"] >= end - pd.Timedelta(hours=24)) & (hourly["hour"] < end)]
-            calls, size, duration, product, square = _scope_sums(day, dims, scopes, (self.count, *sums)).T
+            day = ((hourly["hour"] >= end - pd.Timedelta(hours=24)) & (hourly["hour"] < end)).to_numpy()
+            calls, size, duration, product, square = _scope_sums(
+                hourly, dims, scopes, (self.count, *sums), rows=day, keys=keys
+            ).T
             at = rows[ends == end]
             with np.errstate(divide="ignore", invalid="ignore"):
                 slope = (calls * product - size * duration) / (calls * square - size**2)
@@ -1255,18 +1258,36 @@ def _add_at(out: np.ndarray, cells: tuple[np.ndarray, np.ndarray], values: np.nd
 
 
 def _scope_sums(
-    frame: pd.DataFrame, dims: Sequence[str], scopes: list[Scope], columns: Sequence[str]
+    frame: pd.DataFrame,
+    dims: Sequence[str],
+    scopes: list[Scope],
+    columns: Sequence[str],
+    rows: np.ndarray | None = None,
+    keys: tuple[np.ndarray, list[Scope]] | None = None,
 ) -> np.ndarray:
-    """The sums of scalar ``columns`` of a tails frame over all its rows, per scope of ``scopes`` (x
-    columns); scopes the frame lacks sum to 0."""
+    """The sums of scalar ``columns`` of a tails frame over all its rows (or those of the mask ``rows``,
+    in the frame's order: the sums of ``frame[rows]``), per scope of ``scopes`` (x columns); scopes the
+    frame lacks sum to 0. ``keys``: the frame's ``_scope_keys``, if known."""
     out = np.zeros((len(scopes), len(columns)))
     if frame.empty:
         return out
-    codes, found = _scope_keys(frame, dims)
+    codes, found = keys or _scope_keys(frame, dims)
     at = {scope: i for i, scope in enumerate(scopes)}
     column = np.array([at.get(scope, -1) for scope in found], dtype=np.int64)[codes]
-    np.add.at(out, column[column >= 0], frame[list(columns)].to_numpy(dtype=float)[column >= 0])
+    counted = column >= 0 if rows is None else (column >= 0) & rows
+    np.add.at(out, column[counted], frame[list(columns)].to_numpy(dtype=float)[counted])
     return out
+
+
+def _tail_keys(history: History, frame: pd.DataFrame, dims: Sequence[str]) -> tuple[np.ndarray, list[Scope]]:
+    """``_scope_keys(frame, dims)`` once per evaluation (held with the frame, so its id stays its own): the
+    hourly tails are keyed once for the size lines of every hour a scan uses, not once per hour."""
+    held = history.derived.setdefault("tail_keys", {})
+    assert isinstance(held, dict)
+    key = (id(frame), tuple(dims))
+    if key not in held:
+        held[key] = (frame, _scope_keys(frame, dims))
+    return held[key][1]
 
 
 def _slower(shares: np.ndarray, fraction: float, bins: int) -> np.ndarray:

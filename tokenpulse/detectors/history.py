@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
@@ -70,6 +70,23 @@ ROLLUP_SUMS = (
 
 
 @dataclass(frozen=True)
+class Gate:
+    """A cheap check before a costly query whose rows matter only where something happened lately (a
+    user who spent enough over the scan to page): ``sql`` returns a row where the query's rows could
+    matter and none where they cannot. Where it returns none, the query is not run: its frame is empty,
+    as an empty result is (no columns).
+
+    ``sql`` binds {scan_start:DateTime('UTC')} (``scan`` before the first evaluation time; without a
+    ``scan``, the start of the query's ranges), {end:DateTime('UTC')} (the end of the history) and
+    {start:DateTime('UTC')}: the start of the first range read that ends in the scan, so that it can see
+    every row the query reads that ends in it.
+    """
+
+    sql: str
+    scan: timedelta | None = None
+
+
+@dataclass(frozen=True)
 class Query:
     """A named read over [start, end): ``sql`` binds {start:DateTime('UTC')} and {end:DateTime('UTC')}.
 
@@ -80,12 +97,15 @@ class Query:
     data of its own minute or hour, whatever the range read: the live cycle then keeps the rows of
     settled units from one cycle to the next and reads only the rest (``HistoryCache``). None: a row
     depends on the whole range (a HAVING over it, a window from its first minute), read whole.
+
+    ``gate``: a cheap check that says when the query cannot matter, and need not run (``Gate``).
     """
 
     name: str
     sql: str
     recent: timedelta | None = None
     per: str | None = None
+    gate: Gate | None = None
 
     def __post_init__(self) -> None:
         if self.per not in (None, *UNITS):
@@ -286,11 +306,28 @@ def load_history(
             query_ranges = [(max(start, first_time - query.recent), end)]
         if query.per == "hour":
             query_ranges = whole_hours(query_ranges)
+        if (
+            query.gate is not None
+            and first_time is not None
+            and not gate_open(store, query.gate, query_ranges, first_time)
+        ):
+            history.frames[query.name] = pd.DataFrame()  # what an empty result is
+            continue
         if cache is not None:
             history.frames[query.name] = cache.read(store, query, query_ranges, end)
         else:
             history.frames[query.name] = read_ranges(store, query, query_ranges)
     return history
+
+
+def gate_open(
+    store: Store, gate: Gate, ranges: Sequence[tuple[datetime, datetime]], first_time: datetime
+) -> bool:
+    """Whether ``gate`` finds a row over the scan before ``first_time`` (``ranges``: the query's)."""
+    scan_start = ranges[0][0] if gate.scan is None else first_time - gate.scan
+    start = min((a for a, b in ranges if b > scan_start), default=scan_start)
+    parameters = {"start": start, "scan_start": scan_start, "end": ranges[-1][1]}
+    return bool(store.rows(f"SELECT 1 FROM ({gate.sql}) LIMIT 1", parameters))
 
 
 def whole_hours(ranges: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
@@ -458,14 +495,38 @@ def _row_counts(
     store: Store, since: datetime, before: datetime, upto: datetime
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Per raw table, how many rows that started since ``since`` ended before ``before`` and before
-    ``upto``: one cheap scan of two columns."""
-    sql = " UNION ALL ".join(
-        f"SELECT '{table}' AS t, countIf({ended} < {{before:DateTime64(3, 'UTC')}}) AS b, "
-        f"countIf({ended} < {{upto:DateTime64(3, 'UTC')}}) AS u FROM {table} "
-        f"WHERE time >= {{since:DateTime64(3, 'UTC')}} AND time < {{upto:DateTime64(3, 'UTC')}}"
-        for table, ended in RAW_TABLES.items()
+    ``upto``; but the rows that started on the whole days between ``since``'s day and the day before
+    ``upto``'s all count, whatever their end, from the parts' metadata (the raw tables are partitioned
+    by day; none of those rows ended after ``before`` unless it lasted more than a day). Compared from
+    one cycle to the next, a count changes when a row arrives that ended before the last cycle's
+    horizon (or a call of more than a day arrives: the cache is read again, needlessly); only the first
+    and the last two days of the window are scanned, not every row of it."""
+    first_whole = since.astimezone(UTC).date() + timedelta(days=1)
+    last_whole = upto.astimezone(UTC).date() - timedelta(days=1)  # the last two days are scanned
+    whole = first_whole < last_whole
+    parameters = {"since": since, "before": before, "upto": upto, "first": first_whole, "last": last_whole}
+    parameters |= {f"{k}_time": datetime.combine(parameters[k], time(), UTC) for k in ("first", "last")}
+    parts = []
+    for table, ended in RAW_TABLES.items():
+        parts.append(
+            f"SELECT '{table}' AS t, countIf({ended} < {{before:DateTime64(3, 'UTC')}}) AS b, "
+            f"countIf({ended} < {{upto:DateTime64(3, 'UTC')}}) AS u FROM {table} "
+            f"WHERE time >= {{since:DateTime64(3, 'UTC')}} AND time < {{upto:DateTime64(3, 'UTC')}}"
+            + (
+                " AND (time < {first_time:DateTime64(3, 'UTC')} OR time >= {last_time:DateTime64(3, 'UTC')})"
+                if whole
+                else ""
+            )
+        )
+        if whole:  # the partition key's own expression (time is UTC): counted from the parts' metadata
+            parts.append(
+                f"SELECT '{table}' AS t, count() AS b, count() AS u FROM {table} "
+                "WHERE toDate(time) >= {first:Date} AND toDate(time) < {last:Date}"
+            )
+    rows = store.client.query_df(
+        f"SELECT t, sum(b) AS b, sum(u) AS u FROM ({' UNION ALL '.join(parts)}) GROUP BY t",
+        parameters=parameters,
     )
-    rows = store.client.query_df(sql, parameters={"since": since, "before": before, "upto": upto})
     return (
         {t: int(b) for t, b in zip(rows["t"], rows["b"], strict=True)},
         {t: int(u) for t, u in zip(rows["t"], rows["u"], strict=True)},

@@ -75,8 +75,10 @@ from tokenpulse.detectors.evidence import (
 from tokenpulse.detectors.history import (
     BASELINE_DAYS,
     ENDED_MINUTE,
+    LONGEST_CALL,
     ROLLUP,
     TENANT,
+    Gate,
     History,
     Query,
     sql_string,
@@ -149,7 +151,9 @@ def parse_budget(value: Budget | Mapping[str, Any]) -> Budget:
     )
 
 
-def users_query(min_usd: float, budget_users: Sequence[tuple[str, str]]) -> Query:
+def users_query(
+    min_usd: float, budget_users: Sequence[tuple[str, str]], paging_usd: float | None = None
+) -> Query:
     """Per-minute calls and spend by service and user, for the users who could matter: those who spend at
     least ``min_usd`` over the range read (the range now, or the same hours of a previous day, which is
     what a user's baseline rests on), and ``budget_users``.
@@ -157,6 +161,10 @@ def users_query(min_usd: float, budget_users: Sequence[tuple[str, str]]) -> Quer
     A call counts in the minute it ended, like in the rollup (``data.ENDED_MINUTE``): a user's spend and
     their service's line up minute for minute. Calls that started up to an hour before the range and
     ended in it are in.
+
+    Without budget users, only users who spent ``paging_usd`` over the scan can page (``_could_page``
+    drops everyone else's rows): where nobody did, the query is not run (``history.Gate``: a scan of the
+    calls that ended in it, not two of every range read).
     """
     named = "".join(f" OR (service = {sql_string(s)} AND user = {sql_string(u)})" for s, u in budget_users)
     in_range = (
@@ -173,7 +181,19 @@ def users_query(min_usd: float, budget_users: Sequence[tuple[str, str]]) -> Quer
         " GROUP BY minute, tenant, service, user"
         " HAVING minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')}"
     )
-    return Query(f"calls:service, user:{hashlib.sha256(sql.encode()).hexdigest()[:12]}", sql)
+    name = f"calls:service, user:{hashlib.sha256(sql.encode()).hexdigest()[:12]}"
+    if budget_users or paging_usd is None:
+        return Query(name, sql)
+    # Whoever _could_page keeps spent at least ``paging_usd`` in rows of calls that ended in the scan,
+    # read from a range's start: this sums a superset of those calls (never a negative cost), in exact
+    # decimals, against a hair less than the floor (the rows' spend is summed as floats).
+    gate = (
+        f"SELECT tenant, service, user FROM calls WHERE time >= {{start:DateTime('UTC')}} - {LONGEST_CALL}"
+        f" AND time < {{end:DateTime('UTC')}} AND user != ''"
+        f" AND {ENDED_MINUTE} >= {{scan_start:DateTime('UTC')}} GROUP BY tenant, service, user"
+        f" HAVING sum(greatest(cost_usd, 0)) >= {float(paging_usd) * (1 - 1e-9)!r}"
+    )
+    return Query(name, sql, gate=Gate(gate, SCAN))
 
 
 class CostSpike(MeanDetector):
@@ -190,7 +210,8 @@ class CostSpike(MeanDetector):
                         if "user" in dict(b.scope)]  # fmt: skip
         # A user who spends less than ``window`` minutes at the floor over a range read has too little
         # spend to page now or to be part of anyone's baseline.
-        self.users = users_query(s.user_min_usd_per_hour * window / 60, budget_users)
+        paging = s.user_min_usd_per_hour * minutes(s.min_duration) / 60  # as _could_page needs
+        self.users = users_query(s.user_min_usd_per_hour * window / 60, budget_users, paging)
 
     def queries(self) -> list[Query]:
         return [ROLLUP, self.users]

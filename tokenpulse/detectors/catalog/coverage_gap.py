@@ -37,7 +37,7 @@ from tokenpulse.detectors.base import (
     format_scope,
     make_scope,
 )
-from tokenpulse.detectors.history import History, Query
+from tokenpulse.detectors.history import Gate, History, Query
 
 # Reports arrive a day or more late: this much history of them is read for each evaluation time.
 REPORT_DAYS = 7
@@ -76,6 +76,11 @@ REPORTS = Query(
     ) AS c ON p.day = c.day AND p.provider = c.provider AND p.model = c.model
     """,
     recent=timedelta(days=REPORT_DAYS),
+    # No report of a day in the range (p is empty): the query is not run.
+    gate=Gate(
+        "SELECT 1 FROM provider_usage "
+        "WHERE day > toDate({start:DateTime('UTC')}) AND day < toDate({end:DateTime('UTC')})"
+    ),
 )
 
 

@@ -58,7 +58,7 @@ import pandas as pd
 from tokenpulse.detectors.base import WARNING, Coverage, Observation, Scope, format_scope
 from tokenpulse.detectors.data import at_times, grids, minute_index, minutes, trailing_sum
 from tokenpulse.detectors.evidence import MeanDetector, MeanSettings, Signal
-from tokenpulse.detectors.history import ENDED_MINUTE, ROLLUP, TENANT, History, Query
+from tokenpulse.detectors.history import ENDED_MINUTE, ROLLUP, TENANT, Gate, History, Query
 
 DIMENSIONS = ("service", "route")
 SESSION_DIMENSIONS = (*DIMENSIONS, "session")
@@ -110,6 +110,8 @@ def runaway_sessions_query(min_calls: int, growth: float, floor_tokens: int) -> 
         f"WHERE session_calls >= {min_calls} "
         f"AND input_tokens / calls >= greatest({growth!r} * first_input_per_call, {floor_tokens})",
         recent=timedelta(hours=25),  # the trailing day only: sessions are not compared with other days
+        # No call past the floor in the range, no candidate session: the query is not run.
+        gate=Gate(f"SELECT 1 FROM calls WHERE {in_range} AND input_tokens >= {floor_tokens}"),
     )
 
 
