@@ -74,7 +74,7 @@ from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.catalog.cost_spike import Settings as CostSpikeSettings
 from tokenpulse.detectors.engine import Engine
 from tokenpulse.detectors.evidence import calls_past
-from tokenpulse.detectors.history import SIZE_CLASS, SIZE_CLASSES, TAIL_EDGES_MS, History
+from tokenpulse.detectors.history import SIZE_CLASS, SIZE_CLASSES, TAIL_EDGES_MS, History, size_classes
 from tokenpulse.detectors.state import FIRING, RESOLVED
 
 DAY = 1440
@@ -428,7 +428,7 @@ def _draw_tail(kind: Kind, rng: np.random.Generator, truth: Truth, new: bool) ->
     durations = (base + per_token * sizes) * slower * np.exp(sigma * rng.standard_normal(len(minute)))
     bin_of = np.searchsorted(EDGES, durations)
     truth.bins = np.bincount(minute * BINS + bin_of, minlength=MINUTES * BINS).reshape(MINUTES, BINS)
-    size_class = np.minimum(np.floor(np.log2(np.maximum(sizes, 1))), SIZE_CLASSES - 1).astype(np.int64)
+    size_class = size_classes(sizes)
     keys, key_of = np.unique(minute * SIZE_CLASSES + size_class, return_inverse=True)
     truth.by_size = keys, np.bincount(key_of * BINS + bin_of, minlength=len(keys) * BINS).reshape(-1, BINS)
     truth.sizes = {

@@ -16,7 +16,7 @@ import pandas as pd
 
 from tokenpulse.detectors.base import Detector
 from tokenpulse.detectors.engine import Engine
-from tokenpulse.detectors.history import SIZE_CLASS, SIZE_CLASSES, History, Query
+from tokenpulse.detectors.history import SIZE_CLASS, History, Query, size_classes
 
 T0 = datetime(2026, 11, 10, 0, 0, tzinfo=UTC)  # day 0, midnight
 
@@ -199,7 +199,7 @@ def drawn_durations(
         over = [int(c) for c in (durations[:, None] > edges[None, :]).sum(axis=0)]
         minutes[m] = (n, over, _size_sums(sizes, durations))
         hours.setdefault(m // 60, []).extend(zip(sizes.tolist(), durations.tolist(), strict=True))
-        classes = np.minimum(np.floor(np.log2(np.maximum(sizes, 1))), SIZE_CLASSES - 1).astype(int)
+        classes = size_classes(sizes)
         for size_class in np.unique(classes):
             mine = durations[classes == size_class]
             by_size.append(_sized_row(scope, m, "minute", int(size_class), mine, column, edges))
@@ -248,7 +248,7 @@ def drawn_durations(
         sizes, durations = (
             (np.asarray(x) for x in zip(*calls_, strict=True)) if calls_ else (np.zeros(0),) * 2
         )
-        classes = np.minimum(np.floor(np.log2(np.maximum(sizes, 1))), SIZE_CLASSES - 1).astype(int)
+        classes = size_classes(sizes)
         for size_class in np.unique(classes):
             mine = durations[classes == size_class]
             by_size_hourly.append(_sized_row(scope, h * 60, "hour", int(size_class), mine, column, edges))

@@ -1048,22 +1048,24 @@ class TailDetector(EvidenceDetector):
         if frame.empty:
             return known, (out[0], out[1], out[2])
         offsets = np.asarray((pd.DatetimeIndex(frame["minute"]) - index[0]) // pd.Timedelta(minutes=1))
-        frame = frame[(offsets >= rows[0]) & (offsets <= rows[-1])]
-        at = offsets[(offsets >= rows[0]) & (offsets <= rows[-1])] - rows[0]
-        codes, found = _scope_keys(frame, dims)
-        column_of = {scope: i for i, scope in enumerate(scopes)}
-        parent = np.array([column_of.get(scope, -1) for scope in found], dtype=np.int64)[codes]
+        scanned = (offsets >= rows[0]) & (offsets <= rows[-1])
+        frame, at = frame[scanned], offsets[scanned] - rows[0]
         class_codes, classes = _scope_keys(frame, (*dims, SIZE_CLASS))
+        # Each class's scope is its scope with the class added: its column among ``scopes`` (or -1).
+        column_of = {scope: i for i, scope in enumerate(scopes)}
+        parent_of = [column_of.get(tuple(p for p in c if p[0] != SIZE_CLASS), -1) for c in classes]
+        parent = np.array(parent_of, dtype=np.int64)[class_codes]
+        home = np.maximum(parent, 0)
         by_class, _ = _trailing_bins(
             history[self.by_size[1]], (*dims, SIZE_CLASS), "calls", f"{self.column}_over", classes, minutes
         )
-        row_bins = _bins(frame["calls"].to_numpy(dtype=np.float32), _edge_counts(frame, f"{self.column}_over",
-                         np.ones(len(frame), dtype=bool)))  # fmt: skip
+        counts = _edge_counts(frame, f"{self.column}_over", np.ones(len(frame), dtype=bool))
+        row_bins = _bins(frame["calls"].to_numpy(dtype=np.float32), counts)
         hour = hour_of[at]
         own = (by_class.sum(axis=-1) >= CLASS_LEARNING_CALLS)[hour, class_codes]
-        tested = np.isfinite(body[rows])[at, np.maximum(parent, 0)] & (parent >= 0)
-        fallback = (pooled.sum(axis=-1) >= self.settings.learning_calls)[hour, np.maximum(parent, 0)]
-        fallback &= np.isfinite(shifted[rows])[at, np.maximum(parent, 0)]
+        tested = np.isfinite(body[rows])[at, home] & (parent >= 0)
+        fallback = (pooled.sum(axis=-1) >= self.settings.learning_calls)[hour, home]
+        fallback &= np.isfinite(shifted[rows])[at, home]
         use_own, use_pooled = tested & own, tested & ~own & fallback
         for chosen, usual, which in ((use_own, by_class, class_codes), (use_pooled, pooled, parent)):
             if not chosen.any():
@@ -1243,14 +1245,15 @@ def _histograms(
     return scopes, calls, past, totals
 
 
-def _add_at(out: np.ndarray, cells: tuple[np.ndarray, np.ndarray], values: np.ndarray) -> None:
-    """``np.add.at(out, cells, values)`` into a zeroed ``out`` (cells index its first two axes; repeated
+def _add_at(out: np.ndarray, cells: tuple[np.ndarray, ...], values: np.ndarray) -> None:
+    """``np.add.at(out, cells, values)`` into a zeroed ``out`` (``cells`` index its leading axes; repeated
     cells sum in the order given, as ``np.add.at`` sums them), without its per-element cost: one
     ``bincount`` per trailing column."""
     if not len(values) or not out.size:
         return
-    flat = np.ravel_multi_index(cells, out.shape[:2])
-    size = out.shape[0] * out.shape[1]
+    leading = out.shape[: len(cells)]
+    flat = np.ravel_multi_index(cells, leading)
+    size = int(np.prod(leading))
     columns = out.reshape(size, -1)
     assert np.shares_memory(columns, out), "out must be contiguous: its cells are added into in place"
     for j, column in enumerate(values.reshape(len(values), -1).T):
@@ -1275,7 +1278,7 @@ def _scope_sums(
     at = {scope: i for i, scope in enumerate(scopes)}
     column = np.array([at.get(scope, -1) for scope in found], dtype=np.int64)[codes]
     counted = column >= 0 if rows is None else (column >= 0) & rows
-    np.add.at(out, column[counted], frame[list(columns)].to_numpy(dtype=float)[counted])
+    _add_at(out, (column[counted],), frame[list(columns)].to_numpy(dtype=float)[counted])
     return out
 
 

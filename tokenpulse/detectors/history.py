@@ -187,6 +187,11 @@ SIZE_CLASS = "size_class"
 SIZE_CLASSES = 25  # 1 to 2^24 tokens and more
 
 
+def size_classes(sizes: np.ndarray) -> np.ndarray:
+    """The size class of each size, as ``tails_by_size``'s SQL computes it (for in-memory traffic)."""
+    return np.minimum(np.floor(np.log2(np.maximum(sizes, 1))), SIZE_CLASSES - 1).astype(np.int64)
+
+
 def tails_by_size(duration: str) -> tuple[Query, Query]:
     """The per-minute and per-hour (the day before the scan) histograms of ``duration`` ("latency" or
     "ttft") by the tail dimensions and the size class of its calls."""
