@@ -202,3 +202,21 @@ def test_cumulative_sums_have_a_leading_zero_row_and_are_summed_in_the_grids_own
     counts = rng.integers(0, 2**60, (3, 2))  # integers sum exactly before they become floats
     assert np.array_equal(stats.cumulative(counts)[1:], np.cumsum(counts, axis=0).astype(float))
     assert stats.cumulative(np.zeros((0, 3))).shape == (1, 3)
+
+
+def test_a_calls_spread_is_one_for_yes_no_calls_and_measured_for_fractions_of_a_call() -> None:
+    rng = np.random.default_rng(5)
+    trials = rng.poisson(20.0, size=(1440, 1)).astype(float)
+
+    def spread(successes: np.ndarray, rows: int = 1440) -> float:
+        sums = [term[:rows].sum(axis=0) for term in stats.call_spread_terms(successes[:rows], trials[:rows])]
+        return float(stats.call_spread(*sums[:3])[0])
+
+    coins = rng.binomial(trials.astype(np.int64), 0.7).astype(float)
+    assert spread(coins) == 1.0
+    # Reads only: a call reads its whole prefix (75% of its input) 98% of the time, else nothing; a
+    # minute's "hits" are its ratio x its calls. Such a call varies ~0.07 times as much as a coin at 73.5%.
+    fractions = 0.75 * rng.binomial(trials.astype(np.int64), 0.98)
+    assert 0.05 < spread(fractions) < 0.25
+    # Half an hour of history is not trusted to be that calm.
+    assert spread(fractions, rows=30) > 0.7

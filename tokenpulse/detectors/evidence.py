@@ -547,7 +547,14 @@ class RatioDetector(EvidenceDetector):
         null, settled = lower(BASELINE_MARGIN), lower(1.0)
         watched = (base_weight >= s.learning_calls) & (np.nan_to_num(usual) >= s.min_usual) & (null > 0)
         x, n = hits[rows], weight[rows]
-        dispersion = _dispersion(trailing, n)
+        # A call's ratio is a fraction of its tokens, not a yes/no: its spread is measured, and the pairs'
+        # correlation is what the minutes vary beyond it.
+        terms, squares, minutes, paired = windows.excess_sums(
+            stats.call_spread_terms, (hits, weight), rows, _LAG, _EXCESS_MARGIN
+        )
+        spread = stats.call_spread(terms, squares, minutes)
+        burst = stats.burstiness(trailing[2] + (1 - spread) * paired, trailing[3])
+        dispersion = stats.dispersion(n - 1, burst, spread)
         changed = np.stack([null * (1 - d) for d in sorted(s.drops)], axis=-1)
         smallest = changed[..., 0]
         recovered = settled[..., None], np.stack(

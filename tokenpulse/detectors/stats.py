@@ -180,6 +180,41 @@ def share_excess(
     return np.where(counted, np.nan_to_num(terms) - 1, 0.0), np.where(counted, trials - 1, 0.0)
 
 
+def call_spread_terms(
+    successes: np.ndarray, trials: np.ndarray, half_window: int = 15
+) -> tuple[np.ndarray, ...]:
+    """What each minute says of how much a single call's part varies, for a part that is a fraction of
+    each call (a hit ratio: the share of its prompt a call read from cache): its Pearson term around the
+    scope's local share (as ``share_excess``), its square, a 1 for a minute with calls, and a 1 for a
+    minute with pairs of calls. Summed over a history: ``call_spread``."""
+    local_successes, local_trials = _local(successes, half_window), _local(trials, half_window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.clip(local_successes / local_trials, _SHARE_FLOOR, 1 - _SHARE_FLOOR)
+        terms = np.nan_to_num((successes - trials * share) ** 2 / (trials * share * (1 - share)))
+    terms = np.where(trials >= 1, terms, 0.0)
+    return terms, terms**2, (trials >= 1).astype(float), (trials >= 2).astype(float)
+
+
+# Pseudo-minutes of Bernoulli calls a measured call spread is shrunk with, and the least it is taken to be.
+_CALL_SPREAD_PRIOR_MINUTES, _LEAST_CALL_SPREAD = 120.0, 0.02
+
+
+def call_spread(terms: np.ndarray, squares: np.ndarray, minutes: np.ndarray) -> np.ndarray:
+    """A call's variance relative to a yes/no draw at its share (the quasi-binomial's dispersion of one
+    call, at most 1), from the sums of ``call_spread_terms`` over a history: the mean Pearson term of its
+    minutes, shrunk towards 1 while the history is short, two standard errors up (a spread read off a
+    few rare misses is not trusted to be small).
+
+    A call that reads 88% of its prompt from cache or nothing varies far less than a coin at 88%: a
+    reads-only provider counts the uncached suffix of every call in its input, so a warm route's calls
+    all sit near the same ratio. Counting them as coins would ask for dozens of times the calls to see
+    its cache collapse."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        error = np.sqrt(np.maximum(squares / minutes - (terms / minutes) ** 2, 0.0) / minutes)
+        mean = (terms + _CALL_SPREAD_PRIOR_MINUTES) / (minutes + _CALL_SPREAD_PRIOR_MINUTES)
+    return np.clip(np.nan_to_num(mean + 2 * error, nan=1.0), _LEAST_CALL_SPREAD, 1.0)
+
+
 def block_excess(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tuple[np.ndarray, ...]:
     """``block_terms`` placed on the grid, each block's on its last minute (the other minutes 0): the
     sums ``count_dispersion`` fits on, per minute."""
@@ -261,9 +296,10 @@ def count_dispersion(
     return np.clip(1.0 + shrink * (base + slope * rate), 1.0, _MOST_DISPERSION)
 
 
-def dispersion(size: np.ndarray, burst: np.ndarray) -> np.ndarray:
-    """The variance of a minute's share relative to binomial: 1 + (n - 1) rho (pass ``size`` = n - 1)."""
-    return 1.0 + np.maximum(size, 0.0) * burst
+def dispersion(size: np.ndarray, burst: np.ndarray, spread: np.ndarray | float = 1.0) -> np.ndarray:
+    """The variance of a minute's share relative to binomial: spread + (n - 1) rho (pass ``size`` = n -
+    1; ``spread``: a call's own, 1 for a yes/no draw, ``call_spread`` for a fraction of each call)."""
+    return spread + np.maximum(size, 0.0) * burst
 
 
 def wilson_bounds(successes: np.ndarray, trials: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:

@@ -125,3 +125,19 @@ def test_the_query_counts_cacheable_tokens_by_who_served_the_call(tmp_path: Path
         ["claude-sonnet-4-5", 2, 6000, 12000],
         ["gpt-4o-2024-08-06", 1, 600, 1000],
     ]
+
+
+def test_a_thin_reads_only_route_whose_calls_read_the_same_share_pages_within_minutes() -> None:
+    # Two calls a minute, each reading its whole prefix (75% of its input: the suffix is never cached)
+    # or nothing; 98% hit, then 55% for an hour. Counted as coins at 73.5%, two calls a minute hardly
+    # differ from 41%: the alert came after 22-49 minutes. Each call's ratio varies far less than a
+    # coin's, and the scope's history shows it.
+    detected, after = [], []
+    for seed in range(1, 7):
+        result = evaluate(openai("/thin", between(ONSET, END, 0.55, 0.98), calls=2, seed=seed))
+        fired = [m for m, status, _, _ in result if status == "firing"]
+        detected.append(bool(fired) and fired[0] <= ONSET + 15)
+        after.append(fired[0] - ONSET if fired else None)
+    assert sum(detected) >= 5, after
+    # The same route without a collapse stays quiet.
+    assert all(evaluate(openai("/steady", 0.98, calls=2, seed=seed)) == [] for seed in range(11, 17))
