@@ -7,8 +7,9 @@ never per window, so a warm Anthropic cache whose window has no write reads as t
 Every scope that caches is watched relative to itself, whatever its usual ratio: a route that hits 95%
 and one that hits 30% both page when their ratio collapses. The evidence model is
 ``evidence.RatioDetector``'s: each minute's ratio, weighted by its calls and judged with the variance
-the scope's own history shows, weighs for "the ratio fell by 30%, 50%, 70% or 90%". A scope whose baseline
-has fewer than 30 calls is learning; one that never cached (usual ratio under 2%) is not applicable.
+the scope's own history shows (a call's ratio varies at most as a coin does; far less on a reads-only
+route whose calls all read about the same share), weighs for "the ratio fell by 30%, 50%, 70% or 90%".
+A scope whose baseline has fewer than 30 calls is learning; one that never cached (usual ratio under 2%) is not applicable.
 Critical: the ratio since the evidence began is under 35% of the usual one (0.9 -> 0.32).
 """
 
