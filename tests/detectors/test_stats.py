@@ -176,6 +176,23 @@ def test_a_level_with_a_variance_must_be_passed_by_a_standard_deviation() -> Non
     assert paging[:, 0].tolist() == [False, False, False, True, True, True]
 
 
+def test_any_level_pages_once_one_of_its_levels_is_reached() -> None:
+    # One level is reached from the fourth minute, the other from the second: together, from the second;
+    # a level that is never reached holds the page alone, not inside an AnyLevel.
+    evidence = np.full((6, 1, 1), 6.0)
+    ones, level = np.ones((6, 1)), np.full(6, 1.0)
+    late = (np.array([[0.0], [0.0], [0.0], [4.0], [1.0], [1.0]]), ones, level)
+    early = (np.array([[0.0], [2.0], [1.0], [1.0], [1.0], [1.0]]), ones, level)
+    never = (np.zeros((6, 1)), ones, level)
+
+    def pages(*levels: stats.Level | stats.AnyLevel) -> list[bool]:
+        return stats.sequential_alarm(evidence, -evidence, 5.0, 3.0, levels=levels)[0][:, 0].tolist()
+
+    assert pages(stats.AnyLevel((late, early))) == [False, True, True, True, True, True]
+    assert pages(stats.AnyLevel((late, never))) == [False, False, False, True, True, True]
+    assert not any(pages(stats.AnyLevel((late,)), never))
+
+
 def test_count_dispersion_of_sessions_is_a_constant_factor_at_any_rate() -> None:
     # Sessions of 1-5 calls (mean 3) arriving as Poisson over a day that swings 10x: a quarter hour
     # varies E[K^2] / E[K] ~ 3.7 times more than Poisson at night as at noon.

@@ -807,6 +807,38 @@ class MeanDetector(EvidenceDetector):
         the time of day more than ``DIURNAL_RISE`` allows for)."""
         return False
 
+    def per_call_too(self, dims: Sequence[str]) -> bool:
+        """Whether a mean per draw that is not a call is also tested per call (``draws``)."""
+        return False
+
+    def _family(
+        self,
+        x: np.ndarray,
+        n: np.ndarray,
+        usual: np.ndarray,
+        base_draws: np.ndarray,
+        spread: np.ndarray,
+        scale: np.ndarray,
+        rises: tuple[float, ...],
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The null mean per draw (scan rows x scopes; 0 where nothing is known) and the evidence,
+        recovery and expected evidence of ``x`` in ``n`` draws for each of ``rises`` against it, given
+        the ``usual`` mean over ``base_draws`` draws, the ``spread`` per draw and the null's ``scale``.
+
+        The baseline is not trusted further than it knows: the null is the upper end of what it says
+        (one standard error of the mean), times ``scale`` (higher where it knows nothing of the time of
+        day, or where something else explains a higher mean), and never under the business floor
+        divided by the smallest change tested."""
+        null = usual * (1 + np.sqrt(spread / np.maximum(base_draws, 1.0))) * scale
+        null = np.maximum(null, self.settings.floor / rises[0])
+        known = np.where(null > 0, null, 1.0)
+        mean0, spread3, draws = known[..., None], spread[..., None], n[..., None]
+        mean1 = np.stack([known * r for r in rises], axis=-1)
+        evidence = stats.gamma_evidence(x[..., None], draws, mean0, mean1, spread3)
+        recovery = -stats.gamma_evidence(x[..., None], draws, mean0, np.sqrt(mean0 * mean1), spread3)
+        expected = stats.gamma_evidence(draws * mean1, draws, mean0, mean1, spread3)
+        return null, (evidence, recovery, expected)
+
     def _evaluate(
         self, frame: pd.DataFrame, dims: Sequence[str], history: History, times: Sequence[datetime]
     ) -> Assessment:
@@ -826,37 +858,50 @@ class MeanDetector(EvidenceDetector):
             usual = np.nan_to_num(base_total / base_draws)
             usual_rate = np.nan_to_num(base_total / base_minutes)
         spread = stats.mean_dispersion(trailing[4], trailing[5])
-        # The baseline is not trusted further than it knows: the null is the upper end of what it says
-        # (one standard error of the mean), higher where it knows nothing of the time of day, and never
-        # under the business floor divided by the smallest change tested.
-        null = usual * (1 + np.sqrt(spread / np.maximum(base_draws, 1.0)))
         scan = MeanScan(history, frame, dims, scopes, total, rows, usual)
-        null = np.where(same_hour, null, null * DIURNAL_RISE) * self.null_scale(scan)
+        scale = np.where(same_hour, 1.0, DIURNAL_RISE) * self.null_scale(scan)
         rises = self.rises(dims)
-        null = np.maximum(null, s.floor / rises[0])
         # Learning: too few calls in the baseline, or (where a draw is an active minute, not a call) too few
         # minutes of them: ten active minutes of a user's say what a minute of theirs usually costs.
         learning = (base_calls < s.learning_calls) | (base_draws < s.learning_calls / 3)
         if self.same_hour_only(dims):
             learning |= ~same_hour
+        x = total[rows]
+        null, family = self._family(x, draws[rows], usual, base_draws, spread, scale, rises)
         watched = ~learning & (null > 0)
-        null = np.where(null > 0, null, 1.0)
-        changed = np.stack([null * r for r in rises], axis=-1)
-        x, n = total[rows], draws[rows]
-        mean0, mean1, spread3 = null[..., None], changed, spread[..., None]
-        evidence = stats.gamma_evidence(x[..., None], n[..., None], mean0, mean1, spread3)
-        recovery = -stats.gamma_evidence(x[..., None], n[..., None], mean0, np.sqrt(mean0 * mean1), spread3)
-        expected = stats.gamma_evidence(n[..., None] * mean1, n[..., None], mean0, mean1, spread3)
+        families = [family]
+        if self.per_call_too(dims):
+            # Where a draw is not a call (a user's active minute), the same rise is also tested per call,
+            # given the minute's calls: a minute's spend varies with how many calls it holds, which a
+            # dearer call does not change, so pricier calls show in fewer minutes per call than per
+            # minute. A loop of more calls at the usual price still shows per minute. The mixture of both
+            # is a likelihood ratio (at most ln 2 nats more where one explains the minutes alone).
+            per_call = windows.excess_sums(stats.mean_excess, (total, calls), rows, _LAG, _EXCESS_MARGIN)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                usual_per_call = np.nan_to_num(base_total / base_calls)
+            spread_per_call = stats.mean_dispersion(*per_call)
+            null_per_call, by_call = self._family(
+                x, calls[rows], usual_per_call, base_calls, spread_per_call, scale, rises
+            )
+            watched &= null_per_call > 0
+            families.append(by_call)
         mask = watched[..., None]
-        evidence, recovery, expected = (np.where(mask, e, 0.0) for e in (evidence, recovery, expected))
+        evidence, recovery, expected = (
+            np.where(mask, np.concatenate(grids, axis=-1), 0.0) for grids in zip(*families, strict=True)
+        )
         threshold = self._threshold(len(scopes))
         # The documented level is a level: the evidence may favour a doubling before the mean since the
-        # change began has doubled; it pages once that mean has (and stays paged while the alarm is on).
+        # change began has doubled; it pages once that mean has (and stays paged while the alarm is on):
+        # per draw, or per call where that is tested too.
         # Under the business floor (a mean of at least ``floor``), however clear the change, nobody is paged.
-        levels = [(x, n, np.maximum(rises[0] * usual, s.floor)), *self.floors(x, n, dims)]
+        level: stats.Level | stats.AnyLevel = (x, draws[rows], np.maximum(rises[0] * usual, s.floor))
+        if self.per_call_too(dims):
+            level = stats.AnyLevel((level, (x, calls[rows], np.maximum(rises[0] * usual_per_call, s.floor))))
+        levels = [level, *self.floors(x, draws[rows], dims)]
         alarm = self._alarm(
             evidence, recovery, expected, threshold, first, positions, self.min_duration(dims), levels
         )
+        smallest = np.where(null > 0, null, 1.0) * rises[0]  # the smallest change tested, reported
         at = positions - first
         run = Run(
             total=windows.run_sums(total, alarm.onset, positions),
@@ -871,7 +916,7 @@ class MeanDetector(EvidenceDetector):
         critical = self.critical(lower, run, usual[at])
         observations = self._observations(
             times, scopes, alarm, value, run.calls, critical,
-            changed[..., 0][at], usual[at], self.describe,
+            smallest[at], usual[at], self.describe,
         )  # fmt: skip
         return Assessment(observations, scopes, status_codes(learning[at], watched[at], held=False))
 

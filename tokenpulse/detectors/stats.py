@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -319,6 +320,15 @@ def wilson_bounds(successes: np.ndarray, trials: np.ndarray, z: float) -> tuple[
 Level = tuple[np.ndarray, ...]
 
 
+@dataclass(frozen=True)
+class AnyLevel:
+    """Levels of which any one reached is enough: one documented level read two ways (a user's spend
+    since the change began against what as many of their active minutes usually cost, or against what
+    as many of their calls usually cost)."""
+
+    levels: tuple[Level, ...]
+
+
 def sequential_alarm(
     evidence: np.ndarray,
     recovery: np.ndarray,
@@ -326,7 +336,7 @@ def sequential_alarm(
     clear: float,
     min_minutes: int = 1,
     expected: np.ndarray | None = None,
-    levels: Sequence[Level] = (),
+    levels: Sequence[Level | AnyLevel] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
@@ -344,7 +354,8 @@ def sequential_alarm(
     (same shape as ``evidence``; default: the evidence itself), or ``_STILL_CHANGED`` nats: a blip that is
     over sooner, however intense, never pages, and an alarm not confirmed within twice ``min_minutes``
     is dropped as a blip (its evidence starts again from zero). It also waits until the ratio of sums
-    since its run began reaches each of ``levels`` (a documented level, a business floor: see ``Level``);
+    since its run began reaches each of ``levels`` (a documented level, a business floor: see ``Level``;
+    an ``AnyLevel``, one of its levels);
     once paging, it pages until the alarm ends, so a spend that
     hovers at a floor does not page, resolve and page again. Inside the alarm, the recovery evidence
     against the halfway level of the alternative that fired accumulates (a CUSUM) and the alarm ends
@@ -434,22 +445,29 @@ def mixture_evidence(
     return mixture, run.argmax(axis=-1)
 
 
-def _reached(levels: Sequence[Level], scopes: int) -> Callable[[int, np.ndarray], np.ndarray]:
+def _reached(levels: Sequence[Level | AnyLevel], scopes: int) -> Callable[[int, np.ndarray], np.ndarray]:
     """Whether, after minute t, the ratio of sums since each scope's run began is at least the level,
-    for each of ``levels``: the documented levels (and business floors) a page waits for."""
+    for each of ``levels`` (for an ``AnyLevel``, for one of its levels): the documented levels (and
+    business floors) a page waits for."""
     columns = np.arange(scopes)
-    sums = [
-        (cumulative(top), cumulative(bottom), at_least, *(cumulative(v) for v in variance))
-        for top, bottom, at_least, *variance in levels
+    groups = [
+        [
+            (cumulative(top), cumulative(bottom), at_least, *(cumulative(v) for v in variance))
+            for top, bottom, at_least, *variance in (level.levels if isinstance(level, AnyLevel) else [level])
+        ]
+        for level in levels
     ]
 
     def reached(t: int, start: np.ndarray) -> np.ndarray:
         every = np.ones(scopes, dtype=bool)
-        for tops, bottoms, at_least, *variances in sums:
-            top = tops[t + 1] - tops[start, columns]
-            bottom = bottoms[t + 1] - bottoms[start, columns]
-            margin = sum((np.sqrt(v[t + 1] - v[start, columns]) for v in variances), np.zeros(scopes))
-            every &= (bottom > 0) & (top - at_least[t] * bottom >= margin)
+        for group in groups:
+            anyone = np.zeros(scopes, dtype=bool)
+            for tops, bottoms, at_least, *variances in group:
+                top = tops[t + 1] - tops[start, columns]
+                bottom = bottoms[t + 1] - bottoms[start, columns]
+                margin = sum((np.sqrt(v[t + 1] - v[start, columns]) for v in variances), np.zeros(scopes))
+                anyone |= (bottom > 0) & (top - at_least[t] * bottom >= margin)
+            every &= anyone
         return every
 
     return reached

@@ -1,4 +1,4 @@
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -94,6 +94,34 @@ def test_runaway_user_fires_critical_and_resolves_while_confounders_stay_quiet()
     ]
     (fired, _, _, _), (resolved, _, _, _) = result
     assert ONSET + 10 <= fired <= ONSET + 15 and END <= resolved <= END + 15  # a user keeps it up 10 min
+
+
+class PerMinuteOnly(CostSpike):
+    """The user rule without its per-call test: spend per active minute alone."""
+
+    def per_call_too(self, dims: Sequence[str]) -> bool:
+        return False
+
+
+def test_a_user_whose_calls_get_dearer_pages_once_the_floor_has_held() -> None:
+    """ivan makes 2 calls a minute, as bursty as users are (0-10 a minute), at $0.02 a call; from the
+    onset each costs 4x (a pricier model), at the same pace. His spend per active minute varies with
+    the calls each minute holds, his cost per call does not: per call it pages once the 10-minute floor
+    has held; per active minute alone, 9 minutes later."""
+    rng = np.random.default_rng(1)
+    calls = rng.poisson(rng.gamma(2.0, 1.0, LAST))
+    dearer = np.where(np.arange(LAST) >= ONSET, 4.0, 1.0)
+    cost = np.array([rng.gamma(2.0 * n, 0.01) if n else 0.0 for n in calls]) * dearer
+    scenario = (
+        Scenario()
+        .add(ROLLUP, rollup("app", "/ask", "gpt-4o", calls=100, cost_usd=2.0))
+        .add(CostSpike().users, user("app", "ivan", calls=lambda m: float(calls[m]),
+                                      cost_usd=lambda m: float(cost[m])))
+    )  # fmt: skip
+    ivan = {"service": "app", "user": "ivan"}
+    result = run(CostSpike(), scenario, DAY, DAY + 90)
+    assert [(t - ONSET, status, scope) for t, status, _, scope in result] == [(10, "firing", ivan)]
+    assert [t - ONSET for t, *_ in run(PerMinuteOnly(), scenario, DAY, DAY + 90)] == [19]
 
 
 def test_a_surge_of_ordinary_traffic_is_quiet_alone_but_burns_a_budget() -> None:

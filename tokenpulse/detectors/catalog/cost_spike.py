@@ -17,7 +17,11 @@ same minute, the more severe observation is kept; on a tie the budget's, whose s
      spend in a minute they make calls) beyond what the rest of their service explains:
      the usual level is scaled by how much more the service's other users spend than usual right now,
      so a service-wide surge moves no one user. The classic incident is one user's agent stuck in a
-     loop, spending 20x.
+     loop, spending 20x. The same rises are also tested on the user's *cost per call*, given the calls
+     each minute holds (a mixture of both): a minute's spend varies with its calls, a call's price does
+     not, so dearer calls (a pricier model, a context that grows) show sooner per call. The level is
+     reached when the spend since the spike began is 3x what as many active minutes, or as many calls,
+     usually cost.
 
    Business floors: a spike pages only once its spend since it began reaches ``min_usd_per_hour``
    ($1/h; ``user_min_usd_per_hour``, $3/h, for a user), and then stays paged while its alarm is on (a
@@ -242,6 +246,11 @@ class CostSpike(MeanDetector):
         # says they left, not that the loop stopped (no traffic is no evidence), and a user who comes by a
         # few times an hour is compared with what they spend when they do.
         return (grids["calls"] > 0).astype(float) if "user" in dims else grids["calls"]
+
+    def per_call_too(self, dims: Sequence[str]) -> bool:
+        # A user's spend rises with more calls (a loop) or dearer ones (a pricier model, a context that
+        # grows): the second shows sooner per call, the calls a minute holds no longer adding their noise.
+        return "user" in dims
 
     def null_scale(self, scan: MeanScan) -> np.ndarray | float:
         """For users: how many times their usual spend the service's other users spend now (at least 1).
