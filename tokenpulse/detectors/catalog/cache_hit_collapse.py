@@ -9,7 +9,8 @@ and one that hits 30% both page when their ratio collapses. The evidence model i
 ``evidence.RatioDetector``'s: each minute's ratio, weighted by its calls and judged with the variance
 the scope's own history shows (a call's ratio varies at most as a coin does; far less on a reads-only
 route whose calls all read about the same share), weighs for "the ratio fell by 30%, 50%, 70% or 90%".
-A scope whose baseline has fewer than 30 calls is learning; one that never cached (usual ratio under 2%) is not applicable.
+A scope whose baseline has fewer than 30 calls is learning; one that never cached (usual ratio under
+2%) is not applicable.
 Critical: the ratio since the evidence began is under 35% of the usual one (0.9 -> 0.32).
 """
 
