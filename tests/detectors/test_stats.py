@@ -237,28 +237,3 @@ def test_a_calls_spread_is_one_for_yes_no_calls_and_measured_for_fractions_of_a_
     assert 0.05 < spread(fractions) < 0.25
     # Half an hour of history is not trusted to be that calm.
     assert spread(fractions, rows=30) > 0.7
-
-
-def test_log_gamma_is_maths() -> None:
-    z = np.array([1e-3, 0.1, 0.5, 1.0, 2.5, 7.0, 30.0, 1e3, 1e6])
-    assert np.allclose(stats.log_gamma(z), [math.lgamma(v) for v in z], rtol=1e-12, atol=1e-8)
-
-
-def test_count_evidence_is_the_negative_binomials_likelihood_ratio() -> None:
-    # Calls with variance d times the mean: negative binomial with shape rate / (d - 1), p = 1 / d.
-    def log_likelihood(x: float, rate: float, d: float) -> float:
-        k = rate / (d - 1)
-        terms = math.lgamma(x + k) - math.lgamma(k) - math.lgamma(x + 1)
-        return terms - k * math.log(d) + x * math.log(1 - 1 / d)
-
-    for x, d in [(0.0, 8.5), (3.0, 8.5), (40.0, 8.5), (7.0, 1.5)]:
-        expected = log_likelihood(x, 4.0, d) - log_likelihood(x, 10.0, d)
-        evidence = stats.count_evidence(np.array(x), np.array(10.0), np.array(4.0), np.array(d))
-        assert evidence == pytest.approx(expected)
-    # A silent minute of a bursty route weighs ln(d) / (d - 1) of the calls it lost, not 1 / d.
-    silent = stats.count_evidence(np.array(0.0), np.array(10.0), np.array(0.05), np.array(8.5))
-    assert silent == pytest.approx(9.95 * math.log(8.5) / 7.5)
-    # Without overdispersion it is Poisson's.
-    x = np.array([0.0, 5.0, 30.0])
-    poisson = stats.poisson_evidence(x, 10.0, 4.0, 1.0)
-    assert np.allclose(stats.count_evidence(x, 10.0, 4.0, np.ones(3)), poisson)

@@ -656,10 +656,10 @@ class CountDetector(EvidenceDetector):
         keep = np.array([1 - d for d in sorted(s.drops)])
         changed = null[..., None] * keep
         rate, spread = null[..., None], dispersion[..., None]
-        evidence = stats.count_evidence(x[..., None], rate, changed, spread)
+        evidence = stats.poisson_evidence(x[..., None], rate, changed, spread)
         back = recover_null[..., None]
-        recovery = -stats.count_evidence(x[..., None], back, back * np.sqrt(keep), spread)
-        expected = stats.count_evidence(changed, rate, changed, spread)
+        recovery = -stats.poisson_evidence(x[..., None], back, back * np.sqrt(keep), spread)
+        expected = stats.poisson_evidence(changed, rate, changed, spread)
         evidence, recovery, expected = (
             np.where(watched[..., None], g, 0.0) for g in (evidence, recovery, expected)
         )

@@ -106,40 +106,6 @@ def poisson_evidence(
     return (counts * np.log(rate1 / rate0) - (rate1 - rate0)) / dispersion
 
 
-def log_gamma(z: np.ndarray) -> np.ndarray:
-    """ln Γ(z) for z > 0, elementwise (numpy has none): Stirling's series after shifting z past 6 with
-    Γ(z + 1) = z Γ(z); within 1e-12 of ``math.lgamma``."""
-    z = np.asarray(z, dtype=float)
-    shift = np.zeros(z.shape)
-    for k in range(6):
-        shift += np.log(z + k)
-    w = z + 6
-    inverse = 1 / w
-    series = inverse * (1 / 12 - inverse**2 * (1 / 360 - inverse**2 / 1260))
-    return (w - 0.5) * np.log(w) - w + 0.5 * math.log(2 * math.pi) + series - shift
-
-
-def count_evidence(
-    counts: np.ndarray, usual: np.ndarray, changed: np.ndarray, dispersion: np.ndarray
-) -> np.ndarray:
-    """Log-likelihood ratio of rate ``changed`` against ``usual`` (per minute) for ``counts`` in a minute,
-    calls being negative binomial with variance ``dispersion`` times the mean (sessions: the counts of
-    a quarter hour vary that much more than Poisson, and such minutes add up to such quarter hours).
-    The exact likelihood, not a quasi-likelihood: a silent route's empty minutes weigh ln(d) / (d - 1)
-    of a call each, not 1 / d (twice as much where d is 8). Poisson where the dispersion is 1."""
-    rate0 = np.maximum(usual, 1e-6)
-    rate1 = np.maximum(changed, 1e-6)
-    poisson = counts * np.log(rate1 / rate0) - (rate1 - rate0)
-    over = np.maximum(dispersion - 1, 1e-9)
-    shape0, shape1 = rate0 / over, rate1 / over
-    with np.errstate(invalid="ignore", over="ignore"):
-        negative_binomial = (
-            log_gamma(counts + shape1) - log_gamma(shape1) - log_gamma(counts + shape0) + log_gamma(shape0)
-            - (shape1 - shape0) * np.log1p(over)
-        )  # fmt: skip
-    return np.where(dispersion > 1 + 1e-6, negative_binomial, poisson)
-
-
 def gamma_evidence(
     total: np.ndarray, calls: np.ndarray, usual: np.ndarray, changed: np.ndarray, dispersion: np.ndarray
 ) -> np.ndarray:
