@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
 
 import numpy as np
@@ -64,10 +65,11 @@ class Timeline:
         window's bound there sums the same rows: the minutes left out are zeros), and minutes outside
         the history move with the rows at its edges (clipped as windows clip, they are its edges)."""
         minute = np.asarray(minute, dtype=np.int64)
-        out = minute.copy()
-        for a, b in self.removed:
-            out -= np.clip(minute - a, 0, b - a)
-        return out
+        if not self.removed:
+            return minute.copy()
+        row = self._rows[np.clip(minute, 0, self.minutes)]
+        row = np.where(minute > self.minutes, minute - self.minutes + self.rows, row)
+        return np.where(minute < 0, minute, row)
 
     def minute(self, row: np.ndarray) -> np.ndarray:
         """The minute of each row (``row``'s inverse on the minutes held)."""
@@ -81,11 +83,25 @@ class Timeline:
 
     def held(self, minute: np.ndarray) -> np.ndarray:
         """Whether each minute is held (not left out)."""
-        minute = np.asarray(minute)
-        inside = np.ones(minute.shape, dtype=bool)
+        minute = np.asarray(minute, dtype=np.int64)
+        return self._held[np.clip(minute, 0, self.minutes)] | (minute < 0) | (minute > self.minutes)
+
+    @cached_property
+    def _rows(self) -> np.ndarray:
+        """``row`` of each minute of [0, minutes] (a frame's rows are mapped by one lookup)."""
+        minute = np.arange(self.minutes + 1)
+        out = minute.copy()
         for a, b in self.removed:
-            inside &= (minute < a) | (minute >= b)
-        return inside
+            out -= np.clip(minute - a, 0, b - a)
+        return out
+
+    @cached_property
+    def _held(self) -> np.ndarray:
+        """``held`` of each minute of [0, minutes]."""
+        held = np.ones(self.minutes + 1, dtype=bool)
+        for a, b in self.removed:
+            held[a:b] = False
+        return held
 
     def earlier(self, rows: np.ndarray, minutes: np.ndarray | int) -> np.ndarray:
         """The row ``minutes`` before each of ``rows`` (a minute left out: where its gap was shortened)."""
