@@ -165,3 +165,59 @@ def test_the_sums_of_a_scan_read_nothing_outside_its_read_spans(first: int) -> N
     rng.bit_generator.state = state  # the same onsets
     for got, want in zip(sums(outside, calls), expected, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def live_timeline(
+    first: int, lookback: int, margin: int = 185
+) -> tuple[windows.Timeline, list[tuple[int, int]]]:
+    """The timeline of a live cycle's history (``history.history_ranges``) evaluating minute ``first``:
+    the ``lookback`` before it and ``margin`` around the same minute of 7 previous days; and its ranges."""
+    start = first - 7 * DAY - margin  # the history's first minute
+    ranges = stats.merge_overlapping(
+        [
+            (first - lookback, first + 1),
+            *((first - k * DAY - margin, first + 1 - k * DAY + margin) for k in range(1, 8)),
+        ]
+    )
+    ranges = [(a - start, b - start) for a, b in ranges]
+    return windows.Timeline.of_ranges(ranges, first + 1 - start), ranges
+
+
+@pytest.mark.parametrize("lookback", [27 * 60 + 5, 32 * 60 + 35])
+def test_a_grid_of_the_minutes_read_gives_the_sums_of_the_week_long_grid(lookback: int) -> None:
+    """A grid holding only the ranges a live cycle read (and ``GAP_KEPT`` rows either side of each gap)
+    gives the same baseline, excess, block and run sums as the week-long grid that is 0 between them, to
+    the last bit: on counts and on float grids."""
+    rng = np.random.default_rng(lookback)
+    timeline, ranges = live_timeline(7 * DAY + 185, lookback)
+    week = count_grid(rng, timeline.minutes, 6)
+    week[~np.isin(np.arange(timeline.minutes), np.concatenate([np.arange(a, b) for a, b in ranges]))] = 0.0
+    cost = week * rng.uniform(0.001, 0.02, week.shape)
+    held = timeline.held(np.arange(timeline.minutes))
+    assert held.sum() == timeline.rows < 0.6 * timeline.minutes
+    minutes = np.arange(timeline.minutes - 121, timeline.minutes)  # the scan, the last minute of the history
+    rows = timeline.row(minutes)
+    np.testing.assert_array_equal(timeline.minute(rows), minutes)
+    np.testing.assert_array_equal(timeline.row(np.arange(timeline.minutes))[held], np.arange(timeline.rows))
+
+    def sums(
+        grids: Sequence[np.ndarray], positions: np.ndarray, on: windows.Timeline | None
+    ) -> list[np.ndarray]:
+        calls, spend = grids
+        spans = windows.read_spans(positions, 60, 7, 30, calls.shape[0], on)
+        part = windows.on_spans(lambda r: np.minimum(calls[r], 3.0), spans, calls.shape)
+        chosen, trailing, same_hour = windows.baseline_sums(
+            (calls, part, spend), positions, lag=60, days=7, enough=30.0, timeline=on
+        )
+        excess = windows.excess_sums(stats.share_excess, (part, calls), positions, 60, 30)
+        blocks = [
+            windows.block_trailing_day_sums(terms, 15, calls.shape[0], positions, 60)
+            for terms in stats.block_terms(calls)
+        ]
+        onset = np.minimum(positions[0] + np.arange(len(positions))[:, None] % 7, positions[:, None])
+        return [*chosen, *trailing, same_hour, *excess, *blocks, windows.run_sums(spend, onset, positions)]
+
+    for got, want in zip(
+        sums((week[held], cost[held]), rows, timeline), sums((week, cost), minutes, None), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from tokenpulse.detectors.base import CRITICAL, WARNING, Observation, Scope
-from tokenpulse.detectors.history import BASELINE_DAYS, DETECTOR_DIMENSIONS
+from tokenpulse.detectors.history import BASELINE_DAYS, DETECTOR_DIMENSIONS, History
+from tokenpulse.detectors.windows import Timeline
 
 MINUTES_PER_DAY = 1440
 
@@ -120,6 +121,25 @@ def grids(
     return {c: pd.DataFrame(a, index=index, columns=scopes, copy=False) for c, a in arrays.items()}
 
 
+def grid_timeline(history: History) -> Timeline:
+    """Where the minutes of ``history`` fall in the rows of the grids its evaluation builds
+    (``GridMemo``): the ranges it read, and a little of each gap between them (``Timeline``)."""
+    held = history.derived.get("timeline")
+    if isinstance(held, Timeline):
+        return held
+    first, count = _minute_span(history.start, history.end)
+    ranges = [
+        (
+            (pd.Timestamp(a) - first) // pd.Timedelta(minutes=1),
+            -((first - pd.Timestamp(b)) // pd.Timedelta(minutes=1)),  # a cut minute is held
+        )
+        for a, b in (history.ranges or [(history.start, history.end)])
+    ]
+    timeline = Timeline.of_ranges([(max(a, 0), min(b, count)) for a, b in ranges], count)
+    history.derived["timeline"] = timeline
+    return timeline
+
+
 def grid_arrays(
     frame: pd.DataFrame, dims: Sequence[str], columns: Sequence[str], start: datetime, end: datetime
 ) -> tuple[pd.Index, dict[str, np.ndarray]]:
@@ -163,22 +183,32 @@ def grid_layout(
     start: datetime,
     end: datetime,
     factorize: Callable[[pd.DataFrame, str], tuple[np.ndarray, np.ndarray]] | None = None,
-    offsets: Callable[[pd.DataFrame, pd.Timestamp], np.ndarray] | None = None,
+    offsets: Callable[[pd.DataFrame, pd.Timestamp, Timeline], np.ndarray] | None = None,
+    timeline: Timeline | None = None,
 ) -> GridLayout:
-    """The ``GridLayout`` of ``frame`` by ``dims`` over [start, end). ``factorize(frame, dim)``: each
-    row's code and the sorted values of one column; ``offsets(frame, first)``: each row's minute from
-    the grid's first (``GridMemo`` computes each once per frame)."""
+    """The ``GridLayout`` of ``frame`` by ``dims`` over [start, end), on ``timeline``'s rows (by default
+    a row a minute). ``factorize(frame, dim)``: each row's code and the sorted values of one column;
+    ``offsets(frame, first, timeline)``: each row's row in the grid (``GridMemo`` computes each once per
+    frame)."""
     first, count = _minute_span(start, end)
+    timeline = timeline or Timeline(count)
     if frame.empty:
         empty = np.zeros(0, dtype=np.int64)
-        return GridLayout(_scope_index(dims, pd.Index([], dtype=object)), count, empty.astype(bool), empty)
-    return _layout(frame, dims, (offsets or _minute_offsets)(frame, first), count, factorize or _factorize)
+        return GridLayout(
+            _scope_index(dims, pd.Index([], dtype=object)), timeline.rows, empty.astype(bool), empty
+        )
+    rows = (offsets or _row_offsets)(frame, first, timeline)
+    return _layout(frame, dims, rows, timeline.rows, factorize or _factorize)
 
 
-def _minute_offsets(frame: pd.DataFrame, first: pd.Timestamp) -> np.ndarray:
-    """Each row's minute, in minutes from ``first``."""
+def _row_offsets(frame: pd.DataFrame, first: pd.Timestamp, timeline: Timeline) -> np.ndarray:
+    """Each row's row in a grid from ``first`` on ``timeline`` (-1: a minute it leaves out, which no
+    history's frame holds)."""
     minutes = frame["minute"].to_numpy(dtype="datetime64[ns]")
-    return (minutes - first.to_datetime64()) // np.timedelta64(1, "m")
+    offsets = (minutes - first.to_datetime64()) // np.timedelta64(1, "m")
+    if not timeline.removed:
+        return offsets
+    return np.where(timeline.held(offsets), timeline.row(offsets), -1)
 
 
 def _layout(
@@ -257,28 +287,37 @@ class GridMemo:
 
     def __init__(self) -> None:
         self.layouts: dict[
-            tuple[int, tuple[str, ...], datetime, datetime], tuple[pd.DataFrame, GridLayout]
+            tuple[int, tuple[str, ...], datetime, datetime, Timeline | None], tuple[pd.DataFrame, GridLayout]
         ] = {}
-        self._grids: dict[tuple[int, tuple[str, ...], datetime, datetime, str], np.ndarray] = {}
+        self._grids: dict[
+            tuple[int, tuple[str, ...], datetime, datetime, Timeline | None, str], np.ndarray
+        ] = {}
         # Each column's codes, once per frame: the layouts of one frame at several scopes share columns.
         self._codes: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
         # Frames made of another's rows (``rows``): their columns' codes are the other's, picked.
         self._parents: dict[int, tuple[pd.DataFrame, pd.DataFrame, np.ndarray]] = {}
-        # Each row's minute offset and each column as floats, once per frame: a frame is laid out at
+        # Each row's row in the grid and each column as floats, once per frame: a frame is laid out at
         # several scopes, and one column (calls) is summed at each of them.
         self._offsets: dict[tuple[int, Any], tuple[pd.DataFrame, np.ndarray]] = {}
         self._floats: dict[tuple[int, Any], tuple[pd.DataFrame, np.ndarray]] = {}
         self.requests = 0  # grid_arrays calls, each served by one of ``layouts``
 
     def grid_arrays(
-        self, frame: pd.DataFrame, dims: Sequence[str], columns: Sequence[str], start: datetime, end: datetime
+        self,
+        frame: pd.DataFrame,
+        dims: Sequence[str],
+        columns: Sequence[str],
+        start: datetime,
+        end: datetime,
+        timeline: Timeline | None = None,
     ) -> tuple[pd.Index, dict[str, np.ndarray]]:
-        """``grid_arrays(frame, dims, columns, start, end)``, each layout and grid computed once."""
+        """``grid_arrays(frame, dims, columns, start, end)`` on ``timeline``'s rows (by default a row a
+        minute), each layout and grid computed once."""
         self.requests += 1
-        key = (id(frame), tuple(dims), start, end)
+        key = (id(frame), tuple(dims), start, end, timeline)
         held = self.layouts.get(key)
         if held is None:
-            layout = grid_layout(frame, dims, start, end, self._factorize, self._minute_offsets)
+            layout = grid_layout(frame, dims, start, end, self._factorize, self._row_offsets, timeline)
             held = self.layouts[key] = (frame, layout)
         layout = held[1]
         arrays = {}
@@ -310,8 +349,8 @@ class GridMemo:
         self._parents[id(part)] = (part, frame, mask)
         return part
 
-    def _minute_offsets(self, frame: pd.DataFrame, first: pd.Timestamp) -> np.ndarray:
-        return _once(self._offsets, frame, first, lambda: _minute_offsets(frame, first))
+    def _row_offsets(self, frame: pd.DataFrame, first: pd.Timestamp, timeline: Timeline) -> np.ndarray:
+        return _once(self._offsets, frame, (first, timeline), lambda: _row_offsets(frame, first, timeline))
 
     def _column(self, frame: pd.DataFrame, column: str) -> np.ndarray:
         return _once(self._floats, frame, column, lambda: frame[column].to_numpy(dtype=float))

@@ -36,7 +36,7 @@ from tokenpulse.detectors.base import (
     Observation,
     Scope,
 )
-from tokenpulse.detectors.data import GridMemo, hourly_baseline, minute_index
+from tokenpulse.detectors.data import GridMemo, grid_timeline, hourly_baseline, minute_index
 from tokenpulse.detectors.history import (
     BASELINE_DAYS,
     ROLLUP,
@@ -242,7 +242,9 @@ class EvidenceDetector:
         scoped = (TENANT, *dims) if TENANT in frame else tuple(dims)
         # One layout and one grid per frame, scope and column per evaluation, shared between detectors
         # (a column the source never reports is all 0: none).
-        columns_of, by_minute = _memo(history).grid_arrays(frame, scoped, columns, history.start, history.end)
+        columns_of, by_minute = _memo(history).grid_arrays(
+            frame, scoped, columns, history.start, history.end, grid_timeline(history)
+        )
         scopes = [tuple((k, v) for k, v in scope if not (k == TENANT and v == "")) for scope in columns_of]
         return by_minute, scopes
 
@@ -250,7 +252,8 @@ class EvidenceDetector:
     def _positions(history: History, times: Sequence[datetime]) -> np.ndarray:
         """Grid row of the last minute before each time: what a time's verdict has seen."""
         first = pd.Timestamp(history.start)  # the grid's first minute
-        return np.array([(pd.Timestamp(t) - first) // pd.Timedelta(minutes=1) - 1 for t in times])
+        minutes = np.array([(pd.Timestamp(t) - first) // pd.Timedelta(minutes=1) - 1 for t in times])
+        return grid_timeline(history).row(minutes)
 
     def _threshold(self, scopes: int) -> float:
         return stats.evidence_threshold(scopes, self.settings.false_page_budget_days)
@@ -430,10 +433,11 @@ class ShareDetector(EvidenceDetector):
         first, rows = _scan_rows(positions)
         total = g[self.total]
         # Computed only on the rows the sums below read (a third of the week-long grid).
-        spans = windows.read_spans(rows, _LAG, BASELINE_DAYS, _EXCESS_MARGIN, total.shape[0])
+        timeline = grid_timeline(history)
+        spans = windows.read_spans(rows, _LAG, BASELINE_DAYS, _EXCESS_MARGIN, total.shape[0], timeline)
         part = windows.on_spans(lambda r: np.minimum(g[self.part][r], total[r]), spans, total.shape)
         (base_total, base_part), trailing, same_hour = windows.baseline_sums(
-            (total, part), rows, lag=_LAG, days=BASELINE_DAYS, enough=s.learning_calls
+            (total, part), rows, lag=_LAG, days=BASELINE_DAYS, enough=s.learning_calls, timeline=timeline
         )
         trailing += windows.excess_sums(stats.share_excess, (part, total), rows, _LAG, _EXCESS_MARGIN)
         learning = base_total < s.learning_calls
@@ -520,7 +524,8 @@ class RatioDetector(EvidenceDetector):
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
         # Computed only on the rows the sums below read (a third of the week-long grid).
-        spans = windows.read_spans(rows, _LAG, BASELINE_DAYS, _EXCESS_MARGIN, numerator.shape[0])
+        timeline = grid_timeline(history)
+        spans = windows.read_spans(rows, _LAG, BASELINE_DAYS, _EXCESS_MARGIN, numerator.shape[0], timeline)
         weight = windows.on_spans(
             lambda r: np.where(denominator[r] > 0, g[self.weight][r], 0.0), spans, numerator.shape
         )
@@ -530,7 +535,7 @@ class RatioDetector(EvidenceDetector):
             lambda r: weight[r] * _ratio(numerator[r], denominator[r]), spans, numerator.shape
         )
         (base_weight, base_hits), trailing, same_hour = windows.baseline_sums(
-            (weight, hits), rows, lag=_LAG, days=BASELINE_DAYS, enough=s.learning_calls
+            (weight, hits), rows, lag=_LAG, days=BASELINE_DAYS, enough=s.learning_calls, timeline=timeline
         )
         trailing += windows.excess_sums(stats.share_excess, (hits, weight), rows, _LAG, _EXCESS_MARGIN)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -627,13 +632,18 @@ class CountDetector(EvidenceDetector):
         calls = g[self.count]
         positions = self._positions(history, times)
         first, rows = _scan_rows(positions)
-        totals = stats.cumulative(calls)
-        here = rows[:, None] + np.zeros((1, calls.shape[1]), dtype=np.int64)
+        cumulative, timeline = stats.cumulative(calls), grid_timeline(history)
+
+        def totals(end: np.ndarray, start: np.ndarray) -> np.ndarray:
+            """The calls over [start, end), in minutes of the history, per (position, scope)."""
+            return stats.window_sums(cumulative, timeline.row(end), timeline.row(start))
+
+        here = timeline.minute(rows)[:, None] + np.zeros((1, calls.shape[1]), dtype=np.int64)
         window = 2 * stats.SAME_HOURS
         rates = []
         for days in _RATE_DAYS:
             centre = here - days * stats.MINUTES_PER_DAY
-            total = stats.window_sums(totals, centre + stats.SAME_HOURS, centre - stats.SAME_HOURS)
+            total = totals(centre + stats.SAME_HOURS, centre - stats.SAME_HOURS)
             known = centre - stats.SAME_HOURS >= 0  # that day is in the history read
             rates.append(np.where(known & (total >= s.learning_calls), total / window, np.nan))
         with np.errstate(invalid="ignore"):
@@ -670,7 +680,7 @@ class CountDetector(EvidenceDetector):
         level = (usual - x, usual, np.full(x.shape, s.least_drop), dispersion * at_level)
         alarm = self._alarm(evidence, recovery, expected, threshold, first, positions, levels=[level])
         at = positions - first
-        run_calls = _run_sums(totals, alarm.onset, positions)
+        run_calls = _run_sums(cumulative, alarm.onset, positions)
         run_minutes = positions[:, None] + 1 - alarm.onset
         value = run_calls / np.maximum(run_minutes, 1)
         critical = value < usual[at] * s.critical_fraction
@@ -685,14 +695,18 @@ class CountDetector(EvidenceDetector):
 _BLOCK = 15
 
 
-def _today_and_yesterday(totals: np.ndarray, end: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The calls over [start, end) and over the same minutes a day earlier, from cumulative calls."""
+# The calls of a scope over [start, end) minutes, per (position, scope): ``totals(end, start)``.
+_WindowCalls = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _today_and_yesterday(totals: _WindowCalls, end: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The calls over [start, end) and over the same minutes a day earlier."""
     day = stats.MINUTES_PER_DAY
-    return stats.window_sums(totals, end, start), stats.window_sums(totals, end - day, start - day)
+    return totals(end, start), totals(end - day, start - day)
 
 
-def _level(totals: np.ndarray, here: np.ndarray) -> np.ndarray:
-    """Today's level against yesterday's per (position, scope), from cumulative calls: see ``LEVEL_LAG``."""
+def _level(totals: _WindowCalls, here: np.ndarray) -> np.ndarray:
+    """Today's level against yesterday's per (position, scope), ``here`` in minutes: see ``LEVEL_LAG``."""
     end = here - LEVEL_LAG
     # Only where yesterday's same minutes are in the history read.
     start = np.maximum(end - LEVEL_WINDOW, stats.MINUTES_PER_DAY)
@@ -701,7 +715,7 @@ def _level(totals: np.ndarray, here: np.ndarray) -> np.ndarray:
     return np.clip(today / before * np.exp(LEVEL_Z * np.sqrt(1 / today + 1 / before)), LEVEL_FLOOR, 1.0)
 
 
-def _usual_variation(totals: np.ndarray, here: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
+def _usual_variation(totals: _WindowCalls, here: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
     """How much lower than its level-adjusted usual rate a scope's calls may run on an ordinary day, per
     (position, scope): ``VARIATION_Z`` standard deviations of how far the scope's course strays from
     yesterday's (on the log scale), at most ``VARIATION_CAP``.
@@ -851,7 +865,7 @@ class MeanDetector(EvidenceDetector):
         first, rows = _scan_rows(positions)
         (base_draws, base_total, base_calls, base_minutes), trailing, same_hour = windows.baseline_sums(
             (draws, total, calls, _read(calls)), rows, lag=_LAG,
-            days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2,
+            days=BASELINE_DAYS, enough=s.learning_calls, weight_index=2, timeline=grid_timeline(history),
         )  # fmt: skip
         trailing += windows.excess_sums(stats.mean_excess, (total, draws), rows, _LAG, _EXCESS_MARGIN)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -244,6 +244,9 @@ class History:
     start: datetime
     end: datetime
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # The ranges read (sorted, disjoint; None: the whole of [start, end)): the minutes grids hold
+    # (``windows.Timeline``). No query's rows lie outside them.
+    ranges: list[tuple[datetime, datetime]] | None = None
     # What detectors derive from the frames during one evaluation and share (``data.GridMemo``: one grid
     # per frame, scope and column however many detectors use it); gone with the history.
     derived: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
@@ -266,7 +269,7 @@ def tenant_histories(history: History) -> dict[str, History]:
         parts = dict(tuple(frame.groupby(TENANT, sort=False, observed=True))) if TENANT in frame else {}
         for tenant in tenants:
             frames[tenant][name] = parts.get(tenant, frame.iloc[0:0])
-    return {t: History(history.start, history.end, f) for t, f in frames.items()}
+    return {t: History(history.start, history.end, f, history.ranges) for t, f in frames.items()}
 
 
 # Read around the same times of previous days: the hour around the same time of day, plus a window.
@@ -302,7 +305,7 @@ def load_history(
     """Run each distinct query once over every range of ``ranges`` (default: [start, end)); a ``recent``
     query once, from ``recent`` before ``first_time`` (the first evaluation time) to ``end``. With a
     ``cache``, what it holds of earlier cycles is not read again."""
-    history = History(start, end)
+    history = History(start, end, ranges=list(ranges) if ranges else None)
     for query in queries:
         if query.name in history.frames:
             continue

@@ -14,10 +14,98 @@ bits only (the local sums are the more precise).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import pairwise
 
 import numpy as np
 
 from tokenpulse.detectors.stats import MINUTES_PER_DAY, SAME_HOURS, merge_overlapping, window_sums
+
+# Zero rows a grid keeps on each side of a gap between the ranges its history read: more than any local
+# window reaches into a gap (the quarter hours within an hour of a block, ``stats.block_terms``; the
+# excess functions' half hour before the trailing day and 15 minutes either side).
+GAP_KEPT = 90
+# What a gap is shortened by is a whole number of these: quarter hours stay aligned to the grid's start.
+GAP_STEP = 15
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Where the minutes of a history fall in its grids' rows. A live cycle reads the trailing day and
+    the scan, and the same hours of previous days: a week of minutes, of which a grid holds the ranges
+    read and ``GAP_KEPT`` zero rows either side of each gap between them (about half the week). Within
+    a range, and across what is left of a gap, rows are minutes apart as their minutes are; a window
+    across a gap skips only zero rows (the same sums: the same additions, in the same order).
+
+    Minutes are offsets from the history's start; rows, from the grid's first (the same minute)."""
+
+    minutes: int  # of the history: [0, minutes)
+    removed: tuple[tuple[int, int], ...] = ()  # [start, end) minutes of the gaps left out, sorted
+
+    @classmethod
+    def of_ranges(cls, ranges: Sequence[tuple[int, int]], minutes: int) -> Timeline:
+        """The timeline of a history of ``minutes`` that read ``ranges`` (sorted, disjoint [start, end)
+        minutes): of each gap between two ranges, all but ``GAP_KEPT`` rows either side (a whole number
+        of ``GAP_STEP``) left out."""
+        removed = []
+        for (_, end), (start, _) in pairwise(ranges):
+            cut = (start - end - 2 * GAP_KEPT) // GAP_STEP * GAP_STEP
+            if cut > 0:
+                removed.append((end + GAP_KEPT, end + GAP_KEPT + cut))
+        return cls(minutes, tuple(removed))
+
+    @property
+    def rows(self) -> int:
+        """The rows of the grids: the minutes held."""
+        return self.minutes - sum(b - a for a, b in self.removed)
+
+    def row(self, minute: np.ndarray) -> np.ndarray:
+        """The row of each minute (int array); a minute left out falls where its gap was shortened (a
+        window's bound there sums the same rows: the minutes left out are zeros), and minutes outside
+        the history move with the rows at its edges (clipped as windows clip, they are its edges)."""
+        minute = np.asarray(minute, dtype=np.int64)
+        if not self.removed:
+            return minute.copy()
+        row = self._rows[np.clip(minute, 0, self.minutes)]
+        row = np.where(minute > self.minutes, minute - self.minutes + self.rows, row)
+        return np.where(minute < 0, minute, row)
+
+    def minute(self, row: np.ndarray) -> np.ndarray:
+        """The minute of each row (``row``'s inverse on the minutes held)."""
+        row = np.asarray(row, dtype=np.int64)
+        out = row.copy()
+        before = 0  # minutes left out before the gap
+        for a, b in self.removed:
+            out += np.where(row >= a - before, b - a, 0)
+            before += b - a
+        return out
+
+    def held(self, minute: np.ndarray) -> np.ndarray:
+        """Whether each minute is held (not left out)."""
+        minute = np.asarray(minute, dtype=np.int64)
+        return self._held[np.clip(minute, 0, self.minutes)] | (minute < 0) | (minute > self.minutes)
+
+    @cached_property
+    def _rows(self) -> np.ndarray:
+        """``row`` of each minute of [0, minutes] (a frame's rows are mapped by one lookup)."""
+        minute = np.arange(self.minutes + 1)
+        out = minute.copy()
+        for a, b in self.removed:
+            out -= np.clip(minute - a, 0, b - a)
+        return out
+
+    @cached_property
+    def _held(self) -> np.ndarray:
+        """``held`` of each minute of [0, minutes]."""
+        held = np.ones(self.minutes + 1, dtype=bool)
+        for a, b in self.removed:
+            held[a:b] = False
+        return held
+
+    def earlier(self, rows: np.ndarray, minutes: np.ndarray | int) -> np.ndarray:
+        """The row ``minutes`` before each of ``rows`` (a minute left out: where its gap was shortened)."""
+        return self.row(self.minute(rows) - minutes)
 
 
 def span_sums(grid: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -35,13 +123,19 @@ def span_sums(grid: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndar
     return part[ends - lo] - part[starts - lo]
 
 
-def same_hour_sums(grid: np.ndarray, positions: np.ndarray, days: int) -> np.ndarray:
+def same_hour_sums(
+    grid: np.ndarray, positions: np.ndarray, days: int, timeline: Timeline | None = None
+) -> np.ndarray:
     """Per (position, scope): the sum over the ``SAME_HOURS`` minutes either side of the same minute of
-    each of ``days`` previous days."""
+    each of ``days`` previous days (on ``timeline``'s rows: by default, a row a minute)."""
     total = np.zeros((len(positions), grid.shape[1]))
     for k in range(1, days + 1):
         centre = positions - k * MINUTES_PER_DAY
-        total += span_sums(grid, centre - SAME_HOURS, centre + SAME_HOURS)
+        if timeline is None:
+            total += span_sums(grid, centre - SAME_HOURS, centre + SAME_HOURS)
+            continue
+        early = timeline.earlier(positions, k * MINUTES_PER_DAY + SAME_HOURS)
+        total += span_sums(grid, early, timeline.earlier(positions, k * MINUTES_PER_DAY - SAME_HOURS))
     return total
 
 
@@ -85,17 +179,22 @@ def block_trailing_day_sums(
     return span_sums(blocks, np.minimum(before(positions - lag - MINUTES_PER_DAY), ends), ends)
 
 
-def read_spans(positions: np.ndarray, lag: int, days: int, margin: int, rows: int) -> list[tuple[int, int]]:
-    """The rows of a grid of ``rows`` minutes that the sums of a scan at ``positions`` read (sorted,
-    disjoint [start, end) spans): the two hours around the same minutes of ``days`` previous days
-    (``same_hour_sums``), and from the trailing day's start (``lag`` before the scan, and ``margin`` more:
-    ``excess_sums``) to the grid's end (the scan itself and its alarms' runs). Of a live cycle's week-long
-    grid, about a third."""
+def read_spans(
+    positions: np.ndarray, lag: int, days: int, margin: int, rows: int, timeline: Timeline | None = None
+) -> list[tuple[int, int]]:
+    """The rows of a grid of ``rows`` that the sums of a scan at ``positions`` read (sorted, disjoint
+    [start, end) spans): the two hours around the same minutes of ``days`` previous days
+    (``same_hour_sums``, on ``timeline``'s rows), and from the trailing day's start (``lag`` before the
+    scan, and ``margin`` more: ``excess_sums``) to the grid's end (the scan itself and its alarms' runs).
+    Of a live cycle's week-long grid, about a third."""
     first, last = int(np.min(positions)), int(np.max(positions))
-    spans = [
-        (first - k * MINUTES_PER_DAY - SAME_HOURS, last - k * MINUTES_PER_DAY + SAME_HOURS)
-        for k in range(1, days + 1)
-    ]
+    spans = []
+    for k in range(1, days + 1):
+        start, end = k * MINUTES_PER_DAY + SAME_HOURS, k * MINUTES_PER_DAY - SAME_HOURS
+        if timeline is None:
+            spans.append((first - start, last - end))
+        else:
+            spans.append((int(timeline.earlier(first, start)), int(timeline.earlier(last, end))))
     spans.append((first - lag - MINUTES_PER_DAY - margin, rows))
     return merge_overlapping((max(a, 0), min(b, rows)) for a, b in spans)
 
@@ -119,6 +218,7 @@ def baseline_sums(
     enough: np.ndarray | float,
     weight_index: int = 0,
     trailing_only: int = 0,
+    timeline: Timeline | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """The sums of each of ``grids`` (minutes x scopes) that a baseline at ``positions`` rests on: the two
     hours around the same time of ``days`` previous days when those hold at least ``enough`` of the grid
@@ -129,11 +229,14 @@ def baseline_sums(
 
     The last ``trailing_only`` grids are only ever read from the trailing day (a dispersion's sums):
     their same-hour sums are not computed, and their "chosen" sums are the trailing day's (callers
-    ignore them)."""
+    ignore them).
+
+    ``timeline``: where the grids' rows are in time (``Timeline``; by default a row a minute). The
+    trailing day is read as rows, inside the range a history reads before its first evaluation time."""
     positions = np.asarray(positions, dtype=np.int64)
     both = len(grids) - trailing_only
     trailing = [trailing_day_sums(g, positions, lag) for g in grids]
-    same_hour = [same_hour_sums(g, positions, days) for g in grids[:both]]
+    same_hour = [same_hour_sums(g, positions, days, timeline) for g in grids[:both]]
     use_same_hour = same_hour[weight_index] >= enough
     chosen = [np.where(use_same_hour, s, t) for s, t in zip(same_hour, trailing[:both], strict=True)]
     return chosen + trailing[both:], trailing, use_same_hour

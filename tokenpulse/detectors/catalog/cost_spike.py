@@ -65,7 +65,7 @@ from tokenpulse.detectors.base import (
     format_scope,
     scope_dict,
 )
-from tokenpulse.detectors.data import at_times, grids, minutes, to_observations, trailing_sum
+from tokenpulse.detectors.data import at_times, grid_timeline, grids, minutes, to_observations, trailing_sum
 from tokenpulse.detectors.evidence import (
     BASELINE_LAG,
     SCAN,
@@ -275,7 +275,7 @@ class CostSpike(MeanDetector):
             return 1.0
         (base_calls, base_cost), _, _ = windows.baseline_sums(
             (by_route["calls"], by_route["cost_usd"]), rows, lag=_LAG, days=BASELINE_DAYS,
-            enough=self.settings.learning_calls,
+            enough=self.settings.learning_calls, timeline=grid_timeline(history),
         )  # fmt: skip
         known = base_calls > 0
         usual = np.where(known, base_cost / np.where(known, base_calls, 1.0), 0.0)
@@ -293,7 +293,7 @@ class CostSpike(MeanDetector):
             tokens, _ = self._grids(scan.frame, dims, _TOKENS, history)
             (_, base_tokens), _, _ = windows.baseline_sums(
                 (by_route["calls"], tokens["input_tokens"] + tokens["output_tokens"]), rows, lag=_LAG,
-                days=BASELINE_DAYS, enough=self.settings.learning_calls,
+                days=BASELINE_DAYS, enough=self.settings.learning_calls, timeline=grid_timeline(history),
             )  # fmt: skip
             usual, known = self._new_routes(history, routes, rows, usual, known, by_scope(base_cost),
                                             by_scope(base_tokens), parent)  # fmt: skip
@@ -325,7 +325,7 @@ class CostSpike(MeanDetector):
             return usual, known
         (route_tokens, route_calls), _, _ = windows.baseline_sums(
             (on_any["input_tokens"] + on_any["output_tokens"], on_any["calls"]), rows, lag=_LAG,
-            days=BASELINE_DAYS, enough=self.settings.learning_calls,
+            days=BASELINE_DAYS, enough=self.settings.learning_calls, timeline=grid_timeline(history),
         )  # fmt: skip
         route_of = _parents(routes, route_scopes, "model")
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -353,7 +353,7 @@ class CostSpike(MeanDetector):
         # days between the same hours read) is no minute of usual spend.
         (usual_spend, usual_minutes), _, _ = windows.baseline_sums(
             (others, (spend > 0).astype(float)), rows, lag=_LAG, days=BASELINE_DAYS, enough=stats.SAME_HOURS,
-            weight_index=1,
+            weight_index=1, timeline=grid_timeline(history),
         )  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
             factor = np.where(usual_spend > 0, now / (usual_spend / usual_minutes), 1.0)
