@@ -369,6 +369,14 @@ def _evidence(
     return tuple(np.where(mask, grid, 0.0) for grid in (evidence, recovery, expected))  # type: ignore[return-value]
 
 
+def _recovery(
+    settled: np.ndarray, changes: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The levels a firing alarm resolves between (``recovered``): the scope looks like ``settled`` (the
+    far end of its baseline) rather than halfway from it to each of the ``changes`` tested."""
+    return settled[..., None], stats.halfway(settled[..., None], changes(settled))
+
+
 # More than the excess functions' local half-window (15 minutes): the rows they compute exactly.
 _EXCESS_MARGIN = 30
 
@@ -461,12 +469,13 @@ class ShareDetector(EvidenceDetector):
         dispersion = _dispersion(trailing, n)
         watched = ~np.isnan(null) & (learning | self.applicable(base_part, base_total))
         null = np.nan_to_num(null, nan=0.5)
-        changed = np.stack([stats.odds_shift(null, r) for r in sorted(s.odds_ratios)], axis=-1)
+
+        def changes(level: np.ndarray) -> np.ndarray:
+            return np.stack([stats.odds_shift(level, r) for r in sorted(s.odds_ratios)], axis=-1)
+
+        changed = changes(null)
         smallest = changed[..., 0]
-        settled = np.nan_to_num(upper(1.0), nan=0.5)
-        recovered = settled[..., None], np.stack(
-            [stats.halfway(settled, stats.odds_shift(settled, r)) for r in sorted(s.odds_ratios)], axis=-1
-        )
+        recovered = _recovery(np.nan_to_num(upper(1.0), nan=0.5), changes)
         alarm = self._binomial_alarm(x, n, null, changed, dispersion, watched, first, positions, recovered)
         at = positions - first
         run_part = windows.run_sums(part, alarm.onset, positions)
@@ -534,10 +543,9 @@ class RatioDetector(EvidenceDetector):
         hits = windows.on_spans(
             lambda r: weight[r] * _ratio(numerator[r], denominator[r]), spans, numerator.shape
         )
-        (base_weight, base_hits), trailing, same_hour = windows.baseline_sums(
+        (base_weight, base_hits), _, same_hour = windows.baseline_sums(
             (weight, hits), rows, lag=_LAG, days=BASELINE_DAYS, enough=s.learning_calls, timeline=timeline
         )
-        trailing += windows.excess_sums(stats.share_excess, (hits, weight), rows, _LAG, _EXCESS_MARGIN)
         with np.errstate(divide="ignore", invalid="ignore"):
             usual = base_hits / base_weight
 
@@ -554,17 +562,15 @@ class RatioDetector(EvidenceDetector):
         x, n = hits[rows], weight[rows]
         # A call's ratio is a fraction of its tokens, not a yes/no: its spread is measured, and the pairs'
         # correlation is what the minutes vary beyond it.
-        terms, squares, minutes, paired = windows.excess_sums(
-            stats.call_spread_terms, (hits, weight), rows, _LAG, _EXCESS_MARGIN
-        )
-        spread = stats.call_spread(terms, squares, minutes)
-        burst = stats.burstiness(trailing[2] + (1 - spread) * paired, trailing[3])
-        dispersion = stats.dispersion(n - 1, burst, spread)
-        changed = np.stack([null * (1 - d) for d in sorted(s.drops)], axis=-1)
+        sums = windows.excess_sums(stats.call_spread_terms, (hits, weight), rows, _LAG, _EXCESS_MARGIN)
+        dispersion = stats.ratio_dispersion(sums, n - 1)
+
+        def changes(level: np.ndarray) -> np.ndarray:
+            return np.stack([level * (1 - d) for d in sorted(s.drops)], axis=-1)
+
+        changed = changes(null)
         smallest = changed[..., 0]
-        recovered = settled[..., None], np.stack(
-            [stats.halfway(settled, settled * (1 - d)) for d in sorted(s.drops)], axis=-1
-        )
+        recovered = _recovery(settled, changes)
         alarm = self._binomial_alarm(x, n, null, changed, dispersion, watched, first, positions, recovered)
         at = positions - first
         run_numerator = windows.run_sums(numerator, alarm.onset, positions)

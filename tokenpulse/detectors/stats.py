@@ -173,27 +173,36 @@ def share_excess(
     minute varies, growing with its calls (a hiccup upstream times out many calls of the same minute).
     A share that drifts slowly over the day (the baseline's business) adds nothing. Minutes with fewer
     than two calls say nothing."""
+    terms = _pearson_terms(successes, trials, half_window)
+    counted = trials >= 2
+    return np.where(counted, terms - 1, 0.0), np.where(counted, trials - 1, 0.0)
+
+
+def _pearson_terms(successes: np.ndarray, trials: np.ndarray, half_window: int) -> np.ndarray:
+    """Each minute's Pearson term around the scope's local share (over the minutes within
+    ``half_window``); 0 without calls."""
     local_successes, local_trials = _local(successes, half_window), _local(trials, half_window)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.clip(local_successes / local_trials, _SHARE_FLOOR, 1 - _SHARE_FLOOR)
-        terms = (successes - trials * share) ** 2 / (trials * share * (1 - share))
-    counted = trials >= 2
-    return np.where(counted, np.nan_to_num(terms) - 1, 0.0), np.where(counted, trials - 1, 0.0)
+        return np.nan_to_num((successes - trials * share) ** 2 / (trials * share * (1 - share)))
 
 
 def call_spread_terms(
     successes: np.ndarray, trials: np.ndarray, half_window: int = 15
 ) -> tuple[np.ndarray, ...]:
     """What each minute says of how much a single call's part varies, for a part that is a fraction of
-    each call (a hit ratio: the share of its prompt a call read from cache): its Pearson term around the
-    scope's local share (as ``share_excess``), its square, a 1 for a minute with calls, and a 1 for a
-    minute with pairs of calls. Summed over a history: ``call_spread``."""
-    local_successes, local_trials = _local(successes, half_window), _local(trials, half_window)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.clip(local_successes / local_trials, _SHARE_FLOOR, 1 - _SHARE_FLOOR)
-        terms = np.nan_to_num((successes - trials * share) ** 2 / (trials * share * (1 - share)))
-    terms = np.where(trials >= 1, terms, 0.0)
-    return terms, terms**2, (trials >= 1).astype(float), (trials >= 2).astype(float)
+    each call (a hit ratio: the share of its prompt a call read from cache), and of how much its calls
+    move together beyond that: its Pearson term around the scope's local share (as ``share_excess``), its
+    square and a 1, where it has calls; its Pearson term, its pairs of calls (n - 1) and a 1, where it
+    has pairs. Summed over a history: ``call_spread``, then ``burstiness`` of the paired terms less the
+    spread (``ratio_burstiness``)."""
+    terms = _pearson_terms(successes, trials, half_window)
+    called, paired = trials >= 1, trials >= 2
+    called_terms, paired_terms = np.where(called, terms, 0.0), np.where(paired, terms, 0.0)
+    return (
+        called_terms, called_terms**2, called.astype(float),
+        paired_terms, np.where(paired, trials - 1, 0.0), paired.astype(float),
+    )  # fmt: skip
 
 
 # Pseudo-minutes of Bernoulli calls a measured call spread is shrunk with, and the least it is taken to be.
@@ -214,6 +223,15 @@ def call_spread(terms: np.ndarray, squares: np.ndarray, minutes: np.ndarray) -> 
         error = np.sqrt(np.maximum(squares / minutes - (terms / minutes) ** 2, 0.0) / minutes)
         mean = (terms + _CALL_SPREAD_PRIOR_MINUTES) / (minutes + _CALL_SPREAD_PRIOR_MINUTES)
     return np.clip(np.nan_to_num(mean + 2 * error, nan=1.0), _LEAST_CALL_SPREAD, 1.0)
+
+
+def ratio_dispersion(sums: Sequence[np.ndarray], size: np.ndarray) -> np.ndarray:
+    """The dispersion of a minute of ``size`` + 1 calls whose part is a fraction of each call, from the
+    summed ``call_spread_terms`` over a history: a call's own spread, and the pairs' correlation
+    measured beyond it (a Pearson term of a minute of n such calls is spread + (n - 1) rho)."""
+    terms, squares, minutes, paired_terms, pairs, paired = sums
+    spread = call_spread(terms, squares, minutes)
+    return dispersion(size, burstiness(paired_terms - spread * paired, pairs), spread)
 
 
 def block_excess(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tuple[np.ndarray, ...]:
