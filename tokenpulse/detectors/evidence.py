@@ -887,7 +887,8 @@ class MeanDetector(EvidenceDetector):
         if self.same_hour_only(dims):
             learning |= ~same_hour
         x = total[rows]
-        null, family = self._family(x, draws[rows], usual, base_draws, spread, scale, rises)
+        n, n_calls = draws[rows], calls[rows]
+        null, family = self._family(x, n, usual, base_draws, spread, scale, rises)
         watched = ~learning & (null > 0)
         families = [family]
         if self.per_call_too(dims):
@@ -901,7 +902,7 @@ class MeanDetector(EvidenceDetector):
                 usual_per_call = np.nan_to_num(base_total / base_calls)
             spread_per_call = stats.mean_dispersion(*per_call)
             null_per_call, by_call = self._family(
-                x, calls[rows], usual_per_call, base_calls, spread_per_call, scale, rises
+                x, n_calls, usual_per_call, base_calls, spread_per_call, scale, rises
             )
             watched &= null_per_call > 0
             families.append(by_call)
@@ -914,10 +915,10 @@ class MeanDetector(EvidenceDetector):
         # change began has doubled; it pages once that mean has (and stays paged while the alarm is on):
         # per draw, or per call where that is tested too.
         # Under the business floor (a mean of at least ``floor``), however clear the change, nobody is paged.
-        level: stats.Level | stats.AnyLevel = (x, draws[rows], np.maximum(rises[0] * usual, s.floor))
+        level: stats.Level | stats.AnyLevel = (x, n, np.maximum(rises[0] * usual, s.floor))
         if self.per_call_too(dims):
-            level = stats.AnyLevel((level, (x, calls[rows], np.maximum(rises[0] * usual_per_call, s.floor))))
-        levels = [level, *self.floors(x, draws[rows], dims)]
+            level = stats.AnyLevel((level, (x, n_calls, np.maximum(rises[0] * usual_per_call, s.floor))))
+        levels = [level, *self.floors(x, n, dims)]
         alarm = self._alarm(
             evidence, recovery, expected, threshold, first, positions, self.min_duration(dims), levels
         )
