@@ -232,7 +232,7 @@ def test_a_calls_spread_is_one_for_yes_no_calls_and_measured_for_fractions_of_a_
     coins = rng.binomial(trials.astype(np.int64), 0.7).astype(float)
     assert spread(coins) == 1.0
     # Reads only: a call reads its whole prefix (75% of its input) 98% of the time, else nothing; a
-    # minute's "hits" are its ratio x its calls. Such a call varies ~0.07 times as much as a coin at 73.5%.
+    # minute's "hits" are its ratio x its calls. Such a call varies ~0.06 times as much as a coin at 73.5%.
     fractions = 0.75 * rng.binomial(trials.astype(np.int64), 0.98)
     assert 0.05 < spread(fractions) < 0.25
     # Half an hour of history is not trusted to be that calm.
