@@ -21,23 +21,26 @@ a user's surge is an 8-minute heavy session. Durations (latency_p99_drift, ttft_
 call into the detector's histogram bins: each call has a size (output tokens for latency, prompt tokens
 for TTFT; log-normal, spread 0.3-1) and takes a per-scope base plus a per-token time x its size (the
 size's part 20-90% of a median call's), times log-normal noise (spread 0.2-0.8); the usual p99 is 1-30 s
-(TTFT 0.5-10 s). The frames carry the size sums the tails queries return (``history.TAIL_SIZES``), which
-the detectors' size factor fits its line on; ``--flat-sizes`` leaves them out (every call of one token),
-as a comparison. An incident moves the p99 2-8x, by slowing every call or a 2-10% fraction of them;
-clean scopes may get longer answers (prompts) for an hour: sizes 2-4x, durations on the line, not an
-incident ("longer answers" in the false pages by confounder).
+(TTFT 0.5-10 s); every scope, clean or not, has lone calls slow for reasons of their own (one in 5,000
+to one in 500 calls, 5-50x slower: a retried request, a stalled connection). The frames carry the size
+sums the tails queries return (``history.TAIL_SIZES``), which the detectors' size factor fits its line
+on; ``--flat-sizes`` leaves them out (every call of one token), as a comparison. An incident moves the
+p99 2-8x, by slowing every call or a 2-10% fraction of them; clean scopes may get longer answers
+(prompts) for an hour: sizes 2-4x, durations on the line, not an incident ("longer answers" in the false
+pages by confounder).
 
-The oracle knows each scope's true usual level (its diurnal course included), the true changed level
-and the true intra-minute correlation, and runs the optimal sequential test (a CUSUM of the exact
+The oracle knows each scope's true usual level (its diurnal course included), the true changed level and
+the true intra-minute correlation, and runs the optimal sequential test (a CUSUM of the exact
 log-likelihood ratio, as a quasi-likelihood with the true dispersion; for means the Gamma sums, for
-durations each call's bin against the bin probabilities of a call of its size, usual and changed) at the
-detector's own evidence threshold, with the detector's
-floor before paging (4 minutes; 10 for cost_spike). Its time to detect is the statistical limit the
-table compares with. Where the detector pages on a documented level (a per-call mean past 2x, 5x, 10x or
-3x its usual; more than 1% of calls past twice the usual p99), the oracle checks the same level on the
-calls since its own evidence run began before it pages: an incident whose p99 moved 2.02x has changed,
-but its calls seldom show it past 2x. So does the business floor: a user's spend since the run began
-must reach cost_spike's $3/h (``user_min_usd_per_hour``), as the detector's must.
+durations each call's bin against the bin probabilities of a call of its size, usual and changed, both
+holding the scope's lone slow calls at their true rate: a test that paged on one of them would not keep
+the budget) at the detector's own evidence threshold, with the detector's floor before paging (4
+minutes; 10 for cost_spike). Its time to detect is the statistical limit the table compares with. Where
+the detector pages on a documented level (a per-call mean past 2x, 5x, 10x or 3x its usual; more than 1%
+of calls past twice the usual p99), the oracle checks the same level on the calls since its own evidence
+run began before it pages: an incident whose p99 moved 2.02x has changed, but its calls seldom show it
+past 2x. So does the business floor: a user's spend since the run began must reach cost_spike's $3/h
+(``user_min_usd_per_hour``), as the detector's must.
 
 Reported per detector: detection within 15 minutes by volume band x effect band; time to detect minus
 the oracle's (median, p90); recall among incidents the oracle detects within 15 minutes; false pages
@@ -360,6 +363,20 @@ SIZE_GRID = 256  # sizes the oracle's per-call likelihoods are tabulated at (log
 SAMPLE = 20_000  # calls of a scope's usual mix its p99 (and an incident's slow factor) is set on
 
 
+# Calls slow for reasons of their own (a retried request, a stalled connection): in every scope, clean or
+# not, this share of calls (log-uniform per scope: one in 5,000 to one in 500) takes this many times longer
+# (log-uniform per call). They are the "single slow calls" clean traffic has, and the oracle knows them:
+# an optimal test that paged on one of them would not keep the false-alarm budget.
+OUTLIER_RATES = (2e-4, 2e-3)
+OUTLIER_FACTORS = (5.0, 50.0)
+
+
+def _outliers(rng: np.random.Generator, calls: int, rate: float) -> np.ndarray:
+    """Each of ``calls`` calls' factor: 1, or for a share ``rate`` of them, log-uniform in OUTLIER_FACTORS."""
+    slow = rng.random(calls) < rate
+    return np.where(slow, np.exp(rng.uniform(*np.log(OUTLIER_FACTORS), calls)), 1.0)
+
+
 def _shares(durations: np.ndarray) -> np.ndarray:
     return np.bincount(np.searchsorted(EDGES, durations), minlength=BINS) / len(durations)
 
@@ -384,9 +401,11 @@ def _draw_tail(kind: Kind, rng: np.random.Generator, truth: Truth, new: bool) ->
     size_median = float(np.exp(rng.uniform(*np.log(kind.size_median))))
     part = float(rng.uniform(0.2, 0.9))  # of a median-size call's duration, what its size takes
     p99 = float(np.exp(rng.uniform(*np.log(kind.p99_ms))))
+    outlier_rate = float(np.exp(rng.uniform(*np.log(OUTLIER_RATES))))
     sample = ((1 - part) + part * np.exp(size_sigma * rng.standard_normal(SAMPLE))) * np.exp(
         sigma * rng.standard_normal(SAMPLE)
     )
+    sample *= _outliers(rng, SAMPLE, outlier_rate)
     scale = p99 / float(np.quantile(sample, 0.99))
     base, per_token = scale * (1 - part), scale * part / size_median
     span, confounder = _incident_or_confounder(rng, truth, new, ("longer answers",))
@@ -426,6 +445,7 @@ def _draw_tail(kind: Kind, rng: np.random.Generator, truth: Truth, new: bool) ->
     else:
         slower = np.ones(len(minute))
     durations = (base + per_token * sizes) * slower * np.exp(sigma * rng.standard_normal(len(minute)))
+    durations *= _outliers(rng, len(minute), outlier_rate)
     bin_of = np.searchsorted(EDGES, durations)
     truth.bins = np.bincount(minute * BINS + bin_of, minlength=MINUTES * BINS).reshape(MINUTES, BINS)
     size_class = size_classes(sizes)
@@ -442,8 +462,11 @@ def _draw_tail(kind: Kind, rng: np.random.Generator, truth: Truth, new: bool) ->
         grid = np.geomspace(max(sizes.min(), 1e-3), max(sizes.max(), 1e-3) * 1.0001, SIZE_GRID)
         at = np.clip(np.round(np.log(sizes / grid[0]) / np.log(grid[1] / grid[0])), 0, SIZE_GRID - 1)
         typical = base + per_token * grid
-        usual_bins = np.clip(_bins(typical, sigma), 1e-12, None)
-        changed_bins = np.clip(_bins(typical, sigma, share, factor), 1e-12, None)
+        # Both the usual and the changed traffic hold the scope's own slow outliers, at their rate.
+        outlying = np.mean([_bins(typical * f, sigma) for f in np.geomspace(*OUTLIER_FACTORS, 9)], axis=0)
+        usual_bins = (1 - outlier_rate) * _bins(typical, sigma) + outlier_rate * outlying
+        changed_bins = (1 - outlier_rate) * _bins(typical, sigma, share, factor) + outlier_rate * outlying
+        usual_bins, changed_bins = np.clip(usual_bins, 1e-12, None), np.clip(changed_bins, 1e-12, None)
         per_call = np.log(changed_bins / usual_bins)[at.astype(np.int64), bin_of]
         truth.duration_llr = np.bincount(minute, per_call, minlength=MINUTES)
     return truth

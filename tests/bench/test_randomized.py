@@ -10,7 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from randomized import DAY, KINDS, Truth, draw, frame_for, oracle  # bench/ holds scripts, not a package
+# bench/ holds scripts, not a package
+from randomized import DAY, EDGES, KINDS, Truth, draw, frame_for, oracle
 
 from tokenpulse.detectors import stats
 
@@ -67,6 +68,19 @@ def test_the_oracle_weighs_each_call_given_its_size_and_pages_on_a_clear_slowdow
     assert before.mean() < 0 < during.mean()  # evidence against the change before it, for it during
     threshold = stats.evidence_threshold(400, 100.0)
     assert oracle(TAIL, truth, threshold) is not None
+
+
+def test_every_tail_scope_has_lone_slow_calls_that_the_oracle_does_not_page_on() -> None:
+    """Clean traffic holds calls slow for reasons of their own (OUTLIER_RATES): the oracle knows their
+    rate, so a lone one weighs a few nats, not the threshold (an oracle that paged on one would not keep
+    the false-alarm budget the detector is held to)."""
+    truth = scope(True, "of calls slow", 30.0)
+    before = slice(DAY, truth.onset)
+    past_each_edge = truth.bins[before][:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]
+    far = np.searchsorted(EDGES, 4 * truth.usual[0])  # the first edge past 4x the usual p99
+    assert past_each_edge[:, far].sum() >= 1  # lone slow calls before the incident
+    threshold = stats.evidence_threshold(400, 100.0)
+    assert truth.duration_llr[before].max() < threshold / 2
 
 
 def test_the_oracle_pages_a_users_spike_only_past_the_business_floor() -> None:
