@@ -241,8 +241,17 @@ def _layout(
 
 def _factorize(frame: pd.DataFrame, dim: str) -> tuple[np.ndarray, np.ndarray]:
     """Each row's code in ``frame[dim]`` and the column's sorted values (a plain object array: picking
-    values out of an Arrow-backed array one by one is slow)."""
-    codes, uniques = pd.factorize(frame[dim], sort=True)
+    values out of an Arrow-backed array one by one is slow). A categorical column on sorted categories
+    (``HistoryCache``'s) gives its own codes, renumbered over the categories its rows hold: the same
+    codes and values, without hashing every row."""
+    column = frame[dim]
+    if isinstance(column.dtype, pd.CategoricalDtype) and column.cat.categories.is_monotonic_increasing:
+        codes = column.cat.codes.to_numpy()
+        if not len(codes) or codes.min() >= 0:  # a missing value: factorized as text is
+            present = np.bincount(codes, minlength=len(column.cat.categories)) > 0
+            values = np.asarray(column.cat.categories, dtype=object)[present]
+            return (np.cumsum(present) - 1)[codes], values
+    codes, uniques = pd.factorize(column, sort=True)
     return codes, np.asarray(uniques, dtype=object)
 
 
