@@ -15,6 +15,7 @@ from datetime import UTC, datetime, time, timedelta
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tokenpulse.detectors.stats import merge_overlapping
 from tokenpulse.storage.cache_ratio import cacheable_tokens_sql
@@ -530,16 +531,16 @@ def _compact(frame: pd.DataFrame, chunks: list[_Held]) -> pd.DataFrame:
 def _fixed_size_lists(column: pd.Series) -> pd.Series | None:
     """``column`` as fixed-size lists of integers where every row holds a list of as many integers (the
     tails' histograms), else None."""
-    lists = column.to_numpy().tolist()
-    if not all(isinstance(v, list) and len(v) == len(lists[0]) for v in lists):
-        return None
     try:
-        array = pa.array(lists)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array = pa.array(column.to_numpy().tolist())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not lists, or lists of mixed values
         return None
-    if not pa.types.is_integer(array.type.value_type) or array.flatten().null_count or array.null_count:
+    if not pa.types.is_list(array.type) or not pa.types.is_integer(array.type.value_type):
         return None
-    fixed = array.cast(pa.list_(array.type.value_type, len(lists[0])))
+    sizes = np.asarray(pc.list_value_length(array).fill_null(-1))
+    if array.flatten().null_count or (sizes != sizes[0]).any() or sizes[0] < 0:
+        return None
+    fixed = array.cast(pa.list_(array.type.value_type, int(sizes[0])))
     return pd.Series(pd.arrays.ArrowExtensionArray(fixed), index=column.index)
 
 
