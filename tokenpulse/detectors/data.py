@@ -305,10 +305,8 @@ class GridMemo:
         self._codes: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
         # Frames made of another's rows (``rows``): their columns' codes are the other's, picked.
         self._parents: dict[int, tuple[pd.DataFrame, pd.DataFrame, np.ndarray]] = {}
-        # Each row's row in the grid and each column as floats, once per frame: a frame is laid out at
-        # several scopes, and one column (calls) is summed at each of them.
+        # Each row's row in the grid, once per frame: a frame is laid out at several scopes.
         self._offsets: dict[tuple[int, Any], tuple[pd.DataFrame, np.ndarray]] = {}
-        self._floats: dict[tuple[int, Any], tuple[pd.DataFrame, np.ndarray]] = {}
         self.requests = 0  # grid_arrays calls, each served by one of ``layouts``
 
     def grid_arrays(
@@ -361,8 +359,13 @@ class GridMemo:
     def _row_offsets(self, frame: pd.DataFrame, first: pd.Timestamp, timeline: Timeline) -> np.ndarray:
         return _once(self._offsets, frame, (first, timeline), lambda: _row_offsets(frame, first, timeline))
 
-    def _column(self, frame: pd.DataFrame, column: str) -> np.ndarray:
-        return _once(self._floats, frame, column, lambda: frame[column].to_numpy(dtype=float))
+    @staticmethod
+    def _column(frame: pd.DataFrame, column: str) -> np.ndarray:
+        """``column``'s values as they are held where they are numbers (``bincount`` reads them as
+        floats, as ``to_numpy(dtype=float)`` gives them): no copy of every column as floats is held
+        for the whole evaluation (73 MB of a week of rollup at 10 tenants)."""
+        values = frame[column].to_numpy()
+        return values if values.dtype.kind in "biuf" else frame[column].to_numpy(dtype=float)
 
     def _factorize(self, frame: pd.DataFrame, dim: str) -> tuple[np.ndarray, np.ndarray]:
         held = self._codes.get((id(frame), dim))
