@@ -9,7 +9,7 @@ every scope and evaluation time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
@@ -386,10 +386,31 @@ Spans = list[tuple[datetime, datetime]]
 class _Held:
     """Rows of one ``per`` query read at one cycle: ``frame`` holds every row of the settled whole units
     of ``covered`` (sorted, disjoint; disjoint from every other chunk's of the query). Rows of units
-    that left ``covered`` may stay in ``frame`` until the chunk goes: they are never served."""
+    that left ``covered`` may stay in ``frame`` until the chunk goes: they are never served.
+
+    The rows are sorted by their unit (stably: a unit's rows in the order read), so the rows of a span
+    are a slice of the frame (``spans``): a cycle serves a week of rollup without a mask over every row
+    held and a copy of what it picks."""
 
     frame: pd.DataFrame
     covered: list[tuple[datetime, datetime]]
+    units: np.ndarray  # each row's unit (nanoseconds), ascending
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, column: str, covered: Spans) -> _Held:
+        """The rows of ``frame`` (units in ``column``) held for ``covered``, sorted by unit."""
+        if column not in frame:  # an empty result without columns
+            return cls(frame, covered, np.zeros(0, dtype=np.int64))
+        units = frame[column].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        order = np.argsort(units, kind="stable")
+        return cls(frame.take(order), covered, units[order])
+
+    def spans(self, spans: Spans) -> list[pd.DataFrame]:
+        """The rows of the units in ``spans`` (sorted, disjoint): slices of the frame."""
+        if not len(self.frame.columns):
+            return [self.frame]
+        bounds = np.searchsorted(self.units, [pd.Timestamp(t).value for span in spans for t in span])
+        return [self.frame.iloc[a:b] for a, b in bounds.reshape(-1, 2) if a < b]
 
 
 class HistoryCache:
@@ -462,7 +483,7 @@ class HistoryCache:
                 ahead.append((b, _floor(min(b + READ_AHEAD, following, horizon), unit)))
         ahead = [p for p in ahead if p[0] < p[1]]
         chunks = [
-            _Held(chunk.frame, _intersect(chunk.covered, inner + ahead))
+            replace(chunk, covered=_intersect(chunk.covered, inner + ahead))
             for chunk in self.held.get(query.name, [])
         ]
         chunks = [chunk for chunk in chunks if chunk.covered]
@@ -480,11 +501,11 @@ class HistoryCache:
         frame = _compact(read_ranges(store, query, to_read), chunks) if to_read else None
         # Served: the rows of the units each held chunk covers within the ranges, and what was read now
         # but the units read ahead of a range (cut and still settling units are read every cycle).
-        served = [_rows(chunk.frame, query.per, _intersect(chunk.covered, inner)) for chunk in chunks]
+        served = [part for chunk in chunks for part in chunk.spans(_intersect(chunk.covered, inner))]
         if frame is not None:
             served.append(_rows(frame, query.per, reading_ahead, inside=False))
             if missing:
-                chunks.append(_Held(_rows(frame, query.per, missing), missing))
+                chunks.append(_Held.of(_rows(frame, query.per, missing), query.per, missing))
         self.held[query.name] = chunks
         served = [part for part in served if len(part)] or served[-1:]
         if len(served) > 1:
