@@ -406,11 +406,12 @@ class _Held:
         return cls(frame.take(order), covered, units[order])
 
     def spans(self, spans: Spans) -> list[pd.DataFrame]:
-        """The rows of the units in ``spans`` (sorted, disjoint): slices of the frame."""
+        """The rows of the units in ``spans`` (sorted, disjoint): slices of the frame (an empty one
+        where it holds none, with the frame's columns)."""
         if not len(self.frame.columns):
             return [self.frame]
         bounds = np.searchsorted(self.units, [pd.Timestamp(t).value for span in spans for t in span])
-        return [self.frame.iloc[a:b] for a, b in bounds.reshape(-1, 2) if a < b]
+        return [self.frame.iloc[a:b] for a, b in bounds.reshape(-1, 2) if a < b] or [self.frame.iloc[0:0]]
 
 
 class HistoryCache:
