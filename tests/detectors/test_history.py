@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -47,13 +48,16 @@ def calls_between(start: datetime, end: datetime, route: str = "/chat", every: i
 
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` in a fixed row and column order (ClickHouse returns groups in any order); list cells
-    (histograms) as tuples, so rows sort."""
+    (histograms) as tuples, so rows sort; text as text (the cache holds it as categories, and histograms
+    as fixed-size lists: the same values)."""
     if frame.empty:
         return frame.reset_index(drop=True)
     frame = frame[sorted(frame.columns)].copy()
     for column in frame.columns:
-        if isinstance(frame[column].iloc[0], list | tuple):
-            frame[column] = frame[column].map(tuple)
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].astype("string")
+        if isinstance(frame[column].iloc[0], list | tuple | np.ndarray):
+            frame[column] = pd.Series([tuple(v) for v in frame[column].tolist()], index=frame.index)
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
 

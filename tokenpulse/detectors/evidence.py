@@ -47,6 +47,7 @@ from tokenpulse.detectors.history import (
     TENANT,
     History,
     Query,
+    fixed_lists,
     hourly_quantile_query,
     tails_by_size,
 )
@@ -1299,7 +1300,10 @@ def _scope_keys(frame: pd.DataFrame, dims: Sequence[str]) -> tuple[np.ndarray, l
     combined = np.zeros(len(frame), dtype=np.int64)
     levels = []
     for dim in dims:
-        codes, uniques = pd.factorize(frame[dim].astype(str))
+        column = frame[dim]  # categories of text (``HistoryCache``'s) need no copy as text
+        codes, uniques = pd.factorize(
+            column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype(str)
+        )
         if len(codes) and codes.min() < 0:  # a missing value: as a MultiIndex factorizes it
             codes, keys = pd.factorize(pd.MultiIndex.from_frame(frame[list(dims)].astype(str)))
             return codes, [_tail_scope(dims, key) for key in keys]
@@ -1320,6 +1324,9 @@ def _tail_scope(dims: Sequence[str], key: Sequence[str]) -> Scope:
 def _edge_counts(frame: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
     """The histogram column's counts past each edge of ``rows`` (rows x edges, float32): the query
     gives each row's as a list, read as integers first (twice as fast as stacking the lists)."""
+    held = fixed_lists(frame[column])  # the cache holds it as one array
+    if held is not None:
+        return held[rows].astype(np.float32)
     values = frame[column].to_numpy()[rows]
     if not len(values):
         return np.zeros((0, len(_EDGES)), dtype=np.float32)

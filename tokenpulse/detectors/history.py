@@ -9,11 +9,13 @@ every scope and evaluation time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tokenpulse.detectors.stats import merge_overlapping
 from tokenpulse.storage.cache_ratio import cacheable_tokens_sql
@@ -384,10 +386,32 @@ Spans = list[tuple[datetime, datetime]]
 class _Held:
     """Rows of one ``per`` query read at one cycle: ``frame`` holds every row of the settled whole units
     of ``covered`` (sorted, disjoint; disjoint from every other chunk's of the query). Rows of units
-    that left ``covered`` may stay in ``frame`` until the chunk goes: they are never served."""
+    that left ``covered`` may stay in ``frame`` until the chunk goes: they are never served.
+
+    The rows are sorted by their unit (stably: a unit's rows in the order read), so the rows of a span
+    are a slice of the frame (``spans``): a cycle serves a week of rollup without a mask over every row
+    held and a copy of what it picks."""
 
     frame: pd.DataFrame
     covered: list[tuple[datetime, datetime]]
+    units: np.ndarray  # each row's unit (nanoseconds), ascending
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, column: str, covered: Spans) -> _Held:
+        """The rows of ``frame`` (units in ``column``) held for ``covered``, sorted by unit."""
+        if column not in frame:  # an empty result without columns
+            return cls(frame, covered, np.zeros(0, dtype=np.int64))
+        units = frame[column].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        order = np.argsort(units, kind="stable")
+        return cls(frame.take(order), covered, units[order])
+
+    def spans(self, spans: Spans) -> list[pd.DataFrame]:
+        """The rows of the units in ``spans`` (sorted, disjoint): slices of the frame (an empty one
+        where it holds none, with the frame's columns)."""
+        if not len(self.frame.columns):
+            return [self.frame]
+        bounds = np.searchsorted(self.units, [pd.Timestamp(t).value for span in spans for t in span])
+        return [self.frame.iloc[a:b] for a, b in bounds.reshape(-1, 2) if a < b] or [self.frame.iloc[0:0]]
 
 
 class HistoryCache:
@@ -460,7 +484,7 @@ class HistoryCache:
                 ahead.append((b, _floor(min(b + READ_AHEAD, following, horizon), unit)))
         ahead = [p for p in ahead if p[0] < p[1]]
         chunks = [
-            _Held(chunk.frame, _intersect(chunk.covered, inner + ahead))
+            replace(chunk, covered=_intersect(chunk.covered, inner + ahead))
             for chunk in self.held.get(query.name, [])
         ]
         chunks = [chunk for chunk in chunks if chunk.covered]
@@ -475,20 +499,83 @@ class HistoryCache:
         # before its start, so two touching spans scan that hour twice. A row of a ``per`` query is its
         # own unit's, whatever span it is read in.
         to_read = _union([], cut + missing)
-        frame = read_ranges(store, query, to_read) if to_read else None
+        frame = _compact(read_ranges(store, query, to_read), chunks) if to_read else None
         # Served: the rows of the units each held chunk covers within the ranges, and what was read now
         # but the units read ahead of a range (cut and still settling units are read every cycle).
-        served = [_rows(chunk.frame, query.per, _intersect(chunk.covered, inner)) for chunk in chunks]
+        served = [part for chunk in chunks for part in chunk.spans(_intersect(chunk.covered, inner))]
         if frame is not None:
             served.append(_rows(frame, query.per, reading_ahead, inside=False))
             if missing:
-                chunks.append(_Held(_rows(frame, query.per, missing), missing))
+                chunks.append(_Held.of(_rows(frame, query.per, missing), query.per, missing))
         self.held[query.name] = chunks
         served = [part for part in served if len(part)] or served[-1:]
         if len(served) > 1:
             return pd.concat(served, ignore_index=True)
         # Always a new frame: detectors never get the held one.
         return served[0].copy() if served else pd.DataFrame()
+
+
+def _compact(frame: pd.DataFrame, chunks: list[_Held]) -> pd.DataFrame:
+    """``frame`` as the cache holds it: its text columns as categories on the sorted values of the held
+    ``chunks``' and its own (where it brings values they lack, the chunks are recoded: rare, a new
+    service, route or model), and its columns of lists of as many integers as fixed-size lists.
+
+    The cache then holds a text value once, not once a row (a week of rollup at 10 tenants: 835k rows),
+    and a histogram as one array, not as a list of Python integers per row; picking and joining the rows
+    a cycle serves moves small integers; a grid's scope codes are the column's (``data._factorize``)
+    instead of a factorization of every row each cycle; and a histogram column is read as one array
+    (``fixed_lists``) instead of a list of lists each cycle. The categories are sorted, so the column
+    orders, sorts and groups as its text does."""
+    frame = frame.copy(deep=False)
+    framed = [c.frame for c in chunks if len(c.frame.columns)]  # an empty result has no columns
+    for column, dtype in frame.dtypes.items():
+        if dtype is np.dtype(object) and len(frame):
+            lists = _fixed_size_lists(frame[column])
+            if lists is not None:
+                frame[column] = lists
+        if not isinstance(dtype, pd.StringDtype):
+            continue
+        known = framed[0][column].cat.categories if framed else pd.Index([], dtype=object)
+        codes, uniques = pd.factorize(frame[column])
+        values = pd.Index(np.asarray(uniques, dtype=object), dtype=object)
+        if not values.isin(known).all():
+            known = pd.Index(np.sort(np.asarray(known.union(values), dtype=object)), dtype=object)
+            for chunk in chunks:
+                if len(chunk.frame.columns):
+                    chunk.frame = chunk.frame.copy(deep=False)
+                    chunk.frame[column] = chunk.frame[column].cat.set_categories(known)
+        dtype = pd.CategoricalDtype(known)
+        position = known.get_indexer(values)
+        frame[column] = pd.Categorical.from_codes(np.where(codes >= 0, position[codes], -1), dtype=dtype)
+    return frame
+
+
+def _fixed_size_lists(column: pd.Series) -> pd.Series | None:
+    """``column`` as fixed-size lists of integers where every row holds a list of as many integers (the
+    tails' histograms), else None."""
+    try:
+        array = pa.array(column.to_numpy().tolist())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not lists, or lists of mixed values
+        return None
+    if not pa.types.is_list(array.type) or not pa.types.is_integer(array.type.value_type):
+        return None
+    sizes = np.asarray(pc.list_value_length(array).fill_null(-1))
+    if array.flatten().null_count or (sizes != sizes[0]).any() or sizes[0] < 0:
+        return None
+    fixed = array.cast(pa.list_(array.type.value_type, int(sizes[0])))
+    return pd.Series(pd.arrays.ArrowExtensionArray(fixed), index=column.index)
+
+
+def fixed_lists(column: pd.Series) -> np.ndarray | None:
+    """A column of fixed-size lists (``HistoryCache``'s histograms) as a rows x size array; None for any
+    other column."""
+    if not isinstance(column.dtype, pd.ArrowDtype) or not pa.types.is_fixed_size_list(
+        column.dtype.pyarrow_dtype
+    ):
+        return None
+    lists = column.array.__arrow_array__()
+    lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+    return np.asarray(lists.flatten()).reshape(len(lists), column.dtype.pyarrow_dtype.list_size)
 
 
 # Late rows are looked for this far back: further than any range a cycle reads (the same hours of
