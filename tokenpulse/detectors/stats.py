@@ -355,6 +355,7 @@ def sequential_alarm(
     min_minutes: int = 1,
     expected: np.ndarray | None = None,
     levels: Sequence[Level | AnyLevel] = (),
+    blips_end: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
@@ -373,12 +374,14 @@ def sequential_alarm(
     over sooner, however intense, never pages, and an alarm not confirmed within twice ``min_minutes``
     is dropped as a blip (its evidence starts again from zero). It also waits until the ratio of sums
     since its run began reaches each of ``levels`` (a documented level, a business floor: see ``Level``;
-    an ``AnyLevel``, one of its levels);
-    once paging, it pages until the alarm ends, so a spend that
-    hovers at a floor does not page, resolve and page again. Inside the alarm, the recovery evidence
-    against the halfway level of the alternative that fired accumulates (a CUSUM) and the alarm ends
-    when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the scope is back to
-    usual, not merely a little better, nor for a moment. Then every CUSUM starts again from zero.
+    an ``AnyLevel``, one of its levels); with ``blips_end``, until a blip shorter than the floor does
+    not explain its run as well as a change that goes on (``_blip_explains``): a stray bursty minute
+    after a blip does not outweigh the usual minutes around it. Once paging, it pages until the alarm
+    ends, so a spend that hovers at a floor does not page, resolve and page again. Inside the alarm, the
+    recovery evidence against the halfway level of the alternative that fired accumulates (a CUSUM) and
+    the alarm ends when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the
+    scope is back to usual, not merely a little better, nor for a moment. Then every CUSUM starts again
+    from zero.
     Minutes without calls add nothing, so they neither start nor end an alarm.
 
     Returns, per minute and scope: whether the alarm pages after the minute, the first minute of the
@@ -431,7 +434,10 @@ def sequential_alarm(
         bar = np.abs(now) if expected is None else expected[t][every, fired]
         still = np.where(fire, True, np.where(bar > 0, now >= np.minimum(_STILL_CHANGED, bar / 2), still))
         held = t + 1 - fired_at
-        paged = on & (paged | (still & (held >= min_minutes) & reached(t, run_start)))
+        confirmed = still & (held >= min_minutes) & reached(t, run_start)
+        if blips_end:
+            confirmed &= ~_blip_explains(totals, t, run_start, confirmed, min_minutes - 1)
+        paged = on & (paged | confirmed)
         # An alarm that has not been confirmed within twice the floor was a blip: it is dropped, and a
         # later change has to build its evidence again (and hold the floor again) to page.
         blip = on & ~paged & ~still & (held >= 2 * min_minutes)
@@ -444,6 +450,23 @@ def sequential_alarm(
         recent = totals[t + 1, every, fired] - totals[max(t + 1 - min_minutes, 0), every, fired]
         current[t] = recent > 0
     return paging, onset, current
+
+
+def _blip_explains(
+    totals: np.ndarray, t: int, starts: np.ndarray, scopes: np.ndarray, longest: int
+) -> np.ndarray:
+    """Whether a blip explains each scope's run [start, t] as well as the change its run makes likeliest
+    does: the run's evidence for that change, less that of its strongest ``longest`` minutes or fewer in a
+    row (which a blip, a change of any size that is over, fits at least as well), is negative - the
+    minutes outside them speak against the change. Only for ``scopes`` (a mask); False elsewhere."""
+    explains = np.zeros(scopes.shape, dtype=bool)
+    for j in np.flatnonzero(scopes) if longest > 0 else ():
+        run = totals[starts[j] : t + 2, j]  # cumulative evidence at the run's minute boundaries
+        likeliest = int((run[-1] - run[0]).argmax())
+        sums = run[:, likeliest]
+        strongest = max((sums[k:] - sums[:-k]).max() for k in range(1, min(longest, len(sums) - 1) + 1))
+        explains[j] = sums[-1] - sums[0] - max(strongest, 0.0) < 0
+    return explains
 
 
 def mixture_evidence(
