@@ -456,16 +456,28 @@ def _blip_explains(
     totals: np.ndarray, t: int, starts: np.ndarray, scopes: np.ndarray, longest: int
 ) -> np.ndarray:
     """Whether a blip explains each scope's run [start, t] as well as the change its run makes likeliest
-    does: the run's evidence for that change, less that of its strongest ``longest`` minutes or fewer in a
-    row (which a blip, a change of any size that is over, fits at least as well), is negative - the
-    minutes outside them speak against the change. Only for ``scopes`` (a mask); False elsewhere."""
+    does: its strongest ``longest`` minutes or fewer in a row are what a blip (a change of any size that
+    is over) fits at least as well, and the run's other minutes speak against the change (their evidence
+    for it is negative). ``totals``: cumulative evidence (a leading zero row). Only for ``scopes`` (a
+    mask); False elsewhere."""
     explains = np.zeros(scopes.shape, dtype=bool)
-    for j in np.flatnonzero(scopes) if longest > 0 else ():
-        run = totals[starts[j] : t + 2, j]  # cumulative evidence at the run's minute boundaries
-        likeliest = int((run[-1] - run[0]).argmax())
-        sums = run[:, likeliest]
-        strongest = max((sums[k:] - sums[:-k]).max() for k in range(1, min(longest, len(sums) - 1) + 1))
-        explains[j] = sums[-1] - sums[0] - max(strongest, 0.0) < 0
+    which = np.flatnonzero(scopes)
+    if not which.size or longest < 1:
+        return explains
+    first = int(starts[which].min())
+    columns = np.arange(which.size)
+    begins = starts[which] - first
+    # Cumulative evidence at the minute boundaries of the runs, from the earliest (rows x scopes x alts).
+    run = totals[first : t + 2, which]
+    likeliest = (run[-1] - run[begins, columns]).argmax(axis=1)
+    sums = run[:, columns, likeliest]  # rows x scopes
+    strongest = np.zeros(which.size)
+    rows = np.arange(sums.shape[0])[:, None]
+    for k in range(1, min(longest, sums.shape[0] - 1) + 1):
+        # The windows [s, s + k) inside the run.
+        windows = np.where(rows[:-k] >= begins, sums[k:] - sums[:-k], -np.inf)
+        strongest = np.maximum(strongest, windows.max(axis=0))
+    explains[which] = sums[-1] - sums[begins, columns] - strongest < 0
     return explains
 
 
