@@ -430,8 +430,12 @@ def sequential_alarm(
         usual_for = np.where(back > 0, usual_for + (step != 0), 0)
         clears = on & (back >= clear) & (usual_for >= min_minutes)
         on = (on | fire) & ~clears
-        now = evidence[t][every, fired]
-        bar = np.abs(now) if expected is None else expected[t][every, fired]
+        # The change a minute must still speak for: the one that fired, or, where blips end, the one the
+        # run makes likeliest so far (a first bursty minute may fire a larger change than the one going
+        # on, whose minutes then speak against the larger one).
+        speaks = (totals[t + 1] - totals[run_start, every]).argmax(axis=1) if blips_end else fired
+        now = evidence[t][every, speaks]
+        bar = np.abs(now) if expected is None else expected[t][every, speaks]
         still = np.where(fire, True, np.where(bar > 0, now >= np.minimum(_STILL_CHANGED, bar / 2), still))
         held = t + 1 - fired_at
         confirmed = still & (held >= min_minutes) & reached(t, run_start)
