@@ -440,7 +440,8 @@ def sequential_alarm(
         held = t + 1 - fired_at
         confirmed = still & (held >= min_minutes) & reached(t, run_start)
         if blips_end:
-            confirmed &= ~_blip_explains(totals, t, run_start, confirmed, min_minutes - 1)
+            # Only alarms this minute would page: a paging one stays paged.
+            confirmed &= ~_blip_explains(totals, t, run_start, confirmed & on & ~paged, min_minutes - 1)
         paged = on & (paged | confirmed)
         # An alarm that has not been confirmed within twice the floor was a blip: it is dropped, and a
         # later change has to build its evidence again (and hold the floor again) to page.
