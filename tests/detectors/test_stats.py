@@ -88,6 +88,32 @@ def test_a_blip_shorter_than_the_floor_never_pages() -> None:
     assert incident == [False, False, False, True, True]
 
 
+def test_a_stray_minute_after_a_blip_does_not_page_where_blips_end() -> None:
+    # Two minutes of a blip, then a usual minute, one that speaks against the change and a stray bursty
+    # one: the last minute alone speaks for the change, the minutes after the blip together do not.
+    grid = np.array([40.0, 40.0, -4.0, -10.0, 6.0]).reshape(-1, 1, 1)
+    stray = [
+        stats.sequential_alarm(grid, -grid, 5.0, 30.0, 4, blips_end=ends)[0][:, 0].tolist()
+        for ends in (False, True)
+    ]
+    assert stray == [[False] * 4 + [True], [False] * 5]
+    # A change that goes on is not a blip: it pages at the floor.
+    grid = np.array([40.0, 40.0, 3.0, 3.0]).reshape(-1, 1, 1)
+    paging, *_ = stats.sequential_alarm(grid, -grid, 5.0, 30.0, 4, blips_end=True)
+    assert paging[:, 0].tolist() == [False, False, False, True]
+
+
+def test_where_blips_end_a_minute_must_speak_for_the_change_the_run_makes_likeliest() -> None:
+    # A first minute fires the larger change (second column); the minutes after speak for the smaller one
+    # and against the larger: the change going on is the smaller one, and it is confirmed at the floor.
+    evidence = np.array([[[4.0, 9.0]], [[3.0, -2.0]], [[3.0, -2.0]], [[3.0, -2.0]]])
+    fired, likeliest = (
+        stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, blips_end=ends)[0][:, 0].tolist()
+        for ends in (False, True)
+    )
+    assert fired == [False] * 4 and likeliest == [False, False, False, True]
+
+
 def test_the_alternative_that_fired_decides_the_recovery() -> None:
     # Two alternatives; the strong one fires. Recovery is judged against the strong one's halfway level
     # (third column of recovery): a minute that speaks against the weak change only does not resolve.

@@ -273,11 +273,12 @@ class EvidenceDetector:
         positions: np.ndarray,
         min_duration: timedelta | None = None,
         levels: Sequence[stats.Level] = (),
+        blips_end: bool = False,
     ) -> Alarm:
         s = self.settings
         minimum = int((min_duration or s.min_duration).total_seconds() // 60)
         on, onset, current = stats.sequential_alarm(
-            evidence, recovery, threshold, s.clear_evidence, minimum, expected, levels
+            evidence, recovery, threshold, s.clear_evidence, minimum, expected, levels, blips_end
         )
         rows = positions - first
         return Alarm(on[rows], onset[rows] + first, current[rows])
@@ -302,7 +303,9 @@ class EvidenceDetector:
             x, n, null, changed, dispersion, watched, recovered=recovered
         )
         threshold = self._threshold(x.shape[1])
-        return self._alarm(evidence, recovery, expected, threshold, first, positions)
+        # A share's blip (a hiccup upstream timing out or escalating every call for a minute or two) is a
+        # documented confounder: a stray minute after it does not page.
+        return self._alarm(evidence, recovery, expected, threshold, first, positions, blips_end=True)
 
     def _observations(
         self,

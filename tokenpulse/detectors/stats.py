@@ -355,6 +355,7 @@ def sequential_alarm(
     min_minutes: int = 1,
     expected: np.ndarray | None = None,
     levels: Sequence[Level | AnyLevel] = (),
+    blips_end: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
@@ -373,12 +374,14 @@ def sequential_alarm(
     over sooner, however intense, never pages, and an alarm not confirmed within twice ``min_minutes``
     is dropped as a blip (its evidence starts again from zero). It also waits until the ratio of sums
     since its run began reaches each of ``levels`` (a documented level, a business floor: see ``Level``;
-    an ``AnyLevel``, one of its levels);
-    once paging, it pages until the alarm ends, so a spend that
-    hovers at a floor does not page, resolve and page again. Inside the alarm, the recovery evidence
-    against the halfway level of the alternative that fired accumulates (a CUSUM) and the alarm ends
-    when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the scope is back to
-    usual, not merely a little better, nor for a moment. Then every CUSUM starts again from zero.
+    an ``AnyLevel``, one of its levels); with ``blips_end``, until a blip shorter than the floor does
+    not explain its run as well as a change that goes on (``_blip_explains``): a stray bursty minute
+    after a blip does not outweigh the usual minutes around it. Once paging, it pages until the alarm
+    ends, so a spend that hovers at a floor does not page, resolve and page again. Inside the alarm, the
+    recovery evidence against the halfway level of the alternative that fired accumulates (a CUSUM) and
+    the alarm ends when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the
+    scope is back to usual, not merely a little better, nor for a moment. Then every CUSUM starts again
+    from zero.
     Minutes without calls add nothing, so they neither start nor end an alarm.
 
     Returns, per minute and scope: whether the alarm pages after the minute, the first minute of the
@@ -427,11 +430,19 @@ def sequential_alarm(
         usual_for = np.where(back > 0, usual_for + (step != 0), 0)
         clears = on & (back >= clear) & (usual_for >= min_minutes)
         on = (on | fire) & ~clears
-        now = evidence[t][every, fired]
-        bar = np.abs(now) if expected is None else expected[t][every, fired]
+        # The change a minute must still speak for: the one that fired, or, where blips end, the one the
+        # run makes likeliest so far (a first bursty minute may fire a larger change than the one going
+        # on, whose minutes then speak against the larger one).
+        speaks = (totals[t + 1] - totals[run_start, every]).argmax(axis=1) if blips_end else fired
+        now = evidence[t][every, speaks]
+        bar = np.abs(now) if expected is None else expected[t][every, speaks]
         still = np.where(fire, True, np.where(bar > 0, now >= np.minimum(_STILL_CHANGED, bar / 2), still))
         held = t + 1 - fired_at
-        paged = on & (paged | (still & (held >= min_minutes) & reached(t, run_start)))
+        confirmed = still & (held >= min_minutes) & reached(t, run_start)
+        if blips_end:
+            # Only alarms this minute would page: a paging one stays paged.
+            confirmed &= ~_blip_explains(totals, t, run_start, confirmed & on & ~paged, min_minutes - 1)
+        paged = on & (paged | confirmed)
         # An alarm that has not been confirmed within twice the floor was a blip: it is dropped, and a
         # later change has to build its evidence again (and hold the floor again) to page.
         blip = on & ~paged & ~still & (held >= 2 * min_minutes)
@@ -444,6 +455,35 @@ def sequential_alarm(
         recent = totals[t + 1, every, fired] - totals[max(t + 1 - min_minutes, 0), every, fired]
         current[t] = recent > 0
     return paging, onset, current
+
+
+def _blip_explains(
+    totals: np.ndarray, t: int, starts: np.ndarray, scopes: np.ndarray, longest: int
+) -> np.ndarray:
+    """Whether a blip explains each scope's run [start, t] as well as the change its run makes likeliest
+    does: its strongest ``longest`` minutes or fewer in a row are what a blip (a change of any size that
+    is over) fits at least as well, and the run's other minutes speak against the change (their evidence
+    for it is negative). ``totals``: cumulative evidence (a leading zero row). Only for ``scopes`` (a
+    mask); False elsewhere."""
+    explains = np.zeros(scopes.shape, dtype=bool)
+    which = np.flatnonzero(scopes)
+    if not which.size or longest < 1:
+        return explains
+    first = int(starts[which].min())
+    columns = np.arange(which.size)
+    begins = starts[which] - first
+    # Cumulative evidence at the minute boundaries of the runs, from the earliest (rows x scopes x alts).
+    run = totals[first : t + 2, which]
+    likeliest = (run[-1] - run[begins, columns]).argmax(axis=1)
+    sums = run[:, columns, likeliest]  # rows x scopes
+    strongest = np.zeros(which.size)
+    rows = np.arange(sums.shape[0])[:, None]
+    for k in range(1, min(longest, sums.shape[0] - 1) + 1):
+        # The windows [s, s + k) inside the run.
+        windows = np.where(rows[:-k] >= begins, sums[k:] - sums[:-k], -np.inf)
+        strongest = np.maximum(strongest, windows.max(axis=0))
+    explains[which] = sums[-1] - sums[begins, columns] - strongest < 0
+    return explains
 
 
 def mixture_evidence(
