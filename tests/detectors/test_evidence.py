@@ -69,11 +69,13 @@ def test_shift_evidence_weighs_each_row_against_its_own_usual_distribution() -> 
 
     usual = (usual_bins + 0.05) / (usual_bins.sum(axis=-1, keepdims=True) + 0.05 * bins_)
     calls = bins.sum(axis=-1)
+    # The usual distribution admits 3 calls in as many as its day held (at most 1%) of the changed shape.
+    unknown = np.minimum(_CONTAMINATION, 3 / usual_bins.sum(axis=-1, keepdims=True))
 
     def log_ratio(fraction: float, size: int) -> tuple[np.ndarray, np.ndarray]:
         moved = _slower(usual, fraction, size)
         changed = (1 - _CONTAMINATION) * moved + _CONTAMINATION * usual
-        base = (1 - _CONTAMINATION) * usual + _CONTAMINATION * moved
+        base = (1 - unknown) * usual + unknown * moved
         return np.log(changed / base)[usual_of, scope_of], changed[usual_of, scope_of]
 
     expected_parts: list[list[np.ndarray]] = [[], [], []]
@@ -105,3 +107,22 @@ def test_add_at_sums_repeated_cells_as_numpy_add_at_does() -> None:
         got = np.zeros_like(expected)
         _add_at(got, cells, values)
         np.testing.assert_array_equal(got, expected)
+
+
+def test_a_call_past_the_trailing_day_is_more_evidence_where_the_day_held_more_calls() -> None:
+    """A call slower than any of its trailing day is evidence for calls getting slower, bounded by what
+    the day can rule out: at most ln 99 nats against a day of 100 calls, more against 10,000, never more
+    than about ln(N/3)."""
+    from tokenpulse.detectors.evidence import _SHIFTS, _shift_evidence
+
+    bins_ = len(TAIL_EDGES_MS) + 1
+    shape = np.zeros(bins_, dtype=np.float32)
+    shape[10:14] = (0.2, 0.4, 0.3, 0.1)  # the usual durations: four bins
+    usual_bins = np.stack([shape * 100, shape * 10_000])[:, None, :]  # a thin day and a busy one
+    row = np.zeros((2, bins_), dtype=np.float32)
+    row[:, 11 + 9] = 1  # one call nine bins (about 7x) slower than the usual mode
+    evidence, _, _ = _shift_evidence(row, usual_bins, np.array([0, 1]), np.array([0, 0]))
+    slow_fraction = [k for k, (fraction, size) in enumerate(_SHIFTS) if fraction < 1 and size == 9]
+    thin, busy = evidence[0, slow_fraction], evidence[1, slow_fraction]
+    assert np.all(thin > 2) and np.all(thin < np.log(100))
+    assert np.all(busy > thin + 2) and np.all(busy < np.log(10_000 / 3))

@@ -1024,7 +1024,7 @@ class TailDetector(EvidenceDetector):
     calls slower than L weighs for "that share's odds grew 1.5x, 3x, 8x or 25x" against 1%, the most a
     scope within its objective can have (binomial, with the burstiness the scan shows). A second test
     sees a distribution that moved as a whole, on far fewer calls: each minute's durations, bin by bin,
-    weigh for "every call 2x, 4x or 8x slower" against the scope's own trailing day — each call against
+    weigh for "every call 2x, 4x, 8x or 44x slower" against the scope's own trailing day — each call against
     the calls of its size class there (within 2x of its size: ``history.tails_by_size``). The usual p99 is
     the median of the same hour of previous days (else of the trailing day's hours) merged from the
     rollup's t-digests; the counts come from a per-minute histogram of the raw calls (``TAIL_EDGES_MS``:
@@ -1093,6 +1093,16 @@ class TailDetector(EvidenceDetector):
         evidence, recovery, expected = (
             np.concatenate(pair, axis=-1) for pair in zip(tail, whole, strict=True)
         )
+        # A minute denies a change (``stats.sequential_alarm``: its last informative minute no longer
+        # speaks for it) only where a changed minute of as many calls more likely than not holds a
+        # changed call. One call in twenty slower leaves most minutes of fewer than 14 calls without one:
+        # their silence is what the change predicts, not a sign that it is over. Such a minute that does
+        # speak for it (a slow call) is weighed as any other.
+        fractions = np.concatenate(
+            [changed, np.broadcast_to([f for f, _ in _SHIFTS], (*n.shape, len(_SHIFTS)))], axis=-1
+        )
+        silent = ((1 - fractions) ** n[..., None] > 0.5) & (evidence <= 0)
+        expected = np.where(silent, 0.0, expected)
         # A change of one shape can look usual to a test of another (one call in twenty 4x slower is far
         # from every call 2x slower): an alarm resolves only when the durations also look usual against
         # every call being slower (half of each shift tested), whichever test fired.
@@ -1247,17 +1257,29 @@ class TailDetector(EvidenceDetector):
 
 
 # The changes of the whole distribution tested: (the fraction of calls slower, by how many bins of the
-# histogram, 1.25x each). Every call 2x, 4x or 8x slower; or one call in twenty or in fifty 4x, 8x or 18x
-# slower (retries inside the call, a slow replica). A call slowed far past the largest shift tested lands
-# where the shifted distribution is as empty as the usual one and weighs nothing for it; when a few calls
-# move the p99 it is by a large factor (2% of calls that move it 4x are 8-25x slower where the usual p99
-# is 2-6x the median), so the fractions reach 18x (each change added costs the mixture at most
-# ln(13/11) nats). Each resolves against the change halfway to it.
-_SHIFTS = ((1.0, 3), (1.0, 6), (1.0, 9), (0.05, 6), (0.05, 9), (0.05, 13), (0.02, 6), (0.02, 9), (0.02, 13))
-_WHOLE = 3  # the first of them are every call slower
-# Each call's evidence is that of a 1% contaminated model (either way): a call slower than any the
-# trailing day saw is evidence, not a certainty (ln 99 nats at most).
+# histogram, 1.25x each). Every call 2x, 4x, 8x or 44x slower; or one call in twenty or in fifty 4x, 8x or
+# 18x slower (retries inside the call, a slow replica). A call slowed far past the largest shift tested
+# lands where the shifted distribution is as empty as the usual one and weighs nothing for it; when a few
+# calls move the p99 it is by a large factor (2% of calls that move it 4x are 8-25x slower where the usual
+# p99 is 2-6x the median), so the fractions reach 18x (each change added costs the mixture at most
+# ln(13/11) nats). A minute of calls all 40x slower (a provider's hiccup) is every call slower, not one
+# in twenty: without the 44x shift only the fractions would explain it, and a thin scope's quiet minutes
+# after it would not deny those (``TailDetector._assess``), so the blip would page. Each resolves against
+# the change halfway to it.
+_SHIFTS = (
+    (1.0, 3), (1.0, 6), (1.0, 9), (1.0, 17),
+    (0.05, 6), (0.05, 9), (0.05, 13), (0.02, 6), (0.02, 9), (0.02, 13),
+)  # fmt: skip
+_WHOLE = 4  # the first of them are every call slower
+# Each call's evidence is that of a contaminated model, either way. The changed distribution admits 1%
+# of calls as usual ones. The usual one admits as many calls of the changed shape as its trailing day
+# of N calls cannot rule out: 3 in N (N calls in which a bin stayed empty put its probability under 3/N,
+# 95% sure), never more than 1%. So a call slower than any of the day's is evidence, not a certainty,
+# and it is more evidence where the day held more calls (ln 99 nats up to 300 calls, about ln(N/3) at
+# most past that). (1 in N: recall 87.7% instead of 86.6% on latency's randomized seeds 1-2, but a
+# false page of longer answers.)
 _CONTAMINATION = 0.01
+_RULED_OUT = 3.0
 
 
 # A size class is compared with its own trailing day once that day has this many of its calls.
@@ -1443,12 +1465,14 @@ def _shift_evidence(
     change when an hour rolls): the log-ratios of the shifted distributions are computed once per
     distinct one, not per row, and read only at the bins a row has calls in (a row holds a few calls:
     most of its bins are empty)."""
-    usual = (usual_bins + 0.05) / (usual_bins.sum(axis=-1, keepdims=True) + 0.05 * usual_bins.shape[-1])
+    known = usual_bins.sum(axis=-1, keepdims=True)
+    usual = (usual_bins + 0.05) / (known + 0.05 * usual_bins.shape[-1])
+    unknown = np.minimum(_CONTAMINATION, _RULED_OUT / np.maximum(known, 1))
 
     def log_ratio(fraction: float, size: int) -> tuple[np.ndarray, np.ndarray]:
         moved = _slower(usual, fraction, size)
         changed = (1 - _CONTAMINATION) * moved + _CONTAMINATION * usual
-        base = (1 - _CONTAMINATION) * usual + _CONTAMINATION * moved
+        base = (1 - unknown) * usual + unknown * moved
         return np.log(changed / base), changed
 
     ratios, halfways, per_call = [], [], []
