@@ -1,4 +1,5 @@
 import json
+import time
 from pathlib import Path
 
 from tests.factories import call_record, evaluation_record, tool_span_record
@@ -30,6 +31,24 @@ def test_writer_moves_the_log_into_both_tables(tmp_path: Path, store: Store) -> 
     assert counts(store) == (200, 200)
     row = store.rows("SELECT sum(cost_usd), sum(cache_read_tokens), any(model) FROM calls")[0]
     assert str(row[0]) == "0.850000000000" and row[1] == 120_000 and row[2] == "gpt-4o-2024-08-06"
+
+
+def test_a_batch_that_holds_what_a_caller_waits_for_is_written_without_waiting_to_grow(
+    tmp_path: Path, store: Store
+) -> None:
+    wal = WriteAheadLog(tmp_path / "wal")
+    end = append_calls(wal, 10)
+    writer = LogWriter(wal, store, batch_rows=10_000, batch_seconds=60.0)  # a small batch waits a minute
+    writer.start()
+    try:
+        assert writer.wait_stored(end, timeout=20)  # ... but not when someone waits for it
+        assert counts(store) == (10, 10)
+        more = append_calls(wal, 5)
+        time.sleep(0.5)
+        assert writer.stored_end == end  # nobody waits for it: the batch grows (for up to a minute)
+        assert writer.wait_stored(more, timeout=20)
+    finally:
+        writer.stop()
 
 
 def test_replaying_a_batch_after_a_crash_stores_it_once(tmp_path: Path, store: Store) -> None:

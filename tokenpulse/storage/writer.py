@@ -92,6 +92,9 @@ class LogWriter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tokenpulse-writer", daemon=True)
         self.stored_end = 0  # offset up to which the log is in ClickHouse
+        # The furthest offset a caller of ``wait_stored`` waits for: a batch that reaches it is written at
+        # once, not left to grow (`ingest` waits for its last line; nothing more is coming).
+        self._awaited = 0
         self.healthy = True  # False while inserts fail
         self._stored_cond = threading.Condition()
 
@@ -107,6 +110,7 @@ class LogWriter:
         """Block until the log up to ``offset`` is in ClickHouse; used by tests and `ingest`."""
         deadline = time.monotonic() + timeout
         with self._stored_cond:
+            self._awaited = max(self._awaited, offset)
             while self.stored_end < offset:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -143,9 +147,14 @@ class LogWriter:
                 continue
             frames = self._take(position, durable, self.batch_rows)
             rows = _rows(frames)
-            # Let a small batch grow for up to batch_seconds: one insert per second beats many tiny parts.
+            # Let a small batch grow for up to batch_seconds: one insert per second beats many tiny parts;
+            # unless it holds all that someone waits for.
             deadline = time.monotonic() + self.batch_seconds
-            while rows < self.batch_rows and not self._stop.is_set():
+            while (
+                rows < self.batch_rows
+                and not self._stop.is_set()
+                and not position < self._awaited <= frames[-1].end
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
