@@ -55,6 +55,7 @@ def test_shift_evidence_weighs_each_row_against_its_own_usual_distribution() -> 
     distinct usual distribution it uses, as if that distribution were copied out to every row."""
     from tokenpulse.detectors.evidence import (
         _CONTAMINATION,
+        _RULED_OUT,
         _SHIFTS,
         _halfway_shift,
         _shift_evidence,
@@ -70,7 +71,7 @@ def test_shift_evidence_weighs_each_row_against_its_own_usual_distribution() -> 
     usual = (usual_bins + 0.05) / (usual_bins.sum(axis=-1, keepdims=True) + 0.05 * bins_)
     calls = bins.sum(axis=-1)
     # The usual distribution admits 3 calls in as many as its day held (at most 1%) of the changed shape.
-    unknown = np.minimum(_CONTAMINATION, 3 / usual_bins.sum(axis=-1, keepdims=True))
+    unknown = np.minimum(_CONTAMINATION, _RULED_OUT / np.maximum(usual_bins.sum(axis=-1, keepdims=True), 1))
 
     def log_ratio(fraction: float, size: int) -> tuple[np.ndarray, np.ndarray]:
         moved = _slower(usual, fraction, size)

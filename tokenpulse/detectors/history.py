@@ -553,6 +553,8 @@ def _compact(frame: pd.DataFrame, chunks: list[_Held]) -> pd.DataFrame:
 def _fixed_size_lists(column: pd.Series) -> pd.Series | None:
     """``column`` as fixed-size lists of integers where every row holds a list of as many integers (the
     tails' histograms), else None."""
+    if not isinstance(column.iloc[0], list | tuple | np.ndarray):  # text, numbers: no Arrow conversion
+        return None
     try:
         array = pa.array(column.to_numpy().tolist())
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # not lists, or lists of mixed values

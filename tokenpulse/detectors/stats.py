@@ -195,7 +195,7 @@ def call_spread_terms(
     move together beyond that: its Pearson term around the scope's local share (as ``share_excess``), its
     square and a 1, where it has calls; its Pearson term, its pairs of calls (n - 1) and a 1, where it
     has pairs. Summed over a history: ``call_spread``, then ``burstiness`` of the paired terms less the
-    spread (``ratio_burstiness``)."""
+    spread (``ratio_dispersion``)."""
     terms = _pearson_terms(successes, trials, half_window)
     called, paired = trials >= 1, trials >= 2
     called_terms, paired_terms = np.where(called, terms, 0.0), np.where(paired, terms, 0.0)
@@ -441,7 +441,8 @@ def sequential_alarm(
         confirmed = still & (held >= min_minutes) & reached(t, run_start)
         if blips_end:
             # Only alarms this minute would page: a paging one stays paged.
-            confirmed &= ~_blip_explains(totals, t, run_start, confirmed & on & ~paged, min_minutes - 1)
+            due = confirmed & on & ~paged
+            confirmed &= ~_blip_explains(totals, t, run_start, speaks, due, min_minutes - 1)
         paged = on & (paged | confirmed)
         # An alarm that has not been confirmed within twice the floor was a blip: it is dropped, and a
         # later change has to build its evidence again (and hold the floor again) to page.
@@ -458,13 +459,13 @@ def sequential_alarm(
 
 
 def _blip_explains(
-    totals: np.ndarray, t: int, starts: np.ndarray, scopes: np.ndarray, longest: int
+    totals: np.ndarray, t: int, starts: np.ndarray, likeliest: np.ndarray, scopes: np.ndarray, longest: int
 ) -> np.ndarray:
     """Whether a blip explains each scope's run [start, t] as well as the change its run makes likeliest
-    does: its strongest ``longest`` minutes or fewer in a row are what a blip (a change of any size that
-    is over) fits at least as well, and the run's other minutes speak against the change (their evidence
-    for it is negative). ``totals``: cumulative evidence (a leading zero row). Only for ``scopes`` (a
-    mask); False elsewhere."""
+    (``likeliest``: its index per scope) does: its strongest ``longest`` minutes or fewer in a row are
+    what a blip (a change of any size that is over) fits at least as well, and the run's other minutes
+    speak against the change (their evidence for it is negative). ``totals``: cumulative evidence (a
+    leading zero row). Only for ``scopes`` (a mask); False elsewhere."""
     explains = np.zeros(scopes.shape, dtype=bool)
     which = np.flatnonzero(scopes)
     if not which.size or longest < 1:
@@ -474,8 +475,7 @@ def _blip_explains(
     begins = starts[which] - first
     # Cumulative evidence at the minute boundaries of the runs, from the earliest (rows x scopes x alts).
     run = totals[first : t + 2, which]
-    likeliest = (run[-1] - run[begins, columns]).argmax(axis=1)
-    sums = run[:, columns, likeliest]  # rows x scopes
+    sums = run[:, columns, likeliest[which]]  # rows x scopes
     strongest = np.zeros(which.size)
     rows = np.arange(sums.shape[0])[:, None]
     for k in range(1, min(longest, sums.shape[0] - 1) + 1):
