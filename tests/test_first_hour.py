@@ -391,7 +391,17 @@ def test_detector_settings_get_the_generic_checks(tmp_path: Path) -> None:
     problems = check_settings(load_settings(config))
     assert "[detectors.latency_p99_drift] warning_ratio = 4.0 is above critical_ratio = 3.0" in problems[-1]
     assert "[detectors.latency_p99_drift] window_minutes = -5: must not be negative" in problems
-    assert check_settings(load_settings()) == []  # the defaults pass
+    assert check_settings(load_settings()) == []
+
+
+def test_every_detectors_defaults_pass_the_checks(tmp_path: Path) -> None:
+    from tokenpulse.detectors.catalog import build_detectors
+
+    config = tmp_path / "tokenpulse.toml"
+    config.write_text("".join(f"[detectors.{detector.name}]\n" for detector in build_detectors()))
+    settings = load_settings(config)
+    assert len(settings.detectors) == len(build_detectors())
+    assert check_settings(settings) == []
 
 
 def test_keys_and_a_network_bind_are_checked_with_the_rest() -> None:
