@@ -928,7 +928,8 @@ class MeanDetector(EvidenceDetector):
             level = stats.AnyLevel((level, (x, n_calls, np.maximum(rises[0] * usual_per_call, s.floor))))
         levels = [level, *self.floors(x, n, dims)]
         alarm = self._alarm(
-            evidence, recovery, expected, threshold, first, positions, self.min_duration(dims), levels
+            evidence, recovery, expected, threshold, first, positions, self.min_duration(dims), levels,
+            blips_end=True,
         )
         smallest = np.where(null > 0, null, 1.0) * rises[0]  # the smallest change tested, reported
         at = positions - first

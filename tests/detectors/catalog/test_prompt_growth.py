@@ -82,6 +82,14 @@ def test_a_5x_step_pages_within_minutes_even_on_a_thin_route() -> None:
     assert ONSET + 4 <= result[0][0] <= ONSET + 25  # one call a minute: about ten calls of evidence
 
 
+def test_a_stray_large_prompt_after_a_blip_on_a_thin_route_does_not_page() -> None:
+    blip = DAY + 60  # two minutes at 10x, then one call at 4x: the blip explains both as well as a change
+    per_call = lambda m: 40_000.0 if blip <= m < blip + 2 else 16_000.0 if m == blip + 4 else 4000.0  # noqa: E731
+    for seed in (1, 4, 7):
+        scenario = Scenario().add(ROLLUP, drawn("/thin-blip", per_call, calls=2.0, seed=seed))
+        assert run(PROMPT_GROWTH, scenario, DAY, DAY + 180) == [], seed
+
+
 def test_runaway_sessions_fire_per_route_and_name_the_worst_sessions() -> None:
     scenario = (
         Scenario()
