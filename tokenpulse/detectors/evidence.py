@@ -831,8 +831,10 @@ class MeanDetector(EvidenceDetector):
         return self.settings.min_duration
 
     def same_hour_only(self, dims: Sequence[str]) -> bool:
-        """Whether a scope needs the same time of day in its history to be watched (its level follows
-        the time of day more than ``DIURNAL_RISE`` allows for)."""
+        """Whether the mean per draw needs the same time of day in the scope's history to be watched (its
+        level follows the time of day more than ``DIURNAL_RISE`` allows for). Where a mean per draw that
+        is not a call is also tested per call (``per_call_too``), the mean per call is watched against
+        the trailing day without it, as every other mean."""
         return False
 
     def per_call_too(self, dims: Sequence[str]) -> bool:
@@ -892,8 +894,9 @@ class MeanDetector(EvidenceDetector):
         # Learning: too few calls in the baseline, or (where a draw is an active minute, not a call) too few
         # minutes of them: ten active minutes of a user's say what a minute of theirs usually costs.
         learning = (base_calls < s.learning_calls) | (base_draws < s.learning_calls / 3)
-        if self.same_hour_only(dims):
-            learning |= ~same_hour
+        per_draw_known = same_hour if self.same_hour_only(dims) else np.ones_like(same_hour)
+        if not self.per_call_too(dims):
+            learning |= ~per_draw_known
         x = total[rows]
         n, n_calls = draws[rows], calls[rows]
         null, family = self._family(x, n, usual, base_draws, spread, scale, rises)
@@ -914,7 +917,9 @@ class MeanDetector(EvidenceDetector):
             )
             watched &= null_per_call > 0
             families.append(by_call)
-        mask = watched[..., None]
+        # Where the mean per draw is not known at this time of day, only the mean per call is watched.
+        watched_by = [watched & per_draw_known, watched][: len(families)]
+        mask = np.concatenate([np.repeat(w[..., None], len(rises), axis=-1) for w in watched_by], axis=-1)
         evidence, recovery, expected = (
             np.where(mask, np.concatenate(grids, axis=-1), 0.0) for grids in zip(*families, strict=True)
         )
@@ -923,7 +928,9 @@ class MeanDetector(EvidenceDetector):
         # change began has doubled; it pages once that mean has (and stays paged while the alarm is on):
         # per draw, or per call where that is tested too.
         # Under the business floor (a mean of at least ``floor``), however clear the change, nobody is paged.
-        level: stats.Level | stats.AnyLevel = (x, n, np.maximum(rises[0] * usual, s.floor))
+        # The level per draw counts only the minutes whose usual per draw is known at their time of day.
+        known_x = np.where(per_draw_known, x, 0.0)
+        level: stats.Level | stats.AnyLevel = (known_x, n, np.maximum(rises[0] * usual, s.floor))
         if self.per_call_too(dims):
             level = stats.AnyLevel((level, (x, n_calls, np.maximum(rises[0] * usual_per_call, s.floor))))
         levels = [level, *self.floors(x, n, dims)]

@@ -341,9 +341,9 @@ _LAYOUT: tuple[str, ...] = (
     "new_model",
 )
 _DEMO = ("cache_hit_collapse", "cost_spike", "latency_p99_drift")
-# The demo is three hours: a user seen at this time of day on no previous day is never paged for their
-# spend (cost_spike's per-user rule), so the demo's cost spike is the per-call kind its rollup levels
-# page on after an hour of history.
+# The demo is three hours: a user seen at this time of day on no previous day is watched on their cost
+# per call alone, never on their spend a minute (cost_spike's per-user rule), so the demo's cost spike is
+# the per-call kind its rollup levels page on after an hour of history.
 _DEMO_PLANS: dict[str, _Plan] = {
     "cost_spike": _Plan(
         40,

@@ -265,3 +265,32 @@ def test_queries_run_on_the_real_store(tmp_path: Path, store: Store) -> None:
     [observation] = detector.evaluate(history, [base + timedelta(minutes=3)])
     assert dict(observation.scope) == {"service": "checkout", "user": "alice"}
     assert (observation.severity, observation.value) == ("critical", pytest.approx(6.0))
+
+
+def test_a_user_too_thin_for_the_same_hours_is_watched_on_their_cost_per_call() -> None:
+    """kim and lee call once every 5 minutes (24 calls in the two hours around this time yesterday: too
+    few to know what a minute of theirs costs at this time of day), at about $0.10 a call. kim's calls
+    cost 10x from the onset: her cost per call is compared with her trailing day, and pages once a few
+    of her calls and the 10-minute floor have held. lee's 8-minute heavy session (a call every minute,
+    at the usual price) is quiet: his spend per active minute is not watched without the same hours."""
+    rng = np.random.default_rng(3)
+    prices = rng.gamma(2.0, 0.05, (2, LAST))
+    dearer = np.where(np.arange(LAST) >= ONSET, 10.0, 1.0)
+    session = between(SESSION, SESSION + 8, 1.0, 0.0)
+
+    def calls(m: int, busy: float = 0.0) -> float:
+        return 1.0 if m % 5 == 0 or busy else 0.0
+
+    scenario = (
+        Scenario()
+        .add(ROLLUP, rollup("app", "/ask", "gpt-4o", calls=100, cost_usd=2.0))
+        .add(CostSpike().users,
+             user("app", "kim", calls=calls, cost_usd=lambda m: calls(m) * prices[0, m] * dearer[m]),
+             user("app", "lee", calls=lambda m: calls(m, session(m)),
+                  cost_usd=lambda m: calls(m, session(m)) * prices[1, m]))
+    )  # fmt: skip
+    result = run(CostSpike(), scenario, DAY, DAY + 150)
+    kim = {"service": "app", "user": "kim"}
+    assert [(status, scope) for _, status, _, scope in result] == [("firing", kim)]
+    # A call every 5 minutes: three of them to be sure, then the 10-minute floor.
+    assert ONSET + 10 <= result[0][0] <= ONSET + 25

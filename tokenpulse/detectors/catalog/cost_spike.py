@@ -29,8 +29,11 @@ same minute, the more severe observation is kept; on a tie the budget's, whose s
    (10x) the scope's usual spend rate. A spike must last ``min_duration`` (10 min: a heavy session runs
    at 3-6x for several minutes, a runaway loop does not stop; and a spike that is the symptom of a cache
    collapse or an escalating router is held back by that alert, which has paged by then). A scope whose
-   baseline has fewer than 30 calls (a new model snapshot after a deploy) is learning, and so is a user
-   never seen at this time of day before: never paged by this rule. Users are unbounded, so only those
+   baseline has fewer than 30 calls (a new model snapshot after a deploy) is learning: never paged by
+   this rule. A user seen too little at this time of day before (fewer than 30 calls in those hours) is
+   watched on their cost per call alone, against their trailing day (allowed to run 25% higher at some
+   hours, as every mean's trailing day): how much they spend a minute follows how many calls they make
+   in it, which follows the time of day; what a call costs does not. Users are unbounded, so only those
    whose spend over some ``window`` of the range reaches the floor, and those with a budget, are
    read (``users_query``).
 
@@ -361,7 +364,8 @@ class CostSpike(MeanDetector):
 
     def same_hour_only(self, dims: Sequence[str]) -> bool:
         # A user's spend per active minute follows how many calls they make in it, which follows the time
-        # of day: a user is watched once they have been seen at this time of day before.
+        # of day: it is watched once they have been seen at this time of day before (their cost per call,
+        # before that too: a thin user may make fewer than 30 calls in those hours).
         return "user" in dims
 
     def floors(
