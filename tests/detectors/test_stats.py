@@ -114,6 +114,25 @@ def test_where_blips_end_a_minute_must_speak_for_the_change_the_run_makes_likeli
     assert fired == [False] * 4 and likeliest == [False, False, False, True]
 
 
+def test_a_thin_scopes_latest_minutes_speak_together_where_blips_end() -> None:
+    # A thin scope: a minute with a timeout gives 1.4 nats, one without -0.4, a change is expected to give
+    # 0.6 a minute. At the floor its latest minute holds no timeout: alone it denies the change, the
+    # minutes since the alarm fired together speak for it, and it pages.
+    evidence = np.array([3.0, 3.0, 1.4, 1.4, -0.4]).reshape(-1, 1, 1)
+    expected = np.full(evidence.shape, 0.6)
+    alone, together = (
+        stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected, blips_end=ends)[0][:, 0].tolist()
+        for ends in (False, True)
+    )
+    assert alone == [False] * 5 and together == [False] * 4 + [True]
+    # Its minutes since the alarm fired, all without a timeout, were expected to give 4 nats after 7 of
+    # them: it is dropped as a blip then (its evidence starts again), not after the 4-minute floor.
+    evidence = np.array([3.0, 3.0] + [-0.4] * 9).reshape(-1, 1, 1)
+    expected = np.full(evidence.shape, 0.6)
+    _, onset, _ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected, blips_end=True)
+    assert onset[:8, 0].tolist() == [0] * 8 and onset[8, 0] == 9
+
+
 def test_the_alternative_that_fired_decides_the_recovery() -> None:
     # Two alternatives; the strong one fires. Recovery is judged against the strong one's halfway level
     # (third column of recovery): a minute that speaks against the weak change only does not resolve.

@@ -376,7 +376,10 @@ def sequential_alarm(
     since its run began reaches each of ``levels`` (a documented level, a business floor: see ``Level``;
     an ``AnyLevel``, one of its levels); with ``blips_end``, until a blip shorter than the floor does
     not explain its run as well as a change that goes on (``_blip_explains``): a stray bursty minute
-    after a blip does not outweigh the usual minutes around it. Once paging, it pages until the alarm
+    after a blip does not outweigh the usual minutes around it; and then its "last informative minute"
+    is its latest minutes that together are (``_pooled``), and it is dropped as a blip only once its
+    minutes since it fired were expected to show a change that goes on (a thin scope's four minutes of
+    a call or two do not tell one from a blip). Once paging, it pages until the alarm
     ends, so a spend that hovers at a floor does not page, resolve and page again. Inside the alarm, the
     recovery evidence against the halfway level of the alternative that fired accumulates (a CUSUM) and
     the alarm ends when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the
@@ -405,6 +408,8 @@ def sequential_alarm(
     fired_at = np.zeros(scopes, dtype=np.int64)
     still = np.zeros(scopes, dtype=bool)  # the last minute with calls spoke for the change that fired
     totals = np.concatenate([np.zeros((1, *evidence.shape[1:])), np.cumsum(evidence, axis=0)])
+    # What a change would be expected to give, cumulated (where blips end: see the drop of a blip below).
+    informed = cumulative(expected) if blips_end and expected is not None else None
     for t in range(minutes):
         off = ~on[:, None]
         summed = cusum + evidence[t]
@@ -436,6 +441,12 @@ def sequential_alarm(
         speaks = (totals[t + 1] - totals[run_start, every]).argmax(axis=1) if blips_end else fired
         now = evidence[t][every, speaks]
         bar = np.abs(now) if expected is None else expected[t][every, speaks]
+        if informed is not None:
+            # An alarm waiting to page: its latest minutes that together are informative (``_pooled``).
+            which = np.flatnonzero(on & ~paged & ~fire & (bar > 0))
+            if which.size:
+                pooled = _pooled(totals, informed, t, speaks, fired_at, which, 2 * min_minutes)
+                now[which], bar[which] = pooled
         still = np.where(fire, True, np.where(bar > 0, now >= np.minimum(_STILL_CHANGED, bar / 2), still))
         held = t + 1 - fired_at
         confirmed = still & (held >= min_minutes) & reached(t, run_start)
@@ -447,6 +458,11 @@ def sequential_alarm(
         # An alarm that has not been confirmed within twice the floor was a blip: it is dropped, and a
         # later change has to build its evidence again (and hold the floor again) to page.
         blip = on & ~paged & ~still & (held >= 2 * min_minutes)
+        if informed is not None:
+            # Not before its minutes since the firing were expected to show a change that goes on: a thin
+            # scope's four minutes of a call or two do not tell a blip from a change.
+            shown = informed[t + 1, every, speaks] - informed[fired_at + 1, every, speaks]
+            blip &= shown >= 2 * _STILL_CHANGED
         on &= ~blip
         clears |= blip
         cusum = np.where(clears[:, None], 0.0, cusum)
@@ -456,6 +472,31 @@ def sequential_alarm(
         recent = totals[t + 1, every, fired] - totals[max(t + 1 - min_minutes, 0), every, fired]
         current[t] = recent > 0
     return paging, onset, current
+
+
+def _pooled(
+    totals: np.ndarray,
+    informed: np.ndarray,
+    t: int,
+    alternative: np.ndarray,
+    fired_at: np.ndarray,
+    which: np.ndarray,
+    most: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The evidence for ``alternative`` over the latest minutes of each scope of ``which`` that together
+    are informative, and what a change would be expected to give over them: minute t and the minutes
+    before it while those after them are expected to give less than twice ``_STILL_CHANGED``, none of
+    them the alarm's firing minute or before, at most ``most``. A busy scope's latest minute alone; a
+    thin scope's few latest minutes together (a minute of a call or two: a timeout share of 20% leaves
+    most of them without a timeout, which says little). ``totals``, ``informed``: the evidence and the
+    expected evidence, cumulated (a leading zero row)."""
+    rows = np.arange(t, max(t + 1 - most, 0) - 1, -1)[:, None]  # minute t first
+    columns, alternatives = which[None, :], alternative[which][None, :]
+    evidence = totals[rows + 1, columns, alternatives] - totals[rows, columns, alternatives]
+    expected = informed[rows + 1, columns, alternatives] - informed[rows, columns, alternatives]
+    later = informed[t + 1, which, alternative[which]] - informed[rows + 1, columns, alternatives]
+    inside = (rows == t) | ((later < 2 * _STILL_CHANGED) & (rows > fired_at[which]))
+    return (evidence * inside).sum(axis=0), (expected * inside).sum(axis=0)
 
 
 def _blip_explains(
