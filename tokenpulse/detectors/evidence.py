@@ -1187,11 +1187,16 @@ class TailDetector(EvidenceDetector):
         fallback = (pooled.sum(axis=-1) >= self.settings.learning_calls)[hour, home]
         fallback &= np.isfinite(shifted[rows])[at, home]
         use_own, use_pooled = tested & own, tested & ~own & fallback
-        for chosen, usual, which in ((use_own, by_class, class_codes), (use_pooled, pooled, parent)):
+        scope_calls = pooled.sum(axis=-1)
+        class_scope = np.maximum(np.array(parent_of, dtype=np.int64), 0)
+        for chosen, usual, which, ruled in (
+            (use_own, by_class, class_codes, scope_calls[:, class_scope]),
+            (use_pooled, pooled, parent, scope_calls),
+        ):
             if not chosen.any():
                 continue
             cells = (at[chosen], parent[chosen])
-            grids = _shift_evidence(row_bins[chosen], usual, hour[chosen], which[chosen])
+            grids = _shift_evidence(row_bins[chosen], usual, hour[chosen], which[chosen], ruled)
             for k, grid in enumerate(grids):
                 _add_at(out[k], cells, grid)
             known[cells] = True
@@ -1291,10 +1296,15 @@ def _reaching(level_ratio: np.ndarray, warning_ratio: float) -> np.ndarray:
 # Each call's evidence is that of a contaminated model, either way. The changed distribution admits 1%
 # of calls as usual ones. The usual one admits as many calls of the changed shape as its trailing day
 # of N calls cannot rule out: 3 in N (N calls in which a bin stayed empty put its probability under 3/N,
-# 95% sure), never more than 1%. So a call slower than any of the day's is evidence, not a certainty,
-# and it is more evidence where the day held more calls (ln 99 nats up to 300 calls, about ln(N/3) at
-# most past that). (1 in N: recall 87.7% instead of 86.6% on latency's randomized seeds 1-2, but a
-# false page of longer answers.)
+# 95% sure), never more than 1%. N counts the scope's calls of every size class that day, even where a
+# call is weighed against its own class's: what slows a call for reasons of its own (a retried request,
+# a stalled connection) slows it whatever its size, so each of the day's calls was a chance to show one,
+# and the day of a thin scope's class (a few hundred calls) does not cap each call at ln 99 when the
+# scope's day held a thousand (ln(N/3): latency's randomized seeds 1-2, recall 245 -> 247 of 256, no
+# false page). So a call slower than any of the day's is evidence, not a certainty, and it is more
+# evidence where the day held more calls (ln 99 nats up to 300 calls, about ln(N/3) at most past that).
+# (1 in N: recall 87.7% instead of 86.6% on latency's randomized seeds 1-2, but a false page of longer
+# answers.)
 _CONTAMINATION = 0.01
 _RULED_OUT = 3.0
 
@@ -1472,11 +1482,17 @@ def _halfway_shift(fraction: float, bins: int) -> tuple[float, int]:
 
 
 def _shift_evidence(
-    bins: np.ndarray, usual_bins: np.ndarray, usual_of: np.ndarray, scope_of: np.ndarray
+    bins: np.ndarray,
+    usual_bins: np.ndarray,
+    usual_of: np.ndarray,
+    scope_of: np.ndarray,
+    ruled_calls: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row of histogram ``bins`` (rows x bins), the evidence for each of ``_SHIFTS`` (multinomial,
     against the usual distribution ``usual_bins[usual_of, scope_of]``), the recovery evidence against
     the change halfway to it, and what a changed row of as many calls gives (rows x shifts each).
+    ``ruled_calls`` (distinct ones x scopes): the calls of the day that rule out calls of the changed
+    shape (``_RULED_OUT``), where more than the usual distribution's own.
 
     ``usual_bins`` holds each distinct usual distribution once (distinct ones x scopes x bins: they
     change when an hour rolls): the log-ratios of the shifted distributions are computed once per
@@ -1484,7 +1500,8 @@ def _shift_evidence(
     most of its bins are empty)."""
     known = usual_bins.sum(axis=-1, keepdims=True)
     usual = (usual_bins + 0.05) / (known + 0.05 * usual_bins.shape[-1])
-    unknown = np.minimum(_CONTAMINATION, _RULED_OUT / np.maximum(known, 1))
+    ruled = known if ruled_calls is None else np.maximum(ruled_calls[..., None], known)
+    unknown = np.minimum(_CONTAMINATION, _RULED_OUT / np.maximum(ruled, 1))
 
     def log_ratio(fraction: float, size: int) -> tuple[np.ndarray, np.ndarray]:
         moved = _slower(usual, fraction, size)
