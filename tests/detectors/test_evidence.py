@@ -53,14 +53,7 @@ def test_tail_scope_keys_and_edge_counts_are_what_a_multiindex_and_stacked_lists
 def test_shift_evidence_weighs_each_row_against_its_own_usual_distribution() -> None:
     """Each row of a histogram (a minute of a scope, or of one size class of it) is weighed against the
     distinct usual distribution it uses, as if that distribution were copied out to every row."""
-    from tokenpulse.detectors.evidence import (
-        _CONTAMINATION,
-        _RULED_OUT,
-        _SHIFTS,
-        _halfway_shift,
-        _shift_evidence,
-        _slower,
-    )
+    from tokenpulse.detectors.evidence import _CONTAMINATION, _RULED_OUT
 
     rng = np.random.default_rng(11)
     rows, scopes, bins_ = 500, 9, len(TAIL_EDGES_MS) + 1
@@ -69,9 +62,34 @@ def test_shift_evidence_weighs_each_row_against_its_own_usual_distribution() -> 
     usual_of, scope_of = rng.integers(0, 3, rows), rng.integers(0, scopes, rows)
 
     usual = (usual_bins + 0.05) / (usual_bins.sum(axis=-1, keepdims=True) + 0.05 * bins_)
+    # The usual distribution admits 3 calls in as many as its day held (at most 1%) of the changed shape;
+    # or in as many as the scope's whole day held, where given and more (a size class of a busier day).
+    known = usual_bins.sum(axis=-1, keepdims=True)
+    ruled_calls = known[..., 0] * rng.choice([0.5, 4.0], known.shape[:2])
+    for ruled in (None, ruled_calls):
+        day = known if ruled is None else np.maximum(ruled[..., None], known)
+        unknown = np.minimum(_CONTAMINATION, _RULED_OUT / np.maximum(day, 1))
+        _check_shift_evidence(bins, usual_bins, usual_of, scope_of, usual, unknown, ruled)
+
+
+def _check_shift_evidence(
+    bins: np.ndarray,
+    usual_bins: np.ndarray,
+    usual_of: np.ndarray,
+    scope_of: np.ndarray,
+    usual: np.ndarray,
+    unknown: np.ndarray,
+    ruled: np.ndarray | None,
+) -> None:
+    from tokenpulse.detectors.evidence import (
+        _CONTAMINATION,
+        _SHIFTS,
+        _halfway_shift,
+        _shift_evidence,
+        _slower,
+    )
+
     calls = bins.sum(axis=-1)
-    # The usual distribution admits 3 calls in as many as its day held (at most 1%) of the changed shape.
-    unknown = np.minimum(_CONTAMINATION, _RULED_OUT / np.maximum(usual_bins.sum(axis=-1, keepdims=True), 1))
 
     def log_ratio(fraction: float, size: int) -> tuple[np.ndarray, np.ndarray]:
         moved = _slower(usual, fraction, size)
@@ -86,7 +104,7 @@ def test_shift_evidence_weighs_each_row_against_its_own_usual_distribution() -> 
         halfway = log_ratio(*_halfway_shift(fraction, size))[0]
         expected_parts[1].append(-(bins * halfway).sum(axis=-1))
         expected_parts[2].append(calls * (changed * ratio).sum(axis=-1))
-    got = _shift_evidence(bins, usual_bins, usual_of, scope_of)
+    got = _shift_evidence(bins, usual_bins, usual_of, scope_of, ruled)
     for grid, parts in zip(got, expected_parts, strict=True):
         # The distributions are float32; the rows' sums are taken in float64 (the dense products here in
         # float32): equal to float32's precision.

@@ -1053,13 +1053,12 @@ class TailDetector(EvidenceDetector):
 
     def objective(self, scopes: list[Scope], usual: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The warning and critical levels (ms) per (minute, scope), from the usual p99 (NaN: unknown,
-        the scope is learning), and where a whole-distribution shift is tested (not NaN): where the
-        warning level is twice the usual p99 (where the floor sets it, only calls past the floor say the
-        p99 passed it)."""
+        the scope is learning), and the usual p99 the durations' shape is tested from (NaN: not tested).
+        Where the floor sets the warning level, only the shifts whose evidence says the p99 passed it
+        are tested (``_reaching``)."""
         s = self.settings
         warning = np.maximum(usual * s.warning_ratio, s.floor_ms)
-        body = np.where(usual * s.warning_ratio >= s.floor_ms, usual, np.nan)
-        return warning, np.maximum(usual * s.critical_ratio, s.floor_ms), body
+        return warning, np.maximum(usual * s.critical_ratio, s.floor_ms), usual
 
     def _assess(self, history: History, times: Sequence[datetime]) -> list[Assessment]:
         s = self.settings
@@ -1095,9 +1094,11 @@ class TailDetector(EvidenceDetector):
         # is proven far from a log-odds midpoint (4.6%) only over hundreds of calls, hours on a thin route.
         tail = _evidence(slow, n, null, changed, dispersion, watched[rows], _midpoint)
         # Or calls got slower: each call's duration against the scope's own trailing day of calls of
-        # its size class, every call or one in twenty (``_SHIFTS``). Where the floor sets the level
-        # (``body`` NaN), only the share past it says the p99 passed it.
+        # its size class, every call or one in twenty (``_SHIFTS``); where the floor sets the level, only
+        # by as much as takes the p99 past it (``_reaching``).
         known, whole = self._shapes(history, dims, scopes, index, rows, dispersion, body, shifted)
+        reaching = _reaching(warning_ms[rows] / body[rows], s.warning_ratio)
+        whole = tuple(np.where(reaching, grid, 0.0) for grid in whole)
         evidence, recovery, expected = (
             np.concatenate(pair, axis=-1) for pair in zip(tail, whole, strict=True)
         )
@@ -1114,11 +1115,8 @@ class TailDetector(EvidenceDetector):
         # A change of one shape can look usual to a test of another (one call in twenty 4x slower is far
         # from every call 2x slower): an alarm resolves only when the durations also look usual against
         # every call being slower (half of each shift tested), whichever test fired.
-        recovery = np.where(
-            known[..., None],
-            np.minimum(recovery, whole[1][..., :_WHOLE].min(axis=-1, keepdims=True)),
-            recovery,
-        )
+        against_whole = np.where(reaching[..., :_WHOLE], whole[1][..., :_WHOLE], np.inf).min(axis=-1)
+        recovery = np.where(known[..., None], np.minimum(recovery, against_whole[..., None]), recovery)
         # Nor while more than 1% of the calls are still past the level: an hour after it began, a long
         # slowdown is in the trailing day the shapes are compared with, and looks usual to them (the
         # level comes from the same hours of previous days). Such a minute does not count for recovery.
@@ -1167,8 +1165,7 @@ class TailDetector(EvidenceDetector):
 
         A class with ``CLASS_LEARNING_CALLS`` calls in the trailing day is compared with that day's calls
         of its class; the calls of a thinner class with the scope's whole trailing day, as long as sizes
-        did not move the level (``shifted`` not NaN). Where the floor sets the level (``body`` NaN),
-        nothing is."""
+        did not move the level (``shifted`` not NaN). Where ``body`` is NaN (a fixed SLO), nothing is."""
         minutes = index[rows]
         pooled, hour_of = _trailing_bins(
             history[TAILS_HOURLY], dims, self.count, f"{self.column}_over", scopes, minutes
@@ -1198,11 +1195,16 @@ class TailDetector(EvidenceDetector):
         fallback = (pooled.sum(axis=-1) >= self.settings.learning_calls)[hour, home]
         fallback &= np.isfinite(shifted[rows])[at, home]
         use_own, use_pooled = tested & own, tested & ~own & fallback
-        for chosen, usual, which in ((use_own, by_class, class_codes), (use_pooled, pooled, parent)):
+        scope_calls = pooled.sum(axis=-1)
+        class_scope = np.maximum(np.array(parent_of, dtype=np.int64), 0)
+        for chosen, usual, which, ruled in (
+            (use_own, by_class, class_codes, scope_calls[:, class_scope]),
+            (use_pooled, pooled, parent, scope_calls),
+        ):
             if not chosen.any():
                 continue
             cells = (at[chosen], parent[chosen])
-            grids = _shift_evidence(row_bins[chosen], usual, hour[chosen], which[chosen])
+            grids = _shift_evidence(row_bins[chosen], usual, hour[chosen], which[chosen], ruled)
             for k, grid in enumerate(grids):
                 _add_at(out[k], cells, grid)
             known[cells] = True
@@ -1279,13 +1281,38 @@ _SHIFTS = (
     (0.05, 6), (0.05, 9), (0.05, 13), (0.02, 6), (0.02, 9), (0.02, 13),
 )  # fmt: skip
 _WHOLE = 4  # the first of them are every call slower
+# Where the floor sets the warning level above twice the usual p99 (a fast route), a shift of the
+# durations counts only if what its evidence says carries the p99 past that level: durations that favour
+# a shift over the usual are past the geometric midpoint between them, so the midpoint (the square root of
+# the shift's factor, 1.25 a bin) must reach the level. A route whose p99 tripled to just under the floor
+# favours "every call 4x slower", not "8x" (midpoint 2.7x: 3x is barely past it) nor "44x". Nor is a
+# fraction of calls far slower tested there: the upper calls of a route slowed to just under the floor
+# land where "one call in twenty 18x slower" puts them (the quiet 3x route of the tests paged on it),
+# and the calls of such a fraction are past the floor themselves, where the share past it counts them.
+# Where the warning level is twice the usual p99, every shift is tested: the documented change is a
+# doubling.
+_MIDPOINT = np.array([float(_EDGES[1] / _EDGES[0]) ** (size / 2) for _, size in _SHIFTS])
+
+
+def _reaching(level_ratio: np.ndarray, warning_ratio: float) -> np.ndarray:
+    """Which shifts (the last axis) are tested per cell, given the warning level over the usual p99
+    (``level_ratio``; NaN: none)."""
+    ratio = np.nan_to_num(level_ratio, nan=np.inf)[..., None]
+    return (ratio <= warning_ratio * (1 + 1e-9)) | ((ratio <= _MIDPOINT) & (np.arange(len(_SHIFTS)) < _WHOLE))
+
+
 # Each call's evidence is that of a contaminated model, either way. The changed distribution admits 1%
 # of calls as usual ones. The usual one admits as many calls of the changed shape as its trailing day
 # of N calls cannot rule out: 3 in N (N calls in which a bin stayed empty put its probability under 3/N,
-# 95% sure), never more than 1%. So a call slower than any of the day's is evidence, not a certainty,
-# and it is more evidence where the day held more calls (ln 99 nats up to 300 calls, about ln(N/3) at
-# most past that). (1 in N: recall 87.7% instead of 86.6% on latency's randomized seeds 1-2, but a
-# false page of longer answers.)
+# 95% sure), never more than 1%. N counts the scope's calls of every size class that day, even where a
+# call is weighed against its own class's: what slows a call for reasons of its own (a retried request,
+# a stalled connection) slows it whatever its size, so each of the day's calls was a chance to show one,
+# and the day of a thin scope's class (a few hundred calls) does not cap each call at ln 99 when the
+# scope's day held a thousand (ln(N/3): latency's randomized seeds 1-2, recall 245 -> 247 of 256, no
+# false page). So a call slower than any of the day's is evidence, not a certainty, and it is more
+# evidence where the day held more calls (ln 99 nats up to 300 calls, about ln(N/3) at most past that).
+# (1 in N: recall 87.7% instead of 86.6% on latency's randomized seeds 1-2, but a false page of longer
+# answers.)
 _CONTAMINATION = 0.01
 _RULED_OUT = 3.0
 
@@ -1463,11 +1490,17 @@ def _halfway_shift(fraction: float, bins: int) -> tuple[float, int]:
 
 
 def _shift_evidence(
-    bins: np.ndarray, usual_bins: np.ndarray, usual_of: np.ndarray, scope_of: np.ndarray
+    bins: np.ndarray,
+    usual_bins: np.ndarray,
+    usual_of: np.ndarray,
+    scope_of: np.ndarray,
+    ruled_calls: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row of histogram ``bins`` (rows x bins), the evidence for each of ``_SHIFTS`` (multinomial,
     against the usual distribution ``usual_bins[usual_of, scope_of]``), the recovery evidence against
     the change halfway to it, and what a changed row of as many calls gives (rows x shifts each).
+    ``ruled_calls`` (distinct ones x scopes): the calls of the day that rule out calls of the changed
+    shape (``_RULED_OUT``), where more than the usual distribution's own.
 
     ``usual_bins`` holds each distinct usual distribution once (distinct ones x scopes x bins: they
     change when an hour rolls): the log-ratios of the shifted distributions are computed once per
@@ -1475,7 +1508,8 @@ def _shift_evidence(
     most of its bins are empty)."""
     known = usual_bins.sum(axis=-1, keepdims=True)
     usual = (usual_bins + 0.05) / (known + 0.05 * usual_bins.shape[-1])
-    unknown = np.minimum(_CONTAMINATION, _RULED_OUT / np.maximum(known, 1))
+    ruled = known if ruled_calls is None else np.maximum(ruled_calls[..., None], known)
+    unknown = np.minimum(_CONTAMINATION, _RULED_OUT / np.maximum(ruled, 1))
 
     def log_ratio(fraction: float, size: int) -> tuple[np.ndarray, np.ndarray]:
         moved = _slower(usual, fraction, size)

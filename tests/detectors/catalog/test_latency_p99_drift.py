@@ -39,6 +39,21 @@ def test_a_slowdown_pages_on_thin_and_busy_routes_and_resolves() -> None:
         assert [status for _, status in mine].count("resolved") == 1  # no flapping
 
 
+def test_a_fast_thin_route_whose_calls_all_get_6x_slower_pages_from_their_durations() -> None:
+    """A route of one call a minute with a p99 of about 800 ms: the 2 s floor sets its level (2.5x the
+    usual p99). Every call 6x slower takes the p99 to about 5 s: the durations' shape shows it (the 8x and
+    44x shifts say the p99 passed the floor; 2x and 4x do not) well before the share of calls past 2 s
+    alone would, on a call a minute."""
+    found = []
+    for seed in range(31, 35):
+        detector = LatencyP99Drift()
+        slow = between(ONSET, END, 2400.0, 400.0)
+        drawn = drawn_durations(scope("/fast-thin"), 1.0, slow, sigma=0.3, seed=seed, end=SPAN)
+        result = run(detector, drawn.add_to(Scenario(), detector), DAY, SPAN, defaults={"ttft_calls": 0})
+        found.append(next((m - ONSET for m, status, _, _ in result if status == "firing"), None))
+    assert all(at is not None and 4 <= at <= 15 for at in found), found
+
+
 def test_one_call_in_fifty_twelve_times_slower_pages_on_a_route_of_ten_calls_a_minute() -> None:
     """A retry storm inside a few calls: one in fifty takes 12x longer, the p99 moves about 6x, and a
     minute holds a slow call one time in five. Over six draws of such a route, it pages within 45
