@@ -316,6 +316,9 @@ def load_history(
             query_ranges = [(max(start, first_time - query.recent), end)]
         if query.per == "hour":
             query_ranges = whole_hours(query_ranges)
+        if not query_ranges:  # an hourly query of a history within one hour: no whole hour yet
+            history.frames[query.name] = pd.DataFrame()
+            continue
         if (
             query.gate is not None
             and first_time is not None
@@ -342,14 +345,17 @@ def gate_open(
 
 def whole_hours(ranges: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
     """``ranges`` (sorted) widened to whole hours, but the last one's end (the evaluated minute: nothing
-    after it may be read): an hourly row is then always a whole hour, never the tail of one that a
-    range's start cut. (Detectors use no hour that a range cuts: the same hours of previous days and the
-    trailing day's hours are well inside the ranges.) Whole hours are also what the live cycle keeps from
-    one cycle to the next (``HistoryCache``); a cut hour would be read again every minute."""
+    after it may be read), which is cut back to its hour's start: an hourly row is then always a whole
+    hour, never the tail of one that a range's start cut, nor the current hour's first minutes.
+    (Detectors use no hour that a range cuts: the same hours of previous days and the trailing day's
+    hours are well inside the ranges, and an hourly baseline ends before the evaluated hour.) Whole
+    hours are also what the live cycle keeps from one cycle to the next (``HistoryCache``): the current
+    hour, cut, would be read again every minute (five hourly queries re-aggregating up to an hour of
+    raw calls each cycle, for rows no detector uses)."""
     hour = UNITS["hour"]
     widened = [(_floor(a, hour), _ceil(b, hour)) for a, b in ranges[:-1]]
-    widened.append((_floor(ranges[-1][0], hour), ranges[-1][1]))
-    return _union([], widened)
+    widened.append((_floor(ranges[-1][0], hour), _floor(ranges[-1][1], hour)))
+    return _union([], [(a, b) for a, b in widened if a < b])
 
 
 def read_ranges(store: Store, query: Query, ranges: Sequence[tuple[datetime, datetime]]) -> pd.DataFrame:
