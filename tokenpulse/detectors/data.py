@@ -424,6 +424,8 @@ class GridMemo:
         Its text columns are categories on those codes (the same values: no string is copied; picking
         the rows of Arrow-backed text columns cost more than the grids of the rows)."""
         mask = np.asarray(which, dtype=bool)
+        if mask.all():  # every row (every route named, say): the frame itself, its layouts and grids held
+            return frame
         text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
         part = frame.loc[mask, [c for c in frame.columns if c not in text]]
         for column in text:
