@@ -10,6 +10,7 @@ from tokenpulse.detectors.data import (
     GridMemo,
     _trailing_medians,
     _unique_codes,
+    grid_layout,
     hourly_baseline,
     trailing_sum,
 )
@@ -228,3 +229,37 @@ def test_trailing_medians_are_pandas_rolling_medians_at_the_hours_asked() -> Non
     ends = pd.DatetimeIndex([hours[0] - pd.Timedelta(hours=1), *hours, hours[-1] + pd.Timedelta(hours=1)])
     expected = table.rolling(24, min_periods=3).median().reindex(ends).to_numpy()
     assert np.array_equal(_trailing_medians(table, ends), expected, equal_nan=True)
+
+
+def test_a_frame_that_keeps_whole_scopes_of_another_picks_its_grids() -> None:
+    """The memo's grids of a frame at scope dimensions in another order, and of rows picked from a frame
+    (``GridMemo.rows``) that keep or drop each scope whole, are columns of the grids it holds: the same
+    scopes and sums as a layout of their own. Rows that split a scope get a layout of their own."""
+    rng = np.random.default_rng(5)
+    start = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    rows = 4000
+    frame = pd.DataFrame(
+        {
+            "minute": pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, 90, rows), "min"),
+            "service": pd.array(rng.choice(["b", "a", "c"], rows), dtype="string[pyarrow]"),
+            "route": pd.array(rng.choice(["", "/y", "/x", "/z"], rows), dtype="string[pyarrow]"),
+            "calls": rng.integers(0, 9, rows).astype(float),
+            "cost_usd": rng.random(rows),
+        }
+    )
+    end = start + timedelta(minutes=90)
+    memo = GridMemo()
+    memo.grid_arrays(frame, ("route", "service"), ("calls",), start, end)
+    cases = (
+        (frame, ("service", "route")),  # another order
+        (memo.rows(frame, frame["route"] != ""), ("service", "route")),  # routes named: whole scopes
+        (memo.rows(frame, frame["calls"] > 2), ("service", "route")),  # splits scopes
+    )
+    for part, dims in cases:
+        scopes, grids = memo.grid_arrays(part, dims, ("calls", "cost_usd"), start, end)
+        own = grid_layout(part, dims, start, end)
+        assert list(scopes) == list(own.scopes)
+        for column in ("calls", "cost_usd"):
+            np.testing.assert_array_equal(grids[column], own.sum(part, column))
+    kinds = [type(layout).__name__ for _, layout in memo.layouts.values()]
+    assert kinds == ["GridLayout", "PickedLayout", "PickedLayout", "GridLayout"]

@@ -318,3 +318,16 @@ def test_a_gated_query_gives_what_it_gives_run_and_runs_only_when_its_gate_opens
     store_records(store, tmp_path / "long", long_prompts)
     (runaway,) = [name for name in gated if name.startswith("runaway_sessions")]
     check({runaway})
+
+
+def test_hourly_queries_read_complete_hours_only() -> None:
+    """A range's cut hours are widened to whole ones; the evaluated hour, cut by the last range's end, is
+    then left out (no baseline uses it; the live cycle would read it again every minute)."""
+    hour = timedelta(hours=1)
+    start = NOW.replace(minute=0) - 30 * hour
+    ranges = [(start + timedelta(minutes=20), start + 2 * hour + timedelta(minutes=5)), (NOW - 3 * hour, NOW)]
+    widened = history.whole_hours(ranges)
+    last = (NOW.replace(minute=0) - 3 * hour, NOW)
+    assert widened == [(start, start + 3 * hour), last]
+    assert history.complete_hours(widened) == [(start, start + 3 * hour), (last[0], NOW.replace(minute=0))]
+    assert history.complete_hours(history.whole_hours([(NOW.replace(minute=0), NOW)])) == []

@@ -159,6 +159,7 @@ class GridLayout:
     minutes: int
     inside: np.ndarray  # rows of the frame in the range
     cells: np.ndarray  # their cell: minute x scopes + scope
+    codes: np.ndarray  # each scope's code in each dimension (scopes x dims): the scopes' sort keys
 
     def sum(self, frame: pd.DataFrame, column: str) -> np.ndarray:
         """``column`` summed per cell (minutes x scopes); a column the frame lacks is 0."""
@@ -175,6 +176,18 @@ class GridLayout:
         weights = values if len(self.cells) == len(values) else values[self.inside]
         sums = np.bincount(self.cells, weights=weights, minlength=size)
         return sums.reshape(self.minutes, len(self.scopes))
+
+
+@dataclass(frozen=True)
+class PickedLayout:
+    """The layout of a frame whose grids are columns of a held ``GridLayout``'s (``GridMemo``): the same
+    frame at the same scope dimensions in another order, or a frame of another's rows that keeps or
+    drops each of its scopes whole. Each cell then sums the same rows in the same order: the same
+    grids, without laying the frame out again."""
+
+    scopes: pd.Index
+    source: tuple[int, tuple[str, ...], datetime, datetime, Timeline | None]  # the held layout's key
+    columns: np.ndarray | None  # its grids' columns, in this layout's order (None: all, as they are)
 
 
 def grid_layout(
@@ -195,7 +208,11 @@ def grid_layout(
     if frame.empty:
         empty = np.zeros(0, dtype=np.int64)
         return GridLayout(
-            _scope_index(dims, pd.Index([], dtype=object)), timeline.rows, empty.astype(bool), empty
+            _scope_index(dims, pd.Index([], dtype=object)),
+            timeline.rows,
+            empty.astype(bool),
+            empty,
+            np.zeros((0, len(dims)), dtype=np.int64),
         )
     rows = (offsets or _row_offsets)(frame, first, timeline)
     return _layout(frame, dims, rows, timeline.rows, factorize or _factorize)
@@ -229,14 +246,16 @@ def _layout(
     used, scope_ids = _unique_codes(scope_codes[inside], math.prod(len(u) for u in levels))
     cells = offsets[inside].astype(np.int64) * len(used) + scope_ids
     # Each used code back to its values, the last dimension first (the codes were built first-major).
-    values = []
+    values, positions = [], []
     remaining = used
     for uniques in reversed(levels):
         remaining, position = np.divmod(remaining, len(uniques))
         values.append(uniques[position])
+        positions.append(position)
     keys = list(zip(*reversed(values), strict=True)) if values else [() for _ in used]
     scope_index = _scope_index(dims, pd.Index(keys, dtype=object, tupleize_cols=False))
-    return GridLayout(scope_index, count, inside, cells)
+    codes = np.stack(positions[::-1], axis=1) if positions else np.zeros((len(used), 0), dtype=np.int64)
+    return GridLayout(scope_index, count, inside, cells, codes.astype(np.int64, copy=False))
 
 
 def _factorize(frame: pd.DataFrame, dim: str) -> tuple[np.ndarray, np.ndarray]:
@@ -324,21 +343,79 @@ class GridMemo:
         key = (id(frame), tuple(dims), start, end, timeline)
         held = self.layouts.get(key)
         if held is None:
-            layout = grid_layout(frame, dims, start, end, self._factorize, self._row_offsets, timeline)
+            layout: GridLayout | PickedLayout | None = self._picked(frame, tuple(dims), key)
+            if layout is None:
+                layout = grid_layout(frame, dims, start, end, self._factorize, self._row_offsets, timeline)
             held = self.layouts[key] = (frame, layout)
-        layout = held[1]
-        arrays = {}
-        for column in columns:
-            grid = self._grids.get((*key, column))
-            if grid is None:
-                if column in frame:
-                    grid = layout.sum_values(self._column(frame, column))
-                else:
-                    grid = layout.sum(frame, column)  # 0
-                self._grids[(*key, column)] = grid
-                grid.setflags(write=False)
-            arrays[column] = grid
-        return layout.scopes, arrays
+        return held[1].scopes, {column: self._grid(key, column) for column in columns}
+
+    def _grid(
+        self, key: tuple[int, tuple[str, ...], datetime, datetime, Timeline | None], column: str
+    ) -> np.ndarray:
+        """The grid of ``column`` on the held layout ``key``, computed once."""
+        grid = self._grids.get((*key, column))
+        if grid is not None:
+            return grid
+        frame, layout = self.layouts[key]
+        if isinstance(layout, PickedLayout):
+            source = self._grid(layout.source, column)
+            # ``take`` along the columns: a third of what fancy indexing of a week-long grid costs.
+            grid = source if layout.columns is None else np.take(source, layout.columns, axis=1)
+        elif column in frame:
+            grid = layout.sum_values(self._column(frame, column))
+        else:
+            grid = layout.sum(frame, column)  # 0
+        grid.setflags(write=False)
+        self._grids[(*key, column)] = grid
+        return grid
+
+    def _picked(
+        self,
+        frame: pd.DataFrame,
+        dims: tuple[str, ...],
+        key: tuple[int, tuple[str, ...], datetime, datetime, Timeline | None],
+    ) -> PickedLayout | None:
+        """``frame``'s layout at ``dims`` as columns of a held one (``PickedLayout``), where one serves:
+        the frame's own at the same dimensions in another order, or that of the frame its rows were
+        picked from (``rows``) at the same dimensions in any order, where the rows picked keep or drop
+        each of its scopes whole (a filter on a scope dimension: a named route, a routed call) and are
+        most of its rows (its grids cost about what the frame's own would). None: none serves."""
+        parent = self._parents.get(id(frame))
+        sources = [(frame, None)] + ([(parent[1], parent[2])] if parent is not None else [])
+        for source, mask in sources:
+            if mask is not None and 2 * int(mask.sum()) < len(mask):
+                continue
+            for held_key, (held, layout) in self.layouts.items():
+                if (
+                    held is not source
+                    or held_key[2:] != key[2:]
+                    or sorted(held_key[1]) != sorted(dims)
+                    or not isinstance(layout, GridLayout)
+                ):
+                    continue
+                keep = np.ones(len(layout.scopes), dtype=bool)
+                if mask is not None:
+                    if len(layout.cells) != len(source):
+                        continue  # rows outside the range: no scope to say they are kept with
+                    scope_of_row = layout.cells % max(len(layout.scopes), 1)
+                    kept = np.bincount(scope_of_row[mask], minlength=len(layout.scopes))
+                    if (
+                        kept[kept > 0] != np.bincount(scope_of_row, minlength=len(layout.scopes))[kept > 0]
+                    ).any():
+                        continue  # a scope partly kept: its cells sum other rows
+                    keep = kept > 0
+                # The scopes sorted as a layout sorts them: by their codes in ``dims`` order.
+                order = [held_key[1].index(d) for d in dims]
+                codes = layout.codes[keep][:, order]
+                columns = np.flatnonzero(keep)[np.lexsort(codes.T[::-1])]
+                scopes = pd.Index(
+                    [tuple(scope[i] for i in order) for scope in layout.scopes[columns]],
+                    dtype=object,
+                    tupleize_cols=False,
+                )
+                same = len(columns) == len(layout.scopes) and (columns == np.arange(len(columns))).all()
+                return PickedLayout(scopes, held_key, None if same else columns)
+        return None
 
     def rows(self, frame: pd.DataFrame, which: pd.Series | np.ndarray) -> pd.DataFrame:
         """``frame[which]`` (a boolean mask), whose layouts reuse ``frame``'s codes of each column (the
@@ -347,6 +424,8 @@ class GridMemo:
         Its text columns are categories on those codes (the same values: no string is copied; picking
         the rows of Arrow-backed text columns cost more than the grids of the rows)."""
         mask = np.asarray(which, dtype=bool)
+        if mask.all():  # every row (every route named, say): the frame itself, its layouts and grids held
+            return frame
         text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
         part = frame.loc[mask, [c for c in frame.columns if c not in text]]
         for column in text:

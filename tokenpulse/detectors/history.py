@@ -323,11 +323,28 @@ def load_history(
         ):
             history.frames[query.name] = pd.DataFrame()  # what an empty result is
             continue
-        if cache is not None:
-            history.frames[query.name] = cache.read(store, query, query_ranges, end)
+        if query.per == "hour":
+            # The evaluated hour only where no complete hour holds a row (the first hour of a new
+            # scope's data, traffic back after a day away): the frame holds rows whenever the minutes do.
+            complete = complete_hours(query_ranges)
+            frame = _read(store, query, complete, end, cache) if complete else pd.DataFrame()
+            if not len(frame):
+                frame = _read(store, query, query_ranges, end, cache)
+            history.frames[query.name] = frame
         else:
-            history.frames[query.name] = read_ranges(store, query, query_ranges)
+            history.frames[query.name] = _read(store, query, query_ranges, end, cache)
     return history
+
+
+def _read(
+    store: Store,
+    query: Query,
+    ranges: list[tuple[datetime, datetime]],
+    end: datetime,
+    cache: HistoryCache | None,
+) -> pd.DataFrame:
+    """``query``'s rows over ``ranges``: from the cache where the live cycle has one."""
+    return cache.read(store, query, ranges, end) if cache is not None else read_ranges(store, query, ranges)
 
 
 def gate_open(
@@ -350,6 +367,15 @@ def whole_hours(ranges: Sequence[tuple[datetime, datetime]]) -> list[tuple[datet
     widened = [(_floor(a, hour), _ceil(b, hour)) for a, b in ranges[:-1]]
     widened.append((_floor(ranges[-1][0], hour), ranges[-1][1]))
     return _union([], widened)
+
+
+def complete_hours(ranges: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """``whole_hours`` ranges without the evaluated hour, which the last one's end cuts. No hourly
+    baseline uses that hour (a baseline ends before the evaluated hour); read, it was read again every
+    live cycle (five hourly queries re-aggregating up to an hour of raw calls a minute)."""
+    hour = UNITS["hour"]
+    cut = [*ranges[:-1], (ranges[-1][0], _floor(ranges[-1][1], hour))] if ranges else []
+    return [(a, b) for a, b in cut if a < b]
 
 
 def read_ranges(store: Store, query: Query, ranges: Sequence[tuple[datetime, datetime]]) -> pd.DataFrame:

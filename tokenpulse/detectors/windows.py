@@ -118,8 +118,7 @@ def span_sums(grid: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndar
     if not starts.size:
         return np.zeros((0, grid.shape[1]))
     lo, hi = int(starts.min()), int(ends.max())
-    part = np.zeros((hi - lo + 1, grid.shape[1]))
-    np.cumsum(grid[lo:hi], axis=0, out=part[1:])
+    part = _cumulative_rows(grid, lo, hi)
     return part[ends - lo] - part[starts - lo]
 
 
@@ -247,6 +246,14 @@ def run_sums(grid: np.ndarray, onset: np.ndarray, positions: np.ndarray) -> np.n
     (``onset``: times x scopes, ``positions``: per time), from the rows the runs cover."""
     lo = max(min(int(onset.min(initial=positions.min() + 1)), int(positions.min()) + 1), 0)
     hi = max(int(positions.max()) + 1, lo)
-    part = np.zeros((hi - lo + 1, grid.shape[1]))
+    return window_sums(_cumulative_rows(grid, lo, hi), positions[:, None] + 1 - lo, onset - lo)
+
+
+def _cumulative_rows(grid: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The cumulative sums of ``grid``'s rows [lo, hi), after a row of zeros (row k: the sum of the first
+    k). Only the zero row is written before the sums: zeroing the whole array first (a day of a week-long
+    grid's scopes, hundreds of times a cycle) cost about as much as summing it."""
+    part = np.empty((hi - lo + 1, grid.shape[1]))
+    part[0] = 0.0
     np.cumsum(grid[lo:hi], axis=0, out=part[1:])
-    return window_sums(part, positions[:, None] + 1 - lo, onset - lo)
+    return part

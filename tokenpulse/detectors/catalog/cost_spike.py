@@ -81,6 +81,7 @@ from tokenpulse.detectors.evidence import (
 )
 from tokenpulse.detectors.history import (
     BASELINE_DAYS,
+    DETECTOR_DIMENSIONS,
     ENDED_MINUTE,
     LONGEST_CALL,
     ROLLUP,
@@ -272,7 +273,13 @@ class CostSpike(MeanDetector):
         more calls to a pricier route is traffic, like a surge, the budgets' job). A route the model
         never served costs what its tokens per call (on any model) cost at the model's usual price per
         token."""
-        history, rows, scopes, dims = scan.history, scan.rows, scan.scopes, (*scan.dims, "route")
+        history, rows, scopes = scan.history, scan.rows, scan.scopes
+        # The route among the scope's dimensions in the rollup's order: the grids other detectors laid
+        # out at these dimensions (service, route, model) serve. The sums below are per column but
+        # ``by_scope``'s, which adds a scope's routes in the order of the routes either way.
+        wanted = {*scan.dims, "route"}
+        canonical = wanted <= set(DETECTOR_DIMENSIONS)
+        dims = tuple(d for d in DETECTOR_DIMENSIONS if d in wanted) if canonical else (*scan.dims, "route")
         by_route, routes = self._grids(scan.frame, dims, COLUMNS, history)
         if not routes:
             return 1.0
