@@ -1,6 +1,7 @@
 """The pure helpers under every detector."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,20 @@ from tokenpulse.detectors.data import (
     trailing_sum,
 )
 from tokenpulse.detectors.history import history_ranges
+
+START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def _rollup_rows(rng: np.random.Generator, minutes: int, rows: int, **columns: Any) -> pd.DataFrame:
+    """``rows`` random rollup rows over ``minutes`` from START: a minute, a service, ``columns``, calls."""
+    return pd.DataFrame(
+        {
+            "minute": pd.Timestamp(START) + pd.to_timedelta(rng.integers(0, minutes, rows), "min"),
+            "service": pd.array(rng.choice(["b", "a", "c"], rows), dtype="string[pyarrow]"),
+            **columns,
+            "calls": rng.integers(0, 9, rows).astype(float),
+        }
+    )
 
 
 def test_trailing_sum_covers_the_minutes_before() -> None:
@@ -161,17 +176,8 @@ def test_grids_of_a_frames_rows_reuse_its_codes_and_are_those_of_the_rows_alone(
     """A filtered frame's layout from its parent's codes (values the rows lack included) has the
     scopes, order and sums of the filtered frame laid out on its own."""
     rng = np.random.default_rng(3)
-    start = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    rows = 2000
-    frame = pd.DataFrame(
-        {
-            "minute": pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, 60, rows), "min"),
-            "service": pd.array(rng.choice(["b", "a", "c"], rows), dtype="string[pyarrow]"),
-            "router": rng.choice(["", "r1", "r0"], rows),
-            "calls": rng.integers(0, 9, rows).astype(float),
-        }
-    )
-    end = start + timedelta(minutes=60)
+    start, end = START, START + timedelta(minutes=60)
+    frame = _rollup_rows(rng, 60, 2000, router=rng.choice(["", "r1", "r0"], 2000))
     memo = GridMemo()
     memo.grid_arrays(frame, ("service", "router"), ("calls",), start, end)  # the parent's codes
     routed = memo.rows(frame, frame["router"] != "")
@@ -236,18 +242,9 @@ def test_a_frame_that_keeps_whole_scopes_of_another_picks_its_grids() -> None:
     (``GridMemo.rows``) that keep or drop each scope whole, are columns of the grids it holds: the same
     scopes and sums as a layout of their own. Rows that split a scope get a layout of their own."""
     rng = np.random.default_rng(5)
-    start = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    rows = 4000
-    frame = pd.DataFrame(
-        {
-            "minute": pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, 90, rows), "min"),
-            "service": pd.array(rng.choice(["b", "a", "c"], rows), dtype="string[pyarrow]"),
-            "route": pd.array(rng.choice(["", "/y", "/x", "/z"], rows), dtype="string[pyarrow]"),
-            "calls": rng.integers(0, 9, rows).astype(float),
-            "cost_usd": rng.random(rows),
-        }
-    )
-    end = start + timedelta(minutes=90)
+    start, end = START, START + timedelta(minutes=90)
+    routes = pd.array(rng.choice(["", "/y", "/x", "/z"], 4000), dtype="string[pyarrow]")
+    frame = _rollup_rows(rng, 90, 4000, route=routes, cost_usd=rng.random(4000))
     memo = GridMemo()
     memo.grid_arrays(frame, ("route", "service"), ("calls",), start, end)
     cases = (
