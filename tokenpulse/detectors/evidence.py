@@ -1255,7 +1255,8 @@ class TailDetector(EvidenceDetector):
     def _usual(
         self, history: History, dims: Sequence[str], scopes: list[Scope], index: pd.DatetimeIndex
     ) -> np.ndarray:
-        """The usual p99 per (minute of the grid, scope): NaN where the scope has no baseline."""
+        """The usual p99 per (minute of the grid, scope): NaN where the scope has no baseline. A thin
+        scope's is its trailing day's (``_pooled_p99``), not the median of its hours'."""
         hourly = history[self.hourly]
         if hourly.empty:
             return np.full((len(index), len(scopes)), np.nan)
@@ -1263,7 +1264,17 @@ class TailDetector(EvidenceDetector):
         usual.columns = pd.Index(
             [tuple(p for p in scope if p != (TENANT, "")) for scope in usual.columns], tupleize_cols=False
         )
-        return usual.reindex(columns=pd.Index(scopes, tupleize_cols=False)).to_numpy(dtype=float)
+        by_hour = usual.reindex(columns=pd.Index(scopes, tupleize_cols=False)).to_numpy(dtype=float)
+        day, hour_of = _trailing_bins(
+            history[TAILS_HOURLY], dims, self.count, f"{self.column}_over", scopes, index
+        )
+        calls = day.sum(axis=-1)
+        # An hour of N calls places its p99 on about N/100 calls past it: under ``_THIN_HOUR_CALLS`` an
+        # hour's "p99" is its slowest call or two, which a lone slow call sets (a usual p99 4x the true
+        # one held the pages of a thin route back). The trailing day's calls pooled place it on more.
+        thin = (calls < 24 * _THIN_HOUR_CALLS) & (calls >= self.settings.learning_calls)
+        pooled = np.where(thin, _pooled_p99(day), np.nan)[hour_of]
+        return np.where(np.isnan(pooled), by_hour, pooled)
 
 
 # The changes of the whole distribution tested: (the fraction of calls slower, by how many bins of the
@@ -1315,6 +1326,29 @@ def _reaching(level_ratio: np.ndarray, warning_ratio: float) -> np.ndarray:
 # answers.)
 _CONTAMINATION = 0.01
 _RULED_OUT = 3.0
+
+
+# An hour of fewer calls than this places its p99 on fewer than 3 calls past it: a scope whose trailing
+# day averages fewer an hour takes its usual p99 from the day's calls pooled.
+_THIN_HOUR_CALLS = 300
+
+
+def _pooled_p99(bins: np.ndarray) -> np.ndarray:
+    """The p99 (ms) of histograms (... x bins, as ``_bins`` gives them), interpolated geometrically
+    within the bin it falls in (the edges are 1.25x apart); NaN where they hold no call."""
+    total = bins.sum(axis=-1)
+    above = total[..., None] - np.cumsum(bins, axis=-1)  # calls past each bin's upper end
+    target = _TAIL_SHARE * total[..., None]
+    k = np.minimum((above <= target).argmax(axis=-1), len(_EDGES))  # the bin holding the p99
+    lower = np.take_along_axis(np.concatenate([_EDGES[:1] / 1.25, _EDGES]), k.ravel(), 0).reshape(k.shape)
+    upper = np.take_along_axis(np.concatenate([_EDGES, _EDGES[-1:]]), k.ravel(), 0).reshape(k.shape)
+    inside = np.take_along_axis(bins, k[..., None], axis=-1)[..., 0]
+    past = np.take_along_axis(above, k[..., None], axis=-1)[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # The share of the bin's calls below the p99, placed evenly in log duration across it.
+        position = np.clip(np.nan_to_num(1 - (target[..., 0] - past) / inside, nan=1.0), 0.0, 1.0)
+    value = lower * (upper / lower) ** position
+    return np.where(total > 0, value, np.nan)
 
 
 # A size class is compared with its own trailing day once that day has this many of its calls.
