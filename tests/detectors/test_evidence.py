@@ -145,3 +145,15 @@ def test_a_call_past_the_trailing_day_is_more_evidence_where_the_day_held_more_c
     thin, busy = evidence[0, slow_fraction], evidence[1, slow_fraction]
     assert np.all(thin > 2) and np.all(thin < np.log(100))
     assert np.all(busy > thin + 2) and np.all(busy < np.log(10_000 / 3))
+
+
+def test_a_pooled_histograms_p99_is_placed_within_its_bin() -> None:
+    """The p99 of calls binned at ``TAIL_EDGES_MS`` lies within the bin of the sample's p99 (edges 1.25x
+    apart), and is NaN for a histogram without calls."""
+    durations = np.random.default_rng(7).lognormal(np.log(2000.0), 0.5, 50_000)
+    edges = np.asarray(TAIL_EDGES_MS)
+    past = (durations[:, None] > edges[None, :]).sum(axis=0).astype(np.float32)
+    bins = evidence._bins(np.array([len(durations)], dtype=np.float32), past[None, :])
+    pooled = evidence._pooled_p99(np.concatenate([bins, np.zeros_like(bins)]))
+    assert abs(np.log(pooled[0] / np.quantile(durations, 0.99))) < np.log(1.25)
+    assert np.isnan(pooled[1])

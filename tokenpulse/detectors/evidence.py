@@ -1035,7 +1035,8 @@ class TailDetector(EvidenceDetector):
     weigh for "every call 2x, 4x, 8x or 44x slower" against the scope's own trailing day — each call against
     the calls of its size class there (within 2x of its size: ``history.tails_by_size``). The usual p99 is
     the median of the same hour of previous days (else of the trailing day's hours) merged from the
-    rollup's t-digests; the counts come from a per-minute histogram of the raw calls (``TAIL_EDGES_MS``:
+    rollup's t-digests, or on a thin scope (fewer than 300 calls an hour) the p99 of its trailing day's
+    calls pooled; the counts come from a per-minute histogram of the raw calls (``TAIL_EDGES_MS``:
     L is taken at the first edge at or above it).
     """
 

@@ -205,3 +205,13 @@ def test_the_histograms_by_size_class_count_each_call_in_the_class_of_its_size(
                 )
             }
             assert got == expected, (duration, query.name, got)
+
+
+def test_a_lone_slow_call_in_a_thin_routes_hour_yesterday_does_not_hold_its_page_back() -> None:
+    """A route of one call a minute: the same hour yesterday held a call or two 20x slower than usual,
+    which set that hour's "p99" (its slowest of 60 calls). The usual p99 is the trailing day's calls
+    pooled, so every call 3x slower pages within 15 minutes."""
+    lone = ONSET - DAY + 20  # yesterday, within the hour of the slowdown: two minutes of slow calls
+    median = lambda m: 60_000.0 if m in (lone, lone + 1) else (9000.0 if ONSET <= m < END else 3000.0)  # noqa: E731
+    result = evaluate(LatencyP99Drift(), ("/thin", 1.0, median, 0.5, 5))
+    assert result and result[0][1] == "firing" and result[0][0] <= ONSET + 15, result
