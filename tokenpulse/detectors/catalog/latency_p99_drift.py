@@ -8,7 +8,9 @@ pages within minutes, and a busy route pages once its slow calls are more than c
 
 - The usual p99 is the median of the same hour of previous days, else of the trailing day's hours,
   merged from the rollup's t-digest states (hours with fewer than 30 calls do not count; a scope
-  without any such hour is learning: "drift" needs something to drift from).
+  without any such hour is learning: "drift" needs something to drift from). A scope of fewer than 300
+  calls an hour takes it from its trailing day's calls pooled instead: an hour of 60 calls has as its
+  "p99" its slowest call, which one slow call sets.
 - 2x the usual p99 and at least 2,000 ms (``floor_ms``): the p99 of LLM calls moves by tens of percent
   with the prompt and output mix, a doubling is a real change (a slower model version, a saturated
   provider region, a retry loop inside the call), and doubling a 300 ms p99 is nobody's incident.
