@@ -934,9 +934,9 @@ class MeanDetector(EvidenceDetector):
         if self.per_call_too(dims):
             level = stats.AnyLevel((level, (x, n_calls, np.maximum(rises[0] * usual_per_call, s.floor))))
         levels = [level, *self.floors(x, n, dims)]
+        duration = self.min_duration(dims)
         alarm = self._alarm(
-            evidence, recovery, expected, threshold, first, positions, self.min_duration(dims), levels,
-            blips_end=True,
+            evidence, recovery, expected, threshold, first, positions, duration, levels, blips_end=True
         )
         smallest = np.where(null > 0, null, 1.0) * rises[0]  # the smallest change tested, reported
         at = positions - first
