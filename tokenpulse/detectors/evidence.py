@@ -1079,7 +1079,9 @@ class TailDetector(EvidenceDetector):
         positions = np.array([(pd.Timestamp(t) - index[0]) // pd.Timedelta(minutes=1) - 1 for t in times])
         first, rows = _scan_rows(positions)
         sized = self._size_factor(history, dims, scopes, index, rows, n_all, size[..., 0])
-        usual = self._usual(history, dims, scopes, index) * sized
+        # The trailing day's durations, pooled per scope: the usual p99 of a thin scope and the shapes'.
+        day = _trailing_bins(history[TAILS_HOURLY], dims, self.count, f"{self.column}_over", scopes, index)
+        usual = self._usual(history, dims, scopes, index, day) * sized
         warning_ms, critical_ms, body = self.objective(scopes, usual)
         shifted = np.where(sized <= SIZE_SHIFT_TOLERANCE, body, np.nan)
         watched = ~np.isnan(warning_ms)
@@ -1097,7 +1099,7 @@ class TailDetector(EvidenceDetector):
         # Or calls got slower: each call's duration against the scope's own trailing day of calls of
         # its size class, every call or one in twenty (``_SHIFTS``); where the floor sets the level, only
         # by as much as takes the p99 past it (``_reaching``).
-        known, whole = self._shapes(history, dims, scopes, index, rows, dispersion, body, shifted)
+        known, whole = self._shapes(history, dims, scopes, index, rows, dispersion, body, shifted, day)
         reaching = _reaching(warning_ms[rows] / body[rows], s.warning_ratio)
         whole = tuple(np.where(reaching, grid, 0.0) for grid in whole)
         evidence, recovery, expected = (
@@ -1160,17 +1162,16 @@ class TailDetector(EvidenceDetector):
         dispersion: np.ndarray,
         body: np.ndarray,
         shifted: np.ndarray,
+        day: tuple[np.ndarray, np.ndarray],
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Where the durations' shape is tested (scanned minutes x scopes) and its evidence, recovery and
         expected evidence per shift (``_shift_evidence``), summed over each minute's size classes.
 
         A class with ``CLASS_LEARNING_CALLS`` calls in the trailing day is compared with that day's calls
         of its class; the calls of a thinner class with the scope's whole trailing day, as long as sizes
-        did not move the level (``shifted`` not NaN). Where ``body`` is NaN (a fixed SLO), nothing is."""
-        minutes = index[rows]
-        pooled, hour_of = _trailing_bins(
-            history[TAILS_HOURLY], dims, self.count, f"{self.column}_over", scopes, minutes
-        )
+        did not move the level (``shifted`` not NaN). Where ``body`` is NaN (a fixed SLO), nothing is.
+        ``day``: the scopes' trailing days over ``index`` (``_trailing_bins``)."""
+        pooled, hour_of = day
         out = np.zeros((3, len(rows), len(scopes), len(_SHIFTS)))
         known = np.zeros((len(rows), len(scopes)), dtype=bool)
         frame = history[self.by_size[0]]
@@ -1186,11 +1187,11 @@ class TailDetector(EvidenceDetector):
         parent = np.array(parent_of, dtype=np.int64)[class_codes]
         home = np.maximum(parent, 0)
         by_class, _ = _trailing_bins(
-            history[self.by_size[1]], (*dims, SIZE_CLASS), "calls", f"{self.column}_over", classes, minutes
+            history[self.by_size[1]], (*dims, SIZE_CLASS), "calls", f"{self.column}_over", classes, index
         )
         counts = _edge_counts(frame, f"{self.column}_over", np.ones(len(frame), dtype=bool))
         row_bins = _bins(frame["calls"].to_numpy(dtype=np.float32), counts)
-        hour = hour_of[at]
+        hour = hour_of[rows][at]
         own = (by_class.sum(axis=-1) >= CLASS_LEARNING_CALLS)[hour, class_codes]
         tested = np.isfinite(body[rows])[at, home] & (parent >= 0)
         fallback = (pooled.sum(axis=-1) >= self.settings.learning_calls)[hour, home]
@@ -1254,10 +1255,16 @@ class TailDetector(EvidenceDetector):
         return np.clip(np.nan_to_num(factor, nan=1.0), 1.0, SIZE_FACTOR_CAP)
 
     def _usual(
-        self, history: History, dims: Sequence[str], scopes: list[Scope], index: pd.DatetimeIndex
+        self,
+        history: History,
+        dims: Sequence[str],
+        scopes: list[Scope],
+        index: pd.DatetimeIndex,
+        day: tuple[np.ndarray, np.ndarray],
     ) -> np.ndarray:
         """The usual p99 per (minute of the grid, scope): NaN where the scope has no baseline. A thin
-        scope's is its trailing day's (``_pooled_p99``), not the median of its hours'."""
+        scope's is its trailing day's (``day``: ``_trailing_bins`` over ``index``, ``_pooled_p99``), not
+        the median of its hours'."""
         hourly = history[self.hourly]
         if hourly.empty:
             return np.full((len(index), len(scopes)), np.nan)
@@ -1266,15 +1273,13 @@ class TailDetector(EvidenceDetector):
             [tuple(p for p in scope if p != (TENANT, "")) for scope in usual.columns], tupleize_cols=False
         )
         by_hour = usual.reindex(columns=pd.Index(scopes, tupleize_cols=False)).to_numpy(dtype=float)
-        day, hour_of = _trailing_bins(
-            history[TAILS_HOURLY], dims, self.count, f"{self.column}_over", scopes, index
-        )
-        calls = day.sum(axis=-1)
+        pooled_day, hour_of = day
+        calls = pooled_day.sum(axis=-1)
         # An hour of N calls places its p99 on about N/100 calls past it: under ``_THIN_HOUR_CALLS`` an
         # hour's "p99" is its slowest call or two, which a lone slow call sets (a usual p99 4x the true
         # one held the pages of a thin route back). The trailing day's calls pooled place it on more.
         thin = (calls < 24 * _THIN_HOUR_CALLS) & (calls >= self.settings.learning_calls)
-        pooled = np.where(thin, _pooled_p99(day), np.nan)[hour_of]
+        pooled = np.where(thin, _pooled_p99(pooled_day), np.nan)[hour_of]
         return np.where(np.isnan(pooled), by_hour, pooled)
 
 
