@@ -2,10 +2,14 @@
 
 Reading a span's attributes through the generated classes makes, per attribute, a KeyValue wrapper, an
 AnyValue wrapper and a WhichOneof call: about 0.8 us an attribute, the largest cost of a protobuf LLM
-span. ``RawTraceRequest`` is ``ExportTraceServiceRequest`` with ``KeyValue.value`` declared ``bytes``
-(the wire encodes a message and a bytes field alike), so a value is one bytes object, and the usual ones
-(a string, an integer, a double, a bool) are read from it here, memoized by those bytes: an instrumentation
-writes the same values (model, provider, route) span after span.
+span, and the prefilter's walk over the keys of a span it drops made a KeyValue wrapper a key.
+``RawTraceRequest`` is ``ExportTraceServiceRequest`` with ``KeyValue.value`` declared ``bytes`` and
+``Span.attributes`` declared ``map<string, bytes>`` (the wire encodes a message and a bytes field alike,
+and a map as repeated key/value entries). So a span's keys iterate from the map with no object per
+attribute, a value is one bytes object, and the usual ones (a string, an integer, a double, a bool) are
+read from it here, memoized by those bytes: an instrumentation writes the same values (model, provider,
+route) span after span. A map keeps a repeated key's last value, as ``spans.attributes_dict`` does; its
+keys come in another order, which nothing reading a span's attributes depends on.
 
 The body is parsed with the generated classes first all the same (``otlp.decode_request``): that parse
 checks what this one cannot (UTF-8 and wire format inside an AnyValue), so a body is accepted or refused
@@ -17,7 +21,7 @@ bytes, an AnyValue with two fields set, an empty one) is parsed by ``AnyValue`` 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -26,10 +30,32 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 _COMMON = "opentelemetry/proto/common/v1/common.proto"
+_TRACE = "opentelemetry/proto/trace/v1/trace.proto"
+_Field = descriptor_pb2.FieldDescriptorProto
+_FileProto = descriptor_pb2.FileDescriptorProto
+
+
+def _values_as_bytes(proto: _FileProto) -> None:
+    """``KeyValue.value`` declared ``bytes``: each attribute's AnyValue is left encoded."""
+    (key_value,) = (m for m in proto.message_type if m.name == "KeyValue")
+    (value,) = (f for f in key_value.field if f.name == "value")
+    value.type = _Field.TYPE_BYTES
+    value.ClearField("type_name")
+
+
+def _span_attributes_as_map(proto: _FileProto) -> None:
+    """``Span.attributes`` declared ``map<string, bytes>``: the wire form of repeated KeyValue."""
+    (span,) = (m for m in proto.message_type if m.name == "Span")
+    (attributes,) = (f for f in span.field if f.name == "attributes")
+    entry = span.nested_type.add(name="AttributesEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=_Field.TYPE_STRING, label=_Field.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=_Field.TYPE_BYTES, label=_Field.LABEL_OPTIONAL)
+    attributes.type_name = ".opentelemetry.proto.trace.v1.Span.AttributesEntry"
 
 
 def _raw_request_class() -> type[Message]:
-    """``ExportTraceServiceRequest`` of a private pool in which ``KeyValue.value`` is ``bytes``."""
+    """``ExportTraceServiceRequest`` of a private pool with the two edits above."""
     files: list[Any] = []
 
     def collect(file: Any) -> None:  # dependencies first, each once
@@ -40,14 +66,12 @@ def _raw_request_class() -> type[Message]:
 
     collect(ExportTraceServiceRequest.DESCRIPTOR.file)
     pool = descriptor_pool.DescriptorPool()
+    edits = {_COMMON: _values_as_bytes, _TRACE: _span_attributes_as_map}
     for file in files:
-        proto = descriptor_pb2.FileDescriptorProto()
+        proto = _FileProto()
         file.CopyToProto(proto)
-        if proto.name == _COMMON:
-            (key_value,) = (m for m in proto.message_type if m.name == "KeyValue")
-            (value,) = (f for f in key_value.field if f.name == "value")
-            value.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-            value.ClearField("type_name")
+        if proto.name in edits:
+            edits[proto.name](proto)
         pool.Add(proto)
     name = ExportTraceServiceRequest.DESCRIPTOR.full_name
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
@@ -113,6 +137,16 @@ def raw_value(raw: bytes, any_value: Callable[[AnyValue], Any]) -> Any:
             _memo[raw] = value  # immutable: shared by every span carrying it
             return value
     return any_value(AnyValue.FromString(raw))  # a list or dict is built anew for each span
+
+
+def raw_map(attributes: Mapping[str, bytes], any_value: Callable[[AnyValue], Any]) -> dict[str, Any]:
+    """The dict of a span's ``attributes`` map (a repeated key kept its last value in the parse)."""
+    result = dict(attributes)
+    get = _memo.get
+    for key, raw in result.items():
+        value = get(raw, _scalar)
+        result[key] = raw_value(raw, any_value) if value is _scalar else value
+    return result
 
 
 def raw_attributes(attributes: Iterable[Any], any_value: Callable[[AnyValue], Any]) -> dict[str, Any]:

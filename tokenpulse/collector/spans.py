@@ -8,9 +8,8 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tokenpulse.collector.otlp_raw import RawTraceRequest, raw_attributes
+from tokenpulse.collector.otlp_raw import RawTraceRequest, raw_attributes, raw_map
 
 STATUS_UNSET = 0
 STATUS_OK = 1
@@ -80,21 +79,29 @@ def _raw_attributes(attributes: Iterable[Any]) -> dict[str, Any]:
     return raw_attributes(attributes, any_value)
 
 
+def _raw_map(attributes: Any) -> dict[str, Any]:
+    return raw_map(attributes, any_value)
+
+
 def iter_spans(
     request: ExportTraceServiceRequest | RawTraceRequest | list[SpanView],
-    keep: Callable[[Span, str], bool] | None = None,
+    keep: Callable[[Any, str], bool] | None = None,
 ) -> Iterator[SpanView]:
     """Yield every span of an export request with its resource and scope attached.
 
     ``keep(span, scope_name)``, when given, is asked first about each protobuf span: a span it refuses
-    is skipped before any of its attributes is decoded. An OTLP/JSON request arrives already decoded to
-    views (``otlp.decode_request``) and is yielded whole. A RawTraceRequest (``otlp_raw``) gives the
-    same views as the ExportTraceServiceRequest of the same body.
+    is skipped before any of its attributes is decoded. A span of a RawTraceRequest (``otlp_raw``, what
+    ``otlp.decode_request`` makes of a protobuf body) has its attributes as a map of raw values, whose
+    iteration yields its keys; either message gives the same views. An OTLP/JSON request arrives already
+    decoded to views and is yielded whole.
     """
     if isinstance(request, list):
         yield from request
         return
-    as_dict = _raw_attributes if isinstance(request, RawTraceRequest) else attributes_dict
+    if isinstance(request, RawTraceRequest):
+        as_dict, span_dict = _raw_attributes, _raw_map
+    else:
+        as_dict = span_dict = attributes_dict
     for resource_spans in request.resource_spans:
         resource = as_dict(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
@@ -110,7 +117,7 @@ def iter_spans(
                     name=span.name,
                     start_time_unix_nano=span.start_time_unix_nano,
                     end_time_unix_nano=span.end_time_unix_nano,
-                    attributes=as_dict(span.attributes),
+                    attributes=span_dict(span.attributes),
                     resource=resource,
                     scope_name=scope_name,
                     kind=span.kind,
