@@ -141,11 +141,14 @@ def raw_value(raw: bytes, any_value: Callable[[AnyValue], Any]) -> Any:
 
 def raw_map(attributes: Mapping[str, bytes], any_value: Callable[[AnyValue], Any]) -> dict[str, Any]:
     """The dict of a span's ``attributes`` map (a repeated key kept its last value in the parse)."""
-    result = dict(attributes)
     get = _memo.get
-    for key, raw in result.items():
-        value = get(raw, _scalar)
-        result[key] = raw_value(raw, any_value) if value is _scalar else value
+    # Iterating the map itself runs in C (dict(map) goes through a Python KeysView); most values are
+    # in the memo, the others are read in a second pass.
+    result = {key: get(attributes[key], _scalar) for key in attributes}
+    if _scalar in result.values():
+        for key, value in result.items():
+            if value is _scalar:
+                result[key] = raw_value(attributes[key], any_value)
     return result
 
 
