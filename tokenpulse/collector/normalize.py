@@ -1106,6 +1106,20 @@ class Prefilter:
             and span.status.code == STATUS_ERROR
         )
 
+    def keeps_raw(self, span: Any, scope_name: str) -> bool:
+        """``keep`` for a span whose ``attributes`` iterate its keys (``otlp_raw.RawTraceRequest``): no
+        object is made per attribute, the cost of a span this drops."""
+        if not self.keys.isdisjoint(span.attributes):
+            return True
+        name = span.name
+        if name in self.names or (self.name_prefixes and name.startswith(self.name_prefixes)):
+            return True
+        return bool(
+            self.implied_scopes
+            and scope_name.startswith(self.implied_scopes)
+            and span.status.code == STATUS_ERROR
+        )
+
     def keeps_view(self, span: SpanView) -> bool:
         """``keep`` for an already decoded span."""
         name = span.name

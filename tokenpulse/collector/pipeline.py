@@ -39,6 +39,7 @@ from tokenpulse.collector.llm_metrics import LlmMetrics
 from tokenpulse.collector.logs import DecodedLogs, count_log_records, iter_evaluation_logs
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.otlp import Decoded
+from tokenpulse.collector.otlp_raw import RawTraceRequest
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import iter_spans
 
@@ -431,10 +432,14 @@ def normalize_request(
     prefilter = ENGINE.prefilter
     decoded = 0
 
+    # A RawTraceRequest's span attributes are a map: its keys iterate without a KeyValue each, and its
+    # len counts distinct keys, as the view's dict that the limit is checked on below.
+    keeps = prefilter.keeps_raw if isinstance(request, RawTraceRequest) else prefilter.keep
+
     def keep(span: Span, scope_name: str) -> bool:
         # Spans that cannot be calls, tools or agents (HTTP, DB, queue...) are dropped undecoded; one
         # over the attribute limit is kept so that it is rejected as before.
-        return len(span.attributes) > max_attributes or prefilter.keep(span, scope_name)
+        return len(span.attributes) > max_attributes or keeps(span, scope_name)
 
     if isinstance(request, list):
         # OTLP/JSON arrives as views, every span decoded and checked (a malformed one is a 400); the

@@ -8,7 +8,8 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from tokenpulse.collector.otlp_raw import RawTraceRequest, raw_attributes, raw_map
 
 STATUS_UNSET = 0
 STATUS_OK = 1
@@ -74,20 +75,35 @@ def attributes_dict(attributes: Iterable[KeyValue]) -> dict[str, Any]:
     return result
 
 
+def _raw_attributes(attributes: Iterable[Any]) -> dict[str, Any]:
+    return raw_attributes(attributes, any_value)
+
+
+def _raw_map(attributes: Any) -> dict[str, Any]:
+    return raw_map(attributes, any_value)
+
+
 def iter_spans(
-    request: ExportTraceServiceRequest | list[SpanView], keep: Callable[[Span, str], bool] | None = None
+    request: ExportTraceServiceRequest | RawTraceRequest | list[SpanView],
+    keep: Callable[[Any, str], bool] | None = None,
 ) -> Iterator[SpanView]:
     """Yield every span of an export request with its resource and scope attached.
 
     ``keep(span, scope_name)``, when given, is asked first about each protobuf span: a span it refuses
-    is skipped before any of its attributes is decoded. An OTLP/JSON request arrives already decoded to
-    views (``otlp.decode_request``) and is yielded whole.
+    is skipped before any of its attributes is decoded. A span of a RawTraceRequest (``otlp_raw``, what
+    ``otlp.decode_request`` makes of a protobuf body) has its attributes as a map of raw values, whose
+    iteration yields its keys; either message gives the same views. An OTLP/JSON request arrives already
+    decoded to views and is yielded whole.
     """
     if isinstance(request, list):
         yield from request
         return
+    if isinstance(request, RawTraceRequest):
+        as_dict, span_dict = _raw_attributes, _raw_map
+    else:
+        as_dict = span_dict = attributes_dict
     for resource_spans in request.resource_spans:
-        resource = attributes_dict(resource_spans.resource.attributes)
+        resource = as_dict(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name
             for span in scope_spans.spans:
@@ -101,14 +117,11 @@ def iter_spans(
                     name=span.name,
                     start_time_unix_nano=span.start_time_unix_nano,
                     end_time_unix_nano=span.end_time_unix_nano,
-                    attributes=attributes_dict(span.attributes),
+                    attributes=span_dict(span.attributes),
                     resource=resource,
                     scope_name=scope_name,
                     kind=span.kind,
                     status_code=status.code,
                     status_message=status.message,
-                    events=[
-                        SpanEvent(e.name, e.time_unix_nano, attributes_dict(e.attributes))
-                        for e in span.events
-                    ],
+                    events=[SpanEvent(e.name, e.time_unix_nano, as_dict(e.attributes)) for e in span.events],
                 )

@@ -1,0 +1,113 @@
+"""A protobuf body gives the same span views through RawTraceRequest (attribute values left as bytes)
+as through the generated classes, whatever its attribute values hold."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from tests.otlp_builders import export_request, llm_span, otlp_json_to_protobuf
+from tokenpulse.collector.normalize import ENGINE
+from tokenpulse.collector.otlp import PROTOBUF, BadRequest, decode_request
+from tokenpulse.collector.otlp_raw import RawTraceRequest
+from tokenpulse.collector.spans import iter_spans
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "interop"
+
+VALUES = [
+    AnyValue(string_value=""),
+    AnyValue(string_value="gpt-4o"),
+    AnyValue(string_value="é" * 200),  # a two-byte length
+    AnyValue(int_value=0),
+    AnyValue(int_value=-1),
+    AnyValue(int_value=2**63 - 1),
+    AnyValue(int_value=-(2**63)),
+    AnyValue(int_value=300),
+    AnyValue(double_value=0.0),
+    AnyValue(double_value=-0.25),
+    AnyValue(double_value=float("inf")),
+    AnyValue(bool_value=True),
+    AnyValue(bool_value=False),
+    AnyValue(bytes_value=b"\x00\xff"),
+    AnyValue(),
+]
+_array = AnyValue()
+_array.array_value.values.extend([AnyValue(string_value="a"), AnyValue(int_value=2)])
+_kvlist = AnyValue()
+_kvlist.kvlist_value.values.add(key="total", value=AnyValue(double_value=0.5))
+VALUES += [_array, _kvlist]
+
+
+def _views(body: bytes) -> tuple[list, list]:
+    decoded = decode_request(body, PROTOBUF)
+    assert isinstance(decoded, RawTraceRequest)
+    return list(iter_spans(decoded)), list(iter_spans(ExportTraceServiceRequest.FromString(body)))
+
+
+def test_every_kind_of_value_reads_alike() -> None:
+    span = llm_span(**{"gen_ai.request.model": "gpt-4o"})
+    for n, value in enumerate(VALUES):
+        span.attributes.append(KeyValue(key=f"k{n}", value=value))
+    event = span.events.add(name="gen_ai.evaluation.result", time_unix_nano=1)
+    event.attributes.extend(KeyValue(key=f"e{n}", value=value) for n, value in enumerate(VALUES))
+    for _ in range(2):  # the second time from the memo
+        raw, generated = _views(export_request(span).SerializeToString())
+        assert raw == generated
+        assert type(raw[0].attributes["k11"]) is bool and type(raw[0].attributes["k4"]) is int
+
+
+def test_nan_reads_as_nan() -> None:
+    span = llm_span(**{"x": 1})
+    span.attributes.append(KeyValue(key="x", value=AnyValue(double_value=float("nan"))))
+    raw, _ = _views(export_request(span).SerializeToString())
+    assert math.isnan(raw[0].attributes["x"])
+
+
+def test_a_repeated_key_keeps_its_last_value() -> None:
+    span = llm_span()
+    span.attributes.append(KeyValue(key="gen_ai.request.model", value=AnyValue(string_value="o3")))
+    raw, generated = _views(export_request(span).SerializeToString())
+    assert raw == generated and raw[0].attributes["gen_ai.request.model"] == "o3"
+
+
+def _with_raw_value(key: str, value: bytes) -> bytes:
+    """A request of one LLM span carrying ``key`` with ``value`` as its AnyValue's encoding."""
+    request = RawTraceRequest.FromString(export_request(llm_span()).SerializeToString())
+    request.resource_spans[0].scope_spans[0].spans[0].attributes[key] = value
+    return request.SerializeToString()  # type: ignore[no-any-return]
+
+
+def test_an_any_value_with_two_fields_keeps_the_last() -> None:
+    # Two members of the oneof on the wire: the last one wins, by either route.
+    two = AnyValue(string_value="a").SerializeToString() + AnyValue(int_value=7).SerializeToString()
+    raw, generated = _views(_with_raw_value("both", two))
+    assert raw == generated and raw[0].attributes["both"] == 7
+
+
+def test_an_invalid_string_inside_an_attribute_is_still_refused() -> None:
+    # The raw parse does not look inside a value; the generated classes' parse still refuses the body.
+    body = _with_raw_value("bad", b"\x0a\x02\xff\xfe")  # string_value of invalid UTF-8
+    RawTraceRequest.FromString(body)
+    with pytest.raises(BadRequest):
+        decode_request(body, PROTOBUF)
+
+
+def test_the_keyed_form_filters_as_the_generated_classes() -> None:
+    # Every span of the real captures, and a span over the attribute limit only by a repeated key.
+    for path in sorted(FIXTURES.glob("*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            if not line.strip():
+                continue
+            body = otlp_json_to_protobuf(line).SerializeToString()
+            generated = ExportTraceServiceRequest.FromString(body)
+            keyed = RawTraceRequest.FromString(body)
+            for resource, keyed_resource in zip(generated.resource_spans, keyed.resource_spans, strict=True):
+                for scope, keyed_scope in zip(resource.scope_spans, keyed_resource.scope_spans, strict=True):
+                    for span, keyed_span in zip(scope.spans, keyed_scope.spans, strict=True):
+                        assert ENGINE.prefilter.keeps_raw(keyed_span, scope.scope.name) == (
+                            ENGINE.prefilter.keep(span, scope.scope.name)
+                        ), span.name

@@ -1,0 +1,164 @@
+"""OTLP trace requests parsed with each attribute's value left as its bytes, for the hot path of ingest.
+
+Reading a span's attributes through the generated classes makes, per attribute, a KeyValue wrapper, an
+AnyValue wrapper and a WhichOneof call: about 0.8 us an attribute, the largest cost of a protobuf LLM
+span, and the prefilter's walk over the keys of a span it drops made a KeyValue wrapper a key.
+``RawTraceRequest`` is ``ExportTraceServiceRequest`` with ``KeyValue.value`` declared ``bytes`` and
+``Span.attributes`` declared ``map<string, bytes>`` (the wire encodes a message and a bytes field alike,
+and a map as repeated key/value entries). So a span's keys iterate from the map with no object per
+attribute, a value is one bytes object, and the usual ones (a string, an integer, a double, a bool) are
+read from it here, memoized by those bytes: an instrumentation writes the same values (model, provider,
+route) span after span. A map keeps a repeated key's last value, as ``spans.attributes_dict`` does; its
+keys come in another order, which nothing reading a span's attributes depends on.
+
+The body is parsed with the generated classes first all the same (``otlp.decode_request``): that parse
+checks what this one cannot (UTF-8 and wire format inside an AnyValue), so a body is accepted or refused
+exactly as before. Any value that is not one usual scalar filling its whole encoding (arrays, maps,
+bytes, an AnyValue with two fields set, an empty one) is parsed by ``AnyValue`` and converted by
+``spans.any_value``: the result is the same value whichever route reads it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+_COMMON = "opentelemetry/proto/common/v1/common.proto"
+_TRACE = "opentelemetry/proto/trace/v1/trace.proto"
+_Field = descriptor_pb2.FieldDescriptorProto
+_FileProto = descriptor_pb2.FileDescriptorProto
+
+
+def _values_as_bytes(proto: _FileProto) -> None:
+    """``KeyValue.value`` declared ``bytes``: each attribute's AnyValue is left encoded."""
+    (key_value,) = (m for m in proto.message_type if m.name == "KeyValue")
+    (value,) = (f for f in key_value.field if f.name == "value")
+    value.type = _Field.TYPE_BYTES
+    value.ClearField("type_name")
+
+
+def _span_attributes_as_map(proto: _FileProto) -> None:
+    """``Span.attributes`` declared ``map<string, bytes>``: the wire form of repeated KeyValue."""
+    (span,) = (m for m in proto.message_type if m.name == "Span")
+    (attributes,) = (f for f in span.field if f.name == "attributes")
+    entry = span.nested_type.add(name="AttributesEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=_Field.TYPE_STRING, label=_Field.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=_Field.TYPE_BYTES, label=_Field.LABEL_OPTIONAL)
+    attributes.type_name = ".opentelemetry.proto.trace.v1.Span.AttributesEntry"
+
+
+def _raw_request_class() -> type[Message]:
+    """``ExportTraceServiceRequest`` of a private pool with the two edits above."""
+    files: list[Any] = []
+
+    def collect(file: Any) -> None:  # dependencies first, each once
+        for dependency in file.dependencies:
+            collect(dependency)
+        if file not in files:
+            files.append(file)
+
+    collect(ExportTraceServiceRequest.DESCRIPTOR.file)
+    pool = descriptor_pool.DescriptorPool()
+    edits = {_COMMON: _values_as_bytes, _TRACE: _span_attributes_as_map}
+    for file in files:
+        proto = _FileProto()
+        file.CopyToProto(proto)
+        if proto.name in edits:
+            edits[proto.name](proto)
+        pool.Add(proto)
+    name = ExportTraceServiceRequest.DESCRIPTOR.full_name
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+
+
+RawTraceRequest = _raw_request_class()
+
+_STRING_TAG = 0x0A  # field 1 (string_value), length-delimited
+_BOOL_TAG = 0x10  # field 2 (bool_value), varint
+_INT_TAG = 0x18  # field 3 (int_value), varint
+_DOUBLE_TAG = 0x21  # field 4 (double_value), 64-bit
+_UINT64 = (1 << 64) - 1
+_unpack_double = struct.Struct("<d").unpack_from
+_MAX_MEMO = 8192
+_memo: dict[bytes, Any] = {}
+
+
+def _varint(raw: bytes, at: int) -> tuple[int, int]:
+    """The varint at ``raw[at]`` and the offset past it (the body was checked by the full parse)."""
+    value = shift = 0
+    while True:
+        byte = raw[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+def _scalar(raw: bytes) -> Any:
+    """The value of an encoded AnyValue holding one string, int, double or bool and nothing else;
+    ``_scalar`` itself (a sentinel) for any other encoding."""
+    tag = raw[0]
+    if tag == _STRING_TAG:
+        length, at = _varint(raw, 1)
+        if at + length == len(raw):
+            return raw[at:].decode()
+    elif tag == _INT_TAG:
+        value, at = _varint(raw, 1)
+        if at == len(raw):
+            value &= _UINT64  # int64, two's complement (a 10-byte varint's excess bits are dropped)
+            return value - (1 << 64) if value >= 1 << 63 else value
+    elif tag == _DOUBLE_TAG:
+        if len(raw) == 9:
+            return _unpack_double(raw, 1)[0]
+    elif tag == _BOOL_TAG:
+        value, at = _varint(raw, 1)
+        if at == len(raw):
+            return value != 0
+    return _scalar
+
+
+def raw_value(raw: bytes, any_value: Callable[[AnyValue], Any]) -> Any:
+    """The Python value of an encoded AnyValue, as ``any_value`` makes it of the parsed message."""
+    value = _memo.get(raw, _scalar)
+    if value is not _scalar:
+        return value
+    if raw:
+        value = _scalar(raw)
+        if value is not _scalar:
+            if len(_memo) >= _MAX_MEMO:  # values of high cardinality (ids, counts) must not grow it
+                _memo.clear()
+            _memo[raw] = value  # immutable: shared by every span carrying it
+            return value
+    return any_value(AnyValue.FromString(raw))  # a list or dict is built anew for each span
+
+
+def raw_map(attributes: Mapping[str, bytes], any_value: Callable[[AnyValue], Any]) -> dict[str, Any]:
+    """The dict of a span's ``attributes`` map (a repeated key kept its last value in the parse)."""
+    get = _memo.get
+    # Iterating the map itself runs in C (dict(map) goes through a Python KeysView); most values are
+    # in the memo, the others are read in a second pass.
+    result = {key: get(attributes[key], _scalar) for key in attributes}
+    if _scalar in result.values():
+        for key, value in result.items():
+            if value is _scalar:
+                result[key] = raw_value(attributes[key], any_value)
+    return result
+
+
+def raw_attributes(attributes: Iterable[Any], any_value: Callable[[AnyValue], Any]) -> dict[str, Any]:
+    """``spans.attributes_dict`` of raw KeyValues: a repeated key keeps its last value, in its first
+    key's place."""
+    result = {}
+    get = _memo.get
+    for kv in attributes:
+        raw = kv.value
+        value = get(raw, _scalar)
+        result[kv.key] = raw_value(raw, any_value) if value is _scalar else value
+    return result
