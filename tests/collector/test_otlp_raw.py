@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tests.otlp_builders import export_request, llm_span, otlp_json_to_protobuf
+from tokenpulse.collector import otlp_raw
 from tokenpulse.collector.normalize import ENGINE
 from tokenpulse.collector.otlp import PROTOBUF, BadRequest, decode_request
 from tokenpulse.collector.otlp_raw import RawTraceRequest
@@ -58,6 +59,15 @@ def test_every_kind_of_value_reads_alike() -> None:
         raw, generated = _views(export_request(span).SerializeToString())
         assert raw == generated
         assert type(raw[0].attributes["k11"]) is bool and type(raw[0].attributes["k4"]) is int
+
+
+def test_a_long_value_is_read_and_not_kept() -> None:
+    prompt = "Summarize the ticket: " + "x" * 4000  # an instrumentation recording the prompt itself
+    span = llm_span(**{"gen_ai.prompt.0.content": prompt, "gen_ai.request.model": "gpt-4o"})
+    raw, generated = _views(export_request(span).SerializeToString())
+    assert raw == generated and raw[0].attributes["gen_ai.prompt.0.content"] == prompt
+    assert "gpt-4o" in otlp_raw._memo.values()
+    assert prompt not in otlp_raw._memo.values()
 
 
 def test_nan_reads_as_nan() -> None:

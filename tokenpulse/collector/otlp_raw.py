@@ -86,6 +86,9 @@ _DOUBLE_TAG = 0x21  # field 4 (double_value), 64-bit
 _UINT64 = (1 << 64) - 1
 _unpack_double = struct.Struct("<d").unpack_from
 _MAX_MEMO = 8192
+# Only short values repeat span after span (a model, a provider, a route); a long one (a prompt an
+# instrumentation records as an attribute) is read once and not kept: the memo's memory stays small.
+_MAX_MEMO_BYTES = 256
 _memo: dict[bytes, Any] = {}
 
 
@@ -132,6 +135,8 @@ def raw_value(raw: bytes, any_value: Callable[[AnyValue], Any]) -> Any:
     if raw:
         value = _scalar(raw)
         if value is not _scalar:
+            if len(raw) > _MAX_MEMO_BYTES:
+                return value
             if len(_memo) >= _MAX_MEMO:  # values of high cardinality (ids, counts) must not grow it
                 _memo.clear()
             _memo[raw] = value  # immutable: shared by every span carrying it
