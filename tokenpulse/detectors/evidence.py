@@ -623,9 +623,10 @@ _RATE_DAYS = (1, 7)
 class CountDetector(EvidenceDetector):
     """The number of calls a scope makes falls clearly below what it usually makes at this time of day.
 
-    Calls a minute are Poisson around the usual rate, with the variance over a quarter hour measured on
-    the scope's history (calls come in sessions: bursty, and correlated from minute to minute). The
-    usual rate is the lower of the same time (±1 h) yesterday, scaled to today's level (``_level``), and
+    Calls a minute are negative binomial around the usual rate, with the variance over a quarter hour
+    measured on the scope's history (calls come in sessions, at a rate that wanders: bursty, and
+    correlated from minute to minute; ``stats.session_evidence``). The usual rate is the lower of the
+    same time (±1 h) yesterday (``_same_time``), scaled to today's level (``_level``), and
     a week ago, so a scope without a previous day's history is learning.
     """
 
