@@ -188,6 +188,48 @@ def test_count_dispersion_is_the_negative_binomials_and_blind_to_the_grids_edges
         assert stats.count_dispersion(*sums, np.array([5.0]))[0] == pytest.approx(at_5, rel=0.25)
 
 
+def test_session_evidence_is_the_negative_binomials_and_poissons_without_wander() -> None:
+    # Sessions of 3 calls at a rate that wanders (shape 2: b = 0.5): the log-likelihood ratio of the
+    # negative binomial of the sessions, 12 a minute usually, 6 after a drop of half; without wander,
+    # the quasi-Poisson of a dispersion of 3.
+    def negative_binomial(y: float, mean: float, shape: float) -> float:
+        return (
+            math.lgamma(y + shape) - math.lgamma(shape) - math.lgamma(y + 1)
+            + shape * math.log(shape / (shape + mean)) + y * math.log(mean / (shape + mean))
+        )  # fmt: skip
+
+    counts = np.array([0.0, 6.0, 18.0, 36.0, 90.0])
+    usual, dropped, sessions = np.full(5, 36.0), np.full(5, 18.0), np.full(5, 3.0)
+    drop = stats.session_evidence(counts, usual, dropped, sessions, np.full(5, 0.5))
+    exact = [negative_binomial(x / 3, 6.0, 2.0) - negative_binomial(x / 3, 12.0, 2.0) for x in counts]
+    assert drop == pytest.approx(exact, rel=1e-9)
+    # A silent minute: the shape times ln((2 + 12) / (2 + 6)).
+    assert drop[0] == pytest.approx(2 * math.log(7 / 4))
+    poisson = stats.poisson_evidence(counts, 36.0, 18.0, 3.0)
+    calm = stats.session_evidence(counts, usual, dropped, sessions, np.zeros(5))
+    assert calm == pytest.approx(poisson, rel=1e-9)
+    # Against the quasi-Poisson of the same variance (3 x (1 + 0.5 x 12) = 21 times Poisson's), both
+    # tails say more: a silent minute is less likely, and so is a busy one.
+    same_variance = stats.poisson_evidence(counts, 36.0, 18.0, 21.0)
+    assert drop[0] > same_variance[0] and drop[-1] < same_variance[-1]
+
+
+def test_count_dispersion_parts_add_up_and_a_wild_history_is_all_sessions() -> None:
+    # A rate that wanders (Gamma-mixed, shape 5) over a day that swings from 5 to 95 calls a minute.
+    rng = np.random.default_rng(7)
+    course = 50 - 45 * np.cos(2 * np.pi * np.arange(2 * 1440) / 1440)[:, None]
+    counts = rng.poisson(rng.gamma(5.0, course / 5.0)).astype(float)
+    sums = [grid.sum(axis=0) for grid in stats.block_excess(counts)]
+    for rate in (5.0, 50.0):
+        total, sessions, wander = stats.count_dispersion_parts(*sums, np.array([rate]))
+        assert total[0] == pytest.approx(sessions[0] + wander[0] * rate)
+        assert total[0] == stats.count_dispersion(*sums, np.array([rate]))[0]
+        assert wander[0] == pytest.approx(1 / 5.0, rel=0.3) and sessions[0] < 1.5
+    # Past the most dispersion taken, the negative binomial's shape is not trusted: sessions alone.
+    total, sessions, wander = stats.count_dispersion_parts(*sums, np.array([5000.0]))
+    assert total[0] == sessions[0] == 50.0 and wander[0] == 0.0
+
+
 def test_a_recovery_must_hold_as_long_as_the_change_had_to() -> None:
     # Two minutes that look usual in the middle of a change (a bursty scope's lull) are not a recovery,
     # however strongly they speak, when the change is back the minute after; four in a row are.

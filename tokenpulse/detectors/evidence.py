@@ -623,9 +623,10 @@ _RATE_DAYS = (1, 7)
 class CountDetector(EvidenceDetector):
     """The number of calls a scope makes falls clearly below what it usually makes at this time of day.
 
-    Calls a minute are Poisson around the usual rate, with the variance over a quarter hour measured on
-    the scope's history (calls come in sessions: bursty, and correlated from minute to minute). The
-    usual rate is the lower of the same time (±1 h) yesterday, scaled to today's level (``_level``), and
+    Calls a minute are negative binomial around the usual rate, with the variance over a quarter hour
+    measured on the scope's history (calls come in sessions, at a rate that wanders: bursty, and
+    correlated from minute to minute; ``stats.session_evidence``). The usual rate is the lower of the
+    same time (±1 h) yesterday (``_same_time``), scaled to today's level (``_level``), and
     a week ago, so a scope without a previous day's history is learning.
     """
 
@@ -653,13 +654,12 @@ class CountDetector(EvidenceDetector):
             return stats.window_sums(cumulative, timeline.row(end), timeline.row(start))
 
         here = timeline.minute(rows)[:, None] + np.zeros((1, calls.shape[1]), dtype=np.int64)
-        window = 2 * stats.SAME_HOURS
         rates = []
         for days in _RATE_DAYS:
             centre = here - days * stats.MINUTES_PER_DAY
-            total = totals(centre + stats.SAME_HOURS, centre - stats.SAME_HOURS)
+            total, rate = _same_time(totals, centre)
             known = centre - stats.SAME_HOURS >= 0  # that day is in the history read
-            rates.append(np.where(known & (total >= s.learning_calls), total / window, np.nan))
+            rates.append(np.where(known & (total >= s.learning_calls), rate, np.nan))
         with np.errstate(invalid="ignore"):
             yesterday = rates[0] * _level(totals, here)
             usual, unadjusted = np.fmin(yesterday, rates[1]), np.fmin(*rates)
@@ -669,7 +669,7 @@ class CountDetector(EvidenceDetector):
             windows.block_trailing_day_sums(terms, _BLOCK, calls.shape[0], rows, _LAG)
             for terms in stats.block_terms(calls, _BLOCK)
         ]
-        dispersion = stats.count_dispersion(*trailing, usual)
+        dispersion, sessions, wander = stats.count_dispersion_parts(*trailing, usual)
         # Drops are tested against a rate lower than the level-adjusted one by what an ordinary day
         # strays, and recovery against the unadjusted rate: a drop that lasts lowers today's level, and
         # must not lower the bar it has to clear to resolve.
@@ -679,11 +679,11 @@ class CountDetector(EvidenceDetector):
         x = calls[rows]
         keep = np.array([1 - d for d in sorted(s.drops)])
         changed = null[..., None] * keep
-        rate, spread = null[..., None], dispersion[..., None]
-        evidence = stats.poisson_evidence(x[..., None], rate, changed, spread)
+        rate, shape = null[..., None], (sessions[..., None], wander[..., None])
+        evidence = stats.session_evidence(x[..., None], rate, changed, *shape)
         back = recover_null[..., None]
-        recovery = -stats.poisson_evidence(x[..., None], back, back * np.sqrt(keep), spread)
-        expected = stats.poisson_evidence(changed, rate, changed, spread)
+        recovery = -stats.session_evidence(x[..., None], back, back * np.sqrt(keep), *shape)
+        expected = stats.session_evidence(changed, rate, changed, *shape)
         evidence, recovery, expected = (
             np.where(watched[..., None], g, 0.0) for g in (evidence, recovery, expected)
         )
@@ -717,6 +717,27 @@ def _today_and_yesterday(totals: _WindowCalls, end: np.ndarray, start: np.ndarra
     """The calls over [start, end) and over the same minutes a day earlier."""
     day = stats.MINUTES_PER_DAY
     return totals(end, start), totals(end - day, start - day)
+
+
+def _same_time(totals: _WindowCalls, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The calls within ``stats.SAME_HOURS`` of ``centre`` (minutes), and their rate a minute: the mean
+    of the window's middle quarter hours (``SAME_TIME_KEPT`` of them, the highest and the lowest left
+    out in equal numbers). A surge that day (a load test, a marketing email: a quarter hour or two far
+    out of its neighbours' line) would make the same time today read as a drop; a course that rises or
+    falls through the window keeps its mean, its quarter hours lying evenly either side of it."""
+    start = centre - stats.SAME_HOURS
+    quarters = np.sort(
+        np.stack([totals(start + (i + 1) * _BLOCK, start + i * _BLOCK) for i in range(_SAME_TIME_BLOCKS)]),
+        axis=0,
+    )
+    cut = (_SAME_TIME_BLOCKS - SAME_TIME_KEPT) // 2
+    return quarters.sum(axis=0), quarters[cut : cut + SAME_TIME_KEPT].mean(axis=0) / _BLOCK
+
+
+# The quarter hours of the same time of a previous day (two hours), and how many of the middle ones its
+# rate is the mean of: half, so a surge of up to half an hour (two of them) is left out.
+_SAME_TIME_BLOCKS = 2 * stats.SAME_HOURS // 15
+SAME_TIME_KEPT = 4
 
 
 def _level(totals: _WindowCalls, here: np.ndarray) -> np.ndarray:

@@ -106,6 +106,27 @@ def poisson_evidence(
     return (counts * np.log(rate1 / rate0) - (rate1 - rate0)) / dispersion
 
 
+def session_evidence(
+    counts: np.ndarray, usual: np.ndarray, changed: np.ndarray, sessions: np.ndarray, wander: np.ndarray
+) -> np.ndarray:
+    """Log-likelihood ratio of rate ``changed`` against ``usual`` (calls a minute) for ``counts`` in a
+    minute whose calls come in sessions of ``sessions`` calls at a rate that wanders by ``wander``
+    (``count_dispersion_parts``): the sessions are negative binomial, mean rate / sessions and shape
+    1 / wander, kept by a drop (spans lost at random keep a wandering rate's shape). Its variance is the
+    dispersion's, as ``poisson_evidence``'s is, which it is without wander; with wander, the tail is the
+    negative binomial's: a quarter hour without calls is less likely under the usual than a variance
+    alone says (the sessions' rate would have had to fall to nothing). Empty minutes are evidence."""
+    rate0 = np.maximum(usual, 1e-6) / sessions
+    rate1 = np.maximum(changed, 1e-6) / sessions
+    drawn = counts / sessions
+    # (y + 1/b) ln((1 + b m0) / (1 + b m1)), which is m0 - m1 as b goes to 0 (Poisson sessions).
+    step = wander * (rate0 - rate1) / (1 + wander * rate1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_wander = np.where(np.abs(step) > 1e-12, np.log1p(step) / step, 1.0 - step / 2)
+    scale = (rate0 - rate1) / (1 + wander * rate1) * per_wander
+    return drawn * np.log(rate1 / rate0) + (drawn * wander + 1) * scale
+
+
 def gamma_evidence(
     total: np.ndarray, calls: np.ndarray, usual: np.ndarray, changed: np.ndarray, dispersion: np.ndarray
 ) -> np.ndarray:
@@ -301,6 +322,22 @@ def count_dispersion(
     that come in sessions, a constant factor whatever the rate; b: a rate that itself wanders, the
     negative binomial's, growing with the rate), both at least 0, shrunk towards calm while the history
     holds few blocks."""
+    return count_dispersion_parts(blocks, rates, squares, excess, excess_rates, rate)[0]
+
+
+def count_dispersion_parts(
+    blocks: np.ndarray,
+    rates: np.ndarray,
+    squares: np.ndarray,
+    excess: np.ndarray,
+    excess_rates: np.ndarray,
+    rate: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count_dispersion`` and its two parts at ``rate``: the session size 1 + a (a constant factor)
+    and the wander b (the variance a minute's rate adds, per call a minute), such that the dispersion is
+    1 + a + b x rate. A dispersion past ``_MOST_DISPERSION`` is taken at that, all of it as sessions:
+    a history that wild is not trusted to show the negative binomial's shape, and sessions alone (the
+    quasi-Poisson) give the least evidence in the tail (``session_evidence``)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         shrink = blocks / (blocks + _CALM_BLOCKS)
         mean_rate = rates / blocks
@@ -312,7 +349,11 @@ def count_dispersion(
         alone = np.nan_to_num(np.maximum(excess_rates, 0.0) / squares)
         slope = np.where(base < 0, alone, slope)
         base = np.maximum(base, 0.0)
-    return np.clip(1.0 + shrink * (base + slope * rate), 1.0, _MOST_DISPERSION)
+    total = 1.0 + shrink * (base + slope * rate)
+    capped = total > _MOST_DISPERSION
+    sessions = np.where(capped, _MOST_DISPERSION, 1.0 + shrink * base)
+    wander = np.where(capped, 0.0, shrink * slope)
+    return np.minimum(total, _MOST_DISPERSION), sessions, wander
 
 
 def dispersion(size: np.ndarray, burst: np.ndarray, spread: np.ndarray | float = 1.0) -> np.ndarray:

@@ -1,6 +1,8 @@
 import math
 import zlib
 
+import pytest
+
 from tests.detector_harness import Scenario, Series, between, run
 from tokenpulse.detectors.catalog.timeout_surge import TimeoutSurge
 from tokenpulse.detectors.catalog.traffic_drop import TrafficDrop
@@ -119,3 +121,27 @@ def test_a_drop_that_lasts_hours_does_not_resolve_while_it_lasts() -> None:
     )
     assert [status for _, status, _, _ in result] == ["firing", "resolved"]
     assert result[1][0] >= lost_until
+
+
+def test_the_same_time_yesterday_leaves_a_surge_out_and_keeps_a_course() -> None:
+    # Two hours of yesterday: a load test quadrupled half an hour of a route's 20 calls a minute (the
+    # window's mean: 35 a minute); a course that climbs from 10 to 30 through the window keeps its mean.
+    import numpy as np
+
+    from tokenpulse.detectors import stats
+    from tokenpulse.detectors.evidence import _same_time
+
+    def rate_of(calls: np.ndarray) -> float:
+        cumulative = stats.cumulative(calls[:, None])
+
+        def totals(end: np.ndarray, start: np.ndarray) -> np.ndarray:
+            return stats.window_sums(cumulative, end, start)
+
+        total, rate = _same_time(totals, np.array([[60]]))
+        assert total[0, 0] == calls.sum()
+        return float(rate[0, 0])
+
+    surged = np.full(120, 20.0)
+    surged[30:60] = 80.0
+    assert rate_of(surged) == 20.0
+    assert rate_of(np.linspace(10.0, 30.0, 120)) == pytest.approx(20.0, rel=0.01)
