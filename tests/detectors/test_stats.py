@@ -148,6 +148,11 @@ def test_a_change_weaker_than_the_likeliest_that_goes_on_confirms_the_alarm() ->
     evidence = np.array([[3.0, 9.0], [3.0, 9.0]] + [[-0.3, -3.0]] * 8).reshape(-1, 1, 2)
     paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected, blips_end=True)
     assert not paging.any()
+    # Nor does a lone bursty minute after it (2.5 nats for x1.5): one minute is not a change that goes
+    # on, and with the usual minute after it, the blip explains the run.
+    evidence = np.array([[3.0, 9.0]] * 3 + [[2.5, 1.9]] + [[-0.3, -3.0]] * 6).reshape(-1, 1, 2)
+    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected, blips_end=True)
+    assert not paging.any()
 
 
 def test_the_alternative_that_fired_decides_the_recovery() -> None:
