@@ -133,6 +133,28 @@ def test_a_thin_scopes_latest_minutes_speak_together_where_blips_end() -> None:
     assert onset[:8, 0].tolist() == [0] * 8 and onset[8, 0] == 9
 
 
+def test_a_change_weaker_than_the_likeliest_that_goes_on_confirms_the_alarm() -> None:
+    # A busy route whose odds of a timeout doubled, tested for x1.5 (first column) and x3: a bursty first
+    # minute fires x3, which the run goes on making likeliest, but its minutes give x3 1 nat, then 0.4,
+    # never the 2 its minutes of hundreds of calls are expected to show half of. They speak for x1.5
+    # (1.2 nats each, 0.5 expected): past the minutes a blip would explain (the first three), the two
+    # since give 2.4 nats for it. The change goes on, and it pages.
+    minutes = [[3.0, 9.0]] + [[1.2, 1.0], [1.2, 0.4]] * 4 + [[1.2, 1.0]]
+    evidence = np.array(minutes).reshape(-1, 1, 2)
+    expected = np.broadcast_to(np.array([0.5, 5.0]), evidence.shape).copy()
+    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected, blips_end=True)
+    assert paging[:, 0].tolist() == [False] * 4 + [True] * 6
+    # A blip that is over speaks for no change, weaker or not: its alarm is dropped, never paged.
+    evidence = np.array([[3.0, 9.0], [3.0, 9.0]] + [[-0.3, -3.0]] * 8).reshape(-1, 1, 2)
+    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected, blips_end=True)
+    assert not paging.any()
+    # Nor does a lone bursty minute after it (2.5 nats for x1.5): one minute is not a change that goes
+    # on, and with the usual minute after it, the blip explains the run.
+    evidence = np.array([[3.0, 9.0]] * 3 + [[2.5, 1.9]] + [[-0.3, -3.0]] * 6).reshape(-1, 1, 2)
+    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected, blips_end=True)
+    assert not paging.any()
+
+
 def test_the_alternative_that_fired_decides_the_recovery() -> None:
     # Two alternatives; the strong one fires. Recovery is judged against the strong one's halfway level
     # (third column of recovery): a minute that speaks against the weak change only does not resolve.

@@ -420,7 +420,9 @@ def sequential_alarm(
     after a blip does not outweigh the usual minutes around it; and then its "last informative minute"
     is its latest minutes that together are (``_pooled``), and it is dropped as a blip only once its
     minutes since it fired were expected to show a change that goes on (a thin scope's four minutes of
-    a call or two do not tell one from a blip). Once paging, it pages until the alarm
+    a call or two do not tell one from a blip); its latest minutes past those a blip explains may also
+    confirm it by speaking for a weaker change than the likeliest (``_weaker_goes_on``): a change
+    between two of those tested goes on. Once paging, it pages until the alarm
     ends, so a spend that hovers at a floor does not page, resolve and page again. Inside the alarm, the
     recovery evidence against the halfway level of the alternative that fired accumulates (a CUSUM) and
     the alarm ends when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the
@@ -482,15 +484,24 @@ def sequential_alarm(
         speaks = (totals[t + 1] - totals[run_start, every]).argmax(axis=1) if blips_end else fired
         now = evidence[t][every, speaks]
         bar = np.abs(now) if expected is None else expected[t][every, speaks]
+        weaker = np.zeros(scopes, dtype=bool)
         if informed is not None:
             # An alarm waiting to page: its latest minutes that together are informative (``_pooled``).
             which = np.flatnonzero(on & ~paged & ~fire & (bar > 0))
             if which.size:
                 pooled = _pooled(totals, informed, t, speaks, fired_at, which, 2 * min_minutes)
                 now[which], bar[which] = pooled
+                # Minutes a blip shorter than the floor explains do not tell a change that goes on.
+                after = fired_at.copy()
+                after[which] = np.maximum(
+                    fired_at[which], _strongest_end(totals, t, run_start, speaks, which, min_minutes - 1) - 1
+                )
+                weaker[which] = _weaker_goes_on(totals, informed, t, speaks, after, which, 2 * min_minutes)
         still = np.where(fire, True, np.where(bar > 0, now >= np.minimum(_STILL_CHANGED, bar / 2), still))
         held = t + 1 - fired_at
-        confirmed = still & (held >= min_minutes) & reached(t, run_start)
+        # A weaker change going on confirms the alarm; it does not keep an unconfirmed one from being
+        # dropped as a blip (its evidence then starts again, and may fire the change that goes on).
+        confirmed = (still | weaker) & (held >= min_minutes) & reached(t, run_start)
         if blips_end:
             # Only alarms this minute would page: a paging one stays paged.
             due = confirmed & on & ~paged
@@ -538,6 +549,65 @@ def _pooled(
     later = informed[t + 1, which, alternative[which]] - informed[rows + 1, columns, alternatives]
     inside = (rows == t) | ((later < 2 * _STILL_CHANGED) & (rows > fired_at[which]))
     return (evidence * inside).sum(axis=0), (expected * inside).sum(axis=0)
+
+
+def _strongest_end(
+    totals: np.ndarray, t: int, starts: np.ndarray, likeliest: np.ndarray, which: np.ndarray, longest: int
+) -> np.ndarray:
+    """The end (exclusive) of the strongest ``longest`` minutes or fewer in a row of each scope's run
+    [start, t] of ``which``, for its ``likeliest`` alternative: what a blip would explain of the run
+    (``_blip_explains``). ``totals``: cumulative evidence (a leading zero row)."""
+    if longest < 1:
+        return starts[which]
+    first = int(starts[which].min())
+    columns = np.arange(which.size)
+    begins = starts[which] - first
+    sums = totals[first : t + 2, which][:, columns, likeliest[which]]  # rows x scopes
+    rows = np.arange(sums.shape[0])[:, None]
+    strongest, end = np.full(which.size, -np.inf), begins.copy()
+    for k in range(1, min(longest, sums.shape[0] - 1) + 1):
+        windows = np.where(rows[:-k] >= begins, sums[k:] - sums[:-k], -np.inf)
+        best = windows.argmax(axis=0)
+        better = windows[best, columns] > strongest
+        strongest = np.where(better, windows[best, columns], strongest)
+        end = np.where(better, best + k, end)
+    return end + first
+
+
+def _weaker_goes_on(
+    totals: np.ndarray,
+    informed: np.ndarray,
+    t: int,
+    likeliest: np.ndarray,
+    after: np.ndarray,
+    which: np.ndarray,
+    most: int,
+) -> np.ndarray:
+    """Whether the latest informative minutes (as ``_pooled`` takes them, each alternative's own, none at
+    ``after`` or before) of each scope of ``which`` give ``_STILL_CHANGED`` nats for a change weaker
+    than its ``likeliest``, over two minutes with calls or more. A change between two of those tested
+    (odds x2.1 on a busy route, where a bursty minute made x3 likeliest) gives minutes that seldom show
+    x3 the half of its expected evidence the page asks for, but speak for x1.5 together: it goes on. A
+    blip that is over speaks for none of them: the minutes a blip explains are before ``after``, and a
+    lone bursty minute after it (4 timeouts in 118 calls where 0.4% is usual) is what the blip rule
+    judges against the likeliest change. The bar is the floor itself, not half a weaker change's
+    expected evidence: that is a fraction of a nat on a thin scope, which one stray timeout gives."""
+    speaks = np.zeros(which.size, dtype=bool)
+    rows = np.arange(t, max(t + 1 - most, 0) - 1, -1)[:, None]  # minute t first
+    for weaker in range(int(likeliest[which].max(initial=0))):
+        below = which[likeliest[which] > weaker]
+        if not below.size:
+            continue
+        columns = below[None, :]
+        evidence = totals[rows + 1, columns, weaker] - totals[rows, columns, weaker]
+        expected = informed[rows + 1, columns, weaker] - informed[rows, columns, weaker]
+        later = informed[t + 1, below, weaker] - informed[rows + 1, columns, weaker]
+        inside = (rows > after[below]) & ((rows == t) | (later < 2 * _STILL_CHANGED))
+        minutes = (inside & (expected > 0)).sum(axis=0)
+        speaks[likeliest[which] > weaker] |= (minutes >= 2) & (
+            (evidence * inside).sum(axis=0) >= _STILL_CHANGED
+        )
+    return speaks
 
 
 def _blip_explains(
