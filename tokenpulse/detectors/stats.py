@@ -559,6 +559,16 @@ def _strongest_end(
     (``_blip_explains``). ``totals``: cumulative evidence (a leading zero row)."""
     if longest < 1:
         return starts[which]
+    return _strongest_window(totals, t, starts, likeliest, which, longest)[2]
+
+
+def _strongest_window(
+    totals: np.ndarray, t: int, starts: np.ndarray, likeliest: np.ndarray, which: np.ndarray, longest: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of each scope's run [start, t] of ``which``, for its ``likeliest`` alternative: the cumulative
+    evidence at the run's minute boundaries (rows from the earliest start x scopes), the evidence of its
+    strongest ``longest`` minutes or fewer in a row (-inf: none) and that window's end (exclusive; the
+    start where there is none)."""
     first = int(starts[which].min())
     columns = np.arange(which.size)
     begins = starts[which] - first
@@ -566,12 +576,13 @@ def _strongest_end(
     rows = np.arange(sums.shape[0])[:, None]
     strongest, end = np.full(which.size, -np.inf), begins.copy()
     for k in range(1, min(longest, sums.shape[0] - 1) + 1):
+        # The windows [s, s + k) inside the run.
         windows = np.where(rows[:-k] >= begins, sums[k:] - sums[:-k], -np.inf)
         best = windows.argmax(axis=0)
         better = windows[best, columns] > strongest
         strongest = np.where(better, windows[best, columns], strongest)
         end = np.where(better, best + k, end)
-    return end + first
+    return sums, strongest, end + first
 
 
 def _weaker_goes_on(
@@ -622,19 +633,10 @@ def _blip_explains(
     which = np.flatnonzero(scopes)
     if not which.size or longest < 1:
         return explains
-    first = int(starts[which].min())
-    columns = np.arange(which.size)
-    begins = starts[which] - first
-    # Cumulative evidence at the minute boundaries of the runs, from the earliest (rows x scopes x alts).
-    run = totals[first : t + 2, which]
-    sums = run[:, columns, likeliest[which]]  # rows x scopes
-    strongest = np.zeros(which.size)
-    rows = np.arange(sums.shape[0])[:, None]
-    for k in range(1, min(longest, sums.shape[0] - 1) + 1):
-        # The windows [s, s + k) inside the run.
-        windows = np.where(rows[:-k] >= begins, sums[k:] - sums[:-k], -np.inf)
-        strongest = np.maximum(strongest, windows.max(axis=0))
-    explains[which] = sums[-1] - sums[begins, columns] - strongest < 0
+    sums, strongest, _ = _strongest_window(totals, t, starts, likeliest, which, longest)
+    begins = starts[which] - int(starts[which].min())
+    run = sums[-1] - sums[begins, np.arange(which.size)]
+    explains[which] = run - np.maximum(strongest, 0.0) < 0
     return explains
 
 
