@@ -252,6 +252,9 @@ def test_a_held_grid_gives_its_span_sums_again_and_a_caller_cannot_change_them()
     again = windows.span_sums(grid, starts, ends)
     assert np.array_equal(again, expected)
     assert len(windows._held_sums(grid)) == 1
+    everywhere = np.arange(0, 3 * DAY, 10)  # sums past a sixteenth of the grid (a backtest's): not held
+    windows.span_sums(grid, everywhere, everywhere + 10)
+    assert len(windows._held_sums(grid)) == 1
     key = id(grid)
     del grid
     assert key not in windows._HELD_SUMS  # gone with the grid

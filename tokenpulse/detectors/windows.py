@@ -131,7 +131,7 @@ def span_sums(grid: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndar
     lo, hi = int(starts.min()), int(ends.max())
     part = _cumulative_rows(grid, lo, hi)
     sums = part[ends - lo] - part[starts - lo]
-    if memo is not None:
+    if memo is not None and sums.size * _HELD_SHARE <= grid.size:
         memo[key] = sums.copy()
     return sums
 
@@ -140,6 +140,10 @@ def span_sums(grid: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndar
 # detectors ask for the same windows of the same grids (the same hours of previous days and the trailing
 # day of the calls at service+route, for six of them): 96 of its 335 span sums repeated one before.
 _HELD_SUMS: dict[int, tuple[weakref.ref[np.ndarray], dict[tuple[bytes, bytes], np.ndarray]]] = {}
+# Sums are held only where they are at most this share of their grid: a live cycle's scan of two hours
+# against a week-long grid (1/40), not a backtest's day of times (its sums about the grid's size, a dozen
+# of them per grid held for the whole evaluation).
+_HELD_SHARE = 16
 
 
 def hold_sums(grid: np.ndarray) -> None:
