@@ -237,9 +237,12 @@ def alternate(args: argparse.Namespace, data_dir: Path) -> int:
     later_cpu: dict[str, list[float]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, tree in trees.items():
-            # This tree's benchmark sets the allocator itself (the cycle restores its settings); an older
-            # one may not know the option: glibc's environment sets it for both.
-            own = ["--daemon-allocator"] if args.daemon_allocator and name == "this" else []
+            # A benchmark that knows the option sets the allocator itself, as serve does (the cycle then
+            # reuses its large buffers: ``memory.large_buffers_reused``); an older one does not know it:
+            # glibc's environment sets it for both. Given to the baseline too where it knows it: without
+            # it, the baseline's cycle maps every large array fresh and its system time is not serve's.
+            knows = "--daemon-allocator" in (tree / "bench" / "detectors.py").read_text()
+            own = ["--daemon-allocator"] if args.daemon_allocator and knows else []
             run = subprocess.run(
                 [sys.executable, str(tree / "bench" / "detectors.py"), *command, *own],
                 cwd=tree, check=True, capture_output=True, text=True, env=environment,

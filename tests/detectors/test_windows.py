@@ -221,3 +221,40 @@ def test_a_grid_of_the_minutes_read_gives_the_sums_of_the_week_long_grid(lookbac
         sums((week[held], cost[held]), rows, timeline), sums((week, cost), minutes, None), strict=True
     ):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("scopes", [3, stats.ROW_WISE_FROM - 1, stats.ROW_WISE_FROM, 600])
+def test_cumulative_sums_a_row_at_a_time_are_cumsums_bit_for_bit(scopes: int) -> None:
+    """Wide grids are summed a row at a time: the same additions in the same order as ``cumsum``, so the
+    same bits, a NaN and a negative zero included."""
+    rng = np.random.default_rng(scopes)
+    grid = rng.gamma(0.3, 1e-3, (300, scopes)) * (rng.random((300, scopes)) < 0.5)
+    grid[0, 0], grid[5, -1] = -0.0, np.nan
+    expected = np.empty((301, scopes))
+    expected[0] = 0.0
+    np.cumsum(grid, axis=0, out=expected[1:])
+    for got in (stats.cumulative(grid), windows._cumulative_rows(grid, 0, 300)):
+        assert np.array_equal(got, expected, equal_nan=True)
+        assert (np.signbit(got) == np.signbit(expected)).all()
+    one = windows._cumulative_rows(grid, 7, 8)  # a single row: copied after the zero row
+    assert np.array_equal(one, np.vstack([np.zeros(scopes), grid[7]]), equal_nan=True)
+
+
+def test_a_held_grid_gives_its_span_sums_again_and_a_caller_cannot_change_them() -> None:
+    """``hold_sums``: the same spans of a held grid are summed once; what a caller gets is its own."""
+    rng = np.random.default_rng(3)
+    grid = count_grid(rng, 3 * DAY, 40)
+    starts, ends = np.array([10, 100, DAY]), np.array([70, DAY, 2 * DAY])
+    expected = windows.span_sums(grid, starts, ends)
+    windows.hold_sums(grid)
+    first = windows.span_sums(grid, starts, ends)
+    first += 1.0  # a caller adding into its sums
+    again = windows.span_sums(grid, starts, ends)
+    assert np.array_equal(again, expected)
+    assert len(windows._held_sums(grid)) == 1
+    everywhere = np.arange(0, 3 * DAY, 10)  # sums past a sixteenth of the grid (a backtest's): not held
+    windows.span_sums(grid, everywhere, everywhere + 10)
+    assert len(windows._held_sums(grid)) == 1
+    key = id(grid)
+    del grid
+    assert key not in windows._HELD_SUMS  # gone with the grid

@@ -16,7 +16,7 @@ import pandas as pd
 
 from tokenpulse.detectors.base import CRITICAL, WARNING, Observation, Scope
 from tokenpulse.detectors.history import BASELINE_DAYS, DETECTOR_DIMENSIONS, History
-from tokenpulse.detectors.windows import Timeline
+from tokenpulse.detectors.windows import Timeline, hold_sums
 
 MINUTES_PER_DAY = 1440
 
@@ -218,11 +218,15 @@ def grid_layout(
     return _layout(frame, dims, rows, timeline.rows, factorize or _factorize)
 
 
+_MINUTE_NS = 60 * 10**9
+
+
 def _row_offsets(frame: pd.DataFrame, first: pd.Timestamp, timeline: Timeline) -> np.ndarray:
     """Each row's row in a grid from ``first`` on ``timeline`` (-1: a minute it leaves out, which no
     history's frame holds)."""
-    minutes = frame["minute"].to_numpy(dtype="datetime64[ns]")
-    offsets = (minutes - first.to_datetime64()) // np.timedelta64(1, "m")
+    minutes = frame["minute"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    # As integers (nanoseconds since the epoch, UTC): dividing datetimes checks every row for NaT.
+    offsets = (minutes - pd.Timestamp(first).value) // _MINUTE_NS
     if not timeline.removed:
         return offsets
     return np.where(timeline.held(offsets), timeline.row(offsets), -1)
@@ -237,14 +241,22 @@ def _layout(
 ) -> GridLayout:
     """The ``GridLayout`` of ``frame``'s rows at ``offsets`` (rows of a grid of ``count``) by ``dims``."""
     inside = (offsets >= 0) & (offsets < count)
+    # A history's frame lies in its grid's range: its rows are all in, and need no picking.
+    every = bool(inside.all())
     scope_codes = np.zeros(len(frame), dtype=np.int64)
     levels = []
     for dim in dims:
         codes, uniques = factorize(frame, dim)
-        scope_codes = scope_codes * len(uniques) + codes
+        scope_codes *= len(uniques)  # in place: a week of rollup's rows, a pass per dimension
+        scope_codes += codes
         levels.append(uniques)
-    used, scope_ids = _unique_codes(scope_codes[inside], math.prod(len(u) for u in levels))
-    cells = offsets[inside].astype(np.int64) * len(used) + scope_ids
+    used, scope_ids = _unique_codes(
+        scope_codes if every else scope_codes[inside], math.prod(len(u) for u in levels)
+    )
+    # A copy either way: a frame's offsets are held (``GridMemo``), and the cells are computed in place.
+    cells = offsets.astype(np.int64) if every else offsets[inside].astype(np.int64)
+    cells *= len(used)
+    cells += scope_ids
     # Each used code back to its values, the last dimension first (the codes were built first-major).
     values, positions = [], []
     remaining = used
@@ -366,6 +378,7 @@ class GridMemo:
         else:
             grid = layout.sum(frame, column)  # 0
         grid.setflags(write=False)
+        hold_sums(grid)  # the detectors that share it share its window sums too
         self._grids[(*key, column)] = grid
         return grid
 

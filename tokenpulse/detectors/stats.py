@@ -702,8 +702,29 @@ def cumulative(grid: np.ndarray) -> np.ndarray:
     # Summed into the result itself: no second week-long array to build and copy (the same sums).
     out = np.empty((grid.shape[0] + 1, *grid.shape[1:]))
     out[0] = 0.0
-    np.cumsum(grid, axis=0, out=out[1:])
+    cumsum_rows(grid, out[1:])
     return out
+
+
+# Cells a row from which cumulative sums along the minutes are taken a row at a time (``cumsum_rows``):
+# about where a row's call (under a microsecond) costs less than ``cumsum``'s strided walk of its columns.
+ROW_WISE_FROM = 200
+
+
+def cumsum_rows(grid: np.ndarray, out: np.ndarray) -> None:
+    """``np.cumsum(grid, axis=0, out=out)``. A float grid of ``ROW_WISE_FROM`` cells a row or more is
+    summed a row at a time (each row added to the sum of the rows before it): ``cumsum`` along the
+    minutes walks each scope's column down the rows, a stride of a whole row per addition, and took 2-4x
+    as long on a day of 600 scopes. The same additions in the same order (the first row copied, as
+    ``cumsum`` starts from it): the same sums, bit for bit."""
+    rows = grid.shape[0]
+    if grid.dtype != np.float64 or rows < 2 or grid[0].size < ROW_WISE_FROM:
+        np.cumsum(grid, axis=0, out=out)
+        return
+    out[0] = grid[0]
+    add = np.add
+    for k in range(1, rows):
+        add(out[k - 1], grid[k], out=out[k])
 
 
 # The same time of day on previous days: this many minutes either side.
