@@ -346,3 +346,21 @@ def test_a_calls_spread_is_one_for_yes_no_calls_and_measured_for_fractions_of_a_
     assert 0.05 < spread(fractions) < 0.25
     # Half an hour of history is not trusted to be that calm.
     assert spread(fractions, rows=30) > 0.7
+
+
+def test_silence_clusters_measure_how_rarely_silence_runs_on() -> None:
+    rng = np.random.default_rng(11)
+    # Poisson calls: an empty minute follows an empty one with probability exp(-rate), theta 1.
+    poisson = rng.poisson(3.0, (2 * 1440, 1)).astype(float)
+    theta = stats.silence_clusters(*(t.sum(axis=0) for t in stats.silence_terms(poisson)))
+    assert theta[0] == pytest.approx(1.0, abs=0.15)
+    # Sessions starting at 1 a minute, each 2 calls in each of 3 minutes (6 calls a minute): after an
+    # empty minute (no session began in the three before it), the next is empty unless one begins in
+    # it, with probability exp(-1): theta 1/6, a silent run's minute worth d x rate / 6 for a drop by d.
+    starts = rng.poisson(1.0, 2 * 1440 + 2)
+    sessions = (2 * (starts[2:] + starts[1:-1] + starts[:-2])).astype(float)[:, None]
+    theta = stats.silence_clusters(*(t.sum(axis=0) for t in stats.silence_terms(sessions)))
+    assert theta[0] == pytest.approx(1 / 6, rel=0.25)
+    # A history without empty minutes says nothing of silence.
+    busy = rng.poisson(50.0, (1440, 1)).astype(float)
+    assert stats.silence_clusters(*(t.sum(axis=0) for t in stats.silence_terms(busy)))[0] == 0.0
