@@ -296,11 +296,11 @@ def block_terms(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tu
 
 
 def silence_terms(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tuple[np.ndarray, ...]:
-    """What a scope's history says of how often a silent minute follows a silent minute: per block of
-    ``block`` minutes (blocks x scopes, as ``block_terms``), the minutes that follow an empty minute, those
-    of them empty too, and the local rate (calls a minute, ``block_terms``') summed over the first. Calls
-    in sessions that span minutes leave a minute empty less often than a quarter hour's variance says a
-    negative binomial minute would be (``silence_clusters``)."""
+    """What a scope's history says of how often its minutes are empty: per block of ``block`` minutes
+    (blocks x scopes, as ``block_terms``), the minutes that follow an empty minute, those of them empty
+    too, and the local rate (calls a minute, ``block_terms``') summed over the first; then the same of
+    all minutes. Calls in sessions that span minutes leave a minute empty less often than a quarter
+    hour's variance says a negative binomial minute would be (``silence_clusters``, on either three)."""
     rows = counts.shape[0] - counts.shape[0] % block
     empty = counts[:rows] == 0
     after = np.zeros(empty.shape, dtype=bool)
@@ -313,7 +313,8 @@ def silence_terms(counts: np.ndarray, block: int = 15, half_window: int = 4) -> 
         return minutes.reshape(-1, block, counts.shape[1]).sum(axis=1).astype(float)
 
     followers = per_block(after)
-    return followers, per_block(after & empty), followers * rate
+    minutes = np.full(sums.shape, float(block))
+    return followers, per_block(after & empty), followers * rate, minutes, per_block(empty), minutes * rate
 
 
 # Pseudo-minutes, all of them silent, a scope's silent runs are shrunk with: a history with few empty
@@ -322,8 +323,8 @@ _SILENT_PRIOR_MINUTES = 2.0
 
 
 def silence_clusters(followers: np.ndarray, silent: np.ndarray, exposure: np.ndarray) -> np.ndarray:
-    """From ``silence_terms`` summed over a history: clusters of calls a minute arrive at theta x the
-    rate, so a minute after an empty one is empty too with probability exp(-theta x rate). theta is
+    """From three of ``silence_terms`` summed over a history: clusters of calls a minute arrive at theta x
+    the rate, so a minute (after an empty one, or any) is empty with probability exp(-theta x rate). theta is
     -ln(silent share) / mean rate, at most 1 (Poisson calls). Measured at the mean rate, it is the lower
     (exp is convex): the evidence of silence it gives is never more than the history shows."""
     with np.errstate(divide="ignore", invalid="ignore"):
