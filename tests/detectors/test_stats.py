@@ -346,3 +346,26 @@ def test_a_calls_spread_is_one_for_yes_no_calls_and_measured_for_fractions_of_a_
     assert 0.05 < spread(fractions) < 0.25
     # Half an hour of history is not trusted to be that calm.
     assert spread(fractions, rows=30) > 0.7
+
+
+def test_silence_clusters_measure_how_rarely_minutes_are_empty() -> None:
+    def clusters(counts: np.ndarray) -> tuple[float, float]:
+        """theta after an empty minute, and of any minute."""
+        sums = [t.sum(axis=0) for t in stats.silence_terms(counts)]
+        return stats.silence_clusters(*sums[:3])[0], stats.silence_clusters(*sums[3:])[0]
+
+    rng = np.random.default_rng(11)
+    # Poisson calls: a minute is empty with probability exp(-rate), after an empty one or not: theta 1.
+    run_on, any_minute = clusters(rng.poisson(3.0, (2 * 1440, 1)).astype(float))
+    assert run_on == pytest.approx(1.0, abs=0.15) and any_minute == pytest.approx(1.0, abs=0.1)
+    # Sessions starting at 1 a minute, each 2 calls in each of 3 minutes (6 calls a minute): a minute is
+    # empty when no session began in it or the two before, exp(-3), theta 1/2; after an empty minute,
+    # unless one begins in it, exp(-1), theta 1/6: a silent run's minute weighs d x rate / 6.
+    starts = rng.poisson(1.0, 2 * 1440 + 2)
+    sessions = (2 * (starts[2:] + starts[1:-1] + starts[:-2])).astype(float)[:, None]
+    run_on, any_minute = clusters(sessions)
+    assert run_on == pytest.approx(1 / 6, rel=0.25) and any_minute == pytest.approx(1 / 2, rel=0.25)
+    # A history without empty minutes says nothing of silent runs, and of an empty minute only as much
+    # as a day of minutes (and the prior's two empty ones) can show: ln(1442 / 2) at its rate.
+    run_on, any_minute = clusters(rng.poisson(50.0, (1440, 1)).astype(float))
+    assert run_on == 0.0 and any_minute * 50.0 == pytest.approx(np.log(1442 / 2), rel=0.02)

@@ -681,6 +681,21 @@ class CountDetector(EvidenceDetector):
         changed = null[..., None] * keep
         rate, shape = null[..., None], (sessions[..., None], wander[..., None])
         evidence = stats.session_evidence(x[..., None], rate, changed, *shape)
+        # An empty minute: the negative binomial of a quarter hour's variance makes it far likelier than a
+        # scope whose sessions span minutes shows it. Its own trailing day says how rarely its minutes are
+        # empty, and how rarely an empty one follows an empty one (``stats.silence_clusters``: clusters of
+        # calls arriving at theta x rate); a drop by d keeps 1 - d of the clusters, whose absence in a
+        # minute weighs d x theta x rate. The first empty minute of a run is weighed by how often any
+        # minute is empty (after a minute with calls, an empty one is rarer still), the next ones by how
+        # often silence runs on.
+        silences = [
+            windows.block_trailing_day_sums(terms, _BLOCK, calls.shape[0], rows, _LAG)
+            for terms in stats.silence_terms(calls, _BLOCK)
+        ]
+        run_on = calls[np.maximum(rows - 1, 0)] == 0
+        theta = np.where(run_on, stats.silence_clusters(*silences[:3]), stats.silence_clusters(*silences[3:]))
+        silence = (theta * null)[..., None] * (1 - keep)
+        evidence = np.where((x == 0)[..., None], np.maximum(evidence, silence), evidence)
         back = recover_null[..., None]
         recovery = -stats.session_evidence(x[..., None], back, back * np.sqrt(keep), *shape)
         expected = stats.session_evidence(changed, rate, changed, *shape)

@@ -295,6 +295,44 @@ def block_terms(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tu
     return counted.astype(float), rate, rate**2, excess, excess * rate
 
 
+def silence_terms(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tuple[np.ndarray, ...]:
+    """What a scope's history says of how often its minutes are empty: per block of ``block`` minutes
+    (blocks x scopes, as ``block_terms``), the minutes that follow an empty minute, those of them empty
+    too, and the local rate (calls a minute, ``block_terms``') summed over the first; then the same of
+    all minutes. Calls in sessions that span minutes leave a minute empty less often than a quarter
+    hour's variance says a negative binomial minute would be (``silence_clusters``, on either three)."""
+    rows = counts.shape[0] - counts.shape[0] % block
+    empty = counts[:rows] == 0
+    after = np.zeros(empty.shape, dtype=bool)
+    after[1:] = empty[:-1]
+    sums = counts[:rows].reshape(-1, block, counts.shape[1]).sum(axis=1)
+    around = _local(np.ones((sums.shape[0], 1)), half_window)
+    rate = _local(sums, half_window) / around / block
+
+    def per_block(minutes: np.ndarray) -> np.ndarray:
+        return minutes.reshape(-1, block, counts.shape[1]).sum(axis=1).astype(float)
+
+    followers = per_block(after)
+    minutes = np.full(sums.shape, float(block))
+    return followers, per_block(after & empty), followers * rate, minutes, per_block(empty), minutes * rate
+
+
+# Pseudo-minutes, all of them silent, a scope's silent runs are shrunk with: a history with few empty
+# minutes is not trusted to show how rarely they run on.
+_SILENT_PRIOR_MINUTES = 2.0
+
+
+def silence_clusters(followers: np.ndarray, silent: np.ndarray, exposure: np.ndarray) -> np.ndarray:
+    """From three of ``silence_terms`` summed over a history: clusters of calls a minute arrive at theta x
+    the rate, so a minute (after an empty one, or any) is empty with probability exp(-theta x rate). theta is
+    -ln(silent share) / mean rate, at most 1 (Poisson calls). Measured at the mean rate, it is the lower
+    (exp is convex): the evidence of silence it gives is never more than the history shows."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = (silent + _SILENT_PRIOR_MINUTES) / (followers + _SILENT_PRIOR_MINUTES)
+        theta = np.nan_to_num(-np.log(share) / (exposure / followers), nan=0.0, posinf=0.0)
+    return np.clip(theta, 0.0, 1.0)
+
+
 # Pseudo-pairs of calls (or calls) of perfect calm an estimate of burstiness is shrunk with: a thin
 # history is not trusted to be calm, nor to be bursty. And the most burstiness ever taken.
 _CALM, _MOST_CORRELATION = 200.0, 0.5
