@@ -669,7 +669,7 @@ class CountDetector(EvidenceDetector):
             windows.block_trailing_day_sums(terms, _BLOCK, calls.shape[0], rows, _LAG)
             for terms in stats.block_terms(calls, _BLOCK)
         ]
-        dispersion, sessions, wander = stats.count_dispersion_parts(*trailing, usual)
+        dispersion, sessions, wander = stats.count_dispersion(*trailing, usual)
         # Drops are tested against a rate lower than the level-adjusted one by what an ordinary day
         # strays, and recovery against the unadjusted rate: a drop that lasts lowers today's level, and
         # must not lower the bar it has to clear to resolve.

@@ -111,7 +111,7 @@ def session_evidence(
 ) -> np.ndarray:
     """Log-likelihood ratio of rate ``changed`` against ``usual`` (calls a minute) for ``counts`` in a
     minute whose calls come in sessions of ``sessions`` calls at a rate that wanders by ``wander``
-    (``count_dispersion_parts``): the sessions are negative binomial, mean rate / sessions and shape
+    (``count_dispersion``): the sessions are negative binomial, mean rate / sessions and shape
     1 / wander, kept by a drop (spans lost at random keep a wandering rate's shape). Its variance is the
     dispersion's, as ``poisson_evidence``'s is, which it is without wander; with wander, the tail is the
     negative binomial's: a quarter hour without calls is less likely under the usual than a variance
@@ -354,28 +354,15 @@ def count_dispersion(
     excess: np.ndarray,
     excess_rates: np.ndarray,
     rate: np.ndarray,
-) -> np.ndarray:
-    """A count's variance relative to Poisson at ``rate`` calls a minute, from the sums of
-    ``block_excess`` over a history: 1 + a + b x rate, fitted by least squares on the blocks (a: calls
-    that come in sessions, a constant factor whatever the rate; b: a rate that itself wanders, the
-    negative binomial's, growing with the rate), both at least 0, shrunk towards calm while the history
-    holds few blocks."""
-    return count_dispersion_parts(blocks, rates, squares, excess, excess_rates, rate)[0]
-
-
-def count_dispersion_parts(
-    blocks: np.ndarray,
-    rates: np.ndarray,
-    squares: np.ndarray,
-    excess: np.ndarray,
-    excess_rates: np.ndarray,
-    rate: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``count_dispersion`` and its two parts at ``rate``: the session size 1 + a (a constant factor)
-    and the wander b (the variance a minute's rate adds, per call a minute), such that the dispersion is
-    1 + a + b x rate. A dispersion past ``_MOST_DISPERSION`` is taken at that, all of it as sessions:
-    a history that wild is not trusted to show the negative binomial's shape, and sessions alone (the
-    quasi-Poisson) give the least evidence in the tail (``session_evidence``)."""
+    """A count's variance relative to Poisson at ``rate`` calls a minute, from the sums of
+    ``block_excess`` over a history, and its two parts: the session size 1 + a (calls that come in
+    sessions, a constant factor whatever the rate) and the wander b (a rate that itself wanders, the
+    negative binomial's: the variance a minute's rate adds, per call a minute), such that the dispersion
+    is 1 + a + b x rate, fitted by least squares on the blocks, both at least 0, shrunk towards calm
+    while the history holds few blocks. A dispersion past ``_MOST_DISPERSION`` is taken at that, all of
+    it as sessions: a history that wild is not trusted to show the negative binomial's shape, and
+    sessions alone (the quasi-Poisson) give the least evidence in the tail (``session_evidence``)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         shrink = blocks / (blocks + _CALM_BLOCKS)
         mean_rate = rates / blocks
