@@ -350,7 +350,7 @@ def test_a_calls_spread_is_one_for_yes_no_calls_and_measured_for_fractions_of_a_
 def test_silence_clusters_measure_how_rarely_minutes_are_empty() -> None:
     def clusters(counts: np.ndarray) -> tuple[float, float]:
         """theta after an empty minute, and of any minute."""
-        sums = [t.sum(axis=0) for t in stats.silence_terms(counts)]
+        sums = [t.sum(axis=0) for t in stats.silence_terms(counts, stats.block_terms(counts)[1])]
         return stats.silence_clusters(*sums[:3])[0], stats.silence_clusters(*sums[3:])[0]
 
     rng = np.random.default_rng(11)

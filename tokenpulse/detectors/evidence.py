@@ -665,9 +665,9 @@ class CountDetector(EvidenceDetector):
             usual, unadjusted = np.fmin(yesterday, rates[1]), np.fmin(*rates)
         watched = ~np.isnan(usual)
         usual = np.nan_to_num(usual, nan=1.0)
+        blocks = stats.block_terms(calls, _BLOCK)
         trailing = [
-            windows.block_trailing_day_sums(terms, _BLOCK, calls.shape[0], rows, _LAG)
-            for terms in stats.block_terms(calls, _BLOCK)
+            windows.block_trailing_day_sums(terms, _BLOCK, calls.shape[0], rows, _LAG) for terms in blocks
         ]
         dispersion, sessions, wander = stats.count_dispersion(*trailing, usual)
         # Drops are tested against a rate lower than the level-adjusted one by what an ordinary day
@@ -690,7 +690,7 @@ class CountDetector(EvidenceDetector):
         # often silence runs on.
         silences = [
             windows.block_trailing_day_sums(terms, _BLOCK, calls.shape[0], rows, _LAG)
-            for terms in stats.silence_terms(calls, _BLOCK)
+            for terms in stats.silence_terms(calls, blocks[1], _BLOCK)
         ]
         run_on = calls[np.maximum(rows - 1, 0)] == 0
         theta = np.where(run_on, stats.silence_clusters(*silences[:3]), stats.silence_clusters(*silences[3:]))

@@ -295,25 +295,23 @@ def block_terms(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tu
     return counted.astype(float), rate, rate**2, excess, excess * rate
 
 
-def silence_terms(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tuple[np.ndarray, ...]:
+def silence_terms(counts: np.ndarray, rate: np.ndarray, block: int = 15) -> tuple[np.ndarray, ...]:
     """What a scope's history says of how often its minutes are empty: per block of ``block`` minutes
-    (blocks x scopes, as ``block_terms``), the minutes that follow an empty minute, those of them empty
-    too, and the local rate (calls a minute, ``block_terms``') summed over the first; then the same of
-    all minutes. Calls in sessions that span minutes leave a minute empty less often than a quarter
-    hour's variance says a negative binomial minute would be (``silence_clusters``, on either three)."""
+    (blocks x scopes, as ``block_terms``, whose local ``rate`` of calls a minute it takes), the minutes
+    that follow an empty minute, those of them empty too, and the local rate summed over the first; then
+    the same of all minutes. Calls in sessions that span minutes leave a minute empty less often than a
+    quarter hour's variance says a negative binomial minute would be (``silence_clusters``, on either
+    three)."""
     rows = counts.shape[0] - counts.shape[0] % block
     empty = counts[:rows] == 0
     after = np.zeros(empty.shape, dtype=bool)
     after[1:] = empty[:-1]
-    sums = counts[:rows].reshape(-1, block, counts.shape[1]).sum(axis=1)
-    around = _local(np.ones((sums.shape[0], 1)), half_window)
-    rate = _local(sums, half_window) / around / block
 
     def per_block(minutes: np.ndarray) -> np.ndarray:
         return minutes.reshape(-1, block, counts.shape[1]).sum(axis=1).astype(float)
 
     followers = per_block(after)
-    minutes = np.full(sums.shape, float(block))
+    minutes = np.full(rate.shape, float(block))
     return followers, per_block(after & empty), followers * rate, minutes, per_block(empty), minutes * rate
 
 
@@ -517,10 +515,8 @@ def sequential_alarm(
                 pooled = _pooled(totals, informed, t, speaks, fired_at, which, 2 * min_minutes)
                 now[which], bar[which] = pooled
                 # Minutes a blip shorter than the floor explains do not tell a change that goes on.
-                after = fired_at.copy()
-                after[which] = np.maximum(
-                    fired_at[which], _strongest_end(totals, t, run_start, speaks, which, min_minutes - 1) - 1
-                )
+                blip_end = _strongest_window(totals, t, run_start, speaks, which, min_minutes - 1)[2]
+                after = np.maximum(fired_at[which], blip_end - 1)
                 weaker[which] = _weaker_goes_on(totals, informed, t, speaks, after, which, 2 * min_minutes)
         still = np.where(fire, True, np.where(bar > 0, now >= np.minimum(_STILL_CHANGED, bar / 2), still))
         held = t + 1 - fired_at
@@ -576,17 +572,6 @@ def _pooled(
     return (evidence * inside).sum(axis=0), (expected * inside).sum(axis=0)
 
 
-def _strongest_end(
-    totals: np.ndarray, t: int, starts: np.ndarray, likeliest: np.ndarray, which: np.ndarray, longest: int
-) -> np.ndarray:
-    """The end (exclusive) of the strongest ``longest`` minutes or fewer in a row of each scope's run
-    [start, t] of ``which``, for its ``likeliest`` alternative: what a blip would explain of the run
-    (``_blip_explains``). ``totals``: cumulative evidence (a leading zero row)."""
-    if longest < 1:
-        return starts[which]
-    return _strongest_window(totals, t, starts, likeliest, which, longest)[2]
-
-
 def _strongest_window(
     totals: np.ndarray, t: int, starts: np.ndarray, likeliest: np.ndarray, which: np.ndarray, longest: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -620,29 +605,29 @@ def _weaker_goes_on(
     most: int,
 ) -> np.ndarray:
     """Whether the latest informative minutes (as ``_pooled`` takes them, each alternative's own, none at
-    ``after`` or before) of each scope of ``which`` give ``_STILL_CHANGED`` nats for a change weaker
-    than its ``likeliest``, over two minutes with calls or more. A change between two of those tested
-    (odds x2.1 on a busy route, where a bursty minute made x3 likeliest) gives minutes that seldom show
-    x3 the half of its expected evidence the page asks for, but speak for x1.5 together: it goes on. A
-    blip that is over speaks for none of them: the minutes a blip explains are before ``after``, and a
-    lone bursty minute after it (4 timeouts in 118 calls where 0.4% is usual) is what the blip rule
-    judges against the likeliest change. The bar is the floor itself, not half a weaker change's
-    expected evidence: that is a fraction of a nat on a thin scope, which one stray timeout gives."""
+    ``after`` or before: one minute per scope of ``which``) of each scope of ``which`` give
+    ``_STILL_CHANGED`` nats for a change weaker than its ``likeliest``, over two minutes with calls or
+    more. A change between two of those tested (odds x2.1 on a busy route, where a bursty minute made x3
+    likeliest) gives minutes that seldom show x3 the half of its expected evidence the page asks for, but
+    speak for x1.5 together: it goes on. A blip that is over speaks for none of them: the minutes a blip
+    explains are before ``after``, and a lone bursty minute after it (4 timeouts in 118 calls where 0.4%
+    is usual) is what the blip rule judges against the likeliest change. The bar is the floor itself, not
+    half a weaker change's expected evidence: that is a fraction of a nat on a thin scope, which one
+    stray timeout gives."""
     speaks = np.zeros(which.size, dtype=bool)
     rows = np.arange(t, max(t + 1 - most, 0) - 1, -1)[:, None]  # minute t first
     for weaker in range(int(likeliest[which].max(initial=0))):
-        below = which[likeliest[which] > weaker]
+        stronger = likeliest[which] > weaker
+        below = which[stronger]
         if not below.size:
             continue
         columns = below[None, :]
         evidence = totals[rows + 1, columns, weaker] - totals[rows, columns, weaker]
         expected = informed[rows + 1, columns, weaker] - informed[rows, columns, weaker]
         later = informed[t + 1, below, weaker] - informed[rows + 1, columns, weaker]
-        inside = (rows > after[below]) & ((rows == t) | (later < 2 * _STILL_CHANGED))
+        inside = (rows > after[stronger]) & ((rows == t) | (later < 2 * _STILL_CHANGED))
         minutes = (inside & (expected > 0)).sum(axis=0)
-        speaks[likeliest[which] > weaker] |= (minutes >= 2) & (
-            (evidence * inside).sum(axis=0) >= _STILL_CHANGED
-        )
+        speaks[stronger] |= (minutes >= 2) & ((evidence * inside).sum(axis=0) >= _STILL_CHANGED)
     return speaks
 
 
