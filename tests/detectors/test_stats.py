@@ -368,3 +368,30 @@ def test_silence_clusters_measure_how_rarely_minutes_are_empty() -> None:
     # as a day of minutes (and the prior's two empty ones) can show: ln(1442 / 2) at its rate.
     run_on, any_minute = clusters(rng.poisson(50.0, (1440, 1)).astype(float))
     assert run_on == 0.0 and any_minute * 50.0 == pytest.approx(np.log(1442 / 2), rel=0.02)
+
+
+def test_the_same_hours_lean_on_the_trailing_day_as_far_as_they_agree() -> None:
+    def pooled(hour: tuple[float, float], day: tuple[float, float]) -> tuple[float, float]:
+        part, total = stats.pooled_hours(
+            np.array([hour[0]]), np.array([hour[1]]), np.array([day[0]]), np.array([day[1]]), 0.15
+        )
+        return float(part[0] / total[0]), float(total[0])
+
+    # A thin route's two hours yesterday: 192 calls, 8 timeouts (4.2%) where its day of 2,600 calls
+    # timed out 1.2%. Eight where 2.4 were due is a fluke or the hour's own level: as far as the
+    # hours stray beyond their sampling error, they keep their own level, so the pooled share stays
+    # near theirs.
+    share, calls = pooled((8, 192), (32, 2600))
+    assert 0.035 < share < 0.042
+    # Three where 2.4 were due agree with the day: the day's calls weigh in, and the share is near it.
+    share, calls = pooled((3, 192), (32, 2600))
+    assert 0.012 < share < 0.014 and calls > 1000
+    # No timeout in 900 calls of a route that times out 0.24% over its day (27 in 11,000) is not a
+    # share of 0: one stray timeout would be 25x the odds of a usual of 0.03%.
+    share, _ = pooled((0, 900), (27, 11_000))
+    assert share > 0.001
+    # A route that times out 3x as often at its peak, over a week of those hours, keeps its peak's level.
+    share, _ = pooled((252, 8400), (1440, 144_000))
+    assert share > 0.028
+    # A day without calls adds nothing.
+    assert pooled((3, 192), (0, 0)) == (3 / 192, 192)

@@ -400,6 +400,11 @@ def _run_sums(cumulative: np.ndarray, onset: np.ndarray, positions: np.ndarray) 
     return stats.window_sums(cumulative, positions[:, None] + 1, onset)
 
 
+# How much a share's level at a time of day varies around its day's (a standard deviation, relative to
+# the day's share): the observed swing of +-20% over the day (``DIURNAL_ODDS``) is one of 0.14.
+HOURS_SPREAD = 0.15
+
+
 @dataclass(frozen=True)
 class ShareSettings(EvidenceSettings):
     odds_ratios: tuple[float, ...] = (
@@ -461,9 +466,18 @@ class ShareDetector(EvidenceDetector):
         with np.errstate(divide="ignore", invalid="ignore"):
             usual = np.where(learning, prior, base_part / base_total)
 
+        # The same hours of previous days, leaning on the trailing day as far as they agree with it.
+        hours_part, hours_total = stats.pooled_hours(
+            base_part, base_total, trailing[1], trailing[0], HOURS_SPREAD
+        )
+        hours_part, hours_total = (
+            np.where(same_hour, hours_part, base_part),
+            np.where(same_hour, hours_total, base_total),
+        )
+
         def upper(margin: float) -> np.ndarray:
             """The upper end of what the baseline says, ``margin`` standard errors up (NaN: not known)."""
-            share = np.where(learning, prior, stats.wilson_bounds(base_part, base_total, margin)[1])
+            share = np.where(learning, prior, stats.wilson_bounds(hours_part, hours_total, margin)[1])
             # A trailing day knows nothing of the time of day: allow for a share that moves over the day.
             diurnal = np.maximum(
                 stats.odds_shift(share, DIURNAL_ODDS), np.minimum(share * DIURNAL_RISE, (1 + share) / 2)

@@ -385,6 +385,30 @@ def dispersion(size: np.ndarray, burst: np.ndarray, spread: np.ndarray | float =
     return spread + np.maximum(size, 0.0) * burst
 
 
+def pooled_hours(
+    hour_part: np.ndarray, hour_total: np.ndarray, day_part: np.ndarray, day_total: np.ndarray, spread: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A share's counts at the same hours of previous days, pooled with its trailing day's: the day's share
+    as a prior of the hours' (pseudo-calls added to both counts), so that a thin scope's few hundred
+    calls at those hours, whose timeouts put its usual anywhere within a factor of two, lean on the day's
+    ten times as many.
+
+    The hours' share is taken to vary around the day's by ``spread`` times the day's share (a standard
+    deviation: the time of day moves a share by about that much), or by as much more as the hours' own
+    share strays from the day's beyond their sampling error (a route that times out three times as often
+    at its peak keeps its peak's level), plus the day's own sampling error; the prior is worth as many
+    calls as have that variance (a Beta prior, by its moments). A day without calls adds nothing."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        day = (day_part + 0.5) / (day_total + 1)  # Jeffreys: a day without a timeout is not a share of 0
+        binomial = day * (1 - day)
+        day_error = binomial / (day_total + 1)
+        strays = (np.nan_to_num(hour_part / hour_total, nan=0.0) - day) ** 2 - binomial / hour_total
+        variance = np.maximum((spread * day) ** 2, np.nan_to_num(strays - day_error)) + day_error
+        calls = np.maximum(binomial / variance - 1, 0.0)
+    calls = np.where(day_total > 0, np.nan_to_num(calls), 0.0)
+    return hour_part + calls * day, hour_total + calls
+
+
 def wilson_bounds(successes: np.ndarray, trials: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
     """The Wilson score interval of successes / trials at ``z`` standard deviations (NaN without trials)."""
     with np.errstate(divide="ignore", invalid="ignore"):
