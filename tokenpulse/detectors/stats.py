@@ -447,8 +447,8 @@ def sequential_alarm(
     confirm it by speaking for a weaker change than the likeliest (``_weaker_goes_on``): a change
     between two of those tested goes on. Once paging, it pages until the alarm
     ends, so a spend that hovers at a floor does not page, resolve and page again. Inside the alarm, the
-    recovery evidence against the halfway level of the alternative that fired (where blips end, of the
-    one the run makes likeliest when it pages, if weaker) accumulates (a CUSUM) and
+    recovery evidence against the halfway level of the alternative that fired (or of the one the run
+    makes likeliest when it pages, if weaker) accumulates (a CUSUM) and
     the alarm ends when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the
     scope is back to usual, not merely a little better, nor for a moment. Then every CUSUM starts again
     from zero.
@@ -507,7 +507,8 @@ def sequential_alarm(
         # The change a minute must still speak for: the one that fired, or, where blips end, the one the
         # run makes likeliest so far (a first bursty minute may fire a larger change than the one going
         # on, whose minutes then speak against the larger one).
-        speaks = (totals[t + 1] - totals[run_start, every]).argmax(axis=1) if blips_end else fired
+        run_likeliest = (totals[t + 1] - totals[run_start, every]).argmax(axis=1)
+        speaks = run_likeliest if blips_end else fired
         now = evidence[t][every, speaks]
         bar = np.abs(now) if expected is None else expected[t][every, speaks]
         weaker = np.zeros(scopes, dtype=bool)
@@ -533,7 +534,7 @@ def sequential_alarm(
         # Once it pages, the change the run makes likeliest is the one a recovery must outweigh: a first
         # bursty minute may have fired a larger change, whose halfway level the scope can cross while it
         # is still changed (and then fire again).
-        resolves_from = np.where(on & ~paged & confirmed, np.minimum(fired, speaks), resolves_from)
+        resolves_from = np.where(on & ~paged & confirmed, np.minimum(fired, run_likeliest), resolves_from)
         paged = on & (paged | confirmed)
         # An alarm that has not been confirmed within twice the floor was a blip: it is dropped, and a
         # later change has to build its evidence again (and hold the floor again) to page.
