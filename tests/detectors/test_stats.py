@@ -164,6 +164,23 @@ def test_the_alternative_that_fired_decides_the_recovery() -> None:
     assert paging[:, 0].tolist() == [True, True, True]
 
 
+def test_where_blips_end_the_change_likeliest_when_it_pages_decides_the_recovery() -> None:
+    # A bursty first minute fires the larger change; the minutes after speak for the smaller one, which
+    # pages. Then the minutes look recovered against the larger change's halfway level (second column of
+    # recovery) but still changed against the smaller one's: the smaller change goes on, and it does not
+    # resolve (judged against the larger change it would, and then fire again).
+    evidence = np.array([[[4.0, 9.0]]] + [[[3.0, -2.0]]] * 7)
+    recovery = np.array([[[0.0, 0.0]]] * 4 + [[[-1.0, 5.0]]] * 4)
+    fired, likeliest = (
+        stats.sequential_alarm(evidence, recovery, 5.0, 3.0, 4, blips_end=ends)[0][:, 0].tolist()
+        for ends in (False, True)
+    )
+    assert likeliest == [False] * 3 + [True] * 5
+    # Without blips ending, the larger change that fired is the one a minute must speak for: it never
+    # pages here.
+    assert fired == [False] * 8
+
+
 def test_burstiness_is_the_intra_minute_correlation_not_a_slow_drift() -> None:
     rng = np.random.default_rng(3)
     minutes = np.arange(2000)

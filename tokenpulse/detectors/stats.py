@@ -471,7 +471,8 @@ def sequential_alarm(
     confirm it by speaking for a weaker change than the likeliest (``_weaker_goes_on``): a change
     between two of those tested goes on. Once paging, it pages until the alarm
     ends, so a spend that hovers at a floor does not page, resolve and page again. Inside the alarm, the
-    recovery evidence against the halfway level of the alternative that fired accumulates (a CUSUM) and
+    recovery evidence against the halfway level of the alternative that fired (or of the one the run
+    makes likeliest when it pages, if weaker) accumulates (a CUSUM) and
     the alarm ends when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the
     scope is back to usual, not merely a little better, nor for a moment. Then every CUSUM starts again
     from zero.
@@ -494,6 +495,7 @@ def sequential_alarm(
     on = np.zeros(scopes, dtype=bool)
     paged = np.zeros(scopes, dtype=bool)
     fired = np.zeros(scopes, dtype=np.int64)  # the alternative that started the alarm
+    resolves_from = np.zeros(scopes, dtype=np.int64)  # the alternative the recovery is weighed against
     run_start = np.zeros(scopes, dtype=np.int64)
     fired_at = np.zeros(scopes, dtype=np.int64)
     still = np.zeros(scopes, dtype=bool)  # the last minute with calls spoke for the change that fired
@@ -518,7 +520,8 @@ def sequential_alarm(
             fired[near] = np.where(fire[near], likeliest[np.arange(near.size), run], fired[near])
         run_start = np.where(fire, started[every, strongest], run_start)
         fired_at = np.where(fire, t, fired_at)
-        step = recovery[t][every, fired]
+        resolves_from = np.where(fire, fired, resolves_from)
+        step = recovery[t][every, resolves_from]
         back = np.where(on, np.maximum(back + step, 0.0), 0.0)
         # Minutes with calls in a row that the recovery run has lasted: a recovery must hold as long as a
         # change had to before it paged (two quiet minutes of a bursty scope are not a recovery).
@@ -528,7 +531,8 @@ def sequential_alarm(
         # The change a minute must still speak for: the one that fired, or, where blips end, the one the
         # run makes likeliest so far (a first bursty minute may fire a larger change than the one going
         # on, whose minutes then speak against the larger one).
-        speaks = (totals[t + 1] - totals[run_start, every]).argmax(axis=1) if blips_end else fired
+        run_likeliest = (totals[t + 1] - totals[run_start, every]).argmax(axis=1)
+        speaks = run_likeliest if blips_end else fired
         now = evidence[t][every, speaks]
         bar = np.abs(now) if expected is None else expected[t][every, speaks]
         weaker = np.zeros(scopes, dtype=bool)
@@ -551,6 +555,10 @@ def sequential_alarm(
             # Only alarms this minute would page: a paging one stays paged.
             due = confirmed & on & ~paged
             confirmed &= ~_blip_explains(totals, t, run_start, speaks, due, min_minutes - 1)
+        # Once it pages, the change the run makes likeliest is the one a recovery must outweigh: a first
+        # bursty minute may have fired a larger change, whose halfway level the scope can cross while it
+        # is still changed (and then fire again).
+        resolves_from = np.where(on & ~paged & confirmed, np.minimum(fired, run_likeliest), resolves_from)
         paged = on & (paged | confirmed)
         # An alarm that has not been confirmed within twice the floor was a blip: it is dropped, and a
         # later change has to build its evidence again (and hold the floor again) to page.
