@@ -15,7 +15,7 @@ from tokenpulse.collector import otlp_raw
 from tokenpulse.collector.normalize import ENGINE
 from tokenpulse.collector.otlp import PROTOBUF, BadRequest, decode_request
 from tokenpulse.collector.otlp_raw import RawTraceRequest
-from tokenpulse.collector.spans import iter_spans
+from tokenpulse.collector.spans import iter_raw_spans, iter_spans
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "interop"
 
@@ -121,3 +121,21 @@ def test_the_keyed_form_filters_as_the_generated_classes() -> None:
                         assert ENGINE.prefilter.keeps_raw(keyed_span, scope.scope.name) == (
                             ENGINE.prefilter.keep(span, scope.scope.name)
                         ), span.name
+
+
+def test_the_inlined_prefilter_keeps_what_the_filter_keeps() -> None:
+    # iter_raw_spans (the ingest path) against iter_spans with the prefilter's keep and the attribute
+    # limit, on every span of the real captures, with a limit some of them exceed.
+    prefilter = ENGINE.prefilter
+    for path in sorted(FIXTURES.glob("*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            if not line.strip():
+                continue
+            keyed = RawTraceRequest.FromString(otlp_json_to_protobuf(line).SerializeToString())
+            for max_keys in (128, 4):
+
+                def keep(span: object, scope_name: str, limit: int = max_keys) -> bool:
+                    return len(span.attributes) > limit or prefilter.keeps_raw(span, scope_name)  # type: ignore[attr-defined]
+
+                inlined = list(iter_raw_spans(keyed, prefilter.keys, prefilter.keeps_by_name, max_keys))
+                assert inlined == list(iter_spans(keyed, keep))

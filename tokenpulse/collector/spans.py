@@ -83,6 +83,49 @@ def _raw_map(attributes: Any) -> dict[str, Any]:
     return raw_map(attributes, any_value)
 
 
+def iter_raw_spans(
+    request: RawTraceRequest, claims: frozenset[str], keeps_by_name: Callable[[Any, str], bool], max_keys: int
+) -> Iterator[SpanView]:
+    """``iter_spans(request, keep)`` of a RawTraceRequest with the prefilter's test inlined: a span is
+    kept when it has more than ``max_keys`` attribute keys, one of the keys in ``claims``, or when
+    ``keeps_by_name(span, scope_name)`` says so (``Prefilter.keeps_raw``).
+
+    The ingest path of a protobuf body: each span's attribute map is fetched once (a wrapper object a
+    fetch) and its view built with positional arguments, for a span that is dropped and one kept alike.
+    """
+    to_dict = _raw_attributes
+    for resource_spans in request.resource_spans:
+        resource = to_dict(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            scope_name = scope_spans.scope.name
+            for span in scope_spans.spans:
+                attributes = span.attributes
+                if (
+                    claims.isdisjoint(attributes)
+                    and len(attributes) <= max_keys
+                    and not keeps_by_name(span, scope_name)
+                ):
+                    continue
+                status = span.status
+                events = span.events
+                event_views = [SpanEvent(e.name, e.time_unix_nano, to_dict(e.attributes)) for e in events]
+                yield SpanView(
+                    span.trace_id.hex(),
+                    span.span_id.hex(),
+                    span.parent_span_id.hex(),
+                    span.name,
+                    span.start_time_unix_nano,
+                    span.end_time_unix_nano,
+                    raw_map(attributes, any_value),
+                    resource,
+                    scope_name,
+                    span.kind,
+                    status.code,
+                    status.message,
+                    event_views,
+                )
+
+
 def iter_spans(
     request: ExportTraceServiceRequest | RawTraceRequest | list[SpanView],
     keep: Callable[[Any, str], bool] | None = None,
