@@ -1097,16 +1097,16 @@ class Prefilter:
         for attribute in span.attributes:  # first: an LLM span leaves at its first gen_ai.* key
             if attribute.key in keys:
                 return True
-        return self.keeps_by_name(span, scope_name)
+        return self._keeps_by_name(span, scope_name)
 
     def keeps_raw(self, span: Any, scope_name: str) -> bool:
         """``keep`` for a span whose ``attributes`` iterate its keys (``otlp_raw.RawTraceRequest``): no
         object is made per attribute, the cost of a span this drops."""
         if not self.keys.isdisjoint(span.attributes):
             return True
-        return self.keeps_by_name(span, scope_name)
+        return self._keeps_by_name(span, scope_name)
 
-    def keeps_by_name(self, span: Any, scope_name: str) -> bool:
+    def _keeps_by_name(self, span: Any, scope_name: str) -> bool:
         """``keep`` of an OTLP protobuf span none of whose attribute keys claims it."""
         name = span.name
         if name in self.names or (self.name_prefixes and name.startswith(self.name_prefixes)):

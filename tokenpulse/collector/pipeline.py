@@ -441,7 +441,7 @@ def normalize_request(
         # The same test inlined (Prefilter.keeps_raw): a RawTraceRequest's span attributes are a map,
         # whose keys iterate without a KeyValue each and whose len counts distinct keys, as the view's
         # dict that the limit is checked on below.
-        spans = iter_raw_spans(request, prefilter.keys, prefilter.keeps_by_name, max_attributes)
+        spans = iter_raw_spans(request, prefilter, max_attributes)
     elif isinstance(request, list):
         # OTLP/JSON arrives as views, every span decoded and checked (a malformed one is a 400); the
         # same filter spares normalizing those that cannot matter.
