@@ -6,6 +6,7 @@
 Reports acknowledged spans/s, the time until every acknowledged span is queryable, end-to-end stored
 spans/s, request latency p50/p99, the peak RSS (VmHWM) of the daemon and of its workers (and their sum)
 and the CPU seconds all of them used, as spans per CPU-second: on a shared machine the honest figure.
+The load generator's own CPU (this process's senders) is reported apart: it shares the machine.
 Every combination of ``--mixed`` and ``--workers`` runs once per round, alternated, each on a fresh data
 directory; one JSON object per run. Exits non-zero on any loss.
 
@@ -206,12 +207,14 @@ def run(
                         rejected += 1
 
     load_started = time.monotonic()
+    generator_cpu = time.process_time()  # this process: the senders (and nothing else while they run)
     threads = [threading.Thread(target=sender) for _ in range(args.senders)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     load_ended = time.monotonic()
+    generator_cpu = time.process_time() - generator_cpu
 
     while (stored := stored_calls(daemon)) < acknowledged:
         time.sleep(0.2)
@@ -245,6 +248,10 @@ def run(
         "cpu_seconds": round(cpu, 1),  # daemon and workers, from load start until all stored
         "daemon_cpu_seconds": round(used[0], 1),  # with workers: the log, the writer and chDB
         "spans_received_per_cpu_s": round(received / cpu) if cpu else None,
+        # The load generator's own CPU while it sent, apart: on a 2-core machine it competes with the
+        # daemon, so the throughput above is of what the generator left over.
+        "generator_cpu_seconds": round(generator_cpu, 1),
+        "generator_cpu_us_per_span": round(generator_cpu / received * 1e6, 2) if received else None,
         "daemon_peak_rss_mib": round(peaks[0] / 1024, 1),
         "workers_peak_rss_mib": [round(peak / 1024, 1) for peak in peaks[1:]],
         "peak_rss_sum_mib": round(sum(peaks) / 1024, 1),

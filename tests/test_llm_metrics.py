@@ -7,12 +7,12 @@ import subprocess
 from decimal import Decimal
 
 import httpx
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
 from tests.daemon import Daemon
 from tests.factories import call_record
 from tests.otlp_builders import export_request, llm_span
-from tokenpulse.collector.llm_metrics import OTHER, LlmMetrics, PairCap
+from tokenpulse.collector.llm_metrics import OTHER, LlmMetrics, PairCap, _observe_all
 
 
 def sample(name: str, **labels: str) -> float:
@@ -75,3 +75,18 @@ def test_live_metrics_carry_the_llm_figures_and_pass_promtool(daemon: Daemon) ->
     assert checked.returncode == 0 and not checked.stdout.strip() and not checked.stderr.strip(), (
         checked.stdout + checked.stderr
     )
+
+
+def test_observing_many_values_at_once_counts_them_as_one_by_one() -> None:
+    # On a bound, between bounds, past the last finite bound, zero: the same buckets, count and sum.
+    values = [0.0, 0.25, 0.2500001, 1.0, 3.5, 300.0, 301.0, 1e6, 0.5, 0.5]
+    one, many = CollectorRegistry(), CollectorRegistry()
+    bounds = (0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
+    single = Histogram("h", "h", buckets=bounds, registry=one)
+    for value in values:
+        single.observe(value)
+    _observe_all(Histogram("h", "h", buckets=bounds, registry=many), values)
+    samples = [(s.name, s.labels, s.value) for m in one.collect() for s in m.samples if s.name != "h_created"]
+    assert samples == [
+        (s.name, s.labels, s.value) for m in many.collect() for s in m.samples if s.name != "h_created"
+    ]

@@ -10,12 +10,12 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from tests.otlp_builders import export_request, llm_span, otlp_json_to_protobuf
+from tests.otlp_builders import export_request, llm_span, otlp_json_to_protobuf, span_with
 from tokenpulse.collector import otlp_raw
 from tokenpulse.collector.normalize import ENGINE
 from tokenpulse.collector.otlp import PROTOBUF, BadRequest, decode_request
 from tokenpulse.collector.otlp_raw import RawTraceRequest
-from tokenpulse.collector.spans import iter_spans
+from tokenpulse.collector.spans import iter_raw_spans, iter_spans
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "interop"
 
@@ -121,3 +121,47 @@ def test_the_keyed_form_filters_as_the_generated_classes() -> None:
                         assert ENGINE.prefilter.keeps_raw(keyed_span, scope.scope.name) == (
                             ENGINE.prefilter.keep(span, scope.scope.name)
                         ), span.name
+
+
+def test_the_inlined_prefilter_keeps_what_the_filter_keeps() -> None:
+    # iter_raw_spans (the ingest path) against iter_spans with the prefilter's keep and the attribute
+    # limit, on every span of the real captures, with a limit some of them exceed.
+    prefilter = ENGINE.prefilter
+    for path in sorted(FIXTURES.glob("*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            if not line.strip():
+                continue
+            keyed = RawTraceRequest.FromString(otlp_json_to_protobuf(line).SerializeToString())
+            for max_keys in (128, 4):
+
+                def keep(span: object, scope_name: str, limit: int = max_keys) -> bool:
+                    return len(span.attributes) > limit or prefilter.keeps_raw(span, scope_name)  # type: ignore[attr-defined]
+
+                inlined = list(iter_raw_spans(keyed, prefilter, max_keys))
+                assert inlined == list(iter_spans(keyed, keep))
+
+
+def test_the_inlined_prefilter_keeps_by_name_and_by_an_implied_call_scope() -> None:
+    # Spans none of whose keys claims them: kept by a rule's name or prefix, or as an ERROR span under
+    # an implied-call scope (not an OK one, nor an ERROR one under another scope).
+    prefilter = ENGINE.prefilter
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    for scope_name in (*prefilter.implied_scopes, "other.scope"):
+        scope = resource_spans.scope_spans.add()
+        scope.scope.name = f"{scope_name}openai" if scope_name != "other.scope" else scope_name
+        for name in ("GET /", *sorted(prefilter.names), *(f"{p} x" for p in prefilter.name_prefixes)):
+            for code in (1, 2):
+                span = scope.spans.add()
+                span.CopyFrom(span_with({"http.route": "/"}))
+                span.name, span.status.code = name, code
+    keyed = RawTraceRequest.FromString(request.SerializeToString())
+
+    def keep(span: object, scope_name: str) -> bool:
+        return len(span.attributes) > 128 or prefilter.keeps_raw(span, scope_name)  # type: ignore[attr-defined]
+
+    inlined = list(iter_raw_spans(keyed, prefilter, 128))
+    assert inlined == list(iter_spans(keyed, keep))
+    assert [(v.scope_name, v.name) for v in inlined if v.name == "GET /"] == [
+        (f"{s}openai", "GET /") for s in prefilter.implied_scopes
+    ]

@@ -58,14 +58,17 @@ def values_of(fields: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[An
 
 def encode_rows(records: Sequence[Mapping[str, Any]], fields: tuple[str, ...], tenant: str = "") -> bytes:
     """JSONCompactEachRow bytes of ``records``: per line an array of ``fields`` values with the tenant
-    in its column (``TABLE_COLUMNS`` order)."""
-    rows = []
-    head = values_of(tuple(f for f in fields if f not in AFTER_TENANT))
+    in its column (``TABLE_COLUMNS`` order); the first field, the time in nanoseconds, as its text."""
+    time, rest = itemgetter(fields[0]), values_of(tuple(f for f in fields[1:] if f not in AFTER_TENANT))
     tail = values_of(tuple(f for f in fields if f in AFTER_TENANT))
-    for record in records:
-        values = [*head(record), tenant, *tail(record)]
-        unix_nano = values[0]
-        # DateTime64(9) parses "seconds.nanoseconds" exactly; a float would lose the nanoseconds.
-        values[0] = f"{unix_nano // 1_000_000_000}.{unix_nano % 1_000_000_000:09d}"
-        rows.append(values)
-    return _encode_lines(rows)
+    # DateTime64(9) parses "seconds.nanoseconds" exactly; a float would lose the nanoseconds. One list a
+    # row built in one expression, its time %-formatted from a divmod: the cheapest per row measured.
+    return _encode_lines(
+        [
+            [_SECONDS % divmod(time(record), 1_000_000_000), *rest(record), tenant, *tail(record)]
+            for record in records
+        ]
+    )
+
+
+_SECONDS = "%d.%09d"

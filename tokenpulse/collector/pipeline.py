@@ -41,7 +41,7 @@ from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig,
 from tokenpulse.collector.otlp import Decoded
 from tokenpulse.collector.otlp_raw import RawTraceRequest
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.spans import iter_spans
+from tokenpulse.collector.spans import iter_raw_spans, iter_spans
 
 if TYPE_CHECKING:
     from tokenpulse.config import Settings
@@ -432,16 +432,17 @@ def normalize_request(
     prefilter = ENGINE.prefilter
     decoded = 0
 
-    # A RawTraceRequest's span attributes are a map: its keys iterate without a KeyValue each, and its
-    # len counts distinct keys, as the view's dict that the limit is checked on below.
-    keeps = prefilter.keeps_raw if isinstance(request, RawTraceRequest) else prefilter.keep
-
     def keep(span: Span, scope_name: str) -> bool:
         # Spans that cannot be calls, tools or agents (HTTP, DB, queue...) are dropped undecoded; one
         # over the attribute limit is kept so that it is rejected as before.
-        return len(span.attributes) > max_attributes or keeps(span, scope_name)
+        return len(span.attributes) > max_attributes or prefilter.keep(span, scope_name)
 
-    if isinstance(request, list):
+    if isinstance(request, RawTraceRequest):
+        # The same test inlined (Prefilter.keeps_raw): a RawTraceRequest's span attributes are a map,
+        # whose keys iterate without a KeyValue each and whose len counts distinct keys, as the view's
+        # dict that the limit is checked on below.
+        spans = iter_raw_spans(request, prefilter, max_attributes)
+    elif isinstance(request, list):
         # OTLP/JSON arrives as views, every span decoded and checked (a malformed one is a 400); the
         # same filter spares normalizing those that cannot matter.
         spans = (s for s in request if len(s.attributes) > max_attributes or prefilter.keeps_view(s))

@@ -192,15 +192,18 @@ class Pricer:
         if cache_write_1h_tokens > cache_write_tokens:
             cache_write_1h_tokens = cache_write_tokens
         rates = card.bands[bisect_left(card.thresholds, input_tokens)]
-        # int * Decimal is exact, and at 28 digits of precision so is the sum for any realistic count.
-        usd = (
-            (input_tokens - cached) * rates.input
-            + cache_read_tokens * rates.cache_read
-            + (cache_write_tokens - cache_write_1h_tokens) * rates.cache_write
-            + cache_write_1h_tokens * rates.cache_write_1h
-            + (output_tokens - reasoning_tokens) * rates.output
-            + reasoning_tokens * rates.reasoning
-        ) / _MILLION + rates.per_request
+        # int * Decimal is exact, and at 28 digits of precision so is the sum for any realistic count; a
+        # term of no tokens adds an exact zero, so it is skipped (Decimal arithmetic is most of the cost).
+        usd = (input_tokens - cached) * rates.input + (output_tokens - reasoning_tokens) * rates.output
+        if cache_read_tokens:
+            usd += cache_read_tokens * rates.cache_read
+        if cache_write_tokens:
+            usd += (cache_write_tokens - cache_write_1h_tokens) * rates.cache_write
+            if cache_write_1h_tokens:
+                usd += cache_write_1h_tokens * rates.cache_write_1h
+        if reasoning_tokens:
+            usd += reasoning_tokens * rates.reasoning
+        usd = usd / _MILLION + rates.per_request
         if service_tier or speed or inference_geo:
             usd *= self.tiers.multiplier(provider, model, service_tier, speed, inference_geo)
         return usd.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN), source

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -81,6 +81,63 @@ def _raw_attributes(attributes: Iterable[Any]) -> dict[str, Any]:
 
 def _raw_map(attributes: Any) -> dict[str, Any]:
     return raw_map(attributes, any_value)
+
+
+class SpanFilter(Protocol):
+    """What ``iter_raw_spans`` keeps a span for (``normalize.Prefilter``): one of ``keys`` among its
+    attribute keys, a name in ``names`` or starting with one of ``name_prefixes``, or an ERROR status
+    under a scope starting with one of ``implied_scopes``."""
+
+    keys: frozenset[str]
+    names: frozenset[str]
+    name_prefixes: tuple[str, ...]
+    implied_scopes: tuple[str, ...]
+
+
+def iter_raw_spans(request: RawTraceRequest, kept: SpanFilter, max_keys: int) -> Iterator[SpanView]:
+    """``iter_spans(request, keep)`` of a RawTraceRequest with the prefilter's test inlined: a span is
+    kept when it has more than ``max_keys`` attribute keys or when ``kept`` keeps it
+    (``Prefilter.keeps_raw``).
+
+    The ingest path of a protobuf body, where most spans are dropped: each span's attribute map is
+    fetched once (a wrapper object a fetch), the scope's part of the test is decided once a scope, and a
+    kept span's view is built with positional arguments.
+    """
+    to_dict = _raw_attributes
+    keys, names, prefixes = kept.keys, kept.names, kept.name_prefixes
+    for resource_spans in request.resource_spans:
+        resource = to_dict(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            scope_name = scope_spans.scope.name
+            implied = bool(kept.implied_scopes) and scope_name.startswith(kept.implied_scopes)
+            for span in scope_spans.spans:
+                attributes = span.attributes
+                if keys.isdisjoint(attributes) and len(attributes) <= max_keys:
+                    name = span.name
+                    if not (
+                        name in names
+                        or (prefixes and name.startswith(prefixes))
+                        or (implied and span.status.code == STATUS_ERROR)
+                    ):
+                        continue
+                status = span.status
+                events = span.events
+                event_views = [SpanEvent(e.name, e.time_unix_nano, to_dict(e.attributes)) for e in events]
+                yield SpanView(
+                    span.trace_id.hex(),
+                    span.span_id.hex(),
+                    span.parent_span_id.hex(),
+                    span.name,
+                    span.start_time_unix_nano,
+                    span.end_time_unix_nano,
+                    raw_map(attributes, any_value),
+                    resource,
+                    scope_name,
+                    span.kind,
+                    status.code,
+                    status.message,
+                    event_views,
+                )
 
 
 def iter_spans(

@@ -79,7 +79,7 @@ class LogWriter:
         wal: WriteAheadLog,
         store: Store,
         *,
-        batch_rows: int = 10_000,
+        batch_rows: int = 50_000,
         batch_seconds: float = 1.0,
         max_retry_seconds: float = 30.0,
     ) -> None:
