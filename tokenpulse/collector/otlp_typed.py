@@ -143,8 +143,10 @@ def decode_spans(body: bytes, generic: Callable[[bytes], Any]) -> list[SpanView]
 
 
 def _typed_spans(body: bytes) -> list[SpanView]:
-    if b"\\ud" in body or b"\\uD" in body or b"\xed" in body:
-        raise _Atypical  # a surrogate, maybe unpaired: otlp_json._check_surrogates decides
+    # A surrogate, maybe unpaired: otlp_json._check_surrogates decides. A one-byte test runs at memchr's
+    # speed and most bodies hold no backslash at all; the two three-byte searches took ~1.1 us a span.
+    if b"\xed" in body or (b"\\" in body and (b"\\ud" in body or b"\\uD" in body)):
+        raise _Atypical
     request = _decode_request(body)
     views: list[SpanView] = []
     append = views.append
