@@ -4,6 +4,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from tests.daemon import Daemon
 from tests.otlp_builders import llm_span, otlp_json_line
 from tokenpulse.config import load_settings
@@ -74,6 +76,26 @@ def test_ingest_waits_for_storage_when_the_log_is_full(tmp_path: Path) -> None:
         assert store.rows("SELECT count(), uniqExact(span_id) FROM calls") == [(80, 80)]
     finally:
         store.close()
+
+
+def test_ingest_batches_50k_rows_unless_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file is read far faster than live traffic arrives: `ingest` inserts larger batches than the
+    daemon's default, and keeps what the config file or the environment says."""
+    from tokenpulse.cli import _ingest_settings, _parser
+
+    monkeypatch.delenv("TOKENPULSE_BATCH_ROWS", raising=False)
+    monkeypatch.delenv("TOKENPULSE_BATCH_SECONDS", raising=False)
+    monkeypatch.delenv("TOKENPULSE_CONFIG", raising=False)
+    args = _parser("ingest").parse_args(["ingest", "--data", str(tmp_path / "data"), "f.jsonl"])
+    settings = _ingest_settings(args)
+    assert (settings.batch_rows, settings.batch_seconds) == (50_000, 5.0)
+    assert settings.data_dir == tmp_path / "data"
+    config = tmp_path / "tokenpulse.toml"
+    config.write_text("batch_seconds = 0.3\n")
+    monkeypatch.setenv("TOKENPULSE_BATCH_ROWS", "2000")
+    args = _parser("ingest").parse_args(["ingest", "--config", str(config), "f.jsonl"])
+    settings = _ingest_settings(args)
+    assert (settings.batch_rows, settings.batch_seconds) == (2000, 0.3)
 
 
 def test_ingest_with_workers_stores_what_one_process_stores(tmp_path: Path) -> None:

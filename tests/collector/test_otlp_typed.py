@@ -211,6 +211,8 @@ _ATTRIBUTE = (*_SPAN, "attributes", 2)
         ((*_SPAN, "droppedAttributesCount"), float("nan"), False),  # NaN: the json module's parse
         ((*_SPAN, "somethingNew"), 1, False),
         ((*_SPAN, "name"), "\ud800", False),  # an unpaired surrogate
+        ((*_SPAN, "traceState"), "\udc00", False),  # in a field read by neither: the generic error
+        ((*_SPAN, "links"), [{"traceState": "a\ud800b"}], False),
         ((*_SPAN, "name"), "chat \U0001f600", False),  # a paired one, written as escapes by json.dumps
         (("resourceSpans", 0, "resource"), None, True),
         (("resourceSpans", 0, "resource_spans"), [], False),

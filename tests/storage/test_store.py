@@ -84,3 +84,11 @@ def test_an_insert_leaves_no_file_and_a_killed_ones_file_goes_at_the_next_open(t
     leftover.write_bytes(b"[]\n")
     Store.open(tmp_path).close()
     assert not leftover.exists()
+
+
+def test_the_embedded_engine_reads_its_own_memory_not_its_cgroups(store: Store) -> None:
+    """The container's cgroup holds the application and whatever else runs beside it (and, in cgroup v1,
+    the page cache): counted as the engine's own memory, it made the engine purge its allocator at top
+    priority every 50 ms once the container was busy."""
+    setting = "SELECT value FROM system.server_settings WHERE name = 'memory_worker_use_cgroup'"
+    assert store.rows(setting) == [("0",)]

@@ -49,6 +49,12 @@ def _without_low_cardinality(column_type: str) -> str:
 
 
 _SPOOL_PREFIX = "insert-"  # the files of embedded inserts (Store.spool)
+# The embedded engine's memory worker reads the process's memory from its allocator, not its cgroup's
+# usage: the cgroup holds the application and anything else in the same container (in cgroup v1 the page
+# cache too), which ClickHouse's MemoryWorker would take for its own RSS, and past 90% of its limit it
+# purges the allocator every 50 ms at nice -20. On the shared test machine 3 of 9 `ingest` runs took 4-20x
+# their CPU with that thread busy (35 CPU-s in one); the cause is read from its source, not reproduced.
+_EMBEDDED_OPTIONS = {"memory_worker_use_cgroup": 0}
 
 
 class DataDirInUse(RuntimeError):
@@ -113,7 +119,9 @@ class Store:
         for leftover in spool.glob(f"{_SPOOL_PREFIX}*"):
             leftover.unlink(missing_ok=True)
         return cls(
-            clickhouse_connect.get_client(dsn=f"chdb://{(data_dir / 'chdb').resolve()}"),
+            clickhouse_connect.get_client(
+                dsn=f"chdb://{(data_dir / 'chdb').resolve()}", chdb_options=_EMBEDDED_OPTIONS
+            ),
             embedded=True,
             spool=spool,
         )
