@@ -139,11 +139,11 @@ def _read_lines(path: Path) -> Iterator[tuple[int, bytes, int]]:
 _STORE_TIMEOUT_SECONDS = 600
 # How often `ingest` makes what it appended durable, so the writer stores it (WriteAheadLog.sync).
 _SYNC_SECONDS = 0.2
-# The writer's batches during `ingest`, unless batch_rows / batch_seconds are configured: a file is read
+# How long the writer lets a batch grow during `ingest`, unless batch_seconds is configured: a file is read
 # far faster than a live load arrives, and each insert and the part it leaves for ClickHouse to merge
-# cost the same CPU whatever the batch (the 10,000-row default took the ingest process ~2 CPU-s more of
-# ~6 on 344k spans: bench/file_ingest.py). 50,000 rows stay tens of MB in memory at once.
-_INGEST_BATCH = {"batch_rows": 50_000, "batch_seconds": 5.0}
+# cost the same CPU whatever the batch (10,000-row batches took the ingest process ~2 CPU-s more of ~6
+# on 344k spans: bench/file_ingest.py), so a batch fills to batch_rows rather than being cut each second.
+_INGEST_BATCH = {"batch_seconds": 5.0}
 
 
 def _commit_waiting(runtime: Runtime, prepared: Prepared, line: bytes, tenant: str) -> IngestResult:
@@ -171,7 +171,7 @@ def _commit_waiting(runtime: Runtime, prepared: Prepared, line: bytes, tenant: s
 
 
 def _ingest_settings(args: argparse.Namespace) -> Settings:
-    """The settings of `ingest`: the writer's batches of ``_INGEST_BATCH`` where not configured."""
+    """The settings of `ingest`: the writer's ``_INGEST_BATCH`` where not configured."""
     from tokenpulse.config import resolve_settings
 
     flags = {"data_dir": args.data, "clickhouse_url": args.clickhouse}
