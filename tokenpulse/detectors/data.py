@@ -617,6 +617,9 @@ class _Kept:
         present[scope] = True
         if not present.all():
             return False
+        # A column not brought up to the last cycle (no detector asked for it) cannot take this one's
+        # moves: summed whole if asked for again.
+        self.grids = {column: grid for column, grid in self.grids.items() if column in self.current}
         self.moves = _runs(reused, shift)
         self.redo, self.fresh = redo, fresh
         self.cells = where[offsets[fresh]] * len(self.scopes) + scope
@@ -638,6 +641,8 @@ class _Kept:
         (the frame's values of ``column``: ``values(frame, column)``; its layout: ``lay_out()``)."""
         grid = self.grids.get(column)
         if column not in self.current:
+            # Out while it is updated: a failure half-way leaves no half-moved grid to be moved again.
+            self.grids.pop(column, None)
             if grid is not None and self.frame_layout is None:
                 self._move(grid)
                 width = len(self.scopes)
@@ -651,7 +656,8 @@ class _Kept:
                 if self.frame_layout is None:
                     self.frame_layout = lay_out()
                     assert len(self.frame_layout.scopes) == len(self.scopes)
-                grid = self.grids[column] = self.frame_layout.sum_values(values(frame, column))
+                grid = self.frame_layout.sum_values(values(frame, column))
+            self.grids[column] = grid
             self.current.add(column)
         view = grid.view()
         view.setflags(write=False)

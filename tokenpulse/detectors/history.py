@@ -498,12 +498,14 @@ class HistoryCache:
             or not (self.refreshed <= end < self.refreshed + self.refresh)
         ):
             self.held.clear()
+            self.grids.clear()  # laid out afresh: freed first
             self.store, self.refreshed = store, end
             self.counts = _row_counts(store, end - LATE_SINCE, horizon, horizon)[1]
         else:
             before, upto = _row_counts(store, self.refreshed - LATE_SINCE, self.horizon, horizon)
             if before != self.counts:
                 self.held.clear()
+                self.grids.clear()
                 self.refreshed = end
                 before, upto = _row_counts(store, end - LATE_SINCE, horizon, horizon)
             self.counts = upto
