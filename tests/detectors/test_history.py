@@ -14,7 +14,7 @@ import pytest
 
 from tests.factories import call_record, store_records
 from tokenpulse.alerts.contract import Transition
-from tokenpulse.detectors import history
+from tokenpulse.detectors import data, history
 from tokenpulse.detectors.catalog import build_detectors
 from tokenpulse.detectors.catalog.cost_spike import CostSpike
 from tokenpulse.detectors.catalog.cost_spike import Settings as CostSpikeSettings
@@ -331,3 +331,66 @@ def test_hourly_queries_read_complete_hours_only() -> None:
     assert widened == [(start, start + 3 * hour), last]
     assert history.complete_hours(widened) == [(start, start + 3 * hour), (last[0], NOW.replace(minute=0))]
     assert history.complete_hours(history.whole_hours([(NOW.replace(minute=0), NOW)])) == []
+
+
+def test_grids_kept_between_live_cycles_are_what_a_fresh_build_gives(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live cycle keeps its per-minute grids and sums only the minutes that are new or settling
+    (``data.GridMemo``): cycle after cycle, across midnight, a second tenant, a route new to the
+    range, a route whose only minute leaves it, a column asked for every other cycle, a late call in a
+    settling minute and one in a held minute (everything is read again), every grid is the one a fresh
+    build gives, to the bit."""
+    midnight = datetime.combine(NOW.date(), datetime.min.time(), UTC)
+    first = midnight - timedelta(minutes=6)  # the cycles cross midnight
+    engine = Engine(build_detectors(), cache=HistoryCache())
+    trailing = max(d.lookback() for d in engine.detectors)
+    margin = max(d.same_hour_margin() for d in engine.detectors)
+    opening = history.history_ranges([first], trailing, margin=margin)[0][0]
+    calls = calls_between(first - timedelta(days=2, hours=3), first + timedelta(minutes=20), every=30)
+    calls += calls_between(opening, opening + timedelta(seconds=30), "/leaving")  # leaves at the next cycle
+    calls += calls_between(first + timedelta(minutes=3), first + timedelta(minutes=4), "/new", 10)
+    store_records(store, tmp_path / "a", calls)
+    other = calls_between(first - timedelta(hours=3), first + timedelta(minutes=20), "/other", 40)
+    store_records(store, tmp_path / "b", other, tenant="tenant-b")
+
+    updated: list[tuple[int, bool]] = []  # per update of kept grids: the cycle, and whether it could
+    update = data._Kept.update
+    cycle = 0
+
+    def recorded(kept, *args):
+        updated.append((cycle, update(kept, *args)))
+        return updated[-1][1]
+
+    monkeypatch.setattr(data._Kept, "update", recorded)
+    late = {6: first + timedelta(minutes=4, seconds=50), 9: first - timedelta(hours=2)}  # settling, held
+    for cycle in range(12):
+        moment = first + timedelta(minutes=cycle)
+        if cycle in late:
+            store_records(store, tmp_path / f"late{cycle}", [call_record(
+                time_unix_nano=int(late[cycle].timestamp()) * 10**9, route="/chat", duration_ms=1.0
+            )])  # fmt: skip
+        loaded = engine.load(store, [moment])
+        kept = GridMemo.of(loaded)
+        timeline = data.grid_timeline(loaded)
+        for frame in (loaded[ROLLUP], loaded[ROLLUP]):  # the second time: the grids this cycle holds
+            for dims in (("tenant", "service", "route"), ("tenant", "route"), ("route", "tenant")):
+                # A column asked for every other cycle only: summed whole again when it is.
+                columns = ("calls", "cost_usd", *(("errors",) if cycle % 2 else ()))
+                args = (frame, dims, columns, loaded.start, loaded.end, timeline)
+                scopes, grids = kept.grid_arrays(*args)
+                fresh_scopes, fresh = GridMemo().grid_arrays(*args)
+                assert list(scopes) == list(fresh_scopes), (cycle, dims)
+                for column, grid in grids.items():
+                    np.testing.assert_array_equal(grid, fresh[column], err_msg=f"{cycle} {dims} {column}")
+                    assert not grid.flags.writeable
+        routes = {dict(scope)["route"] for scope in scopes}
+        assert ("/leaving" in routes) == (cycle == 0) and ("/new" in routes) == (cycle >= 3), cycle
+        assert {dict(scope)["tenant"] for scope in scopes} == {"", "tenant-b"}
+    # Laid out afresh: the first cycle, when the route left, when the new one came, and after the late
+    # call in a held minute (the cache read everything again and let its grids go). Every other cycle,
+    # the late call in a settling minute's included, moved the kept rows and summed only its new and
+    # settling minutes.
+    assert sorted({c for c, moved in updated if not moved}) == [1, 3]
+    assert sorted({c for c, moved in updated if moved}) == [2, 4, 5, 6, 7, 8, 10, 11]
+    assert 9 not in {c for c, _ in updated}

@@ -4,10 +4,11 @@ baselines of quantiles, and the observations of the rules that are thresholds by
 
 from __future__ import annotations
 
+import ctypes
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tokenpulse.detectors.base import CRITICAL, WARNING, Observation, Scope
-from tokenpulse.detectors.history import BASELINE_DAYS, DETECTOR_DIMENSIONS, History
+from tokenpulse.detectors.history import BASELINE_DAYS, DETECTOR_DIMENSIONS, FRESH, History, Sources
 from tokenpulse.detectors.windows import Timeline, hold_sums
 
 MINUTES_PER_DAY = 1440
@@ -323,9 +324,27 @@ class GridMemo:
     needs another grid computes a new one.
 
     Keyed by the frame's identity, and it keeps the frame: a frame filtered or rebuilt by a detector is
-    another frame, never mistaken for the one it came from."""
+    another frame, never mistaken for the one it came from.
 
-    def __init__(self) -> None:
+    In the live cycle (``kept``: ``HistoryCache.grids``), the grids of a history's own per-minute frames
+    are kept from one cycle to the next (``_Kept``) and brought up to date: their rows of minutes served
+    from the same held rows as at the last cycle are moved where the new timeline puts them, and only
+    the other minutes (new, still settling) are summed from the frame. A kept grid serves the evaluation
+    of its own history: the next cycle's updates it in place."""
+
+    def __init__(
+        self,
+        kept: dict[object, object] | None = None,
+        sources: dict[str, Sources] | None = None,
+        frames: dict[str, pd.DataFrame] | None = None,
+    ) -> None:
+        self.kept = kept
+        self.sources = sources or {}
+        # The history's own frames by identity, with their query's name: what kept grids are kept by.
+        self._names = {id(f): (name, f) for name, f in (frames or {}).items() if name in self.sources}
+        # The layouts of this evaluation served by kept grids, and the kept entries serving them.
+        self._kept_keys: dict[tuple[int, tuple[str, ...], datetime, datetime, Timeline | None], _Kept] = {}
+        self._kept_ranges: dict[tuple[int, tuple[str, ...]], tuple[Any, ...]] = {}
         self.layouts: dict[
             tuple[int, tuple[str, ...], datetime, datetime, Timeline | None], tuple[pd.DataFrame, GridLayout]
         ] = {}
@@ -339,6 +358,11 @@ class GridMemo:
         # Each row's row in the grid, once per frame: a frame is laid out at several scopes.
         self._offsets: dict[tuple[int, Any], tuple[pd.DataFrame, np.ndarray]] = {}
         self.requests = 0  # grid_arrays calls, each served by one of ``layouts``
+
+    @classmethod
+    def of(cls, history: History) -> GridMemo:
+        """The memo of ``history``'s evaluation: with the grids the live cycle keeps, where it has them."""
+        return cls(history.kept, history.sources, history.frames)
 
     def grid_arrays(
         self,
@@ -354,6 +378,17 @@ class GridMemo:
         self.requests += 1
         key = (id(frame), tuple(dims), start, end, timeline)
         held = self.layouts.get(key)
+        if (
+            held is None
+            and timeline is not None
+            and self.kept is not None
+            and id(frame) in self._names
+            # One range per frame and scope: a kept grid serves one history's timeline.
+            and self._kept_ranges.setdefault((id(frame), tuple(dims)), key) == key
+        ):
+            kept = self._kept(frame, tuple(dims), start, end, timeline)
+            held = self.layouts[key] = (frame, kept.layout)
+            self._kept_keys[key] = kept
         if held is None:
             layout: GridLayout | PickedLayout | None = self._picked(frame, tuple(dims), key)
             if layout is None:
@@ -369,7 +404,16 @@ class GridMemo:
         if grid is not None:
             return grid
         frame, layout = self.layouts[key]
-        if isinstance(layout, PickedLayout):
+        kept = self._kept_keys.get(key)
+        if kept is not None and column in frame:
+            _, dims, start, end, timeline = key
+            grid = kept.grid(
+                frame,
+                column,
+                self._column,
+                lambda: grid_layout(frame, dims, start, end, self._factorize, self._row_offsets, timeline),
+            )
+        elif isinstance(layout, PickedLayout):
             source = self._grid(layout.source, column)
             # ``take`` along the columns: a third of what fancy indexing of a week-long grid costs.
             grid = source if layout.columns is None else np.take(source, layout.columns, axis=1)
@@ -448,6 +492,25 @@ class GridMemo:
         self._parents[id(part)] = (part, frame, mask)
         return part
 
+    def _kept(
+        self, frame: pd.DataFrame, dims: tuple[str, ...], start: datetime, end: datetime, timeline: Timeline
+    ) -> _Kept:
+        """The kept grids of ``frame`` (a history frame) at ``dims``, brought up to this history: moved
+        and updated where the last cycle's serve (``_Kept.update``), else laid out afresh."""
+        assert self.kept is not None
+        name = self._names[id(frame)][0]
+        first, _ = _minute_span(start, end)
+        minutes = first.value // _MINUTE_NS + timeline.minute(np.arange(timeline.rows))
+        sources = _row_sources(minutes, self.sources[name])
+        offsets = self._row_offsets(frame, first, timeline)
+        # Taken out while it is updated: a cycle that fails half-way leaves nothing half-updated.
+        kept = self.kept.pop((name, dims), None)
+        if not isinstance(kept, _Kept) or not kept.update(frame, dims, minutes, sources, offsets):
+            layout = grid_layout(frame, dims, start, end, self._factorize, self._row_offsets, timeline)
+            kept = _Kept.of(layout, frame, minutes, sources)
+        self.kept[(name, dims)] = kept
+        return kept
+
     def _row_offsets(self, frame: pd.DataFrame, first: pd.Timestamp, timeline: Timeline) -> np.ndarray:
         return _once(self._offsets, frame, (first, timeline), lambda: _row_offsets(frame, first, timeline))
 
@@ -469,6 +532,181 @@ class GridMemo:
             else:
                 held = self._codes[(id(frame), dim)] = (frame, *_factorize(frame, dim))
         return held[1], held[2]
+
+
+_NO_ROWS = -2  # the source of a minute no span of a frame's ``Sources`` serves: it has no row
+
+
+def _row_sources(minutes: np.ndarray, sources: Sources) -> np.ndarray:
+    """Where the rows of each of ``minutes`` (since the epoch) came from (``Sources``; ``_NO_ROWS``)."""
+    if not sources:
+        return np.full(len(minutes), _NO_ROWS, dtype=np.int64)
+    starts, ends, serials = (np.array(column, dtype=np.int64) for column in zip(*sources, strict=True))
+    at = np.searchsorted(starts // _MINUTE_NS, minutes, side="right") - 1
+    inside = (at >= 0) & (minutes < (ends // _MINUTE_NS)[np.maximum(at, 0)])
+    return np.where(inside, serials[np.maximum(at, 0)], _NO_ROWS)
+
+
+@dataclass
+class _Kept:
+    """The grids of one history frame (a per-minute query's) at one scope, kept between live cycles:
+    the minute and the source (``Sources``) of each row, the scopes, which cells hold a row, and the
+    grid of each column asked for. Updated in place each cycle (``update``): the memory of a week of
+    grids is not freed and faulted in again every minute, and only the minutes that are new or still
+    settling are summed from the frame."""
+
+    layout: GridLayout  # the scopes and their codes (``PickedLayout``); no cells: see ``update``
+    minutes: np.ndarray  # each row's minute (since the epoch)
+    sources: np.ndarray  # where its rows came from
+    present: np.ndarray  # rows x scopes: whether any row of the frame falls in the cell
+    grids: dict[str, np.ndarray]  # column -> rows x scopes, writable (views handed out are not)
+    scopes: dict[Scope, int]  # each scope's column
+    frame_layout: GridLayout | None  # the frame's own layout where it was laid out afresh
+    moves: list[tuple[int, int, int]]  # this cycle's: rows [a, b) take the rows ``d`` below them
+    redo: np.ndarray  # this cycle's rows summed afresh
+    fresh: np.ndarray  # the frame's rows that fall in them
+    cells: np.ndarray  # and their cells in the rows ``redo`` (redo index x scopes + scope)
+    current: set[str]  # the columns brought up to this cycle
+
+    @classmethod
+    def of(cls, layout: GridLayout, frame: pd.DataFrame, minutes: np.ndarray, sources: np.ndarray) -> _Kept:
+        """The kept grids of a frame laid out afresh (``layout``); its grids are summed when asked for."""
+        size = layout.minutes * len(layout.scopes)
+        present = np.bincount(layout.cells, minlength=size).reshape(layout.minutes, len(layout.scopes)) > 0
+        bare = replace(layout, inside=np.zeros(0, dtype=bool), cells=np.zeros(0, dtype=np.int64))
+        empty = np.zeros(0, dtype=np.int64)
+        return cls(
+            bare, minutes, sources, present, {}, {s: i for i, s in enumerate(layout.scopes)}, layout,
+            [], empty, empty, empty, set(),
+        )  # fmt: skip
+
+    def update(
+        self,
+        frame: pd.DataFrame,
+        dims: Sequence[str],
+        minutes: np.ndarray,
+        sources: np.ndarray,
+        offsets: np.ndarray,
+    ) -> bool:
+        """Bring the kept grids to a history whose rows hold ``minutes`` served from ``sources``
+        (``frame``'s rows at ``offsets``): the rows of a minute served from the same held rows as at the
+        last cycle move to their new row (same rows, same order: the same sums), and the other rows are
+        summed from the frame's rows of their minutes. False (nothing changed) where that cannot give
+        what a fresh layout gives: other grid rows, a row moving down (the moves are done in place,
+        upwards), most rows redone, or the scopes changing (a scope new to the frame, one whose minutes
+        all left the range)."""
+        rows = len(self.minutes)
+        if len(minutes) != rows:
+            return False
+        at = np.minimum(np.searchsorted(self.minutes, minutes), rows - 1)
+        reused = (self.minutes[at] == minutes) & (self.sources[at] == sources) & (sources != FRESH)
+        shift = at - np.arange(rows)
+        if 2 * int(reused.sum()) < rows or (shift[reused] < 0).any():
+            return False
+        redo = np.flatnonzero(~reused)
+        # The frame's rows in the rows redone, in the frame's order (a cell sums them in that order).
+        where = np.full(rows, -1, dtype=np.int64)
+        where[redo] = np.arange(len(redo))
+        inside = (offsets >= 0) & (offsets < rows)
+        fresh = np.flatnonzero(inside)
+        fresh = fresh[where[offsets[fresh]] >= 0]
+        scope = self._scope_columns(frame, dims, fresh)
+        if scope is None:
+            return False
+        present = self.present[at[reused]].any(axis=0)  # the scopes of the rows kept
+        present[scope] = True
+        if not present.all():
+            return False
+        # A column not brought up to the last cycle (no detector asked for it) cannot take this one's
+        # moves: summed whole if asked for again.
+        self.grids = {column: grid for column, grid in self.grids.items() if column in self.current}
+        self.moves = _runs(reused, shift)
+        self.redo, self.fresh = redo, fresh
+        self.cells = where[offsets[fresh]] * len(self.scopes) + scope
+        self.minutes, self.sources = minutes, sources
+        self.frame_layout, self.current = None, set()
+        width = len(self.scopes)
+        self._move(self.present)
+        self.present[redo] = np.bincount(self.cells, minlength=len(redo) * width).reshape(-1, width) > 0
+        return True
+
+    def grid(
+        self,
+        frame: pd.DataFrame,
+        column: str,
+        values: Callable[[pd.DataFrame, str], np.ndarray],
+        lay_out: Callable[[], GridLayout],
+    ) -> np.ndarray:
+        """``column``'s grid (read-only), brought up to this cycle; summed whole when it was not kept
+        (the frame's values of ``column``: ``values(frame, column)``; its layout: ``lay_out()``)."""
+        grid = self.grids.get(column)
+        if column not in self.current:
+            # Out while it is updated: a failure half-way leaves no half-moved grid to be moved again.
+            self.grids.pop(column, None)
+            if grid is not None and self.frame_layout is None:
+                self._move(grid)
+                width = len(self.scopes)
+                weights = values(frame, column)[self.fresh]
+                grid[self.redo] = np.bincount(
+                    self.cells, weights=weights, minlength=len(self.redo) * width
+                ).reshape(-1, width)
+            else:
+                # A column not kept yet: after an update, the frame is laid out once more (rare: the
+                # detectors ask for the same columns every cycle).
+                if self.frame_layout is None:
+                    self.frame_layout = lay_out()
+                    assert len(self.frame_layout.scopes) == len(self.scopes)
+                grid = self.frame_layout.sum_values(values(frame, column))
+            self.grids[column] = grid
+            self.current.add(column)
+        view = grid.view()
+        view.setflags(write=False)
+        return view
+
+    def _move(self, grid: np.ndarray) -> None:
+        """This cycle's moves, in place: up, in order (a run's source rows are below every row written
+        before it). Byte copies that may overlap (``memmove``): numpy copies an overlapping slice
+        through a temporary as large as the slice."""
+        row = grid.strides[0]
+        assert grid.flags.c_contiguous
+        for a, b, d in self.moves:
+            ctypes.memmove(grid.ctypes.data + a * row, grid.ctypes.data + (a + d) * row, (b - a) * row)
+
+    def _scope_columns(self, frame: pd.DataFrame, dims: Sequence[str], rows: np.ndarray) -> np.ndarray | None:
+        """The column of each of ``frame``'s ``rows`` (None: a scope not kept, or a missing value)."""
+        if not len(rows):
+            return np.zeros(0, dtype=np.int64)
+        codes = np.zeros(len(rows), dtype=np.int64)
+        levels = []
+        for dim in dims:
+            values = frame[dim].iloc[rows]
+            if values.isna().any():
+                return None
+            level_codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+            codes = codes * len(uniques) + level_codes
+            levels.append(uniques)
+        used, inverse = np.unique(codes, return_inverse=True)
+        columns = np.empty(len(used), dtype=np.int64)
+        for i, code in enumerate(used):
+            key = []
+            for uniques in reversed(levels):
+                code, position = divmod(int(code), len(uniques))
+                key.append(uniques[position])
+            scope = tuple((SCOPE_NAMES.get(d, d), str(v)) for d, v in zip(dims, reversed(key), strict=True))
+            if scope not in self.scopes:
+                return None
+            columns[i] = self.scopes[scope]
+        return columns[inverse.reshape(-1)]
+
+
+def _runs(reused: np.ndarray, shift: np.ndarray) -> list[tuple[int, int, int]]:
+    """The runs [a, b) of reused rows that move by the same ``shift`` (rows that do not move: none)."""
+    moving = reused & (shift > 0)
+    index = np.flatnonzero(moving)
+    if not len(index):
+        return []
+    breaks = np.flatnonzero((np.diff(index) != 1) | (np.diff(shift[index]) != 0)) + 1
+    return [(int(run[0]), int(run[-1]) + 1, int(shift[run[0]])) for run in np.split(index, breaks)]
 
 
 def _scope_index(dims: Sequence[str], keys: pd.Index) -> pd.Index:

@@ -342,7 +342,7 @@ class EvidenceDetector:
 
 def _memo(history: History) -> GridMemo:
     """The grids the evaluation of ``history`` shares between detectors."""
-    memo = history.derived.setdefault("grids", GridMemo())
+    memo = history.derived.get("grids") or history.derived.setdefault("grids", GridMemo.of(history))
     assert isinstance(memo, GridMemo)
     return memo
 

@@ -8,6 +8,7 @@ every scope and evaluation time.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
@@ -252,6 +253,12 @@ class History:
     # What detectors derive from the frames during one evaluation and share (``data.GridMemo``: one grid
     # per frame, scope and column however many detectors use it); gone with the history.
     derived: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+    # Where the live cycle's cache served each ``per="minute"`` frame's minutes from
+    # (``HistoryCache.sources``), and what the grid layer keeps from one cycle to the next
+    # (``HistoryCache.grids``): a grid's rows of minutes served from the same held rows as at the last
+    # cycle are the rows it had then. Empty and None without the cache.
+    sources: dict[str, Sources] = field(default_factory=dict, repr=False, compare=False)
+    kept: dict[object, object] | None = field(default=None, repr=False, compare=False)
 
     def __getitem__(self, query: Query) -> pd.DataFrame:
         return self.frames[query.name]
@@ -308,6 +315,8 @@ def load_history(
     query once, from ``recent`` before ``first_time`` (the first evaluation time) to ``end``. With a
     ``cache``, what it holds of earlier cycles is not read again."""
     history = History(start, end, ranges=list(ranges) if ranges else None)
+    if cache is not None:
+        history.kept = cache.grids
     for query in queries:
         if query.name in history.frames:
             continue
@@ -333,6 +342,8 @@ def load_history(
             history.frames[query.name] = frame
         else:
             history.frames[query.name] = _read(store, query, query_ranges, end, cache)
+            if cache is not None and query.name in cache.sources:
+                history.sources[query.name] = cache.sources[query.name]
     return history
 
 
@@ -406,6 +417,11 @@ REFRESH = timedelta(minutes=15)
 
 
 Spans = list[tuple[datetime, datetime]]
+# Where the rows of a ``per`` frame's units came from: sorted, disjoint [start, end) spans (nanoseconds
+# since the epoch, UTC), each with the serial of the held chunk whose rows it served (``FRESH``: read
+# this cycle, and read again at the next). A unit in no span has no row.
+Sources = list[tuple[int, int, int]]
+FRESH = -1
 
 
 @dataclass
@@ -421,15 +437,17 @@ class _Held:
     frame: pd.DataFrame
     covered: list[tuple[datetime, datetime]]
     units: np.ndarray  # each row's unit (nanoseconds), ascending
+    serial: int  # which read of the cache made it (``Sources``): a unit's rows in it never change
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, column: str, covered: Spans) -> _Held:
-        """The rows of ``frame`` (units in ``column``) held for ``covered``, sorted by unit."""
+    def of(cls, frame: pd.DataFrame, column: str, covered: Spans, serial: int) -> _Held:
+        """The rows of ``frame`` (units in ``column``) held for ``covered``, sorted by unit (stably:
+        a unit's rows keep the order they were served in)."""
         if column not in frame:  # an empty result without columns
-            return cls(frame, covered, np.zeros(0, dtype=np.int64))
+            return cls(frame, covered, np.zeros(0, dtype=np.int64), serial)
         units = frame[column].to_numpy(dtype="datetime64[ns]").view(np.int64)
         order = np.argsort(units, kind="stable")
-        return cls(frame.take(order), covered, units[order])
+        return cls(frame.take(order), covered, units[order], serial)
 
     def spans(self, spans: Spans) -> list[pd.DataFrame]:
         """The rows of the units in ``spans`` (sorted, disjoint): slices of the frame (an empty one
@@ -462,6 +480,11 @@ class HistoryCache:
         self.store: Store | None = None
         self.horizon: datetime | None = None  # the last cycle's: rows that ended before it are held
         self.counts: dict[str, int] = {}  # rows per raw table that ended before it (since ``LATE_SINCE``)
+        # Per query, where the last cycle's frame's units came from (``Sources``): the grid layer keeps
+        # the grid rows of units served from the same chunk as at the cycle before (``data.GridMemo``).
+        self.sources: dict[str, Sources] = {}
+        self.grids: dict[object, object] = {}  # what the grid layer keeps between cycles (its own)
+        self._serials = itertools.count()
 
     def start_cycle(self, store: Store, end: datetime) -> None:
         """Forget everything on another store, at a time before the last refresh, ``refresh`` after it,
@@ -475,12 +498,14 @@ class HistoryCache:
             or not (self.refreshed <= end < self.refreshed + self.refresh)
         ):
             self.held.clear()
+            self.grids.clear()  # laid out afresh: freed first
             self.store, self.refreshed = store, end
             self.counts = _row_counts(store, end - LATE_SINCE, horizon, horizon)[1]
         else:
             before, upto = _row_counts(store, self.refreshed - LATE_SINCE, self.horizon, horizon)
             if before != self.counts:
                 self.held.clear()
+                self.grids.clear()
                 self.refreshed = end
                 before, upto = _row_counts(store, end - LATE_SINCE, horizon, horizon)
             self.counts = upto
@@ -529,11 +554,19 @@ class HistoryCache:
         # Served: the rows of the units each held chunk covers within the ranges, and what was read now
         # but the units read ahead of a range (cut and still settling units are read every cycle).
         served = [part for chunk in chunks for part in chunk.spans(_intersect(chunk.covered, inner))]
+        # Where each served unit's rows come from: a held chunk (the same rows at every cycle that serves
+        # them from it), the chunk made now of the missing units (below), or this cycle's read.
+        sources = [(a, b, chunk.serial) for chunk in chunks for a, b in _intersect(chunk.covered, inner)]
+        sources += [(a, b, FRESH) for a, b in _union([], cut)]
         if frame is not None:
             served.append(_rows(frame, query.per, reading_ahead, inside=False))
             if missing:
-                chunks.append(_Held.of(_rows(frame, query.per, missing), query.per, missing))
+                serial = next(self._serials)
+                chunks.append(_Held.of(_rows(frame, query.per, missing), query.per, missing, serial))
+                # Served from it: the missing units but those read ahead of a range (not served now).
+                sources += [(a, b, serial) for a, b in _subtract(missing, reading_ahead)]
         self.held[query.name] = chunks
+        self.sources[query.name] = sorted((_ns(a), _ns(b), source) for a, b, source in sources)
         served = [part for part in served if len(part)] or served[-1:]
         if len(served) > 1:
             return pd.concat(served, ignore_index=True)
@@ -666,6 +699,10 @@ def _rows(frame: pd.DataFrame, column: str, spans: Spans, inside: bool = True) -
         return frame
     within = _within(frame[column], spans)
     return frame[within if inside else ~within]
+
+
+def _ns(moment: datetime) -> int:
+    return pd.Timestamp(moment).value
 
 
 def _floor(moment: datetime, unit: timedelta) -> datetime:
