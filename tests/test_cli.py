@@ -98,6 +98,26 @@ def test_ingest_lets_batches_grow_for_5_s(tmp_path: Path, monkeypatch: pytest.Mo
     assert (settings.batch_rows, settings.batch_seconds) == (2000, 0.3)
 
 
+def test_a_file_ingested_again_after_its_segments_were_deleted_is_stored_once(tmp_path: Path) -> None:
+    """The retry memory outlives the log's segments: the lines of a file already stored are recognized
+    by a later run even when the segments that held them were deleted once stored."""
+    path = tmp_path / "traces.jsonl"
+    path.write_text("".join(otlp_json_line(*(llm_span() for _ in range(40))) + "\n" for _ in range(12)))
+    config = tmp_path / "tokenpulse.toml"
+    config.write_text("wal_segment_bytes = 65536\n")  # a few lines a segment: most are deleted once stored
+    args = ("ingest", "--config", str(config), "--data", str(tmp_path / "data"), str(path))
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert len(list((tmp_path / "data").rglob("*.wal"))) < 12
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    store = Store.open(tmp_path / "data")
+    try:
+        assert store.rows("SELECT count() FROM calls")[0][0] == 12 * 40
+    finally:
+        store.close()
+
+
 def test_ingest_with_workers_stores_what_one_process_stores(tmp_path: Path) -> None:
     """Bad lines skipped, a repeated line stored once, and the routes past the cap folded alike."""
     path = tmp_path / "traces.jsonl"

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tokenpulse.buffer import wal as wal_module
 from tokenpulse.buffer.wal import MAGIC, MAGIC_V1, WalClosed, WalFull, WriteAheadLog, encode_frame
 
 
@@ -74,6 +75,43 @@ def test_release_deletes_only_segments_wholly_stored(tmp_path: Path) -> None:
     after = wal.segments()
     assert after[0] <= ends[5] and len(after) < len(before)
     assert len(list(wal.read(ends[5], ends[-1]))) == 4
+
+
+def digest(i: int) -> bytes:
+    return (i + 1).to_bytes(4, "little") * 4
+
+
+def test_a_deleted_segments_request_digests_are_kept_across_a_restart(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path, segment_bytes=300)
+    frames = [encode_frame(b'{"n":1}\n', b"", 1, 0, digest(i) if i != 2 else b"") for i in range(12)]
+    ends = [wal.append(f) for f in frames]
+    wal.release_before(ends[6])
+    with pytest.raises(ValueError, match="precedes the oldest"):
+        list(wal.read(0, ends[6]))  # its frames are gone
+    kept = wal.released_digests()
+    # The frames of every deleted segment, in order; a frame without a digest (no request) is not kept.
+    assert kept == [digest(i) for i in range(12) if i != 2 and ends[i] <= wal.oldest]
+    wal.close()
+    assert WriteAheadLog(tmp_path, segment_bytes=300).released_digests() == kept
+
+
+def test_released_digests_survive_a_torn_append_and_keep_only_the_latest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wal_module, "KEEP_RELEASED", 5)
+    wal = WriteAheadLog(tmp_path, segment_bytes=200)
+    ends = [wal.append(encode_frame(b'{"n":1}\n', b"", 1, 0, digest(i))) for i in range(4)]
+    wal.release_before(ends[-1])
+    before = wal.released_digests()
+    assert before
+    with (tmp_path / "released-digests").open("ab") as f:
+        f.write(b"\x07" * 9)  # a crash in the middle of an append
+    assert wal.released_digests() == before
+    ends += [wal.append(encode_frame(b'{"n":1}\n', b"", 1, 0, digest(i))) for i in range(4, 30)]
+    wal.release_before(ends[-1])
+    kept = wal.released_digests()
+    assert len(kept) == 5 and kept[-1] == digest(max(i for i in range(30) if ends[i] <= wal.oldest))
+    assert (tmp_path / "released-digests").stat().st_size <= 2 * 5 * 16
 
 
 def test_concurrent_appends_share_fsyncs_and_lose_nothing(tmp_path: Path) -> None:

@@ -16,6 +16,10 @@ written before evaluations were kept, are still read: a log left by an older dae
 
 A torn tail (power cut mid-write) fails its length or CRC check and is truncated on open; the frames
 before it are intact because a request is acknowledged only after its whole frame was synced.
+
+A segment is deleted once everything in it is stored; the request digests of its frames are kept first
+(``released_digests``, the latest ``KEEP_RELEASED``), so a request sent again after its segment is gone
+— an exporter's late retry, a file ingested again — is still recognized after a restart.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ _COUNTS_V1 = struct.Struct("<III16s")
 _COUNTS = struct.Struct("<IIIII16s")
 _MAGICS = (MAGIC, MAGIC_V1)
 _SUFFIX = ".wal"
+_DIGEST = 16
+_RELEASED = "released-digests"
+KEEP_RELEASED = 100_000  # digests of deleted segments' requests kept (1.6 MB), as many as a retry memory
 
 
 class WalFull(RuntimeError):
@@ -313,14 +320,52 @@ class WriteAheadLog:
             return self._synced
 
     def release_before(self, offset: int) -> None:
-        """Mark everything before ``offset`` as stored and delete the segments that lie wholly before it."""
+        """Mark everything before ``offset`` as stored and delete the segments that lie wholly before it,
+        their requests' digests kept first (``released_digests``)."""
         with self._lock:
             self.committed = max(self.committed, offset)
             current = self._segment_start
         segments = self.segments()
-        for start, following in itertools.pairwise(segments):
-            if following <= offset and start < current:
-                _segment_path(self.directory, start).unlink(missing_ok=True)
+        doomed = [
+            (start, following)
+            for start, following in itertools.pairwise(segments)
+            if following <= offset and start < current
+        ]
+        if not doomed:
+            return
+        digests = [f.request_digest for f in self.read(doomed[0][0], doomed[-1][1]) if any(f.request_digest)]
+        self._keep_released(digests)
+        for start, _ in doomed:
+            _segment_path(self.directory, start).unlink(missing_ok=True)
+
+    def released_digests(self) -> list[bytes]:
+        """The request digests of the latest ``KEEP_RELEASED`` frames of deleted segments, oldest first."""
+        path = self.directory / _RELEASED
+        data = path.read_bytes() if path.exists() else b""
+        # A crash mid-append leaves a partial digest at the end: it was never relied on (its segment was
+        # not deleted yet).
+        data = data[: len(data) // _DIGEST * _DIGEST][-KEEP_RELEASED * _DIGEST :]
+        return [data[i : i + _DIGEST] for i in range(0, len(data), _DIGEST)]
+
+    def _keep_released(self, digests: list[bytes]) -> None:
+        """Append ``digests`` durably to the released digests (before their segments go), and rewrite the
+        file with only the latest ``KEEP_RELEASED`` once it holds twice as many."""
+        path = self.directory / _RELEASED
+        with path.open("ab") as f:
+            size = f.tell()
+            if size % _DIGEST:
+                f.truncate(size - size % _DIGEST)  # a partial digest left by a crash mid-append
+            f.write(b"".join(digests))
+            f.flush()
+            os.fsync(f.fileno())
+            size = f.tell()
+        if size > 2 * KEEP_RELEASED * _DIGEST:
+            kept = path.with_name(_RELEASED + ".tmp")
+            kept.write_bytes(b"".join(self.released_digests()))
+            with kept.open("rb") as f:
+                os.fsync(f.fileno())
+            kept.replace(path)
+        self._fsync_directory()
 
     def close(self) -> None:
         with self._lock:

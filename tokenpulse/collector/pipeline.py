@@ -190,14 +190,17 @@ class RequestLog(Protocol):
 class LocalRequestLog:
     """The write-ahead log and the digests of the requests it holds, in this process.
 
-    The memory starts with every frame still on disk, so a retry of a request acknowledged just before
-    a crash is recognized after the restart.
+    The memory starts with the requests of the segments the log has deleted (the latest it kept) and
+    every frame still on disk, so a retry of a request acknowledged before a restart is recognized after
+    it, and so is a file ingested again.
     """
 
     def __init__(self, wal: WriteAheadLog) -> None:
         self.wal = wal
         self.recent = RecentRequests()
         self._lock = threading.Lock()
+        for digest in wal.released_digests():
+            self.recent.add(digest)
         for frame in wal.read(wal.oldest, wal.durable_end):
             if any(frame.request_digest):
                 self.recent.add(frame.request_digest)
