@@ -1099,13 +1099,6 @@ class Prefilter:
                 return True
         return self._keeps_by_name(span, scope_name)
 
-    def keeps_raw(self, span: Any, scope_name: str) -> bool:
-        """``keep`` for a span whose ``attributes`` iterate its keys (``otlp_raw.RawTraceRequest``): no
-        object is made per attribute, the cost of a span this drops."""
-        if not self.keys.isdisjoint(span.attributes):
-            return True
-        return self._keeps_by_name(span, scope_name)
-
     def _keeps_by_name(self, span: Any, scope_name: str) -> bool:
         """``keep`` of an OTLP protobuf span none of whose attribute keys claims it."""
         name = span.name

@@ -441,7 +441,7 @@ def normalize_request(
         return len(span.attributes) > max_attributes or prefilter.keep(span, scope_name)
 
     if isinstance(request, RawTraceRequest):
-        # The same test inlined (Prefilter.keeps_raw): a RawTraceRequest's span attributes are a map,
+        # The same test inlined (Prefilter.keep on keys): a RawTraceRequest's span attributes are a map,
         # whose keys iterate without a KeyValue each and whose len counts distinct keys, as the view's
         # dict that the limit is checked on below.
         spans = iter_raw_spans(request, prefilter, max_attributes)

@@ -97,7 +97,7 @@ class SpanFilter(Protocol):
 def iter_raw_spans(request: RawTraceRequest, kept: SpanFilter, max_keys: int) -> Iterator[SpanView]:
     """``iter_spans(request, keep)`` of a RawTraceRequest with the prefilter's test inlined: a span is
     kept when it has more than ``max_keys`` attribute keys or when ``kept`` keeps it
-    (``Prefilter.keeps_raw``).
+    (``Prefilter.keep``, read from the attribute map's keys).
 
     The ingest path of a protobuf body, where most spans are dropped: each span's attribute map is
     fetched once (a wrapper object a fetch), the scope's part of the test is decided once a scope, and a

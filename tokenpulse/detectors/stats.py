@@ -531,8 +531,7 @@ def sequential_alarm(
         # The change a minute must still speak for: the one that fired, or, where blips end, the one the
         # run makes likeliest so far (a first bursty minute may fire a larger change than the one going
         # on, whose minutes then speak against the larger one).
-        run_likeliest = (totals[t + 1] - totals[run_start, every]).argmax(axis=1)
-        speaks = run_likeliest if blips_end else fired
+        speaks = (totals[t + 1] - totals[run_start, every]).argmax(axis=1) if blips_end else fired
         now = evidence[t][every, speaks]
         bar = np.abs(now) if expected is None else expected[t][every, speaks]
         weaker = np.zeros(scopes, dtype=bool)
@@ -558,7 +557,10 @@ def sequential_alarm(
         # Once it pages, the change the run makes likeliest is the one a recovery must outweigh: a first
         # bursty minute may have fired a larger change, whose halfway level the scope can cross while it
         # is still changed (and then fire again).
-        resolves_from = np.where(on & ~paged & confirmed, np.minimum(fired, run_likeliest), resolves_from)
+        pages = np.flatnonzero(on & ~paged & confirmed)
+        if pages.size:
+            run = totals[t + 1, pages] - totals[run_start[pages], pages]
+            resolves_from[pages] = np.minimum(fired[pages], run.argmax(axis=1))
         paged = on & (paged | confirmed)
         # An alarm that has not been confirmed within twice the floor was a blip: it is dropped, and a
         # later change has to build its evidence again (and hold the floor again) to page.
