@@ -692,7 +692,7 @@ class _Kept:
             for uniques in reversed(levels):
                 code, position = divmod(int(code), len(uniques))
                 key.append(uniques[position])
-            scope = tuple((SCOPE_NAMES.get(d, d), str(v)) for d, v in zip(dims, reversed(key), strict=True))
+            scope = _scope(dims, key[::-1])
             if scope not in self.scopes:
                 return None
             columns[i] = self.scopes[scope]
@@ -711,14 +711,13 @@ def _runs(reused: np.ndarray, shift: np.ndarray) -> list[tuple[int, int, int]]:
 
 def _scope_index(dims: Sequence[str], keys: pd.Index) -> pd.Index:
     """Grid columns: one Scope per column (a plain index of tuples, never a MultiIndex)."""
-    scopes = [
-        tuple(
-            (SCOPE_NAMES.get(d, d), str(v))
-            for d, v in zip(dims, key if isinstance(key, tuple) else (key,), strict=True)
-        )
-        for key in keys
-    ]
+    scopes = [_scope(dims, key if isinstance(key, tuple) else (key,)) for key in keys]
     return pd.Index(scopes, dtype=object, tupleize_cols=False)
+
+
+def _scope(dims: Sequence[str], values: Sequence[Any]) -> Scope:
+    """The scope of one grid column: each dimension's name and value."""
+    return tuple((SCOPE_NAMES.get(d, d), str(v)) for d, v in zip(dims, values, strict=True))
 
 
 def trailing_sum(grid: pd.DataFrame, minutes: int) -> pd.DataFrame:
