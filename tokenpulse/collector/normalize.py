@@ -682,8 +682,14 @@ class _ValueRule:
 
 
 # A span's plan: per slot it fills, the slot, its keys the span carries (in precedence order) and the
-# slot's reader (None: the first present value as it is).
-_Plan = tuple[tuple[int, tuple[str, ...], "_Reader | None"], ...]
+# slot's reader (None: the first present value as it is); split in three, each read its own way: the
+# slots of one key and no reader (the value as it is, None when absent), those of one key and the
+# dimension reader, and the others.
+_Plan = tuple[
+    tuple[tuple[int, str], ...],
+    tuple[tuple[int, str], ...],
+    tuple[tuple[int, tuple[str, ...], "_Reader | None"], ...],
+]
 _MAX_PLANS = 4096
 
 
@@ -714,9 +720,22 @@ class _Dispatch:
             for key in keys:
                 for slot, rank in self.entries.get(key, ()):
                     present.setdefault(slot, []).append((rank, key))
-            plan = tuple(
+            entries = [
                 (slot, tuple(key for _, key in sorted(found)), self.readers[slot])
                 for slot, found in sorted(present.items())
+            ]
+            plan = (
+                tuple((slot, keys[0]) for slot, keys, reader in entries if len(keys) == 1 and reader is None),
+                tuple(
+                    (slot, keys[0])
+                    for slot, keys, reader in entries
+                    if len(keys) == 1 and reader is _dim_or_none
+                ),
+                tuple(
+                    entry
+                    for entry in entries
+                    if len(entry[1]) > 1 or (entry[2] is not None and entry[2] is not _dim_or_none)
+                ),
             )
             if len(self.plans) < _MAX_PLANS:
                 self.plans[keys] = plan
@@ -809,6 +828,7 @@ class Engine:
             (i, key, True) for i, m in claims for key in m.string_keys
         )
         self._key_markers = tuple(sorted(self._key_markers, key=lambda marker: marker[0]))
+        self._marker_keys = frozenset(key for _, key, _ in self._key_markers)
         self._name_markers = tuple(
             (i, prefix, key) for i, m in claims for prefix, key in m.name_prefix_and_key
         )
@@ -838,7 +858,9 @@ class Engine:
             self._resource_memo = memo
         if memo[1] < best:
             best = memo[1]
-        for index, key, string_only in self._key_markers:
+        # Most spans carry no marker key (their dialect's claim is the scope's, or the fallback's): one
+        # set test in C then, not a test a marker.
+        for index, key, string_only in () if self._marker_keys.isdisjoint(attrs) else self._key_markers:
             if index >= best:
                 break
             if key in attrs and (not string_only or type(attrs[key]) is str):
@@ -934,7 +956,16 @@ class Engine:
             self._dispatch_memo = memo
         dispatch = memo[1][tables.name]
         values: list[Any] = [None] * dispatch.size
-        for slot, keys, reader in dispatch.plan(tuple(attrs)):
+        direct, dimensions, general = dispatch.plan(tuple(attrs))
+        for slot, key in direct:  # one key, no reader: its value as it is (None is absent)
+            values[slot] = attrs[key]
+        for slot, key in dimensions:  # one key read as a dimension: a non-empty string, the usual one
+            value = attrs[key]
+            if type(value) is str and value:
+                values[slot] = value
+            elif value is not None:
+                values[slot] = _dim_or_none(value)
+        for slot, keys, reader in general:
             for key in keys:  # the first present value its reader accepts (most slots: one key)
                 value = attrs[key]
                 if value is None:
