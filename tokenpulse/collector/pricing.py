@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 _MILLION = 1_000_000
 _QUANTUM = Decimal("1e-12")
 _ZERO = Decimal(0)
-# Costs of fewer digits than this are computed exactly by the Decimal arithmetic too (28 digits of
-# precision), so the integer route gives the very same Decimal; a larger one takes the Decimal route.
+# A cost whose scaled sum has fewer digits than this is computed exactly by the Decimal arithmetic too
+# (28 digits of precision), so the integer route gives the very same Decimal; a larger one takes the
+# Decimal route.
 _MAX_EXACT = 10**26
 # Model names come from untrusted spans; bound the cache so a flood of distinct names can't grow it forever.
 _MAX_CACHE = 10_000
@@ -105,8 +106,8 @@ class _Rates:
     cache_write_1h: Decimal
     reasoning: Decimal
     per_request: Decimal  # USD per call (genai-prices `requests_kcount` / 1000)
-    # The same rates as integers, for pricing a call in integer arithmetic (``_exact_cost``): None when a
-    # rate is not a finite Decimal.
+    # The same rates as integers, for pricing a call in integer arithmetic (``Pricer.price``): None when
+    # a rate is not a finite Decimal.
     scaled: _ScaledRates | None = field(init=False, default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -137,14 +138,17 @@ def _scaled_rates(rates: _Rates) -> _ScaledRates | None:
         return None
     # Enough decimal places that every rate is an integer (a token rate is per million tokens) and at
     # least the 12 a cost is rounded to.
-    places = max(
-        12, 6 - min(rate.as_tuple().exponent for rate in per_token), -rates.per_request.as_tuple().exponent
-    )  # type: ignore[operator]
-    scaled = [int(rate.scaleb(places - 6)) for rate in per_token]
-    scaled.append(int(rates.per_request.scaleb(places)))
-    if any(Decimal(n).scaleb(6 - places) != rate for n, rate in zip(scaled, per_token, strict=False)):
+    places = max(12, 6 - min(map(_exponent, per_token)), -_exponent(rates.per_request))
+    shifts = (*(places - 6 for _ in per_token), places)
+    scaled = [int(rate.scaleb(shift)) for rate, shift in zip(every, shifts, strict=True)]
+    if any(Decimal(n).scaleb(-shift) != rate for n, rate, shift in zip(scaled, every, shifts, strict=True)):
         return None  # a rate of more than 28 digits: rounded by scaleb, not exact
     return _ScaledRates(*scaled, unit=10 ** (places - 12))
+
+
+def _exponent(rate: Decimal) -> int:
+    """The exponent of a finite Decimal (its last digit's place)."""
+    return int(rate.as_tuple().exponent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +242,7 @@ class Pricer:
         scaled = rates.scaled
         if scaled is not None and not (service_tier or speed or inference_geo):
             # The usual call, in integers: the same exact sum and the same half-even rounding as the
-            # Decimal arithmetic below, at a third of its cost.
+            # Decimal arithmetic below (~0.25 us of ~1.25 a call saved, measured).
             units = (
                 (input_tokens - cached) * scaled.input
                 + (output_tokens - reasoning_tokens) * scaled.output
