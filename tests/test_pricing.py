@@ -4,6 +4,7 @@ prices in the installed genai-prices data (quoted next to each test); no network
 from __future__ import annotations
 
 import logging
+import random
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -200,6 +201,40 @@ def test_compiled_prices_match_genai_prices_calc_for_every_model() -> None:
             assert ours == (theirs, "genai-prices"), (name, inp)
             checked += 1
     assert checked > 2_000
+
+
+def test_integer_route_gives_the_decimal_arithmetic_cost_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call priced in integers (the usual route) costs the very Decimal, exponent included, that the
+    Decimal arithmetic gives (the route past _MAX_EXACT digits, and of tier multipliers)."""
+    rng = random.Random(7)
+    calls = []
+    for _, model_price in _all_model_prices():
+        card = pricing._compile(model_price)
+        if card is None:
+            continue
+        assert all(band.scaled is not None for band in card.bands)
+        for _ in range(5):
+            inp = rng.choice([0, 1, 7, 2_000, 150_000, 99_999_999, rng.randrange(10**6)])
+            cr = rng.randrange(inp + 1) // 2
+            cw = rng.randrange(inp - cr + 1)
+            out = rng.choice([0, 1, 300, rng.randrange(10**7)])
+            usage = _usage(inp, out, cr, cw, rng.randrange(out + 1) // 3)
+            calls.append((card, usage, rng.randrange(cw + 1) if rng.random() < 0.3 else 0))
+    calls.append((pricing._override_card("tiny", TokenPrice(D("0.0000025"), D(0))), _usage(1, 0), 0))
+
+    def costs() -> list[tuple[Decimal, tuple[object, ...]] | None]:
+        found = []
+        for card, usage, cw_1h in calls:
+            pricer = Pricer()
+            pricer._cache[("p", "m")] = ("genai-prices", card)
+            priced = pricer.price("p", "m", **usage, cache_write_1h_tokens=cw_1h)  # type: ignore[arg-type]
+            found.append(None if priced is None else (priced[0], priced[0].as_tuple()))
+        return found
+
+    integers = costs()
+    monkeypatch.setattr(pricing, "_MAX_EXACT", 0)  # every call through the Decimal arithmetic
+    assert integers == costs()
+    assert len(calls) > 5_000
 
 
 def test_one_hour_cache_writes_bill_at_twice_input() -> None:

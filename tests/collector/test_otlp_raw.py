@@ -43,6 +43,8 @@ _array.array_value.values.extend([AnyValue(string_value="a"), AnyValue(int_value
 _kvlist = AnyValue()
 _kvlist.kvlist_value.values.add(key="total", value=AnyValue(double_value=0.5))
 VALUES += [_array, _kvlist]
+# varints of one to four bytes, each side of each length (the shorter ones are read inline)
+VALUES += [AnyValue(int_value=n) for n in (127, 128, 16_383, 16_384, 2**21 - 1, 2**21, 2**28)]
 
 
 def _views(body: bytes) -> tuple[list, list]:
@@ -61,6 +63,23 @@ def test_every_kind_of_value_reads_alike() -> None:
         raw, generated = _views(export_request(span).SerializeToString())
         assert raw == generated
         assert type(raw[0].attributes["k11"]) is bool and type(raw[0].attributes["k4"]) is int
+
+
+def test_a_remembered_array_is_a_list_of_each_span_its_own() -> None:
+    reasons = AnyValue()
+    reasons.array_value.values.extend([AnyValue(string_value="stop"), AnyValue(bool_value=True)])
+    spans = []
+    for _ in range(2):  # the second time from the memo of arrays
+        span = llm_span(**{"gen_ai.request.model": "gpt-4o"})
+        span.attributes.append(KeyValue(key="gen_ai.response.finish_reasons", value=reasons))
+        raw, generated = _views(export_request(span).SerializeToString())
+        assert raw == generated
+        spans.append(raw[0])
+    first, second = (s.attributes["gen_ai.response.finish_reasons"] for s in spans)
+    assert first == second == ["stop", True] and first is not second
+    first.append("changed")  # a list a span holds is its own
+    (again,) = _views(export_request(span).SerializeToString())[0]
+    assert again.attributes["gen_ai.response.finish_reasons"] == ["stop", True]
 
 
 def test_a_long_value_is_read_and_not_kept() -> None:

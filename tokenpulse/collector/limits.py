@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter, methodcaller
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -91,6 +93,9 @@ def check_span_count(request: ExportTraceServiceRequest | list[SpanView], limit:
     return spans
 
 
+_EXTRA_OF = methodcaller("get", "extra")
+
+
 def truncate_long_values(
     records: Iterable[MutableMapping[str, Any]], fields: tuple[str, ...], limit: int
 ) -> int:
@@ -102,22 +107,31 @@ def truncate_long_values(
     """
     cut: dict[str, int] = {}
     texts = values_of(fields)
-    for record in records:
-        # The longest value first, in C: almost every record has none over the limit.
-        if fields and max(map(len, texts(record))) > limit:
-            for name in fields:
-                value = record[name]
-                if len(value) > limit:
-                    record[name] = value[:limit]
-                    cut[name] = cut.get(name, 0) + 1
-        extra = record.get("extra")
-        for name, value in (extra or {}).items():
+    records = list(records)
+    # The longest value of the request first, in C: almost every request has none over the limit.
+    if fields and records and max(map(len, chain.from_iterable(map(texts, records)))) > limit:
+        for record in records:
+            if max(map(len, texts(record))) > limit:
+                for name in fields:
+                    value = record[name]
+                    if len(value) > limit:
+                        record[name] = value[:limit]
+                        cut[name] = cut.get(name, 0) + 1
+    for extra in filter(None, map(_EXTRA_OF, records)):  # the records with extra dimensions
+        for name, value in extra.items():
             if len(value) > limit:
                 extra[name] = value[:limit]
                 cut["extra"] = cut.get("extra", 0) + 1
     for name, count in cut.items():
         ATTRIBUTE_VALUES_TRUNCATED.labels(name).inc(count)
     return sum(cut.values())
+
+
+def _new_values(records: list[MutableMapping[str, Any]], dimension: str, seen: set[str]) -> bool:
+    """Whether a record holds a value of ``dimension`` not in ``seen`` (an absent one, "", is none)."""
+    values = set(map(itemgetter(dimension), records))
+    values.discard("")
+    return not values <= seen
 
 
 class CardinalityCap:
@@ -172,7 +186,13 @@ class CardinalityCap:
         with self._lock:
             self._start_window()
             admitted = [(d, self._seen.setdefault((tenant, d), set())) for d in dimensions]
-            for record in records:
+            records = list(records)
+            # Most requests bring no value a dimension has not admitted already: that is decided in C,
+            # and only the dimensions with new values walk the records one by one.
+            admitted = [
+                (dimension, seen) for dimension, seen in admitted if _new_values(records, dimension, seen)
+            ]
+            for record in records if admitted else ():
                 for dimension, seen in admitted:
                     value = record[dimension]
                     if not value or value in seen:  # an absent dimension takes no slot

@@ -682,8 +682,14 @@ class _ValueRule:
 
 
 # A span's plan: per slot it fills, the slot, its keys the span carries (in precedence order) and the
-# slot's reader (None: the first present value as it is).
-_Plan = tuple[tuple[int, tuple[str, ...], "_Reader | None"], ...]
+# slot's reader (None: the first present value as it is); split in three, each read its own way: the
+# slots of one key and no reader (the value as it is, None when absent), those of one key and the
+# dimension reader, and the others.
+_Plan = tuple[
+    tuple[tuple[int, str], ...],
+    tuple[tuple[int, str], ...],
+    tuple[tuple[int, tuple[str, ...], "_Reader | None"], ...],
+]
 _MAX_PLANS = 4096
 
 
@@ -714,9 +720,22 @@ class _Dispatch:
             for key in keys:
                 for slot, rank in self.entries.get(key, ()):
                     present.setdefault(slot, []).append((rank, key))
-            plan = tuple(
+            entries = [
                 (slot, tuple(key for _, key in sorted(found)), self.readers[slot])
                 for slot, found in sorted(present.items())
+            ]
+            plan = (
+                tuple((slot, keys[0]) for slot, keys, reader in entries if len(keys) == 1 and reader is None),
+                tuple(
+                    (slot, keys[0])
+                    for slot, keys, reader in entries
+                    if len(keys) == 1 and reader is _dim_or_none
+                ),
+                tuple(
+                    entry
+                    for entry in entries
+                    if len(entry[1]) > 1 or (entry[2] is not None and entry[2] is not _dim_or_none)
+                ),
             )
             if len(self.plans) < _MAX_PLANS:
                 self.plans[keys] = plan
@@ -809,6 +828,7 @@ class Engine:
             (i, key, True) for i, m in claims for key in m.string_keys
         )
         self._key_markers = tuple(sorted(self._key_markers, key=lambda marker: marker[0]))
+        self._marker_keys = frozenset(key for _, key, _ in self._key_markers)
         self._name_markers = tuple(
             (i, prefix, key) for i, m in claims for prefix, key in m.name_prefix_and_key
         )
@@ -838,7 +858,9 @@ class Engine:
             self._resource_memo = memo
         if memo[1] < best:
             best = memo[1]
-        for index, key, string_only in self._key_markers:
+        # Most spans carry no marker key (their dialect's claim is the scope's, or the fallback's): one
+        # set test in C then, not a test a marker.
+        for index, key, string_only in () if self._marker_keys.isdisjoint(attrs) else self._key_markers:
             if index >= best:
                 break
             if key in attrs and (not string_only or type(attrs[key]) is str):
@@ -934,7 +956,16 @@ class Engine:
             self._dispatch_memo = memo
         dispatch = memo[1][tables.name]
         values: list[Any] = [None] * dispatch.size
-        for slot, keys, reader in dispatch.plan(tuple(attrs)):
+        direct, dimensions, general = dispatch.plan(tuple(attrs))
+        for slot, key in direct:  # one key, no reader: its value as it is (None is absent)
+            values[slot] = attrs[key]
+        for slot, key in dimensions:  # one key read as a dimension: a non-empty string, the usual one
+            value = attrs[key]
+            if type(value) is str and value:
+                values[slot] = value
+            elif value is not None:
+                values[slot] = _dim_or_none(value)
+        for slot, keys, reader in general:
             for key in keys:  # the first present value its reader accepts (most slots: one key)
                 value = attrs[key]
                 if value is None:
@@ -1199,13 +1230,17 @@ def normalize_span(
                 break
     if not error_type:
         error_type = exception_type
+    status_message = span.status_message
+    # Most calls carry no error text: the three text tests are skipped then (each is false on "").
     is_timeout = (
-        _is_timeout_text(error_type)
-        or _is_timeout_text(exception_type)
-        or _is_timeout_text(span.status_message)
-        or error_type in _TIMEOUT_HTTP
-        or _timeout_status(attrs)
-    )
+        (error_type or exception_type or status_message)
+        and (
+            _is_timeout_text(error_type)
+            or _is_timeout_text(exception_type)
+            or _is_timeout_text(status_message)
+            or error_type in _TIMEOUT_HTTP
+        )
+    ) or _timeout_status(attrs)
 
     res = _resource_view(span.resource, config)
     service = res.service
@@ -1255,11 +1290,18 @@ def normalize_span(
         in_forced = out_forced = exclusive
         total_key = f"{reader.key}.total"  # type: ignore[union-attr]
     else:
-        inp = _token(values, _INPUT, limit, attrs, slot_keys[_INPUT])
-        out = _token(values, _OUTPUT, limit, attrs, slot_keys[_OUTPUT])
-        cr = _token(values, _CACHE_READ, limit, attrs, slot_keys[_CACHE_READ])
-        cw = _token(values, _CACHE_WRITE, limit, attrs, slot_keys[_CACHE_WRITE])
-        rsn = _token(values, _REASONING, limit, attrs, slot_keys[_REASONING])
+        # _token inlined for the usual value, an int in range (an absent count is 0).
+        inp, out, cr, cw, rsn = values[_INPUT:_TOTAL]
+        if type(inp) is not int or not 0 <= inp <= limit:
+            inp = _token(values, _INPUT, limit, attrs, slot_keys[_INPUT])
+        if type(out) is not int or not 0 <= out <= limit:
+            out = _token(values, _OUTPUT, limit, attrs, slot_keys[_OUTPUT])
+        if type(cr) is not int or not 0 <= cr <= limit:
+            cr = _token(values, _CACHE_READ, limit, attrs, slot_keys[_CACHE_READ])
+        if type(cw) is not int or not 0 <= cw <= limit:
+            cw = _token(values, _CACHE_WRITE, limit, attrs, slot_keys[_CACHE_WRITE])
+        if type(rsn) is not int or not 0 <= rsn <= limit:
+            rsn = _token(values, _REASONING, limit, attrs, slot_keys[_REASONING])
         total = values[_TOTAL]
         if total is not None:
             total_key = _source(attrs, slot_keys[_TOTAL])
@@ -1269,7 +1311,10 @@ def normalize_span(
     if total is not None and total < inp + out:
         raise InvalidSpan(f"{total_key}: total {total} is less than input + output ({inp} + {out})")
 
-    cw, cw_1h = _cache_writes_by_ttl(values, limit, attrs, slot_keys, cw)
+    if values[_CACHE_WRITE_1H] is None and values[_CACHE_WRITE_5M] is None:
+        cw_1h = 0  # the common case: no TTL split reported
+    else:
+        cw, cw_1h = _cache_writes_by_ttl(values, limit, attrs, slot_keys, cw)
 
     # inclusive fix: canonical input includes cache reads/writes, output includes reasoning
     cache = cr + cw
@@ -1319,7 +1364,11 @@ def normalize_span(
     )
     # What the provider or a gateway says it charged is kept beside tokenpulse's own price, never
     # instead of it: reconcile compares the two. It prices the call only when tokenpulse cannot.
-    reported = _reported_cost(values)
+    reported = (
+        None
+        if values[_REPORTED_COST] is None and values[_REPORTED_COST_DETAILS] is None
+        else _reported_cost(values)
+    )
     if reported is not None and reported >= _MAX_COST_USD:
         reported = None  # a nonsense figure is dropped, not a reason to reject the call
     if priced is not None:
@@ -1340,6 +1389,9 @@ def normalize_span(
         if value:
             extra[dimension] = value
     escalated = values[_ESCALATED]
+    ttft_ms = values[_TTFT_SECONDS]  # _ttft_ms's first answer, inline: the usual case
+    if ttft_ms is None or values[_STREAM_FLAG] is False:
+        ttft_ms = _ttft_ms(values, span, engine.first_token_events)
 
     return {
         "time_unix_nano": start,
@@ -1359,7 +1411,7 @@ def normalize_span(
         "cache_read_tokens": cr,
         "cache_write_tokens": cw,
         "reasoning_tokens": rsn,
-        "ttft_ms": _ttft_ms(values, span, engine.first_token_events),
+        "ttft_ms": ttft_ms,
         "status": status,
         "error_type": error_type,
         "is_timeout": is_timeout,

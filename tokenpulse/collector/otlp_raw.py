@@ -90,6 +90,10 @@ _MAX_MEMO = 8192
 # instrumentation records as an attribute) is read once and not kept: the memo's memory stays small.
 _MAX_MEMO_BYTES = 256
 _memo: dict[bytes, Any] = {}
+# Arrays of scalars repeat too (``gen_ai.response.finish_reasons: ["stop"]``): kept as tuples, each span
+# given a list of its own (a shallow copy, in C), as the parse would have built it.
+_array_memo: dict[bytes, tuple[Any, ...]] = {}
+_SCALAR_TYPES = (str, int, float, bool)
 
 
 def _varint(raw: bytes, at: int) -> tuple[int, int]:
@@ -113,6 +117,15 @@ def _scalar(raw: bytes) -> Any:
         if at + length == len(raw):
             return raw[at:].decode()
     elif tag == _INT_TAG:
+        # Token counts are the values that miss the memo: their varints of up to three bytes (counts
+        # below 2**21) read inline.
+        size = len(raw)
+        if size == 2 and raw[1] < 0x80:
+            return raw[1]
+        if size == 3 and raw[1] >= 0x80 and raw[2] < 0x80:
+            return (raw[1] & 0x7F) | (raw[2] << 7)
+        if size == 4 and raw[1] >= 0x80 and raw[2] >= 0x80 and raw[3] < 0x80:
+            return (raw[1] & 0x7F) | ((raw[2] & 0x7F) << 7) | (raw[3] << 14)
         value, at = _varint(raw, 1)
         if at == len(raw):
             value &= _UINT64  # int64, two's complement (a 10-byte varint's excess bits are dropped)
@@ -141,7 +154,15 @@ def raw_value(raw: bytes, any_value: Callable[[AnyValue], Any]) -> Any:
                 _memo.clear()
             _memo[raw] = value  # immutable: shared by every span carrying it
             return value
-    return any_value(AnyValue.FromString(raw))  # a list or dict is built anew for each span
+    array = _array_memo.get(raw)
+    if array is not None:
+        return list(array)
+    value = any_value(AnyValue.FromString(raw))  # a list or dict is built anew for each span
+    if type(value) is list and len(raw) <= _MAX_MEMO_BYTES and all(type(v) in _SCALAR_TYPES for v in value):
+        if len(_array_memo) >= _MAX_MEMO:
+            _array_memo.clear()
+        _array_memo[raw] = tuple(value)
+    return value
 
 
 def raw_map(attributes: Mapping[str, bytes], any_value: Callable[[AnyValue], Any]) -> dict[str, Any]:

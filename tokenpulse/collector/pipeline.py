@@ -470,7 +470,7 @@ def normalize_request(
             result.links += record["kind"] == LINK_KIND  # type: ignore[typeddict-item]
         else:
             calls.append(record)  # type: ignore[arg-type]
-            for event in filter(is_evaluation_event, span.events):
+            for event in filter(is_evaluation_event, span.events) if span.events else ():
                 try:
                     result.evaluations.append(
                         evaluation_from_span_event(event, record, span.scope_name, config)  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 _MILLION = 1_000_000
 _QUANTUM = Decimal("1e-12")
 _ZERO = Decimal(0)
+# A cost whose scaled sum has fewer digits than this is computed exactly by the Decimal arithmetic too
+# (28 digits of precision), so the integer route gives the very same Decimal; a larger one takes the
+# Decimal route.
+_MAX_EXACT = 10**26
 # Model names come from untrusted spans; bound the cache so a flood of distinct names can't grow it forever.
 _MAX_CACHE = 10_000
 
@@ -102,6 +106,49 @@ class _Rates:
     cache_write_1h: Decimal
     reasoning: Decimal
     per_request: Decimal  # USD per call (genai-prices `requests_kcount` / 1000)
+    # The same rates as integers, for pricing a call in integer arithmetic (``Pricer.price``): None when
+    # a rate is not a finite Decimal.
+    scaled: _ScaledRates | None = field(init=False, default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scaled", _scaled_rates(self))
+
+
+@dataclass(frozen=True, slots=True)
+class _ScaledRates:
+    """``_Rates`` in units of 10**-digits USD a token (per call for ``per_request``), all exact
+    integers; ``unit`` is 10**(digits - 12), one unit of the 12-place quantum a cost is rounded to."""
+
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+    cache_write_1h: int
+    reasoning: int
+    per_request: int
+    unit: int
+
+
+def _scaled_rates(rates: _Rates) -> _ScaledRates | None:
+    per_token = (
+        rates.input, rates.output, rates.cache_read, rates.cache_write, rates.cache_write_1h, rates.reasoning
+    )  # fmt: skip
+    every = (*per_token, rates.per_request)
+    if not all(isinstance(rate, Decimal) and rate.is_finite() for rate in every):
+        return None
+    # Enough decimal places that every rate is an integer (a token rate is per million tokens) and at
+    # least the 12 a cost is rounded to.
+    places = max(12, 6 - min(map(_exponent, per_token)), -_exponent(rates.per_request))
+    shifts = (*(places - 6 for _ in per_token), places)
+    scaled = [int(rate.scaleb(shift)) for rate, shift in zip(every, shifts, strict=True)]
+    if any(Decimal(n).scaleb(-shift) != rate for n, rate, shift in zip(scaled, every, shifts, strict=True)):
+        return None  # a rate of more than 28 digits: rounded by scaleb, not exact
+    return _ScaledRates(*scaled, unit=10 ** (places - 12))
+
+
+def _exponent(rate: Decimal) -> int:
+    """The exponent of a finite Decimal (its last digit's place)."""
+    return int(rate.as_tuple().exponent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +239,24 @@ class Pricer:
         if cache_write_1h_tokens > cache_write_tokens:
             cache_write_1h_tokens = cache_write_tokens
         rates = card.bands[bisect_left(card.thresholds, input_tokens)]
+        scaled = rates.scaled
+        if scaled is not None and not (service_tier or speed or inference_geo):
+            # The usual call, in integers: the same exact sum and the same half-even rounding as the
+            # Decimal arithmetic below (~0.25 us of ~1.25 a call saved, measured).
+            units = (
+                (input_tokens - cached) * scaled.input
+                + (output_tokens - reasoning_tokens) * scaled.output
+                + cache_read_tokens * scaled.cache_read
+                + (cache_write_tokens - cache_write_1h_tokens) * scaled.cache_write
+                + cache_write_1h_tokens * scaled.cache_write_1h
+                + reasoning_tokens * scaled.reasoning
+                + scaled.per_request
+            )
+            if units < _MAX_EXACT:
+                quanta, rest = divmod(units, scaled.unit)
+                if rest * 2 > scaled.unit or (rest * 2 == scaled.unit and quanta & 1):
+                    quanta += 1
+                return Decimal(quanta).scaleb(-12), source
         # int * Decimal is exact, and at 28 digits of precision so is the sum for any realistic count; a
         # term of no tokens adds an exact zero, so it is skipped (Decimal arithmetic is most of the cost).
         usd = (input_tokens - cached) * rates.input + (output_tokens - reasoning_tokens) * rates.output

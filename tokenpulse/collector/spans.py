@@ -122,7 +122,12 @@ def iter_raw_spans(request: RawTraceRequest, kept: SpanFilter, max_keys: int) ->
                         continue
                 status = span.status
                 events = span.events
-                event_views = [SpanEvent(e.name, e.time_unix_nano, to_dict(e.attributes)) for e in events]
+                # Most spans have no event: no comprehension is run for them.
+                event_views = (
+                    [SpanEvent(e.name, e.time_unix_nano, to_dict(e.attributes)) for e in events]
+                    if events
+                    else []
+                )
                 yield SpanView(
                     span.trace_id.hex(),
                     span.span_id.hex(),
