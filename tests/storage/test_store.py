@@ -74,6 +74,17 @@ def test_a_retried_insert_is_a_no_op_in_the_table_and_its_rollup(store: Store) -
     assert store.rows("SELECT count(), (SELECT sum(calls) FROM calls_1m) FROM calls") == [(4, 4)]
 
 
+def test_a_span_repeated_within_a_batch_is_kept_as_one_repeated_across_batches(store: Store) -> None:
+    """Inserts do not merge a block (``optimize_on_insert`` off): a span sent twice in one batch is, like
+    one sent in two batches, one call to readers of ``calls FINAL`` and two calls in the rollup, which
+    counts what was received."""
+    span = call_record()
+    store.insert_rows("calls", encode_rows([span, span], CALL_FIELDS), "one-batch")
+    store.insert_rows("calls", encode_rows([span], CALL_FIELDS), "next-batch")
+    final = "SELECT count(), (SELECT sum(calls) FROM calls_1m) FROM calls FINAL"
+    assert store.rows(final) == [(1, 3)]
+
+
 def test_an_insert_leaves_no_file_and_a_killed_ones_file_goes_at_the_next_open(tmp_path: Path) -> None:
     opened = Store.open(tmp_path)
     opened.migrate()

@@ -179,6 +179,15 @@ class Store:
             # A row written before a column was added (an older version's write-ahead log) ends
             # early; its missing trailing columns take their defaults (buffer.rows.AFTER_TENANT).
             "input_format_json_compact_allow_variable_number_of_columns": 1,
+            # No in-block merge on insert: for the raw ReplacingMergeTree tables it only drops a span
+            # repeated *within* one batch (one across batches was always left to merges and to readers'
+            # FINAL), and it took 3.0 of chDB's 5.1 us a call row (bench/writer.py). The rollup views
+            # group by their target's whole key, so their blocks have nothing to merge; the views read
+            # the inserted block either way.
+            "optimize_on_insert": 0,
+            # One thread parses a batch: splitting 50,000 rows across threads cost 0.3-0.4 us a row more
+            # CPU in all (bench/writer.py), and a batch's latency (~0.1 s to parse) does not matter.
+            "input_format_parallel_parsing": 0,
         }
         columns = TABLE_COLUMNS[table]
         if not self.embedded:
