@@ -490,8 +490,10 @@ def sequential_alarm(
     current = np.zeros((minutes, scopes), dtype=bool)
     cusum = np.zeros(evidence.shape[1:])
     started = np.zeros(evidence.shape[1:], dtype=np.int64)
-    back = np.zeros(scopes)
-    usual_for = np.zeros(scopes, dtype=np.int64)
+    back = np.zeros(evidence.shape[1:])
+    since = np.zeros(evidence.shape[1:])  # each change's evidence since the page
+    before_back = np.zeros((*evidence.shape[1:], evidence.shape[2]))  # that, up to each recovery's run
+    usual_for = np.zeros(evidence.shape[1:], dtype=np.int64)
     on = np.zeros(scopes, dtype=bool)
     paged = np.zeros(scopes, dtype=bool)
     fired = np.zeros(scopes, dtype=np.int64)  # the alternative that started the alarm
@@ -521,12 +523,33 @@ def sequential_alarm(
         run_start = np.where(fire, started[every, strongest], run_start)
         fired_at = np.where(fire, t, fired_at)
         resolves_from = np.where(fire, fired, resolves_from)
-        step = recovery[t][every, resolves_from]
-        back = np.where(on, np.maximum(back + step, 0.0), 0.0)
-        # Minutes with calls in a row that the recovery run has lasted: a recovery must hold as long as a
-        # change had to before it paged (two quiet minutes of a bursty scope are not a recovery).
-        usual_for = np.where(back > 0, usual_for + (step != 0), 0)
-        clears = on & (back >= clear) & (usual_for >= min_minutes)
+        # A recovery CUSUM per alternative (the one weighed may change while the alarm pages), with the
+        # minutes with calls in a row it has lasted: a recovery must hold as long as a change had to before
+        # it paged (two quiet minutes of a bursty scope are not a recovery).
+        steps = recovery[t]
+        back = np.where(on[:, None], np.maximum(back + steps, 0.0), 0.0)
+        usual_for = np.where(back > 0, usual_for + (steps != 0), 0)
+        # Since the page, each change's evidence; and that up to the minute each recovery's run began (the
+        # minutes the recovery is made of do not say what it recovers from): alternatives x alternatives.
+        since = np.where(paged[:, None], since + evidence[t], 0.0)
+        before_back = np.where(back[..., None] > 0, before_back, since[:, None, :])
+        # A paging alarm resolves by its recovery against halfway to the change its page chose, or to a
+        # weaker one; and not against a change its minutes between the page and that recovery showed to
+        # be larger than the one going on: a weaker change likelier than it by as much as a resolution
+        # needs (``clear``), while it was not likelier than the usual by as much (the scope was then past
+        # halfway to it, the level its recovery is weighed against: on a quadratic log-likelihood, the
+        # change is likelier than the usual exactly where the scope is past halfway). A first few bursty
+        # minutes may make a larger change likeliest at the page than the one that goes on, and halfway
+        # to the larger one is where the scope is while still changed (a 25% drop is halfway to a 50%
+        # one): its recovery would resolve the alert, and the change go on paging. Before the page:
+        # against the change that fired.
+        alternatives = np.arange(back.shape[1])
+        own = before_back[:, alternatives, alternatives]
+        weaker = np.where(alternatives[:, None] > alternatives[None, :], before_back, -np.inf).max(axis=2)
+        shown = (own >= clear) | (own >= weaker - clear)
+        weighed = alternatives <= resolves_from[:, None]
+        weighed &= np.where(paged[:, None], shown, alternatives == resolves_from[:, None])
+        clears = on & ((back >= clear) & (usual_for >= min_minutes) & weighed).any(axis=1)
         on = (on | fire) & ~clears
         # The change a minute must still speak for: the one that fired, or, where blips end, the one the
         # run makes likeliest so far (a first bursty minute may fire a larger change than the one going
