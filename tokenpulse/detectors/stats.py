@@ -533,10 +533,10 @@ def sequential_alarm(
         # minutes the recovery is made of do not say what it recovers from): alternatives x alternatives.
         since = np.where(paged[:, None], since + evidence[t], 0.0)
         before_back = np.where(back[..., None] > 0, before_back, since[:, None, :])
-        # A paging alarm resolves by its recovery against halfway to the change its page chose, or to a
-        # weaker one; and not against a change its minutes between the page and that recovery showed to
-        # be larger than the one going on: a weaker change likelier than it by as much as a resolution
-        # needs (``clear``), while it was not likelier than the usual by as much (the scope was then past
+        # A paging alarm's recovery is weighed against halfway to the change its page chose, or, if the
+        # minutes between the page and that recovery showed a weaker change to be the one going on, to the
+        # largest change they did not: a weaker change likelier than it by as much as a resolution needs
+        # (``clear``), while it was not likelier than the usual by as much (the scope was then past
         # halfway to it, the level its recovery is weighed against: on a quadratic log-likelihood, the
         # change is likelier than the usual exactly where the scope is past halfway). A first few bursty
         # minutes may make a larger change likeliest at the page than the one that goes on, and halfway
@@ -546,10 +546,10 @@ def sequential_alarm(
         alternatives = np.arange(back.shape[1])
         own = before_back[:, alternatives, alternatives]
         weaker = np.where(alternatives[:, None] > alternatives[None, :], before_back, -np.inf).max(axis=2)
-        shown = (own >= clear) | (own >= weaker - clear)
-        weighed = alternatives <= resolves_from[:, None]
-        weighed &= np.where(paged[:, None], shown, alternatives == resolves_from[:, None])
-        clears = on & ((back >= clear) & (usual_for >= min_minutes) & weighed).any(axis=1)
+        shown = (own >= clear) | (own >= weaker - clear) | (alternatives == 0)
+        going_on = np.where(shown & (alternatives <= resolves_from[:, None]), alternatives, 0).max(axis=1)
+        weighed = np.where(paged, going_on, resolves_from)
+        clears = on & (back[every, weighed] >= clear) & (usual_for[every, weighed] >= min_minutes)
         on = (on | fire) & ~clears
         # The change a minute must still speak for: the one that fired, or, where blips end, the one the
         # run makes likeliest so far (a first bursty minute may fire a larger change than the one going
