@@ -181,6 +181,49 @@ def test_where_blips_end_the_change_likeliest_when_it_pages_decides_the_recovery
     assert fired == [False] * 8
 
 
+def hit_ratio_alarm(ratios: list[float]) -> list[bool]:
+    """A hit ratio's alarm, minute by minute, for a scope of 12 calls a minute at these ratios, usually
+    82%, tested for drops of 30%, 50%, 70% and 90% and resolving against halfway to each (as
+    ``cache_hit_collapse`` does), at a 10-nat threshold and a 4-minute floor."""
+    usual, calls = 0.82, 12.0
+    hits = np.array(ratios).reshape(-1, 1, 1) * calls
+    trials = np.full_like(hits, calls)
+    base = np.full((1, 1, 1), usual)
+    changed = (usual * (1 - np.array([0.3, 0.5, 0.7, 0.9])))[None, None, :]
+    evidence = stats.binomial_evidence(hits, trials, base, changed, np.ones(1))
+    recovery = -stats.binomial_evidence(hits, trials, base, stats.halfway(base, changed), np.ones(1))
+    expected = stats.binomial_evidence(trials * changed, trials, base, changed, np.ones(1))
+    paging, *_ = stats.sequential_alarm(evidence, recovery, 10.0, math.log(1000), 4, expected, blips_end=True)
+    return paging[:, 0].tolist()
+
+
+def pages(paging: list[bool]) -> list[int]:
+    """The minutes an alarm starts paging."""
+    return [t for t, on in enumerate(paging) if on and (t == 0 or not paging[t - 1])]
+
+
+def test_a_change_halfway_to_the_one_its_page_chose_pages_once() -> None:
+    # Five bursty minutes (30% hits) page a 50% drop; the drop that goes on is 22% (64% hits: halfway,
+    # on the log-odds scale, to a 50% drop), and eight of its minutes look usual. Weighed against
+    # halfway to the 50% drop, those eight minutes are a recovery: it resolved and paged again 15
+    # minutes later. The minutes since the page showed a weaker change (30%) likelier, so the recovery
+    # is weighed against halfway to that one: one page, resolved once the drop is over.
+    ratios = [0.82] * 10 + [0.3] * 5 + [0.64] * 30 + [0.82] * 8 + [0.64] * 40 + [0.82] * 40
+    paging = hit_ratio_alarm(ratios)
+    over = 10 + 5 + 30 + 8 + 40
+    assert pages(paging) == [14]
+    assert paging[over - 1] and not paging[over + 30]
+
+
+def test_the_change_going_on_resolves_against_halfway_to_it() -> None:
+    # The page's change (a 50% drop, 41% hits) is what goes on: its minutes since the page speak for it,
+    # and the recovery is weighed against halfway to it, resolved within minutes of the end.
+    ratios = [0.82] * 10 + [0.3] * 5 + [0.41] * 60 + [0.82] * 40
+    paging = hit_ratio_alarm(ratios)
+    assert pages(paging) == [14]
+    assert paging[74] and not paging[75 + 4]
+
+
 def test_burstiness_is_the_intra_minute_correlation_not_a_slow_drift() -> None:
     rng = np.random.default_rng(3)
     minutes = np.arange(2000)

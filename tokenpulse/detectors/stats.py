@@ -14,8 +14,9 @@ The model, in the words an on-call engineer checks against a chart:
   minute, ``h = ln(S x minutes in the budget)`` makes a false page rarer than one per budget, whatever
   S (the CUSUM's average run to a false alarm is at least e^h minutes: Wald's bound).
 - A firing alert resolves on evidence the other way: the scope must look usual rather than changed
-  (by the change that fired it) for as much evidence as ``clear_evidence`` (ln 1,000 by default) —
-  a partial recovery does not resolve it, and empty minutes never do.
+  (by the change going on: the one that fired it, or a weaker one its minutes show) for as much
+  evidence as ``clear_evidence`` (ln 1,000 by default) — a partial recovery does not resolve it, and
+  empty minutes never do.
 
 Shares (timeouts, uncached calls, escalations) are binomial counts; overdispersion (a hiccup upstream
 failing many calls of the same minute, users retrying in a row) is measured on the scope's own history
@@ -471,11 +472,14 @@ def sequential_alarm(
     confirm it by speaking for a weaker change than the likeliest (``_weaker_goes_on``): a change
     between two of those tested goes on. Once paging, it pages until the alarm
     ends, so a spend that hovers at a floor does not page, resolve and page again. Inside the alarm, the
-    recovery evidence against the halfway level of the alternative that fired (or of the one the run
-    makes likeliest when it pages, if weaker) accumulates (a CUSUM) and
-    the alarm ends when that reaches ``clear`` over at least ``min_minutes`` minutes with calls: the
-    scope is back to usual, not merely a little better, nor for a moment. Then every CUSUM starts again
-    from zero.
+    recovery evidence against the halfway level of each alternative accumulates (a CUSUM each) and
+    the alarm ends when the one of the change going on reaches ``clear`` over at least ``min_minutes``
+    minutes with calls: the scope is back to usual, not merely a little better, nor for a moment. The
+    change going on is the alternative that fired (or the one the run makes likeliest when it pages, if
+    weaker); once paging, a weaker one if the minutes between the page and its recovery's run showed the
+    page's to be larger than the one going on (a weaker alternative likelier by ``clear``, the page's not
+    likelier than the usual by as much: the scope was short of halfway to it). Then every CUSUM starts
+    again from zero.
     Minutes without calls add nothing, so they neither start nor end an alarm.
 
     Returns, per minute and scope: whether the alarm pages after the minute, the first minute of the
@@ -490,8 +494,10 @@ def sequential_alarm(
     current = np.zeros((minutes, scopes), dtype=bool)
     cusum = np.zeros(evidence.shape[1:])
     started = np.zeros(evidence.shape[1:], dtype=np.int64)
-    back = np.zeros(scopes)
-    usual_for = np.zeros(scopes, dtype=np.int64)
+    back = np.zeros(evidence.shape[1:])
+    since = np.zeros(evidence.shape[1:])  # each change's evidence since the page
+    before_back = np.zeros((*evidence.shape[1:], evidence.shape[2]))  # that, up to each recovery's run
+    usual_for = np.zeros(evidence.shape[1:], dtype=np.int64)
     on = np.zeros(scopes, dtype=bool)
     paged = np.zeros(scopes, dtype=bool)
     fired = np.zeros(scopes, dtype=np.int64)  # the alternative that started the alarm
@@ -521,12 +527,34 @@ def sequential_alarm(
         run_start = np.where(fire, started[every, strongest], run_start)
         fired_at = np.where(fire, t, fired_at)
         resolves_from = np.where(fire, fired, resolves_from)
-        step = recovery[t][every, resolves_from]
-        back = np.where(on, np.maximum(back + step, 0.0), 0.0)
-        # Minutes with calls in a row that the recovery run has lasted: a recovery must hold as long as a
-        # change had to before it paged (two quiet minutes of a bursty scope are not a recovery).
-        usual_for = np.where(back > 0, usual_for + (step != 0), 0)
-        clears = on & (back >= clear) & (usual_for >= min_minutes)
+        # A recovery CUSUM per alternative (the one weighed may change while the alarm pages), with the
+        # minutes with calls in a row it has lasted: a recovery must hold as long as a change had to before
+        # it paged (two quiet minutes of a bursty scope are not a recovery).
+        steps = recovery[t]
+        back = np.where(on[:, None], np.maximum(back + steps, 0.0), 0.0)
+        usual_for = np.where(back > 0, usual_for + (steps != 0), 0)
+        # A paging alarm's recovery is weighed against halfway to the change its page chose, or, if the
+        # minutes between the page and that recovery showed a weaker change to be the one going on, to the
+        # largest change they did not: a weaker change likelier than it by as much as a resolution needs
+        # (``clear``), while it was not likelier than the usual by as much (the scope was then past
+        # halfway to it, the level its recovery is weighed against: on a quadratic log-likelihood, the
+        # change is likelier than the usual exactly where the scope is past halfway). A first few bursty
+        # minutes may make a larger change likeliest at the page than the one that goes on, and halfway
+        # to the larger one is where the scope is while still changed (a 25% drop is halfway to a 50%
+        # one): its recovery would resolve the alert, and the change go on paging. Before the page:
+        # against the change that fired.
+        weighed = resolves_from.copy()
+        paging_now = np.flatnonzero(paged)
+        if paging_now.size:
+            # Each change's evidence since the page, and that up to the minute each recovery's run began
+            # (the minutes a recovery is made of do not say what it recovers from): alternatives x
+            # alternatives.
+            since[paging_now] += evidence[t, paging_now]
+            before_back[paging_now] = np.where(
+                back[paging_now, :, None] > 0, before_back[paging_now], since[paging_now, None, :]
+            )
+            weighed[paging_now] = _going_on(before_back[paging_now], resolves_from[paging_now], clear)
+        clears = on & (back[every, weighed] >= clear) & (usual_for[every, weighed] >= min_minutes)
         on = (on | fire) & ~clears
         # The change a minute must still speak for: the one that fired, or, where blips end, the one the
         # run makes likeliest so far (a first bursty minute may fire a larger change than the one going
@@ -561,6 +589,7 @@ def sequential_alarm(
         if pages.size:
             run = totals[t + 1, pages] - totals[run_start[pages], pages]
             resolves_from[pages] = np.minimum(fired[pages], run.argmax(axis=1))
+            since[pages], before_back[pages] = 0.0, 0.0
         paged = on & (paged | confirmed)
         # An alarm that has not been confirmed within twice the floor was a blip: it is dropped, and a
         # later change has to build its evidence again (and hold the floor again) to page.
@@ -579,6 +608,18 @@ def sequential_alarm(
         recent = totals[t + 1, every, fired] - totals[max(t + 1 - min_minutes, 0), every, fired]
         current[t] = recent > 0
     return paging, onset, current
+
+
+def _going_on(before_back: np.ndarray, chosen: np.ndarray, clear: float) -> np.ndarray:
+    """The change going on, per paging alarm: the largest alternative at or under ``chosen`` (its page's
+    choice) whose minutes between the page and its recovery's run (``before_back``: alarms x the
+    recovery's alternative x each alternative's evidence) did not show a weaker one likelier by ``clear``
+    unless they showed it likelier than the usual by as much; the weakest always."""
+    alternatives = np.arange(before_back.shape[1])
+    own = before_back[:, alternatives, alternatives]
+    weaker = np.where(alternatives[:, None] > alternatives[None, :], before_back, -np.inf).max(axis=2)
+    shown = (own >= clear) | (own >= weaker - clear) | (alternatives == 0)
+    return np.where(shown & (alternatives <= chosen[:, None]), alternatives, 0).max(axis=1)
 
 
 def _pooled(
