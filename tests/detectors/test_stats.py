@@ -39,6 +39,37 @@ def test_the_mixture_is_the_log_mean_likelihood_ratio_over_each_run() -> None:
     assert likeliest.tolist() == [[0, 1]]
 
 
+def test_a_weighted_mixture_pays_only_for_the_alternatives_it_weighs() -> None:
+    evidence = np.array([[[0.5, -2.0, 1.0]], [[1.0, 2.0, 1.0]], [[1.5, 1.0, 1.0]]])
+    totals = np.concatenate([np.zeros((1, 1, 3)), np.cumsum(evidence, axis=0)])
+    # The third alternative weighs nothing: the mixture is the mean of the first two, and the likeliest
+    # is never the one left out (its run of 3 nats ties the first's).
+    weights = np.broadcast_to(np.array([0.5, 0.5, 0.0]), (3, 1, 3))
+    mixture, likeliest = stats.mixture_evidence(totals, 2, np.array([[0, 1, 0]]), np.array([0]), weights)
+    assert mixture[0, 0] == pytest.approx(math.log((math.exp(3.0) + math.exp(1.0)) / 2))
+    assert likeliest[0].tolist() == [0, 1, 0]
+    # Equal weights are the plain mean.
+    equal = np.full((3, 1, 3), 1 / 3)
+    assert stats.mixture_evidence(totals, 2, np.array([[0]]), np.array([0]), equal)[0] == pytest.approx(
+        stats.mixture_evidence(totals, 2, np.array([[0]]), np.array([0]))[0]
+    )
+
+
+def test_a_share_weighs_only_the_alternatives_its_traffic_lets_page() -> None:
+    usual = np.full(3, 0.02)
+    changed = np.stack([stats.odds_shift(usual, r) for r in (1.5, 3.0, 8.0, 25.0)], axis=-1)
+    calls = np.array([0.5, 5.0, 300.0])  # calls a minute: a thin tool, a quiet route, a busy one
+    stand_in, weights = stats.informative_alternatives(usual, changed, calls, threshold=18.0, horizon=120)
+    # Half a call a minute: only 25x the odds reaches 18 nats within two hours, if true. Five calls: 8x
+    # and 25x (1.5x would take 14 hours, 3x two and a half). 300 calls: every one.
+    assert (weights > 0).tolist() == [[False, False, False, True], [False, False, True, True], [True] * 4]
+    assert weights.sum(axis=-1) == pytest.approx(np.ones(3))
+    assert stand_in.tolist() == [[3, 3, 3, 3], [2, 2, 2, 3], [0, 1, 2, 3]]
+    # Too thin for any: the strongest stays.
+    _, none = stats.informative_alternatives(usual, changed, np.full(3, 0.01), 18.0, 120)
+    assert (none > 0).tolist() == [[False, False, False, True]] * 3
+
+
 def test_binomial_evidence_is_the_log_likelihood_ratio_over_the_dispersion() -> None:
     llr = stats.binomial_evidence(
         np.array([3.0]), np.array([10.0]), np.array([0.01]), np.array([0.3]), np.ones(1)

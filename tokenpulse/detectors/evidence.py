@@ -274,11 +274,12 @@ class EvidenceDetector:
         min_duration: timedelta | None = None,
         levels: Sequence[stats.Level] = (),
         blips_end: bool = False,
+        weights: np.ndarray | None = None,
     ) -> Alarm:
         s = self.settings
         minimum = int((min_duration or s.min_duration).total_seconds() // 60)
         on, onset, current = stats.sequential_alarm(
-            evidence, recovery, threshold, s.clear_evidence, minimum, expected, levels, blips_end
+            evidence, recovery, threshold, s.clear_evidence, minimum, expected, levels, blips_end, weights
         )
         rows = positions - first
         return Alarm(on[rows], onset[rows] + first, current[rows])
@@ -294,18 +295,21 @@ class EvidenceDetector:
         first: int,
         positions: np.ndarray,
         recovered: tuple[np.ndarray, np.ndarray] | None = None,
+        weights: np.ndarray | None = None,
     ) -> Alarm:
         """The alarm of counts ``x`` in ``n`` draws (scan rows x scopes) against the ``null`` share, for
         each ``changed`` level (the last axis); a firing alarm resolves when the scope looks like the
         first of ``recovered`` rather than the second (per changed level; default: the null rather than
-        halfway to the change)."""
+        halfway to the change). ``weights``: the mixture's (``stats.sequential_alarm``)."""
         evidence, recovery, expected = _evidence(
             x, n, null, changed, dispersion, watched, recovered=recovered
         )
         threshold = self._threshold(x.shape[1])
         # A share's blip (a hiccup upstream timing out or escalating every call for a minute or two) is a
         # documented confounder: a stray minute after it does not page.
-        return self._alarm(evidence, recovery, expected, threshold, first, positions, blips_end=True)
+        return self._alarm(
+            evidence, recovery, expected, threshold, first, positions, blips_end=True, weights=weights
+        )
 
     def _observations(
         self,
@@ -399,6 +403,10 @@ def _run_sums(cumulative: np.ndarray, onset: np.ndarray, positions: np.ndarray) 
     """Sums over each alarm's evidence run, [onset, position] inclusive, per (time, scope)."""
     return stats.window_sums(cumulative, positions[:, None] + 1, onset)
 
+
+# The recent traffic that sets which alternatives a share's mixture weighs (minutes before the minute).
+_RATE_MINUTES = 60
+_SCAN_MINUTES = int(SCAN.total_seconds() // 60)
 
 # How much a share's level at a time of day varies around its day's (a standard deviation, relative to
 # the day's share): the observed swing of +-20% over the day (``DIURNAL_ODDS``) is one of 0.14.
@@ -495,10 +503,24 @@ class ShareDetector(EvidenceDetector):
         def changes(level: np.ndarray) -> np.ndarray:
             return np.stack([stats.odds_shift(level, r) for r in sorted(s.odds_ratios)], axis=-1)
 
-        changed = changes(null)
-        smallest = changed[..., 0]
-        recovered = _recovery(np.nan_to_num(upper(1.0), nan=0.5), changes)
-        alarm = self._binomial_alarm(x, n, null, changed, dispersion, watched, first, positions, recovered)
+        # The alternatives the scope's traffic lets page within the scan, each left out stood in for by the
+        # nearest kept one (the mixture weighs only the kept ones): its calls a minute, the more of its
+        # last hour's and its trailing day's (a quiet hour of a busy route keeps what its day can page).
+        hour = windows.span_sums(total, timeline.earlier(rows, _RATE_MINUTES), rows) / _RATE_MINUTES
+        day = trailing[0] / stats.MINUTES_PER_DAY
+        stand_in, weights = stats.informative_alternatives(
+            null, changes(null), np.maximum(hour, day), self._threshold(x.shape[1]), _SCAN_MINUTES
+        )
+
+        def tested(level: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(changes(level), stand_in, axis=-1)
+
+        changed = tested(null)
+        smallest = stats.odds_shift(null, min(s.odds_ratios))  # shown: the least change the grid tests
+        recovered = _recovery(np.nan_to_num(upper(1.0), nan=0.5), tested)
+        alarm = self._binomial_alarm(
+            x, n, null, changed, dispersion, watched, first, positions, recovered, weights
+        )
         at = positions - first
         run_part = windows.run_sums(part, alarm.onset, positions)
         run_total = windows.run_sums(total, alarm.onset, positions)

@@ -410,6 +410,39 @@ def pooled_hours(
     return hour_part + calls * day, hour_total + calls
 
 
+def informative_alternatives(
+    usual: np.ndarray, changed: np.ndarray, calls: np.ndarray, threshold: float, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which of a share's alternatives (``changed``: ... x alternatives, weakest first, against ``usual``)
+    a mixture should weigh, given the most calls a minute the scope may have (``calls``): the
+    mixture's weights (1 / kept on the kept ones) and, for each alternative, the one that stands in for
+    it (its index: itself where kept, else the nearest kept one, the weaker on a tie).
+
+    A mixture pays ln(1 / weight) for the alternative that explains the minutes, so an alternative that
+    cannot page is paid for by the others: one whose evidence, were it true, would not reach
+    ``threshold`` within ``horizon`` minutes (a change of 1.5x the odds of a 2% share takes 14 hours at
+    5 calls a minute, 3x two and a half: a quiet route's mixture is of 8x and 25x, ln 2 where it was
+    ln 4). The evidence a call is expected to give for its own alternative is their Kullback-Leibler
+    divergence, taken without a dispersion (an upper bound: no alternative that might page is left
+    out). The weights depend only on the baseline and the traffic before a run, so the mixture remains
+    a likelihood ratio under the usual. The strongest alternative is kept wherever none can page."""
+    count = changed.shape[-1]
+    one = np.ones_like(usual)
+    per_call = [binomial_evidence(changed[..., k], one, usual, changed[..., k], one) for k in range(count)]
+    kept = np.stack([gain * calls * horizon >= threshold for gain in per_call], axis=-1)
+    kept[..., -1] |= ~kept.any(axis=-1)
+    index = np.arange(count)
+    # Each alternative's stand-in: the nearest kept one (the weaker on a tie: a hair added per index).
+    stand_in = np.zeros(changed.shape, dtype=np.int64)
+    nearest = np.full(changed.shape, np.inf)
+    for k in range(count):
+        distance = np.where(kept[..., k : k + 1], np.abs(index - k) + k * 1e-3, np.inf)
+        closer = distance < nearest
+        stand_in = np.where(closer, k, stand_in)
+        nearest = np.where(closer, distance, nearest)
+    return stand_in, kept / kept.sum(axis=-1, keepdims=True)
+
+
 def wilson_bounds(successes: np.ndarray, trials: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
     """The Wilson score interval of successes / trials at ``z`` standard deviations (NaN without trials)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -445,6 +478,7 @@ def sequential_alarm(
     expected: np.ndarray | None = None,
     levels: Sequence[Level | AnyLevel] = (),
     blips_end: bool = False,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
@@ -454,7 +488,9 @@ def sequential_alarm(
     the *mixture* of the alternatives (the log of their mean likelihood ratio, ``mixture_evidence``)
     reaches ``threshold``. The mixture is a likelihood ratio itself, so the threshold's bound holds for
     it as for one alternative: testing k alternatives costs at most ln(k) nats, and less where several
-    explain the minutes (an effect between two of them counts the evidence of both).
+    explain the minutes (an effect between two of them counts the evidence of both). ``weights`` (same
+    shape, summing to 1 over the alternatives): the mixture's weights, where not equal
+    (``informative_alternatives``).
     ``recovery`` (same shape) is each minute's log-likelihood ratio of the usual against a level
     between the usual and each alternative (halfway, on the log-odds scale).
     It *pages* once it has been on for ``min_minutes`` and its last informative minute still speaks for
@@ -519,7 +555,7 @@ def sequential_alarm(
         near = np.flatnonzero(~on & (cusum[every, strongest] >= threshold))
         fire = np.zeros(scopes, dtype=bool)
         if near.size:
-            mixture, likeliest = mixture_evidence(totals, t, started[near], near)
+            mixture, likeliest = mixture_evidence(totals, t, started[near], near, weights)
             run = mixture.argmax(axis=1)
             fire[near] = mixture[np.arange(near.size), run] >= threshold
             strongest[near] = run
@@ -726,7 +762,7 @@ def _blip_explains(
 
 
 def mixture_evidence(
-    totals: np.ndarray, t: int, starts: np.ndarray, scopes: np.ndarray
+    totals: np.ndarray, t: int, starts: np.ndarray, scopes: np.ndarray, weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The log of the alternatives' mean likelihood ratio over minutes [start, t] (scopes x runs, one run
     per alternative's CUSUM start), and the likeliest alternative over each run.
@@ -734,12 +770,18 @@ def mixture_evidence(
     ``totals`` are cumulative evidence (a leading zero row; minutes x scopes x alternatives). Under the
     usual, the mean of likelihood ratios is a likelihood ratio with expectation 1, so the CUSUM bound
     holds for it at ``threshold`` with no penalty for testing several alternatives; it is at least the
-    strongest alternative's evidence less ln(alternatives).
+    strongest alternative's evidence less ln(alternatives). ``weights`` (minutes x scopes x alternatives,
+    summing to 1): a weighted mean instead, each run weighed as at its first minute (weights known
+    before the run keep it a likelihood ratio); an alternative of weight w costs at most ln(1 / w).
     """
     run = totals[t + 1, scopes][:, None, :] - totals[starts, scopes[:, None]]  # scopes x runs x alts
     top = run.max(axis=-1)
-    mixture = top + np.log(np.exp(run - top[..., None]).mean(axis=-1))
-    return mixture, run.argmax(axis=-1)
+    if weights is None:
+        mixture = top + np.log(np.exp(run - top[..., None]).mean(axis=-1))
+        return mixture, run.argmax(axis=-1)
+    weight = weights[np.minimum(starts, weights.shape[0] - 1), scopes[:, None]]  # scopes x runs x alts
+    mixture = top + np.log((weight * np.exp(run - top[..., None])).sum(axis=-1))
+    return mixture, np.where(weight > 0, run, -np.inf).argmax(axis=-1)
 
 
 def _reached(levels: Sequence[Level | AnyLevel], scopes: int) -> Callable[[int, np.ndarray], np.ndarray]:

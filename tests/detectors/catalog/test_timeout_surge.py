@@ -1,8 +1,12 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from tests.detector_harness import Scenario, between, drawn, run
 from tests.factories import BASE_TIME_NS, call_record, store_records, tool_span_record
+from tokenpulse.detectors import stats
 from tokenpulse.detectors.catalog.timeout_surge import ROLLUP, TOOL_SPANS, TimeoutSurge
 from tokenpulse.detectors.history import load_history
 from tokenpulse.storage.store import Store
@@ -126,3 +130,26 @@ def test_queries_run_on_the_store(tmp_path: Path, store: Store) -> None:
         "50.0% of tool executions timed out since the surge began (usually 5.0%; evidence past 7.3%) "
         "for service=checkout, tool=search"
     )
+
+
+def test_a_thin_tool_pays_only_for_the_changes_it_could_show(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Three executions a minute, 2% -> 30% timeouts: a change of 1.5x the odds would take a day of such
+    # traffic to show, 3x most of one; only 8x and 25x can page within the two hours evidence is kept.
+    # The mixture weighs those two (ln 2) instead of paying ln 4: it pages sooner than the equal mixture.
+    def timed() -> list[int]:
+        share = between(ONSET, END, 0.30, 0.02)
+        scenario = Scenario().add(TOOL_SPANS, tools("lookup", calls=3, share=share, seed=6))
+        return [m for m, status, _, _ in evaluate(scenario) if status == "firing"]
+
+    weighed = timed()
+
+    def equal(
+        usual: np.ndarray, changed: np.ndarray, calls: np.ndarray, threshold: float, horizon: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        index = np.broadcast_to(np.arange(changed.shape[-1]), changed.shape)
+        return index, np.full(changed.shape, 1 / changed.shape[-1])
+
+    monkeypatch.setattr(stats, "informative_alternatives", equal)
+    unweighed = timed()
+    assert weighed and ONSET + 4 <= weighed[0] <= ONSET + 15
+    assert unweighed and weighed[0] < unweighed[0]
