@@ -508,15 +508,16 @@ class ShareDetector(EvidenceDetector):
         # last hour's and its trailing day's (a quiet hour of a busy route keeps what its day can page).
         hour = windows.span_sums(total, timeline.earlier(rows, _RATE_MINUTES), rows) / _RATE_MINUTES
         day = trailing[0] / stats.MINUTES_PER_DAY
+        grid = changes(null)
         stand_in, weights = stats.informative_alternatives(
-            null, changes(null), np.maximum(hour, day), self._threshold(x.shape[1]), _SCAN_MINUTES
+            null, grid, np.maximum(hour, day), self._threshold(x.shape[1]), _SCAN_MINUTES
         )
 
         def tested(level: np.ndarray) -> np.ndarray:
             return np.take_along_axis(changes(level), stand_in, axis=-1)
 
-        changed = tested(null)
-        smallest = stats.odds_shift(null, min(s.odds_ratios))  # shown: the least change the grid tests
+        changed = np.take_along_axis(grid, stand_in, axis=-1)
+        smallest = grid[..., 0]  # shown: the least change the grid tests
         recovered = _recovery(np.nan_to_num(upper(1.0), nan=0.5), tested)
         alarm = self._binomial_alarm(
             x, n, null, changed, dispersion, watched, first, positions, recovered, weights
