@@ -196,9 +196,10 @@ def worker_main(
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s %(levelname)s worker-{slot} %(name)s: %(message)s"
     )
-    from tokenpulse.memory import freeze_heap, tune_allocator
+    from tokenpulse.memory import freeze_heap, reuse_request_buffers, tune_allocator
 
     tune_allocator()
+    reuse_request_buffers()
     remote = RemoteRequestLog(conn)
     remote.start()
     pipeline = pipeline_for(settings, remote)
