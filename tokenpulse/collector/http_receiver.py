@@ -92,13 +92,18 @@ def create_otlp_http_app(
             declared = request.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > max_request_bytes:
                 raise otlp.PayloadTooLarge(f"request body exceeds {max_request_bytes} bytes")
-            body = bytearray()
+            # The chunks are joined once at the end: a bytearray grown chunk by chunk, then copied into
+            # bytes, copied a body of a few MB twice more.
+            chunks: list[bytes] = []
+            size = 0
             async for chunk in request.stream():
-                body += chunk
-                if len(body) > max_request_bytes:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > max_request_bytes:
                     raise otlp.PayloadTooLarge(f"request body exceeds {max_request_bytes} bytes")
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             response = await run_in_threadpool(
-                handle, bytes(body), kind, request.headers.get("content-encoding"), tenant
+                handle, body, kind, request.headers.get("content-encoding"), tenant
             )
         except otlp.RequestError as error:
             reason = type(error).__name__
