@@ -255,6 +255,20 @@ def test_the_change_going_on_resolves_against_halfway_to_it() -> None:
     assert paging[74] and not paging[75 + 4]
 
 
+def test_a_recovery_resolves_on_a_minute_that_looks_usual() -> None:
+    # Five bursty minutes (8% hits) page a 90% drop; the drop that goes on is 55% (37% hits: about
+    # halfway, on the log-odds scale, to a 90% drop). Three minutes of a lull right after the page look
+    # usual, strongly so against halfway to 90%: the recovery passes ``clear`` with three minutes with
+    # calls, one short of the floor, and the fourth is the drop again. It resolved on that minute and
+    # paged again 5 minutes later; a recovery resolves on a minute that looks usual, so it pages once
+    # and resolves once the drop is over. A lull as long as the floor is a recovery, as before.
+    drop = [0.82] * 10 + [0.08] * 5
+    lull = hit_ratio_alarm(drop + [0.82] * 3 + [0.37] * 40 + [0.82] * 40)
+    assert pages(lull) == [13]
+    assert lull[57] and not lull[57 + 6]
+    assert pages(hit_ratio_alarm(drop + [0.82] * 4 + [0.37] * 40 + [0.82] * 40)) == [13, 23]
+
+
 def test_burstiness_is_the_intra_minute_correlation_not_a_slow_drift() -> None:
     rng = np.random.default_rng(3)
     minutes = np.arange(2000)

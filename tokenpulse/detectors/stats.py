@@ -510,7 +510,10 @@ def sequential_alarm(
     ends, so a spend that hovers at a floor does not page, resolve and page again. Inside the alarm, the
     recovery evidence against the halfway level of each alternative accumulates (a CUSUM each) and
     the alarm ends when the one of the change going on reaches ``clear`` over at least ``min_minutes``
-    minutes with calls: the scope is back to usual, not merely a little better, nor for a moment. The
+    minutes with calls, on a minute that looks usual rather than halfway to the change (as a page waits
+    for a minute that still speaks for the change): the scope is back to usual, not merely a little
+    better, nor for a moment, and a lull shorter than the floor does not end the alarm on the minute the
+    change is back. The
     change going on is the alternative that fired (or the one the run makes likeliest when it pages, if
     weaker); once paging, a weaker one if the minutes between the page and its recovery's run showed the
     page's to be larger than the one going on (a weaker alternative likelier by ``clear``, the page's not
@@ -590,7 +593,12 @@ def sequential_alarm(
                 back[paging_now, :, None] > 0, before_back[paging_now], since[paging_now, None, :]
             )
             weighed[paging_now] = _going_on(before_back[paging_now], resolves_from[paging_now], clear)
-        clears = on & (back[every, weighed] >= clear) & (usual_for[every, weighed] >= min_minutes)
+        # A recovery resolves on a minute that looks usual rather than halfway to the change (as a page
+        # waits for a minute that still speaks for the change): a lull of a change that goes on may carry
+        # the recovery past ``clear``, and the next minute, back at the change, must not end the alarm.
+        looks_usual = steps[every, weighed] > 0
+        held_back = (back[every, weighed] >= clear) & (usual_for[every, weighed] >= min_minutes)
+        clears = on & held_back & looks_usual
         on = (on | fire) & ~clears
         # The change a minute must still speak for: the one that fired, or, where blips end, the one the
         # run makes likeliest so far (a first bursty minute may fire a larger change than the one going
