@@ -602,6 +602,9 @@ def sequential_alarm(
         # Alternatives not watched give no recovery (0) and do not hold it.
         under = np.arange(steps.shape[1]) <= weighed[:, None]
         looks_usual = (steps[every, weighed] > 0) & np.all((steps >= 0) | ~under, axis=1)
+        # Before the page, nothing was announced: an alarm a blip fired ends as its recovery reaches
+        # ``clear`` (kept on, a stray minute after the blip would confirm it).
+        looks_usual |= ~paged
         held_back = (back[every, weighed] >= clear) & (usual_for[every, weighed] >= min_minutes)
         clears = on & held_back & looks_usual
         on = (on | fire) & ~clears
