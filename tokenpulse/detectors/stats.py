@@ -15,8 +15,9 @@ The model, in the words an on-call engineer checks against a chart:
   S (the CUSUM's average run to a false alarm is at least e^h minutes: Wald's bound).
 - A firing alert resolves on evidence the other way: the scope must look usual rather than changed
   (by the change going on: the one that fired it, or a weaker one its minutes show) for as much
-  evidence as ``clear_evidence`` (ln 1,000 by default) — a partial recovery does not resolve it, and
-  empty minutes never do.
+  evidence as ``clear_evidence`` (ln 1,000 by default), and on a minute that looks usual — a partial
+  recovery does not resolve it, a lull whose next minute speaks for a change again does not, and empty
+  minutes never do.
 
 Shares (timeouts, uncached calls, escalations) are binomial counts; overdispersion (a hiccup upstream
 failing many calls of the same minute, users retrying in a row) is measured on the scope's own history
