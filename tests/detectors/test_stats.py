@@ -255,6 +255,34 @@ def test_the_change_going_on_resolves_against_halfway_to_it() -> None:
     assert paging[74] and not paging[75 + 4]
 
 
+def test_a_recovery_resolves_on_a_minute_that_looks_usual() -> None:
+    # Five bursty minutes (8% hits) page a 90% drop; the drop that goes on is 55% (37% hits: about
+    # halfway, on the log-odds scale, to a 90% drop). Three minutes of a lull right after the page look
+    # usual, strongly so against halfway to 90%: the recovery passes ``clear`` with three minutes with
+    # calls, one short of the floor, and the fourth is the drop again. It resolved on that minute and
+    # paged again 5 minutes later; a recovery resolves on a minute that looks usual, so it pages once
+    # and resolves once the drop is over. A lull as long as the floor is a recovery, as before.
+    # (cache_hit_collapse, randomized seed 9, i137.)
+    drop = [0.82] * 10 + [0.08] * 5
+    lull = hit_ratio_alarm(drop + [0.82] * 3 + [0.37] * 40 + [0.82] * 40)
+    assert pages(lull) == [13]
+    assert lull[57] and not lull[57 + 6]
+    assert pages(hit_ratio_alarm(drop + [0.82] * 4 + [0.37] * 40 + [0.82] * 40)) == [13, 23]
+
+
+def test_a_recovery_does_not_resolve_on_a_minute_that_speaks_for_a_weaker_change() -> None:
+    # Four bursty minutes (8% hits) page a 90% drop where a 50% one goes on (41% hits). The four minutes
+    # right after the page sit at 70% hits, a lull: usual rather than halfway to 90%, by more than
+    # ``clear`` over the floor, but each speaks a little for a 30% drop (57% hits, halfway to it 71%),
+    # the weakest tested. Against halfway to 90% alone it resolved on the lull's fourth minute and paged
+    # again once the drop was back; a minute that speaks for a weaker change does not resolve, so it
+    # pages once. (cache_hit_collapse, randomized seed 85, i141: a 49% drop paged as 90%.)
+    ratios = [0.82] * 10 + [0.08] * 4 + [0.70] * 4 + [0.41] * 40 + [0.82] * 40
+    paging = hit_ratio_alarm(ratios)
+    assert pages(paging) == [13]
+    assert paging[57] and not paging[57 + 6]
+
+
 def test_burstiness_is_the_intra_minute_correlation_not_a_slow_drift() -> None:
     rng = np.random.default_rng(3)
     minutes = np.arange(2000)

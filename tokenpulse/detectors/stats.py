@@ -15,8 +15,9 @@ The model, in the words an on-call engineer checks against a chart:
   S (the CUSUM's average run to a false alarm is at least e^h minutes: Wald's bound).
 - A firing alert resolves on evidence the other way: the scope must look usual rather than changed
   (by the change going on: the one that fired it, or a weaker one its minutes show) for as much
-  evidence as ``clear_evidence`` (ln 1,000 by default) — a partial recovery does not resolve it, and
-  empty minutes never do.
+  evidence as ``clear_evidence`` (ln 1,000 by default), and on a minute that looks usual — a partial
+  recovery does not resolve it, a lull whose next minute speaks for a change again does not, and empty
+  minutes never do.
 
 Shares (timeouts, uncached calls, escalations) are binomial counts; overdispersion (a hiccup upstream
 failing many calls of the same minute, users retrying in a row) is measured on the scope's own history
@@ -510,7 +511,10 @@ def sequential_alarm(
     ends, so a spend that hovers at a floor does not page, resolve and page again. Inside the alarm, the
     recovery evidence against the halfway level of each alternative accumulates (a CUSUM each) and
     the alarm ends when the one of the change going on reaches ``clear`` over at least ``min_minutes``
-    minutes with calls: the scope is back to usual, not merely a little better, nor for a moment. The
+    minutes with calls, on a minute that looks usual rather than halfway to it or to any weaker
+    alternative (as a page waits for a minute that still speaks for the change): the scope is back to
+    usual, not merely a little better, nor for a moment, and a lull does not end the alarm on a minute
+    that speaks for a change again. The
     change going on is the alternative that fired (or the one the run makes likeliest when it pages, if
     weaker); once paging, a weaker one if the minutes between the page and its recovery's run showed the
     page's to be larger than the one going on (a weaker alternative likelier by ``clear``, the page's not
@@ -590,7 +594,20 @@ def sequential_alarm(
                 back[paging_now, :, None] > 0, before_back[paging_now], since[paging_now, None, :]
             )
             weighed[paging_now] = _going_on(before_back[paging_now], resolves_from[paging_now], clear)
-        clears = on & (back[every, weighed] >= clear) & (usual_for[every, weighed] >= min_minutes)
+        # A recovery resolves on a minute that looks usual rather than halfway to the change going on, nor
+        # halfway to any weaker change tested (as a page waits for a minute that still speaks for the
+        # change). A page may choose a larger change than the one going on (its run's bursty minutes tie
+        # a 70% drop with a 90% one where 50% goes on, and a scope halfway to 90% is where a 50% drop
+        # is): a lull then carries the recovery past ``clear`` in the minutes after the page, and a
+        # minute back at the change, or one that still speaks for a weaker change, must not end it.
+        # Alternatives not watched give no recovery (0) and do not hold it.
+        under = np.arange(steps.shape[1]) <= weighed[:, None]
+        looks_usual = (steps[every, weighed] > 0) & np.all((steps >= 0) | ~under, axis=1)
+        # Before the page, nothing was announced: an alarm a blip fired ends as its recovery reaches
+        # ``clear`` (kept on, a stray minute after the blip would confirm it).
+        looks_usual |= ~paged
+        held_back = (back[every, weighed] >= clear) & (usual_for[every, weighed] >= min_minutes)
+        clears = on & held_back & looks_usual
         on = (on | fire) & ~clears
         # The change a minute must still speak for: the one that fired, or, where blips end, the one the
         # run makes likeliest so far (a first bursty minute may fire a larger change than the one going
