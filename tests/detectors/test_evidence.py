@@ -157,3 +157,20 @@ def test_a_pooled_histograms_p99_is_placed_within_its_bin() -> None:
     pooled = evidence._pooled_p99(np.concatenate([bins, np.zeros_like(bins)]))
     assert abs(np.log(pooled[0] / np.quantile(durations, 0.99))) < np.log(1.25)
     assert np.isnan(pooled[1])
+
+
+def test_the_same_hours_a_usual_p99_stands_on_are_counted_per_day() -> None:
+    """A route with one day of history has one same hour (of its calls), one with three days three; an
+    hour under the learning calls counts its calls but not as a day."""
+    scope = (("service", "s"), ("route", "/r"))
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    hours = [start + pd.Timedelta(days=d, hours=5) for d in range(3)]
+    frame = pd.DataFrame(
+        {"hour": hours, "service": "s", "route": "/r", "calls": [500.0, 20.0, 400.0], "value": 900.0}
+    )
+    index = pd.DatetimeIndex([start + pd.Timedelta(days=3, hours=5, minutes=10)])
+    calls, days = evidence._same_hour_calls(frame, ("service", "route"), [scope], index, 30)
+    assert calls[0, 0] == 920.0 and days[0, 0] == 2
+    young = pd.DatetimeIndex([start + pd.Timedelta(days=1, hours=5, minutes=10)])
+    calls, days = evidence._same_hour_calls(frame, ("service", "route"), [scope], young, 30)
+    assert calls[0, 0] == 500.0 and days[0, 0] == 1

@@ -1350,10 +1350,23 @@ class TailDetector(EvidenceDetector):
         calls = pooled_day.sum(axis=-1)
         # An hour of N calls places its p99 on about N/100 calls past it: under ``_THIN_HOUR_CALLS`` an
         # hour's "p99" is its slowest call or two, which a lone slow call sets (a usual p99 4x the true
-        # one held the pages of a thin route back). The trailing day's calls pooled place it on more.
-        thin = (calls < 24 * _THIN_HOUR_CALLS) & (calls >= self.settings.learning_calls)
-        pooled = np.where(thin, _pooled_p99(pooled_day), np.nan)[hour_of]
-        return np.where(np.isnan(pooled), by_hour, pooled)
+        # one held the pages of a thin route back). The trailing day's calls pooled place it on more: on
+        # a thin scope; where the same hours of previous days the median is taken over hold fewer calls
+        # together (a busy route's night hours); and where fewer than ``_SAME_HOUR_DAYS`` days have the
+        # hour: the median of one or two hours' p99s is as noisy as an hour's (bins 1.25x apart, a few
+        # calls past it), not the robust level of a week's same hours it stands for. A young route's
+        # one same hour read 1.4x its true p99 and held back the pages of 2-2.25x moves at 14-21 calls a
+        # minute (ttft_slo, randomized seeds 7-8).
+        keys = _tail_keys(history, hourly, dims)
+        same_calls, same_days = _same_hour_calls(
+            hourly, dims, scopes, index, self.settings.learning_calls, keys
+        )
+        thin = (calls < 24 * _THIN_HOUR_CALLS)[hour_of] | (same_calls < _THIN_HOUR_CALLS)
+        thin |= same_days < _SAME_HOUR_DAYS
+        pooled = np.where(
+            (calls >= self.settings.learning_calls)[hour_of], _pooled_p99(pooled_day)[hour_of], np.nan
+        )
+        return np.where(thin & ~np.isnan(pooled), pooled, by_hour)
 
 
 # The changes of the whole distribution tested: (the fraction of calls slower, by how many bins of the
@@ -1417,6 +1430,37 @@ _RULED_OUT = 3.0
 # An hour of fewer calls than this places its p99 on fewer than 3 calls past it: a scope whose trailing
 # day averages fewer an hour takes its usual p99 from the day's calls pooled.
 _THIN_HOUR_CALLS = 300
+# The same hours a usual p99's median needs before it is read from them rather than the trailing day.
+_SAME_HOUR_DAYS = 3
+
+
+def _same_hour_calls(
+    hourly: pd.DataFrame,
+    dims: Sequence[str],
+    scopes: list[Scope],
+    index: pd.DatetimeIndex,
+    least: float,
+    keys: tuple[np.ndarray, list[Scope]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The calls of the same hour of the ``BASELINE_DAYS`` previous days together, and how many of those
+    days' hours have a value on ``least`` calls or more (the hours ``hourly_baseline``'s median of an
+    hourly quantile frame is taken over), per (minute of ``index``, scope). ``keys``: the frame's
+    ``_scope_keys``, if known."""
+    hours = index.floor("h")
+    distinct = hours.unique()
+    calls, days = np.zeros((2, len(distinct), len(scopes)))
+    codes, found = keys or _scope_keys(hourly, dims)
+    at = {scope: i for i, scope in enumerate(scopes)}
+    column = np.array([at.get(scope, -1) for scope in found], dtype=np.int64)[codes]
+    stamps, counts = pd.DatetimeIndex(hourly["hour"]), hourly["calls"].to_numpy(dtype=float)
+    valued = (counts >= least) & hourly["value"].notna().to_numpy()
+    for back in range(1, BASELINE_DAYS + 1):
+        row = distinct.get_indexer(stamps + pd.Timedelta(days=back))
+        inside = (row >= 0) & (column >= 0)
+        _add_at(calls, (row[inside], column[inside]), counts[inside])
+        _add_at(days, (row[inside], column[inside]), valued[inside].astype(float))
+    at_minute = distinct.get_indexer(hours)
+    return calls[at_minute], days[at_minute]
 
 
 def _pooled_p99(bins: np.ndarray) -> np.ndarray:
