@@ -88,20 +88,6 @@ class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
-    # A MergeTree setting the statements set: where the engine has no such setting (an older ClickHouse
-    # server), the migration is recorded as applied with its statements skipped; tuning, not schema.
-    merge_tree_setting: str | None = None
-
-
-# The raw tables' merge selector base: how many times bigger than its largest part a range of parts must
-# be before they merge (ClickHouse's default 5). A row is rewritten by about one merge per level, levels
-# ~ log_base(partition size / insert size): at 60,000 rows/s a day's partition holds ~86,400 inserted
-# parts, 7 levels at base 5, 3.8 at base 20, and a merge cost chDB 0.9-1.4 us a row (calls, 7 parts of
-# 50,000 rows merged once). Measured over 30 s at 60,000 rows/s (50,000-row inserts): 0.95 rows merged per
-# row stored instead of 2.0 (base 10: 1.45), 4.95 instead of 5.72 us of CPU a row. The price: up to ~base
-# parts per level wait unmerged (~80 in a day's partition instead of ~35), which readers of the raw
-# tables open; the rollups, which the detectors read every minute, keep the default.
-RAW_MERGE_SELECTOR_BASE = 20
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -361,14 +347,5 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP VIEW IF EXISTS calls_1m_mv",
             _rollup_view(_V6_ROLLUP_KEY, _V4_ROLLUP_METRICS),
         ),
-    ),
-    Migration(
-        7,
-        "the raw tables merge less often: each row is rewritten by fewer background merges",
-        tuple(
-            f"ALTER TABLE {table} MODIFY SETTING merge_selector_base = {RAW_MERGE_SELECTOR_BASE}"
-            for table in ("calls", "tool_spans", "evaluations")
-        ),
-        merge_tree_setting="merge_selector_base",  # ClickHouse 24.11 and later
     ),
 )

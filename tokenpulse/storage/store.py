@@ -141,17 +141,8 @@ class Store:
         for migration in MIGRATIONS:
             if migration.version in done:
                 continue
-            if migration.merge_tree_setting is None or self._has_merge_tree_setting(
-                migration.merge_tree_setting
-            ):
-                for statement in migration.statements:
-                    self.client.command(statement)
-            else:
-                log.info(
-                    "migration %d skipped: this ClickHouse has no MergeTree setting %s",
-                    migration.version,
-                    migration.merge_tree_setting,
-                )
+            for statement in migration.statements:
+                self.client.command(statement)
             self.client.insert(
                 "tokenpulse_migrations",
                 [[migration.version, migration.name]],
@@ -161,12 +152,6 @@ class Store:
             applied.append(migration.version)
         self._structures.clear()  # a migration may have changed a column's type
         return applied
-
-    def _has_merge_tree_setting(self, name: str) -> bool:
-        found = self.client.query(
-            "SELECT count() FROM system.merge_tree_settings WHERE name = {n:String}", parameters={"n": name}
-        )
-        return bool(found.result_rows[0][0])
 
     def set_retention(self, days: int) -> None:
         """Make the raw tables' TTL ``days``; a no-op when it already is (no mutation is started)."""
