@@ -223,3 +223,12 @@ def test_deferred_appends_are_durable_at_the_next_sync_and_on_leaving(
     assert wal.append(frame(6)) == wal.durable_end and len(syncs) == 3  # and appends sync again
     assert [f.end for f in wal.read(0, wal.durable_end)] == [*ends, later, wal.durable_end]
     wal.close()
+
+
+def test_a_written_frame_is_durable_only_once_waited_for(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path)
+    end = wal.write(frame(0))
+    assert wal.written_end == end and wal.durable_end == 0  # the writer reads nothing past durable_end
+    assert wal.wait_durable(end) == end == wal.durable_end
+    assert [f.end for f in wal.read(0, wal.durable_end)] == [end]
+    wal.close()

@@ -66,6 +66,37 @@ def test_a_retry_reaching_another_worker_is_appended_once(tmp_path: Path) -> Non
     wal.close()
 
 
+def test_concurrent_appends_of_every_size_are_stored_whole_and_answered(tmp_path: Path) -> None:
+    # The log server reads a worker's messages into one reused buffer, several at a read: frames far
+    # smaller and larger than it (1 MiB), sent from many threads at once, must each arrive whole.
+    wal = WriteAheadLog(tmp_path / "wal")
+    server = LogServer(LocalRequestLog(wal), WorkerMetrics())
+    remote = _worker_channel(server, 0)
+    sizes = [1, 100, 70_000, 200_000, 1_500_000, 3_000_000, 5, 900_000]
+    frames = {
+        bytes([i]) * 16: encode_frame(bytes([65 + i]) * size, b"", 1, 0, bytes([i]) * 16)
+        for i, size in enumerate(sizes * 4)
+    }
+    ends: dict[bytes, int | None] = {}
+
+    def append(digest: bytes) -> None:
+        ends[digest] = remote.append(frames[digest], digest)
+
+    threads = [threading.Thread(target=append, args=(digest,)) for digest in frames]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(end is not None and end <= wal.durable_end for end in ends.values())
+    stored = {frame.request_digest: frame for frame in wal.read(0, wal.durable_end)}
+    assert set(stored) == set(frames)
+    for digest, frame in stored.items():
+        assert frame.end == ends[digest]
+        assert frame.calls == bytes([65 + digest[0]]) * sizes[digest[0] % len(sizes)]
+    server.close()
+    wal.close()
+
+
 def test_a_full_log_answers_the_worker_with_wal_full(tmp_path: Path) -> None:
     wal = WriteAheadLog(tmp_path / "wal", max_bytes=100)
     server = LogServer(LocalRequestLog(wal), WorkerMetrics())

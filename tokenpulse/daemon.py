@@ -23,6 +23,7 @@ from tokenpulse.api import create_api_app
 from tokenpulse.auth import ApiKeys, RequireApiKey, check_bind, is_loopback
 from tokenpulse.collector.grpc_receiver import start_grpc_server
 from tokenpulse.collector.http_receiver import create_otlp_http_app
+from tokenpulse.collector.pipeline import LocalRequestLog
 from tokenpulse.config import Settings
 from tokenpulse.detectors.api import coverage_router
 from tokenpulse.detectors.catalog import build_detectors
@@ -175,7 +176,9 @@ async def _serve_with_workers(
     into this process's log."""
     settings = runtime.settings
     http_socket, api_socket = sockets
-    pool = WorkerPool(settings, workers, http_socket, runtime.pipeline.log)
+    request_log = runtime.pipeline.log
+    assert isinstance(request_log, LocalRequestLog)  # the daemon's process holds the log
+    pool = WorkerPool(settings, workers, http_socket, request_log)
     try:
         pool.start()
     except WorkerStartFailed as error:

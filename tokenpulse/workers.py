@@ -37,12 +37,12 @@ import os
 import pickle
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -54,10 +54,10 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from tokenpulse.auth import ApiKeys
-from tokenpulse.buffer.wal import WalClosed, WalFull
+from tokenpulse.buffer.wal import WalClosed, WalFull, WriteAheadLog
 from tokenpulse.collector.grpc_receiver import start_grpc_server
 from tokenpulse.collector.http_receiver import create_otlp_http_app
-from tokenpulse.collector.pipeline import RequestLog, pipeline_for
+from tokenpulse.collector.pipeline import LocalRequestLog, pipeline_for
 from tokenpulse.config import Settings
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,10 @@ class RemoteRequestLog:
             number = next(self._ids)
             self._pending[number] = reply
             try:
-                self._conn.send(("append", number, digest, frame))
+                # The frame goes as raw bytes after a small header: pickling it would copy it here, and
+                # unpickling copy it again in the daemon.
+                self._conn.send(("append", number, digest))
+                self._conn.send_bytes(frame)
             except (OSError, ValueError):
                 del self._pending[number]
                 raise WalClosed("the daemon's write-ahead log is gone") from None
@@ -145,11 +148,12 @@ class RemoteRequestLog:
     def _read(self) -> None:
         try:
             while True:
-                _, number, end, error, message = self._conn.recv()
+                _, answers = self._conn.recv()  # ("appended", [(number, end, error, message), ...])
                 with self._lock:
-                    reply = self._pending.pop(number)
-                reply.end, reply.error, reply.message = end, error, message
-                reply.done.set()
+                    replies = [(self._pending.pop(answer[0]), answer) for answer in answers]
+                for reply, (_, end, error, message) in replies:
+                    reply.end, reply.error, reply.message = end, error, message
+                    reply.done.set()
         except (EOFError, OSError):
             with self._lock:
                 self._closed = True
@@ -306,58 +310,157 @@ def _summed(samples: list[Sample], added: dict[tuple[str, tuple[Any, ...]], floa
     return out
 
 
-class LogServer:
-    """Appends the frames a worker sends to the daemon's RequestLog and answers each."""
+class _MessageReader:
+    """Reads the messages a ``Connection`` sends (its "!i" length header, then the bytes) into one
+    buffer reused for every message, several at a read when they are there.
 
-    def __init__(self, log: RequestLog, metrics: WorkerMetrics) -> None:
+    ``Connection.recv_bytes`` allocates each chunk it reads and the whole message once more: with
+    glibc's mmap threshold fixed at 128 KiB (``memory.tune_allocator``) every ~160 KiB frame then cost
+    fresh pages several times over, which made most of the daemon's receiving CPU system time.
+    """
+
+    def __init__(self, fd: int, size: int = 1 << 20) -> None:
+        self._fd = fd
+        self._view = memoryview(bytearray(size))
+        self._start = 0  # the unread bytes are _view[_start:_end]
+        self._end = 0
+
+    def next(self) -> memoryview:
+        """The next message; valid until the following call. EOFError once the sender is gone."""
+        self._fill(_LENGTH.size)
+        (length,) = _LENGTH.unpack_from(self._view, self._start)
+        if length < 0:  # Connection's header of a message of 2 GiB or more: never sent here
+            raise OSError("a message too long for the log channel")
+        self._fill(_LENGTH.size + length)
+        begin = self._start + _LENGTH.size
+        self._start = begin + length
+        return self._view[begin : self._start]
+
+    def _fill(self, wanted: int) -> None:
+        """Read until ``wanted`` unread bytes are buffered."""
+        while self._end - self._start < wanted:
+            if self._start + wanted > len(self._view):
+                # Move the unread bytes to the front, into a larger buffer if the message needs one
+                # (a new buffer: the previous message's view may still be referenced).
+                unread = self._view[self._start : self._end]
+                view = self._view if wanted <= len(self._view) else memoryview(bytearray(2 * wanted))
+                view[: len(unread)] = unread
+                self._view, self._start, self._end = view, 0, len(unread)
+            read = os.readv(self._fd, [self._view[self._end :]])
+            if read == 0:
+                raise EOFError
+            self._end += read
+
+
+_LENGTH = struct.Struct("!i")  # multiprocessing.Connection's message header
+
+
+class _Answers:
+    """Answers a worker's appends once the log is durable through them, in the order they were
+    written, all those the same fsync made durable in one message (one thread per worker)."""
+
+    def __init__(self, conn: Connection, wal: WriteAheadLog, slot: int) -> None:
+        self._conn = conn
+        self._wal = wal
+        self._cond = threading.Condition()
+        self._waiting: list[tuple[int, int, int | None, str, str]] = []  # (durable through, answer...)
+        self._closing = False
+        self.thread = threading.Thread(
+            target=self._run, name=f"tokenpulse-worker-{slot}-answers", daemon=True
+        )
+        self.thread.start()
+
+    def add(self, durable_through: int, number: int, end: int | None, error: str, message: str) -> None:
+        with self._cond:
+            self._waiting.append((durable_through, number, end, error, message))
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Answer what was added, then stop."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._closing:
+                    self._cond.wait()
+                if not self._waiting:
+                    return
+                batch, self._waiting = self._waiting, []
+            failure, text = "", ""
+            try:
+                self._wal.wait_durable(max(item[0] for item in batch))
+            except WalClosed as closed:
+                failure, text = "closed", str(closed)
+            except Exception as error:
+                log.exception("fsync of the write-ahead log failed")
+                failure, text = "error", str(error)
+            answers = [
+                (number, end, error, message) if error or not failure else (number, None, failure, text)
+                for _, number, end, error, message in batch
+            ]
+            # The worker died before its answers: those requests are unacknowledged, and their frames
+            # (if any) remembered, so the exporters' retries are dropped as duplicates.
+            with contextlib.suppress(OSError, ValueError):
+                self._conn.send(("appended", answers))
+
+
+class LogServer:
+    """Appends the frames a worker sends to the daemon's log and answers each once it is durable.
+
+    One thread per worker reads its frames and writes them to the log in order; another waits for the
+    fsyncs (shared with every other worker's frames: group commit) and answers."""
+
+    def __init__(self, log: LocalRequestLog, metrics: WorkerMetrics) -> None:
         self.log = log
         self.metrics = metrics
-        # Appends wait for fsyncs; many at once share them (group commit), so one thread per append.
-        self._executor = ThreadPoolExecutor(64, thread_name_prefix="tokenpulse-append")
+        self._answers: list[_Answers] = []
 
     def serve(self, slot: int, conn: Connection) -> threading.Thread:
         """Start answering ``conn`` (a worker's pipe) until the worker closes it or dies."""
+        answers = _Answers(conn, self.log.wal, slot)
+        self._answers.append(answers)
         thread = threading.Thread(
-            target=self._read, args=(slot, conn), name=f"tokenpulse-worker-{slot}-log", daemon=True
+            target=self._read, args=(slot, conn, answers), name=f"tokenpulse-worker-{slot}-log", daemon=True
         )
         thread.start()
         return thread
 
-    def _read(self, slot: int, conn: Connection) -> None:
-        send_lock = threading.Lock()
+    def _read(self, slot: int, conn: Connection, answers: _Answers) -> None:
+        reader = _MessageReader(conn.fileno())
         try:
             while True:
-                message = conn.recv()
+                message = pickle.loads(reader.next())
                 if message[0] == "append":
-                    self._executor.submit(self._append, conn, send_lock, *message[1:])
+                    _, number, digest = message
+                    answers.add(*self._write(number, reader.next(), digest))
                 elif message[0] == "metrics":
                     self.metrics.update(slot, message[2])
         except (EOFError, OSError):
             pass
+        finally:
+            answers.close()
 
-    def _append(
-        self, conn: Connection, send_lock: threading.Lock, number: int, digest: bytes, frame: bytes
-    ) -> None:
-        end, error, message = None, "", ""
+    def _write(self, number: int, frame: memoryview, digest: bytes) -> tuple[int, int, int | None, str, str]:
+        """Write ``frame`` (not yet durable); what ``_Answers.add`` takes."""
         try:
-            end = self.log.append(frame, digest)
+            durable_through, written = self.log.write(frame, digest)
         except WalFull as failure:
-            error, message = "full", str(failure)
+            return 0, number, None, "full", str(failure)
         except WalClosed as failure:
-            error, message = "closed", str(failure)
+            return 0, number, None, "closed", str(failure)
         except Exception as failure:
             log.exception("append of a worker's request failed")
-            error, message = "error", str(failure)
-        try:
-            with send_lock:
-                conn.send(("appended", number, end, error, message))
-        except (OSError, ValueError):
-            # The worker died before its answer: the request is unacknowledged, and its frame (if any)
-            # remembered, so the exporter's retry is dropped as a duplicate.
-            pass
+            return 0, number, None, "error", str(failure)
+        return durable_through, number, durable_through if written else None, "", ""
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        """Wait until every request received is answered."""
+        for answers in self._answers:
+            answers.close()
+            answers.thread.join(STOP_SECONDS)
 
 
 class _WorkerProcess:
@@ -419,7 +522,9 @@ class WorkerStartFailed(RuntimeError):
 class WorkerPool:
     """``count`` worker processes serving OTLP for this daemon; a worker that dies is replaced."""
 
-    def __init__(self, settings: Settings, count: int, http_socket: socket.socket, log: RequestLog) -> None:
+    def __init__(
+        self, settings: Settings, count: int, http_socket: socket.socket, log: LocalRequestLog
+    ) -> None:
         self.settings = settings
         self.count = count
         self.http_socket = http_socket

@@ -92,26 +92,34 @@ def encode_frame(
 
 
 def _decode_payload(magic: int, start: int, end: int, payload: bytes) -> Frame:
+    # Each table's rows are copied once out of the payload (a memoryview's slices copy nothing).
+    view = memoryview(payload)
     if magic == MAGIC_V1:
         call_count, tool_span_count, calls_length, digest = _COUNTS_V1.unpack_from(payload)
-        body = payload[_COUNTS_V1.size :]
+        body = view[_COUNTS_V1.size :]
         return Frame(
-            start, end, body[:calls_length], body[calls_length:], call_count, tool_span_count, digest
+            start,
+            end,
+            bytes(body[:calls_length]),
+            bytes(body[calls_length:]),
+            call_count,
+            tool_span_count,
+            digest,
         )
     call_count, tool_span_count, evaluation_count, calls_length, tools_length, digest = _COUNTS.unpack_from(
         payload
     )
-    body = payload[_COUNTS.size :]
+    body = view[_COUNTS.size :]
     tools_end = calls_length + tools_length
     return Frame(
         start,
         end,
-        body[:calls_length],
-        body[calls_length:tools_end],
+        bytes(body[:calls_length]),
+        bytes(body[calls_length:tools_end]),
         call_count,
         tool_span_count,
         digest,
-        body[tools_end:],
+        bytes(body[tools_end:]),
         evaluation_count,
     )
 
@@ -181,27 +189,59 @@ class WriteAheadLog:
 
     # -- appending -------------------------------------------------------------------------------------
 
-    def append(self, frame: bytes) -> int:
+    def append(self, frame: bytes | memoryview) -> int:
         """Write ``frame`` and return once it is durable; returns the offset just past it.
 
         Inside ``deferring_sync`` it returns once written, and durable only after the next ``sync``.
         """
         with self._lock:
-            if self._closed:
-                raise WalClosed("write-ahead log is closed")
-            if self._written - self.committed + len(frame) > self.max_bytes:
-                raise WalFull(f"write-ahead log holds {self._written - self.committed} unwritten bytes")
-            if (
-                self._written > self._segment_start
-                and self._written - self._segment_start + len(frame) > self.segment_bytes
-            ):
-                self._rotate()
-            os.write(self._fd, frame)
-            self._written += len(frame)
-            end = self._written
+            end = self._write(frame)
             if not self._deferred:
                 self._sync_through(end)
             return end
+
+    def write(self, frame: bytes | memoryview) -> int:
+        """Write ``frame`` without waiting for it to be durable; the offset just past it, to pass to
+        ``wait_durable`` before acknowledging it. Lets one thread read and write a stream of frames in
+        order while others wait for the fsyncs (the daemon's log server)."""
+        with self._lock:
+            return self._write(frame)
+
+    def wait_durable(self, end: int) -> int:
+        """Return once everything before ``end`` is durable (sharing fsyncs); the durable end."""
+        with self._lock:
+            if self._synced < end:
+                if self._closed:
+                    raise WalClosed("write-ahead log is closed")
+                self._sync_through(end)
+            return self._synced
+
+    @property
+    def written_end(self) -> int:
+        """Offset just past the last frame written (durable or not)."""
+        with self._lock:
+            return self._written
+
+    def _write(self, frame: bytes | memoryview) -> int:
+        if self._closed:
+            raise WalClosed("write-ahead log is closed")
+        if self._written - self.committed + len(frame) > self.max_bytes:
+            raise WalFull(f"write-ahead log holds {self._written - self.committed} unwritten bytes")
+        if (
+            self._written > self._segment_start
+            and self._written - self._segment_start + len(frame) > self.segment_bytes
+        ):
+            self._rotate()
+        try:
+            written = os.write(self._fd, frame)
+            while written < len(frame):  # a regular file takes a whole frame unless the disk fills up
+                written += os.write(self._fd, memoryview(frame)[written:])
+        except OSError:
+            # No part of a frame may stay: the next one is written where this one started.
+            os.ftruncate(self._fd, self._written - self._segment_start)
+            raise
+        self._written += len(frame)
+        return self._written
 
     def sync(self) -> int:
         """Make everything written durable (the writer reads nothing past it); the durable end."""
@@ -333,10 +373,23 @@ class WriteAheadLog:
         ]
         if not doomed:
             return
-        digests = [f.request_digest for f in self.read(doomed[0][0], doomed[-1][1]) if any(f.request_digest)]
+        digests = [digest for start, _ in doomed for digest in self._request_digests(start) if any(digest)]
         self._keep_released(digests)
         for start, _ in doomed:
             _segment_path(self.directory, start).unlink(missing_ok=True)
+
+    def _request_digests(self, segment: int) -> Iterator[bytes]:
+        """The request digests of the frames of ``segment`` (a whole, stored one), from their headers:
+        reading back every row to release a segment cost about as much as the writer's own read."""
+        with _segment_path(self.directory, segment).open("rb") as f:
+            while len(header := f.read(_HEADER.size)) == _HEADER.size:
+                magic, length, _ = _HEADER.unpack(header)
+                counts = _COUNTS if magic == MAGIC else _COUNTS_V1
+                if magic not in _MAGICS or length < counts.size:
+                    raise ValueError(f"corrupt write-ahead log frame in segment {segment} at {f.tell()}")
+                digest = counts.unpack(f.read(counts.size))[-1]
+                f.seek(length - counts.size, os.SEEK_CUR)
+                yield digest
 
     def released_digests(self) -> list[bytes]:
         """The request digests of the latest ``KEEP_RELEASED`` frames of deleted segments, oldest first."""

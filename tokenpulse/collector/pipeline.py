@@ -223,6 +223,19 @@ class LocalRequestLog:
                 self.recent.add(digest)
         return end
 
+    def write(self, frame: bytes | memoryview, digest: bytes) -> tuple[int, bool]:
+        """``append`` without the wait for the fsync: (the offset the log must be durable to before the
+        request is answered, whether ``frame`` was written). A repeat of a remembered request writes
+        nothing and waits for the log as written now, which holds its first copy: answering
+        "duplicate" acknowledges the request too. Raises WalFull / WalClosed."""
+        if self.seen(digest):
+            return self.wal.written_end, False
+        end = self.wal.write(frame)
+        if digest:
+            with self._lock:
+                self.recent.add(digest)
+        return end, True
+
 
 class Pipeline:
     """Normalizes every span of a request and appends the accepted ones to the log as one frame.

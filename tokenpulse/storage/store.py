@@ -169,9 +169,10 @@ class Store:
                 settings={"materialize_ttl_after_modify": 0},
             )
 
-    def insert_rows(self, table: str, rows: bytes, dedup_token: str) -> None:
-        """Insert encoded ``rows`` (see buffer.rows); a retry with the same token is a no-op, in the
-        table and its views."""
+    def insert_rows(self, table: str, rows: bytes | Sequence[bytes], dedup_token: str) -> None:
+        """Insert encoded ``rows`` (see buffer.rows), in one piece or several (whole rows each, in
+        order); a retry with the same token is a no-op, in the table and its views."""
+        pieces = [rows] if isinstance(rows, bytes) else rows
         settings = {
             "insert_deduplication_token": dedup_token,
             "deduplicate_blocks_in_dependent_materialized_views": 1,
@@ -191,7 +192,9 @@ class Store:
         }
         columns = TABLE_COLUMNS[table]
         if not self.embedded:
-            self.client.raw_insert(table, columns, rows, fmt="JSONCompactEachRow", settings=settings)
+            self.client.raw_insert(
+                table, columns, b"".join(pieces), fmt="JSONCompactEachRow", settings=settings
+            )
             return
         # Embedded, the rows are read from a file with every LowCardinality(T) column parsed as plain T
         # and converted a block at a time: filling the dictionaries value by value while parsing took
@@ -199,7 +202,7 @@ class Store:
         # chDB applies per-call settings with a SET and a restore per setting.
         clause = ", ".join(f"{name} = {_literal(value)}" for name, value in settings.items())
         with tempfile.NamedTemporaryFile(prefix=_SPOOL_PREFIX, suffix=".jsonl", dir=self.spool) as file:
-            file.write(rows)
+            file.writelines(pieces)
             file.flush()
             self.client.command(
                 f"INSERT INTO {table} ({', '.join(f'`{c}`' for c in columns)}) SETTINGS {clause}"

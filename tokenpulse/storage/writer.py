@@ -184,9 +184,11 @@ class LogWriter:
         self.checkpoints.save(Checkpoint(start, end))
         if frames is None:
             frames = list(self.wal.read(start, end))
-        calls = b"".join(frame.calls for frame in frames)
-        tool_spans = b"".join(frame.tool_spans for frame in frames)
-        evaluations = b"".join(frame.evaluations for frame in frames)
+        # Each table's rows frame by frame: the store writes them out as they are, so a batch is never
+        # joined into one more copy of itself.
+        calls = [frame.calls for frame in frames]
+        tool_spans = [frame.tool_spans for frame in frames]
+        evaluations = [frame.evaluations for frame in frames]
         call_count = sum(frame.call_count for frame in frames)
         tool_span_count = sum(frame.tool_span_count for frame in frames)
         evaluation_count = sum(frame.evaluation_count for frame in frames)
