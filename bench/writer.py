@@ -75,15 +75,20 @@ def _send(conn: Connection, prepared: list[tuple[bytes, bytes]], rows_per_s: int
     interval = CALLS_PER_FRAME / rows_per_s
 
     def append(number: int) -> int:
-        wait = started + number * interval - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
+        _pace(started + number * interval)
         frame, digest = prepared[number]
         return remote.append(frame, digest) or 0
 
     with ThreadPoolExecutor(SENDERS) as pool:
         end = max(pool.map(append, range(len(prepared))))
     remote.send(("metrics", 0, end))  # the log server hands it to _LastEnd
+
+
+def _pace(due: float) -> None:
+    """Sleep until ``due`` (time.monotonic): the offered rate's next frame."""
+    wait = due - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
 
 
 class _LastEnd(WorkerMetrics):
@@ -133,9 +138,7 @@ def run(
             end = last.end
         else:
             for number, (frame, digest) in enumerate(prepared):
-                wait = started + number * interval - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
+                _pace(started + number * interval)
                 end = log.append(frame, digest) or end
         stored_in_time = writer.wait_stored(end, 600)
         cpu, wall = time.process_time() - cpu, time.monotonic() - started

@@ -218,9 +218,7 @@ class LocalRequestLog:
         if self.seen(digest):
             return None
         end = self.wal.append(frame)
-        if digest:
-            with self._lock:
-                self.recent.add(digest)
+        self._remember(digest)
         return end
 
     def write(self, frame: bytes | memoryview, digest: bytes) -> tuple[int, bool]:
@@ -231,10 +229,13 @@ class LocalRequestLog:
         if self.seen(digest):
             return self.wal.written_end, False
         end = self.wal.write(frame)
+        self._remember(digest)
+        return end, True
+
+    def _remember(self, digest: bytes) -> None:
         if digest:
             with self._lock:
                 self.recent.add(digest)
-        return end, True
 
 
 class Pipeline:

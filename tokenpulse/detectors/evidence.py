@@ -1449,9 +1449,7 @@ def _same_hour_calls(
     hours = index.floor("h")
     distinct = hours.unique()
     calls, days = np.zeros((2, len(distinct), len(scopes)))
-    codes, found = keys or _scope_keys(hourly, dims)
-    at = {scope: i for i, scope in enumerate(scopes)}
-    column = np.array([at.get(scope, -1) for scope in found], dtype=np.int64)[codes]
+    column = _scope_columns(hourly, dims, scopes, keys)
     stamps, counts = pd.DatetimeIndex(hourly["hour"]), hourly["calls"].to_numpy(dtype=float)
     valued = (counts >= least) & hourly["value"].notna().to_numpy()
     for back in range(1, BASELINE_DAYS + 1):
@@ -1618,12 +1616,23 @@ def _scope_sums(
     out = np.zeros((len(scopes), len(columns)))
     if frame.empty:
         return out
-    codes, found = keys or _scope_keys(frame, dims)
-    at = {scope: i for i, scope in enumerate(scopes)}
-    column = np.array([at.get(scope, -1) for scope in found], dtype=np.int64)[codes]
+    column = _scope_columns(frame, dims, scopes, keys)
     counted = column >= 0 if rows is None else (column >= 0) & rows
     _add_at(out, (column[counted],), frame[list(columns)].to_numpy(dtype=float)[counted])
     return out
+
+
+def _scope_columns(
+    frame: pd.DataFrame,
+    dims: Sequence[str],
+    scopes: list[Scope],
+    keys: tuple[np.ndarray, list[Scope]] | None = None,
+) -> np.ndarray:
+    """Per row of a tails frame, the position of its scope in ``scopes`` (-1 where absent). ``keys``: the
+    frame's ``_scope_keys``, if known."""
+    codes, found = keys or _scope_keys(frame, dims)
+    at = {scope: i for i, scope in enumerate(scopes)}
+    return np.array([at.get(scope, -1) for scope in found], dtype=np.int64)[codes]
 
 
 def _tail_keys(history: History, frame: pd.DataFrame, dims: Sequence[str]) -> tuple[np.ndarray, list[Scope]]:
