@@ -41,15 +41,19 @@ def test_pipeline_splits_calls_tool_spans_ignored_and_rejected(tmp_path: Path) -
     assert reopened.ingest(request, "test", request_digest(body)).duplicate
 
 
+def _log_with_frame(tmp_path: Path, digest: bytes) -> tuple[WriteAheadLog, LocalRequestLog, bytes]:
+    """A log, the retry memory over it, and a request's frame."""
+    wal = WriteAheadLog(tmp_path / "wal")
+    return wal, LocalRequestLog(wal), encode_frame(b"rows", b"", 1, 0, digest)
+
+
 def test_a_retry_during_the_first_copys_fsync_waits_for_it_and_is_not_stored_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Without workers, as the daemon's log server does for them: "duplicate" acknowledges the request,
     # so it may be answered only once the first copy is on disk.
-    wal = WriteAheadLog(tmp_path / "wal")
-    log = LocalRequestLog(wal)
     digest = b"d" * 16
-    frame = encode_frame(b"rows", b"", 1, 0, digest)
+    wal, log, frame = _log_with_frame(tmp_path, digest)
     syncing, release = threading.Event(), threading.Event()
     fdatasync = os.fdatasync
 
@@ -85,10 +89,8 @@ def test_a_repeat_while_deferring_sync_is_dropped_without_an_fsync(
 ) -> None:
     # File ingest acknowledges nothing: a line seen before is skipped at once, as its first copy was
     # written without waiting for the disk.
-    wal = WriteAheadLog(tmp_path / "wal")
-    log = LocalRequestLog(wal)
     digest = b"e" * 16
-    frame = encode_frame(b"rows", b"", 1, 0, digest)
+    wal, log, frame = _log_with_frame(tmp_path, digest)
     fsyncs: list[int] = []
     monkeypatch.setattr(os, "fdatasync", fsyncs.append)
     with wal.deferring_sync():
