@@ -1,9 +1,13 @@
+import os
+import threading
 from pathlib import Path
 
+import pytest
+
 from tests.otlp_builders import export_request, llm_span, span_with
-from tokenpulse.buffer.wal import WriteAheadLog
+from tokenpulse.buffer.wal import WriteAheadLog, encode_frame
 from tokenpulse.collector.normalize import NormalizeConfig
-from tokenpulse.collector.pipeline import Pipeline, RecentRequests, request_digest
+from tokenpulse.collector.pipeline import LocalRequestLog, Pipeline, RecentRequests, request_digest
 from tokenpulse.collector.pricing import Pricer
 
 
@@ -35,3 +39,63 @@ def test_pipeline_splits_calls_tool_spans_ignored_and_rejected(tmp_path: Path) -
     # After a restart the digests still in the log are remembered.
     reopened = Pipeline(WriteAheadLog(tmp_path), NormalizeConfig(), Pricer())
     assert reopened.ingest(request, "test", request_digest(body)).duplicate
+
+
+def _log_with_frame(tmp_path: Path, digest: bytes) -> tuple[WriteAheadLog, LocalRequestLog, bytes]:
+    """A log, the retry memory over it, and a request's frame."""
+    wal = WriteAheadLog(tmp_path / "wal")
+    return wal, LocalRequestLog(wal), encode_frame(b"rows", b"", 1, 0, digest)
+
+
+def test_a_retry_during_the_first_copys_fsync_waits_for_it_and_is_not_stored_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without workers, as the daemon's log server does for them: "duplicate" acknowledges the request,
+    # so it may be answered only once the first copy is on disk.
+    digest = b"d" * 16
+    wal, log, frame = _log_with_frame(tmp_path, digest)
+    syncing, release = threading.Event(), threading.Event()
+    fdatasync = os.fdatasync
+
+    def slow_fdatasync(fd: int) -> None:
+        syncing.set()
+        release.wait(10)
+        fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", slow_fdatasync)
+    answers: dict[str, object] = {}
+    calls = {
+        "first": lambda: log.append(frame, digest),
+        "retry": lambda: log.append(frame, digest),
+        "seen": lambda: log.seen(digest),  # the pipeline's early answer
+    }
+    threads = {n: threading.Thread(target=lambda n=n: answers.update({n: calls[n]()})) for n in calls}
+    threads["first"].start()
+    assert syncing.wait(10)
+    threads["retry"].start()
+    threads["seen"].start()
+    threads["seen"].join(0.3)
+    assert answers == {}  # neither answered while the first copy's fsync runs
+    release.set()
+    for thread in threads.values():
+        thread.join(10)
+    assert answers == {"first": len(frame), "retry": None, "seen": True}
+    assert [f.request_digest for f in wal.read(0, wal.durable_end)] == [digest]
+    wal.close()
+
+
+def test_a_repeat_while_deferring_sync_is_dropped_without_an_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # File ingest acknowledges nothing: a line seen before is skipped at once, as its first copy was
+    # written without waiting for the disk.
+    digest = b"e" * 16
+    wal, log, frame = _log_with_frame(tmp_path, digest)
+    fsyncs: list[int] = []
+    monkeypatch.setattr(os, "fdatasync", fsyncs.append)
+    with wal.deferring_sync():
+        assert log.append(frame, digest) == len(frame)
+        assert log.append(frame, digest) is None and log.seen(digest)
+        assert fsyncs == []
+    assert len(fsyncs) == 1 and wal.durable_end == len(frame)
+    wal.close()

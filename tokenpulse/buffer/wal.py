@@ -196,9 +196,8 @@ class WriteAheadLog:
         """
         with self._lock:
             end = self._write(frame)
-            if not self._deferred:
-                self._sync_through(end)
-            return end
+        self.wait_acknowledgeable(end)
+        return end
 
     def write(self, frame: bytes | memoryview) -> int:
         """Write ``frame`` without waiting for it to be durable; the offset just past it, to pass to
@@ -210,11 +209,21 @@ class WriteAheadLog:
     def wait_durable(self, end: int) -> int:
         """Return once everything before ``end`` is durable (sharing fsyncs); the durable end."""
         with self._lock:
-            if self._synced < end:
-                if self._closed:
-                    raise WalClosed("write-ahead log is closed")
-                self._sync_through(end)
+            self._durable_through(end)
             return self._synced
+
+    def wait_acknowledgeable(self, end: int) -> None:
+        """Return once a frame written through ``end`` may be acknowledged: once it is durable, or at
+        once inside ``deferring_sync``, where nothing is acknowledged."""
+        with self._lock:
+            if not self._deferred:
+                self._durable_through(end)
+
+    def _durable_through(self, end: int) -> None:
+        if self._synced < end:
+            if self._closed:
+                raise WalClosed("write-ahead log is closed")
+            self._sync_through(end)
 
     @property
     def written_end(self) -> int:

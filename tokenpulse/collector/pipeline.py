@@ -206,36 +206,40 @@ class LocalRequestLog:
                 self.recent.add(frame.request_digest)
 
     def seen(self, digest: bytes) -> bool:
-        if not digest:
+        """Whether the log holds a request with this digest; True once that copy may be acknowledged
+        (``append``), as a duplicate is acknowledged too."""
+        if not self._holds(digest):
             return False
-        with self._lock:
-            return digest in self.recent
+        self.wal.wait_acknowledgeable(self.wal.written_end)
+        return True
 
     def append(self, frame: bytes, digest: bytes) -> int | None:
-        # The check and the append are not one atomic step: two copies of a request arriving at the
-        # same instant may both be stored (as in one process before workers); an exporter's retry
-        # comes after its timeout, when the first copy is remembered.
-        if self.seen(digest):
-            return None
-        end = self.wal.append(frame)
-        self._remember(digest)
-        return end
+        # The digest is remembered once the frame is written, before its fsync: a retry arriving
+        # during the fsync waits for it (see write) instead of being stored a second time. Two copies
+        # arriving at the same instant may still both be stored (the check and the write are not one
+        # atomic step); an exporter's retry comes after its timeout.
+        end, written = self.write(frame, digest)
+        self.wal.wait_acknowledgeable(end)
+        return end if written else None
 
     def write(self, frame: bytes | memoryview, digest: bytes) -> tuple[int, bool]:
         """``append`` without the wait for the fsync: (the offset the log must be durable to before the
         request is answered, whether ``frame`` was written). A repeat of a remembered request writes
         nothing and waits for the log as written now, which holds its first copy: answering
         "duplicate" acknowledges the request too. Raises WalFull / WalClosed."""
-        if self.seen(digest):
+        if self._holds(digest):
             return self.wal.written_end, False
         end = self.wal.write(frame)
-        self._remember(digest)
-        return end, True
-
-    def _remember(self, digest: bytes) -> None:
         if digest:
             with self._lock:
                 self.recent.add(digest)
+        return end, True
+
+    def _holds(self, digest: bytes) -> bool:
+        if not digest:
+            return False
+        with self._lock:
+            return digest in self.recent
 
 
 class Pipeline:
