@@ -283,15 +283,14 @@ def test_a_recovery_does_not_resolve_on_a_minute_that_speaks_for_a_weaker_change
     assert paging[57] and not paging[57 + 6]
 
 
-def test_a_recovery_whose_minutes_together_sit_near_a_weaker_change_does_not_resolve() -> None:
+def test_a_recovery_whose_minutes_together_speak_for_a_weaker_change_does_not_resolve() -> None:
     # Four bursty minutes (8% hits) page a 90% drop where a 50% one goes on (41% hits). The recovery
     # starts right after the page, so no minute shows the page's change to be larger than the one going
-    # on: four minutes at 68% hits (usual rather than halfway to 90%, but not rather than halfway to a
-    # 30% drop, 71%) and one at 78% that looks usual against halfway to every change. Their recovery
-    # passes ``clear`` over the floor, and it resolved on the fifth and paged again once the drop was
-    # back; together the five look nearer halfway to a 30% drop than usual, so it pages once.
-    # (traffic_drop, randomized seed 101, i198: an 85% drop paged as 99.5% by 14 silent minutes, five
-    # busier minutes right after the page.)
+    # on: four minutes at 68% hits (usual rather than halfway to 90%, each speaking a little for a 30%
+    # drop) and one at 78% that looks usual against halfway to every change. Their recovery passes
+    # ``clear`` over the floor, and it resolved on the fifth and paged again once the drop was back;
+    # together the five speak for a 30% drop, so it pages once. (traffic_drop, randomized seed 101, i198:
+    # an 85% drop paged as 99.5% by 14 silent minutes, five busier minutes right after the page.)
     ratios = [0.82] * 10 + [0.08] * 4 + [0.68] * 4 + [0.78] + [0.41] * 40 + [0.82] * 40
     paging = hit_ratio_alarm(ratios)
     assert pages(paging) == [13]

@@ -512,10 +512,9 @@ def sequential_alarm(
     recovery evidence against the halfway level of each alternative accumulates (a CUSUM each) and
     the alarm ends when the one of the change going on reaches ``clear`` over at least ``min_minutes``
     minutes with calls, on a minute that looks usual rather than halfway to it or to any weaker
-    alternative (as a page waits for a minute that still speaks for the change), and its recovery's
-    minutes together look usual rather than halfway to any of them: the scope is back to usual, not
-    merely a little better, nor for a moment, and a lull does not end the alarm on a minute that speaks
-    for a change again. The
+    alternative (as a page waits for a minute that still speaks for the change): the scope is back to
+    usual, not merely a little better, nor for a moment, and a lull does not end the alarm on a minute
+    that speaks for a change again. The
     change going on is the alternative that fired (or the one the run makes likeliest when it pages, if
     weaker); once paging, a weaker one if the minutes between the page and its recovery's run showed the
     page's to be larger than the one going on (a weaker alternative likelier by ``clear``, the page's not
@@ -539,7 +538,6 @@ def sequential_alarm(
     since = np.zeros(evidence.shape[1:])  # each change's evidence since the page
     before_back = np.zeros((*evidence.shape[1:], evidence.shape[2]))  # that, up to each recovery's run
     usual_for = np.zeros(evidence.shape[1:], dtype=np.int64)
-    together = np.zeros((*evidence.shape[1:], evidence.shape[2]))
     on = np.zeros(scopes, dtype=bool)
     paged = np.zeros(scopes, dtype=bool)
     fired = np.zeros(scopes, dtype=np.int64)  # the alternative that started the alarm
@@ -575,9 +573,6 @@ def sequential_alarm(
         steps = recovery[t]
         back = np.where(on[:, None], np.maximum(back + steps, 0.0), 0.0)
         usual_for = np.where(back > 0, usual_for + (steps != 0), 0)
-        # Each recovery's minutes weighed against halfway to every alternative (alternatives x
-        # alternatives): how they look to the weaker changes.
-        together = np.where(back[:, :, None] > 0, together + steps[:, None, :], 0.0)
         # A paging alarm's recovery is weighed against halfway to the change its page chose, or, if the
         # minutes between the page and that recovery showed a weaker change to be the one going on, to the
         # largest change they did not: a weaker change likelier than it by as much as a resolution needs
@@ -608,12 +603,15 @@ def sequential_alarm(
         # Alternatives not watched give no recovery (0) and do not hold it.
         under = np.arange(steps.shape[1]) <= weighed[:, None]
         looks_usual = (steps[every, weighed] > 0) & np.all((steps >= 0) | ~under, axis=1)
-        # And the recovery's minutes together look usual rather than halfway to each of those changes. A
-        # recovery that starts right after the page leaves no minutes to show the page's change larger
-        # than the one going on (an 85% drop of traffic paged as 99.5% by 14 silent minutes): weighed
-        # against halfway to the larger change, the one going on drifts the recovery up, and a few
-        # busier minutes pass ``clear`` while together they still sit nearer a weaker change.
-        looks_usual &= np.all((together[every, weighed] >= 0) | ~under, axis=1)
+        # And the recovery's minutes together are no likelier under any of those changes than under the
+        # usual (their evidence since the recovery's run began is not positive). A recovery that starts
+        # right after the page leaves no minutes to show the page's change larger than the one going on
+        # (an 85% drop of traffic paged as 99.5% by 14 silent minutes): halfway to the larger change,
+        # the one going on drifts the recovery up, and a few busier minutes pass ``clear``, while
+        # together they still speak for a weaker change. A true recovery's minutes speak against every
+        # change (a busy scope's by tens of nats).
+        recovered = since - before_back[every, weighed]
+        looks_usual &= np.all((recovered <= 0) | ~under, axis=1)
         # Before the page, nothing was announced: an alarm a blip fired ends as its recovery reaches
         # ``clear`` (kept on, a stray minute after the blip would confirm it).
         looks_usual |= ~paged
