@@ -604,14 +604,17 @@ def sequential_alarm(
         under = np.arange(steps.shape[1]) <= weighed[:, None]
         looks_usual = (steps[every, weighed] > 0) & np.all((steps >= 0) | ~under, axis=1)
         # And the recovery's minutes together are no likelier under any of those changes than under the
-        # usual (their evidence since the recovery's run began is not positive). A recovery that starts
-        # right after the page leaves no minutes to show the page's change larger than the one going on
-        # (an 85% drop of traffic paged as 99.5% by 14 silent minutes): halfway to the larger change,
-        # the one going on drifts the recovery up, and a few busier minutes pass ``clear``, while
-        # together they still speak for a weaker change. A true recovery's minutes speak against every
-        # change (a busy scope's by tens of nats).
-        recovered = since - before_back[every, weighed]
-        looks_usual &= np.all((recovered <= 0) | ~under, axis=1)
+        # usual (their evidence since the recovery's run began is not positive), unless the minutes
+        # between the page and that run showed the change going on likelier than it by ``clear`` (it is
+        # not what goes on). A recovery that starts right after the page leaves no minutes to show the
+        # page's change larger than the one going on (an 85% drop of traffic paged as 99.5% by 14 silent
+        # minutes): halfway to the larger change, the one going on drifts the recovery up, and a few
+        # busier minutes pass ``clear`` while together they still speak for a weaker change. The run
+        # that fired is not asked: it was picked for its strength.
+        shown = before_back[every, weighed]
+        ruled_out = shown[every, weighed][:, None] - shown >= clear
+        recovered = since - shown
+        looks_usual &= np.all((recovered <= 0) | ~under | ruled_out, axis=1)
         # Before the page, nothing was announced: an alarm a blip fired ends as its recovery reaches
         # ``clear`` (kept on, a stray minute after the blip would confirm it).
         looks_usual |= ~paged
