@@ -512,9 +512,11 @@ def sequential_alarm(
     recovery evidence against the halfway level of each alternative accumulates (a CUSUM each) and
     the alarm ends when the one of the change going on reaches ``clear`` over at least ``min_minutes``
     minutes with calls, on a minute that looks usual rather than halfway to it or to any weaker
-    alternative (as a page waits for a minute that still speaks for the change): the scope is back to
-    usual, not merely a little better, nor for a moment, and a lull does not end the alarm on a minute
-    that speaks for a change again. The
+    alternative (as a page waits for a minute that still speaks for the change), and with its recovery's
+    minutes together no likelier under any of those changes than under the usual (but for a weaker
+    change the minutes between the page and the recovery showed unlikelier than the one going on by
+    ``clear``): the scope is back to usual, not merely a little better, nor for a moment, and a lull
+    does not end the alarm on a minute that speaks for a change again. The
     change going on is the alternative that fired (or the one the run makes likeliest when it pages, if
     weaker); once paging, a weaker one if the minutes between the page and its recovery's run showed the
     page's to be larger than the one going on (a weaker alternative likelier by ``clear``, the page's not
