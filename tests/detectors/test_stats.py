@@ -300,6 +300,26 @@ def test_a_recovery_whose_minutes_together_speak_for_a_weaker_change_does_not_re
     assert pages(lull) == [13, 24]
 
 
+def test_a_weaker_change_the_minutes_since_the_page_ruled_out_does_not_hold_the_recovery() -> None:
+    # The strong change (second column) pages; three recovery minutes look usual against halfway to it
+    # (recovery 2 each) and give none against halfway to the weak one (0), while together they speak a
+    # little for the weak change (0.2 each).
+    page, recovering = [[[1.0, 8.0]]], [[[0.2, -3.0]]] * 3
+    # Right after the page, nothing has shown the strong change to be the one going on: the weak one
+    # may be, and the recovery waits for minutes that speak against it.
+    evidence = np.array(page + recovering)
+    recovery = np.array([[[0.0, 0.0]]] + [[[0.0, 2.0]]] * 3)
+    paging, *_ = stats.sequential_alarm(evidence, recovery, threshold=5.0, clear=3.0)
+    assert paging[:, 0].tolist() == [True] * 4
+    # Three minutes between the page and the recovery showed the strong change likelier than the weak
+    # one by 10.5 nats: the weak change is not what goes on, and the recovery resolves as it passes
+    # ``clear``.
+    evidence = np.array(page + [[[0.5, 4.0]]] * 3 + recovering)
+    recovery = np.array([[[0.0, 0.0]]] + [[[-1.0, -1.0]]] * 3 + [[[0.0, 2.0]]] * 3)
+    paging, *_ = stats.sequential_alarm(evidence, recovery, threshold=5.0, clear=3.0)
+    assert paging[:, 0].tolist() == [True] * 5 + [False] * 2
+
+
 def test_burstiness_is_the_intra_minute_correlation_not_a_slow_drift() -> None:
     rng = np.random.default_rng(3)
     minutes = np.arange(2000)
