@@ -283,6 +283,43 @@ def test_a_recovery_does_not_resolve_on_a_minute_that_speaks_for_a_weaker_change
     assert paging[57] and not paging[57 + 6]
 
 
+def test_a_recovery_whose_minutes_together_speak_for_a_weaker_change_does_not_resolve() -> None:
+    # Four bursty minutes (8% hits) page a 90% drop where a 50% one goes on (41% hits). The recovery
+    # starts right after the page, so no minute shows the page's change to be larger than the one going
+    # on: four minutes at 68% hits (usual rather than halfway to 90%, each speaking a little for a 30%
+    # drop) and one at 78% that looks usual against halfway to every change. Their recovery passes
+    # ``clear`` over the floor, and it resolved on the fifth and paged again once the drop was back;
+    # together the five speak for a 30% drop, so it pages once. (traffic_drop, randomized seed 101, i198:
+    # an 85% drop paged as 99.5% by 14 silent minutes, five busier minutes right after the page.)
+    ratios = [0.82] * 10 + [0.08] * 4 + [0.68] * 4 + [0.78] + [0.41] * 40 + [0.82] * 40
+    paging = hit_ratio_alarm(ratios)
+    assert pages(paging) == [13]
+    assert paging[58] and not paging[59 + 6]
+    # Five minutes that look usual together are a recovery, as before.
+    lull = hit_ratio_alarm([0.82] * 10 + [0.08] * 4 + [0.82] * 4 + [0.78] + [0.41] * 40 + [0.82] * 40)
+    assert pages(lull) == [13, 24]
+
+
+def test_a_weaker_change_the_minutes_since_the_page_ruled_out_does_not_hold_the_recovery() -> None:
+    # The strong change (second column) pages; three recovery minutes look usual against halfway to it
+    # (recovery 2 each) and give none against halfway to the weak one (0), while together they speak a
+    # little for the weak change (0.2 each).
+    page, recovering = [[[1.0, 8.0]]], [[[0.2, -3.0]]] * 3
+    # Right after the page, nothing has shown the strong change to be the one going on: the weak one
+    # may be, and the recovery waits for minutes that speak against it.
+    evidence = np.array(page + recovering)
+    recovery = np.array([[[0.0, 0.0]]] + [[[0.0, 2.0]]] * 3)
+    paging, *_ = stats.sequential_alarm(evidence, recovery, threshold=5.0, clear=3.0)
+    assert paging[:, 0].tolist() == [True] * 4
+    # Three minutes between the page and the recovery showed the strong change likelier than the weak
+    # one by 10.5 nats: the weak change is not what goes on, and the recovery resolves as it passes
+    # ``clear``.
+    evidence = np.array(page + [[[0.5, 4.0]]] * 3 + recovering)
+    recovery = np.array([[[0.0, 0.0]]] + [[[-1.0, -1.0]]] * 3 + [[[0.0, 2.0]]] * 3)
+    paging, *_ = stats.sequential_alarm(evidence, recovery, threshold=5.0, clear=3.0)
+    assert paging[:, 0].tolist() == [True] * 5 + [False] * 2
+
+
 def test_burstiness_is_the_intra_minute_correlation_not_a_slow_drift() -> None:
     rng = np.random.default_rng(3)
     minutes = np.arange(2000)
