@@ -923,10 +923,13 @@ class MeanDetector(EvidenceDetector):
         spread: np.ndarray,
         scale: np.ndarray,
         rises: tuple[float, ...],
+        recovery_spread: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """The null mean per draw (scan rows x scopes; 0 where nothing is known) and the evidence,
         recovery and expected evidence of ``x`` in ``n`` draws for each of ``rises`` against it, given
-        the ``usual`` mean over ``base_draws`` draws, the ``spread`` per draw and the null's ``scale``.
+        the ``usual`` mean over ``base_draws`` draws, the ``spread`` per draw and the null's ``scale``;
+        the recovery is judged with ``recovery_spread`` where given (per scan row and scope: see
+        ``_evaluate``).
 
         The baseline is not trusted further than it knows: the null is the upper end of what it says
         (one standard error of the mean), times ``scale`` (higher where it knows nothing of the time of
@@ -938,7 +941,8 @@ class MeanDetector(EvidenceDetector):
         mean0, spread3, draws = known[..., None], spread[..., None], n[..., None]
         mean1 = np.stack([known * r for r in rises], axis=-1)
         evidence = stats.gamma_evidence(x[..., None], draws, mean0, mean1, spread3)
-        recovery = -stats.gamma_evidence(x[..., None], draws, mean0, np.sqrt(mean0 * mean1), spread3)
+        back_spread = spread3 if recovery_spread is None else recovery_spread[..., None]
+        recovery = -stats.gamma_evidence(x[..., None], draws, mean0, np.sqrt(mean0 * mean1), back_spread)
         expected = stats.gamma_evidence(draws * mean1, draws, mean0, mean1, spread3)
         return null, (evidence, recovery, expected)
 
@@ -972,7 +976,17 @@ class MeanDetector(EvidenceDetector):
             learning |= ~per_draw_known
         x = total[rows]
         n, n_calls = draws[rows], calls[rows]
-        null, family = self._family(x, n, usual, base_draws, spread, scale, rises)
+        recovery_spread = None
+        if self.per_call_too(dims):
+            per_call = windows.excess_sums(stats.mean_excess, (total, calls), rows, _LAG, _EXCESS_MARGIN)
+            spread_per_call = stats.mean_dispersion(*per_call)
+            # A draw's recovery is judged with at least the spread of the calls it holds: the spread per
+            # active minute is an average over minutes of many calls and of one, and a spike's cheap
+            # minutes are mostly minutes of a call or two, whose spend varies as a call's does. Judged
+            # with the average, their lull looked like a recovery (randomized cost_spike/user seed 41
+            # i30, 2.3 calls a minute costing 8.7x: paged at +12, resolved at +84, paged again at +108).
+            recovery_spread = np.maximum(spread, spread_per_call / np.maximum(n_calls, 1.0))
+        null, family = self._family(x, n, usual, base_draws, spread, scale, rises, recovery_spread)
         watched = ~learning & (null > 0)
         families = [family]
         if self.per_call_too(dims):
@@ -981,10 +995,8 @@ class MeanDetector(EvidenceDetector):
             # dearer call does not change, so pricier calls show in fewer minutes per call than per
             # minute. A loop of more calls at the usual price still shows per minute. The mixture of both
             # is a likelihood ratio (at most ln 2 nats more where one explains the minutes alone).
-            per_call = windows.excess_sums(stats.mean_excess, (total, calls), rows, _LAG, _EXCESS_MARGIN)
             with np.errstate(divide="ignore", invalid="ignore"):
                 usual_per_call = np.nan_to_num(base_total / base_calls)
-            spread_per_call = stats.mean_dispersion(*per_call)
             null_per_call, by_call = self._family(
                 x, n_calls, usual_per_call, base_calls, spread_per_call, scale, rises
             )
@@ -992,9 +1004,9 @@ class MeanDetector(EvidenceDetector):
             families.append(by_call)
         # Where the mean per draw is not known at this time of day, only the mean per call is watched.
         watched_by = [watched & per_draw_known, watched][: len(families)]
-        mask = np.concatenate([np.repeat(w[..., None], len(rises), axis=-1) for w in watched_by], axis=-1)
+        mask = _by_rise([np.repeat(w[..., None], len(rises), axis=-1) for w in watched_by])
         evidence, recovery, expected = (
-            np.where(mask, np.concatenate(grids, axis=-1), 0.0) for grids in zip(*families, strict=True)
+            np.where(mask, _by_rise(grids), 0.0) for grids in zip(*families, strict=True)
         )
         threshold = self._threshold(len(scopes))
         # The documented level is a level: the evidence may favour a doubling before the mean since the
@@ -1029,6 +1041,16 @@ class MeanDetector(EvidenceDetector):
             smallest[at], usual[at], self.describe,
         )  # fmt: skip
         return Assessment(observations, scopes, status_codes(learning[at], watched[at], held=False))
+
+
+def _by_rise(grids: Sequence[np.ndarray]) -> np.ndarray:
+    """Families' grids (... x rises each, the weakest first) as one, from the weakest rise to the
+    strongest, a rise's families side by side: ``stats.sequential_alarm`` weighs a recovery against the
+    change going on and every weaker one by their order. One family after the other, a user's 10x per
+    call came after their 30x per active minute: a page fired by 30x per minute, whose run made 10x per
+    call likeliest, was weighed against halfway to 30x, which a thin user spending 9x crosses in a lull
+    while the spike goes on, and resolved and paged again."""
+    return np.stack(grids, axis=-1).reshape(*grids[0].shape[:-1], -1)
 
 
 def _read(calls: np.ndarray) -> np.ndarray:

@@ -124,6 +124,59 @@ def test_a_user_whose_calls_get_dearer_pages_once_the_floor_has_held() -> None:
     assert [t - ONSET for t, *_ in run(PerMinuteOnly(), scenario, DAY, DAY + 90)] == [17]
 
 
+def heavy_tailed(seed: int, rate: float, rise: float, end: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+    """A thin user's calls a minute (about ``rate``, bursty) and their cost a minute: each call's cost
+    heavy-tailed (Gamma, squared coefficient of variation 3.5, $0.05 on average: most minutes cost a few
+    cents, a few cost dollars), ``rise`` times as much from ONSET to ``end``."""
+    rng = np.random.default_rng(seed)
+    calls = rng.poisson(rng.gamma(10.0, rate / 10.0, last)).astype(float)
+    price = np.where((np.arange(last) >= ONSET) & (np.arange(last) < end), rise, 1.0) * 0.05
+    cost = np.array([rng.gamma(n / 3.5, 3.5 * p) if n else 0.0 for n, p in zip(calls, price, strict=True)])
+    return calls, cost
+
+
+def thin_user_pages(calls: np.ndarray, cost: np.ndarray, last: int) -> list[tuple[int, str]]:
+    """The user's transitions (minute, status), the threshold where a service of 300 users has it (it
+    grows with the scopes watched)."""
+    detector = CostSpike(Settings(false_page_budget_days=300 * 100))
+    scenario = (
+        Scenario()
+        .add(ROLLUP, rollup("app", "/ask", "gpt-4o", end=last, calls=1000, cost_usd=20.0))
+        .add(detector.users, user("app", "zoe", end=last, calls=lambda m: float(calls[m]),
+                                  cost_usd=lambda m: float(cost[m])))
+    )  # fmt: skip
+    return [(t, status) for t, status, _, _ in run(detector, scenario, DAY, last)]
+
+
+def test_a_thin_user_whose_heavy_tailed_calls_cost_9x_pages_once_and_resolves_after_the_end() -> None:
+    """zoe makes 2.3 calls a minute; for 112 minutes each costs 8.7x. A few heavy minutes fire 30x her
+    usual spend per active minute, while her run makes 10x per call likeliest: weighed against halfway
+    to 30x (5.5x), a dozen cheap minutes looked like a recovery (resolved at +52, paged again at +75).
+    Against halfway to 10x she pages once and resolves once the spike is over."""
+    end, last = ONSET + 112, ONSET + 172
+    result = thin_user_pages(*heavy_tailed(245, 2.3, 8.7, end, last), last)
+    assert [status for _, status in result] == ["firing", "resolved"]
+    (fired, _), (resolved, _) = result
+    assert ONSET + 10 <= fired <= ONSET + 15 and end <= resolved <= end + 15
+
+
+def test_a_lull_of_single_cheap_calls_is_no_recovery_of_a_thin_users_spike() -> None:
+    """zoe makes 1.2 calls a minute; for 112 minutes each costs 12x, and 40 minutes in she makes one
+    call a minute for 12 minutes, each at $0.03 (a third of her 12x calls cost less: their cost is that
+    heavy-tailed). The spread of her spend per active minute is that of her average minute, of one call
+    or several; a minute of one call varies as one call does. Judged with the average, the lull looked
+    like a recovery (resolved at +50, paged again at +75, resolved 43 minutes after the end); judged as
+    the single calls they are, it is not: she pages once and resolves once the spike is over."""
+    end, last = ONSET + 112, ONSET + 172
+    calls, cost = heavy_tailed(1, 1.2, 12.0, end, last)
+    lull = slice(ONSET + 40, ONSET + 52)
+    calls[lull], cost[lull] = 1.0, 0.03
+    result = thin_user_pages(calls, cost, last)
+    assert [status for _, status in result] == ["firing", "resolved"]
+    (fired, _), (resolved, _) = result
+    assert ONSET + 10 <= fired <= ONSET + 15 and end <= resolved <= end + 30
+
+
 def test_a_surge_of_ordinary_traffic_is_quiet_alone_but_burns_a_budget() -> None:
     """catalog triples its traffic for 90 minutes: the relative rule stays quiet (per-call cost and
     shares are flat), its daily budget fires. bob's usage grows 2.5x (under the 3x rule): his hourly
