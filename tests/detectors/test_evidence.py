@@ -1,5 +1,7 @@
 """The detector templates' own arithmetic, tested without I/O."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,3 +176,57 @@ def test_the_same_hours_a_usual_p99_stands_on_are_counted_per_day() -> None:
     young = pd.DatetimeIndex([start + pd.Timedelta(days=1, hours=5, minutes=10)])
     calls, days = evidence._same_hour_calls(frame, ("service", "route"), [scope], young, 30)
     assert calls[0, 0] == 500.0 and days[0, 0] == 1
+
+
+def _lognormal_bins(median_ms: float, sigma: float) -> np.ndarray:
+    """The shares of ``TAIL_EDGES_MS``' bins (under the first edge, between edges, past the last) of a
+    log-normal duration."""
+    z = np.log(np.asarray(TAIL_EDGES_MS) / median_ms) / (sigma * math.sqrt(2))
+    cdf = np.array([(1 + math.erf(x)) / 2 for x in z])
+    return np.diff(np.r_[0.0, cdf, 1.0])
+
+
+def test_a_slowdown_keeps_a_share_of_the_calls_under_the_first_edge_under_it() -> None:
+    """Where calls under 100 ms go when they slow down is unknown (the histogram stops there): a slowdown
+    by s keeps 1/s of them there and moves the rest up its bins, so the changed shape is a distribution
+    and a call under 100 ms weighs about ln s against the slowdown, or for its recovery, not ln 100."""
+    from tokenpulse.detectors.evidence import _SHIFTS, _halfway_shift, _shift_evidence, _slower
+
+    shares = _lognormal_bins(150.0, 0.6)  # a fast route: a quarter of its calls under 100 ms
+    for fraction, size in _SHIFTS:
+        moved = _slower(shares, fraction, size)
+        assert moved.sum() == pytest.approx(1.0)
+        assert moved[0] == pytest.approx(shares[0] * (1 - fraction + fraction * 1.25**-size))
+    row = np.zeros((1, len(shares)), dtype=np.float32)
+    row[0, 0] = 1  # one call under 100 ms
+    usual_bins = (shares * 20_000).astype(np.float32)[None, None, :]
+    evidence, recovery, _ = _shift_evidence(row, usual_bins, np.array([0]), np.array([0]))
+    for k, (fraction, size) in enumerate(_SHIFTS):
+        if fraction == 1:
+            half = _halfway_shift(fraction, size)[1]
+            assert -size * np.log(1.25) - 0.05 < evidence[0, k] < 0
+            assert 0 < recovery[0, k] < half * np.log(1.25) + 0.05
+
+
+def test_a_fast_route_slowed_twice_does_not_look_recovered_for_its_calls_still_under_100_ms() -> None:
+    """Every call of a route of median 150 ms twice slower: 3% of them stay under 100 ms. Weighed as if
+    none could (the first bin moved whole up the shift's bins), each of them was ln 100 for recovery
+    against a slowdown of 1.25x, and 2 hours of 20 calls a minute reached ``clear`` in 9 of 10 draws (a
+    flap of ttft_slo, randomized seed 12 i102); the recovery CUSUM of "every call 2x slower" (its halfway)
+    now stays far from it."""
+    from tokenpulse.detectors.evidence import _SHIFTS, CLEAR_EVIDENCE, _shift_evidence
+
+    usual_bins = (_lognormal_bins(150.0, 0.6) * 20_000).astype(np.float32)[None, None, :]
+    changed = _lognormal_bins(300.0, 0.6)
+    doubling = _SHIFTS.index((1.0, 3))
+    rng = np.random.default_rng(3)
+    highest = []
+    for _ in range(10):
+        rows = rng.multinomial(20, changed, 120).astype(np.float32)
+        _, recovery, _ = _shift_evidence(rows, usual_bins, np.zeros(120, int), np.zeros(120, int))
+        cusum, top = 0.0, 0.0
+        for value in recovery[:, doubling]:
+            cusum = max(0.0, cusum + value)
+            top = max(top, cusum)
+        highest.append(top)
+    assert max(highest) < CLEAR_EVIDENCE / 2
