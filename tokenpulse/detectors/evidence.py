@@ -1663,7 +1663,7 @@ def _slower(shares: np.ndarray, fraction: float, bins: int) -> np.ndarray:
     if bins:
         moved[..., bins:] = shares[..., : shares.shape[-1] - bins]
         moved[..., -1] += shares[..., shares.shape[-1] - bins :].sum(axis=-1)
-        kept = shares[..., 0] * _STILL_FAST ** bins
+        kept = shares[..., 0] * _STILL_FAST**bins
         moved[..., 0] += kept
         moved[..., bins] -= kept
     else:
