@@ -188,7 +188,8 @@ def _lognormal_bins(median_ms: float, sigma: float) -> np.ndarray:
 
 def test_a_slowdown_keeps_a_share_of_the_calls_under_the_first_edge_under_it() -> None:
     """Where calls under 100 ms go when they slow down is unknown (the histogram stops there): a slowdown
-    by s keeps 1/s of them there and moves the rest up its bins, so the changed shape is a distribution
+    by s spreads them as calls spread evenly over 0-100 ms would be, over 0-100 ms x s (1/s of them
+    under 100 ms, each bin up to the shift's its width's part), so the changed shape is a distribution
     and a call under 100 ms weighs about ln s against the slowdown, or for its recovery, not ln 100."""
     from tokenpulse.detectors.evidence import _SHIFTS, _halfway_shift, _shift_evidence, _slower
 
@@ -197,6 +198,12 @@ def test_a_slowdown_keeps_a_share_of_the_calls_under_the_first_edge_under_it() -
         moved = _slower(shares, fraction, size)
         assert moved.sum() == pytest.approx(1.0)
         assert moved[0] == pytest.approx(shares[0] * (1 - fraction + fraction * 1.25**-size))
+    # Every call 1.95x slower (3 bins): 0-100 ms becomes 0-195 ms, 100 ms or less 51.2% of it, 100-125 ms
+    # 25/195, 125-156 ms 31.25/195, 156-195 ms 39.06/195; the calls of each bin above go 3 bins up.
+    moved = _slower(shares, 1.0, 3)
+    np.testing.assert_allclose(moved[:4], shares[0] * np.array([0.512, 0.128, 0.16, 0.2]))
+    np.testing.assert_allclose(moved[4:-1], shares[1:-4])
+    assert moved[-1] == pytest.approx(shares[-4:].sum())
     row = np.zeros((1, len(shares)), dtype=np.float32)
     row[0, 0] = 1  # one call under 100 ms
     usual_bins = (shares * 20_000).astype(np.float32)[None, None, :]
@@ -212,21 +219,23 @@ def test_a_fast_route_slowed_twice_does_not_look_recovered_for_its_calls_still_u
     """Every call of a route of median 150 ms twice slower: 3% of them stay under 100 ms. Weighed as if
     none could (the first bin moved whole up the shift's bins), each of them was ln 100 for recovery
     against a slowdown of 1.25x, and 2 hours of 20 calls a minute reached ``clear`` in 9 of 10 draws (a
-    flap of ttft_slo, randomized seed 12 i102); the recovery CUSUM of "every call 2x slower" (its halfway)
-    now stays far from it."""
+    flap of ttft_slo, randomized seed 12 i102); as were those slowed into 100-125 ms against a slowdown of
+    1.56x (6 in 10 draws, with the first bin kept but not spread). The recovery CUSUMs of "every call 2x
+    slower" and "2.4x" (their halfways) now stay far from it."""
     from tokenpulse.detectors.evidence import _SHIFTS, CLEAR_EVIDENCE, _shift_evidence
 
     usual_bins = (_lognormal_bins(150.0, 0.6) * 20_000).astype(np.float32)[None, None, :]
     changed = _lognormal_bins(300.0, 0.6)
-    doubling = _SHIFTS.index((1.0, 3))
+    # The shifts at or above the change (1.95x, 2.44x): their halfways (1.25x, 1.56x) are below it.
+    at_or_above = [_SHIFTS.index((1.0, 3)), _SHIFTS.index((1.0, 4))]
     rng = np.random.default_rng(3)
     highest = []
     for _ in range(10):
         rows = rng.multinomial(20, changed, 120).astype(np.float32)
         _, recovery, _ = _shift_evidence(rows, usual_bins, np.zeros(120, int), np.zeros(120, int))
-        cusum, top = 0.0, 0.0
-        for value in recovery[:, doubling]:
-            cusum = max(0.0, cusum + value)
-            top = max(top, cusum)
+        cusum, top = np.zeros(len(at_or_above)), np.zeros(len(at_or_above))
+        for value in recovery[:, at_or_above]:
+            cusum = np.maximum(0.0, cusum + value)
+            top = np.maximum(top, cusum)
         highest.append(top)
-    assert max(highest) < CLEAR_EVIDENCE / 2
+    assert np.max(highest) < CLEAR_EVIDENCE / 2

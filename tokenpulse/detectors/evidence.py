@@ -1649,23 +1649,27 @@ def _tail_keys(history: History, frame: pd.DataFrame, dims: Sequence[str]) -> tu
 # Where the calls under the first edge (100 ms) go when they slow down is unknown: the histogram stops
 # there. Moved whole a shift's bins up, a call still under 100 ms during a slowdown weighed ln(1/100)
 # against it, as much as a call of the usual body, and a few of them mid-incident resolved it (ttft_slo,
-# randomized seed 12 i102: a flap). The changed shape keeps 1/s of them there under a slowdown of a
-# factor s, as calls spread evenly over 0-100 ms would (a log-normal's thinning lower tail keeps fewer):
-# a call under 100 ms weighs ln s against the slowdown, and as much for a recovery against half of it,
-# not ln 100. The rest moves up the shift's bins, as before, so the shape stays a distribution.
+# randomized seed 12 i102: a flap); so did the calls they slowed into the bins below the shift's. The
+# changed shape spreads them as calls spread evenly over 0-100 ms would be, over 0-100 ms x s under a
+# slowdown of a factor s: 1/s of them stay under 100 ms, each bin up to the shift's gets its width's part
+# (a log-normal's thinning lower tail keeps fewer low: its calls weigh more against the slowdown than
+# this says, not less). A call under 100 ms weighs ln s against the slowdown, and as much for a recovery
+# against half of it, not ln 100; the shape stays a distribution.
 _STILL_FAST = float(_EDGES[0] / _EDGES[1])
 
 
 def _slower(shares: np.ndarray, fraction: float, bins: int) -> np.ndarray:
     """The bin shares when ``fraction`` of the calls take ``bins`` bins longer (the slowest bin keeps
-    what passes it; the open-below first bin keeps ``_STILL_FAST`` of its share, the rest moves)."""
+    what passes it; the open-below first bin spreads over itself and the bins up to ``bins``, evenly
+    over the durations they hold)."""
     moved = np.zeros_like(shares)
     if bins:
         moved[..., bins:] = shares[..., : shares.shape[-1] - bins]
         moved[..., -1] += shares[..., shares.shape[-1] - bins :].sum(axis=-1)
-        kept = shares[..., 0] * _STILL_FAST**bins
-        moved[..., 0] += kept
-        moved[..., bins] -= kept
+        moved[..., bins] -= shares[..., 0]
+        # Bin j <= bins holds 0-100 ms x 1.25^j of the slowed 0-100 ms x 1.25^bins, less the bins below.
+        upper = _STILL_FAST ** -np.arange(bins + 1)
+        moved[..., : bins + 1] += shares[..., :1] * np.diff(upper, prepend=0.0) * _STILL_FAST**bins
     else:
         moved = shares
     return (1 - fraction) * shares + fraction * moved
