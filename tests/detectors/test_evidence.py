@@ -239,3 +239,17 @@ def test_a_fast_route_slowed_twice_does_not_look_recovered_for_its_calls_still_u
             top = np.maximum(top, cusum)
         highest.append(top)
     assert np.max(highest) < CLEAR_EVIDENCE / 2
+
+
+def test_a_route_back_to_usual_looks_usual_against_half_a_doubling_within_fifty_calls() -> None:
+    """Recovery from every call 1.95x slower (3 bins) is weighed against 1.56x (2 bins), not 1.25x: a
+    route of median 1 s back at its usual durations reaches ``clear`` within 50 calls (about 5 nats
+    against 1.25x)."""
+    from tokenpulse.detectors.evidence import _SHIFTS, CLEAR_EVIDENCE, _shift_evidence
+
+    shares = _lognormal_bins(1000.0, 0.5)
+    usual_bins = (shares * 20_000).astype(np.float32)[None, None, :]
+    rows = np.random.default_rng(5).multinomial(5, shares, 400).astype(np.float32)
+    _, recovery, _ = _shift_evidence(rows, usual_bins, np.zeros(400, int), np.zeros(400, int))
+    per_50_calls = recovery[:, _SHIFTS.index((1.0, 3))].reshape(40, 10).sum(axis=1)
+    assert np.median(per_50_calls) > CLEAR_EVIDENCE
