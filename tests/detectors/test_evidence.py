@@ -1,5 +1,7 @@
 """The detector templates' own arithmetic, tested without I/O."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -91,8 +93,8 @@ def _check_shift_evidence(
 
     calls = bins.sum(axis=-1)
 
-    def log_ratio(fraction: float, size: int) -> tuple[np.ndarray, np.ndarray]:
-        moved = _slower(usual, fraction, size)
+    def log_ratio(fraction: float, size: int, spread: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        moved = _slower(usual, fraction, size, spread)
         changed = (1 - _CONTAMINATION) * moved + _CONTAMINATION * usual
         base = (1 - unknown) * usual + unknown * moved
         return np.log(changed / base)[usual_of, scope_of], changed[usual_of, scope_of]
@@ -101,7 +103,7 @@ def _check_shift_evidence(
     for fraction, size in _SHIFTS:
         ratio, changed = log_ratio(fraction, size)
         expected_parts[0].append((bins * ratio).sum(axis=-1))
-        halfway = log_ratio(*_halfway_shift(fraction, size))[0]
+        halfway = log_ratio(*_halfway_shift(fraction, size), spread=True)[0]
         expected_parts[1].append(-(bins * halfway).sum(axis=-1))
         expected_parts[2].append(calls * (changed * ratio).sum(axis=-1))
     got = _shift_evidence(bins, usual_bins, usual_of, scope_of, ruled)
@@ -174,3 +176,83 @@ def test_the_same_hours_a_usual_p99_stands_on_are_counted_per_day() -> None:
     young = pd.DatetimeIndex([start + pd.Timedelta(days=1, hours=5, minutes=10)])
     calls, days = evidence._same_hour_calls(frame, ("service", "route"), [scope], young, 30)
     assert calls[0, 0] == 500.0 and days[0, 0] == 1
+
+
+def _lognormal_bins(median_ms: float, sigma: float) -> np.ndarray:
+    """The shares of ``TAIL_EDGES_MS``' bins (under the first edge, between edges, past the last) of a
+    log-normal duration."""
+    z = np.log(np.asarray(TAIL_EDGES_MS) / median_ms) / (sigma * math.sqrt(2))
+    cdf = np.array([(1 + math.erf(x)) / 2 for x in z])
+    return np.diff(np.r_[0.0, cdf, 1.0])
+
+
+def test_a_slowdown_keeps_a_share_of_the_calls_under_the_first_edge_under_it() -> None:
+    """Where calls under 100 ms go when they slow down is unknown (the histogram stops there): a slowdown
+    by s keeps 1/s of them there, so the changed shape is a distribution and a call under 100 ms weighs
+    about ln s against the slowdown, or for its recovery, not ln 100. The rest goes to the shift's bin
+    for a page, and for a recovery spreads as calls spread evenly under 100 ms would, over 0-100 ms x s."""
+    from tokenpulse.detectors.evidence import _SHIFTS, _halfway_shift, _shift_evidence, _slower
+
+    shares = _lognormal_bins(150.0, 0.6)  # a fast route: a quarter of its calls under 100 ms
+    for fraction, size in _SHIFTS:
+        for spread in (False, True):
+            moved = _slower(shares, fraction, size, spread)
+            assert moved.sum() == pytest.approx(1.0)
+            assert moved[0] == pytest.approx(shares[0] * (1 - fraction + fraction * 1.25**-size))
+    # Every call 1.95x slower (3 bins): 0-100 ms becomes 0-195 ms, 100 ms or less 51.2% of it, 100-125 ms
+    # 25/195, 125-156 ms 31.25/195, 156-195 ms 39.06/195; the calls of each bin above go 3 bins up.
+    moved, spread = _slower(shares, 1.0, 3), _slower(shares, 1.0, 3, spread=True)
+    np.testing.assert_allclose(spread[:4], shares[0] * np.array([0.512, 0.128, 0.16, 0.2]))
+    np.testing.assert_allclose(moved[:4], shares[0] * np.array([0.512, 0.0, 0.0, 0.488]))
+    for shape in (moved, spread):
+        np.testing.assert_allclose(shape[4:-1], shares[1:-4])
+        assert shape[-1] == pytest.approx(shares[-4:].sum())
+    row = np.zeros((1, len(shares)), dtype=np.float32)
+    row[0, 0] = 1  # one call under 100 ms
+    usual_bins = (shares * 20_000).astype(np.float32)[None, None, :]
+    evidence, recovery, _ = _shift_evidence(row, usual_bins, np.array([0]), np.array([0]))
+    for k, (fraction, size) in enumerate(_SHIFTS):
+        if fraction == 1:
+            half = _halfway_shift(fraction, size)[1]
+            assert -size * np.log(1.25) - 0.05 < evidence[0, k] < 0
+            assert 0 < recovery[0, k] < half * np.log(1.25) + 0.05
+
+
+def test_a_fast_route_slowed_twice_does_not_look_recovered_for_its_calls_still_under_100_ms() -> None:
+    """Every call of a route of median 150 ms twice slower: 3% of them stay under 100 ms. Weighed as if
+    none could (the first bin moved whole up the shift's bins), each of them was ln 100 for recovery
+    against a slowdown of 1.25x, and 2 hours of 20 calls a minute reached ``clear`` in 9 of 10 draws (a
+    flap of ttft_slo, randomized seed 12 i102); as were those slowed into 100-125 ms against a slowdown of
+    1.56x (6 in 10 draws, with the first bin kept but the rest not spread). The recovery CUSUMs of
+    "every call 2x slower" and "2.4x" (their halfways) now stay far from it."""
+    from tokenpulse.detectors.evidence import _SHIFTS, CLEAR_EVIDENCE, _shift_evidence
+
+    usual_bins = (_lognormal_bins(150.0, 0.6) * 20_000).astype(np.float32)[None, None, :]
+    changed = _lognormal_bins(300.0, 0.6)
+    # The shifts at or above the change (1.95x, 2.44x): their halfways (1.25x, 1.56x) are below it.
+    at_or_above = [_SHIFTS.index((1.0, 3)), _SHIFTS.index((1.0, 4))]
+    rng = np.random.default_rng(3)
+    highest = []
+    for _ in range(10):
+        rows = rng.multinomial(20, changed, 120).astype(np.float32)
+        _, recovery, _ = _shift_evidence(rows, usual_bins, np.zeros(120, int), np.zeros(120, int))
+        cusum, top = np.zeros(len(at_or_above)), np.zeros(len(at_or_above))
+        for value in recovery[:, at_or_above]:
+            cusum = np.maximum(0.0, cusum + value)
+            top = np.maximum(top, cusum)
+        highest.append(top)
+    assert np.max(highest) < CLEAR_EVIDENCE / 2
+
+
+def test_a_route_back_to_usual_looks_usual_against_half_a_doubling_within_fifty_calls() -> None:
+    """Recovery from every call 1.95x slower (3 bins) is weighed against 1.56x (2 bins), not 1.25x: a
+    route of median 1 s back at its usual durations reaches ``clear`` within 50 calls (about 5 nats
+    against 1.25x)."""
+    from tokenpulse.detectors.evidence import _SHIFTS, CLEAR_EVIDENCE, _shift_evidence
+
+    shares = _lognormal_bins(1000.0, 0.5)
+    usual_bins = (shares * 20_000).astype(np.float32)[None, None, :]
+    rows = np.random.default_rng(5).multinomial(5, shares, 400).astype(np.float32)
+    _, recovery, _ = _shift_evidence(rows, usual_bins, np.zeros(400, int), np.zeros(400, int))
+    per_50_calls = recovery[:, _SHIFTS.index((1.0, 3))].reshape(40, 10).sum(axis=1)
+    assert np.median(per_50_calls) > CLEAR_EVIDENCE
