@@ -194,8 +194,7 @@ class WriteAheadLog:
 
         Inside ``deferring_sync`` it returns once written, and durable only after the next ``sync``.
         """
-        with self._lock:
-            end = self._write(frame)
+        end = self.write(frame)
         self.wait_acknowledgeable(end)
         return end
 
