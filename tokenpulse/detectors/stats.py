@@ -45,6 +45,17 @@ MINUTES_PER_DAY = 1440
 # 25x the odds: a stray after a tool's blip confirmed the blip's alarm at 1 nat).
 _STILL_CHANGED = 2.0
 
+# Which of two changes goes on, once an alarm pages, is a choice between two fixed hypotheses, not a
+# search for a change among the minutes a scope is watched: it needs no false-alarm budget, and a
+# likelihood ratio of 20 decides it (3 nats; ``clear``, 6.9, let a 51% drop of hits paged as 90% keep
+# 90% while its minutes made 50% likelier by 5.5 nats).
+_LIKELIER = 3.0
+
+# A paging alarm's recovery's minutes together favour the usual over each weaker change by this much (a
+# likelihood ratio of e^2): not merely as likely, which a few lucky minutes of a scope that sits at the
+# weaker change are (24 calls at 59% hits where 50% went on, halfway to a 30% drop 55%).
+_RECOVERED = 2.0
+
 # A share is never taken as exactly 0 or 1 (the log-likelihood ratio would be infinite).
 _SHARE_FLOOR = 1e-4
 
@@ -513,15 +524,15 @@ def sequential_alarm(
     the alarm ends when the one of the change going on reaches ``clear`` over at least ``min_minutes``
     minutes with calls, on a minute that looks usual rather than halfway to it or to any weaker
     alternative (as a page waits for a minute that still speaks for the change), and with its recovery's
-    minutes together no likelier under any of those changes than under the usual (but for a weaker
-    change the minutes between the page and the recovery showed unlikelier than the one going on by
-    ``clear``): the scope is back to usual, not merely a little better, nor for a moment, and a lull
-    does not end the alarm on a minute that speaks for a change again. The
+    minutes together likelier under the usual than under any of those changes by ``_RECOVERED`` (but for
+    a weaker change the minutes between the page and the recovery showed unlikelier than the one going
+    on by ``clear``): the scope is back to usual, not merely a little better, nor for a moment, and a
+    lull does not end the alarm on a minute that speaks for a change again. The
     change going on is the alternative that fired (or the one the run makes likeliest when it pages, if
     weaker); once paging, a weaker one if the minutes between the page and its recovery's run showed the
-    page's to be larger than the one going on (a weaker alternative likelier by ``clear``, the page's not
-    likelier than the usual by as much: the scope was short of halfway to it). Then every CUSUM starts
-    again from zero.
+    page's to be larger than the one going on (a weaker alternative likelier by ``_LIKELIER``, unless the
+    page's was likelier than the usual by ``clear`` beyond that: the scope was then clearly past halfway
+    to it). Then every CUSUM starts again from zero.
     Minutes without calls add nothing, so they neither start nor end an alarm.
 
     Returns, per minute and scope: whether the alarm pages after the minute, the first minute of the
@@ -577,10 +588,12 @@ def sequential_alarm(
         usual_for = np.where(back > 0, usual_for + (steps != 0), 0)
         # A paging alarm's recovery is weighed against halfway to the change its page chose, or, if the
         # minutes between the page and that recovery showed a weaker change to be the one going on, to the
-        # largest change they did not: a weaker change likelier than it by as much as a resolution needs
-        # (``clear``), while it was not likelier than the usual by as much (the scope was then past
-        # halfway to it, the level its recovery is weighed against: on a quadratic log-likelihood, the
-        # change is likelier than the usual exactly where the scope is past halfway). A first few bursty
+        # largest change they did not: a weaker change likelier than it by ``_LIKELIER``, unless it was
+        # likelier than the usual by ``clear`` beyond that (the scope was then clearly past halfway to it,
+        # the level its recovery is weighed against: on a quadratic log-likelihood, the change is likelier
+        # than the usual exactly where the scope is past halfway; a scope right at halfway finds it so
+        # by chance, and its recovery against that level is a CUSUM under its own alternative, which a
+        # thin scope's lull of seven hits carried past ``clear``). A first few bursty
         # minutes may make a larger change likeliest at the page than the one that goes on, and halfway
         # to the larger one is where the scope is while still changed (a 25% drop is halfway to a 50%
         # one): its recovery would resolve the alert, and the change go on paging. Before the page:
@@ -605,8 +618,9 @@ def sequential_alarm(
         # Alternatives not watched give no recovery (0) and do not hold it.
         under = np.arange(steps.shape[1]) <= weighed[:, None]
         looks_usual = (steps[every, weighed] > 0) & np.all((steps >= 0) | ~under, axis=1)
-        # And the recovery's minutes together are no likelier under any of those changes than under the
-        # usual (their evidence since the recovery's run began is not positive), unless the minutes
+        # And the recovery's minutes together are likelier under the usual than under any of those changes
+        # by ``_RECOVERED`` (their evidence since the recovery's run began is at most -``_RECOVERED``: not
+        # merely as likely, which 24 lucky calls of a scope at the weaker change are), unless the minutes
         # between the page and that run showed the change going on likelier than it by ``clear`` (it is
         # not what goes on). A recovery that starts right after the page leaves no minutes to show the
         # page's change larger than the one going on (an 85% drop of traffic paged as 99.5% by 14 silent
@@ -616,7 +630,7 @@ def sequential_alarm(
         shown = before_back[every, weighed]
         ruled_out = shown[every, weighed][:, None] - shown >= clear
         recovered = since - shown
-        looks_usual &= np.all((recovered <= 0) | ~under | ruled_out, axis=1)
+        looks_usual &= np.all((recovered <= -_RECOVERED) | ~under | ruled_out, axis=1)
         # Before the page, nothing was announced: an alarm a blip fired ends as its recovery reaches
         # ``clear`` (kept on, a stray minute after the blip would confirm it).
         looks_usual |= ~paged
@@ -680,12 +694,14 @@ def sequential_alarm(
 def _going_on(before_back: np.ndarray, chosen: np.ndarray, clear: float) -> np.ndarray:
     """The change going on, per paging alarm: the largest alternative at or under ``chosen`` (its page's
     choice) whose minutes between the page and its recovery's run (``before_back``: alarms x the
-    recovery's alternative x each alternative's evidence) did not show a weaker one likelier by ``clear``
-    unless they showed it likelier than the usual by as much; the weakest always."""
+    recovery's alternative x each alternative's evidence) did not show a weaker one likelier by
+    ``_LIKELIER``, unless they showed it likelier than the usual by ``clear`` beyond that; the weakest
+    always."""
     alternatives = np.arange(before_back.shape[1])
     own = before_back[:, alternatives, alternatives]
     weaker = np.where(alternatives[:, None] > alternatives[None, :], before_back, -np.inf).max(axis=2)
-    shown = (own >= clear) | (own >= weaker - clear) | (alternatives == 0)
+    doubt = weaker - own
+    shown = (doubt <= _LIKELIER) | (own >= clear + doubt) | (alternatives == 0)
     return np.where(shown & (alternatives <= chosen[:, None]), alternatives, 0).max(axis=1)
 
 
