@@ -306,9 +306,9 @@ def test_a_scope_right_at_halfway_to_the_pages_change_is_weighed_against_a_weake
     # recovery begins, the minutes since the page make 90% likelier than the usual by 8.1 nats (the
     # bursty misses) and 50% likelier than 90% by 14.5: 90% stayed the change going on, its recovery
     # (a CUSUM under its own alternative at halfway) passed ``clear`` on nine hits in a row, and it
-    # resolved and paged again 25 minutes later. A weaker change likelier by 3 nats goes on unless the
-    # page's is likelier than the usual by ``clear`` beyond that: one page, resolved within 17 minutes of
-    # the end. (cache_hit_collapse, randomized seed 212, i104: a 51% drop at 1.2 calls a minute paged as
+    # resolved and paged again 25 minutes later. A weaker change likelier than the usual by ``clear`` and
+    # than the page's by 3 nats goes on unless the page's is likelier than the usual by ``clear`` beyond
+    # that: one page, resolved within 17 minutes of the end. (cache_hit_collapse, randomized seed 212, i104: a 51% drop at 1.2 calls a minute paged as
     # 90%, 90% likelier than the usual by 7.45 nats and 50% likelier than 90% by 5.5; resolved at +33
     # after seven hits and paged again at +76.)
     drop = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0] * 6
