@@ -308,15 +308,32 @@ def test_a_scope_right_at_halfway_to_the_pages_change_is_weighed_against_a_weake
     # (a CUSUM under its own alternative at halfway) passed ``clear`` on nine hits in a row, and it
     # resolved and paged again 25 minutes later. A weaker change likelier than the usual by ``clear`` and
     # than the page's by 3 nats goes on unless the page's is likelier than the usual by ``clear`` beyond
-    # that: one page, resolved within 17 minutes of the end. (cache_hit_collapse, randomized seed 212, i104: a 51% drop at 1.2 calls a minute paged as
-    # 90%, 90% likelier than the usual by 7.45 nats and 50% likelier than 90% by 5.5; resolved at +33
-    # after seven hits and paged again at +76.)
+    # that: one page, resolved within 17 minutes of the end. (cache_hit_collapse, randomized seed 212,
+    # i104: a 51% drop at 1.2 calls a minute paged as 90%, 90% likelier than the usual by 7.45 nats and
+    # 50% likelier than 90% by 5.5; resolved at +33 after seven hits and paged again at +76.)
     drop = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0] * 6
     hits = [1.0, 1.0, 1.0, 1.0, 0.0] * 4 + [0.0] * 8 + drop + [1.0] * 9 + drop + [1.0] * 60
     paging = hit_ratio_alarm(hits, calls=1.0)
     end = len(hits) - 60
     assert pages(paging) == [29]
     assert paging[end - 1] and not paging[end + 17]
+
+
+def test_a_recovery_right_after_the_page_favours_the_usual_over_a_weaker_change() -> None:
+    # The strong change (second column) pages; the minutes right after the page look usual against
+    # halfway to it (recovery 2 each) and, barely, against halfway to the weak one (0.1 each), and each
+    # is a little likelier under the usual than under the weak change (0.3 nats): a scope that sits
+    # near the weak change, a few lucky minutes. Four of them together favour the usual by 1.2 nats,
+    # short of 2: the alarm pages on. Seven favour it by 2.1: it resolves. (cache_hit_collapse,
+    # randomized seed 244, i39: a 36% drop paged as 90% by bursty minutes, 24 calls at 59% hits right
+    # after the page, halfway to a 30% drop at 55%, resolved 9 minutes after the page and paged again 23
+    # minutes later.)
+    page, lucky = [[[1.0, 8.0]]], [[[-0.3, -3.0]]]
+    for minutes, resolves in ((4, False), (7, True)):
+        evidence = np.array(page + lucky * minutes)
+        recovery = np.array([[[0.0, 0.0]]] + [[[0.1, 2.0]]] * minutes)
+        paging, *_ = stats.sequential_alarm(evidence, recovery, threshold=5.0, clear=3.0)
+        assert paging[-1, 0] != resolves
 
 
 def test_a_weaker_change_the_minutes_since_the_page_ruled_out_does_not_hold_the_recovery() -> None:
