@@ -212,11 +212,11 @@ def test_where_blips_end_the_change_likeliest_when_it_pages_decides_the_recovery
     assert fired == [False] * 8
 
 
-def hit_ratio_alarm(ratios: list[float], calls: float = 12.0) -> list[bool]:
-    """A hit ratio's alarm, minute by minute, for a scope of ``calls`` a minute at these ratios, usually
+def hit_ratio_alarm(ratios: list[float]) -> list[bool]:
+    """A hit ratio's alarm, minute by minute, for a scope of 12 calls a minute at these ratios, usually
     82%, tested for drops of 30%, 50%, 70% and 90% and resolving against halfway to each (as
     ``cache_hit_collapse`` does), at a 10-nat threshold and a 4-minute floor."""
-    usual = 0.82
+    usual, calls = 0.82, 12.0
     hits = np.array(ratios).reshape(-1, 1, 1) * calls
     trials = np.full_like(hits, calls)
     base = np.full((1, 1, 1), usual)
@@ -298,25 +298,6 @@ def test_a_recovery_whose_minutes_together_speak_for_a_weaker_change_does_not_re
     # Five minutes that look usual together are a recovery, as before.
     lull = hit_ratio_alarm([0.82] * 10 + [0.08] * 4 + [0.82] * 4 + [0.78] + [0.41] * 40 + [0.82] * 40)
     assert pages(lull) == [13, 24]
-
-
-def test_a_scope_right_at_halfway_to_the_pages_change_is_weighed_against_a_weaker_one() -> None:
-    # A thin scope (a call a minute, usually 82% hits): eight misses page a 90% drop, and the drop that
-    # goes on is 54% (3 hits in 8, right at halfway to 90%, 39%, on the log-odds scale). Where a lull's
-    # recovery begins, the minutes since the page make 90% likelier than the usual by 8.1 nats (the
-    # bursty misses) and 50% likelier than 90% by 14.5: 90% stayed the change going on, its recovery
-    # (a CUSUM under its own alternative at halfway) passed ``clear`` on nine hits in a row, and it
-    # resolved and paged again 25 minutes later. A weaker change likelier than the usual by ``clear`` and
-    # than the page's by 3 nats goes on unless the page's is likelier than the usual by ``clear`` beyond
-    # that: one page, resolved within 17 minutes of the end. (cache_hit_collapse, randomized seed 212,
-    # i104: a 51% drop at 1.2 calls a minute paged as 90%, 90% likelier than the usual by 7.45 nats and
-    # 50% likelier than 90% by 5.5; resolved at +33 after seven hits and paged again at +76.)
-    drop = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0] * 6
-    hits = [1.0, 1.0, 1.0, 1.0, 0.0] * 4 + [0.0] * 8 + drop + [1.0] * 9 + drop + [1.0] * 60
-    paging = hit_ratio_alarm(hits, calls=1.0)
-    end = len(hits) - 60
-    assert pages(paging) == [29]
-    assert paging[end - 1] and not paging[end + 17]
 
 
 def test_a_recovery_right_after_the_page_favours_the_usual_over_a_weaker_change() -> None:

@@ -45,12 +45,6 @@ MINUTES_PER_DAY = 1440
 # 25x the odds: a stray after a tool's blip confirmed the blip's alarm at 1 nat).
 _STILL_CHANGED = 2.0
 
-# Which of two changes goes on, once an alarm pages and its minutes clearly show a change, is a choice
-# between two fixed hypotheses, not a search for a change among the minutes a scope is watched: it needs
-# no false-alarm budget, and a likelihood ratio of 20 decides it (3 nats; ``clear``, 6.9, let a 51% drop
-# of hits paged as 90% keep 90% while its minutes made 50% likelier by 5.5 nats).
-_LIKELIER = 3.0
-
 # A paging alarm's recovery's minutes together favour the usual over each weaker change by this much (a
 # likelihood ratio of e^2): not merely as likely, which a few lucky minutes of a scope that sits at the
 # weaker change are (24 calls at 59% hits where 50% went on, halfway to a 30% drop 55%).
@@ -526,15 +520,13 @@ def sequential_alarm(
     alternative (as a page waits for a minute that still speaks for the change), and with its recovery's
     minutes together likelier under the usual than under any of those changes by ``_RECOVERED`` (but for
     a weaker change the minutes between the page and the recovery showed unlikelier than the one going
-    on by ``clear``): the scope is back to usual, not merely a little better, nor for a moment, and a
-    lull does not end the alarm on a minute that speaks for a change again. The
+    on by ``clear``): the scope is back to usual, not merely a little better, nor for a moment, and a lull
+    does not end the alarm on a minute that speaks for a change again. The
     change going on is the alternative that fired (or the one the run makes likeliest when it pages, if
     weaker); once paging, a weaker one if the minutes between the page and its recovery's run showed the
-    page's to be larger than the one going on (a weaker alternative likelier by ``clear``, the page's
-    not likelier than the usual by as much: the scope was short of halfway to it; or a weaker
-    alternative likelier than the usual by ``clear`` and than the page's by ``_LIKELIER``, the page's not
-    likelier than the usual by ``clear`` beyond that: the scope sat between the two, right at halfway to
-    the page's). Then every CUSUM starts again from zero.
+    page's to be larger than the one going on (a weaker alternative likelier by ``clear``, the page's not
+    likelier than the usual by as much: the scope was short of halfway to it). Then every CUSUM starts
+    again from zero.
     Minutes without calls add nothing, so they neither start nor end an alarm.
 
     Returns, per minute and scope: whether the alarm pages after the minute, the first minute of the
@@ -593,12 +585,7 @@ def sequential_alarm(
         # largest change they did not: a weaker change likelier than it by as much as a resolution needs
         # (``clear``), while it was not likelier than the usual by as much (the scope was then past
         # halfway to it, the level its recovery is weighed against: on a quadratic log-likelihood, the
-        # change is likelier than the usual exactly where the scope is past halfway); or, where the
-        # minutes clearly show a change (the weaker one likelier than the usual by ``clear``), one
-        # likelier than it by ``_LIKELIER``, while it was not likelier than the usual by ``clear`` beyond
-        # that: a scope right at halfway to it finds it likelier than the usual by chance, and its
-        # recovery against that level is a CUSUM under its own alternative, which a thin scope's lull of
-        # seven hits carried past ``clear``. A first few bursty
+        # change is likelier than the usual exactly where the scope is past halfway). A first few bursty
         # minutes may make a larger change likeliest at the page than the one that goes on, and halfway
         # to the larger one is where the scope is while still changed (a 25% drop is halfway to a 50%
         # one): its recovery would resolve the alert, and the change go on paging. Before the page:
@@ -700,16 +687,11 @@ def _going_on(before_back: np.ndarray, chosen: np.ndarray, clear: float) -> np.n
     """The change going on, per paging alarm: the largest alternative at or under ``chosen`` (its page's
     choice) whose minutes between the page and its recovery's run (``before_back``: alarms x the
     recovery's alternative x each alternative's evidence) did not show a weaker one likelier by ``clear``
-    unless they showed it likelier than the usual by as much, nor a weaker one likelier than the usual
-    by ``clear`` and than it by ``_LIKELIER`` unless they showed it likelier than the usual by ``clear``
-    beyond that; the weakest always."""
+    unless they showed it likelier than the usual by as much; the weakest always."""
     alternatives = np.arange(before_back.shape[1])
-    own = before_back[:, alternatives, alternatives][:, :, None]
-    doubt = before_back - own  # alarms x alternative x each weaker one's evidence over it
-    weaker = alternatives[None, :] < alternatives[:, None]
-    outweighed = (doubt > clear) & (own < clear)
-    outweighed |= (before_back >= clear) & (doubt > _LIKELIER) & (own < clear + doubt)
-    shown = ~(outweighed & weaker).any(axis=2)
+    own = before_back[:, alternatives, alternatives]
+    weaker = np.where(alternatives[:, None] > alternatives[None, :], before_back, -np.inf).max(axis=2)
+    shown = (own >= clear) | (own >= weaker - clear) | (alternatives == 0)
     return np.where(shown & (alternatives <= chosen[:, None]), alternatives, 0).max(axis=1)
 
 
