@@ -300,6 +300,23 @@ def test_a_recovery_whose_minutes_together_speak_for_a_weaker_change_does_not_re
     assert pages(lull) == [13, 24]
 
 
+def test_a_recovery_right_after_the_page_favours_the_usual_over_a_weaker_change() -> None:
+    # The strong change (second column) pages; the minutes right after the page look usual against
+    # halfway to it (recovery 2 each) and, barely, against halfway to the weak one (0.1 each), and each
+    # is a little likelier under the usual than under the weak change (0.3 nats): a scope that sits
+    # near the weak change, a few lucky minutes. Four of them together favour the usual by 1.2 nats,
+    # short of 2: the alarm pages on. Seven favour it by 2.1: it resolves. (cache_hit_collapse,
+    # randomized seed 244, i39: a 36% drop paged as 90% by bursty minutes, 24 calls at 59% hits right
+    # after the page, halfway to a 30% drop at 55%, resolved 9 minutes after the page and paged again 23
+    # minutes later.)
+    page, lucky = [[[1.0, 8.0]]], [[[-0.3, -3.0]]]
+    for minutes, resolves in ((4, False), (7, True)):
+        evidence = np.array(page + lucky * minutes)
+        recovery = np.array([[[0.0, 0.0]]] + [[[0.1, 2.0]]] * minutes)
+        paging, *_ = stats.sequential_alarm(evidence, recovery, threshold=5.0, clear=3.0)
+        assert paging[-1, 0] != resolves
+
+
 def test_a_weaker_change_the_minutes_since_the_page_ruled_out_does_not_hold_the_recovery() -> None:
     # The strong change (second column) pages; three recovery minutes look usual against halfway to it
     # (recovery 2 each) and give none against halfway to the weak one (0), while together they speak a

@@ -45,6 +45,11 @@ MINUTES_PER_DAY = 1440
 # 25x the odds: a stray after a tool's blip confirmed the blip's alarm at 1 nat).
 _STILL_CHANGED = 2.0
 
+# A paging alarm's recovery's minutes together favour the usual over each weaker change by this much (a
+# likelihood ratio of e^2): not merely as likely, which a few lucky minutes of a scope that sits at the
+# weaker change are (24 calls at 59% hits where 50% went on, halfway to a 30% drop 55%).
+_RECOVERED = 2.0
+
 # A share is never taken as exactly 0 or 1 (the log-likelihood ratio would be infinite).
 _SHARE_FLOOR = 1e-4
 
@@ -513,9 +518,9 @@ def sequential_alarm(
     the alarm ends when the one of the change going on reaches ``clear`` over at least ``min_minutes``
     minutes with calls, on a minute that looks usual rather than halfway to it or to any weaker
     alternative (as a page waits for a minute that still speaks for the change), and with its recovery's
-    minutes together no likelier under any of those changes than under the usual (but for a weaker
-    change the minutes between the page and the recovery showed unlikelier than the one going on by
-    ``clear``): the scope is back to usual, not merely a little better, nor for a moment, and a lull
+    minutes together likelier under the usual than under any of those changes by ``_RECOVERED`` (but for
+    a weaker change the minutes between the page and the recovery showed unlikelier than the one going
+    on by ``clear``): the scope is back to usual, not merely a little better, nor for a moment, and a lull
     does not end the alarm on a minute that speaks for a change again. The
     change going on is the alternative that fired (or the one the run makes likeliest when it pages, if
     weaker); once paging, a weaker one if the minutes between the page and its recovery's run showed the
@@ -605,8 +610,9 @@ def sequential_alarm(
         # Alternatives not watched give no recovery (0) and do not hold it.
         under = np.arange(steps.shape[1]) <= weighed[:, None]
         looks_usual = (steps[every, weighed] > 0) & np.all((steps >= 0) | ~under, axis=1)
-        # And the recovery's minutes together are no likelier under any of those changes than under the
-        # usual (their evidence since the recovery's run began is not positive), unless the minutes
+        # And the recovery's minutes together are likelier under the usual than under any of those changes
+        # by ``_RECOVERED`` (their evidence since the recovery's run began is at most -``_RECOVERED``: not
+        # merely as likely, which 24 lucky calls of a scope at the weaker change are), unless the minutes
         # between the page and that run showed the change going on likelier than it by ``clear`` (it is
         # not what goes on). A recovery that starts right after the page leaves no minutes to show the
         # page's change larger than the one going on (an 85% drop of traffic paged as 99.5% by 14 silent
@@ -616,7 +622,7 @@ def sequential_alarm(
         shown = before_back[every, weighed]
         ruled_out = shown[every, weighed][:, None] - shown >= clear
         recovered = since - shown
-        looks_usual &= np.all((recovered <= 0) | ~under | ruled_out, axis=1)
+        looks_usual &= np.all((recovered <= -_RECOVERED) | ~under | ruled_out, axis=1)
         # Before the page, nothing was announced: an alarm a blip fired ends as its recovery reaches
         # ``clear`` (kept on, a stray minute after the blip would confirm it).
         looks_usual |= ~paged
