@@ -46,6 +46,14 @@ from tokenpulse.collector.price_tiers import canonical_tier
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanView
 
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # not a dependency: only the build (mypyc, which brings it) reads the decorator
+
+    def mypyc_attr(**_: object) -> Callable[[type], type]:  # type: ignore[misc]
+        return lambda cls: cls
+
+
 __all__ = [
     "CONTENT_KEY_PREFIXES",
     "ENGINE",
@@ -164,6 +172,9 @@ def is_content_key(key: str) -> bool:
 # Configuration
 
 
+# A plain Python class also where this module is compiled (setup.py): callers give single strings and
+# lists that __post_init__ turns into tuples, and worker processes unpickle it.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class NormalizeConfig:
     """Which attributes hold the attribution dimensions; each tuple is an ordered precedence list.
@@ -226,6 +237,11 @@ class NormalizeConfig:
     )
     extra_dimensions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     max_tokens: int = 100_000_000  # a larger count is absurd -> InvalidSpan
+    # Precomputed for the hot path by __post_init__ (declared: a compiled class has no __dict__).
+    _extra_items: tuple[tuple[str, tuple[str, ...]], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
+    _resource_memo: _ResourceView | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         for name in (
@@ -246,7 +262,7 @@ class NormalizeConfig:
         object.__setattr__(self, "extra_dimensions", extra)
         if type(self.max_tokens) is not int or self.max_tokens <= 0:
             raise ValueError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
-        # Precomputed for the hot path (not dataclass fields, so replace() recomputes them).
+        # Not init fields, so replace() recomputes them.
         object.__setattr__(self, "_extra_items", tuple(extra.items()))
         object.__setattr__(self, "_resource_memo", None)  # the last resource's dimensions (_ResourceView)
 
@@ -471,16 +487,14 @@ class _ResourceView:
         self.router = _str_attr(resource, config.router_name_keys)
         self.escalated = bool(_flag(resource, config.router_escalated_keys))
         self.extra = {
-            name: value
-            for name, keys in config._extra_items  # type: ignore[attr-defined]
-            if (value := _str_attr(resource, keys))
+            name: value for name, keys in config._extra_items if (value := _str_attr(resource, keys))
         }
 
 
 def _resource_view(resource: Mapping[str, Any], config: NormalizeConfig) -> _ResourceView:
     # Spans of one OTLP ResourceSpans share one resource dict, so a one-entry memo hits almost always.
     # The memo holds the resource itself, so an `is` match can never be a recycled id.
-    view: _ResourceView | None = config._resource_memo  # type: ignore[attr-defined]
+    view: _ResourceView | None = config._resource_memo
     if view is None or view.resource is not resource:
         view = _ResourceView(resource, config)
         object.__setattr__(config, "_resource_memo", view)
@@ -807,7 +821,7 @@ class _DialectTables:
         ]
         tables += [(getattr(config, name), _dim_or_none) for name in _CONFIG_FIELDS]
         tables.append((config.router_escalated_keys, _flag_value))
-        tables += [(keys, _dim_or_none) for _, keys in config._extra_items]  # type: ignore[attr-defined]
+        tables += [(keys, _dim_or_none) for _, keys in config._extra_items]
         return _Dispatch(tables)
 
 
@@ -1384,7 +1398,7 @@ def normalize_span(
         raise InvalidSpan(f"cost {cost_usd} USD exceeds the sanity limit of {_MAX_COST_USD} for one call")
 
     extra: dict[str, str] = {}
-    for offset, (dimension, _) in enumerate(config._extra_items):  # type: ignore[attr-defined]
+    for offset, (dimension, _) in enumerate(config._extra_items):
         value = values[_EXTRA + offset] or res.extra.get(dimension)
         if value:
             extra[dimension] = value
