@@ -33,7 +33,7 @@ def extensions() -> list:
     # Third-party packages are absent from the isolated build environment: typed as Any, the same in
     # every build. Imports of uncompiled tokenpulse modules are type-checked, not compiled.
     built = mypycify(
-        ["--ignore-missing-imports", "--follow-imports=silent", *COMPILED], group_name="tokenpulse"
+        ["--ignore-missing-imports", "--follow-imports=silent", *COMPILED], group_name="tokenpulse.collector"
     )
     for extension in built:
         extension.optional = True  # a failed build leaves the module pure, not the install broken

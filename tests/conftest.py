@@ -27,7 +27,8 @@ def pytest_configure(config: pytest.Config) -> None:
     stale = [
         str(built.relative_to(package))
         for built in package.rglob("*.so")
-        if built.with_name(built.name.split(".")[0] + ".py").stat().st_mtime > built.stat().st_mtime
+        if (source := built.with_name(built.name.split(".")[0] + ".py")).exists()
+        and source.stat().st_mtime > built.stat().st_mtime
     ]
     if stale:
         raise pytest.UsageError(f"compiled modules older than their source: {stale}; run pip install -e .")

@@ -244,6 +244,9 @@ class NormalizeConfig:
     _resource_memo: _ResourceView | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
+        # The fields as given (settings give lists, single strings, floats), read untyped: compiled,
+        # a typed read would refuse them with a TypeError before the checks below.
+        given: dict[str, Any] = vars(self)
         for name in (
             "route_keys",
             "user_keys",
@@ -252,19 +255,23 @@ class NormalizeConfig:
             "router_name_keys",
             "router_escalated_keys",
         ):
-            keys = _key_tuple(getattr(self, name), name)
-            object.__setattr__(self, name, keys)
+            object.__setattr__(self, name, _key_tuple(given[name], name))
         extra: dict[str, tuple[str, ...]] = {}
-        for dim, keys in dict(self.extra_dimensions).items():
+        for dim, keys in dict(given["extra_dimensions"]).items():
             if not isinstance(dim, str) or not dim:
                 raise ValueError(f"extra_dimensions: dimension names must be non-empty strings, got {dim!r}")
             extra[dim] = _key_tuple(keys, f"extra_dimensions[{dim!r}]")
         object.__setattr__(self, "extra_dimensions", extra)
-        if type(self.max_tokens) is not int or self.max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
+        max_tokens = given["max_tokens"]
+        if type(max_tokens) is not int or max_tokens <= 0:
+            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
         # Not init fields, so replace() recomputes them.
         object.__setattr__(self, "_extra_items", tuple(extra.items()))
         object.__setattr__(self, "_resource_memo", None)  # the last resource's dimensions (_ResourceView)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The memo is this process's (and a compiled _ResourceView cannot be pickled): workers start without.
+        return {**vars(self), "_resource_memo": None}
 
 
 def _key_tuple(keys: Any, where: str) -> tuple[str, ...]:
