@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+import tokenpulse
 from tests.daemon import Daemon
 from tokenpulse.storage.store import Store
 
@@ -17,6 +18,20 @@ from tokenpulse.storage.store import Store
 settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True, print_blob=True)
 settings.register_profile("fuzz", max_examples=20_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # An editable install builds the compiled modules (setup.py) beside their sources, and Python imports
+    # the extension first: one older than its .py would be tested in place of the code being edited.
+    package = Path(tokenpulse.__file__).parent
+    stale = [
+        str(built.relative_to(package))
+        for built in package.rglob("*.so")
+        if (source := built.with_name(built.name.split(".")[0] + ".py")).exists()
+        and source.stat().st_mtime > built.stat().st_mtime
+    ]
+    if stale:
+        raise pytest.UsageError(f"compiled modules older than their source: {stale}; run pip install -e .")
 
 
 @pytest.fixture(scope="session")

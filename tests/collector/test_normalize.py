@@ -5,9 +5,12 @@ models, TTFT, attribution, privacy and validation. Each dialect's own tests are 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,13 +28,17 @@ from tests.collector.normalize_helpers import (
     span,
     tool,
 )
+from tests.interop.driver import FIXTURE_LIBRARIES
+from tests.test_interop_fixtures import fixture_spans
+from tokenpulse.collector import normalize
 from tokenpulse.collector.normalize import (
     InvalidSpan,
     NormalizeConfig,
     is_content_key,
     normalize_provider,
 )
-from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanEvent
+from tokenpulse.collector.pricing import Pricer
+from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanEvent, SpanView
 
 
 @pytest.mark.parametrize(
@@ -991,3 +998,29 @@ def test_error_type_written_as_a_python_class_is_its_qualified_name() -> None:
         "openai.APITimeoutError",
         True,
     )
+
+
+@pytest.mark.skipif(normalize.__file__.endswith(".py"), reason="normalize is not compiled (setup.py)")
+def test_the_compiled_module_normalizes_as_its_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extension setup.py builds is normalize.py's code: every span the real instrumentation
+    libraries exported gives the same record (or the same refusal) through both."""
+    spec = importlib.util.spec_from_file_location(
+        "pure_normalize", Path(normalize.__file__).with_name("normalize.py")
+    )
+    assert spec is not None and spec.loader is not None
+    pure = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, pure)  # dataclasses look their module up there
+    spec.loader.exec_module(pure)
+    assert pure.__file__.endswith(".py")
+    config, pricer = NormalizeConfig(), Pricer()
+
+    def outcome(module: Any, view: SpanView) -> Any:
+        try:
+            return module.normalize_span(view, config, pricer)
+        except InvalidSpan as error:
+            return str(error)
+
+    views = [view for library in FIXTURE_LIBRARIES for view in fixture_spans(library)]
+    assert len(views) > 100
+    for view in views:
+        assert outcome(normalize, view) == outcome(pure, view), view.name

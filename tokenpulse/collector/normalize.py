@@ -46,6 +46,14 @@ from tokenpulse.collector.price_tiers import canonical_tier
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanView
 
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # not a dependency: only the build (mypyc, which brings it) reads the decorator
+
+    def mypyc_attr(**_: object) -> Callable[[type], type]:  # type: ignore[misc]
+        return lambda cls: cls
+
+
 __all__ = [
     "CONTENT_KEY_PREFIXES",
     "ENGINE",
@@ -164,6 +172,9 @@ def is_content_key(key: str) -> bool:
 # Configuration
 
 
+# A plain Python class also where this module is compiled (setup.py): callers give single strings and
+# lists that __post_init__ turns into tuples, and worker processes unpickle it.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class NormalizeConfig:
     """Which attributes hold the attribution dimensions; each tuple is an ordered precedence list.
@@ -226,8 +237,16 @@ class NormalizeConfig:
     )
     extra_dimensions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     max_tokens: int = 100_000_000  # a larger count is absurd -> InvalidSpan
+    # Precomputed for the hot path by __post_init__ (declared: a compiled class has no __dict__).
+    _extra_items: tuple[tuple[str, tuple[str, ...]], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
+    _resource_memo: _ResourceView | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
+        # The fields as given (settings give lists, single strings, floats), read untyped: compiled,
+        # a typed read would refuse them with a TypeError before the checks below.
+        given: dict[str, Any] = vars(self)
         for name in (
             "route_keys",
             "user_keys",
@@ -236,19 +255,23 @@ class NormalizeConfig:
             "router_name_keys",
             "router_escalated_keys",
         ):
-            keys = _key_tuple(getattr(self, name), name)
-            object.__setattr__(self, name, keys)
+            object.__setattr__(self, name, _key_tuple(given[name], name))
         extra: dict[str, tuple[str, ...]] = {}
-        for dim, keys in dict(self.extra_dimensions).items():
+        for dim, keys in dict(given["extra_dimensions"]).items():
             if not isinstance(dim, str) or not dim:
                 raise ValueError(f"extra_dimensions: dimension names must be non-empty strings, got {dim!r}")
             extra[dim] = _key_tuple(keys, f"extra_dimensions[{dim!r}]")
         object.__setattr__(self, "extra_dimensions", extra)
-        if type(self.max_tokens) is not int or self.max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
-        # Precomputed for the hot path (not dataclass fields, so replace() recomputes them).
+        max_tokens = given["max_tokens"]
+        if type(max_tokens) is not int or max_tokens <= 0:
+            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        # Not init fields, so replace() recomputes them.
         object.__setattr__(self, "_extra_items", tuple(extra.items()))
         object.__setattr__(self, "_resource_memo", None)  # the last resource's dimensions (_ResourceView)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The memo is this process's (and a compiled _ResourceView cannot be pickled): workers start without.
+        return {**vars(self), "_resource_memo": None}
 
 
 def _key_tuple(keys: Any, where: str) -> tuple[str, ...]:
@@ -471,16 +494,14 @@ class _ResourceView:
         self.router = _str_attr(resource, config.router_name_keys)
         self.escalated = bool(_flag(resource, config.router_escalated_keys))
         self.extra = {
-            name: value
-            for name, keys in config._extra_items  # type: ignore[attr-defined]
-            if (value := _str_attr(resource, keys))
+            name: value for name, keys in config._extra_items if (value := _str_attr(resource, keys))
         }
 
 
 def _resource_view(resource: Mapping[str, Any], config: NormalizeConfig) -> _ResourceView:
     # Spans of one OTLP ResourceSpans share one resource dict, so a one-entry memo hits almost always.
     # The memo holds the resource itself, so an `is` match can never be a recycled id.
-    view: _ResourceView | None = config._resource_memo  # type: ignore[attr-defined]
+    view: _ResourceView | None = config._resource_memo
     if view is None or view.resource is not resource:
         view = _ResourceView(resource, config)
         object.__setattr__(config, "_resource_memo", view)
@@ -807,7 +828,7 @@ class _DialectTables:
         ]
         tables += [(getattr(config, name), _dim_or_none) for name in _CONFIG_FIELDS]
         tables.append((config.router_escalated_keys, _flag_value))
-        tables += [(keys, _dim_or_none) for _, keys in config._extra_items]  # type: ignore[attr-defined]
+        tables += [(keys, _dim_or_none) for _, keys in config._extra_items]
         return _Dispatch(tables)
 
 
@@ -1384,7 +1405,7 @@ def normalize_span(
         raise InvalidSpan(f"cost {cost_usd} USD exceeds the sanity limit of {_MAX_COST_USD} for one call")
 
     extra: dict[str, str] = {}
-    for offset, (dimension, _) in enumerate(config._extra_items):  # type: ignore[attr-defined]
+    for offset, (dimension, _) in enumerate(config._extra_items):
         value = values[_EXTRA + offset] or res.extra.get(dimension)
         if value:
             extra[dimension] = value

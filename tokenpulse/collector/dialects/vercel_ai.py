@@ -41,7 +41,8 @@ def provider_metadata(raw: Any) -> dict[str, Any]:
     for provider in raw.values():
         if not isinstance(provider, dict):
             continue
-        usage = provider.get("usage") if isinstance(provider.get("usage"), dict) else {}
+        usage = provider.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
         tier = provider.get("serviceTier", usage.get("service_tier"))
         if isinstance(tier, str):
             found["service_tier"] = tier
