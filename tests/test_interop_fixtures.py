@@ -17,24 +17,17 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from tests.interop.driver import FIXTURE_LIBRARIES, SECRET, scenarios_of
 from tests.interop.expected import mismatches
+from tests.interop.fixtures import FIXTURES, fixture_spans
 from tests.interop.scenarios import SCENARIO_SPAN_PREFIX, SCENARIOS
 from tests.otlp_builders import any_value, otlp_json_to_protobuf
 from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector.normalize import NormalizeConfig, normalize_span
-from tokenpulse.collector.otlp import JSON, decode_request
 from tokenpulse.collector.pipeline import Pipeline
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.spans import SpanView, iter_spans
+from tokenpulse.collector.spans import SpanView
 from tokenpulse.storage.attribution import attributed_calls_sql
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter
-
-FIXTURES = Path(__file__).parent / "fixtures" / "interop"
-
-
-def fixture_spans(library: str) -> list[SpanView]:
-    lines = (FIXTURES / f"{library}.jsonl").read_bytes().splitlines()
-    return [span for line in lines if line.strip() for span in iter_spans(decode_request(line, JSON))]
 
 
 def calls_by_scenario(spans: list[SpanView], pricer: Pricer) -> dict[str, list[dict[str, Any]]]:

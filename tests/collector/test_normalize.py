@@ -29,7 +29,7 @@ from tests.collector.normalize_helpers import (
     tool,
 )
 from tests.interop.driver import FIXTURE_LIBRARIES
-from tests.test_interop_fixtures import fixture_spans
+from tests.interop.fixtures import fixture_spans
 from tokenpulse.collector import normalize
 from tokenpulse.collector.normalize import (
     InvalidSpan,

@@ -24,9 +24,9 @@ from pathlib import Path
 from tests.daemon import Daemon
 from tests.interop.driver import LIBRARIES
 from tests.interop.fake_llm import FakeLLMServer
+from tests.interop.fixtures import FIXTURES
 from tests.interop.scenarios import CLIENT_TIMEOUT_S, SCENARIOS
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "interop"
 VERCEL = Path(__file__).resolve().parent / "vercel"
 NPM_PACKAGES = ("ai", "@ai-sdk/openai", "@ai-sdk/anthropic", "@opentelemetry/sdk-trace-base")
 PACKAGES = (
