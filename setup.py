@@ -1,8 +1,9 @@
 """Compiles the per-span hot path with mypyc when it can; pyproject.toml holds the rest of the metadata.
 
 The modules stay plain Python and the source of truth: a compiled module is the same code as a C
-extension, about twice as fast (normalize_span: 16 -> 9 us a call). ``TOKENPULSE_PURE=1`` installs without
-compiling, and an extension that fails to build (no C compiler) is skipped, leaving the .py in use.
+extension, 1.6-1.8x as fast (normalize_span: 16.7-17.1 -> 9.4-10.8 us an LLM span, measured).
+``TOKENPULSE_PURE=1`` installs without compiling, and an extension that fails to build (no C compiler)
+is skipped, leaving the .py in use.
 After editing a compiled module, reinstall (``pip install -e .``): an editable install builds the
 extensions next to the sources, and they shadow the .py (tests/conftest.py refuses a stale one).
 """
