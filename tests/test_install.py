@@ -68,5 +68,18 @@ def test_ci_and_readme_install_through_the_constraints():
     ci = (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "-U pip -c constraints.txt" in ci
-    assert "install -q -e '.[test]' -c constraints.txt" in ci
-    assert "pip install -e '.[test]' -c constraints.txt" in readme
+    assert "install -q -e '.[test]' -c constraints.txt --build-constraint constraints.txt" in ci
+    assert "pip install -e '.[test]' -c constraints.txt --build-constraint constraints.txt" in readme
+    assert "pip install -e . -c constraints.txt --build-constraint constraints.txt" in readme
+
+
+def test_every_build_requirement_is_pinned_within_its_bounds():
+    """The isolated build environment (setuptools, mypy and what mypy needs) installs from the pins too."""
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    pins = _pins((ROOT / "constraints.txt").read_text())
+    problems = []
+    for req in map(Requirement, build):
+        version = pins.get(canonicalize_name(req.name))
+        if version is None or not req.specifier.contains(version, prereleases=True):
+            problems.append(f"{req.name}: {version or 'not pinned'} (wants {req.specifier})")
+    assert not problems, "constraints.txt is stale, run scripts/lock.py --keep: " + "; ".join(problems)
