@@ -149,6 +149,26 @@ def test_a_blip_is_judged_at_the_size_that_fits_it_best_where_blips_end() -> Non
     assert paging[:, 0].tolist() == [False] * 6 + [True] * 2
 
 
+def test_a_change_that_lasted_pages_on_a_lone_minute_where_blips_end_but_a_blip_does_not() -> None:
+    # 18 minutes of a nat each fire a thin change; the minutes after it deny it together (-2 nats where
+    # 1.8 were expected) while the third speaks for it alone (1 nat, 0.6 expected). No blip of 3 minutes
+    # explains the run (16 nats against its strongest 3): the change lasted, and that minute confirms it;
+    # pooled, it is dropped as a blip once its minutes were expected to show 4 nats.
+    def paging(first: list[float], lasting: bool) -> list[bool]:
+        grid = np.array(first + [-1.5, -1.5, 1.0] + [-1.5] * 5).reshape(-1, 1, 1)
+        expected = np.full(grid.shape, 0.6)
+        pages, *_ = stats.sequential_alarm(
+            grid, np.zeros_like(grid), 17.5, 30.0, 4, expected, blips_end=True, lasting_on_a_minute=lasting
+        )
+        return pages[:, 0].tolist()
+
+    lasted = [1.0] * 18
+    assert paging(lasted, lasting=False) == [False] * 26
+    assert paging(lasted, lasting=True) == [False] * 20 + [True] * 6
+    # A blip fires it alone (20 nats in a minute): the same minutes after it do not confirm it.
+    assert paging([20.0], lasting=True) == [False] * 9
+
+
 def test_where_blips_end_a_minute_must_speak_for_the_change_the_run_makes_likeliest() -> None:
     # A first minute fires the larger change (second column); the minutes after speak for the smaller one
     # and against the larger: the change going on is the smaller one, and it is confirmed at the floor.

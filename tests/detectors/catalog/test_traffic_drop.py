@@ -157,3 +157,12 @@ def test_a_drop_whose_first_minutes_were_deeper_pages_on_the_drop_that_goes_on()
     result = evaluate(route("/deeper-first", calls))
     firing = [m for m, status, _, _ in result if status == "firing"]
     assert firing and firing[0] <= ONSET + 6
+
+
+def test_a_thin_drop_that_lasted_pages_on_a_minute_that_still_speaks_for_it() -> None:
+    # 2.2 calls a minute where 4.5 are usual, for an hour: the drop fires late, and the minutes after
+    # the firing, pooled, deny it by chance; no blip explains its run, so a minute that still speaks for
+    # it pages it (+21), where the pooled minutes kept it from paging until +34.
+    result = evaluate(route("/thin-drop", lambda m: 2.25 if ONSET <= m < END else 4.5, seed=2))
+    firing = [m for m, status, _, _ in result if status == "firing"]
+    assert firing and firing[0] <= ONSET + 25
