@@ -134,6 +134,41 @@ def test_a_stray_minute_after_a_blip_does_not_page_where_blips_end() -> None:
     assert paging[:, 0].tolist() == [False, False, False, True]
 
 
+def test_a_blip_is_judged_at_the_size_that_fits_it_best_where_blips_end() -> None:
+    # A 2-minute outage fires the larger change (second column), then three minutes give a little for the
+    # smaller one by chance: the run makes the smaller change likeliest (9.4 nats), its own strongest
+    # minutes (7.8) leave it more, but an outage of the larger size fits the two minutes with 34: the
+    # blip explains the run, and it does not page (no recovery evidence: only the blip rule decides).
+    evidence = np.array([[3.5, 17.0]] * 2 + [[0.8, -25.0]] * 3).reshape(-1, 1, 2)
+    paging, *_ = stats.sequential_alarm(evidence, np.zeros_like(evidence), 10.0, 30.0, 4, blips_end=True)
+    assert not paging.any()
+    # Minutes that go on speaking for the smaller change outweigh the blip (37 nats after minute 6): a
+    # change whose first minutes were deeper pages.
+    evidence = np.array([[3.5, 17.0]] * 2 + [[6.0, -20.0]] * 6).reshape(-1, 1, 2)
+    paging, *_ = stats.sequential_alarm(evidence, np.zeros_like(evidence), 10.0, 30.0, 4, blips_end=True)
+    assert paging[:, 0].tolist() == [False] * 6 + [True] * 2
+
+
+def test_a_change_that_lasted_pages_on_a_lone_minute_where_blips_end_but_a_blip_does_not() -> None:
+    # 18 minutes of a nat each fire a thin change; the minutes after it deny it together (-2 nats where
+    # 1.8 were expected) while the third speaks for it alone (1 nat, 0.6 expected). No blip of 3 minutes
+    # explains the run (16 nats against its strongest 3): the change lasted, and that minute confirms it;
+    # pooled, it is dropped as a blip once its minutes were expected to show 4 nats.
+    def paging(first: list[float], lasting: bool) -> list[bool]:
+        grid = np.array(first + [-1.5, -1.5, 1.0] + [-1.5] * 5).reshape(-1, 1, 1)
+        expected = np.full(grid.shape, 0.6)
+        pages, *_ = stats.sequential_alarm(
+            grid, np.zeros_like(grid), 17.5, 30.0, 4, expected, blips_end=True, lasting_on_a_minute=lasting
+        )
+        return pages[:, 0].tolist()
+
+    lasted = [1.0] * 18
+    assert paging(lasted, lasting=False) == [False] * 26
+    assert paging(lasted, lasting=True) == [False] * 20 + [True] * 6
+    # A blip fires it alone (20 nats in a minute): the same minutes after it do not confirm it.
+    assert paging([20.0], lasting=True) == [False] * 9
+
+
 def test_where_blips_end_a_minute_must_speak_for_the_change_the_run_makes_likeliest() -> None:
     # A first minute fires the larger change (second column); the minutes after speak for the smaller one
     # and against the larger: the change going on is the smaller one, and it is confirmed at the floor.

@@ -145,3 +145,24 @@ def test_the_same_time_yesterday_leaves_a_surge_out_and_keeps_a_course() -> None
     surged[30:60] = 80.0
     assert rate_of(surged) == 20.0
     assert rate_of(np.linspace(10.0, 30.0, 120)) == pytest.approx(20.0, rel=0.01)
+
+
+def test_a_drop_whose_first_minutes_were_deeper_pages_on_the_drop_that_goes_on() -> None:
+    # 20 and 40 calls where 100 are usual fire "80% fewer"; the next minutes keep 55: they speak for the
+    # 50% drop the run makes likeliest and page it, where they denied 80% and the alarm was dropped as a
+    # blip, its evidence started again (paged at +12).
+    def calls(m: int) -> float:
+        return 100.0 if m < ONSET else {ONSET: 20.0, ONSET + 1: 40.0}.get(m, 55.0)
+
+    result = evaluate(route("/deeper-first", calls))
+    firing = [m for m, status, _, _ in result if status == "firing"]
+    assert firing and firing[0] <= ONSET + 6
+
+
+def test_a_thin_drop_that_lasted_pages_on_a_minute_that_still_speaks_for_it() -> None:
+    # 2.2 calls a minute where 4.5 are usual, for an hour: the drop fires late, and the minutes after
+    # the firing, pooled, deny it by chance; no blip explains its run, so a minute that still speaks for
+    # it pages it (+21), where the pooled minutes kept it from paging until +34.
+    result = evaluate(route("/thin-drop", lambda m: 2.25 if ONSET <= m < END else 4.5, seed=2))
+    firing = [m for m, status, _, _ in result if status == "firing"]
+    assert firing and firing[0] <= ONSET + 25
