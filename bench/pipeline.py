@@ -1,9 +1,12 @@
 """Receive-path benchmark, in process: CPU seconds per span of decode -> normalize -> price -> encode ->
 write-ahead log append (``Pipeline.ingest``), without HTTP or storage competing for the cores.
 
-    python bench/pipeline.py [--spans 100] [--mixed 9] [--requests 200]
+    python bench/pipeline.py [--spans 100] [--mixed 9] [--requests 200] [--varying]
 
-The request is bench/ingest.py's template (``--mixed N``: N HTTP/DB/queue spans per LLM span). The code
+The request is bench/ingest.py's template (``--mixed N``: N HTTP/DB/queue spans per LLM span), whose
+non-LLM spans repeat the same attribute values request after request. ``--varying`` gives each of them
+an id of its own in every request (``app.request.id``), as an app's request ids, message ids and client
+ports vary: a change whose cost depends on values repeating (the memos of ``otlp_raw``) shows there. The code
 measured is the checkout in the working directory: run it from another checkout's root (with this
 file's path) to compare, e.g. ``cd ../main && python ../wt/bench/pipeline.py --mixed 9``. CPU time
 (``time.process_time``) is reported because a shared machine's wall clock measures its neighbours.
@@ -22,6 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.getcwd())  # the checkout under test, before bench/ingest.py adds this one's root
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
 from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector.normalize import NormalizeConfig
 from tokenpulse.collector.otlp import PROTOBUF, decode_request
@@ -38,6 +44,16 @@ def template_body(spans: int, mixed: int) -> bytes:
     return ingest.template_body(spans, mixed)  # type: ignore[no-any-return]
 
 
+def varied(body: bytes, serial: int) -> bytes:
+    """``body`` with each non-LLM span given an ``app.request.id`` of its own, distinct per ``serial``."""
+    request = ExportTraceServiceRequest.FromString(body)
+    spans = (s for r in request.resource_spans for scope in r.scope_spans for s in scope.spans)
+    for n, span in enumerate(spans):
+        if not any(kv.key.startswith("gen_ai.") for kv in span.attributes):
+            span.attributes.add(key="app.request.id", value=AnyValue(string_value=f"{serial:06d}-{n:05d}"))
+    return request.SerializeToString()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -45,17 +61,19 @@ def main() -> int:
     parser.add_argument("--spans", type=int, default=100, help="LLM spans per request")
     parser.add_argument("--mixed", type=int, default=0, help="non-LLM spans per LLM span")
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--varying", action="store_true", help="an id of its own on each non-LLM span")
     args = parser.parse_args()
     body = template_body(args.spans, args.mixed)
+    bodies = [varied(body, n) if args.varying else body for n in range(args.requests + 1)]
     per_request = args.spans * (1 + args.mixed)
     with tempfile.TemporaryDirectory(prefix="tokenpulse-bench-") as directory:
         wal = WriteAheadLog(Path(directory), max_bytes=1 << 40)
         pipeline = Pipeline(wal, NormalizeConfig(), Pricer())
-        pipeline.ingest(decode_request(body, PROTOBUF), "bench")  # warm the caches (prices, memos)
+        pipeline.ingest(decode_request(bodies[0], PROTOBUF), "bench")  # warm the caches (prices, memos)
         cpu = time.process_time()
         wall = time.perf_counter()
-        for _ in range(args.requests):
-            result = pipeline.ingest(decode_request(body, PROTOBUF), "bench")
+        for request_body in bodies[1:]:
+            result = pipeline.ingest(decode_request(request_body, PROTOBUF), "bench")
             assert result.calls == args.spans and result.rejected == 0
         cpu = time.process_time() - cpu
         wall = time.perf_counter() - wall
@@ -68,6 +86,7 @@ def main() -> int:
                 "spans_per_request": per_request,
                 "llm_spans_per_request": args.spans,
                 "requests": args.requests,
+                "varying": args.varying,
                 "cpu_us_per_span": round(cpu / spans * 1e6, 2),
                 "spans_per_cpu_second": round(spans / cpu),
                 "wall_spans_per_s": round(spans / wall),
