@@ -536,6 +536,77 @@ def sequential_alarm(
     evidence run (the onset, as an index), and whether its last ``min_minutes`` minutes give evidence for
     the change that fired it (a change that is current, not evidence that has yet to be outweighed).
     """
+    # Most scopes never reach the threshold: their CUSUMs alone give what they return. The alarm's full
+    # run (every scope on its own, the same operations) is taken only for the others.
+    paging, onset, current, reaches = _never_fired(evidence, threshold, min_minutes)
+    live = np.flatnonzero(reaches)
+    if live.size:
+        scopes = evidence.shape[1]
+        paging[:, live], onset[:, live], current[:, live] = _alarm_run(
+            evidence[:, live],
+            recovery[:, live],
+            threshold,
+            clear,
+            min_minutes,
+            None if expected is None else expected[:, live],
+            [_level_columns(level, live, scopes) for level in levels],
+            blips_end,
+            None if weights is None else weights[:, live],
+            lasting_on_a_minute,
+        )
+    return paging, onset, current
+
+
+def _never_fired(
+    evidence: np.ndarray, threshold: float, min_minutes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What ``sequential_alarm`` returns for each scope whose CUSUMs never reach ``threshold`` (it never
+    fires: it never pages, its onset is its strongest CUSUM's start, and the change it watches is the
+    weakest), and which scopes reach it (their returns here are not theirs)."""
+    minutes, scopes, _ = evidence.shape
+    every = np.arange(scopes)
+    paging = np.zeros((minutes, scopes), dtype=bool)
+    onset = np.zeros((minutes, scopes), dtype=np.int64)
+    cusum = np.zeros(evidence.shape[1:])
+    started = np.zeros(evidence.shape[1:], dtype=np.int64)
+    reaches = np.zeros(scopes, dtype=bool)
+    for t in range(minutes):
+        summed = cusum + evidence[t]
+        cusum = np.maximum(summed, 0.0)
+        started = np.where(summed <= 0, t + 1, started)
+        strongest = cusum.argmax(axis=1)
+        reaches |= cusum[every, strongest] >= threshold
+        onset[t] = started[every, strongest]
+    weakest = np.concatenate([np.zeros((1, scopes)), np.cumsum(evidence[..., 0], axis=0)])
+    current = weakest[1:] - weakest[np.maximum(np.arange(1, minutes + 1) - min_minutes, 0)] > 0
+    return paging, onset, current, reaches
+
+
+def _level_columns(level: Level | AnyLevel, columns: np.ndarray, scopes: int) -> Level | AnyLevel:
+    """``level`` on ``columns`` of its scopes only (a level's value per minute alone, the same for
+    every scope, is kept whole)."""
+
+    def of_columns(one: Level) -> Level:
+        return tuple(part[:, columns] if part.ndim > 1 and part.shape[1] == scopes else part for part in one)
+
+    return (
+        AnyLevel(tuple(map(of_columns, level.levels))) if isinstance(level, AnyLevel) else of_columns(level)
+    )
+
+
+def _alarm_run(
+    evidence: np.ndarray,
+    recovery: np.ndarray,
+    threshold: float,
+    clear: float,
+    min_minutes: int,
+    expected: np.ndarray | None,
+    levels: Sequence[Level | AnyLevel],
+    blips_end: bool,
+    weights: np.ndarray | None,
+    lasting_on_a_minute: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``sequential_alarm``'s run, minute by minute, of every scope given."""
     minutes, scopes, _ = evidence.shape
     reached = _reached(levels, scopes)
     every = np.arange(scopes)
