@@ -372,6 +372,39 @@ def test_a_weaker_change_the_minutes_since_the_page_ruled_out_does_not_hold_the_
     assert paging[:, 0].tolist() == [True] * 5 + [False] * 2
 
 
+@pytest.mark.parametrize("blips_end", [False, True])
+def test_the_alarm_runs_only_the_scopes_that_reach_the_threshold_and_returns_the_same(
+    blips_end: bool,
+) -> None:
+    # 60 scopes, a third of them changed for a while (some long enough to page, some blips), the rest
+    # usual: the alarm's full run of every scope returns what the split returns.
+    rng = np.random.default_rng(7)
+    minutes, scopes, alternatives = 120, 60, 3
+    evidence = rng.normal(-1.0, 1.0, (minutes, scopes, alternatives))
+    for scope in range(0, scopes, 3):
+        start, length = rng.integers(0, 80), rng.integers(1, 40)
+        evidence[start : start + length, scope] += rng.uniform(1.0, 4.0, alternatives)
+    evidence[rng.random((minutes, scopes)) < 0.1] = 0.0  # minutes without calls
+    recovery = -0.5 * evidence + rng.normal(0.0, 0.3, evidence.shape)
+    expected = np.abs(rng.normal(1.0, 0.5, evidence.shape))
+    weights = rng.dirichlet(np.ones(alternatives), (minutes, scopes))
+    top, bottom = rng.uniform(0.0, 2.0, (2, minutes, scopes))
+    # A level per (minute, scope) with a variance, and one of either levels, one of them per minute alone.
+    levels = [
+        (top, bottom, np.full((minutes, scopes), 0.5), np.full((minutes, scopes), 0.01)),
+        stats.AnyLevel(
+            ((top, bottom, np.full((minutes, scopes), 0.7)), (top, np.ones_like(top), np.full(minutes, 0.9)))
+        ),
+    ]
+    arguments = (evidence, recovery, 8.0, 4.0, 3, expected, levels, blips_end, weights, blips_end)
+    split = stats.sequential_alarm(*arguments)
+    whole = stats._alarm_run(*arguments)
+    # Both paths taken: scopes that page, and scopes whose CUSUMs never reach the threshold.
+    assert split[0].any() and 0 < stats._never_fired(evidence, 8.0, 3)[3].sum() < scopes / 2
+    for ours, theirs in zip(split, whole, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_burstiness_is_the_intra_minute_correlation_not_a_slow_drift() -> None:
     rng = np.random.default_rng(3)
     minutes = np.arange(2000)

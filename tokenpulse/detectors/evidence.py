@@ -1194,7 +1194,13 @@ class TailDetector(EvidenceDetector):
         dims = (TENANT, *s.scope) if TENANT in frame else s.scope
         index = minute_index(start, history.end)
         scopes, n_all, past, size = _histograms(
-            frame, dims, self.count, f"{self.column}_over", index, sums=(f"{self.column}_size",)
+            frame,
+            dims,
+            self.count,
+            f"{self.column}_over",
+            index,
+            sums=(f"{self.column}_size",),
+            keys=_tail_keys(history, frame, dims),
         )
         if not scopes:
             return [Assessment.empty(len(times))]
@@ -1202,7 +1208,10 @@ class TailDetector(EvidenceDetector):
         first, rows = _scan_rows(positions)
         sized = self._size_factor(history, dims, scopes, index, rows, n_all, size[..., 0])
         # The trailing day's durations, pooled per scope: the usual p99 of a thin scope and the shapes'.
-        day = _trailing_bins(history[TAILS_HOURLY], dims, self.count, f"{self.column}_over", scopes, index)
+        hourly = history[TAILS_HOURLY]
+        day = _trailing_bins(
+            hourly, dims, self.count, f"{self.column}_over", scopes, index, _tail_keys(history, hourly, dims)
+        )
         usual = self._usual(history, dims, scopes, index, day) * sized
         warning_ms, critical_ms, body = self.objective(scopes, usual)
         shifted = np.where(sized <= SIZE_SHIFT_TOLERANCE, body, np.nan)
@@ -1539,15 +1548,17 @@ def _trailing_bins(
     column: str,
     scopes: list[Scope],
     minutes: pd.DatetimeIndex,
+    keys: tuple[np.ndarray, list[Scope]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The usual durations (x ``scopes`` x bins) the minutes use, once per distinct one, from an hourly
     tails frame: the bins of the 24 whole hours ending ``BASELINE_LAG`` or more before a minute change
-    only when an hour rolls (a scan has three); and which of them each minute uses."""
+    only when an hour rolls (a scan has three); and which of them each minute uses. ``keys``: the
+    frame's ``_scope_keys``, if known."""
     first = (minutes[0] - BASELINE_LAG).floor("h") - pd.Timedelta(hours=24)
     hours = pd.date_range(first, minutes[-1].floor("h") + pd.Timedelta(hours=1), freq="1h", inclusive="left")
     last = np.clip((minutes - BASELINE_LAG - hours[0]) // pd.Timedelta(hours=1), 0, len(hours))
     ends, hour_of = np.unique(np.asarray(last), return_inverse=True)
-    known, counts, past, _ = _histograms(hourly, dims, count, column, hours, "hour")
+    known, counts, past, _ = _histograms(hourly, dims, count, column, hours, "hour", keys=keys)
     if not known:
         return np.zeros((len(ends), len(scopes), len(_EDGES) + 1), dtype=np.float32), hour_of
     at = {scope: i for i, scope in enumerate(known)}
@@ -1612,10 +1623,11 @@ def _histograms(
     index: pd.DatetimeIndex,
     time: str = "minute",
     sums: Sequence[str] = (),
+    keys: tuple[np.ndarray, list[Scope]] | None = None,
 ) -> tuple[list[Scope], np.ndarray, np.ndarray, np.ndarray]:
     """The scopes of a tails frame, and per (row of ``index`` x scope) its calls, its calls past each
     edge (x edges: summed straight into arrays, the histograms are many columns) and the sums of the
-    scalar columns ``sums`` (x sums)."""
+    scalar columns ``sums`` (x sums). ``keys``: the frame's ``_scope_keys``, if known."""
     if frame.empty:
         return (
             [], np.zeros((len(index), 0)), np.zeros((len(index), 0, len(_EDGES)), dtype=np.float32),
@@ -1624,7 +1636,7 @@ def _histograms(
     step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=1)
     offsets = (pd.DatetimeIndex(frame[time]) - index[0]) // step
     inside = np.asarray((offsets >= 0) & (offsets < len(index)))
-    codes, scopes = _scope_keys(frame, dims)
+    codes, scopes = keys or _scope_keys(frame, dims)
     calls = np.zeros((len(index), len(scopes)))
     past = np.zeros((len(index), len(scopes), len(_EDGES)), dtype=np.float32)
     totals = np.zeros((len(index), len(scopes), len(sums)))
