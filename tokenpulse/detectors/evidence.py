@@ -1251,9 +1251,11 @@ class TailDetector(EvidenceDetector):
         # every call being slower (half of each shift tested), whichever test fired.
         against_whole = np.where(reaching[..., :_WHOLE], whole[1][..., :_WHOLE], np.inf).min(axis=-1)
         recovery = np.where(known[..., None], np.minimum(recovery, against_whole[..., None]), recovery)
-        # Nor while more than 1% of the calls are still past the level: an hour after it began, a long
+        # Nor while the calls past the level are still clearly more than usual: a minute whose share past
+        # it is likelier halfway to each change tested than at the usual 1% (for the largest, halfway to
+        # 20%, from about 4-5% of its calls) does not count for recovery. An hour after it began, a long
         # slowdown is in the trailing day the shapes are compared with, and looks usual to them (the
-        # level comes from the same hours of previous days). Such a minute does not count for recovery.
+        # level comes from the same hours of previous days).
         recovery = np.where(tail[1].max(axis=-1, keepdims=True) < 0, np.minimum(recovery, 0.0), recovery)
         threshold = self._threshold(len(scopes))
         # The documented level is a level: more than 1% of the calls since the change began past the
