@@ -878,9 +878,8 @@ def _blip_explains(
     which = np.flatnonzero(scopes)
     if not which.size or longest < 1:
         return explains
-    sums = _strongest_window(totals, t, starts, likeliest, which, longest)[0]
-    begins = starts[which] - int(starts[which].min())
-    run = sums[-1] - sums[begins, np.arange(which.size)]
+    changes = likeliest[which]
+    run = totals[t + 1, which, changes] - totals[starts[which], which, changes]
     blip = np.zeros(which.size)
     for size in range(totals.shape[2]):
         fits = _strongest_window(totals, t, starts, np.full(likeliest.shape, size), which, longest)[1]
