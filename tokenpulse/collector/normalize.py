@@ -237,7 +237,8 @@ class NormalizeConfig:
     )
     extra_dimensions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     max_tokens: int = 100_000_000  # a larger count is absurd -> InvalidSpan
-    # Precomputed for the hot path by __post_init__ (declared: a compiled class has no __dict__).
+    # For the hot path (declared: a compiled class has no __dict__): the extra dimensions as a tuple,
+    # precomputed by __post_init__, and the last resource's dimensions (_resource_view's memo).
     _extra_items: tuple[tuple[str, tuple[str, ...]], ...] = field(
         init=False, repr=False, compare=False, default=()
     )
@@ -265,9 +266,8 @@ class NormalizeConfig:
         max_tokens = given["max_tokens"]
         if type(max_tokens) is not int or max_tokens <= 0:
             raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
-        # Not init fields, so replace() recomputes them.
+        # Not an init field, so replace() recomputes it (and starts the memo afresh).
         object.__setattr__(self, "_extra_items", tuple(extra.items()))
-        object.__setattr__(self, "_resource_memo", None)  # the last resource's dimensions (_ResourceView)
 
     def __getstate__(self) -> dict[str, Any]:
         # The memo is this process's (and a compiled _ResourceView cannot be pickled): workers start without.
