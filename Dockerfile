@@ -1,12 +1,25 @@
 # tokenpulse serve, for docker-compose.yml (or any ClickHouse server: set TOKENPULSE_CLICKHOUSE_URL).
-FROM python:3.12-slim-bookworm
+# Python 3.11, as constraints.txt is resolved on it: the image installs the same pins as CI.
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-
+# Build stage: a C compiler for the mypyc-compiled hot path (setup.py); the wheel it builds needs none.
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md constraints.txt ./
+# tokenpulse/runbooks is a link to runbooks/: the wheel takes the pages from there.
+COPY runbooks ./runbooks
 COPY tokenpulse ./tokenpulse
-RUN pip install . && rm -rf /src
+RUN pip install -q -U pip -c constraints.txt \
+    && pip wheel -q --no-deps --wheel-dir /wheels . --build-constraint constraints.txt
+
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=build /wheels /wheels
+COPY constraints.txt /wheels/
+RUN pip install -q -U pip -c /wheels/constraints.txt \
+    && pip install -q /wheels/tokenpulse-*.whl -c /wheels/constraints.txt && rm -rf /wheels
 
 RUN useradd --system --uid 10001 --home-dir /var/lib/tokenpulse tokenpulse \
     && mkdir -p /var/lib/tokenpulse && chown tokenpulse /var/lib/tokenpulse

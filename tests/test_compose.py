@@ -65,10 +65,16 @@ def test_secrets_come_from_the_environment() -> None:
 def test_dockerfile_copies_what_exists_and_serves() -> None:
     build = SERVICES["tokenpulse"]["build"]
     dockerfile = (ROOT / build["context"] / build["dockerfile"]).read_text()
+    copied: set[str] = set()
     for line in dockerfile.splitlines():
-        if line.startswith("COPY "):
+        if line.startswith("COPY ") and "--from=" not in line:  # a stage's output is no repository path
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+                copied.add(source.rstrip("/"))
+    # A link inside the package (tokenpulse/runbooks -> ../runbooks) is copied as a link: its target too.
+    for link in (path for path in (ROOT / "tokenpulse").rglob("*") if path.is_symlink()):
+        target = link.resolve().relative_to(ROOT).as_posix()
+        assert target in copied, f"{link.relative_to(ROOT)} links to {target}, which is not copied"
     assert 'ENTRYPOINT ["tokenpulse"]' in dockerfile and 'CMD ["serve"]' in dockerfile
     ports = {p.split(":")[1] for p in SERVICES["tokenpulse"]["ports"]}
     assert ports == {"4317", "4318", "8000"}

@@ -83,3 +83,17 @@ def test_every_build_requirement_is_pinned_within_its_bounds():
         if version is None or not req.specifier.contains(version, prereleases=True):
             problems.append(f"{req.name}: {version or 'not pinned'} (wants {req.specifier})")
     assert not problems, "constraints.txt is stale, run scripts/lock.py --keep: " + "; ".join(problems)
+
+
+def test_the_image_installs_the_pins_on_the_python_they_were_resolved_on():
+    """The Dockerfile's pip runs go through constraints.txt, on the interpreter its header names."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    resolved_on = re.search(r"Resolved on Python (\d+\.\d+)", (ROOT / "constraints.txt").read_text())
+    assert resolved_on is not None
+    bases = re.findall(r"^FROM python:(\d+\.\d+)-", dockerfile, flags=re.MULTILINE)
+    assert bases and set(bases) == {resolved_on.group(1)}
+    installs = re.findall(r"pip (?:install|wheel) [^&\n]*", dockerfile)
+    assert installs
+    for command in installs:
+        assert "constraints.txt" in command, f"unpinned: {command}"
+    assert "--build-constraint constraints.txt" in dockerfile  # the compiled hot path's build environment
