@@ -113,21 +113,26 @@ def _check_shift_evidence(
         np.testing.assert_allclose(grid, np.stack(parts, axis=-1), rtol=1e-4, atol=1e-5)
 
 
-def test_add_at_sums_repeated_cells_as_numpy_add_at_does() -> None:
+def test_add_at_sums_cells_as_numpy_add_at_does() -> None:
     from tokenpulse.detectors.evidence import _add_at
 
     rng = np.random.default_rng(5)
+    unique = np.unravel_index(rng.permutation(35)[:20], (7, 5))
     for dtype, tail in ((np.float32, (41,)), (np.float64, ()), (np.float64, (3,))):
-        cells = (rng.integers(0, 7, 400), rng.integers(0, 5, 400))  # most cells repeat
-        values = rng.gamma(0.5, 3.0, (400, *tail))
-        if dtype == np.float32:  # the histograms: counts of calls, summed exactly
-            values = np.round(values * 100)
-        values = values.astype(dtype)
-        expected = np.zeros((7, 5, *tail), dtype=dtype)
-        np.add.at(expected, cells, values)
-        got = np.zeros_like(expected)
-        _add_at(got, cells, values)
-        np.testing.assert_array_equal(got, expected)
+        # Most cells repeated, and each cell once (the fast path), added into what earlier calls left.
+        for cells in ((rng.integers(0, 7, 400), rng.integers(0, 5, 400)), unique):
+            values = rng.gamma(0.5, 3.0, (len(cells[0]), *tail))
+            start = rng.gamma(0.5, 3.0, (7, 5, *tail))
+            if dtype == np.float32:  # the histograms: counts of calls, summed exactly
+                values, start = np.round(values * 100), np.round(start * 100)
+            values = values.astype(dtype)
+            # Each cell's values summed in the order given, then added to what it held.
+            sums = np.zeros((7, 5, *tail), dtype=dtype)
+            np.add.at(sums, cells, values)
+            expected = start.astype(dtype) + sums
+            got = start.astype(dtype)
+            _add_at(got, cells, values)
+            np.testing.assert_array_equal(got, expected)
 
 
 def test_a_call_past_the_trailing_day_is_more_evidence_where_the_day_held_more_calls() -> None:

@@ -394,3 +394,22 @@ def test_grids_kept_between_live_cycles_are_what_a_fresh_build_gives(
     assert sorted({c for c, moved in updated if not moved}) == [1, 3]
     assert sorted({c for c, moved in updated if moved}) == [2, 4, 5, 6, 7, 8, 10, 11]
     assert 9 not in {c for c, _ in updated}
+
+
+def test_lists_of_as_many_integers_are_held_as_fixed_size_lists_and_nothing_else_is() -> None:
+    """The tails' histograms (lists of as many integers, as the store returns them) are held as
+    fixed-size lists of their own integer type, read back as one array; lists of other lengths, with a
+    null, of floats or of text are not converted."""
+    as_read = pd.Series([[np.uint64(v), np.uint64(v + 1)] for v in (3, 5)], index=[4, 9])
+    for column, dtype in (
+        (as_read, np.uint64),
+        (pd.Series([(-1, 2), (3, 4)]), np.int64),
+        (pd.Series([np.array([1, 2], dtype=np.uint64), np.array([3, 4], dtype=np.uint64)]), np.uint64),
+    ):
+        held = history._fixed_size_lists(column)
+        assert held is not None and held.index.equals(column.index)
+        values = history.fixed_lists(held)
+        assert values is not None and values.dtype == dtype
+        np.testing.assert_array_equal(values, np.array([list(v) for v in column], dtype=dtype))
+    for column in ([[1, 2], [3]], [[1, None], [3, 4]], [[1.5, 2], [3, 4]], [["a"], ["b"]]):
+        assert history._fixed_size_lists(pd.Series(column)) is None

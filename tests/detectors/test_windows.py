@@ -223,6 +223,23 @@ def test_a_grid_of_the_minutes_read_gives_the_sums_of_the_week_long_grid(lookbac
         np.testing.assert_array_equal(got, want)
 
 
+def test_a_timelines_held_lookups_are_its_plain_ones() -> None:
+    """``held_rows`` is each minute's row, -1 where it is left out, inside the history and past its edges;
+    ``same_hour_rows`` are the rows ``earlier`` gives, the same at a second asking."""
+    timeline, _ = live_timeline(7 * DAY + 185, 27 * 60 + 5)
+    assert timeline.removed
+    inside = np.arange(timeline.minutes + 1)
+    for minutes in (inside, np.arange(-3, timeline.minutes + 4), inside[::-7]):
+        want = np.where(timeline.held(minutes), timeline.row(minutes), -1)
+        np.testing.assert_array_equal(timeline.held_rows(minutes), want)
+    positions = timeline.row(np.arange(timeline.minutes - 121, timeline.minutes))
+    first = timeline.same_hour_rows(positions, 7)
+    assert timeline.same_hour_rows(positions.copy(), 7) is first
+    for k, (early, late) in enumerate(first, start=1):
+        np.testing.assert_array_equal(early, timeline.earlier(positions, k * DAY + stats.SAME_HOURS))
+        np.testing.assert_array_equal(late, timeline.earlier(positions, k * DAY - stats.SAME_HOURS))
+
+
 @pytest.mark.parametrize("scopes", [3, stats.ROW_WISE_FROM - 1, stats.ROW_WISE_FROM, 600])
 def test_cumulative_sums_a_row_at_a_time_are_cumsums_bit_for_bit(scopes: int) -> None:
     """Wide grids are summed a row at a time: the same additions in the same order as ``cumsum``, so the

@@ -230,7 +230,7 @@ def _row_offsets(frame: pd.DataFrame, first: pd.Timestamp, timeline: Timeline) -
     offsets = (minutes - pd.Timestamp(first).value) // _MINUTE_NS
     if not timeline.removed:
         return offsets
-    return np.where(timeline.held(offsets), timeline.row(offsets), -1)
+    return timeline.held_rows(offsets)
 
 
 def _layout(

@@ -1661,6 +1661,14 @@ def _add_at(out: np.ndarray, cells: tuple[np.ndarray, ...], values: np.ndarray) 
     size = int(np.prod(leading))
     columns = out.reshape(size, -1)
     assert np.shares_memory(columns, out), "out must be contiguous: its cells are added into in place"
+    ordered = np.sort(flat)
+    if not (ordered[1:] == ordered[:-1]).any():
+        # Each cell once (a tails frame at its own scope: a row per minute and scope): its values added
+        # where they go, in float64 as ``bincount`` sums them (0 + v is v) and stored in ``out``'s type,
+        # the same values, without a pass over the whole grid per trailing column (a scan's histograms:
+        # 41 passes over minutes x scopes for a few rows per cell).
+        columns[flat] = columns[flat] + values.reshape(len(values), -1).astype(np.float64)
+        return
     for j, column in enumerate(values.reshape(len(values), -1).T):
         columns[:, j] += np.bincount(flat, weights=column, minlength=size)
 
