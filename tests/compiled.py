@@ -18,11 +18,11 @@ def is_compiled(module: ModuleType) -> bool:
 def source_module(module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """A fresh module run from ``module``'s .py (registered while the test runs: dataclasses look their
     module up in sys.modules)."""
-    assert module.__file__ is not None
-    name = module.__name__.rsplit(".", 1)[-1]
-    spec = importlib.util.spec_from_file_location(
-        f"pure_{name}", Path(module.__file__).with_name(f"{name}.py")
-    )
+    package, _, name = module.__name__.rpartition(".")
+    # From the package's directory: a module first imported by another of its compiled group gets a
+    # __file__ that is no path of the tree.
+    source = Path(sys.modules[package].__file__ or "").parent / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"pure_{name}", source)
     assert spec is not None and spec.loader is not None
     pure = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, pure)
