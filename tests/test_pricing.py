@@ -4,6 +4,7 @@ prices in the installed genai-prices data (quoted next to each test); no network
 from __future__ import annotations
 
 import logging
+import pickle
 import random
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +14,7 @@ from genai_prices import Usage
 from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import ModelPrice
 
+from tests.compiled import is_compiled, source_module
 from tokenpulse.collector import pricing
 from tokenpulse.collector.pricing import Pricer, TokenPrice
 
@@ -235,6 +237,38 @@ def test_integer_route_gives_the_decimal_arithmetic_cost_exactly(monkeypatch: py
     monkeypatch.setattr(pricing, "_MAX_EXACT", 0)  # every call through the Decimal arithmetic
     assert integers == costs()
     assert len(calls) > 5_000
+
+
+def test_a_price_override_survives_the_pickling_that_takes_settings_to_workers() -> None:
+    # serve --workers and file ingest's workers unpickle the settings, [prices] overrides included.
+    price = TokenPrice(D("1.5"), D("6"), cache_read=D("0.15"))
+    copy = pickle.loads(pickle.dumps(price))
+    assert copy == price
+    usage = _usage(10_000, 2_000, cr=4_000)
+    assert Pricer({"m": copy}).price("p", "m", **usage) == Pricer({"m": price}).price("p", "m", **usage)
+
+
+@pytest.mark.skipif(not is_compiled(pricing), reason="pricing is not compiled (setup.py)")
+def test_the_compiled_module_prices_as_its_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extension setup.py builds is pricing.py's code: the same cost and source for every model of
+    the bundled data, an override, an unknown model and the served tiers."""
+    pure = source_module(pricing, monkeypatch)
+    overrides = {"self-hosted": TokenPrice(D("0.2"), D("0.8"))}
+    compiled, source = Pricer(overrides), pure.Pricer(overrides)
+    rng = random.Random(13)
+    models = [(provider.id, model.id) for provider in get_snapshot().providers for model in provider.models]
+    models += [("vllm", "self-hosted"), ("openai", "no-such-model")]
+    tiers = [{}, {"service_tier": "priority"}, {"service_tier": "flex"}, {"speed": "fast"}]
+    for provider, model in models:
+        inp = rng.choice([0, 1, 2_000, 150_000, rng.randrange(10**6)])
+        cr = rng.randrange(inp + 1) // 2
+        out = rng.choice([0, 300, rng.randrange(10**6)])
+        usage = _usage(inp, out, cr, rng.randrange(inp - cr + 1), rng.randrange(out + 1) // 3)
+        tier = rng.choice(tiers)
+        assert compiled.price(provider, model, **usage, **tier) == source.price(
+            provider, model, **usage, **tier
+        )
+    assert len(models) > 500
 
 
 def test_one_hour_cache_writes_bill_at_twice_input() -> None:

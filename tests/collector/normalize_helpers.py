@@ -10,6 +10,7 @@ from tokenpulse.collector.normalize import (
     NormalizeConfig,
     normalize_span,
 )
+from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import STATUS_UNSET, SpanEvent, SpanView
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -33,8 +34,10 @@ RESOURCE = {"service.name": "checkout", "service.version": "2.1.0", "deployment.
 SECRET = "SECRET-PROMPT-CONTENT-do-not-store"
 
 
-class FakePricer:
-    """Prices every call at a fixed figure, or knows nothing (price=None); records what it was asked."""
+class FakePricer(Pricer):
+    """Prices every call at a fixed figure, or knows nothing (price=None); records what it was asked.
+
+    A Pricer: compiled, normalize_span takes no other type."""
 
     def __init__(self, price: Decimal | None = Decimal("0.0125"), source: str = "genai-prices") -> None:
         self.result = None if price is None else (price, source)

@@ -5,12 +5,9 @@ models, TTFT, attribution, privacy and validation. Each dialect's own tests are 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
-import sys
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +25,7 @@ from tests.collector.normalize_helpers import (
     span,
     tool,
 )
+from tests.compiled import is_compiled, source_module
 from tests.interop.driver import FIXTURE_LIBRARIES
 from tests.interop.fixtures import fixture_spans
 from tokenpulse.collector import normalize
@@ -1000,18 +998,11 @@ def test_error_type_written_as_a_python_class_is_its_qualified_name() -> None:
     )
 
 
-@pytest.mark.skipif(normalize.__file__.endswith(".py"), reason="normalize is not compiled (setup.py)")
+@pytest.mark.skipif(not is_compiled(normalize), reason="normalize is not compiled (setup.py)")
 def test_the_compiled_module_normalizes_as_its_source(monkeypatch: pytest.MonkeyPatch) -> None:
     """The extension setup.py builds is normalize.py's code: every span the real instrumentation
     libraries exported gives the same record (or the same refusal) through both."""
-    spec = importlib.util.spec_from_file_location(
-        "pure_normalize", Path(normalize.__file__).with_name("normalize.py")
-    )
-    assert spec is not None and spec.loader is not None
-    pure = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, pure)  # dataclasses look their module up there
-    spec.loader.exec_module(pure)
-    assert pure.__file__.endswith(".py")
+    pure = source_module(normalize, monkeypatch)
     config, pricer = NormalizeConfig(), Pricer()
 
     def outcome(module: Any, view: SpanView) -> Any:

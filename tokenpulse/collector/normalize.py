@@ -25,6 +25,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
+from tokenpulse.collector.compiled import mypyc_attr
 from tokenpulse.collector.dialects import (
     CALL,
     OWN_FIELDS,
@@ -45,14 +46,6 @@ from tokenpulse.collector.dialects import (
 from tokenpulse.collector.price_tiers import canonical_tier
 from tokenpulse.collector.pricing import Pricer
 from tokenpulse.collector.spans import STATUS_ERROR, STATUS_OK, SpanView
-
-try:
-    from mypy_extensions import mypyc_attr
-except ImportError:  # not a dependency: only the build (mypyc, which brings it) reads the decorator
-
-    def mypyc_attr(**_: object) -> Callable[[type], type]:  # type: ignore[misc]
-        return lambda cls: cls
-
 
 __all__ = [
     "CONTENT_KEY_PREFIXES",
