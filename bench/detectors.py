@@ -157,20 +157,20 @@ def filled_store(
     return store, fill_seconds
 
 
-def settle(store: Store, quiet_seconds: int = 5, timeout: float = 900.0) -> float:
-    """Wait until the store has run no merge for ``quiet_seconds`` (at most ``timeout``); the seconds waited.
+def settle(store: Store, quiet_seconds: int = 5, timeout: float = 900.0) -> None:
+    """Wait until the store has run no merge for ``quiet_seconds`` (at most ``timeout``).
 
     A filled store merges its parts in the background for a minute or more after the fill. A daemon does
     that once; a benchmark process that exits first leaves the merge to the next one, which starts it
     again, so without waiting every run timed the same unfinished merge beside its cycles (the ten-tenant
-    store's eight parts of calls_1m: 2.1-2.4 CPU seconds a later cycle, more than the cycle's own)."""
+    store's eight parts of calls_1m, 185 MB: 2.1-2.4 CPU seconds a later cycle in ``MERGE_THREADS``, more
+    than the cycle's own)."""
     started = time.perf_counter()
     quiet = 0
     while quiet < quiet_seconds and time.perf_counter() - started < timeout:
         merging = store.rows("SELECT count() FROM system.merges")[0][0]
         quiet = 0 if merging else quiet + 1
         time.sleep(1)
-    return time.perf_counter() - started
 
 
 def main() -> int:
@@ -296,10 +296,7 @@ def alternate(args: argparse.Namespace, data_dir: Path) -> int:
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# The threads of the embedded store's background merges. A store whose filling process exited before
-# its merges finished merges the same parts again in every process that opens it, beside the cycles: the
-# ten-tenant store of 10M calls (eight parts of calls_1m, 185 MB) took 2.1-2.4 CPU seconds a later cycle
-# in them, more than the cycle's own, and never finished within a benchmark's run.
+# The threads of the embedded store's background merges (see ``settle``).
 MERGE_THREADS = "MergeMutate"
 
 
