@@ -17,6 +17,7 @@ from setuptools import setup
 COMPILED = [
     "tokenpulse/collector/normalize.py",
     "tokenpulse/collector/pricing.py",
+    "tokenpulse/collector/otlp_wire.py",
     "tokenpulse/collector/dialects/langfuse.py",
     "tokenpulse/collector/dialects/openinference.py",
     "tokenpulse/collector/dialects/openlit.py",

@@ -19,6 +19,34 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 _counter = itertools.count(1)
 
 
+# One of each kind of AnyValue a span can carry, with the lengths and varint sizes a reader handles apart.
+ANY_VALUES = [
+    AnyValue(string_value=""),
+    AnyValue(string_value="gpt-4o"),
+    AnyValue(string_value="é" * 200),  # a two-byte length
+    AnyValue(int_value=0),
+    AnyValue(int_value=-1),
+    AnyValue(int_value=2**63 - 1),
+    AnyValue(int_value=-(2**63)),
+    AnyValue(int_value=300),
+    AnyValue(double_value=0.0),
+    AnyValue(double_value=-0.25),
+    AnyValue(double_value=float("inf")),
+    AnyValue(bool_value=True),
+    AnyValue(bool_value=False),
+    AnyValue(bytes_value=b"\x00\xff"),
+    AnyValue(),
+]
+_ARRAY = AnyValue()
+_ARRAY.array_value.values.extend([AnyValue(string_value="a"), AnyValue(int_value=2)])
+_KVLIST = AnyValue()
+_KVLIST.kvlist_value.values.add(key="total", value=AnyValue(double_value=0.5))
+ANY_VALUES += [_ARRAY, _KVLIST]
+# varints of one to four bytes, each side of each length (the shorter ones are read inline)
+ANY_VALUES += [AnyValue(int_value=n) for n in (127, 128, 16_383, 16_384, 2**21 - 1, 2**21, 2**28)]
+
+
+
 def any_value(value: Any) -> AnyValue:
     if isinstance(value, bool):
         return AnyValue(bool_value=value)

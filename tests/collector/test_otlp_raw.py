@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.otlp_builders import export_request, llm_span, otlp_json_to_protobuf, span_with
+from tests.otlp_builders import ANY_VALUES, export_request, llm_span, otlp_json_to_protobuf, span_with
 from tokenpulse.collector import otlp_raw
 from tokenpulse.collector.normalize import ENGINE
 from tokenpulse.collector.otlp import PROTOBUF, BadRequest, decode_request
@@ -20,32 +20,6 @@ from tokenpulse.collector.otlp_raw import RawTraceRequest
 from tokenpulse.collector.spans import iter_raw_spans, iter_spans
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "interop"
-
-VALUES = [
-    AnyValue(string_value=""),
-    AnyValue(string_value="gpt-4o"),
-    AnyValue(string_value="é" * 200),  # a two-byte length
-    AnyValue(int_value=0),
-    AnyValue(int_value=-1),
-    AnyValue(int_value=2**63 - 1),
-    AnyValue(int_value=-(2**63)),
-    AnyValue(int_value=300),
-    AnyValue(double_value=0.0),
-    AnyValue(double_value=-0.25),
-    AnyValue(double_value=float("inf")),
-    AnyValue(bool_value=True),
-    AnyValue(bool_value=False),
-    AnyValue(bytes_value=b"\x00\xff"),
-    AnyValue(),
-]
-_array = AnyValue()
-_array.array_value.values.extend([AnyValue(string_value="a"), AnyValue(int_value=2)])
-_kvlist = AnyValue()
-_kvlist.kvlist_value.values.add(key="total", value=AnyValue(double_value=0.5))
-VALUES += [_array, _kvlist]
-# varints of one to four bytes, each side of each length (the shorter ones are read inline)
-VALUES += [AnyValue(int_value=n) for n in (127, 128, 16_383, 16_384, 2**21 - 1, 2**21, 2**28)]
-
 
 def _views(body: bytes) -> tuple[list, list]:
     decoded = decode_request(body, PROTOBUF)
@@ -55,10 +29,10 @@ def _views(body: bytes) -> tuple[list, list]:
 
 def test_every_kind_of_value_reads_alike() -> None:
     span = llm_span(**{"gen_ai.request.model": "gpt-4o"})
-    for n, value in enumerate(VALUES):
+    for n, value in enumerate(ANY_VALUES):
         span.attributes.append(KeyValue(key=f"k{n}", value=value))
     event = span.events.add(name="gen_ai.evaluation.result", time_unix_nano=1)
-    event.attributes.extend(KeyValue(key=f"e{n}", value=value) for n, value in enumerate(VALUES))
+    event.attributes.extend(KeyValue(key=f"e{n}", value=value) for n, value in enumerate(ANY_VALUES))
     for _ in range(2):  # the second time from the memo
         raw, generated = _views(export_request(span).SerializeToString())
         assert raw == generated

@@ -22,6 +22,7 @@ from prometheus_client import Counter
 
 from tokenpulse.buffer.rows import values_of
 from tokenpulse.collector.otlp import PayloadTooLarge
+from tokenpulse.collector.otlp_wire import WireRequest, span_count
 from tokenpulse.collector.spans import SpanView
 
 # The value a dimension takes once its cap is reached, in storage and in every query.
@@ -82,10 +83,12 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def check_span_count(request: ExportTraceServiceRequest | list[SpanView], limit: int) -> int:
+def check_span_count(request: ExportTraceServiceRequest | WireRequest | list[SpanView], limit: int) -> int:
     """The number of spans in ``request``; raises TooManySpans past ``limit`` (before any is normalized)."""
     if isinstance(request, list):  # OTLP/JSON, decoded to views
         spans = len(request)
+    elif isinstance(request, WireRequest):
+        spans = span_count(request.body)
     else:
         spans = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
     if spans > limit:

@@ -28,15 +28,18 @@ from tokenpulse.collector.logs import DecodedLogs
 from tokenpulse.collector.otlp_json import json_log_records
 from tokenpulse.collector.otlp_raw import RawTraceRequest
 from tokenpulse.collector.otlp_typed import decode_spans
+from tokenpulse.collector.otlp_wire import COMPILED as WIRE_COMPILED
+from tokenpulse.collector.otlp_wire import WireRequest
 from tokenpulse.collector.spans import SpanView
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
 # A decoded request: protobuf stays a message (its spans are read lazily by spans.iter_spans): from a
-# body, a RawTraceRequest (otlp_raw: attribute values as bytes); OTLP/JSON is decoded straight to the
-# spans' views, since parsing it has built every object already.
-Decoded = ExportTraceServiceRequest | RawTraceRequest | list[SpanView]
+# body, a WireRequest (otlp_wire: the body itself, walked by compiled code) or, in a pure build, a
+# RawTraceRequest (otlp_raw: attribute values as bytes); OTLP/JSON is decoded straight to the spans'
+# views, since parsing it has built every object already.
+Decoded = ExportTraceServiceRequest | WireRequest | RawTraceRequest | list[SpanView]
 _parse_json = msgspec.json.Decoder().decode
 
 
@@ -92,13 +95,13 @@ def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> byt
 def decode_request(body: bytes, kind: str) -> Decoded:
     """Parse an (uncompressed) OTLP trace export body of media type ``kind``.
 
-    Either form goes to ``Pipeline.ingest`` and ``spans.iter_spans`` alike. A protobuf body is parsed
-    twice, in C: by the generated classes, which accept or refuse it, then as a RawTraceRequest, whose
-    attributes are cheaper to read (``otlp_raw``).
+    Either form goes to ``Pipeline.ingest``. A protobuf body is parsed by the generated classes, which
+    accept or refuse it, then read again where its spans are cheapest to read: on the wire by compiled
+    code (``otlp_wire``), or in a pure build as a RawTraceRequest (``otlp_raw``).
     """
     request = _decode(body, kind, ExportTraceServiceRequest, _json_spans)
     if kind == PROTOBUF:
-        return RawTraceRequest.FromString(body)  # type: ignore[no-any-return]
+        return WireRequest(body) if WIRE_COMPILED else RawTraceRequest.FromString(body)
     return request  # type: ignore[no-any-return]
 
 

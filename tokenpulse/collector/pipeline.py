@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING, Protocol
@@ -40,8 +41,9 @@ from tokenpulse.collector.logs import DecodedLogs, count_log_records, iter_evalu
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.otlp import Decoded
 from tokenpulse.collector.otlp_raw import RawTraceRequest
+from tokenpulse.collector.otlp_wire import WireRequest, wire_spans
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.spans import iter_raw_spans, iter_spans
+from tokenpulse.collector.spans import SpanView, iter_raw_spans, iter_spans
 
 if TYPE_CHECKING:
     from tokenpulse.config import Settings
@@ -458,7 +460,10 @@ def normalize_request(
         # over the attribute limit is kept so that it is rejected as before.
         return len(span.attributes) > max_attributes or prefilter.keep(span, scope_name)
 
-    if isinstance(request, RawTraceRequest):
+    if isinstance(request, WireRequest):
+        # The prefilter's test applied on the wire, as iter_raw_spans applies it.
+        spans: Iterable[SpanView] = wire_spans(request.body, prefilter, max_attributes)
+    elif isinstance(request, RawTraceRequest):
         # The same test inlined (Prefilter.keep on keys): a RawTraceRequest's span attributes are a map,
         # whose keys iterate without a KeyValue each and whose len counts distinct keys, as the view's
         # dict that the limit is checked on below.

@@ -1,0 +1,404 @@
+"""Span views read straight from a protobuf trace export body: the ingest path of the compiled build.
+
+``spans.iter_raw_spans`` reads a ``RawTraceRequest`` (``otlp_raw``) through the generated classes: a
+wrapper object for each span, status and attribute map, a bytes object for each value, and the
+interpreter between them. Compiled by mypyc, this module walks the wire format once and builds the same
+``SpanView`` objects (tests/collector/test_otlp_wire.py checks them against ``iter_raw_spans``): a span's
+fields and attributes are found by their tags, the usual values (one string, integer, double or bool
+filling its AnyValue) are read in place, keys and short strings are memoized by their bytes as
+``otlp_raw`` memoizes values, and any other value goes to ``otlp_raw.raw_value``. Interpreted, the walk
+is slower than the generated classes: ``otlp.decode_request`` hands out a ``WireRequest`` only when this
+module is compiled (``COMPILED``).
+
+The body has been accepted by the full parse first (``otlp.decode_request``): its wire format and UTF-8
+are valid, so the walk checks neither. It reads a body as that parse does: fields in any order, unknown
+fields (of any wire type, groups included) skipped, a field with another wire type than its declaration's
+taken as unknown, a repeated singular field's last value kept, a repeated message merged.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+from tokenpulse.collector.otlp_raw import raw_value
+from tokenpulse.collector.spans import STATUS_ERROR, SpanEvent, SpanFilter, SpanView, any_value
+
+COMPILED: Final = not __file__.endswith(".py")
+
+# Tags (field number << 3 | wire type) of the fields read; any other field is skipped by its wire type.
+_REQUEST_RESOURCE_SPANS: Final = 0x0A  # ExportTraceServiceRequest.resource_spans = 1
+_RESOURCE: Final = 0x0A  # ResourceSpans.resource = 1
+_SCOPE_SPANS: Final = 0x12  # ResourceSpans.scope_spans = 2
+_RESOURCE_ATTRIBUTES: Final = 0x0A  # Resource.attributes = 1
+_SCOPE: Final = 0x0A  # ScopeSpans.scope = 1
+_SPANS: Final = 0x12  # ScopeSpans.spans = 2
+_SCOPE_NAME: Final = 0x0A  # InstrumentationScope.name = 1
+_TRACE_ID: Final = 0x0A  # Span.trace_id = 1
+_SPAN_ID: Final = 0x12  # 2
+_PARENT_SPAN_ID: Final = 0x22  # 4
+_NAME: Final = 0x2A  # 5
+_KIND: Final = 0x30  # 6, varint
+_START: Final = 0x39  # 7, fixed64
+_END: Final = 0x41  # 8, fixed64
+_ATTRIBUTES: Final = 0x4A  # 9
+_EVENTS: Final = 0x5A  # 11
+_STATUS: Final = 0x7A  # 15
+_STATUS_MESSAGE: Final = 0x12  # Status.message = 2
+_STATUS_CODE: Final = 0x18  # Status.code = 3, varint
+_EVENT_TIME: Final = 0x09  # Span.Event.time_unix_nano = 1, fixed64
+_EVENT_NAME: Final = 0x12  # 2
+_EVENT_ATTRIBUTES: Final = 0x1A  # 3
+_KEY: Final = 0x0A  # KeyValue.key = 1
+_VALUE: Final = 0x12  # KeyValue.value = 2
+_STRING_VALUE: Final = 0x0A  # AnyValue.string_value = 1
+_BOOL_VALUE: Final = 0x10  # 2, varint
+_INT_VALUE: Final = 0x18  # 3, varint
+_DOUBLE_VALUE: Final = 0x21  # 4, fixed64
+_VARINT: Final = 0
+_FIXED64: Final = 1
+_LENGTH_DELIMITED: Final = 2
+_FIXED32: Final = 5
+
+# Keys and short strings repeat span after span (otlp_raw's bounds): a full memo is cleared, so values of
+# high cardinality (ids) do not grow it, and a long string is decoded and not kept.
+_MAX_MEMO: Final = 8192
+_MAX_MEMO_BYTES: Final = 256
+_strings: Final[dict[bytes, str]] = {}
+_unpack_double: Final = struct.Struct("<d").unpack_from
+
+
+class WireRequest:
+    """A protobuf trace export body the full parse accepted, whose spans ``wire_spans`` reads."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+
+def _varint(body: bytes, at: int) -> tuple[int, int]:
+    value = 0
+    shift = 0
+    while True:
+        byte = body[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+def _signed(value: int, bits: int) -> int:
+    """A varint as a signed integer of ``bits`` (two's complement; excess high bits dropped, as the
+    parse drops them)."""
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def _fixed64(body: bytes, at: int) -> int:
+    return int.from_bytes(body[at : at + 8], "little")
+
+
+def _skip(body: bytes, at: int, tag: int) -> int:
+    """The offset past the value of a field not read (a group: past its end tag)."""
+    wire = tag & 7
+    if wire == _VARINT:
+        while body[at] >= 0x80:
+            at += 1
+        return at + 1
+    if wire == _LENGTH_DELIMITED:
+        length, at = _varint(body, at)
+        return at + length
+    if wire == _FIXED64:
+        return at + 8
+    if wire == _FIXED32:
+        return at + 4
+    # A group (deprecated, still valid wire format) ends at the end tag of its field number; the parse
+    # accepted the body, so there is one.
+    end_tag = tag + 1
+    while True:
+        inner, at = _varint(body, at)
+        if inner == end_tag:
+            return at
+        at = _skip(body, at, inner)
+
+
+def _string(body: bytes, start: int, end: int) -> str:
+    if end - start > _MAX_MEMO_BYTES:
+        return body[start:end].decode()
+    raw = body[start:end]
+    text = _strings.get(raw)
+    if text is None:
+        if len(_strings) >= _MAX_MEMO:
+            _strings.clear()
+        text = _strings[raw] = raw.decode()
+    return text
+
+
+def _value(body: bytes, start: int, end: int) -> Any:
+    """The Python value of the AnyValue at ``body[start:end]``, as ``otlp_raw.raw_value`` reads it."""
+    if start < end:
+        tag = body[start]
+        if tag == _STRING_VALUE:
+            length, at = _varint(body, start + 1)
+            if at + length == end:
+                return _string(body, at, end)
+        elif tag == _INT_VALUE:
+            value, at = _varint(body, start + 1)
+            if at == end:
+                return _signed(value, 64)
+        elif tag == _DOUBLE_VALUE:
+            if end - start == 9:
+                return _unpack_double(body, start + 1)[0]
+        elif tag == _BOOL_VALUE:
+            value, at = _varint(body, start + 1)
+            if at == end:
+                return value != 0
+    return raw_value(body[start:end], any_value)
+
+
+def _key_value(body: bytes, start: int, end: int) -> tuple[str, int, int]:
+    """The key of the KeyValue at ``body[start:end]`` and where its value lies (the last of each, as the
+    parse keeps)."""
+    key_start = key_end = value_start = value_end = start
+    at = start
+    while at < end:
+        tag, at = _varint(body, at)
+        if tag == _KEY:
+            length, key_start = _varint(body, at)
+            at = key_end = key_start + length
+        elif tag == _VALUE:
+            length, value_start = _varint(body, at)
+            at = value_end = value_start + length
+        else:
+            at = _skip(body, at, tag)
+    return _string(body, key_start, key_end), value_start, value_end
+
+
+def _attributes_of(body: bytes, start: int, end: int, tag_wanted: int, into: dict[str, Any]) -> None:
+    """Every KeyValue of field ``tag_wanted`` in the message at ``body[start:end]``, into ``into``."""
+    at = start
+    while at < end:
+        tag, at = _varint(body, at)
+        if tag == tag_wanted:
+            length, at = _varint(body, at)
+            key, value_start, value_end = _key_value(body, at, at + length)
+            into[key] = _value(body, value_start, value_end)
+            at += length
+        else:
+            at = _skip(body, at, tag)
+
+
+def _event(body: bytes, start: int, end: int) -> SpanEvent:
+    name = ""
+    time = 0
+    attributes: dict[str, Any] = {}
+    at = start
+    while at < end:
+        tag, at = _varint(body, at)
+        if tag == _EVENT_TIME:
+            time = _fixed64(body, at)
+            at += 8
+        elif tag == _EVENT_NAME:
+            length, at = _varint(body, at)
+            name = _string(body, at, at + length)
+            at += length
+        elif tag == _EVENT_ATTRIBUTES:
+            length, at = _varint(body, at)
+            key, value_start, value_end = _key_value(body, at, at + length)
+            attributes[key] = _value(body, value_start, value_end)
+            at += length
+        else:
+            at = _skip(body, at, tag)
+    return SpanEvent(name, time, attributes)
+
+
+class _Scope:
+    """What every span of one ScopeSpans shares, and the prefilter's test."""
+
+    def __init__(self, resource: dict[str, Any], name: str, kept: SpanFilter, max_keys: int) -> None:
+        self.resource = resource
+        self.name = name
+        self.keys: frozenset[str] = kept.keys
+        self.names: frozenset[str] = kept.names
+        self.prefixes: tuple[str, ...] = kept.name_prefixes
+        self.implied = bool(kept.implied_scopes) and name.startswith(kept.implied_scopes)
+        self.max_keys = max_keys
+
+
+def _span(body: bytes, start: int, end: int, scope: _Scope) -> SpanView | None:
+    """The view of the Span at ``body[start:end]``, or None when the prefilter drops it."""
+    trace_id = span_id = parent_span_id = b""
+    name = ""
+    kind = start_time = end_time = code = 0
+    message = ""
+    keys: list[str] = []
+    values: list[int] = []  # start, end of each key's value
+    events: list[int] = []
+    at = start
+    while at < end:
+        tag, at = _varint(body, at)
+        if tag == _ATTRIBUTES:
+            length, at = _varint(body, at)
+            key, value_start, value_end = _key_value(body, at, at + length)
+            keys.append(key)
+            values.append(value_start)
+            values.append(value_end)
+            at += length
+        elif tag == _TRACE_ID:
+            length, at = _varint(body, at)
+            trace_id = body[at : at + length]
+            at += length
+        elif tag == _SPAN_ID:
+            length, at = _varint(body, at)
+            span_id = body[at : at + length]
+            at += length
+        elif tag == _PARENT_SPAN_ID:
+            length, at = _varint(body, at)
+            parent_span_id = body[at : at + length]
+            at += length
+        elif tag == _NAME:
+            length, at = _varint(body, at)
+            name = _string(body, at, at + length)
+            at += length
+        elif tag == _KIND:
+            value, at = _varint(body, at)
+            kind = _signed(value, 32)  # an enum: int32
+        elif tag == _START:
+            start_time = _fixed64(body, at)
+            at += 8
+        elif tag == _END:
+            end_time = _fixed64(body, at)
+            at += 8
+        elif tag == _EVENTS:
+            length, at = _varint(body, at)
+            events.append(at)
+            at += length
+            events.append(at)
+        elif tag == _STATUS:  # a repeated message field merges: its last code and message stand
+            length, at = _varint(body, at)
+            stop = at + length
+            while at < stop:
+                tag, at = _varint(body, at)
+                if tag == _STATUS_MESSAGE:
+                    length, at = _varint(body, at)
+                    message = _string(body, at, at + length)
+                    at += length
+                elif tag == _STATUS_CODE:
+                    value, at = _varint(body, at)
+                    code = _signed(value, 32)
+                else:
+                    at = _skip(body, at, tag)
+        else:
+            at = _skip(body, at, tag)
+    if not _kept(keys, name, code, scope):
+        return None
+    attributes: dict[str, Any] = {}
+    for i, key in enumerate(keys):
+        attributes[key] = _value(body, values[2 * i], values[2 * i + 1])
+    return SpanView(
+        trace_id.hex(),
+        span_id.hex(),
+        parent_span_id.hex(),
+        name,
+        start_time,
+        end_time,
+        attributes,
+        scope.resource,
+        scope.name,
+        kind,
+        code,
+        message,
+        [_event(body, events[i], events[i + 1]) for i in range(0, len(events), 2)],
+    )
+
+
+def _kept(keys: list[str], name: str, code: int, scope: _Scope) -> bool:
+    """``spans.iter_raw_spans``'s test: a key of the prefilter, more keys than the limit, or the name or
+    an implied scope's ERROR status."""
+    if not scope.keys.isdisjoint(keys):
+        return True
+    if len(keys) > scope.max_keys and len(set(keys)) > scope.max_keys:
+        return True
+    return (
+        name in scope.names
+        or (bool(scope.prefixes) and name.startswith(scope.prefixes))
+        or (scope.implied and code == STATUS_ERROR)
+    )
+
+
+def _scope_name(body: bytes, start: int, end: int) -> str:
+    """The name of the (last, merged) InstrumentationScope of the ScopeSpans at ``body[start:end]``."""
+    name = ""
+    at = start
+    while at < end:
+        tag, at = _varint(body, at)
+        if tag == _SCOPE:
+            length, at = _varint(body, at)
+            stop = at + length
+            while at < stop:
+                tag, at = _varint(body, at)
+                if tag == _SCOPE_NAME:
+                    length, at = _varint(body, at)
+                    name = _string(body, at, at + length)
+                    at += length
+                else:
+                    at = _skip(body, at, tag)
+        else:
+            at = _skip(body, at, tag)
+    return name
+
+
+def _resource(body: bytes, start: int, end: int) -> dict[str, Any]:
+    """The attributes of the (merged) Resource of the ResourceSpans at ``body[start:end]``."""
+    attributes: dict[str, Any] = {}
+    at = start
+    while at < end:
+        tag, at = _varint(body, at)
+        if tag == _RESOURCE:
+            length, at = _varint(body, at)
+            _attributes_of(body, at, at + length, _RESOURCE_ATTRIBUTES, attributes)
+            at += length
+        else:
+            at = _skip(body, at, tag)
+    return attributes
+
+
+def span_count(body: bytes) -> int:
+    """The number of spans in the export request ``body``."""
+    count = 0
+    for start, end in _fields(body, 0, len(body), _REQUEST_RESOURCE_SPANS):
+        for scope_start, scope_end in _fields(body, start, end, _SCOPE_SPANS):
+            count += len(_fields(body, scope_start, scope_end, _SPANS))
+    return count
+
+
+def _fields(body: bytes, start: int, end: int, wanted: int) -> list[tuple[int, int]]:
+    """Where each value of the length-delimited field ``wanted`` lies in the message ``body[start:end]``."""
+    found: list[tuple[int, int]] = []
+    at = start
+    while at < end:
+        tag, at = _varint(body, at)
+        if tag == wanted:
+            length, at = _varint(body, at)
+            found.append((at, at + length))
+            at += length
+        else:
+            at = _skip(body, at, tag)
+    return found
+
+
+def wire_spans(body: bytes, kept: SpanFilter, max_keys: int) -> list[SpanView]:
+    """``list(spans.iter_raw_spans(RawTraceRequest.FromString(body), kept, max_keys))``, read from the
+    wire."""
+    views: list[SpanView] = []
+    for start, end in _fields(body, 0, len(body), _REQUEST_RESOURCE_SPANS):
+        resource = _resource(body, start, end)
+        for scope_start, scope_end in _fields(body, start, end, _SCOPE_SPANS):
+            scope = _Scope(resource, _scope_name(body, scope_start, scope_end), kept, max_keys)
+            for span_start, span_end in _fields(body, scope_start, scope_end, _SPANS):
+                view = _span(body, span_start, span_end, scope)
+                if view is not None:
+                    views.append(view)
+    return views
