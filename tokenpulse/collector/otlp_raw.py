@@ -9,7 +9,10 @@ and a map as repeated key/value entries). So a span's keys iterate from the map 
 attribute, a value is one bytes object, and the usual ones (a string, an integer, a double, a bool) are
 read from it here, memoized by those bytes: an instrumentation writes the same values (model, provider,
 route) span after span. A map keeps a repeated key's last value, as ``spans.attributes_dict`` does; its
-keys come in another order, which nothing reading a span's attributes depends on.
+keys come in another order, which nothing reading a span's attributes depends on. One body reads otherwise:
+a KeyValue carrying a field besides its key and value (no OTLP version defines one) is a map entry with an
+unknown field, which the parse keeps among the span's unknown fields, so that attribute is missing here
+where the generated classes and ``otlp_wire`` (the compiled build's route) read it.
 
 The body is parsed with the generated classes first all the same (``otlp.decode_request``): that parse
 checks what this one cannot (UTF-8 and wire format inside an AnyValue), so a body is accepted or refused
