@@ -276,7 +276,7 @@ class EvidenceDetector:
         blips_end: bool = False,
         weights: np.ndarray | None = None,
         lasting_on_a_minute: bool = False,
-        likeliest_going_on: bool = False,
+        weaker_by_clear: bool = False,
     ) -> Alarm:
         s = self.settings
         minimum = int((min_duration or s.min_duration).total_seconds() // 60)
@@ -291,7 +291,7 @@ class EvidenceDetector:
             blips_end,
             weights,
             lasting_on_a_minute,
-            likeliest_going_on,
+            weaker_by_clear,
         )
         rows = positions - first
         return Alarm(on[rows], onset[rows] + first, current[rows])
@@ -1264,7 +1264,7 @@ class TailDetector(EvidenceDetector):
         # warning level (the run's p99 past it) before it pages.
         level = (slow, n, np.full(n.shape, _TAIL_SHARE + 1e-9))
         alarm = self._alarm(
-            evidence, recovery, expected, threshold, first, positions, levels=[level], likeliest_going_on=True
+            evidence, recovery, expected, threshold, first, positions, levels=[level], weaker_by_clear=True
         )
         at = positions - first
         run_n = _run_sums(stats.cumulative(n), alarm.onset - first, at)

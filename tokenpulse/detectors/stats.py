@@ -486,7 +486,7 @@ def sequential_alarm(
     blips_end: bool = False,
     weights: np.ndarray | None = None,
     lasting_on_a_minute: bool = False,
-    likeliest_going_on: bool = False,
+    weaker_by_clear: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
@@ -529,10 +529,11 @@ def sequential_alarm(
     change going on is the alternative that fired (or the one the run makes likeliest when it pages, if
     weaker); once paging, a weaker one if the minutes between the page and its recovery's run showed the
     page's to be larger than the one going on (a weaker alternative likelier by ``clear``, the page's not
-    likelier than the usual by as much: the scope was short of halfway to it); with
-    ``likeliest_going_on``, the weaker change those minutes showed likeliest, where they showed it
-    likelier than the usual by ``clear`` and likelier than that one (``_likeliest_shown``). Then every
-    CUSUM starts again from zero.
+    likelier than the usual by as much: the scope was short of halfway to it). With ``weaker_by_clear``,
+    the recovery's minutes must favour the usual by ``clear``, not ``_RECOVERED``, over each weaker change
+    that the minutes between the page and the recovery showed likelier than the usual by ``clear``
+    without showing it unlikelier than the one going on by as much: a change the minutes cannot tell
+    from the one going on, short of halfway to it. Then every CUSUM starts again from zero.
     Minutes without calls add nothing, so they neither start nor end an alarm.
 
     Returns, per minute and scope: whether the alarm pages after the minute, the first minute of the
@@ -556,7 +557,7 @@ def sequential_alarm(
             blips_end,
             None if weights is None else weights[:, live],
             lasting_on_a_minute,
-            likeliest_going_on,
+            weaker_by_clear,
         )
     return paging, onset, current
 
@@ -609,7 +610,7 @@ def _alarm_run(
     blips_end: bool,
     weights: np.ndarray | None,
     lasting_on_a_minute: bool,
-    likeliest_going_on: bool,
+    weaker_by_clear: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``sequential_alarm``'s run, minute by minute, of every scope given."""
     minutes, scopes, _ = evidence.shape
@@ -680,8 +681,6 @@ def _alarm_run(
                 back[paging_now, :, None] > 0, before_back[paging_now], since[paging_now, None, :]
             )
             weighed[paging_now] = _going_on(before_back[paging_now], resolves_from[paging_now], clear)
-            if likeliest_going_on:
-                weighed[paging_now] = _likeliest_shown(before_back[paging_now], weighed[paging_now], clear)
         # A recovery resolves on a minute that looks usual rather than halfway to the change going on, nor
         # halfway to any weaker change tested (as a page waits for a minute that still speaks for the
         # change). A page may choose a larger change than the one going on (its run's bursty minutes tie
@@ -703,7 +702,15 @@ def _alarm_run(
         shown = before_back[every, weighed]
         ruled_out = shown[every, weighed][:, None] - shown >= clear
         recovered = since - shown
-        looks_usual &= np.all((recovered <= -_RECOVERED) | ~under | ruled_out, axis=1)
+        # Where a change shows in rare calls (one call in fifty far slower), each minute without one is a
+        # fixed step of recovery evidence, and a change short of halfway to the one going on (2% of the
+        # calls where the page's bursty first minutes chose 5%, halfway 2.5%) resolves in a lull (23
+        # minutes at 12.6 calls a minute, one start in 300, and such a run has dozens) and pages again.
+        # A weaker change its minutes showed and cannot tell from the one going on must itself be
+        # outweighed by ``clear``, as the change going on's halfway level is: its lull is then as
+        # unlikely as a false recovery from the change going on.
+        bar = np.where(shown >= clear, -clear, -_RECOVERED) if weaker_by_clear else -_RECOVERED
+        looks_usual &= np.all((recovered <= bar) | ~under | ruled_out, axis=1)
         # Before the page, nothing was announced: an alarm a blip fired ends as its recovery reaches
         # ``clear`` (kept on, a stray minute after the blip would confirm it).
         looks_usual |= ~paged
@@ -783,29 +790,6 @@ def _going_on(before_back: np.ndarray, chosen: np.ndarray, clear: float) -> np.n
     weaker = np.where(alternatives[:, None] > alternatives[None, :], before_back, -np.inf).max(axis=2)
     shown = (own >= clear) | (own >= weaker - clear) | (alternatives == 0)
     return np.where(shown & (alternatives <= chosen[:, None]), alternatives, 0).max(axis=1)
-
-
-def _likeliest_shown(before_back: np.ndarray, going: np.ndarray, clear: float) -> np.ndarray:
-    """Per paging alarm, the change weaker than ``going`` (``_going_on``'s) that the minutes between the
-    page and its recovery's run (``before_back``, as ``_going_on`` takes it) showed likeliest, among those
-    they showed likelier than the usual by ``clear`` and likelier than ``going`` over the same minutes;
-    ``going`` where none is.
-
-    ``_going_on`` moves to a weaker change only once the page's is outweighed by ``clear``; a change that
-    shows in rare calls (one call in fifty far slower) is seldom outweighed that way by a weaker one of
-    its kind, since each slow call speaks for both. The page's bursty first minutes may have chosen 5% of
-    calls slower where 2% goes on, short of halfway to 5% (2.5%), and each minute without a slow call is a
-    fixed step of recovery evidence against that halfway level: a lull of 23 minutes at 12.6 calls a
-    minute (one start in 300, and a long incident has dozens) resolved the alert, and it paged again.
-    Against halfway to the change the minutes make likeliest, such a lull is as unlikely as halfway
-    means (e^-14)."""
-    alternatives = np.arange(before_back.shape[1])
-    own = before_back[:, alternatives, alternatives]
-    # ``going``'s evidence over the same minutes as each alternative's own (up to its recovery's run).
-    rival = np.take_along_axis(before_back, going[:, None, None], axis=2)[..., 0]
-    kept = (own >= clear) & (own > rival) & (alternatives < going[:, None])
-    likeliest = np.where(kept, own, -np.inf).argmax(axis=1)
-    return np.where(kept.any(axis=1), likeliest, going)
 
 
 def _pooled(
