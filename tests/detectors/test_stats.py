@@ -372,6 +372,43 @@ def test_a_weaker_change_the_minutes_since_the_page_ruled_out_does_not_hold_the_
     assert paging[:, 0].tolist() == [True] * 5 + [False] * 2
 
 
+def rare_calls_alarm(slow: list[int], weaker_by_clear: bool) -> list[bool]:
+    """The alarm, minute by minute, of a scope of 12 calls a minute with these slow calls a minute, usually
+    0.1% of its calls, tested for 2% and 5% of its calls slow and resolving against halfway to each (1%,
+    2.5%), at a 10-nat threshold and a 4-minute floor."""
+    calls = 12.0
+    past = np.array(slow, dtype=float).reshape(-1, 1, 1)
+    trials = np.full_like(past, calls)
+    base, changed = np.full((1, 1, 1), 0.001), np.array([[[0.02, 0.05]]])
+    evidence = stats.binomial_evidence(past, trials, base, changed, np.ones(1))
+    recovery = -stats.binomial_evidence(past, trials, base, (base + changed) / 2, np.ones(1))
+    expected = stats.binomial_evidence(trials * changed, trials, base, changed, np.ones(1))
+    paging, *_ = stats.sequential_alarm(
+        evidence, recovery, 10.0, math.log(1000), 4, expected, weaker_by_clear=weaker_by_clear
+    )
+    return paging[:, 0].tolist()
+
+
+def test_a_rare_change_short_of_halfway_to_its_page_does_not_resolve_in_a_lull() -> None:
+    # Four bursty minutes (2 slow calls in 12) page 5% of the calls slow; what goes on is one slow call
+    # every four minutes (2.1%, short of halfway to 5%): each slow call speaks for 2% and 5% alike, and
+    # by the lull the minutes since the page have not outweighed 5% by ``clear``. A lull of 26 minutes
+    # without a slow call (one start in 700 at 2.1%) is a recovery against halfway to 5%, 0.29 nats a
+    # minute, and weighs -6 against 2%, past the -2 asked of a weaker change: it resolved 20 minutes into
+    # the lull and paged again (latency_p99_drift, 2% of 12.6 calls a minute slower, paged as 5%). Where
+    # a weaker change the minutes since the page showed (2%, 8.4 nats) must be outweighed by ``clear``
+    # too (30 such minutes), it pages once; once the change ends it resolves as before.
+    going_on = ([1] + [0] * 3) * 5
+    slow = [0] * 10 + [2] * 4 + going_on + [0] * 26 + going_on * 2 + [0] * 70
+    over = 10 + 4 + 20 + 26 + 40
+    flapped = rare_calls_alarm(slow, weaker_by_clear=False)
+    assert pages(flapped) == [14, 80] and not flapped[54]
+    paging = rare_calls_alarm(slow, weaker_by_clear=True)
+    assert pages(paging) == [14]
+    assert paging[over + 55] and not paging[over + 60]
+    assert paging[over + 55 :] == flapped[over + 55 :]
+
+
 @pytest.mark.parametrize("blips_end", [False, True])
 def test_the_alarm_runs_only_the_scopes_that_reach_the_threshold_and_returns_the_same(
     blips_end: bool,
@@ -396,7 +433,7 @@ def test_the_alarm_runs_only_the_scopes_that_reach_the_threshold_and_returns_the
             ((top, bottom, np.full((minutes, scopes), 0.7)), (top, np.ones_like(top), np.full(minutes, 0.9)))
         ),
     ]
-    arguments = (evidence, recovery, 8.0, 4.0, 3, expected, levels, blips_end, weights, blips_end)
+    arguments = (evidence, recovery, 8.0, 4.0, 3, expected, levels, blips_end, weights, blips_end, blips_end)
     split = stats.sequential_alarm(*arguments)
     whole = stats._alarm_run(*arguments)
     # Both paths taken: scopes that page, and scopes whose CUSUMs never reach the threshold.

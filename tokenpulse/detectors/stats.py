@@ -486,6 +486,7 @@ def sequential_alarm(
     blips_end: bool = False,
     weights: np.ndarray | None = None,
     lasting_on_a_minute: bool = False,
+    weaker_by_clear: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
@@ -528,8 +529,11 @@ def sequential_alarm(
     change going on is the alternative that fired (or the one the run makes likeliest when it pages, if
     weaker); once paging, a weaker one if the minutes between the page and its recovery's run showed the
     page's to be larger than the one going on (a weaker alternative likelier by ``clear``, the page's not
-    likelier than the usual by as much: the scope was short of halfway to it). Then every CUSUM starts
-    again from zero.
+    likelier than the usual by as much: the scope was short of halfway to it). With ``weaker_by_clear``,
+    the recovery's minutes must favour the usual by ``clear``, not ``_RECOVERED``, over each weaker change
+    that the minutes between the page and the recovery showed likelier than the usual by ``clear``
+    without showing it unlikelier than the one going on by as much: a change the minutes cannot tell
+    from the one going on, short of halfway to it. Then every CUSUM starts again from zero.
     Minutes without calls add nothing, so they neither start nor end an alarm.
 
     Returns, per minute and scope: whether the alarm pages after the minute, the first minute of the
@@ -553,6 +557,7 @@ def sequential_alarm(
             blips_end,
             None if weights is None else weights[:, live],
             lasting_on_a_minute,
+            weaker_by_clear,
         )
     return paging, onset, current
 
@@ -605,6 +610,7 @@ def _alarm_run(
     blips_end: bool,
     weights: np.ndarray | None,
     lasting_on_a_minute: bool,
+    weaker_by_clear: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``sequential_alarm``'s run, minute by minute, of every scope given."""
     minutes, scopes, _ = evidence.shape
@@ -696,7 +702,15 @@ def _alarm_run(
         shown = before_back[every, weighed]
         ruled_out = shown[every, weighed][:, None] - shown >= clear
         recovered = since - shown
-        looks_usual &= np.all((recovered <= -_RECOVERED) | ~under | ruled_out, axis=1)
+        # Where a change shows in rare calls (one call in fifty far slower), each minute without one is a
+        # fixed step of recovery evidence, and a change short of halfway to the one going on (2% of the
+        # calls where the page's bursty first minutes chose 5%, halfway 2.5%) resolves in a lull (23
+        # minutes at 12.6 calls a minute, one start in 300, and such a run has dozens) and pages again.
+        # A weaker change its minutes showed and cannot tell from the one going on must itself be
+        # outweighed by ``clear``, as the change going on's halfway level is: its lull is then as
+        # unlikely as a false recovery from the change going on.
+        bar = np.where(shown >= clear, -clear, -_RECOVERED) if weaker_by_clear else -_RECOVERED
+        looks_usual &= np.all((recovered <= bar) | ~under | ruled_out, axis=1)
         # Before the page, nothing was announced: an alarm a blip fired ends as its recovery reaches
         # ``clear`` (kept on, a stray minute after the blip would confirm it).
         looks_usual |= ~paged

@@ -85,6 +85,32 @@ def test_a_slowdown_of_hours_stays_firing_once_it_is_in_the_trailing_day() -> No
     assert result[0][0] <= ONSET + 10 and result[1][0] >= end
 
 
+@pytest.mark.parametrize(("calls", "share", "seed"), [(12.6, 0.02, 3), (25.0, 0.02, 17), (50.0, 0.015, 19)])
+def test_a_few_calls_far_slower_page_once_and_resolve_once_it_is_over(
+    calls: float, share: float, seed: int
+) -> None:
+    """2% (1.5%) of the calls 8x slower for 100 minutes, on a route of 12.6 or 25 (50) calls a minute:
+    the p99 moves about 4x, about as many calls are past twice the usual p99 (the page level is 1%), and
+    most minutes of the thinner routes hold no slow call. Bursty first minutes paged it as 5% of calls
+    slower; a lull without a slow call resolved it against halfway to that (2.5%) and it paged again
+    9-24 minutes later (each draw here did; at 12.6 calls a minute, 2 draws in 40). Where the lull must
+    also outweigh the 2% its minutes since the page showed by ``clear``, it pages once and resolves
+    within 30 minutes of the end. (A lull that does, 28 minutes at 12.6 calls a minute, one start in a
+    thousand, still resolves it: draw 28.)"""
+    end, span = ONSET + 100, ONSET + 220
+    detector = LatencyP99Drift()
+    slow = lambda m: (share, 8.0) if ONSET <= m < end else (0.0, 1.0)  # noqa: E731
+    scenario = drawn_durations(
+        scope("/rare"), calls, 1000.0, sigma=0.3, seed=seed, end=span, slow=slow
+    ).add_to(Scenario(), detector)
+    result = run(detector, scenario, DAY, span, defaults={"ttft_calls": 0})
+    changes = [(m, status) for m, status, _, _ in result if status in ("firing", "resolved")]
+    firing = [m for m, status in changes if status == "firing"]
+    assert firing and firing[0] <= ONSET + 20 and all(m < end for m in firing), result
+    assert [status for _, status in changes if status == "resolved"] == ["resolved"], result
+    assert end <= changes[-1][0] <= end + 30 and changes[-1][1] == "resolved", result
+
+
 def test_confounders_stay_quiet() -> None:
     single = lambda m: 120_000.0 if m == ONSET else 3000.0  # noqa: E731  one minute of very slow calls
     blip = between(ONSET, ONSET + 2, 20_000.0, 3000.0)  # a 2-minute provider hiccup
