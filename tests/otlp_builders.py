@@ -46,7 +46,6 @@ ANY_VALUES += [_ARRAY, _KVLIST]
 ANY_VALUES += [AnyValue(int_value=n) for n in (127, 128, 16_383, 16_384, 2**21 - 1, 2**21, 2**28)]
 
 
-
 def any_value(value: Any) -> AnyValue:
     if isinstance(value, bool):
         return AnyValue(bool_value=value)

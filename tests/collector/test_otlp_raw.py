@@ -21,6 +21,7 @@ from tokenpulse.collector.spans import iter_raw_spans, iter_spans
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "interop"
 
+
 def _views(body: bytes) -> tuple[list, list]:
     decode_request(body, PROTOBUF)  # accepted (a pure build then reads it as a RawTraceRequest)
     raw = RawTraceRequest.FromString(body)
