@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tests.collector.normalize_helpers import FakePricer
 from tokenpulse import sdk
 from tokenpulse.collector.normalize import NormalizeConfig, normalize_span
-from tokenpulse.collector.spans import iter_spans
+from tokenpulse.collector.otlp_proto import iter_spans
 
 CHAT = {
     "gen_ai.operation.name": "chat",

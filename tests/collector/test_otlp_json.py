@@ -1,6 +1,6 @@
 """The OTLP/JSON fast decoder gives the very spans protobuf's generic route gave, and names what is wrong.
 
-Two oracles: a protobuf request decoded by ``spans.iter_spans`` (any request hypothesis builds, written
+Two oracles: a protobuf request decoded by ``otlp_proto.iter_spans`` (any request hypothesis builds, written
 as OTLP/JSON the way protobuf's own JSON printer writes it, in both field-name styles and both enum
 forms), and the ``json_format.ParseDict`` route the decoder replaced (on every recorded interop fixture,
 on simulated traffic and on documents of any shape).
@@ -9,6 +9,7 @@ on simulated traffic and on documents of any shape).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -24,7 +25,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from tests.test_fuzz_otlp import VALID_JSON, json_values, otlp_shaped
 from tokenpulse.collector import otlp
-from tokenpulse.collector.spans import SpanView, iter_spans
+from tokenpulse.collector.otlp_proto import iter_spans
+from tokenpulse.collector.spans import SpanView
 from tokenpulse.simulate.emit import JsonLinesExporter, emit
 from tokenpulse.simulate.incidents import build_scenario
 from tokenpulse.simulate.traffic import generate
@@ -74,7 +76,7 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _canonical(v) for k, v in value.items()}
     if isinstance(value, SpanView):
-        fields = {name: getattr(value, name) for name in SpanView.__slots__}
+        fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
         fields["events"] = [[e.name, e.time_unix_nano, e.attributes] for e in value.events]
         return _canonical(fields)
     return value

@@ -16,8 +16,8 @@ from tests.otlp_builders import ANY_VALUES, export_request, llm_span, otlp_json_
 from tokenpulse.collector import otlp_raw
 from tokenpulse.collector.normalize import ENGINE
 from tokenpulse.collector.otlp import PROTOBUF, BadRequest, decode_request
+from tokenpulse.collector.otlp_proto import iter_raw_spans, iter_spans
 from tokenpulse.collector.otlp_raw import RawTraceRequest
-from tokenpulse.collector.spans import iter_raw_spans, iter_spans
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "interop"
 

@@ -20,8 +20,9 @@ from tokenpulse.collector import otlp_wire
 from tokenpulse.collector.limits import check_span_count
 from tokenpulse.collector.normalize import ENGINE
 from tokenpulse.collector.otlp import PROTOBUF, decode_request
+from tokenpulse.collector.otlp_proto import iter_raw_spans, iter_spans
 from tokenpulse.collector.otlp_raw import RawTraceRequest
-from tokenpulse.collector.spans import SpanView, iter_raw_spans, iter_spans
+from tokenpulse.collector.spans import SpanView
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "interop"
 PREFILTER = ENGINE.prefilter

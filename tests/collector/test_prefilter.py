@@ -15,14 +15,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from tests.otlp_builders import export_request, llm_span, otlp_json_line, otlp_json_to_protobuf, span_with
 from tests.test_fuzz_normalize import CONFIG, PRICER, normalized, spans
 from tokenpulse.buffer.wal import WriteAheadLog
-from tokenpulse.collector import otlp
+from tokenpulse.collector import otlp, otlp_proto
 from tokenpulse.collector import pipeline as pipeline_module
-from tokenpulse.collector import spans as spans_module
 from tokenpulse.collector.limits import Limits
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
+from tokenpulse.collector.otlp_proto import iter_spans
 from tokenpulse.collector.pipeline import Pipeline
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.spans import SpanView, iter_spans
+from tokenpulse.collector.spans import SpanView
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "interop"
 PREFILTER = ENGINE.prefilter
@@ -123,13 +123,13 @@ def test_pipeline_counts_dropped_spans_as_ignored_without_decoding_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     decoded: list[int] = []
-    real = spans_module.attributes_dict
+    real = otlp_proto.attributes_dict
 
     def counting(attributes: Any) -> dict[str, Any]:
         decoded.append(len(attributes))
         return real(attributes)
 
-    monkeypatch.setattr(spans_module, "attributes_dict", counting)
+    monkeypatch.setattr(otlp_proto, "attributes_dict", counting)
     http = [span_with({"http.request.method": "GET", "http.response.status_code": 200}) for _ in range(9)]
     request = export_request(llm_span(), *http)
     pipeline = Pipeline(WriteAheadLog(tmp_path), NormalizeConfig(), Pricer())

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tokenpulse.collector.otlp import JSON, decode_request
-from tokenpulse.collector.spans import SpanView, iter_spans
+from tokenpulse.collector.otlp_proto import iter_spans
+from tokenpulse.collector.spans import SpanView
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "interop"
 

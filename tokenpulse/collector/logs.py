@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from tokenpulse.collector.spans import attributes_dict
+from tokenpulse.collector.otlp_proto import attributes_dict
 
 EVENT = "gen_ai.evaluation.result"
 EVENT_NAME_KEY = "event.name"

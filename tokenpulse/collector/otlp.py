@@ -35,7 +35,7 @@ from tokenpulse.collector.spans import SpanView
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
-# A decoded request: protobuf stays a message (its spans are read lazily by spans.iter_spans): from a
+# A decoded request: protobuf stays a message (its spans are read lazily by otlp_proto.iter_spans): from a
 # body, a WireRequest (otlp_wire: the body itself, walked by compiled code) or, in a pure build, a
 # RawTraceRequest (otlp_raw: attribute values as bytes); OTLP/JSON is decoded straight to the spans'
 # views, since parsing it has built every object already.

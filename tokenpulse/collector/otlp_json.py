@@ -2,7 +2,7 @@
 
 ParseDict builds a protobuf message field by field through descriptors (~80% of file ingest's time);
 this reads the few fields tokenpulse uses from the parsed JSON and builds the same SpanViews that
-``spans.iter_spans`` makes of a protobuf request. It follows the protobuf JSON mapping as OTLP/JSON uses
+``otlp_proto.iter_spans`` makes of a protobuf request. It follows the protobuf JSON mapping as OTLP/JSON uses
 it: both the lowerCamelCase and the original field names, null as absent, 64-bit integers as numbers or
 strings, enums by number or name, hex trace and span ids, unknown fields ignored. A value of the wrong
 type for a field it reads makes the whole request malformed (``Malformed``, a ValueError naming where).
@@ -298,7 +298,7 @@ def _enum(value: Any, names: dict[str, int], where: Where) -> int:
 
 
 def _attributes(items: Any, where: Where) -> dict[str, Any]:
-    """Repeated KeyValue as a dict; a repeated key keeps its last value (as ``spans.attributes_dict``)."""
+    """Repeated KeyValue as a dict; a repeated key keeps its last value (``otlp_proto.attributes_dict``)."""
     if type(items) is not list:
         if items is None:
             return {}

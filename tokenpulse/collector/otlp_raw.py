@@ -8,17 +8,17 @@ span, and the prefilter's walk over the keys of a span it drops made a KeyValue 
 and a map as repeated key/value entries). So a span's keys iterate from the map with no object per
 attribute, a value is one bytes object, and the usual ones (a string, an integer, a double, a bool) are
 read from it here, memoized by those bytes: an instrumentation writes the same values (model, provider,
-route) span after span. A map keeps a repeated key's last value, as ``spans.attributes_dict`` does; its
-keys come in another order, which nothing reading a span's attributes depends on. One body reads otherwise:
-a KeyValue carrying a field besides its key and value (no OTLP version defines one) is a map entry with an
-unknown field, which the parse keeps among the span's unknown fields, so that attribute is missing here
-where the generated classes and ``otlp_wire`` (the compiled build's route) read it.
+route) span after span. A map keeps a repeated key's last value, as ``otlp_proto.attributes_dict`` does;
+its keys come in another order, which nothing reading a span's attributes depends on. One body reads
+otherwise: a KeyValue carrying a field besides its key and value (no OTLP version defines one) is a map entry
+with an unknown field, which the parse keeps among the span's unknown fields, so that attribute is missing
+here where the generated classes and ``otlp_wire`` (the compiled build's route) read it.
 
 The body is parsed with the generated classes first all the same (``otlp.decode_request``): that parse
 checks what this one cannot (UTF-8 and wire format inside an AnyValue), so a body is accepted or refused
 exactly as before. Any value that is not one usual scalar filling its whole encoding (arrays, maps,
 bytes, an AnyValue with two fields set, an empty one) is parsed by ``AnyValue`` and converted by
-``spans.any_value``: the result is the same value whichever route reads it.
+``otlp_proto.any_value``: the result is the same value whichever route reads it.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def raw_map(attributes: Mapping[str, bytes], any_value: Callable[[AnyValue], Any
 
 
 def raw_attributes(attributes: Iterable[Any], any_value: Callable[[AnyValue], Any]) -> dict[str, Any]:
-    """``spans.attributes_dict`` of raw KeyValues: a repeated key keeps its last value, in its first
+    """``otlp_proto.attributes_dict`` of raw KeyValues: a repeated key keeps its last value, in its first
     key's place."""
     result = {}
     get = _memo.get

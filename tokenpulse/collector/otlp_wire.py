@@ -1,6 +1,6 @@
 """Span views read straight from a protobuf trace export body: the ingest path of the compiled build.
 
-``spans.iter_raw_spans`` reads a ``RawTraceRequest`` (``otlp_raw``) through the generated classes: a
+``otlp_proto.iter_raw_spans`` reads a ``RawTraceRequest`` (``otlp_raw``) through the generated classes: a
 wrapper object for each span, status and attribute map, a bytes object for each value, and the
 interpreter between them. Compiled by mypyc, this module walks the wire format once and builds the same
 ``SpanView`` objects (tests/collector/test_otlp_wire.py checks them against ``iter_raw_spans``): a span's
@@ -21,8 +21,9 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
+from tokenpulse.collector.otlp_proto import SpanFilter, any_value
 from tokenpulse.collector.otlp_raw import raw_value
-from tokenpulse.collector.spans import STATUS_ERROR, SpanEvent, SpanFilter, SpanView, any_value
+from tokenpulse.collector.spans import STATUS_ERROR, SpanEvent, SpanView
 
 COMPILED: Final = not __file__.endswith(".py")
 
@@ -315,7 +316,7 @@ def _span(body: bytes, start: int, end: int, scope: _Scope) -> SpanView | None:
 
 
 def _kept(keys: list[str], name: str, code: int, scope: _Scope) -> bool:
-    """``spans.iter_raw_spans``'s test: a key of the prefilter, more keys than the limit, or the name or
+    """``otlp_proto.iter_raw_spans``'s test: a key of the prefilter, more keys than the limit, or the name or
     an implied scope's ERROR status."""
     if not scope.keys.isdisjoint(keys):
         return True
@@ -390,7 +391,7 @@ def _fields(body: bytes, start: int, end: int, wanted: int) -> list[tuple[int, i
 
 
 def wire_spans(body: bytes, kept: SpanFilter, max_keys: int) -> list[SpanView]:
-    """``list(spans.iter_raw_spans(RawTraceRequest.FromString(body), kept, max_keys))``, read from the
+    """``list(otlp_proto.iter_raw_spans(RawTraceRequest.FromString(body), kept, max_keys))``, read from the
     wire."""
     views: list[SpanView] = []
     for start, end in _fields(body, 0, len(body), _REQUEST_RESOURCE_SPANS):

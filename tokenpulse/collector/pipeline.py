@@ -40,10 +40,11 @@ from tokenpulse.collector.llm_metrics import LlmMetrics
 from tokenpulse.collector.logs import DecodedLogs, count_log_records, iter_evaluation_logs
 from tokenpulse.collector.normalize import ENGINE, InvalidSpan, NormalizeConfig, normalize_span
 from tokenpulse.collector.otlp import Decoded
+from tokenpulse.collector.otlp_proto import iter_raw_spans, iter_spans
 from tokenpulse.collector.otlp_raw import RawTraceRequest
 from tokenpulse.collector.otlp_wire import WireRequest, wire_spans
 from tokenpulse.collector.pricing import Pricer
-from tokenpulse.collector.spans import SpanView, iter_raw_spans, iter_spans
+from tokenpulse.collector.spans import SpanView
 
 if TYPE_CHECKING:
     from tokenpulse.config import Settings
