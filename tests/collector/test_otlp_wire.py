@@ -97,6 +97,7 @@ def test_every_kind_of_value_reads_alike() -> None:
     span = llm_span(**{"gen_ai.request.model": "gpt-4o"})
     for n, value in enumerate(ANY_VALUES):
         span.attributes.append(KeyValue(key=f"k{n}", value=value))
+    span.attributes.append(KeyValue(key="k" * 200, value=ANY_VALUES[1]))  # a key past one length byte
     event = span.events.add(name="gen_ai.evaluation.result", time_unix_nano=1)
     event.attributes.extend(KeyValue(key=f"e{n}", value=value) for n, value in enumerate(ANY_VALUES))
     for _ in range(2):  # the second time from the memos

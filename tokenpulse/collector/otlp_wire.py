@@ -98,7 +98,17 @@ def _signed(value: int, bits: int) -> int:
 
 
 def _fixed64(body: bytes, at: int) -> int:
-    return int.from_bytes(body[at : at + 8], "little")
+    # Byte by byte: compiled, no slice and no call out.
+    return (
+        body[at]
+        | body[at + 1] << 8
+        | body[at + 2] << 16
+        | body[at + 3] << 24
+        | body[at + 4] << 32
+        | body[at + 5] << 40
+        | body[at + 6] << 48
+        | body[at + 7] << 56
+    )
 
 
 def _skip(body: bytes, at: int, tag: int) -> int:
@@ -142,6 +152,9 @@ def _value(body: bytes, start: int, end: int) -> Any:
     if start < end:
         tag = body[start]
         if tag == _STRING_VALUE:
+            length = body[start + 1]
+            if length < 0x80 and start + 2 + length == end:  # the usual: a string under 128 bytes
+                return _string(body, start + 2, end)
             length, at = _varint(body, start + 1)
             if at + length == end:
                 return _string(body, at, end)
@@ -162,6 +175,12 @@ def _value(body: bytes, start: int, end: int) -> Any:
 def _key_value(body: bytes, start: int, end: int) -> tuple[str, int, int]:
     """The key of the KeyValue at ``body[start:end]`` and where its value lies (the last of each, as the
     parse keeps)."""
+    # The usual encoding first: the key then the value, each under 128 bytes.
+    if end - start >= 4 and body[start] == _KEY and body[start + 1] < 0x80:
+        key_end = start + 2 + body[start + 1]
+        value_length = body[key_end + 1] if key_end + 2 <= end and body[key_end] == _VALUE else 0x80
+        if value_length < 0x80 and key_end + 2 + value_length == end:
+            return _string(body, start + 2, key_end), key_end + 2, end
     key_start = key_end = value_start = value_end = start
     at = start
     while at < end:
