@@ -18,6 +18,7 @@ COMPILED = [
     "tokenpulse/collector/normalize.py",
     "tokenpulse/collector/pricing.py",
     "tokenpulse/collector/otlp_wire.py",
+    "tokenpulse/collector/protobuf_wire.py",
     "tokenpulse/collector/spans.py",
     "tokenpulse/collector/dialects/langfuse.py",
     "tokenpulse/collector/dialects/openinference.py",

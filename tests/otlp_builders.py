@@ -92,6 +92,22 @@ def export_request(*spans: Span, service: str = "svc") -> ExportTraceServiceRequ
     return request
 
 
+def spans_kept_by_name(prefilter: Any) -> ExportTraceServiceRequest:
+    """Spans none of whose keys claims them, named by each of ``prefilter``'s names and prefixes (and
+    "GET /"), OK and ERROR, under each implied-call scope and one other scope."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    for scope_name in (*prefilter.implied_scopes, "other.scope"):
+        scope = resource_spans.scope_spans.add()
+        scope.scope.name = f"{scope_name}openai" if scope_name != "other.scope" else scope_name
+        for name in ("GET /", *sorted(prefilter.names), *(f"{p} x" for p in prefilter.name_prefixes)):
+            for code in (1, 2):
+                span = scope.spans.add()
+                span.CopyFrom(span_with({"http.route": "/"}))
+                span.name, span.status.code = name, code
+    return request
+
+
 def otlp_json_line(*spans: Span, service: str = "batch") -> str:
     """One line as the Collector's file exporter writes it: OTLP/JSON with hex ids."""
     document = json_format.MessageToDict(export_request(*spans, service=service))

@@ -12,7 +12,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.otlp_builders import ANY_VALUES, export_request, llm_span, otlp_json_to_protobuf, span_with
+from tests.otlp_builders import (
+    ANY_VALUES,
+    export_request,
+    llm_span,
+    otlp_json_to_protobuf,
+    spans_kept_by_name,
+)
 from tokenpulse.collector import otlp_raw
 from tokenpulse.collector.normalize import ENGINE
 from tokenpulse.collector.otlp import PROTOBUF, BadRequest, decode_request
@@ -131,16 +137,7 @@ def test_the_inlined_prefilter_keeps_by_name_and_by_an_implied_call_scope() -> N
     # Spans none of whose keys claims them: kept by a rule's name or prefix, or as an ERROR span under
     # an implied-call scope (not an OK one, nor an ERROR one under another scope).
     prefilter = ENGINE.prefilter
-    request = ExportTraceServiceRequest()
-    resource_spans = request.resource_spans.add()
-    for scope_name in (*prefilter.implied_scopes, "other.scope"):
-        scope = resource_spans.scope_spans.add()
-        scope.scope.name = f"{scope_name}openai" if scope_name != "other.scope" else scope_name
-        for name in ("GET /", *sorted(prefilter.names), *(f"{p} x" for p in prefilter.name_prefixes)):
-            for code in (1, 2):
-                span = scope.spans.add()
-                span.CopyFrom(span_with({"http.route": "/"}))
-                span.name, span.status.code = name, code
+    request = spans_kept_by_name(prefilter)
     keyed = RawTraceRequest.FromString(request.SerializeToString())
     inlined = list(iter_raw_spans(keyed, prefilter, 128))
     assert inlined == list(iter_spans(request, _generated_keep(128)))

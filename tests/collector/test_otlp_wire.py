@@ -15,7 +15,14 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.compiled import is_compiled, source_module
-from tests.otlp_builders import ANY_VALUES, export_request, llm_span, otlp_json_to_protobuf, span_with
+from tests.otlp_builders import (
+    ANY_VALUES,
+    export_request,
+    llm_span,
+    otlp_json_to_protobuf,
+    span_with,
+    spans_kept_by_name,
+)
 from tokenpulse.collector import otlp_wire
 from tokenpulse.collector.limits import check_span_count
 from tokenpulse.collector.normalize import ENGINE
@@ -115,17 +122,7 @@ def test_the_real_captures_read_alike_with_the_prefilter_and_the_key_limit() -> 
 
 
 def test_spans_kept_by_name_and_by_an_implied_call_scope_read_alike() -> None:
-    request = ExportTraceServiceRequest()
-    resource_spans = request.resource_spans.add()
-    for scope_name in (*PREFILTER.implied_scopes, "other.scope"):
-        scope = resource_spans.scope_spans.add()
-        scope.scope.name = f"{scope_name}openai" if scope_name != "other.scope" else scope_name
-        for name in ("GET /", *sorted(PREFILTER.names), *(f"{p} x" for p in PREFILTER.name_prefixes)):
-            for code in (1, 2):
-                span = scope.spans.add()
-                span.CopyFrom(span_with({"http.route": "/"}))
-                span.name, span.status.code = name, code
-    views = assert_read_alike(request.SerializeToString())
+    views = assert_read_alike(spans_kept_by_name(PREFILTER).SerializeToString())
     assert {v.name for v in views} > set(PREFILTER.names)
 
 

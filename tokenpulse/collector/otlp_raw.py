@@ -32,6 +32,8 @@ from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from tokenpulse.collector.protobuf_wire import varint
+
 _COMMON = "opentelemetry/proto/common/v1/common.proto"
 _TRACE = "opentelemetry/proto/trace/v1/trace.proto"
 _Field = descriptor_pb2.FieldDescriptorProto
@@ -99,24 +101,12 @@ _array_memo: dict[bytes, tuple[Any, ...]] = {}
 _SCALAR_TYPES = (str, int, float, bool)
 
 
-def _varint(raw: bytes, at: int) -> tuple[int, int]:
-    """The varint at ``raw[at]`` and the offset past it (the body was checked by the full parse)."""
-    value = shift = 0
-    while True:
-        byte = raw[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
-
-
 def _scalar(raw: bytes) -> Any:
     """The value of an encoded AnyValue holding one string, int, double or bool and nothing else;
     ``_scalar`` itself (a sentinel) for any other encoding."""
     tag = raw[0]
     if tag == _STRING_TAG:
-        length, at = _varint(raw, 1)
+        length, at = varint(raw, 1)
         if at + length == len(raw):
             return raw[at:].decode()
     elif tag == _INT_TAG:
@@ -129,7 +119,7 @@ def _scalar(raw: bytes) -> Any:
             return (raw[1] & 0x7F) | (raw[2] << 7)
         if size == 4 and raw[1] >= 0x80 and raw[2] >= 0x80 and raw[3] < 0x80:
             return (raw[1] & 0x7F) | ((raw[2] & 0x7F) << 7) | (raw[3] << 14)
-        value, at = _varint(raw, 1)
+        value, at = varint(raw, 1)
         if at == len(raw):
             value &= _UINT64  # int64, two's complement (a 10-byte varint's excess bits are dropped)
             return value - (1 << 64) if value >= 1 << 63 else value
@@ -137,7 +127,7 @@ def _scalar(raw: bytes) -> Any:
         if len(raw) == 9:
             return _unpack_double(raw, 1)[0]
     elif tag == _BOOL_TAG:
-        value, at = _varint(raw, 1)
+        value, at = varint(raw, 1)
         if at == len(raw):
             return value != 0
     return _scalar

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from tokenpulse.collector.otlp_proto import SpanFilter, any_value
 from tokenpulse.collector.otlp_raw import raw_value
+from tokenpulse.collector.protobuf_wire import LENGTH_DELIMITED, fixed64, signed, skip, varint
 from tokenpulse.collector.spans import STATUS_ERROR, SpanEvent, SpanView
 
 COMPILED: Final = not __file__.endswith(".py")
@@ -56,10 +57,6 @@ _STRING_VALUE: Final = 0x0A  # AnyValue.string_value = 1
 _BOOL_VALUE: Final = 0x10  # 2, varint
 _INT_VALUE: Final = 0x18  # 3, varint
 _DOUBLE_VALUE: Final = 0x21  # 4, fixed64
-_VARINT: Final = 0
-_FIXED64: Final = 1
-_LENGTH_DELIMITED: Final = 2
-_FIXED32: Final = 5
 
 # Keys and short strings repeat span after span (otlp_raw's bounds): a full memo is cleared, so values of
 # high cardinality (ids) do not grow it, and a long string is decoded and not kept.
@@ -76,63 +73,6 @@ class WireRequest:
 
     def __init__(self, body: bytes) -> None:
         self.body = body
-
-
-def _varint(body: bytes, at: int) -> tuple[int, int]:
-    value = 0
-    shift = 0
-    while True:
-        byte = body[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
-
-
-def _signed(value: int, bits: int) -> int:
-    """A varint as a signed integer of ``bits`` (two's complement; excess high bits dropped, as the
-    parse drops them)."""
-    value &= (1 << bits) - 1
-    return value - (1 << bits) if value >> (bits - 1) else value
-
-
-def _fixed64(body: bytes, at: int) -> int:
-    # Byte by byte: compiled, no slice and no call out.
-    return (
-        body[at]
-        | body[at + 1] << 8
-        | body[at + 2] << 16
-        | body[at + 3] << 24
-        | body[at + 4] << 32
-        | body[at + 5] << 40
-        | body[at + 6] << 48
-        | body[at + 7] << 56
-    )
-
-
-def _skip(body: bytes, at: int, tag: int) -> int:
-    """The offset past the value of a field not read (a group: past its end tag)."""
-    wire = tag & 7
-    if wire == _VARINT:
-        while body[at] >= 0x80:
-            at += 1
-        return at + 1
-    if wire == _LENGTH_DELIMITED:
-        length, at = _varint(body, at)
-        return at + length
-    if wire == _FIXED64:
-        return at + 8
-    if wire == _FIXED32:
-        return at + 4
-    # A group (deprecated, still valid wire format) ends at the end tag of its field number; the parse
-    # accepted the body, so there is one.
-    end_tag = tag + 1
-    while True:
-        inner, at = _varint(body, at)
-        if inner == end_tag:
-            return at
-        at = _skip(body, at, inner)
 
 
 def _string(body: bytes, start: int, end: int) -> str:
@@ -155,18 +95,18 @@ def _value(body: bytes, start: int, end: int) -> Any:
             length = body[start + 1]
             if length < 0x80 and start + 2 + length == end:  # the usual: a string under 128 bytes
                 return _string(body, start + 2, end)
-            length, at = _varint(body, start + 1)
+            length, at = varint(body, start + 1)
             if at + length == end:
                 return _string(body, at, end)
         elif tag == _INT_VALUE:
-            value, at = _varint(body, start + 1)
+            value, at = varint(body, start + 1)
             if at == end:
-                return _signed(value, 64)
+                return signed(value, 64)
         elif tag == _DOUBLE_VALUE:
             if end - start == 9:
                 return _unpack_double(body, start + 1)[0]
         elif tag == _BOOL_VALUE:
-            value, at = _varint(body, start + 1)
+            value, at = varint(body, start + 1)
             if at == end:
                 return value != 0
     return raw_value(body[start:end], any_value)
@@ -184,30 +124,16 @@ def _key_value(body: bytes, start: int, end: int) -> tuple[str, int, int]:
     key_start = key_end = value_start = value_end = start
     at = start
     while at < end:
-        tag, at = _varint(body, at)
+        tag, at = varint(body, at)
         if tag == _KEY:
-            length, key_start = _varint(body, at)
+            length, key_start = varint(body, at)
             at = key_end = key_start + length
         elif tag == _VALUE:
-            length, value_start = _varint(body, at)
+            length, value_start = varint(body, at)
             at = value_end = value_start + length
         else:
-            at = _skip(body, at, tag)
+            at = skip(body, at, tag)
     return _string(body, key_start, key_end), value_start, value_end
-
-
-def _attributes_of(body: bytes, start: int, end: int, tag_wanted: int, into: dict[str, Any]) -> None:
-    """Every KeyValue of field ``tag_wanted`` in the message at ``body[start:end]``, into ``into``."""
-    at = start
-    while at < end:
-        tag, at = _varint(body, at)
-        if tag == tag_wanted:
-            length, at = _varint(body, at)
-            key, value_start, value_end = _key_value(body, at, at + length)
-            into[key] = _value(body, value_start, value_end)
-            at += length
-        else:
-            at = _skip(body, at, tag)
 
 
 def _event(body: bytes, start: int, end: int) -> SpanEvent:
@@ -216,22 +142,38 @@ def _event(body: bytes, start: int, end: int) -> SpanEvent:
     attributes: dict[str, Any] = {}
     at = start
     while at < end:
-        tag, at = _varint(body, at)
+        tag, at = varint(body, at)
         if tag == _EVENT_TIME:
-            time = _fixed64(body, at)
+            time = fixed64(body, at)
             at += 8
-        elif tag == _EVENT_NAME:
-            length, at = _varint(body, at)
-            name = _string(body, at, at + length)
-            at += length
-        elif tag == _EVENT_ATTRIBUTES:
-            length, at = _varint(body, at)
-            key, value_start, value_end = _key_value(body, at, at + length)
-            attributes[key] = _value(body, value_start, value_end)
+        elif tag & 7 == LENGTH_DELIMITED:
+            length, at = varint(body, at)
+            if tag == _EVENT_NAME:
+                name = _string(body, at, at + length)
+            elif tag == _EVENT_ATTRIBUTES:
+                key, value_start, value_end = _key_value(body, at, at + length)
+                attributes[key] = _value(body, value_start, value_end)
             at += length
         else:
-            at = _skip(body, at, tag)
+            at = skip(body, at, tag)
     return SpanEvent(name, time, attributes)
+
+
+def _status(body: bytes, start: int, end: int, code: int, message: str) -> tuple[int, str]:
+    """``code`` and ``message`` with the Status at ``body[start:end]`` merged in."""
+    at = start
+    while at < end:
+        tag, at = varint(body, at)
+        if tag == _STATUS_CODE:
+            value, at = varint(body, at)
+            code = signed(value, 32)
+        elif tag == _STATUS_MESSAGE:
+            length, at = varint(body, at)
+            message = _string(body, at, at + length)
+            at += length
+        else:
+            at = skip(body, at, tag)
+    return code, message
 
 
 class _Scope:
@@ -258,60 +200,40 @@ def _span(body: bytes, start: int, end: int, scope: _Scope) -> SpanView | None:
     events: list[int] = []
     at = start
     while at < end:
-        tag, at = _varint(body, at)
-        if tag == _ATTRIBUTES:
-            length, at = _varint(body, at)
-            key, value_start, value_end = _key_value(body, at, at + length)
-            keys.append(key)
-            values.append(value_start)
-            values.append(value_end)
-            at += length
-        elif tag == _TRACE_ID:
-            length, at = _varint(body, at)
-            trace_id = body[at : at + length]
-            at += length
-        elif tag == _SPAN_ID:
-            length, at = _varint(body, at)
-            span_id = body[at : at + length]
-            at += length
-        elif tag == _PARENT_SPAN_ID:
-            length, at = _varint(body, at)
-            parent_span_id = body[at : at + length]
-            at += length
-        elif tag == _NAME:
-            length, at = _varint(body, at)
-            name = _string(body, at, at + length)
-            at += length
+        tag, at = varint(body, at)
+        if tag & 7 == LENGTH_DELIMITED:
+            length, at = varint(body, at)
+            stop = at + length
+            if tag == _ATTRIBUTES:
+                key, value_start, value_end = _key_value(body, at, stop)
+                keys.append(key)
+                values.append(value_start)
+                values.append(value_end)
+            elif tag == _TRACE_ID:
+                trace_id = body[at:stop]
+            elif tag == _SPAN_ID:
+                span_id = body[at:stop]
+            elif tag == _PARENT_SPAN_ID:
+                parent_span_id = body[at:stop]
+            elif tag == _NAME:
+                name = _string(body, at, stop)
+            elif tag == _EVENTS:
+                events.append(at)
+                events.append(stop)
+            elif tag == _STATUS:  # a repeated message field merges: its last code and message stand
+                code, message = _status(body, at, stop, code, message)
+            at = stop
         elif tag == _KIND:
-            value, at = _varint(body, at)
-            kind = _signed(value, 32)  # an enum: int32
+            value, at = varint(body, at)
+            kind = signed(value, 32)  # an enum: int32
         elif tag == _START:
-            start_time = _fixed64(body, at)
+            start_time = fixed64(body, at)
             at += 8
         elif tag == _END:
-            end_time = _fixed64(body, at)
+            end_time = fixed64(body, at)
             at += 8
-        elif tag == _EVENTS:
-            length, at = _varint(body, at)
-            events.append(at)
-            at += length
-            events.append(at)
-        elif tag == _STATUS:  # a repeated message field merges: its last code and message stand
-            length, at = _varint(body, at)
-            stop = at + length
-            while at < stop:
-                tag, at = _varint(body, at)
-                if tag == _STATUS_MESSAGE:
-                    length, at = _varint(body, at)
-                    message = _string(body, at, at + length)
-                    at += length
-                elif tag == _STATUS_CODE:
-                    value, at = _varint(body, at)
-                    code = _signed(value, 32)
-                else:
-                    at = _skip(body, at, tag)
         else:
-            at = _skip(body, at, tag)
+            at = skip(body, at, tag)
     if not _kept(keys, name, code, scope):
         return None
     attributes: dict[str, Any] = {}
@@ -351,37 +273,19 @@ def _kept(keys: list[str], name: str, code: int, scope: _Scope) -> bool:
 def _scope_name(body: bytes, start: int, end: int) -> str:
     """The name of the (last, merged) InstrumentationScope of the ScopeSpans at ``body[start:end]``."""
     name = ""
-    at = start
-    while at < end:
-        tag, at = _varint(body, at)
-        if tag == _SCOPE:
-            length, at = _varint(body, at)
-            stop = at + length
-            while at < stop:
-                tag, at = _varint(body, at)
-                if tag == _SCOPE_NAME:
-                    length, at = _varint(body, at)
-                    name = _string(body, at, at + length)
-                    at += length
-                else:
-                    at = _skip(body, at, tag)
-        else:
-            at = _skip(body, at, tag)
+    for scope_start, scope_end in _fields(body, start, end, _SCOPE):
+        for name_start, name_end in _fields(body, scope_start, scope_end, _SCOPE_NAME):
+            name = _string(body, name_start, name_end)
     return name
 
 
 def _resource(body: bytes, start: int, end: int) -> dict[str, Any]:
     """The attributes of the (merged) Resource of the ResourceSpans at ``body[start:end]``."""
     attributes: dict[str, Any] = {}
-    at = start
-    while at < end:
-        tag, at = _varint(body, at)
-        if tag == _RESOURCE:
-            length, at = _varint(body, at)
-            _attributes_of(body, at, at + length, _RESOURCE_ATTRIBUTES, attributes)
-            at += length
-        else:
-            at = _skip(body, at, tag)
+    for resource_start, resource_end in _fields(body, start, end, _RESOURCE):
+        for pair_start, pair_end in _fields(body, resource_start, resource_end, _RESOURCE_ATTRIBUTES):
+            key, value_start, value_end = _key_value(body, pair_start, pair_end)
+            attributes[key] = _value(body, value_start, value_end)
     return attributes
 
 
@@ -399,13 +303,13 @@ def _fields(body: bytes, start: int, end: int, wanted: int) -> list[tuple[int, i
     found: list[tuple[int, int]] = []
     at = start
     while at < end:
-        tag, at = _varint(body, at)
+        tag, at = varint(body, at)
         if tag == wanted:
-            length, at = _varint(body, at)
+            length, at = varint(body, at)
             found.append((at, at + length))
             at += length
         else:
-            at = _skip(body, at, tag)
+            at = skip(body, at, tag)
     return found
 
 
