@@ -4,7 +4,6 @@ and unknown fields."""
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,15 @@ from tests.compiled import is_compiled, source_module
 from tests.otlp_builders import (
     ANY_VALUES,
     export_request,
+    fixed64,
+    integer,
     llm_span,
+    message,
     otlp_json_to_protobuf,
     span_with,
     spans_kept_by_name,
+    tag,
+    text,
 )
 from tokenpulse.collector import otlp_wire
 from tokenpulse.collector.limits import check_span_count
@@ -54,45 +58,15 @@ def assert_read_alike(body: bytes, max_keys: int = 128, raw: bool = True) -> lis
     return views
 
 
-# The wire format by hand, for what the generated classes never write: fields out of order, repeated
-# singular fields, unknown fields of every wire type, groups.
-def varint(value: int) -> bytes:
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def tag(number: int, wire: int) -> bytes:
-    return varint(number << 3 | wire)
-
-
-def message(number: int, payload: bytes) -> bytes:
-    return tag(number, 2) + varint(len(payload)) + payload
-
-
-def text(number: int, value: str) -> bytes:
-    return message(number, value.encode())
-
-
-def integer(number: int, value: int) -> bytes:
-    return tag(number, 0) + varint(value)
-
-
-def fixed64(number: int, value: int) -> bytes:
-    return tag(number, 1) + struct.pack("<Q", value)
-
-
+# Unknown fields of every wire type, a group nested in a group, and a known field number with another wire
+# type (unknown to the parse).
 UNKNOWN = [
     integer(99, 7),
     fixed64(98, 1),
     tag(97, 5) + b"\x01\x02\x03\x04",
     message(96, b"\x08\x01"),
     tag(95, 3) + integer(1, 5) + tag(2, 3) + text(3, "x") + tag(2, 4) + tag(95, 4),  # a nested group
-    tag(1, 0) + varint(3),  # a known field number with another wire type: unknown
+    integer(1, 3),  # a known field number with another wire type: unknown
 ]
 
 
