@@ -23,7 +23,6 @@ bytes, an AnyValue with two fields set, an empty one) is parsed by ``AnyValue`` 
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -32,7 +31,7 @@ from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from tokenpulse.collector.protobuf_wire import varint
+from tokenpulse.collector.protobuf_wire import NOT_SCALAR, scalar
 
 _COMMON = "opentelemetry/proto/common/v1/common.proto"
 _TRACE = "opentelemetry/proto/trace/v1/trace.proto"
@@ -84,12 +83,6 @@ def _raw_request_class() -> type[Message]:
 
 RawTraceRequest = _raw_request_class()
 
-_STRING_TAG = 0x0A  # field 1 (string_value), length-delimited
-_BOOL_TAG = 0x10  # field 2 (bool_value), varint
-_INT_TAG = 0x18  # field 3 (int_value), varint
-_DOUBLE_TAG = 0x21  # field 4 (double_value), 64-bit
-_UINT64 = (1 << 64) - 1
-_unpack_double = struct.Struct("<d").unpack_from
 _MAX_MEMO = 8192
 # Only short values repeat span after span (a model, a provider, a route); a long one (a prompt an
 # instrumentation records as an attribute) is read once and not kept: the memo's memory stays small.
@@ -101,46 +94,14 @@ _array_memo: dict[bytes, tuple[Any, ...]] = {}
 _SCALAR_TYPES = (str, int, float, bool)
 
 
-def _scalar(raw: bytes) -> Any:
-    """The value of an encoded AnyValue holding one string, int, double or bool and nothing else;
-    ``_scalar`` itself (a sentinel) for any other encoding."""
-    tag = raw[0]
-    if tag == _STRING_TAG:
-        length, at = varint(raw, 1)
-        if at + length == len(raw):
-            return raw[at:].decode()
-    elif tag == _INT_TAG:
-        # Token counts are the values that miss the memo: their varints of up to three bytes (counts
-        # below 2**21) read inline.
-        size = len(raw)
-        if size == 2 and raw[1] < 0x80:
-            return raw[1]
-        if size == 3 and raw[1] >= 0x80 and raw[2] < 0x80:
-            return (raw[1] & 0x7F) | (raw[2] << 7)
-        if size == 4 and raw[1] >= 0x80 and raw[2] >= 0x80 and raw[3] < 0x80:
-            return (raw[1] & 0x7F) | ((raw[2] & 0x7F) << 7) | (raw[3] << 14)
-        value, at = varint(raw, 1)
-        if at == len(raw):
-            value &= _UINT64  # int64, two's complement (a 10-byte varint's excess bits are dropped)
-            return value - (1 << 64) if value >= 1 << 63 else value
-    elif tag == _DOUBLE_TAG:
-        if len(raw) == 9:
-            return _unpack_double(raw, 1)[0]
-    elif tag == _BOOL_TAG:
-        value, at = varint(raw, 1)
-        if at == len(raw):
-            return value != 0
-    return _scalar
-
-
 def raw_value(raw: bytes, any_value: Callable[[AnyValue], Any]) -> Any:
     """The Python value of an encoded AnyValue, as ``any_value`` makes it of the parsed message."""
-    value = _memo.get(raw, _scalar)
-    if value is not _scalar:
+    value = _memo.get(raw, NOT_SCALAR)
+    if value is not NOT_SCALAR:
         return value
     if raw:
-        value = _scalar(raw)
-        if value is not _scalar:
+        value = scalar(raw, 0, len(raw))
+        if value is not NOT_SCALAR:
             if len(raw) > _MAX_MEMO_BYTES:
                 return value
             if len(_memo) >= _MAX_MEMO:  # values of high cardinality (ids, counts) must not grow it
@@ -167,8 +128,8 @@ def raw_map(attributes: Mapping[str, bytes], any_value: Callable[[AnyValue], Any
     # every value with the sentinel (~0.6 us a span of 15 attributes, measured).
     for key in attributes:
         raw = attributes[key]
-        value = get(raw, _scalar)
-        result[key] = value if value is not _scalar else raw_value(raw, any_value)
+        value = get(raw, NOT_SCALAR)
+        result[key] = value if value is not NOT_SCALAR else raw_value(raw, any_value)
     return result
 
 
@@ -179,6 +140,6 @@ def raw_attributes(attributes: Iterable[Any], any_value: Callable[[AnyValue], An
     get = _memo.get
     for kv in attributes:
         raw = kv.value
-        value = get(raw, _scalar)
-        result[kv.key] = raw_value(raw, any_value) if value is _scalar else value
+        value = get(raw, NOT_SCALAR)
+        result[kv.key] = raw_value(raw, any_value) if value is NOT_SCALAR else value
     return result

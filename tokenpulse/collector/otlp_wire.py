@@ -18,12 +18,19 @@ taken as unknown, a repeated singular field's last value kept, a repeated messag
 
 from __future__ import annotations
 
-import struct
 from typing import Any, Final
 
 from tokenpulse.collector.otlp_proto import SpanFilter, any_value
 from tokenpulse.collector.otlp_raw import raw_value
-from tokenpulse.collector.protobuf_wire import LENGTH_DELIMITED, fixed64, signed, skip, varint
+from tokenpulse.collector.protobuf_wire import (
+    LENGTH_DELIMITED,
+    NOT_SCALAR,
+    fixed64,
+    scalar,
+    signed,
+    skip,
+    varint,
+)
 from tokenpulse.collector.spans import STATUS_ERROR, SpanEvent, SpanView
 
 COMPILED: Final = not __file__.endswith(".py")
@@ -54,16 +61,12 @@ _EVENT_ATTRIBUTES: Final = 0x1A  # 3
 _KEY: Final = 0x0A  # KeyValue.key = 1
 _VALUE: Final = 0x12  # KeyValue.value = 2
 _STRING_VALUE: Final = 0x0A  # AnyValue.string_value = 1
-_BOOL_VALUE: Final = 0x10  # 2, varint
-_INT_VALUE: Final = 0x18  # 3, varint
-_DOUBLE_VALUE: Final = 0x21  # 4, fixed64
 
 # Keys and short strings repeat span after span (otlp_raw's bounds): a full memo is cleared, so values of
 # high cardinality (ids) do not grow it, and a long string is decoded and not kept.
 _MAX_MEMO: Final = 8192
 _MAX_MEMO_BYTES: Final = 256
 _strings: Final[dict[bytes, str]] = {}
-_unpack_double: Final = struct.Struct("<d").unpack_from
 
 
 class WireRequest:
@@ -89,27 +92,13 @@ def _string(body: bytes, start: int, end: int) -> str:
 
 def _value(body: bytes, start: int, end: int) -> Any:
     """The Python value of the AnyValue at ``body[start:end]``, as ``otlp_raw.raw_value`` reads it."""
-    if start < end:
-        tag = body[start]
-        if tag == _STRING_VALUE:
-            length = body[start + 1]
-            if length < 0x80 and start + 2 + length == end:  # the usual: a string under 128 bytes
-                return _string(body, start + 2, end)
-            length, at = varint(body, start + 1)
-            if at + length == end:
-                return _string(body, at, end)
-        elif tag == _INT_VALUE:
-            value, at = varint(body, start + 1)
-            if at == end:
-                return signed(value, 64)
-        elif tag == _DOUBLE_VALUE:
-            if end - start == 9:
-                return _unpack_double(body, start + 1)[0]
-        elif tag == _BOOL_VALUE:
-            value, at = varint(body, start + 1)
-            if at == end:
-                return value != 0
-    return raw_value(body[start:end], any_value)
+    # The usual string (under 128 bytes) through the memo of strings; any other usual scalar read in
+    # place; anything else through otlp_raw.
+    length = body[start + 1] if end - start >= 2 and body[start] == _STRING_VALUE else 0x80
+    if length < 0x80 and start + 2 + length == end:
+        return _string(body, start + 2, end)
+    value = scalar(body, start, end)
+    return raw_value(body[start:end], any_value) if value is NOT_SCALAR else value
 
 
 def _key_value(body: bytes, start: int, end: int) -> tuple[str, int, int]:

@@ -1,4 +1,5 @@
-"""The protobuf wire format's primitives, for readers of encoded OTLP (``otlp_wire``, ``otlp_raw``).
+"""The protobuf wire format's primitives, for readers of encoded OTLP (``otlp_wire``, ``otlp_raw``), and the
+one value both read in place: an AnyValue holding one usual scalar.
 
 Compiled with them by mypyc (setup.py), so a compiled reader calls them natively. They take a body the
 generated classes' parse accepted: well formed, so nothing here checks bounds or lengths.
@@ -6,12 +7,26 @@ generated classes' parse accepted: well formed, so nothing here checks bounds or
 
 from __future__ import annotations
 
-from typing import Final
+import struct
+from typing import Any, Final
 
 VARINT: Final = 0
 FIXED64: Final = 1
 LENGTH_DELIMITED: Final = 2
 FIXED32: Final = 5
+
+_STRING_VALUE: Final = 0x0A  # AnyValue.string_value = 1, length-delimited
+_BOOL_VALUE: Final = 0x10  # 2, varint
+_INT_VALUE: Final = 0x18  # 3, varint
+_DOUBLE_VALUE: Final = 0x21  # 4, fixed64
+_unpack_double: Final = struct.Struct("<d").unpack_from
+
+
+class _NotScalar:
+    """The type of NOT_SCALAR."""
+
+
+NOT_SCALAR: Final = _NotScalar()  # what ``scalar`` gives for any other AnyValue
 
 
 def varint(body: bytes, at: int) -> tuple[int, int]:
@@ -71,3 +86,28 @@ def skip(body: bytes, at: int, tag: int) -> int:
         if inner == end_tag:
             return at
         at = skip(body, at, inner)
+
+
+def scalar(body: bytes, start: int, end: int) -> Any:
+    """The value of the AnyValue at ``body[start:end]`` when it holds one string, int, double or bool and
+    nothing else (an int64 in two's complement); NOT_SCALAR for any other encoding (arrays, maps, bytes,
+    two fields set, an empty one)."""
+    if start >= end:
+        return NOT_SCALAR
+    tag = body[start]
+    if tag == _STRING_VALUE:
+        length, at = varint(body, start + 1)
+        if at + length == end:
+            return body[at:end].decode()
+    elif tag == _INT_VALUE:
+        value, at = varint(body, start + 1)
+        if at == end:
+            return signed(value, 64)
+    elif tag == _DOUBLE_VALUE:
+        if end - start == 9:
+            return _unpack_double(body, start + 1)[0]
+    elif tag == _BOOL_VALUE:
+        value, at = varint(body, start + 1)
+        if at == end:
+            return value != 0
+    return NOT_SCALAR
