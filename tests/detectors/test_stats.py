@@ -169,6 +169,32 @@ def test_a_change_that_lasted_pages_on_a_lone_minute_where_blips_end_but_a_blip_
     assert paging([20.0], lasting=True) == [False] * 9
 
 
+def test_a_change_that_lasted_pages_unless_denied_and_a_blip_must_be_outdone_by_a_margin() -> None:
+    # Two changes tested (x1.5 and x3 the odds, expected to give 0.5 and 2.5 nats a minute). Eight
+    # minutes of 1 and 2 nats fire x3 (16 nats, its mixture 15.3), no blip explains the run; then the
+    # minutes speak a little for x1.5 (0.15) and against x3 (-0.2), as a thin share's do where the
+    # change lies between the two: never half of x3's expected evidence, never the 2 nats the weaker
+    # change must give together. Pooled, they deny it until it is dropped as a blip; unless denied, the
+    # change that lasted pages at the floor (three minutes after it fired).
+    def paging(minutes: list[list[float]], lasting: bool) -> list[bool]:
+        evidence = np.array(minutes).reshape(-1, 1, 2)
+        expected = np.broadcast_to(np.array([0.5, 2.5]), evidence.shape).copy()
+        pages, *_ = stats.sequential_alarm(
+            evidence, -evidence, 15.0, 30.0, 4, expected, blips_end=True, lasting_unless_denied=lasting
+        )
+        return pages[:, 0].tolist()
+
+    lasted = [[1.0, 2.0]] * 8 + [[0.15, -0.2]] * 8
+    assert not any(paging(lasted, lasting=False))
+    assert paging(lasted, lasting=True) == [False] * 10 + [True] * 6
+    # A 2-minute blip of 40 nats, two usual minutes and a stray bursty one (2.5 nats for x3): the run
+    # (41.9) beats the blip's two minutes by 1.9 nats, less than a blip fitted after the fact flatters
+    # itself by (3). Judged without the margin, the stray minute pages; with it, nothing does.
+    blip = [[8.0, 20.0]] * 2 + [[-0.1, -0.3]] * 2 + [[1.2, 2.5]] + [[-0.1, -0.3]] * 4
+    assert paging(blip, lasting=False) == [False] * 4 + [True] * 5
+    assert not any(paging(blip, lasting=True))
+
+
 def test_where_blips_end_a_minute_must_speak_for_the_change_the_run_makes_likeliest() -> None:
     # A first minute fires the larger change (second column); the minutes after speak for the smaller one
     # and against the larger: the change going on is the smaller one, and it is confirmed at the floor.
@@ -433,7 +459,8 @@ def test_the_alarm_runs_only_the_scopes_that_reach_the_threshold_and_returns_the
             ((top, bottom, np.full((minutes, scopes), 0.7)), (top, np.ones_like(top), np.full(minutes, 0.9)))
         ),
     ]
-    arguments = (evidence, recovery, 8.0, 4.0, 3, expected, levels, blips_end, weights, blips_end, blips_end)
+    flags = (blips_end,) * 3  # lasting_on_a_minute, weaker_by_clear, lasting_unless_denied
+    arguments = (evidence, recovery, 8.0, 4.0, 3, expected, levels, blips_end, weights, *flags)
     split = stats.sequential_alarm(*arguments)
     whole = stats._alarm_run(*arguments)
     # Both paths taken: scopes that page, and scopes whose CUSUMs never reach the threshold.
