@@ -179,8 +179,17 @@ def test_a_change_that_lasted_pages_unless_denied_and_a_blip_must_be_outdone_by_
     def paging(minutes: list[list[float]], lasting: bool) -> list[bool]:
         evidence = np.array(minutes).reshape(-1, 1, 2)
         expected = np.broadcast_to(np.array([0.5, 2.5]), evidence.shape).copy()
+        margin = stats.SHARE_BLIP_MARGIN if lasting else 0.0
         pages, *_ = stats.sequential_alarm(
-            evidence, -evidence, 15.0, 30.0, 4, expected, blips_end=True, lasting_unless_denied=lasting
+            evidence,
+            -evidence,
+            15.0,
+            30.0,
+            4,
+            expected,
+            blips_end=True,
+            lasting_unless_denied=lasting,
+            blip_margin=margin,
         )
         return pages[:, 0].tolist()
 
@@ -460,7 +469,19 @@ def test_the_alarm_runs_only_the_scopes_that_reach_the_threshold_and_returns_the
         ),
     ]
     flags = (blips_end,) * 3  # lasting_on_a_minute, weaker_by_clear, lasting_unless_denied
-    arguments = (evidence, recovery, 8.0, 4.0, 3, expected, levels, blips_end, weights, *flags)
+    arguments = (
+        evidence,
+        recovery,
+        8.0,
+        4.0,
+        3,
+        expected,
+        levels,
+        blips_end,
+        weights,
+        *flags,
+        2.0 * blips_end,
+    )
     split = stats.sequential_alarm(*arguments)
     whole = stats._alarm_run(*arguments)
     # Both paths taken: scopes that page, and scopes whose CUSUMs never reach the threshold.

@@ -278,6 +278,7 @@ class EvidenceDetector:
         lasting_on_a_minute: bool = False,
         weaker_by_clear: bool = False,
         lasting_unless_denied: bool = False,
+        blip_margin: float = 0.0,
     ) -> Alarm:
         s = self.settings
         minimum = int((min_duration or s.min_duration).total_seconds() // 60)
@@ -294,6 +295,7 @@ class EvidenceDetector:
             lasting_on_a_minute,
             weaker_by_clear,
             lasting_unless_denied,
+            blip_margin,
         )
         rows = positions - first
         return Alarm(on[rows], onset[rows] + first, current[rows])
@@ -335,6 +337,7 @@ class EvidenceDetector:
             blips_end=True,
             weights=weights,
             lasting_unless_denied=True,
+            blip_margin=stats.SHARE_BLIP_MARGIN,
         )
 
     def _observations(
@@ -890,14 +893,17 @@ class MeanSettings(EvidenceSettings):
     # A business floor: the smallest change tested is never under this much per call (short prompts,
     # a few reasoning tokens, a fraction of a cent cost nobody a page).
     floor: float = 0.0
+    # How much better than a blip (nats) the change must explain its run to page (``stats.sequential_alarm``).
+    # 0 by default: a spend's incident may be a session of a few heavy minutes, which any margin costs.
+    blip_margin: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "rises", tuple(float(r) for r in self.rises))  # a config file gives a list
         if not self.rises or min(self.rises) <= 1:
             raise ValueError("rises must be above 1")
-        if self.critical_ratio <= 1 or self.floor < 0:
-            raise ValueError("critical_ratio must be above 1 and floor not negative")
+        if self.critical_ratio <= 1 or self.floor < 0 or self.blip_margin < 0:
+            raise ValueError("critical_ratio must be above 1, floor and blip_margin not negative")
 
 
 class MeanDetector(EvidenceDetector):
@@ -1063,8 +1069,20 @@ class MeanDetector(EvidenceDetector):
             level = stats.AnyLevel((level, (x, n_calls, np.maximum(rises[0] * usual_per_call, s.floor))))
         levels = [level, *self.floors(x, n, dims)]
         duration = self.min_duration(dims)
+        # A change that lasted pages unless denied, as a share's does (randomized tuning seeds 451-462:
+        # each mean detector's recall up, its false pages as many), behind its detector's blip margin.
         alarm = self._alarm(
-            evidence, recovery, expected, threshold, first, positions, duration, levels, blips_end=True
+            evidence,
+            recovery,
+            expected,
+            threshold,
+            first,
+            positions,
+            duration,
+            levels,
+            blips_end=True,
+            lasting_unless_denied=True,
+            blip_margin=s.blip_margin,
         )
         smallest = np.where(null > 0, null, 1.0) * rises[0]  # the smallest change tested, reported
         at = positions - first

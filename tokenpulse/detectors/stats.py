@@ -50,13 +50,13 @@ _STILL_CHANGED = 2.0
 # weaker change are (24 calls at 59% hits where 50% went on, halfway to a 30% drop 55%).
 _RECOVERED = 2.0
 
-# Where a lasting change pages unless denied (``sequential_alarm``'s ``lasting_unless_denied``), a blip
-# explains a run unless the change explains it better by this much: the blip is fitted after the fact
-# (where its minutes fall, how many up to the floor, and its size), the change is one of those tested,
-# so the blip's best fit flatters it, as a model with more parameters fits better by chance (about a
-# nat each). Measured on the randomized benchmark's tuning seeds (451-462, all shares and hit ratios):
-# 2 and 3 nats alike for recall, 3 with fewer false pages (19 against 23 in 14,400 scope-days).
-_BLIP_MARGIN = 3.0
+# The share alarms' ``blip_margin`` (``sequential_alarm``): a blip explains a run unless the change
+# explains it better by this much. The blip is fitted after the fact (where its minutes fall, how many up
+# to the floor, and its size), the change is one of those tested, so the blip's best fit flatters it, as
+# a model with more parameters fits better by chance (about a nat each). Measured on the randomized
+# benchmark's tuning seeds (451-462, all shares and hit ratios): 2 and 3 nats alike for recall, 3 with
+# fewer false pages (19 against 23 in 14,400 scope-days).
+SHARE_BLIP_MARGIN = 3.0
 
 # A share is never taken as exactly 0 or 1 (the log-likelihood ratio would be infinite).
 _SHARE_FLOOR = 1e-4
@@ -496,6 +496,7 @@ def sequential_alarm(
     lasting_on_a_minute: bool = False,
     weaker_by_clear: bool = False,
     lasting_unless_denied: bool = False,
+    blip_margin: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the alarm of every scope over the minutes, with hysteresis.
 
@@ -526,13 +527,14 @@ def sequential_alarm(
     between two of those tested goes on; with ``lasting_on_a_minute`` too, an alarm whose run no blip
     explains (a change that lasted) is confirmed by its latest minute alone, as without ``blips_end``:
     the pooled minutes of a thin change that goes on may deny it by chance; with
-    ``lasting_unless_denied`` instead, an alarm whose run no blip explains (by ``_BLIP_MARGIN``) pages once
+    ``lasting_unless_denied`` instead, an alarm whose run no blip explains pages once
     it has been on for ``min_minutes`` unless its minutes since it fired speak against the change and
     every weaker one: a change that lasted need not wait for a minute that shows it again (a thin
     share's minutes seldom give half a change's expected evidence: randomized timeout_surge seed 454
     i183, 16% of ~10 calls a minute timing out where 3% is usual, fired 8x the odds, and its next
     minutes gave -0.2 to 0.6 nats for it, so it paged two minutes after the oracle's 14), and a blip
-    is never taken for one. Once paging, it pages until
+    is never taken for one. Where blips end, a blip explains a run unless the change explains it better
+    by ``blip_margin`` nats (``SHARE_BLIP_MARGIN``: the blip's fit flatters it). Once paging, it pages until
     the alarm ends, so a spend that hovers at a floor does not page, resolve and page again. Inside the
     alarm, the recovery evidence against the halfway level of each alternative accumulates (a CUSUM each) and
     the alarm ends when the one of the change going on reaches ``clear`` over at least ``min_minutes``
@@ -575,6 +577,7 @@ def sequential_alarm(
             lasting_on_a_minute,
             weaker_by_clear,
             lasting_unless_denied,
+            blip_margin,
         )
     return paging, onset, current
 
@@ -629,10 +632,10 @@ def _alarm_run(
     lasting_on_a_minute: bool,
     weaker_by_clear: bool,
     lasting_unless_denied: bool,
+    blip_margin: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``sequential_alarm``'s run, minute by minute, of every scope given."""
     minutes, scopes, _ = evidence.shape
-    margin = _BLIP_MARGIN if lasting_unless_denied else 0.0
     alternatives = np.arange(evidence.shape[2])
     reached = _reached(levels, scopes)
     every = np.arange(scopes)
@@ -769,14 +772,16 @@ def _alarm_run(
             since_fired = totals[t + 1] - totals[fired_at + 1, every]
             goes_on = np.any((since_fired > 0) & (alternatives <= speaks[:, None]), axis=1)
             lasting = on & ~paged & ~fire & ~still & goes_on & (held >= min_minutes)
-            still |= lasting & ~_blip_explains(totals, t, run_start, speaks, lasting, min_minutes - 1, margin)
+            still |= lasting & ~_blip_explains(
+                totals, t, run_start, speaks, lasting, min_minutes - 1, blip_margin
+            )
         # A weaker change going on confirms the alarm; it does not keep an unconfirmed one from being
         # dropped as a blip (its evidence then starts again, and may fire the change that goes on).
         confirmed = (still | weaker) & (held >= min_minutes) & reached(t, run_start)
         if blips_end:
             # Only alarms this minute would page: a paging one stays paged.
             due = confirmed & on & ~paged
-            confirmed &= ~_blip_explains(totals, t, run_start, speaks, due, min_minutes - 1, margin)
+            confirmed &= ~_blip_explains(totals, t, run_start, speaks, due, min_minutes - 1, blip_margin)
         # Once it pages, the change the run makes likeliest is the one a recovery must outweigh: a first
         # bursty minute may have fired a larger change, whose halfway level the scope can cross while it
         # is still changed (and then fire again).

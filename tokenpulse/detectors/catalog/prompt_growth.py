@@ -69,6 +69,10 @@ class Settings(MeanSettings):
     rises: tuple[float, ...] = (2.0, 4.0, 8.0)  # input tokens per call against the route's usual
     critical_ratio: float = 4.0
     floor: float = 1_000.0  # tokens per call: short prompts cost little
+    # A prompt blip (one huge pasted document, a retry loop for two minutes) and a stray long prompt after
+    # it were every false page of the randomized benchmark's held-out seeds 2301-2408 (23 of 23): a run
+    # must beat such a blip by a nat (tuning seeds 451-462: false pages 11 -> 0, recall 1,996 -> 1,989).
+    blip_margin: float = 1.0
     session_window: timedelta = timedelta(minutes=15)  # a runaway session counts this long
     session_min_calls: int = 10  # a runaway session has made at least this many calls
     session_growth: float = 5.0  # ... its input per call is this many times that of its first minute

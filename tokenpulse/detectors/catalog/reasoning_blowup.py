@@ -61,6 +61,10 @@ EXTREMES = raw_minutes_query(
 class Settings(MeanSettings):
     rises: tuple[float, ...] = (5.0, 10.0, 25.0)  # reasoning tokens per call against the usual
     floor: float = 5_000.0  # ... and at least this many per call
+    # A model thinking hard for a minute or two, then one long answer, is a blip with a stray minute: a
+    # run must beat the blip by a nat (randomized tuning seeds 451-462: false pages 19 -> 1, recall
+    # 2,217 -> 2,200 of 2,247).
+    blip_margin: float = 1.0
     extreme_tokens: int = 100_000  # one call at or above: critical
     extreme_window: timedelta = timedelta(minutes=5)  # such a call counts this long after it ended
 
