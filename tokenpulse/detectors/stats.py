@@ -759,21 +759,27 @@ def _alarm_run(
                 weaker[which] = _weaker_goes_on(totals, informed, t, speaks, after, which, 2 * min_minutes)
         still = np.where(fire, True, np.where(bar > 0, now >= np.minimum(_STILL_CHANGED, bar / 2), still))
         held = t + 1 - fired_at
-        if lasting_on_a_minute and blips_end and expected is not None:
-            # A run no blip explains is a change that lasted: its latest minute alone confirms it, as where
-            # blips do not end, before it could be dropped as a blip (its pooled minutes can deny a thin
-            # drop that goes on: randomized traffic_drop seed 281 i22, 2.2 calls a minute where 4.5 are
-            # usual, fired 33 minutes in, paged on one such minute without blips_end, never with them).
-            bar_now = expected[t][every, speaks]
-            lone = (bar_now > 0) & (evidence[t][every, speaks] >= np.minimum(_STILL_CHANGED, bar_now / 2))
-            lasting = on & ~paged & ~fire & ~still & lone & (held >= min_minutes)
-            still |= lasting & ~_blip_explains(totals, t, run_start, speaks, lasting, min_minutes - 1)
-        if lasting_unless_denied and blips_end:
-            since_fired = totals[t + 1] - totals[fired_at + 1, every]
-            goes_on = np.any((since_fired > 0) & (alternatives <= speaks[:, None]), axis=1)
-            lasting = on & ~paged & ~fire & ~still & goes_on & (held >= min_minutes)
-            still |= lasting & ~_blip_explains(
-                totals, t, run_start, speaks, lasting, min_minutes - 1, blip_margin
+        # A run no blip explains is a change that lasted, confirmed before it could be dropped as a blip:
+        # with ``lasting_on_a_minute`` by its latest minute alone, as where blips do not end (its pooled
+        # minutes can deny a thin drop that goes on: randomized traffic_drop seed 281 i22, 2.2 calls a
+        # minute where 4.5 are usual, fired 33 minutes in, paged on one such minute without blips_end,
+        # never with them); with ``lasting_unless_denied`` unless its minutes since it fired speak against
+        # the change and every weaker one.
+        lasting = np.flatnonzero(on & ~paged & ~fire & ~still & (held >= min_minutes))
+        if blips_end and lasting.size and (lasting_on_a_minute or lasting_unless_denied):
+            goes_on = np.zeros(lasting.size, dtype=bool)
+            changes = speaks[lasting]
+            if lasting_on_a_minute and expected is not None:
+                bar_now = expected[t, lasting, changes]
+                latest = evidence[t, lasting, changes]
+                goes_on |= (bar_now > 0) & (latest >= np.minimum(_STILL_CHANGED, bar_now / 2))
+            if lasting_unless_denied:
+                since_fired = totals[t + 1, lasting] - totals[fired_at[lasting] + 1, lasting]
+                goes_on |= np.any((since_fired > 0) & (alternatives <= changes[:, None]), axis=1)
+            candidates = np.zeros(scopes, dtype=bool)
+            candidates[lasting[goes_on]] = True
+            still |= candidates & ~_blip_explains(
+                totals, t, run_start, speaks, candidates, min_minutes - 1, blip_margin
             )
         # A weaker change going on confirms the alarm; it does not keep an unconfirmed one from being
         # dropped as a blip (its evidence then starts again, and may fire the change that goes on).
