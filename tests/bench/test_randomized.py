@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 # bench/ holds scripts, not a package
-from randomized import DAY, EDGES, KINDS, Truth, draw, frame_for, oracle
+from randomized import DAY, EDGES, KINDS, Truth, draw, frame_for, oracle, run_kind
 
 from tokenpulse.detectors import stats
 
@@ -101,3 +101,14 @@ def test_the_oracle_pages_a_users_spike_only_past_the_business_floor() -> None:
     truth.part, truth.usual, truth.changed = truth.part * scale, truth.usual * scale, truth.changed * scale
     assert truth.part[during].mean() * 60 < 3
     assert oracle(kind, truth, threshold) is None
+
+
+def test_a_thin_reads_only_routes_long_drop_pages_once() -> None:
+    """Held-out seed 2304's flap: a route of 2.3 calls a minute whose calls read 81% of their input or
+    nothing, its hit ratio down 45% for 99 minutes, paged at +11, resolved at +27 and paged again at +74
+    (its dropped minutes, counted with the spread of its usual level, gave a false recovery)."""
+    result = run_kind("cache_hit_collapse", 2304, 200)
+    (row,) = [row for row in result["rows"] if row["scope"] == "i67"]
+    assert row["calls_per_minute"] == 2.32 and row["effect_size"] == 0.45  # the same route drawn
+    assert row["firings"] == 1 and row["resolved_after_end"] > 0
+    assert result["flaps"] == 0

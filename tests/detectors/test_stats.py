@@ -673,6 +673,36 @@ def test_a_calls_spread_is_one_for_yes_no_calls_and_measured_for_fractions_of_a_
     assert spread(fractions, rows=30) > 0.7
 
 
+def test_calls_of_all_or_nothing_are_read_as_hits_of_their_ceiling_at_every_level() -> None:
+    rng = np.random.default_rng(8)
+    trials = rng.poisson(20.0, size=(1440, 1)).astype(float)
+    # Reads only: a call reads its whole prefix (81% of its input) or nothing; 88% hit on its usual day.
+    usual_day = 0.81 * rng.binomial(trials.astype(np.int64), 0.88)
+    sums = [term.sum(axis=0) for term in stats.call_spread_terms(usual_day, trials)]
+    usual = usual_day.sum(axis=0) / trials.sum(axis=0)
+    size = np.array([19.0])
+    dispersion, ceiling, ceiling_dispersion = stats.ratio_dispersions(sums, usual, size)
+    assert ceiling[0] == pytest.approx(0.81, rel=0.03)
+    assert ceiling_dispersion[0] == pytest.approx(1.0, abs=0.05)  # independent calls: no correlation
+    # The same calls after a drop to 41% hits: their minutes' Pearson terms around 0.41 x 0.81 are 1.7
+    # times the dispersion read at the usual level (0.41, itself read two standard errors up; the
+    # quasi-binomial counts a dropped minute for 1.7 times what it holds); counted as hits of the
+    # ceiling they are binomial.
+    dropped = 0.81 * rng.binomial(trials.astype(np.int64), 0.41)
+    share = 0.41 * 0.81
+    pearson = np.mean((dropped - trials * share) ** 2 / (trials * share * (1 - share)))
+    assert 1.5 < pearson / dispersion[0] < 2.0
+    hits, level = np.minimum(dropped / ceiling, trials), share / ceiling[0]
+    pearson = np.mean((hits - trials * level) ** 2 / (trials * level * (1 - level)))
+    assert pearson == pytest.approx(1.0, abs=0.15)
+    # Coins have a ceiling of 1: both readings are the same (within the spread read off a day).
+    coins = rng.binomial(trials.astype(np.int64), 0.7).astype(float)
+    sums = [term.sum(axis=0) for term in stats.call_spread_terms(coins, trials)]
+    dispersion, ceiling, ceiling_dispersion = stats.ratio_dispersions(sums, np.array([0.7]), size)
+    assert ceiling[0] == pytest.approx(1.0, abs=0.01)
+    assert ceiling_dispersion[0] == pytest.approx(dispersion[0], rel=0.01)
+
+
 def test_silence_clusters_measure_how_rarely_minutes_are_empty() -> None:
     def clusters(counts: np.ndarray) -> tuple[float, float]:
         """theta after an empty minute, and of any minute."""

@@ -310,13 +310,13 @@ class EvidenceDetector:
         watched: np.ndarray,
         first: int,
         positions: np.ndarray,
-        recovered: tuple[np.ndarray, np.ndarray] | None = None,
+        recovered: Recovery | None = None,
         weights: np.ndarray | None = None,
     ) -> Alarm:
         """The alarm of counts ``x`` in ``n`` draws (scan rows x scopes) against the ``null`` share, for
-        each ``changed`` level (the last axis); a firing alarm resolves when the scope looks like the
-        first of ``recovered`` rather than the second (per changed level; default: the null rather than
-        halfway to the change). ``weights``: the mixture's (``stats.sequential_alarm``)."""
+        each ``changed`` level (the last axis); a firing alarm resolves as ``recovered`` says (default:
+        the scope looks like the null rather than halfway to the change). ``weights``: the mixture's
+        (``stats.sequential_alarm``)."""
         evidence, recovery, expected = _evidence(
             x, n, null, changed, dispersion, watched, recovered=recovered
         )
@@ -394,28 +394,41 @@ def _evidence(
     dispersion: np.ndarray,
     watched: np.ndarray,
     resolve_at: Callable[[np.ndarray, np.ndarray], np.ndarray] = stats.halfway,
-    recovered: tuple[np.ndarray, np.ndarray] | None = None,
+    recovered: Recovery | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each minute's evidence for each changed level against the null, its recovery evidence (for the
     null against the level ``resolve_at`` gives between it and each changed one: halfway on the log-odds
-    scale by default; or, per changed level, the first of ``recovered`` against the second), and the
-    evidence a changed minute of as many calls is expected to give. Nothing where a scope is not
-    watched."""
+    scale by default; or as ``recovered`` says), and the evidence a changed minute of as many calls is
+    expected to give. Nothing where a scope is not watched."""
     trials, usual, spread = n[..., None], null[..., None], dispersion[..., None]
     evidence = stats.binomial_evidence(x[..., None], trials, usual, changed, spread)
-    back, against = (usual, resolve_at(usual, changed)) if recovered is None else recovered
-    recovery = -stats.binomial_evidence(x[..., None], trials, back, against, spread)
+    if recovered is None:
+        recovered = Recovery(usual, resolve_at(usual, changed))
+    counted = x if recovered.x is None else recovered.x
+    recount = spread if recovered.dispersion is None else recovered.dispersion[..., None]
+    recovery = -stats.binomial_evidence(
+        counted[..., None], trials, recovered.back, recovered.against, recount
+    )
     expected = stats.binomial_evidence(trials * changed, trials, usual, changed, spread)
     mask = watched[..., None]
     return tuple(np.where(mask, grid, 0.0) for grid in (evidence, recovery, expected))  # type: ignore[return-value]
 
 
-def _recovery(
-    settled: np.ndarray, changes: Callable[[np.ndarray], np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The levels a firing alarm resolves between (``recovered``): the scope looks like ``settled`` (the
-    far end of its baseline) rather than halfway from it to each of the ``changes`` tested."""
-    return settled[..., None], stats.halfway(settled[..., None], changes(settled))
+@dataclass(frozen=True)
+class Recovery:
+    """What a firing alarm resolves on: its minutes look like share ``back`` rather than ``against`` (per
+    changed level), counting ``x`` with ``dispersion`` (None: the alarm's own counts and dispersion)."""
+
+    back: np.ndarray
+    against: np.ndarray
+    x: np.ndarray | None = None
+    dispersion: np.ndarray | None = None
+
+
+def _recovery(settled: np.ndarray, changes: Callable[[np.ndarray], np.ndarray]) -> Recovery:
+    """The levels a firing alarm resolves between: the scope looks like ``settled`` (the far end of its
+    baseline) rather than halfway from it to each of the ``changes`` tested."""
+    return Recovery(settled[..., None], stats.halfway(settled[..., None], changes(settled)))
 
 
 # More than the excess functions' local half-window (15 minutes): the rows they compute exactly.
@@ -637,14 +650,22 @@ class RatioDetector(EvidenceDetector):
         # A call's ratio is a fraction of its tokens, not a yes/no: its spread is measured, and the pairs'
         # correlation is what the minutes vary beyond it.
         sums = windows.excess_sums(stats.call_spread_terms, (hits, weight), rows, _LAG, _EXCESS_MARGIN)
-        dispersion = stats.ratio_dispersion(sums, n - 1)
+        dispersion, ceiling, ceiling_dispersion = stats.ratio_dispersions(sums, usual, n - 1)
 
         def changes(level: np.ndarray) -> np.ndarray:
             return np.stack([level * (1 - d) for d in sorted(s.drops)], axis=-1)
 
         changed = changes(null)
         smallest = changed[..., 0]
-        recovered = _recovery(settled, changes)
+        # The spread read at the usual level is right for the usual scope (the pages' false-alarm rate) but
+        # not for a dropped one, whose all-or-nothing calls vary more against a coin: an alarm resolves
+        # on its calls counted as hits of their ceiling, which weigh what they hold at every level.
+        # Randomized seed 2304 i67 (2.3 calls a minute of 81% or nothing, down 45%) resolved mid-drop.
+        levels = _recovery(settled, changes)
+        top = ceiling[..., None]
+        recovered = Recovery(
+            levels.back / top, levels.against / top, np.minimum(x / ceiling, n), ceiling_dispersion
+        )
         alarm = self._binomial_alarm(x, n, null, changed, dispersion, watched, first, positions, recovered)
         at = positions - first
         run_numerator = windows.run_sums(numerator, alarm.onset, positions)

@@ -231,7 +231,7 @@ def call_spread_terms(
     move together beyond that: its Pearson term around the scope's local share (as ``share_excess``), its
     square and a 1, where it has calls; its Pearson term, its pairs of calls (n - 1) and a 1, where it
     has pairs. Summed over a history: ``call_spread``, then ``burstiness`` of the paired terms less the
-    spread (``ratio_dispersion``)."""
+    spread (``ratio_dispersions``)."""
     terms = _pearson_terms(successes, trials, half_window)
     called, paired = trials >= 1, trials >= 2
     called_terms, paired_terms = np.where(called, terms, 0.0), np.where(paired, terms, 0.0)
@@ -261,13 +261,28 @@ def call_spread(terms: np.ndarray, squares: np.ndarray, minutes: np.ndarray) -> 
     return np.clip(np.nan_to_num(mean + 2 * error, nan=1.0), _LEAST_CALL_SPREAD, 1.0)
 
 
-def ratio_dispersion(sums: Sequence[np.ndarray], size: np.ndarray) -> np.ndarray:
-    """The dispersion of a minute of ``size`` + 1 calls whose part is a fraction of each call, from the
-    summed ``call_spread_terms`` over a history: a call's own spread, and the pairs' correlation
-    measured beyond it (a Pearson term of a minute of n such calls is spread + (n - 1) rho)."""
+def ratio_dispersions(
+    sums: Sequence[np.ndarray], usual: np.ndarray, size: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two readings of the spread of a minute of ``size`` + 1 calls whose part is a fraction of each call,
+    from the summed ``call_spread_terms`` over a history (a call's own spread, and the pairs' correlation
+    rho measured beyond it):
+
+    - its dispersion at the ``usual`` level: spread + (n - 1) rho (a minute's Pearson term there);
+    - the ceiling v its calls reach when they hit, taken as draws of all or nothing (a call at most v and
+      r on average varies r (v - r), a coin at r r (1 - r) times the spread: v = r + spread (1 - r)),
+      and the dispersion of its calls counted as hits of v: 1 + (n - 1) rho / spread.
+
+    A reads-only provider counts a warm call's uncached suffix in its input: the call reads its prefix
+    or nothing, say 81% of its input, and its spread is small where it usually hits (0.3 of a coin's at
+    88%) and larger where it misses more (0.7 at 41%). The first reading holds at the usual level only;
+    counted as hits of v, the calls weigh what they hold at every level. A scope whose calls each hit
+    their whole input has a ceiling of 1. NaN ``usual`` (no baseline): a ceiling of 1."""
     terms, squares, minutes, paired_terms, pairs, paired = sums
     spread = call_spread(terms, squares, minutes)
-    return dispersion(size, burstiness(paired_terms - spread * paired, pairs), spread)
+    correlation = burstiness(paired_terms - spread * paired, pairs)
+    ceiling = np.clip(np.nan_to_num(usual + spread * (1 - usual), nan=1.0), _LEAST_CALL_SPREAD, 1.0)
+    return dispersion(size, correlation, spread), ceiling, dispersion(size, correlation / spread)
 
 
 def block_excess(counts: np.ndarray, block: int = 15, half_window: int = 4) -> tuple[np.ndarray, ...]:
