@@ -597,6 +597,23 @@ def test_a_level_waits_before_paging_and_then_holds() -> None:
     assert paging[:, 0].tolist() == [False, False, True, True, True, True]
 
 
+def test_a_level_is_checked_since_the_change_began_not_since_a_weak_change_crept_up() -> None:
+    # A weak change's CUSUM creeps up for 600 minutes without reaching the threshold (15) or returning to
+    # zero; then a strong change: 14 nats a minute for it, 1.5 for the weak one. Its first minute fires
+    # the alarm on the weak change's long run (the strong one's single minute is short of the threshold
+    # less the mixture's ln 2). Two calls in ten are past the level (10%) from then on, none before:
+    # since the change began, the level is reached at once; since the weak run began, never.
+    minutes, change = 700, 600
+    evidence = np.zeros((minutes, 1, 2))
+    evidence[:change, 0] = [14.5 / change, -0.001]
+    evidence[change:, 0] = [1.5, 14.0]
+    past = np.where(np.arange(minutes) >= change, 2.0, 0.0)[:, None]
+    level = (past, np.full((minutes, 1), 10.0), np.full(minutes, 0.1))
+    paging, onset, _ = stats.sequential_alarm(evidence, -evidence, 15.0, 3.0, 4, levels=[level])
+    assert not paging[:change].any() and paging[change + 3 :, 0].all()
+    assert onset[change + 3, 0] == change  # the run whose values the alert reports
+
+
 def test_a_level_with_a_variance_must_be_passed_by_a_standard_deviation() -> None:
     # The run's numerator reaches the level (1 a minute) from the first minute, by 1 a minute. With a
     # variance of 4 a minute the margin is 2 sqrt(t) after t minutes: reached from the fourth minute.

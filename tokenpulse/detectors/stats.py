@@ -531,8 +531,9 @@ def sequential_alarm(
     (same shape as ``evidence``; default: the evidence itself), or ``_STILL_CHANGED`` nats: a blip that is
     over sooner, however intense, never pages, and an alarm not confirmed within twice ``min_minutes``
     is dropped as a blip (its evidence starts again from zero). It also waits until the ratio of sums
-    since its run began reaches each of ``levels`` (a documented level, a business floor: see ``Level``;
-    an ``AnyLevel``, one of its levels); with ``blips_end``, until a blip shorter than the floor does
+    since the change began (where the run of the change its minutes make likeliest began, not the run
+    that fired) reaches each of ``levels`` (a documented level, a business floor: see ``Level``; an
+    ``AnyLevel``, one of its levels); with ``blips_end``, until a blip shorter than the floor does
     not explain its run as well as a change that goes on (``_blip_explains``): a stray bursty minute
     after a blip does not outweigh the usual minutes around it; and then its "last informative minute"
     is its latest minutes that together are (``_pooled``), and it is dropped as a blip only once its
@@ -569,9 +570,10 @@ def sequential_alarm(
     from the one going on, short of halfway to it. Then every CUSUM starts again from zero.
     Minutes without calls add nothing, so they neither start nor end an alarm.
 
-    Returns, per minute and scope: whether the alarm pages after the minute, the first minute of the
-    evidence run (the onset, as an index), and whether its last ``min_minutes`` minutes give evidence for
-    the change that fired it (a change that is current, not evidence that has yet to be outweighed).
+    Returns, per minute and scope: whether the alarm pages after the minute, the minute the change
+    began while it is on (the onset, as an index; else the first minute of the strongest CUSUM's run),
+    and whether its last ``min_minutes`` minutes give evidence for the change that fired it (a change
+    that is current, not evidence that has yet to be outweighed).
     """
     # Most scopes never reach the threshold: their CUSUMs alone give what they return. The alarm's full
     # run (every scope on its own, the same operations) is taken only for the others.
@@ -798,7 +800,16 @@ def _alarm_run(
             )
         # A weaker change going on confirms the alarm; it does not keep an unconfirmed one from being
         # dropped as a blip (its evidence then starts again, and may fire the change that goes on).
-        confirmed = (still | weaker) & (held >= min_minutes) & reached(t, run_start)
+        # The documented levels are checked on the calls since the change began: where the run of the
+        # change its minutes make likeliest began (each change's CUSUM start; the likeliest change point
+        # among them), not the run that fired. A weak change's CUSUM can climb for hours on a scope whose
+        # trailing day reads its calls slightly off; a sudden change fires on top of it, and measured over
+        # those hours of usual calls its level waits (randomized latency_p99_drift seed 2604 i60: every
+        # call 7.5x slower, fired at +1 on a run begun 11 hours before, paged at +77 where the oracle
+        # needs 12).
+        likeliest_run = (totals[t + 1] - totals[started, every[:, None], alternatives]).argmax(axis=1)
+        began = np.maximum(run_start, started[every, likeliest_run])
+        confirmed = (still | weaker) & (held >= min_minutes) & reached(t, began)
         if blips_end:
             # Only alarms this minute would page: a paging one stays paged.
             due = confirmed & on & ~paged
@@ -825,7 +836,7 @@ def _alarm_run(
         cusum = np.where(clears[:, None], 0.0, cusum)
         started = np.where(clears[:, None], t + 1, started)
         paging[t] = paged
-        onset[t] = np.where(on, run_start, started[every, strongest])
+        onset[t] = np.where(on, began, started[every, strongest])
         recent = totals[t + 1, every, fired] - totals[max(t + 1 - min_minutes, 0), every, fired]
         current[t] = recent > 0
     return paging, onset, current
