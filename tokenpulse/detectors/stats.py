@@ -55,7 +55,8 @@ _RECOVERED = 2.0
 # to the floor, and its size), the change is one of those tested, so the blip's best fit flatters it, as
 # a model with more parameters fits better by chance (about a nat each). Measured on the randomized
 # benchmark's tuning seeds (451-462, all shares and hit ratios): 2 and 3 nats alike for recall, 3 with
-# fewer false pages (19 against 23 in 14,400 scope-days).
+# fewer false pages (19 against 23 in 14,400 scope-days). The tails' alarms take it too: their evidence is
+# a share's (calls past the level, fractions of calls slower).
 SHARE_BLIP_MARGIN = 3.0
 
 # A share is never taken as exactly 0 or 1 (the log-likelihood ratio would be infinite).
