@@ -273,7 +273,6 @@ class EvidenceDetector:
         positions: np.ndarray,
         min_duration: timedelta | None = None,
         levels: Sequence[stats.Level] = (),
-        blips_end: bool = False,
         weights: np.ndarray | None = None,
         lasting_on_a_minute: bool = False,
         weaker_by_clear: bool = False,
@@ -290,7 +289,7 @@ class EvidenceDetector:
             minimum,
             expected,
             levels,
-            blips_end,
+            True,  # every detector's blips end (``stats.sequential_alarm``)
             weights,
             lasting_on_a_minute,
             weaker_by_clear,
@@ -334,7 +333,6 @@ class EvidenceDetector:
             threshold,
             first,
             positions,
-            blips_end=True,
             weights=weights,
             lasting_unless_denied=True,
             blip_margin=stats.SHARE_BLIP_MARGIN,
@@ -809,7 +807,6 @@ class CountDetector(EvidenceDetector):
             first,
             positions,
             levels=[level],
-            blips_end=True,
             lasting_on_a_minute=True,
         )
         at = positions - first
@@ -1101,7 +1098,6 @@ class MeanDetector(EvidenceDetector):
             positions,
             duration,
             levels,
-            blips_end=True,
             lasting_unless_denied=True,
             blip_margin=s.blip_margin,
         )
@@ -1332,7 +1328,6 @@ class TailDetector(EvidenceDetector):
             first,
             positions,
             levels=[level],
-            blips_end=True,
             weaker_by_clear=True,
             lasting_unless_denied=True,
             blip_margin=stats.SHARE_BLIP_MARGIN,
