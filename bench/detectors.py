@@ -275,7 +275,9 @@ def alternate(args: argparse.Namespace, data_dir: Path) -> int:
             )  # fmt: skip
             result = {"tree": name, **json.loads(run.stdout), "daemon_allocator": args.daemon_allocator}
             print(json.dumps(result), flush=True)
-            later[name].append(result["later_cycles_median"])
+            # A benchmark older than the later-cycle figures reports only each cycle's seconds.
+            cycles = result["cycle_seconds"][1:]
+            later[name].append(result.get("later_cycles_median") or statistics.median(cycles))
             if "later_cycles_cpu_median" in result:  # an older benchmark does not measure it
                 later_cpu[name].append(result["later_cycles_cpu_median"])
             if "later_cycles_merge_cpu_median" in result:
