@@ -87,9 +87,9 @@ class Daemon:
         assert self.process is not None
         # Every thread's children: a replacement worker is started by the daemon's monitoring thread.
         tasks = Path(f"/proc/{self.process.pid}/task").iterdir()
-        children = [child for task in tasks for child in (task / "children").read_text().split()]
-        marker = b"from tokenpulse.workers import main"
-        return [int(c) for c in children if marker in Path(f"/proc/{c}/cmdline").read_bytes()]
+        children = [child for task in tasks for child in _read_gone_empty(task / "children").split()]
+        marker = "from tokenpulse.workers import main"
+        return [int(c) for c in children if marker in _read_gone_empty(Path(f"/proc/{c}/cmdline"))]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -104,3 +104,11 @@ class Daemon:
         assert self.process is not None
         self.process.kill()
         self.process.wait(10)
+
+
+def _read_gone_empty(path: Path) -> str:
+    """A /proc file's text, or "" once its thread or process has ended (between listing and reading)."""
+    try:
+        return path.read_text(errors="surrogateescape")
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
