@@ -119,37 +119,34 @@ def test_a_blip_shorter_than_the_floor_never_pages() -> None:
     assert incident == [False, False, False, True, True]
 
 
-def test_a_stray_minute_after_a_blip_does_not_page_where_blips_end() -> None:
+def test_a_stray_minute_after_a_blip_does_not_page() -> None:
     # Two minutes of a blip, then a usual minute, one that speaks against the change and a stray bursty
     # one: the last minute alone speaks for the change, the minutes after the blip together do not.
     grid = np.array([40.0, 40.0, -4.0, -10.0, 6.0]).reshape(-1, 1, 1)
-    stray = [
-        stats.sequential_alarm(grid, -grid, 5.0, 30.0, 4, blips_end=ends)[0][:, 0].tolist()
-        for ends in (False, True)
-    ]
-    assert stray == [[False] * 4 + [True], [False] * 5]
+    stray = stats.sequential_alarm(grid, -grid, 5.0, 30.0, 4)[0][:, 0].tolist()
+    assert stray == [False] * 5
     # A change that goes on is not a blip: it pages at the floor.
     grid = np.array([40.0, 40.0, 3.0, 3.0]).reshape(-1, 1, 1)
-    paging, *_ = stats.sequential_alarm(grid, -grid, 5.0, 30.0, 4, blips_end=True)
+    paging, *_ = stats.sequential_alarm(grid, -grid, 5.0, 30.0, 4)
     assert paging[:, 0].tolist() == [False, False, False, True]
 
 
-def test_a_blip_is_judged_at_the_size_that_fits_it_best_where_blips_end() -> None:
+def test_a_blip_is_judged_at_the_size_that_fits_it_best() -> None:
     # A 2-minute outage fires the larger change (second column), then three minutes give a little for the
     # smaller one by chance: the run makes the smaller change likeliest (9.4 nats), its own strongest
     # minutes (7.8) leave it more, but an outage of the larger size fits the two minutes with 34: the
     # blip explains the run, and it does not page (no recovery evidence: only the blip rule decides).
     evidence = np.array([[3.5, 17.0]] * 2 + [[0.8, -25.0]] * 3).reshape(-1, 1, 2)
-    paging, *_ = stats.sequential_alarm(evidence, np.zeros_like(evidence), 10.0, 30.0, 4, blips_end=True)
+    paging, *_ = stats.sequential_alarm(evidence, np.zeros_like(evidence), 10.0, 30.0, 4)
     assert not paging.any()
     # Minutes that go on speaking for the smaller change outweigh the blip (37 nats after minute 6): a
     # change whose first minutes were deeper pages.
     evidence = np.array([[3.5, 17.0]] * 2 + [[6.0, -20.0]] * 6).reshape(-1, 1, 2)
-    paging, *_ = stats.sequential_alarm(evidence, np.zeros_like(evidence), 10.0, 30.0, 4, blips_end=True)
+    paging, *_ = stats.sequential_alarm(evidence, np.zeros_like(evidence), 10.0, 30.0, 4)
     assert paging[:, 0].tolist() == [False] * 6 + [True] * 2
 
 
-def test_a_change_that_lasted_pages_on_a_lone_minute_where_blips_end_but_a_blip_does_not() -> None:
+def test_a_change_that_lasted_pages_on_a_lone_minute_but_a_blip_does_not() -> None:
     # 18 minutes of a nat each fire a thin change; the minutes after it deny it together (-2 nats where
     # 1.8 were expected) while the third speaks for it alone (1 nat, 0.6 expected). No blip of 3 minutes
     # explains the run (16 nats against its strongest 3): the change lasted, and that minute confirms it;
@@ -158,7 +155,7 @@ def test_a_change_that_lasted_pages_on_a_lone_minute_where_blips_end_but_a_blip_
         grid = np.array(first + [-1.5, -1.5, 1.0] + [-1.5] * 5).reshape(-1, 1, 1)
         expected = np.full(grid.shape, 0.6)
         pages, *_ = stats.sequential_alarm(
-            grid, np.zeros_like(grid), 17.5, 30.0, 4, expected, blips_end=True, lasting_on_a_minute=lasting
+            grid, np.zeros_like(grid), 17.5, 30.0, 4, expected, lasting_on_a_minute=lasting
         )
         return pages[:, 0].tolist()
 
@@ -187,7 +184,6 @@ def test_a_change_that_lasted_pages_unless_denied_and_a_blip_must_be_outdone_by_
             30.0,
             4,
             expected,
-            blips_end=True,
             lasting_unless_denied=lasting,
             blip_margin=margin,
         )
@@ -204,33 +200,27 @@ def test_a_change_that_lasted_pages_unless_denied_and_a_blip_must_be_outdone_by_
     assert not any(paging(blip, lasting=True))
 
 
-def test_where_blips_end_a_minute_must_speak_for_the_change_the_run_makes_likeliest() -> None:
+def test_a_minute_must_speak_for_the_change_the_run_makes_likeliest() -> None:
     # A first minute fires the larger change (second column); the minutes after speak for the smaller one
     # and against the larger: the change going on is the smaller one, and it is confirmed at the floor.
     evidence = np.array([[[4.0, 9.0]], [[3.0, -2.0]], [[3.0, -2.0]], [[3.0, -2.0]]])
-    fired, likeliest = (
-        stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, blips_end=ends)[0][:, 0].tolist()
-        for ends in (False, True)
-    )
-    assert fired == [False] * 4 and likeliest == [False, False, False, True]
+    likeliest = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4)[0][:, 0].tolist()
+    assert likeliest == [False, False, False, True]
 
 
-def test_a_thin_scopes_latest_minutes_speak_together_where_blips_end() -> None:
+def test_a_thin_scopes_latest_minutes_speak_together() -> None:
     # A thin scope: a minute with a timeout gives 1.4 nats, one without -0.4, a change is expected to give
     # 0.6 a minute. At the floor its latest minute holds no timeout: alone it denies the change, the
     # minutes since the alarm fired together speak for it, and it pages.
     evidence = np.array([3.0, 3.0, 1.4, 1.4, -0.4]).reshape(-1, 1, 1)
     expected = np.full(evidence.shape, 0.6)
-    alone, together = (
-        stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected, blips_end=ends)[0][:, 0].tolist()
-        for ends in (False, True)
-    )
-    assert alone == [False] * 5 and together == [False] * 4 + [True]
+    together = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected)[0][:, 0].tolist()
+    assert together == [False] * 4 + [True]
     # Its minutes since the alarm fired, all without a timeout, were expected to give 4 nats after 7 of
     # them: it is dropped as a blip then (its evidence starts again), not after the 4-minute floor.
     evidence = np.array([3.0, 3.0] + [-0.4] * 9).reshape(-1, 1, 1)
     expected = np.full(evidence.shape, 0.6)
-    _, onset, _ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected, blips_end=True)
+    _, onset, _ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected)
     assert onset[:8, 0].tolist() == [0] * 8 and onset[8, 0] == 9
 
 
@@ -243,16 +233,16 @@ def test_a_change_weaker_than_the_likeliest_that_goes_on_confirms_the_alarm() ->
     minutes = [[3.0, 9.0]] + [[1.2, 1.0], [1.2, 0.4]] * 4 + [[1.2, 1.0]]
     evidence = np.array(minutes).reshape(-1, 1, 2)
     expected = np.broadcast_to(np.array([0.5, 5.0]), evidence.shape).copy()
-    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected, blips_end=True)
+    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected)
     assert paging[:, 0].tolist() == [False] * 4 + [True] * 6
     # A blip that is over speaks for no change, weaker or not: its alarm is dropped, never paged.
     evidence = np.array([[3.0, 9.0], [3.0, 9.0]] + [[-0.3, -3.0]] * 8).reshape(-1, 1, 2)
-    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected, blips_end=True)
+    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected)
     assert not paging.any()
     # Nor does a lone bursty minute after it (2.5 nats for x1.5): one minute is not a change that goes
     # on, and with the usual minute after it, the blip explains the run.
     evidence = np.array([[3.0, 9.0]] * 3 + [[2.5, 1.9]] + [[-0.3, -3.0]] * 6).reshape(-1, 1, 2)
-    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected, blips_end=True)
+    paging, *_ = stats.sequential_alarm(evidence, -evidence, 5.0, 30.0, 4, expected)
     assert not paging.any()
 
 
@@ -265,21 +255,15 @@ def test_the_alternative_that_fired_decides_the_recovery() -> None:
     assert paging[:, 0].tolist() == [True, True, True]
 
 
-def test_where_blips_end_the_change_likeliest_when_it_pages_decides_the_recovery() -> None:
+def test_the_change_likeliest_when_it_pages_decides_the_recovery() -> None:
     # A bursty first minute fires the larger change; the minutes after speak for the smaller one, which
     # pages. Then the minutes look recovered against the larger change's halfway level (second column of
     # recovery) but still changed against the smaller one's: the smaller change goes on, and it does not
     # resolve (judged against the larger change it would, and then fire again).
     evidence = np.array([[[4.0, 9.0]]] + [[[3.0, -2.0]]] * 7)
     recovery = np.array([[[0.0, 0.0]]] * 4 + [[[-1.0, 5.0]]] * 4)
-    fired, likeliest = (
-        stats.sequential_alarm(evidence, recovery, 5.0, 3.0, 4, blips_end=ends)[0][:, 0].tolist()
-        for ends in (False, True)
-    )
+    likeliest = stats.sequential_alarm(evidence, recovery, 5.0, 3.0, 4)[0][:, 0].tolist()
     assert likeliest == [False] * 3 + [True] * 5
-    # Without blips ending, the larger change that fired is the one a minute must speak for: it never
-    # pages here.
-    assert fired == [False] * 8
 
 
 def hit_ratio_alarm(ratios: list[float]) -> list[bool]:
@@ -294,7 +278,7 @@ def hit_ratio_alarm(ratios: list[float]) -> list[bool]:
     evidence = stats.binomial_evidence(hits, trials, base, changed, np.ones(1))
     recovery = -stats.binomial_evidence(hits, trials, base, stats.halfway(base, changed), np.ones(1))
     expected = stats.binomial_evidence(trials * changed, trials, base, changed, np.ones(1))
-    paging, *_ = stats.sequential_alarm(evidence, recovery, 10.0, math.log(1000), 4, expected, blips_end=True)
+    paging, *_ = stats.sequential_alarm(evidence, recovery, 10.0, math.log(1000), 4, expected)
     return paging[:, 0].tolist()
 
 
@@ -444,9 +428,9 @@ def test_a_rare_change_short_of_halfway_to_its_page_does_not_resolve_in_a_lull()
     assert paging[over + 55 :] == flapped[over + 55 :]
 
 
-@pytest.mark.parametrize("blips_end", [False, True])
+@pytest.mark.parametrize("options", [False, True])
 def test_the_alarm_runs_only_the_scopes_that_reach_the_threshold_and_returns_the_same(
-    blips_end: bool,
+    options: bool,
 ) -> None:
     # 60 scopes, a third of them changed for a while (some long enough to page, some blips), the rest
     # usual: the alarm's full run of every scope returns what the split returns.
@@ -468,7 +452,7 @@ def test_the_alarm_runs_only_the_scopes_that_reach_the_threshold_and_returns_the
             ((top, bottom, np.full((minutes, scopes), 0.7)), (top, np.ones_like(top), np.full(minutes, 0.9)))
         ),
     ]
-    flags = (blips_end,) * 3  # lasting_on_a_minute, weaker_by_clear, lasting_unless_denied
+    flags = (options,) * 3  # lasting_on_a_minute, weaker_by_clear, lasting_unless_denied
     arguments = (
         evidence,
         recovery,
@@ -477,10 +461,9 @@ def test_the_alarm_runs_only_the_scopes_that_reach_the_threshold_and_returns_the
         3,
         expected,
         levels,
-        blips_end,
         weights,
         *flags,
-        2.0 * blips_end,
+        2.0 * options,
     )
     split = stats.sequential_alarm(*arguments)
     whole = stats._alarm_run(*arguments)

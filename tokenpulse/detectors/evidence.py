@@ -289,7 +289,6 @@ class EvidenceDetector:
             minimum,
             expected,
             levels,
-            True,  # every detector's blips end (``stats.sequential_alarm``)
             weights,
             lasting_on_a_minute,
             weaker_by_clear,

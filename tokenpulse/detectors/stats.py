@@ -507,7 +507,6 @@ def sequential_alarm(
     min_minutes: int = 1,
     expected: np.ndarray | None = None,
     levels: Sequence[Level | AnyLevel] = (),
-    blips_end: bool = False,
     weights: np.ndarray | None = None,
     lasting_on_a_minute: bool = False,
     weaker_by_clear: bool = False,
@@ -527,49 +526,46 @@ def sequential_alarm(
     (``informative_alternatives``).
     ``recovery`` (same shape) is each minute's log-likelihood ratio of the usual against a level
     between the usual and each alternative (halfway, on the log-odds scale).
-    It *pages* once it has been on for ``min_minutes`` and its last informative minute still speaks for
-    the change that fired it — gives at least half the evidence a changed minute is ``expected`` to give
-    (same shape as ``evidence``; default: the evidence itself), or ``_STILL_CHANGED`` nats: a blip that is
-    over sooner, however intense, never pages, and an alarm not confirmed within twice ``min_minutes``
-    is dropped as a blip (its evidence starts again from zero). It also waits until the ratio of sums
-    since the change began (where the run of the change its minutes make likeliest began, not the run
-    that fired) reaches each of ``levels`` (a documented level, a business floor: see ``Level``; an
-    ``AnyLevel``, one of its levels); with ``blips_end``, until a blip shorter than the floor does
-    not explain its run as well as a change that goes on (``_blip_explains``): a stray bursty minute
-    after a blip does not outweigh the usual minutes around it; and then its "last informative minute"
-    is its latest minutes that together are (``_pooled``), and it is dropped as a blip only once its
-    minutes since it fired were expected to show a change that goes on (a thin scope's four minutes of
-    a call or two do not tell one from a blip); its latest minutes past those a blip explains may also
-    confirm it by speaking for a weaker change than the likeliest (``_weaker_goes_on``): a change
-    between two of those tested goes on; with ``lasting_on_a_minute`` too, an alarm whose run no blip
-    explains (a change that lasted) is confirmed by its latest minute alone, as without ``blips_end``:
-    the pooled minutes of a thin change that goes on may deny it by chance; with
-    ``lasting_unless_denied`` instead, an alarm whose run no blip explains pages once
-    it has been on for ``min_minutes`` unless its minutes since it fired speak against the change and
-    every weaker one: a change that lasted need not wait for a minute that shows it again (a thin
-    share's minutes seldom give half a change's expected evidence: randomized timeout_surge seed 454
-    i183, 16% of ~10 calls a minute timing out where 3% is usual, fired 8x the odds, and its next
-    minutes gave -0.2 to 0.6 nats for it, so it paged two minutes after the oracle's 14), and a blip
-    is never taken for one. Where blips end, a blip explains a run unless the change explains it better
-    by ``blip_margin`` nats (``SHARE_BLIP_MARGIN``: the blip's fit flatters it). Once paging, it pages until
-    the alarm ends, so a spend that hovers at a floor does not page, resolve and page again. Inside the
-    alarm, the recovery evidence against the halfway level of each alternative accumulates (a CUSUM each) and
-    the alarm ends when the one of the change going on reaches ``clear`` over at least ``min_minutes``
-    minutes with calls, on a minute that looks usual rather than halfway to it or to any weaker
-    alternative (as a page waits for a minute that still speaks for the change), and with its recovery's
-    minutes together likelier under the usual than under any of those changes by ``_RECOVERED`` (but for
-    a weaker change the minutes between the page and the recovery showed unlikelier than the one going
-    on by ``clear``): the scope is back to usual, not merely a little better, nor for a moment, and a lull
-    does not end the alarm on a minute that speaks for a change again. The
-    change going on is the alternative that fired (or the one the run makes likeliest when it pages, if
-    weaker); once paging, a weaker one if the minutes between the page and its recovery's run showed the
-    page's to be larger than the one going on (a weaker alternative likelier by ``clear``, the page's not
-    likelier than the usual by as much: the scope was short of halfway to it). With ``weaker_by_clear``,
-    the recovery's minutes must favour the usual by ``clear``, not ``_RECOVERED``, over each weaker change
-    that the minutes between the page and the recovery showed likelier than the usual by ``clear``
-    without showing it unlikelier than the one going on by as much: a change the minutes cannot tell
-    from the one going on, short of halfway to it. Then every CUSUM starts again from zero.
-    Minutes without calls add nothing, so they neither start nor end an alarm.
+    It *pages* once it has been on for ``min_minutes`` and its last informative minute still speaks for the
+    change its run makes likeliest (not necessarily the one that fired it) — gives at least half the evidence
+    a changed minute is ``expected`` to give (same shape as ``evidence``; default: the evidence itself), or
+    ``_STILL_CHANGED`` nats: a blip that is over sooner, however intense, never pages, and an alarm not
+    confirmed within twice ``min_minutes`` is dropped as a blip (its evidence starts again from zero). It also
+    waits until the ratio of sums since the change began (where the run of the change its minutes make
+    likeliest began, not the run that fired) reaches each of ``levels`` (a documented level, a business floor:
+    see ``Level``; an ``AnyLevel``, one of its levels); and until a blip shorter than the floor does not
+    explain its run as well as a change that goes on (``_blip_explains``): a stray bursty minute after a blip
+    does not outweigh the usual minutes around it; and then its "last informative minute" is its latest
+    minutes that together are (``_pooled``), and it is dropped as a blip only once its minutes since it fired
+    were expected to show a change that goes on (a thin scope's four minutes of a call or two do not tell one
+    from a blip); its latest minutes past those a blip explains may also confirm it by speaking for a weaker
+    change than the likeliest (``_weaker_goes_on``): a change between two of those tested goes on; with
+    ``lasting_on_a_minute`` too, an alarm whose run no blip explains (a change that lasted) is confirmed by
+    its latest minute alone: the pooled minutes of a thin change that goes on may deny it by chance; with
+    ``lasting_unless_denied`` instead, an alarm whose run no blip explains pages once it has been on for
+    ``min_minutes`` unless its minutes since it fired speak against the change and every weaker one: a change
+    that lasted need not wait for a minute that shows it again (a thin share's minutes seldom give half a
+    change's expected evidence: randomized timeout_surge seed 454 i183, 16% of ~10 calls a minute timing out
+    where 3% is usual, fired 8x the odds, and its next minutes gave -0.2 to 0.6 nats for it, so it paged two
+    minutes after the oracle's 14), and a blip is never taken for one. A blip explains a run unless the change
+    explains it better by ``blip_margin`` nats (``SHARE_BLIP_MARGIN``: the blip's fit flatters it). Once
+    paging, it pages until the alarm ends, so a spend that hovers at a floor does not page, resolve and page
+    again. Inside the alarm, the recovery evidence against the halfway level of each alternative accumulates
+    (a CUSUM each) and the alarm ends when the one of the change going on reaches ``clear`` over at least
+    ``min_minutes`` minutes with calls, on a minute that looks usual rather than halfway to it or to any
+    weaker alternative (as a page waits for a minute that still speaks for the change), and with its
+    recovery's minutes together likelier under the usual than under any of those changes by ``_RECOVERED``
+    (but for a weaker change the minutes between the page and the recovery showed unlikelier than the one
+    going on by ``clear``): the scope is back to usual, not merely a little better, nor for a moment, and a
+    lull does not end the alarm on a minute that speaks for a change again. The change going on is the
+    alternative that fired (or the one the run makes likeliest when it pages, if weaker); once paging, a
+    weaker one if the minutes between the page and its recovery's run showed the page's to be larger than the
+    one going on (a weaker alternative likelier by ``clear``, the page's not likelier than the usual by as
+    much: the scope was short of halfway to it). With ``weaker_by_clear``, the recovery's minutes must favour
+    the usual by ``clear``, not ``_RECOVERED``, over each weaker change that the minutes between the page and
+    the recovery showed likelier than the usual by ``clear`` without showing it unlikelier than the one going
+    on by as much: a change the minutes cannot tell from the one going on, short of halfway to it. Then every
+    CUSUM starts again from zero. Minutes without calls add nothing, so they neither start nor end an alarm.
 
     Returns, per minute and scope: whether the alarm pages after the minute, the minute the change
     began while it is on (the onset, as an index; else the first minute of the strongest CUSUM's run),
@@ -590,7 +586,6 @@ def sequential_alarm(
             min_minutes,
             None if expected is None else expected[:, live],
             [_level_columns(level, live, scopes) for level in levels],
-            blips_end,
             None if weights is None else weights[:, live],
             lasting_on_a_minute,
             weaker_by_clear,
@@ -645,7 +640,6 @@ def _alarm_run(
     min_minutes: int,
     expected: np.ndarray | None,
     levels: Sequence[Level | AnyLevel],
-    blips_end: bool,
     weights: np.ndarray | None,
     lasting_on_a_minute: bool,
     weaker_by_clear: bool,
@@ -672,10 +666,10 @@ def _alarm_run(
     resolves_from = np.zeros(scopes, dtype=np.int64)  # the alternative the recovery is weighed against
     run_start = np.zeros(scopes, dtype=np.int64)
     fired_at = np.zeros(scopes, dtype=np.int64)
-    still = np.zeros(scopes, dtype=bool)  # the last minute with calls spoke for the change that fired
+    still = np.zeros(scopes, dtype=bool)  # the last minute with calls spoke for the change (``speaks``)
     totals = np.concatenate([np.zeros((1, *evidence.shape[1:])), np.cumsum(evidence, axis=0)])
-    # What a change would be expected to give, cumulated (where blips end: see the drop of a blip below).
-    informed = cumulative(expected) if blips_end and expected is not None else None
+    # What a change would be expected to give, cumulated (see the drop of a blip below).
+    informed = cumulative(expected) if expected is not None else None
     for t in range(minutes):
         off = ~on[:, None]
         summed = cusum + evidence[t]
@@ -758,10 +752,10 @@ def _alarm_run(
         held_back = (back[every, weighed] >= clear) & (usual_for[every, weighed] >= min_minutes)
         clears = on & held_back & looks_usual
         on = (on | fire) & ~clears
-        # The change a minute must still speak for: the one that fired, or, where blips end, the one the
-        # run makes likeliest so far (a first bursty minute may fire a larger change than the one going
-        # on, whose minutes then speak against the larger one).
-        speaks = (totals[t + 1] - totals[run_start, every]).argmax(axis=1) if blips_end else fired
+        # The change a minute must still speak for: the one the run makes likeliest so far, not the one
+        # that fired (a first bursty minute may fire a larger change than the one going on, whose minutes
+        # then speak against the larger one).
+        speaks = (totals[t + 1] - totals[run_start, every]).argmax(axis=1)
         now = evidence[t][every, speaks]
         bar = np.abs(now) if expected is None else expected[t][every, speaks]
         weaker = np.zeros(scopes, dtype=bool)
@@ -778,13 +772,13 @@ def _alarm_run(
         still = np.where(fire, True, np.where(bar > 0, now >= np.minimum(_STILL_CHANGED, bar / 2), still))
         held = t + 1 - fired_at
         # A run no blip explains is a change that lasted, confirmed before it could be dropped as a blip:
-        # with ``lasting_on_a_minute`` by its latest minute alone, as where blips do not end (its pooled
-        # minutes can deny a thin drop that goes on: randomized traffic_drop seed 281 i22, 2.2 calls a
-        # minute where 4.5 are usual, fired 33 minutes in, paged on one such minute without blips_end,
-        # never with them); with ``lasting_unless_denied`` unless its minutes since it fired speak against
-        # the change and every weaker one.
+        # with ``lasting_on_a_minute`` by its latest minute alone (its pooled minutes can deny a thin
+        # drop that goes on: randomized traffic_drop seed 281 i22, 2.2 calls a minute where 4.5 are
+        # usual, fired 33 minutes in, paged on one such minute alone, never on its pooled minutes); with
+        # ``lasting_unless_denied`` unless its minutes since it fired speak against the change and every
+        # weaker one.
         lasting = np.flatnonzero(on & ~paged & ~fire & ~still & (held >= min_minutes))
-        if blips_end and lasting.size and (lasting_on_a_minute or lasting_unless_denied):
+        if lasting.size and (lasting_on_a_minute or lasting_unless_denied):
             goes_on = np.zeros(lasting.size, dtype=bool)
             changes = speaks[lasting]
             if lasting_on_a_minute and expected is not None:
@@ -811,10 +805,9 @@ def _alarm_run(
         likeliest_run = (totals[t + 1] - totals[started, every[:, None], alternatives]).argmax(axis=1)
         began = np.maximum(run_start, started[every, likeliest_run])
         confirmed = (still | weaker) & (held >= min_minutes) & reached(t, began)
-        if blips_end:
-            # Only alarms this minute would page: a paging one stays paged.
-            due = confirmed & on & ~paged
-            confirmed &= ~_blip_explains(totals, t, run_start, speaks, due, min_minutes - 1, blip_margin)
+        # Only alarms this minute would page: a paging one stays paged.
+        due = confirmed & on & ~paged
+        confirmed &= ~_blip_explains(totals, t, run_start, speaks, due, min_minutes - 1, blip_margin)
         # Once it pages, the change the run makes likeliest is the one a recovery must outweigh: a first
         # bursty minute may have fired a larger change, whose halfway level the scope can cross while it
         # is still changed (and then fire again).
