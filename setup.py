@@ -15,6 +15,7 @@ import os
 from setuptools import setup
 
 COMPILED = [
+    "tokenpulse/buffer/native.py",
     "tokenpulse/collector/normalize.py",
     "tokenpulse/collector/pricing.py",
     "tokenpulse/collector/otlp_wire.py",

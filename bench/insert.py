@@ -7,11 +7,13 @@ priced as `tokenpulse ingest` would, then inserted into a fresh embedded store (
 batches of ``--batch`` rows, once per variant and round (variants alternate within a round, each batch
 with its own deduplication token). Variants isolate one cost each:
 
-- ``store``: ``Store.insert_rows`` as the writer calls it (JSONCompactEachRow read by ``file()`` with
-  LowCardinality columns parsed as String, the deduplication token, the rollup view ``calls_1m_mv``);
-- ``store-no-view``: the same into a copy of ``calls`` without the view (the view's share is the
+- ``store``: ``Store.insert_rows`` as the writer calls it (Native blocks, as the write-ahead log holds
+  them, read by ``file()``; the deduplication token, the rollup view ``calls_1m_mv``);
+- ``store-json``: the same of JSONCompactEachRow rows, as logs of older versions hold them (read with
+  LowCardinality columns parsed as String);
+- ``store-no-view``: ``store`` into a copy of ``calls`` without the view (the view's share is the
   difference);
-- ``store-null``: the same into a ``Null`` table of the same columns: parsing and conversion only;
+- ``store-null``: ``store`` into a ``Null`` table of the same columns: reading and conversion only;
 - ``raw`` / ``raw-null``: the insert before this change (``raw_insert``, every column parsed as its
   table type), into ``calls`` and into the ``Null`` table;
 - ``raw-no-token``: ``raw`` without the deduplication token and its settings.
@@ -32,7 +34,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tokenpulse.buffer import native
 from tokenpulse.buffer.rows import CALL_FIELDS, TABLE_COLUMNS, encode_rows
+from tokenpulse.buffer.wal import JSON_ROWS, NATIVE
 from tokenpulse.collector.file_ingest import normalize_line
 from tokenpulse.collector.limits import DEFAULT_LIMITS
 from tokenpulse.collector.normalize import NormalizeConfig
@@ -53,11 +57,15 @@ def read_calls(path: Path, rows: int) -> list[dict]:
     return calls[:rows]
 
 
-def batches_of(calls: list[dict], batch: int, serial: int) -> list[bytes]:
-    """``calls`` encoded as the write-ahead log holds them, in batches of ``batch``, their span ids
-    marked with ``serial``: identical blocks would be dropped by the tables' deduplication window."""
+def batches_of(calls: list[dict], batch: int, serial: int, row_format: str = JSON_ROWS) -> list[bytes]:
+    """``calls`` encoded in ``row_format`` as the write-ahead log holds them, in batches of ``batch``,
+    their span ids marked with ``serial``: identical blocks would be dropped by the tables'
+    deduplication window."""
     marked = [{**call, "span_id": f"{serial:04x}{call['span_id'][4:]}"} for call in calls]
-    return [encode_rows(marked[i : i + batch], CALL_FIELDS) for i in range(0, len(marked), batch)]
+    chunks = [marked[i : i + batch] for i in range(0, len(marked), batch)]
+    if row_format == NATIVE:
+        return [native.encode_block(chunk, native.TABLES["calls"]) for chunk in chunks]
+    return [encode_rows(chunk, CALL_FIELDS) for chunk in chunks]
 
 
 def main() -> int:
@@ -80,9 +88,9 @@ def main() -> int:
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         serial = 0
         for _ in range(args.rounds):
-            for name, insert in variants.items():
+            for name, (row_format, insert) in variants.items():
                 serial += 1
-                batches = batches_of(calls, args.batch, serial)
+                batches = batches_of(calls, args.batch, serial, row_format)
                 cpu, wall = time.process_time(), time.perf_counter()
                 for number, data in enumerate(batches):
                     insert(data, f"bench-{serial}-{number}")
@@ -95,20 +103,23 @@ def main() -> int:
         cpu = statistics.median(r[0] for r in runs)
         wall = statistics.median(r[1] for r in runs)
         print(f"{name:>14}: {cpu:7.1f} us CPU a row   {wall:7.1f} us wall a row")
-    expected = rows * args.rounds * 3  # the store, raw and raw-no-token variants write to calls
+    expected = rows * args.rounds * 4  # the store, store-json, raw and raw-no-token variants write to calls
     if stored != expected or rolled != expected:
         print(f"calls holds {stored} rows, its rollup {rolled}, expected {expected}")
         return 1
     return 0
 
 
-def _variants(store: Store) -> dict[str, Callable[[bytes, str], None]]:
+def _variants(store: Store) -> dict[str, tuple[str, Callable[[bytes, str], None]]]:
+    """Per variant: the format of its rows and its insert."""
     columns = TABLE_COLUMNS["calls"]
     for copy in ("calls_no_view", "calls_null"):
-        TABLE_COLUMNS[copy] = columns  # Store.insert_rows looks a table's columns up here (bench only)
+        # Store.insert_rows looks a table's columns and block layout up here (bench only).
+        TABLE_COLUMNS[copy] = columns
+        native.TABLES[copy] = native.TABLES["calls"]
 
-    def store_insert(table: str) -> Callable[[bytes, str], None]:
-        return lambda data, token: store.insert_rows(table, data, token)
+    def store_insert(table: str, row_format: str = NATIVE) -> tuple[str, Callable[[bytes, str], None]]:
+        return row_format, lambda data, token: store.insert_rows(table, data, token, row_format)
 
     def raw(table: str, token: bool) -> Callable[[bytes, str], None]:
         def insert(data: bytes, dedup_token: str) -> None:
@@ -127,11 +138,12 @@ def _variants(store: Store) -> dict[str, Callable[[bytes, str], None]]:
 
     return {
         "store": store_insert("calls"),
+        "store-json": store_insert("calls", JSON_ROWS),
         "store-no-view": store_insert("calls_no_view"),
         "store-null": store_insert("calls_null"),
-        "raw": raw("calls", token=True),
-        "raw-no-token": raw("calls", token=False),
-        "raw-null": raw("calls_null", token=False),
+        "raw": (JSON_ROWS, raw("calls", token=True)),
+        "raw-no-token": (JSON_ROWS, raw("calls", token=False)),
+        "raw-null": (JSON_ROWS, raw("calls_null", token=False)),
     }
 
 

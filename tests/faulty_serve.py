@@ -17,10 +17,12 @@ def main() -> int:
     flag = Path(sys.argv[1])
     insert_rows = Store.insert_rows
 
-    def failing_while_flagged(self: Store, table: str, rows: bytes, dedup_token: str) -> None:
+    def failing_while_flagged(
+        self: Store, table: str, rows: bytes, dedup_token: str, row_format: str
+    ) -> None:
         if flag.exists():
             raise ConnectionError(f"injected storage outage ({flag} exists): connection refused")
-        insert_rows(self, table, rows, dedup_token)
+        insert_rows(self, table, rows, dedup_token, row_format)
 
     Store.insert_rows = failing_while_flagged  # type: ignore[method-assign]
     return cli.main(sys.argv[2:])

@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokenpulse.buffer import wal as wal_module
-from tokenpulse.buffer.wal import MAGIC, MAGIC_V1, WalClosed, WalFull, WriteAheadLog, encode_frame
+from tokenpulse.buffer.wal import (
+    JSON_ROWS,
+    MAGIC,
+    MAGIC_V1,
+    NATIVE,
+    WalClosed,
+    WalFull,
+    WriteAheadLog,
+    encode_frame,
+)
 
 
 def frame(i: int, size: int = 10) -> bytes:
@@ -200,7 +209,29 @@ def test_frames_of_the_first_layout_are_still_read_beside_frames_with_evaluation
     assert (first.calls, first.tool_spans, first.evaluations, first.rows) == (b"calls\n", b"tool\n", b"", 3)
     assert (second.calls, second.tool_spans, second.evaluations) == (b"c\n", b"", b'["eval"]\n')
     assert (second.evaluation_count, second.request_digest) == (1, b"e" * 16)
+    assert first.row_format == second.row_format == JSON_ROWS
     wal.close()
+
+
+def test_each_frame_reads_back_in_the_row_format_it_was_written_in(tmp_path: Path) -> None:
+    # A log an older daemon left (JSON rows) continues with Native blocks after the upgrade.
+    wal = WriteAheadLog(tmp_path, segment_bytes=40)  # a segment a frame
+    wal.append(encode_frame(b'["old"]\n', b"", 1, 0, b"o" * 16))
+    end = wal.append(encode_frame(b"block", b"", 1, 0, b"n" * 16, row_format=NATIVE))
+    old, new = wal.read(0, end)
+    assert (old.row_format, old.calls, new.row_format, new.calls) == (
+        JSON_ROWS,
+        b'["old"]\n',
+        NATIVE,
+        b"block",
+    )
+    wal.close()
+    reopened = WriteAheadLog(tmp_path, segment_bytes=40)
+    assert [f.row_format for f in reopened.read(0, end)] == [JSON_ROWS, NATIVE]
+    reopened.append(encode_frame(b"next", b"", 1, 0, b"x" * 16, row_format=NATIVE))
+    reopened.release_before(end)  # both frames are stored: their segments go, their digests are kept
+    assert reopened.released_digests() == [b"o" * 16, b"n" * 16]
+    reopened.close()
 
 
 def test_deferred_appends_are_durable_at_the_next_sync_and_on_leaving(

@@ -4,8 +4,10 @@ from pathlib import Path
 
 from tests.factories import call_record, evaluation_record, tool_span_record
 from tokenpulse import metrics
+from tokenpulse.buffer.native import TABLES as NATIVE_TABLES
+from tokenpulse.buffer.native import encode_block
 from tokenpulse.buffer.rows import CALL_FIELDS, EVALUATION_FIELDS, TOOL_SPAN_FIELDS, encode_rows
-from tokenpulse.buffer.wal import WriteAheadLog, encode_frame
+from tokenpulse.buffer.wal import JSON_ROWS, NATIVE, WriteAheadLog, encode_frame
 from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter
 
@@ -83,12 +85,12 @@ class FlakyStore:
         self.table = table
         self.attempts = 0
 
-    def insert_rows(self, table: str, rows: bytes, dedup_token: str) -> None:
+    def insert_rows(self, table: str, rows: bytes, dedup_token: str, row_format: str) -> None:
         self.attempts += 1
         if self.failures and self.table in (None, table):
             self.failures -= 1
             raise ConnectionError("connection refused")
-        self.store.insert_rows(table, rows, dedup_token)
+        self.store.insert_rows(table, rows, dedup_token, row_format)
 
 
 def test_storage_outage_keeps_data_in_the_log_until_recovery(tmp_path: Path, store: Store) -> None:
@@ -220,3 +222,63 @@ def test_evaluations_replayed_after_a_crash_or_half_inserted_are_stored_once(
     assert counts(store) == (4, 4)
     assert store.rows("SELECT count(), uniqExact(span_id) FROM evaluations")[0] == (4, 4)
     assert store.rows("SELECT sum(evaluations), sum(passes) FROM evaluations_1m")[0] == (4, 4)
+
+
+class RecordingStore:
+    """A store that notes each insert's table and row format."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.inserts: list[tuple[str, str, int]] = []
+
+    def insert_rows(self, table: str, rows: list[bytes], dedup_token: str, row_format: str) -> None:
+        self.inserts.append((table, row_format, len(rows)))
+        self.store.insert_rows(table, rows, dedup_token, row_format)
+
+
+def test_a_log_that_an_older_version_began_drains_then_its_native_frames(
+    tmp_path: Path, store: Store
+) -> None:
+    """JSON frames left by an older daemon, then Native frames: all stored once, no insert mixing the two
+    formats (a batch ends where the format changes), and a replay of the Native batch is dropped."""
+    wal_dir = tmp_path / "wal"
+    wal = WriteAheadLog(wal_dir)
+    for _ in range(3):
+        append_calls_and_tools(wal, 4, 1)
+    start = wal.durable_end
+    for _ in range(3):
+        calls = [call_record() for _ in range(4)]
+        evaluations = [evaluation_record(span_id=c["span_id"], trace_id=c["trace_id"]) for c in calls]
+        end = wal.append(
+            encode_frame(
+                encode_block(calls, NATIVE_TABLES["calls"], "acme"),
+                encode_block([tool_span_record()], NATIVE_TABLES["tool_spans"], "acme"),
+                4,
+                1,
+                b"",
+                encode_block(evaluations, NATIVE_TABLES["evaluations"], "acme"),
+                4,
+                NATIVE,
+            )
+        )
+    recording = RecordingStore(store)
+    writer = LogWriter(wal, recording, batch_rows=1000, batch_seconds=0.2)  # type: ignore[arg-type]
+    writer.start()
+    assert writer.wait_stored(end, timeout=30)
+    writer.stop()
+    assert recording.inserts == [
+        ("calls", JSON_ROWS, 3), ("tool_spans", JSON_ROWS, 3),
+        ("calls", NATIVE, 3), ("tool_spans", NATIVE, 3), ("evaluations", NATIVE, 3),
+    ]  # fmt: skip
+    assert counts(store) == (24, 24)
+    assert store.rows("SELECT count(), countIf(tenant = 'acme') FROM tool_spans")[0] == (6, 3)
+    wal.close()
+    # A crash after the Native batch went in, before its checkpoint: the replay is dropped.
+    (wal_dir / "checkpoint.json").write_text(json.dumps({"committed": start, "pending_end": end}))
+    replaying = LogWriter(WriteAheadLog(wal_dir), store, batch_rows=1000, batch_seconds=0.05)
+    replaying.start()
+    assert replaying.wait_stored(end, timeout=30)
+    replaying.stop()
+    assert counts(store) == (24, 24)
+    assert store.rows("SELECT count(), sum(passed) FROM evaluations")[0] == (12, 12)
+    assert store.rows("SELECT sum(evaluations) FROM evaluations_1m")[0] == (12,)

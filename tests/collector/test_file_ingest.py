@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.native_blocks import read_blocks
 from tests.otlp_builders import llm_span, otlp_json_line
 from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector import file_ingest, otlp
@@ -89,8 +90,9 @@ def test_a_prepared_line_commits_the_frame_its_records_would(tmp_path) -> None:
         )
     assert refused == lines[2:]
     assert _rows(by_frames) == _rows(by_records)
-    assert b'"/r0-0-lo"' in _rows(by_frames)[0]  # truncated to 8 characters, as the records were
-    assert _rows(by_frames)[2].count(f'"{OTHER}"'.encode()) == 2
+    first, *_ = read_blocks(_rows(by_frames)[0])
+    assert first["route"] == "/r0-0-lo"  # truncated to 8 characters, as the records were
+    assert sum(list(row.values()).count(OTHER) for row in read_blocks(_rows(by_frames)[2])) == 2
 
     again = next(prepared_lines([(1, lines[0], 0)], settings))[1]
     assert isinstance(again, Prepared)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.native_blocks import read_blocks
 from tests.otlp_builders import evaluation_log, logs_json, logs_request, plain_log
 from tests.test_fuzz_otlp import json_scalars, json_values, mutated
 from tokenpulse.buffer.wal import WriteAheadLog
@@ -57,7 +58,7 @@ def ingest_if_decoded(pipeline: Pipeline, body: bytes, kind: str) -> None:
     if result.wal_end:  # what was acknowledged reads back whole from the log
         *_, frame = pipeline.wal.read(pipeline.wal.oldest, result.wal_end)
         assert frame.evaluation_count == result.evaluations
-        assert len(frame.evaluations.splitlines()) == result.evaluations
+        assert len(read_blocks(frame.evaluations)) == result.evaluations
 
 
 def test_the_valid_bodies_store_both_evaluations(pipeline: Pipeline) -> None:

@@ -11,8 +11,11 @@ so a position never needs a (segment, offset) pair. Frame layout::
               | tool span bytes length u32 | request digest 16 bytes | calls rows | tool span rows
               | evaluation rows
 
-Frames of the first layout (magic "TPW1": no evaluations, no evaluation count nor tool span length),
-written before evaluations were kept, are still read: a log left by an older daemon drains as it was.
+A frame's magic says how its rows are encoded: "TPW3", one ClickHouse Native block per table
+(``buffer.native``, what the collector writes); "TPW2", JSONCompactEachRow lines (``buffer.rows``),
+written before the Native blocks. Frames of the first layout (magic "TPW1": JSON rows, no evaluations,
+no evaluation count nor tool span length), written before evaluations were kept, are still read too: a
+log left by an older daemon drains as it was.
 
 A torn tail (power cut mid-write) fails its length or CRC check and is truncated on open; the frames
 before it are intact because a request is acknowledged only after its whole frame was synced.
@@ -37,12 +40,18 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-MAGIC_V1 = 0x54505731  # "TPW1": calls and tool spans
-MAGIC = 0x54505732  # "TPW2": calls, tool spans and evaluations
+MAGIC_V1 = 0x54505731  # "TPW1": calls and tool spans, JSON rows
+MAGIC_V2 = 0x54505732  # "TPW2": calls, tool spans and evaluations, JSON rows
+MAGIC = 0x54505733  # "TPW3": calls, tool spans and evaluations, Native blocks
 _HEADER = struct.Struct("<III")
 _COUNTS_V1 = struct.Struct("<III16s")
 _COUNTS = struct.Struct("<IIIII16s")
-_MAGICS = (MAGIC, MAGIC_V1)
+_MAGICS = (MAGIC, MAGIC_V2, MAGIC_V1)
+# The ClickHouse input format of each magic's rows.
+JSON_ROWS = "JSONCompactEachRow"
+NATIVE = "Native"
+_FORMATS = {MAGIC: NATIVE, MAGIC_V2: JSON_ROWS, MAGIC_V1: JSON_ROWS}
+_MAGIC_OF = {NATIVE: MAGIC, JSON_ROWS: MAGIC_V2}
 _SUFFIX = ".wal"
 _DIGEST = 16
 _RELEASED = "released-digests"
@@ -61,13 +70,14 @@ class WalClosed(RuntimeError):
 class Frame:
     start: int  # global offset of the frame header
     end: int  # global offset just past the frame
-    calls: bytes  # encoded rows of the calls table (buffer.rows)
+    calls: bytes  # encoded rows of the calls table, in ``row_format``
     tool_spans: bytes  # encoded rows of the tool_spans table
     call_count: int
     tool_span_count: int
     request_digest: bytes  # identifies the OTLP request the rows came from (for retry deduplication)
     evaluations: bytes = b""  # encoded rows of the evaluations table
     evaluation_count: int = 0
+    row_format: str = JSON_ROWS  # the ClickHouse format of the rows: NATIVE or JSON_ROWS
 
     @property
     def rows(self) -> int:
@@ -83,12 +93,15 @@ def encode_frame(
     request_digest: bytes = b"",
     evaluations: bytes = b"",
     evaluation_count: int = 0,
+    row_format: str = JSON_ROWS,
 ) -> bytes:
+    """One request's frame: each table's rows, encoded in ``row_format`` (NATIVE: ``buffer.native``
+    blocks; JSON_ROWS: ``buffer.rows`` lines), with their counts and the request's digest."""
     counts = _COUNTS.pack(
         call_count, tool_span_count, evaluation_count, len(calls), len(tool_spans), request_digest
     )
     payload = counts + calls + tool_spans + evaluations
-    return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+    return _HEADER.pack(_MAGIC_OF[row_format], len(payload), zlib.crc32(payload)) + payload
 
 
 def _decode_payload(magic: int, start: int, end: int, payload: bytes) -> Frame:
@@ -105,6 +118,7 @@ def _decode_payload(magic: int, start: int, end: int, payload: bytes) -> Frame:
             call_count,
             tool_span_count,
             digest,
+            row_format=JSON_ROWS,
         )
     call_count, tool_span_count, evaluation_count, calls_length, tools_length, digest = _COUNTS.unpack_from(
         payload
@@ -121,6 +135,7 @@ def _decode_payload(magic: int, start: int, end: int, payload: bytes) -> Frame:
         digest,
         bytes(body[tools_end:]),
         evaluation_count,
+        _FORMATS[magic],
     )
 
 
@@ -392,7 +407,7 @@ class WriteAheadLog:
         with _segment_path(self.directory, segment).open("rb") as f:
             while len(header := f.read(_HEADER.size)) == _HEADER.size:
                 magic, length, _ = _HEADER.unpack(header)
-                counts = _COUNTS if magic == MAGIC else _COUNTS_V1
+                counts = _COUNTS_V1 if magic == MAGIC_V1 else _COUNTS
                 if magic not in _MAGICS or length < counts.size:
                     raise ValueError(f"corrupt write-ahead log frame in segment {segment} at {f.tell()}")
                 digest = counts.unpack(f.read(counts.size))[-1]

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Protocol
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tokenpulse import metrics
+from tokenpulse.buffer.native import TABLES as NATIVE_TABLES
+from tokenpulse.buffer.native import encode_block
 from tokenpulse.buffer.records import CallRecord, EvaluationRecord, ToolSpanRecord
-from tokenpulse.buffer.rows import CALL_FIELDS, EVALUATION_FIELDS, TOOL_SPAN_FIELDS, encode_rows
-from tokenpulse.buffer.wal import WriteAheadLog, encode_frame
+from tokenpulse.buffer.wal import NATIVE, WriteAheadLog, encode_frame
 from tokenpulse.collector.evaluations import (
     evaluation_from_log,
     evaluation_from_span_event,
@@ -557,15 +558,16 @@ def _frame(
     digest: bytes,
     tenant: str,
 ) -> bytes:
-    """The log frame of one request's rows."""
+    """The log frame of one request's rows: a Native block per table."""
     return encode_frame(
-        encode_rows(calls, CALL_FIELDS, tenant),
-        encode_rows(tool_spans, TOOL_SPAN_FIELDS, tenant),
+        encode_block(calls, NATIVE_TABLES["calls"], tenant),
+        encode_block(tool_spans, NATIVE_TABLES["tool_spans"], tenant),
         len(calls),
         len(tool_spans),
         digest,
-        encode_rows(evaluations, EVALUATION_FIELDS, tenant),
+        encode_block(evaluations, NATIVE_TABLES["evaluations"], tenant),
         len(evaluations),
+        NATIVE,
     )
 
 

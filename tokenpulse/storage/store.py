@@ -16,7 +16,9 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from clickhouse_connect.driver.query import QueryResult
 
+from tokenpulse.buffer.native import TABLES as NATIVE_TABLES
 from tokenpulse.buffer.rows import TABLE_COLUMNS
+from tokenpulse.buffer.wal import JSON_ROWS, NATIVE
 from tokenpulse.errors import StorageUnreachable, redact_url
 from tokenpulse.storage.schema import MIGRATIONS
 
@@ -169,9 +171,12 @@ class Store:
                 settings={"materialize_ttl_after_modify": 0},
             )
 
-    def insert_rows(self, table: str, rows: bytes | Sequence[bytes], dedup_token: str) -> None:
-        """Insert encoded ``rows`` (see buffer.rows), in one piece or several (whole rows each, in
-        order); a retry with the same token is a no-op, in the table and its views."""
+    def insert_rows(
+        self, table: str, rows: bytes | Sequence[bytes], dedup_token: str, row_format: str = JSON_ROWS
+    ) -> None:
+        """Insert encoded ``rows``, in one piece or several (whole rows or blocks each, in order): NATIVE
+        blocks (buffer.native) or JSON_ROWS lines (buffer.rows). A retry with the same token is a no-op,
+        in the table and its views."""
         pieces = [rows] if isinstance(rows, bytes) else rows
         settings = {
             "insert_deduplication_token": dedup_token,
@@ -191,23 +196,25 @@ class Store:
             "input_format_parallel_parsing": 0,
         }
         columns = TABLE_COLUMNS[table]
+        if row_format not in (NATIVE, JSON_ROWS):
+            raise ValueError(f"rows in an unknown format: {row_format!r}")
         if not self.embedded:
-            self.client.raw_insert(
-                table, columns, b"".join(pieces), fmt="JSONCompactEachRow", settings=settings
-            )
+            self.client.raw_insert(table, columns, b"".join(pieces), fmt=row_format, settings=settings)
             return
-        # Embedded, the rows are read from a file with every LowCardinality(T) column parsed as plain T
-        # and converted a block at a time: filling the dictionaries value by value while parsing took
-        # a third of chDB's CPU for a call row (bench/insert.py). The settings travel in the statement:
-        # chDB applies per-call settings with a SET and a restore per setting.
+        # Embedded, the rows are read from a file. Native blocks state their own types (LowCardinality
+        # columns as dictionaries: stored as they are). JSON rows are parsed with every
+        # LowCardinality(T) column as plain T and converted a block at a time: filling the dictionaries
+        # value by value while parsing took a third of chDB's CPU for a call row (bench/insert.py). The
+        # settings travel in the statement: chDB applies per-call settings with a SET and a restore
+        # per setting.
+        structure = NATIVE_TABLES[table].structure if row_format == NATIVE else self._input_structure(table)
         clause = ", ".join(f"{name} = {_literal(value)}" for name, value in settings.items())
-        with tempfile.NamedTemporaryFile(prefix=_SPOOL_PREFIX, suffix=".jsonl", dir=self.spool) as file:
+        with tempfile.NamedTemporaryFile(prefix=_SPOOL_PREFIX, suffix=".rows", dir=self.spool) as file:
             file.writelines(pieces)
             file.flush()
             self.client.command(
                 f"INSERT INTO {table} ({', '.join(f'`{c}`' for c in columns)}) SETTINGS {clause}"
-                f" SELECT * FROM file({_literal(file.name)}, 'JSONCompactEachRow',"
-                f" {_literal(self._input_structure(table))})"
+                f" SELECT * FROM file({_literal(file.name)}, {_literal(row_format)}, {_literal(structure)})"
             )
 
     def _input_structure(self, table: str) -> str:

@@ -161,16 +161,26 @@ class LogWriter:
                 end = frames[-1].end
                 durable = self.wal.wait_for_data(end, timeout=min(remaining, 0.05))
                 if durable > end:
-                    frames += self._take(end, durable, self.batch_rows - rows)
+                    more = self._take(end, durable, self.batch_rows - rows, frames[0].row_format)
+                    if not more:
+                        break
+                    frames += more
                     rows = _rows(frames)
             if not self._write_batch(position, frames[-1].end, frames):
                 return
             position = frames[-1].end
 
-    def _take(self, start: int, durable: int, rows: int) -> list[Frame]:
-        """Whole frames from ``start`` holding about ``rows`` rows (at least one frame)."""
+    def _take(self, start: int, durable: int, rows: int, row_format: str | None = None) -> list[Frame]:
+        """Whole frames from ``start`` holding about ``rows`` rows, all in one row format (``row_format``,
+        else the first frame's): at least one frame, unless the frame at ``start`` is in another."""
         frames: list[Frame] = []
         for frame in self.wal.read(start, durable):
+            if row_format is None:
+                row_format = frame.row_format
+            elif frame.row_format != row_format:
+                # One insert reads one format: a batch ends where the format changes (once, at the
+                # first frame an upgraded daemon wrote after an older one's).
+                break
             frames.append(frame)
             rows -= frame.rows
             if rows <= 0:
@@ -192,17 +202,18 @@ class LogWriter:
         call_count = sum(frame.call_count for frame in frames)
         tool_span_count = sum(frame.tool_span_count for frame in frames)
         evaluation_count = sum(frame.evaluation_count for frame in frames)
+        row_format = frames[0].row_format
         token = f"{self.checkpoints.log_id}-{start}-{end}"
         delay = 0.5
         while True:
             try:
                 started = time.perf_counter()
                 if call_count:
-                    self.store.insert_rows("calls", calls, f"{token}-calls")
+                    self.store.insert_rows("calls", calls, f"{token}-calls", row_format)
                 if tool_span_count:
-                    self.store.insert_rows("tool_spans", tool_spans, f"{token}-tool_spans")
+                    self.store.insert_rows("tool_spans", tool_spans, f"{token}-tool_spans", row_format)
                 if evaluation_count:
-                    self.store.insert_rows("evaluations", evaluations, f"{token}-evaluations")
+                    self.store.insert_rows("evaluations", evaluations, f"{token}-evaluations", row_format)
                 metrics.INSERT_SECONDS.observe(time.perf_counter() - started)
                 break
             except Exception as error:  # any storage fault: keep the batch in the log, retry forever
