@@ -1,9 +1,9 @@
 """Encoding of canonical records as one ClickHouse Native block per table: the write-ahead log's rows.
 
 Native is columnar and binary: ClickHouse reads it without parsing text, and a ``LowCardinality`` column
-arrives as its dictionary and one small index a row, which it stores as it is. A call row cost chDB
-4.2 us of CPU as JSONCompactEachRow and 2.0 us as this block (bench/insert.py), and takes ~40% fewer bytes
-in the log. Blocks concatenate: a batch of frames is one Native stream, whatever the frames' sizes.
+arrives as its dictionary and one small index a row, which it stores as it is. A call row's insert cost
+chDB 6.9 us of CPU as JSONCompactEachRow and 3.1 us as this block (bench/insert.py), and takes ~40% fewer
+bytes in the log. Blocks concatenate: a batch of frames is one Native stream, whatever the frames' sizes.
 
 What each table's columns hold is declared here (``NATIVE_COLUMNS``, in ``rows.TABLE_COLUMNS`` order),
 and so the types the block states; tests/buffer/test_native.py checks them against the migrated tables.
