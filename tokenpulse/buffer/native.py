@@ -20,7 +20,7 @@ from tokenpulse.buffer.rows import CALL_FIELDS, EVALUATION_FIELDS, TABLE_COLUMNS
 
 # What a column holds, and so how it is written and the type the block states for it. Decimals travel as
 # their text, which ClickHouse casts to the column's Decimal as it parses JSON rows (cutting digits past the
-# scale): turning each into a scaled integer here cost more than the whole rest of its row.
+# scale): turning each into a scaled integer here cost 0.4 us a call row, a quarter of all its columns.
 _KIND_TYPES: Final[dict[str, str]] = {
     "time": "DateTime64(9, 'UTC')",  # nanoseconds since the epoch
     "float": "Float64",
@@ -80,7 +80,6 @@ class NativeTable:
     tenant, the same for every row of a request), its type and how it is written."""
 
     def __init__(self, table: str) -> None:
-        self.table = table
         columns = TABLE_COLUMNS[table]
         kinds = NATIVE_COLUMNS[table]
         if len(kinds) != len(columns):
