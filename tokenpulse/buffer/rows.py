@@ -1,8 +1,11 @@
-"""Encoding of canonical records as JSONCompactEachRow lines for the ``calls``, ``tool_spans`` and
-``evaluations`` tables.
+"""The columns of the ``calls``, ``tool_spans`` and ``evaluations`` tables in the order rows carry them
+(``TABLE_COLUMNS``, which ``buffer.native``'s blocks follow), and the encoding of canonical records as
+JSONCompactEachRow lines.
 
-Compact rows (a JSON array per row, columns named once per insert) are the cheapest text form to write
-from Python and for ClickHouse to parse.
+JSON rows are what the write-ahead logs of versions before the Native blocks hold: ``Store.insert_rows``
+still inserts them, and tests write them to stand for such logs and to fill stores. Compact rows (a JSON
+array per row, columns named once per insert) were the cheapest text form to write from Python and for
+ClickHouse to parse.
 """
 
 from __future__ import annotations
