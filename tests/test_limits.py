@@ -24,6 +24,7 @@ from tokenpulse.collector.limits import (
     Limits,
     TooManySpans,
     check_span_count,
+    truncate_and_collect,
     truncate_long_values,
 )
 from tokenpulse.collector.normalize import NormalizeConfig
@@ -76,6 +77,23 @@ def test_long_values_are_cut_to_the_limit_and_counted() -> None:
     assert records[0]["route"] == "r" * 256 and records[0]["user"] == "u" * 256  # at the limit: kept
     assert records[0]["extra"] == {"team": "t" * 256, "tier": "gold"}
     assert records[1]["route"] == "/short"
+
+
+@pytest.mark.parametrize("long", [False, True])
+def test_values_are_collected_after_they_are_cut(long: bool) -> None:
+    """truncate_and_collect does what truncate_long_values does, and gives each field's distinct values
+    as they are stored: cut where a value was too long."""
+    route = "r" * (300 if long else 256)
+    records = [
+        call_record(route=route, user="u1", extra={"team": "t" * 300}),
+        call_record(route="/short", user="u1"),
+        call_record(route=route, user="u2"),
+    ]
+    twins = [dict(record, extra=dict(record["extra"])) for record in records]
+    cut, found = truncate_and_collect(records, ("route", "user"), 256)  # type: ignore[arg-type]
+    assert cut == truncate_long_values(twins, ("route", "user"), 256) == (3 if long else 1)
+    assert records == twins
+    assert found == {"route": {"r" * 256, "/short"}, "user": {"u1", "u2"}}
 
 
 def test_span_count_is_checked_before_decoding_any_span() -> None:

@@ -7,7 +7,6 @@ import hashlib
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -34,6 +33,7 @@ from tokenpulse.collector.limits import (
     Limits,
     TooManySpans,
     check_span_count,
+    truncate_and_collect,
     truncate_long_values,
 )
 from tokenpulse.collector.links import LINK_KIND, link_record
@@ -535,15 +535,18 @@ def prepare_request(
     normalized = normalize_request(request, config, pricer, limits)
     calls, tool_spans, evaluations = normalized.calls, normalized.tool_spans, normalized.evaluations
     length = limits.max_attribute_length
-    truncated = truncate_long_values(calls, CALL_TEXTS, length)  # type: ignore[arg-type]
-    truncated += truncate_long_values(tool_spans, TOOL_SPAN_TEXTS, length)  # type: ignore[arg-type]
-    truncated += truncate_long_values(evaluations, EVALUATION_TEXTS, length)  # type: ignore[arg-type]
+    truncated = 0
     values: dict[str, set[str]] = {}
-    for records, dimensions in (
-        (calls, CALL_DIMENSIONS), (tool_spans, TOOL_SPAN_DIMENSIONS), (evaluations, EVALUATION_DIMENSIONS)
-    ):  # fmt: skip
-        for dimension in dimensions if records else ():
-            values.setdefault(dimension, set()).update(map(itemgetter(dimension), records))
+    for records, texts, dimensions in (
+        (calls, CALL_TEXTS, CALL_DIMENSIONS),
+        (tool_spans, TOOL_SPAN_TEXTS, TOOL_SPAN_DIMENSIONS),
+        (evaluations, EVALUATION_TEXTS, EVALUATION_DIMENSIONS),
+    ):
+        if records:  # every dimension is among the texts: its values are collected with theirs
+            cut, found = truncate_and_collect(records, texts, length)  # type: ignore[arg-type]
+            truncated += cut
+            for dimension in dimensions:
+                values.setdefault(dimension, set()).update(found[dimension])
     digest = request_digest(body)
     rows = (len(calls), len(tool_spans), len(evaluations))
     frame = _frame(calls, tool_spans, evaluations, digest, tenant) if any(rows) else b""
