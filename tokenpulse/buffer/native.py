@@ -35,9 +35,18 @@ _KIND_TYPES: Final[dict[str, str]] = {
     # The table's keys are LowCardinality(String), made so on insert; most rows carry no extra dimension.
     "map": "Map(String, String)",
 }
-_TIME, _FLOAT, _COUNT, _FLAG, _TEXT, _DIMENSION = 0, 1, 2, 3, 4, 5
-_DECIMAL, _OPTIONAL_FLOAT, _OPTIONAL_DECIMAL, _OPTIONAL_FLAG, _MAP = 6, 7, 8, 9, 10
 _KINDS: Final[dict[str, int]] = {kind: number for number, kind in enumerate(_KIND_TYPES)}
+_TIME: Final = _KINDS["time"]
+_FLOAT: Final = _KINDS["float"]
+_COUNT: Final = _KINDS["count"]
+_FLAG: Final = _KINDS["flag"]
+_TEXT: Final = _KINDS["text"]
+_DIMENSION: Final = _KINDS["dimension"]
+_DECIMAL: Final = _KINDS["decimal"]
+_OPTIONAL_FLOAT: Final = _KINDS["optional_float"]
+_OPTIONAL_DECIMAL: Final = _KINDS["optional_decimal"]
+_OPTIONAL_FLAG: Final = _KINDS["optional_flag"]
+_MAP: Final = _KINDS["map"]
 
 # Per table, what each column of rows.TABLE_COLUMNS holds.
 NATIVE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
