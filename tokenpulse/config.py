@@ -81,10 +81,12 @@ class Settings(BaseModel):
     # distinct values per dimension per tenant per hour; more are stored as "__other__"
     max_dimension_values: Positive = 2_000
     wal_segment_bytes: Annotated[int, Field(ge=1 << 16)] = 64 << 20
-    # Rows an insert may hold; below 50k rows/s a batch is cut at batch_seconds first. Each insert makes
-    # a part in each table and rollup, and merges follow: at 60k rows/s, batches of 50k rows cost the
-    # daemon ~7-9 us of CPU a row against ~11-13 us for 10k (bench/writer.py), for ~+30-80 MiB of peak.
-    batch_rows: Positive = 50_000
+    # Rows an insert may hold; a batch is cut at batch_seconds first unless the writer is behind. Each
+    # insert makes a part in each table and rollup, and ClickHouse merges them: the fewer and larger the
+    # parts, the fewer times a row is rewritten. At 60k rows/s for 40 s (bench/writer.py --channel),
+    # batches of up to 150k rows merged 3.8-3.9M rows against 6.0M for 50k and cost the daemon 6.1-6.4
+    # us of CPU a row against 7.6-8.8 (10k rows: ~11-13); 400k merged as 150k did (the second cut first).
+    batch_rows: Positive = 150_000
     batch_seconds: Annotated[float, Field(gt=0)] = 1.0
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     prices: dict[str, TokenPrice] = Field(default_factory=dict)
