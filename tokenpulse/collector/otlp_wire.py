@@ -184,8 +184,7 @@ def _span(body: bytes, start: int, end: int, scope: _Scope) -> SpanView | None:
     name = ""
     kind = start_time = end_time = code = 0
     message = ""
-    keys: list[str] = []
-    values: list[int] = []  # start, end of each key's value
+    attributes: dict[str, Any] = {}
     events: list[int] = []
     at = start
     while at < end:
@@ -194,10 +193,11 @@ def _span(body: bytes, start: int, end: int, scope: _Scope) -> SpanView | None:
             length, at = varint(body, at)
             stop = at + length
             if tag == _ATTRIBUTES:
+                # Read at once, whether the prefilter keeps the span or not: one it drops pays for its
+                # values (+0.5 us a span of bench/ingest.py's 1:9 mixed load), one it keeps no longer pays
+                # for a list of their offsets (-0.7 us an LLM span).
                 key, value_start, value_end = _key_value(body, at, stop)
-                keys.append(key)
-                values.append(value_start)
-                values.append(value_end)
+                attributes[key] = _value(body, value_start, value_end)
             elif tag == _TRACE_ID:
                 trace_id = body[at:stop]
             elif tag == _SPAN_ID:
@@ -223,11 +223,8 @@ def _span(body: bytes, start: int, end: int, scope: _Scope) -> SpanView | None:
             at += 8
         else:
             at = skip(body, at, tag)
-    if not _kept(keys, name, code, scope):
+    if not _kept(attributes, name, code, scope):
         return None
-    attributes: dict[str, Any] = {}
-    for i, key in enumerate(keys):
-        attributes[key] = _value(body, values[2 * i], values[2 * i + 1])
     return SpanView(
         trace_id.hex(),
         span_id.hex(),
@@ -245,12 +242,12 @@ def _span(body: bytes, start: int, end: int, scope: _Scope) -> SpanView | None:
     )
 
 
-def _kept(keys: list[str], name: str, code: int, scope: _Scope) -> bool:
+def _kept(attributes: dict[str, Any], name: str, code: int, scope: _Scope) -> bool:
     """``otlp_proto.iter_raw_spans``'s test: a key of the prefilter, more keys than the limit, or the name or
     an implied scope's ERROR status."""
-    if not scope.keys.isdisjoint(keys):
+    if not scope.keys.isdisjoint(attributes):
         return True
-    if len(keys) > scope.max_keys and len(set(keys)) > scope.max_keys:
+    if len(attributes) > scope.max_keys:
         return True
     return (
         name in scope.names
