@@ -79,7 +79,7 @@ def test_ingest_waits_for_storage_when_the_log_is_full(tmp_path: Path) -> None:
 
 
 def test_ingest_lets_batches_grow_for_5_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file is read far faster than live traffic arrives: `ingest` lets a batch grow to its 150,000 rows
+    """A file is read far faster than live traffic arrives: `ingest` lets a batch grow to its 100,000 rows
     for 5 s rather than the daemon's 1 s, and keeps what the config file or the environment says."""
     from tokenpulse.cli import _ingest_settings, _parser
 
@@ -88,7 +88,7 @@ def test_ingest_lets_batches_grow_for_5_s(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("TOKENPULSE_CONFIG", raising=False)
     args = _parser("ingest").parse_args(["ingest", "--data", str(tmp_path / "data"), "f.jsonl"])
     settings = _ingest_settings(args)
-    assert (settings.batch_rows, settings.batch_seconds) == (150_000, 5.0)
+    assert (settings.batch_rows, settings.batch_seconds) == (100_000, 5.0)
     assert settings.data_dir == tmp_path / "data"
     config = tmp_path / "tokenpulse.toml"
     config.write_text("batch_seconds = 0.3\n")
