@@ -45,6 +45,10 @@ def varint(body: bytes, at: int) -> tuple[int, int]:
 def signed(value: int, bits: int) -> int:
     """A varint as a signed integer of ``bits`` (two's complement; excess high bits dropped, as the
     parse drops them)."""
+    if value >> (bits - 1) == 0:
+        # The usual value, non-negative and in range: as it is. Compiled, the masks below past 62 bits
+        # are Python integers, whose arithmetic allocates: a sixth of the walk of an LLM span's views.
+        return value
     value &= (1 << bits) - 1
     return value - (1 << bits) if value >> (bits - 1) else value
 
