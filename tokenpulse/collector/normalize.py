@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Final
 
 from tokenpulse.buffer.records import CallRecord, ToolSpanRecord
 from tokenpulse.collector.compiled import mypyc_attr
@@ -508,7 +508,7 @@ def _is_timeout_text(text: str) -> bool:
     return "timeout" in low or "timed out" in low or "deadline" in low or "time out" in low
 
 
-def _timeout_status(attrs: Mapping[str, Any]) -> bool:
+def _timeout_status(attrs: dict[str, Any]) -> bool:
     """HTTP 408/504 or gRPC DEADLINE_EXCEEDED (4)."""
     http = attrs.get("http.response.status_code")
     if http is None:
@@ -705,6 +705,7 @@ _Plan = tuple[
     tuple[tuple[int, tuple[str, ...], "_Reader | None"], ...],
 ]
 _MAX_PLANS = 4096
+_NO_RANK: Final = len(Rank)  # weaker than any rank: no rule matched
 
 
 class _Dispatch:
@@ -757,25 +758,38 @@ class _Dispatch:
 
 
 class _DialectTables:
-    """One dialect compiled: its rules (its own plus every dialect's shared ones) and key tables."""
+    """One dialect compiled: its rules (its own plus every dialect's shared ones) and key tables, and the
+    declaration's fields that normalizing a span reads (compiled, read as struct members)."""
 
     __slots__ = (
         "decisive",
         "decisive_or_name",
         "dialect",
+        "implied_call",
+        "input_excludes_cache_for",
         "key_rules",
         "keys",
+        "metadata_reader",
         "model_keys",
         "name",
         "name_rules",
         "operation_rule",
+        "output_excludes_reasoning_for",
+        "provider_has_suffix",
         "usage_keys",
+        "usage_reader",
         "value_rules",
     )
 
     def __init__(self, dialect: Dialect, dialects: tuple[Dialect, ...], fallback: Dialect) -> None:
         self.dialect = dialect
         self.name = dialect.name
+        self.implied_call = dialect.implied_call
+        self.usage_reader = dialect.usage_reader
+        self.metadata_reader = dialect.metadata_reader
+        self.provider_has_suffix = dialect.provider_has_suffix
+        self.input_excludes_cache_for = dialect.input_excludes_cache_for
+        self.output_excludes_reasoning_for = dialect.output_excludes_reasoning_for
         self.decisive: _ValueRule | None = None
         self.decisive_or_name = False
         merged: dict[str, _ValueRule] = {}
@@ -797,8 +811,12 @@ class _DialectTables:
                 elif not rule.claimed_only or owner is dialect:
                     (key_rules if isinstance(rule, ByKey) else name_rules).append(rule)  # type: ignore[arg-type]
         self.value_rules = tuple(merged.values())
-        self.key_rules = tuple(key_rules)
-        self.name_rules = tuple(name_rules)
+        # (rank, verdict, keys) and (rank, verdict, names, prefixes): typed tuples, whose fields a compiled
+        # classify reads without an attribute lookup on the declarations.
+        self.key_rules = tuple((int(rule.verdict.rank), rule.verdict, rule.keys) for rule in key_rules)
+        self.name_rules = tuple(
+            (int(rule.verdict.rank), rule.verdict, rule.names, rule.prefixes) for rule in name_rules
+        )
         naming = [r for r in merged.values() if r.names_operation]
         if len(naming) > 1:
             raise ValueError(f"two attributes name the operation: {[r.key for r in naming]}")
@@ -860,7 +878,7 @@ class Engine:
     # detection -----------------------------------------------------------------------------------
 
     def detect(
-        self, attrs: Mapping[str, Any], resource: Mapping[str, Any], scope: str, name: str
+        self, attrs: dict[str, Any], resource: Mapping[str, Any], scope: str, name: str
     ) -> _DialectTables:
         """The tables of the first dialect whose markers claim the span (the fallback's when none)."""
         best = self._scope_memo.get(scope)
@@ -912,7 +930,7 @@ class Engine:
 
     # classification ------------------------------------------------------------------------------
 
-    def classify(self, attrs: Mapping[str, Any], name: str, tables: _DialectTables) -> tuple[str, str]:
+    def classify(self, attrs: dict[str, Any], name: str, tables: _DialectTables) -> tuple[str, str]:
         """(kind, operation): the verdict of the strongest rule that matches (see dialects.Rank)."""
         rule = tables.operation_rule
         decisive = tables.decisive
@@ -926,28 +944,27 @@ class Engine:
                 return verdict.kind, (op or verdict.operation) if verdict.kind == CALL else ""
         op = ""
         best: Verdict | None = None
+        best_rank = _NO_RANK  # best's rank
         for r in tables.value_rules:
             raw = attrs.get(r.key)
             if raw is not None:
                 value, found = r.read(raw)
                 if r is rule:
                     op = value
-                if found is not None and (best is None or found.rank < best.rank):
-                    best = found
-        for k in tables.key_rules:
-            if best is not None and best.rank <= k.verdict.rank:
+                if found is not None and found.rank < best_rank:
+                    best, best_rank = found, int(found.rank)
+        for rank, verdict, keys in tables.key_rules:
+            if best_rank <= rank:
                 continue
-            for key in k.keys:
+            for key in keys:
                 if key in attrs:
-                    best = k.verdict
+                    best, best_rank = verdict, rank
                     break
-        for n in tables.name_rules:
-            if (best is None or n.verdict.rank < best.rank) and (
-                name in n.names or (n.prefixes and name.startswith(n.prefixes))
-            ):
-                best = n.verdict
-        if best is None or best.rank > Rank.USAGE:
-            reader = tables.dialect.usage_reader
+        for rank, verdict, names, prefixes in tables.name_rules:
+            if rank < best_rank and (name in names or (bool(prefixes) and name.startswith(prefixes))):
+                best, best_rank = verdict, rank
+        if best_rank > Rank.USAGE:
+            reader = tables.usage_reader
             if _present(attrs, tables.model_keys) and (
                 _present(attrs, tables.usage_keys) or (reader is not None and reader.key in attrs)
             ):
@@ -959,7 +976,7 @@ class Engine:
     # the one pass --------------------------------------------------------------------------------
 
     def fill(
-        self, attrs: Mapping[str, Any], tables: _DialectTables, config: NormalizeConfig
+        self, attrs: dict[str, Any], tables: _DialectTables, config: NormalizeConfig
     ) -> tuple[list[Any], tuple[tuple[str, ...], ...]]:
         """Every slot's value (None when absent) from one pass over ``attrs``: per slot the present key
         of lowest rank wins; a value its reader refuses (an empty name, an unparsable TTFT) gives way to
@@ -993,14 +1010,14 @@ class Engine:
         return values, dispatch.keys
 
 
-def _present(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
+def _present(attrs: dict[str, Any], keys: tuple[str, ...]) -> bool:
     for key in keys:  # noqa: SIM110 - a plain loop is the faster on this hot path
         if attrs.get(key) is not None:
             return True
     return False
 
 
-def _token(values: list[Any], slot: int, limit: int, attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int:
+def _token(values: list[Any], slot: int, limit: int, attrs: dict[str, Any], keys: tuple[str, ...]) -> int:
     value = values[slot]
     if value is None:
         return 0
@@ -1009,7 +1026,7 @@ def _token(values: list[Any], slot: int, limit: int, attrs: Mapping[str, Any], k
     return token_count(value, _source(attrs, keys), limit)
 
 
-def _source(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+def _source(attrs: dict[str, Any], keys: tuple[str, ...]) -> str:
     """The key a slot without a reader was filled from: the first of its keys present (error messages)."""
     return next((key for key in keys if attrs.get(key) is not None), "")
 
@@ -1042,7 +1059,7 @@ def _ttft_ms(values: list[Any], span: SpanView, events: Mapping[str, str | None]
 
 
 def _cache_writes_by_ttl(
-    values: list[Any], limit: int, attrs: Mapping[str, Any], keys: tuple[tuple[str, ...], ...], cw: int
+    values: list[Any], limit: int, attrs: dict[str, Any], keys: tuple[tuple[str, ...], ...], cw: int
 ) -> tuple[int, int]:
     """(cache writes, the 1-hour part of them). A dialect may report both TTLs (Anthropic's
     ``cache_creation.ephemeral_5m/1h_input_tokens``), only one of them, or only the TTL split without a
@@ -1188,10 +1205,9 @@ def normalize_span(
     attrs = span.attributes
     name = span.name
     tables = engine.detect(attrs, span.resource, span.scope_name, name)
-    dialect = tables.dialect
     kind, operation = engine.classify(attrs, name, tables)
     if kind == SKIP:
-        implied = dialect.implied_call
+        implied = tables.implied_call
         if (
             implied is None
             or span.status_code != STATUS_ERROR
@@ -1261,7 +1277,7 @@ def normalize_span(
     environment = res.environment
     parent_span_id = span.parent_span_id
     values, slot_keys = engine.fill(attrs, tables, config)
-    metadata = dialect.metadata_reader
+    metadata = tables.metadata_reader
     if metadata is not None and kind == CALL and (raw := attrs.get(metadata.key)) is not None:
         _fill_from_metadata(values, metadata.read(raw))
 
@@ -1285,7 +1301,7 @@ def normalize_span(
     # provider and models
     provider_raw = values[_PROVIDER]
     provider = (
-        normalize_provider(provider_raw, dotted_suffix=dialect.provider_has_suffix)
+        normalize_provider(provider_raw, dotted_suffix=tables.provider_has_suffix)
         if type(provider_raw) is str
         else ""
     )
@@ -1297,7 +1313,7 @@ def normalize_span(
         request_model = response_model
 
     # tokens, as reported
-    reader = dialect.usage_reader
+    reader = tables.usage_reader
     usage = attrs.get(reader.key) if reader is not None else None
     if usage is not None:
         inp, out, cr, cw, rsn, total, exclusive = reader.read(usage, limit)  # type: ignore[union-attr]
@@ -1320,7 +1336,7 @@ def normalize_span(
         if total is not None:
             total_key = _source(attrs, slot_keys[_TOTAL])
             total = token_count(total, total_key, limit)
-        in_forced = provider in dialect.input_excludes_cache_for
+        in_forced = provider in tables.input_excludes_cache_for
         out_forced = False
     if total is not None and total < inp + out:
         raise InvalidSpan(f"{total_key}: total {total} is less than input + output ({inp} + {out})")
@@ -1343,7 +1359,7 @@ def normalize_span(
                     break
             if decided:
                 break
-    if not decided and rsn and provider in dialect.output_excludes_reasoning_for:
+    if not decided and rsn and provider in tables.output_excludes_reasoning_for:
         out_excl = True
     if in_excl:
         inp += cache
@@ -1438,7 +1454,7 @@ def normalize_span(
         "cost_usd": cost_usd,
         "price_known": price_known,
         "cost_source": cost_source,
-        "dialect": dialect.name,
+        "dialect": tables.name,
         "extra": extra,
         "service_tier": service_tier,
         "speed": speed,
