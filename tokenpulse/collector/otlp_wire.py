@@ -185,11 +185,12 @@ def _span(body: bytes, start: int, end: int, scope: _Scope) -> SpanView | None:
     kind = start_time = end_time = code = 0
     message = ""
     # A key of the prefilter keeps the span: from the first such key on, values are read as their keys
-    # are. Until then each value is left where it lies (start << 32 | end), so a span the prefilter
-    # drops is never read past its keys, and one it keeps reads each value once.
+    # are. Until then each value is left where it lies (start * stride + end, exact for any body), so a
+    # span the prefilter drops is never read past its keys, and one it keeps reads each value once.
     kept = False
     attributes: dict[str, Any] = {}
     pending: dict[str, int] = {}
+    stride = len(body) + 1
     events: list[int] = []
     at = start
     while at < end:
@@ -203,7 +204,7 @@ def _span(body: bytes, start: int, end: int, scope: _Scope) -> SpanView | None:
                     kept = True
                     attributes[key] = _value(body, value_start, value_end)
                 else:
-                    pending[key] = value_start << 32 | value_end
+                    pending[key] = value_start * stride + value_end
             elif tag == _TRACE_ID:
                 trace_id = body[at:stop]
             elif tag == _SPAN_ID:
@@ -233,7 +234,8 @@ def _span(body: bytes, start: int, end: int, scope: _Scope) -> SpanView | None:
         return None
     for key, where in pending.items():
         if key not in attributes:  # a key repeated once the span was kept: its last value stands
-            attributes[key] = _value(body, where >> 32, where & 0xFFFFFFFF)
+            value_start = where // stride
+            attributes[key] = _value(body, value_start, where - value_start * stride)
     return SpanView(
         trace_id.hex(),
         span_id.hex(),
