@@ -145,6 +145,24 @@ def test_a_span_over_the_key_limit_is_kept_and_a_repeated_key_counts_once() -> N
     assert len(views) == 1 and len(views[0].attributes) == 6
 
 
+def test_a_key_repeated_around_the_first_prefilter_key_keeps_its_last_value() -> None:
+    # Values before a span's first key of the prefilter are read only once it is kept; a key repeated
+    # before and after that point still ends with its last value, as the parse keeps it.
+    def pair(key: str, text: str) -> KeyValue:
+        return KeyValue(key=key, value=AnyValue(string_value=text))
+
+    before_and_after = span_with({})
+    before_and_after.attributes.extend(
+        [pair("http.route", "/a"), pair("gen_ai.request.model", "m"), pair("http.route", "/b")]
+    )
+    twice_before = span_with({})
+    twice_before.attributes.extend(
+        [pair("http.route", "/a"), pair("http.route", "/c"), pair("gen_ai.request.model", "m")]
+    )
+    views = assert_read_alike(export_request(before_and_after, twice_before).SerializeToString())
+    assert [view.attributes["http.route"] for view in views] == ["/b", "/c"]
+
+
 values = st.one_of(
     st.sampled_from(ANY_VALUES),
     st.text(max_size=300).map(lambda s: AnyValue(string_value=s)),
