@@ -84,8 +84,8 @@ class Settings(BaseModel):
     # Rows an insert may hold; a batch is cut at batch_seconds first unless the writer is behind. Each
     # insert makes a part in each table and rollup, and ClickHouse merges them: the fewer and larger the
     # parts, the fewer times a row is rewritten. At 60k rows/s for 40 s (bench/writer.py --channel),
-    # merges read 0.80-0.90 GB (uncompressed) with batches of up to 100k rows, 0.76-0.82 with 150k and
-    # 400k (batch_seconds cut those first), 1.17 with 50k, whose batches cost the daemon 7.6-8.8 us of CPU
+    # merges read 0.80-0.90 GB (uncompressed) with batches of up to 100k rows, 0.74-0.82 with 150k and
+    # 400k (batch_seconds cut those first), 1.17 with 50k, whose batches cost the daemon 6.8-8.8 us of CPU
     # a row against 6.1-6.4 for 150k (10k: ~11-13). A larger batch holds more memory while inserted.
     batch_rows: Positive = 100_000
     batch_seconds: Annotated[float, Field(gt=0)] = 1.0

@@ -764,7 +764,6 @@ class _DialectTables:
     __slots__ = (
         "decisive",
         "decisive_or_name",
-        "dialect",
         "implied_call",
         "input_excludes_cache_for",
         "key_rules",
@@ -782,7 +781,6 @@ class _DialectTables:
     )
 
     def __init__(self, dialect: Dialect, dialects: tuple[Dialect, ...], fallback: Dialect) -> None:
-        self.dialect = dialect
         self.name = dialect.name
         self.implied_call = dialect.implied_call
         self.usage_reader = dialect.usage_reader
