@@ -38,6 +38,8 @@ class Load:
         ]
 
     def _send(self, transport: str) -> None:
+        process = self.daemon.process  # the daemon this sender loads, even if the test starts another
+        assert process is not None
         with (
             httpx.Client(timeout=10) as client,
             grpc.insecure_channel(f"127.0.0.1:{self.daemon.grpc_port}") as channel,
@@ -49,27 +51,39 @@ class Load:
                 body = export_request(*spans).SerializeToString()
                 with self._lock:
                     self.sent |= ids
-                try:
-                    if transport == "grpc":
-                        export(body, timeout=10)
-                        ok = True
-                    else:
-                        response = client.post(
-                            f"{self.daemon.otlp_http}/v1/traces",
-                            content=body,
-                            headers={"Content-Type": "application/x-protobuf"},
-                        )
-                        ok = response.status_code == 200
-                except (httpx.HTTPError, grpc.RpcError):
-                    with self._lock:
-                        self.unacknowledged.append((body, ids))
-                    return  # the daemon is gone
+                while True:
+                    try:
+                        ok = self._post(transport, body, client, export)
+                        break
+                    except (httpx.HTTPError, grpc.RpcError):
+                        # A killed worker drops the requests in its hands while the daemon lives on:
+                        # an exporter sends the same request again, on a new connection.
+                        if process.poll() is None and not self._stop.is_set():
+                            time.sleep(0.1)
+                            continue
+                        with self._lock:
+                            self.unacknowledged.append((body, ids))
+                        return  # the daemon is gone, or the test has stopped the load
                 with self._lock:
                     if ok:
                         self.acknowledged |= ids
                         self.requests_acknowledged += 1
                     else:
                         self.unacknowledged.append((body, ids))
+
+    def _post(
+        self, transport: str, body: bytes, client: httpx.Client, export: grpc.UnaryUnaryMultiCallable
+    ) -> bool:
+        """Send one request; True if the daemon acknowledged it."""
+        if transport == "grpc":
+            export(body, timeout=10)
+            return True
+        response = client.post(
+            f"{self.daemon.otlp_http}/v1/traces",
+            content=body,
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        return response.status_code == 200
 
     def start(self) -> None:
         for thread in self._threads:
