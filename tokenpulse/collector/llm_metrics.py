@@ -9,8 +9,7 @@ exposition without limit (the calls are still stored with their real values in C
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
-from collections import Counter
+from bisect import bisect_right
 from collections.abc import Iterable
 from decimal import Decimal
 from operator import itemgetter
@@ -87,7 +86,7 @@ _DURATION = itemgetter("duration_ms")
 
 def _observe_all(histogram: Histogram, values: list[float]) -> None:
     """``histogram.observe(value)`` for each of ``values``, one increment a bucket: prometheus_client has
-    no bulk observe, and observing one value takes a lock per counter it touches."""
+    no bulk observe, and observing one value takes a lock per counter it touches. Sorts ``values``."""
     bounds = getattr(histogram, "_upper_bounds", None)
     buckets = getattr(histogram, "_buckets", None)
     total = getattr(histogram, "_sum", None)
@@ -95,7 +94,14 @@ def _observe_all(histogram: Histogram, values: list[float]) -> None:
         for value in values:
             histogram.observe(value)
         return
-    # observe counts a value in the first bucket whose upper bound is >= it (the last bound is +Inf).
-    for index, count in Counter(bisect_left(bounds, value) for value in values).items():
-        buckets[index].inc(count)
+    # observe counts a value in the first bucket whose upper bound is >= it (the last bound is +Inf): a
+    # bucket's count is the number of values <= its bound less those <= the bound before, each found by
+    # bisecting the sorted values (bisecting the bounds for each value took 8x as long).
+    values.sort()
+    below = 0
+    for bucket, bound in zip(buckets, bounds, strict=True):
+        upto = bisect_right(values, bound)
+        if upto > below:
+            bucket.inc(upto - below)
+            below = upto
     total.inc(sum(values))
