@@ -34,7 +34,6 @@ from tokenpulse.collector.limits import (
     TooManySpans,
     check_span_count,
     truncate_and_collect,
-    truncate_long_values,
 )
 from tokenpulse.collector.links import LINK_KIND, link_record
 from tokenpulse.collector.llm_metrics import LlmMetrics
@@ -300,11 +299,6 @@ class Pipeline:
             dropped_events=normalized.dropped_events,
         )
         calls, tool_spans, evaluations = normalized.calls, normalized.tool_spans, normalized.evaluations
-        length = self.limits.max_attribute_length
-        result.truncated = truncate_long_values(calls, CALL_TEXTS, length)  # type: ignore[arg-type]
-        result.truncated += truncate_long_values(tool_spans, TOOL_SPAN_TEXTS, length)  # type: ignore[arg-type]
-        self.cardinality.apply(calls, CALL_DIMENSIONS, tenant)  # type: ignore[arg-type]
-        self.cardinality.apply(tool_spans, TOOL_SPAN_DIMENSIONS, tenant)  # type: ignore[arg-type]
         if not self._buffer(calls, tool_spans, evaluations, result, digest, tenant):
             return self._duplicate(transport)
         _count_received(normalized, transport)
@@ -392,9 +386,7 @@ class Pipeline:
         """Append one request's rows to the log as one frame (returns once it is durable) and remember
         the request; what a request of spans and one of logs share. False if the log holds the request
         already: a retry that passed the early check (in a worker, the log is another process's)."""
-        length = self.limits.max_attribute_length
-        result.truncated += truncate_long_values(evaluations, EVALUATION_TEXTS, length)  # type: ignore[arg-type]
-        self.cardinality.apply(evaluations, EVALUATION_DIMENSIONS, tenant)  # type: ignore[arg-type]
+        self._limit(calls, tool_spans, evaluations, result, tenant)
         if calls or tool_spans or evaluations:
             end = self.log.append(_frame(calls, tool_spans, evaluations, digest, tenant), digest)
             if end is None:
@@ -402,6 +394,25 @@ class Pipeline:
             result.wal_end = end
         result.calls, result.tool_spans, result.evaluations = len(calls), len(tool_spans), len(evaluations)
         return True
+
+    def _limit(
+        self,
+        calls: list[CallRecord],
+        tool_spans: list[ToolSpanRecord],
+        evaluations: list[EvaluationRecord],
+        result: IngestResult,
+        tenant: str,
+    ) -> None:
+        """Cut the request's long texts and fold the dimension values over ``tenant``'s caps, in place."""
+        result.truncated, values = limit_texts(
+            calls, tool_spans, evaluations, self.limits.max_attribute_length
+        )
+        # Admitting every value at once (the usual case: none over its cap) costs a set difference per
+        # dimension; folding walks the records, in the order one process always folded them.
+        if not self.cardinality.admit(values, tenant):
+            self.cardinality.apply(calls, CALL_DIMENSIONS, tenant)  # type: ignore[arg-type]
+            self.cardinality.apply(tool_spans, TOOL_SPAN_DIMENSIONS, tenant)  # type: ignore[arg-type]
+            self.cardinality.apply(evaluations, EVALUATION_DIMENSIONS, tenant)  # type: ignore[arg-type]
 
     def _is_retry(self, digest: bytes, transport: str) -> bool:
         """Whether a request with this digest was buffered before (counted as a duplicate if so)."""
@@ -534,7 +545,22 @@ def prepare_request(
     would append when no value is over the cardinality cap. Raises TooManySpans as normalize_request."""
     normalized = normalize_request(request, config, pricer, limits)
     calls, tool_spans, evaluations = normalized.calls, normalized.tool_spans, normalized.evaluations
-    length = limits.max_attribute_length
+    truncated, values = limit_texts(calls, tool_spans, evaluations, limits.max_attribute_length)
+    digest = request_digest(body)
+    rows = (len(calls), len(tool_spans), len(evaluations))
+    frame = _frame(calls, tool_spans, evaluations, digest, tenant) if any(rows) else b""
+    normalized.calls, normalized.tool_spans, normalized.evaluations = [], [], []
+    return Prepared(normalized, digest, frame, rows, truncated, _unpriced(calls), values)
+
+
+def limit_texts(
+    calls: list[CallRecord],
+    tool_spans: list[ToolSpanRecord],
+    evaluations: list[EvaluationRecord],
+    length: int,
+) -> tuple[int, dict[str, set[str]]]:
+    """Cut, in place, a request's texts longer than ``length``; returns how many were cut and the distinct
+    values of each capped dimension (for ``CardinalityCap.admit``), collected with the texts."""
     truncated = 0
     values: dict[str, set[str]] = {}
     for records, texts, dimensions in (
@@ -547,11 +573,7 @@ def prepare_request(
             truncated += cut
             for dimension in dimensions:
                 values.setdefault(dimension, set()).update(found[dimension])
-    digest = request_digest(body)
-    rows = (len(calls), len(tool_spans), len(evaluations))
-    frame = _frame(calls, tool_spans, evaluations, digest, tenant) if any(rows) else b""
-    normalized.calls, normalized.tool_spans, normalized.evaluations = [], [], []
-    return Prepared(normalized, digest, frame, rows, truncated, _unpriced(calls), values)
+    return truncated, values
 
 
 def _frame(
