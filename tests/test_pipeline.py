@@ -6,8 +6,15 @@ import pytest
 
 from tests.otlp_builders import export_request, llm_span, span_with
 from tokenpulse.buffer.wal import WriteAheadLog, encode_frame
+from tokenpulse.collector.limits import CALL_TEXTS, TOOL_SPAN_TEXTS
 from tokenpulse.collector.normalize import NormalizeConfig
-from tokenpulse.collector.pipeline import LocalRequestLog, Pipeline, RecentRequests, request_digest
+from tokenpulse.collector.pipeline import (
+    LocalRequestLog,
+    Pipeline,
+    RecentRequests,
+    limit_texts,
+    request_digest,
+)
 from tokenpulse.collector.pricing import Pricer
 
 
@@ -16,6 +23,18 @@ def test_recent_requests_forget_the_oldest_first() -> None:
     for digest in (b"a", b"b", b"c"):
         recent.add(digest)
     assert b"a" not in recent and b"b" in recent and b"c" in recent
+
+
+def test_limit_texts_cuts_in_place_and_collects_each_capped_dimension_over_every_table() -> None:
+    call = {text: "" for text in CALL_TEXTS} | {"service": "checkout", "route": "/r/" + "x" * 10, "extra": {}}
+    call["user"] = "u" * 10
+    tool_span = {text: "" for text in TOOL_SPAN_TEXTS} | {"service": "search-api", "name": "lookup"}
+    cut, values = limit_texts([call], [tool_span], [], 8)  # type: ignore[list-item]
+    assert cut == 3  # the route, the user and the tool span's service
+    assert (call["route"], call["user"], tool_span["service"]) == ("/r/xxxxx", "u" * 8, "search-a")
+    assert values["service"] == {"checkout", "search-a"}  # one dimension, whichever table holds it
+    assert values["route"] == {"/r/xxxxx"} and values["name"] == {"lookup"}
+    assert "user" not in values  # cut, but no dimension: it is not capped
 
 
 def test_pipeline_splits_calls_tool_spans_ignored_and_rejected(tmp_path: Path) -> None:

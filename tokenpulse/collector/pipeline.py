@@ -383,9 +383,10 @@ class Pipeline:
         digest: bytes,
         tenant: str,
     ) -> bool:
-        """Append one request's rows to the log as one frame (returns once it is durable) and remember
-        the request; what a request of spans and one of logs share. False if the log holds the request
-        already: a retry that passed the early check (in a worker, the log is another process's)."""
+        """Cut and cap one request's rows (``_limit``), append them to the log as one frame (returns once
+        it is durable) and remember the request; what a request of spans and one of logs share. False if
+        the log holds the request already: a retry that passed the early check (in a worker, the log is
+        another process's)."""
         self._limit(calls, tool_spans, evaluations, result, tenant)
         if calls or tool_spans or evaluations:
             end = self.log.append(_frame(calls, tool_spans, evaluations, digest, tenant), digest)
@@ -408,7 +409,8 @@ class Pipeline:
             calls, tool_spans, evaluations, self.limits.max_attribute_length
         )
         # Admitting every value at once (the usual case: none over its cap) costs a set difference per
-        # dimension; folding walks the records, in the order one process always folded them.
+        # dimension. When a value is over its cap, admit takes none and the records are folded one by
+        # one, calls first, exactly as before admit was asked.
         if not self.cardinality.admit(values, tenant):
             self.cardinality.apply(calls, CALL_DIMENSIONS, tenant)  # type: ignore[arg-type]
             self.cardinality.apply(tool_spans, TOOL_SPAN_DIMENSIONS, tenant)  # type: ignore[arg-type]
