@@ -7,7 +7,7 @@ them when they have their own price), so counts pass through unchanged.
 
 genai-prices' own ``calc_price`` costs ~65 µs a call, far too slow at 30k+ spans/s. So each model's
 prices are compiled once into flat rate cards and a call costs a dict lookup plus a few Decimal operations.
-``tests/test_pricing.py`` checks the compiled cards against genai-prices' ``calc_price`` for every
+``tests/collector/test_pricing.py`` checks the compiled cards against genai-prices' ``calc_price`` for every
 model in the bundled data.
 
 Per call, the tier band is chosen by that call's input tokens (long-context prices apply per call, as the
