@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tests.detectors.test_service import calls_for  # the cache collapse of the detector service's test
 from tests.factories import store_records
-from tests.test_detector_service import calls_for  # the cache collapse of the detector service's test
 from tokenpulse.storage.store import Store
 
 SCOPE = {"service": "checkout", "route": "/support", "model": "claude-sonnet-4-5"}

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.collector.test_fuzz_otlp import json_scalars, json_values, mutated
 from tests.native_blocks import read_blocks
 from tests.otlp_builders import evaluation_log, logs_json, logs_request, plain_log
-from tests.test_fuzz_otlp import json_scalars, json_values, mutated
 from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector import otlp
 from tokenpulse.collector.normalize import NormalizeConfig

@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from tests.test_fuzz_otlp import VALID_JSON, json_values, otlp_shaped
+from tests.collector.test_fuzz_otlp import VALID_JSON, json_values, otlp_shaped
 from tokenpulse.collector import otlp
 from tokenpulse.collector.otlp_proto import iter_spans
 from tokenpulse.collector.spans import SpanView

@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tests.collector.test_fuzz_otlp import json_scalars, json_values, otlp_shaped
 from tests.collector.test_otlp_json import FIXTURES, _canonical, otlp_json, requests, same_views
 from tests.native_blocks import read_blocks
-from tests.test_fuzz_otlp import json_scalars, json_values, otlp_shaped
 from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector import otlp, otlp_typed
 from tokenpulse.collector.file_ingest import LineSettings, prepared_lines

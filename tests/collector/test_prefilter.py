@@ -12,8 +12,8 @@ from hypothesis import given
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from tests.collector.test_fuzz_normalize import CONFIG, PRICER, normalized, spans
 from tests.otlp_builders import export_request, llm_span, otlp_json_line, otlp_json_to_protobuf, span_with
-from tests.test_fuzz_normalize import CONFIG, PRICER, normalized, spans
 from tokenpulse.buffer.wal import WriteAheadLog
 from tokenpulse.collector import otlp, otlp_proto
 from tokenpulse.collector import pipeline as pipeline_module

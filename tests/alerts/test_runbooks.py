@@ -25,7 +25,7 @@ from tokenpulse.storage.store import Store
 from tokenpulse.storage.writer import LogWriter
 
 SECTIONS = ("## What it means", "## Confirm it", "## Likely causes", "## Roll back")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("detector", RUNBOOKS)
