@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from tests.collector.test_fuzz_otlp import VALID, VALID_JSON, json_values, mutated, otlp_shaped
 from tests.daemon import Daemon
 from tests.otlp_builders import export_request, llm_span
 from tests.test_e2e_backpressure import grpc_export
-from tests.test_fuzz_otlp import VALID, VALID_JSON, json_values, mutated, otlp_shaped
 from tokenpulse.collector import otlp
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
